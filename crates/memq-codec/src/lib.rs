@@ -1,0 +1,1 @@
+//! Serialization formats, compression and framing for tokio-memq (work in progress).

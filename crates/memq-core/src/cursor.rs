@@ -1,0 +1,474 @@
+//! A subscriber's position in a topic, and the receive futures.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{CommitError, OutOfRange, RecvError, TryRecvError};
+use crate::log::is_expired;
+use crate::shared::{Fetched, ReadState, Shared, WaitKind};
+use crate::sync::Arc;
+use crate::wait::WaitKey;
+
+/// Messages a single `recv` copies out per lock acquisition.
+const READ_AHEAD: usize = 128;
+/// ... unless they weigh more than this (at least one is always taken).
+const READ_AHEAD_BYTES: usize = 1 << 20;
+
+/// A message as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivered<T> {
+    /// The message's offset in its topic.
+    pub offset: u64,
+    /// When it was published (tokio's clock, so paused time applies).
+    pub timestamp: tokio::time::Instant,
+    /// The message itself.
+    pub value: T,
+}
+
+/// A parked future's registration with a topic.
+///
+/// Futures that wait on a topic (receives, and publishes on a
+/// [`Overflow::Block`](crate::Overflow::Block) topic) keep one of these;
+/// dropping it withdraws the registration, so a future dropped at any
+/// point leaves nothing behind. Build your own futures on
+/// [`Cursor::poll_recv`] with one `Waiter` per future.
+pub struct Waiter<T> {
+    shared: Option<Arc<Shared<T>>>,
+    key: Option<WaitKey>,
+    kind: WaitKind,
+}
+
+impl<T> Waiter<T> {
+    /// A waiter that is not registered anywhere yet.
+    pub fn new() -> Self {
+        Self::with_kind(WaitKind::Recv)
+    }
+
+    pub(crate) fn with_kind(kind: WaitKind) -> Self {
+        Waiter {
+            shared: None,
+            key: None,
+            kind,
+        }
+    }
+
+    /// Lends the key slot for `shared`, first withdrawing any registration
+    /// with a different topic.
+    pub(crate) fn slot(&mut self, shared: &Arc<Shared<T>>) -> &mut Option<WaitKey> {
+        if let Some(old) = &self.shared {
+            if !Arc::ptr_eq(old, shared) {
+                if let Some(key) = self.key.take() {
+                    old.release(self.kind, key);
+                }
+                self.shared = None;
+            }
+        }
+        &mut self.key
+    }
+
+    /// Remembers which topic the key belongs to, once one was allocated.
+    pub(crate) fn attach(&mut self, shared: &Arc<Shared<T>>) {
+        if self.key.is_some() && self.shared.is_none() {
+            self.shared = Some(shared.clone());
+        }
+    }
+}
+
+impl<T> Default for Waiter<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        if let (Some(shared), Some(key)) = (&self.shared, self.key) {
+            shared.release(self.kind, key);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Waiter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter")
+            .field("registered", &self.key.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct Buffered<T> {
+    offset: u64,
+    ts: u64,
+    value: T,
+}
+
+/// A subscriber's position in a [`Topic`](crate::Topic).
+///
+/// Created by [`Topic::subscribe`](crate::Topic::subscribe). Each cursor
+/// sees every message from its start position in offset order, except
+/// messages that expire (skipped silently) and messages evicted before it
+/// read them (reported as [`RecvError::Lagged`] with the exact count).
+///
+/// A receive copies up to 128 messages out of the topic per lock
+/// acquisition into a small buffer inside the cursor; those messages are
+/// then delivered even if the topic evicts them meanwhile.
+///
+/// Dropping a cursor unregisters it: it no longer holds back publishers on
+/// an [`Overflow::Block`](crate::Overflow::Block) topic.
+pub struct Cursor<T> {
+    shared: Arc<Shared<T>>,
+    st: ReadState,
+    buf: VecDeque<Buffered<T>>,
+    pending_lag: Option<u64>,
+    name: Option<std::sync::Arc<str>>,
+    committed: Option<u64>,
+}
+
+impl<T> fmt::Debug for Cursor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cursor")
+            .field("name", &self.name)
+            .field("position", &self.position())
+            .field("committed", &self.committed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Cursor<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>, st: ReadState, name: Option<std::sync::Arc<str>>) -> Self {
+        let committed = name.as_deref().and_then(|n| shared.committed(n));
+        Cursor {
+            shared,
+            st,
+            buf: VecDeque::new(),
+            pending_lag: None,
+            name,
+            committed,
+        }
+    }
+
+    /// The offset of the next message this cursor will deliver (or, if it
+    /// has fallen behind, would have delivered).
+    pub fn position(&self) -> u64 {
+        self.buf.front().map_or(self.st.pos, |b| b.offset)
+    }
+
+    /// The consumer name this cursor was opened with.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The last offset committed through this cursor, or for a named
+    /// cursor the consumer's committed offset when it was opened.
+    pub fn committed(&self) -> Option<u64> {
+        self.committed
+    }
+
+    /// Messages published that this cursor has not delivered yet.
+    pub fn lag(&self) -> u64 {
+        self.shared.high().saturating_sub(self.position())
+    }
+
+    /// Records that everything up to and including `offset` is processed.
+    ///
+    /// For a named cursor the commit belongs to the consumer name: a
+    /// cursor opened later with [`StartFrom::Committed`](crate::StartFrom)
+    /// starts at `offset + 1`. Committing does not move this cursor.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::NotPublished`] when `offset` has not been published.
+    pub fn commit(&mut self, offset: u64) -> Result<(), CommitError> {
+        let high = self.shared.high();
+        if offset >= high {
+            return Err(CommitError::NotPublished { offset, high });
+        }
+        if let Some(name) = &self.name {
+            self.shared.commit_named(name, offset);
+        }
+        self.committed = Some(offset);
+        Ok(())
+    }
+
+    /// True once the topic is closed; messages may still be buffered.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl<T: Clone> Cursor<T> {
+    /// Moves the cursor so that the next message delivered is `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfRange`] unless `low <= offset <= high`, where `low` is the
+    /// oldest retained offset and `high` the next to be published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memq_core::{Topic, TopicConfig, StartFrom};
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// assert_eq!(cursor.try_recv().unwrap().value, 0);
+    /// cursor.seek(0).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap().value, 0);
+    /// assert!(cursor.seek(4).is_err());
+    /// ```
+    pub fn seek(&mut self, offset: u64) -> Result<(), OutOfRange> {
+        self.shared.seek(&mut self.st, offset)?;
+        self.pending_lag = None;
+        // Dropped after the topic lock was released.
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Receives the next message without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] when nothing is available, `Lagged(n)` when
+    /// `n` messages were evicted before this cursor read them, `Closed`
+    /// when the topic is closed and drained.
+    pub fn try_recv(&mut self) -> Result<Delivered<T>, TryRecvError> {
+        let mut item = None;
+        self.take(1, &mut |d| item = Some(d), None)?;
+        item.ok_or(TryRecvError::Empty)
+    }
+
+    /// Waits for the next message.
+    ///
+    /// Cancel safe: dropping the future before it completes loses no
+    /// message; the next receive returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use memq_core::{Topic, TopicConfig, StartFrom};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// let t = topic.clone();
+    /// tokio::spawn(async move { t.publish("hi").await.unwrap() });
+    /// let msg = cursor.recv().await.unwrap();
+    /// assert_eq!((msg.offset, msg.value), (0, "hi"));
+    /// # }
+    /// ```
+    pub fn recv(&mut self) -> Recv<'_, T> {
+        Recv {
+            cursor: self,
+            waiter: Waiter::new(),
+        }
+    }
+
+    /// Polls for the next message, registering `waiter` to be woken when
+    /// one may be available. The building block of [`recv`](Self::recv).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        waiter: &mut Waiter<T>,
+    ) -> Poll<Result<Delivered<T>, RecvError>> {
+        let mut item = None;
+        let taken = self.take(1, &mut |d| item = Some(d), Some((&mut *waiter, cx.waker())));
+        waiter.attach(&self.shared);
+        match taken {
+            Ok(_) => match item {
+                Some(d) => Poll::Ready(Ok(d)),
+                None => Poll::Pending,
+            },
+            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+        }
+    }
+
+    /// Appends up to `max` available messages to `out` without waiting and
+    /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv), only when no message was appended;
+    /// a lag found after some messages is reported by the next call.
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        out: &mut impl Extend<Delivered<T>>,
+    ) -> Result<usize, TryRecvError> {
+        self.take(max, &mut |d| out.extend(Some(d)), None)
+    }
+
+    /// Waits until at least one message is available, then appends up to
+    /// `max` to `out` and returns how many (0 only when `max` is 0).
+    ///
+    /// Cancel safe, like [`recv`](Self::recv).
+    pub fn recv_batch<'a, E: Extend<Delivered<T>>>(
+        &'a mut self,
+        max: usize,
+        out: &'a mut E,
+    ) -> RecvBatch<'a, T, E> {
+        RecvBatch {
+            cursor: self,
+            max,
+            out,
+            waiter: Waiter::new(),
+        }
+    }
+
+    /// Polls for a batch; the building block of
+    /// [`recv_batch`](Self::recv_batch).
+    pub fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        waiter: &mut Waiter<T>,
+        max: usize,
+        out: &mut impl Extend<Delivered<T>>,
+    ) -> Poll<Result<usize, RecvError>> {
+        let taken = self.take(
+            max,
+            &mut |d| out.extend(Some(d)),
+            Some((&mut *waiter, cx.waker())),
+        );
+        waiter.attach(&self.shared);
+        match taken {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+        }
+    }
+
+    /// Delivers up to `max` messages through `out`: first from the local
+    /// buffer, then from the topic. `Err(Empty)` means nothing was
+    /// delivered (and, with `park`, that the waiter is armed).
+    fn take(
+        &mut self,
+        max: usize,
+        out: &mut dyn FnMut(Delivered<T>),
+        park: Option<(&mut Waiter<T>, &Waker)>,
+    ) -> Result<usize, TryRecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        if let Some(n) = self.pending_lag.take() {
+            return Err(TryRecvError::Lagged(n));
+        }
+        let shared: &Shared<T> = &self.shared;
+        let ttl = shared.limits.ttl_nanos;
+        let now = if ttl.is_some() { shared.clock.now() } else { 0 };
+        let deliver = |offset, ts, value| Delivered {
+            offset,
+            timestamp: shared.clock.instant(ts),
+            value,
+        };
+        let mut got = 0;
+        while got < max {
+            let Some(b) = self.buf.pop_front() else { break };
+            if ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
+                continue;
+            }
+            out(deliver(b.offset, b.ts, b.value));
+            got += 1;
+        }
+        if got == max {
+            return Ok(got);
+        }
+        if got > 0 {
+            // Top up without waiting; a lag found here is reported next time.
+            let mut sink = |o, ts, v| out(deliver(o, ts, v));
+            match shared.fetch(&mut self.st, max - got, usize::MAX, &mut sink, None) {
+                Fetched::Some(n) => got += n,
+                Fetched::Lagged(n) => self.pending_lag = Some(n),
+                Fetched::Empty | Fetched::Closed => {}
+            }
+            return Ok(got);
+        }
+        let park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
+        let fetched = if max == 1 {
+            let buf = &mut self.buf;
+            let mut sink = |offset, ts, value| buf.push_back(Buffered { offset, ts, value });
+            shared.fetch(&mut self.st, READ_AHEAD, READ_AHEAD_BYTES, &mut sink, park)
+        } else {
+            let mut sink = |o, ts, v| out(deliver(o, ts, v));
+            shared.fetch(&mut self.st, max, usize::MAX, &mut sink, park)
+        };
+        match fetched {
+            Fetched::Some(n) => {
+                if max == 1 {
+                    if let Some(b) = self.buf.pop_front() {
+                        out(deliver(b.offset, b.ts, b.value));
+                    }
+                    Ok(1)
+                } else {
+                    Ok(n)
+                }
+            }
+            Fetched::Lagged(n) => Err(TryRecvError::Lagged(n)),
+            Fetched::Closed => Err(TryRecvError::Closed),
+            Fetched::Empty => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl<T> Drop for Cursor<T> {
+    fn drop(&mut self) {
+        self.shared.unsubscribe(&self.st, self.name.as_ref());
+    }
+}
+
+/// Future of [`Cursor::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, T> {
+    cursor: &'a mut Cursor<T>,
+    waiter: Waiter<T>,
+}
+
+impl<T: Clone> Future for Recv<'_, T> {
+    type Output = Result<Delivered<T>, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.cursor.poll_recv(cx, &mut this.waiter)
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv")
+            .field("waiter", &self.waiter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`Cursor::recv_batch`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvBatch<'a, T, E> {
+    cursor: &'a mut Cursor<T>,
+    max: usize,
+    out: &'a mut E,
+    waiter: Waiter<T>,
+}
+
+impl<T: Clone, E: Extend<Delivered<T>>> Future for RecvBatch<'_, T, E> {
+    type Output = Result<usize, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.cursor
+            .poll_recv_batch(cx, &mut this.waiter, this.max, this.out)
+    }
+}
+
+impl<T, E> fmt::Debug for RecvBatch<'_, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,566 @@
+//! State shared by a topic's handles and cursors, and the operations on it.
+//!
+//! One mutex guards the retained window, the waiter lists and the cursor
+//! positions, so every decision (assign an offset and make it visible,
+//! decide that a reader must park and register it, decide that a topic is
+//! full and register the publisher) is a single critical section. Nothing
+//! else is ever locked while it is held, and no waker, `Drop` of an
+//! evicted payload or other user code runs under it, with one exception:
+//! `T::clone` copies a message out while the lock is held, so payloads
+//! should be cheap to clone (`Arc`, `Bytes`).
+//!
+//! Counters that stats read are mirrored in atomics, so stats never wait
+//! for the lock.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::config::{Limits, TopicConfig};
+use crate::error::{OutOfRange, PublishError, SubscribeError};
+use crate::log::{is_expired, Garbage, Log, Slot};
+use crate::stats::{ConsumerStats, TopicStats};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::wait::{WaitKey, WaitList, WakeBatch};
+use crate::StartFrom;
+
+/// Where a parking future keeps its slot, and the waker to arm.
+pub(crate) type Park<'a> = Option<(&'a mut Option<WaitKey>, &'a Waker)>;
+
+pub(crate) type Weigher<T> = fn(&T) -> usize;
+
+#[derive(Debug)]
+pub(crate) struct Shared<T> {
+    inner: Mutex<Inner<T>>,
+    pub(crate) limits: Limits,
+    pub(crate) config: TopicConfig,
+    pub(crate) weigher: Option<Weigher<T>>,
+    pub(crate) clock: Clock,
+    counters: Counters,
+    named: Mutex<HashMap<std::sync::Arc<str>, Named>>,
+    /// Live `Topic` handles; the topic closes when the last one drops.
+    pub(crate) handles: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Inner<T> {
+    log: Log<T>,
+    closed: bool,
+    recv_waiters: WaitList,
+    publish_waiters: WaitList,
+    cursors: Cursors,
+}
+
+/// Which waiter list a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitKind {
+    Recv,
+    Publish,
+}
+
+impl<T> Inner<T> {
+    fn waiters(&mut self, kind: WaitKind) -> &mut WaitList {
+        match kind {
+            WaitKind::Recv => &mut self.recv_waiters,
+            WaitKind::Publish => &mut self.publish_waiters,
+        }
+    }
+}
+
+/// Positions of live cursors (the next offset each will fetch), for
+/// backpressure. A slab indexed by cursor id.
+#[derive(Debug, Default)]
+struct Cursors {
+    pos: Vec<Option<u64>>,
+    free: Vec<u32>,
+}
+
+impl Cursors {
+    fn insert(&mut self, pos: u64) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.pos[id as usize] = Some(pos);
+                id
+            }
+            None => {
+                self.pos.push(Some(pos));
+                u32::try_from(self.pos.len() - 1).expect("more than u32::MAX cursors on one topic")
+            }
+        }
+    }
+
+    fn set(&mut self, id: u32, pos: u64) {
+        self.pos[id as usize] = Some(pos);
+    }
+
+    fn remove(&mut self, id: u32) {
+        self.pos[id as usize] = None;
+        self.free.push(id);
+    }
+
+    /// True when every live cursor has fetched past `offset`.
+    fn all_past(&self, offset: u64) -> bool {
+        self.pos.iter().flatten().all(|&p| p > offset)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    high: AtomicU64,
+    low: AtomicU64,
+    bytes: AtomicUsize,
+    evicted: AtomicU64,
+    expired: AtomicU64,
+    subscribers: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Named {
+    /// The last offset committed, if any.
+    committed: Option<u64>,
+    /// Where the consumer first started, for lag before any commit.
+    start: u64,
+    live: usize,
+}
+
+/// Timestamps as nanoseconds since the topic was created, on tokio's clock
+/// (so paused-time tests drive TTL).
+#[derive(Debug)]
+pub(crate) struct Clock {
+    epoch: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        let d = tokio::time::Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn instant(&self, ts: u64) -> tokio::time::Instant {
+        self.epoch + Duration::from_nanos(ts)
+    }
+}
+
+/// A batch of messages to append: one value or a `Vec`.
+pub(crate) trait Batch<T>: Sized {
+    fn count(&self) -> usize;
+    fn weight(&self, weigh: Weigher<T>) -> usize;
+    fn append(self, log: &mut Log<T>, ts: u64);
+}
+
+/// A batch of exactly one message.
+#[derive(Debug)]
+pub(crate) struct One<T>(pub(crate) T);
+
+impl<T> Batch<T> for One<T> {
+    fn count(&self) -> usize {
+        1
+    }
+    fn weight(&self, weigh: Weigher<T>) -> usize {
+        weigh(&self.0)
+    }
+    fn append(self, log: &mut Log<T>, ts: u64) {
+        log.entries.push_back(Slot { ts, value: self.0 });
+    }
+}
+
+impl<T> Batch<T> for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn weight(&self, weigh: Weigher<T>) -> usize {
+        self.iter().map(weigh).fold(0usize, usize::saturating_add)
+    }
+    fn append(self, log: &mut Log<T>, ts: u64) {
+        log.entries
+            .extend(self.into_iter().map(|value| Slot { ts, value }));
+    }
+}
+
+/// A cursor's view of its own progress, owned by the cursor.
+#[derive(Debug)]
+pub(crate) struct ReadState {
+    /// The next offset to fetch from the log.
+    pub(crate) pos: u64,
+    pub(crate) id: u32,
+}
+
+/// What a fetch found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    Some(usize),
+    Lagged(u64),
+    Empty,
+    Closed,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(config: TopicConfig, weigher: Option<Weigher<T>>) -> Result<Self, crate::ConfigError> {
+        let limits = config.validate(weigher.is_some())?;
+        let counters = Counters::default();
+        counters.high.store(config.first_offset, Ordering::Relaxed);
+        counters.low.store(config.first_offset, Ordering::Relaxed);
+        Ok(Shared {
+            inner: Mutex::new(Inner {
+                log: Log::new(config.first_offset),
+                closed: false,
+                recv_waiters: WaitList::default(),
+                publish_waiters: WaitList::default(),
+                cursors: Cursors::default(),
+            }),
+            limits,
+            config,
+            weigher,
+            clock: Clock::new(),
+            counters,
+            named: Mutex::new(HashMap::new()),
+            handles: AtomicUsize::new(1),
+        })
+    }
+
+    /// Appends `items` as one contiguous run of offsets, or nothing.
+    ///
+    /// On `Full` with `park` given, the publisher is registered to be woken
+    /// when a cursor moves, in the same critical section that found the
+    /// topic full.
+    pub(crate) fn push<B: Batch<T>>(&self, items: B, park: Park<'_>) -> Result<Range<u64>, PublishError<B>> {
+        let n = items.count();
+        let size = match self.weigher {
+            Some(w) => items.weight(w),
+            None => 0,
+        };
+        if n > self.limits.max_messages || size > self.limits.max_bytes {
+            return Err(PublishError::TooLarge(items));
+        }
+        let now = self.clock.now();
+        let mut garbage = Garbage::new();
+        let mut g = self.inner.lock();
+        if g.closed {
+            return Err(PublishError::Closed(items));
+        }
+        let first = g.log.high();
+        if n == 0 {
+            return Ok(first..first);
+        }
+        let Some(end) = first.checked_add(n as u64) else {
+            return Err(PublishError::OffsetsExhausted(items));
+        };
+        self.sweep_expired(&mut g, now, &mut garbage);
+        while g.log.len() + n > self.limits.max_messages || g.log.bytes + size > self.limits.max_bytes {
+            if self.limits.block && !g.cursors.all_past(g.log.low) {
+                if let Some((key, waker)) = park {
+                    g.publish_waiters.arm(key, waker);
+                }
+                drop(g);
+                return Err(PublishError::Full(items));
+            }
+            if let Some(v) = g.log.pop_front(self.weigher) {
+                garbage.push(v);
+                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        items.append(&mut g.log, now);
+        g.log.bytes += size;
+        if let Some((Some(key), _)) = park {
+            g.publish_waiters.disarm(*key);
+        }
+        self.publish_counters(&g);
+        self.wake(g, WaitKind::Recv);
+        drop(garbage);
+        Ok(first..end)
+    }
+
+    /// Removes expired messages from the front, counting them.
+    fn sweep_expired(&self, g: &mut Inner<T>, now: u64, garbage: &mut Garbage<T>) {
+        let Some(ttl) = self.limits.ttl_nanos else {
+            return;
+        };
+        let mut expired = 0;
+        while g.log.front_ts().is_some_and(|ts| is_expired(ts, now, ttl)) {
+            if let Some(v) = g.log.pop_front(self.weigher) {
+                garbage.push(v);
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            self.counters.expired.fetch_add(expired, Ordering::Relaxed);
+            self.publish_counters(g);
+        }
+    }
+
+    fn publish_counters(&self, g: &Inner<T>) {
+        self.counters.high.store(g.log.high(), Ordering::Release);
+        self.counters.low.store(g.log.low, Ordering::Relaxed);
+        self.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
+    }
+
+    /// Wakes every armed waiter of `kind`, releasing the lock first and
+    /// re-taking it only when more than one batch of wakers is armed.
+    fn wake<'a>(&'a self, mut g: MutexGuard<'a, Inner<T>>, kind: WaitKind) {
+        if g.waiters(kind).is_empty() {
+            return;
+        }
+        loop {
+            let mut batch = WakeBatch::new();
+            let more = g.waiters(kind).drain_into(&mut batch);
+            drop(g);
+            batch.wake_all();
+            if !more {
+                return;
+            }
+            g = self.inner.lock();
+        }
+    }
+
+    /// Registers a cursor and returns its read state.
+    pub(crate) fn subscribe(
+        &self,
+        start: StartFrom,
+        name: Option<&std::sync::Arc<str>>,
+    ) -> Result<ReadState, SubscribeError> {
+        let committed_next = match (start, name) {
+            (StartFrom::Committed, Some(name)) => {
+                let named = self.named.lock();
+                named
+                    .get(name)
+                    .and_then(|n| n.committed)
+                    .map(|c| c.saturating_add(1))
+            }
+            _ => None,
+        };
+        let mut g = self.inner.lock();
+        if g.closed {
+            return Err(SubscribeError::Closed);
+        }
+        let (low, high) = (g.log.low, g.log.high());
+        let pos = match start {
+            StartFrom::Earliest => low,
+            StartFrom::Latest => high,
+            StartFrom::Offset(n) if (low..=high).contains(&n) => n,
+            StartFrom::Offset(n) => {
+                return Err(SubscribeError::OutOfRange(OutOfRange {
+                    requested: n,
+                    low,
+                    high,
+                }))
+            }
+            // Below `low` is kept on purpose: the first receive then
+            // reports the committed-but-evicted gap as a lag.
+            StartFrom::Committed => committed_next.map_or(high, |c| c.min(high)),
+        };
+        let id = g.cursors.insert(pos);
+        drop(g);
+        self.counters.subscribers.fetch_add(1, Ordering::Relaxed);
+        if let Some(name) = name {
+            let mut named = self.named.lock();
+            let entry = named.entry(name.clone()).or_insert(Named {
+                committed: None,
+                start: pos,
+                live: 0,
+            });
+            entry.live += 1;
+        }
+        Ok(ReadState { pos, id })
+    }
+
+    pub(crate) fn unsubscribe(&self, st: &ReadState, name: Option<&std::sync::Arc<str>>) {
+        let mut g = self.inner.lock();
+        g.cursors.remove(st.id);
+        self.counters.subscribers.fetch_sub(1, Ordering::Relaxed);
+        if self.limits.block {
+            self.wake(g, WaitKind::Publish);
+        } else {
+            drop(g);
+        }
+        if let Some(name) = name {
+            if let Some(n) = self.named.lock().get_mut(name) {
+                n.live -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn seek(&self, st: &mut ReadState, offset: u64) -> Result<(), OutOfRange> {
+        let mut g = self.inner.lock();
+        let (low, high) = (g.log.low, g.log.high());
+        if !(low..=high).contains(&offset) {
+            return Err(OutOfRange {
+                requested: offset,
+                low,
+                high,
+            });
+        }
+        let forward = offset > st.pos;
+        st.pos = offset;
+        g.cursors.set(st.id, offset);
+        if forward && self.limits.block {
+            self.wake(g, WaitKind::Publish);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn commit_named(&self, name: &std::sync::Arc<str>, offset: u64) {
+        if let Some(n) = self.named.lock().get_mut(name) {
+            n.committed = Some(offset);
+        }
+    }
+
+    pub(crate) fn committed(&self, name: &str) -> Option<u64> {
+        self.named.lock().get(name).and_then(|n| n.committed)
+    }
+
+    pub(crate) fn high(&self) -> u64 {
+        self.counters.high.load(Ordering::Acquire)
+    }
+
+    /// Releases a parked future's slot.
+    pub(crate) fn release(&self, kind: WaitKind, key: WaitKey) {
+        self.inner.lock().waiters(kind).release(key);
+    }
+
+    pub(crate) fn close(&self) {
+        let mut g = self.inner.lock();
+        if g.closed {
+            return;
+        }
+        g.closed = true;
+        self.wake(g, WaitKind::Recv);
+        let g = self.inner.lock();
+        self.wake(g, WaitKind::Publish);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    pub(crate) fn stats(&self) -> TopicStats {
+        if self.limits.ttl_nanos.is_some() {
+            // Count what has expired since the last publish or receive,
+            // but never wait for the lock to do so.
+            let mut garbage = Garbage::new();
+            if let Some(mut g) = self.inner.try_lock() {
+                let now = self.clock.now();
+                self.sweep_expired(&mut g, now, &mut garbage);
+            }
+        }
+        let high = self.counters.high.load(Ordering::Acquire);
+        let low = self.counters.low.load(Ordering::Relaxed).min(high);
+        let first = self.config.first_offset;
+        let consumers = self
+            .named
+            .lock()
+            .iter()
+            .map(|(name, n)| {
+                let next = n.committed.map_or(n.start, |c| c.saturating_add(1));
+                ConsumerStats {
+                    name: name.to_string(),
+                    committed: n.committed,
+                    lag: high.saturating_sub(next),
+                    live: n.live,
+                }
+            })
+            .collect();
+        TopicStats {
+            low,
+            high,
+            depth: high - low,
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            published: high - first,
+            evicted: self.counters.evicted.load(Ordering::Relaxed),
+            expired: self.counters.expired.load(Ordering::Relaxed),
+            subscribers: self.counters.subscribers.load(Ordering::Relaxed),
+            consumers,
+        }
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// Copies up to `max` messages (and, past the first, up to `max_bytes`
+    /// by weight) from the cursor's position into `out`.
+    pub(crate) fn fetch(
+        &self,
+        st: &mut ReadState,
+        max: usize,
+        max_bytes: usize,
+        out: &mut impl FnMut(u64, u64, T),
+        park: Park<'_>,
+    ) -> Fetched {
+        let now = if self.limits.ttl_nanos.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        let mut garbage = Garbage::new();
+        let mut g = self.inner.lock();
+        let start_pos = st.pos;
+        let mut result = None;
+        if st.pos < g.log.low {
+            let missed = g.log.low - st.pos;
+            st.pos = g.log.low;
+            // Everything skipped was published no later than the last
+            // removed message; if that one has expired, so have they all,
+            // and the subscriber would not have received them anyway.
+            let all_expired = match (self.limits.ttl_nanos, g.log.last_removed_ts) {
+                (Some(ttl), Some(ts)) => is_expired(ts, now, ttl),
+                _ => false,
+            };
+            if !all_expired {
+                result = Some(Fetched::Lagged(missed));
+            }
+        }
+        if result.is_none() {
+            self.sweep_expired(&mut g, now, &mut garbage);
+            if st.pos < g.log.low {
+                // Skipped only messages that expired just now.
+                st.pos = g.log.low;
+            }
+            let mut n = 0;
+            if st.pos < g.log.high() {
+                let start = (st.pos - g.log.low) as usize;
+                let mut bytes = 0usize;
+                for slot in g.log.entries.range(start..) {
+                    if n == max || (n > 0 && bytes >= max_bytes) {
+                        break;
+                    }
+                    if let Some(w) = self.weigher {
+                        bytes = bytes.saturating_add(w(&slot.value));
+                    }
+                    out(st.pos, slot.ts, slot.value.clone());
+                    st.pos += 1;
+                    n += 1;
+                }
+            }
+            result = Some(if n > 0 {
+                if let Some((Some(key), _)) = park {
+                    g.recv_waiters.disarm(*key);
+                }
+                Fetched::Some(n)
+            } else if g.closed {
+                Fetched::Closed
+            } else {
+                if let Some((key, waker)) = park {
+                    g.recv_waiters.arm(key, waker);
+                }
+                Fetched::Empty
+            });
+        }
+        if st.pos != start_pos {
+            g.cursors.set(st.id, st.pos);
+            if self.limits.block {
+                self.wake(g, WaitKind::Publish);
+            } else {
+                drop(g);
+            }
+        } else {
+            drop(g);
+        }
+        drop(garbage);
+        result.unwrap_or(Fetched::Empty)
+    }
+}

@@ -1,0 +1,347 @@
+//! The publishing handle of a topic, and the publish futures.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::config::TopicConfig;
+use crate::cursor::{Cursor, Waiter};
+use crate::error::{ConfigError, PublishError, SubscribeError};
+use crate::shared::{Batch, One, Shared, WaitKind};
+use crate::stats::TopicStats;
+use crate::sync::{Arc, Ordering};
+
+/// Where a new cursor starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The oldest retained message.
+    Earliest,
+    /// The next message published after subscribing.
+    Latest,
+    /// Exactly this offset; it must be retained or be the next one.
+    Offset(u64),
+    /// After the last offset the named consumer committed; where nothing
+    /// was committed (or the cursor has no name), like `Latest`.
+    Committed,
+}
+
+/// A topic: an in-memory log that many tasks publish to and many cursors
+/// read from.
+///
+/// `Topic` is a cheap handle (`Clone` shares the same log). When the last
+/// handle is dropped the topic closes: publishing is no longer possible and
+/// cursors receive what remains, then [`RecvError::Closed`](crate::RecvError::Closed).
+pub struct Topic<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Topic {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Topic<T> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Topic<T> {
+    /// Creates a topic. Byte budgets need a weigher: see
+    /// [`with_weigher`](Self::with_weigher).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a configuration that cannot work (zero
+    /// capacity, zero TTL, a byte budget without a weigher).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{ConfigError, Topic, TopicConfig};
+    ///
+    /// let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
+    /// assert_eq!(topic.stats().depth, 0);
+    ///
+    /// let zero = TopicConfig::default().max_messages(Some(0));
+    /// assert_eq!(Topic::<u32>::new(zero).unwrap_err(), ConfigError::ZeroCapacity);
+    /// ```
+    pub fn new(config: TopicConfig) -> Result<Self, ConfigError> {
+        Ok(Topic {
+            shared: Arc::new(Shared::new(config, None)?),
+        })
+    }
+
+    /// Creates a topic whose messages are measured by `weigher` for the
+    /// byte budget and byte stats. The weigher must give the same answer
+    /// for a message every time it is asked.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{PublishError, Topic, TopicConfig};
+    ///
+    /// let config = TopicConfig::default().max_bytes(Some(8));
+    /// let topic = Topic::with_weigher(config, |v: &Vec<u8>| v.len()).unwrap();
+    /// topic.try_publish(vec![0; 5]).unwrap();
+    /// topic.try_publish(vec![0; 5]).unwrap(); // evicts the first
+    /// assert_eq!(topic.stats().bytes, 5);
+    /// assert!(matches!(topic.try_publish(vec![0; 9]), Err(PublishError::TooLarge(_))));
+    /// ```
+    pub fn with_weigher(config: TopicConfig, weigher: fn(&T) -> usize) -> Result<Self, ConfigError> {
+        Ok(Topic {
+            shared: Arc::new(Shared::new(config, Some(weigher))?),
+        })
+    }
+
+    /// Publishes a message and returns its offset.
+    ///
+    /// On a full [`Overflow::Block`](crate::Overflow::Block) topic the
+    /// future waits until every live cursor has moved past the oldest
+    /// message; otherwise it completes on its first poll. Dropping it
+    /// before completion publishes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`] hands the message back: `Closed`, `TooLarge`,
+    /// `OffsetsExhausted`.
+    pub fn publish(&self, value: T) -> Publish<'_, T> {
+        Publish(Pending::new(&self.shared, One(value)))
+    }
+
+    /// Publishes a message if that needs no waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), plus [`PublishError::Full`] where
+    /// `publish` would wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{Overflow, PublishError, StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(1)).overflow(Overflow::Block)).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// assert_eq!(topic.try_publish('a'), Ok(0));
+    /// assert_eq!(topic.try_publish('b'), Err(PublishError::Full('b')));
+    /// cursor.try_recv().unwrap();
+    /// assert_eq!(topic.try_publish('b'), Ok(1));
+    /// ```
+    pub fn try_publish(&self, value: T) -> Result<u64, PublishError<T>> {
+        self.shared
+            .push(One(value), None)
+            .map(|r| r.start)
+            .map_err(|e| e.map(|One(v)| v))
+    }
+
+    /// Publishes messages as one contiguous run of offsets, nothing
+    /// interleaved, and returns the run. All or nothing: on error no
+    /// message of the batch was published.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish); `TooLarge` when the batch alone
+    /// exceeds the topic's limits.
+    pub fn publish_batch(&self, values: Vec<T>) -> PublishBatch<'_, T> {
+        PublishBatch(Pending::new(&self.shared, values))
+    }
+
+    /// [`publish_batch`](Self::publish_batch) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_publish`](Self::try_publish).
+    pub fn try_publish_batch(&self, values: Vec<T>) -> Result<Range<u64>, PublishError<Vec<T>>> {
+        self.shared.push(values, None)
+    }
+
+    /// Opens a cursor.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::OutOfRange`] for an [`StartFrom::Offset`] outside
+    /// the retained window, [`SubscribeError::Closed`] on a closed topic.
+    pub fn subscribe(&self, start: StartFrom) -> Result<Cursor<T>, SubscribeError> {
+        let st = self.shared.subscribe(start, None)?;
+        Ok(Cursor::new(self.shared.clone(), st, None))
+    }
+
+    /// Opens a cursor for a named consumer, whose commits outlive the
+    /// cursor: a later cursor with the same name and
+    /// [`StartFrom::Committed`] resumes after the last commit.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// for i in 0..5 { topic.try_publish(i).unwrap(); }
+    /// let mut c = topic.subscribe_named("billing", StartFrom::Earliest).unwrap();
+    /// let m = c.try_recv().unwrap();
+    /// c.commit(m.offset).unwrap();
+    /// drop(c);
+    /// let mut c = topic.subscribe_named("billing", StartFrom::Committed).unwrap();
+    /// assert_eq!(c.try_recv().unwrap().offset, 1);
+    /// ```
+    pub fn subscribe_named(&self, name: &str, start: StartFrom) -> Result<Cursor<T>, SubscribeError> {
+        let name: std::sync::Arc<str> = name.into();
+        let st = self.shared.subscribe(start, Some(&name))?;
+        Ok(Cursor::new(self.shared.clone(), st, Some(name)))
+    }
+
+    /// Counters of this topic; never waits for publishers.
+    pub fn stats(&self) -> TopicStats {
+        self.shared.stats()
+    }
+
+    /// The last offset the named consumer committed.
+    pub fn committed(&self, name: &str) -> Option<u64> {
+        self.shared.committed(name)
+    }
+
+    /// The offset the next message will get.
+    pub fn high(&self) -> u64 {
+        self.shared.high()
+    }
+
+    /// The configuration the topic was created with.
+    pub fn config(&self) -> &TopicConfig {
+        &self.shared.config
+    }
+
+    /// Closes the topic: publishing fails with `Closed`, waiting
+    /// publishers are woken with that error, and cursors receive what is
+    /// retained, then `Closed`. Closing twice does nothing.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// True once the topic is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+/// A publish in progress: the message and, once parked, its registration.
+struct Pending<'a, T, B> {
+    shared: &'a Arc<Shared<T>>,
+    items: Option<B>,
+    waiter: Waiter<T>,
+}
+
+impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
+    fn new(shared: &'a Arc<Shared<T>>, items: B) -> Self {
+        Pending {
+            shared,
+            items: Some(items),
+            waiter: Waiter::with_kind(WaitKind::Publish),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Range<u64>, PublishError<B>>> {
+        let items = self.items.take().expect("publish future polled after completion");
+        let slot = self.waiter.slot(self.shared);
+        let pushed = self.shared.push(items, Some((slot, cx.waker())));
+        self.waiter.attach(self.shared);
+        match pushed {
+            Err(PublishError::Full(items)) => {
+                self.items = Some(items);
+                Poll::Pending
+            }
+            other => Poll::Ready(other),
+        }
+    }
+}
+
+/// Future of [`Topic::publish`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Publish<'a, T>(Pending<'a, T, One<T>>);
+
+impl<T> Publish<'_, T> {
+    /// Takes the message back out of a publish that has not completed, so
+    /// that a caller giving up (a timeout, say) keeps it. Polling
+    /// afterwards panics.
+    pub fn take_value(&mut self) -> Option<T> {
+        self.0.items.take().map(|One(v)| v)
+    }
+}
+
+impl<T> Unpin for Publish<'_, T> {}
+
+impl<T> Future for Publish<'_, T> {
+    type Output = Result<u64, PublishError<T>>;
+
+    /// # Panics
+    ///
+    /// When polled after it completed or after [`take_value`](Publish::take_value).
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut()
+            .0
+            .poll(cx)
+            .map(|r| r.map(|range| range.start).map_err(|e| e.map(|One(v)| v)))
+    }
+}
+
+impl<T> fmt::Debug for Publish<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("waiter", &self.0.waiter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`Topic::publish_batch`].
+#[must_use = "futures do nothing unless polled"]
+pub struct PublishBatch<'a, T>(Pending<'a, T, Vec<T>>);
+
+impl<T> PublishBatch<'_, T> {
+    /// Takes the batch back out of a publish that has not completed.
+    /// Polling afterwards panics.
+    pub fn take_values(&mut self) -> Option<Vec<T>> {
+        self.0.items.take()
+    }
+}
+
+impl<T> Unpin for PublishBatch<'_, T> {}
+
+impl<T> Future for PublishBatch<'_, T> {
+    type Output = Result<Range<u64>, PublishError<Vec<T>>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll(cx)
+    }
+}
+
+impl<T> fmt::Debug for PublishBatch<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishBatch")
+            .field("waiter", &self.0.waiter)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,187 @@
+//! Waiter bookkeeping: who is parked on a topic, and waking them without
+//! holding its lock.
+//!
+//! Each parked future owns one slot, identified by a key it keeps until it
+//! completes or is dropped. A slot is *armed* while it holds a waker that
+//! has not been woken yet; only armed slots are in the `armed` list, so a
+//! publisher with nobody waiting does no wake-up work beyond one
+//! `is_empty` check. Waking takes wakers out under the lock into a
+//! fixed-size [`WakeBatch`] and calls them after the lock is released.
+
+use std::task::Waker;
+
+/// Key of a slot in a [`WaitList`].
+pub(crate) type WaitKey = u32;
+
+#[derive(Debug, Default)]
+struct Slot {
+    waker: Option<Waker>,
+    armed: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WaitList {
+    slots: Vec<Slot>,
+    free: Vec<WaitKey>,
+    armed: Vec<WaitKey>,
+}
+
+impl WaitList {
+    /// True when nobody waits for a wake-up.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.armed.is_empty()
+    }
+
+    /// Arms the slot behind `key` with `waker`, allocating a slot first if
+    /// `key` is `None`.
+    pub(crate) fn arm(&mut self, key: &mut Option<WaitKey>, waker: &Waker) {
+        let k = match *key {
+            Some(k) => k,
+            None => {
+                let k = match self.free.pop() {
+                    Some(k) => k,
+                    None => {
+                        let k = WaitKey::try_from(self.slots.len())
+                            .expect("more than u32::MAX futures parked on one topic");
+                        self.slots.push(Slot::default());
+                        k
+                    }
+                };
+                *key = Some(k);
+                k
+            }
+        };
+        let slot = &mut self.slots[k as usize];
+        match &mut slot.waker {
+            Some(w) if w.will_wake(waker) => {}
+            w => *w = Some(waker.clone()),
+        }
+        if !slot.armed {
+            slot.armed = true;
+            self.armed.push(k);
+        }
+    }
+
+    /// Takes the slot out of the armed list, keeping it allocated.
+    pub(crate) fn disarm(&mut self, key: WaitKey) {
+        let slot = &mut self.slots[key as usize];
+        if slot.armed {
+            slot.armed = false;
+            if let Some(i) = self.armed.iter().rposition(|&k| k == key) {
+                self.armed.swap_remove(i);
+            }
+        }
+    }
+
+    /// Frees the slot; `key` must not be used again.
+    pub(crate) fn release(&mut self, key: WaitKey) {
+        self.disarm(key);
+        self.slots[key as usize].waker = None;
+        self.free.push(key);
+    }
+
+    /// Moves armed wakers into `batch` until it is full. Returns true when
+    /// armed wakers remain.
+    pub(crate) fn drain_into(&mut self, batch: &mut WakeBatch) -> bool {
+        while !batch.is_full() {
+            let Some(k) = self.armed.pop() else {
+                return false;
+            };
+            let slot = &mut self.slots[k as usize];
+            slot.armed = false;
+            if let Some(w) = slot.waker.take() {
+                batch.push(w);
+            }
+        }
+        !self.armed.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+const BATCH: usize = 32;
+
+/// Wakers collected under a lock, to be woken after it is released.
+#[derive(Debug)]
+pub(crate) struct WakeBatch {
+    wakers: [Option<Waker>; BATCH],
+    len: usize,
+}
+
+impl WakeBatch {
+    pub(crate) fn new() -> Self {
+        WakeBatch {
+            wakers: [const { None }; BATCH],
+            len: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BATCH
+    }
+
+    fn push(&mut self, waker: Waker) {
+        self.wakers[self.len] = Some(waker);
+        self.len += 1;
+    }
+
+    /// Wakes everything collected. Call with no lock held.
+    pub(crate) fn wake_all(&mut self) {
+        for w in &mut self.wakers[..self.len] {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn arm_drain_release_keeps_lists_bounded() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut list = WaitList::default();
+        for _ in 0..1000 {
+            let mut key = None;
+            list.arm(&mut key, &waker);
+            list.arm(&mut key, &waker);
+            assert_eq!(list.armed.len(), 1);
+            list.release(key.unwrap());
+        }
+        assert!(list.is_empty());
+        assert_eq!(list.slots.len(), 1);
+
+        let mut keys = vec![None; 40];
+        for k in &mut keys {
+            list.arm(k, &waker);
+        }
+        let mut batch = WakeBatch::new();
+        assert!(list.drain_into(&mut batch));
+        batch.wake_all();
+        assert!(!list.drain_into(&mut batch));
+        batch.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 40);
+        assert!(list.is_empty());
+        for k in keys {
+            list.release(k.unwrap());
+        }
+        assert_eq!(list.allocated(), 0);
+    }
+}

@@ -1,0 +1,425 @@
+//! Offsets, retention, lag, replay, commits and backpressure of one topic.
+
+use std::time::Duration;
+
+use memq_core::{
+    CommitError, Overflow, PublishError, RecvError, StartFrom, SubscribeError, Topic, TopicConfig,
+    TryRecvError,
+};
+
+fn topic(cap: usize) -> Topic<u64> {
+    Topic::new(TopicConfig::default().max_messages(Some(cap))).unwrap()
+}
+
+fn drain(c: &mut memq_core::Cursor<u64>) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    while let Ok(d) = c.try_recv() {
+        out.push((d.offset, d.value));
+    }
+    out
+}
+
+#[test]
+fn offsets_are_dense_and_batches_contiguous() {
+    let t = topic(100);
+    assert_eq!(t.try_publish(10).unwrap(), 0);
+    assert_eq!(t.try_publish_batch(vec![11, 12, 13]).unwrap(), 1..4);
+    assert_eq!(t.try_publish_batch(vec![]).unwrap(), 4..4);
+    assert_eq!(t.try_publish(14).unwrap(), 4);
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    assert_eq!(drain(&mut c), vec![(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]);
+}
+
+#[test]
+fn eviction_reports_exact_lag_then_continues_at_oldest() {
+    let t = topic(4);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    for i in 0..10 {
+        t.try_publish(i).unwrap();
+    }
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(6));
+    assert_eq!(drain(&mut c), vec![(6, 6), (7, 7), (8, 8), (9, 9)]);
+    let s = t.stats();
+    assert_eq!(
+        (s.low, s.high, s.depth, s.published, s.evicted),
+        (6, 10, 4, 10, 6)
+    );
+}
+
+#[test]
+fn lag_found_mid_batch_is_reported_on_the_next_call() {
+    let t = topic(4);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    t.try_publish_batch(vec![0, 1]).unwrap();
+    // Read one: the read-ahead copies offset 1 into the cursor as well.
+    assert_eq!(c.try_recv().unwrap().offset, 0);
+    for i in 2..9 {
+        t.try_publish(i).unwrap(); // window becomes [5, 9)
+    }
+    let mut out = Vec::new();
+    assert_eq!(
+        c.try_recv_batch(10, &mut out).unwrap(),
+        1,
+        "the buffered offset 1 comes first"
+    );
+    assert_eq!(out[0].offset, 1);
+    assert_eq!(
+        c.try_recv_batch(10, &mut out).unwrap_err(),
+        TryRecvError::Lagged(3)
+    );
+    out.clear();
+    assert_eq!(c.try_recv_batch(10, &mut out).unwrap(), 4);
+    assert_eq!(out.iter().map(|d| d.offset).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+}
+
+#[test]
+fn batch_larger_than_capacity_is_refused_whole() {
+    let t = topic(3);
+    t.try_publish(1).unwrap();
+    match t.try_publish_batch(vec![1, 2, 3, 4]) {
+        Err(PublishError::TooLarge(v)) => assert_eq!(v, vec![1, 2, 3, 4]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.stats().published, 1);
+}
+
+#[test]
+fn replay_modes_and_range_errors() {
+    let t = topic(5);
+    for i in 0..8 {
+        t.try_publish(i).unwrap();
+    }
+    // window is [3, 8)
+    let mut e = t.subscribe(StartFrom::Earliest).unwrap();
+    assert_eq!(e.try_recv().unwrap().offset, 3);
+    let mut l = t.subscribe(StartFrom::Latest).unwrap();
+    assert_eq!(l.try_recv().unwrap_err(), TryRecvError::Empty);
+    let mut o = t.subscribe(StartFrom::Offset(6)).unwrap();
+    assert_eq!(o.try_recv().unwrap().offset, 6);
+    assert!(
+        t.subscribe(StartFrom::Offset(8)).is_ok(),
+        "high itself is a valid start"
+    );
+    for bad in [0, 2, 9, u64::MAX] {
+        match t.subscribe(StartFrom::Offset(bad)) {
+            Err(SubscribeError::OutOfRange(r)) => assert_eq!((r.requested, r.low, r.high), (bad, 3, 8)),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert!(o.seek(2).is_err());
+    assert!(o.seek(9).is_err());
+    o.seek(3).unwrap();
+    assert_eq!(o.position(), 3);
+    assert_eq!(o.try_recv().unwrap().offset, 3);
+    o.seek(8).unwrap();
+    assert_eq!(o.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[test]
+fn commit_means_processed_through_and_resume_starts_after() {
+    let t = topic(100);
+    for i in 0..10 {
+        t.try_publish(i).unwrap();
+    }
+    let mut c = t.subscribe_named("g", StartFrom::Earliest).unwrap();
+    for _ in 0..4 {
+        c.try_recv().unwrap();
+    }
+    c.commit(3).unwrap();
+    assert_eq!(c.position(), 4, "commit does not move the cursor");
+    assert_eq!(
+        c.commit(10).unwrap_err(),
+        CommitError::NotPublished { offset: 10, high: 10 }
+    );
+    let lag = t.stats().consumers.into_iter().find(|s| s.name == "g").unwrap();
+    assert_eq!((lag.committed, lag.lag, lag.live), (Some(3), 6, 1));
+    drop(c);
+    assert_eq!(t.committed("g"), Some(3));
+    let mut resumed = t.subscribe_named("g", StartFrom::Committed).unwrap();
+    assert_eq!(resumed.try_recv().unwrap().offset, 4);
+    // Never committed: behaves as Latest.
+    let mut fresh = t.subscribe_named("h", StartFrom::Committed).unwrap();
+    assert_eq!(fresh.try_recv().unwrap_err(), TryRecvError::Empty);
+    // Anonymous: Committed is Latest too.
+    let mut anon = t.subscribe(StartFrom::Committed).unwrap();
+    assert_eq!(anon.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[test]
+fn resuming_below_the_window_reports_the_gap() {
+    let t = topic(3);
+    t.try_publish(0).unwrap();
+    let mut c = t.subscribe_named("g", StartFrom::Earliest).unwrap();
+    c.try_recv().unwrap();
+    c.commit(0).unwrap();
+    drop(c);
+    for i in 1..10 {
+        t.try_publish(i).unwrap();
+    }
+    let mut c = t.subscribe_named("g", StartFrom::Committed).unwrap();
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(6));
+    assert_eq!(c.try_recv().unwrap().offset, 7);
+}
+
+#[test]
+fn byte_budget_evicts_by_weight() {
+    let t = Topic::with_weigher(
+        TopicConfig::default().max_messages(None).max_bytes(Some(10)),
+        |v: &Vec<u8>| v.len(),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(vec![1; 4]).unwrap();
+    t.try_publish(vec![2; 4]).unwrap();
+    t.try_publish(vec![3; 4]).unwrap(); // evicts the first
+    let s = t.stats();
+    assert_eq!((s.bytes, s.depth, s.evicted), (8, 2, 1));
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+    assert_eq!(c.try_recv().unwrap().value, vec![2; 4]);
+    assert!(matches!(t.try_publish(vec![0; 11]), Err(PublishError::TooLarge(v)) if v.len() == 11));
+}
+
+#[test]
+fn config_errors_are_typed() {
+    use memq_core::ConfigError;
+    let cases = [
+        (
+            TopicConfig::default().max_messages(Some(0)),
+            ConfigError::ZeroCapacity,
+        ),
+        (
+            TopicConfig::default().max_bytes(Some(0)),
+            ConfigError::ZeroByteBudget,
+        ),
+        (
+            TopicConfig::default().max_bytes(Some(1)),
+            ConfigError::ByteBudgetWithoutWeigher,
+        ),
+        (
+            TopicConfig::default().ttl(Some(Duration::ZERO)),
+            ConfigError::ZeroTtl,
+        ),
+    ];
+    for (cfg, want) in cases {
+        assert_eq!(Topic::<u8>::new(cfg).unwrap_err(), want);
+    }
+}
+
+#[test]
+fn block_mode_try_publish_hands_message_back_until_readers_move() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(2))
+            .overflow(Overflow::Block),
+    )
+    .unwrap();
+    let mut a = t.subscribe(StartFrom::Earliest).unwrap();
+    let b = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(0u64).unwrap();
+    t.try_publish(1).unwrap();
+    assert_eq!(t.try_publish(2), Err(PublishError::Full(2)));
+    a.try_recv().unwrap();
+    assert_eq!(
+        t.try_publish(2),
+        Err(PublishError::Full(2)),
+        "b still needs offset 0"
+    );
+    drop(b);
+    assert_eq!(t.try_publish(2), Ok(2));
+    assert_eq!(drain(&mut a), vec![(1, 1), (2, 2)]);
+    assert_eq!(t.stats().evicted, 1);
+}
+
+#[test]
+fn offsets_near_the_top_report_exhaustion() {
+    let t = Topic::new(TopicConfig::default().first_offset(u64::MAX - 3)).unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    assert_eq!(t.try_publish(1u8).unwrap(), u64::MAX - 3);
+    assert_eq!(t.try_publish_batch(vec![2, 3]).unwrap(), u64::MAX - 2..u64::MAX);
+    assert_eq!(t.try_publish(4), Err(PublishError::OffsetsExhausted(4)));
+    assert_eq!(
+        t.try_publish_batch(vec![5]),
+        Err(PublishError::OffsetsExhausted(vec![5]))
+    );
+    let s = t.stats();
+    assert_eq!((s.published, s.depth, s.high), (3, 3, u64::MAX));
+    let got: Vec<u64> = std::iter::from_fn(|| c.try_recv().ok())
+        .map(|d| d.offset)
+        .collect();
+    assert_eq!(got, vec![u64::MAX - 3, u64::MAX - 2, u64::MAX - 1]);
+    assert_eq!(c.lag(), 0);
+}
+
+#[test]
+fn close_drains_then_reports_closed() {
+    let t = topic(10);
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(1).unwrap();
+    t.close();
+    assert_eq!(t.try_publish(2), Err(PublishError::Closed(2)));
+    assert_eq!(c.try_recv().unwrap().value, 1);
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Closed);
+    assert!(matches!(
+        t.subscribe(StartFrom::Earliest),
+        Err(SubscribeError::Closed)
+    ));
+}
+
+#[test]
+fn dropping_the_last_handle_closes() {
+    let t = topic(10);
+    let t2 = t.clone();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    drop(t);
+    assert_eq!(
+        c.try_recv().unwrap_err(),
+        TryRecvError::Empty,
+        "a clone is still alive"
+    );
+    drop(t2);
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttl_expires_without_delivery_and_is_counted() {
+    let t = Topic::new(TopicConfig::default().ttl(Some(Duration::from_secs(10)))).unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(1u8).unwrap();
+    t.try_publish(2).unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    t.try_publish(3).unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // 1 and 2 are exactly 10 s old: expired, skipped silently.
+    let d = c.try_recv().unwrap();
+    assert_eq!((d.offset, d.value), (2, 3));
+    assert_eq!(t.stats().expired, 2);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(t.stats().expired, 3, "stats sweep without any publish");
+    assert_eq!(t.stats().depth, 0);
+    let mut late = t.subscribe(StartFrom::Earliest).unwrap();
+    assert_eq!(late.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_while_lagging_is_silent() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(2))
+            .ttl(Some(Duration::from_secs(1))),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    for i in 0..5u8 {
+        t.try_publish(i).unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(2)).await;
+    t.try_publish(9).unwrap();
+    // 0..3 were evicted, 3 and 4 expired; all of them would be expired now.
+    let d = c.try_recv().unwrap();
+    assert_eq!((d.offset, d.value), (5, 9));
+}
+
+#[tokio::test]
+async fn recv_waits_and_is_woken() {
+    let t = topic(10);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    let t2 = t.clone();
+    let h = tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        t2.publish(7).await.unwrap()
+    });
+    let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.offset, d.value), (0, 7));
+    h.await.unwrap();
+}
+
+#[tokio::test]
+async fn close_wakes_waiting_receivers_and_publishers() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(1))
+            .overflow(Overflow::Block),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(1u8).unwrap();
+    let mut idle = t.subscribe(StartFrom::Latest).unwrap();
+    let t2 = t.clone();
+    let publisher = tokio::spawn(async move { t2.publish(2).await });
+    let waiting = tokio::spawn(async move { idle.recv().await.map(|d| d.value) });
+    tokio::task::yield_now().await;
+    t.close();
+    let p = tokio::time::timeout(Duration::from_secs(5), publisher)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p, Err(PublishError::Closed(2)));
+    let w = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w, Err(RecvError::Closed));
+    assert_eq!(c.recv().await.unwrap().value, 1);
+    assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
+}
+
+#[tokio::test]
+async fn blocked_publisher_proceeds_when_the_reader_moves() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(4))
+            .overflow(Overflow::Block),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    let t2 = t.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..1000u64 {
+            assert_eq!(t2.publish(i).await.unwrap(), i);
+        }
+    });
+    for i in 0..1000u64 {
+        let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.offset, d.value), (i, i), "nothing lost, nothing reordered");
+    }
+    producer.await.unwrap();
+    assert!(t.stats().depth <= 4);
+}
+
+#[tokio::test]
+async fn dropped_recv_futures_lose_nothing() {
+    let t = topic(1000);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    for i in 0..200u64 {
+        // Poll a receive once (registers a waker) and drop it.
+        let fut = c.recv();
+        let _ = tokio::time::timeout(Duration::from_micros(1), fut).await;
+        t.try_publish(i).unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.value, i);
+    }
+}
+
+#[tokio::test]
+async fn recv_batch_waits_for_one_then_takes_what_is_there() {
+    let t = topic(100);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(c.recv_batch(0, &mut out).await.unwrap(), 0);
+    t.try_publish_batch((0..5).collect()).unwrap();
+    assert_eq!(c.recv_batch(3, &mut out).await.unwrap(), 3);
+    assert_eq!(c.recv_batch(10, &mut out).await.unwrap(), 2);
+    assert_eq!(
+        out.iter().map(|d| d.value).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+}
