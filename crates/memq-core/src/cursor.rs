@@ -29,6 +29,18 @@ pub struct Delivered<T> {
     pub value: T,
 }
 
+impl<T> Delivered<T> {
+    /// Builds a delivered message, for wrappers that hand messages back
+    /// with [`Cursor::unread`].
+    pub fn new(offset: u64, timestamp: tokio::time::Instant, value: T) -> Self {
+        Delivered {
+            offset,
+            timestamp,
+            value,
+        }
+    }
+}
+
 /// A parked future's registration with a topic.
 ///
 /// Futures that wait on a topic (receives, and publishes on a
@@ -195,6 +207,21 @@ impl<T> Cursor<T> {
         Ok(())
     }
 
+    /// Puts messages back in front of everything else, to be delivered
+    /// next in the order given. For wrappers that received a batch and
+    /// could not hand all of it on (a decode failure, say): the messages
+    /// are not lost and keep their offsets.
+    pub fn unread(&mut self, messages: impl DoubleEndedIterator<Item = Delivered<T>>) {
+        for d in messages.rev() {
+            let ts = self.shared.clock.nanos_at(d.timestamp);
+            self.buf.push_front(Buffered {
+                offset: d.offset,
+                ts,
+                value: d.value,
+            });
+        }
+    }
+
     /// True once the topic is closed; messages may still be buffered.
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
@@ -356,9 +383,6 @@ impl<T: Clone> Cursor<T> {
         if max == 0 {
             return Ok(0);
         }
-        if let Some(n) = self.pending_lag.take() {
-            return Err(TryRecvError::Lagged(n));
-        }
         let shared: &Shared<T> = &self.shared;
         let ttl = shared.limits.ttl_nanos;
         let now = if ttl.is_some() { shared.clock.now() } else { 0 };
@@ -377,6 +401,14 @@ impl<T: Clone> Cursor<T> {
             got += 1;
         }
         if got == max {
+            return Ok(got);
+        }
+        // A gap found earlier comes after everything buffered before it.
+        if let Some(n) = self.pending_lag {
+            if got == 0 {
+                self.pending_lag = None;
+                return Err(TryRecvError::Lagged(n));
+            }
             return Ok(got);
         }
         if got > 0 {

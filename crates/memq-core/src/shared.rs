@@ -139,8 +139,11 @@ impl Clock {
     }
 
     pub(crate) fn now(&self) -> u64 {
-        let d = tokio::time::Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        self.nanos_at(tokio::time::Instant::now())
+    }
+
+    pub(crate) fn nanos_at(&self, at: tokio::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     pub(crate) fn instant(&self, ts: u64) -> tokio::time::Instant {
@@ -295,10 +298,13 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Mirrors the window in atomics for stats. `low` is stored before
+    /// `high` (release), and stats load `high` (acquire) before `low`, so
+    /// a reader never sees a window wider than the topic ever held.
     fn publish_counters(&self, g: &Inner<T>) {
-        self.counters.high.store(g.log.high(), Ordering::Release);
         self.counters.low.store(g.log.low, Ordering::Relaxed);
         self.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
+        self.counters.high.store(g.log.high(), Ordering::Release);
     }
 
     /// Wakes every armed waiter of `kind`, releasing the lock first and

@@ -1,0 +1,2 @@
+//! Criterion benchmarks of tokio-memq; run with
+//! `cargo bench -p tokio-memq-benches`.

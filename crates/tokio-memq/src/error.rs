@@ -1,0 +1,251 @@
+//! Error types of the facade.
+//!
+//! Each operation family has its own type; [`Error`] gathers them all for
+//! code that just wants `?` (and for the backend-neutral traits). Failed
+//! publishes hand the message back.
+
+use std::fmt;
+
+pub use memq_core::{CommitError, ConfigError, OutOfRange, RecvError, TryRecvError};
+
+/// A publish that did not happen; the message comes back inside.
+///
+/// `Debug` does not require `T: Debug`, so `?` into `anyhow::Error` works
+/// for any payload.
+#[derive(PartialEq, Eq, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// The topic is full and has `lru_enabled: false`; only
+    /// [`try_publish`](crate::Publisher::try_publish) returns this,
+    /// [`publish`](crate::Publisher::publish) waits instead.
+    #[error("topic is full")]
+    Full(T),
+    /// The topic was deleted or its queue dropped.
+    #[error("topic closed")]
+    Closed(T),
+    /// A publish with a timeout waited that long for room.
+    #[error("timed out waiting for room in the topic")]
+    Timeout(T),
+    /// The message or batch is larger than the topic can ever hold.
+    #[error("message is larger than the topic can hold")]
+    TooLarge(T),
+    /// The topic has handed out its last offset.
+    #[error("topic has used up its offsets")]
+    OffsetsExhausted(T),
+}
+
+impl<T> PublishError<T> {
+    /// The message that was not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            PublishError::Full(v)
+            | PublishError::Closed(v)
+            | PublishError::Timeout(v)
+            | PublishError::TooLarge(v)
+            | PublishError::OffsetsExhausted(v) => v,
+        }
+    }
+
+    /// Keeps the kind, replaces the message.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> PublishError<U> {
+        match self {
+            PublishError::Full(v) => PublishError::Full(f(v)),
+            PublishError::Closed(v) => PublishError::Closed(f(v)),
+            PublishError::Timeout(v) => PublishError::Timeout(f(v)),
+            PublishError::TooLarge(v) => PublishError::TooLarge(f(v)),
+            PublishError::OffsetsExhausted(v) => PublishError::OffsetsExhausted(f(v)),
+        }
+    }
+
+    /// The same error without the message.
+    pub fn kind(&self) -> PublishErrorKind {
+        match self {
+            PublishError::Full(_) => PublishErrorKind::Full,
+            PublishError::Closed(_) => PublishErrorKind::Closed,
+            PublishError::Timeout(_) => PublishErrorKind::Timeout,
+            PublishError::TooLarge(_) => PublishErrorKind::TooLarge,
+            PublishError::OffsetsExhausted(_) => PublishErrorKind::OffsetsExhausted,
+        }
+    }
+}
+
+impl<T> From<memq_core::PublishError<T>> for PublishError<T> {
+    fn from(e: memq_core::PublishError<T>) -> Self {
+        match e {
+            memq_core::PublishError::Full(v) => PublishError::Full(v),
+            memq_core::PublishError::Closed(v) => PublishError::Closed(v),
+            memq_core::PublishError::TooLarge(v) => PublishError::TooLarge(v),
+            memq_core::PublishError::OffsetsExhausted(v) => PublishError::OffsetsExhausted(v),
+            // memq-core's enum is non-exhaustive; anything new is a
+            // failure to publish into a topic that cannot take it.
+            other => PublishError::Closed(other.into_inner()),
+        }
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}(..)", self.kind())
+    }
+}
+
+/// What kind of [`PublishError`] happened, without the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PublishErrorKind {
+    /// See [`PublishError::Full`].
+    Full,
+    /// See [`PublishError::Closed`].
+    Closed,
+    /// See [`PublishError::Timeout`].
+    Timeout,
+    /// See [`PublishError::TooLarge`].
+    TooLarge,
+    /// See [`PublishError::OffsetsExhausted`].
+    OffsetsExhausted,
+}
+
+impl fmt::Display for PublishErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublishErrorKind::Full => "topic is full",
+            PublishErrorKind::Closed => "topic closed",
+            PublishErrorKind::Timeout => "timed out waiting for room in the topic",
+            PublishErrorKind::TooLarge => "message is larger than the topic can hold",
+            PublishErrorKind::OffsetsExhausted => "topic has used up its offsets",
+        })
+    }
+}
+
+/// A topic could not be created or subscribed to as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The options cannot work (zero capacity, zero TTL...).
+    #[error("invalid topic options: {0}")]
+    InvalidOptions(#[from] ConfigError),
+    /// The topic exists with different retention options; 1.0.0 silently
+    /// ignored the new ones.
+    #[error("topic {topic:?} already exists with different options")]
+    OptionsMismatch {
+        /// The topic name.
+        topic: String,
+    },
+    /// A start offset outside the retained window.
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
+    /// The topic or its queue was closed.
+    #[error("topic closed")]
+    Closed,
+}
+
+/// Why a payload could not be read as the requested type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    kind: DecodeErrorKind,
+    message: String,
+    offset: Option<u64>,
+}
+
+/// The class of a [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// A native value whose type cannot be read as the requested one.
+    TypeMismatch,
+    /// Bytes that are not a valid encoding of the requested type.
+    Malformed,
+    /// A payload format this build cannot decode.
+    UnsupportedFormat,
+}
+
+impl DecodeError {
+    pub(crate) fn new(kind: DecodeErrorKind, message: impl Into<String>) -> Self {
+        DecodeError {
+            kind,
+            message: message.into(),
+            offset: None,
+        }
+    }
+
+    pub(crate) fn at(mut self, offset: Option<u64>) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Why decoding failed.
+    pub fn kind(&self) -> DecodeErrorKind {
+        self.kind
+    }
+
+    /// The offset of the message that failed, when it came from a topic.
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(o) => write!(f, "message at offset {o}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A typed receive that failed to receive or to decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTypedError {
+    /// Receiving failed.
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+    /// The message was received but is not a valid `T`; it is consumed,
+    /// and [`DecodeError::offset`] names it.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// Any error of this crate, for callers that just want `?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`PublishError`]; the message was dropped.
+    #[error("publish failed: {0}")]
+    Publish(PublishErrorKind),
+    /// See [`RecvError`].
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+    /// See [`TryRecvError`].
+    #[error(transparent)]
+    TryRecv(#[from] TryRecvError),
+    /// See [`DecodeError`].
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// See [`TopicError`].
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// See [`CommitError`].
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// See [`OutOfRange`].
+    #[error(transparent)]
+    Seek(#[from] OutOfRange),
+}
+
+impl<T> From<PublishError<T>> for Error {
+    fn from(e: PublishError<T>) -> Self {
+        Error::Publish(e.kind())
+    }
+}
+
+impl From<RecvTypedError> for Error {
+    fn from(e: RecvTypedError) -> Self {
+        match e {
+            RecvTypedError::Recv(e) => Error::Recv(e),
+            RecvTypedError::Decode(e) => Error::Decode(e),
+        }
+    }
+}

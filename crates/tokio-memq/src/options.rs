@@ -1,0 +1,162 @@
+//! Topic options, consumption modes and stats: the 1.0.0 shapes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use memq_core::{Overflow, StartFrom, TopicConfig};
+
+use crate::error::ConfigError;
+
+/// Retention and overflow options of a topic (the 1.0.0 struct, plus
+/// `max_bytes`).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::TopicOptions;
+///
+/// let options = TopicOptions { max_messages: Some(1_000), lru_enabled: false, ..Default::default() };
+/// assert_eq!(TopicOptions::default().max_messages, Some(10_000));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOptions {
+    /// The most messages the topic retains (default `Some(10000)`);
+    /// `None` with no `max_bytes` is unbounded.
+    pub max_messages: Option<usize>,
+    /// How long a message stays deliverable. Expired messages are never
+    /// delivered and are counted in [`TopicStats::expired`].
+    pub message_ttl: Option<Duration>,
+    /// `true` (default): a full topic evicts its oldest message, and a
+    /// subscriber that had not read it gets
+    /// [`RecvError::Lagged`](crate::RecvError::Lagged) with the exact
+    /// count. `false`: a full topic makes `publish` wait until every live
+    /// subscriber has read the oldest message; nothing is lost.
+    pub lru_enabled: bool,
+    /// The number of partitions, for partitioned topics.
+    pub partitions: Option<usize>,
+    /// Reserved, as in 1.0.0: stored, but has no effect yet.
+    pub idle_timeout: Option<Duration>,
+    /// Reserved for consumer groups: stored, but has no effect yet.
+    pub consume_idle_timeout: Option<Duration>,
+    /// The most payload bytes the topic retains (new in 2.0). Byte
+    /// payloads weigh their length; native values their shallow size.
+    pub max_bytes: Option<usize>,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        TopicOptions {
+            max_messages: Some(10_000),
+            message_ttl: None,
+            lru_enabled: true,
+            partitions: None,
+            idle_timeout: None,
+            consume_idle_timeout: None,
+            max_bytes: None,
+        }
+    }
+}
+
+impl TopicOptions {
+    pub(crate) fn to_config(&self) -> TopicConfig {
+        TopicConfig::default()
+            .max_messages(self.max_messages)
+            .max_bytes(self.max_bytes)
+            .ttl(self.message_ttl)
+            .overflow(if self.lru_enabled {
+                Overflow::DropOldest
+            } else {
+                Overflow::Block
+            })
+    }
+
+    /// Checks the options without creating a topic.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for zero capacity, zero byte budget or zero TTL.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        memq_core::Topic::<()>::with_weigher(self.to_config(), |_| 0).map(drop)
+    }
+
+    /// True when both would retain messages the same way.
+    pub(crate) fn same_retention(&self, other: &TopicOptions) -> bool {
+        self.max_messages == other.max_messages
+            && self.max_bytes == other.max_bytes
+            && self.message_ttl == other.message_ttl
+            && self.lru_enabled == other.lru_enabled
+    }
+}
+
+/// Where a subscriber starts reading (the 1.0.0 enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsumptionMode {
+    /// The oldest retained message.
+    Earliest,
+    /// Only messages published after subscribing.
+    Latest,
+    /// Exactly offset `n`; outside the retained window is an error.
+    Offset(u64),
+    /// After the consumer's last committed offset; without one (and for
+    /// anonymous subscribers), like `Latest`. The default.
+    #[default]
+    LastOffset,
+}
+
+impl ConsumptionMode {
+    pub(crate) fn start(self) -> StartFrom {
+        match self {
+            ConsumptionMode::Earliest => StartFrom::Earliest,
+            ConsumptionMode::Latest => StartFrom::Latest,
+            ConsumptionMode::Offset(n) => StartFrom::Offset(n),
+            ConsumptionMode::LastOffset => StartFrom::Committed,
+        }
+    }
+}
+
+/// Counters of one topic (the 1.0.0 fields, plus more). Reading them never
+/// blocks publishers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicStats {
+    /// Messages retained now.
+    pub message_count: usize,
+    /// Live subscribers.
+    pub subscriber_count: usize,
+    /// Messages removed by retention: `evicted + expired`.
+    pub dropped_messages: usize,
+    /// Named consumers' lag: messages published after their committed
+    /// position.
+    pub consumer_lags: HashMap<String, usize>,
+    /// Retained payload bytes.
+    pub bytes: usize,
+    /// Messages ever published.
+    pub published: u64,
+    /// Messages evicted to make room.
+    pub evicted: u64,
+    /// Messages that expired.
+    pub expired: u64,
+    /// The oldest retained offset.
+    pub low_offset: u64,
+    /// The offset the next message will get.
+    pub next_offset: u64,
+}
+
+impl From<memq_core::TopicStats> for TopicStats {
+    fn from(s: memq_core::TopicStats) -> Self {
+        let sat = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        TopicStats {
+            message_count: sat(s.depth),
+            subscriber_count: s.subscribers,
+            dropped_messages: sat(s.evicted.saturating_add(s.expired)),
+            consumer_lags: s.consumers.iter().map(|c| (c.name.clone(), sat(c.lag))).collect(),
+            bytes: s.bytes,
+            published: s.published,
+            evicted: s.evicted,
+            expired: s.expired,
+            low_offset: s.low,
+            next_offset: s.high,
+        }
+    }
+}

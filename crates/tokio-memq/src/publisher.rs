@@ -1,0 +1,267 @@
+//! Publishing to a topic.
+
+use std::future::{poll_fn, Future};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memq_core::Topic;
+use serde::Serialize;
+
+use crate::error::PublishError;
+use crate::format::SerializationFormat;
+use crate::message::{Entry, TopicMessage};
+use crate::queue::Registry;
+
+/// Publishes messages to one topic.
+///
+/// Cheap to clone. The topic is looked up (and created with default
+/// options if nobody created it) on the first publish; after the topic is
+/// deleted, publishing fails with [`PublishError::Closed`] — make a new
+/// publisher to publish into a topic created again under the same name.
+///
+/// Every publish returns the offset the message got.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    registry: Arc<Registry>,
+    topic_name: Arc<str>,
+    publisher_key: Option<Arc<str>>,
+    topic: OnceLock<Topic<Entry>>,
+}
+
+impl Publisher {
+    pub(crate) fn new(registry: Arc<Registry>, topic: &str, key: Option<&str>) -> Self {
+        Publisher {
+            registry,
+            topic_name: topic.into(),
+            publisher_key: key.map(Into::into),
+            topic: OnceLock::new(),
+        }
+    }
+
+    /// The topic this publisher publishes to.
+    pub fn topic(&self) -> &str {
+        &self.topic_name
+    }
+
+    /// The publisher key given to
+    /// [`MessageQueue::publisher_with_key`](crate::MessageQueue::publisher_with_key).
+    pub fn publisher_key(&self) -> Option<&str> {
+        self.publisher_key.as_deref()
+    }
+
+    fn log(&self) -> Option<&Topic<Entry>> {
+        if let Some(t) = self.topic.get() {
+            return Some(t);
+        }
+        let entry = self.registry.get_or_create(&self.topic_name, None).ok()?;
+        Some(self.topic.get_or_init(|| entry.log))
+    }
+
+    async fn publish_entry<T>(
+        &self,
+        entry: Entry,
+        back: impl Fn(Entry) -> T,
+    ) -> Result<u64, PublishError<T>> {
+        let Some(log) = self.log() else {
+            return Err(PublishError::Closed(back(entry)));
+        };
+        log.publish(entry)
+            .await
+            .map_err(|e| PublishError::from(e).map(back))
+    }
+
+    /// Publishes `data` and returns its offset.
+    ///
+    /// The value is stored natively (`Arc<T>`, no serialization): a
+    /// subscriber reading it as the same type gets it for a reference
+    /// count ([`TopicMessage::native`]), or a clone
+    /// ([`TopicMessage::deserialize`]).
+    ///
+    /// On a full topic with `lru_enabled: false` this waits until every
+    /// live subscriber has read the oldest message.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`] with the value handed back: `Closed` when the topic
+    /// was deleted or the queue dropped, `TooLarge` when it exceeds the
+    /// topic's byte budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("events");
+    /// assert_eq!(publisher.publish("first").await?, 0);
+    /// assert_eq!(publisher.publish("second").await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+    ) -> Result<u64, PublishError<T>> {
+        self.publish_entry(Entry::native(data), Entry::into_native).await
+    }
+
+    /// Publishes `data` if that needs no waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), plus [`PublishError::Full`] (with the
+    /// value) where `publish` would wait.
+    pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
+        let entry = Entry::native(data);
+        let Some(log) = self.log() else {
+            return Err(PublishError::Closed(entry.into_native()));
+        };
+        log.try_publish(entry)
+            .map_err(|e| PublishError::from(e).map(Entry::into_native))
+    }
+
+    /// Publishes `data`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), plus [`PublishError::Timeout`] with
+    /// the value when no room came in time.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime with the time driver enabled.
+    pub async fn publish_timeout<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+        timeout: Duration,
+    ) -> Result<u64, PublishError<T>> {
+        let entry = Entry::native(data);
+        let Some(log) = self.log() else {
+            return Err(PublishError::Closed(entry.into_native()));
+        };
+        let mut publish = log.publish(entry);
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut publish).poll(cx) {
+                return Poll::Ready(r.map_err(|e| PublishError::from(e).map(Entry::into_native)));
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                if let Some(entry) = publish.take_value() {
+                    return Poll::Ready(Err(PublishError::Timeout(entry.into_native())));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Publishes `data` as one contiguous run of offsets, nothing
+    /// interleaved, and returns the run. All or nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), with the whole batch handed back;
+    /// `TooLarge` when the batch alone exceeds the topic's limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let offsets = mq.publisher("jobs").publish_batch((0..100).collect::<Vec<i32>>()).await?;
+    /// assert_eq!(offsets, 0..100);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_batch<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: Vec<T>,
+    ) -> Result<Range<u64>, PublishError<Vec<T>>> {
+        let entries: Vec<Entry> = data.into_iter().map(Entry::native).collect();
+        let back = |entries: Vec<Entry>| entries.into_iter().map(Entry::into_native).collect();
+        let Some(log) = self.log() else {
+            return Err(PublishError::Closed(back(entries)));
+        };
+        log.publish_batch(entries)
+            .await
+            .map_err(|e| PublishError::from(e).map(back))
+    }
+
+    /// Publishes bytes tagged with `format`, without copying them.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), handing the bytes back.
+    pub async fn publish_bytes(
+        &self,
+        data: impl Into<Bytes>,
+        format: SerializationFormat,
+    ) -> Result<u64, PublishError<Bytes>> {
+        self.publish_entry(Entry::bytes(data.into(), &format), Entry::into_bytes)
+            .await
+    }
+
+    /// Publishes byte payloads in `format` as one contiguous run of
+    /// offsets, without copying them. All or nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_batch`](Self::publish_batch), handing the payloads back.
+    pub async fn publish_bytes_batch(
+        &self,
+        data: Vec<Bytes>,
+        format: SerializationFormat,
+    ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
+        let entries: Vec<Entry> = data.into_iter().map(|b| Entry::bytes(b, &format)).collect();
+        let back = |entries: Vec<Entry>| entries.into_iter().map(Entry::into_bytes).collect();
+        let Some(log) = self.log() else {
+            return Err(PublishError::Closed(back(entries)));
+        };
+        log.publish_batch(entries)
+            .await
+            .map_err(|e| PublishError::from(e).map(back))
+    }
+
+    /// Publishes bytes you already share as an `Arc<Vec<u8>>`, without
+    /// copying them: the message keeps the `Arc` alive.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_bytes`](Self::publish_bytes).
+    pub async fn publish_shared_bytes(
+        &self,
+        data: Arc<Vec<u8>>,
+        format: SerializationFormat,
+    ) -> Result<u64, PublishError<Bytes>> {
+        self.publish_bytes(Bytes::from_owner(SharedVec(data)), format)
+            .await
+    }
+
+    /// Publishes a prebuilt message (keeping its key and format).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), handing the message back.
+    pub async fn publish_message(&self, message: TopicMessage) -> Result<u64, PublishError<TopicMessage>> {
+        let topic = self.topic_name.clone();
+        self.publish_entry(message.into_entry(), move |e| {
+            TopicMessage::unpublished(&topic, e)
+        })
+        .await
+    }
+}
+
+/// Lets `Bytes` borrow from an `Arc<Vec<u8>>` without copying.
+struct SharedVec(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedVec {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}

@@ -1,0 +1,119 @@
+//! Receive futures dropped at any await point lose nothing.
+
+use std::time::Duration;
+
+use tokio_memq::{MessageQueue, TopicOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_against_a_timer_loses_nothing() {
+    const N: u64 = 20_000;
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(N as usize),
+        ..Default::default()
+    };
+    let sub = mq.subscriber_with_options("sel", options).await.unwrap();
+    let p = mq.publisher("sel");
+    let producer = tokio::spawn(async move {
+        for i in 0..N {
+            p.publish(i).await.unwrap();
+            if i % 500 == 0 {
+                // Quiet gaps, so the consumer's receives lose to the timer.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let consume = async {
+        let mut next = 0u64;
+        let mut timeouts = 0u64;
+        while next < N {
+            tokio::select! {
+                r = sub.recv() => {
+                    let m = r.unwrap();
+                    assert_eq!(m.offset(), next, "no message lost or repeated");
+                    assert_eq!(*m.native::<u64>().unwrap(), next);
+                    next += 1;
+                }
+                _ = tokio::time::sleep(Duration::from_micros(50)) => timeouts += 1,
+            }
+        }
+        timeouts
+    };
+    let timeouts = tokio::time::timeout(Duration::from_secs(60), consume)
+        .await
+        .expect("progress watchdog");
+    producer.await.unwrap();
+    assert!(timeouts > 0, "receives were dropped by select! along the way");
+}
+
+#[tokio::test]
+async fn every_receive_variant_survives_being_dropped_after_one_poll() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("drop").await.unwrap();
+    let p = mq.publisher("drop");
+    let mut cx = Context::from_waker(Waker::noop());
+    for i in 0..100u32 {
+        // Each variant parks (nothing published yet) and is dropped.
+        assert!(pin!(sub.recv()).as_mut().poll(&mut cx).is_pending());
+        assert!(pin!(sub.recv_batch(8)).as_mut().poll(&mut cx).is_pending());
+        assert!(pin!(sub.recv_typed::<u32>()).as_mut().poll(&mut cx).is_pending());
+        assert!(pin!(sub.recv_batch_typed::<u32>(8))
+            .as_mut()
+            .poll(&mut cx)
+            .is_pending());
+        {
+            let mut stream = sub.stream();
+            let polled = std::pin::Pin::new(&mut stream);
+            assert!(futures_core::Stream::poll_next(polled, &mut cx).is_pending());
+        }
+        p.publish(i).await.unwrap();
+        let got = match pin!(sub.recv_typed::<u32>()).as_mut().poll(&mut cx) {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("message {i} must be ready"),
+        };
+        assert_eq!(got, i);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_receiving_tasks_loses_nothing_for_survivors() {
+    let mq = MessageQueue::new();
+    let mut doomed = Vec::new();
+    for _ in 0..100 {
+        let s = mq.subscriber("abort").await.unwrap();
+        doomed.push(tokio::spawn(async move {
+            loop {
+                let _ = s.recv().await;
+            }
+        }));
+    }
+    let survivor = mq.subscriber("abort").await.unwrap();
+    let p = mq.publisher("abort");
+    for i in 0..50u32 {
+        p.publish(i).await.unwrap();
+    }
+    for t in &doomed {
+        t.abort();
+    }
+    for i in 50..100u32 {
+        p.publish(i).await.unwrap();
+    }
+    for t in doomed {
+        assert!(t.await.unwrap_err().is_cancelled());
+    }
+    let got: Vec<u32> = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut v = Vec::new();
+        while v.len() < 100 {
+            v.extend(survivor.recv_batch_typed::<u32>(100).await.unwrap());
+        }
+        v
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    assert_eq!(mq.get_topic_stats("abort").await.unwrap().subscriber_count, 1);
+}

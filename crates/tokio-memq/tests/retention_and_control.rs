@@ -1,0 +1,327 @@
+//! Lag, TTL, backpressure, replay, commits, deletion and stats through the facade.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_memq::{
+    CommitError, ConsumptionMode, MessageQueue, PublishError, RecvError, TopicError, TopicOptions,
+    TryRecvError,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn capped(n: usize) -> TopicOptions {
+    TopicOptions {
+        max_messages: Some(n),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn lagging_subscriber_gets_exact_count_then_continues() {
+    let mq = MessageQueue::new();
+    let slow = mq.subscriber_with_options("t", capped(10)).await.unwrap();
+    let p = mq.publisher("t");
+    for i in 0..25u32 {
+        p.publish(i).await.unwrap();
+    }
+    assert_eq!(slow.recv().await.unwrap_err(), RecvError::Lagged(15));
+    let rest = slow.recv_batch(100).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|m| m.offset()).collect::<Vec<_>>(),
+        (15..25).collect::<Vec<_>>()
+    );
+    let stats = mq.get_topic_stats("t").await.unwrap();
+    assert_eq!(
+        (stats.message_count, stats.evicted, stats.dropped_messages),
+        (10, 15, 15)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttl_with_paused_time() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        message_ttl: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let sub = mq.subscriber_with_options("ttl", options).await.unwrap();
+    let p = mq.publisher("ttl");
+    p.publish("old-1").await.unwrap();
+    p.publish("old-2").await.unwrap();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    p.publish("fresh").await.unwrap();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let m = sub.recv().await.unwrap();
+    assert_eq!(
+        (m.offset(), m.deserialize::<String>().unwrap()),
+        (2, "fresh".to_string())
+    );
+    let stats = mq.get_topic_stats("ttl").await.unwrap();
+    assert_eq!((stats.expired, stats.message_count), (2, 1));
+    // Nothing left: recv_timeout gives up (paused time auto-advances).
+    assert!(sub.recv_timeout(Duration::from_secs(5)).await.unwrap().is_none());
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(mq.get_topic_stats("ttl").await.unwrap().expired, 3);
+}
+
+#[tokio::test]
+async fn backpressure_waits_and_try_publish_hands_back_full() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(3),
+        lru_enabled: false,
+        ..Default::default()
+    };
+    let sub = mq.subscriber_with_options("bp", options).await.unwrap();
+    let p = mq.publisher("bp");
+    for i in 0..3u32 {
+        p.try_publish(i).unwrap();
+    }
+    match p.try_publish(3u32) {
+        Err(PublishError::Full(v)) => assert_eq!(v, 3),
+        other => panic!("{other:?}"),
+    }
+    match p.publish_timeout(3u32, Duration::from_millis(20)).await {
+        Err(PublishError::Timeout(v)) => assert_eq!(v, 3),
+        other => panic!("{other:?}"),
+    }
+    let blocked = {
+        let p = p.clone();
+        tokio::spawn(async move { p.publish(3u32).await })
+    };
+    tokio::task::yield_now().await;
+    assert!(
+        !blocked.is_finished(),
+        "publish waits while the subscriber holds the oldest"
+    );
+    assert_eq!(sub.recv().await.unwrap().deserialize::<u32>().unwrap(), 0);
+    let offset = tokio::time::timeout(LIMIT, blocked)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(offset, 3);
+    let got: Vec<u32> = sub.recv_batch_typed(10).await.unwrap();
+    assert_eq!(got, vec![1, 2, 3]);
+    assert_eq!(mq.get_topic_stats("bp").await.unwrap().dropped_messages, 1);
+}
+
+#[tokio::test]
+async fn backpressure_never_loses_a_message() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(8),
+        lru_enabled: false,
+        ..Default::default()
+    };
+    let a = mq.subscriber_with_options("bp2", options.clone()).await.unwrap();
+    let b = mq.subscriber_with_options("bp2", options).await.unwrap();
+    let p = mq.publisher("bp2");
+    let producer = tokio::spawn(async move {
+        for i in 0..5_000u32 {
+            p.publish(i).await.unwrap();
+        }
+    });
+    let read = |sub: tokio_memq::Subscriber| async move {
+        for i in 0..5_000u32 {
+            assert_eq!(sub.recv_typed::<u32>().await.unwrap(), i);
+        }
+    };
+    tokio::time::timeout(LIMIT, async {
+        let (x, y, z) = tokio::join!(tokio::spawn(read(a)), tokio::spawn(read(b)), producer);
+        x.unwrap();
+        y.unwrap();
+        z.unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn replay_modes_and_range_errors() {
+    let mq = MessageQueue::new();
+    mq.create_topic("r", capped(5)).await.unwrap();
+    let p = mq.publisher("r");
+    for i in 0..8u32 {
+        p.publish(i).await.unwrap();
+    }
+    let open = |mode| mq.subscriber_with_options_and_mode("r", capped(5), mode);
+    let first = |s: tokio_memq::Subscriber| async move { s.try_recv().await.map(|m| m.offset()) };
+    assert_eq!(first(open(ConsumptionMode::Earliest).await.unwrap()).await, Ok(3));
+    assert_eq!(
+        first(open(ConsumptionMode::Latest).await.unwrap()).await,
+        Err(TryRecvError::Empty)
+    );
+    assert_eq!(
+        first(open(ConsumptionMode::LastOffset).await.unwrap()).await,
+        Err(TryRecvError::Empty)
+    );
+    assert_eq!(
+        first(open(ConsumptionMode::Offset(5)).await.unwrap()).await,
+        Ok(5)
+    );
+    for bad in [0, 2, 9] {
+        match open(ConsumptionMode::Offset(bad)).await {
+            Err(TopicError::OutOfRange(r)) => assert_eq!((r.requested, r.low, r.high), (bad, 3, 8)),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let s = open(ConsumptionMode::Earliest).await.unwrap();
+    s.recv().await.unwrap();
+    s.seek(6).await.unwrap();
+    assert_eq!(s.current_offset().await, Some(6));
+    assert_eq!(s.recv().await.unwrap().offset(), 6);
+    assert!(s.seek(1).await.is_err());
+    assert!(s.seek(9).await.is_err());
+    s.seek(3).await.unwrap();
+    assert_eq!(s.recv().await.unwrap().offset(), 3, "replay");
+}
+
+#[tokio::test]
+async fn commit_records_processed_offset_without_moving() {
+    let mq = MessageQueue::new();
+    let s = mq
+        .subscriber_with_options_and_mode("c", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let p = mq.publisher("c");
+    p.publish_batch(vec![1u8, 2, 3]).await.unwrap();
+    let m = s.recv().await.unwrap();
+    s.commit(m.offset()).await.unwrap();
+    assert_eq!(s.committed_offset(), Some(0));
+    assert_eq!(s.recv().await.unwrap().offset(), 1, "commit is not seek");
+    assert_eq!(
+        s.commit(3).await.unwrap_err(),
+        CommitError::NotPublished { offset: 3, high: 3 }
+    );
+}
+
+#[tokio::test]
+async fn options_conflicts_and_invalid_options_are_errors() {
+    let mq = MessageQueue::new();
+    mq.create_topic("o", capped(10)).await.unwrap();
+    mq.create_topic("o", capped(10)).await.unwrap();
+    assert!(matches!(
+        mq.create_topic("o", capped(11)).await,
+        Err(TopicError::OptionsMismatch { topic }) if topic == "o"
+    ));
+    assert!(matches!(
+        mq.subscriber_with_options("o", capped(11)).await,
+        Err(TopicError::OptionsMismatch { .. })
+    ));
+    assert!(mq.subscriber("o").await.is_ok(), "no options: use the topic's");
+    assert!(matches!(
+        mq.create_topic("zero", capped(0)).await,
+        Err(TopicError::InvalidOptions(tokio_memq::ConfigError::ZeroCapacity))
+    ));
+    assert_eq!(mq.list_topics().await, vec!["o".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_wakes_every_waiter_with_closed() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(1),
+        lru_enabled: false,
+        ..Default::default()
+    };
+    let holder = mq.subscriber_with_options("d", options.clone()).await.unwrap();
+    let p = mq.publisher("d");
+    p.publish(0u8).await.unwrap();
+    let mut waiters = Vec::new();
+    for _ in 0..5 {
+        let s = mq.subscriber("d").await.unwrap();
+        waiters.push(tokio::spawn(async move { s.recv().await.map(|m| m.offset()) }));
+    }
+    let blocked = {
+        let p = p.clone();
+        tokio::spawn(async move { p.publish(1u8).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(mq.delete_topic("d").await);
+    assert!(!mq.delete_topic("d").await);
+    tokio::time::timeout(LIMIT, async {
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), Err(RecvError::Closed));
+        }
+        assert!(matches!(blocked.await.unwrap(), Err(PublishError::Closed(1))));
+    })
+    .await
+    .unwrap();
+    // What was retained is still delivered to the subscriber that had it.
+    assert_eq!(holder.recv().await.unwrap().offset(), 0);
+    assert_eq!(holder.recv().await.unwrap_err(), RecvError::Closed);
+    assert!(matches!(p.publish(2u8).await, Err(PublishError::Closed(2))));
+    assert!(mq.list_topics().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_queue_closes_every_topic() {
+    let mq = MessageQueue::new();
+    let s = mq.subscriber("q").await.unwrap();
+    let p = mq.publisher("q");
+    let clone = mq.clone();
+    let waiter = tokio::spawn(async move { s.recv().await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    drop(mq);
+    assert!(!waiter.is_finished(), "a clone still holds the queue");
+    drop(clone);
+    let r = tokio::time::timeout(LIMIT, waiter).await.unwrap().unwrap();
+    assert_eq!(r.unwrap_err(), RecvError::Closed);
+    assert!(matches!(p.publish(1u8).await, Err(PublishError::Closed(1))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_polled_under_load_do_not_deadlock() {
+    let mq = MessageQueue::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let s = mq.subscriber_with_options("s", capped(1000)).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while n < 30_000 {
+                match s.recv_batch(64).await {
+                    Ok(b) => n += b.len() as u64,
+                    Err(RecvError::Lagged(k)) => n += k,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for _ in 0..3 {
+        let p = mq.publisher("s");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10_000u32 {
+                p.publish(i).await.unwrap();
+            }
+        }));
+    }
+    let poller = {
+        let mq = mq.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut polls = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let s = mq.get_topic_stats("s").await.unwrap();
+                assert!(s.message_count <= 1000);
+                let _ = mq.list_topics().await;
+                polls += 1;
+                tokio::task::yield_now().await;
+            }
+            polls
+        })
+    };
+    tokio::time::timeout(LIMIT, async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+    .expect("no deadlock");
+    stop.store(true, Ordering::Relaxed);
+    assert!(poller.await.unwrap() > 0);
+    assert_eq!(mq.get_topic_stats("s").await.unwrap().published, 30_000);
+}

@@ -1,0 +1,345 @@
+//! Throughput of tokio-memq next to `tokio::sync::mpsc` and `broadcast`,
+//! measured in the same run on the same payloads.
+//!
+//! `cargo run --release --example perf_runner [-- --quick] [--workers N]`
+//!
+//! Every scenario runs on a multi-thread runtime (2 workers unless
+//! `--workers` says otherwise), publishes `Bytes` payloads that are shared,
+//! never copied, and checks that every message arrived: a peer that loses
+//! messages is not reported as faster. Each figure is the median of three
+//! runs. The criterion suite (`cargo xtask bench`) measures more, more
+//! carefully.
+
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio::sync::{broadcast, mpsc};
+use tokio_memq::{Bytes, MessageQueue, SerializationFormat, TopicOptions};
+
+/// Room in a bounded queue or channel, the same for everyone that has one.
+const CAPACITY: usize = 16 * 1024;
+const FORMAT: SerializationFormat = SerializationFormat::Bincode;
+
+struct Config {
+    workers: usize,
+    scale: u64,
+}
+
+struct Row {
+    scenario: String,
+    payload: &'static str,
+    unit: &'static str,
+    ours: f64,
+    mpsc: Option<f64>,
+    broadcast: Option<f64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut config = Config { workers: 2, scale: 1 };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => config.scale = 4,
+            "--workers" => config.workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(2),
+            other => anyhow::bail!("unknown argument {other}; use --quick or --workers N"),
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .enable_all()
+        .build()?;
+    let n = |full: u64| full / config.scale;
+    let kib = Bytes::from(vec![0xAB; 1024]);
+    let mib = Bytes::from(vec![0xCD; 1 << 20]);
+    let hundred_mib = Bytes::from(vec![0xEF; 100 << 20]);
+
+    let rows = vec![
+        one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000)),
+        fan_out(&rt, n(200_000), 10, &kib),
+        batches(&rt, n(1_000_000), 100, &kib),
+        one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000)),
+        one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000)),
+    ];
+    print_table(&config, &rows);
+    Ok(())
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(|a, b| a.total_cmp(b));
+    runs[runs.len() / 2]
+}
+
+/// Runs `f` three times; `f` returns (items counted, elapsed).
+fn rate(
+    rt: &Runtime,
+    f: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Duration)>>>,
+) -> f64 {
+    median(
+        (0..3)
+            .map(|_| {
+                let (items, elapsed) = rt.block_on(f());
+                items as f64 / elapsed.as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn lossless() -> TopicOptions {
+    TopicOptions {
+        max_messages: Some(CAPACITY),
+        lru_enabled: false,
+        ..Default::default()
+    }
+}
+
+fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, payload: &Bytes, n: u64) -> Row {
+    let ours = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let mq = MessageQueue::new();
+            let sub = mq.subscriber_with_options("a", lossless()).await.unwrap();
+            let publisher = mq.publisher("a");
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..n {
+                    publisher.publish_bytes(payload.clone(), FORMAT).await.unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while got < n {
+                got += sub.recv_batch(256).await.unwrap().len() as u64;
+            }
+            producer.await.unwrap();
+            (got, start.elapsed())
+        })
+    });
+    let mpsc = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(CAPACITY);
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..n {
+                    tx.send(payload.clone()).await.unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while rx.recv().await.is_some() {
+                got += 1;
+            }
+            producer.await.unwrap();
+            assert_eq!(got, n);
+            (got, start.elapsed())
+        })
+    });
+    let broadcast = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            // Lossless only when the buffer holds the whole run.
+            let (tx, mut rx) = broadcast::channel::<Bytes>(n as usize);
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..n {
+                    tx.send(payload.clone()).unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while rx.recv().await.is_ok() {
+                got += 1;
+            }
+            producer.await.unwrap();
+            assert_eq!(got, n);
+            (got, start.elapsed())
+        })
+    });
+    Row {
+        scenario: scenario.to_string(),
+        payload: size,
+        unit: "msgs/s",
+        ours,
+        mpsc: Some(mpsc),
+        broadcast: Some(broadcast),
+    }
+}
+
+fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
+    let ours = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let mq = MessageQueue::new();
+            let mut readers = Vec::new();
+            for _ in 0..subscribers {
+                let sub = mq.subscriber_with_options("b", lossless()).await.unwrap();
+                readers.push(tokio::spawn(async move {
+                    let mut got = 0u64;
+                    while got < n {
+                        got += sub.recv_batch(256).await.unwrap().len() as u64;
+                    }
+                    got
+                }));
+            }
+            let publisher = mq.publisher("b");
+            let start = Instant::now();
+            for _ in 0..n {
+                publisher.publish_bytes(payload.clone(), FORMAT).await.unwrap();
+            }
+            let mut got = 0;
+            for r in readers {
+                got += r.await.unwrap();
+            }
+            assert_eq!(got, n * subscribers as u64);
+            (got, start.elapsed())
+        })
+    });
+    let broadcast = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let (tx, _) = broadcast::channel::<Bytes>(n as usize);
+            let readers: Vec<_> = (0..subscribers)
+                .map(|_| {
+                    let mut rx = tx.subscribe();
+                    tokio::spawn(async move {
+                        let mut got = 0u64;
+                        while rx.recv().await.is_ok() {
+                            got += 1;
+                        }
+                        got
+                    })
+                })
+                .collect();
+            let start = Instant::now();
+            for _ in 0..n {
+                tx.send(payload.clone()).unwrap();
+            }
+            drop(tx);
+            let mut got = 0;
+            for r in readers {
+                got += r.await.unwrap();
+            }
+            assert_eq!(got, n * subscribers as u64);
+            (got, start.elapsed())
+        })
+    });
+    Row {
+        scenario: format!("1P / {subscribers} subscribers"),
+        payload: "1 KiB",
+        unit: "deliveries/s",
+        ours,
+        mpsc: None,
+        broadcast: Some(broadcast),
+    }
+}
+
+fn batches(rt: &Runtime, n: u64, size: usize, payload: &Bytes) -> Row {
+    let rounds = n / size as u64;
+    let ours = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let mq = MessageQueue::new();
+            let sub = mq.subscriber_with_options("c", lossless()).await.unwrap();
+            let publisher = mq.publisher("c");
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..rounds {
+                    let batch = vec![payload.clone(); size];
+                    publisher.publish_bytes_batch(batch, FORMAT).await.unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while got < rounds * size as u64 {
+                got += sub.recv_batch(size).await.unwrap().len() as u64;
+            }
+            producer.await.unwrap();
+            (got, start.elapsed())
+        })
+    });
+    let mpsc = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CAPACITY / size);
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..rounds {
+                    tx.send(vec![payload.clone(); size]).await.unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while let Some(batch) = rx.recv().await {
+                got += batch.len() as u64;
+            }
+            producer.await.unwrap();
+            (got, start.elapsed())
+        })
+    });
+    let broadcast = rate(rt, || {
+        let payload = payload.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = broadcast::channel::<std::sync::Arc<Vec<Bytes>>>(rounds as usize);
+            let start = Instant::now();
+            let producer = tokio::spawn(async move {
+                for _ in 0..rounds {
+                    tx.send(std::sync::Arc::new(vec![payload.clone(); size])).unwrap();
+                }
+            });
+            let mut got = 0u64;
+            while let Ok(batch) = rx.recv().await {
+                got += batch.len() as u64;
+            }
+            producer.await.unwrap();
+            (got, start.elapsed())
+        })
+    });
+    Row {
+        scenario: format!("1P / 1C, batches of {size}"),
+        payload: "1 KiB",
+        unit: "msgs/s",
+        ours,
+        mpsc: Some(mpsc),
+        broadcast: Some(broadcast),
+    }
+}
+
+fn human(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2} M", rate / 1e6)
+    } else {
+        format!("{:.1} k", rate / 1e3)
+    }
+}
+
+fn print_table(config: &Config, rows: &[Row]) {
+    println!(
+        "tokio-memq perf_runner: {} runtime workers, {} CPUs, median of 3 runs{}",
+        config.workers,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if config.scale > 1 { ", --quick" } else { "" }
+    );
+    println!();
+    println!("| scenario | payload | unit | tokio-memq | tokio mpsc | tokio broadcast | memq / best peer |");
+    println!("|---|---|---|---:|---:|---:|---:|");
+    for r in rows {
+        let best = r.mpsc.into_iter().chain(r.broadcast).fold(0.0f64, f64::max);
+        let cell = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), human);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2}x |",
+            r.scenario,
+            r.payload,
+            r.unit,
+            human(r.ours),
+            cell(r.mpsc),
+            cell(r.broadcast),
+            r.ours / best
+        );
+    }
+    println!();
+    println!(
+        "Every run checks that every message arrived. tokio-memq and mpsc are bounded to {CAPACITY} messages"
+    );
+    println!(
+        "(lru_enabled: false: publishers wait, nothing is lost); broadcast cannot wait for slow receivers,"
+    );
+    println!(
+        "so it is given a buffer that holds the whole run. mpsc has no fan-out (n/a). Batches: mpsc and"
+    );
+    println!("broadcast carry Vec<Bytes> of 100 per message; tokio-memq gives each message its own offset.");
+}

@@ -1,0 +1,126 @@
+//! Checks a linter does not make: every Rust file opens with a `//!` doc
+//! comment; no `dbg!` or `todo!` is left behind; crate dependencies point
+//! downward only (the layering table in ARCHITECTURE.md).
+
+use std::path::{Path, PathBuf};
+
+/// The crates of ours each crate may depend on (normal dependencies).
+const LAYERS: &[(&str, &[&str])] = &[
+    ("memq-core", &[]),
+    ("memq-codec", &[]),
+    ("memq-partition", &["memq-core"]),
+    ("memq-groups", &["memq-core", "memq-partition"]),
+    (
+        "tokio-memq",
+        &["memq-core", "memq-codec", "memq-partition", "memq-groups"],
+    ),
+];
+
+/// Runs every check; returns the problems found.
+pub(crate) fn run(root: &Path) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for dir in ["crates", "examples", "benches", "xtask"] {
+        collect_rs(&root.join(dir), &mut files);
+    }
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            problems.push(format!("{}: unreadable", file.display()));
+            continue;
+        };
+        let rel = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        if !text.trim_start().starts_with("//!") {
+            problems.push(format!(
+                "{rel}: does not open with a `//!` comment saying what it is"
+            ));
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for banned in [concat!("dbg", "!("), concat!("todo", "!(")] {
+                if code.contains(banned) {
+                    problems.push(format!("{rel}:{}: `{banned}` left in", i + 1));
+                }
+            }
+        }
+    }
+    for (krate, allowed) in LAYERS {
+        let manifest = root.join("crates").join(krate).join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue; // not created yet
+        };
+        for dep in ours_in_dependencies(&text) {
+            if !allowed.contains(&dep.as_str()) {
+                problems.push(format!(
+                    "crates/{krate} depends on {dep}: dependencies must point downward"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') && name != "corpus" && name != "artifacts" {
+                collect_rs(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Names of our crates in the `[dependencies]` (and target-specific
+/// dependencies) tables of a manifest; dev-dependencies are allowed to
+/// reach sideways for tests.
+fn ours_in_dependencies(manifest: &str) -> Vec<String> {
+    let mut deps = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]"
+                || (line.starts_with("[target.") && line.ends_with(".dependencies]"));
+            continue;
+        }
+        if !in_deps {
+            continue;
+        }
+        let name = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
+        if name.starts_with("memq-") || name == "tokio-memq" {
+            deps.push(name.to_string());
+        }
+    }
+    deps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_is_tidy() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        if let Err(problems) = run(root) {
+            panic!("tidy problems:\n{}", problems.join("\n"));
+        }
+    }
+
+    #[test]
+    fn finds_our_dependencies_only_in_normal_tables() {
+        let manifest = "[dependencies]\nmemq-core.workspace = true\nbytes = \"1\"\n\
+                        [dev-dependencies]\ntokio-memq = { path = \"x\" }\n";
+        assert_eq!(ours_in_dependencies(manifest), vec!["memq-core".to_string()]);
+    }
+}
