@@ -6,6 +6,8 @@
 //!   integration, doc), docs with warnings denied, the codec's feature
 //!   combinations, and `tidy`.
 //! - `tidy`: checks no linter makes (see [`tidy`]).
+//! - `loom`: the loom models of memq-core (`--cfg memq_loom`, release, in
+//!   their own target dir so the normal build is not invalidated).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,13 +19,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("loom") => loom(),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
             }
             format!("{} tidy problem(s)", problems.len())
         }),
-        _ => Err("usage: cargo xtask <ci|tidy>".to_string()),
+        _ => Err("usage: cargo xtask <ci|tidy|loom>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +65,15 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
 /// Feature combinations of memq-codec that must each build on their own.
 const CODEC_FEATURE_SETS: &[&str] = &[];
 
+fn loom() -> Result<(), String> {
+    let target = root().join("target").join("loom");
+    let target = target.to_string_lossy();
+    cargo(
+        &["test", "-p", "memq-core", "--test", "loom", "--release"],
+        &[("RUSTFLAGS", "--cfg memq_loom"), ("CARGO_TARGET_DIR", &target)],
+    )
+}
+
 fn ci() -> Result<(), String> {
     let started = Instant::now();
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
@@ -88,6 +100,7 @@ fn ci() -> Result<(), String> {
             &[],
         )?;
     }
+    loom()?;
     tidy::run(&root()).map_err(|problems| {
         for p in &problems {
             eprintln!("tidy: {p}");

@@ -2,11 +2,12 @@
 //!
 //! Everything in this crate that is shared between threads imports `Arc`,
 //! `Mutex` and the atomics from here, never from `std` or `parking_lot`
-//! directly. Building with `RUSTFLAGS="--cfg loom"` swaps them for loom's
+//! directly. Building with `RUSTFLAGS="--cfg memq_loom"` (our own cfg name, so
+//! tokio's internal `loom` cfg stays off) swaps them for loom's
 //! model-checked versions, so loom models can exercise the real logic
 //! without a line of it changing (the same shape as `tokio/src/loom`).
 
-#[cfg(not(loom))]
+#[cfg(not(memq_loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
@@ -33,7 +34,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(memq_loom)]
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;

@@ -98,6 +98,11 @@ mod queue;
 mod subscriber;
 mod traits;
 
+/// The repository README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use bytes::Bytes;
 pub use error::{
     CommitError, ConfigError, DecodeError, DecodeErrorKind, Error, OutOfRange, PublishError,
