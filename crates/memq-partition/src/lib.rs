@@ -1,0 +1,1 @@
+//! Partitioned topics for tokio-memq (work in progress).
