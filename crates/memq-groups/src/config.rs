@@ -1,0 +1,91 @@
+//! How a group acknowledges, redelivers and assigns partitions.
+
+use std::time::Duration;
+
+/// When a delivered message counts as processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// On receive: the group's committed position advances as messages are
+    /// handed out. A member that fails loses what it had received.
+    #[default]
+    Auto,
+    /// On [`Member::ack`](crate::Member::ack): until then the message is
+    /// pending with the member that received it, and is redelivered to
+    /// another member if that one is dropped or stays idle past
+    /// [`GroupConfig::ack_timeout`].
+    Manual,
+}
+
+/// How the partitions of a multi-partition group are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Assignment {
+    /// Every member takes from every partition: the most even load, no
+    /// per-key order across members.
+    #[default]
+    Shared,
+    /// Each partition is owned by one member at a time and rebalanced when
+    /// members join or leave, so messages with one key (one partition) are
+    /// processed in order by one member.
+    Exclusive,
+}
+
+/// Settings of a [`Group`](crate::Group).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use memq_groups::{AckMode, GroupConfig};
+///
+/// let config = GroupConfig::default()
+///     .ack(AckMode::Manual)
+///     .ack_timeout(Some(Duration::from_secs(30)))
+///     .max_deliveries(Some(5));
+/// assert_eq!(config.ack, AckMode::Manual);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct GroupConfig {
+    /// When a delivered message counts as processed.
+    pub ack: AckMode,
+    /// With [`AckMode::Manual`]: a member that neither receives nor
+    /// acknowledges for this long is considered failed, and its pending
+    /// messages go to other members.
+    pub ack_timeout: Option<Duration>,
+    /// With [`AckMode::Manual`]: a message delivered this many times
+    /// without an acknowledgement goes to the dead-letter sink instead of
+    /// an `n + 1`th delivery. `None`: no limit.
+    pub max_deliveries: Option<u32>,
+    /// How partitions are shared between members.
+    pub assignment: Assignment,
+}
+
+impl GroupConfig {
+    /// Sets [`ack`](Self::ack).
+    #[must_use]
+    pub fn ack(mut self, ack: AckMode) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// Sets [`ack_timeout`](Self::ack_timeout).
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_deliveries`](Self::max_deliveries).
+    #[must_use]
+    pub fn max_deliveries(mut self, max: Option<u32>) -> Self {
+        self.max_deliveries = max;
+        self
+    }
+
+    /// Sets [`assignment`](Self::assignment).
+    #[must_use]
+    pub fn assignment(mut self, assignment: Assignment) -> Self {
+        self.assignment = assignment;
+        self
+    }
+}

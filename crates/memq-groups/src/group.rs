@@ -1,0 +1,597 @@
+//! The shared state of a group and the claim that hands messages out.
+//!
+//! One mutex per group guards the cursors (one per partition), the
+//! members, the pending messages and the redelivery queue. Every receive
+//! variant of every member goes through [`Shared::claim`] under that lock,
+//! so a message can be handed to one member only: duplicates inside a
+//! healthy group are impossible by construction. The group lock may be
+//! held while a topic's lock is taken (through a cursor), never the other
+//! way round.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::config::{AckMode, Assignment, GroupConfig};
+use crate::error::{AckError, GroupError};
+use crate::member::MemberWaiter;
+use crate::stats::GroupStats;
+use crate::wait::Wakers;
+
+/// A message handed to one member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claimed<T> {
+    /// The partition (index into the group's topics) it came from.
+    pub partition: usize,
+    /// Its offset in that partition.
+    pub offset: u64,
+    /// When it was published.
+    pub timestamp: Instant,
+    /// How many times it has been delivered, this time included.
+    pub deliveries: u32,
+    /// The message.
+    pub value: T,
+}
+
+/// A message that reached [`GroupConfig::max_deliveries`] without an
+/// acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter<T> {
+    /// The group's name.
+    pub group: Arc<str>,
+    /// The partition it came from.
+    pub partition: usize,
+    /// Its offset there.
+    pub offset: u64,
+    /// When it was published.
+    pub timestamp: Instant,
+    /// How many times it was delivered.
+    pub deliveries: u32,
+    /// The message.
+    pub value: T,
+}
+
+/// Where dead letters go (typically: publish to a dead-letter topic).
+/// Called without any lock held.
+pub type DeadLetterSink<T> = Arc<dyn Fn(DeadLetter<T>) + Send + Sync>;
+
+#[derive(Debug)]
+struct Member {
+    last_active: Instant,
+}
+
+#[derive(Debug)]
+struct Pending<T> {
+    /// `None` while queued for redelivery.
+    owner: Option<u64>,
+    deliveries: u32,
+    timestamp: Instant,
+    value: T,
+}
+
+struct State<T> {
+    /// One per partition while the group has members; empty otherwise
+    /// (then the group holds nothing back and keeps only its commits,
+    /// which live in the topics as named-consumer commits).
+    cursors: Vec<Cursor<T>>,
+    members: BTreeMap<u64, Member>,
+    next_member: u64,
+    /// Partition owners under [`Assignment::Exclusive`].
+    owners: Vec<Option<u64>>,
+    pending: BTreeMap<(usize, u64), Pending<T>>,
+    redeliver: BTreeSet<(usize, u64)>,
+    /// A lag found while other messages were being handed out, reported
+    /// by the next claim.
+    lag: Option<u64>,
+    /// The last offset committed per partition by this group.
+    committed: Vec<Option<u64>>,
+    waiters: Wakers,
+    /// Where the next scan over partitions starts, for fairness.
+    rr: usize,
+    redeliveries: u64,
+    dead_lettered: u64,
+}
+
+pub(crate) struct Shared<T> {
+    pub(crate) name: Arc<str>,
+    pub(crate) sources: Vec<Topic<T>>,
+    pub(crate) config: GroupConfig,
+    sink: Option<DeadLetterSink<T>>,
+    state: Mutex<State<T>>,
+}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field("partitions", &self.sources.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn release_waiter(&self, key: usize) {
+        self.state.lock().waiters.release(key);
+    }
+}
+
+impl<T: Clone + Send + 'static> Shared<T> {
+    pub(crate) fn new(
+        name: &str,
+        sources: Vec<Topic<T>>,
+        config: GroupConfig,
+        sink: Option<DeadLetterSink<T>>,
+    ) -> Result<Self, GroupError> {
+        if sources.is_empty() {
+            return Err(GroupError::NoSources);
+        }
+        let n = sources.len();
+        let committed = sources.iter().map(|t| t.committed(name)).collect();
+        Ok(Shared {
+            name: name.into(),
+            sources,
+            config,
+            sink,
+            state: Mutex::new(State {
+                cursors: Vec::new(),
+                members: BTreeMap::new(),
+                next_member: 0,
+                owners: vec![None; n],
+                pending: BTreeMap::new(),
+                redeliver: BTreeSet::new(),
+                lag: None,
+                committed,
+                waiters: Wakers::default(),
+                rr: 0,
+                redeliveries: 0,
+                dead_lettered: 0,
+            }),
+        })
+    }
+
+    pub(crate) fn join(&self, start: StartFrom) -> Result<u64, GroupError> {
+        let mut st = self.state.lock();
+        if st.cursors.is_empty() {
+            let mut cursors = Vec::with_capacity(self.sources.len());
+            for (partition, topic) in self.sources.iter().enumerate() {
+                match topic.subscribe_named(&self.name, start) {
+                    Ok(c) => cursors.push(c),
+                    Err(memq_core::SubscribeError::OutOfRange(range)) => {
+                        return Err(GroupError::OutOfRange { partition, range })
+                    }
+                    Err(_) => return Err(GroupError::Closed),
+                }
+            }
+            st.cursors = cursors;
+        }
+        let id = st.next_member;
+        st.next_member += 1;
+        st.members.insert(
+            id,
+            Member {
+                last_active: Instant::now(),
+            },
+        );
+        self.rebalance(&mut st);
+        let wake = st.waiters.take_all();
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        Ok(id)
+    }
+
+    pub(crate) fn leave(&self, id: u64) {
+        let mut st = self.state.lock();
+        st.members.remove(&id);
+        let mut retired = Vec::new();
+        if st.members.is_empty() {
+            // Nobody reads: drop the cursors so the group holds nothing
+            // back. Unacknowledged messages are above the committed
+            // position, so the next member to join receives them again.
+            retired = std::mem::take(&mut st.cursors);
+            st.pending.clear();
+            st.redeliver.clear();
+        } else {
+            let theirs: Vec<(usize, u64)> = st
+                .pending
+                .iter()
+                .filter(|(_, p)| p.owner == Some(id))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in theirs {
+                if let Some(p) = st.pending.get_mut(&k) {
+                    p.owner = None;
+                }
+                st.redeliver.insert(k);
+            }
+            self.rebalance(&mut st);
+        }
+        let wake = st.waiters.take_all();
+        drop(st);
+        drop(retired);
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Recomputes partition owners (exclusive mode) and hands the pending
+    /// messages of partitions that changed owner to their new owner.
+    fn rebalance(&self, st: &mut State<T>) {
+        if self.config.assignment != Assignment::Exclusive {
+            return;
+        }
+        let ids: Vec<u64> = st.members.keys().copied().collect();
+        for p in 0..self.sources.len() {
+            let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
+            if st.owners[p] != owner {
+                st.owners[p] = owner;
+                let moved: Vec<(usize, u64)> = st
+                    .pending
+                    .range((p, 0)..=(p, u64::MAX))
+                    .filter(|(_, m)| m.owner.is_some())
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in moved {
+                    if let Some(m) = st.pending.get_mut(&k) {
+                        m.owner = None;
+                    }
+                    st.redeliver.insert(k);
+                }
+            }
+        }
+    }
+
+    fn eligible(&self, st: &State<T>, member: u64, partition: usize) -> bool {
+        match self.config.assignment {
+            Assignment::Shared => true,
+            Assignment::Exclusive => st.owners[partition] == Some(member),
+        }
+    }
+
+    /// Hands up to `max` messages to `member`: redeliveries first, then new
+    /// messages, partitions taken in turn. With `park`, registers the
+    /// member to be woken when that may change.
+    pub(crate) fn claim(
+        &self,
+        member: u64,
+        max: usize,
+        out: &mut Vec<Claimed<T>>,
+        mut park: Option<(&mut Context<'_>, &mut MemberWaiter<T>)>,
+    ) -> Poll<Result<usize, TryRecvError>> {
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let manual = self.config.ack == AckMode::Manual;
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        let mut st = self.state.lock();
+        if manual {
+            self.take_over_idle(&mut st, now);
+        }
+        if let Some(m) = st.members.get_mut(&member) {
+            m.last_active = now;
+        }
+        if let Some(n) = st.lag.take() {
+            drop(st);
+            return Poll::Ready(Err(TryRecvError::Lagged(n)));
+        }
+        let mut got = 0;
+
+        // Redeliveries, in partition and offset order.
+        if !st.redeliver.is_empty() {
+            let ready: Vec<(usize, u64)> = st
+                .redeliver
+                .iter()
+                .filter(|(p, _)| self.eligible(&st, member, *p))
+                .copied()
+                .collect();
+            for key in ready {
+                if got == max {
+                    break;
+                }
+                st.redeliver.remove(&key);
+                let Some(p) = st.pending.get_mut(&key) else {
+                    continue;
+                };
+                if self.config.max_deliveries.is_some_and(|max| p.deliveries >= max) {
+                    if let Some(p) = st.pending.remove(&key) {
+                        st.dead_lettered += 1;
+                        dead.push(DeadLetter {
+                            group: self.name.clone(),
+                            partition: key.0,
+                            offset: key.1,
+                            timestamp: p.timestamp,
+                            deliveries: p.deliveries,
+                            value: p.value,
+                        });
+                        self.update_commit(&mut st, key.0);
+                    }
+                    continue;
+                }
+                p.owner = Some(member);
+                p.deliveries += 1;
+                out.push(Claimed {
+                    partition: key.0,
+                    offset: key.1,
+                    timestamp: p.timestamp,
+                    deliveries: p.deliveries,
+                    value: p.value.clone(),
+                });
+                st.redeliveries += 1;
+                got += 1;
+            }
+        }
+
+        // New messages.
+        let n = st.cursors.len();
+        let mut closed = 0;
+        let mut pending_parts = 0;
+        let mut fresh: Vec<Delivered<T>> = Vec::new();
+        for i in 0..n {
+            if got == max {
+                break;
+            }
+            let p = (st.rr + i) % n;
+            if !self.eligible(&st, member, p) {
+                continue;
+            }
+            fresh.clear();
+            let polled = match park.as_mut() {
+                Some((cx, waiter)) => {
+                    let w = waiter.partition(p);
+                    st.cursors[p].poll_recv_batch(cx, w, max - got, &mut fresh)
+                }
+                None => match st.cursors[p].try_recv_batch(max - got, &mut fresh) {
+                    Ok(k) => Poll::Ready(Ok(k)),
+                    Err(TryRecvError::Empty) => Poll::Pending,
+                    Err(TryRecvError::Lagged(k)) => Poll::Ready(Err(memq_core::RecvError::Lagged(k))),
+                    Err(_) => Poll::Ready(Err(memq_core::RecvError::Closed)),
+                },
+            };
+            match polled {
+                Poll::Ready(Ok(_)) => {
+                    let last = fresh.last().map(|d| d.offset);
+                    for d in fresh.drain(..) {
+                        if manual {
+                            st.pending.insert(
+                                (p, d.offset),
+                                Pending {
+                                    owner: Some(member),
+                                    deliveries: 1,
+                                    timestamp: d.timestamp,
+                                    value: d.value.clone(),
+                                },
+                            );
+                        }
+                        out.push(Claimed {
+                            partition: p,
+                            offset: d.offset,
+                            timestamp: d.timestamp,
+                            deliveries: 1,
+                            value: d.value,
+                        });
+                        got += 1;
+                    }
+                    if let Some(last) = last {
+                        if manual {
+                            self.update_commit(&mut st, p);
+                        } else {
+                            self.commit_through(&mut st, p, last);
+                        }
+                    }
+                }
+                Poll::Ready(Err(memq_core::RecvError::Lagged(k))) => {
+                    if got == 0 {
+                        st.rr = (p + 1) % n;
+                        drop(st);
+                        self.bury(dead);
+                        return Poll::Ready(Err(TryRecvError::Lagged(k)));
+                    }
+                    st.lag = Some(st.lag.unwrap_or(0) + k);
+                }
+                Poll::Ready(Err(_)) => closed += 1,
+                Poll::Pending => pending_parts += 1,
+            }
+        }
+        if n > 0 {
+            st.rr = (st.rr + 1) % n;
+        }
+        let result = if got > 0 {
+            Poll::Ready(Ok(got))
+        } else if st.cursors.is_empty() || (closed > 0 && pending_parts == 0 && st.redeliver.is_empty()) {
+            Poll::Ready(Err(TryRecvError::Closed))
+        } else {
+            match park {
+                Some((cx, waiter)) => {
+                    st.waiters.arm(&mut waiter.group_key, cx.waker());
+                    waiter.deadline = self.next_deadline(&st, member);
+                    Poll::Pending
+                }
+                None => Poll::Ready(Err(TryRecvError::Empty)),
+            }
+        };
+        drop(st);
+        self.bury(dead);
+        result
+    }
+
+    /// Sends dead letters to the sink, with no lock held.
+    fn bury(&self, dead: Vec<DeadLetter<T>>) {
+        if let Some(sink) = &self.sink {
+            for d in dead {
+                sink(d);
+            }
+        }
+    }
+
+    /// Queues for redelivery the pending messages of members idle past the
+    /// ack timeout.
+    fn take_over_idle(&self, st: &mut State<T>, now: Instant) {
+        let Some(timeout) = self.config.ack_timeout else {
+            return;
+        };
+        if st.pending.is_empty() {
+            return;
+        }
+        let idle: Vec<u64> = st
+            .members
+            .iter()
+            .filter(|(_, m)| now.saturating_duration_since(m.last_active) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let mut moved = Vec::new();
+        for (k, p) in st.pending.iter_mut() {
+            if p.owner.is_some_and(|o| idle.contains(&o)) {
+                p.owner = None;
+                moved.push(*k);
+            }
+        }
+        st.redeliver.extend(moved);
+    }
+
+    /// When the earliest pending message of another member becomes
+    /// claimable by this one, if ever.
+    fn next_deadline(&self, st: &State<T>, member: u64) -> Option<Instant> {
+        let timeout = self.config.ack_timeout?;
+        let owners: BTreeSet<u64> = st.pending.values().filter_map(|p| p.owner).collect();
+        owners
+            .into_iter()
+            .filter(|o| *o != member)
+            .filter_map(|o| st.members.get(&o).map(|m| m.last_active + timeout))
+            .min()
+    }
+
+    /// Auto mode: everything through `offset` is processed.
+    fn commit_through(&self, st: &mut State<T>, partition: usize, offset: u64) {
+        if st.committed[partition] != Some(offset) && st.cursors[partition].commit(offset).is_ok() {
+            st.committed[partition] = Some(offset);
+        }
+    }
+
+    /// Manual mode: the committed position is just below the lowest
+    /// unacknowledged offset (or below the next one to hand out).
+    fn update_commit(&self, st: &mut State<T>, partition: usize) {
+        let Some(cursor) = st.cursors.get(partition) else {
+            return;
+        };
+        let lowest_pending = st
+            .pending
+            .range((partition, 0)..=(partition, u64::MAX))
+            .next()
+            .map(|((_, o), _)| *o);
+        let next = lowest_pending.map_or(cursor.position(), |o| o.min(cursor.position()));
+        if let Some(through) = next.checked_sub(1) {
+            if st.committed[partition].is_none_or(|c| c < through) {
+                // Only moves forward; a gap below `next` cannot be re-read.
+                if st.cursors[partition].commit(through).is_ok() {
+                    st.committed[partition] = Some(through);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn ack(&self, member: u64, partition: usize, offset: u64) -> Result<(), AckError> {
+        if self.config.ack == AckMode::Auto {
+            return Err(AckError::AutoAck);
+        }
+        if partition >= self.sources.len() {
+            return Err(AckError::NoSuchPartition { partition });
+        }
+        let mut st = self.state.lock();
+        match st.pending.get(&(partition, offset)) {
+            Some(p) if p.owner == Some(member) => {
+                st.pending.remove(&(partition, offset));
+                if let Some(m) = st.members.get_mut(&member) {
+                    m.last_active = Instant::now();
+                }
+                self.update_commit(&mut st, partition);
+                Ok(())
+            }
+            _ => Err(AckError::NotOwned { partition, offset }),
+        }
+    }
+
+    /// Manual mode: acknowledges every message this member holds in
+    /// `partition` up to and including `offset`. Auto mode: records the
+    /// commit.
+    pub(crate) fn commit(&self, member: u64, partition: usize, offset: u64) -> Result<(), AckError> {
+        if partition >= self.sources.len() {
+            return Err(AckError::NoSuchPartition { partition });
+        }
+        let mut st = self.state.lock();
+        if self.config.ack == AckMode::Auto {
+            if let Some(c) = st.cursors.get_mut(partition) {
+                if c.commit(offset).is_ok() {
+                    st.committed[partition] = Some(offset);
+                }
+            }
+            return Ok(());
+        }
+        let mine: Vec<(usize, u64)> = st
+            .pending
+            .range((partition, 0)..=(partition, offset))
+            .filter(|(_, p)| p.owner == Some(member))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in mine {
+            st.pending.remove(&k);
+        }
+        self.update_commit(&mut st, partition);
+        Ok(())
+    }
+
+    pub(crate) fn seek(&self, partition: usize, offset: u64) -> Result<(), GroupError> {
+        let mut st = self.state.lock();
+        let count = st.cursors.len();
+        let cursor = st
+            .cursors
+            .get_mut(partition)
+            .ok_or(GroupError::NoSuchPartition { partition, count })?;
+        cursor
+            .seek(offset)
+            .map_err(|range| GroupError::OutOfRange { partition, range })?;
+        let wake = st.waiters.take_all();
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    pub(crate) fn position(&self, partition: usize) -> Option<u64> {
+        self.state.lock().cursors.get(partition).map(|c| c.position())
+    }
+
+    pub(crate) fn stats(&self) -> GroupStats {
+        let st = self.state.lock();
+        let mut lag = 0u64;
+        let mut committed = Vec::with_capacity(self.sources.len());
+        for (p, topic) in self.sources.iter().enumerate() {
+            let next = match st.cursors.get(p) {
+                Some(c) => c.position(),
+                None => topic.committed(&self.name).map_or(topic.high(), |c| c + 1),
+            };
+            let unacked_from = st
+                .pending
+                .range((p, 0)..=(p, u64::MAX))
+                .next()
+                .map_or(next, |((_, o), _)| (*o).min(next));
+            lag += topic.high().saturating_sub(unacked_from);
+            committed.push(topic.committed(&self.name));
+        }
+        GroupStats {
+            name: self.name.to_string(),
+            members: st.members.len(),
+            committed,
+            lag,
+            pending: st.pending.len(),
+            redeliveries: st.redeliveries,
+            dead_lettered: st.dead_lettered,
+        }
+    }
+}

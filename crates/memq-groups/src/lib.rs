@@ -1,0 +1,89 @@
+//! Consumer groups for tokio-memq: members that compete for the messages
+//! of a topic (or of the partitions of a partitioned topic), sharing one
+//! position and one committed offset per partition, with optional manual
+//! acknowledgement, redelivery and dead letters.
+//!
+//! Most users want the facade, `tokio-memq`
+//! (`MessageQueue::subscriber_group_with_options`); use this crate
+//! directly to build groups over your own `memq_core::Topic`s.
+//!
+//! # Example
+//!
+//! ```
+//! use memq_core::{StartFrom, Topic, TopicConfig};
+//! use memq_groups::{AckMode, Group, GroupConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let topic = Topic::new(TopicConfig::default()).unwrap();
+//! let config = GroupConfig::default().ack(AckMode::Manual);
+//! let group = Group::new("billing", vec![topic.clone()], config).unwrap();
+//! let worker = group.join(StartFrom::Committed).unwrap();
+//!
+//! topic.publish("invoice-1").await.unwrap();
+//! let job = worker.recv().await.unwrap();
+//! assert_eq!(group.stats().pending, 1);
+//! worker.ack(job.partition, job.offset).unwrap();
+//! assert_eq!(group.stats().committed, vec![Some(0)]);
+//! # }
+//! ```
+//!
+//! # Delivery
+//!
+//! Every receive of every member (`recv`, `try_recv`, batches, and the
+//! facade's typed and stream variants built on them) claims messages under
+//! the group's lock, so each message goes to exactly one member while no
+//! member fails. Redeliveries are handed out before new messages.
+//!
+//! # Acknowledgement
+//!
+//! With [`AckMode::Auto`] (the default) a message counts as processed when
+//! it is handed out, and the committed offset follows. With
+//! [`AckMode::Manual`] it is pending until [`Member::ack`]; the committed
+//! offset is just below the lowest unacknowledged one. A member that is
+//! dropped, or that neither receives nor acknowledges for
+//! [`GroupConfig::ack_timeout`], loses its pending messages to the other
+//! members (it gets [`AckError::NotOwned`] if it acknowledges one later).
+//! Each redelivery counts; a message delivered
+//! [`GroupConfig::max_deliveries`] times goes to the dead-letter sink.
+//!
+//! # Commits and positions
+//!
+//! Committed offsets are stored in the topics as the commits of the
+//! consumer named like the group, so they survive every member leaving. A
+//! group with no members holds no cursor: it does not hold back publishers
+//! of a topic with backpressure. Messages handed out but not acknowledged
+//! when the last member leaves are above the committed offset, so the next
+//! member to join with [`StartFrom::Committed`](memq_core::StartFrom)
+//! receives them again (with their delivery count reset).
+//!
+//! # Falling behind
+//!
+//! When a group falls behind an evicting topic, the member whose receive
+//! finds the gap gets [`RecvError::Lagged`] with the exact number of
+//! messages skipped, and the group continues at the oldest retained
+//! message (the reset policy is "earliest, reported").
+//!
+//! # Partitions
+//!
+//! Over several partitions, [`Assignment::Shared`] lets every member take
+//! from every partition; [`Assignment::Exclusive`] gives each partition to
+//! one member at a time, rebalanced when members join or leave, so the
+//! messages of one partition (one key) are processed in order by one
+//! member. On a rebalance, the pending messages of a partition that
+//! changed owner are redelivered to the new owner before anything newer.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod group;
+mod member;
+mod stats;
+mod wait;
+
+pub use config::{AckMode, Assignment, GroupConfig};
+pub use error::{AckError, GroupError, OutOfRange, RecvError, TryRecvError};
+pub use group::{Claimed, DeadLetter, DeadLetterSink};
+pub use member::{Group, Member, MemberWaiter};
+pub use stats::GroupStats;

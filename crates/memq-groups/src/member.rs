@@ -1,0 +1,352 @@
+//! A member of a group, and its receive futures.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use memq_core::{RecvError, StartFrom, Topic, TryRecvError, Waiter};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::GroupConfig;
+use crate::error::{AckError, GroupError};
+use crate::group::{Claimed, DeadLetterSink, Shared};
+use crate::stats::GroupStats;
+
+/// A consumer group: members that compete for the messages of one or more
+/// topics (the partitions of a partitioned topic), sharing one position
+/// and one committed offset per partition.
+///
+/// Cheap to clone. The group's committed offsets are stored in its topics
+/// as commits of the consumer named like the group, so they outlive the
+/// group's members and this handle: a member that joins later with
+/// [`StartFrom::Committed`] resumes after them.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{Group, GroupConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let group = Group::new("workers", vec![topic.clone()], GroupConfig::default()).unwrap();
+/// let a = group.join(StartFrom::Earliest).unwrap();
+/// let b = group.join(StartFrom::Earliest).unwrap();
+/// for job in 0..4 { topic.try_publish(job).unwrap(); }
+/// let mut seen = Vec::new();
+/// while let Ok(m) = a.try_recv() { seen.push(m.value); if let Ok(m) = b.try_recv() { seen.push(m.value) } }
+/// seen.sort();
+/// assert_eq!(seen, vec![0, 1, 2, 3], "each job went to exactly one member");
+/// ```
+pub struct Group<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Group<T> {
+    fn clone(&self) -> Self {
+        Group {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+impl<T: Clone + Send + 'static> Group<T> {
+    /// A group named `name` reading `sources` (one topic, or the
+    /// partitions of a partitioned topic, in partition order).
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::NoSources`] for an empty `sources`.
+    pub fn new(name: &str, sources: Vec<Topic<T>>, config: GroupConfig) -> Result<Self, GroupError> {
+        Ok(Group {
+            shared: Arc::new(Shared::new(name, sources, config, None)?),
+        })
+    }
+
+    /// Like [`new`](Self::new), with a sink for messages that reach
+    /// [`GroupConfig::max_deliveries`]. The sink runs with no lock held.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_dead_letters(
+        name: &str,
+        sources: Vec<Topic<T>>,
+        config: GroupConfig,
+        sink: DeadLetterSink<T>,
+    ) -> Result<Self, GroupError> {
+        Ok(Group {
+            shared: Arc::new(Shared::new(name, sources, config, Some(sink))?),
+        })
+    }
+
+    /// Adds a member. `start` places the group's position when it has no
+    /// live member (it is ignored otherwise: members share one position);
+    /// [`StartFrom::Committed`] resumes after the group's last commit.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::OutOfRange`] for a start offset outside a partition's
+    /// window, [`GroupError::Closed`] when a topic is closed.
+    pub fn join(&self, start: StartFrom) -> Result<Member<T>, GroupError> {
+        let id = self.shared.join(start)?;
+        Ok(Member {
+            shared: self.shared.clone(),
+            id,
+        })
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// How many partitions the group reads.
+    pub fn partitions(&self) -> usize {
+        self.shared.sources.len()
+    }
+
+    /// The group's settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.shared.config
+    }
+
+    /// The group's counters.
+    pub fn stats(&self) -> GroupStats {
+        self.shared.stats()
+    }
+}
+
+/// One member of a [`Group`]. Every message the group reads goes to
+/// exactly one member while no member fails, whichever receive method
+/// each member uses.
+///
+/// Dropping a member leaves the group; with [`AckMode::Manual`](crate::AckMode::Manual)
+/// the messages it had not acknowledged go to other members.
+pub struct Member<T: Clone + Send + 'static> {
+    shared: Arc<Shared<T>>,
+    id: u64,
+}
+
+impl<T: Clone + Send + 'static> fmt::Debug for Member<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("group", &self.shared.name)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<T: Clone + Send + 'static> Drop for Member<T> {
+    fn drop(&mut self) {
+        self.shared.leave(self.id);
+    }
+}
+
+/// A member's registration while it waits: with the group (for
+/// redeliveries and rebalances), with each partition's topic, and a timer
+/// for the moment an idle member's messages become claimable.
+pub struct MemberWaiter<T> {
+    shared: Option<Arc<Shared<T>>>,
+    pub(crate) group_key: Option<usize>,
+    parts: Vec<Waiter<T>>,
+    pub(crate) deadline: Option<Instant>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> MemberWaiter<T> {
+    /// A waiter registered nowhere yet.
+    pub fn new() -> Self {
+        MemberWaiter {
+            shared: None,
+            group_key: None,
+            parts: Vec::new(),
+            deadline: None,
+            sleep: None,
+        }
+    }
+
+    pub(crate) fn partition(&mut self, p: usize) -> &mut Waiter<T> {
+        while self.parts.len() <= p {
+            self.parts.push(Waiter::new());
+        }
+        &mut self.parts[p]
+    }
+}
+
+impl<T> Default for MemberWaiter<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Drop for MemberWaiter<T> {
+    fn drop(&mut self) {
+        if let (Some(shared), Some(key)) = (&self.shared, self.group_key) {
+            shared.release_waiter(key);
+        }
+    }
+}
+
+impl<T> fmt::Debug for MemberWaiter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemberWaiter")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone + Send + 'static> Member<T> {
+    /// Receives the next message if one is available now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], `Lagged(n)` when the group fell behind and
+    /// `n` messages were evicted unread, `Closed` when the topics are
+    /// closed and drained.
+    pub fn try_recv(&self) -> Result<Claimed<T>, TryRecvError> {
+        let mut out = Vec::with_capacity(1);
+        match self.shared.claim(self.id, 1, &mut out, None) {
+            Poll::Ready(Ok(_)) => out.pop().ok_or(TryRecvError::Empty),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Appends up to `max` available messages to `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv), only when nothing was appended.
+    pub fn try_recv_batch(&self, max: usize, out: &mut Vec<Claimed<T>>) -> Result<usize, TryRecvError> {
+        match self.shared.claim(self.id, max, out, None) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Waits for the next message for this member. Cancel safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](Self::recv_batch).
+    pub async fn recv(&self) -> Result<Claimed<T>, RecvError> {
+        let mut out = Vec::with_capacity(1);
+        self.recv_batch(1, &mut out).await?;
+        out.pop().ok_or(RecvError::Closed)
+    }
+
+    /// Waits until at least one message is available for this member, then
+    /// appends up to `max` to `out`. Cancel safe: messages are handed over
+    /// only in the poll that completes the future.
+    ///
+    /// # Errors
+    ///
+    /// `Lagged(n)` when the group fell behind (the next call continues
+    /// with the oldest retained message), `Closed` when the topics are
+    /// closed and drained.
+    ///
+    /// # Panics
+    ///
+    /// With an ack timeout configured, outside a Tokio runtime with the time
+    /// driver enabled (the wait for an idle member's messages needs a timer).
+    pub async fn recv_batch(&self, max: usize, out: &mut Vec<Claimed<T>>) -> Result<usize, RecvError> {
+        let mut waiter = MemberWaiter::new();
+        poll_fn(|cx| self.poll_recv_batch(cx, &mut waiter, max, out)).await
+    }
+
+    /// Polls for a batch; the building block of the receive futures.
+    pub fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: &mut MemberWaiter<T>,
+        max: usize,
+        out: &mut Vec<Claimed<T>>,
+    ) -> Poll<Result<usize, RecvError>> {
+        if waiter.shared.is_none() {
+            waiter.shared = Some(self.shared.clone());
+        }
+        loop {
+            match self.shared.claim(self.id, max, out, Some((cx, waiter))) {
+                Poll::Ready(Ok(n)) => return Poll::Ready(Ok(n)),
+                Poll::Ready(Err(TryRecvError::Lagged(n))) => return Poll::Ready(Err(RecvError::Lagged(n))),
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(RecvError::Closed)),
+                Poll::Pending => {}
+            }
+            let Some(deadline) = waiter.deadline else {
+                waiter.sleep = None;
+                return Poll::Pending;
+            };
+            let sleep = match &mut waiter.sleep {
+                Some(s) => {
+                    if s.deadline() != deadline {
+                        s.as_mut().reset(deadline);
+                    }
+                    s
+                }
+                slot => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // An idle member's messages are claimable now: claim again.
+            waiter.sleep = None;
+        }
+    }
+
+    /// Acknowledges a message this member received (manual mode).
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::NotOwned`] when the message is not pending with this
+    /// member (acknowledged already, taken over after this member was idle
+    /// past the ack timeout, dead-lettered); [`AckError::AutoAck`] in auto
+    /// mode.
+    pub fn ack(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        self.shared.ack(self.id, partition, offset)
+    }
+
+    /// Records that everything up to and including `offset` in `partition`
+    /// is processed. In manual mode this acknowledges every message up to
+    /// `offset` that this member holds.
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::NoSuchPartition`] for a partition the group does not read.
+    pub fn commit(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        self.shared.commit(self.id, partition, offset)
+    }
+
+    /// Moves the group's position in `partition`: the next message handed
+    /// out from it is `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::OutOfRange`] outside the retained window.
+    pub fn seek(&self, partition: usize, offset: u64) -> Result<(), GroupError> {
+        self.shared.seek(partition, offset)
+    }
+
+    /// The group's position in `partition`: the next offset to hand out.
+    pub fn position(&self, partition: usize) -> Option<u64> {
+        self.shared.position(partition)
+    }
+
+    /// The group's name.
+    pub fn group(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The group's counters.
+    pub fn stats(&self) -> GroupStats {
+        self.shared.stats()
+    }
+}
