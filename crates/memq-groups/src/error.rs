@@ -64,6 +64,15 @@ pub enum AckError {
         /// The index asked for.
         partition: usize,
     },
+    /// A commit of an offset that has not been published.
+    NotPublished {
+        /// The partition.
+        partition: usize,
+        /// The offset.
+        offset: u64,
+        /// The next offset the partition will assign.
+        high: u64,
+    },
 }
 
 impl fmt::Display for AckError {
@@ -75,6 +84,14 @@ impl fmt::Display for AckError {
             ),
             AckError::AutoAck => f.write_str("the group acknowledges on receive; nothing to acknowledge"),
             AckError::NoSuchPartition { partition } => write!(f, "partition {partition} out of range"),
+            AckError::NotPublished {
+                partition,
+                offset,
+                high,
+            } => write!(
+                f,
+                "cannot commit offset {offset} of partition {partition}: not published (next is {high})"
+            ),
         }
     }
 }

@@ -525,6 +525,14 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if partition >= self.sources.len() {
             return Err(AckError::NoSuchPartition { partition });
         }
+        let high = self.sources[partition].high();
+        if offset >= high {
+            return Err(AckError::NotPublished {
+                partition,
+                offset,
+                high,
+            });
+        }
         let mut st = self.state.lock();
         if self.config.ack == AckMode::Auto {
             if let Some(c) = st.cursors.get_mut(partition) {

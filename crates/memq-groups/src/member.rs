@@ -320,7 +320,8 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Errors
     ///
-    /// [`AckError::NoSuchPartition`] for a partition the group does not read.
+    /// [`AckError::NoSuchPartition`] for a partition the group does not
+    /// read, [`AckError::NotPublished`] for an offset not yet published.
     pub fn commit(&self, partition: usize, offset: u64) -> Result<(), AckError> {
         self.shared.commit(self.id, partition, offset)
     }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 pub use memq_core::{CommitError, ConfigError, OutOfRange, RecvError, TryRecvError};
+pub use memq_groups::AckError;
 
 /// A publish that did not happen; the message comes back inside.
 ///
@@ -134,6 +135,13 @@ pub enum TopicError {
     /// A start offset outside the retained window.
     #[error(transparent)]
     OutOfRange(#[from] OutOfRange),
+    /// The consumer group exists with other settings (ack mode, ack
+    /// timeout, delivery limit).
+    #[error("consumer group {group:?} already exists with different settings")]
+    GroupConfigMismatch {
+        /// The group name.
+        group: String,
+    },
     /// The topic or its queue was closed.
     #[error("topic closed")]
     Closed,
@@ -233,6 +241,9 @@ pub enum Error {
     /// See [`OutOfRange`].
     #[error(transparent)]
     Seek(#[from] OutOfRange),
+    /// See [`AckError`].
+    #[error(transparent)]
+    Ack(#[from] AckError),
 }
 
 impl<T> From<PublishError<T>> for Error {

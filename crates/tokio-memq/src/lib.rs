@@ -105,14 +105,15 @@ pub struct ReadmeDoctests;
 
 pub use bytes::Bytes;
 pub use error::{
-    CommitError, ConfigError, DecodeError, DecodeErrorKind, Error, OutOfRange, PublishError,
+    AckError, CommitError, ConfigError, DecodeError, DecodeErrorKind, Error, OutOfRange, PublishError,
     PublishErrorKind, RecvError, RecvTypedError, TopicError, TryRecvError,
 };
 pub use format::SerializationFormat;
+pub use memq_groups::GroupStats;
 pub use message::{MessagePayload, NativePayload, TopicMessage};
 pub use options::{ConsumptionMode, TopicOptions, TopicStats};
 pub use publisher::Publisher;
-pub use queue::MessageQueue;
+pub use queue::{GroupBuilder, MessageQueue};
 pub use subscriber::Subscriber;
 pub use traits::{AsyncMessagePublisher, MessageSubscriber, QueueManager};
 

@@ -226,6 +226,11 @@ pub struct TopicMessage {
     pub offset: Option<u64>,
     /// Its key, when one was given.
     pub key: Option<Arc<str>>,
+    /// The partition it came from, for partitioned topics.
+    pub partition: Option<usize>,
+    /// How many times it has been delivered to its consumer group, this
+    /// time included (1 outside groups).
+    pub deliveries: u32,
 }
 
 impl TopicMessage {
@@ -237,6 +242,21 @@ impl TopicMessage {
             created_at: d.timestamp.into_std(),
             offset: Some(d.offset),
             key: d.value.key,
+            partition: None,
+            deliveries: 1,
+        }
+    }
+
+    pub(crate) fn claimed(topic: &Arc<str>, c: memq_groups::Claimed<Entry>, partitioned: bool) -> Self {
+        TopicMessage {
+            topic: topic.clone(),
+            format: c.value.format.format(),
+            payload: c.value.payload,
+            created_at: c.timestamp.into_std(),
+            offset: Some(c.offset),
+            key: c.value.key,
+            partition: partitioned.then_some(c.partition),
+            deliveries: c.deliveries,
         }
     }
 
@@ -296,6 +316,8 @@ impl TopicMessage {
             created_at: std::time::Instant::now(),
             offset: None,
             key: entry.key,
+            partition: None,
+            deliveries: 0,
         }
     }
 

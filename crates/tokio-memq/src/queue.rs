@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memq_core::Topic;
-use parking_lot::RwLock;
+use memq_groups::{AckMode, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::TopicError;
 use crate::message::Entry;
@@ -18,6 +19,9 @@ use crate::subscriber::Subscriber;
 pub(crate) struct TopicEntry {
     pub(crate) log: Topic<Entry>,
     pub(crate) options: TopicOptions,
+    /// Consumer groups of this topic, by name. A group outlives its
+    /// members (its commits live in the topic anyway).
+    groups: Arc<Mutex<HashMap<String, Group<Entry>>>>,
 }
 
 /// State shared by a queue's handles, publishers and subscribers.
@@ -47,7 +51,11 @@ impl Registry {
         if let Some(entry) = topics.get(name) {
             return Self::check(name, entry, options);
         }
-        let entry = TopicEntry { log, options: fresh };
+        let entry = TopicEntry {
+            log,
+            options: fresh,
+            groups: Arc::default(),
+        };
         topics.insert(name.into(), entry.clone());
         Ok(entry)
     }
@@ -202,6 +210,96 @@ impl MessageQueue {
         Ok(Subscriber::new(topic, cursor))
     }
 
+    /// Joins consumer group `group` of `topic` (created with default
+    /// options when absent). Members of one group compete: each message
+    /// goes to exactly one of them. `mode` places the group's position when
+    /// it has no live member; `LastOffset` resumes after the group's last
+    /// commit. Messages count as processed when received; see
+    /// [`group`](Self::group) for manual acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscriber_with_options_and_mode`](Self::subscriber_with_options_and_mode),
+    /// plus [`TopicError::GroupConfigMismatch`] when the group exists with
+    /// other settings.
+    pub async fn subscriber_group(
+        &self,
+        topic: impl AsRef<str>,
+        group: impl AsRef<str>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        self.group(topic, group).mode(mode).join().await
+    }
+
+    /// Like [`subscriber_group`](Self::subscriber_group), creating the
+    /// topic with `options` when absent. `options.consume_idle_timeout`
+    /// becomes the group's ack timeout (used with manual acknowledgement).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscriber_group`](Self::subscriber_group), plus
+    /// [`TopicError::OptionsMismatch`].
+    pub async fn subscriber_group_with_options(
+        &self,
+        topic: impl AsRef<str>,
+        options: TopicOptions,
+        group: impl AsRef<str>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        self.group(topic, group).options(options).mode(mode).join().await
+    }
+
+    /// A builder for joining consumer group `group` of `topic` with the
+    /// options 1.0.0 did not have: manual acknowledgement, an ack timeout,
+    /// a delivery limit and a dead-letter topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let worker = mq
+    ///     .group("jobs", "workers")
+    ///     .manual_ack()
+    ///     .ack_timeout(Duration::from_secs(30))
+    ///     .max_deliveries(5)
+    ///     .mode(ConsumptionMode::Earliest)
+    ///     .join()
+    ///     .await?;
+    /// mq.publisher("jobs").publish("resize image 7").await?;
+    /// let job = worker.recv().await?;
+    /// worker.ack(&job)?;
+    /// assert_eq!(mq.get_group_stats("jobs", "workers").await.unwrap().pending, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn group(&self, topic: impl AsRef<str>, group: impl AsRef<str>) -> GroupBuilder<'_> {
+        GroupBuilder {
+            queue: self,
+            topic: topic.as_ref().to_owned(),
+            group: group.as_ref().to_owned(),
+            options: None,
+            mode: ConsumptionMode::LastOffset,
+            config: GroupConfig::default(),
+            dead_letter_topic: None,
+        }
+    }
+
+    /// Counters of consumer group `group` of `topic`, or `None` when either
+    /// does not exist.
+    pub async fn get_group_stats(
+        &self,
+        topic: impl AsRef<str>,
+        group: impl AsRef<str>,
+    ) -> Option<GroupStats> {
+        let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
+        let group = entry.groups.lock().get(group.as_ref())?.clone();
+        Some(group.stats())
+    }
+
     /// Creates `topic` with `options`; does nothing when it exists with
     /// the same retention options.
     ///
@@ -251,4 +349,125 @@ impl MessageQueue {
         let log = self.registry().topics.read().get(topic.as_ref())?.log.clone();
         Some(log.stats().into())
     }
+}
+
+/// Joins a consumer group with options beyond 1.0.0's; from
+/// [`MessageQueue::group`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `join` is awaited"]
+pub struct GroupBuilder<'a> {
+    queue: &'a MessageQueue,
+    topic: String,
+    group: String,
+    options: Option<TopicOptions>,
+    mode: ConsumptionMode,
+    config: GroupConfig,
+    dead_letter_topic: Option<String>,
+}
+
+impl GroupBuilder<'_> {
+    /// Options for the topic if it has to be created (and checked against
+    /// it otherwise). `consume_idle_timeout` becomes the ack timeout unless
+    /// [`ack_timeout`](Self::ack_timeout) is given.
+    pub fn options(mut self, options: TopicOptions) -> Self {
+        if self.config.ack_timeout.is_none() {
+            self.config = self.config.ack_timeout(options.consume_idle_timeout);
+        }
+        self.options = Some(options);
+        self
+    }
+
+    /// Where the group starts when it has no live member (default
+    /// `LastOffset`: after its last commit, else at the next message).
+    pub fn mode(mut self, mode: ConsumptionMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Messages stay pending until [`Subscriber::ack`]; a member that is
+    /// dropped, or idle past the ack timeout, loses its pending messages to
+    /// the other members.
+    pub fn manual_ack(mut self) -> Self {
+        self.config = self.config.ack(AckMode::Manual);
+        self
+    }
+
+    /// How long a member may neither receive nor acknowledge before its
+    /// pending messages go to other members (manual acknowledgement).
+    pub fn ack_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.config = self.config.ack_timeout(Some(timeout));
+        self
+    }
+
+    /// After this many deliveries without an acknowledgement a message
+    /// goes to the dead-letter topic (manual acknowledgement).
+    pub fn max_deliveries(mut self, max: u32) -> Self {
+        self.config = self.config.max_deliveries(Some(max));
+        self
+    }
+
+    /// The topic dead letters are published to (default
+    /// `"<topic>.dead-letters"`, created with default options).
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Joins the group.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::OptionsMismatch`] or [`TopicError::InvalidOptions`]
+    /// for the topic's options, [`TopicError::GroupConfigMismatch`] when
+    /// the group exists with other settings, [`TopicError::OutOfRange`] for
+    /// a start offset outside the window, [`TopicError::Closed`].
+    pub async fn join(self) -> Result<Subscriber, TopicError> {
+        let registry = self.queue.registry();
+        let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
+        let group = {
+            let mut groups = entry.groups.lock();
+            match groups.get(&self.group) {
+                Some(g) if *g.config() != self.config => {
+                    return Err(TopicError::GroupConfigMismatch { group: self.group });
+                }
+                Some(g) => g.clone(),
+                None => {
+                    let sink = match self.config.max_deliveries {
+                        Some(_) => {
+                            let name = self
+                                .dead_letter_topic
+                                .clone()
+                                .unwrap_or_else(|| format!("{}.dead-letters", self.topic));
+                            Some(dead_letter_sink(registry.get_or_create(&name, None)?.log))
+                        }
+                        None => None,
+                    };
+                    let sources = vec![entry.log.clone()];
+                    let g = match sink {
+                        Some(sink) => {
+                            Group::with_dead_letters(&self.group, sources, self.config.clone(), sink)
+                        }
+                        None => Group::new(&self.group, sources, self.config.clone()),
+                    }
+                    .map_err(|_| TopicError::Closed)?;
+                    groups.insert(self.group.clone(), g.clone());
+                    g
+                }
+            }
+        };
+        let member = group.join(self.mode.start()).map_err(|e| match e {
+            memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
+            _ => TopicError::Closed,
+        })?;
+        Ok(Subscriber::member(&self.topic, member, false))
+    }
+}
+
+/// Publishes dead letters to `topic`. The dead letter keeps its payload,
+/// key and format; if the dead-letter topic is closed it is dropped (and
+/// still counted in the group's `dead_lettered`).
+fn dead_letter_sink(topic: Topic<Entry>) -> DeadLetterSink<Entry> {
+    Arc::new(move |d: DeadLetter<Entry>| {
+        let _ = topic.try_publish(d.value);
+    })
 }

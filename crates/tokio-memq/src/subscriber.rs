@@ -1,5 +1,7 @@
-//! Receiving from a topic.
+//! Receiving from a topic, alone (broadcast) or as a member of a consumer
+//! group.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -9,19 +11,26 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use memq_core::{Cursor, Delivered, Waiter};
+use memq_groups::{Claimed, Member, MemberWaiter};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-use crate::error::{CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
+use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
 use crate::message::{Entry, TopicMessage};
 
 /// Receives messages from one topic, in offset order.
 ///
-/// Every subscriber sees every message from its start position, except
-/// messages that expire (skipped; counted in the topic's stats) and
-/// messages evicted before it read them: then the next receive fails with
+/// A subscriber from [`MessageQueue::subscriber`](crate::MessageQueue::subscriber)
+/// and friends sees every message from its start position, except messages
+/// that expire (skipped; counted in the topic's stats) and messages evicted
+/// before it read them: then the next receive fails with
 /// [`RecvError::Lagged`] carrying the exact number skipped, and the one
 /// after continues at the oldest retained message.
+///
+/// A subscriber from [`MessageQueue::subscriber_group`](crate::MessageQueue::subscriber_group)
+/// is a member of a consumer group: it competes with the other members,
+/// and each message goes to exactly one of them, whichever receive methods
+/// they use.
 ///
 /// All receive methods are cancel safe: a receive future dropped before it
 /// completes (the losing branch of a `tokio::select!`, a timeout) loses no
@@ -29,18 +38,33 @@ use crate::message::{Entry, TopicMessage};
 /// sharing one subscriber share its position.
 ///
 /// Dropping a subscriber unregisters it, so it no longer holds back
-/// publishers of a topic with `lru_enabled: false`.
+/// publishers of a topic with `lru_enabled: false`; a group member's
+/// unacknowledged messages go to the other members.
 pub struct Subscriber {
     topic: Arc<str>,
-    cursor: Mutex<Cursor<Entry>>,
+    kind: Kind,
+}
+
+enum Kind {
+    Broadcast(Mutex<Cursor<Entry>>),
+    Group {
+        member: Member<Entry>,
+        partitioned: bool,
+        /// Messages a typed batch received but could not hand on (after a
+        /// decode failure), delivered before anything else.
+        stash: Mutex<VecDeque<TopicMessage>>,
+    },
 }
 
 impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscriber")
-            .field("topic", &self.topic)
-            .field("cursor", &*self.cursor.lock())
-            .finish()
+        let mut d = f.debug_struct("Subscriber");
+        d.field("topic", &self.topic);
+        match &self.kind {
+            Kind::Broadcast(cursor) => d.field("cursor", &*cursor.lock()),
+            Kind::Group { member, .. } => d.field("member", member),
+        };
+        d.finish()
     }
 }
 
@@ -58,11 +82,28 @@ impl Extend<Delivered<Entry>> for Collect<'_> {
     }
 }
 
+/// What a receive future keeps between polls.
+enum Wait {
+    Broadcast(Waiter<Entry>),
+    Group(MemberWaiter<Entry>, Vec<Claimed<Entry>>),
+}
+
 impl Subscriber {
     pub(crate) fn new(topic: &str, cursor: Cursor<Entry>) -> Self {
         Subscriber {
             topic: topic.into(),
-            cursor: Mutex::new(cursor),
+            kind: Kind::Broadcast(Mutex::new(cursor)),
+        }
+    }
+
+    pub(crate) fn member(topic: &str, member: Member<Entry>, partitioned: bool) -> Self {
+        Subscriber {
+            topic: topic.into(),
+            kind: Kind::Group {
+                member,
+                partitioned,
+                stash: Mutex::new(VecDeque::new()),
+            },
         }
     }
 
@@ -71,15 +112,69 @@ impl Subscriber {
         &self.topic
     }
 
-    fn poll_recv(
+    /// The consumer group this subscriber belongs to, if any.
+    pub fn group(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Broadcast(_) => None,
+            Kind::Group { member, .. } => Some(member.group()),
+        }
+    }
+
+    fn waiter(&self) -> Wait {
+        match &self.kind {
+            Kind::Broadcast(_) => Wait::Broadcast(Waiter::new()),
+            Kind::Group { .. } => Wait::Group(MemberWaiter::new(), Vec::new()),
+        }
+    }
+
+    fn claimed(&self, c: Claimed<Entry>) -> TopicMessage {
+        let partitioned = matches!(
+            self.kind,
+            Kind::Group {
+                partitioned: true,
+                ..
+            }
+        );
+        TopicMessage::claimed(&self.topic, c, partitioned)
+    }
+
+    /// Polls for up to `max` messages into `out`.
+    fn poll_batch(
         &self,
         cx: &mut Context<'_>,
-        waiter: &mut Waiter<Entry>,
-    ) -> Poll<Result<TopicMessage, RecvError>> {
-        self.cursor
-            .lock()
-            .poll_recv(cx, waiter)
-            .map(|r| r.map(|d| TopicMessage::delivered(&self.topic, d)))
+        wait: &mut Wait,
+        max: usize,
+        out: &mut Vec<TopicMessage>,
+    ) -> Poll<Result<usize, RecvError>> {
+        match (&self.kind, wait) {
+            (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
+                let mut collect = Collect {
+                    topic: &self.topic,
+                    out,
+                };
+                cursor.lock().poll_recv_batch(cx, waiter, max, &mut collect)
+            }
+            (Kind::Group { member, stash, .. }, Wait::Group(waiter, claimed)) => {
+                if max == 0 {
+                    return Poll::Ready(Ok(0));
+                }
+                {
+                    let mut stash = stash.lock();
+                    if !stash.is_empty() {
+                        let n = max.min(stash.len());
+                        out.extend(stash.drain(..n));
+                        return Poll::Ready(Ok(n));
+                    }
+                }
+                claimed.clear();
+                let r = member.poll_recv_batch(cx, waiter, max, claimed);
+                if let Poll::Ready(Ok(_)) = r {
+                    out.extend(claimed.drain(..).map(|c| self.claimed(c)));
+                }
+                r
+            }
+            _ => unreachable!("a receive's waiter matches its subscriber"),
+        }
     }
 
     /// Waits for the next message.
@@ -87,12 +182,28 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`RecvError::Lagged`] when messages were evicted before this
-    /// subscriber read them (the next call continues); [`RecvError::Closed`]
-    /// when the topic was deleted or the queue dropped and everything
-    /// retained has been received.
+    /// subscriber (or its group) read them (the next call continues);
+    /// [`RecvError::Closed`] when the topic was deleted or the queue
+    /// dropped and everything retained has been received.
     pub async fn recv(&self) -> Result<TopicMessage, RecvError> {
-        let mut waiter = Waiter::new();
-        poll_fn(|cx| self.poll_recv(cx, &mut waiter)).await
+        if let Kind::Broadcast(cursor) = &self.kind {
+            let mut waiter = Waiter::new();
+            return poll_fn(|cx| {
+                cursor
+                    .lock()
+                    .poll_recv(cx, &mut waiter)
+                    .map(|r| r.map(|d| TopicMessage::delivered(&self.topic, d)))
+            })
+            .await;
+        }
+        let mut out = Vec::with_capacity(1);
+        self.recv_into(1, &mut out).await?;
+        out.pop().ok_or(RecvError::Closed)
+    }
+
+    async fn recv_into(&self, max: usize, out: &mut Vec<TopicMessage>) -> Result<usize, RecvError> {
+        let mut wait = self.waiter();
+        poll_fn(|cx| self.poll_batch(cx, &mut wait, max, out)).await
     }
 
     /// Receives the next message if one is available now.
@@ -110,10 +221,18 @@ impl Subscriber {
     ///
     /// As [`try_recv`](Self::try_recv).
     pub fn try_recv_now(&self) -> Result<TopicMessage, TryRecvError> {
-        self.cursor
-            .lock()
-            .try_recv()
-            .map(|d| TopicMessage::delivered(&self.topic, d))
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor
+                .lock()
+                .try_recv()
+                .map(|d| TopicMessage::delivered(&self.topic, d)),
+            Kind::Group { member, stash, .. } => {
+                if let Some(m) = stash.lock().pop_front() {
+                    return Ok(m);
+                }
+                member.try_recv().map(|c| self.claimed(c))
+            }
+        }
     }
 
     /// Waits at most `timeout` for the next message; `Ok(None)` when none
@@ -141,18 +260,8 @@ impl Subscriber {
     /// As [`recv`](Self::recv), only when no message was received; a lag
     /// found after some messages is reported by the next call.
     pub async fn recv_batch(&self, max: usize) -> Result<Vec<TopicMessage>, RecvError> {
-        let mut waiter = Waiter::new();
         let mut out = Vec::with_capacity(max.min(1024));
-        poll_fn(|cx| {
-            let mut collect = Collect {
-                topic: &self.topic,
-                out: &mut out,
-            };
-            self.cursor
-                .lock()
-                .poll_recv_batch(cx, &mut waiter, max, &mut collect)
-        })
-        .await?;
+        self.recv_into(max, &mut out).await?;
         Ok(out)
     }
 
@@ -181,35 +290,59 @@ impl Subscriber {
         &self,
         max: usize,
     ) -> Result<Vec<T>, RecvTypedError> {
-        let mut waiter = Waiter::new();
-        let mut raw = Vec::new();
-        let mut cursor = poll_fn(|cx| {
-            let mut cursor = self.cursor.lock();
-            match cursor.poll_recv_batch(cx, &mut waiter, max, &mut raw) {
-                Poll::Ready(r) => Poll::Ready(r.map(|_| cursor)),
-                Poll::Pending => Poll::Pending,
+        match &self.kind {
+            Kind::Broadcast(cursor) => {
+                let mut waiter = Waiter::new();
+                let mut raw = Vec::new();
+                let mut cursor = poll_fn(|cx| {
+                    let mut cursor = cursor.lock();
+                    match cursor.poll_recv_batch(cx, &mut waiter, max, &mut raw) {
+                        Poll::Ready(r) => Poll::Ready(r.map(|_| cursor)),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await?;
+                let mut values = Vec::with_capacity(raw.len());
+                let mut raw = raw.into_iter();
+                while let Some(d) = raw.next() {
+                    let msg = TopicMessage::delivered(&self.topic, d);
+                    match msg.deserialize() {
+                        Ok(v) => values.push(v),
+                        Err(e) if values.is_empty() => {
+                            cursor.unread(raw);
+                            return Err(e.into());
+                        }
+                        Err(_) => {
+                            // Deliver what decoded; the failing message
+                            // comes first next time and is reported then.
+                            cursor.unread(std::iter::once(msg.into_delivered()).chain(raw));
+                            break;
+                        }
+                    }
+                }
+                Ok(values)
             }
-        })
-        .await?;
-        let mut values = Vec::with_capacity(raw.len());
-        let mut raw = raw.into_iter();
-        while let Some(d) = raw.next() {
-            let msg = TopicMessage::delivered(&self.topic, d);
-            match msg.deserialize() {
-                Ok(v) => values.push(v),
-                Err(e) if values.is_empty() => {
-                    cursor.unread(raw);
-                    return Err(e.into());
+            Kind::Group { stash, .. } => {
+                let mut msgs = Vec::new();
+                self.recv_into(max, &mut msgs).await?;
+                let mut values = Vec::with_capacity(msgs.len());
+                let mut msgs = msgs.into_iter();
+                while let Some(msg) = msgs.next() {
+                    match msg.deserialize() {
+                        Ok(v) => values.push(v),
+                        Err(e) if values.is_empty() => {
+                            prepend(&mut stash.lock(), msgs);
+                            return Err(e.into());
+                        }
+                        Err(_) => {
+                            prepend(&mut stash.lock(), std::iter::once(msg).chain(msgs));
+                            break;
+                        }
+                    }
                 }
-                Err(_) => {
-                    // Deliver what decoded; the failing message comes first
-                    // next time and is reported then.
-                    cursor.unread(std::iter::once(msg.into_delivered()).chain(raw));
-                    break;
-                }
+                Ok(values)
             }
         }
-        Ok(values)
     }
 
     /// The messages of this subscriber as a `Stream`.
@@ -219,50 +352,109 @@ impl Subscriber {
     pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, RecvError>> + Send + Unpin + '_ {
         MessageStream {
             sub: self,
-            waiter: Waiter::new(),
+            wait: self.waiter(),
+            buf: Vec::with_capacity(1),
             done: false,
         }
     }
 
-    /// Moves the subscriber so that the next message received is `offset`.
+    /// Moves the subscriber (or its whole group) so that the next message
+    /// received is `offset`.
     ///
     /// # Errors
     ///
     /// [`OutOfRange`] unless the offset is retained or is the next one to
     /// be published.
     pub async fn seek(&self, offset: u64) -> Result<(), OutOfRange> {
-        self.cursor.lock().seek(offset)
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().seek(offset),
+            Kind::Group { member, stash, .. } => {
+                stash.lock().clear();
+                member.seek(0, offset).map_err(|e| match e {
+                    memq_groups::GroupError::OutOfRange { range, .. } => range,
+                    _ => OutOfRange {
+                        requested: offset,
+                        low: 0,
+                        high: 0,
+                    },
+                })
+            }
+        }
     }
 
     /// Records that everything up to and including `offset` is processed.
-    /// Does not move the subscriber (1.0.0 treated commit as seek).
+    /// Does not move the subscriber (1.0.0 treated commit as seek). For a
+    /// group member the commit is the group's; with manual
+    /// acknowledgement it acknowledges every message up to `offset` this
+    /// member holds.
     ///
     /// # Errors
     ///
     /// [`CommitError::NotPublished`] for an offset not yet published.
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
-        self.cursor.lock().commit(offset)
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().commit(offset),
+            Kind::Group { member, .. } => member.commit(0, offset).map_err(|e| match e {
+                AckError::NotPublished { offset, high, .. } => CommitError::NotPublished { offset, high },
+                // Partition 0 always exists; nothing else can fail.
+                _ => CommitError::NotPublished { offset, high: 0 },
+            }),
+        }
     }
 
-    /// The offset of the next message this subscriber will receive.
+    /// Acknowledges a message received by this group member (groups with
+    /// manual acknowledgement; see
+    /// [`GroupBuilder::manual_ack`](crate::GroupBuilder::manual_ack)).
+    ///
+    /// # Errors
+    ///
+    /// [`AckError::NotOwned`] when the message is not pending with this
+    /// member; [`AckError::AutoAck`] outside manual mode (including for a
+    /// subscriber that is not in a group).
+    pub fn ack(&self, message: &TopicMessage) -> Result<(), AckError> {
+        match &self.kind {
+            Kind::Broadcast(_) => Err(AckError::AutoAck),
+            Kind::Group { member, .. } => member.ack(message.partition.unwrap_or(0), message.offset()),
+        }
+    }
+
+    /// The offset of the next message this subscriber (or its group) will
+    /// receive.
     pub async fn current_offset(&self) -> Option<u64> {
-        Some(self.cursor.lock().position())
+        match &self.kind {
+            Kind::Broadcast(cursor) => Some(cursor.lock().position()),
+            Kind::Group { member, .. } => member.position(0),
+        }
     }
 
-    /// The last offset committed through this subscriber.
+    /// The last offset committed through this subscriber (or its group).
     pub fn committed_offset(&self) -> Option<u64> {
-        self.cursor.lock().committed()
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().committed(),
+            Kind::Group { member, .. } => member.stats().committed.first().copied().flatten(),
+        }
     }
 
-    /// Messages published that this subscriber has not received yet.
+    /// Messages published that this subscriber (or its group) has not
+    /// processed yet.
     pub fn lag(&self) -> u64 {
-        self.cursor.lock().lag()
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().lag(),
+            Kind::Group { member, .. } => member.stats().lag,
+        }
+    }
+}
+
+fn prepend(stash: &mut VecDeque<TopicMessage>, msgs: impl DoubleEndedIterator<Item = TopicMessage>) {
+    for m in msgs.rev() {
+        stash.push_front(m);
     }
 }
 
 struct MessageStream<'a> {
     sub: &'a Subscriber,
-    waiter: Waiter<Entry>,
+    wait: Wait,
+    buf: Vec<TopicMessage>,
     done: bool,
 }
 
@@ -274,12 +466,19 @@ impl Stream for MessageStream<'_> {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.sub.poll_recv(cx, &mut this.waiter) {
+        match this.sub.poll_batch(cx, &mut this.wait, 1, &mut this.buf) {
             Poll::Ready(Err(RecvError::Closed)) => {
                 this.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(_)) => match this.buf.pop() {
+                Some(m) => Poll::Ready(Some(Ok(m))),
+                None => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            },
             Poll::Pending => Poll::Pending,
         }
     }

@@ -1,0 +1,306 @@
+//! Consumer groups through the facade: README 5.4, every receive variant
+//! exactly once, acks, dead letters, typed batches, stats.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memq_testkit::{Expect, History};
+use tokio_memq::{AckError, ConsumptionMode, MessageQueue, RecvTypedError, TopicError, TopicOptions};
+use tokio_stream::StreamExt;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[rustfmt::skip]
+async fn readme_5_4(mq: &MessageQueue) -> anyhow::Result<(tokio_memq::Subscriber, tokio_memq::Subscriber)> {
+    // --- README 5.4, verbatim ---
+    use tokio_memq::mq::{ConsumptionMode, TopicOptions};
+
+    let options = TopicOptions::default();
+    let group_id = "worker_group_1";
+
+    // Create two consumers sharing the same Group ID
+    let worker1 = mq.subscriber_group_with_options(
+        "jobs".to_string(), 
+        options.clone(), 
+        group_id.to_string(), 
+        ConsumptionMode::LastOffset
+    ).await?;
+
+    let worker2 = mq.subscriber_group_with_options(
+        "jobs".to_string(), 
+        options, 
+        group_id.to_string(), 
+        ConsumptionMode::LastOffset
+    ).await?;
+
+    // Messages will be distributed between worker1 and worker2
+    // --- end ---
+    Ok((worker1, worker2))
+}
+
+#[tokio::test]
+async fn readme_5_4_distributes_between_workers() {
+    let mq = MessageQueue::new();
+    let (w1, w2) = readme_5_4(&mq).await.unwrap();
+    let p = mq.publisher("jobs");
+    for i in 0..100u32 {
+        p.publish(i).await.unwrap();
+    }
+    let mut got = Vec::new();
+    let (mut n1, mut n2) = (0, 0);
+    tokio::time::timeout(LIMIT, async {
+        while got.len() < 100 {
+            if let Ok(m) = w1.try_recv().await {
+                got.push(m.deserialize::<u32>().unwrap());
+                n1 += 1;
+            }
+            if let Ok(m) = w2.try_recv().await {
+                got.push(m.deserialize::<u32>().unwrap());
+                n2 += 1;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..100).collect::<Vec<_>>(), "each job exactly once");
+    assert!(n1 > 0 && n2 > 0, "both workers got jobs ({n1}, {n2})");
+    assert_eq!(w1.group(), Some("worker_group_1"));
+}
+
+/// Seven members, each using a different receive variant, against eight
+/// publishers: every message exactly once, in order per member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_receive_variant_competes_without_duplicates() {
+    const PUBLISHERS: u64 = 8;
+    const PER: u64 = 2_500;
+    let total = PUBLISHERS * PER;
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(total as usize),
+        ..Default::default()
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    // (member, id) in delivery order; offsets come from the publish log.
+    let deliveries: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let mut members = Vec::new();
+    for m in 0..7usize {
+        let sub = mq
+            .subscriber_group_with_options("v", options.clone(), "g", ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let received = received.clone();
+        let deliveries = deliveries.clone();
+        members.push(tokio::spawn(async move {
+            let record = |ids: Vec<u64>| {
+                received.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                let mut d = deliveries.lock().unwrap();
+                d.extend(ids.into_iter().map(|id| (m, id)));
+            };
+            let native = |msg: tokio_memq::TopicMessage| *msg.native::<u64>().unwrap();
+            match m {
+                0 => {
+                    while let Ok(msg) = sub.recv().await {
+                        record(vec![native(msg)]);
+                    }
+                }
+                1 => loop {
+                    match sub.try_recv().await {
+                        Ok(msg) => record(vec![native(msg)]),
+                        Err(tokio_memq::TryRecvError::Empty) => tokio::task::yield_now().await,
+                        Err(_) => break,
+                    }
+                },
+                2 => loop {
+                    match sub.recv_timeout(Duration::from_micros(300)).await {
+                        Ok(Some(msg)) => record(vec![native(msg)]),
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                },
+                3 => {
+                    while let Ok(batch) = sub.recv_batch(17).await {
+                        record(batch.into_iter().map(native).collect());
+                    }
+                }
+                4 => {
+                    while let Ok(v) = sub.recv_typed::<u64>().await {
+                        record(vec![v]);
+                    }
+                }
+                5 => {
+                    while let Ok(v) = sub.recv_batch_typed::<u64>(9).await {
+                        record(v);
+                    }
+                }
+                _ => {
+                    let mut stream = sub.stream();
+                    while let Some(Ok(msg)) = stream.next().await {
+                        record(vec![native(msg)]);
+                    }
+                }
+            }
+        }));
+    }
+    let offsets: Arc<Mutex<HashMap<u64, u64>>> = Arc::default();
+    let mut pubs = Vec::new();
+    for p in 0..PUBLISHERS {
+        let publisher = mq.publisher("v");
+        let offsets = offsets.clone();
+        pubs.push(tokio::spawn(async move {
+            for i in 0..PER {
+                let id = p * PER + i;
+                let off = publisher.publish(id).await.unwrap();
+                offsets.lock().unwrap().insert(id, off);
+            }
+        }));
+    }
+    tokio::time::timeout(LIMIT, async {
+        for p in pubs {
+            p.await.unwrap();
+        }
+        while received.load(Ordering::Relaxed) < total {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(mq.delete_topic("v").await);
+        for m in members {
+            m.await.unwrap();
+        }
+    })
+    .await
+    .expect("finished");
+    let history = History::new();
+    let offsets = offsets.lock().unwrap();
+    for (&id, &off) in offsets.iter() {
+        history.published(0, off, id);
+    }
+    for &(m, id) in deliveries.lock().unwrap().iter() {
+        history.delivered(m, 0, offsets[&id], id);
+    }
+    let report = history.check(Expect::ExactlyOnce);
+    assert_eq!(report.published as u64, total);
+    report.assert_clean();
+}
+
+#[tokio::test]
+async fn manual_ack_redelivery_and_dead_letter_topic() {
+    let mq = MessageQueue::new();
+    let dead = mq.subscriber("jobs.dead-letters").await.unwrap();
+    let join = || {
+        mq.group("jobs", "w")
+            .manual_ack()
+            .max_deliveries(2)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let keeper = join().await.unwrap();
+    mq.publisher("jobs").publish("poison").await.unwrap();
+    mq.publisher("jobs").publish("fine").await.unwrap();
+    for expected in 1..=2 {
+        let w = join().await.unwrap();
+        let m = w.try_recv().await.unwrap();
+        assert_eq!((m.offset(), m.deliveries), (0, expected));
+        drop(w); // dies without acking
+    }
+    let m = keeper.try_recv().await.unwrap();
+    assert_eq!(
+        (m.offset(), m.deserialize::<String>().unwrap()),
+        (1, "fine".to_string())
+    );
+    keeper.ack(&m).unwrap();
+    assert_eq!(
+        keeper.ack(&m),
+        Err(AckError::NotOwned {
+            partition: 0,
+            offset: 1
+        })
+    );
+    let d = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    assert_eq!(d.deserialize::<String>().unwrap(), "poison");
+    let stats = mq.get_group_stats("jobs", "w").await.unwrap();
+    assert_eq!(
+        (stats.dead_lettered, stats.redeliveries, stats.pending),
+        (1, 1, 0)
+    );
+    assert_eq!(stats.committed, vec![Some(1)]);
+    assert!(mq.get_group_stats("jobs", "nope").await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn consume_idle_timeout_redelivers_from_an_idle_member() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        consume_idle_timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let join = || {
+        mq.group("t", "g")
+            .options(options.clone())
+            .manual_ack()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let idle = join().await.unwrap();
+    let busy = join().await.unwrap();
+    mq.publisher("t").publish(1u8).await.unwrap();
+    let m = idle.recv().await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(30), busy.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.offset(), again.deliveries), (m.offset(), 2));
+    assert!(idle.ack(&m).is_err());
+    busy.ack(&again).unwrap();
+}
+
+#[tokio::test]
+async fn typed_batch_decode_failure_in_a_group_loses_nothing() {
+    let mq = MessageQueue::new();
+    let sub = mq
+        .subscriber_group("mixed", "g", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let p = mq.publisher("mixed");
+    p.publish(1u32).await.unwrap();
+    p.publish(2u32).await.unwrap();
+    p.publish("not a number").await.unwrap();
+    p.publish(4u32).await.unwrap();
+    assert_eq!(sub.recv_batch_typed::<u32>(10).await.unwrap(), vec![1, 2]);
+    match sub.recv_batch_typed::<u32>(10).await {
+        Err(RecvTypedError::Decode(e)) => assert_eq!(e.offset(), Some(2)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sub.recv_batch_typed::<u32>(10).await.unwrap(), vec![4]);
+}
+
+#[tokio::test]
+async fn group_settings_conflicts_and_lag_stats() {
+    let mq = MessageQueue::new();
+    let _a = mq.group("s", "g").manual_ack().join().await.unwrap();
+    assert!(matches!(
+        mq.subscriber_group("s", "g", ConsumptionMode::LastOffset).await,
+        Err(TopicError::GroupConfigMismatch { group }) if group == "g"
+    ));
+    let b = mq
+        .subscriber_group("s", "other", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        mq.publisher("s").publish(i).await.unwrap();
+    }
+    b.recv().await.unwrap();
+    b.recv().await.unwrap();
+    let stats = mq.get_topic_stats("s").await.unwrap();
+    assert_eq!(stats.consumer_lags.get("other"), Some(&3));
+    assert_eq!(mq.get_group_stats("s", "other").await.unwrap().lag, 3);
+    assert_eq!(b.committed_offset(), Some(1));
+    drop(b);
+    // Commits survive the member: a new member resumes after them.
+    let c = mq
+        .subscriber_group("s", "other", ConsumptionMode::LastOffset)
+        .await
+        .unwrap();
+    assert_eq!(c.recv().await.unwrap().offset(), 2);
+}
