@@ -256,18 +256,31 @@ impl<T> Shared<T> {
             return Err(PublishError::OffsetsExhausted(items));
         };
         self.sweep_expired(&mut g, now, &mut garbage);
-        while g.log.len() + n > self.limits.max_messages || g.log.bytes + size > self.limits.max_bytes {
-            if self.limits.block && !g.cursors.all_past(g.log.low) {
-                if let Some((key, waker)) = park {
-                    g.publish_waiters.arm(key, waker);
-                }
-                drop(g);
-                return Err(PublishError::Full(items));
+        // How many of the oldest messages must go to make room. Decided
+        // before anything is removed, so a refused publish changes nothing.
+        let (len, bytes) = (g.log.len(), g.log.bytes);
+        let (mut evict, mut freed) = (0usize, 0usize);
+        while len - evict + n > self.limits.max_messages || bytes - freed + size > self.limits.max_bytes {
+            // Terminates: with everything evicted, `n` and `size` fit.
+            if let (Some(w), Some(slot)) = (self.weigher, g.log.entries.get(evict)) {
+                freed += w(&slot.value);
             }
+            evict += 1;
+        }
+        if evict > 0 && self.limits.block && !g.cursors.all_past(g.log.low + evict as u64 - 1) {
+            if let Some((key, waker)) = park {
+                g.publish_waiters.arm(key, waker);
+            }
+            drop(g);
+            return Err(PublishError::Full(items));
+        }
+        for _ in 0..evict {
             if let Some(v) = g.log.pop_front(self.weigher) {
                 garbage.push(v);
-                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if evict > 0 {
+            self.counters.evicted.fetch_add(evict as u64, Ordering::Relaxed);
         }
         items.append(&mut g.log, now);
         g.log.bytes += size;

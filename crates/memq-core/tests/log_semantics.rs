@@ -423,3 +423,28 @@ async fn recv_batch_waits_for_one_then_takes_what_is_there() {
         vec![0, 1, 2, 3, 4]
     );
 }
+
+/// Regression (found by the contract model): a batch refused as `Full`
+/// had already evicted messages every live cursor had passed, and the
+/// stats did not show it. A refused publish now changes nothing.
+#[test]
+fn refused_publish_changes_nothing() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(3))
+            .overflow(Overflow::Block),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(0u64).unwrap();
+    assert_eq!(c.try_recv().unwrap().offset, 0);
+    t.try_publish(1).unwrap();
+    assert_eq!(
+        t.try_publish_batch(vec![2, 3, 4]),
+        Err(PublishError::Full(vec![2, 3, 4]))
+    );
+    let s = t.stats();
+    assert_eq!((s.low, s.high, s.depth, s.evicted), (0, 2, 2, 0));
+    let mut late = t.subscribe(StartFrom::Earliest).unwrap();
+    assert_eq!(late.try_recv().unwrap().offset, 0, "still retained for replay");
+}
