@@ -129,13 +129,22 @@ impl WakeBatch {
     }
 
     /// Wakes everything collected. Call with no lock held.
+    ///
+    /// A waker that panics does not cost the others their wake-up: the
+    /// panic unwinds through `Drop`, which wakes the rest.
     pub(crate) fn wake_all(&mut self) {
-        for w in &mut self.wakers[..self.len] {
-            if let Some(w) = w.take() {
+        while self.len > 0 {
+            self.len -= 1;
+            if let Some(w) = self.wakers[self.len].take() {
                 w.wake();
             }
         }
-        self.len = 0;
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 

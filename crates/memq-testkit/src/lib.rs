@@ -4,9 +4,12 @@
 //! run and reports the anomalies a message queue must never show: lost
 //! messages, duplicates, deliveries that do not match what was published
 //! at that offset, per-partition order violations, and skips that were not
-//! announced as a lag.
+//! announced as a lag. [`alloc`] is a counting global allocator for tests
+//! of memory bounds.
 
 #![warn(missing_docs)]
+
+pub mod alloc;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -146,6 +146,23 @@ impl Subscriber {
         max: usize,
         out: &mut Vec<TopicMessage>,
     ) -> Poll<Result<usize, RecvError>> {
+        // A receiver with a long backlog yields to the scheduler like
+        // tokio's own channels do, so it cannot starve other tasks.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let polled = self.poll_batch_inner(cx, wait, max, out);
+        if polled.is_ready() {
+            coop.made_progress();
+        }
+        polled
+    }
+
+    fn poll_batch_inner(
+        &self,
+        cx: &mut Context<'_>,
+        wait: &mut Wait,
+        max: usize,
+        out: &mut Vec<TopicMessage>,
+    ) -> Poll<Result<usize, RecvError>> {
         match (&self.kind, wait) {
             (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
                 let mut collect = Collect {
@@ -189,10 +206,12 @@ impl Subscriber {
         if let Kind::Broadcast(cursor) = &self.kind {
             let mut waiter = Waiter::new();
             return poll_fn(|cx| {
-                cursor
-                    .lock()
-                    .poll_recv(cx, &mut waiter)
-                    .map(|r| r.map(|d| TopicMessage::delivered(&self.topic, d)))
+                let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                let polled = cursor.lock().poll_recv(cx, &mut waiter);
+                if polled.is_ready() {
+                    coop.made_progress();
+                }
+                polled.map(|r| r.map(|d| TopicMessage::delivered(&self.topic, d)))
             })
             .await;
         }
@@ -295,9 +314,13 @@ impl Subscriber {
                 let mut waiter = Waiter::new();
                 let mut raw = Vec::new();
                 let mut cursor = poll_fn(|cx| {
+                    let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
                     let mut cursor = cursor.lock();
                     match cursor.poll_recv_batch(cx, &mut waiter, max, &mut raw) {
-                        Poll::Ready(r) => Poll::Ready(r.map(|_| cursor)),
+                        Poll::Ready(r) => {
+                            coop.made_progress();
+                            Poll::Ready(r.map(|_| cursor))
+                        }
                         Poll::Pending => Poll::Pending,
                     }
                 })

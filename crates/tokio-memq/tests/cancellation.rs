@@ -117,3 +117,31 @@ async fn aborting_receiving_tasks_loses_nothing_for_survivors() {
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     assert_eq!(mq.get_topic_stats("abort").await.unwrap().subscriber_count, 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receiver_with_a_backlog_yields_to_other_tasks() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("backlog").await.unwrap();
+    let p = mq.publisher("backlog");
+    for i in 0..5_000u32 {
+        p.publish(i).await.unwrap();
+    }
+    let ran = Arc::new(AtomicBool::new(false));
+    let other = {
+        let ran = ran.clone();
+        tokio::spawn(async move { ran.store(true, Ordering::SeqCst) })
+    };
+    let mut saw_other_run_at = None;
+    for i in 0..5_000u32 {
+        assert_eq!(sub.recv_typed::<u32>().await.unwrap(), i);
+        if saw_other_run_at.is_none() && ran.load(Ordering::SeqCst) {
+            saw_other_run_at = Some(i);
+        }
+    }
+    other.await.unwrap();
+    let at = saw_other_run_at.expect("the other task ran while the backlog drained");
+    assert!(at < 1_000, "it ran after {at} receives; tokio's budget is 128");
+}

@@ -1,0 +1,238 @@
+//! Memory and resources, measured with a counting global allocator: a
+//! subscriber that never reads cannot grow memory, every payload is
+//! dropped exactly once, and waiting or churning subscribers leaves
+//! nothing behind.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
+
+use memq_testkit::alloc;
+use serde::{Serialize, Serializer};
+use tokio_memq::{Bytes, ConsumptionMode, MessageQueue, SerializationFormat, TopicOptions};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_subscriber_that_never_reads_keeps_memory_at_the_bound() {
+    let _serial = alloc::serial();
+    rt().block_on(async {
+        let mq = MessageQueue::new();
+        let options = TopicOptions {
+            max_messages: Some(1_000),
+            ..Default::default()
+        };
+        let _idle = mq.subscriber_with_options("idle", options).await.unwrap();
+        let p = mq.publisher("idle");
+        let publish = |n: u64| {
+            let p = p.clone();
+            async move {
+                for i in 0..n {
+                    let payload = Bytes::from(vec![i as u8; 64]);
+                    p.publish_bytes(payload, SerializationFormat::Bincode)
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        publish(10_000).await; // window full, ring at its final size
+        let warm = alloc::live();
+        publish(1_000_000).await;
+        let after = alloc::live();
+        let stats = mq.get_topic_stats("idle").await.unwrap();
+        assert_eq!((stats.message_count, stats.evicted), (1_000, 1_009_000));
+        assert!(
+            (after - warm).abs() < 16 * 1024,
+            "memory moved by {} bytes over 10^6 publishes",
+            after - warm
+        );
+    });
+}
+
+static CREATED: AtomicU64 = AtomicU64::new(0);
+static DROPPED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+static DOUBLE_DROPS: AtomicU64 = AtomicU64::new(0);
+
+/// A payload that records its drop.
+struct Tracked(u64);
+
+impl Tracked {
+    fn new() -> Self {
+        Tracked(CREATED.fetch_add(1, Ordering::SeqCst))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let mut d = DROPPED.lock().unwrap();
+        if !d.get_or_insert_with(HashSet::new).insert(self.0) {
+            DOUBLE_DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Serialize for Tracked {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+#[test]
+fn every_payload_is_dropped_exactly_once() {
+    let _serial = alloc::serial();
+    // The drop log is allocated up front so it does not count below.
+    DROPPED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(|| HashSet::with_capacity(1 << 16));
+    let before = alloc::live();
+    rt().block_on(async {
+        let mq = MessageQueue::new();
+        let small = TopicOptions {
+            max_messages: Some(50),
+            ..Default::default()
+        };
+        let reader = mq.subscriber_with_options("a", small.clone()).await.unwrap();
+        let _never = mq.subscriber_with_options("a", small.clone()).await.unwrap();
+        let group = mq
+            .group("a", "g")
+            .manual_ack()
+            .max_deliveries(2)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        let p = mq.publisher("a");
+        for _ in 0..300 {
+            p.publish(Tracked::new()).await.unwrap();
+        }
+        // Some read, some held, some lagged over, some acked, some redelivered.
+        let _ = reader.recv_batch(30).await;
+        assert_eq!(
+            group.recv_batch(20).await.unwrap_err(),
+            tokio_memq::RecvError::Lagged(250)
+        );
+        let held = group.recv_batch(20).await.unwrap();
+        for m in held.iter().take(10) {
+            group.ack(m).unwrap();
+        }
+        let second = mq
+            .group("a", "g")
+            .manual_ack()
+            .max_deliveries(2)
+            .join()
+            .await
+            .unwrap();
+        drop(group); // its 10 unacked messages go to `second`
+        let _ = second.recv_batch(100).await;
+        drop(held);
+        // A batch that fails: handed back, then dropped by the caller.
+        let refused = mq
+            .publisher("full")
+            .publish_batch((0..20_000).map(|_| Tracked::new()).collect::<Vec<_>>())
+            .await;
+        assert!(refused.is_err(), "larger than the default 10,000 capacity");
+        drop(refused);
+        mq.publisher("b").publish(Tracked::new()).await.unwrap();
+        assert!(mq.delete_topic("b").await);
+        drop((reader, second, p));
+        drop(mq);
+    });
+    let created = CREATED.load(Ordering::SeqCst);
+    let dropped = DROPPED.lock().unwrap().as_ref().map_or(0, |d| d.len() as u64);
+    assert_eq!(DOUBLE_DROPS.load(Ordering::SeqCst), 0, "no payload dropped twice");
+    assert_eq!(dropped, created, "every payload dropped");
+    assert!(
+        alloc::live() - before < 8 * 1024,
+        "queue memory returned: {}",
+        alloc::live() - before
+    );
+}
+
+struct Nop;
+impl Wake for Nop {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn polling_a_pending_receive_with_new_wakers_does_not_grow_memory() {
+    let _serial = alloc::serial();
+    rt().block_on(async {
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber("w").await.unwrap();
+        let group = mq
+            .subscriber_group("w", "g", ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let mut recv = pin!(sub.recv());
+        let mut grecv = pin!(group.recv());
+        let mut poll = |n: usize| {
+            for _ in 0..n {
+                let waker = Waker::from(Arc::new(Nop));
+                let mut cx = Context::from_waker(&waker);
+                assert!(recv.as_mut().poll(&mut cx).is_pending());
+                assert!(grecv.as_mut().poll(&mut cx).is_pending());
+            }
+        };
+        poll(1_000);
+        let warm = alloc::live();
+        poll(1_000_000);
+        assert!(alloc::live() - warm < 1024, "grew by {}", alloc::live() - warm);
+    });
+}
+
+#[test]
+fn churning_subscribers_and_groups_leaves_nothing_behind() {
+    let _serial = alloc::serial();
+    rt().block_on(async {
+        let mq = MessageQueue::new();
+        let p = mq.publisher("churn");
+        p.publish(0u8).await.unwrap();
+        let keep = mq.subscriber("churn").await.unwrap();
+        let warm_up = |n: usize| {
+            let mq = mq.clone();
+            async move {
+                for i in 0..n {
+                    let s = mq.subscriber("churn").await.unwrap();
+                    let g = mq
+                        .subscriber_group("churn", format!("g{}", i % 8), ConsumptionMode::Latest)
+                        .await
+                        .unwrap();
+                    drop((s, g));
+                }
+            }
+        };
+        warm_up(1_000).await;
+        let warm = alloc::live();
+        warm_up(100_000).await;
+        let stats = mq.get_topic_stats("churn").await.unwrap();
+        assert_eq!(stats.subscriber_count, 1, "only `keep` is live");
+        for i in 0..8 {
+            assert_eq!(
+                mq.get_group_stats("churn", format!("g{i}"))
+                    .await
+                    .unwrap()
+                    .members,
+                0
+            );
+        }
+        assert!(
+            alloc::live() - warm < 4 * 1024,
+            "grew by {}",
+            alloc::live() - warm
+        );
+        assert_eq!(p.publish(1u8).await.unwrap(), 1);
+        assert_eq!(keep.recv().await.unwrap().offset(), 1);
+    });
+}
