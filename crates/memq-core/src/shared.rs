@@ -103,6 +103,11 @@ impl Cursors {
     fn all_past(&self, offset: u64) -> bool {
         self.pos.iter().flatten().all(|&p| p > offset)
     }
+
+    /// The position of the slowest live cursor.
+    fn min(&self) -> Option<u64> {
+        self.pos.iter().flatten().copied().min()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -291,6 +296,21 @@ impl<T> Shared<T> {
         self.wake(g, WaitKind::Recv);
         drop(garbage);
         Ok(first..end)
+    }
+
+    /// Whether publishers waiting for room should be woken: only once the
+    /// slowest cursor has moved a quarter of the window past the oldest
+    /// message (or past all of it), so that a full topic does not wake its
+    /// publisher for every message a reader takes. A reader that waits for
+    /// new messages has passed everything, so a waiting publisher is always
+    /// woken before both could wait for each other.
+    fn room_for_publishers(&self, g: &Inner<T>) -> bool {
+        if g.publish_waiters.is_empty() {
+            return false;
+        }
+        let Some(min) = g.cursors.min() else { return true };
+        let quarter = (self.limits.max_messages / 4).max(1) as u64;
+        min.saturating_sub(g.log.low) >= quarter.min(g.log.len() as u64)
     }
 
     /// Removes expired messages from the front, counting them.
@@ -571,7 +591,7 @@ impl<T: Clone> Shared<T> {
         }
         if st.pos != start_pos {
             g.cursors.set(st.id, st.pos);
-            if self.limits.block {
+            if self.limits.block && self.room_for_publishers(&g) {
                 self.wake(g, WaitKind::Publish);
             } else {
                 drop(g);
