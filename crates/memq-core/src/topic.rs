@@ -214,7 +214,9 @@ impl<T: Clone + Send + 'static> Topic<T> {
         let st = self.shared.subscribe(start, Some(&name))?;
         Ok(Cursor::new(self.shared.clone(), st, Some(name)))
     }
+}
 
+impl<T> Topic<T> {
     /// Counters of this topic; never waits for publishers.
     pub fn stats(&self) -> TopicStats {
         self.shared.stats()
