@@ -346,6 +346,11 @@ impl<T: Clone + Send + 'static> Member<T> {
         &self.shared.name
     }
 
+    /// How many partitions the group reads.
+    pub fn partitions(&self) -> usize {
+        self.shared.sources.len()
+    }
+
     /// The group's counters.
     pub fn stats(&self) -> GroupStats {
         self.shared.stats()

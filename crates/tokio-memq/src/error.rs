@@ -33,6 +33,11 @@ pub enum PublishError<T> {
     /// The topic has handed out its last offset.
     #[error("topic has used up its offsets")]
     OffsetsExhausted(T),
+    /// The partitioned topic's router could not place the message (a
+    /// `Fixed` partition or custom router out of range, a router that
+    /// panicked), or the topic named by the message does not exist.
+    #[error("message could not be routed to a partition")]
+    Unroutable(T),
 }
 
 impl<T> PublishError<T> {
@@ -43,7 +48,8 @@ impl<T> PublishError<T> {
             | PublishError::Closed(v)
             | PublishError::Timeout(v)
             | PublishError::TooLarge(v)
-            | PublishError::OffsetsExhausted(v) => v,
+            | PublishError::OffsetsExhausted(v)
+            | PublishError::Unroutable(v) => v,
         }
     }
 
@@ -55,6 +61,7 @@ impl<T> PublishError<T> {
             PublishError::Timeout(v) => PublishError::Timeout(f(v)),
             PublishError::TooLarge(v) => PublishError::TooLarge(f(v)),
             PublishError::OffsetsExhausted(v) => PublishError::OffsetsExhausted(f(v)),
+            PublishError::Unroutable(v) => PublishError::Unroutable(f(v)),
         }
     }
 
@@ -66,6 +73,16 @@ impl<T> PublishError<T> {
             PublishError::Timeout(_) => PublishErrorKind::Timeout,
             PublishError::TooLarge(_) => PublishErrorKind::TooLarge,
             PublishError::OffsetsExhausted(_) => PublishErrorKind::OffsetsExhausted,
+            PublishError::Unroutable(_) => PublishErrorKind::Unroutable,
+        }
+    }
+}
+
+impl<T> From<memq_partition::PublishError<T>> for PublishError<T> {
+    fn from(e: memq_partition::PublishError<T>) -> Self {
+        match e {
+            memq_partition::PublishError::Partition { error, .. } => error.into(),
+            other => PublishError::Unroutable(other.into_inner()),
         }
     }
 }
@@ -104,6 +121,8 @@ pub enum PublishErrorKind {
     TooLarge,
     /// See [`PublishError::OffsetsExhausted`].
     OffsetsExhausted,
+    /// See [`PublishError::Unroutable`].
+    Unroutable,
 }
 
 impl fmt::Display for PublishErrorKind {
@@ -114,6 +133,7 @@ impl fmt::Display for PublishErrorKind {
             PublishErrorKind::Timeout => "timed out waiting for room in the topic",
             PublishErrorKind::TooLarge => "message is larger than the topic can hold",
             PublishErrorKind::OffsetsExhausted => "topic has used up its offsets",
+            PublishErrorKind::Unroutable => "message could not be routed to a partition",
         })
     }
 }
@@ -145,6 +165,57 @@ pub enum TopicError {
     /// The topic or its queue was closed.
     #[error("topic closed")]
     Closed,
+    /// A partitioned topic with 0 partitions, or with a count that differs
+    /// from the existing topic's (or from `options.partitions`), or a
+    /// partitioned operation on a plain topic.
+    #[error("topic {topic:?}: {requested} partitions requested, {}", match existing {
+        Some(n) => format!("it has {n}"),
+        None => "not a valid partition count for it".to_string(),
+    })]
+    PartitionCount {
+        /// The topic name.
+        topic: String,
+        /// The count asked for.
+        requested: usize,
+        /// The count it has, if it is partitioned.
+        existing: Option<usize>,
+    },
+    /// No topic of that name exists.
+    #[error("no topic named {topic:?}")]
+    NoSuchTopic {
+        /// The topic name.
+        topic: String,
+    },
+    /// A partition index the topic does not have.
+    #[error("partition {partition} out of range: the topic has {partitions}")]
+    NoSuchPartition {
+        /// The index asked for.
+        partition: usize,
+        /// How many partitions the topic has.
+        partitions: usize,
+    },
+}
+
+impl From<memq_core::SubscribeError> for TopicError {
+    fn from(e: memq_core::SubscribeError) -> Self {
+        match e {
+            memq_core::SubscribeError::OutOfRange(r) => TopicError::OutOfRange(r),
+            _ => TopicError::Closed,
+        }
+    }
+}
+
+impl From<memq_partition::SubscribeError> for TopicError {
+    fn from(e: memq_partition::SubscribeError) -> Self {
+        match e {
+            memq_partition::SubscribeError::OutOfRange(r) => TopicError::NoSuchPartition {
+                partition: r.partition,
+                partitions: r.partitions,
+            },
+            memq_partition::SubscribeError::Partition { error, .. } => error.into(),
+            _ => TopicError::Closed,
+        }
+    }
 }
 
 /// Why a payload could not be read as the requested type.

@@ -91,8 +91,10 @@
 mod decode;
 mod error;
 mod format;
+mod log;
 mod message;
 mod options;
+mod partitioned;
 mod publisher;
 mod queue;
 mod subscriber;
@@ -111,7 +113,7 @@ pub use error::{
 pub use format::SerializationFormat;
 pub use memq_groups::GroupStats;
 pub use message::{MessagePayload, NativePayload, TopicMessage};
-pub use options::{ConsumptionMode, TopicOptions, TopicStats};
+pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;
 pub use queue::{GroupBuilder, MessageQueue};
 pub use subscriber::Subscriber;
@@ -120,8 +122,9 @@ pub use traits::{AsyncMessagePublisher, MessageSubscriber, QueueManager};
 /// The 1.0.0 module paths (`tokio_memq::mq::MessageQueue` and friends).
 pub mod mq {
     pub use crate::{
-        AsyncMessagePublisher, ConsumptionMode, MessageQueue, MessageSubscriber, Publisher, QueueManager,
-        SerializationFormat, Subscriber, TopicMessage, TopicOptions, TopicStats,
+        AsyncMessagePublisher, ConsumptionMode, MessageQueue, MessageSubscriber, PartitionRouting,
+        PartitionStats, Publisher, QueueManager, SerializationFormat, Subscriber, TopicMessage, TopicOptions,
+        TopicStats,
     };
 
     /// 1.0.0's `mq::traits`.
@@ -149,8 +152,8 @@ pub mod mq {
         pub use crate::Subscriber;
     }
 
-    /// 1.0.0's `mq::broker` (stats).
+    /// 1.0.0's `mq::broker` (stats, partition routing).
     pub mod broker {
-        pub use crate::TopicStats;
+        pub use crate::{PartitionRouting, PartitionStats, TopicStats};
     }
 }

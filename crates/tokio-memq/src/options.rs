@@ -143,6 +143,126 @@ pub struct TopicStats {
     pub next_offset: u64,
 }
 
+impl TopicStats {
+    /// Sums per-partition stats into one (lags summed per consumer name).
+    pub(crate) fn sum(parts: impl Iterator<Item = TopicStats>) -> TopicStats {
+        let mut total = TopicStats {
+            message_count: 0,
+            subscriber_count: 0,
+            dropped_messages: 0,
+            consumer_lags: HashMap::new(),
+            bytes: 0,
+            published: 0,
+            evicted: 0,
+            expired: 0,
+            low_offset: 0,
+            next_offset: 0,
+        };
+        for s in parts {
+            total.message_count += s.message_count;
+            total.subscriber_count = total.subscriber_count.max(s.subscriber_count);
+            total.dropped_messages += s.dropped_messages;
+            for (name, lag) in s.consumer_lags {
+                *total.consumer_lags.entry(name).or_default() += lag;
+            }
+            total.bytes += s.bytes;
+            total.published += s.published;
+            total.evicted += s.evicted;
+            total.expired += s.expired;
+        }
+        total
+    }
+}
+
+/// How messages published to a partitioned topic choose their partition
+/// (the 1.0.0 enum, plus custom routers).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum PartitionRouting {
+    /// Partitions in turn (the default).
+    #[default]
+    RoundRobin,
+    /// By message key with Kafka's default partitioner:
+    /// `(murmur2(key) & 0x7fffffff) % partitions`, so keys land on the
+    /// same partition number as in Kafka. Keyless messages take the next
+    /// round-robin partition.
+    Hash,
+    /// A random partition per message.
+    Random,
+    /// Always this partition.
+    Fixed(usize),
+    /// A function of the key (as bytes) and the partition count.
+    Custom(RouterFn),
+}
+
+/// A custom partition router: the message key (as bytes, if any) and the
+/// partition count in, the partition out. It runs with no lock held; a
+/// router that panics or returns an index out of range makes the publish
+/// fail with `Unroutable` and leaves the topic usable.
+pub type RouterFn = std::sync::Arc<dyn Fn(Option<&[u8]>, usize) -> usize + Send + Sync>;
+
+impl std::fmt::Debug for PartitionRouting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartitionRouting::RoundRobin => f.write_str("RoundRobin"),
+            PartitionRouting::Hash => f.write_str("Hash"),
+            PartitionRouting::Random => f.write_str("Random"),
+            PartitionRouting::Fixed(n) => f.debug_tuple("Fixed").field(n).finish(),
+            PartitionRouting::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl PartitionRouting {
+    pub(crate) fn to_routing(&self) -> memq_partition::Routing {
+        match self {
+            PartitionRouting::RoundRobin => memq_partition::Routing::RoundRobin,
+            PartitionRouting::Hash => memq_partition::Routing::Hash,
+            PartitionRouting::Random => memq_partition::Routing::Random,
+            PartitionRouting::Fixed(n) => memq_partition::Routing::Fixed(*n),
+            PartitionRouting::Custom(f) => {
+                let f = f.clone();
+                memq_partition::Routing::custom(move |key: Option<&[u8]>, n: usize| f(key, n))
+            }
+        }
+    }
+}
+
+/// Counters of one partition of a partitioned topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionStats {
+    /// The partition's index.
+    pub partition: usize,
+    /// Messages retained now.
+    pub message_count: usize,
+    /// Live subscribers reading this partition.
+    pub subscriber_count: usize,
+    /// Messages removed by retention.
+    pub dropped_messages: usize,
+    /// Messages ever published to this partition.
+    pub published: u64,
+    /// The oldest retained offset.
+    pub low_offset: u64,
+    /// The offset the next message will get.
+    pub next_offset: u64,
+}
+
+impl PartitionStats {
+    pub(crate) fn new(partition: usize, s: memq_core::TopicStats) -> Self {
+        let t = TopicStats::from(s);
+        PartitionStats {
+            partition,
+            message_count: t.message_count,
+            subscriber_count: t.subscriber_count,
+            dropped_messages: t.dropped_messages,
+            published: t.published,
+            low_offset: t.low_offset,
+            next_offset: t.next_offset,
+        }
+    }
+}
+
 impl From<memq_core::TopicStats> for TopicStats {
     fn from(s: memq_core::TopicStats) -> Self {
         let sat = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);

@@ -8,11 +8,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use memq_core::Topic;
 use serde::Serialize;
 
 use crate::error::PublishError;
 use crate::format::SerializationFormat;
+use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
 use crate::queue::Registry;
 
@@ -23,13 +23,17 @@ use crate::queue::Registry;
 /// deleted, publishing fails with [`PublishError::Closed`] — make a new
 /// publisher to publish into a topic created again under the same name.
 ///
-/// Every publish returns the offset the message got.
+/// Every publish returns the offset the message got. On a partitioned
+/// topic, messages go through the topic's router (by key where the routing
+/// uses keys) and the offset is the one in the partition chosen;
+/// [`MessageQueue::publish_to_partitioned`](crate::MessageQueue::publish_to_partitioned)
+/// also returns the partition.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     registry: Arc<Registry>,
     topic_name: Arc<str>,
     publisher_key: Option<Arc<str>>,
-    topic: OnceLock<Topic<Entry>>,
+    topic: OnceLock<Log>,
 }
 
 impl Publisher {
@@ -53,7 +57,7 @@ impl Publisher {
         self.publisher_key.as_deref()
     }
 
-    fn log(&self) -> Option<&Topic<Entry>> {
+    fn log(&self) -> Option<&Log> {
         if let Some(t) = self.topic.get() {
             return Some(t);
         }
@@ -66,12 +70,32 @@ impl Publisher {
         entry: Entry,
         back: impl Fn(Entry) -> T,
     ) -> Result<u64, PublishError<T>> {
-        let Some(log) = self.log() else {
-            return Err(PublishError::Closed(back(entry)));
-        };
-        log.publish(entry)
-            .await
-            .map_err(|e| PublishError::from(e).map(back))
+        Ok(self.publish_routed(entry, None, back).await?.1)
+    }
+
+    /// Publishes to the topic (through its router when partitioned),
+    /// giving up after `timeout` if one is set, and returns the partition
+    /// (0 for a plain topic) and offset.
+    pub(crate) async fn publish_routed<T>(
+        &self,
+        entry: Entry,
+        timeout: Option<Duration>,
+        back: impl Fn(Entry) -> T,
+    ) -> Result<(usize, u64), PublishError<T>> {
+        match self.log() {
+            None => Err(PublishError::Closed(back(entry))),
+            Some(Log::Plain(log)) => with_timeout(log.publish(entry), timeout, |p| p.take_value())
+                .await
+                .map(|o| (0, o))
+                .map_err(|e| e.map(back)),
+            Some(Log::Partitioned(log)) => {
+                let key = entry.key.clone();
+                let publish = log.publish(key.as_deref().map(str::as_bytes), entry);
+                with_timeout(publish, timeout, |p| p.take_value())
+                    .await
+                    .map_err(|e| e.map(back))
+            }
+        }
     }
 
     /// Publishes `data` and returns its offset.
@@ -88,7 +112,8 @@ impl Publisher {
     ///
     /// [`PublishError`] with the value handed back: `Closed` when the topic
     /// was deleted or the queue dropped, `TooLarge` when it exceeds the
-    /// topic's byte budget.
+    /// topic's byte budget, `Unroutable` when a partitioned topic's router
+    /// cannot place it.
     ///
     /// # Examples
     ///
@@ -109,6 +134,23 @@ impl Publisher {
         self.publish_entry(Entry::native(data), Entry::into_native).await
     }
 
+    /// Publishes `data` with a message key: on a partitioned topic with
+    /// hash routing the key chooses the partition, so messages with one key
+    /// stay in order. Returns the offset.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_with_key<T: Serialize + Send + Sync + 'static>(
+        &self,
+        key: impl Into<String>,
+        data: T,
+    ) -> Result<u64, PublishError<T>> {
+        let mut entry = Entry::native(data);
+        entry.key = Some(key.into().into());
+        self.publish_entry(entry, Entry::into_native).await
+    }
+
     /// Publishes `data` if that needs no waiting.
     ///
     /// # Errors
@@ -117,11 +159,16 @@ impl Publisher {
     /// value) where `publish` would wait.
     pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
         let entry = Entry::native(data);
-        let Some(log) = self.log() else {
-            return Err(PublishError::Closed(entry.into_native()));
-        };
-        log.try_publish(entry)
-            .map_err(|e| PublishError::from(e).map(Entry::into_native))
+        match self.log() {
+            None => Err(PublishError::Closed(entry.into_native())),
+            Some(Log::Plain(log)) => log
+                .try_publish(entry)
+                .map_err(|e| PublishError::from(e).map(Entry::into_native)),
+            Some(Log::Partitioned(log)) => log
+                .try_publish(None, entry)
+                .map(|(_, o)| o)
+                .map_err(|e| PublishError::from(e).map(Entry::into_native)),
+        }
     }
 
     /// Publishes `data`, waiting at most `timeout` for room.
@@ -139,34 +186,21 @@ impl Publisher {
         data: T,
         timeout: Duration,
     ) -> Result<u64, PublishError<T>> {
-        let entry = Entry::native(data);
-        let Some(log) = self.log() else {
-            return Err(PublishError::Closed(entry.into_native()));
-        };
-        let mut publish = log.publish(entry);
-        let sleep = tokio::time::sleep(timeout);
-        tokio::pin!(sleep);
-        poll_fn(|cx| {
-            if let Poll::Ready(r) = Pin::new(&mut publish).poll(cx) {
-                return Poll::Ready(r.map_err(|e| PublishError::from(e).map(Entry::into_native)));
-            }
-            if sleep.as_mut().poll(cx).is_ready() {
-                if let Some(entry) = publish.take_value() {
-                    return Poll::Ready(Err(PublishError::Timeout(entry.into_native())));
-                }
-            }
-            Poll::Pending
-        })
-        .await
+        self.publish_routed(Entry::native(data), Some(timeout), Entry::into_native)
+            .await
+            .map(|(_, o)| o)
     }
 
     /// Publishes `data` as one contiguous run of offsets, nothing
-    /// interleaved, and returns the run. All or nothing.
+    /// interleaved, and returns the run. All or nothing on a plain topic;
+    /// see [`publish_batch_to_partitioned`](crate::MessageQueue::publish_batch_to_partitioned)
+    /// for partitioned topics.
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish), with the whole batch handed back;
-    /// `TooLarge` when the batch alone exceeds the topic's limits.
+    /// As [`publish`](Self::publish), with the (unpublished part of the)
+    /// batch handed back; `TooLarge` when the batch alone exceeds the
+    /// topic's limits.
     ///
     /// # Examples
     ///
@@ -184,13 +218,57 @@ impl Publisher {
         data: Vec<T>,
     ) -> Result<Range<u64>, PublishError<Vec<T>>> {
         let entries: Vec<Entry> = data.into_iter().map(Entry::native).collect();
-        let back = |entries: Vec<Entry>| entries.into_iter().map(Entry::into_native).collect();
-        let Some(log) = self.log() else {
-            return Err(PublishError::Closed(back(entries)));
-        };
-        log.publish_batch(entries)
+        self.publish_entries(entries, |e| e.into_iter().map(Entry::into_native).collect())
             .await
-            .map_err(|e| PublishError::from(e).map(back))
+    }
+
+    /// Publishes byte payloads in `format` as one contiguous run of
+    /// offsets, without copying them. All or nothing on a plain topic.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_batch`](Self::publish_batch), handing the payloads back.
+    pub async fn publish_bytes_batch(
+        &self,
+        data: Vec<Bytes>,
+        format: SerializationFormat,
+    ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
+        let entries: Vec<Entry> = data.into_iter().map(|b| Entry::bytes(b, &format)).collect();
+        self.publish_entries(entries, |e| e.into_iter().map(Entry::into_bytes).collect())
+            .await
+    }
+
+    /// Publishes a batch. On a plain topic: one contiguous run, all or
+    /// nothing. On a partitioned topic every message goes where the router
+    /// puts it, each partition's share as one run; the range returned is
+    /// the first share's. When a partition refuses its share, the earlier
+    /// shares stay published and only the unpublished messages come back.
+    async fn publish_entries<U>(
+        &self,
+        entries: Vec<Entry>,
+        back: impl Fn(Vec<Entry>) -> U,
+    ) -> Result<Range<u64>, PublishError<U>> {
+        match self.log() {
+            None => Err(PublishError::Closed(back(entries))),
+            Some(Log::Plain(log)) => log
+                .publish_batch(entries)
+                .await
+                .map_err(|e| PublishError::from(e).map(back)),
+            Some(Log::Partitioned(log)) => {
+                let keyed: Vec<(Option<KeyBytes>, Entry)> = entries
+                    .into_iter()
+                    .map(|e| (e.key.clone().map(KeyBytes), e))
+                    .collect();
+                match log.publish_batch(keyed).await {
+                    Ok(receipt) => Ok(receipt.shares().first().map_or(0..0, |(_, r)| r.clone())),
+                    Err(e) => {
+                        let kind = PublishError::from(e.cause);
+                        let rest: Vec<Entry> = e.unpublished.into_iter().map(|(_, v)| v).collect();
+                        Err(kind.map(|()| back(rest)))
+                    }
+                }
+            }
+        }
     }
 
     /// Publishes bytes tagged with `format`, without copying them.
@@ -205,27 +283,6 @@ impl Publisher {
     ) -> Result<u64, PublishError<Bytes>> {
         self.publish_entry(Entry::bytes(data.into(), &format), Entry::into_bytes)
             .await
-    }
-
-    /// Publishes byte payloads in `format` as one contiguous run of
-    /// offsets, without copying them. All or nothing.
-    ///
-    /// # Errors
-    ///
-    /// As [`publish_batch`](Self::publish_batch), handing the payloads back.
-    pub async fn publish_bytes_batch(
-        &self,
-        data: Vec<Bytes>,
-        format: SerializationFormat,
-    ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
-        let entries: Vec<Entry> = data.into_iter().map(|b| Entry::bytes(b, &format)).collect();
-        let back = |entries: Vec<Entry>| entries.into_iter().map(Entry::into_bytes).collect();
-        let Some(log) = self.log() else {
-            return Err(PublishError::Closed(back(entries)));
-        };
-        log.publish_batch(entries)
-            .await
-            .map_err(|e| PublishError::from(e).map(back))
     }
 
     /// Publishes bytes you already share as an `Arc<Vec<u8>>`, without
@@ -249,12 +306,57 @@ impl Publisher {
     ///
     /// As [`publish`](Self::publish), handing the message back.
     pub async fn publish_message(&self, message: TopicMessage) -> Result<u64, PublishError<TopicMessage>> {
+        Ok(self.publish_message_routed(message).await?.1)
+    }
+
+    pub(crate) async fn publish_message_routed(
+        &self,
+        message: TopicMessage,
+    ) -> Result<(usize, u64), PublishError<TopicMessage>> {
         let topic = self.topic_name.clone();
-        self.publish_entry(message.into_entry(), move |e| {
+        self.publish_routed(message.into_entry(), None, move |e| {
             TopicMessage::unpublished(&topic, e)
         })
         .await
     }
+}
+
+/// A message key, read by the partition router as bytes.
+pub(crate) struct KeyBytes(pub(crate) Arc<str>);
+
+impl AsRef<[u8]> for KeyBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// Runs a publish, handing the message back if `timeout` passes first.
+async fn with_timeout<F, O, E>(
+    mut publish: F,
+    timeout: Option<Duration>,
+    mut take: impl FnMut(&mut F) -> Option<Entry>,
+) -> Result<O, PublishError<Entry>>
+where
+    F: Future<Output = Result<O, E>> + Unpin,
+    PublishError<Entry>: From<E>,
+{
+    let Some(timeout) = timeout else {
+        return publish.await.map_err(PublishError::from);
+    };
+    let sleep = tokio::time::sleep(timeout);
+    tokio::pin!(sleep);
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = Pin::new(&mut publish).poll(cx) {
+            return Poll::Ready(r.map_err(PublishError::from));
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            if let Some(entry) = take(&mut publish) {
+                return Poll::Ready(Err(PublishError::Timeout(entry)));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Lets `Bytes` borrow from an `Arc<Vec<u8>>` without copying.

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memq_core::Topic;
-use memq_groups::{AckMode, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
+use memq_groups::{AckMode, Assignment, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
+use memq_partition::PartitionedTopic;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::TopicError;
+use crate::log::Log;
 use crate::message::Entry;
 use crate::options::{ConsumptionMode, TopicOptions, TopicStats};
 use crate::publisher::Publisher;
@@ -17,7 +19,7 @@ use crate::subscriber::Subscriber;
 /// A topic in the registry.
 #[derive(Debug, Clone)]
 pub(crate) struct TopicEntry {
-    pub(crate) log: Topic<Entry>,
+    pub(crate) log: Log,
     pub(crate) options: TopicOptions,
     /// Consumer groups of this topic, by name. A group outlives its
     /// members (its commits live in the topic anyway).
@@ -43,7 +45,75 @@ impl Registry {
         }
         let fresh = options.cloned().unwrap_or_default();
         // Build outside the write lock; only the insert happens under it.
-        let log = Topic::with_weigher(fresh.to_config(), Entry::weight)?;
+        let log = Log::Plain(Topic::with_weigher(fresh.to_config(), Entry::weight)?);
+        self.insert(name, log, fresh, options)
+    }
+
+    /// Creates the partitioned topic `name`, or returns it when it exists
+    /// with the same partition count and retention options.
+    pub(crate) fn get_or_create_partitioned(
+        &self,
+        name: &str,
+        options: &TopicOptions,
+        partitions: usize,
+    ) -> Result<TopicEntry, TopicError> {
+        if partitions == 0 || options.partitions.is_some_and(|p| p != partitions) {
+            return Err(TopicError::PartitionCount {
+                topic: name.to_owned(),
+                requested: partitions,
+                existing: options.partitions,
+            });
+        }
+        if let Some(entry) = self.topics.read().get(name) {
+            return Self::check_partitioned(name, entry, options, partitions);
+        }
+        let log =
+            PartitionedTopic::with_weigher(options.to_config(), partitions, Entry::weight).map_err(|e| {
+                match e {
+                    memq_partition::ConfigError::Topic(c) => TopicError::InvalidOptions(c),
+                    _ => TopicError::PartitionCount {
+                        topic: name.to_owned(),
+                        requested: partitions,
+                        existing: None,
+                    },
+                }
+            })?;
+        let mut fresh = options.clone();
+        fresh.partitions = Some(partitions);
+        let entry = self.insert(name, Log::Partitioned(log), fresh, None)?;
+        Self::check_partitioned(name, &entry, options, partitions)
+    }
+
+    fn check_partitioned(
+        name: &str,
+        entry: &TopicEntry,
+        options: &TopicOptions,
+        partitions: usize,
+    ) -> Result<TopicEntry, TopicError> {
+        match &entry.log {
+            Log::Partitioned(p) if p.partition_count() == partitions => {
+                Self::check(name, entry, Some(options))
+            }
+            Log::Partitioned(p) => Err(TopicError::PartitionCount {
+                topic: name.to_owned(),
+                requested: partitions,
+                existing: Some(p.partition_count()),
+            }),
+            Log::Plain(_) => Err(TopicError::PartitionCount {
+                topic: name.to_owned(),
+                requested: partitions,
+                existing: None,
+            }),
+        }
+    }
+
+    fn insert(
+        &self,
+        name: &str,
+        log: Log,
+        fresh: TopicOptions,
+        options: Option<&TopicOptions>,
+    ) -> Result<TopicEntry, TopicError> {
         let mut topics = self.topics.write();
         if self.closed.load(Ordering::Acquire) {
             return Err(TopicError::Closed);
@@ -71,6 +141,10 @@ impl Registry {
             }),
             _ => Ok(entry.clone()),
         }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<TopicEntry> {
+        self.topics.read().get(name).cloned()
     }
 
     fn close_all(&self) {
@@ -134,7 +208,7 @@ impl MessageQueue {
         }
     }
 
-    fn registry(&self) -> &Arc<Registry> {
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.owner.0
     }
 
@@ -203,11 +277,16 @@ impl MessageQueue {
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
         let entry = self.registry().get_or_create(topic, options)?;
-        let cursor = entry.log.subscribe(mode.start()).map_err(|e| match e {
-            memq_core::SubscribeError::OutOfRange(r) => TopicError::OutOfRange(r),
-            _ => TopicError::Closed,
-        })?;
-        Ok(Subscriber::new(topic, cursor))
+        match &entry.log {
+            Log::Plain(log) => {
+                let cursor = log.subscribe(mode.start()).map_err(TopicError::from)?;
+                Ok(Subscriber::new(topic, cursor))
+            }
+            Log::Partitioned(log) => {
+                let merged = log.subscribe_all(mode.start()).map_err(TopicError::from)?;
+                Ok(Subscriber::merged(topic, merged))
+            }
+        }
     }
 
     /// Joins consumer group `group` of `topic` (created with default
@@ -347,7 +426,7 @@ impl MessageQueue {
     /// Counters of `topic`, or `None` when it does not exist.
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
         let log = self.registry().topics.read().get(topic.as_ref())?.log.clone();
-        Some(log.stats().into())
+        Some(log.stats())
     }
 }
 
@@ -406,6 +485,15 @@ impl GroupBuilder<'_> {
         self
     }
 
+    /// On a partitioned topic, gives each partition to one member at a
+    /// time (rebalanced as members join and leave), so messages with one
+    /// key are processed in order by one member. The default shares every
+    /// partition between all members.
+    pub fn exclusive(mut self) -> Self {
+        self.config = self.config.assignment(Assignment::Exclusive);
+        self
+    }
+
     /// The topic dead letters are published to (default
     /// `"<topic>.dead-letters"`, created with default options).
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
@@ -442,7 +530,7 @@ impl GroupBuilder<'_> {
                         }
                         None => None,
                     };
-                    let sources = vec![entry.log.clone()];
+                    let sources = entry.log.partitions();
                     let g = match sink {
                         Some(sink) => {
                             Group::with_dead_letters(&self.group, sources, self.config.clone(), sink)
@@ -459,15 +547,25 @@ impl GroupBuilder<'_> {
             memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
             _ => TopicError::Closed,
         })?;
-        Ok(Subscriber::member(&self.topic, member, false))
+        Ok(Subscriber::member(
+            &self.topic,
+            member,
+            entry.log.is_partitioned(),
+        ))
     }
 }
 
-/// Publishes dead letters to `topic`. The dead letter keeps its payload,
+/// Publishes dead letters to `log`. The dead letter keeps its payload,
 /// key and format; if the dead-letter topic is closed it is dropped (and
 /// still counted in the group's `dead_lettered`).
-fn dead_letter_sink(topic: Topic<Entry>) -> DeadLetterSink<Entry> {
-    Arc::new(move |d: DeadLetter<Entry>| {
-        let _ = topic.try_publish(d.value);
+fn dead_letter_sink(log: Log) -> DeadLetterSink<Entry> {
+    Arc::new(move |d: DeadLetter<Entry>| match &log {
+        Log::Plain(t) => {
+            let _ = t.try_publish(d.value);
+        }
+        Log::Partitioned(p) => {
+            let key = d.value.key.clone();
+            let _ = p.try_publish(key.as_deref().map(str::as_bytes), d.value);
+        }
     })
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use memq_core::{Cursor, Delivered, Waiter};
 use memq_groups::{Claimed, Member, MemberWaiter};
+use memq_partition::{MergedCursor, MergedWaiter};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
@@ -43,16 +44,21 @@ use crate::message::{Entry, TopicMessage};
 pub struct Subscriber {
     topic: Arc<str>,
     kind: Kind,
+    /// For a subscription to one partition of a partitioned topic.
+    partition: Option<usize>,
+    /// Messages a typed batch received but could not hand on (after a
+    /// decode failure), delivered before anything else. (A single
+    /// cursor puts them back into the cursor instead.)
+    stash: Mutex<VecDeque<TopicMessage>>,
 }
 
 enum Kind {
     Broadcast(Mutex<Cursor<Entry>>),
+    /// Every partition of a partitioned topic.
+    Merged(Mutex<MergedCursor<Entry>>),
     Group {
         member: Member<Entry>,
         partitioned: bool,
-        /// Messages a typed batch received but could not hand on (after a
-        /// decode failure), delivered before anything else.
-        stash: Mutex<VecDeque<TopicMessage>>,
     },
 }
 
@@ -62,6 +68,7 @@ impl fmt::Debug for Subscriber {
         d.field("topic", &self.topic);
         match &self.kind {
             Kind::Broadcast(cursor) => d.field("cursor", &*cursor.lock()),
+            Kind::Merged(cursors) => d.field("partitions", &cursors.lock().len()),
             Kind::Group { member, .. } => d.field("member", member),
         };
         d.finish()
@@ -71,40 +78,84 @@ impl fmt::Debug for Subscriber {
 /// Appends delivered entries to a `Vec<TopicMessage>`.
 struct Collect<'a> {
     topic: &'a Arc<str>,
+    partition: Option<usize>,
     out: &'a mut Vec<TopicMessage>,
 }
 
 impl Extend<Delivered<Entry>> for Collect<'_> {
     fn extend<I: IntoIterator<Item = Delivered<Entry>>>(&mut self, iter: I) {
+        let (topic, partition) = (self.topic, self.partition);
+        self.out.extend(iter.into_iter().map(|d| {
+            let mut m = TopicMessage::delivered(topic, d);
+            m.partition = partition;
+            m
+        }));
+    }
+}
+
+/// Appends entries delivered from partitions to a `Vec<TopicMessage>`.
+struct CollectPartitioned<'a> {
+    topic: &'a Arc<str>,
+    out: &'a mut Vec<TopicMessage>,
+}
+
+impl Extend<(usize, Delivered<Entry>)> for CollectPartitioned<'_> {
+    fn extend<I: IntoIterator<Item = (usize, Delivered<Entry>)>>(&mut self, iter: I) {
         let topic = self.topic;
-        self.out
-            .extend(iter.into_iter().map(|d| TopicMessage::delivered(topic, d)));
+        self.out.extend(iter.into_iter().map(|(p, d)| {
+            let mut m = TopicMessage::delivered(topic, d);
+            m.partition = Some(p);
+            m
+        }));
     }
 }
 
 /// What a receive future keeps between polls.
 enum Wait {
     Broadcast(Waiter<Entry>),
+    Merged(MergedWaiter<Entry>),
     Group(MemberWaiter<Entry>, Vec<Claimed<Entry>>),
+}
+
+fn merged_recv_error(e: memq_partition::RecvError) -> RecvError {
+    match e {
+        memq_partition::RecvError::Lagged { skipped, .. } => RecvError::Lagged(skipped),
+        _ => RecvError::Closed,
+    }
 }
 
 impl Subscriber {
     pub(crate) fn new(topic: &str, cursor: Cursor<Entry>) -> Self {
-        Subscriber {
-            topic: topic.into(),
-            kind: Kind::Broadcast(Mutex::new(cursor)),
-        }
+        Self::with_kind(topic, Kind::Broadcast(Mutex::new(cursor)))
+    }
+
+    pub(crate) fn merged(topic: &str, cursors: MergedCursor<Entry>) -> Self {
+        Self::with_kind(topic, Kind::Merged(Mutex::new(cursors)))
     }
 
     pub(crate) fn member(topic: &str, member: Member<Entry>, partitioned: bool) -> Self {
+        Self::with_kind(topic, Kind::Group { member, partitioned })
+    }
+
+    fn with_kind(topic: &str, kind: Kind) -> Self {
         Subscriber {
             topic: topic.into(),
-            kind: Kind::Group {
-                member,
-                partitioned,
-                stash: Mutex::new(VecDeque::new()),
-            },
+            kind,
+            partition: None,
+            stash: Mutex::new(VecDeque::new()),
         }
+    }
+
+    pub(crate) fn set_partition(&mut self, partition: usize) {
+        self.partition = Some(partition);
+    }
+
+    /// Labels messages from a single-partition subscription.
+    fn label(&self, mut m: TopicMessage) -> TopicMessage {
+        if self.partition.is_some() {
+            m.partition = self.partition;
+        }
+        m
     }
 
     /// The topic this subscriber reads.
@@ -115,14 +166,15 @@ impl Subscriber {
     /// The consumer group this subscriber belongs to, if any.
     pub fn group(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Broadcast(_) => None,
             Kind::Group { member, .. } => Some(member.group()),
+            _ => None,
         }
     }
 
     fn waiter(&self) -> Wait {
         match &self.kind {
             Kind::Broadcast(_) => Wait::Broadcast(Waiter::new()),
+            Kind::Merged(_) => Wait::Merged(MergedWaiter::new()),
             Kind::Group { .. } => Wait::Group(MemberWaiter::new(), Vec::new()),
         }
     }
@@ -163,25 +215,36 @@ impl Subscriber {
         max: usize,
         out: &mut Vec<TopicMessage>,
     ) -> Poll<Result<usize, RecvError>> {
+        if max > 0 {
+            let mut stash = self.stash.lock();
+            if !stash.is_empty() {
+                let n = max.min(stash.len());
+                out.extend(stash.drain(..n));
+                return Poll::Ready(Ok(n));
+            }
+        }
         match (&self.kind, wait) {
             (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
                 let mut collect = Collect {
                     topic: &self.topic,
+                    partition: self.partition,
                     out,
                 };
                 cursor.lock().poll_recv_batch(cx, waiter, max, &mut collect)
             }
-            (Kind::Group { member, stash, .. }, Wait::Group(waiter, claimed)) => {
+            (Kind::Merged(cursors), Wait::Merged(waiter)) => {
+                let mut collect = CollectPartitioned {
+                    topic: &self.topic,
+                    out,
+                };
+                cursors
+                    .lock()
+                    .poll_recv_batch(cx, waiter, max, &mut collect)
+                    .map_err(merged_recv_error)
+            }
+            (Kind::Group { member, .. }, Wait::Group(waiter, claimed)) => {
                 if max == 0 {
                     return Poll::Ready(Ok(0));
-                }
-                {
-                    let mut stash = stash.lock();
-                    if !stash.is_empty() {
-                        let n = max.min(stash.len());
-                        out.extend(stash.drain(..n));
-                        return Poll::Ready(Ok(n));
-                    }
                 }
                 claimed.clear();
                 let r = member.poll_recv_batch(cx, waiter, max, claimed);
@@ -211,7 +274,7 @@ impl Subscriber {
                 if polled.is_ready() {
                     coop.made_progress();
                 }
-                polled.map(|r| r.map(|d| TopicMessage::delivered(&self.topic, d)))
+                polled.map(|r| r.map(|d| self.label(TopicMessage::delivered(&self.topic, d))))
             })
             .await;
         }
@@ -240,17 +303,27 @@ impl Subscriber {
     ///
     /// As [`try_recv`](Self::try_recv).
     pub fn try_recv_now(&self) -> Result<TopicMessage, TryRecvError> {
+        if let Some(m) = self.stash.lock().pop_front() {
+            return Ok(m);
+        }
         match &self.kind {
             Kind::Broadcast(cursor) => cursor
                 .lock()
                 .try_recv()
-                .map(|d| TopicMessage::delivered(&self.topic, d)),
-            Kind::Group { member, stash, .. } => {
-                if let Some(m) = stash.lock().pop_front() {
-                    return Ok(m);
+                .map(|d| self.label(TopicMessage::delivered(&self.topic, d))),
+            Kind::Merged(cursors) => match cursors.lock().try_recv() {
+                Ok((p, d)) => {
+                    let mut m = TopicMessage::delivered(&self.topic, d);
+                    m.partition = Some(p);
+                    Ok(m)
                 }
-                member.try_recv().map(|c| self.claimed(c))
-            }
+                Err(memq_partition::TryRecvError::Empty) => Err(TryRecvError::Empty),
+                Err(memq_partition::TryRecvError::Lagged { skipped, .. }) => {
+                    Err(TryRecvError::Lagged(skipped))
+                }
+                Err(_) => Err(TryRecvError::Closed),
+            },
+            Kind::Group { member, .. } => member.try_recv().map(|c| self.claimed(c)),
         }
     }
 
@@ -345,7 +418,8 @@ impl Subscriber {
                 }
                 Ok(values)
             }
-            Kind::Group { stash, .. } => {
+            Kind::Merged(_) | Kind::Group { .. } => {
+                let stash = &self.stash;
                 let mut msgs = Vec::new();
                 self.recv_into(max, &mut msgs).await?;
                 let mut values = Vec::with_capacity(msgs.len());
@@ -382,26 +456,72 @@ impl Subscriber {
     }
 
     /// Moves the subscriber (or its whole group) so that the next message
-    /// received is `offset`.
+    /// received is `offset`. On a partitioned topic this moves every
+    /// partition to `offset`; see [`seek_partition`](Self::seek_partition).
     ///
     /// # Errors
     ///
     /// [`OutOfRange`] unless the offset is retained or is the next one to
-    /// be published.
+    /// be published (in every partition).
     pub async fn seek(&self, offset: u64) -> Result<(), OutOfRange> {
+        self.stash.lock().clear();
+        for p in 0..self.partitions() {
+            self.seek_in(p, offset).map_err(|e| match e {
+                crate::error::TopicError::OutOfRange(r) => r,
+                _ => OutOfRange {
+                    requested: offset,
+                    low: 0,
+                    high: 0,
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Moves this subscriber (or its group) in one partition.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::OutOfRange`](crate::TopicError::OutOfRange) outside
+    /// the partition's window, [`TopicError::NoSuchPartition`](crate::TopicError::NoSuchPartition).
+    pub async fn seek_partition(
+        &self,
+        partition: usize,
+        offset: u64,
+    ) -> Result<(), crate::error::TopicError> {
+        self.stash
+            .lock()
+            .retain(|m| m.partition.unwrap_or(0) != partition);
+        self.seek_in(partition, offset)
+    }
+
+    fn seek_in(&self, partition: usize, offset: u64) -> Result<(), crate::error::TopicError> {
+        use crate::error::TopicError;
+        let partitions = self.partitions();
+        let missing = TopicError::NoSuchPartition {
+            partition,
+            partitions,
+        };
         match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().seek(offset),
-            Kind::Group { member, stash, .. } => {
-                stash.lock().clear();
-                member.seek(0, offset).map_err(|e| match e {
-                    memq_groups::GroupError::OutOfRange { range, .. } => range,
-                    _ => OutOfRange {
-                        requested: offset,
-                        low: 0,
-                        high: 0,
-                    },
-                })
-            }
+            Kind::Broadcast(cursor) if partition == 0 => Ok(cursor.lock().seek(offset)?),
+            Kind::Broadcast(_) => Err(missing),
+            Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
+                Some(c) => Ok(c.seek(offset)?),
+                None => Err(missing),
+            },
+            Kind::Group { member, .. } => member.seek(partition, offset).map_err(|e| match e {
+                memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
+                _ => missing,
+            }),
+        }
+    }
+
+    /// How many partitions this subscriber reads (1 for a plain topic).
+    pub fn partitions(&self) -> usize {
+        match &self.kind {
+            Kind::Broadcast(_) => 1,
+            Kind::Merged(cursors) => cursors.lock().len(),
+            Kind::Group { member, .. } => member.partitions(),
         }
     }
 
@@ -409,18 +529,49 @@ impl Subscriber {
     /// Does not move the subscriber (1.0.0 treated commit as seek). For a
     /// group member the commit is the group's; with manual
     /// acknowledgement it acknowledges every message up to `offset` this
-    /// member holds.
+    /// member holds. On a partitioned topic this commits `offset` in every
+    /// partition that has published it; see
+    /// [`commit_partition`](Self::commit_partition).
     ///
     /// # Errors
     ///
-    /// [`CommitError::NotPublished`] for an offset not yet published.
+    /// [`CommitError::NotPublished`] for an offset not yet published (in
+    /// any partition).
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
+        let mut result = Err(CommitError::NotPublished { offset, high: 0 });
+        for p in 0..self.partitions() {
+            match self.commit_in(p, offset) {
+                Ok(()) => result = Ok(()),
+                Err(e) if result.is_err() => result = Err(e),
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    /// Records that everything up to and including `offset` of `partition`
+    /// is processed.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::NotPublished`] for an offset not yet published there
+    /// (or a partition this subscriber does not read).
+    pub async fn commit_partition(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
+        self.commit_in(partition, offset)
+    }
+
+    fn commit_in(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
+        let missing = CommitError::NotPublished { offset, high: 0 };
         match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().commit(offset),
-            Kind::Group { member, .. } => member.commit(0, offset).map_err(|e| match e {
+            Kind::Broadcast(cursor) if partition == 0 => cursor.lock().commit(offset),
+            Kind::Broadcast(_) => Err(missing),
+            Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
+                Some(c) => c.commit(offset),
+                None => Err(missing),
+            },
+            Kind::Group { member, .. } => member.commit(partition, offset).map_err(|e| match e {
                 AckError::NotPublished { offset, high, .. } => CommitError::NotPublished { offset, high },
-                // Partition 0 always exists; nothing else can fail.
-                _ => CommitError::NotPublished { offset, high: 0 },
+                _ => missing,
             }),
         }
     }
@@ -436,33 +587,47 @@ impl Subscriber {
     /// subscriber that is not in a group).
     pub fn ack(&self, message: &TopicMessage) -> Result<(), AckError> {
         match &self.kind {
-            Kind::Broadcast(_) => Err(AckError::AutoAck),
             Kind::Group { member, .. } => member.ack(message.partition.unwrap_or(0), message.offset()),
+            _ => Err(AckError::AutoAck),
         }
     }
 
     /// The offset of the next message this subscriber (or its group) will
-    /// receive.
+    /// receive; `None` on a partitioned topic (see
+    /// [`partition_offset`](Self::partition_offset)).
     pub async fn current_offset(&self) -> Option<u64> {
+        if self.partitions() > 1 {
+            return None;
+        }
+        self.partition_offset(0)
+    }
+
+    /// The next offset this subscriber (or its group) will receive from
+    /// `partition`.
+    pub fn partition_offset(&self, partition: usize) -> Option<u64> {
         match &self.kind {
-            Kind::Broadcast(cursor) => Some(cursor.lock().position()),
-            Kind::Group { member, .. } => member.position(0),
+            Kind::Broadcast(cursor) => (partition == 0).then(|| cursor.lock().position()),
+            Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
+            Kind::Group { member, .. } => member.position(partition),
         }
     }
 
-    /// The last offset committed through this subscriber (or its group).
+    /// The last offset committed through this subscriber (or its group);
+    /// for a partitioned topic, partition 0's.
     pub fn committed_offset(&self) -> Option<u64> {
         match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().committed(),
+            Kind::Merged(cursors) => cursors.lock().cursor(0).and_then(|c| c.committed()),
             Kind::Group { member, .. } => member.stats().committed.first().copied().flatten(),
         }
     }
 
     /// Messages published that this subscriber (or its group) has not
-    /// processed yet.
+    /// processed yet, over all its partitions.
     pub fn lag(&self) -> u64 {
         match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().lag(),
+            Kind::Merged(cursors) => cursors.lock().lag(),
             Kind::Group { member, .. } => member.stats().lag,
         }
     }

@@ -1,0 +1,43 @@
+//! What a topic name refers to: one log, or a partitioned set of logs.
+
+use memq_core::Topic;
+use memq_partition::PartitionedTopic;
+
+use crate::message::Entry;
+use crate::options::TopicStats;
+
+/// The storage behind a topic name.
+#[derive(Debug, Clone)]
+pub(crate) enum Log {
+    Plain(Topic<Entry>),
+    Partitioned(PartitionedTopic<Entry>),
+}
+
+impl Log {
+    pub(crate) fn close(&self) {
+        match self {
+            Log::Plain(t) => t.close(),
+            Log::Partitioned(p) => p.close(),
+        }
+    }
+
+    /// The logs a consumer group reads, in partition order.
+    pub(crate) fn partitions(&self) -> Vec<Topic<Entry>> {
+        match self {
+            Log::Plain(t) => vec![t.clone()],
+            Log::Partitioned(p) => p.partitions().to_vec(),
+        }
+    }
+
+    pub(crate) fn is_partitioned(&self) -> bool {
+        matches!(self, Log::Partitioned(_))
+    }
+
+    /// Stats of the topic; for a partitioned topic, summed over partitions.
+    pub(crate) fn stats(&self) -> TopicStats {
+        match self {
+            Log::Plain(t) => t.stats().into(),
+            Log::Partitioned(p) => TopicStats::sum(p.all_partition_stats().into_iter().map(Into::into)),
+        }
+    }
+}

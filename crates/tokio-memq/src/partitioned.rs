@@ -1,0 +1,283 @@
+//! Partitioned topics on the queue: creation, routing, publishing with
+//! placement, per-partition subscriptions and stats.
+
+use std::collections::BTreeMap;
+
+use memq_partition::PartitionedTopic;
+
+use crate::error::{PublishError, TopicError};
+use crate::log::Log;
+use crate::message::{Entry, TopicMessage};
+use crate::options::{ConsumptionMode, PartitionRouting, PartitionStats, TopicOptions};
+use crate::publisher::KeyBytes;
+use crate::queue::MessageQueue;
+use crate::subscriber::Subscriber;
+
+impl MessageQueue {
+    fn partitioned(&self, topic: &str) -> Result<PartitionedTopic<Entry>, TopicError> {
+        match self.registry().get(topic).map(|e| e.log) {
+            Some(Log::Partitioned(p)) => Ok(p),
+            Some(Log::Plain(_)) => Err(TopicError::PartitionCount {
+                topic: topic.to_owned(),
+                requested: 0,
+                existing: None,
+            }),
+            None => Err(TopicError::NoSuchTopic {
+                topic: topic.to_owned(),
+            }),
+        }
+    }
+
+    /// Creates a topic of `partitions` partitions, each a log with
+    /// `options`'s retention. Plain and partitioned topics share one
+    /// namespace: `publisher`, `subscriber`, `subscriber_group`,
+    /// `list_topics`, `get_topic_stats` and `delete_topic` all work on it.
+    /// Creating it again with the same count and options does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::PartitionCount`] for 0 partitions, a count that
+    /// differs from `options.partitions` (when set) or from the existing
+    /// topic's, or an existing plain topic of that name;
+    /// [`TopicError::OptionsMismatch`], [`TopicError::InvalidOptions`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("events", TopicOptions::default(), 4).await?;
+    /// mq.set_partition_routing("events", PartitionRouting::Hash).await?;
+    /// let msg = TopicMessage::new_with_key("events", 42u32, "user-7")?;
+    /// let (partition, offset) = mq.publish_to_partitioned(msg).await?;
+    /// let sub = mq.subscribe_partition("events", partition, None, tokio_memq::ConsumptionMode::Earliest).await?;
+    /// assert_eq!(sub.recv().await?.offset(), offset);
+    /// assert!(mq.create_partitioned_topic("events", TopicOptions::default(), 0).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_partitioned_topic(
+        &self,
+        topic: impl AsRef<str>,
+        options: TopicOptions,
+        partitions: usize,
+    ) -> Result<(), TopicError> {
+        self.registry()
+            .get_or_create_partitioned(topic.as_ref(), &options, partitions)
+            .map(drop)
+    }
+
+    /// Sets how messages published to a partitioned topic choose their
+    /// partition (round-robin until set).
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::NoSuchTopic`], [`TopicError::PartitionCount`] for a
+    /// plain topic, [`TopicError::NoSuchPartition`] for `Fixed(n)` out of
+    /// range.
+    pub async fn set_partition_routing(
+        &self,
+        topic: impl AsRef<str>,
+        routing: PartitionRouting,
+    ) -> Result<(), TopicError> {
+        let log = self.partitioned(topic.as_ref())?;
+        if let PartitionRouting::Fixed(partition) = routing {
+            let partitions = log.partition_count();
+            if partition >= partitions {
+                return Err(TopicError::NoSuchPartition {
+                    partition,
+                    partitions,
+                });
+            }
+        }
+        log.set_routing(routing.to_routing());
+        Ok(())
+    }
+
+    /// Publishes `message` to the partitioned topic it names, through the
+    /// topic's router (its key chooses the partition under hash routing),
+    /// and returns the partition and offset.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Unroutable`] when the topic does not exist, is not
+    /// partitioned, or its router cannot place the message; otherwise as
+    /// [`Publisher::publish`](crate::Publisher::publish). The message comes
+    /// back inside.
+    pub async fn publish_to_partitioned(
+        &self,
+        message: TopicMessage,
+    ) -> Result<(usize, u64), PublishError<TopicMessage>> {
+        if self.partitioned(&message.topic).is_err() {
+            return Err(PublishError::Unroutable(message));
+        }
+        self.publisher(&*message.topic.clone())
+            .publish_message_routed(message)
+            .await
+    }
+
+    /// Publishes messages to the partitioned topics they name. Each
+    /// topic's messages are routed first; each partition's share is then
+    /// published as one contiguous, in-order run. Returns every message's
+    /// (partition, offset), in input order.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Unroutable`] (nothing published) when a topic does
+    /// not exist or is not partitioned, or a router cannot place a message.
+    /// When a partition refuses its share (closed, too large), the shares
+    /// published before it stay published and the error hands back the
+    /// messages that were not.
+    pub async fn publish_batch_to_partitioned(
+        &self,
+        messages: Vec<TopicMessage>,
+    ) -> Result<Vec<(usize, u64)>, PublishError<Vec<TopicMessage>>> {
+        // Group by topic, remembering input positions.
+        let mut by_topic: BTreeMap<std::sync::Arc<str>, Vec<(usize, TopicMessage)>> = BTreeMap::new();
+        for (i, m) in messages.into_iter().enumerate() {
+            by_topic.entry(m.topic.clone()).or_default().push((i, m));
+        }
+        let mut logs = Vec::with_capacity(by_topic.len());
+        for topic in by_topic.keys() {
+            match self.partitioned(topic) {
+                Ok(log) => logs.push(log),
+                Err(_) => {
+                    let all = by_topic.into_values().flatten().map(|(_, m)| m).collect();
+                    return Err(PublishError::Unroutable(all));
+                }
+            }
+        }
+        let total: usize = by_topic.values().map(Vec::len).sum();
+        let mut placements = vec![(0, 0); total];
+        let mut groups = by_topic.into_iter().zip(logs).peekable();
+        while let Some(((topic, msgs), log)) = groups.next() {
+            let (positions, msgs): (Vec<usize>, Vec<TopicMessage>) = msgs.into_iter().unzip();
+            let keyed: Vec<(Option<KeyBytes>, Entry)> = msgs
+                .into_iter()
+                .map(|m| {
+                    let e = m.into_entry();
+                    (e.key.clone().map(KeyBytes), e)
+                })
+                .collect();
+            match log.publish_batch(keyed).await {
+                Ok(receipt) => {
+                    for (pos, placement) in positions.into_iter().zip(receipt.placements()) {
+                        placements[pos] = placement;
+                    }
+                }
+                Err(e) => {
+                    let kind = PublishError::from(e.cause);
+                    let mut rest: Vec<TopicMessage> = e
+                        .unpublished
+                        .into_iter()
+                        .map(|(_, v)| TopicMessage::unpublished(&topic, v))
+                        .collect();
+                    for ((topic, msgs), _) in groups {
+                        rest.extend(msgs.into_iter().map(|(_, m)| m).filter(|m| m.topic == topic));
+                    }
+                    return Err(kind.map(|()| rest));
+                }
+            }
+        }
+        Ok(placements)
+    }
+
+    /// Subscribes to one partition of a partitioned topic. With a
+    /// `consumer_id`, the subscription is that named consumer's: its
+    /// commits persist, and [`ConsumptionMode::LastOffset`] resumes after
+    /// them (use [`subscriber_group`](Self::subscriber_group) for
+    /// competing consumers).
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::NoSuchTopic`], [`TopicError::NoSuchPartition`],
+    /// [`TopicError::PartitionCount`] for a plain topic,
+    /// [`TopicError::OutOfRange`] for a start offset outside the window.
+    pub async fn subscribe_partition(
+        &self,
+        topic: impl AsRef<str>,
+        partition: usize,
+        consumer_id: Option<String>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        let topic = topic.as_ref();
+        let log = self.partitioned(topic)?;
+        let cursor = match &consumer_id {
+            Some(id) => log.subscribe_partition_named(partition, id, mode.start()),
+            None => log.subscribe_partition(partition, mode.start()),
+        }?;
+        let mut sub = Subscriber::new(topic, cursor);
+        sub.set_partition(partition);
+        Ok(sub)
+    }
+
+    /// Like [`subscribe_partition`](Self::subscribe_partition), creating
+    /// the topic with `options` and `partition + 1` partitions when absent
+    /// (the 1.0.0 behaviour).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_partitioned_topic`](Self::create_partitioned_topic) and
+    /// [`subscribe_partition`](Self::subscribe_partition).
+    pub async fn subscribe_partition_with_options(
+        &self,
+        topic: impl AsRef<str>,
+        partition: usize,
+        options: TopicOptions,
+        consumer_id: Option<String>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        let topic = topic.as_ref();
+        if self.registry().get(topic).is_none() {
+            let count = options.partitions.unwrap_or(partition + 1);
+            self.create_partitioned_topic(topic, options, count).await?;
+        }
+        self.subscribe_partition(topic, partition, consumer_id, mode)
+            .await
+    }
+
+    /// Counters of one partition, or `None` when the topic is not
+    /// partitioned or has no such partition.
+    pub async fn get_partition_stats(
+        &self,
+        topic: impl AsRef<str>,
+        partition: usize,
+    ) -> Option<PartitionStats> {
+        let log = self.partitioned(topic.as_ref()).ok()?;
+        log.partition_stats(partition)
+            .ok()
+            .map(|s| PartitionStats::new(partition, s))
+    }
+
+    /// Counters of every partition, in partition order (empty when the
+    /// topic is not partitioned). Never waits for publishers.
+    pub async fn get_all_partition_stats(&self, topic: impl AsRef<str>) -> Vec<PartitionStats> {
+        match self.partitioned(topic.as_ref()) {
+            Ok(log) => log
+                .all_partition_stats()
+                .into_iter()
+                .enumerate()
+                .map(|(p, s)| PartitionStats::new(p, s))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The names of the partitioned topics, sorted.
+    pub async fn list_partitioned_topics(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in self.list_topics().await {
+            if self.partitioned(&name).is_ok() {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Deletes a partitioned topic; as [`delete_topic`](Self::delete_topic).
+    pub async fn delete_partitioned_topic(&self, topic: impl AsRef<str>) -> bool {
+        self.partitioned(topic.as_ref()).is_ok() && self.delete_topic(topic).await
+    }
+}

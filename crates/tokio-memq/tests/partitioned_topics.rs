@@ -1,0 +1,402 @@
+//! Partitioned topics through the facade: README 5.5, routing, batches,
+//! per-partition and all-partition subscriptions, stats, groups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use memq_testkit::{Expect, History};
+use tokio_memq::{
+    ConsumptionMode, MessageQueue, PartitionRouting, PublishError, TopicError, TopicMessage, TopicOptions,
+};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[rustfmt::skip]
+async fn readme_5_5(mq: &MessageQueue, msg: TopicMessage) -> anyhow::Result<()> {
+    // --- README 5.5, verbatim ---
+    use tokio_memq::mq::{TopicOptions, PartitionRouting};
+
+    // Create a topic with 4 partitions
+    let opts = TopicOptions { partitions: Some(4), ..Default::default() };
+    mq.create_partitioned_topic("events".to_string(), opts, 4).await?;
+
+    // Auto-route messages (Round-Robin by default)
+    mq.set_partition_routing("events".to_string(), PartitionRouting::RoundRobin).await?;
+    mq.publish_to_partitioned(msg).await?;
+    // --- end ---
+    Ok(())
+}
+
+#[tokio::test]
+async fn readme_5_5_creates_routes_and_publishes() {
+    let mq = MessageQueue::new();
+    let msg = TopicMessage::new("events".to_string(), "first").unwrap();
+    readme_5_5(&mq, msg).await.unwrap();
+    let stats = mq.get_all_partition_stats("events").await;
+    assert_eq!(stats.len(), 4);
+    assert_eq!(stats.iter().map(|s| s.message_count).sum::<usize>(), 1);
+    assert_eq!(mq.list_partitioned_topics().await, vec!["events".to_string()]);
+    assert_eq!(mq.list_topics().await, vec!["events".to_string()]);
+    assert_eq!(mq.get_topic_stats("events").await.unwrap().published, 1);
+}
+
+#[tokio::test]
+async fn creation_errors_are_typed() {
+    let mq = MessageQueue::new();
+    let zero = mq.create_partitioned_topic("p", TopicOptions::default(), 0).await;
+    assert!(matches!(
+        zero,
+        Err(TopicError::PartitionCount { requested: 0, .. })
+    ));
+    mq.create_partitioned_topic("p", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    mq.create_partitioned_topic("p", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    let other = mq.create_partitioned_topic("p", TopicOptions::default(), 4).await;
+    assert!(matches!(
+        other,
+        Err(TopicError::PartitionCount {
+            existing: Some(3),
+            ..
+        })
+    ));
+    let conflicting = TopicOptions {
+        partitions: Some(2),
+        ..Default::default()
+    };
+    assert!(mq.create_partitioned_topic("q", conflicting, 3).await.is_err());
+    mq.create_topic("plain", TopicOptions::default()).await.unwrap();
+    assert!(mq
+        .create_partitioned_topic("plain", TopicOptions::default(), 2)
+        .await
+        .is_err());
+    assert!(mq
+        .set_partition_routing("plain", PartitionRouting::Hash)
+        .await
+        .is_err());
+    assert!(matches!(
+        mq.set_partition_routing("nope", PartitionRouting::Hash).await,
+        Err(TopicError::NoSuchTopic { .. })
+    ));
+    assert!(matches!(
+        mq.set_partition_routing("p", PartitionRouting::Fixed(3)).await,
+        Err(TopicError::NoSuchPartition {
+            partition: 3,
+            partitions: 3
+        })
+    ));
+    let m = TopicMessage::new("nope", 1u8).unwrap();
+    assert!(matches!(
+        mq.publish_to_partitioned(m).await,
+        Err(PublishError::Unroutable(_))
+    ));
+}
+
+#[tokio::test]
+async fn hash_routing_is_kafkas_and_stable() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("h", TopicOptions::default(), 6)
+        .await
+        .unwrap();
+    mq.set_partition_routing("h", PartitionRouting::Hash)
+        .await
+        .unwrap();
+    for key in ["user-1", "user-2", "21", "", "日本語"] {
+        let expected = memq_partition::kafka_partition(key.as_bytes(), 6);
+        for _ in 0..3 {
+            let m = TopicMessage::new_with_key("h", 0u8, key).unwrap();
+            assert_eq!(
+                mq.publish_to_partitioned(m).await.unwrap().0,
+                expected,
+                "key {key:?}"
+            );
+        }
+        let via_publisher_before = mq.get_partition_stats("h", expected).await.unwrap().published;
+        mq.publisher("h").publish_with_key(key, 1u8).await.unwrap();
+        let after = mq.get_partition_stats("h", expected).await.unwrap().published;
+        assert_eq!(after, via_publisher_before + 1, "Publisher routes by key too");
+    }
+    // Keyless messages fall back to round-robin.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let m = TopicMessage::new("h", 0u8).unwrap();
+        seen.insert(mq.publish_to_partitioned(m).await.unwrap().0);
+    }
+    assert_eq!(seen.len(), 6);
+}
+
+#[tokio::test]
+async fn other_routings_and_custom_router() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("r", TopicOptions::default(), 4)
+        .await
+        .unwrap();
+    let place = |mq: &MessageQueue| {
+        let mq = mq.clone();
+        async move {
+            mq.publish_to_partitioned(TopicMessage::new("r", 0u8).unwrap())
+                .await
+        }
+    };
+    let rr: Vec<usize> = {
+        let mut v = Vec::new();
+        for _ in 0..8 {
+            v.push(place(&mq).await.unwrap().0);
+        }
+        v
+    };
+    assert_eq!(rr, vec![0, 1, 2, 3, 0, 1, 2, 3]);
+    mq.set_partition_routing("r", PartitionRouting::Fixed(2))
+        .await
+        .unwrap();
+    assert_eq!(place(&mq).await.unwrap().0, 2);
+    mq.set_partition_routing("r", PartitionRouting::Random)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert!(place(&mq).await.unwrap().0 < 4);
+    }
+    let last = PartitionRouting::Custom(Arc::new(|_key: Option<&[u8]>, n: usize| n - 1));
+    mq.set_partition_routing("r", last).await.unwrap();
+    assert_eq!(place(&mq).await.unwrap().0, 3);
+    let bad = PartitionRouting::Custom(Arc::new(|_key: Option<&[u8]>, n: usize| n + 5));
+    mq.set_partition_routing("r", bad).await.unwrap();
+    assert!(matches!(place(&mq).await, Err(PublishError::Unroutable(_))));
+    let panicky = PartitionRouting::Custom(Arc::new(|_key: Option<&[u8]>, _n: usize| panic!("router bug")));
+    mq.set_partition_routing("r", panicky).await.unwrap();
+    assert!(matches!(place(&mq).await, Err(PublishError::Unroutable(_))));
+    mq.set_partition_routing("r", PartitionRouting::RoundRobin)
+        .await
+        .unwrap();
+    assert!(place(&mq).await.is_ok(), "the topic survives a panicking router");
+}
+
+#[tokio::test]
+async fn batch_shares_are_contiguous_and_in_order_per_partition() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("b", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    mq.set_partition_routing("b", PartitionRouting::Hash)
+        .await
+        .unwrap();
+    let msgs: Vec<TopicMessage> = (0..30u32)
+        .map(|i| TopicMessage::new_with_key("b", i, format!("k{}", i % 5)).unwrap())
+        .collect();
+    let placements = mq.publish_batch_to_partitioned(msgs).await.unwrap();
+    assert_eq!(placements.len(), 30);
+    let mut per: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (p, o) in &placements {
+        per.entry(*p).or_default().push(*o);
+    }
+    for offsets in per.values() {
+        let expect: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, &expect, "contiguous, in input order");
+    }
+    // Every key stays on one partition, values in order.
+    let all = mq.subscriber("b").await.unwrap();
+    all.seek(0).await.unwrap();
+    let got = tokio::time::timeout(LIMIT, all.recv_batch(100))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut by_key: HashMap<String, (usize, Vec<u32>)> = HashMap::new();
+    let mut total = got.len();
+    let mut more = got;
+    while total < 30 {
+        let next = all.recv_batch(100).await.unwrap();
+        total += next.len();
+        more.extend(next);
+    }
+    for m in more {
+        let v: u32 = m.deserialize().unwrap();
+        let e = by_key
+            .entry(m.key().unwrap().to_string())
+            .or_insert((m.partition.unwrap(), Vec::new()));
+        assert_eq!(e.0, m.partition.unwrap(), "one key, one partition");
+        e.1.push(v);
+    }
+    for (_, values) in by_key.values() {
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "per-key order");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn partition_subscriptions_and_stats_on_a_current_thread_runtime() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("s", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    let p1 = mq
+        .subscribe_partition("s", 1, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let named = mq
+        .subscribe_partition("s", 0, Some("audit".into()), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    for i in 0..6u8 {
+        mq.publish_to_partitioned(TopicMessage::new("s", i).unwrap())
+            .await
+            .unwrap();
+    }
+    let m = p1.recv().await.unwrap();
+    assert_eq!((m.partition, m.deserialize::<u8>().unwrap()), (Some(1), 1));
+    let m = named.recv().await.unwrap();
+    assert_eq!((m.partition, m.offset()), (Some(0), 0));
+    named.commit(0).await.unwrap();
+    drop(named);
+    let resumed = mq
+        .subscribe_partition("s", 0, Some("audit".into()), ConsumptionMode::LastOffset)
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.recv().await.unwrap().offset(),
+        1,
+        "named consumer resumes after its commit"
+    );
+    assert!(matches!(
+        mq.subscribe_partition("s", 2, None, ConsumptionMode::Earliest)
+            .await,
+        Err(TopicError::NoSuchPartition {
+            partition: 2,
+            partitions: 2
+        })
+    ));
+    let stats = mq.get_all_partition_stats("s").await;
+    assert_eq!(
+        stats
+            .iter()
+            .map(|s| (s.partition, s.published))
+            .collect::<Vec<_>>(),
+        vec![(0, 3), (1, 3)]
+    );
+    assert_eq!(mq.get_partition_stats("s", 1).await.unwrap().message_count, 3);
+    assert!(mq.get_partition_stats("s", 9).await.is_none());
+    assert!(mq.delete_partitioned_topic("s").await);
+    assert!(mq.get_all_partition_stats("s").await.is_empty());
+}
+
+/// Publishers with keys, members of an exclusive group: every message
+/// once, and each key's messages in publish order within its partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exclusive_group_keeps_per_key_order_under_concurrent_publishers() {
+    const PUBLISHERS: u64 = 8;
+    const PER: u64 = 2_000;
+    let total = PUBLISHERS * PER;
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(total as usize),
+        partitions: Some(4),
+        ..Default::default()
+    };
+    mq.create_partitioned_topic("k", options, 4).await.unwrap();
+    mq.set_partition_routing("k", PartitionRouting::Hash)
+        .await
+        .unwrap();
+    let history = Arc::new(History::new());
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut members = Vec::new();
+    for m in 0..3 {
+        let sub = mq
+            .group("k", "workers")
+            .exclusive()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        let history = history.clone();
+        let received = received.clone();
+        members.push(tokio::spawn(async move {
+            let mut last_per_key: HashMap<u64, u64> = HashMap::new();
+            while let Ok(batch) = sub.recv_batch(32).await {
+                for msg in batch {
+                    let (publisher, seq) = *msg.native::<(u64, u64)>().unwrap();
+                    if let Some(prev) = last_per_key.insert(publisher, seq) {
+                        assert!(seq > prev, "key {publisher}: {seq} after {prev}");
+                    }
+                    history.delivered(m, msg.partition.unwrap(), msg.offset(), publisher * PER + seq);
+                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut pubs = Vec::new();
+    for p in 0..PUBLISHERS {
+        let mq = mq.clone();
+        let history = history.clone();
+        pubs.push(tokio::spawn(async move {
+            for seq in 0..PER {
+                let msg = TopicMessage::new_with_key("k", (p, seq), format!("publisher-{p}")).unwrap();
+                let (partition, offset) = mq.publish_to_partitioned(msg).await.unwrap();
+                history.published(partition, offset, p * PER + seq);
+            }
+        }));
+    }
+    tokio::time::timeout(LIMIT, async {
+        for p in pubs {
+            p.await.unwrap();
+        }
+        while received.load(std::sync::atomic::Ordering::Relaxed) < total {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        mq.delete_topic("k").await;
+        for m in members {
+            m.await.unwrap();
+        }
+    })
+    .await
+    .expect("finished");
+    history.check(Expect::ExactlyOnce).assert_clean();
+}
+
+#[tokio::test]
+async fn shared_group_over_partitions_and_all_partition_subscriber() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("g", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    let all = mq.subscriber("g").await.unwrap();
+    let a = mq
+        .subscriber_group("g", "w", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let b = mq
+        .subscriber_group("g", "w", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    for i in 0..30u32 {
+        mq.publisher("g").publish(i).await.unwrap();
+    }
+    let mut everything: Vec<u32> = Vec::new();
+    while everything.len() < 30 {
+        everything.extend(all.recv_batch_typed::<u32>(50).await.unwrap());
+    }
+    everything.sort_unstable();
+    assert_eq!(
+        everything,
+        (0..30).collect::<Vec<_>>(),
+        "the all-partition subscriber sees everything"
+    );
+    let mut shared = Vec::new();
+    while let Ok(m) = a.try_recv().await {
+        shared.push(m.deserialize::<u32>().unwrap());
+        if let Ok(m) = b.try_recv().await {
+            shared.push(m.deserialize::<u32>().unwrap());
+        }
+    }
+    while let Ok(m) = b.try_recv().await {
+        shared.push(m.deserialize::<u32>().unwrap());
+    }
+    shared.sort_unstable();
+    assert_eq!(
+        shared,
+        (0..30).collect::<Vec<_>>(),
+        "the group shares them, once each"
+    );
+    let g = mq.get_group_stats("g", "w").await.unwrap();
+    assert_eq!((g.committed.len(), g.lag), (3, 0));
+}
