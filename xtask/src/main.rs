@@ -8,6 +8,9 @@
 //! - `tidy`: checks no linter makes (see [`tidy`]).
 //! - `loom`: the loom models of memq-core (`--cfg memq_loom`, release, in
 //!   their own target dir so the normal build is not invalidated).
+//! - `stress [SCALE]`: the long tier: the history-checked group runs and
+//!   the contract model, `SCALE` times bigger than in CI (default 20), in
+//!   release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,13 +23,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("loom") => loom(),
+        Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
             }
             format!("{} tidy problem(s)", problems.len())
         }),
-        _ => Err("usage: cargo xtask <ci|tidy|loom>".to_string()),
+        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +76,18 @@ fn loom() -> Result<(), String> {
         &["test", "-p", "memq-core", "--test", "loom", "--release"],
         &[("RUSTFLAGS", "--cfg memq_loom"), ("CARGO_TARGET_DIR", &target)],
     )
+}
+
+fn stress(scale: &str) -> Result<(), String> {
+    scale
+        .parse::<u32>()
+        .map_err(|_| format!("stress scale must be a number, got {scale:?}"))?;
+    let env = [("MEMQ_STRESS", scale)];
+    cargo(
+        &["test", "--release", "-p", "memq-groups", "--test", "group_semantics", "competing"],
+        &env,
+    )?;
+    cargo(&["test", "--release", "-p", "memq-core", "--test", "contract_model"], &env)
 }
 
 fn ci() -> Result<(), String> {

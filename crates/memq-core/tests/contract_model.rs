@@ -420,8 +420,14 @@ fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `MEMQ_STRESS` (set by `cargo xtask stress`) multiplies the cases.
+fn cases() -> u32 {
+    let scale: u32 = std::env::var("MEMQ_STRESS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    512 * scale.max(1)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn every_step_keeps_the_contract(cfg in config(), ops in prop::collection::vec(op(), 1..120)) {

@@ -122,13 +122,23 @@ async fn run_competing(
     assert_eq!((stats.lag, stats.pending, stats.redeliveries), (0, 0, 0));
 }
 
+/// `MEMQ_STRESS` (set by `cargo xtask stress`) multiplies the run and
+/// adds seeds.
+fn stress() -> u64 {
+    std::env::var("MEMQ_STRESS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn competing_members_mixing_variants_get_each_message_once() {
-    // 4-16 publishers x 2-8 members, 10^5 messages in all.
-    run_competing(1, 4, 2, 1, 25_000, Assignment::Shared).await;
-    run_competing(2, 16, 8, 1, 25_000, Assignment::Shared).await;
-    run_competing(3, 8, 4, 4, 25_000, Assignment::Shared).await;
-    run_competing(4, 16, 3, 6, 25_000, Assignment::Exclusive).await;
+    // 4-16 publishers x 2-8 members, 10^5 messages in all (times MEMQ_STRESS).
+    let scale = stress();
+    for round in 0..scale {
+        let seed = round * 10;
+        run_competing(seed + 1, 4, 2, 1, 25_000, Assignment::Shared).await;
+        run_competing(seed + 2, 16, 8, 1, 25_000, Assignment::Shared).await;
+        run_competing(seed + 3, 8, 4, 4, 25_000, Assignment::Shared).await;
+        run_competing(seed + 4, 16, 3, 6, 25_000, Assignment::Exclusive).await;
+    }
 }
 
 fn manual(timeout: Option<Duration>, max: Option<u32>) -> GroupConfig {
