@@ -9,10 +9,10 @@
 //! way round.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 
-use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError};
+use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError, Waiter};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -91,7 +91,14 @@ struct State<T> {
     lag: Option<u64>,
     /// The last offset committed per partition by this group.
     committed: Vec<Option<u64>>,
+    /// Auto-mode commits not yet written to the topics (they are written
+    /// when a member waits or leaves, and before stats, seeks and explicit
+    /// commits, instead of on every receive).
+    unflushed: Vec<bool>,
     waiters: Wakers,
+    /// The group's registration with each partition's topic, made through
+    /// the partition's relay waker when a member parks.
+    relay_waiters: Vec<Waiter<T>>,
     /// Where the next scan over partitions starts, for fairness.
     rr: usize,
     redeliveries: u64,
@@ -104,6 +111,27 @@ pub(crate) struct Shared<T> {
     pub(crate) config: GroupConfig,
     sink: Option<DeadLetterSink<T>>,
     state: Mutex<State<T>>,
+    /// One per partition: wakes one eligible parked member when the
+    /// partition's topic has news.
+    relays: Vec<Waker>,
+}
+
+/// The waker a group registers with a partition's topic.
+struct Relay<T> {
+    group: Weak<Shared<T>>,
+    partition: usize,
+}
+
+impl<T: Clone + Send + 'static> Wake for Relay<T> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(group) = self.group.upgrade() {
+            group.relay(self.partition);
+        }
+    }
 }
 
 impl<T> std::fmt::Debug for Shared<T> {
@@ -116,25 +144,33 @@ impl<T> std::fmt::Debug for Shared<T> {
     }
 }
 
-impl<T> Shared<T> {
-    pub(crate) fn release_waiter(&self, key: usize) {
-        self.state.lock().waiters.release(key);
-    }
-}
-
 impl<T: Clone + Send + 'static> Shared<T> {
+    /// Frees a member future's slot; a notification it had not acted on
+    /// goes to another member.
+    pub(crate) fn release_waiter(&self, key: usize) {
+        let mut st = self.state.lock();
+        let woken = st
+            .waiters
+            .release(key)
+            .and_then(|p| self.pass_on(&mut st, p, None));
+        drop(st);
+        if let Some(w) = woken {
+            w.wake();
+        }
+    }
+
     pub(crate) fn new(
         name: &str,
         sources: Vec<Topic<T>>,
         config: GroupConfig,
         sink: Option<DeadLetterSink<T>>,
-    ) -> Result<Self, GroupError> {
+    ) -> Result<Arc<Self>, GroupError> {
         if sources.is_empty() {
             return Err(GroupError::NoSources);
         }
         let n = sources.len();
         let committed = sources.iter().map(|t| t.committed(name)).collect();
-        Ok(Shared {
+        Ok(Arc::new_cyclic(|weak: &Weak<Shared<T>>| Shared {
             name: name.into(),
             sources,
             config,
@@ -148,12 +184,41 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 redeliver: BTreeSet::new(),
                 lag: None,
                 committed,
+                unflushed: vec![false; n],
                 waiters: Wakers::default(),
+                relay_waiters: (0..n).map(|_| Waiter::new()).collect(),
                 rr: 0,
                 redeliveries: 0,
                 dead_lettered: 0,
             }),
-        })
+            relays: (0..n)
+                .map(|partition| {
+                    Waker::from(Arc::new(Relay {
+                        group: weak.clone(),
+                        partition,
+                    }))
+                })
+                .collect(),
+        }))
+    }
+
+    /// A partition's topic has news: wake one member that may read it.
+    fn relay(&self, partition: usize) {
+        let mut st = self.state.lock();
+        let woken = self.pass_on(&mut st, partition, None);
+        drop(st);
+        if let Some(w) = woken {
+            w.wake();
+        }
+    }
+
+    /// The waker of one parked member (other than `except`) that may read
+    /// `partition`, marked as notified for it.
+    fn pass_on(&self, st: &mut State<T>, partition: usize, except: Option<u64>) -> Option<Waker> {
+        let shared = self.config.assignment == Assignment::Shared;
+        let owner = st.owners.get(partition).copied().flatten();
+        st.waiters
+            .wake_one(partition, |m| Some(m) != except && (shared || Some(m) == owner))
     }
 
     pub(crate) fn join(&self, start: StartFrom) -> Result<u64, GroupError> {
@@ -189,12 +254,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn leave(&self, id: u64) {
         let mut st = self.state.lock();
         st.members.remove(&id);
+        self.flush(&mut st);
         let mut retired = Vec::new();
         if st.members.is_empty() {
             // Nobody reads: drop the cursors so the group holds nothing
             // back. Unacknowledged messages are above the committed
             // position, so the next member to join receives them again.
             retired = std::mem::take(&mut st.cursors);
+            let fresh = (0..self.sources.len()).map(|_| Waiter::new()).collect();
+            let relays = std::mem::replace(&mut st.relay_waiters, fresh);
+            drop(relays);
             st.pending.clear();
             st.redeliver.clear();
         } else {
@@ -266,14 +335,18 @@ impl<T: Clone + Send + 'static> Shared<T> {
             return Poll::Ready(Ok(0));
         }
         let manual = self.config.ack == AckMode::Manual;
-        let now = Instant::now();
+        // Idle tracking matters only with manual acknowledgement.
+        let now = manual.then(Instant::now);
         let mut dead = Vec::new();
         let mut st = self.state.lock();
-        if manual {
-            self.take_over_idle(&mut st, now);
+        if let Some((_, waiter)) = &park {
+            st.waiters.running(waiter.group_key);
         }
-        if let Some(m) = st.members.get_mut(&member) {
-            m.last_active = now;
+        if let Some(now) = now {
+            self.take_over_idle(&mut st, now);
+            if let Some(m) = st.members.get_mut(&member) {
+                m.last_active = now;
+            }
         }
         if let Some(n) = st.lag.take() {
             drop(st);
@@ -341,9 +414,17 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             fresh.clear();
             let polled = match park.as_mut() {
-                Some((cx, waiter)) => {
-                    let w = waiter.partition(p);
-                    st.cursors[p].poll_recv_batch(cx, w, max - got, &mut fresh)
+                // Registered through the partition's relay, not the
+                // member: a publish then wakes one member, not all.
+                Some(_) => {
+                    let state = &mut *st;
+                    let mut relay = Context::from_waker(&self.relays[p]);
+                    state.cursors[p].poll_recv_batch(
+                        &mut relay,
+                        &mut state.relay_waiters[p],
+                        max - got,
+                        &mut fresh,
+                    )
                 }
                 None => match st.cursors[p].try_recv_batch(max - got, &mut fresh) {
                     Ok(k) => Poll::Ready(Ok(k)),
@@ -400,6 +481,20 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if n > 0 {
             st.rr = (st.rr + 1) % n;
         }
+        // One relay wake-up may stand for many messages: if some remain,
+        // wake one more member per partition to share them.
+        let mut chained = Vec::new();
+        if got > 0 {
+            for p in 0..n {
+                if st.cursors[p].lag() > 0 {
+                    chained.extend(self.pass_on(&mut st, p, Some(member)));
+                }
+            }
+        }
+        if got == 0 {
+            // About to wait (or nothing there): make the commits durable.
+            self.flush(&mut st);
+        }
         let result = if got > 0 {
             Poll::Ready(Ok(got))
         } else if st.cursors.is_empty() || (closed > 0 && pending_parts == 0 && st.redeliver.is_empty()) {
@@ -407,7 +502,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         } else {
             match park {
                 Some((cx, waiter)) => {
-                    st.waiters.arm(&mut waiter.group_key, cx.waker());
+                    st.waiters.arm(&mut waiter.group_key, cx.waker(), member);
                     waiter.deadline = self.next_deadline(&st, member);
                     Poll::Pending
                 }
@@ -415,6 +510,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
         };
         drop(st);
+        chained.into_iter().for_each(Waker::wake);
         self.bury(dead);
         result
     }
@@ -468,10 +564,27 @@ impl<T: Clone + Send + 'static> Shared<T> {
             .min()
     }
 
-    /// Auto mode: everything through `offset` is processed.
+    /// Auto mode: everything through `offset` is processed. Recorded
+    /// here; written to the topic by [`flush`](Self::flush).
     fn commit_through(&self, st: &mut State<T>, partition: usize, offset: u64) {
-        if st.committed[partition] != Some(offset) && st.cursors[partition].commit(offset).is_ok() {
-            st.committed[partition] = Some(offset);
+        st.committed[partition] = Some(offset);
+        st.unflushed[partition] = true;
+    }
+
+    /// Writes pending auto-mode commits to the topics now.
+    pub(crate) fn flush_commits(&self) {
+        let mut st = self.state.lock();
+        self.flush(&mut st);
+    }
+
+    /// Writes auto-mode commits to the topics, where they outlive the group.
+    fn flush(&self, st: &mut State<T>) {
+        for p in 0..st.cursors.len() {
+            if std::mem::take(&mut st.unflushed[p]) {
+                if let Some(c) = st.committed[p] {
+                    let _ = st.cursors[p].commit(c);
+                }
+            }
         }
     }
 
@@ -538,6 +651,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if let Some(c) = st.cursors.get_mut(partition) {
                 if c.commit(offset).is_ok() {
                     st.committed[partition] = Some(offset);
+                    st.unflushed[partition] = false;
                 }
             }
             return Ok(());
@@ -557,6 +671,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
 
     pub(crate) fn seek(&self, partition: usize, offset: u64) -> Result<(), GroupError> {
         let mut st = self.state.lock();
+        self.flush(&mut st);
         let count = st.cursors.len();
         let cursor = st
             .cursors
@@ -576,7 +691,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     pub(crate) fn stats(&self) -> GroupStats {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        self.flush(&mut st);
         let mut lag = 0u64;
         let mut committed = Vec::with_capacity(self.sources.len());
         for (p, topic) in self.sources.iter().enumerate() {

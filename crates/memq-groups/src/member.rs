@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use memq_core::{RecvError, StartFrom, Topic, TryRecvError, Waiter};
+use memq_core::{RecvError, StartFrom, Topic, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::GroupConfig;
@@ -67,7 +67,7 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// [`GroupError::NoSources`] for an empty `sources`.
     pub fn new(name: &str, sources: Vec<Topic<T>>, config: GroupConfig) -> Result<Self, GroupError> {
         Ok(Group {
-            shared: Arc::new(Shared::new(name, sources, config, None)?),
+            shared: Shared::new(name, sources, config, None)?,
         })
     }
 
@@ -84,7 +84,7 @@ impl<T: Clone + Send + 'static> Group<T> {
         sink: DeadLetterSink<T>,
     ) -> Result<Self, GroupError> {
         Ok(Group {
-            shared: Arc::new(Shared::new(name, sources, config, Some(sink))?),
+            shared: Shared::new(name, sources, config, Some(sink))?,
         })
     }
 
@@ -123,6 +123,17 @@ impl<T: Clone + Send + 'static> Group<T> {
     pub fn stats(&self) -> GroupStats {
         self.shared.stats()
     }
+
+    /// Writes the group's latest automatic commits to its topics now.
+    ///
+    /// With [`AckMode::Auto`](crate::AckMode::Auto) a group records what it
+    /// hands out and writes the commit to the topics when a member waits
+    /// or leaves (and before [`stats`](Self::stats), seeks and explicit
+    /// commits), not on every receive. Readers of the topics' own
+    /// consumer stats call this first to see the latest position.
+    pub fn flush_commits(&self) {
+        self.shared.flush_commits();
+    }
 }
 
 /// One member of a [`Group`]. Every message the group reads goes to
@@ -154,41 +165,32 @@ impl<T: Clone + Send + 'static> Drop for Member<T> {
 /// A member's registration while it waits: with the group (for
 /// redeliveries and rebalances), with each partition's topic, and a timer
 /// for the moment an idle member's messages become claimable.
-pub struct MemberWaiter<T> {
+pub struct MemberWaiter<T: Clone + Send + 'static> {
     shared: Option<Arc<Shared<T>>>,
     pub(crate) group_key: Option<usize>,
-    parts: Vec<Waiter<T>>,
     pub(crate) deadline: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl<T> MemberWaiter<T> {
+impl<T: Clone + Send + 'static> MemberWaiter<T> {
     /// A waiter registered nowhere yet.
     pub fn new() -> Self {
         MemberWaiter {
             shared: None,
             group_key: None,
-            parts: Vec::new(),
             deadline: None,
             sleep: None,
         }
     }
-
-    pub(crate) fn partition(&mut self, p: usize) -> &mut Waiter<T> {
-        while self.parts.len() <= p {
-            self.parts.push(Waiter::new());
-        }
-        &mut self.parts[p]
-    }
 }
 
-impl<T> Default for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> Default for MemberWaiter<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T> Drop for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> Drop for MemberWaiter<T> {
     fn drop(&mut self) {
         if let (Some(shared), Some(key)) = (&self.shared, self.group_key) {
             shared.release_waiter(key);
@@ -196,7 +198,7 @@ impl<T> Drop for MemberWaiter<T> {
     }
 }
 
-impl<T> fmt::Debug for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> fmt::Debug for MemberWaiter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemberWaiter")
             .field("deadline", &self.deadline)

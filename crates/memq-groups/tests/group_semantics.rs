@@ -125,7 +125,11 @@ async fn run_competing(
 /// `MEMQ_STRESS` (set by `cargo xtask stress`) multiplies the run and
 /// adds seeds.
 fn stress() -> u64 {
-    std::env::var("MEMQ_STRESS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1)
+    std::env::var("MEMQ_STRESS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

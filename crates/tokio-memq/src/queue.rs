@@ -425,8 +425,12 @@ impl MessageQueue {
 
     /// Counters of `topic`, or `None` when it does not exist.
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
-        let log = self.registry().topics.read().get(topic.as_ref())?.log.clone();
-        Some(log.stats())
+        let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
+        // Groups write their automatic commits lazily; make lags current.
+        for group in entry.groups.lock().values() {
+            group.flush_commits();
+        }
+        Some(entry.log.stats())
     }
 }
 
