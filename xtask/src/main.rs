@@ -8,6 +8,9 @@
 //! - `tidy`: checks no linter makes (see [`tidy`]).
 //! - `loom`: the loom models of memq-core (`--cfg memq_loom`, release, in
 //!   their own target dir so the normal build is not invalidated).
+//! - `fuzz [SECONDS]`: the codec's libFuzzer target for that long (default
+//!   60) where a nightly toolchain and cargo-fuzz exist; says so and
+//!   succeeds where they do not.
 //! - `stress [SCALE]`: the long tier: the history-checked group runs and
 //!   the contract model, `SCALE` times bigger than in CI (default 20), in
 //!   release mode.
@@ -24,13 +27,14 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("loom") => loom(),
         Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
+        Some("fuzz") => fuzz(args.get(1).map_or("60", String::as_str)),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
             }
             format!("{} tidy problem(s)", problems.len())
         }),
-        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]>".to_string()),
+        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,8 +70,48 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     }
 }
 
-/// Feature combinations of memq-codec that must each build on their own.
-const CODEC_FEATURE_SETS: &[&str] = &[];
+/// Single features of memq-codec that must each build on their own (and
+/// none at all: a build with no format and no C compiler).
+const CODEC_FEATURES: &[&str] = &["bincode", "json", "msgpack", "gzip", "zstd"];
+
+fn fuzz(seconds: &str) -> Result<(), String> {
+    seconds
+        .parse::<u32>()
+        .map_err(|_| format!("fuzz time must be whole seconds, got {seconds:?}"))?;
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let cargo_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(nightly && cargo_fuzz) {
+        eprintln!(
+            "xtask: fuzz skipped: needs a nightly toolchain (found: {nightly}) and cargo-fuzz \
+             (found: {cargo_fuzz}); install with `rustup toolchain install nightly` and \
+             `cargo install cargo-fuzz`"
+        );
+        return Ok(());
+    }
+    let status = Command::new("cargo")
+        .args([
+            "+nightly",
+            "fuzz",
+            "run",
+            "decode",
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ])
+        .current_dir(root().join("crates/memq-codec"))
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo fuzz failed ({status})"))
+    }
+}
 
 fn loom() -> Result<(), String> {
     let target = root().join("target").join("loom");
@@ -84,10 +128,21 @@ fn stress(scale: &str) -> Result<(), String> {
         .map_err(|_| format!("stress scale must be a number, got {scale:?}"))?;
     let env = [("MEMQ_STRESS", scale)];
     cargo(
-        &["test", "--release", "-p", "memq-groups", "--test", "group_semantics", "competing"],
+        &[
+            "test",
+            "--release",
+            "-p",
+            "memq-groups",
+            "--test",
+            "group_semantics",
+            "competing",
+        ],
         &env,
     )?;
-    cargo(&["test", "--release", "-p", "memq-core", "--test", "contract_model"], &env)
+    cargo(
+        &["test", "--release", "-p", "memq-core", "--test", "contract_model"],
+        &env,
+    )
 }
 
 fn ci() -> Result<(), String> {
@@ -103,7 +158,19 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    for features in CODEC_FEATURE_SETS {
+    // The codec with no format (no C compiler), then each feature alone.
+    cargo(
+        &[
+            "test",
+            "-p",
+            "memq-codec",
+            "--no-default-features",
+            "--lib",
+            "--tests",
+        ],
+        &[],
+    )?;
+    for features in CODEC_FEATURES {
         cargo(
             &[
                 "check",

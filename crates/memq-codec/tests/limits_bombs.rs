@@ -1,0 +1,267 @@
+//! Decompression bombs are refused while streaming, with peak memory near the decode limit,
+//! never near the expanded size.
+//!
+//! The bombs are made by streaming zeros through the compressors, so the test itself never
+//! holds the expanded data either. A counting global allocator measures the peak; libzstd's
+//! own allocations go through it too (memq-codec enables zstd's `with-rust-allocator`).
+
+// The counting allocator is the one place in the crate's tests that needs `unsafe`: it only
+// forwards to the system allocator.
+#![allow(unsafe_code)]
+#![cfg(any(feature = "gzip", feature = "zstd"))]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = CURRENT.fetch_add(by, Ordering::SeqCst) + by;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+}
+
+fn shrank(by: usize) {
+    CURRENT.fetch_sub(by, Ordering::SeqCst);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged and only
+// adds bookkeeping on the side, so `System`'s guarantees carry over.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new == ptr {
+                if new_size >= layout.size() {
+                    grew(new_size - layout.size());
+                } else {
+                    shrank(layout.size() - new_size);
+                }
+            } else {
+                // Moved: both blocks existed at once, so count the new one before freeing
+                // the old one.
+                grew(new_size);
+                shrank(layout.size());
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Tests in this binary run one at a time, so that one's allocations do not count in
+/// another's peak.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `f` and returns its result with the peak of live heap bytes above what was live when
+/// it started.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = CURRENT.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let out = f();
+    (out, PEAK.load(Ordering::SeqCst) - base)
+}
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+/// Streams `zeros` zero bytes through `writer` in 64 KiB pieces.
+fn write_zeros(writer: &mut impl Write, zeros: usize) {
+    let chunk = vec![0u8; 64 * KIB];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        writer.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+}
+
+#[cfg(feature = "gzip")]
+fn gzip_bomb(zeros: usize) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    write_zeros(&mut encoder, zeros);
+    encoder.finish().unwrap()
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_bomb(zeros: usize, declare_size: bool) -> Vec<u8> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+    if declare_size {
+        encoder.set_pledged_src_size(Some(zeros as u64)).unwrap();
+    }
+    write_zeros(&mut encoder, zeros);
+    encoder.finish().unwrap()
+}
+
+mod refused {
+    use super::*;
+    use memq_codec::{
+        Codec, CompressionConfig, DecodeLimits, ErrorKind, PipelineConfig, SerializationConfig,
+        SerializationFormat,
+    };
+
+    /// Decodes `bomb` as a bare payload compressed with `compression` and checks that it is
+    /// refused as too large, with the peak at most `limit` plus `slack`. Returns the peak.
+    fn assert_refused(bomb: &[u8], compression: CompressionConfig, limit: usize, slack: usize) -> usize {
+        let codec = Codec::new(
+            SerializationFormat::Raw,
+            SerializationConfig::Default,
+            PipelineConfig {
+                compression,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .with_limits(DecodeLimits::new().with_max_decoded_size(limit));
+        let (result, peak) = peak_during(|| codec.decode::<bytes::Bytes>(bomb));
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+        assert!(
+            peak <= limit + slack,
+            "peak {peak} bytes is over the limit {limit} plus {slack}"
+        );
+        println!(
+            "{} byte bomb, limit {limit}: refused with a peak of {peak} bytes",
+            bomb.len()
+        );
+        peak
+    }
+
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn a_1_kib_gzip_bomb_is_refused_near_the_limit() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bomb = gzip_bomb(MIB);
+        assert!(bomb.len() <= 1100, "the bomb is {} bytes", bomb.len());
+        let limit = 64 * KIB;
+        let peak = assert_refused(&bomb, CompressionConfig::Gzip { level: None }, limit, MIB);
+        // The output buffer plus flate2's inflate state; nowhere near the megabyte it expands to.
+        assert!(peak < limit + 128 * KIB, "peak {peak}");
+    }
+
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn a_large_gzip_bomb_is_refused_after_the_limit_not_after_its_size() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bomb = gzip_bomb(64 * MIB);
+        let limit = 4 * MIB;
+        let peak = assert_refused(&bomb, CompressionConfig::Gzip { level: None }, limit, MIB);
+        assert!(peak < limit + 128 * KIB, "peak {peak}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_1_kib_zstd_bomb_is_refused_near_the_limit() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bomb = zstd_bomb(32 * MIB, false);
+        assert!(bomb.len() <= 1100, "the bomb is {} bytes", bomb.len());
+        let limit = MIB;
+        let peak = assert_refused(&bomb, CompressionConfig::Zstd { level: 3 }, limit, MIB);
+        assert!(peak < limit + 256 * KIB, "peak {peak}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_zstd_bomb_is_refused_under_the_default_limit() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bomb = zstd_bomb(256 * MIB, false);
+        let limit = DecodeLimits::DEFAULT_MAX_DECODED_SIZE;
+        let peak = assert_refused(&bomb, CompressionConfig::Zstd { level: 3 }, limit, MIB);
+        assert!(peak < limit + 256 * KIB, "peak {peak}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_zstd_frame_declaring_too_much_is_refused_before_decompressing() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bomb = zstd_bomb(32 * MIB, true);
+        let peak = assert_refused(&bomb, CompressionConfig::Zstd { level: 3 }, MIB, MIB);
+        assert!(peak < 4 * KIB, "peak {peak}");
+    }
+
+    #[cfg(all(feature = "zstd", feature = "json"))]
+    #[test]
+    fn a_bomb_inside_a_1_0_0_frame_is_refused_by_decode_frame() {
+        use memq_codec::decode_frame;
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut frame = b"TMQ\x01\x01\x02".to_vec();
+        frame.extend_from_slice(&zstd_bomb(32 * MIB, false));
+        let limits = DecodeLimits::new().with_max_decoded_size(MIB);
+        let (result, peak) =
+            peak_during(|| decode_frame::<Vec<u8>>(&frame, &SerializationFormat::Json, &limits));
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::TooLarge);
+        assert!(peak < MIB + 256 * KIB, "peak {peak}");
+    }
+
+    #[cfg(all(feature = "gzip", feature = "json"))]
+    #[test]
+    fn a_bomb_inside_a_version_2_frame_is_refused() {
+        use memq_codec::decode_frame;
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // A frame this crate could have written: valid header, length and checksum.
+        let bomb = gzip_bomb(4 * MIB);
+        let mut frame = b"TMQ\x02\x01\x01".to_vec();
+        frame.extend_from_slice(&(bomb.len() as u32).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&frame);
+        crc.update(&bomb);
+        frame.extend_from_slice(&crc.finalize().to_le_bytes());
+        frame.extend_from_slice(&bomb);
+        let limits = DecodeLimits::new().with_max_decoded_size(MIB);
+        let (result, peak) =
+            peak_during(|| decode_frame::<Vec<u8>>(&frame, &SerializationFormat::Json, &limits));
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::TooLarge);
+        assert!(peak < MIB + 128 * KIB, "peak {peak}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_legitimate_payload_just_under_the_limit_decodes() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let zeros = zstd_bomb(MIB, false);
+        let codec = Codec::new(
+            SerializationFormat::Raw,
+            SerializationConfig::Default,
+            PipelineConfig {
+                compression: CompressionConfig::Zstd { level: 3 },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .with_limits(DecodeLimits::new().with_max_decoded_size(MIB));
+        let (result, peak) = peak_during(|| codec.decode::<bytes::Bytes>(&zeros).map(|b| b.len()));
+        assert_eq!(result.unwrap(), MIB);
+        assert!(peak < MIB + 256 * KIB, "peak {peak}");
+    }
+}
