@@ -84,6 +84,12 @@ struct Inner {
 }
 
 impl Codec {
+    /// True when both are the same codec (clones of one another), as opposed
+    /// to two codecs built from equal settings.
+    pub fn ptr_eq(&self, other: &Codec) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A codec for `format` configured by `config`, with the byte `pipeline` around it.
     ///
     /// A [`Custom`](SerializationFormat::Custom) format must be registered first with

@@ -137,6 +137,8 @@ pub struct DefaultsRegistry {
     topics: Map,
     publishers: Map,
     limits: DecodeLimits,
+    /// Bumped by every registration and removal.
+    changes: AtomicU64,
 }
 
 impl DefaultsRegistry {
@@ -151,7 +153,21 @@ impl DefaultsRegistry {
             topics: RwLock::default(),
             publishers: RwLock::default(),
             limits,
+            changes: AtomicU64::new(0),
         }
+    }
+
+    /// A number that changes whenever what [`resolve`](Self::resolve) returns may have
+    /// changed (a registration or removal here, or a custom format registered anywhere), so
+    /// callers can cache resolutions.
+    pub fn generation(&self) -> u64 {
+        self.changes
+            .load(Ordering::Acquire)
+            .wrapping_add(FORMAT_GENERATION.load(Ordering::Acquire) << 32)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The decode limits of the codecs this registry builds.
@@ -177,6 +193,7 @@ impl DefaultsRegistry {
             pipeline: pipeline.unwrap_or_default(),
         };
         write(&self.topics).insert(topic.to_owned(), Entry::new(settings));
+        self.changed();
     }
 
     /// Registers (or replaces) the defaults of the publisher known as `publisher_key`.
@@ -194,6 +211,7 @@ impl DefaultsRegistry {
             pipeline: pipeline.unwrap_or_default(),
         };
         write(&self.publishers).insert(publisher_key.to_owned(), Entry::new(settings));
+        self.changed();
     }
 
     /// The defaults registered for `topic`.
@@ -210,12 +228,16 @@ impl DefaultsRegistry {
 
     /// Removes and returns the defaults of `topic`.
     pub fn remove_topic_defaults(&self, topic: &str) -> Option<DefaultSettings> {
-        write(&self.topics).remove(topic).map(|e| e.settings)
+        let removed = write(&self.topics).remove(topic).map(|e| e.settings);
+        self.changed();
+        removed
     }
 
     /// Removes and returns the defaults of `publisher_key`.
     pub fn remove_publisher_defaults(&self, publisher_key: &str) -> Option<DefaultSettings> {
-        write(&self.publishers).remove(publisher_key).map(|e| e.settings)
+        let removed = write(&self.publishers).remove(publisher_key).map(|e| e.settings);
+        self.changed();
+        removed
     }
 
     /// The codec of `topic`'s defaults, if any are registered.

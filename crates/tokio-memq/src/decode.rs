@@ -1,21 +1,22 @@
 //! Decoding byte payloads into typed values.
 
+use memq_codec::{Codec, DecodeLimits};
 use serde::de::DeserializeOwned;
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::DecodeError;
 use crate::format::SerializationFormat;
 
-/// Decodes `bytes` in `format` as a `T`.
+/// Decodes `bytes` as a `T`: with the codec that encoded them when known
+/// (it knows the compression and processors), otherwise by the frame
+/// header, or as a bare payload in `format` when there is none.
 pub(crate) fn decode_bytes<T: DeserializeOwned>(
     bytes: &[u8],
     format: &SerializationFormat,
+    codec: Option<&Codec>,
 ) -> Result<T, DecodeError> {
-    match format {
-        SerializationFormat::Json => serde_json::from_slice(bytes)
-            .map_err(|e| DecodeError::new(DecodeErrorKind::Malformed, format!("invalid json: {e}"))),
-        other => Err(DecodeError::new(
-            DecodeErrorKind::UnsupportedFormat,
-            format!("no decoder for {} payloads in this build", other.as_str()),
-        )),
+    match codec {
+        Some(codec) => codec.decode(bytes),
+        None => memq_codec::decode_frame(bytes, format, &DecodeLimits::new()),
     }
+    .map_err(DecodeError::from)
 }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+pub use memq_codec::ErrorKind as CodecErrorKind;
 pub use memq_core::{CommitError, ConfigError, OutOfRange, RecvError, TryRecvError};
 pub use memq_groups::AckError;
 
@@ -38,6 +39,15 @@ pub enum PublishError<T> {
     /// panicked), or the topic named by the message does not exist.
     #[error("message could not be routed to a partition")]
     Unroutable(T),
+    /// The value could not be serialized with the topic's or publisher's
+    /// serialization defaults; nothing was published.
+    #[error("{error}")]
+    Encode {
+        /// The value.
+        value: T,
+        /// Why.
+        error: EncodeError,
+    },
 }
 
 impl<T> PublishError<T> {
@@ -49,7 +59,8 @@ impl<T> PublishError<T> {
             | PublishError::Timeout(v)
             | PublishError::TooLarge(v)
             | PublishError::OffsetsExhausted(v)
-            | PublishError::Unroutable(v) => v,
+            | PublishError::Unroutable(v)
+            | PublishError::Encode { value: v, .. } => v,
         }
     }
 
@@ -62,6 +73,10 @@ impl<T> PublishError<T> {
             PublishError::TooLarge(v) => PublishError::TooLarge(f(v)),
             PublishError::OffsetsExhausted(v) => PublishError::OffsetsExhausted(f(v)),
             PublishError::Unroutable(v) => PublishError::Unroutable(f(v)),
+            PublishError::Encode { value, error } => PublishError::Encode {
+                value: f(value),
+                error,
+            },
         }
     }
 
@@ -74,6 +89,7 @@ impl<T> PublishError<T> {
             PublishError::TooLarge(_) => PublishErrorKind::TooLarge,
             PublishError::OffsetsExhausted(_) => PublishErrorKind::OffsetsExhausted,
             PublishError::Unroutable(_) => PublishErrorKind::Unroutable,
+            PublishError::Encode { .. } => PublishErrorKind::Encode,
         }
     }
 }
@@ -123,6 +139,8 @@ pub enum PublishErrorKind {
     OffsetsExhausted,
     /// See [`PublishError::Unroutable`].
     Unroutable,
+    /// See [`PublishError::Encode`].
+    Encode,
 }
 
 impl fmt::Display for PublishErrorKind {
@@ -134,6 +152,7 @@ impl fmt::Display for PublishErrorKind {
             PublishErrorKind::TooLarge => "message is larger than the topic can hold",
             PublishErrorKind::OffsetsExhausted => "topic has used up its offsets",
             PublishErrorKind::Unroutable => "message could not be routed to a partition",
+            PublishErrorKind::Encode => "message could not be serialized",
         })
     }
 }
@@ -232,10 +251,9 @@ pub struct DecodeError {
 pub enum DecodeErrorKind {
     /// A native value whose type cannot be read as the requested one.
     TypeMismatch,
-    /// Bytes that are not a valid encoding of the requested type.
-    Malformed,
-    /// A payload format this build cannot decode.
-    UnsupportedFormat,
+    /// The bytes could not be decoded; the codec's error kind says why
+    /// (truncated, checksum mismatch, too large, not a valid `T`...).
+    Codec(CodecErrorKind),
 }
 
 impl DecodeError {
@@ -263,6 +281,12 @@ impl DecodeError {
     }
 }
 
+impl From<memq_codec::CodecError> for DecodeError {
+    fn from(e: memq_codec::CodecError) -> Self {
+        DecodeError::new(DecodeErrorKind::Codec(e.kind()), error_chain(&e))
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.offset {
@@ -273,6 +297,53 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Why a value could not be serialized for publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    kind: CodecErrorKind,
+    message: String,
+}
+
+impl EncodeError {
+    /// The codec's error kind (serialization failed, invalid settings,
+    /// unsupported format...).
+    pub fn kind(&self) -> CodecErrorKind {
+        self.kind
+    }
+}
+
+impl From<memq_codec::CodecError> for EncodeError {
+    fn from(e: memq_codec::CodecError) -> Self {
+        EncodeError {
+            kind: e.kind(),
+            message: error_chain(&e),
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not serialize the message: {}", self.message)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// An error and its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
 
 /// A typed receive that failed to receive or to decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

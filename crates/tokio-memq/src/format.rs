@@ -1,50 +1,40 @@
-//! Which serialization format a payload is in, and its compact tag.
+//! The format of a stored payload, in two bytes.
+//!
+//! Each retained message keeps a [`FormatTag`] instead of a
+//! `SerializationFormat` (whose `Custom` variant holds a `String`) or a
+//! `Codec`, so that a message costs 64 bytes beyond its payload. A tag is
+//! one of: a built-in format, a custom format name interned once per
+//! process, or a codec interned once per process (messages encoded with a
+//! topic's or publisher's serialization defaults carry the codec that
+//! encoded them, so receivers decode them with the same pipeline).
 
-use std::sync::Arc;
-
+use memq_codec::Codec;
+pub use memq_codec::SerializationFormat;
 use parking_lot::RwLock;
 
-/// The serialization format of a message payload (the 1.0.0 enum).
-///
-/// A payload published with [`Publisher::publish_bytes`](crate::Publisher::publish_bytes)
-/// carries the format its publisher named; a value published natively
-/// carries [`Native`](SerializationFormat::Native).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SerializationFormat {
-    /// bincode.
-    Bincode,
-    /// JSON.
-    Json,
-    /// MessagePack.
-    MessagePack,
-    /// A Rust value stored as is (`Arc<T>`), never serialized.
-    Native,
-    /// A format registered by name.
-    Custom(String),
-}
-
-impl SerializationFormat {
-    /// The format's name as 1.0.0 spelled it.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SerializationFormat::Bincode => "bincode",
-            SerializationFormat::Json => "json",
-            SerializationFormat::MessagePack => "messagepack",
-            SerializationFormat::Native => "native",
-            SerializationFormat::Custom(s) => s,
-        }
-    }
-}
-
-/// The format as stored with each retained message: two bytes instead of
-/// a `String`, so a message's overhead stays small. Custom names are
-/// interned once per process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FormatTag(u16);
 
 const CUSTOM_BASE: u16 = 16;
+const CODEC_BASE: u16 = 0x8000;
 
-static CUSTOM: RwLock<Vec<Arc<str>>> = RwLock::new(Vec::new());
+static CUSTOM: RwLock<Vec<std::sync::Arc<str>>> = RwLock::new(Vec::new());
+static CODECS: RwLock<Vec<Codec>> = RwLock::new(Vec::new());
+
+/// Interns `item` in `table` (found by `same`), returning its index.
+fn intern<T: Clone>(table: &RwLock<Vec<T>>, item: &T, same: impl Fn(&T, &T) -> bool) -> usize {
+    if let Some(i) = table.read().iter().position(|x| same(x, item)) {
+        return i;
+    }
+    let mut t = table.write();
+    match t.iter().position(|x| same(x, item)) {
+        Some(i) => i,
+        None => {
+            t.push(item.clone());
+            t.len() - 1
+        }
+    }
+}
 
 impl FormatTag {
     pub(crate) const NATIVE: FormatTag = FormatTag(3);
@@ -55,22 +45,42 @@ impl FormatTag {
             SerializationFormat::Json => FormatTag(1),
             SerializationFormat::MessagePack => FormatTag(2),
             SerializationFormat::Native => FormatTag::NATIVE,
-            SerializationFormat::Custom(name) => {
-                if let Some(i) = CUSTOM.read().iter().position(|n| **n == **name) {
-                    return FormatTag(CUSTOM_BASE + i as u16);
-                }
-                let mut names = CUSTOM.write();
-                let i = match names.iter().position(|n| **n == **name) {
-                    Some(i) => i,
-                    None => {
-                        names.push(name.as_str().into());
-                        names.len() - 1
-                    }
-                };
-                // More than 65,000 distinct custom format names in one
-                // process is not a real workload; share the last tag.
-                FormatTag(CUSTOM_BASE.saturating_add(u16::try_from(i).unwrap_or(u16::MAX - CUSTOM_BASE)))
+            SerializationFormat::Raw => FormatTag(4),
+            other => {
+                let name: std::sync::Arc<str> = other.as_str().into();
+                let i = intern(&CUSTOM, &name, |a, b| a == b);
+                // Past 32,000 distinct names (not a real workload) they share a tag.
+                FormatTag(
+                    CUSTOM_BASE
+                        .saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
+                        .min(CODEC_BASE - 1),
+                )
             }
+        }
+    }
+
+    /// The tag of a payload encoded by `codec`.
+    pub(crate) fn of_codec(codec: &Codec) -> FormatTag {
+        let i = intern(&CODECS, codec, Codec::ptr_eq);
+        match u16::try_from(i).ok().and_then(|i| CODEC_BASE.checked_add(i)) {
+            Some(tag) => FormatTag(tag),
+            // More than 32,000 distinct codecs: fall back to the format
+            // (receivers then decode by the frame header alone).
+            None => FormatTag::of(codec.format()),
+        }
+    }
+
+    /// The codec that encoded the payload, if one did.
+    pub(crate) fn codec(self) -> Option<Codec> {
+        let i = self.0.checked_sub(CODEC_BASE)?;
+        CODECS.read().get(usize::from(i)).cloned()
+    }
+
+    /// The format and, for encoded payloads, the codec (one table lookup).
+    pub(crate) fn resolve(self) -> (SerializationFormat, Option<Codec>) {
+        match self.codec() {
+            Some(c) => (c.format().clone(), Some(c)),
+            None => (self.format(), None),
         }
     }
 
@@ -80,6 +90,11 @@ impl FormatTag {
             1 => SerializationFormat::Json,
             2 => SerializationFormat::MessagePack,
             3 => SerializationFormat::Native,
+            4 => SerializationFormat::Raw,
+            n if n >= CODEC_BASE => match self.codec() {
+                Some(c) => c.format().clone(),
+                None => SerializationFormat::Custom("unknown".to_owned()),
+            },
             n => {
                 let names = CUSTOM.read();
                 let name = names
@@ -102,14 +117,30 @@ mod tests {
             SerializationFormat::Json,
             SerializationFormat::MessagePack,
             SerializationFormat::Native,
+            SerializationFormat::Raw,
             SerializationFormat::Custom("avro".into()),
             SerializationFormat::Custom("cbor".into()),
         ] {
             assert_eq!(FormatTag::of(&f).format(), f);
+            assert!(FormatTag::of(&f).codec().is_none());
         }
         assert_eq!(
             FormatTag::of(&SerializationFormat::Custom("avro".into())),
             FormatTag::of(&SerializationFormat::Custom("avro".into()))
         );
+    }
+
+    #[test]
+    fn codecs_are_interned_by_identity() {
+        let codec = Codec::new(
+            SerializationFormat::Json,
+            memq_codec::SerializationConfig::Default,
+            memq_codec::PipelineConfig::default(),
+        )
+        .unwrap();
+        let tag = FormatTag::of_codec(&codec);
+        assert_eq!(tag, FormatTag::of_codec(&codec.clone()));
+        assert!(tag.codec().unwrap().ptr_eq(&codec));
+        assert_eq!(tag.format(), SerializationFormat::Json);
     }
 }

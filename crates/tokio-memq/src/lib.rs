@@ -107,10 +107,15 @@ pub struct ReadmeDoctests;
 
 pub use bytes::Bytes;
 pub use error::{
-    AckError, CommitError, ConfigError, DecodeError, DecodeErrorKind, Error, OutOfRange, PublishError,
-    PublishErrorKind, RecvError, RecvTypedError, TopicError, TryRecvError,
+    AckError, CodecErrorKind, CommitError, ConfigError, DecodeError, DecodeErrorKind, EncodeError, Error,
+    OutOfRange, PublishError, PublishErrorKind, RecvError, RecvTypedError, TopicError, TryRecvError,
 };
 pub use format::SerializationFormat;
+pub use memq_codec::{
+    BincodeConfig, ByteProcessor, Codec, CodecError, CompressionConfig, CustomFormat, DecodeLimits,
+    DefaultSettings, DefaultsRegistry, FrameVersion, HeaderMode, JsonConfig, MessagePackConfig,
+    NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
+};
 pub use memq_groups::GroupStats;
 pub use message::{MessagePayload, NativePayload, TopicMessage};
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
@@ -137,9 +142,18 @@ pub mod mq {
         pub use crate::{ConsumptionMode, MessagePayload, TopicMessage, TopicOptions};
     }
 
+    pub use crate::{
+        BincodeConfig, ByteProcessor, CompressionConfig, DefaultSettings, JsonConfig, MessagePackConfig,
+        NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
+    };
+
     /// 1.0.0's `mq::serializer`.
     pub mod serializer {
-        pub use crate::SerializationFormat;
+        pub use crate::{
+            BincodeConfig, ByteProcessor, CompressionConfig, DefaultSettings, JsonConfig, MessagePackConfig,
+            NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
+            SerializationFormat,
+        };
     }
 
     /// 1.0.0's `mq::publisher`.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use memq_codec::Codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -164,6 +165,16 @@ impl Entry {
         }
     }
 
+    /// Bytes encoded by the codec behind `tag`; receivers decode them
+    /// with the same codec.
+    pub(crate) fn encoded(bytes: Bytes, tag: FormatTag) -> Self {
+        Entry {
+            payload: MessagePayload::Bytes(bytes),
+            key: None,
+            format: tag,
+        }
+    }
+
     /// Gives back the value an `Entry::native` was built from.
     pub(crate) fn into_native<T: Send + Sync + 'static>(self) -> T {
         match self.payload {
@@ -231,32 +242,38 @@ pub struct TopicMessage {
     /// How many times it has been delivered to its consumer group, this
     /// time included (1 outside groups).
     pub deliveries: u32,
+    /// The codec that encoded the payload (serialization defaults), if one did.
+    codec: Option<Codec>,
 }
 
 impl TopicMessage {
     pub(crate) fn delivered(topic: &Arc<str>, d: memq_core::Delivered<Entry>) -> Self {
+        let (format, codec) = d.value.format.resolve();
         TopicMessage {
             topic: topic.clone(),
-            format: d.value.format.format(),
+            format,
             payload: d.value.payload,
             created_at: d.timestamp.into_std(),
             offset: Some(d.offset),
             key: d.value.key,
             partition: None,
             deliveries: 1,
+            codec,
         }
     }
 
     pub(crate) fn claimed(topic: &Arc<str>, c: memq_groups::Claimed<Entry>, partitioned: bool) -> Self {
+        let (format, codec) = c.value.format.resolve();
         TopicMessage {
             topic: topic.clone(),
-            format: c.value.format.format(),
+            format,
             payload: c.value.payload,
             created_at: c.timestamp.into_std(),
             offset: Some(c.offset),
             key: c.value.key,
             partition: partitioned.then_some(c.partition),
             deliveries: c.deliveries,
+            codec,
         }
     }
 
@@ -269,7 +286,10 @@ impl TopicMessage {
 
     pub(crate) fn into_entry(self) -> Entry {
         Entry {
-            format: FormatTag::of(&self.format),
+            format: match &self.codec {
+                Some(codec) => FormatTag::of_codec(codec),
+                None => FormatTag::of(&self.format),
+            },
             payload: self.payload,
             key: self.key,
         }
@@ -318,6 +338,7 @@ impl TopicMessage {
             key: entry.key,
             partition: None,
             deliveries: 0,
+            codec: entry.format.codec(),
         }
     }
 
@@ -414,7 +435,7 @@ impl TopicMessage {
         let at = self.offset;
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, &self.format),
+            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, &self.format, self.codec.as_ref()),
         }
         .map_err(|e| e.at(at))
     }

@@ -8,10 +8,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use memq_codec::{Codec, CodecError, SerializationFactory};
+use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::error::PublishError;
-use crate::format::SerializationFormat;
+use crate::format::{FormatTag, SerializationFormat};
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
 use crate::queue::Registry;
@@ -28,12 +30,64 @@ use crate::queue::Registry;
 /// uses keys) and the offset is the one in the partition chosen;
 /// [`MessageQueue::publish_to_partitioned`](crate::MessageQueue::publish_to_partitioned)
 /// also returns the partition.
-#[derive(Debug, Clone)]
+///
+/// # Serialization
+///
+/// [`publish`](Self::publish) stores values natively unless serialization
+/// defaults apply to this publisher (registered for its publisher key) or
+/// its topic, on the queue
+/// ([`MessageQueue::register_topic_defaults`](crate::MessageQueue::register_topic_defaults))
+/// or process-wide ([`SerializationFactory`]); then it serializes with
+/// them. The choice is cached per publisher and refreshed when a
+/// registration changes.
+#[derive(Debug)]
 pub struct Publisher {
     registry: Arc<Registry>,
     topic_name: Arc<str>,
     publisher_key: Option<Arc<str>>,
     topic: OnceLock<Log>,
+    /// The codec that applies, and the registry generations it was
+    /// resolved at.
+    codec: RwLock<Option<CachedCodec>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedCodec {
+    queue_generation: u64,
+    global_generation: u64,
+    codec: Option<(Codec, FormatTag)>,
+}
+
+impl Clone for Publisher {
+    fn clone(&self) -> Self {
+        Publisher {
+            registry: self.registry.clone(),
+            topic_name: self.topic_name.clone(),
+            publisher_key: self.publisher_key.clone(),
+            topic: self.topic.clone(),
+            codec: RwLock::new(self.codec.read().clone()),
+        }
+    }
+}
+
+/// A value ready to publish: stored natively, or encoded (then the value
+/// is kept to hand back if publishing fails).
+enum Prepared<T> {
+    Native(Entry),
+    Encoded(Entry, T),
+}
+
+impl<T: Send + Sync + 'static> Prepared<T> {
+    fn split(self) -> (Entry, impl FnOnce(Entry) -> T) {
+        let (entry, kept) = match self {
+            Prepared::Native(e) => (e, None),
+            Prepared::Encoded(e, v) => (e, Some(v)),
+        };
+        (entry, move |e: Entry| match kept {
+            Some(v) => v,
+            None => e.into_native(),
+        })
+    }
 }
 
 impl Publisher {
@@ -43,7 +97,90 @@ impl Publisher {
             topic_name: topic.into(),
             publisher_key: key.map(Into::into),
             topic: OnceLock::new(),
+            codec: RwLock::new(None),
         }
+    }
+
+    /// The codec that applies to this publisher, or `None` to store
+    /// natively: publisher defaults (queue, then global), then topic
+    /// defaults (queue, then global).
+    fn codec(&self) -> Result<Option<(Codec, FormatTag)>, CodecError> {
+        let global = SerializationFactory::global();
+        let (q, g) = (self.registry.defaults.generation(), global.generation());
+        if let Some(c) = &*self.codec.read() {
+            if c.queue_generation == q && c.global_generation == g {
+                return Ok(c.codec.clone());
+            }
+        }
+        let queue = &self.registry.defaults;
+        let mut codec = None;
+        if let Some(key) = self.publisher_key.as_deref() {
+            codec = queue.publisher_codec(key)?.or(global.publisher_codec(key)?);
+        }
+        if codec.is_none() {
+            codec = queue
+                .topic_codec(&self.topic_name)?
+                .or(global.topic_codec(&self.topic_name)?);
+        }
+        let codec = codec.map(|c| {
+            let tag = FormatTag::of_codec(&c);
+            (c, tag)
+        });
+        *self.codec.write() = Some(CachedCodec {
+            queue_generation: q,
+            global_generation: g,
+            codec: codec.clone(),
+        });
+        Ok(codec)
+    }
+
+    /// Stores `data` natively or encodes it with the codec that applies.
+    fn prepare<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<Prepared<T>, PublishError<T>> {
+        let encoded = self.codec().and_then(|c| match c {
+            Some((codec, tag)) => codec.encode(&data).map(|b| Some(Entry::encoded(b, tag))),
+            None => Ok(None),
+        });
+        match encoded {
+            Ok(Some(entry)) => Ok(Prepared::Encoded(entry, data)),
+            Ok(None) => Ok(Prepared::Native(Entry::native(data))),
+            Err(e) => Err(PublishError::Encode {
+                value: data,
+                error: e.into(),
+            }),
+        }
+    }
+
+    /// As [`prepare`](Self::prepare), for a batch.
+    #[allow(clippy::type_complexity)]
+    fn prepare_batch<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: Vec<T>,
+    ) -> Result<(Vec<Entry>, Option<Vec<T>>), PublishError<Vec<T>>> {
+        let codec = match self.codec() {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(PublishError::Encode {
+                    value: data,
+                    error: e.into(),
+                })
+            }
+        };
+        let Some((codec, tag)) = codec else {
+            return Ok((data.into_iter().map(Entry::native).collect(), None));
+        };
+        let mut entries = Vec::with_capacity(data.len());
+        for v in &data {
+            match codec.encode(v) {
+                Ok(b) => entries.push(Entry::encoded(b, tag)),
+                Err(e) => {
+                    return Err(PublishError::Encode {
+                        value: data,
+                        error: e.into(),
+                    })
+                }
+            }
+        }
+        Ok((entries, Some(data)))
     }
 
     /// The topic this publisher publishes to.
@@ -68,7 +205,7 @@ impl Publisher {
     async fn publish_entry<T>(
         &self,
         entry: Entry,
-        back: impl Fn(Entry) -> T,
+        back: impl FnOnce(Entry) -> T,
     ) -> Result<u64, PublishError<T>> {
         Ok(self.publish_routed(entry, None, back).await?.1)
     }
@@ -80,7 +217,7 @@ impl Publisher {
         &self,
         entry: Entry,
         timeout: Option<Duration>,
-        back: impl Fn(Entry) -> T,
+        back: impl FnOnce(Entry) -> T,
     ) -> Result<(usize, u64), PublishError<T>> {
         match self.log() {
             None => Err(PublishError::Closed(back(entry))),
@@ -131,7 +268,8 @@ impl Publisher {
         &self,
         data: T,
     ) -> Result<u64, PublishError<T>> {
-        self.publish_entry(Entry::native(data), Entry::into_native).await
+        let (entry, back) = self.prepare(data)?.split();
+        self.publish_entry(entry, back).await
     }
 
     /// Publishes `data` with a message key: on a partitioned topic with
@@ -146,9 +284,9 @@ impl Publisher {
         key: impl Into<String>,
         data: T,
     ) -> Result<u64, PublishError<T>> {
-        let mut entry = Entry::native(data);
+        let (mut entry, back) = self.prepare(data)?.split();
         entry.key = Some(key.into().into());
-        self.publish_entry(entry, Entry::into_native).await
+        self.publish_entry(entry, back).await
     }
 
     /// Publishes `data` if that needs no waiting.
@@ -158,16 +296,16 @@ impl Publisher {
     /// As [`publish`](Self::publish), plus [`PublishError::Full`] (with the
     /// value) where `publish` would wait.
     pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
-        let entry = Entry::native(data);
+        let (entry, back) = self.prepare(data)?.split();
         match self.log() {
-            None => Err(PublishError::Closed(entry.into_native())),
+            None => Err(PublishError::Closed(back(entry))),
             Some(Log::Plain(log)) => log
                 .try_publish(entry)
-                .map_err(|e| PublishError::from(e).map(Entry::into_native)),
+                .map_err(|e| PublishError::from(e).map(back)),
             Some(Log::Partitioned(log)) => log
                 .try_publish(None, entry)
                 .map(|(_, o)| o)
-                .map_err(|e| PublishError::from(e).map(Entry::into_native)),
+                .map_err(|e| PublishError::from(e).map(back)),
         }
     }
 
@@ -186,7 +324,8 @@ impl Publisher {
         data: T,
         timeout: Duration,
     ) -> Result<u64, PublishError<T>> {
-        self.publish_routed(Entry::native(data), Some(timeout), Entry::into_native)
+        let (entry, back) = self.prepare(data)?.split();
+        self.publish_routed(entry, Some(timeout), back)
             .await
             .map(|(_, o)| o)
     }
@@ -217,9 +356,12 @@ impl Publisher {
         &self,
         data: Vec<T>,
     ) -> Result<Range<u64>, PublishError<Vec<T>>> {
-        let entries: Vec<Entry> = data.into_iter().map(Entry::native).collect();
-        self.publish_entries(entries, |e| e.into_iter().map(Entry::into_native).collect())
-            .await
+        let (entries, kept) = self.prepare_batch(data)?;
+        self.publish_entries(entries, move |e| match kept {
+            Some(values) => values,
+            None => e.into_iter().map(Entry::into_native).collect(),
+        })
+        .await
     }
 
     /// Publishes byte payloads in `format` as one contiguous run of
@@ -246,7 +388,7 @@ impl Publisher {
     async fn publish_entries<U>(
         &self,
         entries: Vec<Entry>,
-        back: impl Fn(Vec<Entry>) -> U,
+        back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Range<u64>, PublishError<U>> {
         match self.log() {
             None => Err(PublishError::Closed(back(entries))),

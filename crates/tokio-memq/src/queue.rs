@@ -31,6 +31,8 @@ pub(crate) struct TopicEntry {
 pub(crate) struct Registry {
     topics: RwLock<HashMap<Arc<str>, TopicEntry>>,
     closed: AtomicBool,
+    /// Serialization defaults of this queue's topics and publishers.
+    pub(crate) defaults: memq_codec::DefaultsRegistry,
 }
 
 impl Registry {
@@ -287,6 +289,67 @@ impl MessageQueue {
                 Ok(Subscriber::merged(topic, merged))
             }
         }
+    }
+
+    /// Registers serialization defaults for `topic` on this queue: values
+    /// published with [`Publisher::publish`] (and the batch, timeout and
+    /// keyed variants) are then serialized with `format`, `config` and
+    /// `pipeline` instead of stored natively. Receivers decode them with
+    /// [`TopicMessage::deserialize`](crate::TopicMessage::deserialize) or
+    /// `recv_typed`.
+    ///
+    /// Precedence: the publisher's defaults (this queue's, then
+    /// [`SerializationFactory`](crate::SerializationFactory)'s), then the
+    /// topic's (this queue's, then the factory's), then native storage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{CompressionConfig, JsonConfig, MessageQueue, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let pipeline = PipelineConfig { compression: CompressionConfig::Gzip { level: Some(6) }, pre: None, post: None, use_magic_header: true };
+    /// mq.register_topic_defaults("logs", SerializationFormat::Json, SerializationConfig::Json(JsonConfig { pretty: false }), Some(pipeline));
+    /// let sub = mq.subscriber("logs").await?;
+    /// mq.publisher("logs").publish(vec!["line one", "line two"]).await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.format, SerializationFormat::Json);
+    /// assert_eq!(&msg.payload_bytes()[..3], b"TMQ");
+    /// assert_eq!(msg.deserialize::<Vec<String>>()?, ["line one", "line two"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn register_topic_defaults(
+        &self,
+        topic: &str,
+        format: memq_codec::SerializationFormat,
+        config: memq_codec::SerializationConfig,
+        pipeline: Option<memq_codec::PipelineConfig>,
+    ) {
+        self.registry()
+            .defaults
+            .register_topic_defaults(topic, format, config, pipeline);
+    }
+
+    /// Registers serialization defaults for publishers created with
+    /// [`publisher_with_key`](Self::publisher_with_key)`(_, publisher_key)`
+    /// on this queue; they win over topic defaults.
+    pub fn register_publisher_defaults(
+        &self,
+        publisher_key: &str,
+        format: memq_codec::SerializationFormat,
+        config: memq_codec::SerializationConfig,
+        pipeline: Option<memq_codec::PipelineConfig>,
+    ) {
+        self.registry()
+            .defaults
+            .register_publisher_defaults(publisher_key, format, config, pipeline);
+    }
+
+    /// This queue's serialization defaults (to inspect or remove them).
+    pub fn serialization_defaults(&self) -> &memq_codec::DefaultsRegistry {
+        &self.registry().defaults
     }
 
     /// Joins consumer group `group` of `topic` (created with default

@@ -1,0 +1,307 @@
+//! Serialization through the queue: README 5.6, defaults and their
+//! precedence, frames, raw payloads, processors, encode errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_memq::{
+    Codec, CodecErrorKind, CompressionConfig, ConsumptionMode, DecodeErrorKind, JsonConfig,
+    MessagePackConfig, MessageQueue, PipelineConfig, ProcessorPair, PublishError, SerializationConfig,
+    SerializationFactory, SerializationFormat, TopicOptions,
+};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LogLine {
+    level: String,
+    text: String,
+    code: u32,
+}
+
+fn line(i: u32) -> LogLine {
+    LogLine {
+        level: "info".into(),
+        text: format!("request {i} served ✓"),
+        code: 200 + i,
+    }
+}
+
+#[rustfmt::skip]
+fn readme_5_6() {
+    // --- README 5.6, verbatim ---
+    use tokio_memq::mq::{
+        SerializationFactory, SerializationFormat, SerializationConfig, 
+        JsonConfig, PipelineConfig, CompressionConfig
+    };
+
+    let topic = "compressed_logs";
+
+    // Configure compression pipeline (Gzip Level 6)
+    let pipeline = PipelineConfig {
+        compression: CompressionConfig::Gzip { level: Some(6) },
+        pre: None, 
+        post: None,
+        use_magic_header: true, // Auto-detect format on receive
+    };
+
+    // Register defaults for a topic
+    SerializationFactory::register_topic_defaults(
+        topic,
+        SerializationFormat::Json,
+        SerializationConfig::Json(JsonConfig { pretty: false }),
+        Some(pipeline),
+    );
+
+    // Now all messages published to "compressed_logs" will be automatically
+    // serialized to JSON and Gzip compressed.
+    // --- end ---
+}
+
+#[tokio::test]
+async fn readme_5_6_topic_defaults_serialize_and_compress() {
+    readme_5_6();
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("compressed_logs").await.unwrap();
+    let p = mq.publisher("compressed_logs");
+    for i in 0..3 {
+        p.publish(line(i)).await.unwrap();
+    }
+    for i in 0..3 {
+        let msg = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        assert_eq!(msg.format, SerializationFormat::Json);
+        let bytes = msg.payload_bytes();
+        assert_eq!(&bytes[..3], b"TMQ", "framed");
+        assert_eq!(bytes[5], 1, "gzip compression code");
+        assert_eq!(msg.deserialize::<LogLine>().unwrap(), line(i));
+        // The same bytes decode from the header alone, as another process would.
+        let framed = tokio_memq::Bytes::copy_from_slice(bytes);
+        let other = MessageQueue::new();
+        let s2 = other.subscriber("x").await.unwrap();
+        other
+            .publisher("x")
+            .publish_bytes(framed, SerializationFormat::Json)
+            .await
+            .unwrap();
+        assert_eq!(
+            s2.recv().await.unwrap().deserialize::<LogLine>().unwrap(),
+            line(i)
+        );
+    }
+    assert!(sub
+        .recv_timeout(Duration::from_millis(10))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn precedence_is_publisher_over_topic_over_native() {
+    let mq = MessageQueue::new();
+    let topic = "precedence_topic";
+    let sub = mq.subscriber(topic).await.unwrap();
+    let plain = mq.publisher(topic);
+    let keyed = mq.publisher_with_key(topic, "precedence_pub");
+
+    plain.publish(1u32).await.unwrap();
+    assert_eq!(
+        sub.recv().await.unwrap().format,
+        SerializationFormat::Native,
+        "nothing registered"
+    );
+
+    // Process-wide topic defaults apply...
+    SerializationFactory::register_topic_defaults(
+        topic,
+        SerializationFormat::Bincode,
+        SerializationConfig::Default,
+        None,
+    );
+    plain.publish(2u32).await.unwrap();
+    assert_eq!(sub.recv().await.unwrap().format, SerializationFormat::Bincode);
+    // ...unless this queue has its own.
+    mq.register_topic_defaults(
+        topic,
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        None,
+    );
+    plain.publish(3u32).await.unwrap();
+    let m = sub.recv().await.unwrap();
+    assert_eq!(
+        (m.format.clone(), m.deserialize::<u32>().unwrap()),
+        (SerializationFormat::Json, 3)
+    );
+
+    // Publisher defaults win over topic defaults: process-wide, then the queue's.
+    SerializationFactory::register_publisher_defaults(
+        "precedence_pub",
+        SerializationFormat::MessagePack,
+        SerializationConfig::MessagePack(MessagePackConfig { struct_map: true }),
+        None,
+    );
+    keyed.publish(4u32).await.unwrap();
+    assert_eq!(sub.recv().await.unwrap().format, SerializationFormat::MessagePack);
+    mq.register_publisher_defaults(
+        "precedence_pub",
+        SerializationFormat::Bincode,
+        SerializationConfig::Default,
+        None,
+    );
+    keyed.publish(5u32).await.unwrap();
+    let m = sub.recv().await.unwrap();
+    assert_eq!(
+        (m.format.clone(), m.deserialize::<u32>().unwrap()),
+        (SerializationFormat::Bincode, 5)
+    );
+
+    // Another queue sees only the process-wide registrations.
+    let other = MessageQueue::new();
+    let s2 = other.subscriber(topic).await.unwrap();
+    other.publisher(topic).publish(6u32).await.unwrap();
+    assert_eq!(s2.recv().await.unwrap().format, SerializationFormat::Bincode);
+
+    // Removing the queue's topic defaults falls back to the process-wide ones.
+    mq.serialization_defaults().remove_topic_defaults(topic);
+    plain.publish(7u32).await.unwrap();
+    assert_eq!(sub.recv().await.unwrap().format, SerializationFormat::Bincode);
+}
+
+#[tokio::test]
+async fn typed_receives_batches_and_groups_decode_encoded_messages() {
+    let mq = MessageQueue::new();
+    mq.register_topic_defaults(
+        "typed",
+        SerializationFormat::MessagePack,
+        SerializationConfig::MessagePack(MessagePackConfig { struct_map: true }),
+        Some(PipelineConfig {
+            compression: CompressionConfig::Zstd { level: 3 },
+            ..Default::default()
+        }),
+    );
+    let sub = mq
+        .subscriber_with_options_and_mode("typed", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let group = mq
+        .subscriber_group("typed", "g", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let offsets = mq
+        .publisher("typed")
+        .publish_batch((0..10).map(line).collect())
+        .await
+        .unwrap();
+    assert_eq!(offsets, 0..10);
+    assert_eq!(sub.recv_typed::<LogLine>().await.unwrap(), line(0));
+    assert_eq!(
+        sub.recv_batch_typed::<LogLine>(100).await.unwrap(),
+        (1..10).map(line).collect::<Vec<_>>()
+    );
+    let mut from_group = Vec::new();
+    while from_group.len() < 10 {
+        from_group.extend(group.recv_batch_typed::<LogLine>(4).await.unwrap());
+    }
+    assert_eq!(from_group, (0..10).map(line).collect::<Vec<_>>());
+    // Decoding as the wrong type is a typed error naming the offset.
+    mq.publisher("typed").publish(line(99)).await.unwrap();
+    let err = sub.recv_typed::<u64>().await.unwrap_err();
+    match err {
+        tokio_memq::RecvTypedError::Decode(e) => {
+            assert_eq!(e.kind(), DecodeErrorKind::Codec(CodecErrorKind::Deserialize));
+            assert_eq!(e.offset(), Some(10));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn raw_payloads_that_start_with_the_magic_are_not_misread() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("raw").await.unwrap();
+    let tricky = b"TMQ\x01\x01\x00{\"not\": \"a frame\"}".to_vec();
+    mq.publisher("raw")
+        .publish_bytes(tricky.clone(), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    let m = sub.recv().await.unwrap();
+    assert_eq!(m.format, SerializationFormat::Raw);
+    assert_eq!(m.deserialize::<Vec<u8>>().unwrap(), tricky);
+    assert_eq!(m.payload_bytes(), &tricky[..]);
+}
+
+#[tokio::test]
+async fn processors_run_on_encode_and_in_reverse_on_decode() {
+    let xor = |data: &[u8]| -> Result<Vec<u8>, tokio_memq::CodecError> {
+        Ok(data.iter().map(|b| b ^ 0x5A).collect())
+    };
+    let pipeline = PipelineConfig {
+        compression: CompressionConfig::Gzip { level: Some(1) },
+        pre: Some(ProcessorPair {
+            encode: Arc::new(xor),
+            decode: Arc::new(xor),
+        }),
+        post: None,
+        use_magic_header: false,
+    };
+    let mq = MessageQueue::new();
+    mq.register_topic_defaults(
+        "sealed",
+        SerializationFormat::Json,
+        SerializationConfig::Json(JsonConfig { pretty: true }),
+        Some(pipeline),
+    );
+    let sub = mq.subscriber("sealed").await.unwrap();
+    mq.publisher("sealed").publish(line(5)).await.unwrap();
+    let m = sub.recv().await.unwrap();
+    assert_ne!(&m.payload_bytes()[..3], b"TMQ", "no header was asked for");
+    assert_eq!(
+        m.deserialize::<LogLine>().unwrap(),
+        line(5),
+        "the receiver uses the encoding codec"
+    );
+}
+
+#[tokio::test]
+async fn values_that_cannot_be_serialized_come_back() {
+    let mq = MessageQueue::new();
+    mq.register_topic_defaults(
+        "strict",
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        None,
+    );
+    mq.create_topic("strict", TopicOptions::default()).await.unwrap();
+    // JSON maps need string keys.
+    let value: HashMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+    match mq.publisher("strict").publish(value.clone()).await {
+        Err(PublishError::Encode { value: back, error }) => {
+            assert_eq!(back, value);
+            assert_eq!(error.kind(), CodecErrorKind::Serialize);
+        }
+        other => panic!("{other:?}"),
+    }
+    match mq.publisher("strict").publish_batch(vec![value.clone()]).await {
+        Err(PublishError::Encode { value: back, .. }) => assert_eq!(back, vec![value]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        mq.get_topic_stats("strict").await.unwrap().published,
+        0,
+        "nothing half-published"
+    );
+}
+
+#[test]
+fn codecs_work_without_a_queue() {
+    let codec = Codec::new(
+        SerializationFormat::Bincode,
+        SerializationConfig::Default,
+        PipelineConfig::default(),
+    )
+    .unwrap();
+    let bytes = codec.encode(&line(1)).unwrap();
+    assert_eq!(codec.decode::<LogLine>(&bytes).unwrap(), line(1));
+}
