@@ -116,9 +116,14 @@ fn fuzz(seconds: &str) -> Result<(), String> {
 fn loom() -> Result<(), String> {
     let target = root().join("target").join("loom");
     let target = target.to_string_lossy();
+    let env = [
+        ("RUSTFLAGS", "--cfg memq_loom"),
+        ("CARGO_TARGET_DIR", target.as_ref()),
+    ];
+    cargo(&["test", "-p", "memq-core", "--test", "loom", "--release"], &env)?;
     cargo(
-        &["test", "-p", "memq-core", "--test", "loom", "--release"],
-        &[("RUSTFLAGS", "--cfg memq_loom"), ("CARGO_TARGET_DIR", &target)],
+        &["test", "-p", "memq-groups", "--test", "loom", "--release"],
+        &env,
     )
 }
 

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::sync::Mutex;
 use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError, Waiter};
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::config::{AckMode, Assignment, GroupConfig};

@@ -80,6 +80,7 @@ mod error;
 mod group;
 mod member;
 mod stats;
+mod sync;
 mod wait;
 
 pub use config::{AckMode, Assignment, GroupConfig};
