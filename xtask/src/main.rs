@@ -11,6 +11,9 @@
 //! - `fuzz [SECONDS]`: the codec's libFuzzer target for that long (default
 //!   60) where a nightly toolchain and cargo-fuzz exist; says so and
 //!   succeeds where they do not.
+//! - `miri`: memq-core's and memq-testkit's tests under miri where a
+//!   nightly toolchain with the miri component exists; says so and succeeds
+//!   where it does not.
 //! - `stress [SCALE]`: the long tier: the history-checked group runs and
 //!   the contract model, `SCALE` times bigger than in CI (default 20), in
 //!   release mode.
@@ -28,13 +31,14 @@ fn main() -> ExitCode {
         Some("loom") => loom(),
         Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
         Some("fuzz") => fuzz(args.get(1).map_or("60", String::as_str)),
+        Some("miri") => miri(),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
             }
             format!("{} tidy problem(s)", problems.len())
         }),
-        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]>".to_string()),
+        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,6 +78,50 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
 /// none at all: a build with no format and no C compiler).
 const CODEC_FEATURES: &[&str] = &["bincode", "json", "msgpack", "gzip", "zstd"];
 
+/// True when `cargo +nightly <args>` runs.
+fn nightly_has(args: &[&str]) -> bool {
+    Command::new("cargo")
+        .arg("+nightly")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn miri() -> Result<(), String> {
+    if !nightly_has(&["miri", "--version"]) {
+        eprintln!(
+            "xtask: miri skipped: needs a nightly toolchain with miri \
+             (`rustup toolchain install nightly --component miri`)"
+        );
+        return Ok(());
+    }
+    let status = Command::new("cargo")
+        .args([
+            "+nightly",
+            "miri",
+            "test",
+            "-p",
+            "memq-core",
+            "-p",
+            "memq-testkit",
+        ])
+        .args([
+            "--lib",
+            "--test",
+            "log_semantics",
+            "--test",
+            "misbehaving_user_code",
+        ])
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo miri: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo miri failed ({status})"))
+    }
+}
+
 fn fuzz(seconds: &str) -> Result<(), String> {
     seconds
         .parse::<u32>()
@@ -82,10 +130,7 @@ fn fuzz(seconds: &str) -> Result<(), String> {
         .args(["run", "nightly", "rustc", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    let cargo_fuzz = Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let cargo_fuzz = nightly_has(&["fuzz", "--version"]);
     if !(nightly && cargo_fuzz) {
         eprintln!(
             "xtask: fuzz skipped: needs a nightly toolchain (found: {nightly}) and cargo-fuzz \

@@ -305,3 +305,49 @@ fn codecs_work_without_a_queue() {
     let bytes = codec.encode(&line(1)).unwrap();
     assert_eq!(codec.decode::<LogLine>(&bytes).unwrap(), line(1));
 }
+
+/// A value whose `Serialize` panics.
+#[derive(Debug, Clone)]
+struct Explosive;
+
+impl Serialize for Explosive {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("serializer bug");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_serializer_reaches_the_caller_and_the_queue_keeps_working() {
+    use futures_core::Future as _;
+    let mq = MessageQueue::new();
+    mq.register_topic_defaults(
+        "boom",
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        None,
+    );
+    let sub = mq.subscriber("boom").await.unwrap();
+    let p = mq.publisher("boom");
+    let publish = p.publish(Explosive);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = Box::pin(publish);
+        let _ = fut.as_mut().poll(&mut cx);
+    }));
+    assert!(caught.is_err(), "the panic reaches the publishing caller");
+    p.publish(line(1)).await.unwrap();
+    assert_eq!(
+        sub.recv_typed::<LogLine>().await.unwrap(),
+        line(1),
+        "the next message is delivered"
+    );
+    // Native values serialize only when read as another type: the panic
+    // reaches that reader, and the message stays readable as itself.
+    let native = mq.subscriber("boom-native").await.unwrap();
+    mq.publisher("boom-native").publish(Explosive).await.unwrap();
+    let m = native.recv().await.unwrap();
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.deserialize::<String>()));
+    assert!(read.is_err());
+    assert!(m.native::<Explosive>().is_some());
+}
