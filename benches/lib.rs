@@ -1,2 +1,478 @@
-//! Criterion benchmarks of tokio-memq; run with
-//! `cargo bench -p tokio-memq-benches`.
+//! The benchmark scenarios of tokio-memq and its peers, shared by the
+//! bench targets (`cargo bench -p tokio-memq-benches`) and summarised by
+//! `cargo xtask bench`.
+//!
+//! Every scenario moves `Bytes` payloads taken round-robin from a pool of
+//! distinct 1 KiB buffers (so reference counts are not one shared hot
+//! spot, as they would not be in an application), on a multi-thread
+//! runtime with `workers()` workers (2 unless `MEMQ_BENCH_WORKERS` says
+//! otherwise), and checks that every message arrived: a peer that loses
+//! messages is not reported as faster. Bounded queues have the same
+//! capacity, `CAPACITY`; tokio's broadcast cannot make senders wait, so it
+//! gets a buffer holding the whole run (the only way it is lossless).
+
+#![allow(missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+use tokio_memq::{Bytes, ConsumptionMode, MessageQueue, SerializationFormat, TopicOptions};
+
+/// Room in every bounded queue or channel.
+pub const CAPACITY: usize = 16 * 1024;
+
+/// Runtime workers (`MEMQ_BENCH_WORKERS`, default 2).
+pub fn workers() -> usize {
+    env_usize("MEMQ_BENCH_WORKERS", 2)
+}
+
+/// Reads a positive number from the environment.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// True under `cargo xtask bench --quick` (`MEMQ_BENCH_QUICK`).
+pub fn quick() -> bool {
+    std::env::var_os("MEMQ_BENCH_QUICK").is_some()
+}
+
+/// A multi-thread runtime with [`workers`] workers.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers())
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Distinct payloads of `size` bytes, to be used round-robin.
+pub fn payloads(size: usize, count: usize) -> Arc<Vec<Bytes>> {
+    Arc::new((0..count).map(|i| Bytes::from(vec![i as u8; size])).collect())
+}
+
+fn lossless() -> TopicOptions {
+    TopicOptions {
+        max_messages: Some(CAPACITY),
+        lru_enabled: false,
+        ..Default::default()
+    }
+}
+
+const FORMAT: SerializationFormat = SerializationFormat::Raw;
+
+/// Scenario A and E: one publisher, one receiver, `n` messages.
+pub mod one_to_one {
+    use super::*;
+
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, batch: usize) -> Duration {
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber_with_options("a", lossless()).await.unwrap();
+        let publisher = mq.publisher("a");
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                let p = pool[i as usize % pool.len()].clone();
+                publisher.publish_bytes(p, FORMAT).await.unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < n {
+            got += sub.recv_batch(batch).await.unwrap().len() as u64;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+
+    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(CAPACITY);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(pool[i as usize % pool.len()].clone()).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while rx.recv().await.is_some() {
+            got += 1;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+
+    pub async fn tokio_broadcast(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(n as usize);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(pool[i as usize % pool.len()].clone()).unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while rx.recv().await.is_ok() {
+            got += 1;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+
+    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
+        let (tx, rx) = flume::bounded(CAPACITY);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send_async(pool[i as usize % pool.len()].clone())
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while rx.recv_async().await.is_ok() {
+            got += 1;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+
+    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
+        let (tx, rx) = kanal::bounded_async(CAPACITY);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(pool[i as usize % pool.len()].clone()).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while rx.recv().await.is_ok() {
+            got += 1;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+
+    pub async fn async_channel(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
+        let (tx, rx) = async_channel::bounded(CAPACITY);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(pool[i as usize % pool.len()].clone()).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while rx.recv().await.is_ok() {
+            got += 1;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, n);
+        start.elapsed()
+    }
+}
+
+/// Scenario B: one publisher, `subs` subscribers each receiving every
+/// message; the count is deliveries (`n * subs`).
+pub mod fan_out {
+    use super::*;
+
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
+        let mq = MessageQueue::new();
+        let mut readers = Vec::new();
+        for _ in 0..subs {
+            let sub = mq.subscriber_with_options("b", lossless()).await.unwrap();
+            readers.push(tokio::spawn(async move {
+                let mut got = 0u64;
+                while got < n {
+                    got += sub.recv_batch(256).await.unwrap().len() as u64;
+                }
+                got
+            }));
+        }
+        let publisher = mq.publisher("b");
+        let start = Instant::now();
+        for i in 0..n {
+            let p = pool[i as usize % pool.len()].clone();
+            publisher.publish_bytes(p, FORMAT).await.unwrap();
+        }
+        let mut got = 0;
+        for r in readers {
+            got += r.await.unwrap();
+        }
+        assert_eq!(got, n * subs as u64);
+        start.elapsed()
+    }
+
+    pub async fn tokio_broadcast(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
+        let (tx, _) = tokio::sync::broadcast::channel(n as usize);
+        let readers: Vec<_> = (0..subs)
+            .map(|_| {
+                let mut rx = tx.subscribe();
+                tokio::spawn(async move {
+                    let mut got = 0u64;
+                    while rx.recv().await.is_ok() {
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        for i in 0..n {
+            tx.send(pool[i as usize % pool.len()].clone()).unwrap();
+        }
+        drop(tx);
+        let mut got = 0;
+        for r in readers {
+            got += r.await.unwrap();
+        }
+        assert_eq!(got, n * subs as u64);
+        start.elapsed()
+    }
+
+    pub async fn async_broadcast(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
+        // Bounded and lossless: the sender waits for the slowest receiver.
+        let (tx, rx) = async_broadcast::broadcast(CAPACITY);
+        let readers: Vec<_> = (0..subs)
+            .map(|_| {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    let mut got = 0u64;
+                    while rx.recv().await.is_ok() {
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        drop(rx);
+        let start = Instant::now();
+        for i in 0..n {
+            tx.broadcast(pool[i as usize % pool.len()].clone()).await.unwrap();
+        }
+        drop(tx);
+        let mut got = 0;
+        for r in readers {
+            got += r.await.unwrap();
+        }
+        assert_eq!(got, n * subs as u64);
+        start.elapsed()
+    }
+}
+
+/// Scenario C: `pubs` publishers, `consumers` competing consumers.
+pub mod competing {
+    use super::*;
+
+    pub async fn memq(
+        pool: Arc<Vec<Bytes>>,
+        per: u64,
+        pubs: u64,
+        consumers: usize,
+        batch: usize,
+    ) -> Duration {
+        let total = per * pubs;
+        let mq = MessageQueue::new();
+        let received = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(Notify::new());
+        let mut readers = Vec::new();
+        for _ in 0..consumers {
+            let member = mq
+                .group("c", "workers")
+                .options(lossless())
+                .mode(ConsumptionMode::Earliest)
+                .join()
+                .await
+                .unwrap();
+            let (received, done) = (received.clone(), done.clone());
+            readers.push(tokio::spawn(async move {
+                let mut got = 0u64;
+                while let Ok(msgs) = member.recv_batch(batch).await {
+                    let k = msgs.len() as u64;
+                    got += k;
+                    if received.fetch_add(k, Ordering::AcqRel) + k == total {
+                        done.notify_one();
+                    }
+                }
+                got
+            }));
+        }
+        let start = Instant::now();
+        for p in 0..pubs {
+            let publisher = mq.publisher("c");
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for i in 0..per {
+                    let b = pool[((p * per + i) as usize) % pool.len()].clone();
+                    publisher.publish_bytes(b, FORMAT).await.unwrap();
+                }
+            });
+        }
+        done.notified().await;
+        let elapsed = start.elapsed();
+        mq.delete_topic("c").await;
+        let mut got = 0;
+        for r in readers {
+            got += r.await.unwrap();
+        }
+        assert_eq!(got, total, "every message exactly once");
+        elapsed
+    }
+
+    macro_rules! mpmc {
+        ($name:ident, $make:expr, $send:ident, $recv:ident) => {
+            pub async fn $name(pool: Arc<Vec<Bytes>>, per: u64, pubs: u64, consumers: usize) -> Duration {
+                let (tx, rx) = $make;
+                let readers: Vec<_> = (0..consumers)
+                    .map(|_| {
+                        let rx = rx.clone();
+                        tokio::spawn(async move {
+                            let mut got = 0u64;
+                            while rx.$recv().await.is_ok() {
+                                got += 1;
+                            }
+                            got
+                        })
+                    })
+                    .collect();
+                drop(rx);
+                let start = Instant::now();
+                let senders: Vec<_> = (0..pubs)
+                    .map(|p| {
+                        let tx = tx.clone();
+                        let pool = pool.clone();
+                        tokio::spawn(async move {
+                            for i in 0..per {
+                                let b = pool[((p * per + i) as usize) % pool.len()].clone();
+                                tx.$send(b).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                drop(tx);
+                for s in senders {
+                    s.await.unwrap();
+                }
+                let mut got = 0;
+                for r in readers {
+                    got += r.await.unwrap();
+                }
+                assert_eq!(got, per * pubs);
+                start.elapsed()
+            }
+        };
+    }
+
+    mpmc!(flume, flume::bounded::<Bytes>(CAPACITY), send_async, recv_async);
+    mpmc!(kanal, kanal::bounded_async::<Bytes>(CAPACITY), send, recv);
+    mpmc!(
+        async_channel,
+        async_channel::bounded::<Bytes>(CAPACITY),
+        send,
+        recv
+    );
+}
+
+/// Scenario D: batches of `size`. tokio-memq gives each message its own
+/// offset; the channels carry one `Vec` of `size` messages per send.
+pub mod batches {
+    use super::*;
+
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+        let rounds = n / size as u64;
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber_with_options("d", lossless()).await.unwrap();
+        let publisher = mq.publisher("d");
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for r in 0..rounds {
+                let batch: Vec<Bytes> = (0..size)
+                    .map(|i| pool[(r as usize * size + i) % pool.len()].clone())
+                    .collect();
+                publisher.publish_bytes_batch(batch, FORMAT).await.unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < rounds * size as u64 {
+            got += sub.recv_batch(size).await.unwrap().len() as u64;
+        }
+        producer.await.unwrap();
+        start.elapsed()
+    }
+
+    fn batch(pool: &[Bytes], r: u64, size: usize) -> Vec<Bytes> {
+        (0..size)
+            .map(|i| pool[(r as usize * size + i) % pool.len()].clone())
+            .collect()
+    }
+
+    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+        let rounds = n / size as u64;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(CAPACITY / size);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for r in 0..rounds {
+                tx.send(batch(&pool, r, size)).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while let Some(b) = rx.recv().await {
+            got += b.len() as u64;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, rounds * size as u64);
+        start.elapsed()
+    }
+
+    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+        let rounds = n / size as u64;
+        let (tx, rx) = flume::bounded::<Vec<Bytes>>(CAPACITY / size);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for r in 0..rounds {
+                tx.send_async(batch(&pool, r, size)).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while let Ok(b) = rx.recv_async().await {
+            got += b.len() as u64;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, rounds * size as u64);
+        start.elapsed()
+    }
+
+    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+        let rounds = n / size as u64;
+        let (tx, rx) = kanal::bounded_async::<Vec<Bytes>>(CAPACITY / size);
+        let start = Instant::now();
+        let producer = tokio::spawn(async move {
+            for r in 0..rounds {
+                tx.send(batch(&pool, r, size)).await.unwrap();
+            }
+        });
+        let mut got = 0u64;
+        while let Ok(b) = rx.recv().await {
+            got += b.len() as u64;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, rounds * size as u64);
+        start.elapsed()
+    }
+}
+
+/// Where the latency and memory benches write their results for
+/// `cargo xtask bench` (`target/bench-results/<name>.json`).
+pub fn results_path(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
+    std::fs::create_dir_all(&dir).expect("results directory");
+    dir.join(format!("{name}.json"))
+}

@@ -1,87 +1,104 @@
-//! Throughput, 1 publisher to 1 subscriber, 1 KiB `Bytes`, next to tokio's
-//! mpsc in the same run, on a 2-worker multi-thread runtime.
+//! Scenarios A (1 publisher, 1 subscriber), B (1 publisher, 10
+//! subscribers, every message to every subscriber), D (batches of 100) and
+//! E (1 MiB and 100 MiB payloads), tokio-memq next to the channels users
+//! would pick instead, in one run. See `lib.rs` for the rules.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::runtime::Runtime;
-use tokio_memq::{Bytes, MessageQueue, SerializationFormat, TopicOptions};
+use tokio_memq::Bytes;
+use tokio_memq_benches::{batches, fan_out, one_to_one, payloads, quick, runtime};
 
-const MESSAGES: u64 = 10_000;
-const CAPACITY: usize = 16 * 1024;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn memq_one_to_one(payload: Bytes) -> Duration {
-    let mq = MessageQueue::new();
-    let options = TopicOptions {
-        max_messages: Some(CAPACITY),
-        lru_enabled: false,
-        ..Default::default()
-    };
-    let sub = mq.subscriber_with_options("bench", options).await.unwrap();
-    let publisher = mq.publisher("bench");
-    let start = Instant::now();
-    let producer = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            publisher
-                .publish_bytes(payload.clone(), SerializationFormat::Bincode)
-                .await
-                .unwrap();
-        }
+fn bench<F, Fut>(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, rt: &Runtime, name: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Duration>,
+{
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(f())).sum())
     });
-    let mut got = 0;
-    while got < MESSAGES {
-        got += sub.recv_batch(256).await.unwrap().len() as u64;
-    }
-    producer.await.unwrap();
-    start.elapsed()
 }
 
-async fn mpsc_one_to_one(payload: Bytes) -> Duration {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(CAPACITY);
-    let start = Instant::now();
-    let producer = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            tx.send(payload.clone()).await.unwrap();
-        }
+fn one_to_one_group(c: &mut Criterion, rt: &Runtime, label: &str, pool: Arc<Vec<Bytes>>, n: u64) {
+    let mut g = c.benchmark_group(label);
+    g.throughput(Throughput::Elements(n));
+    bench(&mut g, rt, "tokio-memq recv", || {
+        one_to_one::memq(pool.clone(), n, 1)
     });
-    let mut got = 0;
-    while rx.recv().await.is_some() {
-        got += 1;
-    }
-    assert_eq!(got, MESSAGES);
-    producer.await.unwrap();
-    start.elapsed()
+    bench(&mut g, rt, "tokio-memq recv_batch(256)", || {
+        one_to_one::memq(pool.clone(), n, 256)
+    });
+    bench(&mut g, rt, "tokio mpsc", || {
+        one_to_one::tokio_mpsc(pool.clone(), n)
+    });
+    bench(&mut g, rt, "tokio broadcast", || {
+        one_to_one::tokio_broadcast(pool.clone(), n)
+    });
+    bench(&mut g, rt, "flume", || one_to_one::flume(pool.clone(), n));
+    bench(&mut g, rt, "kanal", || one_to_one::kanal(pool.clone(), n));
+    bench(&mut g, rt, "async-channel", || {
+        one_to_one::async_channel(pool.clone(), n)
+    });
+    g.finish();
 }
 
-fn one_to_one(c: &mut Criterion) {
+fn scenarios(c: &mut Criterion) {
     let rt = runtime();
-    let payload = Bytes::from(vec![1u8; 1024]);
-    let mut group = c.benchmark_group("A_1p_1c_1KiB");
-    group.throughput(Throughput::Elements(MESSAGES));
-    group.bench_function("tokio-memq", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| rt.block_on(memq_one_to_one(payload.clone())))
-                .sum()
-        })
+    let scale = if quick() { 4 } else { 1 };
+    let kib = payloads(1024, 4096);
+
+    one_to_one_group(c, &rt, "A_1p_1c_1KiB", kib.clone(), 40_000 / scale);
+
+    let (n, subs) = (10_000 / scale, 10);
+    let mut g = c.benchmark_group("B_1p_10s_1KiB");
+    g.throughput(Throughput::Elements(n * subs as u64));
+    bench(&mut g, &rt, "tokio-memq", || fan_out::memq(kib.clone(), n, subs));
+    bench(&mut g, &rt, "tokio broadcast", || {
+        fan_out::tokio_broadcast(kib.clone(), n, subs)
     });
-    group.bench_function("tokio_mpsc", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| rt.block_on(mpsc_one_to_one(payload.clone())))
-                .sum()
-        })
+    bench(&mut g, &rt, "async-broadcast", || {
+        fan_out::async_broadcast(kib.clone(), n, subs)
     });
-    group.finish();
+    g.finish();
+
+    let (n, size) = (40_000 / scale, 100);
+    let mut g = c.benchmark_group("D_batch100_1KiB");
+    g.throughput(Throughput::Elements(n));
+    bench(&mut g, &rt, "tokio-memq", || batches::memq(kib.clone(), n, size));
+    bench(&mut g, &rt, "tokio mpsc", || {
+        batches::tokio_mpsc(kib.clone(), n, size)
+    });
+    bench(&mut g, &rt, "flume", || batches::flume(kib.clone(), n, size));
+    bench(&mut g, &rt, "kanal", || batches::kanal(kib.clone(), n, size));
+    g.finish();
+
+    drop(kib);
+    let mib = payloads(1 << 20, 16);
+    let mut g = c.benchmark_group("E_1p_1c_1MiB");
+    let n = 10_000 / scale;
+    g.throughput(Throughput::Elements(n));
+    bench(&mut g, &rt, "tokio-memq recv", || {
+        one_to_one::memq(mib.clone(), n, 1)
+    });
+    bench(&mut g, &rt, "tokio mpsc", || {
+        one_to_one::tokio_mpsc(mib.clone(), n)
+    });
+    g.finish();
+    drop(mib);
+    let huge = payloads(100 << 20, 2);
+    let mut g = c.benchmark_group("E_1p_1c_100MiB");
+    g.throughput(Throughput::Elements(n));
+    bench(&mut g, &rt, "tokio-memq recv", || {
+        one_to_one::memq(huge.clone(), n, 1)
+    });
+    bench(&mut g, &rt, "tokio mpsc", || {
+        one_to_one::tokio_mpsc(huge.clone(), n)
+    });
+    g.finish();
 }
 
-criterion_group!(benches, one_to_one);
+criterion_group!(benches, scenarios);
 criterion_main!(benches);

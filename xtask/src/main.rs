@@ -11,6 +11,9 @@
 //! - `fuzz [SECONDS]`: the codec's libFuzzer target for that long (default
 //!   60) where a nightly toolchain and cargo-fuzz exist; says so and
 //!   succeeds where they do not.
+//! - `bench [--quick]`: the criterion suite and the latency and memory
+//!   benches, then `bench-report/REPORT.md` and `bench-report/throughput.svg`
+//!   (see [`bench`]).
 //! - `miri`: memq-core's and memq-testkit's tests under miri where a
 //!   nightly toolchain with the miri component exists; says so and succeeds
 //!   where it does not.
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod bench;
 mod tidy;
 
 fn main() -> ExitCode {
@@ -32,13 +36,17 @@ fn main() -> ExitCode {
         Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
         Some("fuzz") => fuzz(args.get(1).map_or("60", String::as_str)),
         Some("miri") => miri(),
+        Some("bench") => bench::run(&root(), args.iter().any(|a| a == "--quick")),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
             }
             format!("{} tidy problem(s)", problems.len())
         }),
-        _ => Err("usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri>".to_string()),
+        _ => Err(
+            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|bench [--quick]>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,7 +65,7 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let started = Instant::now();
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -56,6 +56,18 @@ impl<T> Log<T> {
         Some(slot.value)
     }
 
+    /// Makes room for `additional` more messages, growing geometrically
+    /// but never past `max` slots: a full bounded topic holds exactly
+    /// `max_messages` slots, not the next power of two.
+    pub(crate) fn reserve(&mut self, additional: usize, max: usize) {
+        let need = self.entries.len() + additional;
+        let cap = self.entries.capacity();
+        if need > cap {
+            let target = cap.saturating_mul(2).max(16).min(max).max(need);
+            self.entries.reserve_exact(target - self.entries.len());
+        }
+    }
+
     /// Publish time of the oldest retained message.
     pub(crate) fn front_ts(&self) -> Option<u64> {
         self.entries.front().map(|s| s.ts)

@@ -287,6 +287,7 @@ impl<T> Shared<T> {
         if evict > 0 {
             self.counters.evicted.fetch_add(evict as u64, Ordering::Relaxed);
         }
+        g.log.reserve(n, self.limits.max_messages);
         items.append(&mut g.log, now);
         g.log.bytes += size;
         if let Some((Some(key), _)) = park {

@@ -214,8 +214,26 @@ impl History {
 }
 
 #[cfg(test)]
+#[global_allocator]
+static COUNTING: alloc::Counting = alloc::Counting;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_counting_allocator_counts() {
+        let _serial = alloc::serial();
+        let before = alloc::live();
+        let v: Vec<u8> = Vec::with_capacity(4096);
+        assert!(alloc::live() - before >= 4096);
+        let mut w = v;
+        w.reserve_exact(8192);
+        assert!(alloc::live() - before >= 8192);
+        drop(w);
+        alloc::reset_peak();
+        assert!(alloc::peak() >= alloc::live());
+    }
 
     #[test]
     fn finds_each_kind_of_anomaly() {
