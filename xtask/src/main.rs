@@ -5,7 +5,7 @@
 //! - `ci`: formatting, clippy with warnings denied, every test (unit,
 //!   integration, doc), docs with warnings denied, the codec's feature
 //!   combinations, and `tidy`.
-//! - `tidy`: checks no linter makes (see [`tidy`]).
+//! - `tidy`: checks no linter makes (see [`mod@tidy`]).
 //! - `loom`: the loom models of memq-core (`--cfg memq_loom`, release, in
 //!   their own target dir so the normal build is not invalidated).
 //! - `fuzz [SECONDS]`: the codec's libFuzzer target for that long (default
@@ -13,7 +13,7 @@
 //!   succeeds where they do not.
 //! - `bench [--quick]`: the criterion suite and the latency and memory
 //!   benches, then `bench-report/REPORT.md` and `bench-report/throughput.svg`
-//!   (see [`bench`]).
+//!   (see [`mod@bench`]).
 //! - `miri`: memq-core's and memq-testkit's tests under miri where a
 //!   nightly toolchain with the miri component exists; says so and succeeds
 //!   where it does not.
