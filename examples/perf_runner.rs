@@ -4,7 +4,7 @@
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N]`
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
-//! `--workers` says otherwise), publishes `Bytes` payloads that are shared,
+//! `--workers` says otherwise), publishes distinct `Bytes` payloads (a pool used in turn) that are shared,
 //! never copied, and checks that every message arrived: a peer that loses
 //! messages is not reported as faster. Each figure is the median of three
 //! runs. The criterion suite (`cargo xtask bench`) measures more, more
@@ -49,9 +49,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let n = |full: u64| full / config.scale;
-    let kib = Bytes::from(vec![0xAB; 1024]);
-    let mib = Bytes::from(vec![0xCD; 1 << 20]);
-    let hundred_mib = Bytes::from(vec![0xEF; 100 << 20]);
+    let kib = Pool::new(1024, 1024);
+    let mib = Pool::new(1 << 20, 16);
+    let hundred_mib = Pool::new(100 << 20, 2);
 
     let rows = vec![
         one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000)),
@@ -62,6 +62,32 @@ fn main() -> anyhow::Result<()> {
     ];
     print_table(&config, &rows);
     Ok(())
+}
+
+/// Distinct payloads, published in turn: every message is its own buffer,
+/// as in an application. (Publishing one buffer over and over measures
+/// contention on its reference count instead: a log keeps its own
+/// reference to every message and hands each reader another, so it does
+/// twice a channel's atomic operations on that one cache line.)
+#[derive(Clone)]
+struct Pool(std::sync::Arc<Vec<Bytes>>);
+
+impl Pool {
+    fn new(size: usize, count: usize) -> Self {
+        Pool(std::sync::Arc::new(
+            (0..count).map(|i| Bytes::from(vec![i as u8; size])).collect(),
+        ))
+    }
+
+    fn get(&self, i: u64) -> Bytes {
+        self.0[(i % self.0.len() as u64) as usize].clone()
+    }
+
+    /// The `round`th batch of `size` payloads.
+    fn batch(&self, round: u64, size: usize) -> Vec<Bytes> {
+        let first = round * size as u64;
+        (first..first + size as u64).map(|i| self.get(i)).collect()
+    }
 }
 
 fn median(mut runs: Vec<f64>) -> f64 {
@@ -92,17 +118,17 @@ fn lossless() -> TopicOptions {
     }
 }
 
-fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, payload: &Bytes, n: u64) -> Row {
+fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: u64) -> Row {
     let ours = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
             let sub = mq.subscriber_with_options("a", lossless()).await.unwrap();
             let publisher = mq.publisher("a");
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..n {
-                    publisher.publish_bytes(payload.clone(), FORMAT).await.unwrap();
+                for i in 0..n {
+                    publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
                 }
             });
             let mut got = 0u64;
@@ -114,13 +140,13 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, payload: &Bytes,
         })
     });
     let mpsc = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = mpsc::channel::<Bytes>(CAPACITY);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..n {
-                    tx.send(payload.clone()).await.unwrap();
+                for i in 0..n {
+                    tx.send(pool.get(i)).await.unwrap();
                 }
             });
             let mut got = 0u64;
@@ -133,14 +159,14 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, payload: &Bytes,
         })
     });
     let broadcast = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             // Lossless only when the buffer holds the whole run.
             let (tx, mut rx) = broadcast::channel::<Bytes>(n as usize);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..n {
-                    tx.send(payload.clone()).unwrap();
+                for i in 0..n {
+                    tx.send(pool.get(i)).unwrap();
                 }
             });
             let mut got = 0u64;
@@ -162,9 +188,9 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, payload: &Bytes,
     }
 }
 
-fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
+fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool) -> Row {
     let ours = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
             let mut readers = Vec::new();
@@ -180,8 +206,8 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
             }
             let publisher = mq.publisher("b");
             let start = Instant::now();
-            for _ in 0..n {
-                publisher.publish_bytes(payload.clone(), FORMAT).await.unwrap();
+            for i in 0..n {
+                publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
             }
             let mut got = 0;
             for r in readers {
@@ -192,7 +218,7 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
         })
     });
     let broadcast = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let (tx, _) = broadcast::channel::<Bytes>(n as usize);
             let readers: Vec<_> = (0..subscribers)
@@ -208,8 +234,8 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
                 })
                 .collect();
             let start = Instant::now();
-            for _ in 0..n {
-                tx.send(payload.clone()).unwrap();
+            for i in 0..n {
+                tx.send(pool.get(i)).unwrap();
             }
             drop(tx);
             let mut got = 0;
@@ -230,18 +256,18 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, payload: &Bytes) -> Row {
     }
 }
 
-fn batches(rt: &Runtime, n: u64, size: usize, payload: &Bytes) -> Row {
+fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool) -> Row {
     let rounds = n / size as u64;
     let ours = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
             let sub = mq.subscriber_with_options("c", lossless()).await.unwrap();
             let publisher = mq.publisher("c");
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..rounds {
-                    let batch = vec![payload.clone(); size];
+                for r in 0..rounds {
+                    let batch = pool.batch(r, size);
                     publisher.publish_bytes_batch(batch, FORMAT).await.unwrap();
                 }
             });
@@ -254,13 +280,13 @@ fn batches(rt: &Runtime, n: u64, size: usize, payload: &Bytes) -> Row {
         })
     });
     let mpsc = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CAPACITY / size);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..rounds {
-                    tx.send(vec![payload.clone(); size]).await.unwrap();
+                for r in 0..rounds {
+                    tx.send(pool.batch(r, size)).await.unwrap();
                 }
             });
             let mut got = 0u64;
@@ -272,13 +298,13 @@ fn batches(rt: &Runtime, n: u64, size: usize, payload: &Bytes) -> Row {
         })
     });
     let broadcast = rate(rt, || {
-        let payload = payload.clone();
+        let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = broadcast::channel::<std::sync::Arc<Vec<Bytes>>>(rounds as usize);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
-                for _ in 0..rounds {
-                    tx.send(std::sync::Arc::new(vec![payload.clone(); size])).unwrap();
+                for r in 0..rounds {
+                    tx.send(std::sync::Arc::new(pool.batch(r, size))).unwrap();
                 }
             });
             let mut got = 0u64;

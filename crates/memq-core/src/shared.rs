@@ -25,6 +25,19 @@ use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::wait::{WaitKey, WaitList, WakeBatch};
 use crate::StartFrom;
 
+/// Aligns a value to its own cache lines (128 bytes: two 64-byte lines,
+/// as adjacent-line prefetchers pull pairs), against false sharing.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Where a parking future keeps its slot, and the waker to arm.
 pub(crate) type Park<'a> = Option<(&'a mut Option<WaitKey>, &'a Waker)>;
 
@@ -32,12 +45,15 @@ pub(crate) type Weigher<T> = fn(&T) -> usize;
 
 #[derive(Debug)]
 pub(crate) struct Shared<T> {
-    inner: Mutex<Inner<T>>,
+    /// On its own cache lines: both sides write it on every operation,
+    /// and the read-mostly fields below must not share a line with it.
+    inner: CachePadded<Mutex<Inner<T>>>,
     pub(crate) limits: Limits,
     pub(crate) config: TopicConfig,
     pub(crate) weigher: Option<Weigher<T>>,
     pub(crate) clock: Clock,
-    counters: Counters,
+    /// Written by every publish; padded away from the fields readers use.
+    counters: CachePadded<Counters>,
     named: Mutex<HashMap<std::sync::Arc<str>, Named>>,
     /// Live `Topic` handles; the topic closes when the last one drops.
     pub(crate) handles: AtomicUsize,
@@ -216,18 +232,18 @@ impl<T> Shared<T> {
         counters.high.store(config.first_offset, Ordering::Relaxed);
         counters.low.store(config.first_offset, Ordering::Relaxed);
         Ok(Shared {
-            inner: Mutex::new(Inner {
+            inner: CachePadded(Mutex::new(Inner {
                 log: Log::new(config.first_offset),
                 closed: false,
                 recv_waiters: WaitList::default(),
                 publish_waiters: WaitList::default(),
                 cursors: Cursors::default(),
-            }),
+            })),
             limits,
             config,
             weigher,
             clock: Clock::new(),
-            counters,
+            counters: CachePadded(counters),
             named: Mutex::new(HashMap::new()),
             handles: AtomicUsize::new(1),
         })

@@ -14,10 +14,35 @@ mod imp {
 
     /// A mutex that does not poison: a panic in user code (a payload's
     /// `Clone` or `Drop`) can never leave a topic unusable.
+    ///
+    /// Contended, it spins briefly and then yields the thread a few times
+    /// before it parks. Critical sections here are a few dozen
+    /// nanoseconds, and a publisher re-takes the lock for every message:
+    /// parking after parking_lot's own short spin put the reader and the
+    /// publisher to sleep in turn, one futex wake per hand-over, and the
+    /// two threads of a 1-publisher/1-subscriber run used 0.94 CPUs
+    /// between them. With the yield phase they run side by side (measured:
+    /// 1.4-1.7x messages/s, see ARCHITECTURE.md). On a single CPU
+    /// spinning cannot help, so it is skipped.
     #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
 
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    /// Whether this process may run on more than one CPU (asked once).
+    fn several_cpus() -> bool {
+        use std::sync::atomic::AtomicU8;
+        // 0: not asked yet, 1: one CPU, 2: several.
+        static CPUS: AtomicU8 = AtomicU8::new(0);
+        match CPUS.load(Ordering::Relaxed) {
+            0 => {
+                let several = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+                CPUS.store(if several { 2 } else { 1 }, Ordering::Relaxed);
+                several
+            }
+            known => known == 2,
+        }
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
@@ -25,6 +50,34 @@ mod imp {
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            match self.0.try_lock() {
+                Some(guard) => guard,
+                None => self.lock_contended(),
+            }
+        }
+
+        #[cold]
+        fn lock_contended(&self) -> MutexGuard<'_, T> {
+            /// Rounds of busy-waiting (1, 2, 4, ... pause hints each).
+            const SPIN_ROUNDS: u32 = 2;
+            /// `yield_now` calls before parking.
+            const YIELDS: u32 = 16;
+            if several_cpus() {
+                for round in 0..SPIN_ROUNDS {
+                    for _ in 0..1u32 << round {
+                        std::hint::spin_loop();
+                    }
+                    if let Some(guard) = self.0.try_lock() {
+                        return guard;
+                    }
+                }
+                for _ in 0..YIELDS {
+                    std::thread::yield_now();
+                    if let Some(guard) = self.0.try_lock() {
+                        return guard;
+                    }
+                }
+            }
             self.0.lock()
         }
 

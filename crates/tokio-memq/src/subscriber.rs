@@ -283,6 +283,19 @@ impl Subscriber {
         out.pop().ok_or(RecvError::Closed)
     }
 
+    /// Roughly how many messages a batch receive will find, to size its
+    /// `Vec`: a reader that keeps up gets a few messages per call, and
+    /// allocating room for `max` every time costs more than the messages.
+    fn backlog_hint(&self) -> usize {
+        const MAX_HINT: u64 = 1024;
+        let backlog = match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().lag(),
+            Kind::Merged(_) | Kind::Group { .. } => 64,
+        };
+        // At least one: a batch receive returns one message or more.
+        backlog.clamp(1, MAX_HINT) as usize
+    }
+
     async fn recv_into(&self, max: usize, out: &mut Vec<TopicMessage>) -> Result<usize, RecvError> {
         let mut wait = self.waiter();
         poll_fn(|cx| self.poll_batch(cx, &mut wait, max, out)).await
@@ -352,7 +365,7 @@ impl Subscriber {
     /// As [`recv`](Self::recv), only when no message was received; a lag
     /// found after some messages is reported by the next call.
     pub async fn recv_batch(&self, max: usize) -> Result<Vec<TopicMessage>, RecvError> {
-        let mut out = Vec::with_capacity(max.min(1024));
+        let mut out = Vec::with_capacity(max.min(self.backlog_hint()));
         self.recv_into(max, &mut out).await?;
         Ok(out)
     }
