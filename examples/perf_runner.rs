@@ -133,7 +133,8 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
             });
             let mut got = 0u64;
             while got < n {
-                got += sub.recv_batch(256).await.unwrap().len() as u64;
+                sub.recv().await.unwrap();
+                got += 1;
             }
             producer.await.unwrap();
             (got, start.elapsed())
@@ -199,7 +200,8 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool) -> Row {
                 readers.push(tokio::spawn(async move {
                     let mut got = 0u64;
                     while got < n {
-                        got += sub.recv_batch(256).await.unwrap().len() as u64;
+                        sub.recv().await.unwrap();
+                        got += 1;
                     }
                     got
                 }));
