@@ -17,8 +17,8 @@
 //! - `miri`: memq-core's and memq-testkit's tests under miri where a
 //!   nightly toolchain with the miri component exists; says so and succeeds
 //!   where it does not.
-//! - `stress [SCALE]`: the long tier: the history-checked group runs and
-//!   the contract model, `SCALE` times bigger than in CI (default 20), in
+//! - `stress [SCALE]`: the long tier: the history-checked group runs, the
+//!   contract model and the group model, `SCALE` times bigger than in CI (default 20), in
 //!   release mode.
 
 use std::path::{Path, PathBuf};
@@ -173,11 +173,23 @@ fn loom() -> Result<(), String> {
         ("RUSTFLAGS", "--cfg memq_loom"),
         ("CARGO_TARGET_DIR", target.as_ref()),
     ];
-    cargo(&["test", "-p", "memq-core", "--test", "loom", "--release"], &env)?;
-    cargo(
-        &["test", "-p", "memq-groups", "--test", "loom", "--release"],
-        &env,
-    )
+    // `--nocapture` shows each model's count of schedules explored.
+    for krate in ["memq-core", "memq-groups"] {
+        cargo(
+            &[
+                "test",
+                "-p",
+                krate,
+                "--test",
+                "loom",
+                "--release",
+                "--",
+                "--nocapture",
+            ],
+            &env,
+        )?;
+    }
+    Ok(())
 }
 
 fn stress(scale: &str) -> Result<(), String> {
@@ -194,13 +206,25 @@ fn stress(scale: &str) -> Result<(), String> {
             "--test",
             "group_semantics",
             "competing",
+            "--",
+            "--nocapture",
         ],
         &env,
     )?;
     cargo(
         &["test", "--release", "-p", "memq-core", "--test", "contract_model"],
         &env,
-    )
+    )?;
+    cargo(
+        &["test", "--release", "-p", "memq-groups", "--test", "group_model"],
+        &env,
+    )?;
+    let sequences = 512 * scale.parse::<u32>().unwrap_or(1).max(1);
+    eprintln!(
+        "xtask: contract model: {sequences} random sequences of up to 120 steps; \
+         group model: {sequences} of up to 100; every step checked"
+    );
+    Ok(())
 }
 
 fn ci() -> Result<(), String> {

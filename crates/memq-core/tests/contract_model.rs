@@ -422,11 +422,7 @@ fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
 /// `MEMQ_STRESS` (set by `cargo xtask stress`) multiplies the cases.
 fn cases() -> u32 {
-    let scale: u32 = std::env::var("MEMQ_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    512 * scale.max(1)
+    512 * memq_testkit::stress_scale()
 }
 
 proptest! {

@@ -6,12 +6,13 @@
 
 use loom::thread;
 use memq_core::{StartFrom, Topic, TopicConfig};
+use memq_testkit::loom_model as model;
 
 /// A publish racing a receive that may already be parked: the receive
 /// always completes with the message (no lost wake-up).
 #[test]
 fn publish_races_a_waiting_receive() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
         let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
         let publisher = topic.clone();
@@ -27,7 +28,7 @@ fn publish_races_a_waiting_receive() {
 /// Closing races a parked receive: it is woken and sees `Closed`.
 #[test]
 fn close_wakes_a_waiting_receive() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(1))).unwrap();
         let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
         let h = thread::spawn(move || drop(topic));
@@ -41,7 +42,7 @@ fn close_wakes_a_waiting_receive() {
 /// whether it sees the message, and what it sees agrees with it.
 #[test]
 fn publish_races_a_subscription_start() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
         let publisher = topic.clone();
         let h = thread::spawn(move || publisher.try_publish(1u8).unwrap());
@@ -64,7 +65,7 @@ fn a_dropped_receive_racing_a_publish_loses_nothing() {
     use std::pin::pin;
     use std::task::Context;
 
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
         let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
         let publisher = topic.clone();
@@ -104,7 +105,7 @@ fn futures_noop_waker() -> std::task::Waker {
 fn eviction_racing_a_reader_is_whole_or_exact_lag() {
     use std::sync::Arc as StdArc;
 
-    loom::model(|| {
+    model(|| {
         let first = StdArc::new(0u8);
         let second = StdArc::new(1u8);
         let topic = Topic::new(TopicConfig::default().max_messages(Some(1))).unwrap();
@@ -145,7 +146,7 @@ fn eviction_racing_a_reader_is_whole_or_exact_lag() {
 /// publisher is released, never left waiting.
 #[test]
 fn dropping_the_readers_releases_a_blocked_publisher() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(
             TopicConfig::default()
                 .max_messages(Some(1))

@@ -6,11 +6,12 @@
 use loom::thread;
 use memq_core::{StartFrom, Topic, TopicConfig};
 use memq_groups::{AckMode, Group, GroupConfig};
+use memq_testkit::loom_model as model;
 
 /// Two members racing for one message: exactly one gets it.
 #[test]
 fn two_members_racing_for_one_message() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
         let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
         let a = group.join(StartFrom::Earliest).unwrap();
@@ -28,7 +29,7 @@ fn two_members_racing_for_one_message() {
 /// one, whatever the order.
 #[test]
 fn acks_racing_move_the_commit_watermark_once_both_land() {
-    loom::model(|| {
+    model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(4))).unwrap();
         let group = Group::new(
             "g",

@@ -11,6 +11,35 @@
 
 pub mod alloc;
 
+/// How much bigger the long tier runs: `MEMQ_STRESS` (set by
+/// `cargo xtask stress`), at least 1.
+pub fn stress_scale() -> u32 {
+    std::env::var("MEMQ_STRESS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs a loom model and reports how many schedules it explored, under
+/// the test's name (shown by `cargo xtask loom`, which runs the models
+/// with `--nocapture`). Only with `--cfg memq_loom`.
+#[cfg(memq_loom)]
+pub fn loom_model<F: Fn() + Sync + Send + 'static>(f: F) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    loom::model(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    let name = std::thread::current().name().unwrap_or("model").to_string();
+    eprintln!(
+        "loom: {name}: {} schedules explored",
+        runs.load(Ordering::Relaxed)
+    );
+}
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Mutex;
