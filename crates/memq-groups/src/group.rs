@@ -91,6 +91,11 @@ struct State<T> {
     lag: Option<u64>,
     /// The last offset committed per partition by this group.
     committed: Vec<Option<u64>>,
+    /// Manual mode, per partition with nothing committed: the lowest
+    /// offset handed out and not acknowledged when the last member left.
+    /// A commit cannot say "nothing processed" (there is no offset below
+    /// the first), so a [`StartFrom::Committed`] rejoin starts here.
+    resume: Vec<Option<u64>>,
     /// Auto-mode commits not yet written to the topics (they are written
     /// when a member waits or leaves, and before stats, seeks and explicit
     /// commits, instead of on every receive).
@@ -184,6 +189,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 redeliver: BTreeSet::new(),
                 lag: None,
                 committed,
+                resume: vec![None; n],
                 unflushed: vec![false; n],
                 waiters: Wakers::default(),
                 relay_waiters: (0..n).map(|_| Waiter::new()).collect(),
@@ -225,8 +231,23 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let mut st = self.state.lock();
         if st.cursors.is_empty() {
             let mut cursors = Vec::with_capacity(self.sources.len());
+            let mut skipped = 0;
             for (partition, topic) in self.sources.iter().enumerate() {
-                match topic.subscribe_named(&self.name, start) {
+                let resume = st.resume[partition]
+                    .filter(|_| start == StartFrom::Committed && topic.committed(&self.name).is_none());
+                let subscribed = match resume {
+                    // Unacknowledged messages of a group that never
+                    // committed: receive them again, or report them as
+                    // lagged where they were evicted meanwhile.
+                    Some(r) => match topic.subscribe_named(&self.name, StartFrom::Offset(r)) {
+                        Err(memq_core::SubscribeError::OutOfRange(range)) if r < range.low => topic
+                            .subscribe_named(&self.name, StartFrom::Earliest)
+                            .inspect(|c| skipped += c.position().saturating_sub(r)),
+                        other => other,
+                    },
+                    None => topic.subscribe_named(&self.name, start),
+                };
+                match subscribed {
                     Ok(c) => cursors.push(c),
                     Err(memq_core::SubscribeError::OutOfRange(range)) => {
                         return Err(GroupError::OutOfRange { partition, range })
@@ -235,6 +256,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 }
             }
             st.cursors = cursors;
+            if skipped > 0 {
+                st.lag = Some(st.lag.unwrap_or(0) + skipped);
+            }
+            if start != StartFrom::Committed {
+                st.resume.iter_mut().for_each(|r| *r = None);
+            }
         }
         let id = st.next_member;
         st.next_member += 1;
@@ -260,6 +287,14 @@ impl<T: Clone + Send + 'static> Shared<T> {
             // Nobody reads: drop the cursors so the group holds nothing
             // back. Unacknowledged messages are above the committed
             // position, so the next member to join receives them again.
+            if self.config.ack == AckMode::Manual {
+                for p in 0..self.sources.len() {
+                    let lowest = st.pending.range((p, 0)..=(p, u64::MAX)).next().map(|(k, _)| k.1);
+                    if let (None, Some(l)) = (st.committed[p], lowest) {
+                        st.resume[p] = Some(st.resume[p].map_or(l, |r| r.min(l)));
+                    }
+                }
+            }
             retired = std::mem::take(&mut st.cursors);
             let fresh = (0..self.sources.len()).map(|_| Waiter::new()).collect();
             let relays = std::mem::replace(&mut st.relay_waiters, fresh);
@@ -458,6 +493,18 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         got += 1;
                     }
                     if let Some(last) = last {
+                        // A gap the cursor found after these messages is
+                        // reported by its next receive; take the report
+                        // now, so that it reaches the group's next receive
+                        // whatever happens to the cursor meanwhile (a
+                        // seek, the last member leaving).
+                        if st.cursors[p].position() > last.saturating_add(1) {
+                            match st.cursors[p].try_recv() {
+                                Err(TryRecvError::Lagged(k)) => st.lag = Some(st.lag.unwrap_or(0) + k),
+                                Ok(d) => st.cursors[p].unread(std::iter::once(d)),
+                                Err(_) => {}
+                            }
+                        }
                         if manual {
                             self.update_commit(&mut st, p);
                         } else {
@@ -662,6 +709,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
             .filter(|(_, p)| p.owner == Some(member))
             .map(|(k, _)| *k)
             .collect();
+        if !mine.is_empty() {
+            // Acknowledging: not idle (see `GroupConfig::ack_timeout`).
+            if let Some(m) = st.members.get_mut(&member) {
+                m.last_active = Instant::now();
+            }
+        }
         for k in mine {
             st.pending.remove(&k);
         }
@@ -698,7 +751,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
         for (p, topic) in self.sources.iter().enumerate() {
             let next = match st.cursors.get(p) {
                 Some(c) => c.position(),
-                None => topic.committed(&self.name).map_or(topic.high(), |c| c + 1),
+                None => topic
+                    .committed(&self.name)
+                    .map(|c| c + 1)
+                    .or(st.resume[p])
+                    .unwrap_or(topic.high()),
             };
             let unacked_from = st
                 .pending

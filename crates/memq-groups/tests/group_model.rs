@@ -1,0 +1,1397 @@
+//! Random sequences of operations on a consumer group over tiny topics,
+//! each step checked against a plain reference model (maps and sets) of
+//! the documented group contract, not against the implementation.
+//!
+//! Operations: publish and batch publish to a partition, members joining
+//! (every `StartFrom`) and leaving (drop), `try_recv`, `try_recv_batch`
+//! (including `max = 0`), `recv_batch` bounded by a timeout under paused
+//! time, acks of held, foreign, stale and unknown messages, commits and
+//! seeks in and out of the window and of range, advancing the clock past or
+//! below the ack timeout, `stats` and `flush_commits`.
+//!
+//! Checked at every step: every message handed out is the one published
+//! there (value and timestamp); a message is held by one member at a time;
+//! new messages of a partition are handed out in order, each once (auto
+//! mode: never twice unless the group was moved back by a seek or a
+//! rejoin); with manual acks a message is handed out again only after its
+//! holder left, lost its partition in a rebalance or idled past the ack
+//! timeout, redeliveries come before new messages with `deliveries`
+//! counting up, and after `max_deliveries` it goes to the dead-letter sink
+//! instead; acks answer `NotOwned`, `AutoAck`, `NoSuchPartition` exactly
+//! when they should; the committed offsets, lag, pending, redelivery and
+//! dead-letter counters equal the model's; every gap the group skips is
+//! reported by one `Lagged` with the exact count, before anything else; with
+//! `Assignment::Exclusive` only a partition's owner receives from it; a
+//! `Block` topic never makes a live group lag. At the end of each case a
+//! member drains the group and every published message must be processed,
+//! dead-lettered, reported as lagged, or deliberately skipped by a seek or
+//! a start position.
+//!
+//! Where the docs are silent the model follows the implementation, as a
+//! choice of contract: exclusive assignment gives partition `p` to the
+//! `p % n`th member in join order; an idle member's messages are taken
+//! over lazily, by the next receive of any member (the idle one included,
+//! which then gets them back as redeliveries); a receive attempt counts as
+//! activity even when it finds nothing; the manual commit is recomputed
+//! when messages are handed out, acknowledged, committed or dead-lettered,
+//! not on a seek; a seek back hands messages out again as new, taking
+//! them from a member that still held them; the group's cursor reads
+//! ahead, so a topic may evict messages the group has not handed out yet
+//! without a lag (only a jump of `Member::position` is a gap); a
+//! `Committed` rejoin below the window reports the gap again even if an
+//! earlier session had reported it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memq_core::{Overflow, PublishError, StartFrom, Topic, TopicConfig};
+use memq_groups::{
+    AckError, AckMode, Assignment, Claimed, DeadLetter, Group, GroupConfig, GroupError, Member, OutOfRange,
+    RecvError, TryRecvError,
+};
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+const GROUP: &str = "g";
+
+#[derive(Debug, Clone)]
+struct Config {
+    partitions: usize,
+    cap: usize,
+    block: bool,
+    manual: bool,
+    /// Ignored by the group in auto mode (documented as manual-only).
+    ack_timeout_ms: Option<u64>,
+    max_deliveries: Option<u32>,
+    exclusive: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Earliest,
+    Latest,
+    Offset(u64),
+    Committed,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Publish(usize),
+    PublishBatch(usize, usize),
+    Join(Start),
+    Leave(usize),
+    TryRecv(usize),
+    TryRecvBatch(usize, usize),
+    /// `recv_batch(max)` under a timeout of this many ms.
+    RecvWait(usize, usize, u64),
+    /// Member, how to pick the target, raw partition, raw offset.
+    Ack(usize, u8, usize, u64),
+    /// Member, raw partition, how to pick the offset, raw offset.
+    Commit(usize, usize, u8, u64),
+    Seek(usize, usize, u8, u64),
+    Advance(u64),
+    Stats,
+    Flush,
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        1usize..=2,
+        1usize..=6,
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(5u64..40),
+        prop::option::of(1u32..=3),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(partitions, cap, block, manual, ack_timeout_ms, max_deliveries, exclusive)| Config {
+                partitions,
+                cap,
+                block,
+                manual,
+                ack_timeout_ms,
+                max_deliveries,
+                exclusive,
+            },
+        )
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    prop_oneof![
+        1 => Just(Start::Earliest),
+        1 => Just(Start::Latest),
+        1 => (0u64..12).prop_map(Start::Offset),
+        2 => Just(Start::Committed),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0usize..2).prop_map(Op::Publish),
+        2 => (0usize..2, 0usize..5).prop_map(|(p, k)| Op::PublishBatch(p, k)),
+        3 => start().prop_map(Op::Join),
+        2 => (0usize..3).prop_map(Op::Leave),
+        6 => (0usize..3).prop_map(Op::TryRecv),
+        3 => (0usize..3, 0usize..5).prop_map(|(i, m)| Op::TryRecvBatch(i, m)),
+        2 => (0usize..3, 1usize..4, 1u64..50).prop_map(|(i, m, ms)| Op::RecvWait(i, m, ms)),
+        5 => (0usize..3, 0u8..9, 0usize..3, 0u64..12).prop_map(|(i, s, p, o)| Op::Ack(i, s, p, o)),
+        1 => (0usize..3, 0usize..3, 0u8..4, 0u64..12).prop_map(|(i, p, s, o)| Op::Commit(i, p, s, o)),
+        1 => (0usize..3, 0usize..3, 0u8..5, 0u64..12).prop_map(|(i, p, s, o)| Op::Seek(i, p, s, o)),
+        3 => (0u64..40).prop_map(Op::Advance),
+        1 => Just(Op::Stats),
+        1 => Just(Op::Flush),
+    ]
+}
+
+type Key = (usize, u64);
+
+/// The value published at `offset` of `partition`.
+fn val(partition: usize, offset: u64) -> u64 {
+    ((partition as u64) << 32) | offset
+}
+
+/// A message handed out and not acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Pend {
+    /// `None` while queued for redelivery.
+    owner: Option<u64>,
+    deliveries: u32,
+}
+
+struct Slot {
+    id: u64,
+    member: Member<u64>,
+    /// Last receive or acknowledgement (ms), for the ack timeout.
+    last_active: u64,
+}
+
+struct Part {
+    topic: Topic<u64>,
+    /// Publish time (ms) of every offset ever published.
+    ts: Vec<u64>,
+    /// Oldest retained offset.
+    low: u64,
+    /// While the group has members: the next offset it hands out from
+    /// this partition (every lower one was handed out, reported as lagged
+    /// or deliberately skipped).
+    next: u64,
+    /// Whether the group may find a gap here (an evicting topic, or a
+    /// blocking one the group resumed below the window of).
+    may_lag: bool,
+    /// The group's committed offset.
+    committed: Option<u64>,
+    /// Manual mode, nothing committed yet: the lowest message handed out
+    /// and not acknowledged when the last member left, which the docs
+    /// promise a `StartFrom::Committed` rejoin receives again.
+    resume: Option<u64>,
+    /// Where the group was when its last member left.
+    last_pos: u64,
+}
+
+impl Part {
+    fn high(&self) -> u64 {
+        self.ts.len() as u64
+    }
+}
+
+/// How one claim (one receive attempt under the group lock) ended.
+enum Outcome {
+    Got(Vec<Claimed<u64>>),
+    Empty,
+    Lagged(u64),
+}
+
+struct Model {
+    cfg: Config,
+    group: Group<u64>,
+    parts: Vec<Part>,
+    /// Live members in join order, which is id order.
+    members: Vec<Slot>,
+    next_id: u64,
+    /// Exclusive mode: the owner of each partition.
+    owners: Vec<Option<u64>>,
+    pending: BTreeMap<Key, Pend>,
+    /// Recently acknowledged, for stale acks.
+    acked: Vec<Key>,
+    processed: HashSet<Key>,
+    dead: HashSet<Key>,
+    lagged: HashSet<Key>,
+    skipped: HashSet<Key>,
+    /// Offsets the group skipped over that no `Lagged` has reported yet.
+    unannounced: u64,
+    redeliveries: u64,
+    /// Expected dead letters, in order: (partition, offset, deliveries).
+    dead_letters: Vec<(usize, u64, u32)>,
+    sink: Arc<Mutex<Vec<DeadLetter<u64>>>>,
+    origin: Instant,
+    now: u64,
+}
+
+impl Model {
+    fn n(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn pick(&self, i: usize) -> Option<u64> {
+        (!self.members.is_empty()).then(|| self.members[i % self.members.len()].id)
+    }
+
+    fn member(&self, id: u64) -> &Member<u64> {
+        &self.members.iter().find(|s| s.id == id).unwrap().member
+    }
+
+    fn slot_mut(&mut self, id: u64) -> Option<&mut Slot> {
+        self.members.iter_mut().find(|s| s.id == id)
+    }
+
+    fn eligible(&self, m: u64, p: usize) -> bool {
+        !self.cfg.exclusive || self.owners[p] == Some(m)
+    }
+
+    fn lowest_pending(&self, p: usize) -> Option<u64> {
+        self.pending
+            .range((p, 0)..=(p, u64::MAX))
+            .next()
+            .map(|(k, _)| k.1)
+    }
+
+    fn instant(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms)
+    }
+
+    /// Exclusive mode: partition `p` belongs to the `p % n`th live member
+    /// in id order (assumption: the docs only say "rebalanced"; this is
+    /// the implementation's round robin). The owned pending messages of a
+    /// partition that changed owner are queued for redelivery.
+    fn rebalance(&mut self) {
+        if !self.cfg.exclusive {
+            return;
+        }
+        let ids: Vec<u64> = self.members.iter().map(|s| s.id).collect();
+        for p in 0..self.n() {
+            let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
+            if self.owners[p] != owner {
+                self.owners[p] = owner;
+                for (_, pend) in self.pending.range_mut((p, 0)..=(p, u64::MAX)) {
+                    pend.owner = None;
+                }
+            }
+        }
+    }
+
+    /// Manual mode: the committed offset is just below the lowest
+    /// unacknowledged offset (or the next to hand out), and only moves
+    /// forward. Recomputed when messages are handed out, acknowledged,
+    /// committed or dead-lettered (assumption: not on a seek, which only
+    /// moves the position).
+    fn update_commit(&mut self, p: usize) {
+        if self.members.is_empty() {
+            return;
+        }
+        let next = self
+            .lowest_pending(p)
+            .map_or(self.parts[p].next, |o| o.min(self.parts[p].next));
+        if let Some(through) = next.checked_sub(1) {
+            let part = &mut self.parts[p];
+            if part.committed.is_none_or(|c| c < through) {
+                part.committed = Some(through);
+            }
+        }
+    }
+
+    fn mark(set: &mut HashSet<Key>, p: usize, range: std::ops::Range<u64>) {
+        set.extend(range.map(|o| (p, o)));
+    }
+
+    /// When the earliest message pending with another member becomes
+    /// claimable by `m` (the wake-up of a waiting receive).
+    fn next_deadline(&self, m: u64) -> Option<u64> {
+        let t = self.cfg.ack_timeout_ms?;
+        if !self.cfg.manual {
+            return None;
+        }
+        self.pending
+            .values()
+            .filter_map(|p| p.owner)
+            .filter(|o| *o != m)
+            .filter_map(|o| self.members.iter().find(|s| s.id == o))
+            .map(|s| s.last_active + t)
+            .min()
+    }
+
+    /// Position jumps found after a claim of `m`: gaps the group skipped.
+    fn find_skips(&self, m: u64) -> Result<Vec<(usize, u64, u64)>, TestCaseError> {
+        let mut skips = Vec::new();
+        for p in 0..self.n() {
+            let pos = self.member(m).position(p);
+            let part = &self.parts[p];
+            if pos == Some(part.next) {
+                continue;
+            }
+            let pos = pos.unwrap_or(0);
+            prop_assert!(
+                pos > part.next,
+                "partition {} moved back from {} to {} on a receive",
+                p,
+                part.next,
+                pos
+            );
+            prop_assert!(
+                part.may_lag,
+                "partition {} skipped {}..{} although the topic blocks",
+                p,
+                part.next,
+                pos
+            );
+            prop_assert_eq!(
+                pos,
+                part.low,
+                "a gap in partition {} ends at the oldest retained offset",
+                p
+            );
+            prop_assert!(
+                self.eligible(m, p),
+                "member {} read partition {} it does not own",
+                m,
+                p
+            );
+            skips.push((p, part.next, pos));
+        }
+        Ok(skips)
+    }
+
+    /// Moves the model past gaps found by [`find_skips`](Self::find_skips);
+    /// returns how many offsets they skipped.
+    fn apply_skips(&mut self, skips: &[(usize, u64, u64)]) -> u64 {
+        let mut total = 0;
+        for &(p, from, to) in skips {
+            Self::mark(&mut self.lagged, p, from..to);
+            let part = &mut self.parts[p];
+            part.next = to;
+            part.may_lag = !self.cfg.block;
+            total += to - from;
+        }
+        total
+    }
+
+    fn check_claimed(&self, c: &Claimed<u64>, deliveries: u32) -> Result<(), TestCaseError> {
+        prop_assert!(c.partition < self.n());
+        let part = &self.parts[c.partition];
+        prop_assert!(c.offset < part.high(), "offset {} never published", c.offset);
+        prop_assert_eq!(
+            c.value,
+            val(c.partition, c.offset),
+            "value of {:?}",
+            (c.partition, c.offset)
+        );
+        prop_assert_eq!(c.timestamp, self.instant(part.ts[c.offset as usize]), "timestamp");
+        prop_assert_eq!(
+            c.deliveries,
+            deliveries,
+            "deliveries of {:?}",
+            (c.partition, c.offset)
+        );
+        Ok(())
+    }
+
+    /// Checks one claim of `m` for up to `max` messages against the model
+    /// and applies it.
+    fn claim(&mut self, m: u64, max: usize, outcome: Outcome) -> Result<(), TestCaseError> {
+        if max == 0 {
+            prop_assert!(
+                matches!(&outcome, Outcome::Got(v) if v.is_empty()),
+                "max 0 returns Ok(0) and does nothing"
+            );
+            return Ok(());
+        }
+        if let Outcome::Got(v) = &outcome {
+            prop_assert!(
+                !v.is_empty() && v.len() <= max,
+                "{} messages for max {}",
+                v.len(),
+                max
+            );
+        }
+        // Manual mode: a receive first takes the messages of idle members
+        // (the receiver included), then marks the receiver active.
+        if self.cfg.manual {
+            if let Some(t) = self.cfg.ack_timeout_ms {
+                if !self.pending.is_empty() {
+                    let now = self.now;
+                    let idle: Vec<u64> = self
+                        .members
+                        .iter()
+                        .filter(|s| now - s.last_active >= t)
+                        .map(|s| s.id)
+                        .collect();
+                    for pend in self.pending.values_mut() {
+                        if pend.owner.is_some_and(|o| idle.contains(&o)) {
+                            pend.owner = None;
+                        }
+                    }
+                }
+            }
+            let now = self.now;
+            if let Some(s) = self.slot_mut(m) {
+                s.last_active = now;
+            }
+        }
+        let pool = self.unannounced;
+        // Redeliveries, in partition and offset order, before anything new;
+        // one at its limit goes to the dead letters instead.
+        let queued: Vec<Key> = self
+            .pending
+            .iter()
+            .filter(|(k, p)| p.owner.is_none() && self.eligible(m, k.0))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut redeliver = Vec::new();
+        let mut bury = Vec::new();
+        for k in queued {
+            if redeliver.len() == max {
+                break;
+            }
+            if self
+                .cfg
+                .max_deliveries
+                .is_some_and(|limit| self.pending[&k].deliveries >= limit)
+            {
+                bury.push(k);
+            } else {
+                redeliver.push(k);
+            }
+        }
+        match outcome {
+            Outcome::Got(out) => {
+                prop_assert_eq!(pool, 0, "a lag found earlier is reported before anything else");
+                self.bury(&bury);
+                prop_assert!(
+                    out.len() >= redeliver.len(),
+                    "redeliveries come first: {:?}",
+                    redeliver
+                );
+                for (c, k) in out.iter().zip(&redeliver) {
+                    prop_assert_eq!((c.partition, c.offset), *k, "redelivery order");
+                    let pend = self.pending.get_mut(k).unwrap();
+                    pend.owner = Some(m);
+                    pend.deliveries += 1;
+                    let d = pend.deliveries;
+                    self.check_claimed(c, d)?;
+                    self.redeliveries += 1;
+                }
+                // New messages: per partition, one contiguous run from the
+                // group's position.
+                let mut runs: Vec<usize> = Vec::new();
+                for c in &out[redeliver.len()..] {
+                    let p = c.partition;
+                    prop_assert!(p < self.n());
+                    if runs.last() != Some(&p) {
+                        prop_assert!(!runs.contains(&p), "partition {} read twice in one claim", p);
+                        runs.push(p);
+                    }
+                    prop_assert!(
+                        self.eligible(m, p),
+                        "member {} got partition {} it does not own",
+                        m,
+                        p
+                    );
+                    prop_assert_eq!(
+                        c.offset,
+                        self.parts[p].next,
+                        "next new message of partition {}",
+                        p
+                    );
+                    self.check_claimed(c, 1)?;
+                    self.parts[p].next += 1;
+                    if self.cfg.manual {
+                        // A fresh delivery (after a seek back) supersedes
+                        // an older pending one.
+                        self.pending.insert(
+                            (p, c.offset),
+                            Pend {
+                                owner: Some(m),
+                                deliveries: 1,
+                            },
+                        );
+                    } else {
+                        self.processed.insert((p, c.offset));
+                        self.parts[p].committed = Some(c.offset);
+                    }
+                }
+                let skips = self.find_skips(m)?;
+                // Found after some messages: reported by the next receive.
+                self.unannounced += self.apply_skips(&skips);
+                if self.cfg.manual {
+                    for p in runs {
+                        self.update_commit(p);
+                    }
+                }
+                if out.len() < max {
+                    for p in 0..self.n() {
+                        if self.eligible(m, p) && !skips.iter().any(|s| s.0 == p) {
+                            prop_assert_eq!(
+                                self.parts[p].next,
+                                self.parts[p].high(),
+                                "batch of {} for max {} left partition {} unread",
+                                out.len(),
+                                max,
+                                p
+                            );
+                        }
+                    }
+                }
+            }
+            Outcome::Empty => {
+                prop_assert!(
+                    redeliver.is_empty(),
+                    "Empty while {:?} waited for redelivery",
+                    redeliver
+                );
+                prop_assert_eq!(pool, 0, "Empty while a lag of {} was unreported", pool);
+                self.bury(&bury);
+                for p in 0..self.n() {
+                    if self.eligible(m, p) {
+                        prop_assert_eq!(
+                            self.parts[p].next,
+                            self.parts[p].high(),
+                            "Empty with partition {} unread",
+                            p
+                        );
+                    }
+                }
+                let skips = self.find_skips(m)?;
+                prop_assert!(skips.is_empty(), "Empty after skipping {:?}", skips);
+            }
+            Outcome::Lagged(n) => {
+                prop_assert!(n > 0, "Lagged(0)");
+                let skips = self.find_skips(m)?;
+                if skips.is_empty() {
+                    // A gap found by an earlier receive, reported first.
+                    prop_assert_eq!(n, pool, "Lagged reports every unreported skip");
+                    self.unannounced = 0;
+                } else {
+                    // Found now, before anything was handed out.
+                    prop_assert_eq!(pool, 0, "an earlier lag is reported first");
+                    prop_assert!(
+                        redeliver.is_empty(),
+                        "Lagged while {:?} waited for redelivery",
+                        redeliver
+                    );
+                    prop_assert_eq!(skips.len(), 1, "one gap per report: {:?}", skips);
+                    prop_assert_eq!(n, skips[0].2 - skips[0].1, "exact count of the gap");
+                    // Dead letters were buried before the gap was found.
+                    self.bury(&bury);
+                    self.apply_skips(&skips);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bury(&mut self, keys: &[Key]) {
+        for k in keys {
+            let pend = self.pending.remove(k).unwrap();
+            self.dead.insert(*k);
+            self.dead_letters.push((k.0, k.1, pend.deliveries));
+            self.update_commit(k.0);
+        }
+    }
+
+    fn publish(&mut self, p: usize, k: Option<usize>) -> Result<(), TestCaseError> {
+        let p = p % self.n();
+        let count = k.unwrap_or(1);
+        let high = self.parts[p].high();
+        let values: Vec<u64> = (0..count as u64).map(|i| val(p, high + i)).collect();
+        let result = match k {
+            None => self.parts[p].topic.try_publish(values[0]).map(|o| o..o + 1),
+            Some(_) => self.parts[p]
+                .topic
+                .try_publish_batch(values)
+                .map_err(|e| e.map(|v| v[0])),
+        };
+        let part = &self.parts[p];
+        let evict = ((part.high() - part.low) as usize + count).saturating_sub(self.cfg.cap) as u64;
+        match result {
+            Ok(r) => {
+                prop_assert!(count <= self.cfg.cap);
+                prop_assert_eq!(r, high..high + count as u64, "offsets are dense");
+                let now = self.now;
+                let part = &mut self.parts[p];
+                part.ts.extend(std::iter::repeat_n(now, count));
+                if count > 0 {
+                    part.low += evict;
+                }
+            }
+            Err(PublishError::TooLarge(_)) => prop_assert!(count > self.cfg.cap),
+            Err(PublishError::Full(_)) => {
+                prop_assert!(self.cfg.block && evict > 0, "Full without needing room");
+                prop_assert!(
+                    !self.members.is_empty(),
+                    "a group without members holds nothing back"
+                );
+                prop_assert!(
+                    part.next < part.low + evict,
+                    "refused although the group read past what would be evicted"
+                );
+            }
+            Err(e) => prop_assert!(false, "unexpected {:?}", e),
+        }
+        Ok(())
+    }
+
+    fn join(&mut self, start: Start) -> Result<(), TestCaseError> {
+        let from_empty = self.members.is_empty();
+        let sf = match start {
+            Start::Earliest => StartFrom::Earliest,
+            Start::Latest => StartFrom::Latest,
+            Start::Offset(o) => StartFrom::Offset(o),
+            Start::Committed => StartFrom::Committed,
+        };
+        let mut err = None;
+        let mut starts = Vec::new();
+        if from_empty {
+            for (p, part) in self.parts.iter().enumerate() {
+                let (low, high) = (part.low, part.high());
+                starts.push(match start {
+                    Start::Earliest => low,
+                    Start::Latest => high,
+                    Start::Offset(o) => {
+                        if !(low..=high).contains(&o) && err.is_none() {
+                            err = Some(GroupError::OutOfRange {
+                                partition: p,
+                                range: OutOfRange {
+                                    requested: o,
+                                    low,
+                                    high,
+                                },
+                            });
+                        }
+                        o
+                    }
+                    // After the commit; with none, where the unacknowledged
+                    // messages start; with none of those either, Latest.
+                    Start::Committed => match (part.committed, part.resume) {
+                        (Some(c), _) => c + 1,
+                        // Evicted meanwhile: reported as a lag.
+                        (None, Some(r)) => r.max(low),
+                        (None, None) => high,
+                    },
+                });
+            }
+        }
+        let member = match (self.group.join(sf), err) {
+            (Ok(member), None) => member,
+            (Err(e), Some(x)) => {
+                prop_assert_eq!(e, x);
+                return Ok(());
+            }
+            (Ok(_), Some(x)) => return Err(TestCaseError::fail(format!("joined, expected {x:?}"))),
+            (Err(e), None) => return Err(TestCaseError::fail(format!("join failed: {e:?}"))),
+        };
+        if from_empty {
+            let block = self.cfg.block;
+            for (p, s) in starts.into_iter().enumerate() {
+                let part = &mut self.parts[p];
+                // Where the group stood: offsets between it and the new
+                // start are skipped on purpose.
+                let was = part
+                    .committed
+                    .map(|c| c + 1)
+                    .or(part.resume)
+                    .unwrap_or(part.last_pos);
+                let resumed =
+                    matches!(start, Start::Committed) && part.committed.is_none() && part.resume.is_some();
+                if s > was && resumed {
+                    Self::mark(&mut self.lagged, p, was..s);
+                    self.unannounced += s - was;
+                } else if s > was {
+                    Self::mark(&mut self.skipped, p, was..s);
+                }
+                let part = &mut self.parts[p];
+                part.next = s;
+                part.may_lag = !block || s < part.low;
+                if !matches!(start, Start::Committed) {
+                    part.resume = None;
+                }
+            }
+        }
+        self.members.push(Slot {
+            id: self.next_id,
+            member,
+            last_active: self.now,
+        });
+        self.next_id += 1;
+        self.rebalance();
+        Ok(())
+    }
+
+    fn leave(&mut self, i: usize) {
+        let Some(id) = self.pick(i) else { return };
+        let at = self.members.iter().position(|s| s.id == id).unwrap();
+        drop(self.members.remove(at));
+        if self.members.is_empty() {
+            // The group keeps only its commits; unacknowledged messages
+            // are above them and come back to a `Committed` rejoin.
+            for p in 0..self.n() {
+                let lowest = self.lowest_pending(p);
+                let part = &mut self.parts[p];
+                part.last_pos = part.next;
+                if self.cfg.manual && part.committed.is_none() {
+                    if let Some(l) = lowest {
+                        part.resume = Some(part.resume.map_or(l, |r| r.min(l)));
+                    }
+                }
+            }
+            self.pending.clear();
+        } else {
+            for pend in self.pending.values_mut() {
+                if pend.owner == Some(id) {
+                    pend.owner = None;
+                }
+            }
+            self.rebalance();
+        }
+    }
+
+    fn ack(&mut self, i: usize, sel: u8, rp: usize, ro: u64) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let n = self.n();
+        let key = match sel {
+            0..=4 if !self.pending.is_empty() => {
+                *self.pending.keys().nth(ro as usize % self.pending.len()).unwrap()
+            }
+            5 | 6 if !self.acked.is_empty() => self.acked[ro as usize % self.acked.len()],
+            _ => (rp % (n + 1), ro),
+        };
+        let got = self.member(m).ack(key.0, key.1);
+        let expected = if !self.cfg.manual {
+            Err(AckError::AutoAck)
+        } else if key.0 >= n {
+            Err(AckError::NoSuchPartition { partition: key.0 })
+        } else if self.pending.get(&key).is_some_and(|p| p.owner == Some(m)) {
+            Ok(())
+        } else {
+            Err(AckError::NotOwned {
+                partition: key.0,
+                offset: key.1,
+            })
+        };
+        prop_assert_eq!(got, expected, "ack {:?} by {}", key, m);
+        if got.is_ok() {
+            self.acknowledged(key);
+            let now = self.now;
+            self.slot_mut(m).unwrap().last_active = now;
+            self.update_commit(key.0);
+        }
+        Ok(())
+    }
+
+    fn acknowledged(&mut self, key: Key) {
+        self.pending.remove(&key);
+        self.processed.insert(key);
+        self.acked.push(key);
+        if self.acked.len() > 8 {
+            self.acked.remove(0);
+        }
+    }
+
+    fn commit(&mut self, i: usize, rp: usize, sel: u8, ro: u64) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let n = self.n();
+        let p = rp % (n + 1);
+        let (high, next) = self.parts.get(p).map_or((0, 0), |x| (x.high(), x.next));
+        let o = match sel {
+            0 => high.saturating_sub(1),
+            1 => high,
+            2 => next.saturating_sub(1),
+            _ => ro,
+        };
+        let got = self.member(m).commit(p, o);
+        let expected = if p >= n {
+            Err(AckError::NoSuchPartition { partition: p })
+        } else if o >= high {
+            Err(AckError::NotPublished {
+                partition: p,
+                offset: o,
+                high,
+            })
+        } else {
+            Ok(())
+        };
+        prop_assert_eq!(got, expected, "commit {:?} by {}", (p, o), m);
+        if got.is_err() {
+            return Ok(());
+        }
+        if self.cfg.manual {
+            // Acknowledges what this member holds up to `o`.
+            let mine: Vec<Key> = self
+                .pending
+                .range((p, 0)..=(p, o))
+                .filter(|(_, x)| x.owner == Some(m))
+                .map(|(k, _)| *k)
+                .collect();
+            if !mine.is_empty() {
+                // Acknowledging is activity (see `GroupConfig::ack_timeout`).
+                let now = self.now;
+                self.slot_mut(m).unwrap().last_active = now;
+            }
+            for k in mine {
+                self.acknowledged(k);
+            }
+            self.update_commit(p);
+        } else {
+            // Declared processed by the caller.
+            Self::mark(&mut self.processed, p, 0..o + 1);
+            self.parts[p].committed = Some(o);
+        }
+        Ok(())
+    }
+
+    fn seek(&mut self, i: usize, rp: usize, sel: u8, ro: u64) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let n = self.n();
+        let p = rp % (n + 1);
+        let (low, high) = self.parts.get(p).map_or((0, 0), |x| (x.low, x.high()));
+        let o = match sel {
+            0 => low.saturating_sub(1),
+            1 => low,
+            2 => high,
+            3 => high + 1,
+            _ => ro,
+        };
+        let got = self.member(m).seek(p, o);
+        let expected = if p >= n {
+            Err(GroupError::NoSuchPartition {
+                partition: p,
+                count: n,
+            })
+        } else if !(low..=high).contains(&o) {
+            Err(GroupError::OutOfRange {
+                partition: p,
+                range: OutOfRange {
+                    requested: o,
+                    low,
+                    high,
+                },
+            })
+        } else {
+            Ok(())
+        };
+        prop_assert_eq!(&got, &expected, "seek {:?}", (p, o));
+        if got.is_ok() {
+            let block = self.cfg.block;
+            let part = &mut self.parts[p];
+            let from = part.next;
+            part.next = o;
+            part.may_lag = !block;
+            if o > from {
+                Self::mark(&mut self.skipped, p, from..o);
+            }
+        }
+        Ok(())
+    }
+
+    fn try_recv(&mut self, i: usize, max: Option<usize>) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let member = self.member(m);
+        let (limit, outcome) = match max {
+            None => (
+                1,
+                match member.try_recv() {
+                    Ok(c) => Outcome::Got(vec![c]),
+                    Err(TryRecvError::Empty) => Outcome::Empty,
+                    Err(TryRecvError::Lagged(n)) => Outcome::Lagged(n),
+                    Err(e) => return Err(TestCaseError::fail(format!("unexpected {e:?}"))),
+                },
+            ),
+            Some(max) => {
+                let mut out = Vec::new();
+                let outcome = match member.try_recv_batch(max, &mut out) {
+                    Ok(n) => {
+                        prop_assert_eq!(n, out.len());
+                        Outcome::Got(out)
+                    }
+                    Err(TryRecvError::Empty) => Outcome::Empty,
+                    Err(TryRecvError::Lagged(n)) => Outcome::Lagged(n),
+                    Err(e) => return Err(TestCaseError::fail(format!("unexpected {e:?}"))),
+                };
+                (max, outcome)
+            }
+        };
+        self.claim(m, limit, outcome)
+    }
+
+    /// A waiting receive: claims now; if nothing, sleeps until another
+    /// member's messages become claimable (ack timeout) or the timeout,
+    /// claiming again at each wake-up.
+    async fn recv_wait(&mut self, i: usize, max: usize, ms: u64) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let mut out = Vec::new();
+        let result = tokio::time::timeout(
+            Duration::from_millis(ms),
+            self.member(m).recv_batch(max, &mut out),
+        )
+        .await;
+        let elapsed = Instant::now() - self.origin;
+        prop_assert_eq!(elapsed.subsec_nanos() % 1_000_000, 0, "whole milliseconds");
+        let end = elapsed.as_millis() as u64;
+        let limit = self.now + ms;
+        loop {
+            if self.now == end {
+                let outcome = match result {
+                    Ok(Ok(n)) => {
+                        prop_assert_eq!(n, out.len());
+                        Outcome::Got(out)
+                    }
+                    Ok(Err(RecvError::Lagged(n))) => Outcome::Lagged(n),
+                    Ok(Err(e)) => return Err(TestCaseError::fail(format!("unexpected {e:?}"))),
+                    Err(_) => {
+                        prop_assert_eq!(end, limit, "timed out early");
+                        Outcome::Empty
+                    }
+                };
+                return self.claim(m, max, outcome);
+            }
+            self.claim(m, max, Outcome::Empty)?;
+            let wake = self.next_deadline(m).map_or(limit, |d| d.min(limit));
+            prop_assert!(
+                wake > self.now && wake <= end,
+                "woke at {} ms; the model expected a wake-up at {} ms",
+                end,
+                wake
+            );
+            self.now = wake;
+        }
+    }
+
+    fn check_dead_letters(&mut self) -> Result<(), TestCaseError> {
+        let seen = self.sink.lock().unwrap().clone();
+        prop_assert_eq!(
+            seen.len(),
+            self.dead_letters.len(),
+            "dead letters: {:?}",
+            self.dead_letters
+        );
+        for (d, &(p, o, deliveries)) in seen.iter().zip(&self.dead_letters) {
+            prop_assert_eq!(&*d.group, GROUP);
+            prop_assert_eq!((d.partition, d.offset, d.deliveries), (p, o, deliveries));
+            prop_assert_eq!(d.value, val(p, o));
+            prop_assert_eq!(d.timestamp, self.instant(self.parts[p].ts[o as usize]));
+        }
+        Ok(())
+    }
+
+    fn check_stats(&self) -> Result<(), TestCaseError> {
+        let s = self.group.stats();
+        prop_assert_eq!(s.members, self.members.len());
+        let committed: Vec<Option<u64>> = self.parts.iter().map(|p| p.committed).collect();
+        prop_assert_eq!(&s.committed, &committed, "committed");
+        let lag: u64 = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(p, part)| {
+                let from = if self.members.is_empty() {
+                    part.committed
+                        .map(|c| c + 1)
+                        .or(part.resume)
+                        .unwrap_or(part.high())
+                } else {
+                    self.lowest_pending(p).map_or(part.next, |o| o.min(part.next))
+                };
+                part.high() - from
+            })
+            .sum();
+        prop_assert_eq!(s.lag, lag, "lag");
+        prop_assert_eq!(s.pending, self.pending.len(), "pending");
+        prop_assert_eq!(s.redeliveries, self.redeliveries, "redeliveries");
+        prop_assert_eq!(s.dead_lettered, self.dead_letters.len() as u64, "dead_lettered");
+        Ok(())
+    }
+
+    async fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Publish(p) => self.publish(p, None)?,
+            Op::PublishBatch(p, k) => self.publish(p, Some(k))?,
+            Op::Join(start) => {
+                if self.members.len() < 3 {
+                    self.join(start)?;
+                }
+            }
+            Op::Leave(i) => self.leave(i),
+            Op::TryRecv(i) => self.try_recv(i, None)?,
+            Op::TryRecvBatch(i, max) => self.try_recv(i, Some(max))?,
+            Op::RecvWait(i, max, ms) => self.recv_wait(i, max, ms).await?,
+            Op::Ack(i, sel, p, o) => self.ack(i, sel, p, o)?,
+            Op::Commit(i, p, sel, o) => self.commit(i, p, sel, o)?,
+            Op::Seek(i, p, sel, o) => self.seek(i, p, sel, o)?,
+            Op::Advance(ms) => {
+                tokio::time::advance(Duration::from_millis(ms)).await;
+                self.now += ms;
+            }
+            Op::Stats => self.check_stats()?,
+            Op::Flush => {
+                self.group.flush_commits();
+                for (p, part) in self.parts.iter().enumerate() {
+                    prop_assert_eq!(
+                        part.topic.committed(GROUP),
+                        part.committed,
+                        "flushed commit of {}",
+                        p
+                    );
+                }
+            }
+        }
+        prop_assert_eq!(Instant::now(), self.instant(self.now), "clock");
+        self.check_dead_letters()?;
+        for (p, part) in self.parts.iter().enumerate() {
+            let s = part.topic.stats();
+            prop_assert_eq!(
+                (s.low, s.high),
+                (part.low, part.high()),
+                "window of partition {}",
+                p
+            );
+            if let Some(slot) = self.members.first() {
+                prop_assert_eq!(
+                    slot.member.position(p),
+                    Some(part.next),
+                    "position of partition {}",
+                    p
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins a member, makes it the only one, and receives (and acks)
+    /// until nothing is left; then everything must be accounted for.
+    async fn drain(&mut self) -> Result<(), TestCaseError> {
+        self.join(Start::Committed)?;
+        self.check_dead_letters()?;
+        for (p, part) in self.parts.iter().enumerate() {
+            prop_assert_eq!(
+                self.members[0].member.position(p),
+                Some(part.next),
+                "position of partition {}",
+                p
+            );
+        }
+        while self.members.len() > 1 {
+            self.step(Op::Leave(0)).await?;
+        }
+        let drainer = self.members[0].id;
+        for _ in 0..1000 {
+            let mut out = Vec::new();
+            let r = self.member(drainer).try_recv_batch(16, &mut out);
+            let outcome = match r {
+                Ok(_) => Outcome::Got(out.clone()),
+                Err(TryRecvError::Empty) => Outcome::Empty,
+                Err(TryRecvError::Lagged(n)) => Outcome::Lagged(n),
+                Err(e) => return Err(TestCaseError::fail(format!("unexpected {e:?}"))),
+            };
+            let empty = matches!(outcome, Outcome::Empty);
+            self.claim(drainer, 16, outcome)?;
+            self.check_dead_letters()?;
+            if empty {
+                break;
+            }
+            if self.cfg.manual {
+                for c in out {
+                    self.ack(0, 7, c.partition, c.offset)?;
+                }
+            }
+        }
+        prop_assert_eq!(self.unannounced, 0, "every gap reported");
+        prop_assert!(self.pending.is_empty(), "drained: {:?}", self.pending);
+        self.check_stats()?;
+        for (p, part) in self.parts.iter().enumerate() {
+            for o in 0..part.high() {
+                let k = (p, o);
+                prop_assert!(
+                    self.processed.contains(&k)
+                        || self.dead.contains(&k)
+                        || self.lagged.contains(&k)
+                        || self.skipped.contains(&k),
+                    "message {:?} lost: not processed, dead-lettered, reported as lagged or skipped",
+                    k
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let origin = Instant::now();
+    let topic_config = TopicConfig::default()
+        .max_messages(Some(cfg.cap))
+        .overflow(if cfg.block {
+            Overflow::Block
+        } else {
+            Overflow::DropOldest
+        });
+    let parts: Vec<Part> = (0..cfg.partitions)
+        .map(|_| Part {
+            topic: Topic::new(topic_config.clone()).unwrap(),
+            ts: Vec::new(),
+            low: 0,
+            next: 0,
+            may_lag: !cfg.block,
+            committed: None,
+            resume: None,
+            last_pos: 0,
+        })
+        .collect();
+    let group_config = GroupConfig::default()
+        .ack(if cfg.manual {
+            AckMode::Manual
+        } else {
+            AckMode::Auto
+        })
+        .ack_timeout(cfg.ack_timeout_ms.map(Duration::from_millis))
+        .max_deliveries(cfg.max_deliveries)
+        .assignment(if cfg.exclusive {
+            Assignment::Exclusive
+        } else {
+            Assignment::Shared
+        });
+    let sink: Arc<Mutex<Vec<DeadLetter<u64>>>> = Arc::default();
+    let to_sink = sink.clone();
+    let group = Group::with_dead_letters(
+        GROUP,
+        parts.iter().map(|p| p.topic.clone()).collect(),
+        group_config,
+        Arc::new(move |d| to_sink.lock().unwrap().push(d)),
+    )
+    .unwrap();
+    let mut model = Model {
+        owners: vec![None; cfg.partitions],
+        cfg,
+        group,
+        parts,
+        members: Vec::new(),
+        next_id: 0,
+        pending: BTreeMap::new(),
+        acked: Vec::new(),
+        processed: HashSet::new(),
+        dead: HashSet::new(),
+        lagged: HashSet::new(),
+        skipped: HashSet::new(),
+        unannounced: 0,
+        redeliveries: 0,
+        dead_letters: Vec::new(),
+        sink,
+        origin,
+        now: 0,
+    };
+    for op in ops {
+        model.step(op).await?;
+    }
+    model.drain().await
+}
+
+fn check(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(run(cfg, ops))
+}
+
+/// `MEMQ_STRESS` (set by `cargo xtask stress`) multiplies the cases.
+fn cases() -> u32 {
+    512 * memq_testkit::stress_scale()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_step_keeps_the_group_contract(cfg in config(), ops in prop::collection::vec(op(), 1..100)) {
+        check(cfg, ops)?;
+    }
+}
+
+// Regressions: counterexamples the model found, as plain tests.
+
+fn manual_config() -> GroupConfig {
+    GroupConfig::default().ack(AckMode::Manual)
+}
+
+fn tiny_topic(cap: usize) -> Topic<u64> {
+    Topic::new(TopicConfig::default().max_messages(Some(cap))).unwrap()
+}
+
+/// Model: `Join(Earliest), Publish(0), TryRecv(0), Leave(0)`, then a
+/// `Committed` rejoin. Offset 0 was handed out and never acknowledged, so
+/// nothing could be committed (there is no offset below 0); the rejoin
+/// started at `Latest` and message 0 was lost.
+#[test]
+fn unacknowledged_first_message_comes_back_to_a_committed_rejoin() {
+    let t = tiny_topic(2);
+    let group = Group::new(GROUP, vec![t.clone()], manual_config()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(7).unwrap();
+    assert_eq!(a.try_recv().unwrap().offset, 0);
+    drop(a);
+    assert_eq!(group.stats().lag, 1, "message 0 is not processed");
+    let b = group.join(StartFrom::Committed).unwrap();
+    let again = b.try_recv().unwrap();
+    assert_eq!((again.offset, again.deliveries, again.value), (0, 1, 7));
+    b.ack(0, 0).unwrap();
+    assert_eq!(group.stats().committed, vec![Some(0)]);
+}
+
+/// As above, with message 0 evicted before the rejoin: reported as lagged.
+#[test]
+fn unacknowledged_first_message_evicted_meanwhile_is_reported_as_lagged() {
+    let t = tiny_topic(2);
+    let group = Group::new(GROUP, vec![t.clone()], manual_config()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(0).unwrap();
+    a.try_recv().unwrap();
+    drop(a);
+    for i in 1..4 {
+        t.try_publish(i).unwrap();
+    }
+    let b = group.join(StartFrom::Committed).unwrap();
+    assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Lagged(2));
+    assert_eq!(b.try_recv().unwrap().offset, 2);
+}
+
+/// Model (shrunk): a batch receive took buffered messages and then found
+/// a gap; the cursor kept the report for its own next receive, so it came
+/// after other members' redeliveries, and was lost when the member left
+/// (or on a seek). Here: the gap (offset 2) was committed over and never
+/// reported.
+#[test]
+fn gap_found_after_a_batch_is_reported_even_if_the_member_leaves() {
+    let t = tiny_topic(2);
+    let group = Group::new(GROUP, vec![t.clone()], manual_config()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(0).unwrap();
+    t.try_publish(1).unwrap();
+    assert_eq!(a.try_recv().unwrap().offset, 0); // reads 0 and 1 ahead
+    a.ack(0, 0).unwrap();
+    for i in 2..5 {
+        t.try_publish(i).unwrap(); // evicts 0, 1, 2
+    }
+    let mut got = Vec::new();
+    a.try_recv_batch(2, &mut got).unwrap();
+    assert_eq!(got.iter().map(|c| c.offset).collect::<Vec<_>>(), vec![1]);
+    a.ack(0, 1).unwrap();
+    drop(a);
+    let b = group.join(StartFrom::Committed).unwrap();
+    assert_eq!(
+        b.try_recv().unwrap_err(),
+        TryRecvError::Lagged(1),
+        "offset 2 was skipped"
+    );
+    assert_eq!(b.try_recv().unwrap().offset, 3);
+}
+
+/// The model's shrunk input for the gap above: the report must come
+/// before the redeliveries of a member that left.
+#[test]
+fn model_regression_gap_reported_before_redeliveries() {
+    let cfg = Config {
+        partitions: 1,
+        cap: 3,
+        block: false,
+        manual: true,
+        ack_timeout_ms: Some(5),
+        max_deliveries: None,
+        exclusive: false,
+    };
+    let ops = vec![
+        Op::Join(Start::Committed),
+        Op::Publish(0),
+        Op::Publish(0),
+        Op::Publish(0),
+        Op::Publish(0),
+        Op::TryRecv(0),
+        Op::TryRecv(0),
+        Op::Publish(0),
+        Op::PublishBatch(0, 3),
+        Op::Publish(0),
+        Op::RecvWait(0, 3, 1),
+        Op::Ack(0, 0, 0, 0),
+    ];
+    check(cfg, ops).unwrap();
+}
+
+/// The model's shrunk input for the lost first message.
+#[test]
+fn model_regression_committed_rejoin_without_commit() {
+    let cfg = Config {
+        partitions: 2,
+        cap: 2,
+        block: false,
+        manual: true,
+        ack_timeout_ms: None,
+        max_deliveries: None,
+        exclusive: false,
+    };
+    let ops = vec![
+        Op::Join(Start::Earliest),
+        Op::Publish(0),
+        Op::TryRecv(0),
+        Op::Leave(0),
+    ];
+    check(cfg, ops).unwrap();
+}
+
+/// Model (shrunk): `Join, Publish(0), Publish(1), TryRecv x3, Advance(5),
+/// Commit(partition 0 through the last offset), TryRecv` with a 5 ms ack
+/// timeout. `commit` acknowledges what the member holds, and the docs say
+/// a member that acknowledges is not idle; the group still took the
+/// member's other message away from it and redelivered it.
+#[tokio::test(start_paused = true)]
+async fn committing_counts_as_activity_for_the_ack_timeout() {
+    let t = tiny_topic(10);
+    let config = manual_config().ack_timeout(Some(Duration::from_millis(10)));
+    let group = Group::new(GROUP, vec![t.clone()], config).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    for i in 0..3 {
+        t.try_publish(i).unwrap();
+    }
+    let mut held = Vec::new();
+    a.try_recv_batch(2, &mut held).unwrap();
+    tokio::time::advance(Duration::from_millis(10)).await;
+    a.commit(0, 0).unwrap(); // acknowledges offset 0 now
+    let c = b.try_recv().unwrap();
+    assert_eq!((c.offset, c.deliveries), (2, 1), "offset 1 stays with a");
+    a.ack(0, 1).unwrap();
+    assert_eq!(group.stats().redeliveries, 0);
+}
+
+#[test]
+fn model_regression_commit_is_activity() {
+    let cfg = Config {
+        partitions: 2,
+        cap: 1,
+        block: false,
+        manual: true,
+        ack_timeout_ms: Some(5),
+        max_deliveries: None,
+        exclusive: false,
+    };
+    let ops = vec![
+        Op::Join(Start::Earliest),
+        Op::Publish(0),
+        Op::Publish(1),
+        Op::TryRecv(0),
+        Op::Publish(0),
+        Op::TryRecv(0),
+        Op::TryRecv(0),
+        Op::Advance(5),
+        Op::Commit(0, 0, 0, 0),
+        Op::TryRecv(0),
+    ];
+    check(cfg, ops).unwrap();
+}
