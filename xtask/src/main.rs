@@ -147,12 +147,20 @@ fn fuzz(seconds: &str) -> Result<(), String> {
         );
         return Ok(());
     }
+    // libFuzzer writes what it finds into the first corpus directory: a
+    // scratch one under target/, so the committed seeds (read-only, the
+    // second) stay as they are.
+    let scratch = root().join("target/fuzz-corpus/decode");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let seeds = root().join("crates/memq-codec/fuzz/corpus/decode");
     let status = Command::new("cargo")
         .args([
             "+nightly",
             "fuzz",
             "run",
             "decode",
+            &scratch.to_string_lossy(),
+            &seeds.to_string_lossy(),
             "--",
             &format!("-max_total_time={seconds}"),
         ])
