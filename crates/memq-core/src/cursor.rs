@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{CommitError, OutOfRange, RecvError, TryRecvError};
 use crate::log::is_expired;
-use crate::shared::{Fetched, ReadState, Shared, WaitKind};
+use crate::shared::{Fetched, Park, ReadState, Shared, WaitKind};
 use crate::sync::Arc;
 use crate::wait::WaitKey;
 
@@ -374,6 +374,11 @@ impl<T: Clone> Cursor<T> {
     /// Delivers up to `max` messages through `out`: first from the local
     /// buffer, then from the topic. `Err(Empty)` means nothing was
     /// delivered (and, with `park`, that the waiter is armed).
+    ///
+    /// Messages are cloned from the topic into the buffer under the
+    /// topic's lock and handed to `out` only after it is released: `out`
+    /// may be a caller's `Extend` implementation, and the publisher waits
+    /// for nothing but the clones.
     fn take(
         &mut self,
         max: usize,
@@ -383,23 +388,11 @@ impl<T: Clone> Cursor<T> {
         if max == 0 {
             return Ok(0);
         }
-        let shared: &Shared<T> = &self.shared;
-        let ttl = shared.limits.ttl_nanos;
-        let now = if ttl.is_some() { shared.clock.now() } else { 0 };
-        let deliver = |offset, ts, value| Delivered {
-            offset,
-            timestamp: shared.clock.instant(ts),
-            value,
+        let now = match self.shared.limits.ttl_nanos {
+            Some(_) => self.shared.clock.now(),
+            None => 0,
         };
-        let mut got = 0;
-        while got < max {
-            let Some(b) = self.buf.pop_front() else { break };
-            if ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
-                continue;
-            }
-            out(deliver(b.offset, b.ts, b.value));
-            got += 1;
-        }
+        let mut got = self.drain(max, now, out);
         if got == max {
             return Ok(got);
         }
@@ -413,38 +406,56 @@ impl<T: Clone> Cursor<T> {
         }
         if got > 0 {
             // Top up without waiting; a lag found here is reported next time.
-            let mut sink = |o, ts, v| out(deliver(o, ts, v));
-            match shared.fetch(&mut self.st, max - got, usize::MAX, &mut sink, None) {
-                Fetched::Some(n) => got += n,
-                Fetched::Lagged(n) => self.pending_lag = Some(n),
-                Fetched::Empty | Fetched::Closed => {}
+            if let Fetched::Lagged(n) = self.refill(max - got, usize::MAX, None) {
+                self.pending_lag = Some(n);
             }
+            got += self.drain(max - got, now, out);
             return Ok(got);
         }
         let park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
-        let fetched = if max == 1 {
-            let buf = &mut self.buf;
-            let mut sink = |offset, ts, value| buf.push_back(Buffered { offset, ts, value });
-            shared.fetch(&mut self.st, READ_AHEAD, READ_AHEAD_BYTES, &mut sink, park)
+        // A single receive reads ahead; a batch takes what it asked for.
+        let (count, bytes) = if max == 1 {
+            (READ_AHEAD, READ_AHEAD_BYTES)
         } else {
-            let mut sink = |o, ts, v| out(deliver(o, ts, v));
-            shared.fetch(&mut self.st, max, usize::MAX, &mut sink, park)
+            (max, usize::MAX)
         };
-        match fetched {
-            Fetched::Some(n) => {
-                if max == 1 {
-                    if let Some(b) = self.buf.pop_front() {
-                        out(deliver(b.offset, b.ts, b.value));
-                    }
-                    Ok(1)
-                } else {
-                    Ok(n)
-                }
-            }
+        match self.refill(count, bytes, park) {
+            // At least one: the fetch dropped what had expired by its own
+            // clock reading, which is no earlier than `now`.
+            Fetched::Some(_) => Ok(self.drain(max, now, out)),
             Fetched::Lagged(n) => Err(TryRecvError::Lagged(n)),
             Fetched::Closed => Err(TryRecvError::Closed),
             Fetched::Empty => Err(TryRecvError::Empty),
         }
+    }
+
+    /// Hands up to `max` buffered messages to `out`, skipping those that
+    /// expired by `now`; returns how many it handed over.
+    fn drain(&mut self, max: usize, now: u64, out: &mut dyn FnMut(Delivered<T>)) -> usize {
+        let shared: &Shared<T> = &self.shared;
+        let ttl = shared.limits.ttl_nanos;
+        let mut got = 0;
+        while got < max {
+            let Some(b) = self.buf.pop_front() else { break };
+            if ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
+                continue;
+            }
+            out(Delivered {
+                offset: b.offset,
+                timestamp: shared.clock.instant(b.ts),
+                value: b.value,
+            });
+            got += 1;
+        }
+        got
+    }
+
+    /// Clones up to `count` messages (`bytes` by weight, past the first)
+    /// from the topic into the buffer.
+    fn refill(&mut self, count: usize, bytes: usize, park: Park<'_>) -> Fetched {
+        let buf = &mut self.buf;
+        let mut sink = |offset, ts, value| buf.push_back(Buffered { offset, ts, value });
+        self.shared.fetch(&mut self.st, count, bytes, &mut sink, park)
     }
 }
 

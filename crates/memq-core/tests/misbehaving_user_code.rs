@@ -146,3 +146,53 @@ fn a_panicking_waker_does_not_cost_others_their_wake_up() {
         assert_eq!(t.try_publish(2).unwrap(), 1, "the topic is not poisoned");
     }
 }
+
+/// Collects a batch and publishes an echo of every message into the topic
+/// it reads, and reads the topic's stats, from inside `extend`.
+struct Echo {
+    topic: Topic<u32>,
+    seen: Vec<u32>,
+}
+
+impl Extend<memq_core::Delivered<u32>> for Echo {
+    fn extend<I: IntoIterator<Item = memq_core::Delivered<u32>>>(&mut self, iter: I) {
+        for d in iter {
+            self.topic.try_publish(d.value + 100).unwrap();
+            let _ = self.topic.stats();
+            self.seen.push(d.value);
+        }
+    }
+}
+
+/// A batch collector is the caller's code: it runs after the topic's lock
+/// is released, so it may call back into the topic (this deadlocked when
+/// batches were handed over under the lock). Covers both the buffered
+/// read-ahead and the top-up from the topic.
+#[test]
+fn a_batch_collector_may_call_back_into_the_topic() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let topic = Topic::new(TopicConfig::default().max_messages(Some(100))).unwrap();
+        let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+        for i in 0..3 {
+            topic.try_publish(i).unwrap();
+        }
+        // Reads 0 and buffers 1 and 2 (read-ahead).
+        assert_eq!(cursor.try_recv().unwrap().value, 0);
+        topic.try_publish(3).unwrap();
+        let mut echo = Echo {
+            topic: topic.clone(),
+            seen: Vec::new(),
+        };
+        // 1 and 2 from the buffer (echoed as 101 and 102 on the way), then
+        // a top-up from the topic: 3, 101, 102.
+        let n = cursor.try_recv_batch(10, &mut echo).unwrap();
+        done.send((n, echo.seen, topic.high())).unwrap();
+    });
+    let (n, seen, high) = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the batch receive finished (no deadlock)");
+    assert_eq!(n, 5);
+    assert_eq!(seen, vec![1, 2, 3, 101, 102]);
+    assert_eq!(high, 9, "4 published, 5 echoed");
+}

@@ -55,7 +55,9 @@
 //! of a topic with backpressure. Messages handed out but not acknowledged
 //! when the last member leaves are above the committed offset, so the next
 //! member to join with [`StartFrom::Committed`](memq_core::StartFrom)
-//! receives them again (with their delivery count reset).
+//! receives them again (with their delivery count reset), also when the
+//! group had committed nothing yet; those evicted meanwhile are reported
+//! as [`RecvError::Lagged`].
 //!
 //! # Falling behind
 //!
