@@ -221,10 +221,19 @@ impl Publisher {
     ) -> Result<(usize, u64), PublishError<T>> {
         match self.log() {
             None => Err(PublishError::Closed(back(entry))),
-            Some(Log::Plain(log)) => with_timeout(log.publish(entry), timeout, |p| p.take_value())
-                .await
-                .map(|o| (0, o))
-                .map_err(|e| e.map(back)),
+            Some(Log::Plain(log)) => {
+                // Most publishes need no waiting: the future (and the
+                // timer) are built only when the topic is full.
+                let entry = match log.try_publish(entry) {
+                    Ok(offset) => return Ok((0, offset)),
+                    Err(memq_core::PublishError::Full(entry)) => entry,
+                    Err(e) => return Err(PublishError::from(e).map(back)),
+                };
+                with_timeout(log.publish(entry), timeout, |p| p.take_value())
+                    .await
+                    .map(|o| (0, o))
+                    .map_err(|e| e.map(back))
+            }
             Some(Log::Partitioned(log)) => {
                 let key = entry.key.clone();
                 let publish = log.publish(key.as_deref().map(str::as_bytes), entry);
