@@ -16,6 +16,8 @@ use crate::wait::WaitKey;
 const READ_AHEAD: usize = 128;
 /// ... unless they weigh more than this (at least one is always taken).
 const READ_AHEAD_BYTES: usize = 1 << 20;
+/// Buffer room kept after a big batch has gone through it.
+const BUFFER_KEPT: usize = 8 * READ_AHEAD;
 
 /// A message as a subscriber receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,20 +414,32 @@ impl<T: Clone> Cursor<T> {
             got += self.drain(max - got, now, out);
             return Ok(got);
         }
-        let park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
+        let mut park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
         // A single receive reads ahead; a batch takes what it asked for.
         let (count, bytes) = if max == 1 {
             (READ_AHEAD, READ_AHEAD_BYTES)
         } else {
             (max, usize::MAX)
         };
-        match self.refill(count, bytes, park) {
-            // At least one: the fetch dropped what had expired by its own
-            // clock reading, which is no earlier than `now`.
-            Fetched::Some(_) => Ok(self.drain(max, now, out)),
-            Fetched::Lagged(n) => Err(TryRecvError::Lagged(n)),
-            Fetched::Closed => Err(TryRecvError::Closed),
-            Fetched::Empty => Err(TryRecvError::Empty),
+        loop {
+            let again = park.as_mut().map(|(key, waker)| (&mut **key, *waker));
+            match self.refill(count, bytes, again) {
+                Fetched::Some(_) => {
+                    // The fetch dropped what had expired by its own clock
+                    // reading (no earlier than `now`), and publish times do
+                    // not go down with offsets, so this delivers at least
+                    // one. Should everything fetched have expired after
+                    // all, fetch again rather than return nothing with the
+                    // waiter disarmed.
+                    let n = self.drain(max, now, out);
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                }
+                Fetched::Lagged(n) => return Err(TryRecvError::Lagged(n)),
+                Fetched::Closed => return Err(TryRecvError::Closed),
+                Fetched::Empty => return Err(TryRecvError::Empty),
+            }
         }
     }
 
@@ -446,6 +460,10 @@ impl<T: Clone> Cursor<T> {
                 value: b.value,
             });
             got += 1;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > BUFFER_KEPT {
+            // A big batch went through the buffer; do not keep its room.
+            self.buf.shrink_to(READ_AHEAD);
         }
         got
     }

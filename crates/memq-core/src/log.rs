@@ -72,6 +72,11 @@ impl<T> Log<T> {
     pub(crate) fn front_ts(&self) -> Option<u64> {
         self.entries.front().map(|s| s.ts)
     }
+
+    /// Publish time of the newest message, retained or not.
+    pub(crate) fn newest_ts(&self) -> Option<u64> {
+        self.entries.back().map(|s| s.ts).or(self.last_removed_ts)
+    }
 }
 
 /// Values removed under the lock, dropped after it is released so that a

@@ -276,6 +276,12 @@ impl<T> Shared<T> {
         let Some(end) = first.checked_add(n as u64) else {
             return Err(PublishError::OffsetsExhausted(items));
         };
+        // The clock was read before the lock: a publisher that read it
+        // later may have got the lock first. Publish times must not go
+        // down with offsets (a sweep of expired messages stops at the
+        // first live one, and a reader relies on that), so take the
+        // newest time seen if it is later.
+        let now = g.log.newest_ts().map_or(now, |newest| newest.max(now));
         self.sweep_expired(&mut g, now, &mut garbage);
         // How many of the oldest messages must go to make room. Decided
         // before anything is removed, so a refused publish changes nothing.
@@ -381,7 +387,20 @@ impl<T> Shared<T> {
         start: StartFrom,
         name: Option<&std::sync::Arc<str>>,
     ) -> Result<ReadState, SubscribeError> {
+        self.subscribe_at(start, name, None)
+    }
+
+    /// As [`subscribe`](Self::subscribe); with `resume`, a
+    /// [`StartFrom::Committed`] start resumes there instead of after the
+    /// named consumer's commit.
+    pub(crate) fn subscribe_at(
+        &self,
+        start: StartFrom,
+        name: Option<&std::sync::Arc<str>>,
+        resume: Option<u64>,
+    ) -> Result<ReadState, SubscribeError> {
         let committed_next = match (start, name) {
+            (StartFrom::Committed, _) if resume.is_some() => resume,
             (StartFrom::Committed, Some(name)) => {
                 let named = self.named.lock();
                 named

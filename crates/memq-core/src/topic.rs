@@ -214,6 +214,40 @@ impl<T: Clone + Send + 'static> Topic<T> {
         let st = self.shared.subscribe(start, Some(&name))?;
         Ok(Cursor::new(self.shared.clone(), st, Some(name)))
     }
+
+    /// Opens a cursor for the named consumer that resumes at `next`, as
+    /// [`StartFrom::Committed`] does after a commit of `next - 1` (which
+    /// cannot be said for offset 0). `next` may be below the retained
+    /// window: the first receive then reports the evicted messages as
+    /// [`RecvError::Lagged`](crate::RecvError::Lagged), and skips silently
+    /// those that expired. Past the next offset, it starts there.
+    ///
+    /// For consumers that keep their own position, such as consumer
+    /// groups remembering unacknowledged messages. Commits are not
+    /// touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{RecvError, StartFrom, Topic, TopicConfig, TryRecvError};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// for i in 0..4 { topic.try_publish(i).unwrap(); }
+    /// let mut c = topic.resume_named("billing", 0).unwrap();
+    /// assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(2));
+    /// assert_eq!(c.try_recv().unwrap().offset, 2);
+    /// ```
+    pub fn resume_named(&self, name: &str, next: u64) -> Result<Cursor<T>, SubscribeError> {
+        let name: std::sync::Arc<str> = name.into();
+        let st = self
+            .shared
+            .subscribe_at(StartFrom::Committed, Some(&name), Some(next))?;
+        Ok(Cursor::new(self.shared.clone(), st, Some(name)))
+    }
 }
 
 impl<T> Topic<T> {
