@@ -229,8 +229,8 @@ fn stress(scale: &str) -> Result<(), String> {
     )?;
     let sequences = 512 * scale.parse::<u32>().unwrap_or(1).max(1);
     eprintln!(
-        "xtask: contract model: {sequences} random sequences of up to 120 steps; \
-         group model: {sequences} of up to 100; every step checked"
+        "xtask: contract model: {sequences} random sequences of up to 119 steps; \
+         group model: {sequences} of up to 99; every step checked"
     );
     Ok(())
 }

@@ -61,6 +61,15 @@ pub struct DeadLetter<T> {
 /// Called without any lock held.
 pub type DeadLetterSink<T> = Arc<dyn Fn(DeadLetter<T>) + Send + Sync>;
 
+/// `count` offsets from `from` in `partition` that the group skipped
+/// (evicted before it read them).
+#[derive(Debug)]
+struct Gap {
+    partition: usize,
+    from: u64,
+    count: u64,
+}
+
 #[derive(Debug)]
 struct Member {
     last_active: Instant,
@@ -86,9 +95,9 @@ struct State<T> {
     owners: Vec<Option<u64>>,
     pending: BTreeMap<(usize, u64), Pending<T>>,
     redeliver: BTreeSet<(usize, u64)>,
-    /// A lag found while other messages were being handed out, reported
-    /// by the next claim.
-    lag: Option<u64>,
+    /// Gaps found while other messages were being handed out, reported
+    /// (as one lag) by the next claim.
+    gaps: Vec<Gap>,
     /// The last offset committed per partition by this group.
     committed: Vec<Option<u64>>,
     /// Manual mode, per partition with nothing committed: the lowest
@@ -187,7 +196,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 owners: vec![None; n],
                 pending: BTreeMap::new(),
                 redeliver: BTreeSet::new(),
-                lag: None,
+                gaps: Vec::new(),
                 committed,
                 resume: vec![None; n],
                 unflushed: vec![false; n],
@@ -231,20 +240,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let mut st = self.state.lock();
         if st.cursors.is_empty() {
             let mut cursors = Vec::with_capacity(self.sources.len());
-            let mut skipped = 0;
             for (partition, topic) in self.sources.iter().enumerate() {
                 let resume = st.resume[partition]
                     .filter(|_| start == StartFrom::Committed && topic.committed(&self.name).is_none());
                 let subscribed = match resume {
                     // Unacknowledged messages of a group that never
-                    // committed: receive them again, or report them as
-                    // lagged where they were evicted meanwhile.
-                    Some(r) => match topic.subscribe_named(&self.name, StartFrom::Offset(r)) {
-                        Err(memq_core::SubscribeError::OutOfRange(range)) if r < range.low => topic
-                            .subscribe_named(&self.name, StartFrom::Earliest)
-                            .inspect(|c| skipped += c.position().saturating_sub(r)),
-                        other => other,
-                    },
+                    // committed: receive them again; the cursor reports
+                    // those evicted meanwhile as lagged (and skips those
+                    // that expired), as after a commit.
+                    Some(r) => topic.resume_named(&self.name, r),
                     None => topic.subscribe_named(&self.name, start),
                 };
                 match subscribed {
@@ -256,9 +260,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 }
             }
             st.cursors = cursors;
-            if skipped > 0 {
-                st.lag = Some(st.lag.unwrap_or(0) + skipped);
-            }
+            // Gaps the old cursors found and nobody was told about yet.
+            // The part of a gap at or past where a new cursor starts is
+            // found again by it (it was evicted, so it is below the
+            // window); the part below that start is still to report.
+            let starts: Vec<u64> = st.cursors.iter().map(Cursor::position).collect();
+            st.gaps.retain_mut(|g| {
+                g.count = starts[g.partition].min(g.from + g.count).saturating_sub(g.from);
+                g.count > 0
+            });
             if start != StartFrom::Committed {
                 st.resume.iter_mut().for_each(|r| *r = None);
             }
@@ -383,9 +393,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 m.last_active = now;
             }
         }
-        if let Some(n) = st.lag.take() {
+        let lagged: u64 = st.gaps.drain(..).map(|g| g.count).sum();
+        if lagged > 0 {
             drop(st);
-            return Poll::Ready(Err(TryRecvError::Lagged(n)));
+            return Poll::Ready(Err(TryRecvError::Lagged(lagged)));
         }
         let mut got = 0;
 
@@ -500,7 +511,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         // seek, the last member leaving).
                         if st.cursors[p].position() > last.saturating_add(1) {
                             match st.cursors[p].try_recv() {
-                                Err(TryRecvError::Lagged(k)) => st.lag = Some(st.lag.unwrap_or(0) + k),
+                                Err(TryRecvError::Lagged(k)) => st.gaps.push(Gap {
+                                    partition: p,
+                                    from: last + 1,
+                                    count: k,
+                                }),
                                 Ok(d) => st.cursors[p].unread(std::iter::once(d)),
                                 Err(_) => {}
                             }
@@ -519,7 +534,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         self.bury(dead);
                         return Poll::Ready(Err(TryRecvError::Lagged(k)));
                     }
-                    st.lag = Some(st.lag.unwrap_or(0) + k);
+                    // The cursor moved to the oldest retained message.
+                    let to = st.cursors[p].position();
+                    st.gaps.push(Gap {
+                        partition: p,
+                        from: to.saturating_sub(k),
+                        count: k,
+                    });
                 }
                 Poll::Ready(Err(_)) => closed += 1,
                 Poll::Pending => pending_parts += 1,

@@ -55,9 +55,11 @@
 //! of a topic with backpressure. Messages handed out but not acknowledged
 //! when the last member leaves are above the committed offset, so the next
 //! member to join with [`StartFrom::Committed`](memq_core::StartFrom)
-//! receives them again (with their delivery count reset), also when the
-//! group had committed nothing yet; those evicted meanwhile are reported
-//! as [`RecvError::Lagged`].
+//! receives them again (with their delivery count reset); those evicted
+//! meanwhile are reported as [`RecvError::Lagged`]. Where the group had
+//! committed nothing yet, the [`Group`] handle remembers where they start
+//! (a commit cannot say "nothing processed"), so that holds while the
+//! handle lives.
 //!
 //! # Falling behind
 //!
