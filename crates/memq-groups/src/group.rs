@@ -511,11 +511,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         // seek, the last member leaving).
                         if st.cursors[p].position() > last.saturating_add(1) {
                             match st.cursors[p].try_recv() {
-                                Err(TryRecvError::Lagged(k)) => st.gaps.push(Gap {
-                                    partition: p,
-                                    from: last + 1,
-                                    count: k,
-                                }),
+                                Err(TryRecvError::Lagged(k)) => {
+                                    // The cursor moved to the oldest
+                                    // retained message, just past the gap.
+                                    let to = st.cursors[p].position();
+                                    st.gaps.push(Gap {
+                                        partition: p,
+                                        from: to.saturating_sub(k),
+                                        count: k,
+                                    });
+                                }
                                 Ok(d) => st.cursors[p].unread(std::iter::once(d)),
                                 Err(_) => {}
                             }

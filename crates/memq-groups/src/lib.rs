@@ -66,7 +66,11 @@
 //! When a group falls behind an evicting topic, the member whose receive
 //! finds the gap gets [`RecvError::Lagged`] with the exact number of
 //! messages skipped, and the group continues at the oldest retained
-//! message (the reset policy is "earliest, reported").
+//! message (the reset policy is "earliest, reported"). A gap found while
+//! other messages were handed out is reported by the group's next
+//! receive; if the last member leaves first, the rejoined group finds it
+//! again from its restart position, except where the skipped messages
+//! have expired by then (expired messages are skipped silently).
 //!
 //! # Partitions
 //!

@@ -327,7 +327,8 @@ impl Publisher {
     ///
     /// # Panics
     ///
-    /// Outside a Tokio runtime with the time driver enabled.
+    /// When it has to wait (the topic is full) outside a Tokio runtime
+    /// with the time driver enabled.
     pub async fn publish_timeout<T: Serialize + Send + Sync + 'static>(
         &self,
         data: T,
