@@ -1234,6 +1234,20 @@ proptest! {
 
 // Regressions: counterexamples the model found, as plain tests.
 
+/// A model case in manual-ack mode over `partitions` topics of `cap`
+/// messages, evicting, without timeouts or dead letters.
+fn manual_case(partitions: usize, cap: usize) -> Config {
+    Config {
+        partitions,
+        cap,
+        block: false,
+        manual: true,
+        ack_timeout_ms: None,
+        max_deliveries: None,
+        exclusive: false,
+    }
+}
+
 fn manual_config() -> GroupConfig {
     GroupConfig::default().ack(AckMode::Manual)
 }
@@ -1315,13 +1329,8 @@ fn gap_found_after_a_batch_is_reported_even_if_the_member_leaves() {
 #[test]
 fn model_regression_gap_reported_before_redeliveries() {
     let cfg = Config {
-        partitions: 1,
-        cap: 3,
-        block: false,
-        manual: true,
         ack_timeout_ms: Some(5),
-        max_deliveries: None,
-        exclusive: false,
+        ..manual_case(1, 3)
     };
     let ops = vec![
         Op::Join(Start::Committed),
@@ -1343,15 +1352,7 @@ fn model_regression_gap_reported_before_redeliveries() {
 /// The model's shrunk input for the lost first message.
 #[test]
 fn model_regression_committed_rejoin_without_commit() {
-    let cfg = Config {
-        partitions: 2,
-        cap: 2,
-        block: false,
-        manual: true,
-        ack_timeout_ms: None,
-        max_deliveries: None,
-        exclusive: false,
-    };
+    let cfg = manual_case(2, 2);
     let ops = vec![
         Op::Join(Start::Earliest),
         Op::Publish(0),
@@ -1389,13 +1390,8 @@ async fn committing_counts_as_activity_for_the_ack_timeout() {
 #[test]
 fn model_regression_commit_is_activity() {
     let cfg = Config {
-        partitions: 2,
-        cap: 1,
-        block: false,
-        manual: true,
         ack_timeout_ms: Some(5),
-        max_deliveries: None,
-        exclusive: false,
+        ..manual_case(2, 1)
     };
     let ops = vec![
         Op::Join(Start::Earliest),
@@ -1498,13 +1494,8 @@ async fn expired_unacknowledged_messages_are_not_reported_as_lag_on_rejoin() {
 #[test]
 fn model_regression_exclusive_rejoin_after_a_gap_and_a_redelivery() {
     let cfg = Config {
-        partitions: 2,
-        cap: 1,
-        block: false,
-        manual: true,
-        ack_timeout_ms: None,
-        max_deliveries: None,
         exclusive: true,
+        ..manual_case(2, 1)
     };
     let ops = vec![
         Op::Join(Start::Earliest),
