@@ -209,6 +209,37 @@ impl<T> Cursor<T> {
         Ok(())
     }
 
+    /// Takes the report of a gap this cursor found after handing out some
+    /// messages (a batch receive that topped up from the topic and found
+    /// the next messages evicted), which its next receive would otherwise
+    /// return as [`RecvError::Lagged`]. The cursor then stands at the
+    /// oldest retained message, just past the gap. For wrappers that must
+    /// not lose the report when they drop or move the cursor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// topic.try_publish(0).unwrap();
+    /// topic.try_publish(1).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap().offset, 0); // 1 is read ahead
+    /// for i in 2..5 {
+    ///     topic.try_publish(i).unwrap(); // evicts 0 to 2
+    /// }
+    /// let mut batch = Vec::new();
+    /// cursor.try_recv_batch(10, &mut batch).unwrap(); // 1, then the gap
+    /// assert_eq!(batch.len(), 1);
+    /// assert_eq!(cursor.take_lag(), Some(1));
+    /// assert_eq!(cursor.position(), 3);
+    /// assert_eq!(cursor.take_lag(), None);
+    /// ```
+    pub fn take_lag(&mut self) -> Option<u64> {
+        self.pending_lag.take()
+    }
+
     /// Puts messages back in front of everything else, to be delivered
     /// next in the order given. For wrappers that received a batch and
     /// could not hand all of it on (a decode failure, say): the messages

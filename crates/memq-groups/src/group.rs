@@ -119,6 +119,20 @@ struct State<T> {
     dead_lettered: u64,
 }
 
+impl<T> State<T> {
+    /// Records a gap of `k` offsets that partition `p`'s cursor has just
+    /// stepped over: it now stands at the oldest retained message, just
+    /// past the gap.
+    fn gap_before(&mut self, p: usize, k: u64) {
+        let to = self.cursors[p].position();
+        self.gaps.push(Gap {
+            partition: p,
+            from: to.saturating_sub(k),
+            count: k,
+        });
+    }
+}
+
 pub(crate) struct Shared<T> {
     pub(crate) name: Arc<str>,
     pub(crate) sources: Vec<Topic<T>>,
@@ -509,21 +523,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         // now, so that it reaches the group's next receive
                         // whatever happens to the cursor meanwhile (a
                         // seek, the last member leaving).
-                        if st.cursors[p].position() > last.saturating_add(1) {
-                            match st.cursors[p].try_recv() {
-                                Err(TryRecvError::Lagged(k)) => {
-                                    // The cursor moved to the oldest
-                                    // retained message, just past the gap.
-                                    let to = st.cursors[p].position();
-                                    st.gaps.push(Gap {
-                                        partition: p,
-                                        from: to.saturating_sub(k),
-                                        count: k,
-                                    });
-                                }
-                                Ok(d) => st.cursors[p].unread(std::iter::once(d)),
-                                Err(_) => {}
-                            }
+                        if let Some(k) = st.cursors[p].take_lag() {
+                            st.gap_before(p, k);
                         }
                         if manual {
                             self.update_commit(&mut st, p);
@@ -539,13 +540,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         self.bury(dead);
                         return Poll::Ready(Err(TryRecvError::Lagged(k)));
                     }
-                    // The cursor moved to the oldest retained message.
-                    let to = st.cursors[p].position();
-                    st.gaps.push(Gap {
-                        partition: p,
-                        from: to.saturating_sub(k),
-                        count: k,
-                    });
+                    st.gap_before(p, k);
                 }
                 Poll::Ready(Err(_)) => closed += 1,
                 Poll::Pending => pending_parts += 1,
