@@ -4,9 +4,9 @@
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N]`
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
-//! `--workers` says otherwise), publishes distinct `Bytes` payloads (a pool used in turn) that are shared,
-//! never copied, and checks that every message arrived: a peer that loses
-//! messages is not reported as faster. Each figure is the median of three
+//! `--workers` says otherwise), publishes distinct `Bytes` payloads (a
+//! pool used in turn) that are shared, never copied, and checks that every
+//! message arrived: a peer that loses messages is not reported as faster. Each figure is the median of three
 //! runs. The criterion suite (`cargo xtask bench`) measures more, more
 //! carefully.
 

@@ -31,17 +31,8 @@ mod imp {
 
     /// Whether this process may run on more than one CPU (asked once).
     fn several_cpus() -> bool {
-        use std::sync::atomic::AtomicU8;
-        // 0: not asked yet, 1: one CPU, 2: several.
-        static CPUS: AtomicU8 = AtomicU8::new(0);
-        match CPUS.load(Ordering::Relaxed) {
-            0 => {
-                let several = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-                CPUS.store(if several { 2 } else { 1 }, Ordering::Relaxed);
-                several
-            }
-            known => known == 2,
-        }
+        static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
     }
 
     impl<T> Mutex<T> {

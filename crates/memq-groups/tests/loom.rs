@@ -8,6 +8,16 @@ use memq_core::{StartFrom, Topic, TopicConfig};
 use memq_groups::{AckMode, Group, GroupConfig};
 use memq_testkit::loom_model as model;
 
+/// A group with manual acknowledgement over `topic`.
+fn manual_group(topic: &Topic<u8>) -> Group<u8> {
+    Group::new(
+        "g",
+        vec![topic.clone()],
+        GroupConfig::default().ack(AckMode::Manual),
+    )
+    .unwrap()
+}
+
 /// Two members racing for one message: exactly one gets it.
 #[test]
 fn two_members_racing_for_one_message() {
@@ -31,12 +41,7 @@ fn two_members_racing_for_one_message() {
 fn acks_racing_move_the_commit_watermark_once_both_land() {
     model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(4))).unwrap();
-        let group = Group::new(
-            "g",
-            vec![topic.clone()],
-            GroupConfig::default().ack(AckMode::Manual),
-        )
-        .unwrap();
+        let group = manual_group(&topic);
         let a = group.join(StartFrom::Earliest).unwrap();
         let b = group.join(StartFrom::Earliest).unwrap();
         topic.try_publish(0u8).unwrap();
@@ -77,12 +82,7 @@ fn publish_races_a_parked_member() {
 fn a_leaving_member_wakes_a_parked_one_for_its_pending_message() {
     model(|| {
         let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
-        let group = Group::new(
-            "g",
-            vec![topic.clone()],
-            GroupConfig::default().ack(AckMode::Manual),
-        )
-        .unwrap();
+        let group = manual_group(&topic);
         let a = group.join(StartFrom::Earliest).unwrap();
         let b = group.join(StartFrom::Earliest).unwrap();
         topic.try_publish(7u8).unwrap();
