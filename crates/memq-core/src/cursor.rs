@@ -349,6 +349,45 @@ impl<T: Clone> Cursor<T> {
         }
     }
 
+    /// Polls whether a receive would complete without waiting (a message
+    /// is buffered or published past the position, a gap is to be
+    /// reported, or the topic is closed), taking nothing. When it would
+    /// wait, `waiter` is registered to be woken when that may change.
+    ///
+    /// For wrappers that hand a cursor's messages to others and must keep
+    /// a registration without receiving (consumer groups re-arming their
+    /// wake-up). A ready answer may be spurious with a TTL (the messages
+    /// may expire before they are received).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// use memq_core::{StartFrom, Topic, TopicConfig, Waiter};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// let mut waiter = Waiter::new();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(cursor.poll_ready(&mut cx, &mut waiter).is_pending());
+    /// topic.try_publish(1).unwrap();
+    /// assert!(cursor.poll_ready(&mut cx, &mut waiter).is_ready());
+    /// assert_eq!(cursor.try_recv().unwrap().value, 1, "nothing was taken");
+    /// ```
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>, waiter: &mut Waiter<T>) -> Poll<()> {
+        if !self.buf.is_empty() || self.pending_lag.is_some() {
+            return Poll::Ready(());
+        }
+        let slot = waiter.slot(&self.shared);
+        let ready = self.shared.ready(&self.st, Some((slot, cx.waker())));
+        waiter.attach(&self.shared);
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     /// Appends up to `max` available messages to `out` without waiting and
     /// returns how many.
     ///

@@ -54,17 +54,25 @@
 //! a message at most [`TopicConfig::ttl`] after it was published. There is
 //! no background task and no timer per message: expired messages are
 //! removed lazily by the next publish, receive or stats call, and never
-//! delivered.
+//! delivered. A publish waiting for room on a TTL topic that holds
+//! publishers back sets one timer, for the moment the oldest messages
+//! expire.
 //!
 //! # Lagging
 //!
 //! With [`Overflow::DropOldest`] (the default) a full topic evicts its
 //! oldest message and publishers never wait. A cursor that had not yet
 //! read an evicted message gets [`RecvError::Lagged`] with the exact number
-//! of offsets it skipped, then continues at the oldest retained message.
-//! If every skipped message had also expired by then, the skip is silent,
-//! as expiry is. When a topic has both a TTL and a capacity limit, the
-//! count may include messages that expired before they were evicted.
+//! of messages it lost to eviction, then continues at the oldest retained
+//! message.
+//!
+//! The rule is by cause: `Lagged(n)` counts messages removed to make room
+//! that the cursor had not read; messages removed because they expired are
+//! skipped silently, whether the cursor was behind or not (an expired
+//! message is never delivered, so nobody lost it by being slow). A topic
+//! remembers why it removed each offset (as runs of one cause, the newest
+//! 256 runs exactly; older runs merged and counted as evicted, so a cursor
+//! resuming from that far back may hear of more, never of fewer).
 //!
 //! # Backpressure
 //!
@@ -106,6 +114,30 @@ mod stats;
 mod sync;
 mod topic;
 mod wait;
+
+/// The clock topics read under `--cfg memq_loom`: loom models set it, so
+/// TTL races can be modelled without real time. Not part of the API.
+#[cfg(memq_loom)]
+#[doc(hidden)]
+pub mod loom_clock {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        // Loom runs a model's threads on the test's own OS thread, so one
+        // thread-local is that model's clock, apart from other tests'.
+        static NOW: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Nanoseconds since every topic's epoch, as the model set them.
+    pub fn now() -> u64 {
+        NOW.with(Cell::get)
+    }
+
+    /// Sets the time every topic reads (start each model with `set(0)`).
+    pub fn set(nanos: u64) {
+        NOW.with(|n| n.set(nanos));
+    }
+}
 
 pub use config::{Overflow, TopicConfig};
 pub use cursor::{Cursor, Delivered, Recv, RecvBatch, Waiter};

@@ -20,10 +20,91 @@ pub(crate) struct Log<T> {
     pub(crate) low: u64,
     /// Sum of the weights of the retained messages.
     pub(crate) bytes: usize,
-    /// Publish time of offset `low - 1`, once anything has been removed.
-    /// A subscriber that finds itself below `low` uses it to tell whether
-    /// everything it skipped had expired anyway.
+    /// Publish time of offset `low - 1`, once anything has been removed
+    /// (publish times never go down with offsets, even past removals).
     pub(crate) last_removed_ts: Option<u64>,
+    /// Why each offset below `low` was removed, so that a cursor found
+    /// below the window is told exactly how many it lost to eviction.
+    pub(crate) removed: Removals,
+}
+
+/// Why a message left the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Evicted to make room: a reader that had not read it lagged.
+    Evicted,
+    /// Expired: skipped silently, as if it had been delivered and dropped.
+    Expired,
+}
+
+/// The removed offsets `[start, low)` as runs of one removal kind.
+///
+/// Exact for the newest [`MAX_RUNS`] runs; older runs are merged (as
+/// evicted, unless all of them expired), so a cursor resuming that far
+/// back may hear of expired messages as lagged, never the other way round.
+#[derive(Debug)]
+pub(crate) struct Removals {
+    /// The first offset the topic ever had.
+    start: u64,
+    /// `(end, kind)`: offsets from the previous run's end (or `start`) up
+    /// to `end`, exclusive, were removed for `kind`.
+    runs: VecDeque<(u64, Removal)>,
+}
+
+/// Runs kept exactly; a topic alternating between expiry and eviction
+/// keeps at most this many (16 bytes each).
+pub(crate) const MAX_RUNS: usize = 256;
+
+impl Removals {
+    fn new(start: u64) -> Self {
+        Removals {
+            start,
+            runs: VecDeque::new(),
+        }
+    }
+
+    /// Records that `offset`, the next offset after everything recorded
+    /// so far, was removed for `kind`.
+    fn record(&mut self, offset: u64, kind: Removal) {
+        if let Some((end, k)) = self.runs.back_mut() {
+            if *k == kind && *end == offset {
+                *end += 1;
+                return;
+            }
+        }
+        if self.runs.len() == MAX_RUNS {
+            if let Some((_, oldest)) = self.runs.pop_front() {
+                if let Some(front) = self.runs.front_mut() {
+                    if oldest == Removal::Evicted {
+                        front.1 = Removal::Evicted;
+                    }
+                }
+            }
+        }
+        self.runs.push_back((offset + 1, kind));
+    }
+
+    /// How many offsets in `[from, to)` were evicted; `to` is at most the
+    /// window's `low`.
+    pub(crate) fn evicted_in(&self, from: u64, to: u64) -> u64 {
+        let mut count = 0;
+        let mut run_start = self.start;
+        for &(end, kind) in &self.runs {
+            if run_start >= to {
+                break;
+            }
+            if kind == Removal::Evicted {
+                count += end.min(to).saturating_sub(run_start.max(from));
+            }
+            run_start = end;
+        }
+        count
+    }
+
+    #[cfg(test)]
+    pub(crate) fn runs(&self) -> usize {
+        self.runs.len()
+    }
 }
 
 impl<T> Log<T> {
@@ -33,6 +114,7 @@ impl<T> Log<T> {
             low: first_offset,
             bytes: 0,
             last_removed_ts: None,
+            removed: Removals::new(first_offset),
         }
     }
 
@@ -45,9 +127,10 @@ impl<T> Log<T> {
         self.low + self.entries.len() as u64
     }
 
-    /// Removes the oldest message. The log must not be empty.
-    pub(crate) fn pop_front(&mut self, weigh: Option<fn(&T) -> usize>) -> Option<T> {
+    /// Removes the oldest message, recording why.
+    pub(crate) fn pop_front(&mut self, weigh: Option<fn(&T) -> usize>, why: Removal) -> Option<T> {
         let slot = self.entries.pop_front()?;
+        self.removed.record(self.low, why);
         self.low += 1;
         self.last_removed_ts = Some(slot.ts);
         if let Some(weigh) = weigh {
@@ -124,10 +207,63 @@ mod tests {
             log.bytes += 1;
         }
         assert_eq!((log.low, log.high(), log.len()), (7, 10, 3));
-        assert_eq!(log.pop_front(Some(|_| 1)), Some(0));
+        assert_eq!(log.pop_front(Some(|_| 1), Removal::Evicted), Some(0));
         assert_eq!((log.low, log.high(), log.bytes), (8, 10, 2));
         assert_eq!(log.last_removed_ts, Some(0));
         assert_eq!(log.front_ts(), Some(1));
+    }
+
+    #[test]
+    fn removals_count_evictions_exactly() {
+        let mut r = Removals::new(10);
+        // 10..13 expired, 13..15 evicted, 15 expired, 16..18 evicted.
+        for (o, evicted) in [
+            (10, false),
+            (11, false),
+            (12, false),
+            (13, true),
+            (14, true),
+            (15, false),
+            (16, true),
+            (17, true),
+        ] {
+            r.record(
+                o,
+                if evicted {
+                    Removal::Evicted
+                } else {
+                    Removal::Expired
+                },
+            );
+        }
+        assert_eq!(r.runs(), 4);
+        assert_eq!(r.evicted_in(10, 18), 4);
+        assert_eq!(r.evicted_in(0, 18), 4, "offsets before the first never existed");
+        assert_eq!(r.evicted_in(14, 17), 2);
+        assert_eq!(r.evicted_in(15, 16), 0);
+        assert_eq!(r.evicted_in(12, 14), 1);
+        assert_eq!(r.evicted_in(18, 18), 0);
+    }
+
+    #[test]
+    fn removals_stay_bounded_and_over_report_only() {
+        let mut r = Removals::new(0);
+        for o in 0..10_000u64 {
+            let kind = if o % 2 == 0 {
+                Removal::Expired
+            } else {
+                Removal::Evicted
+            };
+            r.record(o, kind);
+        }
+        assert_eq!(r.runs(), MAX_RUNS);
+        // The newest runs are exact ...
+        let recent = 10_000 - MAX_RUNS as u64 + 1;
+        let odd = (recent..10_000).filter(|o| o % 2 == 1).count() as u64;
+        assert_eq!(r.evicted_in(recent, 10_000), odd);
+        // ... older ones count as evicted: never fewer than were.
+        let all = r.evicted_in(0, 10_000);
+        assert!((5_000..=10_000).contains(&all), "{all}");
     }
 
     #[test]

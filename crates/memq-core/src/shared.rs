@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::config::{Limits, TopicConfig};
 use crate::error::{OutOfRange, PublishError, SubscribeError};
-use crate::log::{is_expired, Garbage, Log, Slot};
+use crate::log::{is_expired, Garbage, Log, Removal, Slot};
 use crate::stats::{ConsumerStats, TopicStats};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::wait::{WaitKey, WaitList, WakeBatch};
@@ -130,6 +130,9 @@ impl Cursors {
 struct Counters {
     high: AtomicU64,
     low: AtomicU64,
+    /// Publish time of the oldest retained message (`u64::MAX` when none),
+    /// so stats can tell without the lock whether anything has expired.
+    front_ts: AtomicU64,
     bytes: AtomicUsize,
     evicted: AtomicU64,
     expired: AtomicU64,
@@ -159,8 +162,15 @@ impl Clock {
         }
     }
 
+    #[cfg(not(memq_loom))]
     pub(crate) fn now(&self) -> u64 {
         self.nanos_at(tokio::time::Instant::now())
+    }
+
+    /// Under loom the models set the time (see [`crate::loom_clock`]).
+    #[cfg(memq_loom)]
+    pub(crate) fn now(&self) -> u64 {
+        crate::loom_clock::now()
     }
 
     pub(crate) fn nanos_at(&self, at: tokio::time::Instant) -> u64 {
@@ -231,6 +241,7 @@ impl<T> Shared<T> {
         let counters = Counters::default();
         counters.high.store(config.first_offset, Ordering::Relaxed);
         counters.low.store(config.first_offset, Ordering::Relaxed);
+        counters.front_ts.store(u64::MAX, Ordering::Relaxed);
         Ok(Shared {
             inner: CachePadded(Mutex::new(Inner {
                 log: Log::new(config.first_offset),
@@ -252,9 +263,16 @@ impl<T> Shared<T> {
     /// Appends `items` as one contiguous run of offsets, or nothing.
     ///
     /// On `Full` with `park` given, the publisher is registered to be woken
-    /// when a cursor moves, in the same critical section that found the
-    /// topic full.
-    pub(crate) fn push<B: Batch<T>>(&self, items: B, park: Park<'_>) -> Result<Range<u64>, PublishError<B>> {
+    /// when a cursor moves or a sweep removes expired messages, in the
+    /// same critical section that found the topic full; `room_at` then
+    /// says when enough of the oldest messages expire to make room (TTL
+    /// topics), for a publisher that must wake then even if nobody acts.
+    pub(crate) fn push<B: Batch<T>>(
+        &self,
+        items: B,
+        park: Park<'_>,
+        room_at: &mut Option<u64>,
+    ) -> Result<Range<u64>, PublishError<B>> {
         let n = items.count();
         let size = match self.weigher {
             Some(w) => items.weight(w),
@@ -282,7 +300,7 @@ impl<T> Shared<T> {
         // first live one, and a reader relies on that), so take the
         // newest time seen if it is later.
         let now = g.log.newest_ts().map_or(now, |newest| newest.max(now));
-        self.sweep_expired(&mut g, now, &mut garbage);
+        let swept = self.sweep_expired(&mut g, now, &mut garbage);
         // How many of the oldest messages must go to make room. Decided
         // before anything is removed, so a refused publish changes nothing.
         let (len, bytes) = (g.log.len(), g.log.bytes);
@@ -298,11 +316,23 @@ impl<T> Shared<T> {
             if let Some((key, waker)) = park {
                 g.publish_waiters.arm(key, waker);
             }
-            drop(g);
+            // The `evict` oldest must go; they all have once the newest of
+            // them has expired.
+            *room_at = match (self.limits.ttl_nanos, g.log.entries.get(evict - 1)) {
+                (Some(ttl), Some(slot)) => Some(slot.ts.saturating_add(ttl)),
+                _ => None,
+            };
+            if swept > 0 {
+                // What this sweep freed may be enough for another waiting
+                // publisher (one that needs less room).
+                self.wake(g, WaitKind::Publish);
+            } else {
+                drop(g);
+            }
             return Err(PublishError::Full(items));
         }
         for _ in 0..evict {
-            if let Some(v) = g.log.pop_front(self.weigher) {
+            if let Some(v) = g.log.pop_front(self.weigher, Removal::Evicted) {
                 garbage.push(v);
             }
         }
@@ -316,7 +346,10 @@ impl<T> Shared<T> {
             g.publish_waiters.disarm(*key);
         }
         self.publish_counters(&g);
-        self.wake(g, WaitKind::Recv);
+        // Expired messages swept here may make room for waiting publishers
+        // of a topic that holds them back (a reader that never reads).
+        let publishers = swept > 0 && self.limits.block;
+        self.wake_kinds(g, true, publishers);
         drop(garbage);
         Ok(first..end)
     }
@@ -336,14 +369,15 @@ impl<T> Shared<T> {
         min.saturating_sub(g.log.low) >= quarter.min(g.log.len() as u64)
     }
 
-    /// Removes expired messages from the front, counting them.
-    fn sweep_expired(&self, g: &mut Inner<T>, now: u64, garbage: &mut Garbage<T>) {
+    /// Removes expired messages from the front, counting them; returns
+    /// how many it removed.
+    fn sweep_expired(&self, g: &mut Inner<T>, now: u64, garbage: &mut Garbage<T>) -> u64 {
         let Some(ttl) = self.limits.ttl_nanos else {
-            return;
+            return 0;
         };
         let mut expired = 0;
         while g.log.front_ts().is_some_and(|ts| is_expired(ts, now, ttl)) {
-            if let Some(v) = g.log.pop_front(self.weigher) {
+            if let Some(v) = g.log.pop_front(self.weigher, Removal::Expired) {
                 garbage.push(v);
                 expired += 1;
             }
@@ -352,12 +386,17 @@ impl<T> Shared<T> {
             self.counters.expired.fetch_add(expired, Ordering::Relaxed);
             self.publish_counters(g);
         }
+        expired
     }
 
     /// Mirrors the window in atomics for stats. `low` is stored before
     /// `high` (release), and stats load `high` (acquire) before `low`, so
     /// a reader never sees a window wider than the topic ever held.
     fn publish_counters(&self, g: &Inner<T>) {
+        if self.limits.ttl_nanos.is_some() {
+            let front = g.log.front_ts().unwrap_or(u64::MAX);
+            self.counters.front_ts.store(front, Ordering::Relaxed);
+        }
         self.counters.low.store(g.log.low, Ordering::Relaxed);
         self.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
         self.counters.high.store(g.log.high(), Ordering::Release);
@@ -365,19 +404,39 @@ impl<T> Shared<T> {
 
     /// Wakes every armed waiter of `kind`, releasing the lock first and
     /// re-taking it only when more than one batch of wakers is armed.
-    fn wake<'a>(&'a self, mut g: MutexGuard<'a, Inner<T>>, kind: WaitKind) {
-        if g.waiters(kind).is_empty() {
+    fn wake<'a>(&'a self, g: MutexGuard<'a, Inner<T>>, kind: WaitKind) {
+        match kind {
+            WaitKind::Recv => self.wake_kinds(g, true, false),
+            WaitKind::Publish => self.wake_kinds(g, false, true),
+        }
+    }
+
+    /// Wakes every armed receiver (with `recv`) and publisher (with
+    /// `publish`), as [`wake`](Self::wake) does.
+    fn wake_kinds<'a>(&'a self, mut g: MutexGuard<'a, Inner<T>>, recv: bool, publish: bool) {
+        let armed =
+            |g: &Inner<T>| (recv && !g.recv_waiters.is_empty()) || (publish && !g.publish_waiters.is_empty());
+        if !armed(&g) {
             return;
         }
         loop {
             let mut batch = WakeBatch::new();
-            let more = g.waiters(kind).drain_into(&mut batch);
+            let mut more = false;
+            if recv {
+                more |= g.recv_waiters.drain_into(&mut batch);
+            }
+            if publish {
+                more |= g.publish_waiters.drain_into(&mut batch);
+            }
             drop(g);
             batch.wake_all();
             if !more {
                 return;
             }
             g = self.inner.lock();
+            if !armed(&g) {
+                return;
+            }
         }
     }
 
@@ -494,6 +553,21 @@ impl<T> Shared<T> {
         self.counters.high.load(Ordering::Acquire)
     }
 
+    /// True when a receive at `st` would not wait: messages past its
+    /// position, a gap to report, or a closed topic. Otherwise arms `park`
+    /// (in the same critical section, so no wake-up is lost) and returns
+    /// false. Takes nothing.
+    pub(crate) fn ready(&self, st: &ReadState, park: Park<'_>) -> bool {
+        let mut g = self.inner.lock();
+        let ready = st.pos != g.log.high() || g.closed;
+        match park {
+            Some((key, waker)) if !ready => g.recv_waiters.arm(key, waker),
+            Some((Some(key), _)) => g.recv_waiters.disarm(*key),
+            _ => {}
+        }
+        ready
+    }
+
     /// Releases a parked future's slot.
     pub(crate) fn release(&self, kind: WaitKind, key: WaitKey) {
         self.inner.lock().waiters(kind).release(key);
@@ -505,9 +579,7 @@ impl<T> Shared<T> {
             return;
         }
         g.closed = true;
-        self.wake(g, WaitKind::Recv);
-        let g = self.inner.lock();
-        self.wake(g, WaitKind::Publish);
+        self.wake_kinds(g, true, true);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -515,13 +587,20 @@ impl<T> Shared<T> {
     }
 
     pub(crate) fn stats(&self) -> TopicStats {
-        if self.limits.ttl_nanos.is_some() {
+        if let Some(ttl) = self.limits.ttl_nanos {
             // Count what has expired since the last publish or receive,
-            // but never wait for the lock to do so.
-            let mut garbage = Garbage::new();
-            if let Some(mut g) = self.inner.try_lock() {
-                let now = self.clock.now();
-                self.sweep_expired(&mut g, now, &mut garbage);
+            // but never wait for the lock to do so, and take it only when
+            // the oldest message has expired (a poller must not slow the
+            // publishers down).
+            let now = self.clock.now();
+            let front = self.counters.front_ts.load(Ordering::Relaxed);
+            if front != u64::MAX && is_expired(front, now, ttl) {
+                let mut garbage = Garbage::new();
+                if let Some(mut g) = self.inner.try_lock() {
+                    if self.sweep_expired(&mut g, now, &mut garbage) > 0 && self.limits.block {
+                        self.wake(g, WaitKind::Publish);
+                    }
+                }
             }
         }
         let high = self.counters.high.load(Ordering::Acquire);
@@ -576,21 +655,17 @@ impl<T: Clone> Shared<T> {
         let start_pos = st.pos;
         let mut result = None;
         if st.pos < g.log.low {
-            let missed = g.log.low - st.pos;
+            // Messages evicted unread are reported; expired ones are
+            // skipped silently, as they would have been had they stayed.
+            let missed = g.log.removed.evicted_in(st.pos, g.log.low);
             st.pos = g.log.low;
-            // Everything skipped was published no later than the last
-            // removed message; if that one has expired, so have they all,
-            // and the subscriber would not have received them anyway.
-            let all_expired = match (self.limits.ttl_nanos, g.log.last_removed_ts) {
-                (Some(ttl), Some(ts)) => is_expired(ts, now, ttl),
-                _ => false,
-            };
-            if !all_expired {
+            if missed > 0 {
                 result = Some(Fetched::Lagged(missed));
             }
         }
+        let mut swept = 0;
         if result.is_none() {
-            self.sweep_expired(&mut g, now, &mut garbage);
+            swept = self.sweep_expired(&mut g, now, &mut garbage);
             if st.pos < g.log.low {
                 // Skipped only messages that expired just now.
                 st.pos = g.log.low;
@@ -627,15 +702,51 @@ impl<T: Clone> Shared<T> {
         }
         if st.pos != start_pos {
             g.cursors.set(st.id, st.pos);
-            if self.limits.block && self.room_for_publishers(&g) {
-                self.wake(g, WaitKind::Publish);
-            } else {
-                drop(g);
-            }
+        }
+        let moved = st.pos != start_pos && self.room_for_publishers(&g);
+        if self.limits.block && (moved || (swept > 0 && !g.publish_waiters.is_empty())) {
+            self.wake(g, WaitKind::Publish);
         } else {
             drop(g);
         }
         drop(garbage);
         result.unwrap_or(Fetched::Empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::locks_taken;
+
+    /// Bug J: stats on a TTL topic polled while nothing has expired take
+    /// no lock, so pollers cannot slow publishers down; once the oldest
+    /// message has expired, a stats call sweeps it (and counts it).
+    #[tokio::test(start_paused = true)]
+    async fn stats_lock_only_when_something_expired() {
+        let config = TopicConfig::default().ttl(Some(Duration::from_secs(1)));
+        let shared: Shared<u8> = Shared::new(config, None).unwrap();
+        shared.push(One(1), None, &mut None).unwrap();
+        let before = locks_taken::of(&shared.inner);
+        for _ in 0..100 {
+            assert_eq!(shared.stats().depth, 1);
+        }
+        assert_eq!(
+            locks_taken::of(&shared.inner) - before,
+            0,
+            "no lock while nothing expired"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let s = shared.stats();
+        assert_eq!((s.depth, s.expired), (0, 1));
+        let before = locks_taken::of(&shared.inner);
+        for _ in 0..100 {
+            assert_eq!(shared.stats().expired, 1);
+        }
+        assert_eq!(
+            locks_taken::of(&shared.inner) - before,
+            0,
+            "nothing left to sweep"
+        );
     }
 }

@@ -41,6 +41,8 @@ mod imp {
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            #[cfg(test)]
+            locks_taken::count(self);
             match self.0.try_lock() {
                 Some(guard) => guard,
                 None => self.lock_contended(),
@@ -73,7 +75,32 @@ mod imp {
         }
 
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            #[cfg(test)]
+            locks_taken::count(self);
             self.0.try_lock()
+        }
+    }
+
+    /// Unit tests count the locks the current thread takes, per mutex, to
+    /// pin down paths that must not lock.
+    #[cfg(test)]
+    pub(crate) mod locks_taken {
+        use std::cell::RefCell;
+        use std::collections::HashMap;
+
+        std::thread_local! {
+            static TAKEN: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+        }
+
+        pub(crate) fn count<T>(mutex: &super::Mutex<T>) {
+            let key = std::ptr::from_ref(mutex) as usize;
+            TAKEN.with(|t| *t.borrow_mut().entry(key).or_default() += 1);
+        }
+
+        /// Locks (and lock attempts) of `mutex` by this thread so far.
+        pub(crate) fn of<T>(mutex: &super::Mutex<T>) -> usize {
+            let key = std::ptr::from_ref(mutex) as usize;
+            TAKEN.with(|t| t.borrow().get(&key).copied().unwrap_or(0))
         }
     }
 }

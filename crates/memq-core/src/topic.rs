@@ -118,13 +118,20 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// On a full [`Overflow::Block`](crate::Overflow::Block) topic the
     /// future waits until every live cursor has moved past the oldest
-    /// message; otherwise it completes on its first poll. Dropping it
+    /// message, or (with a TTL) until enough of the oldest messages have
+    /// expired; otherwise it completes on its first poll. Dropping it
     /// before completion publishes nothing.
     ///
     /// # Errors
     ///
     /// [`PublishError`] hands the message back: `Closed`, `TooLarge`,
     /// `OffsetsExhausted`.
+    ///
+    /// # Panics
+    ///
+    /// When it has to wait on a full topic with a TTL outside a Tokio
+    /// runtime with the time driver enabled (the wait for the oldest
+    /// messages to expire needs a timer).
     pub fn publish(&self, value: T) -> Publish<'_, T> {
         Publish(Pending::new(&self.shared, One(value)))
     }
@@ -150,7 +157,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// ```
     pub fn try_publish(&self, value: T) -> Result<u64, PublishError<T>> {
         self.shared
-            .push(One(value), None)
+            .push(One(value), None, &mut None)
             .map(|r| r.start)
             .map_err(|e| e.map(|One(v)| v))
     }
@@ -173,7 +180,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// As [`try_publish`](Self::try_publish).
     pub fn try_publish_batch(&self, values: Vec<T>) -> Result<Range<u64>, PublishError<Vec<T>>> {
-        self.shared.push(values, None)
+        self.shared.push(values, None, &mut None)
     }
 
     /// Opens a cursor.
@@ -289,6 +296,10 @@ struct Pending<'a, T, B> {
     shared: &'a Arc<Shared<T>>,
     items: Option<B>,
     waiter: Waiter<T>,
+    /// On a full TTL topic: wakes the publish when enough of the oldest
+    /// messages have expired to make room, should nobody else act then.
+    #[cfg(not(memq_loom))]
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
@@ -297,21 +308,57 @@ impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
             shared,
             items: Some(items),
             waiter: Waiter::with_kind(WaitKind::Publish),
+            #[cfg(not(memq_loom))]
+            expiry: None,
         }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Range<u64>, PublishError<B>>> {
-        let items = self.items.take().expect("publish future polled after completion");
-        let slot = self.waiter.slot(self.shared);
-        let pushed = self.shared.push(items, Some((slot, cx.waker())));
-        self.waiter.attach(self.shared);
-        match pushed {
-            Err(PublishError::Full(items)) => {
-                self.items = Some(items);
-                Poll::Pending
+        // Retries only when the expiry timer has already fired; a retry
+        // then finds the room it was waiting for, so this loop is short.
+        for _ in 0..4 {
+            let items = self.items.take().expect("publish future polled after completion");
+            let slot = self.waiter.slot(self.shared);
+            let mut room_at = None;
+            let pushed = self.shared.push(items, Some((slot, cx.waker())), &mut room_at);
+            self.waiter.attach(self.shared);
+            match pushed {
+                Err(PublishError::Full(items)) => {
+                    self.items = Some(items);
+                    if !self.wait_for_expiry(cx, room_at) {
+                        return Poll::Pending;
+                    }
+                }
+                other => return Poll::Ready(other),
             }
-            other => Poll::Ready(other),
         }
+        Poll::Pending
+    }
+
+    /// Arms the expiry timer for `room_at`; true when it has already fired.
+    #[cfg(not(memq_loom))]
+    fn wait_for_expiry(&mut self, cx: &mut Context<'_>, room_at: Option<u64>) -> bool {
+        let Some(ts) = room_at else {
+            self.expiry = None;
+            return false;
+        };
+        let deadline = self.shared.clock.instant(ts);
+        let sleep = match &mut self.expiry {
+            Some(sleep) => {
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    /// Under loom there is no timer; wake-ups come from the topic alone.
+    #[cfg(memq_loom)]
+    fn wait_for_expiry(&mut self, _cx: &mut Context<'_>, _room_at: Option<u64>) -> bool {
+        false
     }
 }
 

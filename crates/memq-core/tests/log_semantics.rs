@@ -300,8 +300,11 @@ async fn ttl_expires_without_delivery_and_is_counted() {
     assert_eq!(late.try_recv().unwrap_err(), TryRecvError::Empty);
 }
 
+/// `Lagged` counts what was evicted for capacity, whenever the reader
+/// finds out: offsets 0..3 were evicted before they expired, so a reader
+/// that comes back after they would have expired still hears of them.
 #[tokio::test(start_paused = true)]
-async fn expiry_while_lagging_is_silent() {
+async fn eviction_is_reported_even_after_the_evicted_would_have_expired() {
     let t = Topic::new(
         TopicConfig::default()
             .max_messages(Some(2))
@@ -314,9 +317,41 @@ async fn expiry_while_lagging_is_silent() {
     }
     tokio::time::advance(Duration::from_secs(2)).await;
     t.try_publish(9).unwrap();
-    // 0..3 were evicted, 3 and 4 expired; all of them would be expired now.
+    // 0..3 were evicted, 3 and 4 expired.
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(3));
     let d = c.try_recv().unwrap();
     assert_eq!((d.offset, d.value), (5, 9));
+}
+
+/// Bug G: five messages expire and are swept, then one is evicted; a
+/// reader at 0 lost one message to capacity, not six.
+#[tokio::test(start_paused = true)]
+async fn expired_then_evicted_reports_only_the_evicted() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(3))
+            .ttl(Some(Duration::from_secs(1))),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    for i in 0..5u8 {
+        t.try_publish(i).unwrap();
+    }
+    // 0 and 1 evicted at once (capacity 3): window [2, 5).
+    tokio::time::advance(Duration::from_secs(2)).await;
+    // The next publish sweeps 2..5 (expired), then 5..8 fill the window
+    // and 8 evicts 5: evicted are 0, 1 and 5; expired 2, 3, 4.
+    for i in 5..9u8 {
+        t.try_publish(i).unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.low, s.high, s.evicted, s.expired), (6, 9, 3, 3));
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(3));
+    assert_eq!(c.try_recv().unwrap().offset, 6);
+    // A reader past the first evictions hears of the one after the expiry.
+    let mut resumed = t.resume_named("n", 2).unwrap();
+    assert_eq!(resumed.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+    assert_eq!(resumed.try_recv().unwrap().offset, 6);
 }
 
 #[tokio::test]
@@ -447,4 +482,71 @@ fn refused_publish_changes_nothing() {
     assert_eq!((s.low, s.high, s.depth, s.evicted), (0, 2, 2, 0));
     let mut late = t.subscribe(StartFrom::Earliest).unwrap();
     assert_eq!(late.try_recv().unwrap().offset, 0, "still retained for replay");
+}
+
+/// A capacity-2 topic that holds publishers back, with a 100 ms TTL, two
+/// messages published at time 0 and a reader that never reads.
+fn full_ttl_topic() -> (Topic<u8>, memq_core::Cursor<u8>) {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(2))
+            .overflow(Overflow::Block)
+            .ttl(Some(Duration::from_millis(100))),
+    )
+    .unwrap();
+    let idle = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(0).unwrap();
+    t.try_publish(1).unwrap();
+    (t, idle)
+}
+
+/// Bug C: a publish waiting for room on a TTL topic completes when the
+/// oldest messages expire, with nobody else acting (`try_publish` is
+/// `Full` exactly where `publish` waits, and it stops being `Full` then).
+#[tokio::test(start_paused = true)]
+async fn a_blocked_publish_completes_when_the_oldest_expire() {
+    let (t, _idle) = full_ttl_topic();
+    assert_eq!(t.try_publish(2), Err(PublishError::Full(2)));
+    let t2 = t.clone();
+    let waiting = tokio::spawn(async move { t2.publish(2).await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "full until the oldest expire");
+    let started = tokio::time::Instant::now();
+    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken when the oldest expired")
+        .unwrap()
+        .unwrap();
+    assert_eq!(offset, 2);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "no later than the expiry"
+    );
+    assert_eq!(t.stats().expired, 2);
+}
+
+/// Bug C, the other way in: a sweep by someone else's publish frees the
+/// room; the waiting publish is woken by it as well.
+#[tokio::test(start_paused = true)]
+async fn a_sweep_by_another_publish_wakes_a_blocked_publish() {
+    let (t, mut idle) = full_ttl_topic();
+    let t2 = t.clone();
+    let waiting = tokio::spawn(async move { t2.publish(2).await });
+    tokio::task::yield_now().await;
+    tokio::time::advance(Duration::from_millis(300)).await;
+    // The expired 0 and 1 go; 3 takes one slot and 2 the other.
+    let third = t.try_publish(3);
+    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken")
+        .unwrap()
+        .unwrap();
+    let mut offsets = vec![offset];
+    offsets.extend(third);
+    offsets.sort_unstable();
+    assert_eq!(offsets, vec![2, 3]);
+    // The reader skips the expired ones silently.
+    assert_eq!(idle.try_recv().unwrap().offset, 2);
+    assert_eq!(idle.try_recv().unwrap().offset, 3);
 }

@@ -164,3 +164,34 @@ fn dropping_the_readers_releases_a_blocked_publisher() {
         h2.join().unwrap();
     });
 }
+
+/// Bug C: a publisher parked on a full TTL topic whose oldest messages
+/// expire, racing another publish that sweeps them: the sweep makes room
+/// and wakes the parked publisher (under loom there is no timer, so only
+/// that wake-up can release it).
+#[test]
+fn a_sweep_wakes_a_publisher_waiting_for_room() {
+    model(|| {
+        memq_core::loom_clock::set(0);
+        let topic = Topic::new(
+            TopicConfig::default()
+                .max_messages(Some(2))
+                .overflow(memq_core::Overflow::Block)
+                .ttl(Some(std::time::Duration::from_nanos(100))),
+        )
+        .unwrap();
+        let _idle = topic.subscribe(StartFrom::Earliest).unwrap();
+        topic.try_publish(0u8).unwrap();
+        topic.try_publish(1u8).unwrap();
+        let other = topic.clone();
+        let h = thread::spawn(move || {
+            memq_core::loom_clock::set(100);
+            other.try_publish(3u8)
+        });
+        let parked = loom::future::block_on(topic.publish(2)).unwrap();
+        let swept = h.join().unwrap().unwrap();
+        let mut offsets = [parked, swept];
+        offsets.sort_unstable();
+        assert_eq!(offsets, [2, 3]);
+    });
+}
