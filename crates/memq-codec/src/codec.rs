@@ -362,7 +362,9 @@ impl Codec {
     ///   for a frame in a format or compression whose feature is disabled.
     /// * [`TooLarge`](ErrorKind::TooLarge) when a buffer would pass the decode limit,
     ///   [`Decompress`](ErrorKind::Decompress) for corrupt compressed data, a processor's own
-    ///   error, and [`Deserialize`](ErrorKind::Deserialize) when the payload does not fit `T`.
+    ///   error, [`TooDeep`](ErrorKind::TooDeep) when the value nests deeper than
+    ///   [`DecodeLimits::max_depth`], and [`Deserialize`](ErrorKind::Deserialize) when the
+    ///   payload does not fit `T`.
     ///
     /// Decoding never panics, whatever the input.
     ///
@@ -551,7 +553,7 @@ fn decode_payload<T: DeserializeOwned>(
     if data.len() > limit {
         return Err(compression::too_large(limit, "payload"));
     }
-    engine.decode(data, strict)
+    engine.decode(data, strict, limits.max_depth())
 }
 
 fn run_processor(

@@ -51,6 +51,9 @@ pub enum ErrorKind {
     /// Decoding would produce more than [`DecodeLimits::max_decoded_size`](crate::DecodeLimits)
     /// bytes, or a payload is too large for the frame's length field.
     TooLarge,
+    /// The value nests deeper than [`DecodeLimits::max_depth`](crate::DecodeLimits::max_depth)
+    /// allows (or, in JSON, deeper than serde_json's own limit of 128 levels).
+    TooDeep,
     /// The compressed data is corrupt.
     Decompress,
     /// Compression failed while encoding.
@@ -87,6 +90,7 @@ impl ErrorKind {
             ErrorKind::TrailingBytes => "trailing bytes",
             ErrorKind::ChecksumMismatch => "checksum mismatch",
             ErrorKind::TooLarge => "too large",
+            ErrorKind::TooDeep => "too deep",
             ErrorKind::Decompress => "corrupt compressed data",
             ErrorKind::Compress => "compression failed",
             ErrorKind::Serialize => "serialization failed",

@@ -136,10 +136,16 @@
 //! never grows past the limit and stops as soon as the output would pass it, so a 1 KiB gzip
 //! or zstd bomb is refused after at most the limit's worth of output, never expanded. The
 //! deserializers read from the decoded buffer and check every length field against the
-//! bytes actually present before allocating. JSON and MessagePack nesting is limited to 128
-//! levels. bincode is not self-describing, so its nesting follows the Rust type; a recursive
-//! type (a tree of `Box`es) decoded from untrusted bincode can nest as deep as the input is
-//! long.
+//! bytes actually present before allocating.
+//!
+//! Nor does decoding overflow the stack. Every serde format (bincode, JSON, MessagePack and
+//! custom formats) reads through an adapter that counts how deep the value nests and refuses
+//! anything deeper than [`DecodeLimits::max_depth`] (128 levels by default, counted as
+//! serde_json counts them) with [`TooDeep`](ErrorKind::TooDeep). This matters most for
+//! bincode, which is not self-describing and nests as deep as the Rust type lets the input
+//! lead it: without the limit, a hundred thousand bytes of a recursive `Box`ed enum
+//! overflowed a 2 MiB stack and aborted the process. At the default limit the deepest
+//! accepted value decodes on a 2 MiB stack even in an unoptimized build.
 //!
 //! # Defaults and precedence
 //!
@@ -160,6 +166,9 @@
 //!   version 1 frames still decode.
 //! * Pre- and post-processors run on decode too, in reverse order; 1.0.0 ran them only on
 //!   encode.
+//! * Nesting is limited to [`DecodeLimits::max_depth`] levels in every format. Before, only
+//!   serde_json's and rmp-serde's own limits applied (rmp-serde's does not count enum
+//!   variants), and bincode had none.
 //! * A frame's version, format and compression codes are checked: unknown codes are errors,
 //!   where 1.0.0 read unknown formats as bincode and unknown compressions as none.
 //! * A payload without a header is decompressed with the codec's compression; 1.0.0 never
@@ -174,6 +183,7 @@
 mod codec;
 mod compression;
 mod config;
+mod depth;
 mod error;
 mod format;
 mod formats;

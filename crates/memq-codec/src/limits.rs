@@ -1,6 +1,8 @@
-//! How much memory decoding may use: [`DecodeLimits`].
+//! How much memory and stack decoding may use: [`DecodeLimits`].
 
-/// Bounds on what decoding may allocate.
+/// Bounds on what decoding may allocate, and on how deep a decoded value may nest.
+///
+/// ## Size
 ///
 /// `max_decoded_size` bounds every buffer decoding produces: the output of a post-processor,
 /// of the decompressor and of a pre-processor, and so the serialized payload handed to the
@@ -18,35 +20,68 @@
 ///
 /// The default limit is 64 MiB ([`DEFAULT_MAX_DECODED_SIZE`](Self::DEFAULT_MAX_DECODED_SIZE)).
 ///
+/// ## Depth
+///
+/// A deserializer goes one call deeper for every level of nesting it reads, so a value nested
+/// deeply enough would exhaust the thread's stack, which aborts the process. `max_depth`
+/// bounds the nesting of the value decoded by every serde format (bincode, JSON, MessagePack
+/// and custom formats); deeper input is refused with [`TooDeep`](crate::ErrorKind::TooDeep)
+/// before the stack runs out. The rule is the same in every format, and is serde_json's:
+/// the top-level value is on level 1, and the elements of a sequence, the keys and values of
+/// a map, the fields of a struct, the value in a `Some` or a newtype struct, and the data of
+/// an enum variant are one level below it (a tuple or struct variant's fields two, as in
+/// JSON's `{"Variant":[...]}`). A container is refused as it opens on the last allowed level,
+/// even if empty. So at the default of 128
+/// ([`DEFAULT_MAX_DEPTH`](Self::DEFAULT_MAX_DEPTH)), 127 nested sequences decode and 128 do
+/// not; a recursive `enum Tree { Leaf, Node(Box<Tree>) }` decodes up to 127 `Node`s deep.
+///
+/// At the default, the deepest accepted value decodes on a thread with a 2 MiB stack (Rust's
+/// default for spawned threads) even in an unoptimized build. Raise the limit only for
+/// trusted input or on threads with a larger stack. JSON keeps serde_json's own fixed limit
+/// of 128 levels as well (reported as `TooDeep` too), so a larger `max_depth` does not let
+/// deeper JSON through. The raw format has no nesting to limit.
+///
 /// # Examples
 ///
 /// ```
 /// use memq_codec::DecodeLimits;
 ///
-/// let limits = DecodeLimits::new().with_max_decoded_size(1 << 20);
+/// let limits = DecodeLimits::new().with_max_decoded_size(1 << 20).with_max_depth(16);
 /// assert_eq!(limits.max_decoded_size(), 1 << 20);
+/// assert_eq!(limits.max_depth(), 16);
 /// assert_eq!(DecodeLimits::default().max_decoded_size(), 64 << 20);
+/// assert_eq!(DecodeLimits::default().max_depth(), 128);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DecodeLimits {
     max_decoded_size: usize,
+    max_depth: usize,
 }
 
 impl DecodeLimits {
     /// The default of [`max_decoded_size`](Self::max_decoded_size): 64 MiB.
     pub const DEFAULT_MAX_DECODED_SIZE: usize = 64 << 20;
 
+    /// The default of [`max_depth`](Self::max_depth): 128 levels, serde_json's limit.
+    pub const DEFAULT_MAX_DEPTH: usize = 128;
+
     /// The default limits.
     pub const fn new() -> Self {
         DecodeLimits {
             max_decoded_size: Self::DEFAULT_MAX_DECODED_SIZE,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
         }
     }
 
-    /// No limit at all (`usize::MAX`): only for input from a trusted source.
+    /// No limit at all (`usize::MAX` for both): only for input from a trusted source.
+    ///
+    /// Without a depth limit, input nested deeply enough overflows the stack and aborts the
+    /// process, so even trusted input must be known to be shallow. To lift only the size
+    /// limit, use [`with_max_decoded_size`](Self::with_max_decoded_size)`(usize::MAX)`.
     pub const fn unlimited() -> Self {
         DecodeLimits {
             max_decoded_size: usize::MAX,
+            max_depth: usize::MAX,
         }
     }
 
@@ -54,12 +89,43 @@ impl DecodeLimits {
     pub const fn with_max_decoded_size(self, bytes: usize) -> Self {
         DecodeLimits {
             max_decoded_size: bytes,
+            ..self
+        }
+    }
+
+    /// These limits with the deepest nesting a decoded value may have set to `levels` (see
+    /// [Depth](Self#depth) for how levels are counted; 0 acts as 1, which allows a lone
+    /// scalar only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_codec::{Codec, DecodeLimits, ErrorKind, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// let codec = Codec::new(SerializationFormat::Json, SerializationConfig::Default, PipelineConfig::default())?
+    ///     .with_limits(DecodeLimits::new().with_max_depth(3));
+    /// // The outer list, the inner list and the numbers: three levels.
+    /// assert_eq!(codec.decode::<Vec<Vec<u8>>>(b"[[1],[2]]")?, [[1], [2]]);
+    /// let err = codec.decode::<Vec<Vec<Vec<u8>>>>(b"[[[1]]]").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TooDeep);
+    /// assert!(err.to_string().starts_with("nesting deeper than 3 levels"));
+    /// # Ok::<(), memq_codec::CodecError>(())
+    /// ```
+    pub const fn with_max_depth(self, levels: usize) -> Self {
+        DecodeLimits {
+            max_depth: levels,
+            ..self
         }
     }
 
     /// The largest buffer decoding may produce, in bytes.
     pub const fn max_decoded_size(&self) -> usize {
         self.max_decoded_size
+    }
+
+    /// The deepest nesting a decoded value may have, in levels.
+    pub const fn max_depth(&self) -> usize {
+        self.max_depth
     }
 }
 

@@ -1,8 +1,9 @@
 //! Fuzzes every way of decoding untrusted bytes: by the frame header with each fallback
 //! format, and through codecs of every format, compression and header mode.
 //!
-//! Whatever the input, decoding must return (an error or a value) without panicking and
-//! without allocating past the limit set here.
+//! Whatever the input, decoding must return (an error or a value) without panicking, without
+//! allocating past the limit set here, and without overflowing the stack (libFuzzer's threads
+//! have the default stack; the depth limit keeps every format within it).
 
 #![no_main]
 
@@ -13,9 +14,7 @@ use memq_codec::{
 };
 use serde::Deserialize;
 
-/// A value touching most of the serde data model. It is not recursive: bincode follows the
-/// type's own nesting, so a recursive type would let the input choose the stack depth (see
-/// the crate docs, "Limits and hostile input").
+/// A value touching most of the serde data model.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize)]
 struct Message {
@@ -37,6 +36,17 @@ enum Kind {
     Empty,
     Count(u32),
     Point { x: i64, y: i64 },
+}
+
+/// A recursive type: in bincode every byte of input can open one more level, so this is what
+/// the depth limit (`DecodeLimits::max_depth`) is for.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Node(Box<Tree>),
+    Pair(Option<Box<Tree>>, Vec<Tree>),
+    Branch { left: Box<Tree>, right: Box<Tree> },
 }
 
 const LIMIT: usize = 1 << 20;
@@ -63,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = FrameHeader::parse(data);
     for fallback in formats().iter().chain([&SerializationFormat::Native]) {
         let _ = decode_frame::<Message>(data, fallback, &limits);
+        let _ = decode_frame::<Tree>(data, fallback, &limits);
         let _ = decode_frame::<Vec<u8>>(data, fallback, &limits);
         let _ = decode_frame::<String>(data, fallback, &limits);
     }
@@ -78,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let codec = codec.with_limits(limits).with_header_mode(mode);
                 let _ = codec.decode::<Message>(data);
+                let _ = codec.decode::<Tree>(data);
                 let _ = codec.decode::<Vec<u8>>(data);
             }
         }

@@ -5,6 +5,7 @@ use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::depth::{self, DepthGuard};
 use crate::error::{CodecError, ErrorKind};
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -15,14 +16,30 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 
 /// Decodes from a slice: string and byte lengths are checked against the bytes present before
 /// anything is allocated, so no length field can make this allocate more than the input.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], strict: bool) -> Result<T, CodecError> {
+///
+/// bincode is not self-describing: it nests as deep as the Rust type says, and a recursive
+/// type (a `Box`ed enum, an `Option<Box<_>>` chain) lets every byte of input open one more
+/// level. The seed reads the value through the depth limit, which is the only bound here.
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    strict: bool,
+    max_depth: usize,
+) -> Result<T, CodecError> {
     let options = bincode::DefaultOptions::new();
+    let guard = DepthGuard::new(max_depth);
     let result = if strict {
-        options.reject_trailing_bytes().deserialize(bytes)
+        options
+            .reject_trailing_bytes()
+            .deserialize_seed(guard.seed::<T>(), bytes)
     } else {
-        options.allow_trailing_bytes().deserialize(bytes)
+        options
+            .allow_trailing_bytes()
+            .deserialize_seed(guard.seed::<T>(), bytes)
     };
     result.map_err(|e| {
+        if guard.tripped() {
+            return depth::too_deep(max_depth, e);
+        }
         // bincode 1.3 (a frozen release) reports trailing bytes with this one message.
         let trailing = matches!(*e, bincode::ErrorKind::Custom(ref m) if m.contains("bytes remaining"));
         if trailing {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
 use crate::config::SerializationConfig;
+use crate::depth::{self, DepthGuard};
 use crate::error::{CodecError, ErrorKind};
 
 /// A serialization format registered by name, for
@@ -23,6 +24,9 @@ use crate::error::{CodecError, ErrorKind};
 /// bytes long.
 ///
 /// Implementations must not panic on any input to [`deserialize`](CustomFormat::deserialize).
+/// The [`ValueSink`] applies the codec's depth limit to the deserializer it is given, so a
+/// format need not count nesting itself, unless it recurses on its own (to skip a value it
+/// was not asked for, say).
 ///
 /// # Examples
 ///
@@ -128,8 +132,14 @@ type SinkFn<'a> =
 
 /// Where a [`CustomFormat`] delivers the value it reads: call
 /// [`deserialize`](ValueSink::deserialize) once with the format's deserializer.
+///
+/// The sink reads the value through the codec's depth limit
+/// ([`DecodeLimits::max_depth`](crate::DecodeLimits::max_depth)), so a custom format is as
+/// safe from deeply nested input as the built-in ones, as long as the format itself does not
+/// recurse without its deserializer being asked for a value (to skip one, say).
 pub struct ValueSink<'a> {
     read: &'a mut SinkFn<'a>,
+    guard: &'a DepthGuard,
 }
 
 impl ValueSink<'_> {
@@ -138,11 +148,18 @@ impl ValueSink<'_> {
     /// # Errors
     ///
     /// A [`CodecError`] of kind [`Deserialize`](ErrorKind::Deserialize) when the
-    /// deserializer's data does not fit the requested type.
+    /// deserializer's data does not fit the requested type, or
+    /// [`TooDeep`](ErrorKind::TooDeep) when it nests deeper than the decode limits allow.
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), CodecError> {
-        let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(deserializer);
-        (self.read)(&mut erased)
-            .map_err(|e| CodecError::with_source(ErrorKind::Deserialize, "deserialization failed", e))
+        let guard = self.guard;
+        let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(guard.wrap(deserializer));
+        (self.read)(&mut erased).map_err(|e| {
+            if guard.tripped() {
+                depth::too_deep(guard.max_depth(), e)
+            } else {
+                CodecError::with_source(ErrorKind::Deserialize, "deserialization failed", e)
+            }
+        })
     }
 }
 
@@ -171,13 +188,29 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     format.serialize(&ErasedValue { inner: &value }, config, out)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(format: &dyn CustomFormat, bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    format: &dyn CustomFormat,
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<T, CodecError> {
+    let guard = DepthGuard::new(max_depth);
     let mut slot: Option<T> = None;
     let mut read = sink_fn(|de| {
         slot = Some(erased_serde::deserialize::<T>(de)?);
         Ok(())
     });
-    format.deserialize(bytes, ValueSink { read: &mut read })?;
+    let sink = ValueSink {
+        read: &mut read,
+        guard: &guard,
+    };
+    match format.deserialize(bytes, sink) {
+        Ok(()) => {}
+        // A format that wraps the sink's error in one of its own still reports the depth.
+        Err(e) if guard.tripped() && e.kind() != ErrorKind::TooDeep => {
+            return Err(depth::too_deep(max_depth, e))
+        }
+        Err(e) => return Err(e),
+    }
     slot.ok_or_else(|| {
         CodecError::msg(
             ErrorKind::Deserialize,

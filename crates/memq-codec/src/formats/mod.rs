@@ -192,26 +192,29 @@ impl Engine {
         }
     }
 
-    /// Reads a `T` from `bytes`; with `strict`, bytes left after the value are an error.
+    /// Reads a `T` from `bytes`, nesting at most `max_depth` levels; with `strict`, bytes left
+    /// after the value are an error.
     ///
     /// Taking the bytes as a `Cow` lets the raw format hand an owned buffer (a decompressed
-    /// payload) to a `Bytes` or `Vec<u8>` visitor without copying it.
+    /// payload) to a `Bytes` or `Vec<u8>` visitor without copying it. The raw format has no
+    /// nesting, so it ignores `max_depth`.
     pub(crate) fn decode<T: DeserializeOwned>(
         &self,
         bytes: Cow<'_, [u8]>,
         strict: bool,
+        max_depth: usize,
     ) -> Result<T, CodecError> {
         // Only some formats use `strict`.
         let _ = strict;
         match self {
             #[cfg(feature = "bincode")]
-            Engine::Bincode => bincode::decode(&bytes, strict),
+            Engine::Bincode => bincode::decode(&bytes, strict, max_depth),
             #[cfg(feature = "json")]
-            Engine::Json { .. } => json::decode(&bytes, strict),
+            Engine::Json { .. } => json::decode(&bytes, strict, max_depth),
             #[cfg(feature = "msgpack")]
-            Engine::MessagePack { .. } => msgpack::decode(&bytes, strict),
+            Engine::MessagePack { .. } => msgpack::decode(&bytes, strict, max_depth),
             Engine::Raw => raw::decode(bytes),
-            Engine::Custom { format, .. } => custom::decode(&**format, &bytes),
+            Engine::Custom { format, .. } => custom::decode(&**format, &bytes, max_depth),
         }
     }
 }
