@@ -282,7 +282,42 @@ impl<T: Clone> Cursor<T> {
     /// assert!(cursor.seek(4).is_err());
     /// ```
     pub fn seek(&mut self, offset: u64) -> Result<(), OutOfRange> {
-        self.shared.seek(&mut self.st, offset)?;
+        self.seek_inner(offset, false)
+    }
+
+    /// Like [`seek`](Self::seek), but an offset below the retained window
+    /// is accepted: the next receive reports the messages evicted since as
+    /// [`RecvError::Lagged`] (and skips those that expired), as
+    /// [`Topic::resume_named`](crate::Topic::resume_named) does. For
+    /// wrappers that checked a window and must not fail when a concurrent
+    /// eviction moved it meanwhile (an all-or-nothing seek over several
+    /// partitions).
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfRange`] when `offset` is past the next offset to be
+    /// published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig, TryRecvError};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// for i in 0..5 { topic.try_publish(i).unwrap(); }
+    /// assert!(cursor.seek(1).is_err());
+    /// cursor.seek_or_lag(1).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Lagged(2));
+    /// assert_eq!(cursor.try_recv().unwrap().offset, 3);
+    /// assert!(cursor.seek_or_lag(6).is_err());
+    /// ```
+    pub fn seek_or_lag(&mut self, offset: u64) -> Result<(), OutOfRange> {
+        self.seek_inner(offset, true)
+    }
+
+    fn seek_inner(&mut self, offset: u64, below_ok: bool) -> Result<(), OutOfRange> {
+        self.shared.seek(&mut self.st, offset, below_ok)?;
         self.pending_lag = None;
         // Dropped after the topic lock was released.
         self.buf.clear();

@@ -520,10 +520,12 @@ impl<T> Shared<T> {
         }
     }
 
-    pub(crate) fn seek(&self, st: &mut ReadState, offset: u64) -> Result<(), OutOfRange> {
+    /// Moves the cursor to `offset`; with `below_ok`, an offset below the
+    /// window is accepted too (the next fetch reports the gap).
+    pub(crate) fn seek(&self, st: &mut ReadState, offset: u64, below_ok: bool) -> Result<(), OutOfRange> {
         let mut g = self.inner.lock();
         let (low, high) = (g.log.low, g.log.high());
-        if !(low..=high).contains(&offset) {
+        if offset > high || (offset < low && !below_ok) {
             return Err(OutOfRange {
                 requested: offset,
                 low,
