@@ -17,7 +17,7 @@ use crate::formats::custom::CustomFormat;
 use crate::formats::Engine;
 use crate::frame::{self, FrameHeader, FrameVersion, HeaderMode};
 use crate::limits::DecodeLimits;
-use crate::pipeline::{ByteProcessor, Compression, PipelineConfig};
+use crate::pipeline::{ByteProcessor, Compression, PipelineConfig, ProcessorPair};
 use crate::registry::DefaultSettings;
 
 /// Room reserved for a serialized value before its size is known.
@@ -88,6 +88,39 @@ impl Codec {
     /// to two codecs built from equal settings.
     pub fn ptr_eq(&self, other: &Codec) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// True when both encode and decode exactly alike: the same format and configuration,
+    /// the same pipeline (compression and level, header, and the very same processor objects),
+    /// the same limits, frame version and header mode, and for a custom format the same format
+    /// object. Codecs built separately from equal settings compare equal, so a table of codecs
+    /// can keep one of each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_codec::{Codec, CompressionConfig, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// let gzip = || PipelineConfig { compression: CompressionConfig::Gzip { level: Some(6) }, ..Default::default() };
+    /// let a = Codec::new(SerializationFormat::Json, SerializationConfig::Default, gzip())?;
+    /// let b = Codec::new(SerializationFormat::Json, SerializationConfig::Default, gzip())?;
+    /// assert!(!a.ptr_eq(&b) && a.same_settings(&b));
+    /// let plain = Codec::new(SerializationFormat::Json, SerializationConfig::Default, PipelineConfig::default())?;
+    /// assert!(!a.same_settings(&plain));
+    /// # Ok::<(), memq_codec::CodecError>(())
+    /// ```
+    pub fn same_settings(&self, other: &Codec) -> bool {
+        if self.ptr_eq(other) {
+            return true;
+        }
+        let (a, b) = (&*self.inner, &*other.inner);
+        a.format == b.format
+            && same_config(&a.config, &b.config)
+            && same_engine(&a.engine, &b.engine)
+            && same_pipeline(&a.pipeline, &b.pipeline)
+            && a.limits == b.limits
+            && a.frame_version == b.frame_version
+            && a.header_mode == b.header_mode
     }
 
     /// A codec for `format` configured by `config`, with the byte `pipeline` around it.
@@ -567,4 +600,38 @@ fn run_processor(
         return Err(compression::too_large(limit, &format!("{what} output")));
     }
     Ok(out)
+}
+
+/// Equal configurations; a custom one only when it is the same object.
+fn same_config(a: &SerializationConfig, b: &SerializationConfig) -> bool {
+    match (a, b) {
+        (SerializationConfig::Bincode(x), SerializationConfig::Bincode(y)) => x == y,
+        (SerializationConfig::Json(x), SerializationConfig::Json(y)) => x == y,
+        (SerializationConfig::MessagePack(x), SerializationConfig::MessagePack(y)) => x == y,
+        (SerializationConfig::Custom(x), SerializationConfig::Custom(y)) => Arc::ptr_eq(x, y),
+        (SerializationConfig::Default, SerializationConfig::Default) => true,
+        _ => false,
+    }
+}
+
+/// Engines follow from the format and configuration, except which object
+/// implements a custom format.
+fn same_engine(a: &Engine, b: &Engine) -> bool {
+    match (a, b) {
+        (Engine::Custom { format: x, .. }, Engine::Custom { format: y, .. }) => Arc::ptr_eq(x, y),
+        _ => true,
+    }
+}
+
+/// Equal pipelines: processors only when they are the same objects.
+fn same_pipeline(a: &PipelineConfig, b: &PipelineConfig) -> bool {
+    let same_pair = |x: &Option<ProcessorPair>, y: &Option<ProcessorPair>| match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(&x.encode, &y.encode) && Arc::ptr_eq(&x.decode, &y.decode),
+        _ => false,
+    };
+    a.compression == b.compression
+        && a.use_magic_header == b.use_magic_header
+        && same_pair(&a.pre, &b.pre)
+        && same_pair(&a.post, &b.post)
 }
