@@ -1,12 +1,13 @@
 //! Random sequences of operations on a tiny topic, each step checked
 //! against the contract (not against the implementation): published
 //! messages are delivered intact and in order, a cursor skips only what it
-//! was told it lagged over or what had expired, backpressure only refuses
+//! was told it lagged over or what had expired, a lag report counts only
+//! messages evicted for capacity (never expired ones), backpressure only refuses
 //! a publish when a live cursor still needs the oldest message, offsets
 //! are dense, and what was published is always accounted for as retained,
 //! evicted or expired.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use memq_core::{Cursor, Overflow, PublishError, StartFrom, Topic, TopicConfig, TryRecvError};
@@ -77,6 +78,9 @@ struct Run {
     topic: Topic<u64>,
     /// Publish time (ms) of each offset; values are `offset * 10 + 7`.
     published: HashMap<u64, u64>,
+    /// Offsets removed to make room (as opposed to expired): a publish
+    /// sweeps what has expired first, so what else it removes was live.
+    evicted: BTreeSet<u64>,
     high: u64,
     now_ms: u64,
     readers: Vec<Option<Reader>>,
@@ -94,6 +98,22 @@ impl Run {
 
     fn low(&self) -> u64 {
         self.topic.stats().low
+    }
+
+    /// How many offsets in `[from, to)` were evicted.
+    fn evicted_in(&self, from: u64, to: u64) -> u64 {
+        self.evicted.range(from..to.max(from)).count() as u64
+    }
+
+    /// Records what a publish removed from `[before, low now)`: what had
+    /// not expired was evicted.
+    fn record_evictions(&mut self, before: u64) {
+        let after = self.low();
+        for o in before..after {
+            if !self.expired(o) {
+                self.evicted.insert(o);
+            }
+        }
     }
 
     fn reader(&mut self, i: usize) -> Option<&mut Reader> {
@@ -135,11 +155,13 @@ impl Run {
             offset,
             lagged
         );
+        let evicted = self.evicted_in(from, offset);
         prop_assert!(
-            lagged <= offset - from,
-            "announced {} skips in a gap of {}",
+            lagged <= evicted,
+            "announced {} skips in a gap of {} where {} were evicted (expired ones are not lag)",
             lagged,
-            offset - from
+            offset - from,
+            evicted
         );
         let r = self.readers[i % n].as_mut().unwrap();
         r.next = offset + 1;
@@ -157,13 +179,22 @@ impl Run {
             "backpressure never makes a live cursor lag"
         );
         r.lagged += lag;
-        // Everything announced as skipped has left the window.
+        let (next, lagged) = (r.next, r.lagged);
+        // Everything announced as skipped has left the window, evicted.
         prop_assert!(
-            r.next + r.lagged <= low,
+            next + lagged <= low,
             "{} skips announced after {} but the window starts at {}",
-            r.lagged,
-            r.next,
+            lagged,
+            next,
             low
+        );
+        let evicted = self.evicted_in(next, low);
+        prop_assert!(
+            lagged <= evicted,
+            "{} skips announced after {}, only {} evicted",
+            lagged,
+            next,
+            evicted
         );
         Ok(())
     }
@@ -200,7 +231,9 @@ impl Run {
                 let low = self.low();
                 let full = (self.high - low) as usize >= self.cfg.cap;
                 let needed = self.readers.iter().flatten().any(|r| r.next <= low);
-                match self.topic.try_publish(self.high * 10 + 7) {
+                let published = self.topic.try_publish(self.high * 10 + 7);
+                self.record_evictions(low);
+                match published {
                     Ok(o) => {
                         prop_assert!(!self.closed);
                         prop_assert_eq!(o, self.high, "offsets are dense");
@@ -219,7 +252,10 @@ impl Run {
             }
             Op::PublishBatch(n) => {
                 let values: Vec<u64> = (0..n as u64).map(|i| (self.high + i) * 10 + 7).collect();
-                match self.topic.try_publish_batch(values) {
+                let low = self.low();
+                let published = self.topic.try_publish_batch(values);
+                self.record_evictions(low);
+                match published {
                     Ok(r) => {
                         prop_assert_eq!(r.clone(), self.high..self.high + n as u64, "contiguous run");
                         for o in r {
@@ -408,6 +444,7 @@ fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         cfg,
         topic,
         published: HashMap::new(),
+        evicted: BTreeSet::new(),
         high: 0,
         now_ms: 0,
         readers: Vec::new(),
