@@ -2,11 +2,31 @@
 //!
 //! One mutex per group guards the cursors (one per partition), the
 //! members, the pending messages and the redelivery queue. Every receive
-//! variant of every member goes through [`Shared::claim`] under that lock,
-//! so a message can be handed to one member only: duplicates inside a
-//! healthy group are impossible by construction. The group lock may be
-//! held while a topic's lock is taken (through a cursor), never the other
-//! way round.
+//! variant of every member goes through [`Shared::claim`] under that
+//! lock, so a message can be handed to one member only: duplicates inside
+//! a healthy group are impossible by construction. The group lock may be held while a topic's
+//! lock is taken (through a cursor), never the other way round.
+//!
+//! # Wake-ups
+//!
+//! The group registers with each partition's topic through one relay
+//! waker per partition (`relay_waiters`), armed by a parking member's
+//! claim in the same critical section that found the partition empty. The
+//! rule that keeps wake-ups from being lost: while some member is parked,
+//! the relay is armed on every partition that member may read, or some
+//! member has been notified (and will claim, or pass the notification on
+//! if its receive is dropped). What disarms a relay, and what restores the
+//! rule:
+//!
+//! - the topic firing it (a publish, closing): [`Shared::relay`] notifies
+//!   the longest-waiting eligible member (closing: every one);
+//! - a claim taking messages through it: the claim re-arms it before it
+//!   returns (`Cursor::poll_ready`), or, if the partition has more ready,
+//!   notifies another parked member;
+//! - the last member leaving drops the registrations with the cursors; a
+//!   member parks again only through a claim, which arms them afresh.
+//!
+//! Seeks, joins, leaves and rebalances wake every parked member.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
@@ -20,7 +40,7 @@ use crate::config::{AckMode, Assignment, GroupConfig};
 use crate::error::{AckError, GroupError};
 use crate::member::MemberWaiter;
 use crate::stats::GroupStats;
-use crate::wait::Wakers;
+use crate::wait::{Notice, Wakers};
 
 /// A message handed to one member of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +104,8 @@ struct Pending<T> {
     value: T,
 }
 
+type Key = (usize, u64);
+
 struct State<T> {
     /// One per partition while the group has members; empty otherwise
     /// (then the group holds nothing back and keeps only its commits,
@@ -93,8 +115,8 @@ struct State<T> {
     next_member: u64,
     /// Partition owners under [`Assignment::Exclusive`].
     owners: Vec<Option<u64>>,
-    pending: BTreeMap<(usize, u64), Pending<T>>,
-    redeliver: BTreeSet<(usize, u64)>,
+    pending: BTreeMap<Key, Pending<T>>,
+    redeliver: BTreeSet<Key>,
     /// Gaps found while other messages were being handed out, reported
     /// (as one lag) by the next claim.
     gaps: Vec<Gap>,
@@ -111,8 +133,12 @@ struct State<T> {
     unflushed: Vec<bool>,
     waiters: Wakers,
     /// The group's registration with each partition's topic, made through
-    /// the partition's relay waker when a member parks.
+    /// the partition's relay waker.
     relay_waiters: Vec<Waiter<T>>,
+    /// Per partition: the relay is known to be armed. False whenever it
+    /// may not be (it fired, or a claim took messages through it); a
+    /// claim that does not park re-arms those with a member parked.
+    armed: Vec<bool>,
     /// Where the next scan over partitions starts, for fairness.
     rr: usize,
     redeliveries: u64,
@@ -130,6 +156,14 @@ impl<T> State<T> {
             from: to.saturating_sub(k),
             count: k,
         });
+    }
+
+    /// The lowest offset of `partition` pending.
+    fn lowest_pending(&self, partition: usize) -> Option<u64> {
+        self.pending
+            .range((partition, 0)..=(partition, u64::MAX))
+            .next()
+            .map(|(k, _)| k.1)
     }
 }
 
@@ -172,21 +206,31 @@ impl<T> std::fmt::Debug for Shared<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> Shared<T> {
-    /// Frees a member future's slot; a notification it had not acted on
-    /// goes to another member.
-    pub(crate) fn release_waiter(&self, key: usize) {
-        let mut st = self.state.lock();
-        let woken = st
-            .waiters
-            .release(key)
-            .and_then(|p| self.pass_on(&mut st, p, None));
-        drop(st);
-        if let Some(w) = woken {
-            w.wake();
-        }
-    }
+/// Which members may act on `notice`: live ones, other than `except`,
+/// that may read the partition.
+fn eligibility<'a>(
+    assignment: Assignment,
+    members: &'a BTreeMap<u64, Member>,
+    owners: &'a [Option<u64>],
+    notice: Notice,
+    except: Option<u64>,
+) -> impl Fn(u64) -> bool + 'a {
+    let owner = match (assignment, notice) {
+        (Assignment::Exclusive, Notice::Partition(p)) => Some(owners.get(p).copied().flatten()),
+        _ => None,
+    };
+    move |m| Some(m) != except && members.contains_key(&m) && owner.is_none_or(|o| o == Some(m))
+}
 
+/// How a claim ends.
+enum Exit {
+    /// It returns this (the member does not wait).
+    Ready(Result<usize, TryRecvError>),
+    /// The member parks.
+    Park,
+}
+
+impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn new(
         name: &str,
         sources: Vec<Topic<T>>,
@@ -216,6 +260,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 unflushed: vec![false; n],
                 waiters: Wakers::default(),
                 relay_waiters: (0..n).map(|_| Waiter::new()).collect(),
+                armed: vec![false; n],
                 rr: 0,
                 redeliveries: 0,
                 dead_lettered: 0,
@@ -231,23 +276,72 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }))
     }
 
-    /// A partition's topic has news: wake one member that may read it.
-    fn relay(&self, partition: usize) {
+    /// Frees a member future's slot; a notification it had not acted on
+    /// goes to another member.
+    pub(crate) fn release_waiter(&self, key: usize) {
         let mut st = self.state.lock();
-        let woken = self.pass_on(&mut st, partition, None);
+        let woken = st
+            .waiters
+            .release(key)
+            .and_then(|notice| self.pass_on(&mut st, notice, None));
         drop(st);
         if let Some(w) = woken {
             w.wake();
         }
     }
 
-    /// The waker of one parked member (other than `except`) that may read
-    /// `partition`, marked as notified for it.
-    fn pass_on(&self, st: &mut State<T>, partition: usize, except: Option<u64>) -> Option<Waker> {
-        let shared = self.config.assignment == Assignment::Shared;
-        let owner = st.owners.get(partition).copied().flatten();
-        st.waiters
-            .wake_one(partition, |m| Some(m) != except && (shared || Some(m) == owner))
+    /// A partition's topic has news (the relay fired, and is disarmed):
+    /// wake the longest-waiting member that may read it, or every parked
+    /// member that may read it if the topic was closed.
+    fn relay(&self, partition: usize) {
+        // Asked before the group lock: a topic is never locked first.
+        let closed = self.sources[partition].is_closed();
+        let mut st = self.state.lock();
+        st.armed[partition] = false;
+        let woken = if closed {
+            let notice = Notice::Partition(partition);
+            let State {
+                waiters,
+                members,
+                owners,
+                ..
+            } = &mut *st;
+            waiters.wake_all(
+                notice,
+                eligibility(self.config.assignment, members, owners, notice, None),
+            )
+        } else {
+            self.pass_on(&mut st, Notice::Partition(partition), None)
+                .into_iter()
+                .collect()
+        };
+        drop(st);
+        woken.into_iter().for_each(Waker::wake);
+    }
+
+    /// The waker of the longest-waiting parked member (other than
+    /// `except`) that may act on `notice`, marked as notified for it.
+    fn pass_on(&self, st: &mut State<T>, notice: Notice, except: Option<u64>) -> Option<Waker> {
+        let State {
+            waiters,
+            members,
+            owners,
+            ..
+        } = st;
+        let eligible = eligibility(self.config.assignment, members, owners, notice, except);
+        waiters.wake_one(notice, eligible)
+    }
+
+    /// Whether a member (other than `except`) that may act on `notice` is
+    /// parked.
+    fn any_parked(&self, st: &State<T>, notice: Notice, except: Option<u64>) -> bool {
+        let eligible = eligibility(self.config.assignment, &st.members, &st.owners, notice, except);
+        st.waiters.any_parked(eligible)
+    }
+
+    /// Wakes every parked member (a change for the whole group).
+    fn wake_everyone(&self, st: &mut State<T>) -> Vec<Waker> {
+        st.waiters.wake_all(Notice::Group, |_| true)
     }
 
     pub(crate) fn join(&self, start: StartFrom) -> Result<u64, GroupError> {
@@ -274,6 +368,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 }
             }
             st.cursors = cursors;
+            st.armed.iter_mut().for_each(|a| *a = false);
             // Gaps the old cursors found and nobody was told about yet.
             // The part of a gap at or past where a new cursor starts is
             // found again by it (it was evicted, so it is below the
@@ -296,7 +391,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             },
         );
         self.rebalance(&mut st);
-        let wake = st.waiters.take_all();
+        let wake = self.wake_everyone(&mut st);
         drop(st);
         wake.into_iter().for_each(Waker::wake);
         Ok(id)
@@ -307,26 +402,26 @@ impl<T: Clone + Send + 'static> Shared<T> {
         st.members.remove(&id);
         self.flush(&mut st);
         let mut retired = Vec::new();
+        let mut relays = Vec::new();
         if st.members.is_empty() {
             // Nobody reads: drop the cursors so the group holds nothing
             // back. Unacknowledged messages are above the committed
             // position, so the next member to join receives them again.
             if self.config.ack == AckMode::Manual {
                 for p in 0..self.sources.len() {
-                    let lowest = st.pending.range((p, 0)..=(p, u64::MAX)).next().map(|(k, _)| k.1);
-                    if let (None, Some(l)) = (st.committed[p], lowest) {
+                    if let (None, Some(l)) = (st.committed[p], st.lowest_pending(p)) {
                         st.resume[p] = Some(st.resume[p].map_or(l, |r| r.min(l)));
                     }
                 }
             }
             retired = std::mem::take(&mut st.cursors);
             let fresh = (0..self.sources.len()).map(|_| Waiter::new()).collect();
-            let relays = std::mem::replace(&mut st.relay_waiters, fresh);
-            drop(relays);
+            relays = std::mem::replace(&mut st.relay_waiters, fresh);
+            st.armed.iter_mut().for_each(|a| *a = false);
             st.pending.clear();
             st.redeliver.clear();
         } else {
-            let theirs: Vec<(usize, u64)> = st
+            let theirs: Vec<Key> = st
                 .pending
                 .iter()
                 .filter(|(_, p)| p.owner == Some(id))
@@ -340,8 +435,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             self.rebalance(&mut st);
         }
-        let wake = st.waiters.take_all();
+        let wake = self.wake_everyone(&mut st);
         drop(st);
+        drop(relays);
         drop(retired);
         wake.into_iter().for_each(Waker::wake);
     }
@@ -357,7 +453,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
             if st.owners[p] != owner {
                 st.owners[p] = owner;
-                let moved: Vec<(usize, u64)> = st
+                let moved: Vec<Key> = st
                     .pending
                     .range((p, 0)..=(p, u64::MAX))
                     .filter(|(_, m)| m.owner.is_some())
@@ -394,32 +490,72 @@ impl<T: Clone + Send + 'static> Shared<T> {
             return Poll::Ready(Ok(0));
         }
         let manual = self.config.ack == AckMode::Manual;
-        // Idle tracking matters only with manual acknowledgement.
-        let now = manual.then(Instant::now);
+        let key = park.as_ref().and_then(|(_, w)| w.group_key);
+        let mut wake = Vec::new();
         let mut dead = Vec::new();
         let mut st = self.state.lock();
-        if let Some((_, waiter)) = &park {
-            st.waiters.running(waiter.group_key);
-        }
-        if let Some(now) = now {
+        st.waiters.begin(key);
+        // Idle tracking matters only with manual acknowledgement.
+        if manual {
+            let now = Instant::now();
             self.take_over_idle(&mut st, now);
             if let Some(m) = st.members.get_mut(&member) {
                 m.last_active = now;
             }
         }
-        let lagged: u64 = st.gaps.drain(..).map(|g| g.count).sum();
-        if lagged > 0 {
-            drop(st);
-            return Poll::Ready(Err(TryRecvError::Lagged(lagged)));
-        }
-        let mut got = 0;
+        let exit = 'claim: {
+            let lagged: u64 = st.gaps.drain(..).map(|g| g.count).sum();
+            if lagged > 0 {
+                break 'claim Exit::Ready(Err(TryRecvError::Lagged(lagged)));
+            }
+            let got = self.redeliver(&mut st, member, max, out, &mut dead);
+            self.claim_new(&mut st, member, max, got, out, park.is_some())
+        };
+        let exit = match exit {
+            Exit::Park if park.is_none() => Exit::Ready(Err(TryRecvError::Empty)),
+            e => e,
+        };
+        let result = match exit {
+            Exit::Park => {
+                let (cx, waiter) = park.as_mut().expect("parks only with a context");
+                st.waiters.park(&mut waiter.group_key, cx.waker(), member);
+                waiter.deadline = self.next_deadline(&st, member);
+                Poll::Pending
+            }
+            Exit::Ready(r) => {
+                st.waiters.done(key);
+                if r == Err(TryRecvError::Closed) {
+                    // Every parked member finds the same.
+                    wake.extend(self.wake_everyone(&mut st));
+                } else {
+                    self.rearm(&mut st, member, &mut wake);
+                }
+                Poll::Ready(r)
+            }
+        };
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        self.bury(dead);
+        result
+    }
 
-        // Redeliveries, in partition and offset order.
+    /// Hands up to `max` redeliveries to `member`, in partition and offset
+    /// order; those at `max_deliveries` go to `dead` instead. Returns how
+    /// many it handed out.
+    fn redeliver(
+        &self,
+        st: &mut State<T>,
+        member: u64,
+        max: usize,
+        out: &mut Vec<Claimed<T>>,
+        dead: &mut Vec<DeadLetter<T>>,
+    ) -> usize {
+        let mut got = 0;
         if !st.redeliver.is_empty() {
-            let ready: Vec<(usize, u64)> = st
+            let ready: Vec<Key> = st
                 .redeliver
                 .iter()
-                .filter(|(p, _)| self.eligible(&st, member, *p))
+                .filter(|(p, _)| self.eligible(st, member, *p))
                 .copied()
                 .collect();
             for key in ready {
@@ -441,7 +577,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                             deliveries: p.deliveries,
                             value: p.value,
                         });
-                        self.update_commit(&mut st, key.0);
+                        self.update_commit(st, key.0);
                     }
                     continue;
                 }
@@ -458,8 +594,22 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 got += 1;
             }
         }
+        got
+    }
 
-        // New messages.
+    /// The rest of a claim after `got` redeliveries: new messages,
+    /// partitions taken in turn; or whether the member parks (`can_park`)
+    /// or finds nothing.
+    fn claim_new(
+        &self,
+        st: &mut State<T>,
+        member: u64,
+        max: usize,
+        mut got: usize,
+        out: &mut Vec<Claimed<T>>,
+        can_park: bool,
+    ) -> Exit {
+        let manual = self.config.ack == AckMode::Manual;
         let n = st.cursors.len();
         let mut closed = 0;
         let mut pending_parts = 0;
@@ -469,29 +619,38 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 break;
             }
             let p = (st.rr + i) % n;
-            if !self.eligible(&st, member, p) {
+            if !self.eligible(st, member, p) {
+                continue;
+            }
+            // Messages owed to members woken for them that have not run
+            // yet are theirs.
+            let take = self.owed_take(st, p, max - got);
+            if take == 0 {
+                pending_parts += 1;
                 continue;
             }
             fresh.clear();
-            let polled = match park.as_mut() {
+            let polled = if can_park {
                 // Registered through the partition's relay, not the
                 // member: a publish then wakes one member, not all.
-                Some(_) => {
-                    let state = &mut *st;
-                    let mut relay = Context::from_waker(&self.relays[p]);
-                    state.cursors[p].poll_recv_batch(
-                        &mut relay,
-                        &mut state.relay_waiters[p],
-                        max - got,
-                        &mut fresh,
-                    )
-                }
-                None => match st.cursors[p].try_recv_batch(max - got, &mut fresh) {
+                let mut relay = Context::from_waker(&self.relays[p]);
+                let state = &mut *st;
+                let polled = state.cursors[p].poll_recv_batch(
+                    &mut relay,
+                    &mut state.relay_waiters[p],
+                    take,
+                    &mut fresh,
+                );
+                // Taking messages disarms it; a lag or a close may have.
+                state.armed[p] = polled.is_pending();
+                polled
+            } else {
+                match st.cursors[p].try_recv_batch(take, &mut fresh) {
                     Ok(k) => Poll::Ready(Ok(k)),
                     Err(TryRecvError::Empty) => Poll::Pending,
                     Err(TryRecvError::Lagged(k)) => Poll::Ready(Err(memq_core::RecvError::Lagged(k))),
                     Err(_) => Poll::Ready(Err(memq_core::RecvError::Closed)),
-                },
+                }
             };
             match polled {
                 Poll::Ready(Ok(_)) => {
@@ -527,18 +686,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
                             st.gap_before(p, k);
                         }
                         if manual {
-                            self.update_commit(&mut st, p);
+                            self.update_commit(st, p);
                         } else {
-                            self.commit_through(&mut st, p, last);
+                            self.commit_through(st, p, last);
                         }
                     }
                 }
                 Poll::Ready(Err(memq_core::RecvError::Lagged(k))) => {
                     if got == 0 {
                         st.rr = (p + 1) % n;
-                        drop(st);
-                        self.bury(dead);
-                        return Poll::Ready(Err(TryRecvError::Lagged(k)));
+                        return Exit::Ready(Err(TryRecvError::Lagged(k)));
                     }
                     st.gap_before(p, k);
                 }
@@ -549,38 +706,56 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if n > 0 {
             st.rr = (st.rr + 1) % n;
         }
-        // One relay wake-up may stand for many messages: if some remain,
-        // wake one more member per partition to share them.
-        let mut chained = Vec::new();
         if got > 0 {
-            for p in 0..n {
-                if st.cursors[p].lag() > 0 {
-                    chained.extend(self.pass_on(&mut st, p, Some(member)));
-                }
-            }
+            return Exit::Ready(Ok(got));
         }
-        if got == 0 {
-            // About to wait (or nothing there): make the commits durable.
-            self.flush(&mut st);
-        }
-        let result = if got > 0 {
-            Poll::Ready(Ok(got))
-        } else if st.cursors.is_empty() || (closed > 0 && pending_parts == 0 && st.redeliver.is_empty()) {
-            Poll::Ready(Err(TryRecvError::Closed))
+        // About to wait (or nothing there): make the commits durable.
+        self.flush(st);
+        if st.cursors.is_empty() || (closed > 0 && pending_parts == 0 && st.redeliver.is_empty()) {
+            Exit::Ready(Err(TryRecvError::Closed))
         } else {
-            match park {
-                Some((cx, waiter)) => {
-                    st.waiters.arm(&mut waiter.group_key, cx.waker(), member);
-                    waiter.deadline = self.next_deadline(&st, member);
-                    Poll::Pending
-                }
-                None => Poll::Ready(Err(TryRecvError::Empty)),
+            Exit::Park
+        }
+    }
+
+    /// `take`, less what partition `p` owes to members woken for its
+    /// messages that have not run yet: those are theirs (members are
+    /// served in the order they began waiting, not by who comes back
+    /// first).
+    fn owed_take(&self, st: &State<T>, p: usize, take: usize) -> usize {
+        let owed = st.waiters.owed(p) as u64;
+        if owed == 0 {
+            return take;
+        }
+        match st.cursors[p].lag() {
+            0 => take,
+            lag => take.min(usize::try_from(lag.saturating_sub(owed)).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Before a claim that does not park returns: on every partition whose
+    /// relay may be disarmed while another member that may read it is
+    /// parked, re-arm the relay, or, if the partition has messages ready,
+    /// notify that member.
+    fn rearm(&self, st: &mut State<T>, member: u64, wake: &mut Vec<Waker>) {
+        if self.config.assignment == Assignment::Shared && !self.any_parked(st, Notice::Group, Some(member)) {
+            return;
+        }
+        for p in 0..st.cursors.len() {
+            if st.armed[p] {
+                continue;
             }
-        };
-        drop(st);
-        chained.into_iter().for_each(Waker::wake);
-        self.bury(dead);
-        result
+            let notice = Notice::Partition(p);
+            if !self.any_parked(st, notice, Some(member)) {
+                continue;
+            }
+            let mut relay = Context::from_waker(&self.relays[p]);
+            let state = &mut *st;
+            match state.cursors[p].poll_ready(&mut relay, &mut state.relay_waiters[p]) {
+                Poll::Pending => state.armed[p] = true,
+                Poll::Ready(()) => wake.extend(self.pass_on(st, notice, Some(member))),
+            }
+        }
     }
 
     /// Sends dead letters to the sink, with no lock held.
@@ -754,7 +929,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         cursor
             .seek(offset)
             .map_err(|range| GroupError::OutOfRange { partition, range })?;
-        let wake = st.waiters.take_all();
+        let wake = self.wake_everyone(&mut st);
         drop(st);
         wake.into_iter().for_each(Waker::wake);
         Ok(())
@@ -778,11 +953,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                     .or(st.resume[p])
                     .unwrap_or(topic.high()),
             };
-            let unacked_from = st
-                .pending
-                .range((p, 0)..=(p, u64::MAX))
-                .next()
-                .map_or(next, |((_, o), _)| (*o).min(next));
+            let unacked_from = st.lowest_pending(p).map_or(next, |o| o.min(next));
             lag += topic.high().saturating_sub(unacked_from);
             committed.push(topic.committed(&self.name));
         }

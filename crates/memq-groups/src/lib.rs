@@ -35,6 +35,21 @@
 //! the group's lock, so each message goes to exactly one member while no
 //! member fails. Redeliveries are handed out before new messages.
 //!
+//! # Waiting
+//!
+//! Members waiting in `recv` are served in the order they began waiting:
+//! a publish wakes the member that has waited longest, and the message is
+//! kept for it until it runs (a member that receives and comes straight
+//! back waits its turn, so members that do little work per message share
+//! it evenly instead of the quickest winning every race). A receive polled
+//! again before it was woken keeps its place; a member that received, or
+//! was woken, waits at the back. A publish wakes one member, not all; one
+//! that is woken and then dropped (cancelled) hands its wake-up on.
+//! Nothing a group waits for is lost: while a member waits, the group is
+//! registered with every topic that member may read, or another member
+//! has been woken. Closing the topics wakes every waiting member, and each
+//! gets [`RecvError::Closed`] once the group has handed out everything.
+//!
 //! # Acknowledgement
 //!
 //! With [`AckMode::Auto`] (the default) a message counts as processed when

@@ -235,7 +235,8 @@ impl<T: Clone + Send + 'static> Member<T> {
         }
     }
 
-    /// Waits for the next message for this member. Cancel safe.
+    /// Waits for the next message for this member. Cancel safe. Waiting
+    /// members are served in the order they began waiting.
     ///
     /// # Errors
     ///

@@ -1,32 +1,106 @@
-//! Members parked on the group.
+//! Members parked on the group, served in the order they began waiting.
 //!
 //! A group registers with each partition's topic once, through a relay
 //! waker (see `group.rs`), instead of every parked member registering
-//! itself: a publish then wakes one eligible member, not all of them. A
-//! member woken that way is marked as notified; if its receive is dropped
-//! before it runs, the notification is handed to another member, so no
-//! wake-up is lost to cancellation.
+//! itself: a publish then wakes one eligible member, not all of them. The
+//! one woken is the member that has waited longest (first in, first out
+//! by the time it parked), so members that each do little work per
+//! message take turns instead of the quickest to park winning every
+//! race. A member polled again while still parked (a spurious poll, not a
+//! notification) keeps its place; a member that was woken, or that
+//! received, parks again at the back.
+//!
+//! A member woken is marked as notified; if its receive is dropped before
+//! it runs, the notification is handed to another member, so no wake-up
+//! is lost to cancellation. Until it runs, the messages it was woken for
+//! are owed to it: a member that did not wait does not take them first
+//! (see [`Wakers::owed`]).
 
+use std::collections::BTreeMap;
 use std::task::Waker;
+
+/// What a parked member was woken for, to pass on if its receive is
+/// dropped before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// News on one partition: pass on to a member that may read it.
+    Partition(usize),
+    /// News for the whole group (a rebalance, redeliveries, a seek,
+    /// closing, room under `max_pending`): pass on to any member.
+    Group,
+}
 
 #[derive(Debug)]
 struct Slot {
     member: u64,
+    /// Present while parked and not yet woken.
     waker: Option<Waker>,
-    /// Woken on behalf of this partition and not yet polled.
-    notified: Option<usize>,
+    /// Its place in the queue: while parked, or while its claim runs
+    /// after a poll that was not a notification (so it parks again in the
+    /// same place).
+    ticket: Option<u64>,
+    /// Woken for this and not yet run.
+    notified: Option<Notice>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Wakers {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
+    /// Parked slots by ticket: the longest waiting first.
+    queue: BTreeMap<u64, usize>,
+    next_ticket: u64,
+    /// Per partition: members notified for it that have not run yet.
+    owed: Vec<usize>,
 }
 
 impl Wakers {
+    /// How many members were notified for `partition` and have not run
+    /// yet: each is owed one of its messages.
+    pub(crate) fn owed(&self, partition: usize) -> usize {
+        self.owed.get(partition).copied().unwrap_or(0)
+    }
+
+    /// Records that a slot was notified for `notice`.
+    fn notify(owed: &mut Vec<usize>, notice: Notice) {
+        if let Notice::Partition(p) = notice {
+            if owed.len() <= p {
+                owed.resize(p + 1, 0);
+            }
+            owed[p] += 1;
+        }
+    }
+
+    /// Takes a slot's notification back; returns it.
+    fn settle(owed: &mut [usize], notified: &mut Option<Notice>) -> Option<Notice> {
+        let notice = notified.take();
+        if let Some(Notice::Partition(p)) = notice {
+            owed[p] -= 1;
+        }
+        notice
+    }
+
+    /// The member behind `key` is running a claim: its notification, if
+    /// any, is being acted on, and it is out of the queue while it runs.
+    /// It keeps its ticket if it was still parked (polled without being
+    /// woken), so that parking again keeps its place.
+    pub(crate) fn begin(&mut self, key: Option<usize>) {
+        if let Some(slot) = key.and_then(|k| self.slots[k].as_mut()) {
+            Self::settle(&mut self.owed, &mut slot.notified);
+            if slot.waker.take().is_some() {
+                if let Some(t) = slot.ticket {
+                    self.queue.remove(&t);
+                }
+            } else {
+                slot.ticket = None;
+            }
+        }
+    }
+
     /// Parks `member` with `waker` in the slot behind `key`, allocating one
-    /// if needed. Clears any notification (the member is running).
-    pub(crate) fn arm(&mut self, key: &mut Option<usize>, waker: &Waker, member: u64) {
+    /// if needed: at its old place if [`begin`](Self::begin) kept one,
+    /// else at the back.
+    pub(crate) fn park(&mut self, key: &mut Option<usize>, waker: &Waker, member: u64) {
         let k = *key.get_or_insert_with(|| match self.free.pop() {
             Some(k) => k,
             None => {
@@ -37,51 +111,159 @@ impl Wakers {
         let slot = self.slots[k].get_or_insert(Slot {
             member,
             waker: None,
+            ticket: None,
             notified: None,
         });
         slot.member = member;
-        slot.notified = None;
+        Self::settle(&mut self.owed, &mut slot.notified);
         match &mut slot.waker {
             Some(w) if w.will_wake(waker) => {}
             w => *w = Some(waker.clone()),
         }
+        let ticket = *slot.ticket.get_or_insert_with(|| {
+            self.next_ticket += 1;
+            self.next_ticket
+        });
+        self.queue.insert(ticket, k);
     }
 
-    /// Marks the slot as running (polled), without waiting.
-    pub(crate) fn running(&mut self, key: Option<usize>) {
+    /// The member behind `key` completed its receive (it does not wait):
+    /// out of the queue, and its next park goes to the back.
+    pub(crate) fn done(&mut self, key: Option<usize>) {
         if let Some(slot) = key.and_then(|k| self.slots[k].as_mut()) {
-            slot.notified = None;
+            Self::settle(&mut self.owed, &mut slot.notified);
             slot.waker = None;
+            if let Some(t) = slot.ticket.take() {
+                self.queue.remove(&t);
+            }
         }
     }
 
-    /// Frees the slot; returns the partition it was notified for and not
-    /// yet acted on, which the caller must pass on.
-    pub(crate) fn release(&mut self, key: usize) -> Option<usize> {
-        let notified = self.slots[key].take().and_then(|s| s.notified);
+    /// Frees the slot; returns what it was notified for and had not yet
+    /// acted on, which the caller must pass on.
+    pub(crate) fn release(&mut self, key: usize) -> Option<Notice> {
+        let mut slot = self.slots[key].take()?;
+        if let (Some(t), Some(_)) = (slot.ticket, &slot.waker) {
+            self.queue.remove(&t);
+        }
         self.free.push(key);
-        notified
+        Self::settle(&mut self.owed, &mut slot.notified)
     }
 
-    /// Takes the waker of one parked member that `eligible` accepts, and
-    /// marks it notified for `partition`.
-    pub(crate) fn wake_one(&mut self, partition: usize, eligible: impl Fn(u64) -> bool) -> Option<Waker> {
-        self.slots.iter_mut().flatten().find_map(|slot| {
-            if slot.waker.is_some() && eligible(slot.member) {
-                slot.notified = Some(partition);
-                slot.waker.take()
-            } else {
-                None
+    /// True when a member that `eligible` accepts is parked.
+    pub(crate) fn any_parked(&self, eligible: impl Fn(u64) -> bool) -> bool {
+        self.queue
+            .values()
+            .any(|&k| self.slots[k].as_ref().is_some_and(|s| eligible(s.member)))
+    }
+
+    /// Takes the waker of the longest-waiting parked member that
+    /// `eligible` accepts, and marks it notified for `notice`.
+    pub(crate) fn wake_one(&mut self, notice: Notice, eligible: impl Fn(u64) -> bool) -> Option<Waker> {
+        let (&ticket, &k) = self.queue.iter().find(|(_, &k)| {
+            self.slots[k]
+                .as_ref()
+                .is_some_and(|s| s.waker.is_some() && eligible(s.member))
+        })?;
+        self.queue.remove(&ticket);
+        let slot = self.slots[k].as_mut()?;
+        slot.ticket = None;
+        slot.notified = Some(notice);
+        Self::notify(&mut self.owed, notice);
+        slot.waker.take()
+    }
+
+    /// Takes the wakers of every parked member that `eligible` accepts,
+    /// marking them notified for `notice` (redeliveries, rebalances,
+    /// seeks, closing).
+    pub(crate) fn wake_all(&mut self, notice: Notice, eligible: impl Fn(u64) -> bool) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        let (slots, owed) = (&mut self.slots, &mut self.owed);
+        self.queue.retain(|_, &mut k| match slots[k].as_mut() {
+            Some(slot) if eligible(slot.member) => {
+                slot.ticket = None;
+                slot.notified = Some(notice);
+                Self::notify(owed, notice);
+                woken.extend(slot.waker.take());
+                false
             }
-        })
+            _ => true,
+        });
+        woken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The member that would be woken next.
+    fn front(w: &Wakers) -> Option<u64> {
+        let (_, &k) = w.queue.iter().next()?;
+        w.slots[k].as_ref().map(|s| s.member)
     }
 
-    /// Takes every parked member's waker (redeliveries, rebalances, closing).
-    pub(crate) fn take_all(&mut self) -> Vec<Waker> {
-        self.slots
-            .iter_mut()
-            .flatten()
-            .filter_map(|s| s.waker.take())
-            .collect()
+    fn wake_order(w: &mut Wakers) -> Vec<u64> {
+        let mut order = Vec::new();
+        while let Some(m) = front(w) {
+            assert!(w.wake_one(Notice::Partition(0), |_| true).is_some());
+            order.push(m);
+        }
+        order
+    }
+
+    #[test]
+    fn wakes_in_the_order_members_parked() {
+        let waker = Waker::noop();
+        let mut w = Wakers::default();
+        let mut keys = [None, None, None];
+        for m in [2, 1, 0] {
+            w.park(&mut keys[m], waker, m as u64);
+        }
+        // Member 2 polled again without a notification: keeps its place.
+        w.begin(keys[2]);
+        w.park(&mut keys[2], waker, 2);
+        assert_eq!(wake_order(&mut w), vec![2, 1, 0]);
+        // Woken members run, and park again at the back in turn.
+        for m in [0, 2, 1] {
+            w.begin(keys[m]);
+            w.park(&mut keys[m], waker, m as u64);
+        }
+        // One that received goes to the back too.
+        w.begin(keys[0]);
+        w.done(keys[0]);
+        w.park(&mut keys[0], waker, 0);
+        assert_eq!(wake_order(&mut w), vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn release_returns_an_unacted_notification() {
+        let waker = Waker::noop();
+        let mut w = Wakers::default();
+        let (mut a, mut b) = (None, None);
+        w.park(&mut a, waker, 0);
+        w.park(&mut b, waker, 1);
+        assert_eq!(w.wake_all(Notice::Group, |m| m == 1).len(), 1);
+        assert!(w.any_parked(|m| m == 0));
+        assert!(!w.any_parked(|m| m == 1));
+        assert_eq!(w.release(b.unwrap()), Some(Notice::Group));
+        assert_eq!(w.release(a.unwrap()), None);
+        assert!(w.queue.is_empty());
+    }
+
+    #[test]
+    fn a_notification_is_owed_until_its_member_runs() {
+        let waker = Waker::noop();
+        let mut w = Wakers::default();
+        let (mut a, mut b) = (None, None);
+        w.park(&mut a, waker, 0);
+        w.park(&mut b, waker, 1);
+        w.wake_one(Notice::Partition(2), |_| true).unwrap();
+        w.wake_one(Notice::Partition(2), |_| true).unwrap();
+        assert_eq!((w.owed(2), w.owed(0), w.owed(9)), (2, 0, 0));
+        w.begin(a);
+        assert_eq!(w.owed(2), 1);
+        assert_eq!(w.release(b.unwrap()), Some(Notice::Partition(2)));
+        assert_eq!(w.owed(2), 0);
     }
 }

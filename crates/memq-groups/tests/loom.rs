@@ -3,10 +3,33 @@
 
 #![cfg(memq_loom)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use loom::thread;
-use memq_core::{StartFrom, Topic, TopicConfig};
+use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
 use memq_groups::{AckMode, Group, GroupConfig};
 use memq_testkit::loom_model as model;
+
+/// As `memq_testkit::loom_model`, with loom's preemption bound set: the
+/// models with three threads parking and waking each other would
+/// otherwise explore far too many schedules. Bugs of waking need few
+/// preemptions (the lost wake-ups below take one or two).
+fn bounded_model<F: Fn() + Sync + Send + 'static>(preemptions: usize, f: F) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemptions);
+    builder.check(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    let name = std::thread::current().name().unwrap_or("model").to_string();
+    eprintln!(
+        "loom: {name}: {} schedules explored (preemption bound {preemptions})",
+        runs.load(Ordering::Relaxed)
+    );
+}
 
 /// A group with manual acknowledgement over `topic`.
 fn manual_group(topic: &Topic<u8>) -> Group<u8> {
@@ -94,5 +117,60 @@ fn a_leaving_member_wakes_a_parked_one_for_its_pending_message() {
         h.join().unwrap();
         b.ack(again.partition, again.offset).unwrap();
         assert_eq!(group.stats().committed, vec![Some(0)]);
+    });
+}
+
+/// Lost wake-up A: two members parked in `recv` while the topic is
+/// closed. Closing fired the group's relay once, which woke one member;
+/// the other stayed parked forever. Both must get `Closed`. (The members
+/// stay alive until both receives return: a member leaving wakes the
+/// others, which would hide the bug.)
+#[test]
+fn closing_wakes_every_parked_member() {
+    bounded_model(4, || {
+        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+        let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+        let parked: Vec<_> = (0..2)
+            .map(|_| {
+                let m = group.join(StartFrom::Earliest).unwrap();
+                thread::spawn(move || {
+                    let r = loom::future::block_on(m.recv()).map(|c| c.value);
+                    (r, m)
+                })
+            })
+            .collect();
+        topic.close();
+        let results: Vec<_> = parked.into_iter().map(|h| h.join().unwrap()).collect();
+        for (r, _member) in &results {
+            assert_eq!(*r, Err(RecvError::Closed));
+        }
+    });
+}
+
+/// Lost wake-up B: two members parked; the one woken for message 0 takes
+/// it (through the partition's relay registration, which that disarms)
+/// and receives nothing more, while message 1 is published. Nobody
+/// re-armed the relay, so the other member stayed parked. It must get
+/// message 1.
+#[test]
+fn a_claim_leaves_the_wake_up_armed_for_a_parked_member() {
+    bounded_model(4, || {
+        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(4))).unwrap();
+        let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+        let parked: Vec<_> = (0..2)
+            .map(|_| {
+                let m = group.join(StartFrom::Earliest).unwrap();
+                thread::spawn(move || {
+                    let r = loom::future::block_on(m.recv()).map(|c| c.value);
+                    (r, m) // one receive, then holds the member
+                })
+            })
+            .collect();
+        topic.try_publish(0).unwrap();
+        topic.try_publish(1).unwrap();
+        let results: Vec<_> = parked.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut got: Vec<u8> = results.iter().map(|(r, _member)| r.clone().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1]);
     });
 }
