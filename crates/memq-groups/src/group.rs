@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use crate::sync::Mutex;
 use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError, Waiter};
@@ -143,6 +144,7 @@ struct State<T> {
     rr: usize,
     redeliveries: u64,
     dead_lettered: u64,
+    expired: u64,
 }
 
 impl<T> State<T> {
@@ -172,6 +174,9 @@ pub(crate) struct Shared<T> {
     pub(crate) sources: Vec<Topic<T>>,
     pub(crate) config: GroupConfig,
     sink: Option<DeadLetterSink<T>>,
+    /// Each partition's TTL: pending messages that reach it are dropped
+    /// instead of being handed out again.
+    ttls: Vec<Option<Duration>>,
     state: Mutex<State<T>>,
     /// One per partition: wakes one eligible parked member when the
     /// partition's topic has news.
@@ -242,11 +247,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         let n = sources.len();
         let committed = sources.iter().map(|t| t.committed(name)).collect();
+        let ttls = sources.iter().map(|t| t.config().ttl).collect();
         Ok(Arc::new_cyclic(|weak: &Weak<Shared<T>>| Shared {
             name: name.into(),
             sources,
             config,
             sink,
+            ttls,
             state: Mutex::new(State {
                 cursors: Vec::new(),
                 members: BTreeMap::new(),
@@ -264,6 +271,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 rr: 0,
                 redeliveries: 0,
                 dead_lettered: 0,
+                expired: 0,
             }),
             relays: (0..n)
                 .map(|partition| {
@@ -495,13 +503,14 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let mut dead = Vec::new();
         let mut st = self.state.lock();
         st.waiters.begin(key);
-        // Idle tracking matters only with manual acknowledgement.
+        // Idle tracking and expiry matter only with manual acknowledgement.
         if manual {
             let now = Instant::now();
             self.take_over_idle(&mut st, now);
             if let Some(m) = st.members.get_mut(&member) {
                 m.last_active = now;
             }
+            self.expire_queued(&mut st, now);
         }
         let exit = 'claim: {
             let lagged: u64 = st.gaps.drain(..).map(|g| g.count).sum();
@@ -795,6 +804,35 @@ impl<T: Clone + Send + 'static> Shared<T> {
         st.redeliver.extend(moved);
     }
 
+    /// Drops the messages queued for redelivery that have reached their
+    /// partition's TTL (expired messages are never delivered), counting
+    /// them; the committed position moves past them as for an ack.
+    fn expire_queued(&self, st: &mut State<T>, now: Instant) {
+        if st.redeliver.is_empty() || self.ttls.iter().all(Option::is_none) {
+            return;
+        }
+        let expired: Vec<Key> = st
+            .redeliver
+            .iter()
+            .filter(|k| {
+                let ttl = self.ttls[k.0];
+                let published = st.pending.get(k).map(|p| p.timestamp);
+                ttl.zip(published)
+                    .is_some_and(|(ttl, ts)| now.saturating_duration_since(ts) >= ttl)
+            })
+            .copied()
+            .collect();
+        for k in &expired {
+            st.redeliver.remove(k);
+            st.pending.remove(k);
+            st.expired += 1;
+        }
+        let partitions: BTreeSet<usize> = expired.iter().map(|k| k.0).collect();
+        for p in partitions {
+            self.update_commit(st, p);
+        }
+    }
+
     /// When the earliest pending message of another member becomes
     /// claimable by this one, if ever.
     fn next_deadline(&self, st: &State<T>, member: u64) -> Option<Instant> {
@@ -965,6 +1003,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             pending: st.pending.len(),
             redeliveries: st.redeliveries,
             dead_lettered: st.dead_lettered,
+            expired: st.expired,
         }
     }
 }

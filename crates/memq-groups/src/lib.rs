@@ -62,6 +62,14 @@
 //! Each redelivery counts; a message delivered
 //! [`GroupConfig::max_deliveries`] times goes to the dead-letter sink.
 //!
+//! Expired messages are never delivered, redeliveries included: a pending
+//! message that has reached its topic's TTL
+//! ([`TopicConfig::ttl`](memq_core::TopicConfig::ttl), by its publish
+//! time) when it would be handed out again is dropped instead (nor is it
+//! dead-lettered), counted in [`GroupStats::expired`], and the committed
+//! offset moves past it as for an acknowledgement. The member holding it
+//! may still acknowledge it until then.
+//!
 //! # Commits and positions
 //!
 //! Committed offsets are stored in the topics as the commits of the

@@ -20,4 +20,9 @@ pub struct GroupStats {
     pub redeliveries: u64,
     /// Messages given to the dead-letter sink.
     pub dead_lettered: u64,
+    /// Pending messages dropped because they reached their topic's TTL
+    /// before they could be delivered again (expired messages are never
+    /// delivered), over the group's life. The committed position moves
+    /// past them as for an acknowledgement.
+    pub expired: u64,
 }
