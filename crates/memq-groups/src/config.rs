@@ -40,10 +40,12 @@ pub enum Assignment {
 /// let config = GroupConfig::default()
 ///     .ack(AckMode::Manual)
 ///     .ack_timeout(Some(Duration::from_secs(30)))
-///     .max_deliveries(Some(5));
+///     .max_deliveries(Some(5))
+///     .max_pending(Some(1_000));
 /// assert_eq!(config.ack, AckMode::Manual);
+/// assert_eq!(GroupConfig::default().max_pending, Some(10_000));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GroupConfig {
     /// When a delivered message counts as processed.
@@ -58,6 +60,32 @@ pub struct GroupConfig {
     pub max_deliveries: Option<u32>,
     /// How partitions are shared between members.
     pub assignment: Assignment,
+    /// With [`AckMode::Manual`]: the most messages the group holds pending
+    /// (handed out and not acknowledged, queued for redelivery, or dead
+    /// letters waiting for the sink). At the limit members get no new
+    /// messages (redeliveries still flow); a receive waits, and is woken
+    /// when an acknowledgement, a take-over, an expiry, a dead letter
+    /// taken by the sink or a member leaving makes room (while dead
+    /// letters the sink refused hold the group at the limit, a waiting
+    /// member offers them again every 100 ms). The group's position then
+    /// stops, so an
+    /// [`Overflow::Block`](memq_core::Overflow::Block) topic holds its
+    /// publishers back, and an evicting topic cannot make the group hold
+    /// an unbounded number of messages. Default: `Some(10_000)`; `None`:
+    /// no limit; `Some(0)` is refused by [`Group::new`](crate::Group::new).
+    pub max_pending: Option<usize>,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            ack: AckMode::default(),
+            ack_timeout: None,
+            max_deliveries: None,
+            assignment: Assignment::default(),
+            max_pending: Some(10_000),
+        }
+    }
 }
 
 impl GroupConfig {
@@ -79,6 +107,13 @@ impl GroupConfig {
     #[must_use]
     pub fn max_deliveries(mut self, max: Option<u32>) -> Self {
         self.max_deliveries = max;
+        self
+    }
+
+    /// Sets [`max_pending`](Self::max_pending).
+    #[must_use]
+    pub fn max_pending(mut self, max: Option<usize>) -> Self {
+        self.max_pending = max;
         self
     }
 

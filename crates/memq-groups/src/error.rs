@@ -26,6 +26,8 @@ pub enum GroupError {
     },
     /// The topic was closed.
     Closed,
+    /// A setting the group cannot work with (the reason says which).
+    InvalidConfig(&'static str),
 }
 
 impl fmt::Display for GroupError {
@@ -37,6 +39,7 @@ impl fmt::Display for GroupError {
                 write!(f, "partition {partition} out of range (the group reads {count})")
             }
             GroupError::Closed => f.write_str("topic closed"),
+            GroupError::InvalidConfig(reason) => write!(f, "invalid group config: {reason}"),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The shared state of a group and the claim that hands messages out.
 //!
 //! One mutex per group guards the cursors (one per partition), the
-//! members, the pending messages and the redelivery queue. Every receive
-//! variant of every member goes through [`Shared::claim`] under that
-//! lock, so a message can be handed to one member only: duplicates inside
-//! a healthy group are impossible by construction. The group lock may be held while a topic's
+//! members, the pending messages, the redelivery queue and the dead
+//! letters waiting for the sink. Every receive variant of every member
+//! goes through [`Shared::claim`] under that lock, so a message can be
+//! handed to one member only: duplicates inside a healthy group are
+//! impossible by construction. The group lock may be held while a topic's
 //! lock is taken (through a cursor), never the other way round.
 //!
 //! # Wake-ups
@@ -24,7 +25,12 @@
 //!   returns (`Cursor::poll_ready`), or, if the partition has more ready,
 //!   notifies another parked member;
 //! - the last member leaving drops the registrations with the cursors; a
-//!   member parks again only through a claim, which arms them afresh.
+//!   member parks again only through a claim, which arms them afresh;
+//! - a group at `max_pending` leaves a relay that fired disarmed (no
+//!   member may take what is there): what makes room (an ack, an expiry,
+//!   a dead letter the sink takes) notifies a parked member. Dead letters
+//!   the sink refused, holding the group at the limit, are offered again
+//!   by a parked member's timer (`DEAD_LETTER_RETRY`).
 //!
 //! Seeks, joins, leaves and rebalances wake every parked member.
 
@@ -33,7 +39,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError, Waiter};
 use tokio::time::Instant;
 
@@ -59,8 +65,47 @@ pub struct Claimed<T> {
     pub value: T,
 }
 
-/// A message that reached [`GroupConfig::max_deliveries`] without an
-/// acknowledgement.
+/// Why a message became a [`DeadLetter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// It was delivered [`GroupConfig::max_deliveries`] times without an
+    /// acknowledgement.
+    MaxDeliveries {
+        /// The limit it reached.
+        limit: u32,
+    },
+}
+
+/// A message the group gave up on (see [`DeadLetterReason`]), handed to
+/// the group's [`DeadLetterSink`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{AckMode, DeadLetter, DeadLetterReason, Group, GroupConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let dead: Arc<Mutex<Vec<DeadLetter<&str>>>> = Arc::default();
+/// let to = dead.clone();
+/// let config = GroupConfig::default().ack(AckMode::Manual).max_deliveries(Some(1));
+/// let sink = Arc::new(move |d| Ok(to.lock().unwrap().push(d)));
+/// let group = Group::with_dead_letters("jobs", vec![topic.clone()], config, sink).unwrap();
+///
+/// let worker = group.join(StartFrom::Earliest).unwrap();
+/// let failing = group.join(StartFrom::Earliest).unwrap();
+/// topic.try_publish("poison").unwrap();
+/// assert_eq!(failing.try_recv().unwrap().value, "poison");
+/// drop(failing); // never acknowledged: due for a second delivery
+///
+/// assert!(worker.try_recv().is_err(), "dead-lettered instead");
+/// assert_eq!(group.stats().dead_lettered, 1);
+/// let dead = dead.lock().unwrap();
+/// assert_eq!((dead[0].offset, dead[0].value), (0, "poison"));
+/// assert_eq!(dead[0].reason, DeadLetterReason::MaxDeliveries { limit: 1 });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeadLetter<T> {
@@ -74,13 +119,22 @@ pub struct DeadLetter<T> {
     pub timestamp: Instant,
     /// How many times it was delivered.
     pub deliveries: u32,
+    /// Why the group gave up on it.
+    pub reason: DeadLetterReason,
     /// The message.
     pub value: T,
 }
 
 /// Where dead letters go (typically: publish to a dead-letter topic).
 /// Called without any lock held.
-pub type DeadLetterSink<T> = Arc<dyn Fn(DeadLetter<T>) + Send + Sync>;
+///
+/// `Ok(())` takes the dead letter. `Err` hands it back (the dead-letter
+/// topic is full, or closed): the group keeps it, counted in
+/// [`GroupStats::pending`] and [`GroupStats::dead_letters_waiting`], keeps
+/// its committed position below it, and offers it again at the start of
+/// later receives and after acknowledgements, so a dead letter is never
+/// dropped silently.
+pub type DeadLetterSink<T> = Arc<dyn Fn(DeadLetter<T>) -> Result<(), DeadLetter<T>> + Send + Sync>;
 
 /// `count` offsets from `from` in `partition` that the group skipped
 /// (evicted before it read them).
@@ -107,6 +161,10 @@ struct Pending<T> {
 
 type Key = (usize, u64);
 
+/// How often a member waiting at [`GroupConfig::max_pending`] offers the
+/// dead letters that hold the group there to the sink again.
+pub(crate) const DEAD_LETTER_RETRY: Duration = Duration::from_millis(100);
+
 struct State<T> {
     /// One per partition while the group has members; empty otherwise
     /// (then the group holds nothing back and keeps only its commits,
@@ -118,6 +176,10 @@ struct State<T> {
     owners: Vec<Option<u64>>,
     pending: BTreeMap<Key, Pending<T>>,
     redeliver: BTreeSet<Key>,
+    /// Dead letters the sink has not taken yet (`None` while one is being
+    /// offered to it, with the lock released). They stay across the last
+    /// member leaving; a rejoined cursor that reads one again skips it.
+    dead: BTreeMap<Key, Option<DeadLetter<T>>>,
     /// Gaps found while other messages were being handed out, reported
     /// (as one lag) by the next claim.
     gaps: Vec<Gap>,
@@ -150,22 +212,44 @@ struct State<T> {
 impl<T> State<T> {
     /// Records a gap of `k` offsets that partition `p`'s cursor has just
     /// stepped over: it now stands at the oldest retained message, just
-    /// past the gap.
-    fn gap_before(&mut self, p: usize, k: u64) {
+    /// past the gap. Dead letters waiting for the sink in that range are
+    /// not lost: they are left out (the gap is recorded as the runs of
+    /// offsets between them). Returns how many offsets it counts.
+    fn gap_before(&mut self, p: usize, k: u64) -> u64 {
         let to = self.cursors[p].position();
-        self.gaps.push(Gap {
-            partition: p,
-            from: to.saturating_sub(k),
-            count: k,
-        });
+        let mut from = to.saturating_sub(k);
+        let mut counted = 0;
+        let waiting: Vec<u64> = self.dead.range((p, from)..(p, to)).map(|(k, _)| k.1).collect();
+        for end in waiting.into_iter().chain(Some(to)) {
+            if end > from {
+                self.gaps.push(Gap {
+                    partition: p,
+                    from,
+                    count: end - from,
+                });
+                counted += end - from;
+            }
+            from = end + 1;
+        }
+        counted
     }
 
-    /// The lowest offset of `partition` pending.
-    fn lowest_pending(&self, partition: usize) -> Option<u64> {
-        self.pending
-            .range((partition, 0)..=(partition, u64::MAX))
-            .next()
-            .map(|(k, _)| k.1)
+    /// Pending messages, dead letters waiting included: what
+    /// [`GroupConfig::max_pending`] bounds.
+    fn pending_count(&self) -> usize {
+        self.pending.len() + self.dead.len()
+    }
+
+    /// The lowest offset of `partition` not processed: pending, or a dead
+    /// letter waiting.
+    fn lowest_unprocessed(&self, partition: usize) -> Option<u64> {
+        let range = (partition, 0)..=(partition, u64::MAX);
+        let pending = self.pending.range(range.clone()).next().map(|(k, _)| k.1);
+        let dead = self.dead.range(range).next().map(|(k, _)| k.1);
+        match (pending, dead) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -245,6 +329,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if sources.is_empty() {
             return Err(GroupError::NoSources);
         }
+        if config.max_pending == Some(0) {
+            return Err(GroupError::InvalidConfig("max_pending must be at least 1"));
+        }
         let n = sources.len();
         let committed = sources.iter().map(|t| t.committed(name)).collect();
         let ttls = sources.iter().map(|t| t.config().ttl).collect();
@@ -261,6 +348,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 owners: vec![None; n],
                 pending: BTreeMap::new(),
                 redeliver: BTreeSet::new(),
+                dead: BTreeMap::new(),
                 gaps: Vec::new(),
                 committed,
                 resume: vec![None; n],
@@ -318,6 +406,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 notice,
                 eligibility(self.config.assignment, members, owners, notice, None),
             )
+        } else if self.room(&st) == 0 {
+            // Nobody may take new messages; an ack that frees room wakes
+            // a member, which re-arms the relay if it finds nothing.
+            Vec::new()
         } else {
             self.pass_on(&mut st, Notice::Partition(partition), None)
                 .into_iter()
@@ -350,6 +442,35 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// Wakes every parked member (a change for the whole group).
     fn wake_everyone(&self, st: &mut State<T>) -> Vec<Waker> {
         st.waiters.wake_all(Notice::Group, |_| true)
+    }
+
+    /// How many new messages the group may hand out before it reaches
+    /// [`GroupConfig::max_pending`].
+    fn room(&self, st: &State<T>) -> usize {
+        match (self.config.ack, self.config.max_pending) {
+            (AckMode::Manual, Some(limit)) => limit.saturating_sub(st.pending_count()),
+            _ => usize::MAX,
+        }
+    }
+
+    /// After the pending count went down from `before`: if that made room
+    /// under the limit, wake parked members to use it (one, or one per
+    /// partition's owner).
+    fn room_freed(&self, st: &mut State<T>, before: usize, wake: &mut Vec<Waker>) {
+        let Some(limit) = self.config.max_pending else {
+            return;
+        };
+        if before < limit || st.pending_count() >= limit {
+            return;
+        }
+        match self.config.assignment {
+            Assignment::Shared => wake.extend(self.pass_on(st, Notice::Group, None)),
+            Assignment::Exclusive => {
+                for p in 0..self.sources.len() {
+                    wake.extend(self.pass_on(st, Notice::Partition(p), None));
+                }
+            }
+        }
     }
 
     pub(crate) fn join(&self, start: StartFrom) -> Result<u64, GroupError> {
@@ -415,9 +536,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
             // Nobody reads: drop the cursors so the group holds nothing
             // back. Unacknowledged messages are above the committed
             // position, so the next member to join receives them again.
+            // Dead letters waiting for the sink stay.
             if self.config.ack == AckMode::Manual {
                 for p in 0..self.sources.len() {
-                    if let (None, Some(l)) = (st.committed[p], st.lowest_pending(p)) {
+                    if let (None, Some(l)) = (st.committed[p], st.lowest_unprocessed(p)) {
                         st.resume[p] = Some(st.resume[p].map_or(l, |r| r.min(l)));
                     }
                 }
@@ -500,9 +622,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let manual = self.config.ack == AckMode::Manual;
         let key = park.as_ref().and_then(|(_, w)| w.group_key);
         let mut wake = Vec::new();
-        let mut dead = Vec::new();
         let mut st = self.state.lock();
         st.waiters.begin(key);
+        if !st.dead.is_empty() {
+            // Dead letters the sink refused before: offer them again first.
+            st = self.offer_dead_letters(st, &mut wake);
+        }
         // Idle tracking and expiry matter only with manual acknowledgement.
         if manual {
             let now = Instant::now();
@@ -517,7 +642,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if lagged > 0 {
                 break 'claim Exit::Ready(Err(TryRecvError::Lagged(lagged)));
             }
-            let got = self.redeliver(&mut st, member, max, out, &mut dead);
+            let (got, buried) = self.redeliver(&mut st, member, max, out);
+            if buried {
+                // New dead letters go to the sink (with the lock released)
+                // before new messages are handed out: what it takes makes
+                // room under `max_pending`.
+                st = self.offer_dead_letters(st, &mut wake);
+            }
             self.claim_new(&mut st, member, max, got, out, park.is_some())
         };
         let exit = match exit {
@@ -529,6 +660,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let (cx, waiter) = park.as_mut().expect("parks only with a context");
                 st.waiters.park(&mut waiter.group_key, cx.waker(), member);
                 waiter.deadline = self.next_deadline(&st, member);
+                if self.room(&st) == 0 && st.dead.values().any(Option::is_some) {
+                    // Held at the limit by dead letters the sink refused:
+                    // nothing else would offer them again.
+                    let retry = Instant::now() + DEAD_LETTER_RETRY;
+                    waiter.deadline = Some(waiter.deadline.map_or(retry, |d| d.min(retry)));
+                }
                 Poll::Pending
             }
             Exit::Ready(r) => {
@@ -544,22 +681,21 @@ impl<T: Clone + Send + 'static> Shared<T> {
         };
         drop(st);
         wake.into_iter().for_each(Waker::wake);
-        self.bury(dead);
         result
     }
 
     /// Hands up to `max` redeliveries to `member`, in partition and offset
-    /// order; those at `max_deliveries` go to `dead` instead. Returns how
-    /// many it handed out.
+    /// order; those at `max_deliveries` become dead letters waiting for
+    /// the sink instead. Returns how many it handed out, and whether it
+    /// made dead letters.
     fn redeliver(
         &self,
         st: &mut State<T>,
         member: u64,
         max: usize,
         out: &mut Vec<Claimed<T>>,
-        dead: &mut Vec<DeadLetter<T>>,
-    ) -> usize {
-        let mut got = 0;
+    ) -> (usize, bool) {
+        let (mut got, mut buried) = (0, false);
         if !st.redeliver.is_empty() {
             let ready: Vec<Key> = st
                 .redeliver
@@ -575,18 +711,23 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let Some(p) = st.pending.get_mut(&key) else {
                     continue;
                 };
-                if self.config.max_deliveries.is_some_and(|max| p.deliveries >= max) {
+                if let Some(limit) = self.config.max_deliveries.filter(|max| p.deliveries >= *max) {
                     if let Some(p) = st.pending.remove(&key) {
-                        st.dead_lettered += 1;
-                        dead.push(DeadLetter {
-                            group: self.name.clone(),
-                            partition: key.0,
-                            offset: key.1,
-                            timestamp: p.timestamp,
-                            deliveries: p.deliveries,
-                            value: p.value,
-                        });
-                        self.update_commit(st, key.0);
+                        // Waits for the sink (offered when the lock is
+                        // released), counted as pending until it is taken.
+                        st.dead.insert(
+                            key,
+                            Some(DeadLetter {
+                                group: self.name.clone(),
+                                partition: key.0,
+                                offset: key.1,
+                                timestamp: p.timestamp,
+                                deliveries: p.deliveries,
+                                reason: DeadLetterReason::MaxDeliveries { limit },
+                                value: p.value,
+                            }),
+                        );
+                        buried = true;
                     }
                     continue;
                 }
@@ -603,7 +744,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 got += 1;
             }
         }
-        got
+        (got, buried)
     }
 
     /// The rest of a claim after `got` redeliveries: new messages,
@@ -631,85 +772,131 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if !self.eligible(st, member, p) {
                 continue;
             }
-            // Messages owed to members woken for them that have not run
-            // yet are theirs.
-            let take = self.owed_take(st, p, max - got);
-            if take == 0 {
+            let room = self.room(st);
+            if room == 0 {
+                // At `max_pending`: nothing new. Still tell a closed and
+                // drained partition, and keep the relay armed while the
+                // partition has nothing (so closing it wakes the member).
+                let ready = if can_park {
+                    let mut relay = Context::from_waker(&self.relays[p]);
+                    let ready = st.cursors[p]
+                        .poll_ready(&mut relay, &mut st.relay_waiters[p])
+                        .is_ready();
+                    st.armed[p] = !ready;
+                    ready
+                } else {
+                    true
+                };
+                if ready && st.cursors[p].lag() == 0 && st.cursors[p].is_closed() {
+                    closed += 1;
+                } else {
+                    pending_parts += 1;
+                }
+                continue;
+            }
+            if self.owed_take(st, p, room) == 0 {
+                // Every message there is owed to a member woken for it.
                 pending_parts += 1;
                 continue;
             }
-            fresh.clear();
-            let polled = if can_park {
-                // Registered through the partition's relay, not the
-                // member: a publish then wakes one member, not all.
-                let mut relay = Context::from_waker(&self.relays[p]);
-                let state = &mut *st;
-                let polled = state.cursors[p].poll_recv_batch(
-                    &mut relay,
-                    &mut state.relay_waiters[p],
-                    take,
-                    &mut fresh,
-                );
-                // Taking messages disarms it; a lag or a close may have.
-                state.armed[p] = polled.is_pending();
-                polled
-            } else {
-                match st.cursors[p].try_recv_batch(take, &mut fresh) {
-                    Ok(k) => Poll::Ready(Ok(k)),
-                    Err(TryRecvError::Empty) => Poll::Pending,
-                    Err(TryRecvError::Lagged(k)) => Poll::Ready(Err(memq_core::RecvError::Lagged(k))),
-                    Err(_) => Poll::Ready(Err(memq_core::RecvError::Closed)),
+            // Messages re-read that wait as dead letters are passed over;
+            // then poll again for what the batch is still short of.
+            let polled = loop {
+                fresh.clear();
+                let take = self.owed_take(st, p, (max - got).min(self.room(st)));
+                if take == 0 {
+                    break Poll::Ready(Ok(0));
+                }
+                let polled = if can_park {
+                    // Registered through the partition's relay, not the
+                    // member: a publish then wakes one member, not all.
+                    let mut relay = Context::from_waker(&self.relays[p]);
+                    let state = &mut *st;
+                    let polled = state.cursors[p].poll_recv_batch(
+                        &mut relay,
+                        &mut state.relay_waiters[p],
+                        take,
+                        &mut fresh,
+                    );
+                    // Taking messages disarms it; a lag or a close may have.
+                    state.armed[p] = polled.is_pending();
+                    polled
+                } else {
+                    match st.cursors[p].try_recv_batch(take, &mut fresh) {
+                        Ok(k) => Poll::Ready(Ok(k)),
+                        Err(TryRecvError::Empty) => Poll::Pending,
+                        Err(TryRecvError::Lagged(k)) => Poll::Ready(Err(memq_core::RecvError::Lagged(k))),
+                        Err(_) => Poll::Ready(Err(memq_core::RecvError::Closed)),
+                    }
+                };
+                match polled {
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(memq_core::RecvError::Lagged(k))) => {
+                        if st.gap_before(p, k) > 0 {
+                            break polled;
+                        }
+                        // Only dead letters waiting for the sink were
+                        // evicted: nothing lost, read on.
+                        continue;
+                    }
+                    _ => break polled,
+                }
+                let mut passed = 0;
+                let last = fresh.last().map(|d| d.offset);
+                for d in fresh.drain(..) {
+                    if st.dead.contains_key(&(p, d.offset)) {
+                        passed += 1;
+                        continue;
+                    }
+                    if manual {
+                        st.pending.insert(
+                            (p, d.offset),
+                            Pending {
+                                owner: Some(member),
+                                deliveries: 1,
+                                timestamp: d.timestamp,
+                                value: d.value.clone(),
+                            },
+                        );
+                    }
+                    out.push(Claimed {
+                        partition: p,
+                        offset: d.offset,
+                        timestamp: d.timestamp,
+                        deliveries: 1,
+                        value: d.value,
+                    });
+                    got += 1;
+                }
+                if let Some(last) = last {
+                    // A gap the cursor found after these messages is
+                    // reported by its next receive; take the report now, so
+                    // that it reaches the group's next receive whatever
+                    // happens to the cursor meanwhile (a seek, the last
+                    // member leaving).
+                    if let Some(k) = st.cursors[p].take_lag() {
+                        st.gap_before(p, k);
+                    }
+                    if manual {
+                        self.update_commit(st, p);
+                    } else {
+                        self.commit_through(st, p, last);
+                    }
+                }
+                if passed == 0 || got == max || !st.gaps.is_empty() {
+                    break polled;
                 }
             };
             match polled {
-                Poll::Ready(Ok(_)) => {
-                    let last = fresh.last().map(|d| d.offset);
-                    for d in fresh.drain(..) {
-                        if manual {
-                            st.pending.insert(
-                                (p, d.offset),
-                                Pending {
-                                    owner: Some(member),
-                                    deliveries: 1,
-                                    timestamp: d.timestamp,
-                                    value: d.value.clone(),
-                                },
-                            );
-                        }
-                        out.push(Claimed {
-                            partition: p,
-                            offset: d.offset,
-                            timestamp: d.timestamp,
-                            deliveries: 1,
-                            value: d.value,
-                        });
-                        got += 1;
-                    }
-                    if let Some(last) = last {
-                        // A gap the cursor found after these messages is
-                        // reported by its next receive; take the report
-                        // now, so that it reaches the group's next receive
-                        // whatever happens to the cursor meanwhile (a
-                        // seek, the last member leaving).
-                        if let Some(k) = st.cursors[p].take_lag() {
-                            st.gap_before(p, k);
-                        }
-                        if manual {
-                            self.update_commit(st, p);
-                        } else {
-                            self.commit_through(st, p, last);
-                        }
-                    }
-                }
-                Poll::Ready(Err(memq_core::RecvError::Lagged(k))) => {
-                    if got == 0 {
-                        st.rr = (p + 1) % n;
-                        return Exit::Ready(Err(TryRecvError::Lagged(k)));
-                    }
-                    st.gap_before(p, k);
-                }
+                Poll::Ready(Ok(_)) | Poll::Ready(Err(memq_core::RecvError::Lagged(_))) => {}
                 Poll::Ready(Err(_)) => closed += 1,
                 Poll::Pending => pending_parts += 1,
+            }
+            if got == 0 && !st.gaps.is_empty() {
+                // A gap found before anything was handed out: reported now.
+                let k = st.gaps.drain(..).map(|g| g.count).sum();
+                st.rr = (p + 1) % n;
+                return Exit::Ready(Err(TryRecvError::Lagged(k)));
             }
         }
         if n > 0 {
@@ -762,17 +949,76 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let state = &mut *st;
             match state.cursors[p].poll_ready(&mut relay, &mut state.relay_waiters[p]) {
                 Poll::Pending => state.armed[p] = true,
-                Poll::Ready(()) => wake.extend(self.pass_on(st, notice, Some(member))),
+                Poll::Ready(()) => {
+                    if self.room(st) > 0 || st.cursors[p].is_closed() {
+                        wake.extend(self.pass_on(st, notice, Some(member)));
+                    }
+                }
             }
         }
     }
 
-    /// Sends dead letters to the sink, with no lock held.
-    fn bury(&self, dead: Vec<DeadLetter<T>>) {
-        if let Some(sink) = &self.sink {
-            for d in dead {
-                sink(d);
+    /// Offers the dead letters waiting for the sink to it, in partition
+    /// and offset order, with the lock released; stops at the first it
+    /// refuses (the rest wait with it). One is offered first, and the rest
+    /// only if the sink took it, so a sink that keeps refusing (a full
+    /// dead-letter topic) costs one call per offer, whatever the backlog.
+    /// Returns the lock.
+    fn offer_dead_letters<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<T>>,
+        wake: &mut Vec<Waker>,
+    ) -> MutexGuard<'a, State<T>> {
+        let mut want = 1;
+        loop {
+            // Marked as being offered (`None`): still pending, holding the
+            // commit, and offered by nobody else meanwhile.
+            let batch: Vec<(Key, DeadLetter<T>)> = st
+                .dead
+                .iter_mut()
+                .filter_map(|(k, d)| d.take().map(|d| (*k, d)))
+                .take(want)
+                .collect();
+            if batch.is_empty() {
+                return st;
             }
+            let offered = batch.len();
+            drop(st);
+            let mut taken = Vec::with_capacity(offered);
+            let mut refused = Vec::new();
+            let mut batch = batch.into_iter();
+            for (key, d) in batch.by_ref() {
+                let answer = match &self.sink {
+                    Some(sink) => sink(d),
+                    None => Ok(()),
+                };
+                match answer {
+                    Ok(()) => taken.push(key),
+                    Err(d) => {
+                        refused.push((key, d));
+                        break;
+                    }
+                }
+            }
+            refused.extend(batch);
+            st = self.state.lock();
+            let before = st.pending_count();
+            let done = !refused.is_empty() || offered < want;
+            for (key, d) in refused {
+                if let Some(slot) = st.dead.get_mut(&key) {
+                    *slot = Some(d);
+                }
+            }
+            for key in taken {
+                st.dead.remove(&key);
+                st.dead_lettered += 1;
+                self.update_commit(&mut st, key.0);
+            }
+            self.room_freed(&mut st, before, wake);
+            if done {
+                return st;
+            }
+            want = usize::MAX;
         }
     }
 
@@ -870,17 +1116,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     /// Manual mode: the committed position is just below the lowest
-    /// unacknowledged offset (or below the next one to hand out).
+    /// unacknowledged offset, or dead letter waiting for the sink (or
+    /// below the next one to hand out).
     fn update_commit(&self, st: &mut State<T>, partition: usize) {
         let Some(cursor) = st.cursors.get(partition) else {
             return;
         };
-        let lowest_pending = st
-            .pending
-            .range((partition, 0)..=(partition, u64::MAX))
-            .next()
-            .map(|((_, o), _)| *o);
-        let next = lowest_pending.map_or(cursor.position(), |o| o.min(cursor.position()));
+        let next = st
+            .lowest_unprocessed(partition)
+            .map_or(cursor.position(), |o| o.min(cursor.position()));
         if let Some(through) = next.checked_sub(1) {
             if st.committed[partition].is_none_or(|c| c < through) {
                 // Only moves forward; a gap below `next` cannot be re-read.
@@ -901,15 +1145,30 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let mut st = self.state.lock();
         match st.pending.get(&(partition, offset)) {
             Some(p) if p.owner == Some(member) => {
+                let before = st.pending_count();
                 st.pending.remove(&(partition, offset));
                 if let Some(m) = st.members.get_mut(&member) {
                     m.last_active = Instant::now();
                 }
                 self.update_commit(&mut st, partition);
+                self.acknowledged(st, before);
                 Ok(())
             }
             _ => Err(AckError::NotOwned { partition, offset }),
         }
+    }
+
+    /// After acknowledgements took the pending count down from `before`:
+    /// wakes members for the room made, and offers the dead letters
+    /// waiting to the sink again. Releases the lock.
+    fn acknowledged<'a>(&'a self, mut st: MutexGuard<'a, State<T>>, before: usize) {
+        let mut wake = Vec::new();
+        self.room_freed(&mut st, before, &mut wake);
+        if !st.dead.is_empty() {
+            st = self.offer_dead_letters(st, &mut wake);
+        }
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
     }
 
     /// Manual mode: acknowledges every message this member holds in
@@ -937,7 +1196,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             return Ok(());
         }
-        let mine: Vec<(usize, u64)> = st
+        let mine: Vec<Key> = st
             .pending
             .range((partition, 0)..=(partition, offset))
             .filter(|(_, p)| p.owner == Some(member))
@@ -949,10 +1208,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 m.last_active = Instant::now();
             }
         }
+        let before = st.pending_count();
         for k in mine {
             st.pending.remove(&k);
         }
         self.update_commit(&mut st, partition);
+        self.acknowledged(st, before);
         Ok(())
     }
 
@@ -991,7 +1252,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                     .or(st.resume[p])
                     .unwrap_or(topic.high()),
             };
-            let unacked_from = st.lowest_pending(p).map_or(next, |o| o.min(next));
+            let unacked_from = st.lowest_unprocessed(p).map_or(next, |o| o.min(next));
             lag += topic.high().saturating_sub(unacked_from);
             committed.push(topic.committed(&self.name));
         }
@@ -1000,9 +1261,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
             members: st.members.len(),
             committed,
             lag,
-            pending: st.pending.len(),
+            pending: st.pending_count(),
             redeliveries: st.redeliveries,
             dead_lettered: st.dead_lettered,
+            dead_letters_waiting: st.dead.len(),
             expired: st.expired,
         }
     }

@@ -70,6 +70,32 @@
 //! offset moves past it as for an acknowledgement. The member holding it
 //! may still acknowledge it until then.
 //!
+//! The group holds at most [`GroupConfig::max_pending`] messages pending
+//! (10,000 by default). At the limit members get no new messages
+//! (redeliveries still flow) and a receive waits until an
+//! acknowledgement, a take-over, an expiry, a dead letter taken or a
+//! member leaving makes room. The group's position stops meanwhile, so
+//! the messages it holds stay bounded on an evicting topic, and a topic
+//! with [`Overflow::Block`](memq_core::Overflow::Block) holds its
+//! publishers back.
+//!
+//! # Dead letters
+//!
+//! A dead letter ([`DeadLetter`], with its [`DeadLetterReason`]) goes to the
+//! group's [`DeadLetterSink`] with no lock held: before the receive that
+//! gave up on it hands out new messages. The sink may refuse it (a full or
+//! closed dead-letter topic) by handing it back; it then waits in the
+//! group, counted in [`GroupStats::pending`] and
+//! [`GroupStats::dead_letters_waiting`], the committed offset stays below
+//! it, and it is offered again at the start of later receives and after
+//! acknowledgements (one offer per occasion while the sink keeps
+//! refusing), and every 100 ms by a member waiting while such dead
+//! letters hold the group at `max_pending`. It is never handed to a
+//! member again, and it stays across
+//! the last member leaving (a rejoined group that reads it again passes
+//! over it). [`GroupStats::dead_lettered`] counts those the sink took. A
+//! group without a sink drops its dead letters, counted there.
+//!
 //! # Commits and positions
 //!
 //! Committed offsets are stored in the topics as the commits of the
@@ -116,6 +142,6 @@ mod wait;
 
 pub use config::{AckMode, Assignment, GroupConfig};
 pub use error::{AckError, GroupError, OutOfRange, RecvError, TryRecvError};
-pub use group::{Claimed, DeadLetter, DeadLetterSink};
+pub use group::{Claimed, DeadLetter, DeadLetterReason, DeadLetterSink};
 pub use member::{Group, Member, MemberWaiter};
 pub use stats::GroupStats;

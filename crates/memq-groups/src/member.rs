@@ -64,7 +64,8 @@ impl<T: Clone + Send + 'static> Group<T> {
     ///
     /// # Errors
     ///
-    /// [`GroupError::NoSources`] for an empty `sources`.
+    /// [`GroupError::NoSources`] for an empty `sources`,
+    /// [`GroupError::InvalidConfig`] for a `max_pending` of `Some(0)`.
     pub fn new(name: &str, sources: Vec<Topic<T>>, config: GroupConfig) -> Result<Self, GroupError> {
         Ok(Group {
             shared: Shared::new(name, sources, config, None)?,
@@ -72,7 +73,9 @@ impl<T: Clone + Send + 'static> Group<T> {
     }
 
     /// Like [`new`](Self::new), with a sink for messages that reach
-    /// [`GroupConfig::max_deliveries`]. The sink runs with no lock held.
+    /// [`GroupConfig::max_deliveries`]. The sink runs with no lock held; a
+    /// dead letter it hands back waits in the group and is offered again
+    /// (see [`DeadLetterSink`]).
     ///
     /// # Errors
     ///
@@ -259,8 +262,11 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Panics
     ///
-    /// With an ack timeout configured, outside a Tokio runtime with the time
-    /// driver enabled (the wait for an idle member's messages needs a timer).
+    /// With an ack timeout configured, or while dead letters the sink
+    /// refused hold the group at [`GroupConfig::max_pending`], outside a
+    /// Tokio runtime with the time driver enabled (the wait for an idle
+    /// member's messages, or to offer the dead letters again, needs a
+    /// timer).
     pub async fn recv_batch(&self, max: usize, out: &mut Vec<Claimed<T>>) -> Result<usize, RecvError> {
         let mut waiter = MemberWaiter::new();
         poll_fn(|cx| self.poll_recv_batch(cx, &mut waiter, max, out)).await

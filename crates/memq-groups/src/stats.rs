@@ -14,12 +14,20 @@ pub struct GroupStats {
     /// Messages published that the group has not yet processed (not handed
     /// out, or handed out and not acknowledged), over all partitions.
     pub lag: u64,
-    /// Messages delivered and not yet acknowledged (manual mode).
+    /// Manual mode: messages delivered and not yet acknowledged, queued
+    /// for redelivery, or waiting for the dead-letter sink (see
+    /// [`dead_letters_waiting`](Self::dead_letters_waiting)); what
+    /// [`GroupConfig::max_pending`](crate::GroupConfig::max_pending) bounds.
     pub pending: usize,
     /// Deliveries after the first, over the group's life.
     pub redeliveries: u64,
-    /// Messages given to the dead-letter sink.
+    /// Dead letters the sink took, over the group's life.
     pub dead_lettered: u64,
+    /// Dead letters the sink refused (a full or closed dead-letter topic),
+    /// kept by the group and offered again at its later receives and
+    /// acknowledgements. Included in [`pending`](Self::pending); the
+    /// committed position stays below them.
+    pub dead_letters_waiting: usize,
     /// Pending messages dropped because they reached their topic's TTL
     /// before they could be delivered again (expired messages are never
     /// delivered), over the group's life. The committed position moves

@@ -87,7 +87,10 @@ async fn an_expired_pending_message_is_not_dead_lettered() {
         "g",
         vec![t.clone()],
         manual(200).max_deliveries(Some(1)),
-        std::sync::Arc::new(move |d| to.lock().unwrap().push(d)),
+        std::sync::Arc::new(move |d| {
+            to.lock().unwrap().push(d);
+            Ok(())
+        }),
     )
     .unwrap();
     let a = group.join(StartFrom::Earliest).unwrap();

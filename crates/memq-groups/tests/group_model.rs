@@ -1180,7 +1180,10 @@ async fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         GROUP,
         parts.iter().map(|p| p.topic.clone()).collect(),
         group_config,
-        Arc::new(move |d| to_sink.lock().unwrap().push(d)),
+        Arc::new(move |d| {
+            to_sink.lock().unwrap().push(d);
+            Ok(())
+        }),
     )
     .unwrap();
     let mut model = Model {

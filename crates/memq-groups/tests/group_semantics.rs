@@ -218,7 +218,10 @@ fn message_goes_to_dead_letters_after_max_deliveries() {
     let dead: Arc<Mutex<Vec<DeadLetter<u64>>>> = Arc::default();
     let sink = {
         let dead = dead.clone();
-        Arc::new(move |d: DeadLetter<u64>| dead.lock().unwrap().push(d))
+        Arc::new(move |d: DeadLetter<u64>| {
+            dead.lock().unwrap().push(d);
+            Ok(())
+        })
     };
     let group = Group::with_dead_letters("g", vec![t.clone()], manual(None, Some(2)), sink).unwrap();
     let keep = group.join(StartFrom::Earliest).unwrap();

@@ -174,3 +174,28 @@ fn a_claim_leaves_the_wake_up_armed_for_a_parked_member() {
         assert_eq!(got, vec![0, 1]);
     });
 }
+
+/// `max_pending` 1: one member holds the group's one message in hand
+/// while another parks at the limit; the acknowledgement that makes room
+/// races the parking, and must not be lost.
+#[test]
+fn an_ack_that_makes_room_wakes_a_member_parked_at_the_limit() {
+    bounded_model(4, || {
+        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(4))).unwrap();
+        let config = GroupConfig::default().ack(AckMode::Manual).max_pending(Some(1));
+        let group = Group::new("g", vec![topic.clone()], config).unwrap();
+        let a = group.join(StartFrom::Earliest).unwrap();
+        let b = group.join(StartFrom::Earliest).unwrap();
+        topic.try_publish(0).unwrap();
+        topic.try_publish(1).unwrap();
+        let held = a.try_recv().unwrap();
+        let h = thread::spawn(move || {
+            let r = loom::future::block_on(b.recv()).map(|c| (c.offset, c.deliveries));
+            (r, b)
+        });
+        a.ack(held.partition, held.offset).unwrap();
+        let (r, _b) = h.join().unwrap();
+        assert_eq!(r, Ok((1, 1)));
+        assert_eq!(group.stats().pending, 1);
+    });
+}

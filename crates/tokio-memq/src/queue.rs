@@ -623,16 +623,25 @@ impl GroupBuilder<'_> {
 }
 
 /// Publishes dead letters to `log`. The dead letter keeps its payload,
-/// key and format; if the dead-letter topic is closed it is dropped (and
-/// still counted in the group's `dead_lettered`).
+/// key and format; one the dead-letter topic refuses (full, closed) is
+/// handed back to the group, which keeps it and offers it again.
 fn dead_letter_sink(log: Log) -> DeadLetterSink<Entry> {
-    Arc::new(move |d: DeadLetter<Entry>| match &log {
-        Log::Plain(t) => {
-            let _ = t.try_publish(d.value);
-        }
-        Log::Partitioned(p) => {
-            let key = d.value.key.clone();
-            let _ = p.try_publish(key.as_deref().map(str::as_bytes), d.value);
+    Arc::new(move |mut d: DeadLetter<Entry>| {
+        let refused = match &log {
+            Log::Plain(t) => t.try_publish(d.value.clone()).err().map(|e| e.into_inner()),
+            Log::Partitioned(p) => {
+                let key = d.value.key.clone();
+                p.try_publish(key.as_deref().map(str::as_bytes), d.value.clone())
+                    .err()
+                    .map(|e| e.into_inner())
+            }
+        };
+        match refused {
+            None => Ok(()),
+            Some(value) => {
+                d.value = value;
+                Err(d)
+            }
         }
     })
 }
