@@ -181,6 +181,14 @@ pub enum TopicError {
         /// The group name.
         group: String,
     },
+    /// Consumer group settings that cannot work (a `max_pending` of 0).
+    #[error("consumer group {group:?}: {reason}")]
+    InvalidGroupConfig {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The topic or its queue was closed.
     #[error("topic closed")]
     Closed,

@@ -3,14 +3,20 @@
 //! Each retained message keeps a [`FormatTag`] instead of a
 //! `SerializationFormat` (whose `Custom` variant holds a `String`) or a
 //! `Codec`, so that a message costs 64 bytes beyond its payload. A tag is
-//! one of: a built-in format, a custom format name interned once per
-//! process, or a codec interned once per process (messages encoded with a
-//! topic's or publisher's serialization defaults carry the codec that
-//! encoded them, so receivers decode them with the same pipeline).
+//! one of: a built-in format, a custom format name kept once in the
+//! queue's [`FormatTable`], or a codec kept there once per distinct
+//! setting (messages encoded with a topic's or publisher's serialization
+//! defaults carry the codec that encoded them, so receivers decode them
+//! with the same pipeline). The table belongs to the queue and is freed
+//! with it; nothing is process-wide.
 
-use memq_codec::Codec;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
 pub use memq_codec::SerializationFormat;
-use parking_lot::RwLock;
+use memq_codec::{Codec, CodecError, ErrorKind};
+use parking_lot::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FormatTag(u16);
@@ -18,92 +24,179 @@ pub(crate) struct FormatTag(u16);
 const CUSTOM_BASE: u16 = 16;
 const CODEC_BASE: u16 = 0x8000;
 
-static CUSTOM: RwLock<Vec<std::sync::Arc<str>>> = RwLock::new(Vec::new());
-static CODECS: RwLock<Vec<Codec>> = RwLock::new(Vec::new());
+/// The custom format names and codecs of one queue's stored payloads,
+/// each kept once and named by a [`FormatTag`].
+///
+/// Per queue, freed with it. Codecs are kept once per distinct setting
+/// ([`Codec::same_settings`]), so registering the same defaults again and
+/// again adds nothing; a queue that asks for more than [`Table::CAPACITY`]
+/// distinct ones gets a typed error at publish time, never a misread
+/// payload. Lookups on the delivery path take no lock.
+#[derive(Debug, Default)]
+pub(crate) struct FormatTable {
+    custom: Table<Arc<str>>,
+    codecs: Table<Codec>,
+    /// Writers only: where each custom name is.
+    names: Mutex<HashMap<Arc<str>, usize>>,
+    /// Writers only: serializes adding codecs.
+    adding_codec: Mutex<()>,
+}
 
-/// Interns `item` in `table` (found by `same`), returning its index.
-fn intern<T: Clone>(table: &RwLock<Vec<T>>, item: &T, same: impl Fn(&T, &T) -> bool) -> usize {
-    if let Some(i) = table.read().iter().position(|x| same(x, item)) {
-        return i;
-    }
-    let mut t = table.write();
-    match t.iter().position(|x| same(x, item)) {
-        Some(i) => i,
-        None => {
-            t.push(item.clone());
-            t.len() - 1
+/// Segments of 1, 2, 4, ... slots, filled in order: lock-free reads;
+/// writers are serialized by the table's owner.
+#[derive(Debug)]
+struct Table<T> {
+    segments: [OnceLock<Box<[OnceLock<T>]>>; SEGMENTS],
+    len: AtomicUsize,
+}
+
+const SEGMENTS: usize = 15;
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            segments: [const { OnceLock::new() }; SEGMENTS],
+            len: AtomicUsize::new(0),
         }
     }
 }
 
-impl FormatTag {
-    pub(crate) const NATIVE: FormatTag = FormatTag(3);
+impl<T: Clone> Table<T> {
+    /// Slots in all segments: 2^15 - 1.
+    const CAPACITY: usize = (1 << SEGMENTS) - 1;
 
-    pub(crate) fn of(format: &SerializationFormat) -> FormatTag {
-        match format {
+    fn locate(i: usize) -> (usize, usize) {
+        let n = i + 1;
+        let segment = (usize::BITS - 1 - n.leading_zeros()) as usize;
+        (segment, n - (1 << segment))
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        let (segment, slot) = Self::locate(i);
+        self.segments.get(segment)?.get()?.get(slot)?.get()
+    }
+
+    /// The items so far, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        (0..self.len.load(Ordering::Acquire)).filter_map(|i| self.get(i))
+    }
+
+    /// Adds `item` and returns its index; `None` when the table holds
+    /// `capacity` items (at most [`CAPACITY`](Self::CAPACITY)). Callers
+    /// serialize their pushes.
+    fn push(&self, item: T, capacity: usize) -> Option<usize> {
+        let i = self.len.load(Ordering::Acquire);
+        if i >= capacity.min(Self::CAPACITY) {
+            return None;
+        }
+        let (segment, slot) = Self::locate(i);
+        let slots =
+            self.segments[segment].get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect());
+        let _ = slots[slot].set(item);
+        self.len.store(i + 1, Ordering::Release);
+        Some(i)
+    }
+}
+
+/// Custom format names a queue can tell apart (their tags sit below the
+/// codecs').
+const CUSTOM_CAPACITY: usize = (CODEC_BASE - CUSTOM_BASE) as usize;
+/// Distinct codecs a queue can tell apart.
+const CODEC_CAPACITY: usize = Table::<()>::CAPACITY;
+
+fn table_full(what: &str, capacity: usize) -> CodecError {
+    let message =
+        format!("more than {capacity} distinct {what} in one queue; register fewer distinct settings");
+    CodecError::new(ErrorKind::InvalidConfig, message)
+}
+
+impl FormatTable {
+    /// The tag of a payload in `format` (not encoded by a codec).
+    ///
+    /// # Errors
+    ///
+    /// When the queue already uses [`Table::CAPACITY`] other custom format
+    /// names.
+    pub(crate) fn tag_of(&self, format: &SerializationFormat) -> Result<FormatTag, CodecError> {
+        Ok(match format {
             SerializationFormat::Bincode => FormatTag(0),
             SerializationFormat::Json => FormatTag(1),
             SerializationFormat::MessagePack => FormatTag(2),
             SerializationFormat::Native => FormatTag::NATIVE,
             SerializationFormat::Raw => FormatTag(4),
             other => {
-                let name: std::sync::Arc<str> = other.as_str().into();
-                let i = intern(&CUSTOM, &name, |a, b| a == b);
-                // Past 32,000 distinct names (not a real workload) they share a tag.
-                FormatTag(
-                    CUSTOM_BASE
-                        .saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
-                        .min(CODEC_BASE - 1),
-                )
+                let mut names = self.names.lock();
+                let i = match names.get(other.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        let name: Arc<str> = other.as_str().into();
+                        let i = self
+                            .custom
+                            .push(name.clone(), CUSTOM_CAPACITY)
+                            .ok_or_else(|| table_full("custom format names", CUSTOM_CAPACITY))?;
+                        names.insert(name, i);
+                        i
+                    }
+                };
+                FormatTag(CUSTOM_BASE + i as u16)
             }
-        }
+        })
     }
 
     /// The tag of a payload encoded by `codec`.
-    pub(crate) fn of_codec(codec: &Codec) -> FormatTag {
-        let i = intern(&CODECS, codec, Codec::ptr_eq);
-        match u16::try_from(i).ok().and_then(|i| CODEC_BASE.checked_add(i)) {
-            Some(tag) => FormatTag(tag),
-            // More than 32,000 distinct codecs: fall back to the format
-            // (receivers then decode by the frame header alone).
-            None => FormatTag::of(codec.format()),
-        }
+    ///
+    /// # Errors
+    ///
+    /// When the queue already uses [`Table::CAPACITY`] other codecs.
+    pub(crate) fn tag_of_codec(&self, codec: &Codec) -> Result<FormatTag, CodecError> {
+        let _adding = self.adding_codec.lock();
+        let known = self.codecs.iter().position(|c| c.same_settings(codec));
+        let i = match known {
+            Some(i) => i,
+            None => self
+                .codecs
+                .push(codec.clone(), CODEC_CAPACITY)
+                .ok_or_else(|| table_full("serialization settings", CODEC_CAPACITY))?,
+        };
+        Ok(FormatTag(CODEC_BASE + i as u16))
     }
 
-    /// The codec that encoded the payload, if one did.
-    pub(crate) fn codec(self) -> Option<Codec> {
-        let i = self.0.checked_sub(CODEC_BASE)?;
-        CODECS.read().get(usize::from(i)).cloned()
+    /// The codec that encoded a payload, if one did.
+    pub(crate) fn codec(&self, tag: FormatTag) -> Option<Codec> {
+        let i = tag.0.checked_sub(CODEC_BASE)?;
+        self.codecs.get(usize::from(i)).cloned()
     }
 
-    /// The format and, for encoded payloads, the codec (one table lookup).
-    pub(crate) fn resolve(self) -> (SerializationFormat, Option<Codec>) {
-        match self.codec() {
+    /// The format and, for encoded payloads, the codec.
+    pub(crate) fn resolve(&self, tag: FormatTag) -> (SerializationFormat, Option<Codec>) {
+        match self.codec(tag) {
             Some(c) => (c.format().clone(), Some(c)),
-            None => (self.format(), None),
+            None => (self.format(tag), None),
         }
     }
 
-    pub(crate) fn format(self) -> SerializationFormat {
-        match self.0 {
+    pub(crate) fn format(&self, tag: FormatTag) -> SerializationFormat {
+        match tag.0 {
             0 => SerializationFormat::Bincode,
             1 => SerializationFormat::Json,
             2 => SerializationFormat::MessagePack,
             3 => SerializationFormat::Native,
             4 => SerializationFormat::Raw,
-            n if n >= CODEC_BASE => match self.codec() {
+            n if n >= CODEC_BASE => match self.codec(tag) {
                 Some(c) => c.format().clone(),
                 None => SerializationFormat::Custom("unknown".to_owned()),
             },
             n => {
-                let names = CUSTOM.read();
-                let name = names
-                    .get(usize::from(n - CUSTOM_BASE))
-                    .map_or("unknown", |n| &**n);
-                SerializationFormat::Custom(name.to_owned())
+                let name = self.custom.get(usize::from(n - CUSTOM_BASE));
+                SerializationFormat::Custom(name.map_or("unknown", |n| &**n).to_owned())
             }
         }
     }
+}
+
+impl FormatTag {
+    pub(crate) const NATIVE: FormatTag = FormatTag(3);
+    pub(crate) const RAW: FormatTag = FormatTag(4);
 }
 
 #[cfg(test)]
@@ -112,6 +205,7 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
+        let table = FormatTable::default();
         for f in [
             SerializationFormat::Bincode,
             SerializationFormat::Json,
@@ -121,26 +215,57 @@ mod tests {
             SerializationFormat::Custom("avro".into()),
             SerializationFormat::Custom("cbor".into()),
         ] {
-            assert_eq!(FormatTag::of(&f).format(), f);
-            assert!(FormatTag::of(&f).codec().is_none());
+            let tag = table.tag_of(&f).unwrap();
+            assert_eq!(table.format(tag), f);
+            assert!(table.codec(tag).is_none());
         }
-        assert_eq!(
-            FormatTag::of(&SerializationFormat::Custom("avro".into())),
-            FormatTag::of(&SerializationFormat::Custom("avro".into()))
-        );
+        let avro = SerializationFormat::Custom("avro".into());
+        assert_eq!(table.tag_of(&avro).unwrap(), table.tag_of(&avro).unwrap());
     }
 
     #[test]
-    fn codecs_are_interned_by_identity() {
-        let codec = Codec::new(
-            SerializationFormat::Json,
-            memq_codec::SerializationConfig::Default,
-            memq_codec::PipelineConfig::default(),
-        )
-        .unwrap();
-        let tag = FormatTag::of_codec(&codec);
-        assert_eq!(tag, FormatTag::of_codec(&codec.clone()));
-        assert!(tag.codec().unwrap().ptr_eq(&codec));
-        assert_eq!(tag.format(), SerializationFormat::Json);
+    fn codecs_are_kept_once_per_setting() {
+        let table = FormatTable::default();
+        let json = || {
+            Codec::new(
+                SerializationFormat::Json,
+                memq_codec::SerializationConfig::Default,
+                memq_codec::PipelineConfig::default(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (json(), json());
+        let tag = table.tag_of_codec(&a).unwrap();
+        assert_eq!(tag, table.tag_of_codec(&b).unwrap(), "equal settings share a tag");
+        assert!(table.codec(tag).unwrap().same_settings(&b));
+        assert_eq!(table.format(tag), SerializationFormat::Json);
+    }
+
+    #[test]
+    fn segments_cover_every_index_once() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..Table::<u8>::CAPACITY {
+            let (segment, slot) = Table::<u8>::locate(i);
+            assert!(segment < SEGMENTS && slot < 1 << segment);
+            assert!(seen.insert((segment, slot)));
+        }
+    }
+
+    #[test]
+    fn a_full_table_refuses_with_a_typed_error() {
+        let table = FormatTable::default();
+        for i in 0..CUSTOM_CAPACITY {
+            table
+                .tag_of(&SerializationFormat::Custom(format!("f{i}")))
+                .unwrap();
+        }
+        let err = table
+            .tag_of(&SerializationFormat::Custom("one more".into()))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let last = format!("f{}", CUSTOM_CAPACITY - 1);
+        let tag = table.tag_of(&SerializationFormat::Custom(last.clone())).unwrap();
+        assert_eq!(table.format(tag), SerializationFormat::Custom(last));
+        assert!(table.codec(tag).is_none(), "custom tags never read as codecs");
     }
 }

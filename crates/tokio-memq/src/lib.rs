@@ -99,6 +99,7 @@ mod publisher;
 mod queue;
 mod subscriber;
 mod traits;
+mod weigh;
 
 /// The repository README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -117,7 +118,7 @@ pub use memq_codec::{
     NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
 };
 pub use memq_groups::GroupStats;
-pub use message::{MessagePayload, NativePayload, TopicMessage};
+pub use message::{DeadLetterInfo, DeadLetterReason, MessagePayload, NativePayload, TopicMessage};
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;
 pub use queue::{GroupBuilder, MessageQueue};

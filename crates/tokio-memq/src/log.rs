@@ -21,6 +21,13 @@ impl Log {
         }
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Log::Plain(t) => t.is_closed(),
+            Log::Partitioned(p) => p.partitions().iter().all(|t| t.is_closed()),
+        }
+    }
+
     /// The logs a consumer group reads, in partition order.
     pub(crate) fn partitions(&self) -> Vec<Topic<Entry>> {
         match self {

@@ -6,12 +6,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memq_codec::Codec;
+use memq_codec::{Codec, CodecError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::format::{FormatTag, SerializationFormat};
+use crate::format::{FormatTable, FormatTag, SerializationFormat};
+use crate::weigh::Weight;
+pub use memq_groups::DeadLetterReason;
 
 /// A value published natively, as the queue stores it.
 pub(crate) trait NativeValue: Any + Send + Sync {
@@ -20,6 +22,8 @@ pub(crate) trait NativeValue: Any + Send + Sync {
     fn type_name(&self) -> &'static str;
     /// Shallow size, for byte budgets.
     fn shallow_size(&self) -> usize;
+    /// What the value holds, for byte budgets (see `weigh.rs`).
+    fn weight(&self) -> usize;
 }
 
 impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
@@ -31,6 +35,9 @@ impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
     }
     fn shallow_size(&self) -> usize {
         std::mem::size_of::<T>()
+    }
+    fn weight(&self) -> usize {
+        crate::weigh::weight_of(self)
     }
 }
 
@@ -139,45 +146,137 @@ impl fmt::Debug for MessagePayload {
     }
 }
 
-/// What the topic log stores per offset (64 bytes with the log's
-/// timestamp; see `memq-core`).
+/// What the topic log stores per offset: 56 bytes, 64 with the log's
+/// timestamp (see `memq-core`). Rarely used metadata (where a dead letter
+/// came from) lives behind the payload, in [`Stored::Extended`], so that
+/// the common message pays nothing for it.
 #[derive(Clone)]
 pub(crate) struct Entry {
-    pub(crate) payload: MessagePayload,
+    payload: Stored,
     pub(crate) key: Option<Arc<str>>,
     pub(crate) format: FormatTag,
+    /// For byte budgets: what a native value holds (byte payloads weigh
+    /// their length).
+    weight: Weight,
 }
 
+/// A payload as stored: nested so that the three cases fit in the 32
+/// bytes of `Bytes` (its null vtable pointer tells the others apart).
+#[derive(Clone)]
+enum Stored {
+    Bytes(Bytes),
+    Other(Other),
+}
+
+#[derive(Clone)]
+enum Other {
+    Native(NativePayload),
+    Extended(Arc<Extended>),
+}
+
+/// A payload with metadata.
+struct Extended {
+    payload: MessagePayload,
+    dead_letter: Option<DeadLetterInfo>,
+}
+
+// The layout the log's per-message overhead depends on.
+const _: () = assert!(std::mem::size_of::<Entry>() == 56);
+
 impl Entry {
+    /// A native value weighed by its inline size (topics without a byte
+    /// budget).
     pub(crate) fn native<T: Serialize + Send + Sync + 'static>(value: T) -> Self {
+        let weight = Weight::new(std::mem::size_of::<T>());
         Entry {
-            payload: MessagePayload::Native(NativePayload::new(value)),
+            payload: Stored::Other(Other::Native(NativePayload::new(value))),
             key: None,
             format: FormatTag::NATIVE,
+            weight,
         }
     }
 
-    pub(crate) fn bytes(bytes: Bytes, format: &SerializationFormat) -> Self {
-        Entry {
-            payload: MessagePayload::Bytes(bytes),
-            key: None,
-            format: FormatTag::of(format),
-        }
+    /// Weighs a native value by what it holds, for a topic with a byte
+    /// budget (byte payloads weigh their length already).
+    pub(crate) fn weigh_native(&mut self) {
+        let native = match &self.payload {
+            Stored::Other(Other::Native(n)) => n,
+            Stored::Other(Other::Extended(x)) => match &x.payload {
+                MessagePayload::Native(n) => n,
+                MessagePayload::Bytes(_) => return,
+            },
+            Stored::Bytes(_) => return,
+        };
+        self.weight = Weight::new(native.0.weight());
     }
 
-    /// Bytes encoded by the codec behind `tag`; receivers decode them
-    /// with the same codec.
+    /// Bytes in the format behind `tag` (for bytes encoded by a codec,
+    /// receivers decode them with the same codec).
     pub(crate) fn encoded(bytes: Bytes, tag: FormatTag) -> Self {
         Entry {
-            payload: MessagePayload::Bytes(bytes),
+            weight: Weight::new(bytes.len()),
+            payload: Stored::Bytes(bytes),
             key: None,
             format: tag,
         }
     }
 
+    /// An entry holding a received message's payload again (to publish
+    /// it elsewhere). A native value is weighed by its inline size.
+    fn from_payload(payload: MessagePayload, key: Option<Arc<str>>, format: FormatTag) -> Self {
+        let (payload, weight) = match payload {
+            MessagePayload::Bytes(b) => {
+                let w = Weight::new(b.len());
+                (Stored::Bytes(b), w)
+            }
+            MessagePayload::Native(n) => {
+                let w = Weight::new(n.shallow_size());
+                (Stored::Other(Other::Native(n)), w)
+            }
+        };
+        Entry {
+            payload,
+            key,
+            format,
+            weight,
+        }
+    }
+
+    /// The payload, taken out.
+    fn into_payload(self) -> MessagePayload {
+        match self.payload {
+            Stored::Bytes(b) => MessagePayload::Bytes(b),
+            Stored::Other(Other::Native(n)) => MessagePayload::Native(n),
+            Stored::Other(Other::Extended(x)) => x.payload.clone(),
+        }
+    }
+
+    /// Where a dead letter came from, for entries published as one.
+    pub(crate) fn dead_letter(&self) -> Option<&DeadLetterInfo> {
+        match &self.payload {
+            Stored::Other(Other::Extended(x)) => x.dead_letter.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// This entry as a dead letter from `info`.
+    pub(crate) fn into_dead_letter(self, info: DeadLetterInfo) -> Self {
+        let (key, format, weight) = (self.key.clone(), self.format, self.weight);
+        let extended = Extended {
+            payload: self.into_payload(),
+            dead_letter: Some(info),
+        };
+        Entry {
+            payload: Stored::Other(Other::Extended(Arc::new(extended))),
+            key,
+            format,
+            weight,
+        }
+    }
+
     /// Gives back the value an `Entry::native` was built from.
     pub(crate) fn into_native<T: Send + Sync + 'static>(self) -> T {
-        match self.payload {
+        match self.into_payload() {
             MessagePayload::Native(n) => n
                 .into_inner()
                 .expect("an entry that was not published has no other owner"),
@@ -186,7 +285,7 @@ impl Entry {
     }
 
     pub(crate) fn into_bytes(self) -> Bytes {
-        match self.payload {
+        match self.into_payload() {
             MessagePayload::Bytes(b) => b,
             MessagePayload::Native(_) => unreachable!("byte entries hold byte payloads"),
         }
@@ -195,10 +294,56 @@ impl Entry {
     /// The weight of an entry for byte budgets.
     pub(crate) fn weight(&self) -> usize {
         match &self.payload {
-            MessagePayload::Bytes(b) => b.len(),
-            MessagePayload::Native(n) => n.shallow_size(),
+            Stored::Bytes(b) => b.len(),
+            Stored::Other(_) => self.weight.get(),
         }
     }
+}
+
+/// Where a dead letter came from: the message it was, and why it was
+/// given up on. Read it with [`TopicMessage::dead_letter`] on messages
+/// received from a dead-letter topic.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_memq::{ConsumptionMode, DeadLetterReason, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let dead = mq.subscriber("jobs.dead-letters").await?;
+/// let join = || mq.group("jobs", "workers").manual_ack().max_deliveries(1).mode(ConsumptionMode::Earliest).join();
+/// let (worker, other) = (join().await?, join().await?);
+/// mq.publisher("jobs").publish("resize image 7").await?;
+/// let job = worker.recv().await?; // delivered once, never acked
+/// drop(worker);                   // its message is due again, but the limit is 1
+/// assert!(other.recv_timeout(Duration::from_millis(10)).await?.is_none());
+///
+/// let letter = dead.recv().await?;
+/// let origin = letter.dead_letter().expect("published as a dead letter");
+/// assert_eq!((origin.topic.as_ref(), origin.group.as_ref()), ("jobs", "workers"));
+/// assert_eq!((origin.offset, origin.deliveries), (job.offset(), 1));
+/// assert_eq!(origin.reason, DeadLetterReason::MaxDeliveries { limit: 1 });
+/// assert_eq!(letter.deserialize::<String>()?, "resize image 7");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetterInfo {
+    /// The topic the message was published to.
+    pub topic: Arc<str>,
+    /// The consumer group that gave up on it.
+    pub group: Arc<str>,
+    /// Its partition, on a partitioned topic.
+    pub partition: Option<usize>,
+    /// Its offset there.
+    pub offset: u64,
+    /// How many times the group delivered it.
+    pub deliveries: u32,
+    /// Why the group gave up on it.
+    pub reason: DeadLetterReason,
 }
 
 /// A message as a subscriber receives it.
@@ -244,55 +389,95 @@ pub struct TopicMessage {
     pub deliveries: u32,
     /// The codec that encoded the payload (serialization defaults), if one did.
     codec: Option<Codec>,
+    /// Where it came from, for a dead letter.
+    dead_letter: Option<Arc<DeadLetterInfo>>,
 }
 
 impl TopicMessage {
-    pub(crate) fn delivered(topic: &Arc<str>, d: memq_core::Delivered<Entry>) -> Self {
-        let (format, codec) = d.value.format.resolve();
+    pub(crate) fn delivered(formats: &FormatTable, topic: &Arc<str>, d: memq_core::Delivered<Entry>) -> Self {
+        Self::received(formats, topic, d.value, d.offset, d.timestamp, None, 1)
+    }
+
+    pub(crate) fn claimed(
+        formats: &FormatTable,
+        topic: &Arc<str>,
+        c: memq_groups::Claimed<Entry>,
+        partitioned: bool,
+    ) -> Self {
+        let partition = partitioned.then_some(c.partition);
+        Self::received(
+            formats,
+            topic,
+            c.value,
+            c.offset,
+            c.timestamp,
+            partition,
+            c.deliveries,
+        )
+    }
+
+    fn received(
+        formats: &FormatTable,
+        topic: &Arc<str>,
+        entry: Entry,
+        offset: u64,
+        timestamp: tokio::time::Instant,
+        partition: Option<usize>,
+        deliveries: u32,
+    ) -> Self {
+        let (format, codec) = formats.resolve(entry.format);
+        let dead_letter = entry.dead_letter().cloned().map(Arc::new);
         TopicMessage {
             topic: topic.clone(),
             format,
-            payload: d.value.payload,
-            created_at: d.timestamp.into_std(),
-            offset: Some(d.offset),
-            key: d.value.key,
-            partition: None,
-            deliveries: 1,
+            created_at: timestamp.into_std(),
+            offset: Some(offset),
+            partition,
+            deliveries,
             codec,
+            dead_letter,
+            key: entry.key.clone(),
+            payload: entry.into_payload(),
         }
     }
 
-    pub(crate) fn claimed(topic: &Arc<str>, c: memq_groups::Claimed<Entry>, partitioned: bool) -> Self {
-        let (format, codec) = c.value.format.resolve();
-        TopicMessage {
-            topic: topic.clone(),
-            format,
-            payload: c.value.payload,
-            created_at: c.timestamp.into_std(),
-            offset: Some(c.offset),
-            key: c.value.key,
-            partition: partitioned.then_some(c.partition),
-            deliveries: c.deliveries,
-            codec,
-        }
-    }
-
-    /// Turns a received message back into what its cursor delivered.
-    pub(crate) fn into_delivered(self) -> memq_core::Delivered<Entry> {
+    /// Turns a message received from a queue back into what its cursor
+    /// delivered (its format is in that queue's table already).
+    pub(crate) fn into_delivered(self, formats: &FormatTable) -> memq_core::Delivered<Entry> {
         let offset = self.offset.unwrap_or(0);
         let timestamp = tokio::time::Instant::from_std(self.created_at);
-        memq_core::Delivered::new(offset, timestamp, self.into_entry())
+        // Received from this queue, so its format has a tag here already.
+        let tag = self.format_tag(formats).unwrap_or(FormatTag::RAW);
+        memq_core::Delivered::new(offset, timestamp, self.into_entry(tag))
     }
 
-    pub(crate) fn into_entry(self) -> Entry {
-        Entry {
-            format: match &self.codec {
-                Some(codec) => FormatTag::of_codec(codec),
-                None => FormatTag::of(&self.format),
-            },
-            payload: self.payload,
-            key: self.key,
+    /// The tag of this message's format in the queue of `formats`.
+    ///
+    /// # Errors
+    ///
+    /// When the queue's format table is full.
+    pub(crate) fn format_tag(&self, formats: &FormatTable) -> Result<FormatTag, CodecError> {
+        match &self.codec {
+            Some(codec) => formats.tag_of_codec(codec),
+            None => formats.tag_of(&self.format),
         }
+    }
+
+    /// The entry to store for this message, with its format's `tag`.
+    pub(crate) fn into_entry(self, tag: FormatTag) -> Entry {
+        let entry = Entry::from_payload(self.payload, self.key, tag);
+        match self.dead_letter {
+            Some(info) => entry.into_dead_letter((*info).clone()),
+            None => entry,
+        }
+    }
+
+    /// Where this message came from, when it was received from a
+    /// dead-letter topic: its topic, group, partition, offset, how many
+    /// times the group delivered it and why it gave up. See
+    /// [`DeadLetterInfo`].
+    pub fn dead_letter(&self) -> Option<&DeadLetterInfo> {
+        self.dead_letter.as_deref()
     }
 
     /// A message holding `data` natively, to be published with
@@ -305,7 +490,12 @@ impl TopicMessage {
         topic: impl Into<String>,
         data: T,
     ) -> Result<Self, crate::Error> {
-        Ok(Self::unpublished(&topic.into().into(), Entry::native(data)))
+        let payload = MessagePayload::Native(NativePayload::new(data));
+        Ok(Self::built(
+            topic.into().into(),
+            payload,
+            SerializationFormat::Native,
+        ))
     }
 
     /// Like [`new`](Self::new), with a key.
@@ -325,20 +515,39 @@ impl TopicMessage {
 
     /// A message holding bytes in `format`.
     pub fn from_bytes(topic: impl Into<String>, data: impl Into<Bytes>, format: SerializationFormat) -> Self {
-        Self::unpublished(&topic.into().into(), Entry::bytes(data.into(), &format))
+        Self::built(topic.into().into(), MessagePayload::Bytes(data.into()), format)
     }
 
-    pub(crate) fn unpublished(topic: &Arc<str>, entry: Entry) -> Self {
+    /// A message built to be published.
+    fn built(topic: Arc<str>, payload: MessagePayload, format: SerializationFormat) -> Self {
         TopicMessage {
-            topic: topic.clone(),
-            format: entry.format.format(),
-            payload: entry.payload,
+            topic,
+            format,
             created_at: std::time::Instant::now(),
             offset: None,
-            key: entry.key,
+            key: None,
             partition: None,
             deliveries: 0,
-            codec: entry.format.codec(),
+            codec: None,
+            dead_letter: None,
+            payload,
+        }
+    }
+
+    /// An entry that could not be published, handed back as a message.
+    pub(crate) fn unpublished(formats: &FormatTable, topic: &Arc<str>, entry: Entry) -> Self {
+        let (format, codec) = formats.resolve(entry.format);
+        TopicMessage {
+            topic: topic.clone(),
+            format,
+            created_at: std::time::Instant::now(),
+            offset: None,
+            key: entry.key.clone(),
+            partition: None,
+            deliveries: 0,
+            codec,
+            dead_letter: entry.dead_letter().cloned().map(Arc::new),
+            payload: entry.into_payload(),
         }
     }
 

@@ -154,13 +154,33 @@ impl MessageQueue {
         let mut groups = by_topic.into_iter().zip(logs).peekable();
         while let Some(((topic, msgs), log)) = groups.next() {
             let (positions, msgs): (Vec<usize>, Vec<TopicMessage>) = msgs.into_iter().unzip();
-            let keyed: Vec<(Option<KeyBytes>, Entry)> = msgs
-                .into_iter()
-                .map(|m| {
-                    let e = m.into_entry();
-                    (e.key.clone().map(KeyBytes), e)
-                })
-                .collect();
+            let formats = &self.registry().formats;
+            let mut keyed: Vec<(Option<KeyBytes>, Entry)> = Vec::with_capacity(msgs.len());
+            let mut msgs = msgs.into_iter();
+            for m in msgs.by_ref() {
+                match m.format_tag(formats) {
+                    Ok(tag) => {
+                        let e = m.into_entry(tag);
+                        keyed.push((e.key.clone().map(KeyBytes), e));
+                    }
+                    Err(error) => {
+                        // Nothing of this topic's share was published.
+                        let mut rest: Vec<TopicMessage> = keyed
+                            .into_iter()
+                            .map(|(_, e)| TopicMessage::unpublished(formats, &topic, e))
+                            .collect();
+                        rest.push(m);
+                        rest.extend(msgs);
+                        for ((_, later), _) in groups {
+                            rest.extend(later.into_iter().map(|(_, m)| m));
+                        }
+                        return Err(PublishError::Encode {
+                            value: rest,
+                            error: error.into(),
+                        });
+                    }
+                }
+            }
             match log.publish_batch(keyed).await {
                 Ok(receipt) => {
                     for (pos, placement) in positions.into_iter().zip(receipt.placements()) {
@@ -172,7 +192,7 @@ impl MessageQueue {
                     let mut rest: Vec<TopicMessage> = e
                         .unpublished
                         .into_iter()
-                        .map(|(_, v)| TopicMessage::unpublished(&topic, v))
+                        .map(|(_, v)| TopicMessage::unpublished(formats, &topic, v))
                         .collect();
                     for ((topic, msgs), _) in groups {
                         rest.extend(msgs.into_iter().map(|(_, m)| m).filter(|m| m.topic == topic));
@@ -208,7 +228,7 @@ impl MessageQueue {
             Some(id) => log.subscribe_partition_named(partition, id, mode.start()),
             None => log.subscribe_partition(partition, mode.start()),
         }?;
-        let mut sub = Subscriber::new(topic, cursor);
+        let mut sub = Subscriber::new(self.registry().clone(), Log::Partitioned(log), topic, cursor);
         sub.set_partition(partition);
         Ok(sub)
     }

@@ -16,7 +16,7 @@ use crate::error::PublishError;
 use crate::format::{FormatTag, SerializationFormat};
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
-use crate::queue::Registry;
+use crate::queue::{PublisherLease, Registry};
 
 /// Publishes messages to one topic.
 ///
@@ -42,10 +42,14 @@ use crate::queue::Registry;
 /// registration changes.
 #[derive(Debug)]
 pub struct Publisher {
-    registry: Arc<Registry>,
+    /// Keeps the queue alive and the topic open (see
+    /// [`MessageQueue`](crate::MessageQueue#closing)).
+    lease: PublisherLease,
     topic_name: Arc<str>,
     publisher_key: Option<Arc<str>>,
-    topic: OnceLock<Log>,
+    /// The topic, resolved on the first publish, and whether it has a byte
+    /// budget (then native values are weighed by what they hold).
+    topic: OnceLock<(Log, bool)>,
     /// The codec that applies, and the registry generations it was
     /// resolved at.
     codec: RwLock<Option<CachedCodec>>,
@@ -61,7 +65,7 @@ struct CachedCodec {
 impl Clone for Publisher {
     fn clone(&self) -> Self {
         Publisher {
-            registry: self.registry.clone(),
+            lease: self.lease.clone(),
             topic_name: self.topic_name.clone(),
             publisher_key: self.publisher_key.clone(),
             topic: self.topic.clone(),
@@ -92,9 +96,10 @@ impl<T: Send + Sync + 'static> Prepared<T> {
 
 impl Publisher {
     pub(crate) fn new(registry: Arc<Registry>, topic: &str, key: Option<&str>) -> Self {
+        let topic_name: Arc<str> = topic.into();
         Publisher {
-            registry,
-            topic_name: topic.into(),
+            lease: PublisherLease::new(registry, topic_name.clone()),
+            topic_name,
             publisher_key: key.map(Into::into),
             topic: OnceLock::new(),
             codec: RwLock::new(None),
@@ -106,13 +111,13 @@ impl Publisher {
     /// defaults (queue, then global).
     fn codec(&self) -> Result<Option<(Codec, FormatTag)>, CodecError> {
         let global = SerializationFactory::global();
-        let (q, g) = (self.registry.defaults.generation(), global.generation());
+        let (q, g) = (self.registry().defaults.generation(), global.generation());
         if let Some(c) = &*self.codec.read() {
             if c.queue_generation == q && c.global_generation == g {
                 return Ok(c.codec.clone());
             }
         }
-        let queue = &self.registry.defaults;
+        let queue = &self.registry().defaults;
         let mut codec = None;
         if let Some(key) = self.publisher_key.as_deref() {
             codec = queue.publisher_codec(key)?.or(global.publisher_codec(key)?);
@@ -122,10 +127,13 @@ impl Publisher {
                 .topic_codec(&self.topic_name)?
                 .or(global.topic_codec(&self.topic_name)?);
         }
-        let codec = codec.map(|c| {
-            let tag = FormatTag::of_codec(&c);
-            (c, tag)
-        });
+        let codec = match codec {
+            Some(c) => {
+                let tag = self.registry().formats.tag_of_codec(&c)?;
+                Some((c, tag))
+            }
+            None => None,
+        };
         *self.codec.write() = Some(CachedCodec {
             queue_generation: q,
             global_generation: g,
@@ -183,9 +191,41 @@ impl Publisher {
         Ok((entries, Some(data)))
     }
 
+    fn registry(&self) -> &Arc<Registry> {
+        self.lease.registry()
+    }
+
     /// The topic this publisher publishes to.
     pub fn topic(&self) -> &str {
         &self.topic_name
+    }
+
+    /// True when publishing can no longer succeed: the queue was
+    /// [closed](crate::MessageQueue::close) or the topic this publisher
+    /// publishes to was deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("events");
+    /// publisher.publish("one").await?;
+    /// assert!(!publisher.is_closed());
+    /// mq.delete_topic("events").await;
+    /// assert!(publisher.is_closed());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        if self.registry().is_closed() {
+            return true;
+        }
+        match self.topic.get() {
+            Some((log, _)) => log.is_closed(),
+            None => false,
+        }
     }
 
     /// The publisher key given to
@@ -194,12 +234,31 @@ impl Publisher {
         self.publisher_key.as_deref()
     }
 
-    fn log(&self) -> Option<&Log> {
+    fn target(&self) -> Option<&(Log, bool)> {
         if let Some(t) = self.topic.get() {
             return Some(t);
         }
-        let entry = self.registry.get_or_create(&self.topic_name, None).ok()?;
-        Some(self.topic.get_or_init(|| entry.log))
+        let entry = self.registry().get_or_create(&self.topic_name, None).ok()?;
+        let budget = entry.options.max_bytes.is_some();
+        Some(self.topic.get_or_init(|| (entry.log, budget)))
+    }
+
+    /// The topic's log, with `entry` weighed for its byte budget.
+    fn log_for(&self, entry: &mut Entry) -> Option<&Log> {
+        let (log, budget) = self.target()?;
+        if *budget {
+            entry.weigh_native();
+        }
+        Some(log)
+    }
+
+    /// As [`log_for`](Self::log_for), for a batch.
+    fn log_for_all(&self, entries: &mut [Entry]) -> Option<&Log> {
+        let (log, budget) = self.target()?;
+        if *budget {
+            entries.iter_mut().for_each(Entry::weigh_native);
+        }
+        Some(log)
     }
 
     async fn publish_entry<T>(
@@ -215,24 +274,30 @@ impl Publisher {
     /// (0 for a plain topic) and offset.
     pub(crate) async fn publish_routed<T>(
         &self,
-        entry: Entry,
+        mut entry: Entry,
         timeout: Option<Duration>,
         back: impl FnOnce(Entry) -> T,
     ) -> Result<(usize, u64), PublishError<T>> {
-        match self.log() {
+        // A loop of publishes that never wait must still let other tasks
+        // run: each publish spends a unit of tokio's cooperative budget,
+        // as a receive does, and yields first when the budget is spent
+        // (nothing is published before).
+        tokio::task::consume_budget().await;
+        match self.log_for(&mut entry) {
             None => Err(PublishError::Closed(back(entry))),
             Some(Log::Plain(log)) => {
                 // Most publishes need no waiting: the future (and the
                 // timer) are built only when the topic is full.
-                let entry = match log.try_publish(entry) {
-                    Ok(offset) => return Ok((0, offset)),
-                    Err(memq_core::PublishError::Full(entry)) => entry,
-                    Err(e) => return Err(PublishError::from(e).map(back)),
-                };
-                with_timeout(log.publish(entry), timeout, |p| p.take_value())
-                    .await
-                    .map(|o| (0, o))
-                    .map_err(|e| e.map(back))
+                match log.try_publish(entry) {
+                    Ok(offset) => Ok((0, offset)),
+                    Err(memq_core::PublishError::Full(entry)) => {
+                        with_timeout(log.publish(entry), timeout, |p| p.take_value())
+                            .await
+                            .map(|o| (0, o))
+                            .map_err(|e| e.map(back))
+                    }
+                    Err(e) => Err(PublishError::from(e).map(back)),
+                }
             }
             Some(Log::Partitioned(log)) => {
                 let key = entry.key.clone();
@@ -305,8 +370,8 @@ impl Publisher {
     /// As [`publish`](Self::publish), plus [`PublishError::Full`] (with the
     /// value) where `publish` would wait.
     pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
-        let (entry, back) = self.prepare(data)?.split();
-        match self.log() {
+        let (mut entry, back) = self.prepare(data)?.split();
+        match self.log_for(&mut entry) {
             None => Err(PublishError::Closed(back(entry))),
             Some(Log::Plain(log)) => log
                 .try_publish(entry)
@@ -385,7 +450,16 @@ impl Publisher {
         data: Vec<Bytes>,
         format: SerializationFormat,
     ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
-        let entries: Vec<Entry> = data.into_iter().map(|b| Entry::bytes(b, &format)).collect();
+        let tag = match self.registry().formats.tag_of(&format) {
+            Ok(tag) => tag,
+            Err(e) => {
+                return Err(PublishError::Encode {
+                    value: data,
+                    error: e.into(),
+                })
+            }
+        };
+        let entries: Vec<Entry> = data.into_iter().map(|b| Entry::encoded(b, tag)).collect();
         self.publish_entries(entries, |e| e.into_iter().map(Entry::into_bytes).collect())
             .await
     }
@@ -397,10 +471,11 @@ impl Publisher {
     /// shares stay published and only the unpublished messages come back.
     async fn publish_entries<U>(
         &self,
-        entries: Vec<Entry>,
+        mut entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Range<u64>, PublishError<U>> {
-        match self.log() {
+        tokio::task::consume_budget().await;
+        match self.log_for_all(&mut entries) {
             None => Err(PublishError::Closed(back(entries))),
             Some(Log::Plain(log)) => log
                 .publish_batch(entries)
@@ -433,7 +508,17 @@ impl Publisher {
         data: impl Into<Bytes>,
         format: SerializationFormat,
     ) -> Result<u64, PublishError<Bytes>> {
-        self.publish_entry(Entry::bytes(data.into(), &format), Entry::into_bytes)
+        let data = data.into();
+        let tag = match self.registry().formats.tag_of(&format) {
+            Ok(tag) => tag,
+            Err(e) => {
+                return Err(PublishError::Encode {
+                    value: data,
+                    error: e.into(),
+                })
+            }
+        };
+        self.publish_entry(Entry::encoded(data, tag), Entry::into_bytes)
             .await
     }
 
@@ -466,8 +551,18 @@ impl Publisher {
         message: TopicMessage,
     ) -> Result<(usize, u64), PublishError<TopicMessage>> {
         let topic = self.topic_name.clone();
-        self.publish_routed(message.into_entry(), None, move |e| {
-            TopicMessage::unpublished(&topic, e)
+        let entry = match message.format_tag(&self.registry().formats) {
+            Ok(tag) => message.into_entry(tag),
+            Err(error) => {
+                return Err(PublishError::Encode {
+                    value: message,
+                    error: error.into(),
+                })
+            }
+        };
+        let registry = self.registry().clone();
+        self.publish_routed(entry, None, move |e| {
+            TopicMessage::unpublished(&registry.formats, &topic, e)
         })
         .await
     }

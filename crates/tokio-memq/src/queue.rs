@@ -2,16 +2,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use memq_core::Topic;
 use memq_groups::{AckMode, Assignment, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
+
 use memq_partition::PartitionedTopic;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::TopicError;
+use crate::format::FormatTable;
 use crate::log::Log;
-use crate::message::Entry;
+use crate::message::{DeadLetterInfo, Entry};
 use crate::options::{ConsumptionMode, TopicOptions, TopicStats};
 use crate::publisher::Publisher;
 use crate::subscriber::Subscriber;
@@ -23,16 +25,91 @@ pub(crate) struct TopicEntry {
     pub(crate) options: TopicOptions,
     /// Consumer groups of this topic, by name. A group outlives its
     /// members (its commits live in the topic anyway).
-    groups: Arc<Mutex<HashMap<String, Group<Entry>>>>,
+    groups: Arc<Mutex<HashMap<String, GroupEntry>>>,
+}
+
+/// A consumer group in the registry.
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    group: Group<Entry>,
+    /// Where its dead letters go, when it has a delivery limit.
+    dead_letters: Option<Arc<str>>,
 }
 
 /// State shared by a queue's handles, publishers and subscribers.
+///
+/// Every handle keeps it alive; it is freed with the last one.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     topics: RwLock<HashMap<Arc<str>, TopicEntry>>,
+    /// Set by [`MessageQueue::close`]: no topic can be created any more.
     closed: AtomicBool,
+    /// Who can still publish: see [`PublisherLease`].
+    writers: Mutex<Writers>,
     /// Serialization defaults of this queue's topics and publishers.
     pub(crate) defaults: memq_codec::DefaultsRegistry,
+    /// The formats of the payloads stored in this queue.
+    pub(crate) formats: FormatTable,
+}
+
+/// Who can still publish to the queue's topics. A topic closes when
+/// nobody can publish to it any more, as a channel closes when its last
+/// sender is gone: once no `MessageQueue` handle is left (any of them can
+/// make a publisher for any topic) and the topic's last publisher is gone.
+#[derive(Debug, Default)]
+struct Writers {
+    /// Live publisher leases per topic name.
+    leases: HashMap<Arc<str>, usize>,
+    /// The last `MessageQueue` handle was dropped.
+    queue_gone: bool,
+}
+
+/// A publisher's claim on a topic name: while one exists, the topic stays
+/// open after the last `MessageQueue` handle is dropped.
+#[derive(Debug)]
+pub(crate) struct PublisherLease {
+    registry: Arc<Registry>,
+    topic: Arc<str>,
+}
+
+impl PublisherLease {
+    pub(crate) fn new(registry: Arc<Registry>, topic: Arc<str>) -> Self {
+        *registry.writers.lock().leases.entry(topic.clone()).or_default() += 1;
+        PublisherLease { registry, topic }
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+}
+
+impl Clone for PublisherLease {
+    fn clone(&self) -> Self {
+        PublisherLease::new(self.registry.clone(), self.topic.clone())
+    }
+}
+
+impl Drop for PublisherLease {
+    fn drop(&mut self) {
+        let mut writers = self.registry.writers.lock();
+        let last = match writers.leases.get_mut(&self.topic) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                writers.leases.remove(&self.topic);
+                true
+            }
+        };
+        if last && writers.queue_gone {
+            // Closed under the writers lock, so that a lease taken for the
+            // same name meanwhile cannot find it open and then see it close.
+            if let Some(entry) = self.registry.get(&self.topic) {
+                entry.log.close();
+            }
+        }
+    }
 }
 
 impl Registry {
@@ -149,6 +226,12 @@ impl Registry {
         self.topics.read().get(name).cloned()
     }
 
+    /// True once [`MessageQueue::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes every topic and refuses new ones.
     fn close_all(&self) {
         self.closed.store(true, Ordering::Release);
         let topics = std::mem::take(&mut *self.topics.write());
@@ -156,15 +239,33 @@ impl Registry {
             entry.log.close();
         }
     }
+
+    /// The last `MessageQueue` handle is gone: close the topics nobody can
+    /// publish to any more (the others close with their last publisher).
+    fn queue_gone(&self) {
+        let mut writers = self.writers.lock();
+        writers.queue_gone = true;
+        let topics: Vec<(Arc<str>, TopicEntry)> = self
+            .topics
+            .read()
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.clone()))
+            .collect();
+        for (name, entry) in topics {
+            if !writers.leases.contains_key(&name) {
+                entry.log.close();
+            }
+        }
+    }
 }
 
-/// Closes every topic when the last `MessageQueue` clone is dropped.
+/// Tells the registry when the last `MessageQueue` clone is dropped.
 #[derive(Debug)]
 struct Owner(Arc<Registry>);
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.0.close_all();
+        self.0.queue_gone();
     }
 }
 
@@ -172,9 +273,22 @@ impl Drop for Owner {
 /// many tasks read from.
 ///
 /// Cloning is cheap and shares the topics. Creating a queue spawns nothing
-/// and needs no runtime. When the last clone is dropped every topic
-/// closes: waiting publishers and subscribers are woken with a `Closed`
-/// error (subscribers first receive what was retained).
+/// and needs no runtime.
+///
+/// # Closing
+///
+/// Publishers and subscribers keep the queue alive: a function may create
+/// a queue and return only a `Publisher` and a `Subscriber`, and they keep
+/// working. A topic closes when nobody can publish to it any more, as a
+/// channel closes when its senders are gone: once the last `MessageQueue`
+/// clone is dropped (any clone can make new publishers) and the topic's
+/// last [`Publisher`] is dropped. Its subscribers then receive what is
+/// retained, then [`RecvError::Closed`](crate::RecvError::Closed). A
+/// consumer group's members count as publishers of its dead-letter topic.
+///
+/// [`close`](Self::close) shuts everything down at once, and
+/// [`delete_topic`](Self::delete_topic) one topic. Memory is freed when
+/// the last handle of any kind is dropped.
 ///
 /// # Examples
 ///
@@ -212,6 +326,44 @@ impl MessageQueue {
 
     pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.owner.0
+    }
+
+    /// Shuts the queue down: every topic closes and no topic can be
+    /// created any more. Publishing fails with
+    /// [`PublishError::Closed`](crate::PublishError::Closed) (the value is
+    /// handed back), waiting publishers are woken with it, and subscribers
+    /// first receive what each topic retains, then
+    /// [`RecvError::Closed`](crate::RecvError::Closed). Closing twice does
+    /// nothing.
+    ///
+    /// Dropping the queue does not close it while publishers live (see
+    /// [Closing](Self#closing)); call this for a shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishError, RecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// let publisher = mq.publisher("jobs");
+    /// publisher.publish(1u32).await?;
+    /// mq.close();
+    /// assert!(mq.is_closed() && publisher.is_closed() && sub.is_closed());
+    /// assert!(matches!(publisher.publish(2u32).await, Err(PublishError::Closed(2))));
+    /// assert_eq!(sub.recv().await?.deserialize::<u32>()?, 1, "what was retained");
+    /// assert!(matches!(sub.recv().await, Err(RecvError::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) {
+        self.registry().close_all();
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.registry().is_closed()
     }
 
     /// A publisher for `topic`. The topic is created with default options
@@ -282,11 +434,21 @@ impl MessageQueue {
         match &entry.log {
             Log::Plain(log) => {
                 let cursor = log.subscribe(mode.start()).map_err(TopicError::from)?;
-                Ok(Subscriber::new(topic, cursor))
+                Ok(Subscriber::new(
+                    self.registry().clone(),
+                    entry.log.clone(),
+                    topic,
+                    cursor,
+                ))
             }
             Log::Partitioned(log) => {
                 let merged = log.subscribe_all(mode.start()).map_err(TopicError::from)?;
-                Ok(Subscriber::merged(topic, merged))
+                Ok(Subscriber::merged(
+                    self.registry().clone(),
+                    entry.log.clone(),
+                    topic,
+                    merged,
+                ))
             }
         }
     }
@@ -438,7 +600,7 @@ impl MessageQueue {
         group: impl AsRef<str>,
     ) -> Option<GroupStats> {
         let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
-        let group = entry.groups.lock().get(group.as_ref())?.clone();
+        let group = entry.groups.lock().get(group.as_ref())?.group.clone();
         Some(group.stats())
     }
 
@@ -488,10 +650,13 @@ impl MessageQueue {
 
     /// Counters of `topic`, or `None` when it does not exist.
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
-        let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
+        // Read in place: cloning the entry would clone the topic's handle,
+        // whose counter shares a cache line with what every publish reads.
+        let topics = self.registry().topics.read();
+        let entry = topics.get(topic.as_ref())?;
         // Groups write their automatic commits lazily; make lags current.
-        for group in entry.groups.lock().values() {
-            group.flush_commits();
+        for g in entry.groups.lock().values() {
+            g.group.flush_commits();
         }
         Some(entry.log.stats())
     }
@@ -552,6 +717,34 @@ impl GroupBuilder<'_> {
         self
     }
 
+    /// With manual acknowledgement: the most messages the group holds
+    /// unacknowledged (default 10,000). At the limit members receive no
+    /// new messages until one is acknowledged, so memory stays bounded and
+    /// a topic with `lru_enabled: false` holds its publishers back. A limit
+    /// of 0 makes [`join`](Self::join) fail with
+    /// [`TopicError::InvalidGroupConfig`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let worker = mq.group("jobs", "w").manual_ack().max_pending(1).mode(ConsumptionMode::Earliest).join().await?;
+    /// mq.publisher("jobs").publish_batch(vec![1, 2]).await?;
+    /// let first = worker.try_recv().await?;
+    /// assert!(worker.try_recv().await.is_err(), "one unacknowledged is the limit");
+    /// worker.ack(&first)?;
+    /// assert_eq!(worker.try_recv().await?.offset(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.config = self.config.max_pending(Some(max));
+        self
+    }
+
     /// On a partitioned topic, gives each partition to one member at a
     /// time (rebalanced as members join and leave), so messages with one
     /// key are processed in order by one member. The default shares every
@@ -579,69 +772,109 @@ impl GroupBuilder<'_> {
     pub async fn join(self) -> Result<Subscriber, TopicError> {
         let registry = self.queue.registry();
         let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
-        let group = {
+        let (group, dead_letters) = {
             let mut groups = entry.groups.lock();
             match groups.get(&self.group) {
-                Some(g) if *g.config() != self.config => {
+                Some(g) if *g.group.config() != self.config => {
                     return Err(TopicError::GroupConfigMismatch { group: self.group });
                 }
-                Some(g) => g.clone(),
+                Some(g) => (g.group.clone(), g.dead_letters.clone()),
                 None => {
-                    let sink = match self.config.max_deliveries {
-                        Some(_) => {
-                            let name = self
-                                .dead_letter_topic
-                                .clone()
-                                .unwrap_or_else(|| format!("{}.dead-letters", self.topic));
-                            Some(dead_letter_sink(registry.get_or_create(&name, None)?.log))
-                        }
-                        None => None,
-                    };
+                    let dead_letters: Option<Arc<str>> = self.config.max_deliveries.map(|_| {
+                        self.dead_letter_topic
+                            .clone()
+                            .unwrap_or_else(|| format!("{}.dead-letters", self.topic))
+                            .into()
+                    });
                     let sources = entry.log.partitions();
-                    let g = match sink {
-                        Some(sink) => {
+                    let g = match &dead_letters {
+                        Some(name) => {
+                            // Created now, so that it can be subscribed to
+                            // before the first dead letter.
+                            registry.get_or_create(name, None)?;
+                            let sink = dead_letter_sink(
+                                Arc::downgrade(registry),
+                                self.topic.as_str().into(),
+                                name.clone(),
+                                entry.log.is_partitioned(),
+                            );
                             Group::with_dead_letters(&self.group, sources, self.config.clone(), sink)
                         }
                         None => Group::new(&self.group, sources, self.config.clone()),
                     }
-                    .map_err(|_| TopicError::Closed)?;
-                    groups.insert(self.group.clone(), g.clone());
-                    g
+                    .map_err(|e| match e {
+                        memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
+                            group: self.group.clone(),
+                            reason,
+                        },
+                        _ => TopicError::Closed,
+                    })?;
+                    let stored = GroupEntry {
+                        group: g.clone(),
+                        dead_letters: dead_letters.clone(),
+                    };
+                    groups.insert(self.group.clone(), stored);
+                    (g, dead_letters)
                 }
             }
         };
+        // A member may publish to the dead-letter topic: it stays open
+        // while the member lives (see `MessageQueue`'s Closing).
+        let dead_letters = dead_letters.map(|name| PublisherLease::new(registry.clone(), name));
         let member = group.join(self.mode.start()).map_err(|e| match e {
             memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
             _ => TopicError::Closed,
         })?;
         Ok(Subscriber::member(
+            registry.clone(),
+            entry.log.clone(),
             &self.topic,
             member,
-            entry.log.is_partitioned(),
+            dead_letters,
         ))
     }
 }
 
-/// Publishes dead letters to `log`. The dead letter keeps its payload,
-/// key and format; one the dead-letter topic refuses (full, closed) is
-/// handed back to the group, which keeps it and offers it again.
-fn dead_letter_sink(log: Log) -> DeadLetterSink<Entry> {
-    Arc::new(move |mut d: DeadLetter<Entry>| {
-        let refused = match &log {
-            Log::Plain(t) => t.try_publish(d.value.clone()).err().map(|e| e.into_inner()),
+/// Publishes a group's dead letters to the topic named `name`, looked up
+/// for each one, so that a dead-letter topic deleted and created again
+/// receives them (and one deleted is created again, with default
+/// options). Each carries where it came from ([`DeadLetterInfo`]) besides
+/// its payload, key and format. A dead letter the topic refuses (full
+/// with `lru_enabled: false`, closed) is handed back to the group, which
+/// keeps it pending and offers it again later: it is never dropped.
+fn dead_letter_sink(
+    registry: Weak<Registry>,
+    source: Arc<str>,
+    name: Arc<str>,
+    partitioned: bool,
+) -> DeadLetterSink<Entry> {
+    Arc::new(move |d: DeadLetter<Entry>| {
+        let Some(registry) = registry.upgrade() else {
+            return Err(d);
+        };
+        let Ok(target) = registry.get_or_create(&name, None) else {
+            return Err(d);
+        };
+        let info = DeadLetterInfo {
+            topic: source.clone(),
+            group: d.group.clone(),
+            partition: partitioned.then_some(d.partition),
+            offset: d.offset,
+            deliveries: d.deliveries,
+            reason: d.reason,
+        };
+        let letter = d.value.clone().into_dead_letter(info);
+        let published = match &target.log {
+            Log::Plain(t) => t.try_publish(letter).is_ok(),
             Log::Partitioned(p) => {
-                let key = d.value.key.clone();
-                p.try_publish(key.as_deref().map(str::as_bytes), d.value.clone())
-                    .err()
-                    .map(|e| e.into_inner())
+                let key = letter.key.clone();
+                p.try_publish(key.as_deref().map(str::as_bytes), letter).is_ok()
             }
         };
-        match refused {
-            None => Ok(()),
-            Some(value) => {
-                d.value = value;
-                Err(d)
-            }
+        if published {
+            Ok(())
+        } else {
+            Err(d)
         }
     })
 }

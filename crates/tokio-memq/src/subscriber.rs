@@ -17,7 +17,10 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
+use crate::format::FormatTable;
+use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
+use crate::queue::{PublisherLease, Registry};
 
 /// Receives messages from one topic, in offset order.
 ///
@@ -25,8 +28,9 @@ use crate::message::{Entry, TopicMessage};
 /// and friends sees every message from its start position, except messages
 /// that expire (skipped; counted in the topic's stats) and messages evicted
 /// before it read them: then the next receive fails with
-/// [`RecvError::Lagged`] carrying the exact number skipped, and the one
-/// after continues at the oldest retained message.
+/// [`RecvError::Lagged`] carrying the exact number evicted unread (expired
+/// ones are never counted there, even when the subscriber was behind), and
+/// the one after continues at the oldest retained message.
 ///
 /// A subscriber from [`MessageQueue::subscriber_group`](crate::MessageQueue::subscriber_group)
 /// is a member of a consumer group: it competes with the other members,
@@ -50,6 +54,13 @@ pub struct Subscriber {
     /// decode failure), delivered before anything else. (A single
     /// cursor puts them back into the cursor instead.)
     stash: Mutex<VecDeque<TopicMessage>>,
+    /// Keeps the queue alive (its serialization tables among others).
+    registry: Arc<Registry>,
+    /// The topic read, for its windows and whether it is closed.
+    log: Log,
+    /// A group member may publish to its group's dead-letter topic, which
+    /// stays open while it lives.
+    _dead_letters: Option<PublisherLease>,
 }
 
 enum Kind {
@@ -77,6 +88,7 @@ impl fmt::Debug for Subscriber {
 
 /// Appends delivered entries to a `Vec<TopicMessage>`.
 struct Collect<'a> {
+    formats: &'a FormatTable,
     topic: &'a Arc<str>,
     partition: Option<usize>,
     out: &'a mut Vec<TopicMessage>,
@@ -84,9 +96,9 @@ struct Collect<'a> {
 
 impl Extend<Delivered<Entry>> for Collect<'_> {
     fn extend<I: IntoIterator<Item = Delivered<Entry>>>(&mut self, iter: I) {
-        let (topic, partition) = (self.topic, self.partition);
+        let (formats, topic, partition) = (self.formats, self.topic, self.partition);
         self.out.extend(iter.into_iter().map(|d| {
-            let mut m = TopicMessage::delivered(topic, d);
+            let mut m = TopicMessage::delivered(formats, topic, d);
             m.partition = partition;
             m
         }));
@@ -95,15 +107,16 @@ impl Extend<Delivered<Entry>> for Collect<'_> {
 
 /// Appends entries delivered from partitions to a `Vec<TopicMessage>`.
 struct CollectPartitioned<'a> {
+    formats: &'a FormatTable,
     topic: &'a Arc<str>,
     out: &'a mut Vec<TopicMessage>,
 }
 
 impl Extend<(usize, Delivered<Entry>)> for CollectPartitioned<'_> {
     fn extend<I: IntoIterator<Item = (usize, Delivered<Entry>)>>(&mut self, iter: I) {
-        let topic = self.topic;
+        let (formats, topic) = (self.formats, self.topic);
         self.out.extend(iter.into_iter().map(|(p, d)| {
-            let mut m = TopicMessage::delivered(topic, d);
+            let mut m = TopicMessage::delivered(formats, topic, d);
             m.partition = Some(p);
             m
         }));
@@ -125,29 +138,75 @@ fn merged_recv_error(e: memq_partition::RecvError) -> RecvError {
 }
 
 impl Subscriber {
-    pub(crate) fn new(topic: &str, cursor: Cursor<Entry>) -> Self {
-        Self::with_kind(topic, Kind::Broadcast(Mutex::new(cursor)))
+    pub(crate) fn new(registry: Arc<Registry>, log: Log, topic: &str, cursor: Cursor<Entry>) -> Self {
+        Self::with_kind(registry, log, topic, Kind::Broadcast(Mutex::new(cursor)))
     }
 
-    pub(crate) fn merged(topic: &str, cursors: MergedCursor<Entry>) -> Self {
-        Self::with_kind(topic, Kind::Merged(Mutex::new(cursors)))
+    pub(crate) fn merged(
+        registry: Arc<Registry>,
+        log: Log,
+        topic: &str,
+        cursors: MergedCursor<Entry>,
+    ) -> Self {
+        Self::with_kind(registry, log, topic, Kind::Merged(Mutex::new(cursors)))
     }
 
-    pub(crate) fn member(topic: &str, member: Member<Entry>, partitioned: bool) -> Self {
-        Self::with_kind(topic, Kind::Group { member, partitioned })
+    pub(crate) fn member(
+        registry: Arc<Registry>,
+        log: Log,
+        topic: &str,
+        member: Member<Entry>,
+        dead_letters: Option<PublisherLease>,
+    ) -> Self {
+        let partitioned = log.is_partitioned();
+        let mut sub = Self::with_kind(registry, log, topic, Kind::Group { member, partitioned });
+        sub._dead_letters = dead_letters;
+        sub
     }
 
-    fn with_kind(topic: &str, kind: Kind) -> Self {
+    fn with_kind(registry: Arc<Registry>, log: Log, topic: &str, kind: Kind) -> Self {
         Subscriber {
             topic: topic.into(),
             kind,
             partition: None,
             stash: Mutex::new(VecDeque::new()),
+            registry,
+            log,
+            _dead_letters: None,
         }
+    }
+
+    /// True once the topic is closed (deleted, the queue
+    /// [closed](crate::MessageQueue::close), or nobody can publish to it
+    /// any more): nothing new will arrive. Messages it retained may still
+    /// be received; receives fail with [`RecvError::Closed`] after them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("events").await?;
+    /// let publisher = mq.publisher("events");
+    /// publisher.publish("last words").await?;
+    /// drop((mq, publisher)); // nobody can publish to "events" any more
+    /// assert!(sub.is_closed());
+    /// assert_eq!(sub.recv().await?.deserialize::<String>()?, "last words");
+    /// assert!(sub.recv().await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.log.is_closed()
     }
 
     pub(crate) fn set_partition(&mut self, partition: usize) {
         self.partition = Some(partition);
+    }
+
+    fn formats(&self) -> &FormatTable {
+        &self.registry.formats
     }
 
     /// Labels messages from a single-partition subscription.
@@ -187,7 +246,7 @@ impl Subscriber {
                 ..
             }
         );
-        TopicMessage::claimed(&self.topic, c, partitioned)
+        TopicMessage::claimed(self.formats(), &self.topic, c, partitioned)
     }
 
     /// Polls for up to `max` messages into `out`.
@@ -226,6 +285,7 @@ impl Subscriber {
         match (&self.kind, wait) {
             (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
                 let mut collect = Collect {
+                    formats: self.formats(),
                     topic: &self.topic,
                     partition: self.partition,
                     out,
@@ -234,6 +294,7 @@ impl Subscriber {
             }
             (Kind::Merged(cursors), Wait::Merged(waiter)) => {
                 let mut collect = CollectPartitioned {
+                    formats: self.formats(),
                     topic: &self.topic,
                     out,
                 };
@@ -274,7 +335,7 @@ impl Subscriber {
                 if polled.is_ready() {
                     coop.made_progress();
                 }
-                polled.map(|r| r.map(|d| self.label(TopicMessage::delivered(&self.topic, d))))
+                polled.map(|r| r.map(|d| self.label(TopicMessage::delivered(self.formats(), &self.topic, d))))
             })
             .await;
         }
@@ -323,10 +384,10 @@ impl Subscriber {
             Kind::Broadcast(cursor) => cursor
                 .lock()
                 .try_recv()
-                .map(|d| self.label(TopicMessage::delivered(&self.topic, d))),
+                .map(|d| self.label(TopicMessage::delivered(self.formats(), &self.topic, d))),
             Kind::Merged(cursors) => match cursors.lock().try_recv() {
                 Ok((p, d)) => {
-                    let mut m = TopicMessage::delivered(&self.topic, d);
+                    let mut m = TopicMessage::delivered(self.formats(), &self.topic, d);
                     m.partition = Some(p);
                     Ok(m)
                 }
@@ -414,7 +475,7 @@ impl Subscriber {
                 let mut values = Vec::with_capacity(raw.len());
                 let mut raw = raw.into_iter();
                 while let Some(d) = raw.next() {
-                    let msg = TopicMessage::delivered(&self.topic, d);
+                    let msg = TopicMessage::delivered(self.formats(), &self.topic, d);
                     match msg.deserialize() {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {
@@ -424,7 +485,7 @@ impl Subscriber {
                         Err(_) => {
                             // Deliver what decoded; the failing message
                             // comes first next time and is reported then.
-                            cursor.unread(std::iter::once(msg.into_delivered()).chain(raw));
+                            cursor.unread(std::iter::once(msg.into_delivered(self.formats())).chain(raw));
                             break;
                         }
                     }
@@ -470,25 +531,100 @@ impl Subscriber {
 
     /// Moves the subscriber (or its whole group) so that the next message
     /// received is `offset`. On a partitioned topic this moves every
-    /// partition to `offset`; see [`seek_partition`](Self::seek_partition).
+    /// partition to `offset`, or none: the offset is checked against every
+    /// partition's window first; see [`seek_partition`](Self::seek_partition)
+    /// to move one.
     ///
     /// # Errors
     ///
     /// [`OutOfRange`] unless the offset is retained or is the next one to
-    /// be published (in every partition).
+    /// be published in every partition; it names the first partition (in
+    /// index order) that refuses it, and nothing moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::{ConsumptionMode, MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("clicks", PartitionRouting::Fixed(0)).await?;
+    /// let sub = mq.subscriber_with_options_and_mode("clicks", TopicOptions::default(), ConsumptionMode::Earliest).await?;
+    /// for i in 0..4 {
+    ///     mq.publish_to_partitioned(TopicMessage::new("clicks", i)?).await?;
+    /// }
+    /// // One partition holds 0..4, the other nothing: offset 2 is not in both.
+    /// assert!(sub.seek(2).await.is_err());
+    /// assert_eq!(sub.recv().await?.offset(), 0, "nothing moved");
+    /// # Ok(()) }
+    /// ```
     pub async fn seek(&self, offset: u64) -> Result<(), OutOfRange> {
-        self.stash.lock().clear();
-        for p in 0..self.partitions() {
-            self.seek_in(p, offset).map_err(|e| match e {
-                crate::error::TopicError::OutOfRange(r) => r,
-                _ => OutOfRange {
+        let parts = self.windows();
+        for &(_, low, high) in &parts {
+            if !(low..=high).contains(&offset) {
+                return Err(OutOfRange {
                     requested: offset,
-                    low: 0,
-                    high: 0,
-                },
-            })?;
+                    low,
+                    high,
+                });
+            }
         }
-        Ok(())
+        self.stash.lock().clear();
+        // Every window held the offset; a window only moves up (and then
+        // the cursor reports the messages evicted meanwhile as lagged), so
+        // the moves below cannot fail for broadcast cursors.
+        match &self.kind {
+            Kind::Broadcast(cursor) => cursor.lock().seek_or_lag(offset),
+            Kind::Merged(cursors) => {
+                let mut cursors = cursors.lock();
+                for &(p, _, _) in &parts {
+                    if let Some(c) = cursors.cursor_mut(p) {
+                        c.seek_or_lag(offset)?;
+                    }
+                }
+                Ok(())
+            }
+            Kind::Group { member, .. } => {
+                // A group's position moves partition by partition; should
+                // one refuse (evicted past `offset` since the check), the
+                // ones moved already go back where they were.
+                let before: Vec<Option<u64>> = parts.iter().map(|&(p, _, _)| member.position(p)).collect();
+                for (i, &(p, _, _)) in parts.iter().enumerate() {
+                    if let Err(e) = member.seek(p, offset) {
+                        for (&(q, _, _), was) in parts[..i].iter().zip(&before) {
+                            if let Some(was) = *was {
+                                let _ = member.seek(q, was);
+                            }
+                        }
+                        return Err(match e {
+                            memq_groups::GroupError::OutOfRange { range, .. } => range,
+                            _ => OutOfRange {
+                                requested: offset,
+                                low: 0,
+                                high: 0,
+                            },
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `(partition, low, high)` of every partition this subscriber reads,
+    /// in index order.
+    fn windows(&self) -> Vec<(usize, u64, u64)> {
+        let topics = self.log.partitions();
+        let window = |p: usize| {
+            let s = topics[p].stats();
+            (p, s.low, s.high)
+        };
+        match (&self.kind, self.partition) {
+            // A subscription to one partition of a partitioned topic.
+            (Kind::Broadcast(_), Some(p)) => vec![window(p)],
+            _ => (0..self.partitions().min(topics.len())).map(window).collect(),
+        }
     }
 
     /// Moves this subscriber (or its group) in one partition.
@@ -543,23 +679,26 @@ impl Subscriber {
     /// group member the commit is the group's; with manual
     /// acknowledgement it acknowledges every message up to `offset` this
     /// member holds. On a partitioned topic this commits `offset` in every
-    /// partition that has published it; see
+    /// partition, or in none: partitions have their own offsets, so this
+    /// is rarely what you mean there; see
     /// [`commit_partition`](Self::commit_partition).
     ///
     /// # Errors
     ///
-    /// [`CommitError::NotPublished`] for an offset not yet published (in
-    /// any partition).
+    /// [`CommitError::NotPublished`] when some partition has not published
+    /// `offset` yet, with that partition's `high` (the first such, in
+    /// index order); nothing was committed.
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
-        let mut result = Err(CommitError::NotPublished { offset, high: 0 });
-        for p in 0..self.partitions() {
-            match self.commit_in(p, offset) {
-                Ok(()) => result = Ok(()),
-                Err(e) if result.is_err() => result = Err(e),
-                Err(_) => {}
+        // All or nothing: checked against every partition first.
+        for (_, _, high) in self.windows() {
+            if offset >= high {
+                return Err(CommitError::NotPublished { offset, high });
             }
         }
-        result
+        for (p, _, _) in self.windows() {
+            self.commit_in(p, offset)?;
+        }
+        Ok(())
     }
 
     /// Records that everything up to and including `offset` of `partition`

@@ -1,0 +1,325 @@
+//! How much memory a native value holds, for byte budgets.
+//!
+//! A value published natively is kept as is (`Arc<T>`), so `size_of::<T>()`
+//! says nothing of what it owns: a `Vec<u8>` of 1 MiB is 24 bytes. On a
+//! topic with a byte budget the publisher weighs the value once by walking
+//! it with [`serde::Serialize`]: the inline size of `T` plus every string,
+//! byte string and primitive it reaches. The walk allocates nothing and
+//! costs about as much as serializing the value to a counting sink; topics
+//! without a byte budget never pay it.
+
+use serde::ser::{self, Serialize};
+
+/// The inline size of `T` plus what the value reaches through its fields,
+/// as its `Serialize` implementation shows them.
+pub(crate) fn weight_of<T: Serialize>(value: &T) -> usize {
+    let mut counter = Counter { bytes: 0, heap: 0 };
+    // A serializer that only counts cannot fail; a value whose `Serialize`
+    // fails on its own is weighed by what it showed until then.
+    let _ = value.serialize(&mut counter);
+    std::mem::size_of::<T>().saturating_add(counter.bytes)
+}
+
+/// Sums what lives on the heap: strings and byte strings, and everything
+/// inside a sequence or map (the value's own fields are inline, counted by
+/// `size_of`).
+struct Counter {
+    bytes: usize,
+    /// Sequences and maps entered and not yet left.
+    heap: usize,
+}
+
+impl Counter {
+    fn add(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_add(n);
+    }
+
+    fn add_inline(&mut self, n: usize) {
+        if self.heap > 0 {
+            self.add(n);
+        }
+    }
+}
+
+/// Never built: the counter cannot fail.
+#[derive(Debug)]
+struct Never;
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("value could not be weighed")
+    }
+}
+
+impl std::error::Error for Never {}
+
+impl ser::Error for Never {
+    fn custom<M: std::fmt::Display>(_msg: M) -> Self {
+        Never
+    }
+}
+
+macro_rules! primitive {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(
+            fn $method(self, _v: $ty) -> Result<(), Never> {
+                self.add_inline(std::mem::size_of::<$ty>());
+                Ok(())
+            }
+        )*
+    };
+}
+
+impl ser::Serializer for &mut Counter {
+    type Ok = ();
+    type Error = Never;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    primitive! {
+        serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32),
+        serialize_i64(i64), serialize_i128(i128), serialize_u8(u8), serialize_u16(u16),
+        serialize_u32(u32), serialize_u64(u64), serialize_u128(u128), serialize_f32(f32),
+        serialize_f64(f64), serialize_char(char),
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Never> {
+        self.add(v.len());
+        Ok(())
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Never> {
+        self.add(v.len());
+        Ok(())
+    }
+
+    fn serialize_none(self) -> Result<(), Never> {
+        Ok(())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Never> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Never> {
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Never> {
+        Ok(())
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+    ) -> Result<(), Never> {
+        Ok(())
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Never> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        value: &T,
+    ) -> Result<(), Never> {
+        value.serialize(self)
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, Never> {
+        self.heap += 1;
+        Ok(self)
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self, Never> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, Never> {
+        Ok(self)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, Never> {
+        Ok(self)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self, Never> {
+        self.heap += 1;
+        Ok(self)
+    }
+
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, Never> {
+        Ok(self)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, Never> {
+        Ok(self)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! compound {
+    ($($trait:ident :: $method:ident),* $(,)?) => {
+        $(
+            impl ser::$trait for &mut Counter {
+                type Ok = ();
+                type Error = Never;
+
+                fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
+                    value.serialize(&mut **self)
+                }
+
+                fn end(self) -> Result<(), Never> {
+                    Ok(())
+                }
+            }
+        )*
+    };
+}
+
+impl ser::SerializeSeq for &mut Counter {
+    type Ok = ();
+    type Error = Never;
+
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
+        value.serialize(&mut **self)
+    }
+
+    fn end(self) -> Result<(), Never> {
+        self.heap = self.heap.saturating_sub(1);
+        Ok(())
+    }
+}
+
+compound! {
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+}
+
+impl ser::SerializeMap for &mut Counter {
+    type Ok = ();
+    type Error = Never;
+
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Never> {
+        key.serialize(&mut **self)
+    }
+
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
+        value.serialize(&mut **self)
+    }
+
+    fn end(self) -> Result<(), Never> {
+        self.heap = self.heap.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Counter {
+    type Ok = ();
+    type Error = Never;
+
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
+        value.serialize(&mut **self)
+    }
+
+    fn end(self) -> Result<(), Never> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Counter {
+    type Ok = ();
+    type Error = Never;
+
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
+        value.serialize(&mut **self)
+    }
+
+    fn end(self) -> Result<(), Never> {
+        Ok(())
+    }
+}
+
+/// A weight in four bytes: exact below 2 GiB, in KiB (rounded up) above,
+/// saturating at 2 TiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Weight(u32);
+
+const KIB_FLAG: u32 = 1 << 31;
+
+impl Weight {
+    pub(crate) fn new(bytes: usize) -> Self {
+        match u32::try_from(bytes) {
+            Ok(b) if b < KIB_FLAG => Weight(b),
+            _ => {
+                let kib = bytes.div_ceil(1024).min((KIB_FLAG - 1) as usize) as u32;
+                Weight(KIB_FLAG | kib)
+            }
+        }
+    }
+
+    pub(crate) fn get(self) -> usize {
+        if self.0 & KIB_FLAG == 0 {
+            self.0 as usize
+        } else {
+            ((self.0 & !KIB_FLAG) as usize).saturating_mul(1024)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighs_what_a_value_holds() {
+        assert_eq!(weight_of(&vec![0u8; 1 << 20]), 24 + (1 << 20));
+        assert_eq!(weight_of(&String::from("hello")), 24 + 5);
+        assert_eq!(weight_of(&7u64), 8);
+        assert_eq!(weight_of(&(1u8, 2u64)), 16, "inline fields count once");
+        let nested = vec![vec![1u32; 10]; 3];
+        assert_eq!(weight_of(&nested), 24 + 3 * 10 * 4);
+        assert_eq!(weight_of(&Some("abc")), std::mem::size_of::<Option<&str>>() + 3);
+    }
+
+    #[test]
+    fn weights_keep_four_bytes() {
+        for w in [0, 1, 1 << 20, (1 << 31) - 1] {
+            assert_eq!(Weight::new(w).get(), w);
+        }
+        let big = (1usize << 31) + 1;
+        assert!(Weight::new(big).get() >= big && Weight::new(big).get() - big < 1024);
+        assert!(Weight::new(usize::MAX).get() >= 1 << 40);
+    }
+}
