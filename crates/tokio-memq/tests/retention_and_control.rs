@@ -257,20 +257,82 @@ async fn delete_wakes_every_waiter_with_closed() {
     assert!(mq.list_topics().await.is_empty());
 }
 
+/// A topic closes when nobody can publish to it any more, as a channel
+/// does: not while a `MessageQueue` clone or one of its publishers lives,
+/// and then its waiting subscribers are woken with `Closed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_queue_closes_every_topic() {
+async fn a_topic_closes_when_nobody_can_publish_to_it() {
     let mq = MessageQueue::new();
-    let s = mq.subscriber("q").await.unwrap();
+    let s = Arc::new(mq.subscriber("q").await.unwrap());
+    let other = mq.subscriber("unpublished").await.unwrap();
     let p = mq.publisher("q");
     let clone = mq.clone();
-    let waiter = tokio::spawn(async move { s.recv().await });
+    let s2 = s.clone();
+    let waiter = tokio::spawn(async move { s2.recv().await.map(|m| m.deserialize::<u8>().unwrap()) });
     tokio::time::sleep(Duration::from_millis(10)).await;
     drop(mq);
-    assert!(!waiter.is_finished(), "a clone still holds the queue");
     drop(clone);
+    // "unpublished" has no publisher left: it closes with the last queue
+    // handle; "q" still has `p`.
+    let r = tokio::time::timeout(LIMIT, other.recv()).await.unwrap();
+    assert_eq!(r.unwrap_err(), RecvError::Closed);
+    assert!(
+        !waiter.is_finished() && !s.is_closed(),
+        "a publisher still holds the topic open"
+    );
+    p.publish(1u8).await.unwrap();
+    let r = tokio::time::timeout(LIMIT, waiter).await.unwrap().unwrap();
+    assert_eq!(r.unwrap(), 1);
+    let s2 = s.clone();
+    let waiter = tokio::spawn(async move { s2.recv().await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let clone_of_p = p.clone();
+    drop(p);
+    assert!(!s.is_closed(), "a clone of the publisher still holds it");
+    drop(clone_of_p);
     let r = tokio::time::timeout(LIMIT, waiter).await.unwrap().unwrap();
     assert_eq!(r.unwrap_err(), RecvError::Closed);
-    assert!(matches!(p.publish(1u8).await, Err(PublishError::Closed(1))));
+    assert!(s.is_closed());
+}
+
+/// `MessageQueue::close` shuts everything down at once: waiting
+/// subscribers and publishers are woken with `Closed`, publishing is
+/// refused with the value handed back, retained messages are still
+/// received, and no topic can be created any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_queue_wakes_everyone_with_closed() {
+    let mq = MessageQueue::new();
+    let blocking = TopicOptions {
+        max_messages: Some(1),
+        lru_enabled: false,
+        ..Default::default()
+    };
+    let full = mq.subscriber_with_options("full", blocking).await.unwrap();
+    let p_full = mq.publisher("full");
+    p_full.publish(0u8).await.unwrap();
+    let parked_publish = tokio::spawn(async move { p_full.publish(1u8).await });
+    let s = mq.subscriber("q").await.unwrap();
+    let parked_recv = tokio::spawn(async move { s.recv().await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    mq.close();
+    assert!(mq.is_closed());
+    let r = tokio::time::timeout(LIMIT, parked_publish)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(r, Err(PublishError::Closed(1))), "{r:?}");
+    let r = tokio::time::timeout(LIMIT, parked_recv).await.unwrap().unwrap();
+    assert_eq!(r.unwrap_err(), RecvError::Closed);
+    assert_eq!(
+        full.recv().await.unwrap().deserialize::<u8>().unwrap(),
+        0,
+        "retained"
+    );
+    assert_eq!(full.recv().await.unwrap_err(), RecvError::Closed);
+    let fresh = mq.publisher("new");
+    assert!(fresh.is_closed());
+    assert!(matches!(fresh.publish(2u8).await, Err(PublishError::Closed(2))));
+    assert!(mq.subscriber("new").await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,0 +1,195 @@
+//! Handles that outlive their queue, native payloads weighed against a
+//! byte budget, and publishers that share the runtime.
+//!
+//! Memory is measured with the counting global allocator of
+//! `memq-testkit` (as in `memory_bounds.rs`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use memq_testkit::alloc;
+use tokio_memq::{MessageQueue, Publisher, Subscriber, TopicOptions};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates a queue, a subscriber and a publisher, and returns only the
+/// two handles: the `MessageQueue` is dropped here.
+async fn setup() -> (Publisher, Subscriber) {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("outlive").await.unwrap();
+    let publisher = mq.publisher("outlive");
+    (publisher, sub)
+}
+
+/// Item 2. Guards handles that outlive the `MessageQueue` they came from:
+/// a publisher and a subscriber returned from a setup function keep
+/// working (publish 3, receive 3 in order), as they did in 1.0.0, where a
+/// handle kept its topic alive (see `MessageQueue`'s "Closing").
+#[test]
+fn handles_keep_working_after_the_queue_handle_is_dropped() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        handles_outlive_the_queue().await;
+    });
+}
+
+async fn handles_outlive_the_queue() {
+    let (publisher, sub) = setup().await;
+    for (i, word) in ["one", "two", "three"].into_iter().enumerate() {
+        let offset = publisher
+            .publish(word.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("publish #{i} through a handle that outlived its queue: {e:?}"));
+        assert_eq!(offset, i as u64);
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(LIMIT, sub.recv())
+            .await
+            .expect("message arrives")
+            .expect("the subscriber is live");
+        got.push((m.offset(), m.deserialize::<String>().unwrap()));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, "one".to_string()),
+            (1, "two".to_string()),
+            (2, "three".to_string())
+        ]
+    );
+}
+
+/// Item 3. Guards the byte budget for native values: fifty 1 MiB
+/// `Vec<u8>` values published natively (no serialization defaults) to a
+/// topic with `max_bytes: Some(10 MiB)` must not retain more than the
+/// budget plus one message plus a little. Promise
+/// (`TopicOptions::max_bytes`): "The most payload bytes the topic
+/// retains"; invariant 2: "retained bytes never exceed `max_bytes`".
+#[test]
+fn native_values_are_weighed_by_their_heap_against_max_bytes() {
+    const MIB: usize = 1 << 20;
+    const BUDGET: usize = 10 * MIB;
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        let options = TopicOptions {
+            max_bytes: Some(BUDGET),
+            ..Default::default()
+        };
+        mq.create_topic("big", options).await.unwrap();
+        let p = mq.publisher("big");
+        let before = alloc::live();
+        for _ in 0..50 {
+            p.publish(vec![0u8; MIB]).await.unwrap();
+        }
+        let retained = alloc::live() - before;
+        let stats = mq.get_topic_stats("big").await.unwrap();
+        let allowed = (BUDGET + MIB + MIB / 2) as isize;
+        assert!(
+            retained <= allowed,
+            "retained {:.1} MiB of heap for a 10 MiB budget (allowed {:.1} MiB); \
+             the topic holds {} messages weighing {} bytes by its own count",
+            retained as f64 / MIB as f64,
+            allowed as f64 / MIB as f64,
+            stats.message_count,
+            stats.bytes
+        );
+        assert!(stats.message_count <= 10, "{} retained", stats.message_count);
+        assert_eq!(stats.published, 50);
+    });
+}
+
+/// Item 6. Guards cooperative publishing: four tasks publishing in a
+/// loop on an evicting topic (where `publish` never has to wait) on a
+/// 2-worker runtime must not starve the runtime: a 10 ms timer in another
+/// task must fire. Promise: README "cooperative with tokio's scheduler"
+/// (said today of receives; item 6 holds publishes to it too — a publish
+/// that never returns `Pending` keeps its worker for good). The runtime
+/// is driven from this test's thread with a watchdog (`recv_timeout`),
+/// because a starved runtime would never fire a tokio timeout, and is
+/// shut down (bounded) whatever happens.
+#[test]
+fn publishing_in_a_loop_lets_timers_fire() {
+    // Its allocations would count in the other tests' measurements.
+    let _serial = alloc::serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mq = MessageQueue::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (fired_tx, fired_rx) = mpsc::channel();
+    rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let _ = fired_tx.send(());
+    });
+    for t in 0..4u64 {
+        let p = mq.publisher("busy");
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let mut i = 0u64;
+            // Checking the flag never yields: it only lets the loops end
+            // after the test, whatever happened.
+            while !stop.load(Ordering::Relaxed) {
+                p.publish((t, i)).await.unwrap();
+                i += 1;
+            }
+        });
+    }
+    let fired = fired_rx.recv_timeout(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    // Bounded whatever happens: the flag ends the loops.
+    rt.shutdown_timeout(LIMIT);
+    drop(mq);
+    assert!(
+        fired.is_ok(),
+        "a 10 ms timer did not fire within 10 s while four tasks published in a loop"
+    );
+}
+
+/// Item 2, groups: a group's members are woken with `Closed` once nobody
+/// can publish to its topic any more; its dead-letter topic stays open
+/// while a member lives (members publish dead letters there) and closes
+/// after the last one.
+#[test]
+fn a_group_topic_closes_with_its_last_publisher_and_its_dead_letters_with_its_last_member() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        let dead = mq.subscriber("jobs.dead-letters").await.unwrap();
+        let join = || mq.group("jobs", "w").manual_ack().max_deliveries(3).join();
+        let (a, b) = (Arc::new(join().await.unwrap()), Arc::new(join().await.unwrap()));
+        let publisher = mq.publisher("jobs");
+        drop(mq);
+        let waiting: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|m| tokio::spawn(async move { m.recv().await.map(drop) }))
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(!a.is_closed() && !dead.is_closed());
+        drop(publisher);
+        for w in waiting {
+            let r = tokio::time::timeout(LIMIT, w).await.expect("woken").unwrap();
+            assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
+        }
+        assert!(a.is_closed() && b.is_closed());
+        assert!(!dead.is_closed(), "members may still dead-letter what they hold");
+        drop((a, b));
+        assert!(dead.is_closed());
+        let r = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap();
+        assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
+    });
+}
