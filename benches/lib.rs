@@ -476,3 +476,67 @@ pub fn results_path(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("results directory");
     dir.join(format!("{name}.json"))
 }
+
+/// Scenario I: publishing to a TTL topic while other threads poll its
+/// stats. Stats must never slow publishers down; with nothing expired, a
+/// stats call reads atomics only.
+pub mod stats_polling {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Publishes `n` messages to a topic with a (long) TTL while `pollers`
+    /// threads call `get_topic_stats` on it in a loop; returns how long
+    /// the publishes took. A reader keeps up, so every message is checked.
+    ///
+    /// `polled` names the topic the pollers read: `"i"` (the one
+    /// published to) or `"other"` (an idle one, the control: the pollers
+    /// take the same CPU time, on a 2-core machine a large part of it).
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, pollers: usize, polled: &'static str) -> Duration {
+        let mq = MessageQueue::new();
+        let options = TopicOptions {
+            message_ttl: Some(Duration::from_secs(3600)),
+            ..lossless()
+        };
+        mq.create_topic("other", options.clone()).await.unwrap();
+        let sub = mq.subscriber_with_options("i", options).await.unwrap();
+        let publisher = mq.publisher("i");
+        let stop = Arc::new(AtomicBool::new(false));
+        let polling = Arc::new(AtomicU64::new(0));
+        let handle = tokio::runtime::Handle::current();
+        let threads: Vec<_> = (0..pollers)
+            .map(|_| {
+                let (mq, stop, handle) = (mq.clone(), stop.clone(), handle.clone());
+                let polling = polling.clone();
+                std::thread::spawn(move || {
+                    polling.fetch_add(1, Ordering::Relaxed);
+                    while !stop.load(Ordering::Relaxed) {
+                        let stats = handle.block_on(mq.get_topic_stats(polled));
+                        assert!(stats.is_some());
+                    }
+                })
+            })
+            .collect();
+        // The pollers run before the first publish.
+        while polling.load(Ordering::Relaxed) < pollers as u64 {
+            tokio::task::yield_now().await;
+        }
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                got += sub.recv_batch(256).await.unwrap().len() as u64;
+            }
+        });
+        let start = Instant::now();
+        for i in 0..n {
+            let payload = pool[i as usize % pool.len()].clone();
+            publisher.publish_bytes(payload, FORMAT).await.unwrap();
+        }
+        let elapsed = start.elapsed();
+        reader.await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        elapsed
+    }
+}
