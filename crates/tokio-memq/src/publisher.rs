@@ -195,6 +195,18 @@ impl Publisher {
         self.lease.registry()
     }
 
+    /// The tag of `format` in this queue; `data` comes back with it, or in
+    /// the error when the queue's table of formats is full.
+    fn tag_of<V>(&self, format: &SerializationFormat, data: V) -> Result<(FormatTag, V), PublishError<V>> {
+        match self.registry().formats.tag_of(format) {
+            Ok(tag) => Ok((tag, data)),
+            Err(e) => Err(PublishError::Encode {
+                value: data,
+                error: e.into(),
+            }),
+        }
+    }
+
     /// The topic this publisher publishes to.
     pub fn topic(&self) -> &str {
         &self.topic_name
@@ -450,15 +462,7 @@ impl Publisher {
         data: Vec<Bytes>,
         format: SerializationFormat,
     ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
-        let tag = match self.registry().formats.tag_of(&format) {
-            Ok(tag) => tag,
-            Err(e) => {
-                return Err(PublishError::Encode {
-                    value: data,
-                    error: e.into(),
-                })
-            }
-        };
+        let (tag, data) = self.tag_of(&format, data)?;
         let entries: Vec<Entry> = data.into_iter().map(|b| Entry::encoded(b, tag)).collect();
         self.publish_entries(entries, |e| e.into_iter().map(Entry::into_bytes).collect())
             .await
@@ -508,16 +512,7 @@ impl Publisher {
         data: impl Into<Bytes>,
         format: SerializationFormat,
     ) -> Result<u64, PublishError<Bytes>> {
-        let data = data.into();
-        let tag = match self.registry().formats.tag_of(&format) {
-            Ok(tag) => tag,
-            Err(e) => {
-                return Err(PublishError::Encode {
-                    value: data,
-                    error: e.into(),
-                })
-            }
-        };
+        let (tag, data) = self.tag_of(&format, data.into())?;
         self.publish_entry(Entry::encoded(data, tag), Entry::into_bytes)
             .await
     }

@@ -245,31 +245,26 @@ impl ser::SerializeMap for &mut Counter {
     }
 }
 
-impl ser::SerializeStruct for &mut Counter {
-    type Ok = ();
-    type Error = Never;
+macro_rules! named_fields {
+    ($($trait:ident),* $(,)?) => {
+        $(
+            impl ser::$trait for &mut Counter {
+                type Ok = ();
+                type Error = Never;
 
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
-        value.serialize(&mut **self)
-    }
+                fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
+                    value.serialize(&mut **self)
+                }
 
-    fn end(self) -> Result<(), Never> {
-        Ok(())
-    }
+                fn end(self) -> Result<(), Never> {
+                    Ok(())
+                }
+            }
+        )*
+    };
 }
 
-impl ser::SerializeStructVariant for &mut Counter {
-    type Ok = ();
-    type Error = Never;
-
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), Never> {
-        Ok(())
-    }
-}
+named_fields!(SerializeStruct, SerializeStructVariant);
 
 /// A weight in four bytes: exact below 2 GiB, in KiB (rounded up) above,
 /// saturating at 2 TiB.
