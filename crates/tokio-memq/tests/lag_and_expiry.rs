@@ -119,37 +119,17 @@ async fn a_parked_publish_completes_when_a_try_publish_finds_room() {
     assert_eq!(offsets, BTreeSet::from([2, 3]));
 }
 
-/// Bug G. Guards the lag count: five messages expire and are swept, then
-/// exactly one live message is evicted for capacity; a subscriber still
-/// at offset 0 gets `Lagged(1)`, not `Lagged(6)`. Rule being settled:
-/// "Lagged(n) counts messages evicted for capacity that the subscriber
-/// had not read; messages removed by TTL expiry are skipped silently"
-/// (`Subscriber` docs: expired messages are "skipped; counted in the
-/// topic's stats"; invariant 3).
-#[tokio::test(start_paused = true)]
-async fn a_lag_report_leaves_out_expired_messages() {
-    let mq = MessageQueue::new();
-    let options = TopicOptions {
-        max_messages: Some(5),
-        message_ttl: Some(TTL),
-        ..Default::default()
-    };
-    // Created before anything is published: positioned at offset 0.
-    let sub = mq
-        .subscriber_with_options_and_mode("g", options, ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+/// Five messages published at t = 0 expire and are swept at 150 ms, then
+/// offsets 5..11 fill the capacity-5 topic again and offset 10 evicts
+/// offset 5, which is live: one evicted, five expired.
+async fn expire_five_then_evict_one(mq: &MessageQueue) {
     let p = mq.publisher("g");
-    // t = 0: offsets 0..5 fill the topic (capacity 5, nothing evicted).
     for i in 0..5u32 {
         assert_eq!(p.publish(i).await.unwrap(), u64::from(i));
     }
-    // t = 150 ms: all five have expired; reading the stats sweeps them.
     tokio::time::advance(Duration::from_millis(150)).await;
     let stats = mq.get_topic_stats("g").await.unwrap();
     assert_eq!((stats.expired, stats.evicted, stats.message_count), (5, 0, 0));
-    // Offsets 5..10 fill the topic again; offset 10 evicts offset 5,
-    // which is live (published at 150 ms, now 150 ms).
     for i in 5..11u32 {
         assert_eq!(p.publish(i).await.unwrap(), u64::from(i));
     }
@@ -158,15 +138,58 @@ async fn a_lag_report_leaves_out_expired_messages() {
         (stats.expired, stats.evicted, stats.low_offset, stats.next_offset),
         (5, 1, 6, 11)
     );
-    // Missed: 0..5 (expired, silent) and 5 (evicted, reported).
+}
+
+fn capacity_five_ttl() -> TopicOptions {
+    TopicOptions {
+        max_messages: Some(5),
+        message_ttl: Some(TTL),
+        ..Default::default()
+    }
+}
+
+/// Bug G. Guards the lag count: five messages expire and are swept, then
+/// exactly one live message is evicted for capacity; a subscriber still
+/// at offset 0 gets `Lagged(1)`, not `Lagged(6)`. The rule (invariant 3):
+/// "Lagged(n) counts messages evicted for capacity that the subscriber
+/// had not read; messages removed by TTL expiry are skipped silently".
+#[tokio::test(start_paused = true)]
+async fn a_lag_report_leaves_out_expired_messages() {
+    let mq = MessageQueue::new();
+    // Created before anything is published: positioned at offset 0.
+    let sub = mq
+        .subscriber_with_options_and_mode("g", capacity_five_ttl(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    expire_five_then_evict_one(&mq).await;
     let first = timeout(LIMIT, sub.recv()).await.unwrap().map(|m| m.offset());
     assert_eq!(
         first,
         Err(RecvError::Lagged(1)),
-        "one message was evicted unread; five expired"
+        "one evicted unread; five expired"
     );
-    let next = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
-    assert_eq!(next.offset(), 6);
+    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 6);
+}
+
+/// Bug G through a group member: the same rule for the group's cursor.
+#[tokio::test(start_paused = true)]
+async fn a_group_lag_report_leaves_out_expired_messages() {
+    let mq = MessageQueue::new();
+    let member = mq
+        .group("g", "workers")
+        .options(capacity_five_ttl())
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    expire_five_then_evict_one(&mq).await;
+    let first = timeout(LIMIT, member.recv()).await.unwrap().map(|m| m.offset());
+    assert_eq!(
+        first,
+        Err(RecvError::Lagged(1)),
+        "one evicted unread; five expired"
+    );
+    assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 6);
 }
 
 /// A topic of two partitions: partition 0 holds offsets 0..4, partition 1
