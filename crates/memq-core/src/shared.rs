@@ -55,8 +55,6 @@ pub(crate) struct Shared<T> {
     /// Written by every publish; padded away from the fields readers use.
     counters: CachePadded<Counters>,
     named: Mutex<HashMap<std::sync::Arc<str>, Named>>,
-    /// Live `Topic` handles; the topic closes when the last one drops.
-    pub(crate) handles: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -137,6 +135,11 @@ struct Counters {
     evicted: AtomicU64,
     expired: AtomicU64,
     subscribers: AtomicUsize,
+    /// Live `Topic` handles; the topic closes when the last one drops.
+    /// Here, on the line publishes write anyway, rather than beside the
+    /// settings every publish reads: code that clones and drops handles
+    /// often (a stats poller) must not make publishers miss the cache.
+    handles: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -242,6 +245,7 @@ impl<T> Shared<T> {
         counters.high.store(config.first_offset, Ordering::Relaxed);
         counters.low.store(config.first_offset, Ordering::Relaxed);
         counters.front_ts.store(u64::MAX, Ordering::Relaxed);
+        counters.handles.store(1, Ordering::Relaxed);
         Ok(Shared {
             inner: CachePadded(Mutex::new(Inner {
                 log: Log::new(config.first_offset),
@@ -256,7 +260,6 @@ impl<T> Shared<T> {
             clock: Clock::new(),
             counters: CachePadded(counters),
             named: Mutex::new(HashMap::new()),
-            handles: AtomicUsize::new(1),
         })
     }
 
@@ -354,19 +357,16 @@ impl<T> Shared<T> {
         Ok(first..end)
     }
 
-    /// Whether publishers waiting for room should be woken: only once the
-    /// slowest cursor has moved a quarter of the window past the oldest
-    /// message (or past all of it), so that a full topic does not wake its
-    /// publisher for every message a reader takes. A reader that waits for
-    /// new messages has passed everything, so a waiting publisher is always
-    /// woken before both could wait for each other.
+    /// Whether publishers waiting for room should be woken: as soon as
+    /// every live cursor has moved past the oldest message, so that
+    /// `try_publish` never succeeds while `publish` waits. A reader takes
+    /// up to 128 messages per fetch (its read-ahead), so a publisher of a
+    /// full topic is woken about once per fetch, not once per message.
     fn room_for_publishers(&self, g: &Inner<T>) -> bool {
         if g.publish_waiters.is_empty() {
             return false;
         }
-        let Some(min) = g.cursors.min() else { return true };
-        let quarter = (self.limits.max_messages / 4).max(1) as u64;
-        min.saturating_sub(g.log.low) >= quarter.min(g.log.len() as u64)
+        g.cursors.min().is_none_or(|min| min > g.log.low)
     }
 
     /// Removes expired messages from the front, counting them; returns
@@ -549,6 +549,11 @@ impl<T> Shared<T> {
 
     pub(crate) fn committed(&self, name: &str) -> Option<u64> {
         self.named.lock().get(name).and_then(|n| n.committed)
+    }
+
+    /// Live `Topic` handles.
+    pub(crate) fn handles(&self) -> &AtomicUsize {
+        &self.counters.handles
     }
 
     pub(crate) fn high(&self) -> u64 {

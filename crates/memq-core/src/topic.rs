@@ -47,7 +47,7 @@ impl<T> fmt::Debug for Topic<T> {
 
 impl<T> Clone for Topic<T> {
     fn clone(&self) -> Self {
-        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        self.shared.handles().fetch_add(1, Ordering::Relaxed);
         Topic {
             shared: self.shared.clone(),
         }
@@ -56,7 +56,7 @@ impl<T> Clone for Topic<T> {
 
 impl<T> Drop for Topic<T> {
     fn drop(&mut self) {
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.shared.handles().fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.close();
         }
     }
@@ -129,9 +129,11 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// # Panics
     ///
-    /// When it has to wait on a full topic with a TTL outside a Tokio
-    /// runtime with the time driver enabled (the wait for the oldest
-    /// messages to expire needs a timer).
+    /// When it has to wait on a full topic with a TTL inside a Tokio
+    /// runtime without the time driver (the wait for the oldest messages
+    /// to expire sets a timer). Outside a Tokio runtime it sets none: then
+    /// only a cursor moving on or a sweep of expired messages (by another
+    /// publish, a receive or stats) releases it.
     pub fn publish(&self, value: T) -> Publish<'_, T> {
         Publish(Pending::new(&self.shared, One(value)))
     }
@@ -332,13 +334,18 @@ impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
                 other => return Poll::Ready(other),
             }
         }
+        // Timers kept firing at once: poll again rather than wait for a
+        // wake-up that may not come.
+        cx.waker().wake_by_ref();
         Poll::Pending
     }
 
     /// Arms the expiry timer for `room_at`; true when it has already fired.
+    /// Outside a Tokio runtime there is no timer: only the topic's own
+    /// wake-ups (a cursor moving on, a sweep) release the publish.
     #[cfg(not(memq_loom))]
     fn wait_for_expiry(&mut self, cx: &mut Context<'_>, room_at: Option<u64>) -> bool {
-        let Some(ts) = room_at else {
+        let Some(ts) = room_at.filter(|_| tokio::runtime::Handle::try_current().is_ok()) else {
             self.expiry = None;
             return false;
         };

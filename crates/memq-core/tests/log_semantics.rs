@@ -550,3 +550,55 @@ async fn a_sweep_by_another_publish_wakes_a_blocked_publish() {
     assert_eq!(idle.try_recv().unwrap().offset, 2);
     assert_eq!(idle.try_recv().unwrap().offset, 3);
 }
+
+/// A waiting publisher is woken as soon as the room it waits for exists:
+/// a reader that takes a few messages (its read-ahead, 128) on a topic
+/// of 1,000 and then stops must not leave it waiting while `try_publish`
+/// would succeed.
+#[tokio::test]
+async fn a_blocked_publish_is_woken_as_soon_as_room_exists() {
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(1_000))
+            .overflow(Overflow::Block),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    for i in 0..1_000u64 {
+        t.try_publish(i).unwrap();
+    }
+    let t2 = t.clone();
+    let waiting = tokio::spawn(async move { t2.publish(1_000).await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    assert_eq!(c.try_recv().unwrap().offset, 0);
+    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken once there was room")
+        .unwrap()
+        .unwrap();
+    assert_eq!(offset, 1_000);
+}
+
+/// Outside a Tokio runtime a publish waiting on a full TTL topic sets no
+/// timer (and does not panic); the reader moving on releases it.
+#[test]
+fn a_blocked_ttl_publish_outside_a_runtime_needs_no_timer() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let t = Topic::new(
+        TopicConfig::default()
+            .max_messages(Some(1))
+            .overflow(Overflow::Block)
+            .ttl(Some(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(0u8).unwrap();
+    let mut publish = Box::pin(t.publish(1));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(publish.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(c.try_recv().unwrap().offset, 0);
+    assert_eq!(publish.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+}
