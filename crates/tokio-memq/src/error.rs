@@ -22,7 +22,9 @@ pub enum PublishError<T> {
     /// [`publish`](crate::Publisher::publish) waits instead.
     #[error("topic is full")]
     Full(T),
-    /// The topic was deleted or its queue dropped.
+    /// The topic is closed: deleted, its queue
+    /// [closed](crate::MessageQueue::close), or (for a publisher bound to
+    /// a deleted topic) gone for good.
     #[error("topic closed")]
     Closed(T),
     /// A publish with a timeout waited that long for room.

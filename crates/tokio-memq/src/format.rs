@@ -187,7 +187,9 @@ impl FormatTable {
                 None => SerializationFormat::Custom("unknown".to_owned()),
             },
             n => {
-                let name = self.custom.get(usize::from(n - CUSTOM_BASE));
+                let name = n
+                    .checked_sub(CUSTOM_BASE)
+                    .and_then(|i| self.custom.get(usize::from(i)));
                 SerializationFormat::Custom(name.map_or("unknown", |n| &**n).to_owned())
             }
         }

@@ -49,10 +49,19 @@ pub struct Publisher {
     publisher_key: Option<Arc<str>>,
     /// The topic, resolved on the first publish, and whether it has a byte
     /// budget (then native values are weighed by what they hold).
-    topic: OnceLock<(Log, bool)>,
+    topic: OnceLock<Target>,
     /// The codec that applies, and the registry generations it was
     /// resolved at.
     codec: RwLock<Option<CachedCodec>>,
+}
+
+/// The topic a publisher found on its first publish.
+#[derive(Debug, Clone)]
+struct Target {
+    log: Log,
+    /// The topic has a byte budget: native values are weighed by what
+    /// they hold.
+    budget: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,7 +244,7 @@ impl Publisher {
             return true;
         }
         match self.topic.get() {
-            Some((log, _)) => log.is_closed(),
+            Some(target) => target.log.is_closed(),
             None => false,
         }
     }
@@ -246,31 +255,43 @@ impl Publisher {
         self.publisher_key.as_deref()
     }
 
-    fn target(&self) -> Option<&(Log, bool)> {
+    fn target(&self) -> Option<&Target> {
         if let Some(t) = self.topic.get() {
             return Some(t);
         }
         let entry = self.registry().get_or_create(&self.topic_name, None).ok()?;
-        let budget = entry.options.max_bytes.is_some();
-        Some(self.topic.get_or_init(|| (entry.log, budget)))
+        let target = Target {
+            budget: entry.options.max_bytes.is_some(),
+            log: entry.log,
+        };
+        let mut found = false;
+        let target = self.topic.get_or_init(|| {
+            found = true;
+            target
+        });
+        if found {
+            // From now on this publisher can only publish to this topic.
+            self.lease.bind(entry.id);
+        }
+        Some(target)
     }
 
     /// The topic's log, with `entry` weighed for its byte budget.
     fn log_for(&self, entry: &mut Entry) -> Option<&Log> {
-        let (log, budget) = self.target()?;
-        if *budget {
+        let target = self.target()?;
+        if target.budget {
             entry.weigh_native();
         }
-        Some(log)
+        Some(&target.log)
     }
 
     /// As [`log_for`](Self::log_for), for a batch.
     fn log_for_all(&self, entries: &mut [Entry]) -> Option<&Log> {
-        let (log, budget) = self.target()?;
-        if *budget {
+        let target = self.target()?;
+        if target.budget {
             entries.iter_mut().for_each(Entry::weigh_native);
         }
-        Some(log)
+        Some(&target.log)
     }
 
     async fn publish_entry<T>(
@@ -334,9 +355,15 @@ impl Publisher {
     /// # Errors
     ///
     /// [`PublishError`] with the value handed back: `Closed` when the topic
-    /// was deleted or the queue dropped, `TooLarge` when it exceeds the
-    /// topic's byte budget, `Unroutable` when a partitioned topic's router
-    /// cannot place it.
+    /// was deleted or the queue [closed](crate::MessageQueue::close),
+    /// `TooLarge` when it exceeds the topic's byte budget, `Unroutable`
+    /// when a partitioned topic's router cannot place it.
+    ///
+    /// # Panics
+    ///
+    /// When it has to wait on a full topic with `lru_enabled: false` and a
+    /// `message_ttl` inside a Tokio runtime without the time driver (the
+    /// wait for the oldest messages to expire sets a timer).
     ///
     /// # Examples
     ///

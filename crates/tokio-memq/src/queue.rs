@@ -1,8 +1,8 @@
 //! The queue: a registry of named topics.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use memq_core::Topic;
 use memq_groups::{AckMode, Assignment, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
@@ -21,6 +21,9 @@ use crate::subscriber::Subscriber;
 /// A topic in the registry.
 #[derive(Debug, Clone)]
 pub(crate) struct TopicEntry {
+    /// Which topic of that name this is (a name can be deleted and used
+    /// again); unique in the queue.
+    pub(crate) id: u64,
     pub(crate) log: Log,
     pub(crate) options: TopicOptions,
     /// Consumer groups of this topic, by name. A group outlives its
@@ -46,68 +49,153 @@ pub(crate) struct Registry {
     closed: AtomicBool,
     /// Who can still publish: see [`PublisherLease`].
     writers: Mutex<Writers>,
+    /// The next [`TopicEntry::id`].
+    next_id: AtomicU64,
     /// Serialization defaults of this queue's topics and publishers.
     pub(crate) defaults: memq_codec::DefaultsRegistry,
     /// The formats of the payloads stored in this queue.
     pub(crate) formats: FormatTable,
 }
 
-/// Who can still publish to the queue's topics. A topic closes when
-/// nobody can publish to it any more, as a channel closes when its last
-/// sender is gone: once no `MessageQueue` handle is left (any of them can
-/// make a publisher for any topic) and the topic's last publisher is gone.
+/// Who can still publish to the queue's topics. A topic closes when nobody
+/// can publish to it any more, as a channel closes when its last sender is
+/// gone: once no `MessageQueue` handle is left (any of them can make a
+/// publisher for any topic) and the topic's last publisher is gone.
+///
+/// A publisher holds a lease on its topic's name from its creation. Once
+/// it has published, it is bound to the topic it found: if that topic is
+/// deleted, the lease no longer counts for the name (the publisher can
+/// never publish to a topic created again under it).
 #[derive(Debug, Default)]
 struct Writers {
-    /// Live publisher leases per topic name.
+    /// Leases that may still publish to the topic of each name: those not
+    /// bound yet and those bound to its current topic.
     leases: HashMap<Arc<str>, usize>,
+    /// Leases bound to each live topic, by [`TopicEntry::id`].
+    bound: HashMap<u64, usize>,
     /// The last `MessageQueue` handle was dropped.
     queue_gone: bool,
 }
 
-/// A publisher's claim on a topic name: while one exists, the topic stays
-/// open after the last `MessageQueue` handle is dropped.
+impl Writers {
+    /// One lease fewer may publish to `name`; the topic to close, if that
+    /// was the last one and no queue handle is left.
+    fn release(&mut self, registry: &Registry, name: &Arc<str>) -> Option<TopicEntry> {
+        match self.leases.get_mut(name) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                None
+            }
+            _ => {
+                self.leases.remove(name);
+                self.queue_gone.then(|| registry.get(name)).flatten()
+            }
+        }
+    }
+}
+
+/// A publisher's claim on a topic: while one exists, the topic stays open
+/// after the last `MessageQueue` handle is dropped (see [`Writers`]).
 #[derive(Debug)]
 pub(crate) struct PublisherLease {
     registry: Arc<Registry>,
     topic: Arc<str>,
+    /// The topic this lease was bound to, once its publisher found it.
+    bound: OnceLock<u64>,
 }
 
 impl PublisherLease {
     pub(crate) fn new(registry: Arc<Registry>, topic: Arc<str>) -> Self {
         *registry.writers.lock().leases.entry(topic.clone()).or_default() += 1;
-        PublisherLease { registry, topic }
+        PublisherLease {
+            registry,
+            topic,
+            bound: OnceLock::new(),
+        }
     }
 
     pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
+
+    /// Binds the lease to the topic with `id`, which its publisher found.
+    pub(crate) fn bind(&self, id: u64) {
+        let mut writers = self.registry.writers.lock();
+        if self.bound.set(id).is_err() {
+            return;
+        }
+        let current = self.registry.get(&self.topic).is_some_and(|e| e.id == id);
+        let close = if current {
+            *writers.bound.entry(id).or_default() += 1;
+            None
+        } else {
+            // Deleted since the publisher found it: it can never publish
+            // to the topic of that name.
+            writers.release(&self.registry, &self.topic)
+        };
+        drop(writers);
+        if let Some(entry) = close {
+            entry.log.close();
+        }
+    }
 }
 
 impl Clone for PublisherLease {
     fn clone(&self) -> Self {
-        PublisherLease::new(self.registry.clone(), self.topic.clone())
+        let mut writers = self.registry.writers.lock();
+        let bound = OnceLock::new();
+        let counts = match self.bound.get() {
+            None => true,
+            Some(&id) => {
+                let _ = bound.set(id);
+                match writers.bound.get_mut(&id) {
+                    Some(n) => {
+                        *n += 1;
+                        true
+                    }
+                    // Bound to a deleted topic: counts for nothing.
+                    None => false,
+                }
+            }
+        };
+        if counts {
+            *writers.leases.entry(self.topic.clone()).or_default() += 1;
+        }
+        PublisherLease {
+            registry: self.registry.clone(),
+            topic: self.topic.clone(),
+            bound,
+        }
     }
 }
 
 impl Drop for PublisherLease {
     fn drop(&mut self) {
         let mut writers = self.registry.writers.lock();
-        let last = match writers.leases.get_mut(&self.topic) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => {
-                writers.leases.remove(&self.topic);
-                true
-            }
+        let counts = match self.bound.get() {
+            None => true,
+            Some(id) => match writers.bound.get_mut(id) {
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        writers.bound.remove(id);
+                    }
+                    true
+                }
+                None => false,
+            },
         };
-        if last && writers.queue_gone {
-            // Closed under the writers lock, so that a lease taken for the
-            // same name meanwhile cannot find it open and then see it close.
-            if let Some(entry) = self.registry.get(&self.topic) {
-                entry.log.close();
-            }
+        let close = if counts {
+            writers.release(&self.registry, &self.topic)
+        } else {
+            None
+        };
+        // Closed after the lock is released (closing runs wakers). No
+        // lease for the name can appear meanwhile: it would take a queue
+        // handle or a publisher of that name, and neither is left.
+        drop(writers);
+        if let Some(entry) = close {
+            entry.log.close();
         }
     }
 }
@@ -201,6 +289,7 @@ impl Registry {
             return Self::check(name, entry, options);
         }
         let entry = TopicEntry {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             log,
             options: fresh,
             groups: Arc::default(),
@@ -245,17 +334,32 @@ impl Registry {
     fn queue_gone(&self) {
         let mut writers = self.writers.lock();
         writers.queue_gone = true;
-        let topics: Vec<(Arc<str>, TopicEntry)> = self
+        let orphans: Vec<TopicEntry> = self
             .topics
             .read()
             .iter()
-            .map(|(name, entry)| (name.clone(), entry.clone()))
+            .filter(|(name, _)| !writers.leases.contains_key(*name))
+            .map(|(_, entry)| entry.clone())
             .collect();
-        for (name, entry) in topics {
-            if !writers.leases.contains_key(&name) {
-                entry.log.close();
+        drop(writers);
+        for entry in orphans {
+            entry.log.close();
+        }
+    }
+
+    /// Removes topic `name`, unbinding the leases bound to it.
+    fn remove(&self, name: &str) -> Option<TopicEntry> {
+        let mut writers = self.writers.lock();
+        let entry = self.topics.write().remove(name)?;
+        if let Some(stale) = writers.bound.remove(&entry.id) {
+            if let Some(n) = writers.leases.get_mut(name) {
+                *n = n.saturating_sub(stale);
+                if *n == 0 {
+                    writers.leases.remove(name);
+                }
             }
         }
+        Some(entry)
     }
 }
 
@@ -625,7 +729,7 @@ impl MessageQueue {
     /// woken with a `Closed` error, and the name becomes free. Returns
     /// whether the topic existed.
     pub async fn delete_topic(&self, topic: impl AsRef<str>) -> bool {
-        let removed = self.registry().topics.write().remove(topic.as_ref());
+        let removed = self.registry().remove(topic.as_ref());
         match removed {
             Some(entry) => {
                 entry.log.close();
@@ -650,10 +754,9 @@ impl MessageQueue {
 
     /// Counters of `topic`, or `None` when it does not exist.
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
-        // Read in place: cloning the entry would clone the topic's handle,
-        // whose counter shares a cache line with what every publish reads.
-        let topics = self.registry().topics.read();
-        let entry = topics.get(topic.as_ref())?;
+        // No registry lock is held below: flushing takes group and topic
+        // locks, and a stats sweep may wake publishers.
+        let entry = self.registry().get(topic.as_ref())?;
         // Groups write their automatic commits lazily; make lags current.
         for g in entry.groups.lock().values() {
             g.group.flush_commits();
@@ -761,60 +864,80 @@ impl GroupBuilder<'_> {
         self
     }
 
+    /// The group's handle and dead-letter topic, if its settings are the
+    /// ones asked for.
+    fn check(&self, existing: GroupEntry) -> Result<(Group<Entry>, Option<Arc<str>>), TopicError> {
+        if *existing.group.config() != self.config {
+            return Err(TopicError::GroupConfigMismatch {
+                group: self.group.clone(),
+            });
+        }
+        Ok((existing.group, existing.dead_letters))
+    }
+
     /// Joins the group.
     ///
     /// # Errors
     ///
     /// [`TopicError::OptionsMismatch`] or [`TopicError::InvalidOptions`]
     /// for the topic's options, [`TopicError::GroupConfigMismatch`] when
-    /// the group exists with other settings, [`TopicError::OutOfRange`] for
+    /// the group exists with other settings,
+    /// [`TopicError::InvalidGroupConfig`], [`TopicError::OutOfRange`] for
     /// a start offset outside the window, [`TopicError::Closed`].
     pub async fn join(self) -> Result<Subscriber, TopicError> {
         let registry = self.queue.registry();
         let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
-        let (group, dead_letters) = {
-            let mut groups = entry.groups.lock();
-            match groups.get(&self.group) {
-                Some(g) if *g.group.config() != self.config => {
-                    return Err(TopicError::GroupConfigMismatch { group: self.group });
-                }
-                Some(g) => (g.group.clone(), g.dead_letters.clone()),
-                None => {
-                    let dead_letters: Option<Arc<str>> = self.config.max_deliveries.map(|_| {
-                        self.dead_letter_topic
-                            .clone()
-                            .unwrap_or_else(|| format!("{}.dead-letters", self.topic))
-                            .into()
-                    });
-                    let sources = entry.log.partitions();
-                    let g = match &dead_letters {
-                        Some(name) => {
-                            // Created now, so that it can be subscribed to
-                            // before the first dead letter.
-                            registry.get_or_create(name, None)?;
-                            let sink = dead_letter_sink(
-                                Arc::downgrade(registry),
-                                self.topic.as_str().into(),
-                                name.clone(),
-                                entry.log.is_partitioned(),
-                            );
-                            Group::with_dead_letters(&self.group, sources, self.config.clone(), sink)
-                        }
-                        None => Group::new(&self.group, sources, self.config.clone()),
+        let existing = entry.groups.lock().get(&self.group).cloned();
+        let (group, dead_letters) = match existing {
+            Some(g) => self.check(g)?,
+            None => {
+                let dead_letters: Option<Arc<str>> = self.config.max_deliveries.map(|_| {
+                    self.dead_letter_topic
+                        .clone()
+                        .unwrap_or_else(|| format!("{}.dead-letters", self.topic))
+                        .into()
+                });
+                let sources = entry.log.partitions();
+                let g = match &dead_letters {
+                    Some(name) => {
+                        // Created now, so that it can be subscribed to
+                        // before the first dead letter; and before the
+                        // groups map is locked, never while (creating a
+                        // topic takes the registry's write lock).
+                        registry.get_or_create(name, None)?;
+                        let sink = dead_letter_sink(
+                            Arc::downgrade(registry),
+                            self.topic.as_str().into(),
+                            name.clone(),
+                            entry.log.is_partitioned(),
+                        );
+                        Group::with_dead_letters(&self.group, sources, self.config.clone(), sink)
                     }
-                    .map_err(|e| match e {
-                        memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
-                            group: self.group.clone(),
-                            reason,
-                        },
-                        _ => TopicError::Closed,
-                    })?;
-                    let stored = GroupEntry {
-                        group: g.clone(),
-                        dead_letters: dead_letters.clone(),
-                    };
-                    groups.insert(self.group.clone(), stored);
-                    (g, dead_letters)
+                    None => Group::new(&self.group, sources, self.config.clone()),
+                }
+                .map_err(|e| match e {
+                    memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
+                        group: self.group.clone(),
+                        reason,
+                    },
+                    _ => TopicError::Closed,
+                })?;
+                let mut groups = entry.groups.lock();
+                match groups.get(&self.group) {
+                    // Another join created it meanwhile.
+                    Some(other) => {
+                        let other = other.clone();
+                        drop(groups);
+                        self.check(other)?
+                    }
+                    None => {
+                        let stored = GroupEntry {
+                            group: g.clone(),
+                            dead_letters: dead_letters.clone(),
+                        };
+                        groups.insert(self.group.clone(), stored);
+                        (g, dead_letters)
+                    }
                 }
             }
         };
@@ -839,9 +962,10 @@ impl GroupBuilder<'_> {
 /// for each one, so that a dead-letter topic deleted and created again
 /// receives them (and one deleted is created again, with default
 /// options). Each carries where it came from ([`DeadLetterInfo`]) besides
-/// its payload, key and format. A dead letter the topic refuses (full
-/// with `lru_enabled: false`, closed) is handed back to the group, which
-/// keeps it pending and offers it again later: it is never dropped.
+/// its payload, key and format, weighed for that topic's byte budget. A
+/// dead letter the topic refuses (full with `lru_enabled: false`, closed,
+/// too large for it) is handed back to the group, which keeps it pending,
+/// counted in its stats, and offers it again later: it is never dropped.
 fn dead_letter_sink(
     registry: Weak<Registry>,
     source: Arc<str>,
@@ -863,7 +987,11 @@ fn dead_letter_sink(
             deliveries: d.deliveries,
             reason: d.reason,
         };
-        let letter = d.value.clone().into_dead_letter(info);
+        let mut letter = d.value.clone().into_dead_letter(info);
+        if target.options.max_bytes.is_some() {
+            // Weighed for the dead-letter topic's budget, not its source's.
+            letter.weigh_native();
+        }
         let published = match &target.log {
             Log::Plain(t) => t.try_publish(letter).is_ok(),
             Log::Partitioned(p) => {

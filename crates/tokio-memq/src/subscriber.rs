@@ -209,6 +209,12 @@ impl Subscriber {
         &self.registry.formats
     }
 
+    /// The partition a broadcast cursor reads: its partition for a
+    /// subscription to one partition, else 0 (a plain topic).
+    fn own_partition(&self) -> usize {
+        self.partition.unwrap_or(0)
+    }
+
     /// Labels messages from a single-partition subscription.
     fn label(&self, mut m: TopicMessage) -> TopicMessage {
         if self.partition.is_some() {
@@ -324,8 +330,9 @@ impl Subscriber {
     ///
     /// [`RecvError::Lagged`] when messages were evicted before this
     /// subscriber (or its group) read them (the next call continues);
-    /// [`RecvError::Closed`] when the topic was deleted or the queue
-    /// dropped and everything retained has been received.
+    /// [`RecvError::Closed`] when the topic is closed (deleted, the queue
+    /// [closed](crate::MessageQueue::close), or nobody can publish to it
+    /// any more) and everything retained has been received.
     pub async fn recv(&self) -> Result<TopicMessage, RecvError> {
         if let Kind::Broadcast(cursor) = &self.kind {
             let mut waiter = Waiter::new();
@@ -652,7 +659,7 @@ impl Subscriber {
             partitions,
         };
         match &self.kind {
-            Kind::Broadcast(cursor) if partition == 0 => Ok(cursor.lock().seek(offset)?),
+            Kind::Broadcast(cursor) if partition == self.own_partition() => Ok(cursor.lock().seek(offset)?),
             Kind::Broadcast(_) => Err(missing),
             Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
                 Some(c) => Ok(c.seek(offset)?),
@@ -715,7 +722,7 @@ impl Subscriber {
     fn commit_in(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
         let missing = CommitError::NotPublished { offset, high: 0 };
         match &self.kind {
-            Kind::Broadcast(cursor) if partition == 0 => cursor.lock().commit(offset),
+            Kind::Broadcast(cursor) if partition == self.own_partition() => cursor.lock().commit(offset),
             Kind::Broadcast(_) => Err(missing),
             Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
                 Some(c) => c.commit(offset),
@@ -751,14 +758,14 @@ impl Subscriber {
         if self.partitions() > 1 {
             return None;
         }
-        self.partition_offset(0)
+        self.partition_offset(self.own_partition())
     }
 
     /// The next offset this subscriber (or its group) will receive from
     /// `partition`.
     pub fn partition_offset(&self, partition: usize) -> Option<u64> {
         match &self.kind {
-            Kind::Broadcast(cursor) => (partition == 0).then(|| cursor.lock().position()),
+            Kind::Broadcast(cursor) => (partition == self.own_partition()).then(|| cursor.lock().position()),
             Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
             Kind::Group { member, .. } => member.position(partition),
         }

@@ -3,10 +3,18 @@
 //! A value published natively is kept as is (`Arc<T>`), so `size_of::<T>()`
 //! says nothing of what it owns: a `Vec<u8>` of 1 MiB is 24 bytes. On a
 //! topic with a byte budget the publisher weighs the value once by walking
-//! it with [`serde::Serialize`]: the inline size of `T` plus every string,
-//! byte string and primitive it reaches. The walk allocates nothing and
-//! costs about as much as serializing the value to a counting sink; topics
-//! without a byte budget never pay it.
+//! it with [`serde::Serialize`]: the inline size of `T`, plus the length of
+//! every string and byte string it reaches, plus the elements of every
+//! sequence and map it reaches (they live on the heap), each estimated
+//! from what it shows: its primitives by their size, a string or
+//! collection by a 24-byte header and its contents, `None` by 8 bytes.
+//! The walk allocates nothing and costs about as much as serializing the
+//! value to a counting sink; topics without a byte budget never pay it.
+//!
+//! It is an estimate: padding and spare capacity are not counted, nor
+//! what a `Box` or `Arc` outside a collection points to when it is not a
+//! string or collection itself (a boxed array reads as an inline one). A
+//! value whose `Serialize` fails is weighed by what it showed until then.
 
 use serde::ser::{self, Serialize};
 
@@ -20,24 +28,42 @@ pub(crate) fn weight_of<T: Serialize>(value: &T) -> usize {
     std::mem::size_of::<T>().saturating_add(counter.bytes)
 }
 
-/// Sums what lives on the heap: strings and byte strings, and everything
-/// inside a sequence or map (the value's own fields are inline, counted by
-/// `size_of`).
+/// Sums what lives on the heap: the contents of strings and byte strings,
+/// and the elements of sequences and maps. Outside any collection, what a
+/// value shows is inline (counted by `size_of`); inside one, primitives,
+/// headers and `None`s are estimated too.
 struct Counter {
     bytes: usize,
     /// Sequences and maps entered and not yet left.
     heap: usize,
 }
 
+/// The inline size of a `String`, `Vec` or map header.
+const HEADER: usize = 24;
+/// The inline size counted for a `None` inside a collection.
+const NONE: usize = 8;
+
 impl Counter {
     fn add(&mut self, n: usize) {
         self.bytes = self.bytes.saturating_add(n);
     }
 
-    fn add_inline(&mut self, n: usize) {
+    /// Adds `n` bytes of inline data, which lives on the heap only inside
+    /// a collection.
+    fn inline(&mut self, n: usize) {
         if self.heap > 0 {
             self.add(n);
         }
+    }
+
+    /// Enters a sequence or map (its header is inline data).
+    fn enter(&mut self) {
+        self.inline(HEADER);
+        self.heap += 1;
+    }
+
+    fn leave(&mut self) {
+        self.heap = self.heap.saturating_sub(1);
     }
 }
 
@@ -63,7 +89,7 @@ macro_rules! primitive {
     ($($method:ident($ty:ty)),* $(,)?) => {
         $(
             fn $method(self, _v: $ty) -> Result<(), Never> {
-                self.add_inline(std::mem::size_of::<$ty>());
+                self.inline(std::mem::size_of::<$ty>());
                 Ok(())
             }
         )*
@@ -89,16 +115,19 @@ impl ser::Serializer for &mut Counter {
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Never> {
+        self.inline(HEADER);
         self.add(v.len());
         Ok(())
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Never> {
+        self.inline(HEADER);
         self.add(v.len());
         Ok(())
     }
 
     fn serialize_none(self) -> Result<(), Never> {
+        self.inline(NONE);
         Ok(())
     }
 
@@ -142,7 +171,7 @@ impl ser::Serializer for &mut Counter {
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self, Never> {
-        self.heap += 1;
+        self.enter();
         Ok(self)
     }
 
@@ -165,7 +194,7 @@ impl ser::Serializer for &mut Counter {
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self, Never> {
-        self.heap += 1;
+        self.enter();
         Ok(self)
     }
 
@@ -216,7 +245,7 @@ impl ser::SerializeSeq for &mut Counter {
     }
 
     fn end(self) -> Result<(), Never> {
-        self.heap = self.heap.saturating_sub(1);
+        self.leave();
         Ok(())
     }
 }
@@ -240,7 +269,7 @@ impl ser::SerializeMap for &mut Counter {
     }
 
     fn end(self) -> Result<(), Never> {
-        self.heap = self.heap.saturating_sub(1);
+        self.leave();
         Ok(())
     }
 }
@@ -304,8 +333,13 @@ mod tests {
         assert_eq!(weight_of(&7u64), 8);
         assert_eq!(weight_of(&(1u8, 2u64)), 16, "inline fields count once");
         let nested = vec![vec![1u32; 10]; 3];
-        assert_eq!(weight_of(&nested), 24 + 3 * 10 * 4);
+        assert_eq!(weight_of(&nested), 24 + 3 * (24 + 10 * 4), "inner headers count");
         assert_eq!(weight_of(&Some("abc")), std::mem::size_of::<Option<&str>>() + 3);
+        // Elements that show no data still take their room.
+        assert_eq!(weight_of(&vec![String::new(); 1000]), 24 + 1000 * 24);
+        assert_eq!(weight_of(&vec![None::<u64>; 1000]), 24 + 1000 * 8);
+        let map: std::collections::BTreeMap<u32, String> = [(1, "ab".to_string())].into();
+        assert_eq!(weight_of(&map), 24 + 4 + 24 + 2);
     }
 
     #[test]

@@ -163,3 +163,33 @@ async fn a_dead_letter_published_again_keeps_its_origin() {
         Some(("jobs", 0))
     );
 }
+
+/// A dead letter is weighed for the dead-letter topic's byte budget, not
+/// its source's: a native value that topic could not take directly does
+/// not slip in as a dead letter (it waits, counted, as a full topic's do).
+#[tokio::test]
+async fn a_dead_letter_is_weighed_for_the_dead_letter_topic_budget() {
+    let mq = MessageQueue::new();
+    let small = TopicOptions {
+        max_bytes: Some(1_000),
+        ..Default::default()
+    };
+    mq.create_topic("dlq", small).await.unwrap();
+    let join = || {
+        mq.group("jobs", "w")
+            .manual_ack()
+            .max_deliveries(1)
+            .dead_letter_topic("dlq")
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let keeper = join().await.unwrap();
+    mq.publisher("jobs").publish(vec![7u8; 1 << 20]).await.unwrap();
+    let worker = join().await.unwrap();
+    worker.try_recv().await.unwrap();
+    drop(worker);
+    assert_eq!(keeper.try_recv().await.unwrap_err(), TryRecvError::Empty);
+    let stats = mq.get_group_stats("jobs", "w").await.unwrap();
+    assert_eq!((stats.dead_lettered, stats.dead_letters_waiting), (0, 1));
+    assert_eq!(mq.get_topic_stats("dlq").await.unwrap().message_count, 0);
+}

@@ -193,3 +193,54 @@ fn a_group_topic_closes_with_its_last_publisher_and_its_dead_letters_with_its_la
         assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
     });
 }
+
+/// Item 2, a name used again: a publisher bound to a topic that was then
+/// deleted can never publish to the topic created again under its name,
+/// so it does not keep that one open once the queue handles are gone.
+#[test]
+fn a_publisher_of_a_deleted_topic_does_not_hold_its_successor_open() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        let old = mq.publisher("t");
+        old.publish(1u8).await.unwrap(); // bound to the first "t"
+        let unbound = mq.publisher("t"); // not bound yet
+        assert!(mq.delete_topic("t").await);
+        mq.create_topic("t", TopicOptions::default()).await.unwrap();
+        let sub = mq.subscriber("t").await.unwrap();
+        drop(mq);
+        assert!(old.is_closed());
+        assert!(!sub.is_closed(), "`unbound` may still publish to the new topic");
+        unbound.publish(2u8).await.unwrap();
+        assert_eq!(sub.recv().await.unwrap().deserialize::<u8>().unwrap(), 2);
+        let clone_of_old = old.clone();
+        drop(unbound);
+        assert!(sub.is_closed(), "only publishers of the deleted topic are left");
+        let r = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap();
+        assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
+        drop((old, clone_of_old));
+    });
+}
+
+/// Item 3 beyond flat values: the elements of a collection are weighed
+/// too (a vector of a million empty strings is 24 MB, not 24 bytes).
+#[test]
+fn collections_of_native_values_are_weighed_by_their_elements() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        let options = TopicOptions {
+            max_bytes: Some(10_000),
+            ..Default::default()
+        };
+        mq.create_topic("w", options).await.unwrap();
+        let p = mq.publisher("w");
+        let err = p.publish(vec![String::new(); 1_000_000]).await.unwrap_err();
+        assert!(matches!(err, tokio_memq::PublishError::TooLarge(_)), "{err:?}");
+        let err = p.publish(vec![None::<u64>; 100_000]).await.unwrap_err();
+        assert!(matches!(err, tokio_memq::PublishError::TooLarge(_)), "{err:?}");
+        p.publish(vec!["small".to_string(); 10]).await.unwrap();
+        let stats = mq.get_topic_stats("w").await.unwrap();
+        assert_eq!(stats.bytes, 24 + 10 * (24 + 5));
+    });
+}

@@ -400,3 +400,39 @@ async fn shared_group_over_partitions_and_all_partition_subscriber() {
     let g = mq.get_group_stats("g", "w").await.unwrap();
     assert_eq!((g.committed.len(), g.lag), (3, 0));
 }
+
+/// A subscription to one partition (here partition 1) commits, seeks and
+/// reports its position in that partition's offsets, by its own number.
+#[tokio::test]
+async fn a_single_partition_subscriber_commits_and_seeks_its_own_partition() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("p", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    mq.set_partition_routing("p", PartitionRouting::Fixed(1))
+        .await
+        .unwrap();
+    for i in 0..3u32 {
+        mq.publish_to_partitioned(TopicMessage::new("p", i).unwrap())
+            .await
+            .unwrap();
+    }
+    let sub = mq
+        .subscribe_partition("p", 1, Some("c".into()), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(sub.recv().await.unwrap().offset(), 0);
+    sub.commit(0).await.unwrap();
+    sub.commit_partition(1, 1).await.unwrap();
+    assert_eq!(sub.committed_offset(), Some(1));
+    assert!(
+        sub.commit_partition(0, 0).await.is_err(),
+        "not this subscriber's partition"
+    );
+    sub.seek_partition(1, 2).await.unwrap();
+    assert_eq!(sub.current_offset().await, Some(2));
+    assert_eq!(sub.partition_offset(1), Some(2));
+    assert_eq!(sub.recv().await.unwrap().offset(), 2);
+    sub.seek(1).await.unwrap();
+    assert_eq!(sub.recv().await.unwrap().offset(), 1);
+}
