@@ -63,11 +63,12 @@ pub struct GroupConfig {
     /// With [`AckMode::Manual`]: the most messages the group holds pending
     /// (handed out and not acknowledged, queued for redelivery, or dead
     /// letters waiting for the sink). At the limit members get no new
-    /// messages (redeliveries still flow); a receive waits, and is woken
-    /// when an acknowledgement, a take-over, an expiry, a dead letter
-    /// taken by the sink or a member leaving makes room (while dead
-    /// letters the sink refused hold the group at the limit, a waiting
-    /// member offers them again every 100 ms). The group's position then
+    /// messages (redeliveries still flow: a take-over or a member leaving
+    /// turns its messages into redeliveries, not into room); a receive
+    /// waits, and is woken when an acknowledgement, an expiry or a dead
+    /// letter taken by the sink makes room (while dead letters the sink
+    /// refused hold the group at the limit, a waiting member offers them
+    /// again every 100 ms, on a Tokio timer). The group's position then
     /// stops, so an
     /// [`Overflow::Block`](memq_core::Overflow::Block) topic holds its
     /// publishers back, and an evicting topic cannot make the group hold

@@ -13,28 +13,41 @@
 //! The group registers with each partition's topic through one relay
 //! waker per partition (`relay_waiters`), armed by a parking member's
 //! claim in the same critical section that found the partition empty. The
-//! rule that keeps wake-ups from being lost: while some member is parked,
-//! the relay is armed on every partition that member may read, or some
-//! member has been notified (and will claim, or pass the notification on
-//! if its receive is dropped). What disarms a relay, and what restores the
-//! rule:
+//! rule that keeps wake-ups from being lost: whenever the group lock is
+//! released, for every partition and every member parked that may read
+//! it, the relay is armed, or every message there (up to the room under
+//! `max_pending`) is owed to a member notified for it that may read it
+//! (and will claim, or pass the notification on if its receive is
+//! dropped), and a parked member that may take a redelivery has been
+//! notified. [`Shared::restore`] re-establishes it at the end of every
+//! claim, whether the member parks or not, and [`Shared::cover`] for one
+//! partition: it notifies one parked member per message not yet owed to
+//! someone (the longest waiting first), and, when everything there is
+//! owed while members are still parked, arms the relay anyway by reading
+//! the owed messages into the cursor's buffer first (`arm_ahead`), so
+//! that a notified member that is slow to run holds up only the messages
+//! kept for it, not the next publish. What disarms a relay, and what
+//! restores the rule:
 //!
-//! - the topic firing it (a publish, closing): [`Shared::relay`] notifies
-//!   the longest-waiting eligible member (closing: every one);
-//! - a claim taking messages through it: the claim re-arms it before it
-//!   returns (`Cursor::poll_ready`), or, if the partition has more ready,
-//!   notifies another parked member;
+//! - the topic firing it (a publish, closing): [`Shared::relay`] covers
+//!   the partition (closing: wakes every parked member that may read it);
+//! - a claim taking messages through it: `restore` before it returns;
 //! - the last member leaving drops the registrations with the cursors; a
 //!   member parks again only through a claim, which arms them afresh;
 //! - a group at `max_pending` leaves a relay that fired disarmed (no
-//!   member may take what is there): what makes room (an ack, an expiry,
-//!   a dead letter the sink takes) notifies a parked member. Dead letters
+//!   member may take what is there): whatever makes room (an ack, an
+//!   expiry, a dead letter the sink takes) restores the rule. Dead letters
 //!   the sink refused, holding the group at the limit, are offered again
 //!   by a parked member's timer (`DEAD_LETTER_RETRY`).
 //!
-//! Seeks, joins, leaves and rebalances wake every parked member.
+//! A member notified for a partition that a rebalance gives to another
+//! member is owed nothing there any more (`Wakers::disown`), nor is a
+//! member that left (`Wakers::forget`). Seeks, joins, leaves and
+//! rebalances wake every parked member.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -133,7 +146,9 @@ pub struct DeadLetter<T> {
 /// [`GroupStats::pending`] and [`GroupStats::dead_letters_waiting`], keeps
 /// its committed position below it, and offers it again at the start of
 /// later receives and after acknowledgements, so a dead letter is never
-/// dropped silently.
+/// dropped silently. A sink that panics leaves the dead letter waiting
+/// (the group keeps a copy while it is offered); the panic reaches the
+/// receive or acknowledgement that called the sink.
 pub type DeadLetterSink<T> = Arc<dyn Fn(DeadLetter<T>) -> Result<(), DeadLetter<T>> + Send + Sync>;
 
 /// `count` offsets from `from` in `partition` that the group skipped
@@ -180,6 +195,14 @@ struct State<T> {
     /// offered to it, with the lock released). They stay across the last
     /// member leaving; a rejoined cursor that reads one again skips it.
     dead: BTreeMap<Key, Option<DeadLetter<T>>>,
+    /// Dead letters the sink took, above the committed offset of their
+    /// partition: a cursor that reads one again (a rejoin from the
+    /// committed offset, a seek back) passes over it, as over one
+    /// waiting. Not pending; dropped once the commit passes them.
+    taken: BTreeSet<Key>,
+    /// Values removed under the lock (acknowledged, expired, passed
+    /// over), dropped after it is released: their `Drop` is user code.
+    garbage: Vec<T>,
     /// Gaps found while other messages were being handed out, reported
     /// (as one lag) by the next claim.
     gaps: Vec<Gap>,
@@ -212,14 +235,17 @@ struct State<T> {
 impl<T> State<T> {
     /// Records a gap of `k` offsets that partition `p`'s cursor has just
     /// stepped over: it now stands at the oldest retained message, just
-    /// past the gap. Dead letters waiting for the sink in that range are
-    /// not lost: they are left out (the gap is recorded as the runs of
-    /// offsets between them). Returns how many offsets it counts.
+    /// past the gap. Dead letters in that range, waiting for the sink or
+    /// taken by it, are not lost: they are left out (the gap is recorded
+    /// as the runs of offsets between them). Returns how many offsets it
+    /// counts.
     fn gap_before(&mut self, p: usize, k: u64) -> u64 {
         let to = self.cursors[p].position();
         let mut from = to.saturating_sub(k);
         let mut counted = 0;
-        let waiting: Vec<u64> = self.dead.range((p, from)..(p, to)).map(|(k, _)| k.1).collect();
+        let mut waiting: Vec<u64> = self.dead.range((p, from)..(p, to)).map(|(k, _)| k.1).collect();
+        waiting.extend(self.taken.range((p, from)..(p, to)).map(|k| k.1));
+        waiting.sort_unstable();
         for end in waiting.into_iter().chain(Some(to)) {
             if end > from {
                 self.gaps.push(Gap {
@@ -232,6 +258,13 @@ impl<T> State<T> {
             from = end + 1;
         }
         counted
+    }
+
+    /// Whether a cursor reading `key` again passes over it: a dead letter
+    /// waiting for the sink, or one it took that the commit has not
+    /// passed yet.
+    fn passed_over(&self, key: &Key) -> bool {
+        self.dead.contains_key(key) || self.taken.contains(key)
     }
 
     /// Pending messages, dead letters waiting included: what
@@ -349,6 +382,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 pending: BTreeMap::new(),
                 redeliver: BTreeSet::new(),
                 dead: BTreeMap::new(),
+                taken: BTreeSet::new(),
+                garbage: Vec::new(),
                 gaps: Vec::new(),
                 committed,
                 resume: vec![None; n],
@@ -373,28 +408,40 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     /// Frees a member future's slot; a notification it had not acted on
-    /// goes to another member.
+    /// goes to another member (for a partition: the messages there that
+    /// are owed to nobody now are covered again).
     pub(crate) fn release_waiter(&self, key: usize) {
         let mut st = self.state.lock();
-        let woken = st
-            .waiters
-            .release(key)
-            .and_then(|notice| self.pass_on(&mut st, notice, None));
-        drop(st);
-        if let Some(w) = woken {
-            w.wake();
+        let mut wake = Vec::new();
+        match st.waiters.release(key) {
+            Some(Notice::Partition(p)) if p < st.cursors.len() => self.cover(&mut st, p, &mut wake),
+            Some(notice) => wake.extend(self.pass_on(&mut st, notice, None)),
+            None => {}
         }
+        self.unlock(st, wake);
+    }
+
+    /// Releases the lock; then wakes `wake` and drops the values the
+    /// critical section removed (wakers and `Drop` are user code, run
+    /// with no lock held).
+    fn unlock(&self, mut st: MutexGuard<'_, State<T>>, wake: Vec<Waker>) {
+        let garbage = std::mem::take(&mut st.garbage);
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        drop(garbage);
     }
 
     /// A partition's topic has news (the relay fired, and is disarmed):
-    /// wake the longest-waiting member that may read it, or every parked
-    /// member that may read it if the topic was closed.
+    /// cover the partition (wake one member that may read it per message
+    /// owed to nobody yet), or wake every parked member that may read it
+    /// if the topic was closed.
     fn relay(&self, partition: usize) {
         // Asked before the group lock: a topic is never locked first.
         let closed = self.sources[partition].is_closed();
         let mut st = self.state.lock();
         st.armed[partition] = false;
-        let woken = if closed {
+        let mut wake = Vec::new();
+        if closed {
             let notice = Notice::Partition(partition);
             let State {
                 waiters,
@@ -402,21 +449,171 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 owners,
                 ..
             } = &mut *st;
-            waiters.wake_all(
+            wake = waiters.wake_all(
                 notice,
                 eligibility(self.config.assignment, members, owners, notice, None),
-            )
-        } else if self.room(&st) == 0 {
-            // Nobody may take new messages; an ack that frees room wakes
-            // a member, which re-arms the relay if it finds nothing.
-            Vec::new()
-        } else {
-            self.pass_on(&mut st, Notice::Partition(partition), None)
-                .into_iter()
-                .collect()
-        };
-        drop(st);
-        woken.into_iter().for_each(Waker::wake);
+            );
+        } else if partition < st.cursors.len() {
+            self.cover(&mut st, partition, &mut wake);
+        }
+        self.unlock(st, wake);
+    }
+
+    /// Restores the wake-up rule (see the module docs) before the lock is
+    /// released: every member parked that may take a redelivery, or new
+    /// messages of a partition, is notified, or the partition's relay is
+    /// armed.
+    fn restore(&self, st: &mut State<T>, wake: &mut Vec<Waker>) {
+        if st.waiters.none_parked() || st.cursors.is_empty() {
+            return;
+        }
+        if !st.redeliver.is_empty() {
+            // Redeliveries flow whatever the room; nothing fires for them.
+            match self.config.assignment {
+                Assignment::Shared => {
+                    let n = st.redeliver.len();
+                    let State { waiters, members, .. } = &mut *st;
+                    wake.extend(waiters.wake_some(n, Notice::Group, |m| members.contains_key(&m)));
+                }
+                Assignment::Exclusive => {
+                    for p in 0..st.cursors.len() {
+                        if st.redeliver.range((p, 0)..=(p, u64::MAX)).next().is_some() {
+                            let State {
+                                waiters,
+                                members,
+                                owners,
+                                ..
+                            } = &mut *st;
+                            let eligible = eligibility(
+                                self.config.assignment,
+                                members,
+                                owners,
+                                Notice::Partition(p),
+                                None,
+                            );
+                            wake.extend(waiters.wake_some(1, Notice::Group, eligible));
+                        }
+                    }
+                }
+            }
+        }
+        for p in 0..st.cursors.len() {
+            if st.armed[p] && st.cursors[p].lag() <= st.waiters.owed(p) as u64 {
+                continue;
+            }
+            self.cover(st, p, wake);
+        }
+    }
+
+    /// For the members parked that may read partition `p`: notifies one
+    /// per message there owed to nobody yet (the longest waiting first;
+    /// none while the group is at `max_pending`, where what makes room
+    /// restores the rule), and arms the relay if members are still parked,
+    /// so they hear of the next publish even while the messages there are
+    /// kept for notified members that have not run yet.
+    fn cover(&self, st: &mut State<T>, p: usize, wake: &mut Vec<Waker>) {
+        let notice = Notice::Partition(p);
+        // Again if messages came in while the relay was being armed.
+        for _ in 0..4 {
+            if !self.any_parked(st, notice, None) {
+                return;
+            }
+            let mut relay = Context::from_waker(&self.relays[p]);
+            let state = &mut *st;
+            if state.cursors[p]
+                .poll_ready(&mut relay, &mut state.relay_waiters[p])
+                .is_pending()
+            {
+                st.armed[p] = true;
+                return;
+            }
+            st.armed[p] = false;
+            let closed = st.cursors[p].is_closed();
+            let lag = st.cursors[p].lag();
+            let room = self.room(st);
+            if lag == 0 || room == 0 {
+                // Closed and drained (each member finds it so), or no room
+                // (what makes room restores the rule).
+                return;
+            }
+            let owed = st.waiters.owed(p) as u64;
+            let want = usize::try_from(lag.saturating_sub(owed))
+                .unwrap_or(usize::MAX)
+                .min(room);
+            let State {
+                waiters,
+                members,
+                owners,
+                ..
+            } = &mut *st;
+            let woken = waiters.wake_some(
+                want,
+                notice,
+                eligibility(self.config.assignment, members, owners, notice, None),
+            );
+            let owed = owed + woken.len() as u64;
+            wake.extend(woken);
+            if closed || lag > owed || !self.any_parked(st, notice, None) {
+                return;
+            }
+            // Everything there is kept for members woken for it, and more
+            // are parked: they must hear of the next publish.
+            if !self.arm_ahead(st, p) || st.cursors[p].lag() <= st.waiters.owed(p) as u64 {
+                return;
+            }
+        }
+    }
+
+    /// Arms partition `p`'s relay although the cursor has messages ready
+    /// (all of them owed to notified members): reads them into the
+    /// cursor's buffer, registers the relay, and puts them back, so the
+    /// cursor hands out the same messages in the same order. Gives up
+    /// (leaving the cursor where it was, a gap it found still to be found
+    /// by the next receive) if the read finds a gap or the topic closed.
+    /// Returns whether the relay is armed.
+    fn arm_ahead(&self, st: &mut State<T>, p: usize) -> bool {
+        let mut held: Vec<Delivered<T>> = Vec::new();
+        let start = st.cursors[p].position();
+        let mut relay = Context::from_waker(&self.relays[p]);
+        let state = &mut *st;
+        let cursor = &mut state.cursors[p];
+        let mut armed = false;
+        let mut gap = false;
+        for _ in 0..4 {
+            match cursor.try_recv_batch(usize::MAX, &mut held) {
+                Ok(_) | Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Lagged(_)) => {
+                    gap = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+            if cursor
+                .poll_ready(&mut relay, &mut state.relay_waiters[p])
+                .is_pending()
+            {
+                armed = true;
+                break;
+            }
+            // A publish came in meanwhile (read it too), a gap was found
+            // after the messages read, or the topic closed.
+            if cursor.take_lag().is_some() {
+                gap = true;
+                break;
+            }
+            if cursor.is_closed() {
+                break;
+            }
+        }
+        if gap {
+            // Back to where the gap starts: the next receive finds it
+            // again, after the messages before it.
+            let from = held.last().map_or(start, |d| d.offset + 1);
+            let _ = cursor.seek_or_lag(from);
+        }
+        cursor.unread(held.into_iter());
+        state.armed[p] = armed;
+        armed
     }
 
     /// The waker of the longest-waiting parked member (other than
@@ -454,23 +651,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     /// After the pending count went down from `before`: if that made room
-    /// under the limit, wake parked members to use it (one, or one per
-    /// partition's owner).
+    /// under the limit, wake parked members to use it (one per message
+    /// they may take, see [`restore`](Self::restore)).
     fn room_freed(&self, st: &mut State<T>, before: usize, wake: &mut Vec<Waker>) {
         let Some(limit) = self.config.max_pending else {
             return;
         };
-        if before < limit || st.pending_count() >= limit {
+        if self.config.ack != AckMode::Manual || before < limit || st.pending_count() >= limit {
             return;
         }
-        match self.config.assignment {
-            Assignment::Shared => wake.extend(self.pass_on(st, Notice::Group, None)),
-            Assignment::Exclusive => {
-                for p in 0..self.sources.len() {
-                    wake.extend(self.pass_on(st, Notice::Partition(p), None));
-                }
-            }
-        }
+        self.restore(st, wake);
     }
 
     pub(crate) fn join(&self, start: StartFrom) -> Result<u64, GroupError> {
@@ -521,14 +711,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
         );
         self.rebalance(&mut st);
         let wake = self.wake_everyone(&mut st);
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
+        self.unlock(st, wake);
         Ok(id)
     }
 
     pub(crate) fn leave(&self, id: u64) {
         let mut st = self.state.lock();
         st.members.remove(&id);
+        // A waiter that outlives its member holds no reservation.
+        st.waiters.forget(id);
         self.flush(&mut st);
         let mut retired = Vec::new();
         let mut relays = Vec::new();
@@ -548,7 +739,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let fresh = (0..self.sources.len()).map(|_| Waiter::new()).collect();
             relays = std::mem::replace(&mut st.relay_waiters, fresh);
             st.armed.iter_mut().for_each(|a| *a = false);
-            st.pending.clear();
+            // Dropped after the lock is released.
+            let pending = std::mem::take(&mut st.pending);
+            st.garbage.extend(pending.into_values().map(|p| p.value));
             st.redeliver.clear();
         } else {
             let theirs: Vec<Key> = st
@@ -566,10 +759,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
             self.rebalance(&mut st);
         }
         let wake = self.wake_everyone(&mut st);
-        drop(st);
+        self.unlock(st, wake);
         drop(relays);
         drop(retired);
-        wake.into_iter().for_each(Waker::wake);
     }
 
     /// Recomputes partition owners (exclusive mode) and hands the pending
@@ -583,6 +775,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
             if st.owners[p] != owner {
                 st.owners[p] = owner;
+                // Members notified for it may no longer take its messages.
+                st.waiters.disown(p);
                 let moved: Vec<Key> = st
                     .pending
                     .range((p, 0)..=(p, u64::MAX))
@@ -635,6 +829,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if let Some(m) = st.members.get_mut(&member) {
                 m.last_active = now;
             }
+            // Room an expiry makes is restored below, parked or not.
             self.expire_queued(&mut st, now);
         }
         let exit = 'claim: {
@@ -660,12 +855,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let (cx, waiter) = park.as_mut().expect("parks only with a context");
                 st.waiters.park(&mut waiter.group_key, cx.waker(), member);
                 waiter.deadline = self.next_deadline(&st, member);
-                if self.room(&st) == 0 && st.dead.values().any(Option::is_some) {
-                    // Held at the limit by dead letters the sink refused:
-                    // nothing else would offer them again.
-                    let retry = Instant::now() + DEAD_LETTER_RETRY;
-                    waiter.deadline = Some(waiter.deadline.map_or(retry, |d| d.min(retry)));
-                }
+                // Held at the limit by dead letters the sink refused:
+                // nothing else would offer them again.
+                waiter.retry = (self.room(&st) == 0 && st.dead.values().any(Option::is_some))
+                    .then(|| Instant::now() + DEAD_LETTER_RETRY);
                 Poll::Pending
             }
             Exit::Ready(r) => {
@@ -673,14 +866,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 if r == Err(TryRecvError::Closed) {
                     // Every parked member finds the same.
                     wake.extend(self.wake_everyone(&mut st));
-                } else {
-                    self.rearm(&mut st, member, &mut wake);
                 }
                 Poll::Ready(r)
             }
         };
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
+        // Whether this member parks or not: nobody parked misses what is
+        // there (what this claim left, what an expiry made room for, what
+        // a notification it acted on was kept for).
+        self.restore(&mut st, &mut wake);
+        self.unlock(st, wake);
         result
     }
 
@@ -696,53 +890,53 @@ impl<T: Clone + Send + 'static> Shared<T> {
         out: &mut Vec<Claimed<T>>,
     ) -> (usize, bool) {
         let (mut got, mut buried) = (0, false);
-        if !st.redeliver.is_empty() {
-            let ready: Vec<Key> = st
-                .redeliver
-                .iter()
-                .filter(|(p, _)| self.eligible(st, member, *p))
-                .copied()
-                .collect();
-            for key in ready {
-                if got == max {
-                    break;
-                }
-                st.redeliver.remove(&key);
-                let Some(p) = st.pending.get_mut(&key) else {
-                    continue;
-                };
-                if let Some(limit) = self.config.max_deliveries.filter(|max| p.deliveries >= *max) {
-                    if let Some(p) = st.pending.remove(&key) {
-                        // Waits for the sink (offered when the lock is
-                        // released), counted as pending until it is taken.
-                        st.dead.insert(
-                            key,
-                            Some(DeadLetter {
-                                group: self.name.clone(),
-                                partition: key.0,
-                                offset: key.1,
-                                timestamp: p.timestamp,
-                                deliveries: p.deliveries,
-                                reason: DeadLetterReason::MaxDeliveries { limit },
-                                value: p.value,
-                            }),
-                        );
-                        buried = true;
-                    }
-                    continue;
-                }
-                p.owner = Some(member);
-                p.deliveries += 1;
-                out.push(Claimed {
-                    partition: key.0,
-                    offset: key.1,
-                    timestamp: p.timestamp,
-                    deliveries: p.deliveries,
-                    value: p.value.clone(),
-                });
-                st.redeliveries += 1;
-                got += 1;
+        // In partition and offset order, stopping at `max` (the set may be
+        // long); a partition this member may not read is skipped whole.
+        let mut from = Bound::Unbounded;
+        while got < max {
+            let Some(&key) = st.redeliver.range((from, Bound::Unbounded)).next() else {
+                break;
+            };
+            if !self.eligible(st, member, key.0) {
+                from = Bound::Excluded((key.0, u64::MAX));
+                continue;
             }
+            from = Bound::Excluded(key);
+            st.redeliver.remove(&key);
+            let Some(p) = st.pending.get_mut(&key) else {
+                continue;
+            };
+            if let Some(limit) = self.config.max_deliveries.filter(|max| p.deliveries >= *max) {
+                if let Some(p) = st.pending.remove(&key) {
+                    // Waits for the sink (offered when the lock is
+                    // released), counted as pending until it is taken.
+                    st.dead.insert(
+                        key,
+                        Some(DeadLetter {
+                            group: self.name.clone(),
+                            partition: key.0,
+                            offset: key.1,
+                            timestamp: p.timestamp,
+                            deliveries: p.deliveries,
+                            reason: DeadLetterReason::MaxDeliveries { limit },
+                            value: p.value,
+                        }),
+                    );
+                    buried = true;
+                }
+                continue;
+            }
+            p.owner = Some(member);
+            p.deliveries += 1;
+            out.push(Claimed {
+                partition: key.0,
+                offset: key.1,
+                timestamp: p.timestamp,
+                deliveries: p.deliveries,
+                value: p.value.clone(),
+            });
+            st.redeliveries += 1;
+            got += 1;
         }
         (got, buried)
     }
@@ -844,12 +1038,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let mut passed = 0;
                 let last = fresh.last().map(|d| d.offset);
                 for d in fresh.drain(..) {
-                    if st.dead.contains_key(&(p, d.offset)) {
+                    if st.passed_over(&(p, d.offset)) {
                         passed += 1;
+                        st.garbage.push(d.value);
                         continue;
                     }
                     if manual {
-                        st.pending.insert(
+                        let superseded = st.pending.insert(
                             (p, d.offset),
                             Pending {
                                 owner: Some(member),
@@ -858,6 +1053,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
                                 value: d.value.clone(),
                             },
                         );
+                        // Handed out again after a seek back.
+                        st.garbage.extend(superseded.map(|p| p.value));
                     }
                     out.push(Claimed {
                         partition: p,
@@ -929,35 +1126,6 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
     }
 
-    /// Before a claim that does not park returns: on every partition whose
-    /// relay may be disarmed while another member that may read it is
-    /// parked, re-arm the relay, or, if the partition has messages ready,
-    /// notify that member.
-    fn rearm(&self, st: &mut State<T>, member: u64, wake: &mut Vec<Waker>) {
-        if self.config.assignment == Assignment::Shared && !self.any_parked(st, Notice::Group, Some(member)) {
-            return;
-        }
-        for p in 0..st.cursors.len() {
-            if st.armed[p] {
-                continue;
-            }
-            let notice = Notice::Partition(p);
-            if !self.any_parked(st, notice, Some(member)) {
-                continue;
-            }
-            let mut relay = Context::from_waker(&self.relays[p]);
-            let state = &mut *st;
-            match state.cursors[p].poll_ready(&mut relay, &mut state.relay_waiters[p]) {
-                Poll::Pending => state.armed[p] = true,
-                Poll::Ready(()) => {
-                    if self.room(st) > 0 || st.cursors[p].is_closed() {
-                        wake.extend(self.pass_on(st, notice, Some(member)));
-                    }
-                }
-            }
-        }
-    }
-
     /// Offers the dead letters waiting for the sink to it, in partition
     /// and offset order, with the lock released; stops at the first it
     /// refuses (the rest wait with it). One is offered first, and the rest
@@ -986,16 +1154,25 @@ impl<T: Clone + Send + 'static> Shared<T> {
             drop(st);
             let mut taken = Vec::with_capacity(offered);
             let mut refused = Vec::new();
+            let mut panicked = None;
             let mut batch = batch.into_iter();
             for (key, d) in batch.by_ref() {
-                let answer = match &self.sink {
-                    Some(sink) => sink(d),
-                    None => Ok(()),
+                let Some(sink) = &self.sink else {
+                    taken.push(key);
+                    continue;
                 };
-                match answer {
-                    Ok(()) => taken.push(key),
-                    Err(d) => {
+                // A copy to keep if the sink panics: the letter must not
+                // be lost with it.
+                let copy = d.clone();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| sink(d))) {
+                    Ok(Ok(())) => taken.push(key),
+                    Ok(Err(d)) => {
                         refused.push((key, d));
+                        break;
+                    }
+                    Err(payload) => {
+                        refused.push((key, copy));
+                        panicked = Some(payload);
                         break;
                     }
                 }
@@ -1012,9 +1189,23 @@ impl<T: Clone + Send + 'static> Shared<T> {
             for key in taken {
                 st.dead.remove(&key);
                 st.dead_lettered += 1;
+                if st.committed[key.0].is_none_or(|c| c < key.1) {
+                    // A cursor may read it again: it passes over it.
+                    st.taken.insert(key);
+                }
                 self.update_commit(&mut st, key.0);
             }
             self.room_freed(&mut st, before, wake);
+            if let Some(payload) = panicked {
+                // The group stays as if the sink had refused the letter
+                // (it waits, and is offered again); the receive or ack
+                // that called the sink panics with it. Whoever it would
+                // have woken, and every parked member (its own
+                // notification is lost with it), is woken first.
+                wake.extend(self.wake_everyone(&mut st));
+                self.unlock(st, std::mem::take(wake));
+                std::panic::resume_unwind(payload);
+            }
             if done {
                 return st;
             }
@@ -1057,21 +1248,29 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if st.redeliver.is_empty() || self.ttls.iter().all(Option::is_none) {
             return;
         }
-        let expired: Vec<Key> = st
-            .redeliver
-            .iter()
-            .filter(|k| {
-                let ttl = self.ttls[k.0];
-                let published = st.pending.get(k).map(|p| p.timestamp);
-                ttl.zip(published)
-                    .is_some_and(|(ttl, ts)| now.saturating_duration_since(ts) >= ttl)
-            })
-            .copied()
-            .collect();
+        // Publish times never go down with offsets: in each partition the
+        // expired ones come first.
+        let mut expired: Vec<Key> = Vec::new();
+        for (p, ttl) in self.ttls.iter().enumerate() {
+            let Some(ttl) = *ttl else { continue };
+            expired.extend(
+                st.redeliver
+                    .range((p, 0)..=(p, u64::MAX))
+                    .take_while(|k| {
+                        st.pending
+                            .get(k)
+                            .is_none_or(|m| now.saturating_duration_since(m.timestamp) >= ttl)
+                    })
+                    .copied(),
+            );
+        }
         for k in &expired {
             st.redeliver.remove(k);
-            st.pending.remove(k);
-            st.expired += 1;
+            if let Some(m) = st.pending.remove(k) {
+                st.expired += 1;
+                // Dropped after the lock is released.
+                st.garbage.push(m.value);
+            }
         }
         let partitions: BTreeSet<usize> = expired.iter().map(|k| k.0).collect();
         for p in partitions {
@@ -1130,6 +1329,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 // Only moves forward; a gap below `next` cannot be re-read.
                 if st.cursors[partition].commit(through).is_ok() {
                     st.committed[partition] = Some(through);
+                    // Dead letters taken that no cursor reads again
+                    // without a seek below the commit.
+                    while let Some(&k) = st.taken.range((partition, 0)..=(partition, through)).next() {
+                        st.taken.remove(&k);
+                    }
                 }
             }
         }
@@ -1146,7 +1350,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
         match st.pending.get(&(partition, offset)) {
             Some(p) if p.owner == Some(member) => {
                 let before = st.pending_count();
-                st.pending.remove(&(partition, offset));
+                // Dropped after the lock is released.
+                let _done = st.pending.remove(&(partition, offset));
                 if let Some(m) = st.members.get_mut(&member) {
                     m.last_active = Instant::now();
                 }
@@ -1167,8 +1372,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if !st.dead.is_empty() {
             st = self.offer_dead_letters(st, &mut wake);
         }
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
+        self.unlock(st, wake);
     }
 
     /// Manual mode: acknowledges every message this member holds in
@@ -1210,7 +1414,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         let before = st.pending_count();
         for k in mine {
-            st.pending.remove(&k);
+            if let Some(m) = st.pending.remove(&k) {
+                st.garbage.push(m.value);
+            }
         }
         self.update_commit(&mut st, partition);
         self.acknowledged(st, before);
@@ -1229,8 +1435,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             .seek(offset)
             .map_err(|range| GroupError::OutOfRange { partition, range })?;
         let wake = self.wake_everyone(&mut st);
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
+        self.unlock(st, wake);
         Ok(())
     }
 

@@ -43,12 +43,18 @@
 //! back waits its turn, so members that do little work per message share
 //! it evenly instead of the quickest winning every race). A receive polled
 //! again before it was woken keeps its place; a member that received, or
-//! was woken, waits at the back. A publish wakes one member, not all; one
-//! that is woken and then dropped (cancelled) hands its wake-up on.
-//! Nothing a group waits for is lost: while a member waits, the group is
-//! registered with every topic that member may read, or another member
-//! has been woken. Closing the topics wakes every waiting member, and each
-//! gets [`RecvError::Closed`] once the group has handed out everything.
+//! was woken, waits at the back. A message wakes one member, not all (a
+//! burst wakes one per message, as many as wait); one that is woken and
+//! then dropped (cancelled) hands its wake-up on. A woken member that is
+//! slow to run (a task busy elsewhere) holds back only the message kept
+//! for it: later messages wake the members still waiting.
+//! Nothing a group waits for is lost: whenever a member waits, the group
+//! is registered with every topic that member may read, or every message
+//! there is kept for a member woken for it that may read it, and a
+//! member that may take a redelivery has been woken; a rebalance or a
+//! member leaving releases what was kept for a member that can no longer
+//! take it. Closing the topics wakes every waiting member, and each gets
+//! [`RecvError::Closed`] once the group has handed out everything.
 //!
 //! # Acknowledgement
 //!
@@ -72,9 +78,10 @@
 //!
 //! The group holds at most [`GroupConfig::max_pending`] messages pending
 //! (10,000 by default). At the limit members get no new messages
-//! (redeliveries still flow) and a receive waits until an
-//! acknowledgement, a take-over, an expiry, a dead letter taken or a
-//! member leaving makes room. The group's position stops meanwhile, so
+//! (redeliveries still flow, and a take-over or a member leaving makes
+//! its messages redeliveries) and a receive waits until an
+//! acknowledgement, an expiry or a dead letter taken makes room (or the
+//! last member leaving empties the group). The group's position stops meanwhile, so
 //! the messages it holds stay bounded on an evicting topic, and a topic
 //! with [`Overflow::Block`](memq_core::Overflow::Block) holds its
 //! publishers back.
@@ -89,12 +96,17 @@
 //! [`GroupStats::dead_letters_waiting`], the committed offset stays below
 //! it, and it is offered again at the start of later receives and after
 //! acknowledgements (one offer per occasion while the sink keeps
-//! refusing), and every 100 ms by a member waiting while such dead
-//! letters hold the group at `max_pending`. It is never handed to a
-//! member again, and it stays across
-//! the last member leaving (a rejoined group that reads it again passes
-//! over it). [`GroupStats::dead_lettered`] counts those the sink took. A
-//! group without a sink drops its dead letters, counted there.
+//! refusing), and every 100 ms by a member waiting (on a Tokio timer)
+//! while such dead letters hold the group at `max_pending`. It stays across the last
+//! member leaving. A dead letter is never handed to a member again: a
+//! group that reads it again (a rejoin from the committed offset, a seek
+//! back) passes over it, while it waits and after the sink took it,
+//! until the committed offset passes it (only a seek below the committed
+//! offset hands out again what was processed, dead letters included). A
+//! sink that panics leaves the dead letter waiting (it is offered again)
+//! and the panic goes on to the receive or acknowledgement that called
+//! it. [`GroupStats::dead_lettered`] counts those the sink took. A group
+//! without a sink drops its dead letters, counted there.
 //!
 //! # Commits and positions
 //!

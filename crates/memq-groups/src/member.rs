@@ -168,10 +168,18 @@ impl<T: Clone + Send + 'static> Drop for Member<T> {
 /// A member's registration while it waits: with the group (for
 /// redeliveries and rebalances), with each partition's topic, and a timer
 /// for the moment an idle member's messages become claimable.
+///
+/// Belongs to the group of the member it was first polled with; polled
+/// with a member of another group, it is reset (its registration with
+/// the first group released) and starts afresh.
 pub struct MemberWaiter<T: Clone + Send + 'static> {
     shared: Option<Arc<Shared<T>>>,
     pub(crate) group_key: Option<usize>,
+    /// When the messages of an idle member become claimable.
     pub(crate) deadline: Option<Instant>,
+    /// When to offer again the dead letters that hold the group at
+    /// `max_pending`.
+    pub(crate) retry: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -182,7 +190,21 @@ impl<T: Clone + Send + 'static> MemberWaiter<T> {
             shared: None,
             group_key: None,
             deadline: None,
+            retry: None,
             sleep: None,
+        }
+    }
+
+    /// Binds the waiter to `shared`'s group, releasing a registration
+    /// with another group first.
+    fn bind(&mut self, shared: &Arc<Shared<T>>) {
+        match &self.shared {
+            Some(s) if Arc::ptr_eq(s, shared) => {}
+            _ => {
+                // Dropping the old one releases its slot in its group.
+                drop(std::mem::take(self));
+                self.shared = Some(shared.clone());
+            }
         }
     }
 }
@@ -262,17 +284,34 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Panics
     ///
-    /// With an ack timeout configured, or while dead letters the sink
-    /// refused hold the group at [`GroupConfig::max_pending`], outside a
-    /// Tokio runtime with the time driver enabled (the wait for an idle
-    /// member's messages, or to offer the dead letters again, needs a
-    /// timer).
+    /// With an ack timeout configured, while a message is pending with
+    /// another member, outside a Tokio runtime with the time driver
+    /// enabled (the wait for an idle member's messages needs a timer).
+    /// While dead letters the sink refused hold the group at
+    /// [`GroupConfig::max_pending`], a waiting member offers them again
+    /// every 100 ms on a Tokio timer; outside a Tokio runtime it does
+    /// not (they are offered again at the group's receives and
+    /// acknowledgements), and in a runtime without the time driver it
+    /// panics.
     pub async fn recv_batch(&self, max: usize, out: &mut Vec<Claimed<T>>) -> Result<usize, RecvError> {
         let mut waiter = MemberWaiter::new();
         poll_fn(|cx| self.poll_recv_batch(cx, &mut waiter, max, out)).await
     }
 
     /// Polls for a batch; the building block of the receive futures.
+    ///
+    /// `waiter` holds this receive's place among the waiting members: keep
+    /// it (pinned or not) across the polls of one receive, and drop it
+    /// when the receive is abandoned (that hands a wake-up it had on to
+    /// another member). Polled with a member of another group, it is
+    /// reset first.
+    ///
+    /// # Panics
+    ///
+    /// As [`recv_batch`](Self::recv_batch): the wait for an idle member's
+    /// messages (with an ack timeout) needs a Tokio runtime with the time
+    /// driver; the 100 ms retry of dead letters held at `max_pending` is
+    /// skipped outside a Tokio runtime.
     pub fn poll_recv_batch(
         &self,
         cx: &mut Context<'_>,
@@ -280,9 +319,7 @@ impl<T: Clone + Send + 'static> Member<T> {
         max: usize,
         out: &mut Vec<Claimed<T>>,
     ) -> Poll<Result<usize, RecvError>> {
-        if waiter.shared.is_none() {
-            waiter.shared = Some(self.shared.clone());
-        }
+        waiter.bind(&self.shared);
         loop {
             match self.shared.claim(self.id, max, out, Some((cx, waiter))) {
                 Poll::Ready(Ok(n)) => return Poll::Ready(Ok(n)),
@@ -290,7 +327,16 @@ impl<T: Clone + Send + 'static> Member<T> {
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(RecvError::Closed)),
                 Poll::Pending => {}
             }
-            let Some(deadline) = waiter.deadline else {
+            // The dead-letter retry only where a Tokio runtime is: it is
+            // a nicety (receives and acks offer them too), not a wait.
+            let retry = waiter
+                .retry
+                .filter(|_| waiter.sleep.is_some() || tokio::runtime::Handle::try_current().is_ok());
+            let deadline = match (waiter.deadline, retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(deadline) = deadline else {
                 waiter.sleep = None;
                 return Poll::Pending;
             };

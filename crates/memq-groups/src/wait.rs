@@ -12,9 +12,11 @@
 //!
 //! A member woken is marked as notified; if its receive is dropped before
 //! it runs, the notification is handed to another member, so no wake-up
-//! is lost to cancellation. Until it runs, the messages it was woken for
-//! are owed to it: a member that did not wait does not take them first
-//! (see [`Wakers::owed`]).
+//! is lost to cancellation. Until it runs, the message it was woken for
+//! is owed to it: a member that did not wait does not take it first (see
+//! [`Wakers::owed`]). A member notified for a partition that a rebalance
+//! gives away is owed nothing there any more ([`Wakers::disown`]), nor is
+//! a member that left ([`Wakers::forget`]).
 
 use std::collections::BTreeMap;
 use std::task::Waker;
@@ -157,6 +159,78 @@ impl Wakers {
             .any(|&k| self.slots[k].as_ref().is_some_and(|s| eligible(s.member)))
     }
 
+    /// True when no member is parked at all.
+    pub(crate) fn none_parked(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Takes the wakers of up to `n` parked members that `eligible`
+    /// accepts, the longest waiting first, marking each notified for
+    /// `notice` (for a partition: each is owed one of its messages).
+    pub(crate) fn wake_some(
+        &mut self,
+        n: usize,
+        notice: Notice,
+        eligible: impl Fn(u64) -> bool,
+    ) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        if n == 0 {
+            return woken;
+        }
+        let (slots, owed) = (&mut self.slots, &mut self.owed);
+        self.queue.retain(|_, &mut k| {
+            if woken.len() == n {
+                return true;
+            }
+            match slots[k].as_mut() {
+                Some(slot) if slot.waker.is_some() && eligible(slot.member) => {
+                    slot.ticket = None;
+                    slot.notified = Some(notice);
+                    Self::notify(owed, notice);
+                    woken.extend(slot.waker.take());
+                    false
+                }
+                _ => true,
+            }
+        });
+        woken
+    }
+
+    /// `partition` changed owner: the members notified for it may no
+    /// longer read it, so its messages are owed to nobody. Their
+    /// notifications stay, as news for the whole group (to pass on if
+    /// their receive is dropped).
+    pub(crate) fn disown(&mut self, partition: usize) {
+        if self.owed(partition) == 0 {
+            return;
+        }
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.notified == Some(Notice::Partition(partition)) {
+                slot.notified = Some(Notice::Group);
+            }
+        }
+        self.owed[partition] = 0;
+    }
+
+    /// `member` left the group: what it was notified for is owed to it
+    /// no more, and a slot of it still parked (a waiter that outlived its
+    /// member) leaves the queue. The slots stay allocated until their
+    /// waiters release them.
+    pub(crate) fn forget(&mut self, member: u64) {
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.member != member {
+                continue;
+            }
+            Self::settle(&mut self.owed, &mut slot.notified);
+            if slot.waker.take().is_some() {
+                if let Some(t) = slot.ticket.take() {
+                    self.queue.remove(&t);
+                }
+            }
+            slot.ticket = None;
+        }
+    }
+
     /// Takes the waker of the longest-waiting parked member that
     /// `eligible` accepts, and marks it notified for `notice`.
     pub(crate) fn wake_one(&mut self, notice: Notice, eligible: impl Fn(u64) -> bool) -> Option<Waker> {
@@ -249,6 +323,33 @@ mod tests {
         assert_eq!(w.release(b.unwrap()), Some(Notice::Group));
         assert_eq!(w.release(a.unwrap()), None);
         assert!(w.queue.is_empty());
+    }
+
+    #[test]
+    fn wake_some_wakes_the_longest_waiting_and_reserves_one_message_each() {
+        let waker = Waker::noop();
+        let mut w = Wakers::default();
+        let mut keys = [None, None, None];
+        for m in [2, 0, 1] {
+            w.park(&mut keys[m], waker, m as u64);
+        }
+        assert_eq!(w.wake_some(2, Notice::Partition(0), |m| m != 0).len(), 2);
+        assert_eq!(w.owed(0), 2);
+        assert_eq!(front(&w), Some(0), "2 and 1 were woken, in that order");
+        assert!(w.wake_some(5, Notice::Partition(0), |m| m != 0).is_empty());
+        // A rebalance gives partition 0 away: nothing is owed there, and
+        // the notifications are passed on as group news if dropped.
+        w.disown(0);
+        assert_eq!(w.owed(0), 0);
+        assert_eq!(w.release(keys[2].unwrap()), Some(Notice::Group));
+        // Member 0 leaves while its waiter lives: out of the queue, owed
+        // nothing.
+        w.wake_some(1, Notice::Partition(3), |_| true);
+        assert_eq!(w.owed(3), 1);
+        w.forget(0);
+        assert_eq!(w.owed(3), 0);
+        assert!(w.none_parked());
+        assert_eq!(w.release(keys[0].unwrap()), None);
     }
 
     #[test]
