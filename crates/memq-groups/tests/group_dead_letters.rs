@@ -2,13 +2,16 @@
 //! back (a full or closed dead-letter topic) stays in the group, counted
 //! as pending and as waiting, holds the committed position below it, and
 //! is offered again at later receives and acknowledgements, across the
-//! last member leaving too.
+//! last member leaving too, and across a sink that panics; once the sink
+//! took it, it is never handed to a member again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use memq_core::{Overflow, StartFrom, Topic, TopicConfig};
-use memq_groups::{AckMode, DeadLetter, DeadLetterReason, DeadLetterSink, Group, GroupConfig};
+use memq_groups::{AckMode, DeadLetter, DeadLetterReason, DeadLetterSink, Group, GroupConfig, MemberWaiter};
 
 type Taken = Arc<Mutex<Vec<DeadLetter<u64>>>>;
 
@@ -221,4 +224,181 @@ async fn a_member_waiting_at_the_limit_offers_refused_dead_letters_again() {
     opener.await.unwrap();
     assert_eq!(taken.lock().unwrap().len(), 1);
     assert_eq!(group.stats().dead_lettered, 1);
+}
+
+/// Review 3: a refused dead letter at offset 0 waits; the last member
+/// leaves; C rejoins from the committed offset (below it); the sink now
+/// takes it. C's receive offered it (taken, and forgotten), then read
+/// offset 0 again from the topic and handed it out as a new message
+/// (delivery 1). A dead letter is never handed to a member again.
+#[test]
+fn a_dead_letter_taken_after_a_rejoin_is_not_handed_out_again() {
+    let t = Topic::new(TopicConfig::default()).unwrap();
+    let open = Arc::new(AtomicBool::new(false));
+    let (sink, taken) = switch_sink(&open);
+    let group = Group::with_dead_letters("g", vec![t.clone()], manual_max_1(), sink).unwrap();
+    let worker = group.join(StartFrom::Earliest).unwrap();
+    poison(&group, &t);
+    assert!(worker.try_recv().is_err(), "dead-lettered, refused: waits");
+    assert_eq!(group.stats().dead_letters_waiting, 1);
+    drop(worker);
+    let again = group.join(StartFrom::Committed).unwrap();
+    assert_eq!(again.position(0), Some(0), "below the dead letter");
+    open.store(true, Ordering::SeqCst);
+    let r = again.try_recv();
+    assert!(r.is_err(), "handed out again: {r:?}");
+    assert_eq!(taken.lock().unwrap().len(), 1);
+    t.try_publish(101).unwrap();
+    let c = again.try_recv().unwrap();
+    assert_eq!((c.offset, c.deliveries), (1, 1));
+    again.ack(0, 1).unwrap();
+    let s = group.stats();
+    assert_eq!((s.dead_lettered, s.dead_letters_waiting, s.pending), (1, 0, 0));
+    assert_eq!(s.committed, vec![Some(1)]);
+}
+
+/// Review 3, the same with the letter taken at once: a message below it
+/// stays unacknowledged, so the commit stays below the dead letter; the
+/// last member leaves; a rejoin from the committed offset reads both
+/// again. The unacknowledged one comes back (as documented); the dead
+/// letter must not.
+#[test]
+fn a_dead_letter_above_the_commit_is_passed_over_by_a_rejoin() {
+    let t = Topic::new(TopicConfig::default()).unwrap();
+    let open = Arc::new(AtomicBool::new(true));
+    let (sink, taken) = switch_sink(&open);
+    let group = Group::with_dead_letters("g", vec![t.clone()], manual_max_1(), sink).unwrap();
+    let worker = group.join(StartFrom::Earliest).unwrap();
+    let failing = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(100).unwrap();
+    t.try_publish(101).unwrap();
+    assert_eq!(worker.try_recv().unwrap().offset, 0, "held, never acknowledged");
+    assert_eq!(failing.try_recv().unwrap().offset, 1);
+    drop(failing);
+    assert!(worker.try_recv().is_err(), "offset 1 dead-lettered");
+    assert_eq!(taken.lock().unwrap().len(), 1);
+    assert_eq!(group.stats().committed, vec![None]);
+    drop(worker);
+    let again = group.join(StartFrom::Committed).unwrap();
+    let c = again.try_recv().unwrap();
+    assert_eq!((c.offset, c.deliveries), (0, 1), "unacknowledged: received again");
+    let r = again.try_recv();
+    assert!(r.is_err(), "the dead letter handed out again: {r:?}");
+    again.ack(0, 0).unwrap();
+    assert_eq!(group.stats().committed, vec![Some(1)]);
+}
+
+/// Review 4: a sink that panics. The letter it was given was marked as
+/// being offered and never restored: never offered again, pending and
+/// commit stuck; and the member the claim had woken (room made by a
+/// letter taken just before) was never woken. The panic reaches the
+/// caller; the letter waits and is offered again; the woken member is.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_sink_leaves_its_dead_letter_waiting() {
+    let t = Topic::new(TopicConfig::default()).unwrap();
+    // 0: refuse; 1: take one, then panic; 2: take.
+    let mode = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let taken: Taken = Arc::default();
+    let sink: DeadLetterSink<u64> = {
+        let (mode, calls, taken) = (mode.clone(), calls.clone(), taken.clone());
+        Arc::new(move |d| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            match mode.load(Ordering::SeqCst) {
+                0 => Err(d),
+                1 if taken.lock().unwrap().len() == 1 => panic!("sink bug at call {call}"),
+                _ => {
+                    taken.lock().unwrap().push(d);
+                    Ok(())
+                }
+            }
+        })
+    };
+    let config = manual_max_1().max_pending(Some(2));
+    let group = Group::with_dead_letters("g", vec![t.clone()], config, sink).unwrap();
+    let worker = group.join(StartFrom::Earliest).unwrap();
+    let failing = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(100).unwrap();
+    t.try_publish(101).unwrap();
+    let mut held = Vec::new();
+    failing.try_recv_batch(2, &mut held).unwrap();
+    drop(failing);
+    assert!(worker.try_recv().is_err(), "both dead-lettered, refused");
+    assert_eq!(group.stats().dead_letters_waiting, 2);
+    t.try_publish(102).unwrap();
+    // A member parked at the limit, with a message to take once there
+    // is room.
+    let parked = group.join(StartFrom::Earliest).unwrap();
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut waiter = MemberWaiter::new();
+    let mut out = Vec::new();
+    let poll = parked.poll_recv_batch(&mut Context::from_waker(&waker), &mut waiter, 1, &mut out);
+    assert!(poll.is_pending());
+
+    mode.store(1, Ordering::SeqCst);
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| worker.try_recv()));
+    assert!(r.is_err(), "the sink's panic reaches the caller");
+    assert!(
+        flag.0.load(Ordering::SeqCst),
+        "the member woken for the room made"
+    );
+    let s = group.stats();
+    assert_eq!((s.dead_lettered, s.dead_letters_waiting, s.pending), (1, 1, 1));
+    assert_eq!(s.committed, vec![Some(0)]);
+
+    mode.store(2, Ordering::SeqCst);
+    // Offered again; offset 2 is kept for the member woken for it.
+    assert!(worker.try_recv().is_err());
+    assert_eq!(
+        taken.lock().unwrap().iter().map(|d| d.offset).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    let poll = parked.poll_recv_batch(&mut Context::from_waker(&waker), &mut waiter, 1, &mut out);
+    assert!(poll.is_ready());
+    assert_eq!(out[0].offset, 2);
+    let s = group.stats();
+    assert_eq!((s.dead_lettered, s.dead_letters_waiting), (2, 0));
+    assert_eq!(s.committed, vec![Some(1)]);
+}
+
+/// Review 8: with refused dead letters holding the group at
+/// `max_pending`, a receive polled outside any Tokio runtime panicked
+/// (its 100 ms retry timer needs a runtime). It waits without the timer:
+/// the dead letters are offered again at the group's receives and acks.
+#[test]
+fn a_member_waiting_at_the_limit_outside_a_runtime_does_not_panic() {
+    let t = Topic::new(TopicConfig::default()).unwrap();
+    let open = Arc::new(AtomicBool::new(false));
+    let (sink, taken) = switch_sink(&open);
+    let config = manual_max_1().max_pending(Some(1));
+    let group = Group::with_dead_letters("g", vec![t.clone()], config, sink).unwrap();
+    let worker = group.join(StartFrom::Earliest).unwrap();
+    poison(&group, &t);
+    t.try_publish(101).unwrap();
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut waiter = MemberWaiter::new();
+    let mut out = Vec::new();
+    let poll = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        worker.poll_recv_batch(&mut Context::from_waker(&waker), &mut waiter, 1, &mut out)
+    }));
+    assert!(matches!(poll, Ok(Poll::Pending)), "{poll:?}");
+    assert_eq!(group.stats().dead_letters_waiting, 1);
+    open.store(true, Ordering::SeqCst);
+    let other = group.join(StartFrom::Earliest).unwrap();
+    assert!(flag.0.swap(false, Ordering::SeqCst), "the join woke it");
+    let poll = worker.poll_recv_batch(&mut Context::from_waker(&waker), &mut waiter, 1, &mut out);
+    assert!(poll.is_ready(), "the dead letter taken, room for offset 1");
+    assert_eq!(out[0].offset, 1);
+    assert_eq!(taken.lock().unwrap().len(), 1);
+    drop(other);
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }

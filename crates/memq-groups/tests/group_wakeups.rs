@@ -1,12 +1,17 @@
 //! A group never loses a wake-up: closing wakes every parked member, and
 //! a claim that took the partition's wake-up registration with it leaves
-//! one behind for the members still parked.
+//! one behind for the members still parked; a member parked with
+//! something to take is woken whatever moved (a rebalance, an expiry, a
+//! member that left), and a woken member that is slow to run holds back
+//! only the message kept for it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
-use memq_groups::{Group, GroupConfig, Member};
+use memq_groups::{AckMode, Assignment, Group, GroupConfig, Member, MemberWaiter};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -153,4 +158,271 @@ async fn a_claim_leaves_the_wake_up_armed_for_the_members_still_parked() {
     assert_ne!(first, other);
     assert_eq!(value, Ok(1));
     drop(holds);
+}
+
+// Regressions of the review of the first-come-first-served wake-ups
+// (efba876..8076d29). These drive receives by hand (`poll_recv_batch`
+// with a waker that records being woken) so that which member runs
+// when is the test's choice: a member is polled again only when woken.
+
+/// A receive driven by hand: its waiter, and a waker that records being
+/// woken.
+struct Hand {
+    waiter: MemberWaiter<u64>,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Hand {
+    fn new() -> Self {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        Hand {
+            waiter: MemberWaiter::new(),
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// Polls `m`'s receive of one message once.
+    fn poll(&mut self, m: &Member<u64>) -> Poll<Vec<u64>> {
+        let mut cx = Context::from_waker(&self.waker);
+        let mut out = Vec::new();
+        m.poll_recv_batch(&mut cx, &mut self.waiter, 1, &mut out)
+            .map(|r| {
+                r.unwrap();
+                out.into_iter().map(|c| c.value).collect()
+            })
+    }
+
+    /// Whether it was woken since last asked.
+    fn woken(&self) -> bool {
+        self.flag.0.swap(false, Ordering::SeqCst)
+    }
+
+    /// Receives until `m` parks; what it got.
+    fn drain(&mut self, m: &Member<u64>) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Poll::Ready(v) = self.poll(m) {
+            got.extend(v);
+        }
+        got
+    }
+}
+
+/// Review 1, join: exclusive assignment over two partitions; A owns both
+/// and is parked; a publish to p1 wakes A (p1's message kept for it); B
+/// joins and takes p1 over. B polled before A ran: it passed over p1's
+/// message (kept for A) without arming p1's relay, then A ran, could no
+/// longer read p1, and parked. B stayed parked with every later message
+/// of p1 unread. B must receive everything published to p1, polled only
+/// when woken.
+#[test]
+fn a_partition_given_away_while_its_message_is_kept_for_a_woken_member_is_not_stranded() {
+    let parts = vec![topic(), topic()];
+    let config = GroupConfig::default().assignment(Assignment::Exclusive);
+    let group = Group::new("g", parts.clone(), config).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let mut ha = Hand::new();
+    assert!(ha.poll(&a).is_pending());
+    parts[1].try_publish(10).unwrap();
+    assert!(ha.woken(), "A woken for p1");
+    let b = group.join(StartFrom::Earliest).unwrap(); // p0: A, p1: B
+    let mut hb = Hand::new();
+    let mut got = hb.drain(&b); // B before A
+    assert_eq!(ha.drain(&a), Vec::<u64>::new(), "p0 is empty");
+    for v in 11..=15 {
+        parts[1].try_publish(v).unwrap();
+        if hb.woken() {
+            got.extend(hb.drain(&b));
+        }
+    }
+    assert_eq!(got, (10..=15).collect::<Vec<_>>(), "group {:?}", group.stats());
+}
+
+/// Review 1, leave: the same with the partition moved by a member
+/// leaving. Three members over two partitions (p0: A, p1: B, C owns
+/// none); B parked and woken for p1; A leaves (p0: B, p1: C); C polled
+/// before B. C must receive everything published to p1.
+#[test]
+fn a_partition_moved_by_a_leave_while_its_message_is_kept_for_a_woken_member_is_not_stranded() {
+    let parts = vec![topic(), topic()];
+    let config = GroupConfig::default().assignment(Assignment::Exclusive);
+    let group = Group::new("g", parts.clone(), config).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    let c = group.join(StartFrom::Earliest).unwrap();
+    let (mut hb, mut hc) = (Hand::new(), Hand::new());
+    assert!(hb.poll(&b).is_pending());
+    parts[1].try_publish(10).unwrap();
+    assert!(hb.woken(), "B woken for p1");
+    drop(a); // p0: B, p1: C
+    let mut got = hc.drain(&c); // C before B
+    assert_eq!(hb.drain(&b), Vec::<u64>::new(), "p0 is empty");
+    for v in 11..=15 {
+        parts[1].try_publish(v).unwrap();
+        if hc.woken() {
+            got.extend(hc.drain(&c));
+        }
+    }
+    assert_eq!(got, (10..=15).collect::<Vec<_>>(), "group {:?}", group.stats());
+}
+
+/// Review 2: exclusive, manual acks, `max_pending` 1, a TTL on p0. A
+/// (p0) holds the group's one pending message; a publish to p1 wakes
+/// nobody (no room); A idles past the ack timeout and the message
+/// expires; A's next receive drops it (room again) and parks. Nobody
+/// woke B (p1), parked with a message to take. It must be woken.
+#[tokio::test(start_paused = true)]
+async fn room_made_by_an_expiry_wakes_a_member_parked_at_the_limit() {
+    let p0 = Topic::new(TopicConfig::default().ttl(Some(Duration::from_millis(50)))).unwrap();
+    let p1 = topic();
+    let config = GroupConfig::default()
+        .ack(AckMode::Manual)
+        .assignment(Assignment::Exclusive)
+        .max_pending(Some(1))
+        .ack_timeout(Some(Duration::from_millis(100)));
+    let group = Group::new("g", vec![p0.clone(), p1.clone()], config).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap(); // p0
+    let b = group.join(StartFrom::Earliest).unwrap(); // p1
+    let mut hb = Hand::new();
+    assert!(hb.poll(&b).is_pending());
+    p0.try_publish(1).unwrap();
+    assert_eq!(a.try_recv().unwrap().value, 1, "pending 1: the limit");
+    p1.try_publish(2).unwrap();
+    assert!(!hb.woken(), "no room: nobody woken");
+    tokio::time::advance(Duration::from_millis(150)).await;
+    let mut ha = Hand::new();
+    assert!(ha.poll(&a).is_pending(), "A's message expired; p0 is empty");
+    assert_eq!(group.stats().expired, 1);
+    assert!(hb.woken(), "B woken by the room the expiry made");
+    assert_eq!(hb.drain(&b), vec![2]);
+}
+
+/// Review 5: two members parked; ten messages published one at a time;
+/// the first wakes A, whose task is not polled for a while (a `select!`
+/// loop busy in another branch). B was never woken: every message
+/// waited for A. Only the message kept for A may wait for it: B is woken
+/// and receives the others, and later ones too.
+#[test]
+fn a_woken_member_that_is_not_polled_holds_back_only_the_message_kept_for_it() {
+    let t = topic();
+    let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    let (mut ha, mut hb) = (Hand::new(), Hand::new());
+    assert!(ha.poll(&a).is_pending());
+    assert!(hb.poll(&b).is_pending());
+    let mut by_b = Vec::new();
+    for v in 0..12 {
+        t.try_publish(v).unwrap();
+        if v == 0 {
+            assert!(ha.woken(), "the longest waiting is woken first");
+        }
+        if hb.woken() {
+            by_b.extend(hb.drain(&b));
+        }
+    }
+    assert_eq!(
+        by_b.len(),
+        11,
+        "B got all but A's message: {by_b:?}; group {:?}",
+        group.stats()
+    );
+    assert_eq!(ha.drain(&a).len(), 1, "A gets the one kept for it");
+    assert_eq!(group.stats().lag, 0);
+}
+
+/// Review 6: members A, B, C park in that order; A takes message 0 and
+/// stays away; message 1 wakes B; message 2 is published; D (which did
+/// not wait) receives. That claim then woke C although the one message
+/// left was already kept for B, so B, polled first, found it kept (for
+/// C, as far as it could tell) and got nothing, and C took it: the
+/// member woken first went without. Each member woken must get a
+/// message.
+#[test]
+fn a_member_woken_first_is_not_left_without_its_message() {
+    let t = topic();
+    let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
+    let members: Vec<_> = (0..4).map(|_| group.join(StartFrom::Earliest).unwrap()).collect();
+    let (a, b, c, d) = (&members[0], &members[1], &members[2], &members[3]);
+    let (mut ha, mut hb, mut hc) = (Hand::new(), Hand::new(), Hand::new());
+    for (h, m) in [(&mut ha, a), (&mut hb, b), (&mut hc, c)] {
+        assert!(h.poll(m).is_pending());
+    }
+    t.try_publish(0).unwrap();
+    assert!(ha.woken());
+    assert_eq!(ha.poll(a), Poll::Ready(vec![0]));
+    t.try_publish(1).unwrap();
+    assert!(hb.woken(), "B, the longest waiting, is woken");
+    t.try_publish(2).unwrap();
+    let mut got: Vec<u64> = d.try_recv().map(|m| m.value).into_iter().collect();
+    match hb.poll(b) {
+        Poll::Ready(v) => got.extend(v),
+        Poll::Pending => panic!("B, woken first, got nothing"),
+    }
+    if hc.woken() {
+        match hc.poll(c) {
+            Poll::Ready(v) => got.extend(v),
+            Poll::Pending => panic!("C was woken for nothing"),
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, vec![1, 2]);
+}
+
+/// Review 7: a member dropped while its receive (driven through
+/// `poll_recv_batch`, the waiter kept) had been woken: the message kept
+/// for it outlived it, so the other member could not take it.
+#[test]
+fn a_member_that_leaves_while_woken_keeps_no_message_from_the_others() {
+    let t = topic();
+    let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    let mut ha = Hand::new();
+    assert!(ha.poll(&a).is_pending());
+    t.try_publish(0).unwrap();
+    assert!(ha.woken());
+    drop(a); // its waiter is still alive
+    assert_eq!(b.try_recv().map(|m| m.value), Ok(0));
+    let mut hb = Hand::new();
+    assert!(hb.poll(&b).is_pending());
+    t.try_publish(1).unwrap();
+    assert!(hb.woken());
+    assert_eq!(hb.drain(&b), vec![1]);
+    drop(ha);
+}
+
+/// Review 7: a waiter polled with a member of one group, then with a
+/// member of another, used its slot index in the second group's table
+/// (out of bounds, or another member's slot). It starts afresh instead,
+/// and the first group is left consistent.
+#[test]
+fn a_waiter_moved_to_another_group_starts_afresh() {
+    let (t1, t2) = (topic(), topic());
+    let g1 = Group::new("g1", vec![t1.clone()], GroupConfig::default()).unwrap();
+    let g2 = Group::new("g2", vec![t2.clone()], GroupConfig::default()).unwrap();
+    let a1 = g1.join(StartFrom::Earliest).unwrap();
+    let b1 = g1.join(StartFrom::Earliest).unwrap();
+    let a2 = g2.join(StartFrom::Earliest).unwrap();
+    let mut h = Hand::new();
+    assert!(h.poll(&a1).is_pending());
+    assert!(h.poll(&a2).is_pending(), "now waiting in g2");
+    t2.try_publish(20).unwrap();
+    assert!(h.woken());
+    assert_eq!(h.drain(&a2), vec![20]);
+    // g1 no longer counts the waiter as parked: its publish goes to b1.
+    let mut hb = Hand::new();
+    assert!(hb.poll(&b1).is_pending());
+    t1.try_publish(10).unwrap();
+    assert!(hb.woken());
+    assert_eq!(hb.drain(&b1), vec![10]);
 }
