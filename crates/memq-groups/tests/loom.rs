@@ -5,10 +5,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use loom::thread;
 use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
-use memq_groups::{AckMode, Group, GroupConfig};
+use memq_groups::{AckMode, Assignment, Group, GroupConfig, Member, MemberWaiter};
 use memq_testkit::loom_model as model;
 
 /// As `memq_testkit::loom_model`, with loom's preemption bound set: the
@@ -169,7 +170,7 @@ fn a_claim_leaves_the_wake_up_armed_for_a_parked_member() {
         topic.try_publish(0).unwrap();
         topic.try_publish(1).unwrap();
         let results: Vec<_> = parked.into_iter().map(|h| h.join().unwrap()).collect();
-        let mut got: Vec<u8> = results.iter().map(|(r, _member)| r.clone().unwrap()).collect();
+        let mut got: Vec<u8> = results.iter().map(|(r, _member)| (*r).unwrap()).collect();
         got.sort_unstable();
         assert_eq!(got, vec![0, 1]);
     });
@@ -197,5 +198,106 @@ fn an_ack_that_makes_room_wakes_a_member_parked_at_the_limit() {
         let (r, _b) = h.join().unwrap();
         assert_eq!(r, Ok((1, 1)));
         assert_eq!(group.stats().pending, 1);
+    });
+}
+
+/// A receive polled by hand (in the model's main thread), with a waker
+/// that only records being woken.
+struct Hand {
+    waiter: MemberWaiter<u8>,
+    waker: Waker,
+}
+
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Hand {
+    fn new() -> Self {
+        Hand {
+            waiter: MemberWaiter::new(),
+            waker: Waker::from(Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)))),
+        }
+    }
+
+    fn poll(&mut self, m: &Member<u8>) -> Poll<Vec<u8>> {
+        let mut out = Vec::new();
+        m.poll_recv_batch(
+            &mut Context::from_waker(&self.waker),
+            &mut self.waiter,
+            1,
+            &mut out,
+        )
+        .map(|r| {
+            r.unwrap();
+            out.into_iter().map(|c| c.value).collect()
+        })
+    }
+}
+
+/// Review 1: exclusive assignment over two partitions. A owns both and
+/// waits; a publish to p1 wakes it (p1's message kept for it); B joins,
+/// which gives p1 to B, and receives in another thread, racing A's run
+/// (driven by hand here). Where B claimed first, it passed over the
+/// message kept for A without arming p1's relay, A then parked unable
+/// to read p1, and B waited forever (a deadlock here) while p1 got
+/// more messages. B must get one of p1's messages.
+#[test]
+fn a_partition_given_away_while_its_message_is_kept_is_not_stranded() {
+    bounded_model(4, || {
+        let parts: Vec<Topic<u8>> = (0..2)
+            .map(|_| Topic::new(TopicConfig::default().max_messages(Some(4))).unwrap())
+            .collect();
+        let config = GroupConfig::default().assignment(Assignment::Exclusive);
+        let group = Group::new("g", parts.clone(), config).unwrap();
+        let a = group.join(StartFrom::Earliest).unwrap();
+        let mut ha = Hand::new();
+        assert!(ha.poll(&a).is_pending());
+        parts[1].try_publish(10).unwrap(); // wakes A
+        let b = group.join(StartFrom::Earliest).unwrap(); // p0: A, p1: B
+        let tb = thread::spawn(move || {
+            let r = loom::future::block_on(b.recv()).map(|c| c.value);
+            (r, b) // holds the member: a member leaving wakes the others
+        });
+        assert_eq!(ha.poll(&a), Poll::Pending, "p0 is empty");
+        parts[1].try_publish(11).unwrap();
+        let (rb, _b) = tb.join().unwrap();
+        assert!(matches!(rb, Ok(10 | 11)), "B got {rb:?}");
+    });
+}
+
+/// Review 5: A waits (driven by hand, and not polled again), B waits in
+/// another thread; two messages are published. The first woke A, and
+/// the relay then stayed disarmed until A ran, so B waited forever (a
+/// deadlock here) with the second message unread. Only the message kept
+/// for A may wait for it: B must get the other.
+#[test]
+fn a_woken_member_that_does_not_run_holds_back_only_its_own_message() {
+    bounded_model(4, || {
+        eprintln!("------");
+        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(4))).unwrap();
+        let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+        let a = group.join(StartFrom::Earliest).unwrap();
+        let b = group.join(StartFrom::Earliest).unwrap();
+        let mut ha = Hand::new();
+        assert!(ha.poll(&a).is_pending());
+        let tb = thread::spawn(move || {
+            let r = loom::future::block_on(b.recv()).map(|c| c.value);
+            (r, b)
+        });
+        eprintln!("pub 0");
+        topic.try_publish(0).unwrap();
+        eprintln!("pub 1");
+        topic.try_publish(1).unwrap();
+        eprintln!("join");
+        let (rb, _b) = tb.join().unwrap();
+        let rb = rb.unwrap();
+        assert!(rb < 2);
+        // A gets the other one.
+        assert_eq!(ha.poll(&a), Poll::Ready(vec![1 - rb]));
     });
 }
