@@ -24,7 +24,8 @@
 //! instead; a message is never handed out once it has expired (a pending
 //! one due for redelivery is dropped, counted as expired and committed
 //! past, and the group passes silently only over messages that expired or
-//! wait as dead letters); a dead letter the sink refused waits in the
+//! are dead letters); a dead letter is never handed to a member again; a
+//! dead letter the sink refused waits in the
 //! group, counted as pending, holding the commit below it, offered again
 //! at the start of every receive and after acks, across the last member
 //! leaving; the group never holds more than `max_pending` and, at the
@@ -53,20 +54,23 @@
 //! `Committed` rejoin below the window reports the gap again even if an
 //! earlier session had reported it; the dead letters a receive makes go to
 //! the sink before it hands out new messages (so what the sink takes makes
-//! room under `max_pending` for that receive); a dead letter waiting that
-//! the group reads again (after a seek back or a rejoin) is passed over,
-//! and not counted in a gap; room under `max_pending` is counted for each
-//! partition read in turn.
+//! room under `max_pending` for that receive); a dead letter, waiting or
+//! taken by the sink, that the group reads again (after a seek back or a
+//! rejoin) is passed over, and not counted in a gap, until the committed
+//! offset passes it (a seek below the commit re-reads what was
+//! processed, dead letters taken included); room under `max_pending` is
+//! counted for each partition read in turn.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use memq_core::{Overflow, PublishError, StartFrom, Topic, TopicConfig};
 use memq_groups::{
     AckError, AckMode, Assignment, Claimed, DeadLetter, DeadLetterReason, Group, GroupConfig, GroupError,
-    Member, OutOfRange, RecvError, TryRecvError,
+    Member, MemberWaiter, OutOfRange, RecvError, TryRecvError,
 };
 use proptest::prelude::*;
 use tokio::time::Instant;
@@ -122,6 +126,12 @@ enum Op {
     /// Whether the dead-letter sink takes what it is offered from now on
     /// (`false`: it hands dead letters back, as a full dead-letter topic).
     Sink(bool),
+    /// Member, batch size: polls a receive of the member that stays
+    /// waiting (`poll_recv_batch` by hand), or polls its waiting one
+    /// again without a wake-up.
+    Park(usize, usize),
+    /// Drops the member's waiting receive (cancelled).
+    Abandon(usize),
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -188,6 +198,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Stats),
         1 => Just(Op::Flush),
         1 => any::<bool>().prop_map(Op::Sink),
+        4 => (0usize..3, 1usize..4).prop_map(|(i, m)| Op::Park(i, m)),
+        1 => (0usize..3).prop_map(Op::Abandon),
     ]
 }
 
@@ -211,6 +223,26 @@ struct Slot {
     member: Member<u64>,
     /// Last receive or acknowledgement (ms), for the ack timeout.
     last_active: u64,
+    /// A receive of this member left waiting (`Op::Park`), polled by hand
+    /// only when woken.
+    hand: Option<Hand>,
+}
+
+/// A waiting receive driven by hand: its waiter, the batch size, and a
+/// waker that records being woken.
+struct Hand {
+    waiter: MemberWaiter<u64>,
+    max: usize,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 struct Part {
@@ -458,14 +490,22 @@ impl Model {
         }
     }
 
+    /// Whether the group passes over offset `o` of `p` when it reads it
+    /// again: a dead letter waiting for the sink, or one the sink took
+    /// above the committed offset (never handed to a member again).
+    fn passed_over(&self, p: usize, o: u64) -> bool {
+        self.backlog.contains_key(&(p, o))
+            || (self.dead.contains(&(p, o)) && self.parts[p].committed.is_none_or(|c| c < o))
+    }
+
     /// Moves partition `p`'s next offset up to `to` over offsets the group
-    /// passes over silently: dead letters waiting, and messages that
-    /// expired. Stops at the first other one. Returns where it stopped,
+    /// passes over silently: dead letters waiting or taken (see
+    /// [`passed_over`](Self::passed_over)), and messages that expired. Stops at the first other one. Returns where it stopped,
     /// the expired offsets, and whether a dead letter was fetched.
     fn silent_run(&self, p: usize, to: u64) -> (u64, Vec<u64>, bool) {
         let (mut at, mut expired, mut fetched) = (self.parts[p].next, Vec::new(), false);
         while at < to {
-            if self.backlog.contains_key(&(p, at)) {
+            if self.passed_over(p, at) {
                 fetched |= self.fetched(p, at);
             } else if self.is_expired(p, at) {
                 expired.push(at);
@@ -524,10 +564,10 @@ impl Model {
                     "a gap in partition {} ends at the oldest retained offset",
                     p
                 );
-                // Runs between the dead letters waiting (not lost).
+                // Runs between the dead letters (not lost).
                 let mut run = from;
                 for o in from..=pos {
-                    if o == pos || self.backlog.contains_key(&(p, o)) {
+                    if o == pos || self.passed_over(p, o) {
                         if o > run {
                             gap.push((run, o));
                         }
@@ -724,7 +764,11 @@ impl Model {
                         runs.push(p);
                         (run_room, run_len) = (self.room(), 0);
                     }
-                    run_len += 1;
+                    // One that replaces a pending entry (a seek back read
+                    // it again) takes no room.
+                    if !(self.cfg.manual && self.pending.contains_key(&(p, c.offset))) {
+                        run_len += 1;
+                    }
                     prop_assert!(
                         run_len <= run_room,
                         "{} new messages from partition {} with room for {} under max_pending",
@@ -776,7 +820,9 @@ impl Model {
                         self.update_commit(p);
                     }
                 }
-                if fresh.len() < (max - redeliver.len()).min(room) && !superseded {
+                // (Messages may be kept for members woken for them that
+                // have not run yet.)
+                if fresh.len() < (max - redeliver.len()).min(room) && !superseded && !self.others_woken(m) {
                     for p in 0..self.n() {
                         if self.eligible(m, p) && !skips.iter().any(|s| s.partition == p && !s.gap.is_empty())
                         {
@@ -803,9 +849,11 @@ impl Model {
                 if !settled {
                     // Nothing it could have handed out: what is left to
                     // read had expired, or waits as dead letters; the
-                    // group read past all of it.
+                    // group read past all of it. (Unless messages were
+                    // kept for a receive woken for them: then the next
+                    // settled claim finds where the group stands.)
                     let mut skips = Vec::new();
-                    if self.room() > 0 {
+                    if self.room() > 0 && !self.others_woken(m) {
                         for p in 0..self.n() {
                             let high = self.parts[p].high();
                             if self.eligible(m, p) && self.parts[p].next != high {
@@ -838,7 +886,7 @@ impl Model {
                         self.update_commit(p);
                     }
                 }
-                if self.room() > 0 {
+                if self.room() > 0 && !self.others_woken(m) {
                     for p in 0..self.n() {
                         if self.eligible(m, p) {
                             prop_assert_eq!(
@@ -1035,6 +1083,7 @@ impl Model {
             id: self.next_id,
             member,
             last_active: self.now,
+            hand: None,
         });
         self.next_id += 1;
         self.rebalance();
@@ -1044,7 +1093,10 @@ impl Model {
     fn leave(&mut self, i: usize) {
         let Some(id) = self.pick(i) else { return };
         let at = self.members.iter().position(|s| s.id == id).unwrap();
-        drop(self.members.remove(at));
+        let Slot { member, hand, .. } = self.members.remove(at);
+        // The member first: a receive of it may outlive it.
+        drop(member);
+        drop(hand);
         if self.members.is_empty() {
             // The group keeps only its commits (and its dead letters
             // waiting); unacknowledged messages are above them and come
@@ -1289,6 +1341,125 @@ impl Model {
         }
     }
 
+    /// Whether a waiting receive (other than the one claiming, whose
+    /// flag is cleared when it is polled; possibly of `m` itself) was
+    /// woken and has not run yet: messages may be kept for it.
+    fn others_woken(&self, _m: u64) -> bool {
+        self.members
+            .iter()
+            .any(|s| s.hand.as_ref().is_some_and(|h| h.flag.0.load(Ordering::SeqCst)))
+    }
+
+    /// Polls member `m`'s waiting receive once and checks the claim.
+    fn poll_hand(&mut self, m: u64) -> Result<(), TestCaseError> {
+        let slot = self.members.iter_mut().find(|s| s.id == m).unwrap();
+        let hand = slot.hand.as_mut().unwrap();
+        hand.flag.0.store(false, Ordering::SeqCst);
+        let max = hand.max;
+        let mut out = Vec::new();
+        let polled = slot.member.poll_recv_batch(
+            &mut Context::from_waker(&hand.waker),
+            &mut hand.waiter,
+            max,
+            &mut out,
+        );
+        let outcome = match polled {
+            Poll::Pending => Outcome::Empty,
+            Poll::Ready(Ok(n)) => {
+                prop_assert_eq!(n, out.len());
+                Outcome::Got(out)
+            }
+            Poll::Ready(Err(RecvError::Lagged(n))) => Outcome::Lagged(n),
+            Poll::Ready(Err(e)) => return Err(TestCaseError::fail(format!("unexpected {e:?}"))),
+        };
+        if polled.is_ready() {
+            // The receive is over.
+            slot.hand = None;
+        }
+        self.claim(m, max, outcome)
+    }
+
+    /// Runs every waiting receive that was woken (as an executor would),
+    /// until none is; then no member may be left waiting with something
+    /// it could take (no lost wake-up): a redelivery it may take, or, with
+    /// room under `max_pending`, a message (or a gap to report) in a
+    /// partition it may read. (Not checked: an idle member's messages
+    /// becoming claimable, which its timer covers when it was set after
+    /// they were handed out, and dead letters the sink would now take.)
+    fn settle(&mut self) -> Result<(), TestCaseError> {
+        for _ in 0..64 {
+            let woken = self
+                .members
+                .iter()
+                .find(|s| s.hand.as_ref().is_some_and(|h| h.flag.0.load(Ordering::SeqCst)))
+                .map(|s| s.id);
+            match woken {
+                Some(m) => self.poll_hand(m)?,
+                None => {
+                    for s in &self.members {
+                        if s.hand.is_some() {
+                            let m = s.id;
+                            prop_assert!(
+                                !self.could_take(m),
+                                "member {} waits, never woken, with something to take; group {:?}",
+                                m,
+                                self.group.stats()
+                            );
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Err(TestCaseError::fail("members kept waking each other"))
+    }
+
+    /// The group may pass over messages that expired outside a claim:
+    /// arming a relay while messages are kept for members woken for them
+    /// reads them into the cursor's buffer, dropping what expired. Moves
+    /// the model along (not the commit, which the group did not move).
+    fn catch_up(&mut self) -> Result<(), TestCaseError> {
+        let Some(first) = self.members.first() else {
+            return Ok(());
+        };
+        let positions: Vec<Option<u64>> = (0..self.n()).map(|p| first.member.position(p)).collect();
+        for (p, pos) in positions.into_iter().enumerate() {
+            let Some(pos) = pos else { continue };
+            if pos > self.parts[p].next {
+                let (at, expired, fetched) = self.silent_run(p, pos);
+                prop_assert!(
+                    at == pos && !fetched,
+                    "partition {} moved from {} to {} outside a receive",
+                    p,
+                    self.parts[p].next,
+                    pos
+                );
+                for o in expired {
+                    self.expired.insert((p, o));
+                }
+                self.parts[p].next = pos;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a receive of `m` now would hand something out (or report
+    /// a gap found now).
+    fn could_take(&self, m: u64) -> bool {
+        if self
+            .pending
+            .iter()
+            .any(|(k, p)| p.owner.is_none() && self.eligible(m, k.0))
+        {
+            return true;
+        }
+        self.room() > 0
+            && (0..self.n()).any(|p| {
+                let high = self.parts[p].high();
+                self.eligible(m, p) && self.silent_run(p, high).0 < high
+            })
+    }
+
     fn check_dead_letters(&mut self) -> Result<(), TestCaseError> {
         let seen = self.sink.lock().unwrap().clone();
         prop_assert_eq!(
@@ -1369,6 +1540,26 @@ impl Model {
             }
             Op::Stats => self.check_stats()?,
             Op::Sink(accept) => self.accepting.store(accept, Ordering::Relaxed),
+            Op::Park(i, max) => {
+                if let Some(m) = self.pick(i) {
+                    let slot = self.slot_mut(m).unwrap();
+                    if slot.hand.is_none() {
+                        let flag = Arc::new(Flag(AtomicBool::new(false)));
+                        slot.hand = Some(Hand {
+                            waiter: MemberWaiter::new(),
+                            max,
+                            waker: Waker::from(flag.clone()),
+                            flag,
+                        });
+                    }
+                    self.poll_hand(m)?;
+                }
+            }
+            Op::Abandon(i) => {
+                if let Some(m) = self.pick(i) {
+                    drop(self.slot_mut(m).unwrap().hand.take());
+                }
+            }
             Op::Flush => {
                 self.group.flush_commits();
                 for (p, part) in self.parts.iter().enumerate() {
@@ -1382,6 +1573,8 @@ impl Model {
             }
         }
         prop_assert_eq!(Instant::now(), self.instant(self.now), "clock");
+        self.settle()?;
+        self.catch_up()?;
         self.check_dead_letters()?;
         for p in 0..self.n() {
             // Topic stats remove what expired.
