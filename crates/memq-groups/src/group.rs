@@ -44,6 +44,22 @@
 //! member is owed nothing there any more (`Wakers::disown`), nor is a
 //! member that left (`Wakers::forget`). Seeks, joins, leaves and
 //! rebalances wake every parked member.
+//!
+//! With an ack timeout, nothing fires when an idle member's messages
+//! become claimable: parked members wait on timers. A member parks with
+//! its timer set for the earliest moment another member's pending
+//! messages become claimable (`next_deadline`, recorded in `Wakers::arm`).
+//! The rule: whenever the group lock is released, for every member
+//! holding pending messages and parked members other than it, one of
+//! those holds a timer due by that moment (a member woken and not yet run
+//! counts as holding one: it claims, and parks again with a fresh
+//! deadline). Moments never move earlier (activity only delays them), so
+//! a timer stays early enough; what breaks the rule is a claim handing
+//! messages out (a new moment, after members parked) and a timer lost
+//! with its receive (it received instead of parking again, or was
+//! dropped). [`Shared::cover_take_over`] restores it then, waking the
+//! longest-waiting parked member other than the owner to arm a timer, and
+//! nobody while a timer covers the moment (or without an ack timeout).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -413,10 +429,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn release_waiter(&self, key: usize) {
         let mut st = self.state.lock();
         let mut wake = Vec::new();
+        // A take-over timer goes with it: another member arms one.
+        let timer = st.waiters.has_timer(Some(key));
         match st.waiters.release(key) {
             Some(Notice::Partition(p)) if p < st.cursors.len() => self.cover(&mut st, p, &mut wake),
             Some(notice) => wake.extend(self.pass_on(&mut st, notice, None)),
             None => {}
+        }
+        if timer {
+            self.cover_take_over(&mut st, None, &mut wake);
         }
         self.unlock(st, wake);
     }
@@ -816,7 +837,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let manual = self.config.ack == AckMode::Manual;
         let key = park.as_ref().and_then(|(_, w)| w.group_key);
         let mut wake = Vec::new();
+        let before = out.len();
         let mut st = self.state.lock();
+        // A take-over timer this receive held, armed afresh if it parks.
+        let timer = st.waiters.has_timer(key);
         st.waiters.begin(key);
         if !st.dead.is_empty() {
             // Dead letters the sink refused before: offer them again first.
@@ -855,6 +879,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let (cx, waiter) = park.as_mut().expect("parks only with a context");
                 st.waiters.park(&mut waiter.group_key, cx.waker(), member);
                 waiter.deadline = self.next_deadline(&st, member);
+                st.waiters.arm(waiter.group_key, waiter.deadline);
                 // Held at the limit by dead letters the sink refused:
                 // nothing else would offer them again.
                 waiter.retry = (self.room(&st) == 0 && st.dead.values().any(Option::is_some))
@@ -874,6 +899,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
         // there (what this claim left, what an expiry made room for, what
         // a notification it acted on was kept for).
         self.restore(&mut st, &mut wake);
+        if result.is_ready() {
+            // Not parking: a take-over timer it held is gone; messages it
+            // took become claimable by others when it idles.
+            if timer {
+                self.cover_take_over(&mut st, None, &mut wake);
+            } else if out.len() > before {
+                self.cover_take_over(&mut st, Some(member), &mut wake);
+            }
+        }
         self.unlock(st, wake);
         result
     }
@@ -1275,6 +1309,47 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let partitions: BTreeSet<usize> = expired.iter().map(|k| k.0).collect();
         for p in partitions {
             self.update_commit(st, p);
+        }
+    }
+
+    /// With an ack timeout: makes sure that the moment the messages of
+    /// `owner` (of every member holding messages, for `None`) become
+    /// claimable by another member wakes one of the members parked that
+    /// may want them. A member arms its take-over timer as it parks
+    /// ([`next_deadline`](Self::next_deadline)), for the messages pending
+    /// then; this covers the messages handed out while members wait, and
+    /// the timers lost with the receive that held them (it received
+    /// instead of parking again, or it was dropped). Either some member
+    /// other than the owner holds a timer due by then, or the longest
+    /// waiting of them is woken to arm one (counting as holding one until
+    /// it runs). A take-over moment never moves earlier (activity only
+    /// delays it), so a timer armed for it stays early enough: a member
+    /// woken early claims and arms again. Without an ack timeout, or
+    /// while a parked member's timer covers the moment, nobody is woken.
+    fn cover_take_over(&self, st: &mut State<T>, owner: Option<u64>, wake: &mut Vec<Waker>) {
+        let Some(timeout) = self.config.ack_timeout else {
+            return;
+        };
+        if self.config.ack != AckMode::Manual || st.pending.is_empty() || st.waiters.none_parked() {
+            return;
+        }
+        let now = Instant::now();
+        let mut cover = |st: &mut State<T>, o: u64| {
+            let State { waiters, members, .. } = st;
+            let Some(moment) = members.get(&o).map(|m| m.last_active + timeout) else {
+                return;
+            };
+            let other = |m: u64| m != o && members.contains_key(&m);
+            if !waiters.timer_by(moment, other) {
+                wake.extend(waiters.wake_to_arm(now, other));
+            }
+        };
+        match owner {
+            Some(o) => cover(st, o),
+            None => {
+                let owners: BTreeSet<u64> = st.pending.values().filter_map(|p| p.owner).collect();
+                owners.into_iter().for_each(|o| cover(st, o));
+            }
         }
     }
 

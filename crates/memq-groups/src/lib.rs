@@ -65,6 +65,8 @@
 //! dropped, or that neither receives nor acknowledges for
 //! [`GroupConfig::ack_timeout`], loses its pending messages to the other
 //! members (it gets [`AckError::NotOwned`] if it acknowledges one later).
+//! A member waiting then is woken when they become claimable, whether
+//! they were handed out before it began waiting or while it waited.
 //! Each redelivery counts; a message delivered
 //! [`GroupConfig::max_deliveries`] times goes to the dead-letter sink.
 //!

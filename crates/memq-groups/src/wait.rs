@@ -17,9 +17,18 @@
 //! [`Wakers::owed`]). A member notified for a partition that a rebalance
 //! gives away is owed nothing there any more ([`Wakers::disown`]), nor is
 //! a member that left ([`Wakers::forget`]).
+//!
+//! With an ack timeout, a parked member also waits on a timer for the
+//! moment another member's messages become claimable; the group records
+//! each armed deadline here ([`Wakers::arm`]), so that a claim that hands
+//! messages out can tell whether some parked member will wake in time for
+//! their take-over ([`Wakers::timer_by`]) or must be woken to arm one
+//! ([`Wakers::wake_to_arm`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::task::Waker;
+
+use tokio::time::Instant;
 
 /// What a parked member was woken for, to pass on if its receive is
 /// dropped before it runs.
@@ -43,6 +52,9 @@ struct Slot {
     ticket: Option<u64>,
     /// Woken for this and not yet run.
     notified: Option<Notice>,
+    /// The deadline of its take-over timer, while it has one armed (see
+    /// [`Wakers::arm`]).
+    deadline: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +66,8 @@ pub(crate) struct Wakers {
     next_ticket: u64,
     /// Per partition: members notified for it that have not run yet.
     owed: Vec<usize>,
+    /// The take-over timers of the slots that hold one, earliest first.
+    timers: BTreeSet<(Instant, usize)>,
 }
 
 impl Wakers {
@@ -82,12 +96,54 @@ impl Wakers {
         notice
     }
 
+    /// Forgets the take-over timer of slot `k`; returns whether it had one.
+    fn disarm(timers: &mut BTreeSet<(Instant, usize)>, k: usize, slot: &mut Slot) -> bool {
+        match slot.deadline.take() {
+            Some(d) => timers.remove(&(d, k)),
+            None => false,
+        }
+    }
+
+    /// Records the take-over timer the member behind `key` arms as it
+    /// parks (`None`: it arms none).
+    pub(crate) fn arm(&mut self, key: Option<usize>, deadline: Option<Instant>) {
+        let Some(k) = key else { return };
+        let Some(slot) = self.slots[k].as_mut() else {
+            return;
+        };
+        Self::disarm(&mut self.timers, k, slot);
+        if let Some(d) = deadline {
+            slot.deadline = Some(d);
+            self.timers.insert((d, k));
+        }
+    }
+
+    /// Whether the slot behind `key` holds a take-over timer: it is parked
+    /// with one armed, or it was woken and has not run yet.
+    pub(crate) fn has_timer(&self, key: Option<usize>) -> bool {
+        key.and_then(|k| self.slots[k].as_ref())
+            .is_some_and(|s| s.deadline.is_some())
+    }
+
+    /// Whether a slot of a member that `eligible` accepts holds a
+    /// take-over timer due no later than `moment`.
+    pub(crate) fn timer_by(&self, moment: Instant, eligible: impl Fn(u64) -> bool) -> bool {
+        self.timers
+            .range(..=(moment, usize::MAX))
+            .any(|&(_, k)| self.slots[k].as_ref().is_some_and(|s| eligible(s.member)))
+    }
+
     /// The member behind `key` is running a claim: its notification, if
-    /// any, is being acted on, and it is out of the queue while it runs.
-    /// It keeps its ticket if it was still parked (polled without being
-    /// woken), so that parking again keeps its place.
+    /// any, is being acted on, and it is out of the queue while it runs;
+    /// its take-over timer is armed afresh if it parks again. It keeps
+    /// its ticket if it was still parked (polled without being woken), so
+    /// that parking again keeps its place.
     pub(crate) fn begin(&mut self, key: Option<usize>) {
-        if let Some(slot) = key.and_then(|k| self.slots[k].as_mut()) {
+        if let Some(k) = key {
+            let Some(slot) = self.slots[k].as_mut() else {
+                return;
+            };
+            Self::disarm(&mut self.timers, k, slot);
             Self::settle(&mut self.owed, &mut slot.notified);
             if slot.waker.take().is_some() {
                 if let Some(t) = slot.ticket {
@@ -115,6 +171,7 @@ impl Wakers {
             waker: None,
             ticket: None,
             notified: None,
+            deadline: None,
         });
         slot.member = member;
         Self::settle(&mut self.owed, &mut slot.notified);
@@ -132,7 +189,11 @@ impl Wakers {
     /// The member behind `key` completed its receive (it does not wait):
     /// out of the queue, and its next park goes to the back.
     pub(crate) fn done(&mut self, key: Option<usize>) {
-        if let Some(slot) = key.and_then(|k| self.slots[k].as_mut()) {
+        if let Some(k) = key {
+            let Some(slot) = self.slots[k].as_mut() else {
+                return;
+            };
+            Self::disarm(&mut self.timers, k, slot);
             Self::settle(&mut self.owed, &mut slot.notified);
             slot.waker = None;
             if let Some(t) = slot.ticket.take() {
@@ -148,6 +209,7 @@ impl Wakers {
         if let (Some(t), Some(_)) = (slot.ticket, &slot.waker) {
             self.queue.remove(&t);
         }
+        Self::disarm(&mut self.timers, key, &mut slot);
         self.free.push(key);
         Self::settle(&mut self.owed, &mut slot.notified)
     }
@@ -217,10 +279,11 @@ impl Wakers {
     /// member) leaves the queue. The slots stay allocated until their
     /// waiters release them.
     pub(crate) fn forget(&mut self, member: u64) {
-        for slot in self.slots.iter_mut().flatten() {
-            if slot.member != member {
+        for (k, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut().filter(|s| s.member == member) else {
                 continue;
-            }
+            };
+            Self::disarm(&mut self.timers, k, slot);
             Self::settle(&mut self.owed, &mut slot.notified);
             if slot.waker.take().is_some() {
                 if let Some(t) = slot.ticket.take() {
@@ -234,6 +297,11 @@ impl Wakers {
     /// Takes the waker of the longest-waiting parked member that
     /// `eligible` accepts, and marks it notified for `notice`.
     pub(crate) fn wake_one(&mut self, notice: Notice, eligible: impl Fn(u64) -> bool) -> Option<Waker> {
+        self.wake_first(notice, eligible).map(|(_, w)| w)
+    }
+
+    /// As [`wake_one`](Self::wake_one); also returns the woken slot.
+    fn wake_first(&mut self, notice: Notice, eligible: impl Fn(u64) -> bool) -> Option<(usize, Waker)> {
         let (&ticket, &k) = self.queue.iter().find(|(_, &k)| {
             self.slots[k]
                 .as_ref()
@@ -244,7 +312,17 @@ impl Wakers {
         slot.ticket = None;
         slot.notified = Some(notice);
         Self::notify(&mut self.owed, notice);
-        slot.waker.take()
+        slot.waker.take().map(|w| (k, w))
+    }
+
+    /// Wakes the longest-waiting parked member that `eligible` accepts so
+    /// that it arms its take-over timer afresh (news for the group). Until
+    /// it runs it counts as holding a timer that fired `now`: it claims
+    /// (and parks again with a fresh deadline) or passes the duty on.
+    pub(crate) fn wake_to_arm(&mut self, now: Instant, eligible: impl Fn(u64) -> bool) -> Option<Waker> {
+        let (k, waker) = self.wake_first(Notice::Group, eligible)?;
+        self.arm(Some(k), Some(now));
+        Some(waker)
     }
 
     /// Takes the wakers of every parked member that `eligible` accepts,
@@ -350,6 +428,37 @@ mod tests {
         assert_eq!(w.owed(3), 0);
         assert!(w.none_parked());
         assert_eq!(w.release(keys[0].unwrap()), None);
+    }
+
+    #[test]
+    fn take_over_timers_are_tracked_while_their_slots_wait() {
+        let waker = Waker::noop();
+        let t0 = Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let mut w = Wakers::default();
+        let (mut a, mut b, mut c) = (None, None, None);
+        w.park(&mut a, waker, 0);
+        w.arm(a, Some(at(10)));
+        w.park(&mut b, waker, 1);
+        w.arm(b, None);
+        w.park(&mut c, waker, 2);
+        assert!(w.has_timer(a) && !w.has_timer(b));
+        assert!(w.timer_by(at(10), |m| m != 1));
+        assert!(!w.timer_by(at(9), |_| true), "due too late");
+        assert!(!w.timer_by(at(20), |m| m != 0), "only member 0 holds one");
+        // Woken to arm one: the longest waiting other than 0 (b), which
+        // counts as holding one due now until it runs.
+        assert!(w.wake_to_arm(at(5), |m| m != 0).is_some());
+        assert!(w.has_timer(b) && w.timer_by(at(5), |m| m == 1));
+        w.begin(b);
+        assert!(!w.has_timer(b), "running: armed afresh if it parks");
+        w.park(&mut b, waker, 1);
+        w.arm(b, Some(at(7)));
+        w.done(b);
+        assert!(!w.has_timer(b));
+        w.release(a.unwrap());
+        w.forget(2);
+        assert!(w.timers.is_empty());
     }
 
     #[test]

@@ -1383,9 +1383,11 @@ impl Model {
     /// until none is; then no member may be left waiting with something
     /// it could take (no lost wake-up): a redelivery it may take, or, with
     /// room under `max_pending`, a message (or a gap to report) in a
-    /// partition it may read. (Not checked: an idle member's messages
-    /// becoming claimable, which its timer covers when it was set after
-    /// they were handed out, and dead letters the sink would now take.)
+    /// partition it may read; nor, with an ack timeout, with another
+    /// member's messages claimable (idle past the timeout) that it was
+    /// not woken for, whether they were handed out before it parked or
+    /// while it waited. (Not checked: dead letters the sink would now
+    /// take.)
     fn settle(&mut self) -> Result<(), TestCaseError> {
         for _ in 0..64 {
             let woken = self
@@ -1403,6 +1405,16 @@ impl Model {
                                 !self.could_take(m),
                                 "member {} waits, never woken, with something to take; group {:?}",
                                 m,
+                                self.group.stats()
+                            );
+                            let due = self.next_deadline(m);
+                            prop_assert!(
+                                due.is_none_or(|d| d > self.now),
+                                "member {} waits at {} ms, never woken, although another member's \
+                                 messages were claimable at {:?} ms; group {:?}",
+                                m,
+                                self.now,
+                                due,
                                 self.group.stats()
                             );
                         }
@@ -2135,6 +2147,51 @@ fn model_regression_expired_pending_messages_make_room() {
         Op::Publish(0),
         Op::RecvWait(0, 1, 14),
         Op::Stats,
+    ];
+    check(cfg, ops).unwrap();
+}
+
+/// Model: members 0 and 1 park in that order on an empty partition; the
+/// publish wakes member 0, which receives; member 1 had parked with
+/// nothing pending, so it had no timer for member 0's take-over, and the
+/// clock passing the ack timeout did not wake it (the wake-up check
+/// leaves it waiting with member 0's message claimable).
+#[test]
+fn model_regression_a_member_parked_before_another_received_is_woken_for_the_take_over() {
+    let cfg = Config {
+        ack_timeout_ms: Some(5),
+        ..manual_case(1, 4)
+    };
+    let ops = vec![
+        Op::Join(Start::Earliest),
+        Op::Join(Start::Earliest),
+        Op::Park(0, 1),
+        Op::Park(1, 1),
+        Op::Publish(0),
+        Op::Advance(5),
+    ];
+    check(cfg, ops).unwrap();
+}
+
+/// The shrunk input the model found for the same (exclusive assignment,
+/// `max_pending` 1: member 1 owns nothing, parks, and member 0 receives
+/// without waiting).
+#[test]
+fn model_regression_a_receive_without_waiting_arms_the_take_over_of_the_members_parked() {
+    let cfg = Config {
+        ack_timeout_ms: Some(5),
+        exclusive: true,
+        max_pending: Some(1),
+        ..manual_case(1, 2)
+    };
+    let ops = vec![
+        Op::Join(Start::Committed),
+        Op::Publish(0),
+        Op::Publish(0),
+        Op::Join(Start::Earliest),
+        Op::Park(1, 1),
+        Op::TryRecv(0),
+        Op::Advance(5),
     ];
     check(cfg, ops).unwrap();
 }

@@ -296,9 +296,16 @@ async fn room_made_by_an_expiry_wakes_a_member_parked_at_the_limit() {
     assert!(hb.poll(&b).is_pending());
     p0.try_publish(1).unwrap();
     assert_eq!(a.try_recv().unwrap().value, 1, "pending 1: the limit");
+    // B parked before A received: woken once, to arm its timer for A's
+    // take-over (see `group_ack_timeout.rs`).
+    assert!(hb.woken(), "B woken to arm its take-over timer");
+    assert!(hb.poll(&b).is_pending());
     p1.try_publish(2).unwrap();
     assert!(!hb.woken(), "no room: nobody woken");
     tokio::time::advance(Duration::from_millis(150)).await;
+    // The timer fired; B's task has not run (so only the group can wake
+    // it below).
+    assert!(hb.woken(), "B's take-over timer fired");
     let mut ha = Hand::new();
     assert!(ha.poll(&a).is_pending(), "A's message expired; p0 is empty");
     assert_eq!(group.stats().expired, 1);
