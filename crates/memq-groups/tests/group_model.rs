@@ -235,12 +235,23 @@ struct Hand {
     max: usize,
     flag: Arc<Flag>,
     waker: Waker,
+    /// When its timer (ack-timeout take-over, dead-letter retry) fires, as
+    /// the model expects it armed at its last poll (ms).
+    timer: Option<u64>,
 }
 
-struct Flag(AtomicBool);
+/// Whether the hand was woken since it was last polled, and when.
+struct Flag(AtomicBool, Mutex<Vec<Instant>>);
+
+impl Flag {
+    fn new() -> Self {
+        Flag(AtomicBool::new(false), Mutex::new(Vec::new()))
+    }
+}
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
+        self.1.lock().unwrap().push(Instant::now());
         self.0.store(true, Ordering::SeqCst);
     }
 }
@@ -853,7 +864,7 @@ impl Model {
                     // kept for a receive woken for them: then the next
                     // settled claim finds where the group stands.)
                     let mut skips = Vec::new();
-                    if self.room() > 0 && !self.others_woken(m) {
+                    if self.room() > 0 && !self.others_notified_by(self.now) {
                         for p in 0..self.n() {
                             let high = self.parts[p].high();
                             if self.eligible(m, p) && self.parts[p].next != high {
@@ -1350,11 +1361,35 @@ impl Model {
             .any(|s| s.hand.as_ref().is_some_and(|h| h.flag.0.load(Ordering::SeqCst)))
     }
 
+    /// As [`others_woken`](Self::others_woken) for a claim of a waiting
+    /// receive at `ms`, replayed after it: woken by then (by the group,
+    /// possibly in that claim). A receive's own timer firing is no
+    /// notification (nothing is kept for it), nor is a wake-up after
+    /// `ms`.
+    fn others_notified_by(&self, ms: u64) -> bool {
+        self.members.iter().filter_map(|s| s.hand.as_ref()).any(|h| {
+            let mut at: Vec<u64> = h
+                .flag
+                .1
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|i| (*i - self.origin).as_millis() as u64)
+                .filter(|&w| w <= ms)
+                .collect();
+            if let Some(i) = at.iter().position(|&w| Some(w) == h.timer) {
+                at.swap_remove(i);
+            }
+            !at.is_empty()
+        })
+    }
+
     /// Polls member `m`'s waiting receive once and checks the claim.
     fn poll_hand(&mut self, m: u64) -> Result<(), TestCaseError> {
         let slot = self.members.iter_mut().find(|s| s.id == m).unwrap();
         let hand = slot.hand.as_mut().unwrap();
         hand.flag.0.store(false, Ordering::SeqCst);
+        hand.flag.1.lock().unwrap().clear();
         let max = hand.max;
         let mut out = Vec::new();
         let polled = slot.member.poll_recv_batch(
@@ -1376,7 +1411,17 @@ impl Model {
             // The receive is over.
             slot.hand = None;
         }
-        self.claim(m, max, outcome)
+        self.claim(m, max, outcome)?;
+        // Waiting: when its timer fires (as in `recv_wait`).
+        let timer = self
+            .next_deadline(m)
+            .into_iter()
+            .chain((self.room() == 0 && !self.backlog.is_empty()).then_some(self.now + 100));
+        let timer = timer.min();
+        if let Some(hand) = self.slot_mut(m).and_then(|s| s.hand.as_mut()) {
+            hand.timer = timer;
+        }
+        Ok(())
     }
 
     /// Runs every waiting receive that was woken (as an executor would),
@@ -1556,12 +1601,13 @@ impl Model {
                 if let Some(m) = self.pick(i) {
                     let slot = self.slot_mut(m).unwrap();
                     if slot.hand.is_none() {
-                        let flag = Arc::new(Flag(AtomicBool::new(false)));
+                        let flag = Arc::new(Flag::new());
                         slot.hand = Some(Hand {
                             waiter: MemberWaiter::new(),
                             max,
                             waker: Waker::from(flag.clone()),
                             flag,
+                            timer: None,
                         });
                     }
                     self.poll_hand(m)?;
@@ -2192,6 +2238,35 @@ fn model_regression_a_receive_without_waiting_arms_the_take_over_of_the_members_
         Op::Park(1, 1),
         Op::TryRecv(0),
         Op::Advance(5),
+    ];
+    check(cfg, ops).unwrap();
+}
+
+/// The model's shrunk input: member 1 (owning nothing) is woken to arm
+/// its take-over timer, which fires while member 0 waits in `recv_batch`
+/// past the TTL; the model took that timer's wake-up for a notification
+/// (messages kept for member 1), deferred what member 0's waiting claims
+/// passed over (an expired message), and so committed less than the
+/// group. A timer firing keeps nothing for anyone.
+#[test]
+fn model_regression_a_timer_firing_keeps_nothing_for_its_member() {
+    let cfg = Config {
+        ack_timeout_ms: Some(17),
+        exclusive: true,
+        ttl_ms: Some(26),
+        ..manual_case(1, 512)
+    };
+    let ops = vec![
+        Op::Join(Start::Earliest),
+        Op::Join(Start::Earliest),
+        Op::Publish(0),
+        Op::Publish(0),
+        Op::Advance(10),
+        Op::Park(1, 1),
+        Op::TryRecv(2),
+        Op::Advance(16),
+        Op::RecvWait(0, 1, 17),
+        Op::Seek(0, 0, 0, 0),
     ];
     check(cfg, ops).unwrap();
 }
