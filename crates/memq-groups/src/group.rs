@@ -69,7 +69,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::sync::{Mutex, MutexGuard};
-use memq_core::{Cursor, Delivered, StartFrom, Topic, TryRecvError, Waiter};
+use memq_core::{Cursor, Delivered, OutOfRange, StartFrom, Topic, TryRecvError, Waiter};
 use tokio::time::Instant;
 
 use crate::config::{AckMode, Assignment, GroupConfig};
@@ -1509,6 +1509,41 @@ impl<T: Clone + Send + 'static> Shared<T> {
         cursor
             .seek(offset)
             .map_err(|range| GroupError::OutOfRange { partition, range })?;
+        let wake = self.wake_everyone(&mut st);
+        self.unlock(st, wake);
+        Ok(())
+    }
+
+    /// Moves every partition's cursor to `offset`, or none: the windows
+    /// are checked first, and the moves cannot fail. Otherwise as
+    /// [`seek`](Self::seek) for each partition (pending messages and
+    /// redeliveries stay as they are; parked members are woken).
+    pub(crate) fn seek_all(&self, offset: u64) -> Result<(), GroupError> {
+        let mut st = self.state.lock();
+        self.flush(&mut st);
+        // A window only moves up: `high` never goes down, and an eviction
+        // raises `low`. An offset checked here is therefore still at or
+        // below `high` when the cursors move; one evicted since the check
+        // is accepted by `seek_or_lag` (the next receive reports it as
+        // lagged), so no move fails once the first is made.
+        for (partition, topic) in self.sources.iter().enumerate() {
+            let stats = topic.stats();
+            let (low, high) = (stats.low, stats.high);
+            if !(low..=high).contains(&offset) {
+                return Err(GroupError::OutOfRange {
+                    partition,
+                    range: OutOfRange {
+                        requested: offset,
+                        low,
+                        high,
+                    },
+                });
+            }
+        }
+        for cursor in &mut st.cursors {
+            let moved = cursor.seek_or_lag(offset);
+            debug_assert!(moved.is_ok(), "checked against the window: {moved:?}");
+        }
         let wake = self.wake_everyone(&mut st);
         self.unlock(st, wake);
         Ok(())

@@ -391,6 +391,61 @@ impl<T: Clone + Send + 'static> Member<T> {
         self.shared.seek(partition, offset)
     }
 
+    /// Moves the group's position in every partition to `offset`, all or
+    /// nothing: the next message handed out from each partition is
+    /// `offset` (the same offset in every partition, as when replaying a
+    /// partitioned topic from a point all its partitions share).
+    ///
+    /// Every partition's window is checked first; if one does not hold
+    /// `offset`, no partition moves. Once checked, the moves cannot fail:
+    /// a message at or past `offset` that a partition evicts meanwhile is
+    /// reported to the next receive as [`TryRecvError::Lagged`] (or
+    /// [`RecvError::Lagged`]), as a gap is. Otherwise as
+    /// [`seek`](Self::seek) in each partition: messages pending with
+    /// members stay pending (a seek back hands them out again as new), and
+    /// waiting members are woken.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::OutOfRange`] naming the first partition (in index
+    /// order) whose retained window `low..=high` does not hold `offset`;
+    /// then nothing moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig, GroupError};
+    ///
+    /// let parts: Vec<Topic<u32>> = (0..2).map(|_| Topic::new(TopicConfig::default()).unwrap()).collect();
+    /// let group = Group::new("replay", parts.clone(), GroupConfig::default()).unwrap();
+    /// for i in 0..4 {
+    ///     parts[0].try_publish(i).unwrap();
+    /// }
+    /// parts[1].try_publish(10).unwrap();
+    /// let member = group.join(StartFrom::Latest).unwrap();
+    /// assert_eq!((member.position(0), member.position(1)), (Some(4), Some(1)));
+    ///
+    /// // Partition 1 holds offset 0 only (its next is 1): nothing moves.
+    /// let Err(GroupError::OutOfRange { partition, range }) = member.seek_all(2) else {
+    ///     panic!("partition 1 refuses offset 2")
+    /// };
+    /// assert_eq!((partition, range.low, range.high), (1, 0, 1));
+    /// assert_eq!((member.position(0), member.position(1)), (Some(4), Some(1)));
+    ///
+    /// // Both hold offset 1.
+    /// member.seek_all(1).unwrap();
+    /// let mut replayed = Vec::new();
+    /// while let Ok(m) = member.try_recv() {
+    ///     replayed.push((m.partition, m.value));
+    /// }
+    /// replayed.sort();
+    /// assert_eq!(replayed, vec![(0, 1), (0, 2), (0, 3)]);
+    /// ```
+    pub fn seek_all(&self, offset: u64) -> Result<(), GroupError> {
+        self.shared.seek_all(offset)
+    }
+
     /// The group's position in `partition`: the next offset to hand out.
     pub fn position(&self, partition: usize) -> Option<u64> {
         self.shared.position(partition)

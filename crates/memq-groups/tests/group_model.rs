@@ -6,12 +6,12 @@
 //! (every `StartFrom`) and leaving (drop), `try_recv`, `try_recv_batch`
 //! (including `max = 0`), `recv_batch` bounded by a timeout under paused
 //! time, acks of held, foreign, stale and unknown messages, commits and
-//! seeks in and out of the window and of range, advancing the clock past or
-//! below the ack timeout and the topics' TTL, `stats` and `flush_commits`,
-//! and switching the dead-letter sink between taking and refusing (as a
-//! full dead-letter topic). Configurations include a TTL (on topics big
-//! enough never to evict, so the model knows what expired) and
-//! `max_pending`.
+//! seeks (of one partition, and `seek_all`) in and out of the window and
+//! of range, advancing the clock past or below the ack timeout and the
+//! topics' TTL, `stats` and `flush_commits`, and switching the
+//! dead-letter sink between taking and refusing (as a full dead-letter
+//! topic). Configurations include a TTL (on topics big enough never to
+//! evict, so the model knows what expired) and `max_pending`.
 //!
 //! Checked at every step: every message handed out is the one published
 //! there (value and timestamp); a message is held by one member at a time;
@@ -120,6 +120,8 @@ enum Op {
     /// Member, raw partition, how to pick the offset, raw offset.
     Commit(usize, usize, u8, u64),
     Seek(usize, usize, u8, u64),
+    /// Member, how to pick the offset, raw offset.
+    SeekAll(usize, u8, u64),
     Advance(u64),
     Stats,
     Flush,
@@ -194,6 +196,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0usize..3, 0u8..9, 0usize..3, 0u64..12).prop_map(|(i, s, p, o)| Op::Ack(i, s, p, o)),
         1 => (0usize..3, 0usize..3, 0u8..4, 0u64..12).prop_map(|(i, p, s, o)| Op::Commit(i, p, s, o)),
         1 => (0usize..3, 0usize..3, 0u8..5, 0u64..12).prop_map(|(i, p, s, o)| Op::Seek(i, p, s, o)),
+        1 => (0usize..3, 0u8..6, 0u64..12).prop_map(|(i, s, o)| Op::SeekAll(i, s, o)),
         3 => (0u64..40).prop_map(Op::Advance),
         1 => Just(Op::Stats),
         1 => Just(Op::Flush),
@@ -1274,6 +1277,52 @@ impl Model {
         Ok(())
     }
 
+    /// `seek_all`: every partition's window is checked (in index order)
+    /// before any moves; then each moves as by [`seek`](Self::seek).
+    fn seek_all(&mut self, i: usize, sel: u8, ro: u64) -> Result<(), TestCaseError> {
+        let Some(m) = self.pick(i) else { return Ok(()) };
+        let lows = self.parts.iter().map(|x| x.low);
+        let highs = self.parts.iter().map(Part::high);
+        let o = match sel {
+            0 => lows.clone().min().unwrap_or(0).saturating_sub(1),
+            1 => lows.clone().max().unwrap_or(0),
+            2 => highs.clone().min().unwrap_or(0),
+            3 => highs.clone().max().unwrap_or(0),
+            4 => highs.clone().max().unwrap_or(0) + 1,
+            _ => ro,
+        };
+        let before: Vec<Option<u64>> = (0..self.n()).map(|p| self.member(m).position(p)).collect();
+        let got = self.member(m).seek_all(o);
+        let refused = self.parts.iter().enumerate().find_map(|(p, x)| {
+            let (low, high) = (x.low, x.high());
+            (!(low..=high).contains(&o)).then_some(GroupError::OutOfRange {
+                partition: p,
+                range: OutOfRange {
+                    requested: o,
+                    low,
+                    high,
+                },
+            })
+        });
+        prop_assert_eq!(&got, &refused.map_or(Ok(()), Err), "seek_all {}", o);
+        if got.is_err() {
+            let after: Vec<Option<u64>> = (0..self.n()).map(|p| self.member(m).position(p)).collect();
+            prop_assert_eq!(after, before, "a refused seek_all moved a partition");
+            return Ok(());
+        }
+        let block = self.cfg.block;
+        for p in 0..self.n() {
+            let part = &mut self.parts[p];
+            let from = part.next;
+            part.next = o;
+            part.may_lag = !block;
+            if o > from {
+                Self::mark(&mut self.skipped, p, from..o);
+            }
+        }
+        Ok(())
+    }
+
     fn try_recv(&mut self, i: usize, max: Option<usize>) -> Result<(), TestCaseError> {
         let Some(m) = self.pick(i) else { return Ok(()) };
         let member = self.member(m);
@@ -1591,6 +1640,7 @@ impl Model {
             Op::Ack(i, sel, p, o) => self.ack(i, sel, p, o)?,
             Op::Commit(i, p, sel, o) => self.commit(i, p, sel, o)?,
             Op::Seek(i, p, sel, o) => self.seek(i, p, sel, o)?,
+            Op::SeekAll(i, sel, o) => self.seek_all(i, sel, o)?,
             Op::Advance(ms) => {
                 tokio::time::advance(Duration::from_millis(ms)).await;
                 self.now += ms;

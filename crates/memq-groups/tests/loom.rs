@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use loom::thread;
 use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
-use memq_groups::{AckMode, Assignment, Group, GroupConfig, Member, MemberWaiter};
+use memq_groups::{AckMode, Assignment, Group, GroupConfig, GroupError, Member, MemberWaiter};
 use memq_testkit::loom_model as model;
 
 /// As `memq_testkit::loom_model`, with loom's preemption bound set: the
@@ -299,5 +299,48 @@ fn a_woken_member_that_does_not_run_holds_back_only_its_own_message() {
         assert!(rb < 2);
         // A gets the other one.
         assert_eq!(ha.poll(&a), Poll::Ready(vec![1 - rb]));
+    });
+}
+
+/// `seek_all` racing a publish that evicts the offset it seeks to from
+/// partition 0: every partition moves (an eviction after the window
+/// check is accepted, and the next receive reports it as lagged) or none
+/// does (the check saw the eviction); never partition 1 alone.
+#[test]
+fn seek_all_racing_an_eviction_moves_every_partition_or_none() {
+    model(|| {
+        let one = || Topic::new(TopicConfig::default().max_messages(Some(1))).unwrap();
+        let parts = vec![one(), one()];
+        parts[0].try_publish(0u8).unwrap();
+        parts[1].try_publish(0u8).unwrap();
+        let group = Group::new("g", parts.clone(), GroupConfig::default()).unwrap();
+        let m = group.join(StartFrom::Latest).unwrap();
+        let p0 = parts[0].clone();
+        // Evicts offset 0 of partition 0.
+        let h = thread::spawn(move || p0.try_publish(1u8).unwrap());
+        let sought = m.seek_all(0);
+        h.join().unwrap();
+        let positions = (m.position(0), m.position(1));
+        let (mut got, mut lagged) = (Vec::new(), 0);
+        for _ in 0..4 {
+            match m.try_recv() {
+                Ok(c) => got.push((c.partition, c.offset)),
+                Err(memq_core::TryRecvError::Lagged(n)) => lagged += n,
+                Err(_) => break,
+            }
+        }
+        got.sort_unstable();
+        match sought {
+            Ok(()) => {
+                assert_eq!(positions, (Some(0), Some(0)));
+                assert_eq!((got, lagged), (vec![(0, 1), (1, 0)], 1));
+            }
+            Err(GroupError::OutOfRange { partition, range }) => {
+                assert_eq!((partition, range.low), (0, 1));
+                assert_eq!(positions, (Some(1), Some(1)), "nothing moved");
+                assert_eq!((got, lagged), (vec![(0, 1)], 0));
+            }
+            Err(e) => panic!("{e:?}"),
+        }
     });
 }
