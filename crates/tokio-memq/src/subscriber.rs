@@ -577,11 +577,10 @@ impl Subscriber {
                 });
             }
         }
-        self.stash.lock().clear();
         // Every window held the offset; a window only moves up (and then
         // the cursor reports the messages evicted meanwhile as lagged), so
         // the moves below cannot fail for broadcast cursors.
-        match &self.kind {
+        let moved = match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().seek_or_lag(offset),
             Kind::Merged(cursors) => {
                 let mut cursors = cursors.lock();
@@ -592,31 +591,21 @@ impl Subscriber {
                 }
                 Ok(())
             }
-            Kind::Group { member, .. } => {
-                // A group's position moves partition by partition; should
-                // one refuse (evicted past `offset` since the check), the
-                // ones moved already go back where they were.
-                let before: Vec<Option<u64>> = parts.iter().map(|&(p, _, _)| member.position(p)).collect();
-                for (i, &(p, _, _)) in parts.iter().enumerate() {
-                    if let Err(e) = member.seek(p, offset) {
-                        for (&(q, _, _), was) in parts[..i].iter().zip(&before) {
-                            if let Some(was) = *was {
-                                let _ = member.seek(q, was);
-                            }
-                        }
-                        return Err(match e {
-                            memq_groups::GroupError::OutOfRange { range, .. } => range,
-                            _ => OutOfRange {
-                                requested: offset,
-                                low: 0,
-                                high: 0,
-                            },
-                        });
-                    }
-                }
-                Ok(())
-            }
+            // The group checks and moves every partition under its lock.
+            Kind::Group { member, .. } => member.seek_all(offset).map_err(|e| match e {
+                memq_groups::GroupError::OutOfRange { range, .. } => range,
+                _ => OutOfRange {
+                    requested: offset,
+                    low: 0,
+                    high: 0,
+                },
+            }),
+        };
+        if moved.is_ok() {
+            // What was received and not handed on is behind the new position.
+            self.stash.lock().clear();
         }
+        moved
     }
 
     /// `(partition, low, high)` of every partition this subscriber reads,
