@@ -1028,7 +1028,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 continue;
             }
             // Messages re-read that wait as dead letters are passed over;
-            // then poll again for what the batch is still short of.
+            // then poll again for what the batch is still short of (not
+            // past a gap found here: the next receive reports it first).
+            let gaps = st.gaps.len();
             let polled = loop {
                 fresh.clear();
                 let take = self.owed_take(st, p, (max - got).min(self.room(st)));
@@ -1114,7 +1116,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         self.commit_through(st, p, last);
                     }
                 }
-                if passed == 0 || got == max || !st.gaps.is_empty() {
+                if passed == 0 || got == max || st.gaps.len() > gaps {
                     break polled;
                 }
             };
