@@ -634,6 +634,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         cursor.unread(held.into_iter());
         state.armed[p] = armed;
+        if self.config.ack == AckMode::Manual && st.cursors[p].position() != start {
+            // It passed over messages that expired: the commit follows the
+            // position, as after a receive.
+            self.update_commit(st, p);
+        }
         armed
     }
 
@@ -1031,6 +1036,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             // then poll again for what the batch is still short of (not
             // past a gap found here: the next receive reports it first).
             let gaps = st.gaps.len();
+            let start = st.cursors[p].position();
             let polled = loop {
                 fresh.clear();
                 let take = self.owed_take(st, p, (max - got).min(self.room(st)));
@@ -1110,9 +1116,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                     if let Some(k) = st.cursors[p].take_lag() {
                         st.gap_before(p, k);
                     }
-                    if manual {
-                        self.update_commit(st, p);
-                    } else {
+                    if !manual {
                         self.commit_through(st, p, last);
                     }
                 }
@@ -1120,6 +1124,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
                     break polled;
                 }
             };
+            if manual && st.cursors[p].position() != start {
+                // Whatever moved the position (messages handed out, dead
+                // letters or expired messages passed over, a gap found):
+                // the commit follows, whether what was passed over sat in
+                // the cursor's read-ahead buffer or not.
+                self.update_commit(st, p);
+            }
             match polled {
                 Poll::Ready(Ok(_)) | Poll::Ready(Err(memq_core::RecvError::Lagged(_))) => {}
                 Poll::Ready(Err(_)) => closed += 1,
@@ -1393,7 +1404,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
 
     /// Manual mode: the committed position is just below the lowest
     /// unacknowledged offset, or dead letter waiting for the sink (or
-    /// below the next one to hand out).
+    /// below the next one to hand out). Called whenever one of those
+    /// changes: acknowledgements, expiries, dead letters taken, and every
+    /// move of the cursor but a seek (a claim reading on, a relay armed
+    /// ahead past expired messages), so that the commit never depends on
+    /// what the cursor happened to hold in its read-ahead buffer.
     fn update_commit(&self, st: &mut State<T>, partition: usize) {
         let Some(cursor) = st.cursors.get(partition) else {
             return;

@@ -61,8 +61,12 @@
 //! With [`AckMode::Auto`] (the default) a message counts as processed when
 //! it is handed out, and the committed offset follows. With
 //! [`AckMode::Manual`] it is pending until [`Member::ack`]; the committed
-//! offset is just below the lowest unacknowledged one. A member that is
-//! dropped, or that neither receives nor acknowledges for
+//! offset is just below the lowest unacknowledged one, or, with none
+//! below it, just below the group's position (it follows the position
+//! whenever the group reads on, whether it hands messages out or passes
+//! over expired messages, dead letters or a gap it reports, but not on a
+//! seek). A member that is dropped, or that neither receives nor
+//! acknowledges for
 //! [`GroupConfig::ack_timeout`], loses its pending messages to the other
 //! members (it gets [`AckError::NotOwned`] if it acknowledges one later).
 //! A member waiting then is woken when they become claimable, whether
