@@ -273,6 +273,11 @@ fn ci() -> Result<(), String> {
             &[],
         )?;
     }
+    // Each library crate built alone, with only the features it asks for
+    // (a workspace build unifies features and can hide a missing one).
+    for krate in ["memq-core", "memq-partition", "memq-groups", "tokio-memq"] {
+        cargo(&["check", "-p", krate, "--lib"], &[])?;
+    }
     loom()?;
     tidy::run(&root()).map_err(|problems| {
         for p in &problems {
