@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio_memq::{Bytes, MessageQueue, SerializationFormat, TopicOptions};
-use tokio_memq_benches::{quick, results_path, runtime, CAPACITY};
+use tokio_memq_benches::{quick, results_path, runtime, LARGE_CAPACITY as CAPACITY};
 
 const GAP: Duration = Duration::from_micros(200);
 

@@ -7,9 +7,28 @@
 //! spot, as they would not be in an application), on a multi-thread
 //! runtime with `workers()` workers (2 unless `MEMQ_BENCH_WORKERS` says
 //! otherwise), and checks that every message arrived: a peer that loses
-//! messages is not reported as faster. Bounded queues have the same
-//! capacity, `CAPACITY`; tokio's broadcast cannot make senders wait, so it
-//! gets a buffer holding the whole run (the only way it is lossless).
+//! messages is not reported as faster.
+//!
+//! Scenarios A to D run at two capacities, [`CAPACITIES`]: 1,024 messages
+//! (small buffers, where hand-offs between publisher and receiver
+//! dominate) and 16,384. Each peer is set up as its docs recommend for the
+//! job, with the same capacity:
+//! - tokio-memq: `max_messages: capacity`, `lru_enabled: false` (publishers
+//!   wait for the slowest reader, nothing is lost), `publish_bytes` with
+//!   the raw format, `recv` or `recv_batch`;
+//! - tokio mpsc: `mpsc::channel(capacity)`, `send().await` / `recv().await`;
+//! - flume: `flume::bounded(capacity)`, `send_async` / `recv_async`;
+//! - kanal: `kanal::bounded_async(capacity)`, `send().await` / `recv().await`;
+//! - async-channel: `async_channel::bounded(capacity)`;
+//! - async-broadcast: `broadcast(capacity)`, overflow off (its default: the
+//!   sender waits for the slowest receiver);
+//! - tokio broadcast: senders never wait and a lagging receiver loses the
+//!   oldest messages, so the only lossless setting is a buffer holding the
+//!   whole run; it gets that at both capacities (the figure is the same
+//!   setting measured twice).
+//!
+//! Batches (scenario D): the channels carry `Vec`s of 100, so they get
+//! `capacity / 100` slots, the same number of messages.
 
 #![allow(missing_docs)]
 
@@ -21,8 +40,20 @@ use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use tokio_memq::{Bytes, ConsumptionMode, MessageQueue, SerializationFormat, TopicOptions};
 
-/// Room in every bounded queue or channel.
-pub const CAPACITY: usize = 16 * 1024;
+/// The small capacity: hand-offs between the two ends dominate.
+pub const SMALL_CAPACITY: usize = 1024;
+
+/// The large capacity (what perf_runner uses by default).
+pub const LARGE_CAPACITY: usize = 16 * 1024;
+
+/// Room in every bounded queue or channel: scenarios A to D run at both.
+pub const CAPACITIES: [usize; 2] = [SMALL_CAPACITY, LARGE_CAPACITY];
+
+/// A criterion group id for `scenario` at `capacity`: `A_1p_1c_1KiB_cap1024`.
+/// `cargo xtask bench` reads the capacity back from the suffix.
+pub fn with_capacity(scenario: &str, capacity: usize) -> String {
+    format!("{scenario}_cap{capacity}")
+}
 
 /// Runtime workers (`MEMQ_BENCH_WORKERS`, default 2).
 pub fn workers() -> usize {
@@ -57,9 +88,11 @@ pub fn payloads(size: usize, count: usize) -> Arc<Vec<Bytes>> {
     Arc::new((0..count).map(|i| Bytes::from(vec![i as u8; size])).collect())
 }
 
-fn lossless() -> TopicOptions {
+/// A tokio-memq topic holding `capacity` messages whose publishers wait
+/// for the slowest reader (nothing is lost).
+pub fn lossless(capacity: usize) -> TopicOptions {
     TopicOptions {
-        max_messages: Some(CAPACITY),
+        max_messages: Some(capacity),
         lru_enabled: false,
         ..Default::default()
     }
@@ -71,9 +104,9 @@ const FORMAT: SerializationFormat = SerializationFormat::Raw;
 pub mod one_to_one {
     use super::*;
 
-    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, batch: usize) -> Duration {
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, batch: usize, capacity: usize) -> Duration {
         let mq = MessageQueue::new();
-        let sub = mq.subscriber_with_options("a", lossless()).await.unwrap();
+        let sub = mq.subscriber_with_options("a", lossless(capacity)).await.unwrap();
         let publisher = mq.publisher("a");
         let start = Instant::now();
         let producer = tokio::spawn(async move {
@@ -91,8 +124,8 @@ pub mod one_to_one {
         start.elapsed()
     }
 
-    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(CAPACITY);
+    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64, capacity: usize) -> Duration {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(capacity);
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for i in 0..n {
@@ -108,6 +141,7 @@ pub mod one_to_one {
         start.elapsed()
     }
 
+    /// Lossless only with a buffer that holds the whole run.
     pub async fn tokio_broadcast(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
         let (tx, mut rx) = tokio::sync::broadcast::channel(n as usize);
         let start = Instant::now();
@@ -125,8 +159,8 @@ pub mod one_to_one {
         start.elapsed()
     }
 
-    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
-        let (tx, rx) = flume::bounded(CAPACITY);
+    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64, capacity: usize) -> Duration {
+        let (tx, rx) = flume::bounded(capacity);
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for i in 0..n {
@@ -144,8 +178,8 @@ pub mod one_to_one {
         start.elapsed()
     }
 
-    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
-        let (tx, rx) = kanal::bounded_async(CAPACITY);
+    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64, capacity: usize) -> Duration {
+        let (tx, rx) = kanal::bounded_async(capacity);
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for i in 0..n {
@@ -161,8 +195,8 @@ pub mod one_to_one {
         start.elapsed()
     }
 
-    pub async fn async_channel(pool: Arc<Vec<Bytes>>, n: u64) -> Duration {
-        let (tx, rx) = async_channel::bounded(CAPACITY);
+    pub async fn async_channel(pool: Arc<Vec<Bytes>>, n: u64, capacity: usize) -> Duration {
+        let (tx, rx) = async_channel::bounded(capacity);
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for i in 0..n {
@@ -184,11 +218,11 @@ pub mod one_to_one {
 pub mod fan_out {
     use super::*;
 
-    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, subs: usize, capacity: usize) -> Duration {
         let mq = MessageQueue::new();
         let mut readers = Vec::new();
         for _ in 0..subs {
-            let sub = mq.subscriber_with_options("b", lossless()).await.unwrap();
+            let sub = mq.subscriber_with_options("b", lossless(capacity)).await.unwrap();
             readers.push(tokio::spawn(async move {
                 let mut got = 0u64;
                 while got < n {
@@ -211,6 +245,7 @@ pub mod fan_out {
         start.elapsed()
     }
 
+    /// Lossless only with a buffer that holds the whole run.
     pub async fn tokio_broadcast(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
         let (tx, _) = tokio::sync::broadcast::channel(n as usize);
         let readers: Vec<_> = (0..subs)
@@ -238,9 +273,9 @@ pub mod fan_out {
         start.elapsed()
     }
 
-    pub async fn async_broadcast(pool: Arc<Vec<Bytes>>, n: u64, subs: usize) -> Duration {
+    pub async fn async_broadcast(pool: Arc<Vec<Bytes>>, n: u64, subs: usize, capacity: usize) -> Duration {
         // Bounded and lossless: the sender waits for the slowest receiver.
-        let (tx, rx) = async_broadcast::broadcast(CAPACITY);
+        let (tx, rx) = async_broadcast::broadcast(capacity);
         let readers: Vec<_> = (0..subs)
             .map(|_| {
                 let mut rx = rx.clone();
@@ -278,6 +313,7 @@ pub mod competing {
         pubs: u64,
         consumers: usize,
         batch: usize,
+        capacity: usize,
     ) -> Duration {
         let total = per * pubs;
         let mq = MessageQueue::new();
@@ -287,7 +323,7 @@ pub mod competing {
         for _ in 0..consumers {
             let member = mq
                 .group("c", "workers")
-                .options(lossless())
+                .options(lossless(capacity))
                 .mode(ConsumptionMode::Earliest)
                 .join()
                 .await
@@ -328,9 +364,15 @@ pub mod competing {
     }
 
     macro_rules! mpmc {
-        ($name:ident, $make:expr, $send:ident, $recv:ident) => {
-            pub async fn $name(pool: Arc<Vec<Bytes>>, per: u64, pubs: u64, consumers: usize) -> Duration {
-                let (tx, rx) = $make;
+        ($name:ident, $make:path, $send:ident, $recv:ident) => {
+            pub async fn $name(
+                pool: Arc<Vec<Bytes>>,
+                per: u64,
+                pubs: u64,
+                consumers: usize,
+                capacity: usize,
+            ) -> Duration {
+                let (tx, rx) = $make(capacity);
                 let readers: Vec<_> = (0..consumers)
                     .map(|_| {
                         let rx = rx.clone();
@@ -371,14 +413,9 @@ pub mod competing {
         };
     }
 
-    mpmc!(flume, flume::bounded::<Bytes>(CAPACITY), send_async, recv_async);
-    mpmc!(kanal, kanal::bounded_async::<Bytes>(CAPACITY), send, recv);
-    mpmc!(
-        async_channel,
-        async_channel::bounded::<Bytes>(CAPACITY),
-        send,
-        recv
-    );
+    mpmc!(flume, flume::bounded::<Bytes>, send_async, recv_async);
+    mpmc!(kanal, kanal::bounded_async::<Bytes>, send, recv);
+    mpmc!(async_channel, async_channel::bounded::<Bytes>, send, recv);
 }
 
 /// Scenario D: batches of `size`. tokio-memq gives each message its own
@@ -386,10 +423,10 @@ pub mod competing {
 pub mod batches {
     use super::*;
 
-    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize) -> Duration {
         let rounds = n / size as u64;
         let mq = MessageQueue::new();
-        let sub = mq.subscriber_with_options("d", lossless()).await.unwrap();
+        let sub = mq.subscriber_with_options("d", lossless(capacity)).await.unwrap();
         let publisher = mq.publisher("d");
         let start = Instant::now();
         let producer = tokio::spawn(async move {
@@ -408,15 +445,20 @@ pub mod batches {
         start.elapsed()
     }
 
+    /// Slots for `Vec`s of `size` holding `capacity` messages (at least one).
+    fn slots(capacity: usize, size: usize) -> usize {
+        (capacity / size).max(1)
+    }
+
     fn batch(pool: &[Bytes], r: u64, size: usize) -> Vec<Bytes> {
         (0..size)
             .map(|i| pool[(r as usize * size + i) % pool.len()].clone())
             .collect()
     }
 
-    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+    pub async fn tokio_mpsc(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize) -> Duration {
         let rounds = n / size as u64;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(CAPACITY / size);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(slots(capacity, size));
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for r in 0..rounds {
@@ -432,9 +474,9 @@ pub mod batches {
         start.elapsed()
     }
 
-    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+    pub async fn flume(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize) -> Duration {
         let rounds = n / size as u64;
-        let (tx, rx) = flume::bounded::<Vec<Bytes>>(CAPACITY / size);
+        let (tx, rx) = flume::bounded::<Vec<Bytes>>(slots(capacity, size));
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for r in 0..rounds {
@@ -450,9 +492,9 @@ pub mod batches {
         start.elapsed()
     }
 
-    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64, size: usize) -> Duration {
+    pub async fn kanal(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize) -> Duration {
         let rounds = n / size as u64;
-        let (tx, rx) = kanal::bounded_async::<Vec<Bytes>>(CAPACITY / size);
+        let (tx, rx) = kanal::bounded_async::<Vec<Bytes>>(slots(capacity, size));
         let start = Instant::now();
         let producer = tokio::spawn(async move {
             for r in 0..rounds {
@@ -495,7 +537,7 @@ pub mod stats_polling {
         let mq = MessageQueue::new();
         let options = TopicOptions {
             message_ttl: Some(Duration::from_secs(3600)),
-            ..lossless()
+            ..lossless(LARGE_CAPACITY)
         };
         mq.create_topic("other", options.clone()).await.unwrap();
         let sub = mq.subscriber_with_options("i", options).await.unwrap();
