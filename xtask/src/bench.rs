@@ -1,14 +1,18 @@
 //! `cargo xtask bench [--quick]`: runs the criterion suite and the latency
-//! and memory benches, then writes `bench-report/REPORT.md` (throughput,
-//! latency, memory, ratios to every peer, the DESIGN.md targets met or
-//! not) and `bench-report/throughput.svg`. Criterion's own HTML reports
-//! stay in `target/criterion/`.
+//! and memory benches, then writes `bench-report/REPORT.md` (every peer's
+//! settings, throughput at capacity 1,024 and 16,384 side by side,
+//! latency at 50,000 and 5,000 messages/s, memory, ratios to every peer,
+//! the DESIGN.md targets met or not) and `bench-report/throughput.svg`.
+//! Criterion's own HTML reports stay in `target/criterion/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::Value;
+
+/// The capacities scenarios A to D run at (`benches/lib.rs`, `CAPACITIES`).
+const CAPACITIES: [usize; 2] = [1024, 16 * 1024];
 
 /// One measured implementation in one scenario.
 #[derive(Debug, Clone)]
@@ -22,16 +26,69 @@ fn ours(name: &str) -> bool {
     name.starts_with("tokio-memq")
 }
 
+/// How every implementation is set up, printed beside the tables (the same
+/// text as in README's Performance section and `benches/lib.rs`).
+const SETTINGS: &str = "\
+Scenarios A to D run at two capacities: 1,024 messages (small buffers, where the \
+hand-offs between publisher and receiver dominate) and 16,384; E, G and I at 16,384. \
+Each implementation is set up as its docs recommend for the job, with the same capacity:
+
+- tokio-memq: `max_messages` = capacity, `lru_enabled: false` (publishers wait for the \
+slowest reader, nothing is lost), `publish_bytes` with the raw format, `recv` / `recv_batch`;
+- tokio mpsc: `mpsc::channel(capacity)`, `send().await` / `recv().await`;
+- flume: `flume::bounded(capacity)`, `send_async` / `recv_async`;
+- kanal: `kanal::bounded_async(capacity)`, `send().await` / `recv().await`;
+- async-channel: `async_channel::bounded(capacity)`;
+- async-broadcast: `broadcast(capacity)` with overflow off (its default: the sender waits \
+for the slowest receiver);
+- tokio broadcast: senders never wait and a lagging receiver loses the oldest messages, so \
+the only lossless setting is a buffer holding the whole run; it gets that in both capacity \
+columns (the same setting measured twice).
+
+In D the channels carry `Vec`s of 100 messages in `capacity / 100` slots (the same number \
+of messages); tokio-memq publishes and receives batches of 100, each message with its own \
+offset. Payloads are distinct 1 KiB `Bytes` buffers used in turn, shared, never copied; \
+every run checks that every message arrived.
+";
+
+/// Splits a criterion group id into its scenario and capacity:
+/// `A_1p_1c_1KiB_cap1024` is (`A_1p_1c_1KiB`, Some(1024)).
+fn split_capacity(group: &str) -> (&str, Option<usize>) {
+    match group.rsplit_once("_cap") {
+        Some((scenario, cap)) => match cap.parse() {
+            Ok(cap) => (scenario, Some(cap)),
+            Err(_) => (group, None),
+        },
+        None => (group, None),
+    }
+}
+
+/// 16384 as "16,384".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
     let target = root.join("target");
     let _ = std::fs::remove_dir_all(target.join("criterion"));
     let _ = std::fs::remove_dir_all(target.join("bench-results"));
+    // --quick: scenarios A to D run at two capacities, so each benchmark
+    // gets a shorter warm-up and measurement than before to keep the whole
+    // run near its old length (about 2 minutes on 2 cores).
     let timing: &[&str] = if quick {
         &[
             "--warm-up-time",
-            "0.5",
+            "0.3",
             "--measurement-time",
-            "1.5",
+            "1.2",
             "--sample-size",
             "10",
         ]
@@ -135,36 +192,21 @@ fn report(
          the machine may be shared and noisy, so compare ratios within this report.\n",
         if quick { " --quick" } else { "" }
     );
+    let _ = writeln!(s, "## Settings\n\n{SETTINGS}");
     let _ = writeln!(s, "## Throughput\n");
-    for (scenario, rows) in scenarios {
-        let (mine, _) = best(rows);
+    // Scenario -> capacity (None: a scenario that runs at one) -> rows.
+    let mut by_scenario: BTreeMap<&str, BTreeMap<Option<usize>, &Vec<Row>>> = BTreeMap::new();
+    for (group, rows) in scenarios {
+        let (scenario, cap) = split_capacity(group);
+        by_scenario.entry(scenario).or_default().insert(cap, rows);
+    }
+    for (scenario, caps) in &by_scenario {
         let _ = writeln!(s, "### {scenario}\n");
-        let _ = writeln!(s, "| implementation | rate | best tokio-memq / this |");
-        let _ = writeln!(s, "|---|---:|---:|");
-        for r in rows {
-            let ratio = match mine {
-                Some(m) if !ours(&r.name) => format!("{:.2}x", m.rate / r.rate),
-                _ => String::new(),
-            };
-            let _ = writeln!(s, "| {} | {} | {ratio} |", r.name, human(r.rate));
-        }
+        throughput_table(&mut s, caps);
         let _ = writeln!(s);
     }
     if let Some(Value::Array(rows)) = latency {
-        let _ = writeln!(s, "## F: latency at 5,000 messages/s\n");
-        let _ = writeln!(s, "| implementation | p50 | p99 | p999 |");
-        let _ = writeln!(s, "|---|---:|---:|---:|");
-        for r in rows {
-            let _ = writeln!(
-                s,
-                "| {} | {:.1} µs | {:.1} µs | {:.1} µs |",
-                r["peer"].as_str().unwrap_or("?"),
-                r["p50_us"].as_f64().unwrap_or(f64::NAN),
-                r["p99_us"].as_f64().unwrap_or(f64::NAN),
-                r["p999_us"].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        let _ = writeln!(s);
+        latency_tables(&mut s, rows);
     }
     if let Some(Value::Array(rows)) = memory {
         let _ = writeln!(s, "## H: memory per retained message beyond the payload\n");
@@ -197,38 +239,48 @@ fn report(
         };
         let _ = writeln!(s, "| {what} | {text} | {} |", if met { "yes" } else { "no" });
     };
-    target(
-        "A: 1P/1C at least kanal",
-        best_ours("A_1p_1c_1KiB"),
-        rate("A_1p_1c_1KiB", "kanal"),
-        "kanal",
-        1.0,
-    );
-    target(
-        "B: 1P/10 subscribers at least tokio broadcast (lossless)",
-        best_ours("B_1p_10s_1KiB"),
-        rate("B_1p_10s_1KiB", "tokio broadcast"),
-        "broadcast",
-        1.0,
-    );
-    target(
-        "C: 10P/10 group members at least kanal",
-        best_ours("C_10p_10c_group_1KiB"),
-        rate("C_10p_10c_group_1KiB", "kanal"),
-        "kanal",
-        1.0,
-    );
-    let best_vec = scenarios
-        .get("D_batch100_1KiB")
-        .and_then(|rows| best(rows).1)
-        .map(|r| r.rate);
-    target(
-        "D: batches of 100 at least the best Vec channel",
-        best_ours("D_batch100_1KiB"),
-        best_vec,
-        "best Vec channel",
-        1.0,
-    );
+    // A to D at each capacity; `None` as the peer: the best channel of
+    // the scenario (D's `Vec` channels).
+    let at_capacity: [(&str, &str, Option<&str>, &str); 4] = [
+        ("A: 1P/1C at least kanal", "A_1p_1c_1KiB", Some("kanal"), "kanal"),
+        (
+            "B: 1P/10 subscribers at least tokio broadcast (lossless)",
+            "B_1p_10s_1KiB",
+            Some("tokio broadcast"),
+            "broadcast",
+        ),
+        (
+            "C: 10P/10 group members at least kanal",
+            "C_10p_10c_group_1KiB",
+            Some("kanal"),
+            "kanal",
+        ),
+        (
+            "D: batches of 100 at least the best Vec channel",
+            "D_batch100_1KiB",
+            None,
+            "best Vec channel",
+        ),
+    ];
+    for (what, scenario, peer, peer_name) in at_capacity {
+        for cap in CAPACITIES {
+            let group = format!("{scenario}_cap{cap}");
+            let theirs = match peer {
+                Some(peer) => rate(&group, peer),
+                None => scenarios
+                    .get(&group)
+                    .and_then(|rows| best(rows).1)
+                    .map(|r| r.rate),
+            };
+            target(
+                &format!("{what}, capacity {}", thousands(cap)),
+                best_ours(&group),
+                theirs,
+                peer_name,
+                1.0,
+            );
+        }
+    }
     // E: per-message cost of 100 MiB within 2x of 1 MiB (rates within 0.5x).
     target(
         "E: 100 MiB costs per message within 2x of 1 MiB",
@@ -252,24 +304,28 @@ fn report(
         );
     }
     if let Some(Value::Array(rows)) = latency {
-        let get = |peer: &str, key: &str| {
-            rows.iter()
-                .find(|r| r["peer"] == peer)
-                .and_then(|r| r[key].as_f64())
-        };
-        for key in ["p50_us", "p99_us"] {
-            let (m, p) = (get("tokio-memq", key), get("tokio mpsc", key));
-            let met = matches!((m, p), (Some(m), Some(p)) if m <= p);
-            let text = match (m, p) {
-                (Some(m), Some(p)) => format!("{m:.1} µs vs mpsc {p:.1} µs"),
-                _ => "not measured".into(),
+        for (rate, cap) in latency_settings(rows) {
+            let get = |peer: &str, key: &str| {
+                rows.iter()
+                    .find(|r| r["peer"] == peer && latency_setting(r) == (rate, cap))
+                    .and_then(|r| r[key].as_f64())
             };
-            let _ = writeln!(
-                s,
-                "| F: {} no worse than tokio mpsc | {text} | {} |",
-                &key[..3],
-                if met { "yes" } else { "no" }
-            );
+            for key in ["p50_us", "p99_us"] {
+                let (m, p) = (get("tokio-memq", key), get("tokio mpsc", key));
+                let met = matches!((m, p), (Some(m), Some(p)) if m <= p);
+                let text = match (m, p) {
+                    (Some(m), Some(p)) => format!("{m:.1} µs vs mpsc {p:.1} µs"),
+                    _ => "not measured".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| F: {} at {} msgs/s, capacity {}, no worse than tokio mpsc | {text} | {} |",
+                    &key[..3],
+                    thousands(rate),
+                    thousands(cap),
+                    if met { "yes" } else { "no" }
+                );
+            }
         }
     }
     if let Some(Value::Array(rows)) = memory {
@@ -286,6 +342,170 @@ fn report(
         );
     }
     s
+}
+
+/// One scenario's rates, a column pair per capacity (rate, best tokio-memq
+/// / this), plus the small capacity's rate over the large one's when
+/// there are two. Rows are sorted by the rate at the largest capacity.
+fn throughput_table(s: &mut String, caps: &BTreeMap<Option<usize>, &Vec<Row>>) {
+    let mut names: Vec<&str> = Vec::new();
+    for rows in caps.values() {
+        for r in rows.iter() {
+            if !names.contains(&r.name.as_str()) {
+                names.push(&r.name);
+            }
+        }
+    }
+    let rate = |cap: &Option<usize>, name: &str| {
+        caps.get(cap)
+            .and_then(|rows| rows.iter().find(|r| r.name == name))
+            .map(|r| r.rate)
+    };
+    let last = caps.keys().next_back().copied().flatten();
+    names.sort_by(|a, b| {
+        let key = |n: &str| rate(&last, n).unwrap_or(0.0);
+        key(b).total_cmp(&key(a))
+    });
+    let mut header = String::from("| implementation |");
+    let mut rule = String::from("|---|");
+    for cap in caps.keys() {
+        match cap {
+            Some(c) => {
+                let _ = write!(header, " capacity {} | best tokio-memq / this |", thousands(*c));
+            }
+            None => header.push_str(" rate | best tokio-memq / this |"),
+        }
+        rule.push_str("---:|---:|");
+    }
+    let pair = caps.len() == 2 && caps.keys().all(Option::is_some);
+    if pair {
+        let small = caps.keys().next().copied().flatten().unwrap_or(0);
+        let large = last.unwrap_or(0);
+        let _ = write!(header, " {} / {} |", thousands(small), thousands(large));
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(s, "{header}");
+    let _ = writeln!(s, "{rule}");
+    for name in names {
+        let mut line = format!("| {name} |");
+        for (cap, rows) in caps {
+            let mine = best(rows).0;
+            match rate(cap, name) {
+                Some(r) => {
+                    let ratio = match mine {
+                        Some(m) if !ours(name) => format!("{:.2}x", m.rate / r),
+                        _ => String::new(),
+                    };
+                    let _ = write!(line, " {} | {ratio} |", human(r));
+                }
+                None => line.push_str(" | |"),
+            }
+        }
+        if pair {
+            let mut values = caps.keys().map(|cap| rate(cap, name));
+            match (values.next().flatten(), values.next().flatten()) {
+                (Some(small), Some(large)) => {
+                    let _ = write!(line, " {:.2}x |", small / large);
+                }
+                _ => line.push_str(" |"),
+            }
+        }
+        let _ = writeln!(s, "{line}");
+    }
+}
+
+/// The (messages per second, capacity) of a latency row.
+fn latency_setting(r: &Value) -> (usize, usize) {
+    (
+        r["rate_per_s"].as_f64().unwrap_or(0.0) as usize,
+        r["capacity"].as_u64().unwrap_or(0) as usize,
+    )
+}
+
+/// Every (rate, capacity) measured, fastest rate first, then by capacity.
+fn latency_settings(rows: &[Value]) -> Vec<(usize, usize)> {
+    let mut settings: Vec<(usize, usize)> = Vec::new();
+    for r in rows {
+        let setting = latency_setting(r);
+        if !settings.contains(&setting) {
+            settings.push(setting);
+        }
+    }
+    settings.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    settings
+}
+
+/// One table per rate, one row per implementation and capacity: the
+/// median of the runs per percentile, with their range when there were
+/// several.
+fn latency_tables(s: &mut String, rows: &[Value]) {
+    let settings = latency_settings(rows);
+    let mut rates: Vec<usize> = settings.iter().map(|&(rate, _)| rate).collect();
+    rates.dedup();
+    for rate in rates {
+        let of_rate: Vec<&Value> = rows.iter().filter(|r| latency_setting(r).0 == rate).collect();
+        let runs = of_rate.first().and_then(|r| r["runs"].as_u64()).unwrap_or(1);
+        let messages = of_rate.first().and_then(|r| r["messages"].as_u64()).unwrap_or(0);
+        let gap = 1e6 / rate.max(1) as f64;
+        let _ = writeln!(
+            s,
+            "## F: latency at {} messages/s (one every {gap:.0} µs)\n",
+            thousands(rate)
+        );
+        let what = if runs > 1 {
+            format!(
+                "median of {runs} runs of {} messages per percentile (the runs' range in brackets)",
+                thousands(messages as usize)
+            )
+        } else {
+            format!("one run of {} messages", thousands(messages as usize))
+        };
+        let broadcast = if of_rate.iter().any(|r| r["peer"] == "tokio broadcast") {
+            " tokio broadcast's buffer holds the whole run."
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "Delay from the actual send time (the clock read just before each send call) to the \
+             receive, {what}. A publisher thread keeps a fixed schedule; \"late\" counts sends that \
+             started more than one gap after their slot.{broadcast}\n"
+        );
+        let _ = writeln!(
+            s,
+            "| implementation | capacity | p50 | p99 | p99.9 | late sends |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+        let mut sorted = of_rate.clone();
+        sorted.sort_by_key(|r| latency_setting(r).1);
+        for r in sorted {
+            let cell = |key: &str| {
+                let median = r[key].as_f64().unwrap_or(f64::NAN);
+                let runs: Vec<f64> = r[format!("{key}_runs")]
+                    .as_array()
+                    .map(|v| v.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default();
+                if runs.len() > 1 {
+                    let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = runs.iter().copied().fold(0.0, f64::max);
+                    format!("{median:.1} µs ({lo:.0}-{hi:.0})")
+                } else {
+                    format!("{median:.1} µs")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {:.2}% |",
+                r["peer"].as_str().unwrap_or("?"),
+                thousands(latency_setting(r).1),
+                cell("p50_us"),
+                cell("p99_us"),
+                cell("p999_us"),
+                r["late_fraction"].as_f64().unwrap_or(f64::NAN) * 100.0
+            );
+        }
+        let _ = writeln!(s);
+    }
 }
 
 /// A horizontal bar chart of every scenario, each bar scaled to the
@@ -335,4 +555,48 @@ fn svg(scenarios: &BTreeMap<String, Vec<Row>>) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_carry_their_capacity() {
+        assert_eq!(
+            split_capacity("A_1p_1c_1KiB_cap1024"),
+            ("A_1p_1c_1KiB", Some(1024))
+        );
+        assert_eq!(
+            split_capacity("C_10p_10c_group_1KiB_cap16384"),
+            ("C_10p_10c_group_1KiB", Some(16384))
+        );
+        assert_eq!(split_capacity("E_1p_1c_1MiB"), ("E_1p_1c_1MiB", None));
+        assert_eq!(thousands(1024), "1,024");
+        assert_eq!(thousands(16384), "16,384");
+        assert_eq!(thousands(50_000), "50,000");
+        assert_eq!(thousands(5), "5");
+    }
+
+    #[test]
+    fn two_capacities_share_one_table() {
+        let row = |name: &str, rate: f64| Row {
+            name: name.into(),
+            rate,
+        };
+        let small = vec![row("kanal", 8e6), row("tokio-memq recv", 4e6)];
+        let large = vec![row("kanal", 6e6), row("tokio-memq recv", 5e6)];
+        let caps = BTreeMap::from([(Some(1024), &small), (Some(16384), &large)]);
+        let mut s = String::new();
+        throughput_table(&mut s, &caps);
+        assert!(s.contains("| capacity 1,024 | best tokio-memq / this | capacity 16,384 |"));
+        assert!(
+            s.contains("| kanal | 8.00 M/s | 0.50x | 6.00 M/s | 0.83x | 1.33x |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("| tokio-memq recv | 4.00 M/s |  | 5.00 M/s |  | 0.80x |"),
+            "{s}"
+        );
+    }
 }
