@@ -1,13 +1,15 @@
 //! Throughput of tokio-memq next to `tokio::sync::mpsc` and `broadcast`,
 //! measured in the same run on the same payloads.
 //!
-//! `cargo run --release --example perf_runner [-- --quick] [--workers N]`
+//! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N]`
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
 //! `--workers` says otherwise), publishes distinct `Bytes` payloads (a
 //! pool used in turn) that are shared, never copied, and checks that every
 //! message arrived: a peer that loses messages is not reported as faster. Each figure is the median of three
-//! runs. The criterion suite (`cargo xtask bench`) measures more, more
+//! runs. tokio-memq and mpsc are bounded to `--capacity` messages (16,384
+//! unless it says otherwise; 1,024 is where hand-offs between the two ends
+//! dominate). The criterion suite (`cargo xtask bench`) measures more, more
 //! carefully.
 
 use std::time::{Duration, Instant};
@@ -16,13 +18,17 @@ use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_memq::{Bytes, MessageQueue, SerializationFormat, TopicOptions};
 
-/// Room in a bounded queue or channel, the same for everyone that has one.
-const CAPACITY: usize = 16 * 1024;
+/// Room in a bounded queue or channel, the same for everyone that has one,
+/// unless `--capacity` says otherwise.
+const DEFAULT_CAPACITY: usize = 16 * 1024;
+/// Messages per batch in the batch scenario.
+const BATCH: usize = 100;
 const FORMAT: SerializationFormat = SerializationFormat::Bincode;
 
 struct Config {
     workers: usize,
     scale: u64,
+    capacity: usize,
 }
 
 struct Row {
@@ -35,15 +41,26 @@ struct Row {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut config = Config { workers: 2, scale: 1 };
+    let mut config = Config {
+        workers: 2,
+        scale: 1,
+        capacity: DEFAULT_CAPACITY,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => config.scale = 4,
             "--workers" => config.workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(2),
-            other => anyhow::bail!("unknown argument {other}; use --quick or --workers N"),
+            "--capacity" => {
+                config.capacity = match args.next().and_then(|n| n.parse().ok()) {
+                    Some(n) if n >= BATCH => n,
+                    _ => anyhow::bail!("--capacity takes a number of messages, at least {BATCH}"),
+                }
+            }
+            other => anyhow::bail!("unknown argument {other}; use --quick, --workers N or --capacity N"),
         }
     }
+    let cap = config.capacity;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers)
         .enable_all()
@@ -54,11 +71,11 @@ fn main() -> anyhow::Result<()> {
     let hundred_mib = Pool::new(100 << 20, 2);
 
     let rows = vec![
-        one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000)),
-        fan_out(&rt, n(200_000), 10, &kib),
-        batches(&rt, n(1_000_000), 100, &kib),
-        one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000)),
-        one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000)),
+        one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000), cap),
+        fan_out(&rt, n(200_000), 10, &kib, cap),
+        batches(&rt, n(1_000_000), BATCH, &kib, cap),
+        one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000), cap),
+        one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000), cap),
     ];
     print_table(&config, &rows);
     Ok(())
@@ -110,20 +127,20 @@ fn rate(
     )
 }
 
-fn lossless() -> TopicOptions {
+fn lossless(capacity: usize) -> TopicOptions {
     TopicOptions {
-        max_messages: Some(CAPACITY),
+        max_messages: Some(capacity),
         lru_enabled: false,
         ..Default::default()
     }
 }
 
-fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: u64) -> Row {
+fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: u64, capacity: usize) -> Row {
     let ours = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
-            let sub = mq.subscriber_with_options("a", lossless()).await.unwrap();
+            let sub = mq.subscriber_with_options("a", lossless(capacity)).await.unwrap();
             let publisher = mq.publisher("a");
             let start = Instant::now();
             let producer = tokio::spawn(async move {
@@ -143,7 +160,7 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
     let mpsc = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
-            let (tx, mut rx) = mpsc::channel::<Bytes>(CAPACITY);
+            let (tx, mut rx) = mpsc::channel::<Bytes>(capacity);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
                 for i in 0..n {
@@ -189,14 +206,14 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
     }
 }
 
-fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool) -> Row {
+fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usize) -> Row {
     let ours = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
             let mut readers = Vec::new();
             for _ in 0..subscribers {
-                let sub = mq.subscriber_with_options("b", lossless()).await.unwrap();
+                let sub = mq.subscriber_with_options("b", lossless(capacity)).await.unwrap();
                 readers.push(tokio::spawn(async move {
                     let mut got = 0u64;
                     while got < n {
@@ -258,13 +275,13 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool) -> Row {
     }
 }
 
-fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool) -> Row {
+fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> Row {
     let rounds = n / size as u64;
     let ours = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
-            let sub = mq.subscriber_with_options("c", lossless()).await.unwrap();
+            let sub = mq.subscriber_with_options("c", lossless(capacity)).await.unwrap();
             let publisher = mq.publisher("c");
             let start = Instant::now();
             let producer = tokio::spawn(async move {
@@ -284,7 +301,7 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool) -> Row {
     let mpsc = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
-            let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CAPACITY / size);
+            let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(capacity / size);
             let start = Instant::now();
             let producer = tokio::spawn(async move {
                 for r in 0..rounds {
@@ -337,10 +354,15 @@ fn human(rate: f64) -> String {
 
 fn print_table(config: &Config, rows: &[Row]) {
     println!(
-        "tokio-memq perf_runner: {} runtime workers, {} CPUs, median of 3 runs{}",
+        "tokio-memq perf_runner: {} runtime workers, {} CPUs, median of 3 runs{}{}",
         config.workers,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        if config.scale > 1 { ", --quick" } else { "" }
+        if config.scale > 1 { ", --quick" } else { "" },
+        if config.capacity != DEFAULT_CAPACITY {
+            format!(", --capacity {}", config.capacity)
+        } else {
+            String::new()
+        }
     );
     println!();
     println!("| scenario | payload | unit | tokio-memq | tokio mpsc | tokio broadcast | memq / best peer |");
@@ -361,7 +383,8 @@ fn print_table(config: &Config, rows: &[Row]) {
     }
     println!();
     println!(
-        "Every run checks that every message arrived. tokio-memq and mpsc are bounded to {CAPACITY} messages"
+        "Every run checks that every message arrived. tokio-memq and mpsc are bounded to {} messages",
+        config.capacity
     );
     println!(
         "(lru_enabled: false: publishers wait, nothing is lost); broadcast cannot wait for slow receivers,"
