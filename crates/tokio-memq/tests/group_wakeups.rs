@@ -7,10 +7,12 @@
 //! and never loses one."
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::timeout;
 use tokio_memq::{ConsumptionMode, MessageQueue, RecvError, TopicOptions};
 
@@ -26,18 +28,101 @@ async fn settle() {
 
 const FAIR_MESSAGES: u32 = 1_000;
 
+/// What the members of [`share_between`] report, and its publisher waits
+/// for.
+#[derive(Default)]
+struct Turns {
+    state: Mutex<Seen>,
+    changed: Notify,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Seen {
+    /// Members inside `recv` that have parked at least once in it.
+    waiting: usize,
+    /// Messages the members received and passed on.
+    received: u32,
+}
+
+impl Turns {
+    fn update(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.state.lock().unwrap());
+        self.changed.notify_waiters();
+    }
+
+    /// Returns once `ready` holds.
+    async fn until(&self, ready: impl Fn(Seen) -> bool) {
+        loop {
+            let mut changed = pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if ready(*self.state.lock().unwrap()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Runs `recv`, counting its member as waiting from the moment it
+    /// parks (its first `Pending`) until it returns.
+    async fn recv<F: Future>(&self, recv: F) -> F::Output {
+        let mut recv = pin!(recv);
+        let mut parked = false;
+        let out = poll_fn(|cx| {
+            let polled = recv.as_mut().poll(cx);
+            if polled.is_pending() && !parked {
+                parked = true;
+                self.update(|s| s.waiting += 1);
+            }
+            polled
+        })
+        .await;
+        if parked {
+            self.update(|s| s.waiting -= 1);
+        }
+        out
+    }
+
+    /// A member passed on a message it received.
+    fn received(&self) {
+        self.update(|s| s.received += 1);
+    }
+}
+
+/// What [`share_between`] saw: what each member received, and where each
+/// burst of messages started (the offsets of a burst are
+/// `bursts[b]..bursts[b + 1]`, the last one ends at `FAIR_MESSAGES`).
+struct Shares {
+    got: Vec<Vec<u32>>,
+    bursts: Vec<u32>,
+}
+
 /// `members` members loop on `recv` while a publisher task publishes
-/// 1,000 messages, yielding between publishes. Returns what each member
-/// received, in order.
-async fn share_between(members: usize) -> Vec<Vec<u32>> {
+/// 1,000 messages in bursts of 1 to `members / 2` (one batch each, so
+/// several members are woken at once, each with a message kept for it).
+///
+/// A burst is published only once every member is parked in `recv`
+/// and every earlier message has been received: members that keep up,
+/// so that each is parked when its turn comes, whatever the scheduler
+/// does. The members' tasks run when the runtime gets to them; a
+/// publisher going at its own pace could publish all 1,000 messages
+/// while one member had not reached `recv` yet (measured on a 2-vCPU
+/// machine: a worker thread off its CPU for 2 to 10 ms, longer than the
+/// whole run; the group served the seven members it had), and that
+/// member would receive nothing through no fault of the group's.
+/// `slow_start` names a member whose task sleeps that long before its
+/// first `recv`, to make sure of that.
+async fn share_between(members: usize, slow_start: Option<(usize, Duration)>) -> Shares {
     let mq = MessageQueue::new();
     let options = TopicOptions {
         max_messages: Some(FAIR_MESSAGES as usize),
         ..Default::default()
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, u32)>();
-    let mut tasks = Vec::new();
-    for id in 0..members {
+    let turns = Arc::new(Turns::default());
+    // All join first: a join wakes every parked member (news for the
+    // group), which would send those parked already to the back.
+    let mut subs = Vec::new();
+    for _ in 0..members {
         let sub = mq
             .group("fair", "g")
             .options(options.clone())
@@ -45,32 +130,52 @@ async fn share_between(members: usize) -> Vec<Vec<u32>> {
             .join()
             .await
             .unwrap();
-        let tx = tx.clone();
+        subs.push(sub);
+    }
+    let mut tasks = Vec::new();
+    for (id, sub) in subs.into_iter().enumerate() {
+        let (tx, turns) = (tx.clone(), turns.clone());
         tasks.push(tokio::spawn(async move {
-            while let Ok(m) = sub.recv().await {
+            if let Some((_, late)) = slow_start.filter(|(slow, _)| *slow == id) {
+                tokio::time::sleep(late).await;
+            }
+            while let Ok(m) = turns.recv(sub.recv()).await {
                 let v = *m.native::<u32>().expect("a native u32");
                 if tx.send((id, v)).is_err() {
                     break;
                 }
+                turns.received();
             }
         }));
     }
     drop(tx);
-    settle().await;
     let publisher = mq.publisher("fair");
+    let largest = (members as u32 / 2).max(1);
+    let paced = turns.clone();
     let producer = tokio::spawn(async move {
-        for i in 0..FAIR_MESSAGES {
-            publisher.publish(i).await.unwrap();
-            tokio::task::yield_now().await;
+        let (mut next, mut size, mut bursts) = (0, 0, Vec::new());
+        while next < FAIR_MESSAGES {
+            size = size % largest + 1;
+            let n = size.min(FAIR_MESSAGES - next);
+            paced.until(|s| s.waiting == members && s.received == next).await;
+            let offsets = publisher
+                .publish_batch((next..next + n).collect::<Vec<u32>>())
+                .await
+                .unwrap();
+            assert_eq!(offsets, u64::from(next)..u64::from(next + n));
+            bursts.push(next);
+            next += n;
         }
+        bursts
     });
     let mut got = vec![Vec::new(); members];
+    let mut bursts = Vec::new();
     let collected = timeout(LIMIT, async {
-        producer.await.unwrap();
         for _ in 0..FAIR_MESSAGES {
             let (id, v) = rx.recv().await.expect("members are alive");
             got[id].push(v);
         }
+        bursts = producer.await.unwrap();
     })
     .await;
     for t in &tasks {
@@ -91,10 +196,17 @@ async fn share_between(members: usize) -> Vec<Vec<u32>> {
         "the members did not receive all {FAIR_MESSAGES} messages within {LIMIT:?}: counts {counts:?}"
     );
     assert!(extra.is_empty(), "messages beyond the 1,000 published: {extra:?}");
-    got
+    Shares { got, bursts }
 }
 
-fn assert_fair(got: &[Vec<u32>]) {
+/// Every message once; every member at least a third of its even share;
+/// and first come, first served: a member that received in one burst is
+/// parked (behind at most all the others) when the next is published,
+/// so the bursts before its next receipt carry at most `members - 1`
+/// messages, one for each member ahead of it. (Waking by slot, or the most recently parked
+/// first, leaves some member waiting through far more.)
+fn assert_fair(shares: &Shares) {
+    let Shares { got, bursts } = shares;
     let n = got.len();
     let counts: Vec<usize> = got.iter().map(Vec::len).collect();
     let total: usize = counts.iter().sum();
@@ -110,6 +222,34 @@ fn assert_fair(got: &[Vec<u32>]) {
         counts.iter().all(|&c| c >= floor),
         "every member gets at least a third of its even share ({floor}); counts per member: {counts:?}"
     );
+    // Offsets where each burst starts, and where the last one ends.
+    let edges: Vec<u32> = bursts.iter().copied().chain([FAIR_MESSAGES]).collect();
+    let burst_of = |offset: u32| edges.partition_point(|&e| e <= offset) - 1;
+    for (member, offsets) in got.iter().enumerate() {
+        let mut mine: Vec<usize> = offsets.iter().map(|&o| burst_of(o)).collect();
+        mine.sort_unstable();
+        if let Some(w) = mine.windows(2).find(|w| w[0] == w[1]) {
+            panic!(
+                "member {member} received twice in the burst from offset {}; counts per member: {counts:?}",
+                edges[w[0]]
+            );
+        }
+        // Messages in the bursts strictly between its receipts (before
+        // its first, and after its last, too).
+        let mut gaps = Vec::new();
+        let mut after = 0;
+        for &b in &mine {
+            gaps.push((edges[after], edges[b] - edges[after]));
+            after = b + 1;
+        }
+        gaps.push((edges[after], FAIR_MESSAGES - edges[after]));
+        if let Some((at, waited)) = gaps.into_iter().find(|&(_, w)| w as usize > n - 1) {
+            panic!(
+                "member {member} waited through {waited} messages from offset {at} (at most {} others wait ahead of it); counts per member: {counts:?}",
+                n - 1
+            );
+        }
+    }
 }
 
 /// Guards fair wake-ups: a group hands each publish's wake-up to the
@@ -120,28 +260,41 @@ fn assert_fair(got: &[Vec<u32>]) {
 /// up, so each is parked when its turn comes.
 #[tokio::test]
 async fn two_parked_members_share_the_messages_current_thread() {
-    assert_fair(&share_between(2).await);
+    assert_fair(&share_between(2, None).await);
 }
 
 /// As `two_parked_members_share_the_messages_current_thread`, on a
 /// 2-worker multi-thread runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_parked_members_share_the_messages_multi_thread() {
-    assert_fair(&share_between(2).await);
+    assert_fair(&share_between(2, None).await);
 }
 
 /// As `two_parked_members_share_the_messages_current_thread`, with eight
 /// members.
 #[tokio::test]
 async fn eight_parked_members_share_the_messages_current_thread() {
-    assert_fair(&share_between(8).await);
+    assert_fair(&share_between(8, None).await);
 }
 
 /// As `eight_parked_members_share_the_messages_current_thread`, on a
 /// 2-worker multi-thread runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_parked_members_share_the_messages_multi_thread() {
-    assert_fair(&share_between(8).await);
+    assert_fair(&share_between(8, None).await);
+}
+
+/// Guards the fairness tests above against the scheduler: a member
+/// whose task reaches `recv` late (here it sleeps a second first, on the
+/// paused clock; in CI a worker thread off its CPU for a few
+/// milliseconds did the same) still gets its turns, because publishing
+/// waits for every member to park. When the tests published at their
+/// own pace after a fixed 16 yields, this member got none of the 1,000
+/// messages (counts `[143, 143, 143, 0, 143, 143, 143, 142]`, as in the
+/// flaky multi-thread runs).
+#[tokio::test(start_paused = true)]
+async fn a_member_slow_to_reach_recv_still_gets_its_turns() {
+    assert_fair(&share_between(8, Some((3, Duration::from_secs(1)))).await);
 }
 
 /// Bug A. Guards closing: deleting a topic wakes every member parked in
