@@ -1,7 +1,10 @@
 //! Throughput of tokio-memq next to `tokio::sync::mpsc` and `broadcast`,
 //! measured in the same run on the same payloads.
 //!
-//! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N]`
+//! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
+//!
+//! `--only` runs one row (`1kib`, `fan-out`, `batches`, `1mib`, `100mib`);
+//! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
 //! `--workers` says otherwise), publishes distinct `Bytes` payloads (a
@@ -29,7 +32,11 @@ struct Config {
     workers: usize,
     scale: u64,
     capacity: usize,
+    only: Option<String>,
 }
+
+/// The rows of the table, by the name `--only` takes.
+const ROWS: [&str; 5] = ["1kib", "fan-out", "batches", "1mib", "100mib"];
 
 struct Row {
     scenario: String,
@@ -45,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         workers: 2,
         scale: 1,
         capacity: DEFAULT_CAPACITY,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,7 +65,12 @@ fn main() -> anyhow::Result<()> {
                     _ => anyhow::bail!("--capacity takes a number of messages, at least {BATCH}"),
                 }
             }
-            other => anyhow::bail!("unknown argument {other}; use --quick, --workers N or --capacity N"),
+            "--ours-only" => OURS_ONLY.store(true, std::sync::atomic::Ordering::Relaxed),
+            "--only" => match args.next() {
+                Some(row) if ROWS.contains(&row.as_str()) => config.only = Some(row),
+                _ => anyhow::bail!("--only takes one of {}", ROWS.join(", ")),
+            },
+            other => anyhow::bail!("unknown argument {other}; use --quick, --workers N, --capacity N, --only ROW or --ours-only"),
         }
     }
     let cap = config.capacity;
@@ -70,13 +83,23 @@ fn main() -> anyhow::Result<()> {
     let mib = Pool::new(1 << 20, 16);
     let hundred_mib = Pool::new(100 << 20, 2);
 
-    let rows = vec![
-        one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000), cap),
-        fan_out(&rt, n(200_000), 10, &kib, cap),
-        batches(&rt, n(1_000_000), BATCH, &kib, cap),
-        one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000), cap),
-        one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000), cap),
-    ];
+    let wanted = |row: &str| config.only.as_deref().is_none_or(|only| only == row);
+    let mut rows = Vec::new();
+    if wanted("1kib") {
+        rows.push(one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000), cap));
+    }
+    if wanted("fan-out") {
+        rows.push(fan_out(&rt, n(200_000), 10, &kib, cap));
+    }
+    if wanted("batches") {
+        rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap));
+    }
+    if wanted("1mib") {
+        rows.push(one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000), cap));
+    }
+    if wanted("100mib") {
+        rows.push(one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000), cap));
+    }
     print_table(&config, &rows);
     Ok(())
 }
@@ -105,6 +128,20 @@ impl Pool {
         let first = round * size as u64;
         (first..first + size as u64).map(|i| self.get(i)).collect()
     }
+}
+
+/// Set by `--ours-only`.
+static OURS_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A peer's [`rate`], or 0 under `--ours-only`.
+fn peer_rate(
+    rt: &Runtime,
+    f: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Duration)>>>,
+) -> f64 {
+    if OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+        return 0.0;
+    }
+    rate(rt, f)
 }
 
 fn median(mut runs: Vec<f64>) -> f64 {
@@ -157,7 +194,7 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
             (got, start.elapsed())
         })
     });
-    let mpsc = rate(rt, || {
+    let mpsc = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = mpsc::channel::<Bytes>(capacity);
@@ -176,7 +213,7 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
             (got, start.elapsed())
         })
     });
-    let broadcast = rate(rt, || {
+    let broadcast = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             // Lossless only when the buffer holds the whole run.
@@ -236,7 +273,7 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usiz
             (got, start.elapsed())
         })
     });
-    let broadcast = rate(rt, || {
+    let broadcast = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let (tx, _) = broadcast::channel::<Bytes>(n as usize);
@@ -298,7 +335,7 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> R
             (got, start.elapsed())
         })
     });
-    let mpsc = rate(rt, || {
+    let mpsc = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(capacity / size);
@@ -316,7 +353,7 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> R
             (got, start.elapsed())
         })
     });
-    let broadcast = rate(rt, || {
+    let broadcast = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let (tx, mut rx) = broadcast::channel::<std::sync::Arc<Vec<Bytes>>>(rounds as usize);
