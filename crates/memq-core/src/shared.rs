@@ -142,6 +142,13 @@ struct Counters {
     handles: AtomicUsize,
 }
 
+/// Adds to a counter that only the topic lock's holder writes: a load
+/// and a store, not a read-modify-write (whose locked instruction costs
+/// every publish that evicts a few nanoseconds under the lock).
+fn add_locked(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
 #[derive(Debug)]
 struct Named {
     /// The last offset committed, if any.
@@ -340,7 +347,7 @@ impl<T> Shared<T> {
             }
         }
         if evict > 0 {
-            self.counters.evicted.fetch_add(evict as u64, Ordering::Relaxed);
+            add_locked(&self.counters.evicted, evict as u64);
         }
         g.log.reserve(n, self.limits.max_messages);
         items.append(&mut g.log, now);
@@ -383,7 +390,7 @@ impl<T> Shared<T> {
             }
         }
         if expired > 0 {
-            self.counters.expired.fetch_add(expired, Ordering::Relaxed);
+            add_locked(&self.counters.expired, expired);
             self.publish_counters(g);
         }
         expired
