@@ -423,7 +423,9 @@ pub mod competing {
 pub mod batches {
     use super::*;
 
-    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize) -> Duration {
+    /// Batches received owned (`recv_batch`) or, with `lent`, lent
+    /// (`recv_batch_lent`: read in place, nothing built per message).
+    pub async fn memq(pool: Arc<Vec<Bytes>>, n: u64, size: usize, capacity: usize, lent: bool) -> Duration {
         let rounds = n / size as u64;
         let mq = MessageQueue::new();
         let sub = mq.subscriber_with_options("d", lossless(capacity)).await.unwrap();
@@ -439,7 +441,11 @@ pub mod batches {
         });
         let mut got = 0;
         while got < rounds * size as u64 {
-            got += sub.recv_batch(size).await.unwrap().len() as u64;
+            got += if lent {
+                sub.recv_batch_lent(size).await.unwrap().len()
+            } else {
+                sub.recv_batch(size).await.unwrap().len()
+            } as u64;
         }
         producer.await.unwrap();
         start.elapsed()

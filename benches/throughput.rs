@@ -78,8 +78,11 @@ fn scenarios(c: &mut Criterion) {
     for cap in CAPACITIES {
         let mut g = c.benchmark_group(with_capacity("D_batch100_1KiB", cap));
         g.throughput(Throughput::Elements(n));
-        bench(&mut g, &rt, "tokio-memq", || {
-            batches::memq(kib.clone(), n, size, cap)
+        bench(&mut g, &rt, "tokio-memq recv_batch", || {
+            batches::memq(kib.clone(), n, size, cap, false)
+        });
+        bench(&mut g, &rt, "tokio-memq recv_batch_lent", || {
+            batches::memq(kib.clone(), n, size, cap, true)
         });
         bench(&mut g, &rt, "tokio mpsc", || {
             batches::tokio_mpsc(kib.clone(), n, size, cap)

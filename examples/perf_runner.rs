@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `fan-out`, `batches`, `1mib`, `100mib`);
+//! `--only` runs one row (`1kib`, `fan-out`, `batches`, `batches-lent`, `1mib`, `100mib`);
 //! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
@@ -36,7 +36,7 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 5] = ["1kib", "fan-out", "batches", "1mib", "100mib"];
+const ROWS: [&str; 6] = ["1kib", "fan-out", "batches", "batches-lent", "1mib", "100mib"];
 
 struct Row {
     scenario: String,
@@ -70,7 +70,9 @@ fn main() -> anyhow::Result<()> {
                 Some(row) if ROWS.contains(&row.as_str()) => config.only = Some(row),
                 _ => anyhow::bail!("--only takes one of {}", ROWS.join(", ")),
             },
-            other => anyhow::bail!("unknown argument {other}; use --quick, --workers N, --capacity N, --only ROW or --ours-only"),
+            other => anyhow::bail!(
+                "unknown argument {other}; use --quick, --workers N, --capacity N, --only ROW or --ours-only"
+            ),
         }
     }
     let cap = config.capacity;
@@ -92,13 +94,23 @@ fn main() -> anyhow::Result<()> {
         rows.push(fan_out(&rt, n(200_000), 10, &kib, cap));
     }
     if wanted("batches") {
-        rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap));
+        rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap, false));
+    }
+    if wanted("batches-lent") {
+        rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap, true));
     }
     if wanted("1mib") {
         rows.push(one_to_one(&rt, "1P / 1C", "1 MiB", &mib, n(200_000), cap));
     }
     if wanted("100mib") {
-        rows.push(one_to_one(&rt, "1P / 1C", "100 MiB", &hundred_mib, n(200_000), cap));
+        rows.push(one_to_one(
+            &rt,
+            "1P / 1C",
+            "100 MiB",
+            &hundred_mib,
+            n(200_000),
+            cap,
+        ));
     }
     print_table(&config, &rows);
     Ok(())
@@ -312,7 +324,9 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usiz
     }
 }
 
-fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> Row {
+/// Batches of `size`, received owned (`recv_batch`) or lent
+/// (`recv_batch_lent`, the payloads read in place).
+fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize, lent: bool) -> Row {
     let rounds = n / size as u64;
     let ours = rate(rt, || {
         let pool = pool.clone();
@@ -329,7 +343,11 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> R
             });
             let mut got = 0u64;
             while got < rounds * size as u64 {
-                got += sub.recv_batch(size).await.unwrap().len() as u64;
+                got += if lent {
+                    sub.recv_batch_lent(size).await.unwrap().len()
+                } else {
+                    sub.recv_batch(size).await.unwrap().len()
+                } as u64;
             }
             producer.await.unwrap();
             (got, start.elapsed())
@@ -372,7 +390,7 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize) -> R
         })
     });
     Row {
-        scenario: format!("1P / 1C, batches of {size}"),
+        scenario: format!("1P / 1C, batches of {size}{}", if lent { ", lent" } else { "" }),
         payload: "1 KiB",
         unit: "msgs/s",
         ours,

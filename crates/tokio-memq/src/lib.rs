@@ -91,6 +91,7 @@
 mod decode;
 mod error;
 mod format;
+mod lent;
 mod log;
 mod message;
 mod options;
@@ -112,6 +113,7 @@ pub use error::{
     OutOfRange, PublishError, PublishErrorKind, RecvError, RecvTypedError, TopicError, TryRecvError,
 };
 pub use format::SerializationFormat;
+pub use lent::{Iter as LentIter, LentBatch, MessageRef};
 pub use memq_codec::{
     BincodeConfig, ByteProcessor, Codec, CodecError, CompressionConfig, CustomFormat, DecodeLimits,
     DefaultSettings, DefaultsRegistry, FrameVersion, HeaderMode, JsonConfig, MessagePackConfig,

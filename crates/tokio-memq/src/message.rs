@@ -251,6 +251,18 @@ impl Entry {
         }
     }
 
+    /// The payload, borrowed: shared bytes or a native value.
+    pub(crate) fn payload_ref(&self) -> Result<&Bytes, &NativePayload> {
+        match &self.payload {
+            Stored::Bytes(b) => Ok(b),
+            Stored::Other(Other::Native(n)) => Err(n),
+            Stored::Other(Other::Extended(x)) => match &x.payload {
+                MessagePayload::Bytes(b) => Ok(b),
+                MessagePayload::Native(n) => Err(n),
+            },
+        }
+    }
+
     /// Where a dead letter came from, for entries published as one.
     pub(crate) fn dead_letter(&self) -> Option<&DeadLetterInfo> {
         match &self.payload {
@@ -416,7 +428,7 @@ impl TopicMessage {
         )
     }
 
-    fn received(
+    pub(crate) fn received(
         formats: &FormatTable,
         topic: &Arc<str>,
         entry: Entry,

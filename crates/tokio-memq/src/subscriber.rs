@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
 use crate::format::FormatTable;
+use crate::lent::LentBatch;
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
 use crate::queue::{PublisherLease, Registry};
@@ -86,45 +87,61 @@ impl fmt::Debug for Subscriber {
     }
 }
 
-/// Appends delivered entries to a `Vec<TopicMessage>`.
-struct Collect<'a> {
-    formats: &'a FormatTable,
-    topic: &'a Arc<str>,
-    partition: Option<usize>,
-    out: &'a mut Vec<TopicMessage>,
+/// Where a batch receive puts what it receives: owned messages
+/// (`Vec<TopicMessage>`) or lent ones ([`LentBatch`](crate::LentBatch)).
+pub(crate) trait Received {
+    /// A message a cursor delivered, from `partition` of a partitioned
+    /// topic.
+    fn delivered(&mut self, sub: &Subscriber, d: Delivered<Entry>, partition: Option<usize>);
+    /// A message a group member claimed.
+    fn claimed(&mut self, sub: &Subscriber, c: Claimed<Entry>);
+    /// A message put aside by an earlier typed receive.
+    fn stashed(&mut self, sub: &Subscriber, m: TopicMessage);
 }
 
-impl Extend<Delivered<Entry>> for Collect<'_> {
-    fn extend<I: IntoIterator<Item = Delivered<Entry>>>(&mut self, iter: I) {
-        let (formats, topic, partition) = (self.formats, self.topic, self.partition);
-        self.out.extend(iter.into_iter().map(|d| {
-            let mut m = TopicMessage::delivered(formats, topic, d);
-            m.partition = partition;
-            m
-        }));
+impl Received for Vec<TopicMessage> {
+    fn delivered(&mut self, sub: &Subscriber, d: Delivered<Entry>, partition: Option<usize>) {
+        let mut m = TopicMessage::delivered(sub.formats(), &sub.topic, d);
+        m.partition = partition;
+        self.push(m);
+    }
+
+    fn claimed(&mut self, sub: &Subscriber, c: Claimed<Entry>) {
+        self.push(sub.claimed(c));
+    }
+
+    fn stashed(&mut self, _: &Subscriber, m: TopicMessage) {
+        self.push(m);
     }
 }
 
-/// Appends entries delivered from partitions to a `Vec<TopicMessage>`.
-struct CollectPartitioned<'a> {
-    formats: &'a FormatTable,
-    topic: &'a Arc<str>,
-    out: &'a mut Vec<TopicMessage>,
+/// Feeds a cursor's deliveries to a [`Received`] (a cursor takes an
+/// `Extend`).
+struct Collect<'a, R> {
+    sub: &'a Subscriber,
+    /// The partition of a single-partition subscription.
+    partition: Option<usize>,
+    out: &'a mut R,
 }
 
-impl Extend<(usize, Delivered<Entry>)> for CollectPartitioned<'_> {
+impl<R: Received> Extend<Delivered<Entry>> for Collect<'_, R> {
+    fn extend<I: IntoIterator<Item = Delivered<Entry>>>(&mut self, iter: I) {
+        for d in iter {
+            self.out.delivered(self.sub, d, self.partition);
+        }
+    }
+}
+
+impl<R: Received> Extend<(usize, Delivered<Entry>)> for Collect<'_, R> {
     fn extend<I: IntoIterator<Item = (usize, Delivered<Entry>)>>(&mut self, iter: I) {
-        let (formats, topic) = (self.formats, self.topic);
-        self.out.extend(iter.into_iter().map(|(p, d)| {
-            let mut m = TopicMessage::delivered(formats, topic, d);
-            m.partition = Some(p);
-            m
-        }));
+        for (p, d) in iter {
+            self.out.delivered(self.sub, d, Some(p));
+        }
     }
 }
 
 /// What a receive future keeps between polls.
-enum Wait {
+pub(crate) enum Wait {
     Broadcast(Waiter<Entry>),
     Merged(MergedWaiter<Entry>),
     Group(MemberWaiter<Entry>, Vec<Claimed<Entry>>),
@@ -205,7 +222,7 @@ impl Subscriber {
         self.partition = Some(partition);
     }
 
-    fn formats(&self) -> &FormatTable {
+    pub(crate) fn formats(&self) -> &FormatTable {
         &self.registry.formats
     }
 
@@ -215,12 +232,18 @@ impl Subscriber {
         self.partition.unwrap_or(0)
     }
 
-    /// Labels messages from a single-partition subscription.
-    fn label(&self, mut m: TopicMessage) -> TopicMessage {
-        if self.partition.is_some() {
-            m.partition = self.partition;
-        }
-        m
+    /// The message a single cursor delivered (labelled with its
+    /// partition, for a single-partition subscription).
+    fn message(&self, d: Delivered<Entry>) -> TopicMessage {
+        TopicMessage::received(
+            self.formats(),
+            &self.topic,
+            d.value,
+            d.offset,
+            d.timestamp,
+            self.partition,
+            1,
+        )
     }
 
     /// The topic this subscriber reads.
@@ -236,7 +259,7 @@ impl Subscriber {
         }
     }
 
-    fn waiter(&self) -> Wait {
+    pub(crate) fn waiter(&self) -> Wait {
         match &self.kind {
             Kind::Broadcast(_) => Wait::Broadcast(Waiter::new()),
             Kind::Merged(_) => Wait::Merged(MergedWaiter::new()),
@@ -245,23 +268,33 @@ impl Subscriber {
     }
 
     fn claimed(&self, c: Claimed<Entry>) -> TopicMessage {
-        let partitioned = matches!(
+        TopicMessage::claimed(self.formats(), &self.topic, c, self.is_partitioned_group())
+    }
+
+    /// True for a member of a group reading a partitioned topic (its
+    /// messages say their partition).
+    pub(crate) fn is_partitioned_group(&self) -> bool {
+        matches!(
             self.kind,
             Kind::Group {
                 partitioned: true,
                 ..
             }
-        );
-        TopicMessage::claimed(self.formats(), &self.topic, c, partitioned)
+        )
+    }
+
+    /// The topic name, shared.
+    pub(crate) fn topic_name(&self) -> &Arc<str> {
+        &self.topic
     }
 
     /// Polls for up to `max` messages into `out`.
-    fn poll_batch(
+    pub(crate) fn poll_batch(
         &self,
         cx: &mut Context<'_>,
         wait: &mut Wait,
         max: usize,
-        out: &mut Vec<TopicMessage>,
+        out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         // A receiver with a long backlog yields to the scheduler like
         // tokio's own channels do, so it cannot starve other tasks.
@@ -278,30 +311,31 @@ impl Subscriber {
         cx: &mut Context<'_>,
         wait: &mut Wait,
         max: usize,
-        out: &mut Vec<TopicMessage>,
+        out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         if max > 0 {
             let mut stash = self.stash.lock();
             if !stash.is_empty() {
                 let n = max.min(stash.len());
-                out.extend(stash.drain(..n));
+                for m in stash.drain(..n) {
+                    out.stashed(self, m);
+                }
                 return Poll::Ready(Ok(n));
             }
         }
         match (&self.kind, wait) {
             (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
                 let mut collect = Collect {
-                    formats: self.formats(),
-                    topic: &self.topic,
+                    sub: self,
                     partition: self.partition,
                     out,
                 };
                 cursor.lock().poll_recv_batch(cx, waiter, max, &mut collect)
             }
             (Kind::Merged(cursors), Wait::Merged(waiter)) => {
-                let mut collect = CollectPartitioned {
-                    formats: self.formats(),
-                    topic: &self.topic,
+                let mut collect = Collect {
+                    sub: self,
+                    partition: None,
                     out,
                 };
                 cursors
@@ -316,7 +350,9 @@ impl Subscriber {
                 claimed.clear();
                 let r = member.poll_recv_batch(cx, waiter, max, claimed);
                 if let Poll::Ready(Ok(_)) = r {
-                    out.extend(claimed.drain(..).map(|c| self.claimed(c)));
+                    for c in claimed.drain(..) {
+                        out.claimed(self, c);
+                    }
                 }
                 r
             }
@@ -342,7 +378,7 @@ impl Subscriber {
                 if polled.is_ready() {
                     coop.made_progress();
                 }
-                polled.map(|r| r.map(|d| self.label(TopicMessage::delivered(self.formats(), &self.topic, d))))
+                polled.map(|r| r.map(|d| self.message(d)))
             })
             .await;
         }
@@ -354,7 +390,7 @@ impl Subscriber {
     /// Roughly how many messages a batch receive will find, to size its
     /// `Vec`: a reader that keeps up gets a few messages per call, and
     /// allocating room for `max` every time costs more than the messages.
-    fn backlog_hint(&self) -> usize {
+    pub(crate) fn backlog_hint(&self) -> usize {
         const MAX_HINT: u64 = 1024;
         let backlog = match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().lag(),
@@ -388,10 +424,7 @@ impl Subscriber {
             return Ok(m);
         }
         match &self.kind {
-            Kind::Broadcast(cursor) => cursor
-                .lock()
-                .try_recv()
-                .map(|d| self.label(TopicMessage::delivered(self.formats(), &self.topic, d))),
+            Kind::Broadcast(cursor) => cursor.lock().try_recv().map(|d| self.message(d)),
             Kind::Merged(cursors) => match cursors.lock().try_recv() {
                 Ok((p, d)) => {
                     let mut m = TopicMessage::delivered(self.formats(), &self.topic, d);
@@ -436,6 +469,39 @@ impl Subscriber {
         let mut out = Vec::with_capacity(max.min(self.backlog_hint()));
         self.recv_into(max, &mut out).await?;
         Ok(out)
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), lending the messages instead
+    /// of handing over owned [`TopicMessage`]s: the batch reads them in
+    /// place (see [`LentBatch`]), and builds a `TopicMessage` only for
+    /// those taken out with [`MessageRef::to_message`](crate::MessageRef::to_message). The fastest way to
+    /// read a batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](Self::recv_batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("lines").await?;
+    /// let lines = vec!["a".into(), "bc".into()];
+    /// mq.publisher("lines").publish_bytes_batch(lines, SerializationFormat::Raw).await?;
+    /// let batch = sub.recv_batch_lent(64).await?;
+    /// let total: usize = batch.iter().map(|m| m.payload_bytes().len()).sum();
+    /// assert_eq!(total, 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_batch_lent(&self, max: usize) -> Result<LentBatch<'_>, RecvError> {
+        let mut batch = LentBatch::new(self, max.min(self.backlog_hint()));
+        let mut wait = self.waiter();
+        poll_fn(|cx| self.poll_batch(cx, &mut wait, max, &mut batch)).await?;
+        Ok(batch)
     }
 
     /// Waits for the next message and reads it as a `T` (see
@@ -734,8 +800,12 @@ impl Subscriber {
     /// member; [`AckError::AutoAck`] outside manual mode (including for a
     /// subscriber that is not in a group).
     pub fn ack(&self, message: &TopicMessage) -> Result<(), AckError> {
+        self.ack_at(message.partition.unwrap_or(0), message.offset())
+    }
+
+    pub(crate) fn ack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
         match &self.kind {
-            Kind::Group { member, .. } => member.ack(message.partition.unwrap_or(0), message.offset()),
+            Kind::Group { member, .. } => member.ack(partition, offset),
             _ => Err(AckError::AutoAck),
         }
     }
