@@ -11,7 +11,7 @@
 //! - `fuzz [SECONDS]`: the codec's libFuzzer target for that long (default
 //!   60) where a nightly toolchain and cargo-fuzz exist; says so and
 //!   succeeds where they do not.
-//! - `bench [--quick]`: the criterion suite and the latency and memory
+//! - `bench [--quick] [--report-only]`: the criterion suite and the latency and memory
 //!   benches, then `bench-report/REPORT.md` and `bench-report/throughput.svg`
 //!   (see [`mod@bench`]).
 //! - `miri`: memq-core's and memq-testkit's tests under miri where a
@@ -36,7 +36,11 @@ fn main() -> ExitCode {
         Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
         Some("fuzz") => fuzz(args.get(1).map_or("60", String::as_str)),
         Some("miri") => miri(),
-        Some("bench") => bench::run(&root(), args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench::run(
+            &root(),
+            args.iter().any(|a| a == "--quick"),
+            args.iter().any(|a| a == "--report-only"),
+        ),
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
                 eprintln!("tidy: {p}");
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
             format!("{} tidy problem(s)", problems.len())
         }),
         _ => Err(
-            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|bench [--quick]>"
+            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|bench [--quick] [--report-only]>"
                 .to_string(),
         ),
     };
