@@ -4,7 +4,11 @@
 //! Commands:
 //! - `ci`: formatting, clippy with warnings denied, every test (unit,
 //!   integration, doc), docs with warnings denied, the codec's feature
-//!   combinations, and `tidy`.
+//!   combinations, the library crates alone, at their dependencies'
+//!   declared minimum versions and with the declared `rust-version`, the
+//!   loom models, and `tidy`.
+//! - `minimal-versions`, `msrv`: those two checks alone (see
+//!   [`mod@versions`]).
 //! - `tidy`: checks no linter makes (see [`mod@tidy`]).
 //! - `loom`: the loom models of memq-core (`--cfg memq_loom`, release, in
 //!   their own target dir so the normal build is not invalidated).
@@ -27,6 +31,7 @@ use std::time::Instant;
 
 mod bench;
 mod tidy;
+mod versions;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,8 @@ fn main() -> ExitCode {
         Some("stress") => stress(args.get(1).map_or("20", String::as_str)),
         Some("fuzz") => fuzz(args.get(1).map_or("60", String::as_str)),
         Some("miri") => miri(),
+        Some("minimal-versions") => versions::minimal(&root()),
+        Some("msrv") => versions::msrv(&root()),
         Some("bench") => bench::run(
             &root(),
             args.iter().any(|a| a == "--quick"),
@@ -48,7 +55,7 @@ fn main() -> ExitCode {
             format!("{} tidy problem(s)", problems.len())
         }),
         _ => Err(
-            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|bench [--quick] [--report-only]>"
+            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|minimal-versions|msrv|bench [--quick] [--report-only]>"
                 .to_string(),
         ),
     };
@@ -282,6 +289,9 @@ fn ci() -> Result<(), String> {
     for krate in ["memq-core", "memq-partition", "memq-groups", "tokio-memq"] {
         cargo(&["check", "-p", krate, "--lib"], &[])?;
     }
+    // What the manifests declare is what builds (issue 11, item 7).
+    versions::minimal(&root())?;
+    versions::msrv(&root())?;
     loom()?;
     tidy::run(&root()).map_err(|problems| {
         for p in &problems {
