@@ -38,8 +38,10 @@ pub enum PublishError<T> {
     OffsetsExhausted(T),
     /// The partitioned topic's router could not place the message (a
     /// `Fixed` partition or custom router out of range, a router that
-    /// panicked), or the topic named by the message does not exist.
-    #[error("message could not be routed to a partition")]
+    /// panicked), the topic named by the message does not exist, or (for
+    /// [`publish_shared_data`](crate::Publisher::publish_shared_data)) it
+    /// names a topic other than the publisher's.
+    #[error("message could not be routed to its topic or partition")]
     Unroutable(T),
     /// The value could not be serialized with the topic's or publisher's
     /// serialization defaults; nothing was published.
@@ -153,7 +155,7 @@ impl fmt::Display for PublishErrorKind {
             PublishErrorKind::Timeout => "timed out waiting for room in the topic",
             PublishErrorKind::TooLarge => "message is larger than the topic can hold",
             PublishErrorKind::OffsetsExhausted => "topic has used up its offsets",
-            PublishErrorKind::Unroutable => "message could not be routed to a partition",
+            PublishErrorKind::Unroutable => "message could not be routed to its topic or partition",
             PublishErrorKind::Encode => "message could not be serialized",
         })
     }
@@ -396,6 +398,10 @@ pub enum Error {
     /// See [`AckError`].
     #[error(transparent)]
     Ack(#[from] AckError),
+    /// See [`EncodeError`]: a value could not be serialized (building a
+    /// [`TopicMessage`](crate::TopicMessage) in a format).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 impl<T> From<PublishError<T>> for Error {

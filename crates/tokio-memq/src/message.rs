@@ -10,7 +10,7 @@ use memq_codec::{Codec, CodecError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::format::{FormatTable, FormatTag, SerializationFormat};
 use crate::weigh::Weight;
 pub use memq_groups::DeadLetterReason;
@@ -523,6 +523,66 @@ impl TopicMessage {
         let mut msg = Self::new(topic, data)?;
         msg.key = Some(key.into().into());
         Ok(msg)
+    }
+
+    /// A message holding `data` in `format`: the value itself for
+    /// [`SerializationFormat::Native`] (as [`new`](Self::new)), otherwise
+    /// serialized with that format's default settings, in a frame any
+    /// subscriber decodes. Publish it with
+    /// [`Publisher::publish_message`](crate::Publisher::publish_message).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) when `data` cannot be
+    /// serialized in `format` (or `format` is a custom format that was
+    /// never registered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// let msg = TopicMessage::new_with_format_and_key("orders", (7u32, "book"), SerializationFormat::MessagePack, "customer-9")?;
+    /// mq.publisher("orders").publish_message(msg).await?;
+    ///
+    /// let got = sub.recv().await?;
+    /// assert_eq!(got.format, SerializationFormat::MessagePack);
+    /// assert_eq!(got.key(), Some("customer-9"));
+    /// assert_eq!(got.deserialize::<(u32, String)>()?, (7, "book".to_string()));
+    /// # Ok(()) }
+    /// ```
+    pub fn new_with_format<T: Serialize + Send + Sync + 'static>(
+        topic: impl Into<String>,
+        data: T,
+        format: SerializationFormat,
+    ) -> Result<Self, crate::Error> {
+        if format == SerializationFormat::Native {
+            return Self::new(topic, data);
+        }
+        let codec =
+            Codec::new(format.clone(), Default::default(), Default::default()).map_err(EncodeError::from)?;
+        let bytes = codec.encode(&data).map_err(EncodeError::from)?;
+        let mut msg = Self::built(topic.into().into(), MessagePayload::Bytes(bytes), format);
+        msg.codec = Some(codec);
+        Ok(msg)
+    }
+
+    /// [`new_with_format`](Self::new_with_format) with a key.
+    ///
+    /// # Errors
+    ///
+    /// As [`new_with_format`](Self::new_with_format).
+    pub fn new_with_format_and_key<T: Serialize + Send + Sync + 'static>(
+        topic: impl Into<String>,
+        data: T,
+        format: SerializationFormat,
+        key: impl Into<String>,
+    ) -> Result<Self, crate::Error> {
+        Ok(Self::new_with_format(topic, data, format)?.with_key(key))
     }
 
     /// A message holding bytes in `format`.

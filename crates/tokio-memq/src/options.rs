@@ -134,6 +134,8 @@ pub struct TopicStats {
     pub consumer_lags: HashMap<String, usize>,
     /// Retained payload bytes.
     pub bytes: usize,
+    /// The same as [`bytes`](Self::bytes), under 1.0.0's name.
+    pub total_payload_size: usize,
     /// Messages ever published.
     pub published: u64,
     /// Messages evicted to make room.
@@ -155,6 +157,7 @@ impl TopicStats {
             dropped_messages: 0,
             consumer_lags: HashMap::new(),
             bytes: 0,
+            total_payload_size: 0,
             published: 0,
             evicted: 0,
             expired: 0,
@@ -169,6 +172,7 @@ impl TopicStats {
                 *total.consumer_lags.entry(name).or_default() += lag;
             }
             total.bytes += s.bytes;
+            total.total_payload_size += s.total_payload_size;
             total.published += s.published;
             total.evicted += s.evicted;
             total.expired += s.expired;
@@ -237,12 +241,17 @@ impl PartitionRouting {
 pub struct PartitionStats {
     /// The partition's index.
     pub partition: usize,
+    /// The same, under 1.0.0's name.
+    pub partition_id: usize,
     /// Messages retained now.
     pub message_count: usize,
     /// Live subscribers reading this partition.
     pub subscriber_count: usize,
     /// Messages removed by retention.
     pub dropped_messages: usize,
+    /// Named consumers' lag on this partition: messages published after
+    /// their committed position.
+    pub consumer_lags: HashMap<String, usize>,
     /// Messages ever published to this partition.
     pub published: u64,
     /// The oldest retained offset.
@@ -256,9 +265,11 @@ impl PartitionStats {
         let t = TopicStats::from(s);
         PartitionStats {
             partition,
+            partition_id: partition,
             message_count: t.message_count,
             subscriber_count: t.subscriber_count,
             dropped_messages: t.dropped_messages,
+            consumer_lags: t.consumer_lags,
             published: t.published,
             low_offset: t.low_offset,
             next_offset: t.next_offset,
@@ -275,6 +286,7 @@ impl From<memq_core::TopicStats> for TopicStats {
             dropped_messages: sat(s.evicted.saturating_add(s.expired)),
             consumer_lags: s.consumers.iter().map(|c| (c.name.clone(), sat(c.lag))).collect(),
             bytes: s.bytes,
+            total_payload_size: s.bytes,
             published: s.published,
             evicted: s.evicted,
             expired: s.expired,

@@ -559,6 +559,102 @@ impl Publisher {
             .await
     }
 
+    /// Publishes bytes shared as an `Arc<Vec<u8>>` to `topic`, which must
+    /// be this publisher's (1.0.0's zero-copy call; see
+    /// [`publish_shared_bytes`](Self::publish_shared_bytes), which needs
+    /// no topic).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Unroutable`] (with the bytes) when `topic` is not
+    /// this publisher's topic; otherwise as
+    /// [`publish_bytes`](Self::publish_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{MessageQueue, PublishError, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("frames");
+    /// let (topic, frame) = (Arc::new("frames".to_string()), Arc::new(vec![7u8; 4096]));
+    /// publisher.publish_shared_data(topic, frame.clone(), SerializationFormat::Raw).await?;
+    ///
+    /// let elsewhere = Arc::new("other".to_string());
+    /// let err = publisher.publish_shared_data(elsewhere, frame, SerializationFormat::Raw).await;
+    /// assert!(matches!(err, Err(PublishError::Unroutable(_))));
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_shared_data(
+        &self,
+        topic: Arc<String>,
+        data: Arc<Vec<u8>>,
+        format: SerializationFormat,
+    ) -> Result<u64, PublishError<Bytes>> {
+        let data = Bytes::from_owner(SharedVec(data));
+        if *topic != *self.topic_name {
+            return Err(PublishError::Unroutable(data));
+        }
+        self.publish_bytes(data, format).await
+    }
+
+    /// Publishes `data` in `format`, whatever serialization defaults the
+    /// topic or publisher has: [`SerializationFormat::Native`] stores the
+    /// value itself (as [`publish`](Self::publish) does without
+    /// defaults); any other format serializes it with that format's
+    /// default settings (no compression), in a frame any subscriber
+    /// decodes. Returns the offset.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Encode`] (with the value) when the value cannot be
+    /// serialized in `format`, or `format` is a custom format that was
+    /// never registered; otherwise as [`publish`](Self::publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("prices").await?;
+    /// let publisher = mq.publisher("prices");
+    /// publisher.publish_with_format(12.5f64, SerializationFormat::Json).await?;
+    /// publisher.publish_with_format(13.0f64, SerializationFormat::Native).await?;
+    ///
+    /// let json = sub.recv().await?;
+    /// assert_eq!(json.format, SerializationFormat::Json);
+    /// assert_eq!(json.deserialize::<f64>()?, 12.5);
+    /// assert_eq!(*sub.recv().await?.native::<f64>().unwrap(), 13.0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_with_format<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+        format: SerializationFormat,
+    ) -> Result<u64, PublishError<T>> {
+        if format == SerializationFormat::Native {
+            let entry = Entry::native(data);
+            return self.publish_entry(entry, Entry::into_native).await;
+        }
+        let encoded = Codec::new(format, Default::default(), Default::default()).and_then(|codec| {
+            let tag = self.registry().formats.tag_of_codec(&codec)?;
+            Ok(Entry::encoded(codec.encode(&data)?, tag))
+        });
+        match encoded {
+            Ok(entry) => self.publish_entry(entry, move |_| data).await,
+            Err(e) => Err(PublishError::Encode {
+                value: data,
+                error: e.into(),
+            }),
+        }
+    }
+
     /// Publishes a prebuilt message (keeping its key and format).
     ///
     /// # Errors

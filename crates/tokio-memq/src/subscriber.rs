@@ -727,6 +727,39 @@ impl Subscriber {
         }
     }
 
+    /// Moves this subscriber (or its group) back to the oldest message
+    /// retained, in every partition it reads: 1.0.0's "next offset 0",
+    /// for a topic that may have evicted its first messages. Never fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("log").await?;
+    /// mq.publisher("log").publish_batch(vec!["a", "b"]).await?;
+    /// assert_eq!(sub.recv_batch(10).await?.len(), 2);
+    /// sub.reset_offset().await;
+    /// assert_eq!(sub.recv().await?.offset(), 0, "read again from the start");
+    /// # Ok(()) }
+    /// ```
+    pub async fn reset_offset(&self) {
+        let topics = self.log.partitions();
+        for (p, _, _) in self.windows() {
+            // A window only moves up: should the oldest message go between
+            // reading the window and moving, try the new oldest.
+            for _ in 0..16 {
+                let low = topics[p].stats().low;
+                if self.seek_partition(p, low).await.is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+
     /// How many partitions this subscriber reads (1 for a plain topic).
     pub fn partitions(&self) -> usize {
         match &self.kind {

@@ -1,0 +1,7 @@
+//! tokio-memq 1.0.0's `examples/batch_pub_sub.rs`, unchanged: included so that
+//! rustfmt, which does not follow `include!`, leaves it as published, and
+//! with lints off (its style is 1.0.0's; its trait imports are unused in
+//! 2.0, whose methods are inherent).
+#![allow(warnings, clippy::all, clippy::pedantic)]
+
+include!("../examples/batch_pub_sub.rs");
