@@ -120,29 +120,31 @@ pub use memq_codec::{
     NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
 };
 pub use memq_groups::GroupStats;
-pub use message::{DeadLetterInfo, DeadLetterReason, MessagePayload, NativePayload, TopicMessage};
+pub use message::{
+    DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload, NativePayload, TopicMessage,
+};
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;
 pub use queue::{GroupBuilder, MessageQueue};
 pub use subscriber::Subscriber;
-pub use traits::{AsyncMessagePublisher, MessageSubscriber, QueueManager};
+pub use traits::{AsyncMessagePublisher, MessagePublisher, MessageSubscriber, QueueManager};
 
 /// The 1.0.0 module paths (`tokio_memq::mq::MessageQueue` and friends).
 pub mod mq {
     pub use crate::{
-        AsyncMessagePublisher, ConsumptionMode, MessageQueue, MessageSubscriber, PartitionRouting,
-        PartitionStats, Publisher, QueueManager, SerializationFormat, Subscriber, TopicMessage, TopicOptions,
-        TopicStats,
+        AsyncMessagePublisher, ConsumptionMode, MessagePublisher, MessageQueue, MessageSubscriber,
+        PartitionRouting, PartitionStats, Publisher, QueueManager, SerializationFormat, Subscriber,
+        TopicMessage, TopicOptions, TopicStats,
     };
 
     /// 1.0.0's `mq::traits`.
     pub mod traits {
-        pub use crate::{AsyncMessagePublisher, MessageSubscriber, QueueManager};
+        pub use crate::{AsyncMessagePublisher, MessagePublisher, MessageSubscriber, QueueManager};
     }
 
     /// 1.0.0's `mq::message`.
     pub mod message {
-        pub use crate::{ConsumptionMode, MessagePayload, TopicMessage, TopicOptions};
+        pub use crate::{ConsumptionMode, MessageMetadata, MessagePayload, TopicMessage, TopicOptions};
     }
 
     pub use crate::{
@@ -157,6 +159,10 @@ pub mod mq {
             NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
             SerializationFormat,
         };
+
+        /// 1.0.0's serialization error: the codec's error now (its kind
+        /// says why, `source()` reaches the cause).
+        pub type SerializationError = crate::CodecError;
     }
 
     /// 1.0.0's `mq::publisher`.

@@ -585,6 +585,76 @@ impl TopicMessage {
         Ok(Self::new_with_format(topic, data, format)?.with_key(key))
     }
 
+    /// [`new_with_format`](Self::new_with_format) with the topic as 1.0.0
+    /// shared it.
+    ///
+    /// # Errors
+    ///
+    /// As [`new_with_format`](Self::new_with_format).
+    pub fn new_shared_topic<T: Serialize + Send + Sync + 'static>(
+        topic: Arc<String>,
+        data: T,
+        format: SerializationFormat,
+    ) -> Result<Self, crate::Error> {
+        Self::new_with_format(topic.as_str(), data, format)
+    }
+
+    /// A message holding bytes shared as an `Arc<Vec<u8>>`, without
+    /// copying them (the message keeps the `Arc` alive).
+    pub fn from_shared_bytes(
+        topic: impl Into<String>,
+        data: Arc<Vec<u8>>,
+        format: SerializationFormat,
+    ) -> Self {
+        Self::from_bytes(
+            topic,
+            Bytes::from_owner(crate::publisher::SharedVec(data)),
+            format,
+        )
+    }
+
+    /// [`from_shared_bytes`](Self::from_shared_bytes) with the topic as
+    /// 1.0.0 shared it.
+    pub fn from_shared_data(topic: Arc<String>, data: Arc<Vec<u8>>, format: SerializationFormat) -> Self {
+        Self::from_shared_bytes(topic.as_str(), data, format)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) with the topic as 1.0.0 shared it.
+    pub fn from_shared_bytes_topic(topic: Arc<String>, data: Vec<u8>, format: SerializationFormat) -> Self {
+        Self::from_bytes(topic.as_str(), data, format)
+    }
+
+    /// A message holding text that is already serialized, its format
+    /// guessed as 1.0.0 did: JSON when it starts with `{` or `[`, else
+    /// bincode. (A frame written by a codec says its own format, whatever
+    /// the guess.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_serialized("events", r#"{"id": 7}"#.to_string());
+    /// assert_eq!(msg.format, SerializationFormat::Json);
+    /// assert_eq!(msg.deserialize::<serde_json::Value>()?["id"], 7);
+    /// # Ok::<(), tokio_memq::DecodeError>(())
+    /// ```
+    pub fn from_serialized(topic: impl Into<String>, payload: String) -> Self {
+        let format = guess_format(payload.as_bytes());
+        Self::from_bytes(topic, payload, format)
+    }
+
+    /// [`from_serialized`](Self::from_serialized) with the topic as 1.0.0
+    /// shared it.
+    pub fn from_shared_serialized_topic(topic: Arc<String>, payload: String) -> Self {
+        Self::from_serialized(topic.as_str(), payload)
+    }
+
+    /// A message holding bincode bytes.
+    pub fn from_bincode(topic: impl Into<String>, data: Vec<u8>) -> Self {
+        Self::from_bytes(topic, data, SerializationFormat::Bincode)
+    }
+
     /// A message holding bytes in `format`.
     pub fn from_bytes(topic: impl Into<String>, data: impl Into<Bytes>, format: SerializationFormat) -> Self {
         Self::built(topic.into().into(), MessagePayload::Bytes(data.into()), format)
@@ -719,6 +789,102 @@ impl TopicMessage {
             MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, &self.format, self.codec.as_ref()),
         }
         .map_err(|e| e.at(at))
+    }
+}
+
+/// 1.0.0's accessors, kept for code written against it.
+impl TopicMessage {
+    /// The payload as text, as [`payload_str`](Self::payload_str) (1.0.0
+    /// had both names; the method shares its name with the field).
+    pub fn payload(&self) -> Cow<'_, str> {
+        self.payload_str()
+    }
+
+    /// True once `ttl` has passed since the message was built or published.
+    pub fn is_expired(&self, ttl: std::time::Duration) -> bool {
+        self.created_at.elapsed() > ttl
+    }
+
+    /// Reads the payload as a `T` in `format` rather than the message's
+    /// own (a frame's header still says its format). A native value reads
+    /// as [`deserialize`](Self::deserialize) does.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] when the payload is not a valid `T` in `format`.
+    pub fn deserialize_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        format: &SerializationFormat,
+    ) -> Result<T, DecodeError> {
+        match &self.payload {
+            MessagePayload::Native(n) => n.read(),
+            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, format, None),
+        }
+        .map_err(|e| e.at(self.offset))
+    }
+
+    /// The payload for a log line: text cut at `max_len` bytes (on a
+    /// character boundary), its length and format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bytes("t", "hello world", SerializationFormat::Raw);
+    /// assert_eq!(msg.display_payload(5), "hello... (len=11 fmt=raw)");
+    /// ```
+    pub fn display_payload(&self, max_len: usize) -> String {
+        let text = self.payload_str();
+        let mut cut = max_len.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let ellipsis = if cut < text.len() { "..." } else { "" };
+        format!(
+            "{}{ellipsis} (len={} fmt={})",
+            &text[..cut],
+            self.payload.len(),
+            self.format.as_str()
+        )
+    }
+
+    /// What the message says about itself, without the payload.
+    pub fn metadata(&self) -> MessageMetadata {
+        MessageMetadata {
+            topic: self.topic.clone(),
+            format: self.format.clone(),
+            created_at: self.created_at,
+            offset: self.offset(),
+            payload_size: self.payload.len(),
+        }
+    }
+}
+
+/// A message's metadata without its payload (1.0.0's
+/// `mq::message::MessageMetadata`; the topic is an `Arc<str>` and the
+/// offset a `u64` now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessageMetadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The payload's format.
+    pub format: SerializationFormat,
+    /// When the message was built or published.
+    pub created_at: std::time::Instant,
+    /// Its offset (0 for a message not received from a topic).
+    pub offset: u64,
+    /// The payload's length in bytes (0 for a native value).
+    pub payload_size: usize,
+}
+
+/// 1.0.0's format guess for serialized text: JSON when it starts with `{`
+/// or `[` (after whitespace), else bincode.
+pub(crate) fn guess_format(bytes: &[u8]) -> SerializationFormat {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[') => SerializationFormat::Json,
+        _ => SerializationFormat::Bincode,
     }
 }
 

@@ -208,6 +208,21 @@ pub enum PartitionRouting {
 /// fail with `Unroutable` and leaves the topic usable.
 pub type RouterFn = std::sync::Arc<dyn Fn(Option<&[u8]>, usize) -> usize + Send + Sync>;
 
+/// Equal variants with equal partitions; two `Custom` routers are equal
+/// only when they are the same function (`Arc::ptr_eq`).
+impl PartialEq for PartitionRouting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PartitionRouting::RoundRobin, PartitionRouting::RoundRobin)
+            | (PartitionRouting::Hash, PartitionRouting::Hash)
+            | (PartitionRouting::Random, PartitionRouting::Random) => true,
+            (PartitionRouting::Fixed(a), PartitionRouting::Fixed(b)) => a == b,
+            (PartitionRouting::Custom(a), PartitionRouting::Custom(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for PartitionRouting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

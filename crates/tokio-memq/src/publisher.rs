@@ -173,15 +173,22 @@ impl Publisher {
         &self,
         data: Vec<T>,
     ) -> Result<(Vec<Entry>, Option<Vec<T>>), PublishError<Vec<T>>> {
-        let codec = match self.codec() {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(PublishError::Encode {
-                    value: data,
-                    error: e.into(),
-                })
-            }
-        };
+        match self.codec() {
+            Ok(codec) => Self::encode_batch(data, codec),
+            Err(e) => Err(PublishError::Encode {
+                value: data,
+                error: e.into(),
+            }),
+        }
+    }
+
+    /// The entries for `data`: encoded by `codec` (the values kept to be
+    /// handed back), or native values without one.
+    #[allow(clippy::type_complexity)]
+    fn encode_batch<T: Serialize + Send + Sync + 'static>(
+        data: Vec<T>,
+        codec: Option<(Codec, FormatTag)>,
+    ) -> Result<(Vec<Entry>, Option<Vec<T>>), PublishError<Vec<T>>> {
         let Some((codec, tag)) = codec else {
             return Ok((data.into_iter().map(Entry::native).collect(), None));
         };
@@ -198,6 +205,17 @@ impl Publisher {
             }
         }
         Ok((entries, Some(data)))
+    }
+
+    /// The codec for `format` with its default settings, and its tag in
+    /// this queue; `None` for [`SerializationFormat::Native`].
+    fn codec_for(&self, format: SerializationFormat) -> Result<Option<(Codec, FormatTag)>, CodecError> {
+        if format == SerializationFormat::Native {
+            return Ok(None);
+        }
+        let codec = Codec::new(format, Default::default(), Default::default())?;
+        let tag = self.registry().formats.tag_of_codec(&codec)?;
+        Ok(Some((codec, tag)))
     }
 
     fn registry(&self) -> &Arc<Registry> {
@@ -638,21 +656,99 @@ impl Publisher {
         data: T,
         format: SerializationFormat,
     ) -> Result<u64, PublishError<T>> {
-        if format == SerializationFormat::Native {
-            let entry = Entry::native(data);
-            return self.publish_entry(entry, Entry::into_native).await;
-        }
-        let encoded = Codec::new(format, Default::default(), Default::default()).and_then(|codec| {
-            let tag = self.registry().formats.tag_of_codec(&codec)?;
-            Ok(Entry::encoded(codec.encode(&data)?, tag))
+        let encoded = self.codec_for(format).and_then(|codec| match codec {
+            Some((codec, tag)) => Ok(Some(Entry::encoded(codec.encode(&data)?, tag))),
+            None => Ok(None),
         });
         match encoded {
-            Ok(entry) => self.publish_entry(entry, move |_| data).await,
+            Ok(Some(entry)) => self.publish_entry(entry, move |_| data).await,
+            Ok(None) => self.publish_entry(Entry::native(data), Entry::into_native).await,
             Err(e) => Err(PublishError::Encode {
                 value: data,
                 error: e.into(),
             }),
         }
+    }
+
+    /// [`publish_with_format`](Self::publish_with_format) for a batch: one
+    /// contiguous run of offsets, all or nothing (as
+    /// [`publish_batch`](Self::publish_batch)).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_batch`](Self::publish_batch); `Encode` (with every
+    /// value) when one of them cannot be serialized in `format`.
+    pub async fn publish_batch_with_format<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: Vec<T>,
+        format: SerializationFormat,
+    ) -> Result<Range<u64>, PublishError<Vec<T>>> {
+        let codec = match self.codec_for(format) {
+            Ok(codec) => codec,
+            Err(e) => {
+                return Err(PublishError::Encode {
+                    value: data,
+                    error: e.into(),
+                })
+            }
+        };
+        let (entries, kept) = Self::encode_batch(data, codec)?;
+        self.publish_entries(entries, move |e| match kept {
+            Some(values) => values,
+            None => e.into_iter().map(Entry::into_native).collect(),
+        })
+        .await
+    }
+
+    /// Publishes `data` in bincode (1.0.0's shorthand for
+    /// [`publish_with_format`](Self::publish_with_format)).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_with_format`](Self::publish_with_format).
+    pub async fn publish_bincode<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+    ) -> Result<u64, PublishError<T>> {
+        self.publish_with_format(data, SerializationFormat::Bincode).await
+    }
+
+    /// Publishes text that is already serialized, its format guessed as
+    /// 1.0.0 did (JSON when it starts with `{` or `[`, else bincode; see
+    /// [`TopicMessage::from_serialized`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_bytes`](Self::publish_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("json").await?;
+    /// mq.publisher("json").publish_serialized(r#"{"ok": true}"#.to_string()).await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.format, SerializationFormat::Json);
+    /// assert_eq!(msg.payload_str(), r#"{"ok": true}"#);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_serialized(&self, payload: String) -> Result<u64, PublishError<Bytes>> {
+        let format = crate::message::guess_format(payload.as_bytes());
+        self.publish_bytes(payload, format).await
+    }
+
+    /// The same as [`publish_serialized`](Self::publish_serialized)
+    /// (1.0.0 had both names).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_serialized`](Self::publish_serialized).
+    pub async fn publish_string(&self, payload: String) -> Result<u64, PublishError<Bytes>> {
+        self.publish_serialized(payload).await
     }
 
     /// Publishes a prebuilt message (keeping its key and format).
@@ -725,7 +821,7 @@ where
 }
 
 /// Lets `Bytes` borrow from an `Arc<Vec<u8>>` without copying.
-struct SharedVec(Arc<Vec<u8>>);
+pub(crate) struct SharedVec(pub(crate) Arc<Vec<u8>>);
 
 impl AsRef<[u8]> for SharedVec {
     fn as_ref(&self) -> &[u8] {

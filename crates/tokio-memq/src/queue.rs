@@ -207,6 +207,12 @@ impl Registry {
         name: &str,
         options: Option<&TopicOptions>,
     ) -> Result<TopicEntry, TopicError> {
+        // Options that ask for partitions make (or check) a partitioned
+        // topic: 1.0.0 ignored the field, which silently made a plain one.
+        if let Some(n) = options.and_then(|o| o.partitions) {
+            let options = options.cloned().unwrap_or_default();
+            return self.get_or_create_partitioned(name, &options, n);
+        }
         if let Some(entry) = self.topics.read().get(name) {
             return Self::check(name, entry, options);
         }

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
-use crate::format::FormatTable;
+use crate::format::{FormatTable, SerializationFormat};
 use crate::lent::LentBatch;
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
@@ -502,6 +502,163 @@ impl Subscriber {
         let mut wait = self.waiter();
         poll_fn(|cx| self.poll_batch(cx, &mut wait, max, &mut batch)).await?;
         Ok(batch)
+    }
+
+    /// Waits for the next message and returns its payload as text (bytes
+    /// decoded as UTF-8 with invalid sequences replaced; see
+    /// [`TopicMessage::payload_str`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn recv_string(&self) -> Result<String, RecvError> {
+        Ok(self.recv().await?.payload_str().into_owned())
+    }
+
+    /// [`recv_string`](Self::recv_string) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv).
+    pub async fn try_recv_string(&self) -> Result<String, TryRecvError> {
+        Ok(self.try_recv_now()?.payload_str().into_owned())
+    }
+
+    /// Waits for the next message and returns a copy of its payload bytes
+    /// (empty for a native value).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        Ok(self.recv().await?.payload_bytes().to_vec())
+    }
+
+    /// [`recv_bytes`](Self::recv_bytes) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv).
+    pub async fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
+        Ok(self.try_recv_now()?.payload_bytes().to_vec())
+    }
+
+    /// [`recv_typed`](Self::recv_typed) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TryRecv`](crate::Error::TryRecv) as
+    /// [`try_recv`](Self::try_recv); [`Error::Decode`](crate::Error::Decode)
+    /// when the message is not a valid `T` (it is consumed).
+    pub async fn try_recv_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+    ) -> Result<T, crate::Error> {
+        Ok(self.try_recv_now()?.deserialize()?)
+    }
+
+    /// Waits for the next message and reads it as a `T` in `format` (see
+    /// [`TopicMessage::deserialize_with_format`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_typed`](Self::recv_typed).
+    pub async fn recv_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        format: SerializationFormat,
+    ) -> Result<T, RecvTypedError> {
+        Ok(self.recv().await?.deserialize_with_format(&format)?)
+    }
+
+    /// [`recv_with_format`](Self::recv_with_format) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv_typed`](Self::try_recv_typed).
+    pub async fn try_recv_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        format: SerializationFormat,
+    ) -> Result<T, crate::Error> {
+        Ok(self.try_recv_now()?.deserialize_with_format(&format)?)
+    }
+
+    /// [`recv_with_format`](Self::recv_with_format) in bincode.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_typed`](Self::recv_typed).
+    pub async fn recv_bincode<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+    ) -> Result<T, RecvTypedError> {
+        self.recv_with_format(SerializationFormat::Bincode).await
+    }
+
+    /// Waits for the next message; returns it with its format.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn recv_with_format_info(&self) -> Result<(TopicMessage, SerializationFormat), RecvError> {
+        let msg = self.recv().await?;
+        let format = msg.format.clone();
+        Ok((msg, format))
+    }
+
+    /// Waits for the next message and returns what it says about itself,
+    /// without the payload (see [`TopicMessage::metadata`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn recv_metadata(&self) -> Result<crate::MessageMetadata, RecvError> {
+        Ok(self.recv().await?.metadata())
+    }
+
+    /// Moves to `offset` (see [`seek`](Self::seek)) and waits for the
+    /// message there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Seek`](crate::Error::Seek) when `offset` is outside the
+    /// retained window (nothing moved); otherwise as [`recv`](Self::recv).
+    pub async fn recv_from_offset(&self, offset: u64) -> Result<TopicMessage, crate::Error> {
+        self.seek(offset).await?;
+        Ok(self.recv().await?)
+    }
+
+    /// Receives until a message matches `predicate`, and returns it. This
+    /// is not a server-side filter: the messages before it are consumed
+    /// (received and dropped), as in 1.0.0.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), when a receive fails before a match (the
+    /// messages consumed so far stay consumed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("n").await?;
+    /// mq.publisher("n").publish_batch(vec![1u32, 2, 3, 4]).await?;
+    /// let even = sub.recv_filter(|m| m.deserialize::<u32>().is_ok_and(|n| n % 2 == 0)).await?;
+    /// assert_eq!(even.offset(), 1);
+    /// assert_eq!(sub.recv().await?.offset(), 2, "1 was consumed, 3 is next");
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_filter<F: Fn(&TopicMessage) -> bool>(
+        &self,
+        predicate: F,
+    ) -> Result<TopicMessage, RecvError> {
+        loop {
+            let msg = self.recv().await?;
+            if predicate(&msg) {
+                return Ok(msg);
+            }
+        }
     }
 
     /// Waits for the next message and reads it as a `T` (see

@@ -22,6 +22,12 @@ use crate::publisher::Publisher;
 use crate::queue::MessageQueue;
 use crate::subscriber::Subscriber;
 
+/// What every publisher has: its topic (1.0.0's `MessagePublisher`).
+pub trait MessagePublisher: Send + Sync {
+    /// The topic this publisher publishes to.
+    fn topic(&self) -> &str;
+}
+
 /// Publishing to one topic.
 pub trait AsyncMessagePublisher: Send + Sync {
     /// The backend's error type.
@@ -42,12 +48,16 @@ pub trait AsyncMessagePublisher: Send + Sync {
         data: Vec<T>,
     ) -> impl Future<Output = Result<Range<u64>, Self::Error>> + Send;
 
-    /// Publishes bytes in `format`.
+    /// Publishes bytes in `format` (a `Vec<u8>`, `Bytes`, `String`, ...).
     fn publish_bytes(
         &self,
-        data: Bytes,
+        data: impl Into<Bytes> + Send,
         format: SerializationFormat,
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Publishes text that is already serialized (its format guessed: JSON
+    /// when it starts with `{` or `[`, else bincode).
+    fn publish_serialized(&self, payload: String) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
 /// Receiving from one topic.
@@ -93,6 +103,9 @@ pub trait MessageSubscriber: Send + Sync {
     /// Moves to `offset`.
     fn seek(&self, offset: u64) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Moves back to the oldest message retained.
+    fn reset_offset(&self) -> impl Future<Output = ()> + Send;
+
     /// The messages as a stream.
     fn stream(&self) -> impl Stream<Item = Result<TopicMessage, Self::Error>> + Send + '_;
 }
@@ -117,6 +130,12 @@ pub trait QueueManager: Send + Sync {
     fn list_topics(&self) -> impl Future<Output = Vec<String>> + Send;
 }
 
+impl MessagePublisher for Publisher {
+    fn topic(&self) -> &str {
+        Publisher::topic(self)
+    }
+}
+
 impl AsyncMessagePublisher for Publisher {
     type Error = Error;
 
@@ -135,8 +154,16 @@ impl AsyncMessagePublisher for Publisher {
         Ok(Publisher::publish_batch(self, data).await?)
     }
 
-    async fn publish_bytes(&self, data: Bytes, format: SerializationFormat) -> Result<u64, Error> {
+    async fn publish_bytes(
+        &self,
+        data: impl Into<Bytes> + Send,
+        format: SerializationFormat,
+    ) -> Result<u64, Error> {
         Ok(Publisher::publish_bytes(self, data, format).await?)
+    }
+
+    async fn publish_serialized(&self, payload: String) -> Result<u64, Error> {
+        Ok(Publisher::publish_serialized(self, payload).await?)
     }
 }
 
@@ -184,6 +211,10 @@ impl MessageSubscriber for Subscriber {
 
     async fn seek(&self, offset: u64) -> Result<(), Error> {
         Ok(Subscriber::seek(self, offset).await?)
+    }
+
+    async fn reset_offset(&self) {
+        Subscriber::reset_offset(self).await;
     }
 
     fn stream(&self) -> impl Stream<Item = Result<TopicMessage, Error>> + Send + '_ {

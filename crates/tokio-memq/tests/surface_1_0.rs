@@ -260,3 +260,274 @@ async fn stats_carry_1_0_field_names() {
     );
     assert!(all[0].consumer_lags.values().all(|&lag| lag == 0));
 }
+
+#[tokio::test]
+async fn text_and_byte_receives() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("text").await.unwrap();
+    let publisher = mq.publisher("text");
+    assert_eq!(
+        sub.try_recv_string().await.unwrap_err(),
+        tokio_memq::TryRecvError::Empty
+    );
+    assert_eq!(
+        sub.try_recv_bytes().await.unwrap_err(),
+        tokio_memq::TryRecvError::Empty
+    );
+    publisher.publish_string("héllo".to_string()).await.unwrap();
+    publisher
+        .publish_bytes(vec![0xff, b'a'], SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher.publish_serialized("[1,2]".to_string()).await.unwrap();
+    publisher.publish(7u8).await.unwrap();
+    assert_eq!(timeout(LIMIT, sub.recv_string()).await.unwrap().unwrap(), "héllo");
+    assert_eq!(
+        sub.try_recv_string().await.unwrap(),
+        "\u{fffd}a",
+        "invalid UTF-8 replaced"
+    );
+    assert_eq!(timeout(LIMIT, sub.recv_bytes()).await.unwrap().unwrap(), b"[1,2]");
+    assert_eq!(
+        sub.try_recv_bytes().await.unwrap(),
+        b"",
+        "a native value has no bytes"
+    );
+}
+
+#[tokio::test]
+async fn formats_are_guessed_or_chosen() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("f").await.unwrap();
+    let publisher = mq.publisher("f");
+    publisher
+        .publish_serialized(r#" {"a": 1}"#.to_string())
+        .await
+        .unwrap();
+    publisher.publish_string("plain".to_string()).await.unwrap();
+    publisher.publish_bincode(300u16).await.unwrap();
+    let range = publisher
+        .publish_batch_with_format(vec![1u8, 2, 3], SerializationFormat::MessagePack)
+        .await
+        .unwrap();
+    assert_eq!(range, 3..6);
+    let (json, format) = timeout(LIMIT, sub.recv_with_format_info())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(format, SerializationFormat::Json);
+    assert_eq!(json.deserialize::<serde_json::Value>().unwrap()["a"], 1);
+    let plain = timeout(LIMIT, sub.recv_metadata()).await.unwrap().unwrap();
+    assert_eq!((plain.offset, plain.payload_size), (1, 5));
+    assert_eq!(
+        plain.format,
+        SerializationFormat::Bincode,
+        "1.0.0's guess for text that is not JSON"
+    );
+    assert_eq!(&*plain.topic, "f");
+    assert_eq!(
+        timeout(LIMIT, sub.recv_bincode::<u16>()).await.unwrap().unwrap(),
+        300
+    );
+    let batch = timeout(LIMIT, sub.recv_batch(3)).await.unwrap().unwrap();
+    assert!(batch.iter().all(|m| m.format == SerializationFormat::MessagePack));
+    assert_eq!(
+        batch
+            .iter()
+            .map(|m| m.deserialize::<u8>().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+
+    match publisher
+        .publish_batch_with_format(vec![1u8, 2], SerializationFormat::Custom("unknown".into()))
+        .await
+    {
+        Err(PublishError::Encode { value, .. }) => assert_eq!(value, [1, 2], "every value back"),
+        other => panic!("expected Encode, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn typed_receives_in_a_given_format() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("g").await.unwrap();
+    let publisher = mq.publisher("g");
+    // Bare JSON, published as raw bytes: read as JSON on request.
+    publisher
+        .publish_bytes("[4,5]", SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher
+        .publish_bytes("[6]", SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher
+        .publish_bytes("nope", SerializationFormat::Raw)
+        .await
+        .unwrap();
+    let v: Vec<u8> = timeout(LIMIT, sub.recv_with_format(SerializationFormat::Json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, [4, 5]);
+    let v: Vec<u8> = sub.try_recv_with_format(SerializationFormat::Json).await.unwrap();
+    assert_eq!(v, [6]);
+    let err = sub
+        .try_recv_with_format::<Vec<u8>>(SerializationFormat::Json)
+        .await
+        .unwrap_err();
+    match err {
+        Error::Decode(d) => assert_eq!(d.offset(), Some(2)),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    assert!(matches!(sub.try_recv_typed::<u8>().await, Err(Error::TryRecv(_))));
+    publisher.publish(9u8).await.unwrap();
+    assert_eq!(sub.try_recv_typed::<u8>().await.unwrap(), 9);
+}
+
+#[tokio::test]
+async fn recv_from_offset_and_recv_filter() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("o").await.unwrap();
+    let publisher = mq.publisher("o");
+    publisher.publish_batch((0..6u32).collect()).await.unwrap();
+    let third = timeout(LIMIT, sub.recv_from_offset(3)).await.unwrap().unwrap();
+    assert_eq!(third.offset(), 3);
+    assert!(matches!(sub.recv_from_offset(99).await, Err(Error::Seek(_))));
+    assert_eq!(
+        timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(),
+        4,
+        "a failed seek moved nothing"
+    );
+    let first_even = timeout(LIMIT, sub.recv_from_offset(0)).await.unwrap().unwrap();
+    assert_eq!(first_even.offset(), 0);
+    let five = timeout(LIMIT, sub.recv_filter(|m| m.deserialize::<u32>().unwrap() == 5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(five.offset(), 5);
+    assert!(sub.try_recv_now().is_err(), "1 to 4 were consumed on the way");
+}
+
+#[tokio::test]
+async fn message_constructors_and_accessors_of_1_0() {
+    let shared = Arc::new(b"{\"x\":1}".to_vec());
+    let topic = Arc::new("t".to_string());
+    for msg in [
+        TopicMessage::from_shared_bytes("t", shared.clone(), SerializationFormat::Json),
+        TopicMessage::from_shared_data(topic.clone(), shared.clone(), SerializationFormat::Json),
+        TopicMessage::from_shared_bytes_topic(topic.clone(), shared.to_vec(), SerializationFormat::Json),
+        TopicMessage::from_shared_serialized_topic(topic.clone(), "{\"x\":1}".to_string()),
+        TopicMessage::from_serialized("t", "{\"x\":1}".to_string()),
+        TopicMessage::new_shared_topic(
+            topic.clone(),
+            serde_json::json!({"x": 1}),
+            SerializationFormat::Json,
+        )
+        .unwrap(),
+    ] {
+        assert_eq!(msg.topic(), "t");
+        assert_eq!(msg.format, SerializationFormat::Json);
+        assert_eq!(msg.deserialize::<serde_json::Value>().unwrap()["x"], 1);
+        assert_eq!(msg.payload(), msg.payload_str());
+    }
+    let bin = TopicMessage::from_bincode("t", vec![1, 0, 0, 0]);
+    assert_eq!(bin.format, SerializationFormat::Bincode);
+    assert_eq!(bin.deserialize::<u32>().unwrap(), 1);
+    assert!(!bin.is_expired(Duration::from_secs(3600)));
+    assert!(bin.is_expired(Duration::ZERO) || bin.created_at.elapsed().is_zero());
+    let meta = bin.metadata();
+    assert_eq!(
+        (meta.offset, meta.payload_size, meta.format),
+        (0, 4, SerializationFormat::Bincode)
+    );
+    // Cut on a character boundary, never inside one.
+    let text = TopicMessage::from_bytes("t", "añb", SerializationFormat::Raw);
+    assert_eq!(text.display_payload(2), "a... (len=4 fmt=raw)");
+    assert_eq!(text.display_payload(10), "añb (len=4 fmt=raw)");
+    assert_eq!(text.display_payload(0), "... (len=4 fmt=raw)");
+}
+
+#[tokio::test]
+async fn routing_compares_like_1_0() {
+    assert_eq!(PartitionRouting::Hash, PartitionRouting::Hash);
+    assert_eq!(PartitionRouting::Fixed(2), PartitionRouting::Fixed(2));
+    assert_ne!(PartitionRouting::Fixed(2), PartitionRouting::Fixed(3));
+    assert_ne!(PartitionRouting::RoundRobin, PartitionRouting::Random);
+    let f: tokio_memq::RouterFn = Arc::new(|_, n| n - 1);
+    let g: tokio_memq::RouterFn = Arc::new(|_, n| n - 1);
+    assert_eq!(
+        PartitionRouting::Custom(f.clone()),
+        PartitionRouting::Custom(f.clone())
+    );
+    assert_ne!(
+        PartitionRouting::Custom(f),
+        PartitionRouting::Custom(g),
+        "different functions"
+    );
+}
+
+/// Generic code over the 1.0.0 traits.
+async fn publish_through_traits<P>(publisher: &P) -> Result<u64, P::Error>
+where
+    P: tokio_memq::AsyncMessagePublisher + tokio_memq::MessagePublisher,
+{
+    assert_eq!(tokio_memq::MessagePublisher::topic(publisher), "generic");
+    publisher
+        .publish_bytes(vec![1u8, 2], SerializationFormat::Raw)
+        .await?;
+    publisher.publish_serialized("[3]".to_string()).await
+}
+
+async fn rewind<S: tokio_memq::MessageSubscriber>(sub: &S) {
+    sub.reset_offset().await;
+}
+
+#[tokio::test]
+async fn the_traits_carry_1_0_methods() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("generic").await.unwrap();
+    let publisher = mq.publisher("generic");
+    assert_eq!(publish_through_traits(&publisher).await.unwrap(), 1);
+    assert_eq!(timeout(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap().len(), 2);
+    rewind(&sub).await;
+    assert_eq!(
+        timeout(LIMIT, sub.recv()).await.unwrap().unwrap().payload_bytes(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn options_asking_for_partitions_make_a_partitioned_topic_or_fail() {
+    let mq = MessageQueue::new();
+    let three = TopicOptions {
+        partitions: Some(3),
+        ..Default::default()
+    };
+    mq.create_topic("p3", three.clone()).await.unwrap();
+    assert_eq!(mq.get_all_partition_stats("p3").await.len(), 3);
+    assert_eq!(mq.list_partitioned_topics().await, ["p3"]);
+    let sub = mq.subscriber_with_options("p3", three.clone()).await.unwrap();
+    assert_eq!(sub.partitions(), 3);
+
+    // A subscriber's options create the topic the same way.
+    let two = TopicOptions {
+        partitions: Some(2),
+        ..Default::default()
+    };
+    let sub = mq.subscriber_with_options("p2", two.clone()).await.unwrap();
+    assert_eq!(sub.partitions(), 2);
+    assert_eq!(mq.get_all_partition_stats("p2").await.len(), 2);
+
+    // Another count, zero partitions, or a plain topic already there: errors.
+    assert!(mq.subscriber_with_options("p3", two.clone()).await.is_err());
+    let zero = TopicOptions {
+        partitions: Some(0),
+        ..Default::default()
+    };
+    assert!(mq.create_topic("p0", zero).await.is_err());
+    mq.create_topic("plain", TopicOptions::default()).await.unwrap();
+    assert!(mq.create_topic("plain", two).await.is_err());
+    assert!(mq.get_all_partition_stats("plain").await.is_empty());
+}
