@@ -5,9 +5,10 @@
 //! publishes hand the message back.
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use memq_codec::ErrorKind as CodecErrorKind;
-pub use memq_core::{CommitError, ConfigError, OutOfRange, RecvError, TryRecvError};
+pub use memq_core::{ConfigError, OutOfRange, RecvError, TryRecvError};
 pub use memq_groups::AckError;
 
 /// A publish that did not happen; the message comes back inside.
@@ -161,6 +162,48 @@ impl fmt::Display for PublishErrorKind {
     }
 }
 
+/// A commit that could not be recorded; nothing was committed.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{CommitError, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("jobs").await?;
+/// mq.publisher("jobs").publish(1u8).await?;
+/// assert_eq!(sub.commit(5).await, Err(CommitError::NotPublished { offset: 5, high: 1 }));
+/// assert_eq!(
+///     sub.commit_partition(3, 0).await,
+///     Err(CommitError::NoSuchPartition { partition: 3, partitions: 1 })
+/// );
+/// sub.commit(0).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The offset has not been published; `high` is the next offset the
+    /// topic (or partition) will assign.
+    #[error("cannot commit offset {offset}: it has not been published (next offset is {high})")]
+    NotPublished {
+        /// The offset the caller tried to commit.
+        offset: u64,
+        /// The next offset the topic will assign.
+        high: u64,
+    },
+    /// A partition this subscriber does not read.
+    #[error("partition {partition} out of range: this subscriber reads {partitions}")]
+    NoSuchPartition {
+        /// The index asked for.
+        partition: usize,
+        /// How many partitions this subscriber reads.
+        partitions: usize,
+    },
+}
+
 /// A topic could not be created or subscribed to as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -197,8 +240,7 @@ pub enum TopicError {
     #[error("topic closed")]
     Closed,
     /// A partitioned topic with 0 partitions, or with a count that differs
-    /// from the existing topic's (or from `options.partitions`), or a
-    /// partitioned operation on a plain topic.
+    /// from the existing topic's (or from `options.partitions`).
     #[error("topic {topic:?}: {requested} partitions requested, {}", match existing {
         Some(n) => format!("it has {n}"),
         None => "not a valid partition count for it".to_string(),
@@ -210,6 +252,14 @@ pub enum TopicError {
         requested: usize,
         /// The count it has, if it is partitioned.
         existing: Option<usize>,
+    },
+    /// A partitioned operation (routing, partition stats, a partition
+    /// subscription, creating it with partitions) on a topic that exists
+    /// and is not partitioned.
+    #[error("topic {topic:?} is not partitioned")]
+    NotPartitioned {
+        /// The topic name.
+        topic: String,
     },
     /// No topic of that name exists.
     #[error("no topic named {topic:?}")]
@@ -250,12 +300,25 @@ impl From<memq_partition::SubscribeError> for TopicError {
 }
 
 /// Why a payload could not be read as the requested type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// [`source`](std::error::Error::source) reaches the codec's error (and
+/// through it the serializer's) when the bytes failed to decode. Two
+/// errors are equal when their kind, message and offset are.
+#[derive(Debug, Clone)]
 pub struct DecodeError {
     kind: DecodeErrorKind,
     message: String,
     offset: Option<u64>,
+    source: Option<Arc<memq_codec::CodecError>>,
 }
+
+impl PartialEq for DecodeError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.message, self.offset) == (other.kind, &other.message, other.offset)
+    }
+}
+
+impl Eq for DecodeError {}
 
 /// The class of a [`DecodeError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -274,6 +337,7 @@ impl DecodeError {
             kind,
             message: message.into(),
             offset: None,
+            source: None,
         }
     }
 
@@ -295,7 +359,9 @@ impl DecodeError {
 
 impl From<memq_codec::CodecError> for DecodeError {
     fn from(e: memq_codec::CodecError) -> Self {
-        DecodeError::new(DecodeErrorKind::Codec(e.kind()), error_chain(&e))
+        let mut error = DecodeError::new(DecodeErrorKind::Codec(e.kind()), error_chain(&e));
+        error.source = Some(Arc::new(e));
+        error
     }
 }
 
@@ -308,14 +374,33 @@ impl fmt::Display for DecodeError {
     }
 }
 
-impl std::error::Error for DecodeError {}
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Why a value could not be serialized for publishing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// [`source`](std::error::Error::source) reaches the codec's error (and
+/// through it the serializer's). Two errors are equal when their kind and
+/// message are.
+#[derive(Debug, Clone)]
 pub struct EncodeError {
     kind: CodecErrorKind,
     message: String,
+    source: Arc<memq_codec::CodecError>,
 }
+
+impl PartialEq for EncodeError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.message) == (other.kind, &other.message)
+    }
+}
+
+impl Eq for EncodeError {}
 
 impl EncodeError {
     /// The codec's error kind (serialization failed, invalid settings,
@@ -330,6 +415,7 @@ impl From<memq_codec::CodecError> for EncodeError {
         EncodeError {
             kind: e.kind(),
             message: error_chain(&e),
+            source: Arc::new(e),
         }
     }
 }
@@ -340,7 +426,11 @@ impl fmt::Display for EncodeError {
     }
 }
 
-impl std::error::Error for EncodeError {}
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
 
 /// An error and its causes, as one line.
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -17,10 +17,8 @@ impl MessageQueue {
     fn partitioned(&self, topic: &str) -> Result<PartitionedTopic<Entry>, TopicError> {
         match self.registry().get(topic).map(|e| e.log) {
             Some(Log::Partitioned(p)) => Ok(p),
-            Some(Log::Plain(_)) => Err(TopicError::PartitionCount {
+            Some(Log::Plain(_)) => Err(TopicError::NotPartitioned {
                 topic: topic.to_owned(),
-                requested: 0,
-                existing: None,
             }),
             None => Err(TopicError::NoSuchTopic {
                 topic: topic.to_owned(),
@@ -36,10 +34,11 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
-    /// [`TopicError::PartitionCount`] for 0 partitions, a count that
+    /// [`TopicError::PartitionCount`] for 0 partitions or a count that
     /// differs from `options.partitions` (when set) or from the existing
-    /// topic's, or an existing plain topic of that name;
-    /// [`TopicError::OptionsMismatch`], [`TopicError::InvalidOptions`].
+    /// topic's; [`TopicError::NotPartitioned`] for an existing plain topic
+    /// of that name; [`TopicError::OptionsMismatch`],
+    /// [`TopicError::InvalidOptions`].
     ///
     /// # Examples
     ///
@@ -74,7 +73,7 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
-    /// [`TopicError::NoSuchTopic`], [`TopicError::PartitionCount`] for a
+    /// [`TopicError::NoSuchTopic`], [`TopicError::NotPartitioned`] for a
     /// plain topic, [`TopicError::NoSuchPartition`] for `Fixed(n)` out of
     /// range.
     pub async fn set_partition_routing(
@@ -213,7 +212,7 @@ impl MessageQueue {
     /// # Errors
     ///
     /// [`TopicError::NoSuchTopic`], [`TopicError::NoSuchPartition`],
-    /// [`TopicError::PartitionCount`] for a plain topic,
+    /// [`TopicError::NotPartitioned`] for a plain topic,
     /// [`TopicError::OutOfRange`] for a start offset outside the window.
     pub async fn subscribe_partition(
         &self,

@@ -272,10 +272,8 @@ impl Registry {
                 requested: partitions,
                 existing: Some(p.partition_count()),
             }),
-            Log::Plain(_) => Err(TopicError::PartitionCount {
+            Log::Plain(_) => Err(TopicError::NotPartitioned {
                 topic: name.to_owned(),
-                requested: partitions,
-                existing: None,
             }),
         }
     }
@@ -921,13 +919,7 @@ impl GroupBuilder<'_> {
                     }
                     None => Group::new(&self.group, sources, self.config.clone()),
                 }
-                .map_err(|e| match e {
-                    memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
-                        group: self.group.clone(),
-                        reason,
-                    },
-                    _ => TopicError::Closed,
-                })?;
+                .map_err(|e| group_error(&self.group, e))?;
                 let mut groups = entry.groups.lock();
                 match groups.get(&self.group) {
                     // Another join created it meanwhile.
@@ -950,10 +942,9 @@ impl GroupBuilder<'_> {
         // A member may publish to the dead-letter topic: it stays open
         // while the member lives (see `MessageQueue`'s Closing).
         let dead_letters = dead_letters.map(|name| PublisherLease::new(registry.clone(), name));
-        let member = group.join(self.mode.start()).map_err(|e| match e {
-            memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
-            _ => TopicError::Closed,
-        })?;
+        let member = group
+            .join(self.mode.start())
+            .map_err(|e| group_error(&self.group, e))?;
         Ok(Subscriber::member(
             registry.clone(),
             entry.log.clone(),
@@ -1011,4 +1002,26 @@ fn dead_letter_sink(
             Err(d)
         }
     })
+}
+
+/// A group's refusal as this crate's error, each reason as its own kind.
+fn group_error(group: &str, e: memq_groups::GroupError) -> TopicError {
+    match e {
+        memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
+            group: group.to_owned(),
+            reason,
+        },
+        memq_groups::GroupError::NoSources => TopicError::InvalidGroupConfig {
+            group: group.to_owned(),
+            reason: "a group needs at least one topic to read",
+        },
+        memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
+        memq_groups::GroupError::NoSuchPartition { partition, count } => TopicError::NoSuchPartition {
+            partition,
+            partitions: count,
+        },
+        // Closed, and anything a later memq-groups adds (its enum is
+        // non-exhaustive) that stops a group from being joined.
+        _ => TopicError::Closed,
+    }
 }

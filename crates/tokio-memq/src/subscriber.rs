@@ -817,11 +817,16 @@ impl Subscriber {
             // The group checks and moves every partition under its lock.
             Kind::Group { member, .. } => member.seek_all(offset).map_err(|e| match e {
                 memq_groups::GroupError::OutOfRange { range, .. } => range,
-                _ => OutOfRange {
-                    requested: offset,
-                    low: 0,
-                    high: 0,
-                },
+                // The group refuses a seek only outside a window; report the
+                // first window read above.
+                _ => {
+                    let (low, high) = parts.first().map_or((0, 0), |&(_, low, high)| (low, high));
+                    OutOfRange {
+                        requested: offset,
+                        low,
+                        high,
+                    }
+                }
             }),
         };
         if moved.is_ok() {
@@ -958,23 +963,53 @@ impl Subscriber {
     ///
     /// # Errors
     ///
-    /// [`CommitError::NotPublished`] for an offset not yet published there
-    /// (or a partition this subscriber does not read).
+    /// [`CommitError::NotPublished`] for an offset not yet published there,
+    /// [`CommitError::NoSuchPartition`] for a partition this subscriber
+    /// does not read.
     pub async fn commit_partition(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
         self.commit_in(partition, offset)
     }
 
+    /// A cursor's refused commit, as this crate's error.
+    fn core_commit_error(&self, partition: usize, offset: u64, e: memq_core::CommitError) -> CommitError {
+        match e {
+            memq_core::CommitError::NotPublished { offset, high } => {
+                CommitError::NotPublished { offset, high }
+            }
+            // memq-core's only reason today (its enum is non-exhaustive):
+            // the offset is not published; say where the partition is.
+            _ => CommitError::NotPublished {
+                offset,
+                high: self
+                    .log
+                    .partitions()
+                    .get(partition)
+                    .map_or(offset, |t| t.stats().high),
+            },
+        }
+    }
+
     fn commit_in(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
-        let missing = CommitError::NotPublished { offset, high: 0 };
+        let missing = CommitError::NoSuchPartition {
+            partition,
+            partitions: self.partitions(),
+        };
         match &self.kind {
-            Kind::Broadcast(cursor) if partition == self.own_partition() => cursor.lock().commit(offset),
+            Kind::Broadcast(cursor) if partition == self.own_partition() => {
+                let committed = cursor.lock().commit(offset);
+                committed.map_err(|e| self.core_commit_error(partition, offset, e))
+            }
             Kind::Broadcast(_) => Err(missing),
             Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
-                Some(c) => c.commit(offset),
+                Some(c) => c
+                    .commit(offset)
+                    .map_err(|e| self.core_commit_error(partition, offset, e)),
                 None => Err(missing),
             },
             Kind::Group { member, .. } => member.commit(partition, offset).map_err(|e| match e {
                 AckError::NotPublished { offset, high, .. } => CommitError::NotPublished { offset, high },
+                // A group's commit fails only for an unpublished offset or
+                // a partition it does not read.
                 _ => missing,
             }),
         }

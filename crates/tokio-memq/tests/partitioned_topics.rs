@@ -69,14 +69,14 @@ async fn creation_errors_are_typed() {
     };
     assert!(mq.create_partitioned_topic("q", conflicting, 3).await.is_err());
     mq.create_topic("plain", TopicOptions::default()).await.unwrap();
-    assert!(mq
-        .create_partitioned_topic("plain", TopicOptions::default(), 2)
-        .await
-        .is_err());
-    assert!(mq
-        .set_partition_routing("plain", PartitionRouting::Hash)
-        .await
-        .is_err());
+    assert!(matches!(
+        mq.create_partitioned_topic("plain", TopicOptions::default(), 2).await,
+        Err(TopicError::NotPartitioned { topic }) if topic == "plain"
+    ));
+    assert!(matches!(
+        mq.set_partition_routing("plain", PartitionRouting::Hash).await,
+        Err(TopicError::NotPartitioned { .. })
+    ));
     assert!(matches!(
         mq.set_partition_routing("nope", PartitionRouting::Hash).await,
         Err(TopicError::NoSuchTopic { .. })

@@ -531,3 +531,75 @@ async fn options_asking_for_partitions_make_a_partitioned_topic_or_fail() {
     assert!(mq.create_topic("plain", two).await.is_err());
     assert!(mq.get_all_partition_stats("plain").await.is_empty());
 }
+
+#[tokio::test]
+async fn errors_report_real_values_and_their_own_kind() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("e").await.unwrap();
+    mq.publisher("e").publish(1u8).await.unwrap();
+    // A partition this subscriber does not read: said so, no made-up offsets.
+    assert_eq!(
+        sub.commit_partition(2, 0).await,
+        Err(tokio_memq::CommitError::NoSuchPartition {
+            partition: 2,
+            partitions: 1
+        })
+    );
+    assert_eq!(
+        sub.commit(4).await,
+        Err(tokio_memq::CommitError::NotPublished { offset: 4, high: 1 })
+    );
+    // A group member's seek outside the window names the real window.
+    let member = mq
+        .subscriber_group("e".to_owned(), "g".to_owned(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let err = member.seek(9).await.unwrap_err();
+    assert_eq!((err.requested, err.low, err.high), (9, 0, 1));
+    // Partitioned operations on a plain topic have their own error.
+    assert!(matches!(mq.get_all_partition_stats("e").await.as_slice(), []));
+    assert!(matches!(
+        mq.subscribe_partition("e".to_owned(), 0, None, ConsumptionMode::Earliest)
+            .await,
+        Err(tokio_memq::TopicError::NotPartitioned { .. })
+    ));
+}
+
+#[tokio::test]
+async fn decode_and_encode_errors_keep_their_causes() {
+    use std::error::Error as _;
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("j").await.unwrap();
+    let publisher = mq.publisher("j");
+    publisher
+        .publish_with_format("not a number", SerializationFormat::Json)
+        .await
+        .unwrap();
+    let err = timeout(LIMIT, sub.recv_typed::<u32>())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let codec = err
+        .source()
+        .and_then(|e| e.downcast_ref::<tokio_memq::CodecError>())
+        .expect("the codec's error is the source");
+    assert_eq!(codec.kind(), tokio_memq::CodecErrorKind::Deserialize);
+    let serde = codec.source().expect("and the serializer's error is its source");
+    assert!(serde.downcast_ref::<serde_json::Error>().is_some(), "{serde:?}");
+
+    let map: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    let Err(PublishError::Encode { error, .. }) = publisher
+        .publish_with_format(map, SerializationFormat::Json)
+        .await
+    else {
+        panic!("a map with tuple keys is not JSON");
+    };
+    let codec = error
+        .source()
+        .and_then(|e| e.downcast_ref::<tokio_memq::CodecError>())
+        .expect("the codec's error is the source");
+    assert_eq!(codec.kind(), error.kind());
+    assert!(codec
+        .source()
+        .is_some_and(|e| e.downcast_ref::<serde_json::Error>().is_some()));
+}
