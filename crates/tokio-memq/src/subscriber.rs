@@ -1055,6 +1055,38 @@ impl Subscriber {
         }
     }
 
+    /// The next offset this subscriber (or its group) will receive from
+    /// each partition it reads, as `(partition, offset)` in partition
+    /// order: one entry for a plain topic or a single-partition
+    /// subscription.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("clicks", PartitionRouting::Fixed(1)).await?;
+    /// let sub = mq.subscriber("clicks").await?;
+    /// mq.publish_to_partitioned(TopicMessage::new("clicks", 1u8)?).await?;
+    /// sub.recv().await?;
+    /// assert_eq!(sub.positions(), [(0, 0), (1, 1)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn positions(&self) -> Vec<(usize, u64)> {
+        let parts: Vec<usize> = match (&self.kind, self.partition) {
+            (Kind::Broadcast(_), Some(p)) => vec![p],
+            _ => (0..self.partitions()).collect(),
+        };
+        parts
+            .into_iter()
+            .filter_map(|p| self.partition_offset(p).map(|o| (p, o)))
+            .collect()
+    }
+
     /// The last offset committed through this subscriber (or its group);
     /// for a partitioned topic, partition 0's.
     pub fn committed_offset(&self) -> Option<u64> {

@@ -603,3 +603,36 @@ async fn decode_and_encode_errors_keep_their_causes() {
         .source()
         .is_some_and(|e| e.downcast_ref::<serde_json::Error>().is_some()));
 }
+
+#[tokio::test]
+async fn positions_of_every_partition() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("pos", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    mq.set_partition_routing("pos", PartitionRouting::RoundRobin)
+        .await
+        .unwrap();
+    let all = mq.subscriber("pos").await.unwrap();
+    let one = mq
+        .subscribe_partition("pos".to_owned(), 2, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        mq.publish_to_partitioned(TopicMessage::new("pos", i).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(all.positions(), [(0, 0), (1, 0), (2, 0)]);
+    all.seek_partition(1, 1).await.unwrap();
+    all.seek_partition(0, 2).await.unwrap();
+    assert_eq!(all.positions(), [(0, 2), (1, 1), (2, 0)]);
+    assert_eq!(one.positions(), [(2, 0)]);
+    timeout(LIMIT, one.recv()).await.unwrap().unwrap();
+    assert_eq!(one.positions(), [(2, 1)]);
+
+    let plain = mq.subscriber("plain-pos").await.unwrap();
+    mq.publisher("plain-pos").publish(1u8).await.unwrap();
+    timeout(LIMIT, plain.recv()).await.unwrap().unwrap();
+    assert_eq!(plain.positions(), [(0, 1)]);
+}
