@@ -15,11 +15,24 @@ use crate::error::CodecError;
 /// # Examples
 ///
 /// ```
-/// use memq_codec::{Compression, CompressionConfig};
+/// use memq_codec::{Codec, Compression, CompressionConfig, ErrorKind, PipelineConfig,
+///     SerializationConfig, SerializationFormat};
 ///
 /// let gzip = CompressionConfig::Gzip { level: Some(6) };
 /// assert_eq!(gzip.kind(), Compression::Gzip);
 /// assert_eq!(CompressionConfig::default(), CompressionConfig::None);
+///
+/// let raw = |compression| {
+///     let pipeline = PipelineConfig { compression, ..Default::default() };
+///     Codec::new(SerializationFormat::Raw, SerializationConfig::Default, pipeline)
+/// };
+/// let data = vec![0u8; 4096];
+/// let packed = raw(gzip)?.encode(&data)?;
+/// assert!(packed.len() < 100);
+/// assert_eq!(raw(CompressionConfig::Gzip { level: None })?.decode::<Vec<u8>>(&packed)?, data);
+/// let err = raw(CompressionConfig::Gzip { level: Some(10) }).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+/// # Ok::<(), memq_codec::CodecError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum CompressionConfig {
@@ -217,16 +230,22 @@ impl fmt::Debug for ProcessorPair {
 /// # Examples
 ///
 /// ```
-/// use memq_codec::{CompressionConfig, PipelineConfig};
+/// use memq_codec::{Codec, CompressionConfig, PipelineConfig, ProcessorPair, SerializationConfig,
+///     SerializationFormat};
 ///
+/// let xor = |data: &[u8]| Ok(data.iter().map(|b| b ^ 0x5a).collect());
 /// let pipeline = PipelineConfig {
 ///     compression: CompressionConfig::Gzip { level: Some(6) },
-///     pre: None,
+///     pre: Some(ProcessorPair::new(xor, xor)),
 ///     post: None,
 ///     use_magic_header: true,
 /// };
+/// let codec = Codec::new(SerializationFormat::Json, SerializationConfig::Default, pipeline)?;
+/// let frame = codec.encode(&"hello")?;
+/// assert_eq!(&frame[..6], b"TMQ\x02\x01\x01"); // version 2, JSON, gzip
+/// assert_eq!(codec.decode::<String>(&frame)?, "hello"); // the processor is undone too
 /// assert!(!PipelineConfig::default().use_magic_header);
-/// # drop(pipeline);
+/// # Ok::<(), memq_codec::CodecError>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct PipelineConfig {

@@ -397,10 +397,42 @@ impl SerializationFactory {
     /// Registers `format` under its [name](CustomFormat::name), replacing and returning any
     /// format registered under that name before.
     ///
+    /// Registering makes `SerializationFormat::Custom(name)` usable in [`Codec::new`] and in
+    /// registered defaults, and lets frames naming it be decoded.
+    ///
     /// # Examples
     ///
-    /// See [`CustomFormat`]; registering makes `SerializationFormat::Custom(name)` usable in
-    /// [`Codec::new`] and in registered defaults, and lets frames naming it be decoded.
+    /// ```
+    /// use std::sync::Arc;
+    /// use memq_codec::{decode_frame, Codec, CodecError, CustomFormat, DecodeLimits, ErasedValue,
+    ///     ErrorKind, PipelineConfig, SerializationConfig, SerializationFactory, SerializationFormat,
+    ///     ValueSink};
+    ///
+    /// struct MyJson;
+    /// impl CustomFormat for MyJson {
+    ///     fn name(&self) -> &str { "my-json" }
+    ///     fn serialize(&self, v: &ErasedValue<'_>, _: &SerializationConfig, out: &mut Vec<u8>)
+    ///         -> Result<(), CodecError>
+    ///     {
+    ///         serde_json::to_writer(out, v).map_err(|e| CodecError::new(ErrorKind::Serialize, e))
+    ///     }
+    ///     fn deserialize(&self, bytes: &[u8], sink: ValueSink<'_>) -> Result<(), CodecError> {
+    ///         sink.deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+    ///     }
+    /// }
+    ///
+    /// let custom = SerializationFormat::Custom("my-json".into());
+    /// let framed = PipelineConfig { use_magic_header: true, ..Default::default() };
+    /// let err = Codec::new(custom.clone(), SerializationConfig::Default, framed.clone()).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::UnknownFormat);
+    ///
+    /// assert!(SerializationFactory::register_format(Arc::new(MyJson)).is_none());
+    /// let frame = Codec::new(custom, SerializationConfig::Default, framed)?.encode(&[1, 2])?;
+    /// // The frame names the format; a reader finds it in the registry.
+    /// let back: Vec<u8> = decode_frame(&frame, &SerializationFormat::Json, &DecodeLimits::default())?;
+    /// assert_eq!(back, [1, 2]);
+    /// # Ok::<(), CodecError>(())
+    /// ```
     pub fn register_format(format: Arc<dyn CustomFormat>) -> Option<Arc<dyn CustomFormat>> {
         let name = format.name().to_owned();
         let previous = FORMATS

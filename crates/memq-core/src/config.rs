@@ -8,6 +8,25 @@ use crate::error::ConfigError;
 ///
 /// A topic is full when one more message would exceed
 /// [`TopicConfig::max_messages`] or [`TopicConfig::max_bytes`].
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{Overflow, PublishError, StartFrom, Topic, TopicConfig};
+///
+/// let config = TopicConfig::default().max_messages(Some(2));
+/// let dropping = Topic::new(config.clone()).unwrap();
+/// let blocking = Topic::new(config.overflow(Overflow::Block)).unwrap();
+/// let _a = dropping.subscribe(StartFrom::Earliest).unwrap();
+/// let _b = blocking.subscribe(StartFrom::Earliest).unwrap();
+/// for i in 0..2 {
+///     dropping.try_publish(i).unwrap();
+///     blocking.try_publish(i).unwrap();
+/// }
+/// assert_eq!(dropping.try_publish(2), Ok(2)); // offset 0 is evicted
+/// assert_eq!(dropping.stats().evicted, 1);
+/// assert_eq!(blocking.try_publish(2), Err(PublishError::Full(2))); // `_b` has not read offset 0
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
     /// Evict the oldest message to make room; publishers never wait.

@@ -134,6 +134,24 @@ struct Buffered<T> {
 ///
 /// Dropping a cursor unregisters it: it no longer holds back publishers on
 /// an [`Overflow::Block`](crate::Overflow::Block) topic.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let mut a = topic.subscribe(StartFrom::Earliest).unwrap();
+/// let mut b = topic.subscribe(StartFrom::Earliest).unwrap();
+/// topic.try_publish("x").unwrap();
+///
+/// // Every cursor sees every message, at its own pace.
+/// assert_eq!(a.try_recv().unwrap().value, "x");
+/// assert_eq!((a.position(), b.position()), (1, 0));
+/// assert_eq!(b.try_recv().unwrap().value, "x");
+/// drop(b);
+/// assert_eq!(topic.stats().subscribers, 1);
+/// ```
 pub struct Cursor<T> {
     shared: Arc<Shared<T>>,
     st: ReadState,
@@ -168,6 +186,19 @@ impl<T> Cursor<T> {
 
     /// The offset of the next message this cursor will deliver (or, if it
     /// has fallen behind, would have delivered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// let mut cursor = topic.subscribe(StartFrom::Offset(1)).unwrap();
+    /// assert_eq!(cursor.position(), 1);
+    /// assert_eq!(cursor.try_recv().unwrap().offset, 1);
+    /// assert_eq!(cursor.position(), 2);
+    /// ```
     pub fn position(&self) -> u64 {
         self.buf.front().map_or(self.st.pos, |b| b.offset)
     }
@@ -184,6 +215,19 @@ impl<T> Cursor<T> {
     }
 
     /// Messages published that this cursor has not delivered yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// for i in 0..5 { topic.try_publish(i).unwrap(); }
+    /// assert_eq!(cursor.lag(), 5);
+    /// cursor.try_recv().unwrap();
+    /// assert_eq!(cursor.lag(), 4); // read ahead into the cursor, not delivered: still counted
+    /// ```
     pub fn lag(&self) -> u64 {
         self.shared.high().saturating_sub(self.position())
     }
@@ -197,6 +241,21 @@ impl<T> Cursor<T> {
     /// # Errors
     ///
     /// [`CommitError::NotPublished`] when `offset` has not been published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{CommitError, StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe_named("audit", StartFrom::Earliest).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// let msg = cursor.try_recv().unwrap();
+    /// cursor.commit(msg.offset).unwrap();
+    /// assert_eq!((cursor.committed(), topic.committed("audit")), (Some(0), Some(0)));
+    /// assert_eq!(cursor.position(), 1, "committing does not move the cursor");
+    /// assert_eq!(cursor.commit(3), Err(CommitError::NotPublished { offset: 3, high: 3 }));
+    /// ```
     pub fn commit(&mut self, offset: u64) -> Result<(), CommitError> {
         let high = self.shared.high();
         if offset >= high {
@@ -331,6 +390,23 @@ impl<T: Clone> Cursor<T> {
     /// [`TryRecvError::Empty`] when nothing is available, `Lagged(n)` when
     /// `n` messages were evicted before this cursor read them, `Closed`
     /// when the topic is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig, TryRecvError};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Empty);
+    ///
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); } // evicts offset 0
+    /// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+    /// assert_eq!(cursor.try_recv().unwrap().value, 1);
+    /// topic.close();
+    /// assert_eq!(cursor.try_recv().unwrap().value, 2);
+    /// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Closed);
+    /// ```
     pub fn try_recv(&mut self) -> Result<Delivered<T>, TryRecvError> {
         let mut item = None;
         self.take(1, &mut |d| item = Some(d), None)?;
@@ -442,6 +518,26 @@ impl<T: Clone> Cursor<T> {
     /// `max` to `out` and returns how many (0 only when `max` is 0).
     ///
     /// Cancel safe, like [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default())?;
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest)?;
+    /// topic.publish_batch(vec![10, 20, 30]).await?;
+    ///
+    /// let mut batch = Vec::new();
+    /// assert_eq!(cursor.recv_batch(2, &mut batch).await?, 2);
+    /// assert_eq!(cursor.recv_batch(10, &mut batch).await?, 1); // does not wait for more
+    /// let offsets: Vec<u64> = batch.iter().map(|m| m.offset).collect();
+    /// assert_eq!(offsets, [0, 1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn recv_batch<'a, E: Extend<Delivered<T>>>(
         &'a mut self,
         max: usize,

@@ -7,6 +7,20 @@
 use std::fmt;
 
 /// A [`TopicConfig`](crate::TopicConfig) that cannot work.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use memq_core::{ConfigError, Topic, TopicConfig};
+///
+/// let budget = TopicConfig::default().max_bytes(Some(1024));
+/// assert_eq!(Topic::<Vec<u8>>::new(budget.clone()).unwrap_err(), ConfigError::ByteBudgetWithoutWeigher);
+/// assert!(Topic::with_weigher(budget, |v: &Vec<u8>| v.len()).is_ok());
+///
+/// let ttl = TopicConfig::default().ttl(Some(Duration::ZERO));
+/// assert_eq!(Topic::<u8>::new(ttl).unwrap_err(), ConfigError::ZeroTtl);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -39,6 +53,31 @@ impl std::error::Error for ConfigError {}
 ///
 /// `Debug` does not require `T: Debug`, so `?` into `anyhow::Error` or
 /// `Box<dyn Error>` works for any payload.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{Overflow, PublishError, StartFrom, Topic, TopicConfig};
+///
+/// let config = TopicConfig::default().max_messages(Some(1)).overflow(Overflow::Block);
+/// let topic = Topic::new(config).unwrap();
+/// let _reader = topic.subscribe(StartFrom::Earliest).unwrap();
+/// topic.try_publish(String::from("a")).unwrap();
+///
+/// // Full: `_reader` has not read "a" yet. The message comes back.
+/// let err = topic.try_publish(String::from("b")).unwrap_err();
+/// assert!(matches!(err, PublishError::Full(_)));
+/// assert_eq!(err.into_inner(), "b");
+/// // Two messages never fit in a topic of one.
+/// let batch = vec![String::from("c"), String::from("d")];
+/// assert!(matches!(topic.try_publish_batch(batch), Err(PublishError::TooLarge(_))));
+/// topic.close();
+/// assert_eq!(topic.try_publish(String::from("e")), Err(PublishError::Closed("e".into())));
+///
+/// let last = Topic::new(TopicConfig::default().first_offset(u64::MAX - 1)).unwrap();
+/// assert_eq!(last.try_publish(1), Ok(u64::MAX - 1));
+/// assert_eq!(last.try_publish(2), Err(PublishError::OffsetsExhausted(2)));
+/// ```
 #[derive(PartialEq, Eq, Clone)]
 #[non_exhaustive]
 pub enum PublishError<T> {
@@ -117,6 +156,27 @@ impl<T> fmt::Display for PublishError<T> {
 impl<T> std::error::Error for PublishError<T> {}
 
 /// Why a waiting receive returned without a message.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let topic = Topic::new(TopicConfig::default().max_messages(Some(2)))?;
+/// let mut cursor = topic.subscribe(StartFrom::Earliest)?;
+/// for i in 0..5 { topic.publish(i).await?; }
+///
+/// // Offsets 0 to 2 were evicted before the cursor read them.
+/// assert_eq!(cursor.recv().await.unwrap_err(), RecvError::Lagged(3));
+/// assert_eq!(cursor.recv().await?.offset, 3);
+/// topic.close();
+/// assert_eq!(cursor.recv().await?.offset, 4);
+/// assert_eq!(cursor.recv().await.unwrap_err(), RecvError::Closed);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -141,6 +201,19 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// Why a non-waiting receive returned without a message.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{RecvError, StartFrom, Topic, TopicConfig, TryRecvError};
+///
+/// let topic = Topic::<u8>::new(TopicConfig::default()).unwrap();
+/// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+/// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Empty); // nothing published yet
+/// topic.close();
+/// assert_eq!(cursor.try_recv().unwrap_err(), TryRecvError::Closed);
+/// assert_eq!(TryRecvError::from(RecvError::Lagged(2)), TryRecvError::Lagged(2));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TryRecvError {
@@ -174,6 +247,19 @@ impl fmt::Display for TryRecvError {
 impl std::error::Error for TryRecvError {}
 
 /// An offset outside the retained window `[low, high]`.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{OutOfRange, StartFrom, Topic, TopicConfig};
+///
+/// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+/// for i in 0..4 { topic.try_publish(i).unwrap(); } // retains offsets 2 and 3
+/// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+/// let err = cursor.seek(1).unwrap_err();
+/// assert_eq!(err, OutOfRange { requested: 1, low: 2, high: 4 });
+/// assert_eq!(err.to_string(), "offset 1 is outside the retained window 2..=4");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfRange {
     /// The offset asked for.
@@ -197,6 +283,20 @@ impl fmt::Display for OutOfRange {
 impl std::error::Error for OutOfRange {}
 
 /// Why a subscription could not start.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{OutOfRange, StartFrom, SubscribeError, Topic, TopicConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// topic.try_publish('a').unwrap();
+/// assert!(topic.subscribe(StartFrom::Offset(1)).is_ok()); // the next offset may be named
+/// let err = topic.subscribe(StartFrom::Offset(2)).unwrap_err();
+/// assert_eq!(err, SubscribeError::OutOfRange(OutOfRange { requested: 2, low: 0, high: 1 }));
+/// topic.close();
+/// assert_eq!(topic.subscribe(StartFrom::Earliest).unwrap_err(), SubscribeError::Closed);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscribeError {
@@ -219,6 +319,18 @@ impl fmt::Display for SubscribeError {
 impl std::error::Error for SubscribeError {}
 
 /// A commit of an offset that does not exist yet.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{CommitError, StartFrom, Topic, TopicConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let mut cursor = topic.subscribe_named("audit", StartFrom::Earliest).unwrap();
+/// topic.try_publish(()).unwrap();
+/// assert!(cursor.commit(0).is_ok());
+/// assert_eq!(cursor.commit(1), Err(CommitError::NotPublished { offset: 1, high: 1 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CommitError {

@@ -4,6 +4,28 @@
 ///
 /// Fields are read one by one, so under concurrent publishing they are
 /// each exact but not a single atomic snapshot.
+///
+/// # Examples
+///
+/// Evicted and expired messages are counted apart:
+///
+/// ```
+/// use std::time::Duration;
+/// use memq_core::{Topic, TopicConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = TopicConfig::default().max_messages(Some(2)).ttl(Some(Duration::from_secs(1)));
+/// let topic = Topic::new(config)?;
+/// for i in 0..3 { topic.publish(i).await?; } // offset 0 is evicted to make room
+/// tokio::time::advance(Duration::from_secs(2)).await; // offsets 1 and 2 expire
+///
+/// let stats = topic.stats();
+/// assert_eq!((stats.published, stats.evicted, stats.expired), (3, 1, 2));
+/// assert_eq!((stats.low, stats.high, stats.depth), (3, 3, 0));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicStats {

@@ -14,6 +14,26 @@ use crate::stats::TopicStats;
 use crate::sync::{Arc, Ordering};
 
 /// Where a new cursor starts reading.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// for i in 0..3 { topic.try_publish(i).unwrap(); }
+/// let start = |from: StartFrom| topic.subscribe(from).unwrap().position();
+/// assert_eq!(start(StartFrom::Earliest), 0);
+/// assert_eq!(start(StartFrom::Latest), 3);
+/// assert_eq!(start(StartFrom::Offset(1)), 1);
+/// assert_eq!(start(StartFrom::Committed), 3, "no name, no commit: like Latest");
+///
+/// let mut audit = topic.subscribe_named("audit", StartFrom::Earliest).unwrap();
+/// audit.commit(0).unwrap();
+/// drop(audit);
+/// let audit = topic.subscribe_named("audit", StartFrom::Committed).unwrap();
+/// assert_eq!(audit.position(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
     /// The oldest retained message.
@@ -33,6 +53,26 @@ pub enum StartFrom {
 /// `Topic` is a cheap handle (`Clone` shares the same log). When the last
 /// handle is dropped the topic closes: publishing is no longer possible and
 /// cursors receive what remains, then [`RecvError::Closed`](crate::RecvError::Closed).
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{RecvError, StartFrom, Topic, TopicConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let topic = Topic::new(TopicConfig::default())?;
+/// let mut cursor = topic.subscribe(StartFrom::Earliest)?;
+/// let publisher = topic.clone(); // the same log
+/// assert_eq!(publisher.publish("a").await?, 0);
+/// assert_eq!(topic.high(), 1);
+///
+/// drop((topic, publisher)); // the last handles: the topic closes
+/// assert_eq!(cursor.recv().await?.value, "a");
+/// assert_eq!(cursor.recv().await.unwrap_err(), RecvError::Closed);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Topic<T> {
     shared: Arc<Shared<T>>,
 }
@@ -134,6 +174,30 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// to expire sets a timer). Outside a Tokio runtime it sets none: then
     /// only a cursor moving on or a sweep of expired messages (by another
     /// publish, a receive or stats) releases it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{Overflow, StartFrom, Topic, TopicConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = TopicConfig::default().max_messages(Some(1)).overflow(Overflow::Block);
+    /// let topic = Topic::new(config)?;
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest)?;
+    /// assert_eq!(topic.publish(1).await?, 0);
+    ///
+    /// // Full, and `cursor` has not read offset 0: the next publish waits.
+    /// let t = topic.clone();
+    /// let second = tokio::spawn(async move { t.publish(2).await });
+    /// tokio::task::yield_now().await;
+    /// assert!(!second.is_finished());
+    ///
+    /// assert_eq!(cursor.recv().await?.value, 1); // moves past offset 0
+    /// assert_eq!(second.await??, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish(&self, value: T) -> Publish<'_, T> {
         Publish(Pending::new(&self.shared, One(value)))
     }
@@ -172,6 +236,25 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// As [`publish`](Self::publish); `TooLarge` when the batch alone
     /// exceeds the topic's limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{PublishError, Topic, TopicConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(3)))?;
+    /// topic.publish('a').await?;
+    /// assert_eq!(topic.publish_batch(vec!['b', 'c']).await?, 1..3);
+    ///
+    /// // More than the topic can ever hold: nothing is published.
+    /// let err = topic.publish_batch(vec!['x'; 4]).await.unwrap_err();
+    /// assert_eq!(err, PublishError::TooLarge(vec!['x'; 4]));
+    /// assert_eq!(topic.high(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish_batch(&self, values: Vec<T>) -> PublishBatch<'_, T> {
         PublishBatch(Pending::new(&self.shared, values))
     }
@@ -191,6 +274,22 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// [`SubscribeError::OutOfRange`] for an [`StartFrom::Offset`] outside
     /// the retained window, [`SubscribeError::Closed`] on a closed topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// topic.try_publish("old").unwrap();
+    /// let mut earliest = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// let mut latest = topic.subscribe(StartFrom::Latest).unwrap();
+    /// topic.try_publish("new").unwrap();
+    ///
+    /// assert_eq!(earliest.try_recv().unwrap().value, "old");
+    /// assert_eq!(latest.try_recv().unwrap().value, "new");
+    /// assert_eq!(topic.stats().subscribers, 2);
+    /// ```
     pub fn subscribe(&self, start: StartFrom) -> Result<Cursor<T>, SubscribeError> {
         let st = self.shared.subscribe(start, None)?;
         Ok(Cursor::new(self.shared.clone(), st, None))
@@ -261,6 +360,25 @@ impl<T: Clone + Send + 'static> Topic<T> {
 
 impl<T> Topic<T> {
     /// Counters of this topic; never waits for publishers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let mut billing = topic.subscribe_named("billing", StartFrom::Earliest).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); } // evicts offset 0
+    /// assert_eq!(billing.try_recv().unwrap_err(), memq_core::TryRecvError::Lagged(1));
+    /// let msg = billing.try_recv().unwrap();
+    /// billing.commit(msg.offset).unwrap();
+    ///
+    /// let stats = topic.stats();
+    /// assert_eq!((stats.low, stats.high, stats.depth), (1, 3, 2));
+    /// assert_eq!((stats.published, stats.evicted, stats.subscribers), (3, 1, 1));
+    /// let billing = &stats.consumers[0];
+    /// assert_eq!((billing.name.as_str(), billing.committed, billing.lag), ("billing", Some(1), 1));
+    /// ```
     pub fn stats(&self) -> TopicStats {
         self.shared.stats()
     }
@@ -283,6 +401,27 @@ impl<T> Topic<T> {
     /// Closes the topic: publishing fails with `Closed`, waiting
     /// publishers are woken with that error, and cursors receive what is
     /// retained, then `Closed`. Closing twice does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{PublishError, RecvError, StartFrom, SubscribeError, Topic, TopicConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default())?;
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest)?;
+    /// topic.publish("last").await?;
+    /// topic.close();
+    /// assert!(topic.is_closed());
+    ///
+    /// assert_eq!(topic.publish("late").await, Err(PublishError::Closed("late")));
+    /// assert_eq!(topic.subscribe(StartFrom::Earliest).unwrap_err(), SubscribeError::Closed);
+    /// assert_eq!(cursor.recv().await?.value, "last"); // still delivered
+    /// assert_eq!(cursor.recv().await.unwrap_err(), RecvError::Closed);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) {
         self.shared.close();
     }

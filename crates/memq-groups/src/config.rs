@@ -3,6 +3,27 @@
 use std::time::Duration;
 
 /// When a delivered message counts as processed.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{AckError, AckMode, Group, GroupConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let auto = Group::new("auto", vec![topic.clone()], GroupConfig::default()).unwrap();
+/// let config = GroupConfig::default().ack(AckMode::Manual);
+/// let manual = Group::new("manual", vec![topic.clone()], config).unwrap();
+/// let (a, m) = (auto.join(StartFrom::Earliest).unwrap(), manual.join(StartFrom::Earliest).unwrap());
+/// topic.try_publish("x").unwrap();
+/// let (from_a, from_m) = (a.try_recv().unwrap(), m.try_recv().unwrap());
+///
+/// assert_eq!(auto.stats().pending, 0); // processed on receive
+/// assert_eq!(a.ack(from_a.partition, from_a.offset), Err(AckError::AutoAck));
+/// assert_eq!(manual.stats().pending, 1); // until acknowledged
+/// m.ack(from_m.partition, from_m.offset).unwrap();
+/// assert_eq!(manual.stats().pending, 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AckMode {
     /// On receive: the group's committed position advances as messages are
@@ -17,6 +38,30 @@ pub enum AckMode {
 }
 
 /// How the partitions of a multi-partition group are shared.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{Assignment, Group, GroupConfig};
+///
+/// let parts: Vec<Topic<&str>> = (0..2).map(|_| Topic::new(TopicConfig::default()).unwrap()).collect();
+/// let config = GroupConfig::default().assignment(Assignment::Exclusive);
+/// let group = Group::new("orders", parts.clone(), config).unwrap();
+/// let a = group.join(StartFrom::Earliest).unwrap();
+/// let b = group.join(StartFrom::Earliest).unwrap();
+/// parts[0].try_publish("p0").unwrap();
+/// parts[1].try_publish("p1").unwrap();
+///
+/// // Each member owns one partition and gets nothing from the other.
+/// let (x, y) = (a.try_recv().unwrap(), b.try_recv().unwrap());
+/// assert_ne!(x.partition, y.partition);
+/// assert!(a.try_recv().is_err() && b.try_recv().is_err());
+///
+/// drop(b); // rebalanced: `a` owns both partitions now
+/// parts[y.partition].try_publish("more").unwrap();
+/// assert_eq!(a.try_recv().unwrap().value, "more");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Assignment {
     /// Every member takes from every partition: the most even load, no

@@ -5,6 +5,26 @@ use std::fmt;
 pub use memq_core::{OutOfRange, RecvError, TryRecvError};
 
 /// A group that cannot be created or joined as asked.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{OutOfRange, StartFrom, Topic, TopicConfig};
+/// use memq_groups::{Group, GroupConfig, GroupError};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// topic.try_publish(1).unwrap();
+/// let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+/// let err = group.join(StartFrom::Offset(5)).unwrap_err();
+/// let range = OutOfRange { requested: 5, low: 0, high: 1 };
+/// assert_eq!(err, GroupError::OutOfRange { partition: 0, range });
+///
+/// let member = group.join(StartFrom::Earliest).unwrap();
+/// assert_eq!(member.seek(3, 0), Err(GroupError::NoSuchPartition { partition: 3, count: 1 }));
+/// drop(member);
+/// topic.close();
+/// assert_eq!(group.join(StartFrom::Earliest).unwrap_err(), GroupError::Closed);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupError {
@@ -47,6 +67,31 @@ impl fmt::Display for GroupError {
 impl std::error::Error for GroupError {}
 
 /// An acknowledgement that could not be applied.
+///
+/// # Examples
+///
+/// A member idle past the ack timeout loses its message to another member:
+///
+/// ```
+/// use std::time::Duration;
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{AckError, AckMode, Group, GroupConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let topic = Topic::new(TopicConfig::default())?;
+/// let config = GroupConfig::default().ack(AckMode::Manual).ack_timeout(Some(Duration::from_secs(5)));
+/// let group = Group::new("jobs", vec![topic.clone()], config)?;
+/// let (slow, other) = (group.join(StartFrom::Earliest)?, group.join(StartFrom::Earliest)?);
+/// topic.publish("job").await?;
+/// let job = slow.try_recv()?;
+///
+/// tokio::time::advance(Duration::from_secs(6)).await;
+/// assert_eq!(other.try_recv()?.deliveries, 2); // taken over
+/// assert_eq!(slow.ack(job.partition, job.offset), Err(AckError::NotOwned { partition: 0, offset: 0 }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AckError {

@@ -66,6 +66,22 @@ impl<T: Clone + Send + 'static> Group<T> {
     ///
     /// [`GroupError::NoSources`] for an empty `sources`,
     /// [`GroupError::InvalidConfig`] for a `max_pending` of `Some(0)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig, GroupError};
+    ///
+    /// let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
+    /// let group = Group::new("billing", vec![topic.clone()], GroupConfig::default()).unwrap();
+    /// assert_eq!((group.name(), group.partitions()), ("billing", 1));
+    ///
+    /// let none = Group::<u32>::new("empty", Vec::new(), GroupConfig::default());
+    /// assert_eq!(none.unwrap_err(), GroupError::NoSources);
+    /// let zero = GroupConfig::default().max_pending(Some(0));
+    /// assert!(matches!(Group::new("g", vec![topic], zero), Err(GroupError::InvalidConfig(_))));
+    /// ```
     pub fn new(name: &str, sources: Vec<Topic<T>>, config: GroupConfig) -> Result<Self, GroupError> {
         Ok(Group {
             shared: Shared::new(name, sources, config, None)?,
@@ -80,6 +96,10 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// # Errors
     ///
     /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// See [`DeadLetter`](crate::DeadLetter).
     pub fn with_dead_letters(
         name: &str,
         sources: Vec<Topic<T>>,
@@ -99,6 +119,27 @@ impl<T: Clone + Send + 'static> Group<T> {
     ///
     /// [`GroupError::OutOfRange`] for a start offset outside a partition's
     /// window, [`GroupError::Closed`] when a topic is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// let group = Group::new("audit", vec![topic.clone()], GroupConfig::default()).unwrap();
+    /// let first = group.join(StartFrom::Earliest).unwrap();
+    /// assert_eq!(first.try_recv().unwrap().value, 0);
+    /// // A member is live: the position is shared and `Latest` is ignored.
+    /// let second = group.join(StartFrom::Latest).unwrap();
+    /// assert_eq!(second.try_recv().unwrap().value, 1);
+    ///
+    /// drop((first, second));
+    /// // Nobody is left; a new member resumes after the group's last commit.
+    /// let again = group.join(StartFrom::Committed).unwrap();
+    /// assert_eq!(again.try_recv().unwrap().value, 2);
+    /// ```
     pub fn join(&self, start: StartFrom) -> Result<Member<T>, GroupError> {
         let id = self.shared.join(start)?;
         Ok(Member {
@@ -123,6 +164,26 @@ impl<T: Clone + Send + 'static> Group<T> {
     }
 
     /// The group's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{AckMode, Group, GroupConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let config = GroupConfig::default().ack(AckMode::Manual);
+    /// let group = Group::new("reports", vec![topic.clone()], config).unwrap();
+    /// let member = group.join(StartFrom::Earliest).unwrap();
+    /// for i in 0..4 { topic.try_publish(i).unwrap(); }
+    /// let msg = member.try_recv().unwrap();
+    ///
+    /// let stats = group.stats();
+    /// assert_eq!((stats.members, stats.pending, stats.lag), (1, 1, 4));
+    /// member.ack(msg.partition, msg.offset).unwrap();
+    /// let stats = group.stats();
+    /// assert_eq!((stats.pending, stats.lag, stats.committed), (0, 3, vec![Some(0)]));
+    /// ```
     pub fn stats(&self) -> GroupStats {
         self.shared.stats()
     }
@@ -145,6 +206,27 @@ impl<T: Clone + Send + 'static> Group<T> {
 ///
 /// Dropping a member leaves the group; with [`AckMode::Manual`](crate::AckMode::Manual)
 /// the messages it had not acknowledged go to other members.
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{AckMode, Group, GroupConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let config = GroupConfig::default().ack(AckMode::Manual);
+/// let group = Group::new("jobs", vec![topic.clone()], config).unwrap();
+/// let a = group.join(StartFrom::Earliest).unwrap();
+/// let b = group.join(StartFrom::Earliest).unwrap();
+/// topic.try_publish("job").unwrap();
+///
+/// let first = a.try_recv().unwrap();
+/// assert!(b.try_recv().is_err(), "the job is pending with `a`");
+/// drop(a); // leaves without acknowledging
+/// let again = b.try_recv().unwrap();
+/// assert_eq!((again.offset, again.value, again.deliveries), (first.offset, "job", 2));
+/// assert_eq!(group.stats().members, 1);
+/// ```
 pub struct Member<T: Clone + Send + 'static> {
     shared: Arc<Shared<T>>,
     id: u64,
@@ -239,6 +321,22 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// [`TryRecvError::Empty`], `Lagged(n)` when the group fell behind and
     /// `n` messages were evicted unread, `Closed` when the topics are
     /// closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig, TryRecvError};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+    /// let member = group.join(StartFrom::Earliest).unwrap();
+    /// assert_eq!(member.try_recv().unwrap_err(), TryRecvError::Empty);
+    ///
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); } // evicts offset 0
+    /// assert_eq!(member.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+    /// assert_eq!(member.try_recv().unwrap().offset, 1);
+    /// ```
     pub fn try_recv(&self) -> Result<Claimed<T>, TryRecvError> {
         let mut out = Vec::with_capacity(1);
         match self.shared.claim(self.id, 1, &mut out, None) {
@@ -266,6 +364,28 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// # Errors
     ///
     /// As [`recv_batch`](Self::recv_batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig, RecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default())?;
+    /// let group = Group::new("mailer", vec![topic.clone()], GroupConfig::default())?;
+    /// let member = group.join(StartFrom::Latest)?;
+    /// let t = topic.clone();
+    /// tokio::spawn(async move { t.publish("hello").await });
+    ///
+    /// let msg = member.recv().await?; // waits for the publish
+    /// assert_eq!((msg.partition, msg.offset, msg.value), (0, 0, "hello"));
+    /// topic.close();
+    /// assert_eq!(member.recv().await.unwrap_err(), RecvError::Closed);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&self) -> Result<Claimed<T>, RecvError> {
         let mut out = Vec::with_capacity(1);
         self.recv_batch(1, &mut out).await?;
@@ -293,6 +413,28 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// not (they are offered again at the group's receives and
     /// acknowledgements), and in a runtime without the time driver it
     /// panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default())?;
+    /// let group = Group::new("indexer", vec![topic.clone()], GroupConfig::default())?;
+    /// let member = group.join(StartFrom::Earliest)?;
+    /// topic.publish_batch(vec![1, 2, 3]).await?;
+    ///
+    /// let mut batch = Vec::new();
+    /// assert_eq!(member.recv_batch(2, &mut batch).await?, 2);
+    /// assert_eq!(member.recv_batch(10, &mut batch).await?, 1); // does not wait for more
+    /// let values: Vec<i32> = batch.iter().map(|m| m.value).collect();
+    /// assert_eq!(values, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv_batch(&self, max: usize, out: &mut Vec<Claimed<T>>) -> Result<usize, RecvError> {
         let mut waiter = MemberWaiter::new();
         poll_fn(|cx| self.poll_recv_batch(cx, &mut waiter, max, out)).await
@@ -364,7 +506,28 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// [`AckError::NotOwned`] when the message is not pending with this
     /// member (acknowledged already, taken over after this member was idle
     /// past the ack timeout, dead-lettered); [`AckError::AutoAck`] in auto
-    /// mode.
+    /// mode; [`AckError::NoSuchPartition`] for a partition the group does
+    /// not read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{AckError, AckMode, Group, GroupConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let config = GroupConfig::default().ack(AckMode::Manual);
+    /// let group = Group::new("payments", vec![topic.clone()], config).unwrap();
+    /// let member = group.join(StartFrom::Earliest).unwrap();
+    /// for i in 0..2 { topic.try_publish(i).unwrap(); }
+    /// let (a, b) = (member.try_recv().unwrap(), member.try_recv().unwrap());
+    ///
+    /// member.ack(b.partition, b.offset).unwrap();
+    /// assert_eq!(group.stats().committed, vec![None], "offset 0 is still pending");
+    /// member.ack(a.partition, a.offset).unwrap();
+    /// assert_eq!(group.stats().committed, vec![Some(1)]);
+    /// assert_eq!(member.ack(0, 0), Err(AckError::NotOwned { partition: 0, offset: 0 }));
+    /// ```
     pub fn ack(&self, partition: usize, offset: u64) -> Result<(), AckError> {
         self.shared.ack(self.id, partition, offset)
     }
@@ -377,6 +540,27 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// [`AckError::NoSuchPartition`] for a partition the group does not
     /// read, [`AckError::NotPublished`] for an offset not yet published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{AckError, AckMode, Group, GroupConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let config = GroupConfig::default().ack(AckMode::Manual);
+    /// let group = Group::new("exports", vec![topic.clone()], config).unwrap();
+    /// let member = group.join(StartFrom::Earliest).unwrap();
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// let mut got = Vec::new();
+    /// assert_eq!(member.try_recv_batch(3, &mut got).unwrap(), 3);
+    ///
+    /// member.commit(0, 2).unwrap(); // acknowledges all three
+    /// let stats = group.stats();
+    /// assert_eq!((stats.pending, stats.committed), (0, vec![Some(2)]));
+    /// assert_eq!(member.commit(0, 3), Err(AckError::NotPublished { partition: 0, offset: 3, high: 3 }));
+    /// assert_eq!(member.commit(1, 0), Err(AckError::NoSuchPartition { partition: 1 }));
+    /// ```
     pub fn commit(&self, partition: usize, offset: u64) -> Result<(), AckError> {
         self.shared.commit(self.id, partition, offset)
     }
@@ -386,7 +570,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Errors
     ///
-    /// [`GroupError::OutOfRange`] outside the retained window.
+    /// [`GroupError::OutOfRange`] outside the retained window,
+    /// [`GroupError::NoSuchPartition`] for a partition the group does not
+    /// read.
     pub fn seek(&self, partition: usize, offset: u64) -> Result<(), GroupError> {
         self.shared.seek(partition, offset)
     }

@@ -1,6 +1,24 @@
 //! Counters of one group.
 
 /// Progress of a group, read under the group's lock (never the topics').
+///
+/// # Examples
+///
+/// ```
+/// use memq_core::{StartFrom, Topic, TopicConfig};
+/// use memq_groups::{Group, GroupConfig};
+///
+/// let topic = Topic::new(TopicConfig::default()).unwrap();
+/// let group = Group::new("search", vec![topic.clone()], GroupConfig::default()).unwrap();
+/// let member = group.join(StartFrom::Earliest).unwrap();
+/// for i in 0..3 { topic.try_publish(i).unwrap(); }
+/// member.try_recv().unwrap();
+///
+/// let stats = group.stats();
+/// assert_eq!((stats.name.as_str(), stats.members), ("search", 1));
+/// // Auto mode: a message is processed once handed out.
+/// assert_eq!((stats.committed, stats.lag, stats.pending), (vec![Some(0)], 2, 0));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GroupStats {
