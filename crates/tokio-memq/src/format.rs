@@ -14,6 +14,26 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The format of a message's payload, as
+/// [`TopicMessage::format`](crate::TopicMessage::format) reports it:
+/// `Native` for a value stored as it is, `Raw` for bytes published as they
+/// are, or the format it was serialized in.
+///
+/// ```
+/// use tokio_memq::{MessageQueue, SerializationFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("mixed").await?;
+/// let publisher = mq.publisher("mixed");
+/// publisher.publish(1u8).await?;
+/// publisher.publish_with_format(2u8, SerializationFormat::MessagePack).await?;
+/// publisher.publish_bytes("3", SerializationFormat::Raw).await?;
+/// let formats: Vec<String> = sub.recv_batch(3).await?.iter().map(|m| m.format.to_string()).collect();
+/// assert_eq!(formats, ["native", "messagepack", "raw"]);
+/// # Ok(()) }
+/// ```
 pub use memq_codec::SerializationFormat;
 use memq_codec::{Codec, CodecError, ErrorKind};
 use parking_lot::Mutex;

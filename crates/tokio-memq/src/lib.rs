@@ -48,10 +48,63 @@
 //! than `message_ttl` are never delivered and are counted in
 //! [`TopicStats`].
 //!
+//! A receive loop notes the lag and goes on:
+//!
+//! ```
+//! use tokio_memq::{MessageQueue, RecvError, TopicOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let mq = MessageQueue::new();
+//! let options = TopicOptions { max_messages: Some(3), ..TopicOptions::default() };
+//! let sub = mq.subscriber_with_options("ticks", options).await?;
+//! for tick in 0..10u32 {
+//!     mq.publisher("ticks").publish(tick).await?;
+//! }
+//! drop(mq); // nobody can publish any more: the topic closes
+//! let (mut ticks, mut missed) = (Vec::new(), 0);
+//! loop {
+//!     match sub.recv().await {
+//!         Ok(msg) => ticks.push(msg.deserialize::<u32>()?),
+//!         Err(RecvError::Lagged(n)) => missed += n, // then on with the oldest retained
+//!         Err(RecvError::Closed) => break,
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert_eq!((ticks, missed), (vec![7, 8, 9], 7));
+//! # Ok(()) }
+//! ```
+//!
 //! # Cancellation
 //!
 //! Every receive is cancel safe: a receive dropped at any await point (the
 //! losing branch of `tokio::select!`, a timeout) loses no message.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokio_memq::MessageQueue;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> anyhow::Result<()> {
+//! let mq = MessageQueue::new();
+//! let sub = mq.subscriber("jobs").await?;
+//! let publisher = mq.publisher("jobs");
+//! let mut idle_ticks = 0;
+//! loop {
+//!     tokio::select! {
+//!         msg = sub.recv() => {
+//!             assert_eq!(msg?.deserialize::<String>()?, "job 1");
+//!             break;
+//!         }
+//!         _ = tokio::time::sleep(Duration::from_secs(1)) => {
+//!             idle_ticks += 1; // the receive was dropped
+//!             publisher.publish("job 1").await?;
+//!         }
+//!     }
+//! }
+//! assert_eq!(idle_ticks, 1);
+//! # Ok(()) }
+//! ```
 //!
 //! # Native values and bytes
 //!
@@ -61,6 +114,29 @@
 //! compatible type (`&str` to `String`, `i32` to `i64`).
 //! [`Publisher::publish_bytes`] takes [`bytes::Bytes`]: a 100 MB payload
 //! published to ten subscribers is one allocation.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokio_memq::{MessageQueue, SerializationFormat};
+//!
+//! #[derive(serde::Serialize)]
+//! struct Frame { id: u32, pixels: Vec<u8> }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let mq = MessageQueue::new();
+//! let sub = mq.subscriber("frames").await?;
+//! let publisher = mq.publisher("frames");
+//! publisher.publish(Frame { id: 1, pixels: vec![0; 1 << 20] }).await?;
+//! let image = Arc::new(vec![0xFFu8; 1 << 20]);
+//! publisher.publish_shared_bytes(image.clone(), SerializationFormat::Raw).await?;
+//!
+//! let frame = sub.recv().await?.native::<Frame>().expect("published as a Frame");
+//! assert_eq!((frame.id, frame.pixels.len()), (1, 1 << 20));
+//! let bytes = sub.recv().await?.bytes().expect("published as bytes");
+//! assert_eq!(bytes.as_ptr(), image.as_ptr(), "the published memory, not a copy");
+//! # Ok(()) }
+//! ```
 //!
 //! # Changes from 1.0
 //!
@@ -81,6 +157,28 @@
 //! - `MessageQueue::new()` works outside a runtime and spawns nothing.
 //! - The traits have an associated `Error` type and return futures
 //!   directly (no `async_trait` boxing).
+//!
+//! Every error converts into `anyhow::Error` with `?`; match on the typed
+//! error where the case matters:
+//!
+//! ```
+//! use tokio_memq::{MessageQueue, PublishError, TopicError, TopicOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let mq = MessageQueue::new();
+//! mq.create_topic("orders", TopicOptions::default()).await?;
+//! let smaller = TopicOptions { max_messages: Some(10), ..TopicOptions::default() };
+//! let err = mq.create_topic("orders", smaller).await.unwrap_err();
+//! assert_eq!(err, TopicError::OptionsMismatch { topic: "orders".into() });
+//!
+//! mq.close();
+//! match mq.publisher("orders").publish(String::from("order 1")).await {
+//!     Err(PublishError::Closed(order)) => assert_eq!(order, "order 1"), // handed back
+//!     other => panic!("expected Closed, got {other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! # Module paths
 //!
@@ -119,6 +217,25 @@ pub use memq_codec::{
     DefaultSettings, DefaultsRegistry, FrameVersion, HeaderMode, JsonConfig, MessagePackConfig,
     NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
 };
+/// Progress of a consumer group, from
+/// [`MessageQueue::get_group_stats`].
+///
+/// ```
+/// use tokio_memq::{ConsumptionMode, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let worker = mq.group("jobs", "workers").manual_ack().mode(ConsumptionMode::Earliest).join().await?;
+/// mq.publisher("jobs").publish_batch(vec!["a", "b", "c"]).await?;
+/// let job = worker.recv().await?;
+/// let stats = mq.get_group_stats("jobs", "workers").await.expect("the group exists");
+/// assert_eq!((stats.members, stats.pending, stats.lag), (1, 1, 3));
+/// worker.ack(&job)?;
+/// let stats = mq.get_group_stats("jobs", "workers").await.unwrap();
+/// assert_eq!((stats.pending, stats.lag, stats.committed), (0, 2, vec![Some(0)]));
+/// # Ok(()) }
+/// ```
 pub use memq_groups::GroupStats;
 pub use message::{
     DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload, NativePayload, TopicMessage,
@@ -162,6 +279,19 @@ pub mod mq {
 
         /// 1.0.0's serialization error: the codec's error now (its kind
         /// says why, `source()` reaches the cause).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use tokio_memq::mq::serializer::SerializationError;
+        /// use tokio_memq::{Codec, CodecErrorKind, PipelineConfig, SerializationConfig, SerializationFormat};
+        ///
+        /// let codec = Codec::new(SerializationFormat::Json, SerializationConfig::Default, PipelineConfig::default())?;
+        /// assert_eq!(codec.decode::<u32>(&codec.encode(&7u32)?)?, 7);
+        /// let err: SerializationError = codec.decode::<u32>(b"\"seven\"").unwrap_err();
+        /// assert_eq!(err.kind(), CodecErrorKind::Deserialize);
+        /// # Ok::<(), SerializationError>(())
+        /// ```
         pub type SerializationError = crate::CodecError;
     }
 

@@ -13,6 +13,31 @@ use serde::Serialize;
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::format::{FormatTable, FormatTag, SerializationFormat};
 use crate::weigh::Weight;
+/// Why a consumer group gave up on a message: the `reason` of its
+/// [`DeadLetterInfo`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_memq::{ConsumptionMode, DeadLetterReason, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let failed = mq.subscriber("emails.failed").await?;
+/// let join = || mq.group("emails", "senders").manual_ack().max_deliveries(2).dead_letter_topic("emails.failed").mode(ConsumptionMode::Earliest).join();
+/// let (a, b, c) = (join().await?, join().await?, join().await?);
+/// mq.publisher("emails").publish("welcome").await?;
+/// a.recv().await?;
+/// drop(a); // never acknowledged: delivered again
+/// assert_eq!(b.recv().await?.deliveries, 2);
+/// drop(b); // the limit is reached
+/// assert!(c.recv_timeout(Duration::from_millis(10)).await?.is_none());
+/// let letter = failed.recv().await?;
+/// assert_eq!(letter.dead_letter().unwrap().reason, DeadLetterReason::MaxDeliveries { limit: 2 });
+/// # Ok(()) }
+/// ```
 pub use memq_groups::DeadLetterReason;
 
 /// A value published natively, as the queue stores it.
@@ -42,6 +67,23 @@ impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
 }
 
 /// A Rust value published without serialization: shared, never copied.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessagePayload, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("points").await?;
+/// mq.publisher("points").publish((3i32, 4i32)).await?;
+/// let msg = sub.recv().await?;
+/// let MessagePayload::Native(value) = &msg.payload else { panic!("published natively") };
+/// assert_eq!(value.type_name(), "(i32, i32)");
+/// assert_eq!(value.downcast_ref::<(i32, i32)>(), Some(&(3, 4)));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct NativePayload(Arc<dyn NativeValue>);
 
@@ -51,17 +93,54 @@ impl NativePayload {
     }
 
     /// The name of the published type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessagePayload, TopicMessage};
+    ///
+    /// let msg = TopicMessage::new("sizes", 42u64)?;
+    /// let MessagePayload::Native(value) = &msg.payload else { unreachable!() };
+    /// assert_eq!(value.type_name(), "u64");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn type_name(&self) -> &'static str {
         self.0.type_name()
     }
 
     /// The value, shared, when it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{MessagePayload, TopicMessage};
+    ///
+    /// let msg = TopicMessage::new("names", vec!["ada".to_string()])?;
+    /// let MessagePayload::Native(value) = &msg.payload else { unreachable!() };
+    /// let (a, b) = (value.downcast::<Vec<String>>().unwrap(), value.downcast::<Vec<String>>().unwrap());
+    /// assert!(Arc::ptr_eq(&a, &b), "one value, two handles");
+    /// assert!(value.downcast::<Vec<&str>>().is_none(), "not the published type");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn downcast<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         let any: Arc<dyn Any + Send + Sync> = self.0.clone();
         any.downcast::<T>().ok()
     }
 
     /// A reference to the value when it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessagePayload, TopicMessage};
+    ///
+    /// let msg = TopicMessage::new("temperatures", 21.5f32)?;
+    /// let MessagePayload::Native(value) = &msg.payload else { unreachable!() };
+    /// assert_eq!(value.downcast_ref::<f32>(), Some(&21.5));
+    /// assert_eq!(value.downcast_ref::<f64>(), None, "no conversion here; see TopicMessage::deserialize");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         let any: &dyn Any = &*self.0;
         any.downcast_ref::<T>()
@@ -109,6 +188,27 @@ impl fmt::Debug for NativePayload {
 ///
 /// Cloning either is a reference-count increment; payload bytes are
 /// never copied between publish and receive.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessagePayload, MessageQueue, SerializationFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("mixed").await?;
+/// let publisher = mq.publisher("mixed");
+/// publisher.publish_bytes(vec![1u8, 2, 3], SerializationFormat::Raw).await?;
+/// publisher.publish(String::from("native")).await?;
+/// for msg in sub.recv_batch(2).await? {
+///     match &msg.payload {
+///         MessagePayload::Bytes(bytes) => assert_eq!(&bytes[..], [1, 2, 3]),
+///         MessagePayload::Native(value) => assert_eq!(value.downcast_ref::<String>().unwrap(), "native"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub enum MessagePayload {
     /// Serialized or raw bytes.
@@ -120,6 +220,16 @@ pub enum MessagePayload {
 
 impl MessagePayload {
     /// Length in bytes; 0 for native values (their size is unknown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// assert_eq!(TopicMessage::from_bytes("t", "hello", SerializationFormat::Raw).payload.len(), 5);
+    /// assert_eq!(TopicMessage::new("t", "hello")?.payload.len(), 0, "native");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         match self {
             MessagePayload::Bytes(b) => b.len(),
@@ -128,6 +238,16 @@ impl MessagePayload {
     }
 
     /// True for an empty byte payload; a native value is never empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// assert!(TopicMessage::from_bytes("t", Vec::new(), SerializationFormat::Raw).payload.is_empty());
+    /// assert!(!TopicMessage::new("t", "")?.payload.is_empty(), "native, even an empty string");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         match self {
             MessagePayload::Bytes(b) => b.is_empty(),
@@ -488,6 +608,23 @@ impl TopicMessage {
     /// dead-letter topic: its topic, group, partition, offset, how many
     /// times the group delivered it and why it gave up. See
     /// [`DeadLetterInfo`].
+    ///
+    /// # Examples
+    ///
+    /// A message published by a publisher has none (see
+    /// [`DeadLetterInfo`] for one that has):
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// mq.publisher("jobs").publish("job").await?;
+    /// assert!(sub.recv().await?.dead_letter().is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letter(&self) -> Option<&DeadLetterInfo> {
         self.dead_letter.as_deref()
     }
@@ -498,6 +635,22 @@ impl TopicMessage {
     /// # Errors
     ///
     /// None today; the `Result` keeps the 1.0.0 signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("events").await?;
+    /// let msg = TopicMessage::new("events", 5u32)?;
+    /// assert_eq!((msg.format.clone(), msg.offset), (SerializationFormat::Native, None));
+    /// assert_eq!(mq.publisher("events").publish_message(msg).await?, 0);
+    /// assert_eq!(*sub.recv().await?.native::<u32>().unwrap(), 5);
+    /// # Ok(()) }
+    /// ```
     pub fn new<T: Serialize + Send + Sync + 'static>(
         topic: impl Into<String>,
         data: T,
@@ -515,6 +668,16 @@ impl TopicMessage {
     /// # Errors
     ///
     /// None today; the `Result` keeps the 1.0.0 signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::TopicMessage;
+    ///
+    /// let msg = TopicMessage::new_with_key("logins", "ada", "user-1")?;
+    /// assert_eq!((msg.topic(), msg.key()), ("logins", Some("user-1")));
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn new_with_key<T: Serialize + Send + Sync + 'static>(
         topic: impl Into<String>,
         data: T,
@@ -576,6 +739,17 @@ impl TopicMessage {
     /// # Errors
     ///
     /// As [`new_with_format`](Self::new_with_format).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::new_with_format_and_key("carts", vec![3u8, 4], SerializationFormat::Json, "cart-9")?;
+    /// assert_eq!((msg.format.clone(), msg.key()), (SerializationFormat::Json, Some("cart-9")));
+    /// assert_eq!(msg.deserialize::<Vec<u8>>()?, [3, 4]);
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn new_with_format_and_key<T: Serialize + Send + Sync + 'static>(
         topic: impl Into<String>,
         data: T,
@@ -591,6 +765,18 @@ impl TopicMessage {
     /// # Errors
     ///
     /// As [`new_with_format`](Self::new_with_format).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let topic = Arc::new("metrics".to_string());
+    /// let msg = TopicMessage::new_shared_topic(topic, 0.25f64, SerializationFormat::MessagePack)?;
+    /// assert_eq!((msg.topic(), msg.deserialize::<f64>()?), ("metrics", 0.25));
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn new_shared_topic<T: Serialize + Send + Sync + 'static>(
         topic: Arc<String>,
         data: T,
@@ -601,6 +787,18 @@ impl TopicMessage {
 
     /// A message holding bytes shared as an `Arc<Vec<u8>>`, without
     /// copying them (the message keeps the `Arc` alive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let image = Arc::new(vec![0xFFu8; 1 << 16]);
+    /// let msg = TopicMessage::from_shared_bytes("images", image.clone(), SerializationFormat::Raw);
+    /// assert_eq!(msg.payload_bytes().as_ptr(), image.as_ptr(), "the same memory");
+    /// assert_eq!(Arc::strong_count(&image), 2);
+    /// ```
     pub fn from_shared_bytes(
         topic: impl Into<String>,
         data: Arc<Vec<u8>>,
@@ -615,11 +813,34 @@ impl TopicMessage {
 
     /// [`from_shared_bytes`](Self::from_shared_bytes) with the topic as
     /// 1.0.0 shared it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let (topic, data) = (Arc::new("raw".to_string()), Arc::new(b"abc".to_vec()));
+    /// let msg = TopicMessage::from_shared_data(topic, data.clone(), SerializationFormat::Raw);
+    /// assert_eq!((msg.topic(), msg.payload_bytes()), ("raw", &b"abc"[..]));
+    /// assert_eq!(msg.payload_bytes().as_ptr(), data.as_ptr());
+    /// ```
     pub fn from_shared_data(topic: Arc<String>, data: Arc<Vec<u8>>, format: SerializationFormat) -> Self {
         Self::from_shared_bytes(topic.as_str(), data, format)
     }
 
     /// [`from_bytes`](Self::from_bytes) with the topic as 1.0.0 shared it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let topic = Arc::new("csv".to_string());
+    /// let msg = TopicMessage::from_shared_bytes_topic(topic, b"a,b\n".to_vec(), SerializationFormat::Raw);
+    /// assert_eq!((msg.topic(), msg.payload_str().as_ref()), ("csv", "a,b\n"));
+    /// ```
     pub fn from_shared_bytes_topic(topic: Arc<String>, data: Vec<u8>, format: SerializationFormat) -> Self {
         Self::from_bytes(topic.as_str(), data, format)
     }
@@ -646,16 +867,55 @@ impl TopicMessage {
 
     /// [`from_serialized`](Self::from_serialized) with the topic as 1.0.0
     /// shared it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let topic = Arc::new("events".to_string());
+    /// let msg = TopicMessage::from_shared_serialized_topic(topic, "[1, 2]".to_string());
+    /// assert_eq!(msg.format, SerializationFormat::Json);
+    /// assert_eq!(msg.deserialize::<Vec<i32>>()?, [1, 2]);
+    /// # Ok::<(), tokio_memq::DecodeError>(())
+    /// ```
     pub fn from_shared_serialized_topic(topic: Arc<String>, payload: String) -> Self {
         Self::from_serialized(topic.as_str(), payload)
     }
 
     /// A message holding bincode bytes.
+    ///
+    /// # Examples
+    ///
+    /// Bytes as bincode 1.3 writes a `String` (its length, then its
+    /// UTF-8), the way 1.0.0 serialized:
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bincode("names", vec![3, b'a', b'd', b'a']);
+    /// assert_eq!(msg.format, SerializationFormat::Bincode);
+    /// assert_eq!(msg.deserialize::<String>()?, "ada");
+    /// # Ok::<(), tokio_memq::DecodeError>(())
+    /// ```
     pub fn from_bincode(topic: impl Into<String>, data: Vec<u8>) -> Self {
         Self::from_bytes(topic, data, SerializationFormat::Bincode)
     }
 
     /// A message holding bytes in `format`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Bytes, SerializationFormat, TopicMessage};
+    ///
+    /// let json = TopicMessage::from_bytes("users", r#"{"id": 7, "name": "ada"}"#, SerializationFormat::Json);
+    /// assert_eq!(json.deserialize::<serde_json::Value>()?["name"], "ada");
+    /// let raw = TopicMessage::from_bytes("blobs", Bytes::from_static(b"\x00\x01"), SerializationFormat::Raw);
+    /// assert_eq!(raw.payload_bytes(), [0, 1]);
+    /// # Ok::<(), tokio_memq::DecodeError>(())
+    /// ```
     pub fn from_bytes(topic: impl Into<String>, data: impl Into<Bytes>, format: SerializationFormat) -> Self {
         Self::built(topic.into().into(), MessagePayload::Bytes(data.into()), format)
     }
@@ -694,6 +954,15 @@ impl TopicMessage {
     }
 
     /// Sets the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bytes("clicks", "home", SerializationFormat::Raw).with_key("session-4");
+    /// assert_eq!(msg.key(), Some("session-4"));
+    /// ```
     #[must_use]
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into().into());
@@ -701,31 +970,119 @@ impl TopicMessage {
     }
 
     /// The offset; 0 for a message that was not received from a topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("events").await?;
+    /// mq.publisher("events").publish_batch(vec!["a", "b"]).await?;
+    /// assert_eq!(sub.recv_batch(2).await?[1].offset(), 1);
+    /// let built = TopicMessage::new("events", "c")?;
+    /// assert_eq!((built.offset(), built.offset), (0, None), "not received from a topic");
+    /// # Ok(()) }
+    /// ```
     pub fn offset(&self) -> u64 {
         self.offset.unwrap_or(0)
     }
 
     /// The key, when one was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("logins").await?;
+    /// let publisher = mq.publisher("logins");
+    /// publisher.publish_with_key("user-1", "ada").await?;
+    /// publisher.publish("anonymous").await?;
+    /// assert_eq!(sub.recv().await?.key(), Some("user-1"));
+    /// assert_eq!(sub.recv().await?.key(), None);
+    /// # Ok(()) }
+    /// ```
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
 
     /// The topic name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// mq.publisher("orders").publish(1u32).await?;
+    /// assert_eq!(sub.recv().await?.topic(), "orders");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
     /// When the message was published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("heartbeats").await?;
+    /// let publisher = mq.publisher("heartbeats");
+    /// publisher.publish("beat").await?;
+    /// tokio::time::sleep(Duration::from_secs(5)).await;
+    /// publisher.publish("beat").await?;
+    /// let (first, second) = (sub.recv().await?, sub.recv().await?);
+    /// assert_eq!(second.timestamp() - first.timestamp(), Duration::from_secs(5));
+    /// # Ok(()) }
+    /// ```
     pub fn timestamp(&self) -> std::time::Instant {
         self.created_at
     }
 
     /// The payload's format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_serialized("events", "{}".to_string());
+    /// assert_eq!(msg.serialization_format(), &SerializationFormat::Json);
+    /// assert_eq!(TopicMessage::new("events", 1)?.serialization_format(), &SerializationFormat::Native);
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn serialization_format(&self) -> &SerializationFormat {
         &self.format
     }
 
     /// The payload bytes; empty for a native value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bytes("bits", vec![0b1010u8, 0b0101], SerializationFormat::Raw);
+    /// assert_eq!(msg.payload_bytes(), [0b1010, 0b0101]);
+    /// assert!(TopicMessage::new("bits", vec![1u8, 2])?.payload_bytes().is_empty(), "native");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn payload_bytes(&self) -> &[u8] {
         match &self.payload {
             MessagePayload::Bytes(b) => b,
@@ -735,6 +1092,27 @@ impl TopicMessage {
 
     /// The payload as shared [`Bytes`] (a reference-count increment), or
     /// `None` for a native value.
+    ///
+    /// # Examples
+    ///
+    /// Bytes published with
+    /// [`publish_bytes`](crate::Publisher::publish_bytes) reach every
+    /// subscriber without a copy:
+    ///
+    /// ```
+    /// use tokio_memq::{Bytes, MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let (a, b) = (mq.subscriber("video").await?, mq.subscriber("video").await?);
+    /// let chunk = Bytes::from(vec![7u8; 1 << 20]);
+    /// mq.publisher("video").publish_bytes(chunk.clone(), SerializationFormat::Raw).await?;
+    /// let (from_a, from_b) = (a.recv().await?.bytes().unwrap(), b.recv().await?.bytes().unwrap());
+    /// assert_eq!(from_a.as_ptr(), chunk.as_ptr());
+    /// assert_eq!(from_b.as_ptr(), chunk.as_ptr());
+    /// # Ok(()) }
+    /// ```
     pub fn bytes(&self) -> Option<Bytes> {
         match &self.payload {
             MessagePayload::Bytes(b) => Some(b.clone()),
@@ -743,6 +1121,27 @@ impl TopicMessage {
     }
 
     /// The natively published value, shared, when it is a `T`.
+    ///
+    /// # Examples
+    ///
+    /// A value published with [`publish`](crate::Publisher::publish) is
+    /// stored once; every subscriber reads the same one:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let (a, b) = (mq.subscriber("grids").await?, mq.subscriber("grids").await?);
+    /// mq.publisher("grids").publish(vec![0.5f32; 1 << 16]).await?;
+    /// let (msg_a, msg_b) = (a.recv().await?, b.recv().await?);
+    /// let (grid_a, grid_b) = (msg_a.native::<Vec<f32>>().unwrap(), msg_b.native::<Vec<f32>>().unwrap());
+    /// assert!(Arc::ptr_eq(&grid_a, &grid_b), "one value, not a copy per subscriber");
+    /// assert!(msg_a.native::<Vec<f64>>().is_none(), "only as the published type");
+    /// # Ok(()) }
+    /// ```
     pub fn native<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         match &self.payload {
             MessagePayload::Native(n) => n.downcast(),
@@ -753,6 +1152,18 @@ impl TopicMessage {
     /// The payload as text, for display: bytes decoded as UTF-8 with
     /// invalid sequences replaced, a native string as is, any other native
     /// value as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// assert_eq!(TopicMessage::new("t", "plain")?.payload_str(), "plain");
+    /// assert_eq!(TopicMessage::new("t", (1, "two"))?.payload_str(), r#"[1,"two"]"#);
+    /// let invalid = TopicMessage::from_bytes("t", vec![b'o', b'k', 0xFF], SerializationFormat::Raw);
+    /// assert_eq!(invalid.payload_str(), "ok\u{FFFD}");
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn payload_str(&self) -> Cow<'_, str> {
         match &self.payload {
             MessagePayload::Bytes(b) => String::from_utf8_lossy(b),
@@ -782,6 +1193,21 @@ impl TopicMessage {
     ///
     /// [`DecodeError`] when the payload is not a valid `T`; its
     /// [`kind`](DecodeError::kind) says why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{CodecErrorKind, DecodeErrorKind, SerializationFormat, TopicMessage};
+    ///
+    /// let native = TopicMessage::new("t", "42")?;
+    /// assert_eq!(native.deserialize::<String>()?, "42");
+    /// assert_eq!(native.deserialize::<u32>().unwrap_err().kind(), DecodeErrorKind::TypeMismatch);
+    ///
+    /// let broken = TopicMessage::from_bytes("t", "{not json", SerializationFormat::Json);
+    /// let err = broken.deserialize::<serde_json::Value>().unwrap_err();
+    /// assert_eq!(err.kind(), DecodeErrorKind::Codec(CodecErrorKind::Deserialize));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn deserialize<T: DeserializeOwned + Clone + Send + Sync + 'static>(&self) -> Result<T, DecodeError> {
         let at = self.offset;
         match &self.payload {
@@ -796,11 +1222,34 @@ impl TopicMessage {
 impl TopicMessage {
     /// The payload as text, as [`payload_str`](Self::payload_str) (1.0.0
     /// had both names; the method shares its name with the field).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessagePayload, SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bytes("t", "text", SerializationFormat::Raw);
+    /// assert_eq!(msg.payload(), "text"); // the method: text
+    /// assert!(matches!(msg.payload, MessagePayload::Bytes(_))); // the field: the payload itself
+    /// ```
     pub fn payload(&self) -> Cow<'_, str> {
         self.payload_str()
     }
 
     /// True once `ttl` has passed since the message was built or published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::TopicMessage;
+    ///
+    /// let msg = TopicMessage::new("t", 1)?;
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// assert!(msg.is_expired(Duration::from_millis(10)));
+    /// assert!(!msg.is_expired(Duration::from_secs(3600)));
+    /// # Ok::<(), tokio_memq::Error>(())
+    /// ```
     pub fn is_expired(&self, ttl: std::time::Duration) -> bool {
         self.created_at.elapsed() > ttl
     }
@@ -812,6 +1261,19 @@ impl TopicMessage {
     /// # Errors
     ///
     /// [`DecodeError`] when the payload is not a valid `T` in `format`.
+    ///
+    /// # Examples
+    ///
+    /// JSON text that was published as raw bytes:
+    ///
+    /// ```
+    /// use tokio_memq::{SerializationFormat, TopicMessage};
+    ///
+    /// let msg = TopicMessage::from_bytes("t", "[1, 2, 3]", SerializationFormat::Raw);
+    /// let values: Vec<u32> = msg.deserialize_with_format(&SerializationFormat::Json)?;
+    /// assert_eq!(values, [1, 2, 3]);
+    /// # Ok::<(), tokio_memq::DecodeError>(())
+    /// ```
     pub fn deserialize_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         format: &SerializationFormat,
@@ -850,6 +1312,22 @@ impl TopicMessage {
     }
 
     /// What the message says about itself, without the payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("uploads").await?;
+    /// mq.publisher("uploads").publish_bytes(vec![0u8; 512], SerializationFormat::Raw).await?;
+    /// let meta = sub.recv().await?.metadata();
+    /// assert_eq!((&*meta.topic, meta.offset, meta.payload_size), ("uploads", 0, 512));
+    /// assert_eq!(meta.format, SerializationFormat::Raw);
+    /// # Ok(()) }
+    /// ```
     pub fn metadata(&self) -> MessageMetadata {
         MessageMetadata {
             topic: self.topic.clone(),
@@ -864,6 +1342,25 @@ impl TopicMessage {
 /// A message's metadata without its payload (1.0.0's
 /// `mq::message::MessageMetadata`; the topic is an `Arc<str>` and the
 /// offset a `u64` now).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, SerializationFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("events").await?;
+/// let publisher = mq.publisher("events");
+/// publisher.publish_serialized(r#"{"kind": "login"}"#.to_string()).await?;
+/// publisher.publish(7u8).await?;
+/// let json = sub.recv_metadata().await?;
+/// assert_eq!((json.offset, json.format, json.payload_size), (0, SerializationFormat::Json, 17));
+/// let native = sub.recv_metadata().await?;
+/// assert_eq!((native.offset, native.format, native.payload_size), (1, SerializationFormat::Native, 0));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MessageMetadata {

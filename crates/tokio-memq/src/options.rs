@@ -12,12 +12,88 @@ use crate::error::ConfigError;
 ///
 /// # Examples
 ///
+/// The defaults: at most 10,000 messages, the oldest evicted when full,
+/// no TTL and no byte budget. Set the fields you need and take the rest
+/// from `Default`:
+///
 /// ```
 /// use tokio_memq::TopicOptions;
 ///
-/// let options = TopicOptions { max_messages: Some(1_000), lru_enabled: false, ..Default::default() };
-/// assert_eq!(TopicOptions::default().max_messages, Some(10_000));
-/// # let _ = options;
+/// let defaults = TopicOptions::default();
+/// assert_eq!((defaults.max_messages, defaults.lru_enabled), (Some(10_000), true));
+/// assert_eq!((defaults.message_ttl, defaults.max_bytes), (None, None));
+/// let small = TopicOptions { max_messages: Some(100), ..TopicOptions::default() };
+/// assert!(small.validate().is_ok());
+/// ```
+///
+/// `lru_enabled: false` is backpressure: a full topic refuses
+/// [`try_publish`](crate::Publisher::try_publish) with `Full`, makes
+/// [`publish_timeout`](crate::Publisher::publish_timeout) give up with
+/// `Timeout` (both hand the value back), and has room again once every
+/// subscriber has read the oldest message:
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_memq::{MessageQueue, PublishError, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let options = TopicOptions { max_messages: Some(2), lru_enabled: false, ..TopicOptions::default() };
+/// let sub = mq.subscriber_with_options("uploads", options).await?;
+/// let publisher = mq.publisher("uploads");
+/// assert_eq!(publisher.try_publish("a")?, 0);
+/// assert_eq!(publisher.try_publish("b")?, 1);
+/// assert_eq!(publisher.try_publish("c"), Err(PublishError::Full("c")));
+/// let waited = publisher.publish_timeout("c", Duration::from_millis(50)).await;
+/// assert_eq!(waited, Err(PublishError::Timeout("c")));
+/// sub.recv().await?; // the oldest message is read: room for one more
+/// assert_eq!(publisher.try_publish("c")?, 2);
+/// # Ok(()) }
+/// ```
+///
+/// `message_ttl`: a message older than that is never delivered, and is
+/// counted as expired:
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_memq::{MessageQueue, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let options = TopicOptions { message_ttl: Some(Duration::from_secs(60)), ..TopicOptions::default() };
+/// let sub = mq.subscriber_with_options("quotes", options).await?;
+/// let publisher = mq.publisher("quotes");
+/// publisher.publish("stale").await?;
+/// tokio::time::sleep(Duration::from_secs(61)).await;
+/// publisher.publish("fresh").await?;
+/// assert_eq!(sub.recv().await?.deserialize::<String>()?, "fresh");
+/// assert_eq!(mq.get_topic_stats("quotes").await.unwrap().expired, 1);
+/// # Ok(()) }
+/// ```
+///
+/// `max_bytes`: the oldest messages are evicted to keep the retained
+/// payload bytes within the budget, and a message larger than the whole
+/// budget is refused:
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PublishErrorKind, SerializationFormat, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_topic("blobs", TopicOptions { max_bytes: Some(1024), ..TopicOptions::default() }).await?;
+/// let publisher = mq.publisher("blobs");
+/// publisher.publish_bytes(vec![1u8; 600], SerializationFormat::Raw).await?;
+/// publisher.publish_bytes(vec![2u8; 600], SerializationFormat::Raw).await?; // evicts the first
+/// let stats = mq.get_topic_stats("blobs").await.unwrap();
+/// assert_eq!((stats.message_count, stats.bytes, stats.evicted), (1, 600, 1));
+///
+/// let err = publisher.publish_bytes(vec![3u8; 2048], SerializationFormat::Raw).await.unwrap_err();
+/// assert_eq!(err.kind(), PublishErrorKind::TooLarge);
+/// assert_eq!(err.into_inner().len(), 2048, "the bytes come back");
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicOptions {
@@ -79,6 +155,19 @@ impl TopicOptions {
     /// # Errors
     ///
     /// [`ConfigError`] for zero capacity, zero byte budget or zero TTL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::{ConfigError, TopicOptions};
+    ///
+    /// assert_eq!(TopicOptions::default().validate(), Ok(()));
+    /// let empty = TopicOptions { max_messages: Some(0), ..TopicOptions::default() };
+    /// assert_eq!(empty.validate(), Err(ConfigError::ZeroCapacity));
+    /// let instant = TopicOptions { message_ttl: Some(Duration::ZERO), ..TopicOptions::default() };
+    /// assert_eq!(instant.validate(), Err(ConfigError::ZeroTtl));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         memq_core::Topic::<()>::with_weigher(self.to_config(), |_| 0).map(drop)
     }
@@ -93,6 +182,28 @@ impl TopicOptions {
 }
 
 /// Where a subscriber starts reading (the 1.0.0 enum).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{ConsumptionMode, MessageQueue, OutOfRange, TopicError, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.publisher("log").publish_batch(vec!["a", "b", "c"]).await?;
+/// let from = |mode| mq.subscriber_with_options_and_mode("log", TopicOptions::default(), mode);
+/// let (earliest, third, latest) =
+///     (from(ConsumptionMode::Earliest).await?, from(ConsumptionMode::Offset(2)).await?, from(ConsumptionMode::Latest).await?);
+/// mq.publisher("log").publish("d").await?;
+/// assert_eq!(earliest.recv().await?.offset(), 0);
+/// assert_eq!(third.recv().await?.offset(), 2);
+/// assert_eq!(latest.recv().await?.offset(), 3);
+///
+/// let err = from(ConsumptionMode::Offset(9)).await.unwrap_err();
+/// assert_eq!(err, TopicError::OutOfRange(OutOfRange { requested: 9, low: 0, high: 4 }));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsumptionMode {
     /// The oldest retained message.
@@ -120,6 +231,27 @@ impl ConsumptionMode {
 
 /// Counters of one topic (the 1.0.0 fields, plus more). Reading them never
 /// blocks publishers.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let options = TopicOptions { max_messages: Some(3), ..TopicOptions::default() };
+/// let _sub = mq.subscriber_with_options("ticks", options).await?;
+/// let publisher = mq.publisher("ticks");
+/// for tick in 0..5u32 {
+///     publisher.publish(tick).await?;
+/// }
+/// let stats = mq.get_topic_stats("ticks").await.expect("the topic exists");
+/// assert_eq!((stats.published, stats.message_count, stats.evicted), (5, 3, 2));
+/// assert_eq!((stats.low_offset, stats.next_offset), (2, 5));
+/// assert_eq!((stats.dropped_messages, stats.subscriber_count), (2, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicStats {
@@ -142,9 +274,12 @@ pub struct TopicStats {
     pub evicted: u64,
     /// Messages that expired.
     pub expired: u64,
-    /// The oldest retained offset.
+    /// The oldest retained offset. 0 for a partitioned topic, whose
+    /// offsets are per partition (see
+    /// [`get_all_partition_stats`](crate::MessageQueue::get_all_partition_stats)).
     pub low_offset: u64,
-    /// The offset the next message will get.
+    /// The offset the next message will get. 0 for a partitioned topic,
+    /// as `low_offset`.
     pub next_offset: u64,
 }
 
@@ -183,6 +318,52 @@ impl TopicStats {
 
 /// How messages published to a partitioned topic choose their partition
 /// (the 1.0.0 enum, plus custom routers).
+///
+/// # Examples
+///
+/// A custom router sends keys with a region prefix to that region's
+/// partition, and everything else to the last one:
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokio_memq::{MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_partitioned_topic("orders", TopicOptions::default(), 3).await?;
+/// let by_region = PartitionRouting::Custom(Arc::new(|key: Option<&[u8]>, partitions: usize| match key {
+///     Some(k) if k.starts_with(b"eu-") => 0,
+///     Some(k) if k.starts_with(b"us-") => 1,
+///     _ => partitions - 1,
+/// }));
+/// mq.set_partition_routing("orders", by_region).await?;
+/// let (partition, _) = mq.publish_to_partitioned(TopicMessage::new_with_key("orders", 10u32, "us-42")?).await?;
+/// assert_eq!(partition, 1);
+/// let (partition, _) = mq.publish_to_partitioned(TopicMessage::new("orders", 11u32)?).await?;
+/// assert_eq!(partition, 2);
+/// # Ok(()) }
+/// ```
+///
+/// With `Hash`, every message with one key goes to one partition, so
+/// those messages stay in order:
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_partitioned_topic("carts", TopicOptions::default(), 8).await?;
+/// mq.set_partition_routing("carts", PartitionRouting::Hash).await?;
+/// let mut placed = Vec::new();
+/// for step in ["add", "add", "remove", "checkout"] {
+///     placed.push(mq.publish_to_partitioned(TopicMessage::new_with_key("carts", step, "cart-17")?).await?);
+/// }
+/// assert!(placed.iter().all(|&(p, _)| p == placed[0].0));
+/// assert_eq!(placed.iter().map(|&(_, offset)| offset).collect::<Vec<_>>(), [0, 1, 2, 3]);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum PartitionRouting {
@@ -206,6 +387,26 @@ pub enum PartitionRouting {
 /// partition count in, the partition out. It runs with no lock held; a
 /// router that panics or returns an index out of range makes the publish
 /// fail with `Unroutable` and leaves the topic usable.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokio_memq::{MessageQueue, PartitionRouting, PublishErrorKind, RouterFn, TopicMessage, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_partitioned_topic("jobs", TopicOptions::default(), 2).await?;
+/// // By key length; a key of 7 bytes or more names a partition that does not exist.
+/// let router: RouterFn = Arc::new(|key, _partitions| key.map_or(0, |k| k.len() / 4));
+/// mq.set_partition_routing("jobs", PartitionRouting::Custom(router)).await?;
+/// assert_eq!(mq.publish_to_partitioned(TopicMessage::new_with_key("jobs", 1, "abcd")?).await?, (1, 0));
+/// let err = mq.publish_to_partitioned(TopicMessage::new_with_key("jobs", 2, "abcdefgh")?).await.unwrap_err();
+/// assert_eq!(err.kind(), PublishErrorKind::Unroutable);
+/// assert_eq!(mq.publish_to_partitioned(TopicMessage::new("jobs", 3)?).await?, (0, 0), "still usable");
+/// # Ok(()) }
+/// ```
 pub type RouterFn = std::sync::Arc<dyn Fn(Option<&[u8]>, usize) -> usize + Send + Sync>;
 
 /// Equal variants with equal partitions; two `Custom` routers are equal
@@ -251,6 +452,25 @@ impl PartitionRouting {
 }
 
 /// Counters of one partition of a partitioned topic.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PartitionRouting, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+/// mq.set_partition_routing("clicks", PartitionRouting::Fixed(1)).await?;
+/// mq.publisher("clicks").publish_batch(vec!["home", "cart", "pay"]).await?;
+///
+/// let stats = mq.get_all_partition_stats("clicks").await;
+/// assert_eq!(stats.iter().map(|s| s.published).collect::<Vec<_>>(), [0, 3]);
+/// let second = mq.get_partition_stats("clicks", 1).await.unwrap();
+/// assert_eq!((second.partition, second.message_count, second.next_offset), (1, 3, 3));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartitionStats {

@@ -251,6 +251,12 @@ async fn stats_carry_1_0_field_names() {
     let all = mq.get_all_partition_stats("ps").await;
     assert_eq!(all.iter().map(|s| s.partition_id).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(all.iter().all(|s| s.partition_id == s.partition));
+    // Summed over partitions, offsets say nothing: 0, as documented.
+    let summed = mq.get_topic_stats("ps").await.unwrap();
+    assert_eq!(
+        (summed.published, summed.low_offset, summed.next_offset),
+        (3, 0, 0)
+    );
     let two = mq.get_partition_stats("ps", 2).await.unwrap();
     assert_eq!(two.message_count, 3);
     assert_eq!(
