@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memq_codec::{Codec, CodecError};
+use memq_codec::{Codec, CodecError, DecodeLimits};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -1281,6 +1281,48 @@ impl TopicMessage {
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
             MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, format, None),
+        }
+        .map_err(|e| e.at(self.offset))
+    }
+
+    /// Reads the payload as a `T` as [`deserialize`](Self::deserialize)
+    /// does, with `limits` instead of the queue's (or the codec's): for one
+    /// payload bigger than the limits allow, or one to read more strictly.
+    ///
+    /// # Errors
+    ///
+    /// As [`deserialize`](Self::deserialize).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{DecodeLimits, MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("t").await?;
+    /// mq.publisher("t").publish_with_format(vec![7u8; 100], SerializationFormat::Json).await?;
+    /// let msg = sub.recv().await?;
+    /// let tight = DecodeLimits::new().with_max_decoded_size(10);
+    /// assert!(msg.deserialize_with_limits::<Vec<u8>>(&tight).is_err());
+    /// assert_eq!(msg.deserialize::<Vec<u8>>()?.len(), 100);
+    /// # Ok(()) }
+    /// ```
+    pub fn deserialize_with_limits<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        limits: &DecodeLimits,
+    ) -> Result<T, DecodeError> {
+        match &self.payload {
+            MessagePayload::Native(n) => n.read(),
+            MessagePayload::Bytes(b) => match &self.codec {
+                Some(codec) => codec
+                    .clone()
+                    .with_limits(*limits)
+                    .decode(b)
+                    .map_err(DecodeError::from),
+                None => memq_codec::decode_frame(b, &self.format, limits).map_err(DecodeError::from),
+            },
         }
         .map_err(|e| e.at(self.offset))
     }

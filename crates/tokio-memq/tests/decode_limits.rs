@@ -1,0 +1,211 @@
+//! Decode limits as a queue setting (`MessageQueue::with_decode_limits`)
+//! and per read (`TopicMessage::deserialize_with_limits`): payloads over
+//! the 64 MiB default can be read where the queue allows it, and a stricter
+//! queue refuses what the default would take, in every format and every
+//! receive path.
+
+use std::time::Duration;
+
+use tokio::time::timeout;
+use tokio_memq::{
+    Bytes, CodecErrorKind, DecodeErrorKind, DecodeLimits, MessageQueue, PipelineConfig, SerializationConfig,
+    SerializationFormat, TopicMessage,
+};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn too_large(kind: DecodeErrorKind) -> bool {
+    kind == DecodeErrorKind::Codec(CodecErrorKind::TooLarge)
+}
+
+#[tokio::test]
+async fn a_payload_over_the_default_reads_on_a_queue_that_allows_it() {
+    let big = Bytes::from(vec![7u8; (64 << 20) + 1]);
+    // The default queue takes it, and cannot read it.
+    let mq = MessageQueue::new();
+    assert_eq!(mq.decode_limits(), DecodeLimits::default());
+    let sub = mq.subscriber("big").await.unwrap();
+    mq.publisher("big")
+        .publish_bytes(big.clone(), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let err = msg.deserialize::<Bytes>().unwrap_err();
+    assert!(too_large(err.kind()), "{err:?}");
+    // One read with other limits.
+    let roomy = DecodeLimits::new().with_max_decoded_size(128 << 20);
+    assert_eq!(
+        msg.deserialize_with_limits::<Bytes>(&roomy).unwrap().len(),
+        big.len()
+    );
+
+    // A queue with those limits reads it with every receive.
+    let mq = MessageQueue::with_decode_limits(roomy);
+    assert_eq!(mq.decode_limits(), roomy);
+    let sub = mq.subscriber("big").await.unwrap();
+    let publisher = mq.publisher("big");
+    publisher
+        .publish_bytes(big.clone(), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher
+        .publish_bytes(big.clone(), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(msg.deserialize::<Bytes>().unwrap().len(), big.len());
+    let typed: Bytes = timeout(LIMIT, sub.recv_typed()).await.unwrap().unwrap();
+    assert_eq!(typed.len(), big.len());
+}
+
+#[tokio::test]
+async fn a_strict_queue_refuses_in_every_format_and_receive_path() {
+    let strict = DecodeLimits::new().with_max_decoded_size(64);
+    let mq = MessageQueue::with_decode_limits(strict);
+    let sub = mq.subscriber("s").await.unwrap();
+    let publisher = mq.publisher("s");
+    let long = "x".repeat(200);
+    for format in [
+        SerializationFormat::Bincode,
+        SerializationFormat::Json,
+        SerializationFormat::MessagePack,
+    ] {
+        publisher.publish_with_format("ok", format.clone()).await.unwrap();
+        publisher.publish_with_format(long.clone(), format).await.unwrap();
+    }
+    publisher
+        .publish_bytes("ok", SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher
+        .publish_bytes(long.clone(), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    // Bare JSON (no frame) in a built-in format, as 1.0.0 code publishes it.
+    publisher
+        .publish_serialized("[\"ok\"]".to_string())
+        .await
+        .unwrap();
+    publisher
+        .publish_serialized(format!("[\"{long}\"]"))
+        .await
+        .unwrap();
+
+    let msgs = timeout(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
+    assert_eq!(msgs.len(), 10);
+    for (i, pair) in msgs.chunks(2).enumerate() {
+        if i < 4 {
+            assert_eq!(
+                pair[0].deserialize::<String>().unwrap(),
+                "ok",
+                "{:?}",
+                pair[0].format
+            );
+        } else {
+            assert_eq!(pair[0].deserialize::<Vec<String>>().unwrap(), ["ok"]);
+        }
+        let err = pair[1].deserialize::<serde_json::Value>().unwrap_err();
+        assert!(too_large(err.kind()), "{:?}: {err:?}", pair[1].format);
+    }
+    // Native values are not decoded: no limit applies.
+    publisher.publish(long.clone()).await.unwrap();
+    assert_eq!(
+        timeout(LIMIT, sub.recv_typed::<String>()).await.unwrap().unwrap(),
+        long
+    );
+
+    // Lent batches read with the queue's limits too.
+    publisher
+        .publish_with_format(long.clone(), SerializationFormat::Json)
+        .await
+        .unwrap();
+    let batch = timeout(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
+    let err = batch.get(0).unwrap().deserialize::<String>().unwrap_err();
+    assert!(too_large(err.kind()), "{err:?}");
+    // A more generous read of the same message.
+    let generous = DecodeLimits::default();
+    assert_eq!(
+        batch
+            .get(0)
+            .unwrap()
+            .to_message()
+            .deserialize_with_limits::<String>(&generous)
+            .unwrap(),
+        long
+    );
+}
+
+#[tokio::test]
+async fn framed_payloads_and_serialization_defaults_decode_with_the_queue_limits() {
+    let mq = MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(16));
+    let long = "y".repeat(100);
+    // A frame written by a codec elsewhere, published as bytes: the frame
+    // says its format; the queue's limits apply.
+    let codec = tokio_memq::Codec::new(
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        PipelineConfig {
+            use_magic_header: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let frame = codec.encode(&long).unwrap();
+    let sub = mq.subscriber("c").await.unwrap();
+    mq.publisher("c")
+        .publish_message(TopicMessage::from_bytes("c", frame, SerializationFormat::Bincode))
+        .await
+        .unwrap();
+    let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert!(too_large(got.deserialize::<String>().unwrap_err().kind()));
+    assert_eq!(
+        got.deserialize_with_limits::<String>(&DecodeLimits::default())
+            .unwrap(),
+        long
+    );
+
+    // Published with a topic's serialization defaults (a codec of the
+    // queue's table): the same.
+    mq.register_topic_defaults(
+        "d",
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        Some(PipelineConfig::default()),
+    );
+    let sub = mq.subscriber("d").await.unwrap();
+    mq.publisher("d").publish(long.clone()).await.unwrap();
+    mq.publisher("d").publish("short").await.unwrap();
+    let got = timeout(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap();
+    assert_eq!(got[0].format, SerializationFormat::Json);
+    assert!(too_large(got[0].deserialize::<String>().unwrap_err().kind()));
+    assert_eq!(got[1].deserialize::<String>().unwrap(), "short");
+    assert_eq!(
+        got[0]
+            .deserialize_with_limits::<String>(&DecodeLimits::default())
+            .unwrap(),
+        long
+    );
+}
+
+#[tokio::test]
+async fn received_messages_published_again_keep_their_format() {
+    let mq = MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(1 << 10));
+    let first = mq.subscriber("a").await.unwrap();
+    let second = mq.subscriber("b").await.unwrap();
+    let publisher = mq.publisher("a");
+    publisher.publish_serialized("[1,2,3]".to_string()).await.unwrap();
+    publisher
+        .publish_with_format(vec![4u8, 5], SerializationFormat::MessagePack)
+        .await
+        .unwrap();
+    let msgs = timeout(LIMIT, first.recv_batch(2)).await.unwrap().unwrap();
+    let forward = mq.publisher("b");
+    for m in msgs {
+        forward.publish_message(m).await.unwrap();
+    }
+    let again = timeout(LIMIT, second.recv_batch(2)).await.unwrap().unwrap();
+    assert_eq!(again[0].format, SerializationFormat::Json);
+    assert_eq!(again[0].deserialize::<Vec<u8>>().unwrap(), [1, 2, 3]);
+    assert_eq!(again[1].format, SerializationFormat::MessagePack);
+    assert_eq!(again[1].deserialize::<Vec<u8>>().unwrap(), [4, 5]);
+}
