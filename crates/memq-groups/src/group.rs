@@ -1455,6 +1455,39 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
     }
 
+    /// Manual mode: gives a message `member` holds back for redelivery now.
+    pub(crate) fn nack(&self, member: u64, partition: usize, offset: u64) -> Result<(), AckError> {
+        if self.config.ack == AckMode::Auto {
+            return Err(AckError::AutoAck);
+        }
+        if partition >= self.sources.len() {
+            return Err(AckError::NoSuchPartition { partition });
+        }
+        let mut st = self.state.lock();
+        match st.pending.get_mut(&(partition, offset)) {
+            Some(p) if p.owner == Some(member) => {
+                p.owner = None;
+                st.redeliver.insert((partition, offset));
+                if let Some(m) = st.members.get_mut(&member) {
+                    m.last_active = Instant::now();
+                }
+                // A parked member that may take it is woken.
+                let mut wake = Vec::new();
+                self.restore(&mut st, &mut wake);
+                self.unlock(st, wake);
+                Ok(())
+            }
+            _ => Err(AckError::NotOwned { partition, offset }),
+        }
+    }
+
+    /// Restarts `member`'s ack timeout.
+    pub(crate) fn keep_alive(&self, member: u64) {
+        if let Some(m) = self.state.lock().members.get_mut(&member) {
+            m.last_active = Instant::now();
+        }
+    }
+
     /// After acknowledgements took the pending count down from `before`:
     /// wakes members for the room made, and offers the dead letters
     /// waiting to the sink again. Releases the lock.

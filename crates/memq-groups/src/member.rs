@@ -532,6 +532,47 @@ impl<T: Clone + Send + 'static> Member<T> {
         self.shared.ack(self.id, partition, offset)
     }
 
+    /// Gives a message this member received back to the group at once
+    /// (manual mode): it is delivered again, to this member or another,
+    /// with its delivery count raised, or becomes a dead letter at the
+    /// group's delivery limit. The negative acknowledgement, for work that
+    /// failed and should be retried now rather than after the ack timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{AckMode, Group, GroupConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topic = Topic::new(TopicConfig::default())?;
+    /// let group = Group::new("workers", vec![topic.clone()], GroupConfig::default().ack(AckMode::Manual))?;
+    /// let member = group.join(StartFrom::Earliest)?;
+    /// topic.publish("job").await?;
+    /// let first = member.recv().await?;
+    /// member.nack(first.partition, first.offset)?;
+    /// let again = member.recv().await?;
+    /// assert_eq!((again.offset, again.deliveries), (0, 2));
+    /// member.ack(again.partition, again.offset)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn nack(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        self.shared.nack(self.id, partition, offset)
+    }
+
+    /// Restarts this member's [`ack_timeout`](crate::GroupConfig::ack_timeout)
+    /// (manual mode): for long work, call it before the timeout runs out
+    /// so that the messages it holds are not handed to other members. Any
+    /// receive or acknowledgement restarts it too.
+    pub fn keep_alive(&self) {
+        self.shared.keep_alive(self.id);
+    }
+
     /// Records that everything up to and including `offset` in `partition`
     /// is processed. In manual mode this acknowledges every message up to
     /// `offset` that this member holds.
