@@ -663,6 +663,16 @@ impl<'b> MessageRef<'b> {
         self.sub
             .ack_at(self.item.partition.unwrap_or(0), self.item.offset)
     }
+
+    /// Gives it back to the group for redelivery now (as
+    /// [`Subscriber::nack`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::ack`].
+    pub fn nack(&self) -> Result<(), AckError> {
+        self.sub.nack_at(self.item.partition.unwrap_or(0), self.item.offset)
+    }
 }
 
 impl fmt::Debug for MessageRef<'_> {

@@ -1035,6 +1035,58 @@ impl Subscriber {
         }
     }
 
+    /// Gives a message received by this group member back to the group at
+    /// once (manual acknowledgement): it is delivered again, to this
+    /// member or another, with [`deliveries`](TopicMessage::deliveries)
+    /// raised, or becomes a dead letter at the group's
+    /// [`max_deliveries`](crate::GroupBuilder::max_deliveries). For work
+    /// that failed and should be retried now rather than after the ack
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`ack`](Self::ack).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let worker = mq.group("jobs", "workers").manual_ack().mode(ConsumptionMode::Earliest).join().await?;
+    /// mq.publisher("jobs").publish("resize").await?;
+    /// let job = worker.recv().await?;
+    /// worker.nack(&job)?; // failed: try again now
+    /// let again = worker.recv().await?;
+    /// assert_eq!((again.offset(), again.deliveries), (0, 2));
+    /// worker.ack(&again)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn nack(&self, message: &TopicMessage) -> Result<(), AckError> {
+        self.nack_at(message.partition.unwrap_or(0), message.offset())
+    }
+
+    pub(crate) fn nack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        match &self.kind {
+            Kind::Group { member, .. } => member.nack(partition, offset),
+            _ => Err(AckError::AutoAck),
+        }
+    }
+
+    /// Restarts this group member's ack timeout
+    /// ([`GroupBuilder::ack_timeout`](crate::GroupBuilder::ack_timeout) or
+    /// `consume_idle_timeout`): for long work, call it before the timeout
+    /// runs out so that the messages this member holds are not handed to
+    /// other members. Receives and acknowledgements restart it too. Does
+    /// nothing outside a group.
+    pub fn keep_alive(&self) {
+        if let Kind::Group { member, .. } = &self.kind {
+            member.keep_alive();
+        }
+    }
+
     /// The offset of the next message this subscriber (or its group) will
     /// receive; `None` on a partitioned topic (see
     /// [`partition_offset`](Self::partition_offset)).

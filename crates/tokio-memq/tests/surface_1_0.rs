@@ -642,3 +642,43 @@ async fn positions_of_every_partition() {
     timeout(LIMIT, plain.recv()).await.unwrap().unwrap();
     assert_eq!(plain.positions(), [(0, 1)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn nack_and_keep_alive_in_a_manual_group() {
+    let mq = MessageQueue::new();
+    let join = || {
+        mq.group("work", "w")
+            .manual_ack()
+            .ack_timeout(Duration::from_millis(100))
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let a = join().await.unwrap();
+    let b = join().await.unwrap();
+    mq.publisher("work").publish_batch(vec![1u8, 2]).await.unwrap();
+    let first = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    a.nack(&first).unwrap();
+    assert_eq!(a.nack(&first), Err(tokio_memq::AckError::NotOwned { partition: 0, offset: 0 }));
+    let again = timeout(LIMIT, b.recv()).await.unwrap().unwrap();
+    assert_eq!((again.offset(), again.deliveries), (0, 2), "redelivered at once, counted");
+    b.ack(&again).unwrap();
+
+    // Long work on a lent message: keep_alive holds off the timeout.
+    let batch = timeout(LIMIT, a.recv_batch_lent(1)).await.unwrap().unwrap();
+    let m = batch.get(0).unwrap();
+    assert_eq!(m.offset(), 1);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        a.keep_alive();
+    }
+    assert!(b.try_recv_now().is_err(), "still A's after 240 ms");
+    m.nack().unwrap();
+    let redelivered = timeout(LIMIT, b.recv()).await.unwrap().unwrap();
+    assert_eq!((redelivered.offset(), redelivered.deliveries), (1, 2));
+    b.ack(&redelivered).unwrap();
+
+    // Outside a manual group there is nothing to give back.
+    let plain = mq.subscriber("work").await.unwrap();
+    plain.keep_alive();
+    assert_eq!(plain.nack(&again), Err(tokio_memq::AckError::AutoAck));
+}
