@@ -721,3 +721,13 @@ impl Received for LentBatch<'_> {
         });
     }
 }
+
+impl crate::message::Acknowledgeable for MessageRef<'_> {
+    fn ack_partition(&self) -> Option<usize> {
+        self.item.partition
+    }
+
+    fn ack_offset(&self) -> u64 {
+        self.item.offset
+    }
+}

@@ -238,7 +238,8 @@ pub use memq_codec::{
 /// ```
 pub use memq_groups::GroupStats;
 pub use message::{
-    DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload, NativePayload, TopicMessage,
+    Acknowledgeable, DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload, NativePayload,
+    TopicMessage, TypedMessage,
 };
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;

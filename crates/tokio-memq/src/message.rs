@@ -1381,6 +1381,72 @@ impl TopicMessage {
     }
 }
 
+/// A received message, by where it came from: what acknowledging it
+/// ([`Subscriber::ack`](crate::Subscriber::ack),
+/// [`Subscriber::nack`](crate::Subscriber::nack)) needs. Implemented by
+/// [`TopicMessage`], [`MessageRef`](crate::MessageRef) and
+/// [`TypedMessage`].
+pub trait Acknowledgeable {
+    /// Its partition, on a partitioned topic.
+    fn ack_partition(&self) -> Option<usize>;
+    /// Its offset (in its partition).
+    fn ack_offset(&self) -> u64;
+}
+
+impl Acknowledgeable for TopicMessage {
+    fn ack_partition(&self) -> Option<usize> {
+        self.partition
+    }
+
+    fn ack_offset(&self) -> u64 {
+        self.offset()
+    }
+}
+
+/// A value read by [`Subscriber::recv_typed_message`](crate::Subscriber::recv_typed_message),
+/// with where it came from: a typed receive whose message can be
+/// acknowledged in a group with manual acknowledgement.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{ConsumptionMode, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let worker = mq.group("orders", "billing").manual_ack().mode(ConsumptionMode::Earliest).join().await?;
+/// mq.publisher("orders").publish(42u32).await?;
+/// let order = worker.recv_typed_message::<u32>().await?;
+/// assert_eq!((order.value, order.offset, order.deliveries), (42, 0, 1));
+/// worker.ack(&order)?;
+/// assert_eq!(mq.get_group_stats("orders", "billing").await.unwrap().committed, [Some(0)]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TypedMessage<T> {
+    /// The value.
+    pub value: T,
+    /// Its offset (in its partition).
+    pub offset: u64,
+    /// Its partition, on a partitioned topic.
+    pub partition: Option<usize>,
+    /// How many times its group has delivered it, this time included (1
+    /// outside groups).
+    pub deliveries: u32,
+}
+
+impl<T> Acknowledgeable for TypedMessage<T> {
+    fn ack_partition(&self) -> Option<usize> {
+        self.partition
+    }
+
+    fn ack_offset(&self) -> u64 {
+        self.offset
+    }
+}
+
 /// A message's metadata without its payload (1.0.0's
 /// `mq::message::MessageMetadata`; the topic is an `Arc<str>` and the
 /// offset a `u64` now).

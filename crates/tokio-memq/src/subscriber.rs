@@ -20,7 +20,7 @@ use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError,
 use crate::format::{FormatTable, SerializationFormat};
 use crate::lent::LentBatch;
 use crate::log::Log;
-use crate::message::{Entry, TopicMessage};
+use crate::message::{Acknowledgeable, Entry, TopicMessage, TypedMessage};
 use crate::queue::{PublisherLease, Registry};
 
 /// Receives messages from one topic, in offset order.
@@ -46,6 +46,32 @@ use crate::queue::{PublisherLease, Registry};
 /// Dropping a subscriber unregisters it, so it no longer holds back
 /// publishers of a topic with `lru_enabled: false`; a group member's
 /// unacknowledged messages go to the other members.
+///
+/// # Examples
+///
+/// Two subscribers each receive every message; two members of one group
+/// share them:
+///
+/// ```
+/// use tokio_memq::{ConsumptionMode, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let (a, b) = (mq.subscriber("news").await?, mq.subscriber("news").await?);
+/// let join = || mq.subscriber_group("news", "indexers", ConsumptionMode::Earliest);
+/// let (x, y) = (join().await?, join().await?);
+/// mq.publisher("news").publish_batch(vec!["one", "two"]).await?;
+/// assert_eq!((a.recv_batch(10).await?.len(), b.recv_batch(10).await?.len()), (2, 2));
+/// let mut handled = 0;
+/// for member in [&x, &y] {
+///     while member.try_recv_now().is_ok() {
+///         handled += 1;
+///     }
+/// }
+/// assert_eq!(handled, 2, "each message went to one member");
+/// # Ok(()) }
+/// ```
 pub struct Subscriber {
     topic: Arc<str>,
     kind: Kind,
@@ -247,11 +273,37 @@ impl Subscriber {
     }
 
     /// The topic this subscriber reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// assert_eq!(sub.topic(), "orders");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
     /// The consumer group this subscriber belongs to, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let member = mq.subscriber_group("orders", "billing", ConsumptionMode::Earliest).await?;
+    /// assert_eq!(member.group(), Some("billing"));
+    /// assert_eq!(mq.subscriber("orders").await?.group(), None);
+    /// # Ok(()) }
+    /// ```
     pub fn group(&self) -> Option<&str> {
         match &self.kind {
             Kind::Group { member, .. } => Some(member.group()),
@@ -369,6 +421,35 @@ impl Subscriber {
     /// [`RecvError::Closed`] when the topic is closed (deleted, the queue
     /// [closed](crate::MessageQueue::close), or nobody can publish to it
     /// any more) and everything retained has been received.
+    ///
+    /// # Examples
+    ///
+    /// A receive loop that notes lost messages and goes on:
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, RecvError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_messages: Some(2), ..TopicOptions::default() };
+    /// let sub = mq.subscriber_with_options("ticks", options).await?;
+    /// for tick in 0..5u32 {
+    ///     mq.publisher("ticks").publish(tick).await?;
+    /// }
+    /// drop(mq); // no publisher is left: the topic closes
+    /// let (mut offsets, mut missed) = (Vec::new(), 0);
+    /// loop {
+    ///     match sub.recv().await {
+    ///         Ok(msg) => offsets.push(msg.offset()),
+    ///         Err(RecvError::Lagged(n)) => missed += n, // then on with the oldest retained
+    ///         Err(RecvError::Closed) => break,
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    /// }
+    /// assert_eq!((offsets, missed), (vec![3, 4], 3));
+    /// # Ok(()) }
+    /// ```
     pub async fn recv(&self) -> Result<TopicMessage, RecvError> {
         if let Kind::Broadcast(cursor) = &self.kind {
             let mut waiter = Waiter::new();
@@ -410,6 +491,21 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`TryRecvError::Empty`] when none is; otherwise as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// assert_eq!(sub.try_recv().await.unwrap_err(), TryRecvError::Empty);
+    /// mq.publisher("jobs").publish("job 1").await?;
+    /// assert_eq!(sub.try_recv().await?.offset(), 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn try_recv(&self) -> Result<TopicMessage, TryRecvError> {
         self.try_recv_now()
     }
@@ -419,6 +515,22 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// mq.publisher("jobs").publish(7u8).await?;
+    /// mq.close();
+    /// assert_eq!(sub.try_recv_now()?.deserialize::<u8>()?, 7, "what was retained comes first");
+    /// assert_eq!(sub.try_recv_now().unwrap_err(), TryRecvError::Closed);
+    /// # Ok(()) }
+    /// ```
     pub fn try_recv_now(&self) -> Result<TopicMessage, TryRecvError> {
         if let Some(m) = self.stash.lock().pop_front() {
             return Ok(m);
@@ -451,6 +563,23 @@ impl Subscriber {
     /// # Panics
     ///
     /// Outside a Tokio runtime with the time driver enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("alerts").await?;
+    /// assert!(sub.recv_timeout(Duration::from_secs(5)).await?.is_none(), "nothing came");
+    /// mq.publisher("alerts").publish("disk full").await?;
+    /// let msg = sub.recv_timeout(Duration::from_secs(5)).await?.expect("one is waiting");
+    /// assert_eq!(msg.deserialize::<String>()?, "disk full");
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
         match tokio::time::timeout(timeout, self.recv()).await {
             Ok(r) => r.map(Some),
@@ -465,6 +594,23 @@ impl Subscriber {
     ///
     /// As [`recv`](Self::recv), only when no message was received; a lag
     /// found after some messages is reported by the next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// mq.publisher("jobs").publish_batch(vec![10u32, 20, 30, 40, 50]).await?;
+    /// let first = sub.recv_batch(3).await?;
+    /// assert_eq!(first.iter().map(|m| m.offset()).collect::<Vec<_>>(), [0, 1, 2]);
+    /// assert_eq!(sub.recv_batch(3).await?.len(), 2, "what is there; it does not wait for 3");
+    /// assert!(sub.recv_batch(0).await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_batch(&self, max: usize) -> Result<Vec<TopicMessage>, RecvError> {
         let mut out = Vec::with_capacity(max.min(self.backlog_hint()));
         self.recv_into(max, &mut out).await?;
@@ -511,6 +657,23 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("lines").await?;
+    /// let publisher = mq.publisher("lines");
+    /// publisher.publish_bytes(vec![b'o', b'k', 0xFF], SerializationFormat::Raw).await?;
+    /// publisher.publish("native text").await?;
+    /// assert_eq!(sub.recv_string().await?, "ok\u{FFFD}");
+    /// assert_eq!(sub.recv_string().await?, "native text");
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_string(&self) -> Result<String, RecvError> {
         Ok(self.recv().await?.payload_str().into_owned())
     }
@@ -520,6 +683,21 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("lines").await?;
+    /// assert_eq!(sub.try_recv_string().await.unwrap_err(), TryRecvError::Empty);
+    /// mq.publisher("lines").publish_bytes("hello", SerializationFormat::Raw).await?;
+    /// assert_eq!(sub.try_recv_string().await?, "hello");
+    /// # Ok(()) }
+    /// ```
     pub async fn try_recv_string(&self) -> Result<String, TryRecvError> {
         Ok(self.try_recv_now()?.payload_str().into_owned())
     }
@@ -530,6 +708,23 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("blobs").await?;
+    /// let publisher = mq.publisher("blobs");
+    /// publisher.publish_bytes(vec![1u8, 2, 3], SerializationFormat::Raw).await?;
+    /// publisher.publish(42u32).await?;
+    /// assert_eq!(sub.recv_bytes().await?, [1, 2, 3]);
+    /// assert!(sub.recv_bytes().await?.is_empty(), "a native value has no bytes");
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         Ok(self.recv().await?.payload_bytes().to_vec())
     }
@@ -539,6 +734,21 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("blobs").await?;
+    /// assert_eq!(sub.try_recv_bytes().await.unwrap_err(), TryRecvError::Empty);
+    /// mq.publisher("blobs").publish_bytes(vec![9u8, 8], SerializationFormat::Raw).await?;
+    /// assert_eq!(sub.try_recv_bytes().await?, [9, 8]);
+    /// # Ok(()) }
+    /// ```
     pub async fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         Ok(self.try_recv_now()?.payload_bytes().to_vec())
     }
@@ -550,6 +760,21 @@ impl Subscriber {
     /// [`Error::TryRecv`](crate::Error::TryRecv) as
     /// [`try_recv`](Self::try_recv); [`Error::Decode`](crate::Error::Decode)
     /// when the message is not a valid `T` (it is consumed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Error, MessageQueue, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("n").await?;
+    /// assert_eq!(sub.try_recv_typed::<u32>().await, Err(Error::TryRecv(TryRecvError::Empty)));
+    /// mq.publisher("n").publish(5u32).await?;
+    /// assert_eq!(sub.try_recv_typed::<u32>().await?, 5);
+    /// # Ok(()) }
+    /// ```
     pub async fn try_recv_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<T, crate::Error> {
@@ -562,6 +787,29 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv_typed`](Self::recv_typed).
+    ///
+    /// # Examples
+    ///
+    /// JSON text published as raw bytes:
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, RecvTypedError, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("raw").await?;
+    /// let publisher = mq.publisher("raw");
+    /// publisher.publish_bytes("[1, 2, 3]", SerializationFormat::Raw).await?;
+    /// publisher.publish_bytes("not json", SerializationFormat::Raw).await?;
+    /// let values: Vec<u32> = sub.recv_with_format(SerializationFormat::Json).await?;
+    /// assert_eq!(values, [1, 2, 3]);
+    /// match sub.recv_with_format::<Vec<u32>>(SerializationFormat::Json).await {
+    ///     Err(RecvTypedError::Decode(e)) => assert_eq!(e.offset(), Some(1)),
+    ///     other => panic!("expected a decode error, got {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         format: SerializationFormat,
@@ -574,6 +822,23 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`try_recv_typed`](Self::try_recv_typed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Error, MessageQueue, SerializationFormat, TryRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("raw").await?;
+    /// mq.publisher("raw").publish_bytes("[1, 2]", SerializationFormat::Raw).await?;
+    /// let values: Vec<u8> = sub.try_recv_with_format(SerializationFormat::Json).await?;
+    /// assert_eq!(values, [1, 2]);
+    /// let empty = sub.try_recv_with_format::<Vec<u8>>(SerializationFormat::Json).await;
+    /// assert_eq!(empty, Err(Error::TryRecv(TryRecvError::Empty)));
+    /// # Ok(()) }
+    /// ```
     pub async fn try_recv_with_format<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         format: SerializationFormat,
@@ -586,6 +851,24 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv_typed`](Self::recv_typed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+    /// struct Order { id: u64, item: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// let order = Order { id: 7, item: "book".into() };
+    /// mq.publisher("orders").publish_bincode(order.clone()).await?;
+    /// assert_eq!(sub.recv_bincode::<Order>().await?, order);
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_bincode<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<T, RecvTypedError> {
@@ -597,6 +880,25 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("prices").await?;
+    /// let publisher = mq.publisher("prices");
+    /// publisher.publish_with_format(1.5f64, SerializationFormat::Json).await?;
+    /// publisher.publish(2.5f64).await?;
+    /// let (msg, format) = sub.recv_with_format_info().await?;
+    /// assert_eq!((format, msg.deserialize::<f64>()?), (SerializationFormat::Json, 1.5));
+    /// let (_, format) = sub.recv_with_format_info().await?;
+    /// assert_eq!(format, SerializationFormat::Native);
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_with_format_info(&self) -> Result<(TopicMessage, SerializationFormat), RecvError> {
         let msg = self.recv().await?;
         let format = msg.format.clone();
@@ -609,6 +911,22 @@ impl Subscriber {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("uploads").await?;
+    /// mq.publisher("uploads").publish_bytes(vec![0u8; 256], SerializationFormat::Raw).await?;
+    /// let meta = sub.recv_metadata().await?;
+    /// assert_eq!((&*meta.topic, meta.offset, meta.payload_size), ("uploads", 0, 256));
+    /// assert_eq!(meta.format, SerializationFormat::Raw);
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_metadata(&self) -> Result<crate::MessageMetadata, RecvError> {
         Ok(self.recv().await?.metadata())
     }
@@ -620,6 +938,23 @@ impl Subscriber {
     ///
     /// [`Error::Seek`](crate::Error::Seek) when `offset` is outside the
     /// retained window (nothing moved); otherwise as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Error, MessageQueue, OutOfRange};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("log").await?;
+    /// mq.publisher("log").publish_batch(vec!["a", "b", "c"]).await?;
+    /// assert_eq!(sub.recv_from_offset(1).await?.deserialize::<String>()?, "b");
+    /// assert_eq!(sub.recv().await?.offset(), 2, "reading goes on from there");
+    /// let err = sub.recv_from_offset(7).await.unwrap_err();
+    /// assert_eq!(err, Error::Seek(OutOfRange { requested: 7, low: 0, high: 3 }));
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_from_offset(&self, offset: u64) -> Result<TopicMessage, crate::Error> {
         self.seek(offset).await?;
         Ok(self.recv().await?)
@@ -669,10 +1004,55 @@ impl Subscriber {
     /// [`RecvTypedError::Recv`] as [`recv`](Self::recv);
     /// [`RecvTypedError::Decode`] when the message is not a valid `T` (it
     /// is consumed; the error names its offset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{DecodeErrorKind, MessageQueue, RecvTypedError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("n").await?;
+    /// let publisher = mq.publisher("n");
+    /// publisher.publish(5u32).await?;
+    /// publisher.publish("five").await?;
+    /// publisher.publish(6u32).await?;
+    /// assert_eq!(sub.recv_typed::<u32>().await?, 5);
+    /// match sub.recv_typed::<u32>().await {
+    ///     Err(RecvTypedError::Decode(e)) => assert_eq!((e.kind(), e.offset()), (DecodeErrorKind::TypeMismatch, Some(1))),
+    ///     other => panic!("expected a decode error, got {other:?}"),
+    /// }
+    /// assert_eq!(sub.recv_typed::<u32>().await?, 6, "the bad message was consumed");
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<T, RecvTypedError> {
         Ok(self.recv().await?.deserialize()?)
+    }
+
+    /// [`recv_typed`](Self::recv_typed) with where the value came from
+    /// (offset, partition, delivery count): in a group with manual
+    /// acknowledgement, pass the result to [`ack`](Self::ack) or
+    /// [`nack`](Self::nack).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_typed`](Self::recv_typed). A message that is not a valid
+    /// `T` is consumed without being acknowledged: in a manual group it is
+    /// delivered again after the ack timeout, and becomes a dead letter at
+    /// `max_deliveries`.
+    pub async fn recv_typed_message<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+    ) -> Result<TypedMessage<T>, RecvTypedError> {
+        let msg = self.recv().await?;
+        Ok(TypedMessage {
+            value: msg.deserialize()?,
+            offset: msg.offset(),
+            partition: msg.partition,
+            deliveries: msg.deliveries,
+        })
     }
 
     /// Waits for at least one message, then reads up to `max` as `T`s.
@@ -682,6 +1062,26 @@ impl Subscriber {
     /// As [`recv_typed`](Self::recv_typed). When a message in the batch
     /// fails to decode, the messages before it are returned and the failing
     /// one is reported by the next call, so nothing is dropped silently.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, RecvTypedError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("n").await?;
+    /// let publisher = mq.publisher("n");
+    /// publisher.publish_batch(vec![1u32, 2]).await?;
+    /// publisher.publish("three").await?;
+    /// publisher.publish(4u32).await?;
+    /// assert_eq!(sub.recv_batch_typed::<u32>(10).await?, [1, 2], "up to the bad one");
+    /// let err = sub.recv_batch_typed::<u32>(10).await.unwrap_err();
+    /// assert!(matches!(err, RecvTypedError::Decode(ref e) if e.offset() == Some(2)));
+    /// assert_eq!(sub.recv_batch_typed::<u32>(10).await?, [4]);
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_batch_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         max: usize,
@@ -750,6 +1150,26 @@ impl Subscriber {
     ///
     /// Yields `Err(Lagged(n))` where messages were evicted unread and goes
     /// on; ends when the topic is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    /// use tokio_stream::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("events").await?;
+    /// mq.publisher("events").publish_batch(vec![1u32, 2, 3]).await?;
+    /// drop(mq); // the topic closes: the stream ends after what it retains
+    /// let (mut stream, mut values) = (sub.stream(), Vec::new());
+    /// while let Some(msg) = stream.next().await {
+    ///     values.push(msg?.deserialize::<u32>()?);
+    /// }
+    /// assert_eq!(values, [1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
     pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, RecvError>> + Send + Unpin + '_ {
         MessageStream {
             sub: self,
@@ -857,6 +1277,30 @@ impl Subscriber {
     ///
     /// [`TopicError::OutOfRange`](crate::TopicError::OutOfRange) outside
     /// the partition's window, [`TopicError::NoSuchPartition`](crate::TopicError::NoSuchPartition).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// let sub = mq.subscriber("clicks").await?;
+    /// for i in 0..4u32 {
+    ///     mq.publish_to_partitioned(TopicMessage::new("clicks", i)?).await?; // round-robin
+    /// }
+    /// for _ in 0..4 {
+    ///     sub.recv().await?;
+    /// }
+    /// sub.seek_partition(1, 0).await?; // partition 1 again from its start
+    /// let again = sub.recv().await?;
+    /// assert_eq!((again.partition, again.offset(), again.deserialize::<u32>()?), (Some(1), 0, 1));
+    /// let err = sub.seek_partition(5, 0).await.unwrap_err();
+    /// assert_eq!(err, TopicError::NoSuchPartition { partition: 5, partitions: 2 });
+    /// # Ok(()) }
+    /// ```
     pub async fn seek_partition(
         &self,
         partition: usize,
@@ -923,6 +1367,21 @@ impl Subscriber {
     }
 
     /// How many partitions this subscriber reads (1 for a plain topic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 3).await?;
+    /// assert_eq!(mq.subscriber("clicks").await?.partitions(), 3);
+    /// assert_eq!(mq.subscribe_partition("clicks", 2, None, ConsumptionMode::Latest).await?.partitions(), 1);
+    /// assert_eq!(mq.subscriber("plain").await?.partitions(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn partitions(&self) -> usize {
         match &self.kind {
             Kind::Broadcast(_) => 1,
@@ -945,6 +1404,24 @@ impl Subscriber {
     /// [`CommitError::NotPublished`] when some partition has not published
     /// `offset` yet, with that partition's `high` (the first such, in
     /// index order); nothing was committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{CommitError, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// mq.publisher("jobs").publish_batch(vec!["a", "b", "c"]).await?;
+    /// let first = sub.recv().await?;
+    /// sub.commit(first.offset()).await?;
+    /// assert_eq!(sub.committed_offset(), Some(0));
+    /// assert_eq!(sub.recv().await?.offset(), 1, "a commit does not move the subscriber");
+    /// assert_eq!(sub.commit(3).await, Err(CommitError::NotPublished { offset: 3, high: 3 }));
+    /// # Ok(()) }
+    /// ```
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
         // All or nothing: checked against every partition first.
         for (_, _, high) in self.windows() {
@@ -966,6 +1443,28 @@ impl Subscriber {
     /// [`CommitError::NotPublished`] for an offset not yet published there,
     /// [`CommitError::NoSuchPartition`] for a partition this subscriber
     /// does not read.
+    ///
+    /// # Examples
+    ///
+    /// A named consumer of partition 1 commits there; its lag in the
+    /// partition's stats counts what came after:
+    ///
+    /// ```
+    /// use tokio_memq::{CommitError, ConsumptionMode, MessageQueue, PartitionRouting, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("clicks", PartitionRouting::Fixed(1)).await?;
+    /// let sub = mq.subscribe_partition("clicks", 1, Some("audit".into()), ConsumptionMode::Earliest).await?;
+    /// mq.publisher("clicks").publish_batch(vec!["a", "b", "c"]).await?;
+    /// sub.commit_partition(1, 0).await?;
+    /// assert_eq!(mq.get_partition_stats("clicks", 1).await.unwrap().consumer_lags["audit"], 2);
+    /// let err = sub.commit_partition(0, 0).await.unwrap_err();
+    /// assert_eq!(err, CommitError::NoSuchPartition { partition: 0, partitions: 1 });
+    /// # Ok(()) }
+    /// ```
     pub async fn commit_partition(&self, partition: usize, offset: u64) -> Result<(), CommitError> {
         self.commit_in(partition, offset)
     }
@@ -1024,8 +1523,28 @@ impl Subscriber {
     /// [`AckError::NotOwned`] when the message is not pending with this
     /// member; [`AckError::AutoAck`] outside manual mode (including for a
     /// subscriber that is not in a group).
-    pub fn ack(&self, message: &TopicMessage) -> Result<(), AckError> {
-        self.ack_at(message.partition.unwrap_or(0), message.offset())
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{AckError, ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let worker = mq.group("jobs", "workers").manual_ack().mode(ConsumptionMode::Earliest).join().await?;
+    /// mq.publisher("jobs").publish("job 1").await?;
+    /// let job = worker.recv().await?;
+    /// assert_eq!(mq.get_group_stats("jobs", "workers").await.unwrap().pending, 1);
+    /// worker.ack(&job)?;
+    /// assert_eq!(mq.get_group_stats("jobs", "workers").await.unwrap().pending, 0);
+    /// assert_eq!(worker.ack(&job), Err(AckError::NotOwned { partition: 0, offset: 0 }));
+    /// let plain = mq.subscriber("jobs").await?;
+    /// assert_eq!(plain.ack(&job), Err(AckError::AutoAck));
+    /// # Ok(()) }
+    /// ```
+    pub fn ack(&self, message: &impl Acknowledgeable) -> Result<(), AckError> {
+        self.ack_at(message.ack_partition().unwrap_or(0), message.ack_offset())
     }
 
     pub(crate) fn ack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
@@ -1064,8 +1583,8 @@ impl Subscriber {
     /// worker.ack(&again)?;
     /// # Ok(()) }
     /// ```
-    pub fn nack(&self, message: &TopicMessage) -> Result<(), AckError> {
-        self.nack_at(message.partition.unwrap_or(0), message.offset())
+    pub fn nack(&self, message: &impl Acknowledgeable) -> Result<(), AckError> {
+        self.nack_at(message.ack_partition().unwrap_or(0), message.ack_offset())
     }
 
     pub(crate) fn nack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
@@ -1090,6 +1609,24 @@ impl Subscriber {
     /// The offset of the next message this subscriber (or its group) will
     /// receive; `None` on a partitioned topic (see
     /// [`partition_offset`](Self::partition_offset)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("log").await?;
+    /// assert_eq!(sub.current_offset().await, Some(0));
+    /// mq.publisher("log").publish_batch(vec!["a", "b"]).await?;
+    /// sub.recv().await?;
+    /// assert_eq!(sub.current_offset().await, Some(1));
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// assert_eq!(mq.subscriber("clicks").await?.current_offset().await, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn current_offset(&self) -> Option<u64> {
         if self.partitions() > 1 {
             return None;
@@ -1099,6 +1636,24 @@ impl Subscriber {
 
     /// The next offset this subscriber (or its group) will receive from
     /// `partition`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("clicks", PartitionRouting::Fixed(1)).await?;
+    /// let sub = mq.subscriber("clicks").await?;
+    /// mq.publisher("clicks").publish_batch(vec!["a", "b"]).await?;
+    /// sub.recv().await?;
+    /// assert_eq!((sub.partition_offset(0), sub.partition_offset(1)), (Some(0), Some(1)));
+    /// assert_eq!(sub.partition_offset(2), None, "no such partition");
+    /// # Ok(()) }
+    /// ```
     pub fn partition_offset(&self, partition: usize) -> Option<u64> {
         match &self.kind {
             Kind::Broadcast(cursor) => (partition == self.own_partition()).then(|| cursor.lock().position()),
@@ -1141,6 +1696,22 @@ impl Subscriber {
 
     /// The last offset committed through this subscriber (or its group);
     /// for a partitioned topic, partition 0's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// assert_eq!(sub.committed_offset(), None);
+    /// mq.publisher("jobs").publish_batch(vec!["a", "b"]).await?;
+    /// sub.commit(1).await?;
+    /// assert_eq!(sub.committed_offset(), Some(1));
+    /// # Ok(()) }
+    /// ```
     pub fn committed_offset(&self) -> Option<u64> {
         match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().committed(),
@@ -1151,6 +1722,22 @@ impl Subscriber {
 
     /// Messages published that this subscriber (or its group) has not
     /// processed yet, over all its partitions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("jobs").await?;
+    /// mq.publisher("jobs").publish_batch(vec![1, 2, 3]).await?;
+    /// assert_eq!(sub.lag(), 3);
+    /// sub.recv().await?;
+    /// assert_eq!(sub.lag(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn lag(&self) -> u64 {
         match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().lag(),

@@ -682,3 +682,41 @@ async fn nack_and_keep_alive_in_a_manual_group() {
     plain.keep_alive();
     assert_eq!(plain.nack(&again), Err(tokio_memq::AckError::AutoAck));
 }
+
+#[tokio::test(start_paused = true)]
+async fn typed_receives_can_be_acknowledged() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("tq", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    mq.set_partition_routing("tq", PartitionRouting::Fixed(1))
+        .await
+        .unwrap();
+    let join = || {
+        mq.group("tq", "g")
+            .manual_ack()
+            .ack_timeout(Duration::from_millis(100))
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let a = join().await.unwrap();
+    for v in [5u32, 6] {
+        mq.publish_to_partitioned(TopicMessage::new("tq", v).unwrap())
+            .await
+            .unwrap();
+    }
+    let five = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
+    assert_eq!((five.value, five.partition, five.offset, five.deliveries), (5, Some(1), 0, 1));
+    a.ack(&five).unwrap();
+    let six = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
+    a.nack(&six).unwrap();
+    let again = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
+    assert_eq!((again.value, again.deliveries), (6, 2));
+    a.ack(&again).unwrap();
+    assert_eq!(a.ack(&again), Err(tokio_memq::AckError::NotOwned { partition: 1, offset: 1 }));
+    // Acknowledged: nothing comes back after the ack timeout.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(a.try_recv_now().is_err());
+    let stats = mq.get_group_stats("tq", "g").await.unwrap();
+    assert_eq!(stats.committed, [None, Some(1)]);
+}
