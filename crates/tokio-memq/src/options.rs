@@ -113,7 +113,11 @@ pub struct TopicOptions {
     pub partitions: Option<usize>,
     /// Reserved, as in 1.0.0: stored, but has no effect yet.
     pub idle_timeout: Option<Duration>,
-    /// Reserved for consumer groups: stored, but has no effect yet.
+    /// For consumer groups with manual acknowledgement, joined with these
+    /// options: the idle time after which a member's unacknowledged
+    /// messages go to other members (the group's ack timeout; see
+    /// [`GroupBuilder::ack_timeout`](crate::GroupBuilder::ack_timeout)).
+    /// Plain subscribers ignore it.
     pub consume_idle_timeout: Option<Duration>,
     /// The most payload bytes the topic retains (new in 2.0). Byte
     /// payloads weigh their length; native values what they hold (their

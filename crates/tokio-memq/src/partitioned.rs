@@ -76,6 +76,25 @@ impl MessageQueue {
     /// [`TopicError::NoSuchTopic`], [`TopicError::NotPartitioned`] for a
     /// plain topic, [`TopicError::NoSuchPartition`] for `Fixed(n)` out of
     /// range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicError, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("jobs", TopicOptions::default(), 3).await?;
+    /// mq.set_partition_routing("jobs", PartitionRouting::Fixed(2)).await?;
+    /// assert_eq!(mq.publish_to_partitioned(TopicMessage::new("jobs", 1)?).await?, (2, 0));
+    /// let err = mq.set_partition_routing("jobs", PartitionRouting::Fixed(3)).await.unwrap_err();
+    /// assert_eq!(err, TopicError::NoSuchPartition { partition: 3, partitions: 3 });
+    /// mq.create_topic("plain", TopicOptions::default()).await?;
+    /// let err = mq.set_partition_routing("plain", PartitionRouting::Hash).await.unwrap_err();
+    /// assert_eq!(err, TopicError::NotPartitioned { topic: "plain".into() });
+    /// # Ok(()) }
+    /// ```
     pub async fn set_partition_routing(
         &self,
         topic: impl AsRef<str>,
@@ -105,6 +124,26 @@ impl MessageQueue {
     /// partitioned, or its router cannot place the message; otherwise as
     /// [`Publisher::publish`](crate::Publisher::publish). The message comes
     /// back inside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishErrorKind, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("events", TopicOptions::default(), 2).await?;
+    /// let mut placed = Vec::new();
+    /// for i in 0..3 {
+    ///     placed.push(mq.publish_to_partitioned(TopicMessage::new("events", i)?).await?);
+    /// }
+    /// assert_eq!(placed, [(0, 0), (1, 0), (0, 1)], "round-robin until routing is set");
+    /// let err = mq.publish_to_partitioned(TopicMessage::new("nowhere", 1)?).await.unwrap_err();
+    /// assert_eq!(err.kind(), PublishErrorKind::Unroutable);
+    /// assert_eq!(err.into_inner().topic(), "nowhere", "the message comes back");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_to_partitioned(
         &self,
         message: TopicMessage,
@@ -129,6 +168,26 @@ impl MessageQueue {
     /// When a partition refuses its share (closed, too large), the shares
     /// published before it stay published and the error hands back the
     /// messages that were not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishErrorKind, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("events", TopicOptions::default(), 2).await?;
+    /// let batch = (0..4).map(|i| TopicMessage::new("events", i)).collect::<Result<Vec<_>, _>>()?;
+    /// let placements = mq.publish_batch_to_partitioned(batch).await?;
+    /// assert_eq!(placements, [(0, 0), (1, 0), (0, 1), (1, 1)], "one (partition, offset) per message");
+    ///
+    /// let mixed = vec![TopicMessage::new("events", 4)?, TopicMessage::new("nowhere", 5)?];
+    /// let err = mq.publish_batch_to_partitioned(mixed).await.unwrap_err();
+    /// assert_eq!((err.kind(), err.into_inner().len()), (PublishErrorKind::Unroutable, 2));
+    /// assert_eq!(mq.get_topic_stats("events").await.unwrap().published, 4, "nothing published");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_batch_to_partitioned(
         &self,
         messages: Vec<TopicMessage>,
@@ -214,6 +273,29 @@ impl MessageQueue {
     /// [`TopicError::NoSuchTopic`], [`TopicError::NoSuchPartition`],
     /// [`TopicError::NotPartitioned`] for a plain topic,
     /// [`TopicError::OutOfRange`] for a start offset outside the window.
+    ///
+    /// # Examples
+    ///
+    /// A named consumer resumes after its last commit:
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, PartitionRouting, TopicError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("orders", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("orders", PartitionRouting::Fixed(0)).await?;
+    /// mq.publisher("orders").publish_batch(vec!["a", "b", "c"]).await?;
+    /// let billing = || mq.subscribe_partition("orders", 0, Some("billing".into()), ConsumptionMode::LastOffset);
+    /// let first = mq.subscribe_partition("orders", 0, Some("billing".into()), ConsumptionMode::Earliest).await?;
+    /// first.commit(first.recv().await?.offset()).await?;
+    /// drop(first);
+    /// assert_eq!(billing().await?.recv().await?.offset(), 1);
+    /// let err = mq.subscribe_partition("orders", 5, None, ConsumptionMode::Latest).await.unwrap_err();
+    /// assert_eq!(err, TopicError::NoSuchPartition { partition: 5, partitions: 2 });
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe_partition(
         &self,
         topic: impl AsRef<str>,
@@ -240,6 +322,24 @@ impl MessageQueue {
     ///
     /// As [`create_partitioned_topic`](Self::create_partitioned_topic) and
     /// [`subscribe_partition`](Self::subscribe_partition).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions::default();
+    /// let sub = mq.subscribe_partition_with_options("clicks", 2, options, None, ConsumptionMode::Earliest).await?;
+    /// assert_eq!(mq.get_all_partition_stats("clicks").await.len(), 3, "created with partition + 1");
+    /// mq.set_partition_routing("clicks", PartitionRouting::Fixed(2)).await?;
+    /// mq.publish_to_partitioned(TopicMessage::new("clicks", "x")?).await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!((msg.partition, msg.offset()), (Some(2), 0));
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe_partition_with_options(
         &self,
         topic: impl AsRef<str>,
@@ -259,6 +359,25 @@ impl MessageQueue {
 
     /// Counters of one partition, or `None` when the topic is not
     /// partitioned or has no such partition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// let _sub = mq.subscribe_partition("clicks", 0, None, ConsumptionMode::Latest).await?;
+    /// for i in 0..3 {
+    ///     mq.publish_to_partitioned(TopicMessage::new("clicks", i)?).await?; // to 0, 1, 0
+    /// }
+    /// let first = mq.get_partition_stats("clicks", 0).await.expect("partition 0 exists");
+    /// assert_eq!((first.published, first.next_offset, first.subscriber_count), (2, 2, 1));
+    /// assert!(mq.get_partition_stats("clicks", 2).await.is_none());
+    /// # Ok(()) }
+    /// ```
     pub async fn get_partition_stats(
         &self,
         topic: impl AsRef<str>,
@@ -272,6 +391,25 @@ impl MessageQueue {
 
     /// Counters of every partition, in partition order (empty when the
     /// topic is not partitioned). Never waits for publishers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 3).await?;
+    /// for i in 0..4 {
+    ///     mq.publish_to_partitioned(TopicMessage::new("clicks", i)?).await?; // to 0, 1, 2, 0
+    /// }
+    /// let stats = mq.get_all_partition_stats("clicks").await;
+    /// let published: Vec<_> = stats.iter().map(|s| (s.partition, s.published)).collect();
+    /// assert_eq!(published, [(0, 2), (1, 1), (2, 1)]);
+    /// assert!(mq.get_all_partition_stats("missing").await.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn get_all_partition_stats(&self, topic: impl AsRef<str>) -> Vec<PartitionStats> {
         match self.partitioned(topic.as_ref()) {
             Ok(log) => log
@@ -285,6 +423,22 @@ impl MessageQueue {
     }
 
     /// The names of the partitioned topics, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("b", TopicOptions::default(), 2).await?;
+    /// mq.create_topic("plain", TopicOptions::default()).await?;
+    /// mq.create_partitioned_topic("a", TopicOptions::default(), 3).await?;
+    /// assert_eq!(mq.list_partitioned_topics().await, ["a", "b"]);
+    /// assert_eq!(mq.list_topics().await, ["a", "b", "plain"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn list_partitioned_topics(&self) -> Vec<String> {
         let mut names = Vec::new();
         for name in self.list_topics().await {
@@ -296,6 +450,24 @@ impl MessageQueue {
     }
 
     /// Deletes a partitioned topic; as [`delete_topic`](Self::delete_topic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.create_topic("plain", TopicOptions::default()).await?;
+    /// let sub = mq.subscriber("clicks").await?;
+    /// assert!(!mq.delete_partitioned_topic("plain").await, "a plain topic is left alone");
+    /// assert!(mq.delete_partitioned_topic("clicks").await);
+    /// assert!(sub.is_closed());
+    /// assert_eq!(mq.list_topics().await, ["plain"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_partitioned_topic(&self, topic: impl AsRef<str>) -> bool {
         self.partitioned(topic.as_ref()).is_ok() && self.delete_topic(topic).await
     }

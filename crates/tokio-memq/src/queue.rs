@@ -426,6 +426,22 @@ impl Default for MessageQueue {
 
 impl MessageQueue {
     /// Creates an empty queue. Works outside a runtime.
+    ///
+    /// # Examples
+    ///
+    /// No runtime is needed to create a queue or to publish without waiting;
+    /// clones share the topics:
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let mq = MessageQueue::new();
+    /// let clone = mq.clone();
+    /// assert_eq!(mq.publisher("boot").try_publish("first")?, 0);
+    /// assert_eq!(clone.publisher("boot").try_publish("second")?, 1, "the same topic");
+    /// assert!(!mq.is_closed());
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn new() -> Self {
         MessageQueue {
             owner: Arc::new(Owner(Arc::new(Registry::default()))),
@@ -470,18 +486,68 @@ impl MessageQueue {
     }
 
     /// True once [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let clone = mq.clone();
+    /// assert!(!clone.is_closed());
+    /// mq.close();
+    /// assert!(clone.is_closed(), "clones share the queue");
+    /// assert_eq!(clone.subscriber("late").await.unwrap_err(), TopicError::Closed);
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.registry().is_closed()
     }
 
     /// A publisher for `topic`. The topic is created with default options
     /// on the first publish if nobody created it before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("events");
+    /// assert!(mq.list_topics().await.is_empty(), "created on the first publish");
+    /// assert_eq!(publisher.publish("started").await?, 0);
+    /// assert_eq!(mq.list_topics().await, ["events"]);
+    /// # Ok(()) }
+    /// ```
     pub fn publisher(&self, topic: impl AsRef<str>) -> Publisher {
         Publisher::new(self.registry().clone(), topic.as_ref(), None)
     }
 
     /// A publisher for `topic` with a publisher key (which selects
     /// per-publisher serialization defaults).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationConfig, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.register_publisher_defaults("audit", SerializationFormat::Json, SerializationConfig::Default, None);
+    /// let sub = mq.subscriber("events").await?;
+    /// let audit = mq.publisher_with_key("events", "audit");
+    /// assert_eq!(audit.publisher_key(), Some("audit"));
+    /// audit.publish(vec![1, 2]).await?;
+    /// mq.publisher("events").publish(vec![3, 4]).await?;
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Json);
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Native, "no key, no defaults");
+    /// # Ok(()) }
+    /// ```
     pub fn publisher_with_key(&self, topic: impl AsRef<str>, publisher_key: impl AsRef<str>) -> Publisher {
         Publisher::new(
             self.registry().clone(),
@@ -496,6 +562,22 @@ impl MessageQueue {
     /// # Errors
     ///
     /// [`TopicError::Closed`] when the queue is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("chat").publish("before").await?;
+    /// let sub = mq.subscriber("chat").await?;
+    /// mq.publisher("chat").publish("after").await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!((msg.offset(), msg.deserialize::<String>()?.as_str()), (1, "after"));
+    /// # Ok(()) }
+    /// ```
     pub async fn subscriber(&self, topic: impl AsRef<str>) -> Result<Subscriber, TopicError> {
         self.subscribe(topic.as_ref(), None, ConsumptionMode::default())
     }
@@ -507,6 +589,24 @@ impl MessageQueue {
     /// [`TopicError::OptionsMismatch`] when the topic exists with
     /// different retention options, [`TopicError::InvalidOptions`] for
     /// options that cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let small = TopicOptions { max_messages: Some(100), ..TopicOptions::default() };
+    /// let _first = mq.subscriber_with_options("metrics", small.clone()).await?;
+    /// let _second = mq.subscriber_with_options("metrics", small).await?; // the same options: fine
+    /// let err = mq.subscriber_with_options("metrics", TopicOptions::default()).await.unwrap_err();
+    /// assert_eq!(err, TopicError::OptionsMismatch { topic: "metrics".into() });
+    /// let zero = TopicOptions { max_messages: Some(0), ..TopicOptions::default() };
+    /// assert!(matches!(mq.subscriber_with_options("none", zero).await, Err(TopicError::InvalidOptions(_))));
+    /// # Ok(()) }
+    /// ```
     pub async fn subscriber_with_options(
         &self,
         topic: impl AsRef<str>,
@@ -523,6 +623,23 @@ impl MessageQueue {
     /// As [`subscriber_with_options`](Self::subscriber_with_options), plus
     /// [`TopicError::OutOfRange`] for a [`ConsumptionMode::Offset`] outside
     /// the retained window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, OutOfRange, TopicError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("log").publish_batch(vec!["a", "b", "c"]).await?;
+    /// let options = TopicOptions::default();
+    /// let replay = mq.subscriber_with_options_and_mode("log", options.clone(), ConsumptionMode::Earliest).await?;
+    /// assert_eq!(replay.recv().await?.deserialize::<String>()?, "a");
+    /// let err = mq.subscriber_with_options_and_mode("log", options, ConsumptionMode::Offset(5)).await.unwrap_err();
+    /// assert_eq!(err, TopicError::OutOfRange(OutOfRange { requested: 5, low: 0, high: 3 }));
+    /// # Ok(()) }
+    /// ```
     pub async fn subscriber_with_options_and_mode(
         &self,
         topic: impl AsRef<str>,
@@ -605,6 +722,27 @@ impl MessageQueue {
     /// Registers serialization defaults for publishers created with
     /// [`publisher_with_key`](Self::publisher_with_key)`(_, publisher_key)`
     /// on this queue; they win over topic defaults.
+    ///
+    /// # Examples
+    ///
+    /// A keyed publisher's defaults win over the topic's:
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationConfig, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.register_topic_defaults("events", SerializationFormat::Json, SerializationConfig::Default, None);
+    /// mq.register_publisher_defaults("compact", SerializationFormat::MessagePack, SerializationConfig::Default, None);
+    /// let sub = mq.subscriber("events").await?;
+    /// mq.publisher("events").publish(1u8).await?;
+    /// mq.publisher_with_key("events", "compact").publish(2u8).await?;
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Json);
+    /// let msg = sub.recv().await?;
+    /// assert_eq!((msg.format.clone(), msg.deserialize::<u8>()?), (SerializationFormat::MessagePack, 2));
+    /// # Ok(()) }
+    /// ```
     pub fn register_publisher_defaults(
         &self,
         publisher_key: &str,
@@ -618,6 +756,24 @@ impl MessageQueue {
     }
 
     /// This queue's serialization defaults (to inspect or remove them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationConfig, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.register_topic_defaults("logs", SerializationFormat::Json, SerializationConfig::Default, None);
+    /// let defaults = mq.serialization_defaults();
+    /// assert_eq!(defaults.topic_defaults("logs").map(|d| d.format), Some(SerializationFormat::Json));
+    /// defaults.remove_topic_defaults("logs");
+    /// let sub = mq.subscriber("logs").await?;
+    /// mq.publisher("logs").publish("line").await?;
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Native, "stored natively again");
+    /// # Ok(()) }
+    /// ```
     pub fn serialization_defaults(&self) -> &memq_codec::DefaultsRegistry {
         &self.registry().defaults
     }
@@ -634,6 +790,32 @@ impl MessageQueue {
     /// As [`subscriber_with_options_and_mode`](Self::subscriber_with_options_and_mode),
     /// plus [`TopicError::GroupConfigMismatch`] when the group exists with
     /// other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let a = mq.subscriber_group("jobs", "workers", ConsumptionMode::Earliest).await?;
+    /// let b = mq.subscriber_group("jobs", "workers", ConsumptionMode::Earliest).await?;
+    /// mq.publisher("jobs").publish_batch((0..10).collect::<Vec<u32>>()).await?;
+    /// let mut seen = Vec::new();
+    /// for member in [&a, &b] {
+    ///     while let Ok(msg) = member.try_recv_now() {
+    ///         seen.push(msg.offset());
+    ///     }
+    /// }
+    /// seen.sort_unstable();
+    /// assert_eq!(seen, (0..10).collect::<Vec<u64>>(), "each message once, to one member");
+    /// drop((a, b));
+    /// mq.publisher("jobs").publish(10u32).await?;
+    /// let c = mq.subscriber_group("jobs", "workers", ConsumptionMode::LastOffset).await?;
+    /// assert_eq!(c.recv().await?.offset(), 10, "resumes after the group's last commit");
+    /// # Ok(()) }
+    /// ```
     pub async fn subscriber_group(
         &self,
         topic: impl AsRef<str>,
@@ -651,6 +833,24 @@ impl MessageQueue {
     ///
     /// As [`subscriber_group`](Self::subscriber_group), plus
     /// [`TopicError::OptionsMismatch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, RecvError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_messages: Some(2), ..TopicOptions::default() };
+    /// let worker = mq.subscriber_group_with_options("jobs", options, "workers", ConsumptionMode::Earliest).await?;
+    /// for i in 0..5u32 {
+    ///     mq.publisher("jobs").publish(i).await?;
+    /// }
+    /// assert_eq!(worker.recv().await.unwrap_err(), RecvError::Lagged(3));
+    /// assert_eq!(worker.recv().await?.deserialize::<u32>()?, 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn subscriber_group_with_options(
         &self,
         topic: impl AsRef<str>,
@@ -702,6 +902,23 @@ impl MessageQueue {
 
     /// Counters of consumer group `group` of `topic`, or `None` when either
     /// does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// assert!(mq.get_group_stats("jobs", "workers").await.is_none());
+    /// let worker = mq.subscriber_group("jobs", "workers", ConsumptionMode::Earliest).await?;
+    /// mq.publisher("jobs").publish_batch(vec!["a", "b", "c"]).await?;
+    /// worker.recv().await?;
+    /// let stats = mq.get_group_stats("jobs", "workers").await.expect("the group exists");
+    /// assert_eq!((stats.members, stats.pending, stats.lag), (1, 0, 2));
+    /// # Ok(()) }
+    /// ```
     pub async fn get_group_stats(
         &self,
         topic: impl AsRef<str>,
@@ -719,6 +936,26 @@ impl MessageQueue {
     ///
     /// [`TopicError::OptionsMismatch`] when it exists with different
     /// options, [`TopicError::InvalidOptions`] for options that cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_messages: Some(2), ..TopicOptions::default() };
+    /// mq.create_topic("recent", options.clone()).await?;
+    /// mq.create_topic("recent", options).await?; // the same options again: nothing happens
+    /// for i in 0..5u32 {
+    ///     mq.publisher("recent").publish(i).await?;
+    /// }
+    /// assert_eq!(mq.get_topic_stats("recent").await.unwrap().message_count, 2);
+    /// let err = mq.create_topic("recent", TopicOptions::default()).await.unwrap_err();
+    /// assert_eq!(err, TopicError::OptionsMismatch { topic: "recent".into() });
+    /// # Ok(()) }
+    /// ```
     pub async fn create_topic(
         &self,
         topic: impl AsRef<str>,
@@ -732,6 +969,24 @@ impl MessageQueue {
     /// Deletes `topic`: it closes, waiting publishers and subscribers are
     /// woken with a `Closed` error, and the name becomes free. Returns
     /// whether the topic existed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, RecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("temp").await?;
+    /// mq.publisher("temp").publish(1u8).await?;
+    /// assert!(mq.delete_topic("temp").await);
+    /// assert!(!mq.delete_topic("temp").await, "already gone");
+    /// assert!(sub.is_closed() && mq.list_topics().await.is_empty());
+    /// assert_eq!(sub.recv().await?.offset(), 0, "what it retained is still delivered");
+    /// assert_eq!(sub.recv().await.unwrap_err(), RecvError::Closed);
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_topic(&self, topic: impl AsRef<str>) -> bool {
         let removed = self.registry().remove(topic.as_ref());
         match removed {
@@ -744,6 +999,21 @@ impl MessageQueue {
     }
 
     /// The names of all topics, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_topic("b", TopicOptions::default()).await?;
+    /// mq.publisher("a").publish(1u8).await?;
+    /// mq.create_partitioned_topic("c", TopicOptions::default(), 2).await?;
+    /// assert_eq!(mq.list_topics().await, ["a", "b", "c"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn list_topics(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .registry()
@@ -757,6 +1027,24 @@ impl MessageQueue {
     }
 
     /// Counters of `topic`, or `None` when it does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// assert!(mq.get_topic_stats("orders").await.is_none());
+    /// let sub = mq.subscriber("orders").await?;
+    /// mq.publisher("orders").publish_batch(vec![1u32, 2, 3]).await?;
+    /// sub.recv().await?;
+    /// let stats = mq.get_topic_stats("orders").await.expect("the topic exists");
+    /// assert_eq!((stats.published, stats.message_count, stats.subscriber_count), (3, 3, 1));
+    /// assert_eq!((stats.low_offset, stats.next_offset), (0, 3));
+    /// # Ok(()) }
+    /// ```
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
         // No registry lock is held below: flushing takes group and topic
         // locks, and a stats sweep may wake publishers.
@@ -771,6 +1059,23 @@ impl MessageQueue {
 
 /// Joins a consumer group with options beyond 1.0.0's; from
 /// [`MessageQueue::group`].
+///
+/// # Examples
+///
+/// A group's settings are fixed by the first member to join:
+///
+/// ```
+/// use tokio_memq::{MessageQueue, TopicError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let worker = mq.group("jobs", "workers").manual_ack().max_pending(100).join().await?;
+/// assert_eq!(worker.group(), Some("workers"));
+/// let err = mq.group("jobs", "workers").join().await.unwrap_err();
+/// assert_eq!(err, TopicError::GroupConfigMismatch { group: "workers".into() });
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `join` is awaited"]
 pub struct GroupBuilder<'a> {
@@ -787,6 +1092,25 @@ impl GroupBuilder<'_> {
     /// Options for the topic if it has to be created (and checked against
     /// it otherwise). `consume_idle_timeout` becomes the ack timeout unless
     /// [`ack_timeout`](Self::ack_timeout) is given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let small = TopicOptions { max_messages: Some(2), ..TopicOptions::default() };
+    /// let _worker = mq.group("jobs", "workers").options(small).join().await?;
+    /// for i in 0..5u32 {
+    ///     mq.publisher("jobs").publish(i).await?;
+    /// }
+    /// assert_eq!(mq.get_topic_stats("jobs").await.unwrap().message_count, 2, "created with them");
+    /// let err = mq.group("jobs", "audit").options(TopicOptions::default()).join().await.unwrap_err();
+    /// assert_eq!(err, TopicError::OptionsMismatch { topic: "jobs".into() });
+    /// # Ok(()) }
+    /// ```
     pub fn options(mut self, options: TopicOptions) -> Self {
         if self.config.ack_timeout.is_none() {
             self.config = self.config.ack_timeout(options.consume_idle_timeout);
@@ -797,6 +1121,23 @@ impl GroupBuilder<'_> {
 
     /// Where the group starts when it has no live member (default
     /// `LastOffset`: after its last commit, else at the next message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("jobs").publish_batch(vec!["old 1", "old 2"]).await?;
+    /// let replay = mq.group("jobs", "replay").mode(ConsumptionMode::Earliest).join().await?;
+    /// let fresh = mq.group("jobs", "fresh").join().await?; // LastOffset: no commit yet, so new ones only
+    /// mq.publisher("jobs").publish("new").await?;
+    /// assert_eq!(replay.recv().await?.offset(), 0);
+    /// assert_eq!(fresh.recv().await?.offset(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn mode(mut self, mode: ConsumptionMode) -> Self {
         self.mode = mode;
         self
@@ -805,6 +1146,29 @@ impl GroupBuilder<'_> {
     /// Messages stay pending until [`Subscriber::ack`]; a member that is
     /// dropped, or idle past the ack timeout, loses its pending messages to
     /// the other members.
+    ///
+    /// # Examples
+    ///
+    /// A message a member received and never acknowledged goes to another
+    /// member when the first is dropped:
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let join = || mq.group("jobs", "workers").manual_ack().mode(ConsumptionMode::Earliest).join();
+    /// let (crashes, survives) = (join().await?, join().await?);
+    /// mq.publisher("jobs").publish("job 1").await?;
+    /// assert_eq!(crashes.recv().await?.deliveries, 1);
+    /// drop(crashes);
+    /// let again = survives.recv().await?;
+    /// assert_eq!((again.offset(), again.deliveries), (0, 2));
+    /// survives.ack(&again)?;
+    /// assert_eq!(mq.get_group_stats("jobs", "workers").await.unwrap().pending, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn manual_ack(mut self) -> Self {
         self.config = self.config.ack(AckMode::Manual);
         self
@@ -812,6 +1176,27 @@ impl GroupBuilder<'_> {
 
     /// How long a member may neither receive nor acknowledge before its
     /// pending messages go to other members (manual acknowledgement).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let join = || mq.group("jobs", "workers").manual_ack().ack_timeout(Duration::from_secs(30)).mode(ConsumptionMode::Earliest).join();
+    /// let (stuck, other) = (join().await?, join().await?);
+    /// mq.publisher("jobs").publish("job 1").await?;
+    /// let _job = stuck.recv().await?; // never acknowledged, and `stuck` stays idle
+    /// let start = Instant::now();
+    /// let again = other.recv().await?;
+    /// assert_eq!((again.offset(), again.deliveries), (0, 2));
+    /// assert!(start.elapsed() >= Duration::from_secs(30));
+    /// # Ok(()) }
+    /// ```
     pub fn ack_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.config = self.config.ack_timeout(Some(timeout));
         self
@@ -819,6 +1204,28 @@ impl GroupBuilder<'_> {
 
     /// After this many deliveries without an acknowledgement a message
     /// goes to the dead-letter topic (manual acknowledgement).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let dead = mq.subscriber("jobs.dead-letters").await?; // the default dead-letter topic
+    /// let join = || mq.group("jobs", "workers").manual_ack().max_deliveries(2).mode(ConsumptionMode::Earliest).join();
+    /// let keeper = join().await?;
+    /// mq.publisher("jobs").publish("poison").await?;
+    /// for _ in 0..2 {
+    ///     let failing = join().await?;
+    ///     failing.recv().await?; // never acknowledged; dropped at the end of the loop
+    /// }
+    /// assert!(keeper.try_recv_now().is_err(), "not delivered a third time");
+    /// let letter = dead.recv().await?;
+    /// assert_eq!(letter.dead_letter().map(|d| (d.offset, d.deliveries)), Some((0, 2)));
+    /// # Ok(()) }
+    /// ```
     pub fn max_deliveries(mut self, max: u32) -> Self {
         self.config = self.config.max_deliveries(Some(max));
         self
@@ -856,6 +1263,27 @@ impl GroupBuilder<'_> {
     /// time (rebalanced as members join and leave), so messages with one
     /// key are processed in order by one member. The default shares every
     /// partition between all members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, PartitionRouting, Subscriber, TopicMessage, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("orders", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("orders", PartitionRouting::Hash).await?;
+    /// let join = || mq.group("orders", "shipping").exclusive().mode(ConsumptionMode::Earliest).join();
+    /// let (a, b) = (join().await?, join().await?);
+    /// for step in ["paid", "packed", "shipped"] {
+    ///     mq.publish_to_partitioned(TopicMessage::new_with_key("orders", step, "order-9")?).await?;
+    /// }
+    /// let drain = |m: &Subscriber| std::iter::from_fn(|| m.try_recv_now().ok()).map(|m| m.offset()).collect::<Vec<_>>();
+    /// let (from_a, from_b) = (drain(&a), drain(&b));
+    /// assert!(from_a == [0, 1, 2] && from_b.is_empty() || from_b == [0, 1, 2] && from_a.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn exclusive(mut self) -> Self {
         self.config = self.config.assignment(Assignment::Exclusive);
         self
@@ -863,6 +1291,26 @@ impl GroupBuilder<'_> {
 
     /// The topic dead letters are published to (default
     /// `"<topic>.dead-letters"`, created with default options).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let dead = mq.subscriber("failed-jobs").await?;
+    /// let join = || mq.group("jobs", "workers").manual_ack().max_deliveries(1).dead_letter_topic("failed-jobs").mode(ConsumptionMode::Earliest).join();
+    /// let (keeper, failing) = (join().await?, join().await?);
+    /// mq.publisher("jobs").publish("poison").await?;
+    /// failing.recv().await?;
+    /// drop(failing); // never acknowledged
+    /// assert!(keeper.try_recv_now().is_err(), "dead-lettered instead");
+    /// let letter = dead.recv().await?;
+    /// assert_eq!((letter.topic(), letter.dead_letter().unwrap().topic.as_ref()), ("failed-jobs", "jobs"));
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.dead_letter_topic = Some(topic.into());
         self
@@ -888,6 +1336,22 @@ impl GroupBuilder<'_> {
     /// the group exists with other settings,
     /// [`TopicError::InvalidGroupConfig`], [`TopicError::OutOfRange`] for
     /// a start offset outside the window, [`TopicError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let err = mq.group("jobs", "workers").manual_ack().max_pending(0).join().await.unwrap_err();
+    /// assert!(matches!(err, TopicError::InvalidGroupConfig { ref group, .. } if group == "workers"));
+    /// let member = mq.group("jobs", "workers").join().await?;
+    /// mq.publisher("jobs").publish("job 1").await?;
+    /// assert_eq!(member.recv().await?.deserialize::<String>()?, "job 1");
+    /// # Ok(()) }
+    /// ```
     pub async fn join(self) -> Result<Subscriber, TopicError> {
         let registry = self.queue.registry();
         let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;

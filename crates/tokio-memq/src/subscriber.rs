@@ -1043,6 +1043,27 @@ impl Subscriber {
     /// `T` is consumed without being acknowledged: in a manual group it is
     /// delivered again after the ack timeout, and becomes a dead letter at
     /// `max_deliveries`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, RecvTypedError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let worker = mq.group("orders", "billing").manual_ack().mode(ConsumptionMode::Earliest).join().await?;
+    /// let publisher = mq.publisher("orders");
+    /// publisher.publish(42u32).await?;
+    /// publisher.publish("not a number").await?;
+    /// let order = worker.recv_typed_message::<u32>().await?;
+    /// assert_eq!((order.value, order.offset, order.partition, order.deliveries), (42, 0, None, 1));
+    /// worker.ack(&order)?;
+    /// assert!(matches!(worker.recv_typed_message::<u32>().await, Err(RecvTypedError::Decode(_))));
+    /// let stats = mq.get_group_stats("orders", "billing").await.unwrap();
+    /// assert_eq!(stats.pending, 1, "the bad message is held, not acknowledged");
+    /// # Ok(()) }
+    /// ```
     pub async fn recv_typed_message<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<TypedMessage<T>, RecvTypedError> {
@@ -1306,10 +1327,13 @@ impl Subscriber {
         partition: usize,
         offset: u64,
     ) -> Result<(), crate::error::TopicError> {
+        self.seek_in(partition, offset)?;
+        // Moved: what a typed batch put aside there is behind the new
+        // position (kept when the seek fails, as `seek` does).
         self.stash
             .lock()
             .retain(|m| m.partition.unwrap_or(0) != partition);
-        self.seek_in(partition, offset)
+        Ok(())
     }
 
     fn seek_in(&self, partition: usize, offset: u64) -> Result<(), crate::error::TopicError> {
@@ -1600,6 +1624,29 @@ impl Subscriber {
     /// runs out so that the messages this member holds are not handed to
     /// other members. Receives and acknowledgements restart it too. Does
     /// nothing outside a group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let join = || mq.group("jobs", "workers").manual_ack().ack_timeout(Duration::from_secs(30)).mode(ConsumptionMode::Earliest).join();
+    /// let (busy, other) = (join().await?, join().await?);
+    /// mq.publisher("jobs").publish("long job").await?;
+    /// let _job = busy.recv().await?;
+    /// for _ in 0..3 {
+    ///     tokio::time::sleep(Duration::from_secs(20)).await; // working on it
+    ///     busy.keep_alive();
+    /// }
+    /// assert!(other.try_recv_now().is_err(), "still held by `busy` after 60 s");
+    /// tokio::time::sleep(Duration::from_secs(31)).await; // `busy` goes quiet
+    /// assert_eq!(other.try_recv_now()?.deliveries, 2, "handed to another member");
+    /// # Ok(()) }
+    /// ```
     pub fn keep_alive(&self) {
         if let Kind::Group { member, .. } = &self.kind {
             member.keep_alive();
@@ -1655,11 +1702,20 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn partition_offset(&self, partition: usize) -> Option<u64> {
-        match &self.kind {
+        // Messages a typed batch put aside come first.
+        let stashed = self
+            .stash
+            .lock()
+            .iter()
+            .filter(|m| m.partition.unwrap_or(0) == partition)
+            .map(TopicMessage::offset)
+            .min();
+        let position = match &self.kind {
             Kind::Broadcast(cursor) => (partition == self.own_partition()).then(|| cursor.lock().position()),
             Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
             Kind::Group { member, .. } => member.position(partition),
-        }
+        };
+        position.map(|p| stashed.map_or(p, |s| s.min(p)))
     }
 
     /// The next offset this subscriber (or its group) will receive from
@@ -1739,11 +1795,14 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn lag(&self) -> u64 {
-        match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().lag(),
-            Kind::Merged(cursors) => cursors.lock().lag(),
-            Kind::Group { member, .. } => member.stats().lag,
-        }
+        // Messages a typed batch put aside are still to be received.
+        let stashed = self.stash.lock().len() as u64;
+        stashed
+            + match &self.kind {
+                Kind::Broadcast(cursor) => cursor.lock().lag(),
+                Kind::Merged(cursors) => cursors.lock().lag(),
+                Kind::Group { member, .. } => member.stats().lag,
+            }
     }
 }
 

@@ -720,3 +720,27 @@ async fn typed_receives_can_be_acknowledged() {
     let stats = mq.get_group_stats("tq", "g").await.unwrap();
     assert_eq!(stats.committed, [None, Some(1)]);
 }
+
+#[tokio::test]
+async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_positions() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("st", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    mq.set_partition_routing("st", PartitionRouting::Fixed(0))
+        .await
+        .unwrap();
+    let sub = mq.subscriber("st").await.unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", 1u32).unwrap()).await.unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", "x").unwrap()).await.unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", 3u32).unwrap()).await.unwrap();
+    let first = timeout(LIMIT, sub.recv_batch_typed::<u32>(3)).await.unwrap().unwrap();
+    assert_eq!(first, [1]);
+    // Offsets 1 and 2 are put aside; they are what comes next.
+    assert_eq!(sub.positions(), [(0, 1), (1, 0)]);
+    assert_eq!(sub.lag(), 2);
+    assert!(sub.seek_partition(0, 99).await.is_err());
+    let next = sub.try_recv_now().unwrap();
+    assert_eq!(next.offset(), 1, "a failed seek loses nothing");
+    assert_eq!(sub.try_recv_now().unwrap().offset(), 2);
+}
