@@ -15,6 +15,24 @@ pub use memq_groups::AckError;
 ///
 /// `Debug` does not require `T: Debug`, so `?` into `anyhow::Error` works
 /// for any payload.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PublishError, PublishErrorKind};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let publisher = mq.publisher("orders");
+/// mq.close();
+/// let err = publisher.publish(String::from("order 1")).await.unwrap_err();
+/// assert!(matches!(&err, PublishError::Closed(order) if order == "order 1"));
+/// assert_eq!((err.kind(), err.to_string()), (PublishErrorKind::Closed, "topic closed".to_string()));
+/// assert_eq!(format!("{err:?}"), "Closed(..)", "the payload is not shown");
+/// assert_eq!(err.into_inner(), "order 1");
+/// # Ok(()) }
+/// ```
 #[derive(PartialEq, Eq, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError<T> {
@@ -57,6 +75,24 @@ pub enum PublishError<T> {
 
 impl<T> PublishError<T> {
     /// The message that was not published.
+    ///
+    /// # Examples
+    ///
+    /// A value refused by a closed queue, published to another one:
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let (old, new) = (MessageQueue::new(), MessageQueue::new());
+    /// let sub = new.subscriber("jobs").await?;
+    /// old.close();
+    /// let job = old.publisher("jobs").publish(vec![1u8, 2]).await.unwrap_err().into_inner();
+    /// new.publisher("jobs").publish(job).await?;
+    /// assert_eq!(*sub.recv().await?.native::<Vec<u8>>().unwrap(), [1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             PublishError::Full(v)
@@ -70,6 +106,23 @@ impl<T> PublishError<T> {
     }
 
     /// Keeps the kind, replaces the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishError, SerializationFormat, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_bytes: Some(1024), ..TopicOptions::default() };
+    /// mq.create_topic("blobs", options).await?;
+    /// let publisher = mq.publisher("blobs");
+    /// let err = publisher.publish_bytes(vec![0u8; 2048], SerializationFormat::Raw).await.unwrap_err();
+    /// let err = err.map(|bytes| bytes.len());
+    /// assert_eq!(err, PublishError::TooLarge(2048));
+    /// # Ok(()) }
+    /// ```
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> PublishError<U> {
         match self {
             PublishError::Full(v) => PublishError::Full(f(v)),
@@ -86,6 +139,21 @@ impl<T> PublishError<T> {
     }
 
     /// The same error without the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Error, MessageQueue, PublishErrorKind, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let err = mq.publish_to_partitioned(TopicMessage::new("nowhere", 1u8)?).await.unwrap_err();
+    /// assert_eq!(err.kind(), PublishErrorKind::Unroutable, "no such topic");
+    /// assert_eq!(err.kind().to_string(), err.to_string());
+    /// assert_eq!(Error::from(err), Error::Publish(PublishErrorKind::Unroutable));
+    /// # Ok(()) }
+    /// ```
     pub fn kind(&self) -> PublishErrorKind {
         match self {
             PublishError::Full(_) => PublishErrorKind::Full,
@@ -129,6 +197,33 @@ impl<T> fmt::Debug for PublishError<T> {
 }
 
 /// What kind of [`PublishError`] happened, without the message.
+///
+/// # Examples
+///
+/// Counting failed publishes by kind:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use tokio_memq::{MessageQueue, PublishErrorKind, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let options = TopicOptions { max_messages: Some(1), lru_enabled: false, ..TopicOptions::default() };
+/// let _sub = mq.subscriber_with_options("jobs", options).await?;
+/// let publisher = mq.publisher("jobs");
+/// let mut failures: HashMap<PublishErrorKind, usize> = HashMap::new();
+/// for job in 0..4u32 {
+///     if job == 3 {
+///         mq.close();
+///     }
+///     if let Err(e) = publisher.try_publish(job) {
+///         *failures.entry(e.kind()).or_default() += 1;
+///     }
+/// }
+/// assert_eq!(failures, HashMap::from([(PublishErrorKind::Full, 2), (PublishErrorKind::Closed, 1)]));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PublishErrorKind {
@@ -205,6 +300,28 @@ pub enum CommitError {
 }
 
 /// A topic could not be created or subscribed to as asked.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PartitionRouting, TopicError, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// mq.create_topic("plain", TopicOptions::default()).await?;
+/// let smaller = TopicOptions { max_messages: Some(5), ..TopicOptions::default() };
+/// let err = mq.create_topic("plain", smaller).await.unwrap_err();
+/// assert_eq!(err, TopicError::OptionsMismatch { topic: "plain".into() });
+/// let err = mq.set_partition_routing("plain", PartitionRouting::Hash).await.unwrap_err();
+/// assert_eq!(err, TopicError::NotPartitioned { topic: "plain".into() });
+/// assert_eq!(err.to_string(), r#"topic "plain" is not partitioned"#);
+/// let err = mq.subscribe_partition("missing", 0, None, Default::default()).await.unwrap_err();
+/// assert_eq!(err, TopicError::NoSuchTopic { topic: "missing".into() });
+/// mq.close();
+/// assert_eq!(mq.subscriber("plain").await.unwrap_err(), TopicError::Closed);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopicError {
@@ -304,6 +421,27 @@ impl From<memq_partition::SubscribeError> for TopicError {
 /// [`source`](std::error::Error::source) reaches the codec's error (and
 /// through it the serializer's) when the bytes failed to decode. Two
 /// errors are equal when their kind, message and offset are.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use tokio_memq::{CodecError, CodecErrorKind, DecodeErrorKind, MessageQueue, SerializationFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("readings").await?;
+/// mq.publisher("readings").publish_bytes_batch(vec!["17".into(), "{broken".into()], SerializationFormat::Json).await?;
+/// assert_eq!(sub.recv().await?.deserialize::<u32>()?, 17);
+/// let err = sub.recv().await?.deserialize::<u32>().unwrap_err();
+/// assert_eq!((err.kind(), err.offset()), (DecodeErrorKind::Codec(CodecErrorKind::Deserialize), Some(1)));
+/// assert!(err.to_string().starts_with("message at offset 1: "));
+/// let codec = err.source().and_then(|e| e.downcast_ref::<CodecError>()).expect("the codec's error");
+/// assert_eq!(codec.kind(), CodecErrorKind::Deserialize);
+/// assert!(codec.source().is_some_and(|e| e.is::<serde_json::Error>()), "and the serializer's");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct DecodeError {
     kind: DecodeErrorKind,
@@ -321,6 +459,25 @@ impl PartialEq for DecodeError {
 impl Eq for DecodeError {}
 
 /// The class of a [`DecodeError`].
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{CodecErrorKind, DecodeError, DecodeErrorKind, SerializationFormat, TopicMessage};
+///
+/// fn describe(e: &DecodeError) -> &'static str {
+///     match e.kind() {
+///         DecodeErrorKind::TypeMismatch => "published as another type",
+///         DecodeErrorKind::Codec(CodecErrorKind::Deserialize) => "not a valid value",
+///         _ => "damaged bytes",
+///     }
+/// }
+/// let native = TopicMessage::new("t", "seven")?;
+/// assert_eq!(describe(&native.deserialize::<u32>().unwrap_err()), "published as another type");
+/// let json = TopicMessage::from_bytes("t", r#""seven""#, SerializationFormat::Json);
+/// assert_eq!(describe(&json.deserialize::<u32>().unwrap_err()), "not a valid value");
+/// # Ok::<(), tokio_memq::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeErrorKind {
@@ -347,11 +504,49 @@ impl DecodeError {
     }
 
     /// Why decoding failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{
+    ///     Codec, CodecErrorKind, DecodeErrorKind, PipelineConfig, SerializationConfig, SerializationFormat, TopicMessage,
+    /// };
+    ///
+    /// let framed = PipelineConfig { use_magic_header: true, ..PipelineConfig::default() };
+    /// let codec = Codec::new(SerializationFormat::Bincode, SerializationConfig::Default, framed)?;
+    /// let frame = codec.encode("ada")?;
+    /// let read = |bytes| TopicMessage::from_bytes("names", bytes, SerializationFormat::Bincode).deserialize::<String>();
+    /// assert_eq!(read(frame.clone())?, "ada");
+    /// let cut = read(frame.slice(..frame.len() - 1)).unwrap_err();
+    /// assert_eq!(cut.kind(), DecodeErrorKind::Codec(CodecErrorKind::Truncated));
+    /// let mut flipped = frame.to_vec();
+    /// *flipped.last_mut().unwrap() ^= 1;
+    /// let flipped = read(flipped.into()).unwrap_err();
+    /// assert_eq!(flipped.kind(), DecodeErrorKind::Codec(CodecErrorKind::ChecksumMismatch));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn kind(&self) -> DecodeErrorKind {
         self.kind
     }
 
     /// The offset of the message that failed, when it came from a topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("n").await?;
+    /// mq.publisher("n").publish_batch(vec!["1", "2", "three"]).await?;
+    /// let received = sub.recv_batch(3).await?;
+    /// assert_eq!(received[2].deserialize::<u8>().unwrap_err().offset(), Some(2));
+    /// let built = TopicMessage::new("n", "three")?;
+    /// assert_eq!(built.deserialize::<u8>().unwrap_err().offset(), None, "not from a topic");
+    /// # Ok(()) }
+    /// ```
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
@@ -387,6 +582,27 @@ impl std::error::Error for DecodeError {
 /// [`source`](std::error::Error::source) reaches the codec's error (and
 /// through it the serializer's). Two errors are equal when their kind and
 /// message are.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::error::Error as _;
+/// use tokio_memq::{CodecError, CodecErrorKind, MessageQueue, PublishError, SerializationFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let cells = HashMap::from([((0u8, 1u8), 'x')]); // JSON object keys must be strings
+/// let err = mq.publisher("grid").publish_with_format(cells, SerializationFormat::Json).await.unwrap_err();
+/// let PublishError::Encode { value, error } = err else { panic!("expected Encode") };
+/// assert_eq!(value[&(0, 1)], 'x', "the value comes back");
+/// assert_eq!(error.kind(), CodecErrorKind::Serialize);
+/// let codec = error.source().and_then(|e| e.downcast_ref::<CodecError>()).expect("the codec's error");
+/// assert!(codec.source().is_some_and(|e| e.is::<serde_json::Error>()));
+/// assert!(mq.list_topics().await.is_empty(), "nothing was published");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct EncodeError {
     kind: CodecErrorKind,
@@ -405,6 +621,21 @@ impl Eq for EncodeError {}
 impl EncodeError {
     /// The codec's error kind (serialization failed, invalid settings,
     /// unsupported format...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{CodecErrorKind, Error, SerializationFormat, TopicMessage};
+    ///
+    /// // The raw format takes bytes and text only.
+    /// let Err(Error::Encode(err)) = TopicMessage::new_with_format("t", 7u32, SerializationFormat::Raw) else {
+    ///     panic!("expected an encode error");
+    /// };
+    /// assert_eq!(err.kind(), CodecErrorKind::Serialize);
+    /// let unknown = SerializationFormat::Custom("never-registered".into());
+    /// let Err(Error::Encode(err)) = TopicMessage::new_with_format("t", 7u32, unknown) else { panic!() };
+    /// assert_eq!(err.kind(), CodecErrorKind::UnknownFormat);
+    /// ```
     pub fn kind(&self) -> CodecErrorKind {
         self.kind
     }
@@ -448,6 +679,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A typed receive that failed to receive or to decode.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{DecodeErrorKind, MessageQueue, RecvError, RecvTypedError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("counts").await?;
+/// let publisher = mq.publisher("counts");
+/// publisher.publish(1u32).await?;
+/// publisher.publish("two").await?;
+/// assert_eq!(sub.recv_typed::<u32>().await?, 1);
+/// match sub.recv_typed::<u32>().await {
+///     Err(RecvTypedError::Decode(e)) => assert_eq!((e.kind(), e.offset()), (DecodeErrorKind::TypeMismatch, Some(1))),
+///     other => panic!("expected a decode error, got {other:?}"),
+/// }
+/// drop((mq, publisher)); // nobody can publish any more: the topic closes
+/// assert_eq!(sub.recv_typed::<u32>().await, Err(RecvTypedError::Recv(RecvError::Closed)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvTypedError {
@@ -461,6 +714,32 @@ pub enum RecvTypedError {
 }
 
 /// Any error of this crate, for callers that just want `?`.
+///
+/// # Examples
+///
+/// Each error type converts with `?`, and `Error` converts on into
+/// `anyhow::Error`:
+///
+/// ```
+/// use tokio_memq::{Error, MessageQueue, PublishErrorKind, TopicError};
+///
+/// async fn first_reading(mq: &MessageQueue) -> Result<u32, Error> {
+///     let sub = mq.subscriber("readings").await?; // TopicError
+///     mq.publisher("readings").publish(7u32).await?; // PublishError<u32>
+///     Ok(sub.recv_typed::<u32>().await?) // RecvTypedError
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// assert_eq!(first_reading(&mq).await?, 7);
+/// mq.close();
+/// assert_eq!(first_reading(&mq).await, Err(Error::Topic(TopicError::Closed)));
+/// let err: Error = mq.publisher("readings").publish(8u32).await.unwrap_err().into();
+/// assert_eq!(err, Error::Publish(PublishErrorKind::Closed));
+/// let err = anyhow::Error::from(err);
+/// assert_eq!(err.downcast_ref::<Error>(), Some(&Error::Publish(PublishErrorKind::Closed)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

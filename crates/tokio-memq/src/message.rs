@@ -690,8 +690,9 @@ impl TopicMessage {
 
     /// A message holding `data` in `format`: the value itself for
     /// [`SerializationFormat::Native`] (as [`new`](Self::new)), otherwise
-    /// serialized with that format's default settings, in a frame any
-    /// subscriber decodes. Publish it with
+    /// serialized with that format's default settings (no compression, no
+    /// frame header: the message carries its format, so any subscriber
+    /// decodes it). Publish it with
     /// [`Publisher::publish_message`](crate::Publisher::publish_message).
     ///
     /// # Errors

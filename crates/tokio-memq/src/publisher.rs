@@ -40,6 +40,26 @@ use crate::queue::{PublisherLease, Registry};
 /// or process-wide ([`SerializationFactory`]); then it serializes with
 /// them. The choice is cached per publisher and refreshed when a
 /// registration changes.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PublishError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let publisher = mq.publisher("events");
+/// let clone = publisher.clone();
+/// assert_eq!(publisher.publish(1u32).await?, 0);
+/// assert_eq!(clone.publish(2u32).await?, 1, "clones publish to the same topic");
+///
+/// mq.delete_topic("events").await;
+/// assert!(matches!(publisher.publish(3u32).await, Err(PublishError::Closed(3))));
+/// let fresh = mq.publisher("events");
+/// assert_eq!(fresh.publish(3u32).await?, 0, "a new topic under the same name");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Publisher {
     /// Keeps the queue alive and the topic open (see
@@ -235,6 +255,22 @@ impl Publisher {
     }
 
     /// The topic this publisher publishes to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("events");
+    /// assert_eq!(publisher.topic(), "events");
+    /// assert!(mq.list_topics().await.is_empty(), "created on the first publish");
+    /// publisher.publish("hello").await?;
+    /// assert_eq!(mq.list_topics().await, ["events"]);
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         &self.topic_name
     }
@@ -269,6 +305,27 @@ impl Publisher {
 
     /// The publisher key given to
     /// [`MessageQueue::publisher_with_key`](crate::MessageQueue::publisher_with_key).
+    ///
+    /// # Examples
+    ///
+    /// The key selects the serialization defaults registered for it:
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationConfig, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.register_publisher_defaults("billing", SerializationFormat::Json, SerializationConfig::Default, None);
+    /// let sub = mq.subscriber("events").await?;
+    /// let (billing, plain) = (mq.publisher_with_key("events", "billing"), mq.publisher("events"));
+    /// assert_eq!((billing.publisher_key(), plain.publisher_key()), (Some("billing"), None));
+    /// billing.publish(5u32).await?;
+    /// plain.publish(6u32).await?;
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Json);
+    /// assert_eq!(sub.recv().await?.format, SerializationFormat::Native);
+    /// # Ok(()) }
+    /// ```
     pub fn publisher_key(&self) -> Option<&str> {
         self.publisher_key.as_deref()
     }
@@ -410,6 +467,29 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish`](Self::publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("carts", TopicOptions::default(), 8).await?;
+    /// mq.set_partition_routing("carts", PartitionRouting::Hash).await?;
+    /// let sub = mq.subscriber("carts").await?;
+    /// let publisher = mq.publisher("carts");
+    /// for (i, step) in ["add", "remove", "checkout"].into_iter().enumerate() {
+    ///     // Consecutive offsets: every message went to one partition.
+    ///     assert_eq!(publisher.publish_with_key("cart-17", step).await?, i as u64);
+    /// }
+    /// let counts: Vec<u64> = mq.get_all_partition_stats("carts").await.iter().map(|s| s.published).collect();
+    /// let first = sub.recv().await?;
+    /// assert_eq!((first.key(), first.offset()), (Some("cart-17"), 0));
+    /// assert_eq!(counts[first.partition.unwrap()], 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_with_key<T: Serialize + Send + Sync + 'static>(
         &self,
         key: impl Into<String>,
@@ -426,6 +506,25 @@ impl Publisher {
     ///
     /// As [`publish`](Self::publish), plus [`PublishError::Full`] (with the
     /// value) where `publish` would wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_messages: Some(2), lru_enabled: false, ..TopicOptions::default() };
+    /// let sub = mq.subscriber_with_options("jobs", options).await?;
+    /// let publisher = mq.publisher("jobs");
+    /// assert_eq!(publisher.try_publish("a")?, 0);
+    /// assert_eq!(publisher.try_publish("b")?, 1);
+    /// assert!(matches!(publisher.try_publish("c"), Err(PublishError::Full("c"))));
+    /// assert_eq!(sub.recv().await?.offset(), 0); // makes room for one
+    /// assert_eq!(publisher.try_publish("c")?, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
         let (mut entry, back) = self.prepare(data)?.split();
         match self.log_for(&mut entry) {
@@ -451,6 +550,27 @@ impl Publisher {
     ///
     /// When it has to wait (the topic is full) outside a Tokio runtime
     /// with the time driver enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::{MessageQueue, PublishError, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let options = TopicOptions { max_messages: Some(1), lru_enabled: false, ..TopicOptions::default() };
+    /// let sub = mq.subscriber_with_options("jobs", options).await?;
+    /// let publisher = mq.publisher("jobs");
+    /// let second = Duration::from_secs(1);
+    /// assert_eq!(publisher.publish_timeout("a", second).await?, 0);
+    /// let err = publisher.publish_timeout("b", second).await.unwrap_err();
+    /// assert!(matches!(err, PublishError::Timeout("b")), "full, and `sub` has not read offset 0");
+    /// sub.recv().await?;
+    /// assert_eq!(publisher.publish_timeout(err.into_inner(), second).await?, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_timeout<T: Serialize + Send + Sync + 'static>(
         &self,
         data: T,
@@ -502,6 +622,26 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish_batch`](Self::publish_batch), handing the payloads back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Bytes, MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("chunks").await?;
+    /// let publisher = mq.publisher("chunks");
+    /// publisher.publish("header").await?;
+    /// let chunks = vec![Bytes::from(vec![1u8; 64]), Bytes::from(vec![2u8; 64])];
+    /// assert_eq!(publisher.publish_bytes_batch(chunks.clone(), SerializationFormat::Raw).await?, 1..3);
+    /// sub.recv().await?; // the header
+    /// let batch = sub.recv_batch(2).await?;
+    /// assert_eq!((batch[0].offset(), batch[1].offset()), (1, 2));
+    /// assert_eq!(batch[1].bytes().unwrap().as_ptr(), chunks[1].as_ptr(), "not copied");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_bytes_batch(
         &self,
         data: Vec<Bytes>,
@@ -552,6 +692,23 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish`](Self::publish), handing the bytes back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Bytes, MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("video").await?;
+    /// let chunk = Bytes::from(vec![7u8; 1 << 20]);
+    /// assert_eq!(mq.publisher("video").publish_bytes(chunk.clone(), SerializationFormat::Raw).await?, 0);
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.format, SerializationFormat::Raw);
+    /// assert_eq!(msg.bytes().unwrap().as_ptr(), chunk.as_ptr(), "the published memory, not a copy");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_bytes(
         &self,
         data: impl Into<Bytes>,
@@ -568,6 +725,24 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish_bytes`](Self::publish_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("images").await?;
+    /// let image = Arc::new(vec![0xFFu8; 4096]);
+    /// mq.publisher("images").publish_shared_bytes(image.clone(), SerializationFormat::Raw).await?;
+    /// assert_eq!(Arc::strong_count(&image), 2, "the topic holds the same Arc");
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.bytes().unwrap().as_ptr(), image.as_ptr());
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_shared_bytes(
         &self,
         data: Arc<Vec<u8>>,
@@ -623,8 +798,9 @@ impl Publisher {
     /// topic or publisher has: [`SerializationFormat::Native`] stores the
     /// value itself (as [`publish`](Self::publish) does without
     /// defaults); any other format serializes it with that format's
-    /// default settings (no compression), in a frame any subscriber
-    /// decodes. Returns the offset.
+    /// default settings (no compression, no frame header: the message
+    /// carries its format, so any subscriber decodes it). Returns the
+    /// offset.
     ///
     /// # Errors
     ///
@@ -678,6 +854,25 @@ impl Publisher {
     ///
     /// As [`publish_batch`](Self::publish_batch); `Encode` (with every
     /// value) when one of them cannot be serialized in `format`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("prices").await?;
+    /// let publisher = mq.publisher("prices");
+    /// let offsets = publisher.publish_batch_with_format(vec![1.5f64, 2.5], SerializationFormat::MessagePack).await?;
+    /// assert_eq!(offsets, 0..2);
+    /// for (msg, price) in sub.recv_batch(2).await?.iter().zip([1.5, 2.5]) {
+    ///     assert_eq!(msg.format, SerializationFormat::MessagePack);
+    ///     assert_eq!(msg.deserialize::<f64>()?, price);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_batch_with_format<T: Serialize + Send + Sync + 'static>(
         &self,
         data: Vec<T>,
@@ -706,6 +901,23 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish_with_format`](Self::publish_with_format).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("points").await?;
+    /// assert_eq!(mq.publisher("points").publish_bincode((3i32, -4i32)).await?, 0);
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.format, SerializationFormat::Bincode);
+    /// assert!(msg.native::<(i32, i32)>().is_none(), "serialized, not stored natively");
+    /// assert_eq!(msg.deserialize::<(i32, i32)>()?, (3, -4));
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_bincode<T: Serialize + Send + Sync + 'static>(
         &self,
         data: T,
@@ -747,15 +959,60 @@ impl Publisher {
     /// # Errors
     ///
     /// As [`publish_serialized`](Self::publish_serialized).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("lines").await?;
+    /// let publisher = mq.publisher("lines");
+    /// publisher.publish_string("[1, 2]".to_string()).await?;
+    /// publisher.publish_string("plain text".to_string()).await?;
+    /// let json = sub.recv().await?;
+    /// assert_eq!((json.format.clone(), json.deserialize::<Vec<u8>>()?), (SerializationFormat::Json, vec![1, 2]));
+    /// let other = sub.recv().await?;
+    /// assert_eq!(other.format, SerializationFormat::Bincode, "no leading brace or bracket: guessed as bincode");
+    /// assert_eq!(other.payload_str(), "plain text");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_string(&self, payload: String) -> Result<u64, PublishError<Bytes>> {
         self.publish_serialized(payload).await
     }
 
-    /// Publishes a prebuilt message (keeping its key and format).
+    /// Publishes a prebuilt message (keeping its key and format) to this
+    /// publisher's topic, whatever topic the message names (a message
+    /// received elsewhere can be forwarded as it is); on failure it comes
+    /// back naming this publisher's topic.
     ///
     /// # Errors
     ///
     /// As [`publish`](Self::publish), handing the message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PublishError, SerializationFormat, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// let publisher = mq.publisher("orders");
+    /// let order = TopicMessage::new_with_format("orders", 7u32, SerializationFormat::Json)?.with_key("customer-9");
+    /// assert_eq!(publisher.publish_message(order.clone()).await?, 0);
+    /// let got = sub.recv().await?;
+    /// assert_eq!((got.key(), got.format.clone()), (Some("customer-9"), SerializationFormat::Json));
+    /// assert_eq!(got.deserialize::<u32>()?, 7);
+    ///
+    /// mq.close();
+    /// let Err(PublishError::Closed(back)) = publisher.publish_message(order).await else { panic!("closed") };
+    /// assert_eq!(back.key(), Some("customer-9"));
+    /// # Ok(()) }
+    /// ```
     pub async fn publish_message(&self, message: TopicMessage) -> Result<u64, PublishError<TopicMessage>> {
         Ok(self.publish_message_routed(message).await?.1)
     }
