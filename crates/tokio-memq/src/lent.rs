@@ -671,7 +671,8 @@ impl<'b> MessageRef<'b> {
     ///
     /// As [`Subscriber::ack`].
     pub fn nack(&self) -> Result<(), AckError> {
-        self.sub.nack_at(self.item.partition.unwrap_or(0), self.item.offset)
+        self.sub
+            .nack_at(self.item.partition.unwrap_or(0), self.item.offset)
     }
 }
 

@@ -658,9 +658,19 @@ async fn nack_and_keep_alive_in_a_manual_group() {
     mq.publisher("work").publish_batch(vec![1u8, 2]).await.unwrap();
     let first = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
     a.nack(&first).unwrap();
-    assert_eq!(a.nack(&first), Err(tokio_memq::AckError::NotOwned { partition: 0, offset: 0 }));
+    assert_eq!(
+        a.nack(&first),
+        Err(tokio_memq::AckError::NotOwned {
+            partition: 0,
+            offset: 0
+        })
+    );
     let again = timeout(LIMIT, b.recv()).await.unwrap().unwrap();
-    assert_eq!((again.offset(), again.deliveries), (0, 2), "redelivered at once, counted");
+    assert_eq!(
+        (again.offset(), again.deliveries),
+        (0, 2),
+        "redelivered at once, counted"
+    );
     b.ack(&again).unwrap();
 
     // Long work on a lent message: keep_alive holds off the timeout.
@@ -705,15 +715,33 @@ async fn typed_receives_can_be_acknowledged() {
             .await
             .unwrap();
     }
-    let five = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
-    assert_eq!((five.value, five.partition, five.offset, five.deliveries), (5, Some(1), 0, 1));
+    let five = timeout(LIMIT, a.recv_typed_message::<u32>())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (five.value, five.partition, five.offset, five.deliveries),
+        (5, Some(1), 0, 1)
+    );
     a.ack(&five).unwrap();
-    let six = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
+    let six = timeout(LIMIT, a.recv_typed_message::<u32>())
+        .await
+        .unwrap()
+        .unwrap();
     a.nack(&six).unwrap();
-    let again = timeout(LIMIT, a.recv_typed_message::<u32>()).await.unwrap().unwrap();
+    let again = timeout(LIMIT, a.recv_typed_message::<u32>())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.value, again.deliveries), (6, 2));
     a.ack(&again).unwrap();
-    assert_eq!(a.ack(&again), Err(tokio_memq::AckError::NotOwned { partition: 1, offset: 1 }));
+    assert_eq!(
+        a.ack(&again),
+        Err(tokio_memq::AckError::NotOwned {
+            partition: 1,
+            offset: 1
+        })
+    );
     // Acknowledged: nothing comes back after the ack timeout.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(a.try_recv_now().is_err());
@@ -731,10 +759,19 @@ async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_pos
         .await
         .unwrap();
     let sub = mq.subscriber("st").await.unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", 1u32).unwrap()).await.unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", "x").unwrap()).await.unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", 3u32).unwrap()).await.unwrap();
-    let first = timeout(LIMIT, sub.recv_batch_typed::<u32>(3)).await.unwrap().unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", 1u32).unwrap())
+        .await
+        .unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", "x").unwrap())
+        .await
+        .unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("st", 3u32).unwrap())
+        .await
+        .unwrap();
+    let first = timeout(LIMIT, sub.recv_batch_typed::<u32>(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first, [1]);
     // Offsets 1 and 2 are put aside; they are what comes next.
     assert_eq!(sub.positions(), [(0, 1), (1, 0)]);
