@@ -186,6 +186,7 @@
 
 #![warn(missing_docs)]
 
+mod convert;
 mod decode;
 mod error;
 mod format;

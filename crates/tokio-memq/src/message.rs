@@ -44,6 +44,8 @@ pub use memq_groups::DeadLetterReason;
 pub(crate) trait NativeValue: Any + Send + Sync {
     /// The value as a self-describing tree, for reads as another type.
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    /// The value as one scalar, for reads as another type.
+    fn to_scalar(&self) -> Result<crate::convert::Scalar, crate::convert::NotScalar>;
     fn type_name(&self) -> &'static str;
     /// Shallow size, for byte budgets.
     fn shallow_size(&self) -> usize;
@@ -54,6 +56,9 @@ pub(crate) trait NativeValue: Any + Send + Sync {
 impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
+    }
+    fn to_scalar(&self) -> Result<crate::convert::Scalar, crate::convert::NotScalar> {
+        crate::convert::scalar_of(self)
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
@@ -152,14 +157,16 @@ impl NativePayload {
         Arc::try_unwrap(any.downcast::<T>().ok()?).ok()
     }
 
-    /// Reads the value as `T`: a clone when it is a `T`, otherwise through
-    /// its serde representation, so a value published as `&str` reads as
-    /// `String` and an `i32` as `i64`.
+    /// Reads the value as `T`: a clone when it is a `T`, otherwise a
+    /// conversion that loses nothing (see `convert.rs`): a value published
+    /// as `&str` reads as `String`, an `i32` as `i64`.
     pub(crate) fn read<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, DecodeError> {
         if let Some(v) = self.downcast_ref::<T>() {
             return Ok(v.clone());
         }
-        let mismatch = |e: serde_json::Error| {
+        // Another type: only a scalar the target holds exactly (see
+        // `convert.rs`); anything else is a mismatch naming both types.
+        let mismatch = |e: crate::convert::NotScalar| {
             DecodeError::new(
                 DecodeErrorKind::TypeMismatch,
                 format!(
@@ -169,8 +176,8 @@ impl NativePayload {
                 ),
             )
         };
-        let tree = self.0.to_json().map_err(mismatch)?;
-        serde_json::from_value(tree).map_err(mismatch)
+        let scalar = self.0.to_scalar().map_err(mismatch)?;
+        crate::convert::read_scalar(scalar).map_err(mismatch)
     }
 
     pub(crate) fn shallow_size(&self) -> usize {
@@ -1185,10 +1192,16 @@ impl TopicMessage {
 
     /// Reads the payload as a `T`.
     ///
-    /// A native value of type `T` is cloned; a native value of another type
-    /// is converted through its serde representation (a `&str` reads as a
-    /// `String`, an `i32` as an `i64`). Byte payloads are decoded by their
-    /// format.
+    /// A native value of type `T` is cloned. A native value of another type
+    /// converts only when nothing is lost: numbers, text, `bool`, `char`
+    /// and bytes (behind `&`, `Box`, `Arc` or a newtype, in options,
+    /// sequences and tuples) into a type that holds each exactly, so a
+    /// `&str` reads as a `String`, an `i32` as an `i64` or `f64`, a
+    /// `Vec<u8>` as a `Vec<u16>`. Structs and enums (even of the same
+    /// shape), maps, and narrowing that would change a value (`u128::MAX` as
+    /// `f64`, `0.1f64` as `f32`, `300` as `u8`) are
+    /// [`TypeMismatch`](crate::DecodeErrorKind::TypeMismatch) errors naming
+    /// both types. Byte payloads are decoded by their format.
     ///
     /// # Errors
     ///

@@ -781,3 +781,62 @@ async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_pos
     assert_eq!(next.offset(), 1, "a failed seek loses nothing");
     assert_eq!(sub.try_recv_now().unwrap().offset(), 2);
 }
+
+#[tokio::test]
+async fn native_values_convert_only_when_nothing_is_lost() {
+    #[derive(serde::Serialize, Clone)]
+    struct Celsius {
+        degrees: f64,
+    }
+    #[derive(serde::Deserialize, Clone, Debug)]
+    struct Fahrenheit {
+        #[allow(dead_code)]
+        degrees: f64,
+    }
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("n").await.unwrap();
+    let p = mq.publisher("n");
+    p.publish("borrowed").await.unwrap();
+    p.publish(7u32).await.unwrap();
+    p.publish(u128::MAX).await.unwrap();
+    p.publish(f64::NAN).await.unwrap();
+    p.publish(0.1f64).await.unwrap();
+    p.publish(Celsius { degrees: 21.5 }).await.unwrap();
+    let keys: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    p.publish(keys).await.unwrap();
+    p.publish(vec![1u8, 2]).await.unwrap();
+    let m = timeout(LIMIT, sub.recv_batch(8)).await.unwrap().unwrap();
+    let mismatch = |e: tokio_memq::DecodeError, from: &str, to: &str| {
+        assert_eq!(e.kind(), tokio_memq::DecodeErrorKind::TypeMismatch);
+        let text = e.to_string();
+        assert!(text.contains(from) && text.contains(to), "{text}");
+    };
+    assert_eq!(m[0].deserialize::<String>().unwrap(), "borrowed");
+    assert_eq!(m[1].deserialize::<u64>().unwrap(), 7);
+    assert_eq!(m[1].deserialize::<f64>().unwrap(), 7.0);
+    mismatch(m[1].deserialize::<String>().unwrap_err(), "u32", "String");
+    assert_eq!(m[2].deserialize::<u128>().unwrap(), u128::MAX, "its own type");
+    mismatch(m[2].deserialize::<f64>().unwrap_err(), "u128", "f64");
+    mismatch(m[2].deserialize::<u64>().unwrap_err(), "u128", "u64");
+    assert!(
+        m[3].deserialize::<f64>().unwrap().is_nan(),
+        "NaN read as itself, not null"
+    );
+    mismatch(m[4].deserialize::<f32>().unwrap_err(), "f64", "f32");
+    mismatch(
+        m[5].deserialize::<Fahrenheit>().unwrap_err(),
+        "Celsius",
+        "Fahrenheit",
+    );
+    mismatch(
+        m[6].deserialize::<std::collections::HashMap<String, u8>>()
+            .unwrap_err(),
+        "HashMap",
+        "HashMap",
+    );
+    assert_eq!(
+        m[7].deserialize::<Vec<u32>>().unwrap(),
+        [1, 2],
+        "widened element by element"
+    );
+}
