@@ -583,9 +583,10 @@ impl Publisher {
     }
 
     /// Publishes `data` as one contiguous run of offsets, nothing
-    /// interleaved, and returns the run. All or nothing on a plain topic;
-    /// see [`publish_batch_to_partitioned`](crate::MessageQueue::publish_batch_to_partitioned)
-    /// for partitioned topics.
+    /// interleaved, and returns the run. All or nothing on a plain topic.
+    /// On a partitioned topic each partition's share is one run and this
+    /// returns the first partition's; [`publish_batch_placed`](Self::publish_batch_placed)
+    /// returns where every message landed.
     ///
     /// # Errors
     ///
@@ -614,6 +615,47 @@ impl Publisher {
             None => e.into_iter().map(Entry::into_native).collect(),
         })
         .await
+    }
+
+    /// [`publish_batch`](Self::publish_batch), returning where every
+    /// message landed: `(partition, offset)` in input order. On a plain
+    /// topic that is `(0, offset)` of one contiguous run; on a partitioned
+    /// topic each partition's share is one run, and `publish_batch` returns
+    /// only the first partition's.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_batch`](Self::publish_batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("clicks", PartitionRouting::RoundRobin).await?;
+    /// let landed = mq.publisher("clicks").publish_batch_placed(vec!["a", "b", "c"]).await?;
+    /// assert_eq!(landed, [(0, 0), (1, 0), (0, 1)]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_batch_placed<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: Vec<T>,
+    ) -> Result<Vec<(usize, u64)>, PublishError<Vec<T>>> {
+        let (entries, kept) = self.prepare_batch(data)?;
+        let landed = self
+            .publish_entries_placed(entries, move |e| match kept {
+                Some(values) => values,
+                None => e.into_iter().map(Entry::into_native).collect(),
+            })
+            .await?;
+        Ok(match landed {
+            Landed::Run(range) => range.map(|o| (0, o)).collect(),
+            Landed::Shares(receipt) => receipt.placements(),
+        })
     }
 
     /// Publishes byte payloads in `format` as one contiguous run of
@@ -660,15 +702,31 @@ impl Publisher {
     /// shares stay published and only the unpublished messages come back.
     async fn publish_entries<U>(
         &self,
-        mut entries: Vec<Entry>,
+        entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Range<u64>, PublishError<U>> {
+        self.publish_entries_placed(entries, back)
+            .await
+            .map(|landed| match landed {
+                Landed::Run(range) => range,
+                Landed::Shares(receipt) => receipt.shares().first().map_or(0..0, |(_, r)| r.clone()),
+            })
+    }
+
+    /// As [`publish_entries`](Self::publish_entries), saying where each
+    /// message landed.
+    async fn publish_entries_placed<U>(
+        &self,
+        mut entries: Vec<Entry>,
+        back: impl FnOnce(Vec<Entry>) -> U,
+    ) -> Result<Landed, PublishError<U>> {
         tokio::task::consume_budget().await;
         match self.log_for_all(&mut entries) {
             None => Err(PublishError::Closed(back(entries))),
             Some(Log::Plain(log)) => log
                 .publish_batch(entries)
                 .await
+                .map(Landed::Run)
                 .map_err(|e| PublishError::from(e).map(back)),
             Some(Log::Partitioned(log)) => {
                 let keyed: Vec<(Option<KeyBytes>, Entry)> = entries
@@ -676,7 +734,7 @@ impl Publisher {
                     .map(|e| (e.key.clone().map(KeyBytes), e))
                     .collect();
                 match log.publish_batch(keyed).await {
-                    Ok(receipt) => Ok(receipt.shares().first().map_or(0..0, |(_, r)| r.clone())),
+                    Ok(receipt) => Ok(Landed::Shares(receipt)),
                     Err(e) => {
                         let kind = PublishError::from(e.cause);
                         let rest: Vec<Entry> = e.unpublished.into_iter().map(|(_, v)| v).collect();
@@ -1037,6 +1095,13 @@ impl Publisher {
         })
         .await
     }
+}
+
+/// Where a batch landed: one run on a plain topic, shares on a
+/// partitioned one.
+enum Landed {
+    Run(Range<u64>),
+    Shares(memq_partition::BatchReceipt),
 }
 
 /// A message key, read by the partition router as bytes.

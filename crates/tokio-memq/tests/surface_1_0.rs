@@ -840,3 +840,46 @@ async fn native_values_convert_only_when_nothing_is_lost() {
         "widened element by element"
     );
 }
+
+#[tokio::test]
+async fn batches_say_where_every_message_landed() {
+    let mq = MessageQueue::new();
+    let plain = mq.publisher("plain-b");
+    plain.publish(0u8).await.unwrap();
+    assert_eq!(
+        plain.publish_batch_placed(vec![1u8, 2]).await.unwrap(),
+        [(0, 1), (0, 2)]
+    );
+
+    mq.create_partitioned_topic("hb", TopicOptions::default(), 4)
+        .await
+        .unwrap();
+    mq.set_partition_routing("hb", PartitionRouting::Hash)
+        .await
+        .unwrap();
+    let sub = mq.subscriber("hb").await.unwrap();
+    let keyed = mq.publisher("hb");
+    let landed = keyed.publish_batch_placed((0..12u32).collect()).await.unwrap();
+    assert_eq!(landed.len(), 12);
+    // Every placement is where the message is.
+    let got = timeout(LIMIT, sub.recv_batch(12)).await.unwrap().unwrap();
+    let mut seen: Vec<(usize, u64, u32)> = got
+        .iter()
+        .map(|m| (m.partition.unwrap(), m.offset(), m.deserialize().unwrap()))
+        .collect();
+    seen.sort_unstable();
+    let mut want: Vec<(usize, u64, u32)> = landed
+        .iter()
+        .zip(0..12u32)
+        .map(|(&(p, o), v)| (p, o, v))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(seen, want);
+
+    // Nothing published: the values come back.
+    mq.close();
+    match keyed.publish_batch_placed(vec![7u32, 8]).await {
+        Err(PublishError::Closed(values)) => assert_eq!(values, [7, 8]),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
