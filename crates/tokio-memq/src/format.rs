@@ -345,6 +345,16 @@ impl crate::MessageQueue {
 
     /// This queue's decode limits: those given to
     /// [`with_decode_limits`](Self::with_decode_limits), or the defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{DecodeLimits, MessageQueue};
+    ///
+    /// assert_eq!(MessageQueue::new().decode_limits().max_decoded_size(), 64 << 20);
+    /// let roomy = DecodeLimits::new().with_max_decoded_size(1 << 30);
+    /// assert_eq!(MessageQueue::with_decode_limits(roomy).decode_limits(), roomy);
+    /// ```
     pub fn decode_limits(&self) -> DecodeLimits {
         self.registry().formats.limits().unwrap_or_default()
     }

@@ -427,6 +427,14 @@ impl Publisher {
     /// On a full topic with `lru_enabled: false` this waits until every
     /// live subscriber has read the oldest message.
     ///
+    /// A serialized payload of any size can be published (only a byte
+    /// budget, `max_bytes`, refuses one); receivers decode within the
+    /// queue's [`DecodeLimits`](crate::DecodeLimits), 64 MiB by default.
+    /// For bigger payloads make the queue with
+    /// [`MessageQueue::with_decode_limits`](crate::MessageQueue::with_decode_limits),
+    /// or read one with
+    /// [`TopicMessage::deserialize_with_limits`](crate::TopicMessage::deserialize_with_limits).
+    ///
     /// # Errors
     ///
     /// [`PublishError`] with the value handed back: `Closed` when the topic
