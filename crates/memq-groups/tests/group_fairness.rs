@@ -15,8 +15,6 @@
 //! longer than the whole run), and that member got none.
 
 use std::collections::{HashSet, VecDeque};
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -24,68 +22,9 @@ use std::time::Duration;
 
 use memq_core::{StartFrom, Topic, TopicConfig};
 use memq_groups::{Group, GroupConfig, Member, MemberWaiter};
-use tokio::sync::Notify;
+use memq_testkit::Turns;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// What the members of [`run`] report, and its publisher waits for.
-#[derive(Default)]
-struct Turns {
-    state: Mutex<Seen>,
-    changed: Notify,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Seen {
-    /// Members inside `recv` that have parked at least once in it.
-    waiting: usize,
-    /// Messages the members received and recorded.
-    received: u64,
-}
-
-impl Turns {
-    fn update(&self, f: impl FnOnce(&mut Seen)) {
-        f(&mut self.state.lock().unwrap());
-        self.changed.notify_waiters();
-    }
-
-    /// Returns once `ready` holds.
-    async fn until(&self, ready: impl Fn(Seen) -> bool) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if ready(*self.state.lock().unwrap()) {
-                return;
-            }
-            changed.await;
-        }
-    }
-
-    /// Runs `recv`, counting its member as waiting from the moment it
-    /// parks (its first `Pending`) until it returns.
-    async fn recv<F: Future>(&self, recv: F) -> F::Output {
-        let mut recv = pin!(recv);
-        let mut parked = false;
-        let out = poll_fn(|cx| {
-            let polled = recv.as_mut().poll(cx);
-            if polled.is_pending() && !parked {
-                parked = true;
-                self.update(|s| s.waiting += 1);
-            }
-            polled
-        })
-        .await;
-        if parked {
-            self.update(|s| s.waiting -= 1);
-        }
-        out
-    }
-
-    /// A member recorded a message it received.
-    fn received(&self) {
-        self.update(|s| s.received += 1);
-    }
-}
 
 /// What [`run`] saw: what each member received, and where each burst of
 /// messages started (burst `b` is offsets `bursts[b]..bursts[b + 1]`, the

@@ -5,11 +5,15 @@
 //! messages, duplicates, deliveries that do not match what was published
 //! at that offset, per-partition order violations, and skips that were not
 //! announced as a lag. [`alloc`] is a counting global allocator for tests
-//! of memory bounds.
+//! of memory bounds. [`Turns`] paces fairness runs: it publishes only
+//! while every member is parked in its receive.
 
 #![warn(missing_docs)]
 
 pub mod alloc;
+mod turns;
+
+pub use turns::{Seen, Turns};
 
 /// How much bigger the long tier runs: `MEMQ_STRESS` (set by
 /// `cargo xtask stress`), at least 1.

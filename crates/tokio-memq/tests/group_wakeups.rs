@@ -7,12 +7,11 @@
 //! and never loses one."
 
 use std::collections::HashSet;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use memq_testkit::Turns;
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_memq::{ConsumptionMode, MessageQueue, RecvError, TopicOptions};
 
@@ -27,66 +26,6 @@ async fn settle() {
 }
 
 const FAIR_MESSAGES: u32 = 1_000;
-
-/// What the members of [`share_between`] report, and its publisher waits
-/// for.
-#[derive(Default)]
-struct Turns {
-    state: Mutex<Seen>,
-    changed: Notify,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Seen {
-    /// Members inside `recv` that have parked at least once in it.
-    waiting: usize,
-    /// Messages the members received and passed on.
-    received: u32,
-}
-
-impl Turns {
-    fn update(&self, f: impl FnOnce(&mut Seen)) {
-        f(&mut self.state.lock().unwrap());
-        self.changed.notify_waiters();
-    }
-
-    /// Returns once `ready` holds.
-    async fn until(&self, ready: impl Fn(Seen) -> bool) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if ready(*self.state.lock().unwrap()) {
-                return;
-            }
-            changed.await;
-        }
-    }
-
-    /// Runs `recv`, counting its member as waiting from the moment it
-    /// parks (its first `Pending`) until it returns.
-    async fn recv<F: Future>(&self, recv: F) -> F::Output {
-        let mut recv = pin!(recv);
-        let mut parked = false;
-        let out = poll_fn(|cx| {
-            let polled = recv.as_mut().poll(cx);
-            if polled.is_pending() && !parked {
-                parked = true;
-                self.update(|s| s.waiting += 1);
-            }
-            polled
-        })
-        .await;
-        if parked {
-            self.update(|s| s.waiting -= 1);
-        }
-        out
-    }
-
-    /// A member passed on a message it received.
-    fn received(&self) {
-        self.update(|s| s.received += 1);
-    }
-}
 
 /// What [`share_between`] saw: what each member received, and where each
 /// burst of messages started (the offsets of a burst are
@@ -157,7 +96,9 @@ async fn share_between(members: usize, slow_start: Option<(usize, Duration)>) ->
         while next < FAIR_MESSAGES {
             size = size % largest + 1;
             let n = size.min(FAIR_MESSAGES - next);
-            paced.until(|s| s.waiting == members && s.received == next).await;
+            paced
+                .until(|s| s.waiting == members && s.received == u64::from(next))
+                .await;
             let offsets = publisher
                 .publish_batch((next..next + n).collect::<Vec<u32>>())
                 .await
