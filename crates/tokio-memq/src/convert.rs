@@ -303,7 +303,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         let exact = match self.0 {
             Scalar::F32(v) => Some(v),
             Scalar::F64(v) => ((v as f32) as f64 == v || v.is_nan()).then_some(v as f32),
-            Scalar::I64(v) => ((v as f32) as i64 == v && v.unsigned_abs() <= 1 << 24).then_some(v as f32),
+            Scalar::I64(v) => (v.unsigned_abs() <= 1 << 24).then_some(v as f32),
             Scalar::U64(v) => (v <= 1 << 24).then_some(v as f32),
             _ => None,
         };

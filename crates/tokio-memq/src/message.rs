@@ -533,10 +533,6 @@ pub struct TopicMessage {
 }
 
 impl TopicMessage {
-    pub(crate) fn delivered(formats: &FormatTable, topic: &Arc<str>, d: memq_core::Delivered<Entry>) -> Self {
-        Self::received(formats, topic, d.value, d.offset, d.timestamp, None, 1)
-    }
-
     pub(crate) fn claimed(
         formats: &FormatTable,
         topic: &Arc<str>,

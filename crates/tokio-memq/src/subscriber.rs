@@ -127,9 +127,7 @@ pub(crate) trait Received {
 
 impl Received for Vec<TopicMessage> {
     fn delivered(&mut self, sub: &Subscriber, d: Delivered<Entry>, partition: Option<usize>) {
-        let mut m = TopicMessage::delivered(sub.formats(), &sub.topic, d);
-        m.partition = partition;
-        self.push(m);
+        self.push(sub.message(d, partition));
     }
 
     fn claimed(&mut self, sub: &Subscriber, c: Claimed<Entry>) {
@@ -258,16 +256,16 @@ impl Subscriber {
         self.partition.unwrap_or(0)
     }
 
-    /// The message a single cursor delivered (labelled with its
-    /// partition, for a single-partition subscription).
-    fn message(&self, d: Delivered<Entry>) -> TopicMessage {
+    /// The message a cursor delivered, labelled with `partition` (a
+    /// subscription to one partition, or a partition of a merged read).
+    fn message(&self, d: Delivered<Entry>, partition: Option<usize>) -> TopicMessage {
         TopicMessage::received(
             self.formats(),
             &self.topic,
             d.value,
             d.offset,
             d.timestamp,
-            self.partition,
+            partition,
             1,
         )
     }
@@ -459,7 +457,7 @@ impl Subscriber {
                 if polled.is_ready() {
                     coop.made_progress();
                 }
-                polled.map(|r| r.map(|d| self.message(d)))
+                polled.map(|r| r.map(|d| self.message(d, self.partition)))
             })
             .await;
         }
@@ -536,13 +534,9 @@ impl Subscriber {
             return Ok(m);
         }
         match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().try_recv().map(|d| self.message(d)),
+            Kind::Broadcast(cursor) => cursor.lock().try_recv().map(|d| self.message(d, self.partition)),
             Kind::Merged(cursors) => match cursors.lock().try_recv() {
-                Ok((p, d)) => {
-                    let mut m = TopicMessage::delivered(self.formats(), &self.topic, d);
-                    m.partition = Some(p);
-                    Ok(m)
-                }
+                Ok((p, d)) => Ok(self.message(d, Some(p))),
                 Err(memq_partition::TryRecvError::Empty) => Err(TryRecvError::Empty),
                 Err(memq_partition::TryRecvError::Lagged { skipped, .. }) => {
                     Err(TryRecvError::Lagged(skipped))
@@ -1126,7 +1120,7 @@ impl Subscriber {
                 let mut values = Vec::with_capacity(raw.len());
                 let mut raw = raw.into_iter();
                 while let Some(d) = raw.next() {
-                    let msg = TopicMessage::delivered(self.formats(), &self.topic, d);
+                    let msg = self.message(d, self.partition);
                     match msg.deserialize() {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {

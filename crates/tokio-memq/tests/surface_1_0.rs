@@ -442,7 +442,8 @@ async fn message_constructors_and_accessors_of_1_0() {
     assert_eq!(bin.format, SerializationFormat::Bincode);
     assert_eq!(bin.deserialize::<u32>().unwrap(), 1);
     assert!(!bin.is_expired(Duration::from_secs(3600)));
-    assert!(bin.is_expired(Duration::ZERO) || bin.created_at.elapsed().is_zero());
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(bin.is_expired(Duration::from_millis(1)), "5 ms old, 1 ms TTL");
     let meta = bin.metadata();
     assert_eq!(
         (meta.offset, meta.payload_size, meta.format),
