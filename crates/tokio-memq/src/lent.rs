@@ -537,7 +537,9 @@ impl<'b> MessageRef<'b> {
         self.item.entry.payload_ref().err().and_then(|n| n.downcast())
     }
 
-    /// Reads the payload as a `T`, as [`TopicMessage::deserialize`] does.
+    /// Reads the payload as a `T`, as [`TopicMessage::deserialize`] does
+    /// (with the subscriber's [decode limits](Subscriber::with_decode_limits)
+    /// when it has its own).
     ///
     /// # Errors
     ///
@@ -566,7 +568,7 @@ impl<'b> MessageRef<'b> {
             Err(native) => native.read(),
             Ok(bytes) => {
                 let (format, codec) = self.sub.formats().resolve(self.item.entry.format);
-                crate::decode::decode_bytes(bytes, &format, codec.as_ref())
+                crate::decode::decode_bytes(bytes, &format, codec.as_ref(), self.sub.own_decode_limits())
             }
         }
         .map_err(|e| e.at(Some(self.item.offset)))

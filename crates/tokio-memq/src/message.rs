@@ -1222,7 +1222,9 @@ impl TopicMessage {
         let at = self.offset;
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, &self.format, self.codec.as_ref()),
+            MessagePayload::Bytes(b) => {
+                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), None)
+            }
         }
         .map_err(|e| e.at(at))
     }
@@ -1288,9 +1290,19 @@ impl TopicMessage {
         &self,
         format: &SerializationFormat,
     ) -> Result<T, DecodeError> {
+        self.deserialize_in(format, None)
+    }
+
+    /// Reads the payload as a `T` in `format` with `limits` (the defaults
+    /// when `None`).
+    pub(crate) fn deserialize_in<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        format: &SerializationFormat,
+        limits: Option<&DecodeLimits>,
+    ) -> Result<T, DecodeError> {
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, format, None),
+            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, format, None, limits),
         }
         .map_err(|e| e.at(self.offset))
     }
@@ -1325,14 +1337,9 @@ impl TopicMessage {
     ) -> Result<T, DecodeError> {
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => match &self.codec {
-                Some(codec) => codec
-                    .clone()
-                    .with_limits(*limits)
-                    .decode(b)
-                    .map_err(DecodeError::from),
-                None => memq_codec::decode_frame(b, &self.format, limits).map_err(DecodeError::from),
-            },
+            MessagePayload::Bytes(b) => {
+                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), Some(limits))
+            }
         }
         .map_err(|e| e.at(self.offset))
     }

@@ -10,13 +10,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
+use memq_codec::DecodeLimits;
 use memq_core::{Cursor, Delivered, Waiter};
 use memq_groups::{Claimed, Member, MemberWaiter};
 use memq_partition::{MergedCursor, MergedWaiter};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-use crate::error::{AckError, CommitError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
+use crate::error::{AckError, CommitError, DecodeError, OutOfRange, RecvError, RecvTypedError, TryRecvError};
 use crate::format::{FormatTable, SerializationFormat};
 use crate::lent::LentBatch;
 use crate::log::Log;
@@ -88,6 +89,8 @@ pub struct Subscriber {
     /// A group member may publish to its group's dead-letter topic, which
     /// stays open while it lives.
     _dead_letters: Option<PublisherLease>,
+    /// Limits of this subscriber's typed receives, instead of the queue's.
+    decode_limits: Option<DecodeLimits>,
 }
 
 enum Kind {
@@ -214,7 +217,98 @@ impl Subscriber {
             registry,
             log,
             _dead_letters: None,
+            decode_limits: None,
         }
+    }
+
+    /// Makes this subscriber's typed receives ([`recv_typed`](Self::recv_typed),
+    /// [`recv_batch_typed`](Self::recv_batch_typed),
+    /// [`recv_typed_message`](Self::recv_typed_message),
+    /// [`recv_with_format`](Self::recv_with_format) and their `try_` forms,
+    /// and [`MessageRef::deserialize`](crate::MessageRef::deserialize) of
+    /// its lent batches) decode with `limits` instead of the queue's
+    /// ([`MessageQueue::with_decode_limits`](crate::MessageQueue::with_decode_limits),
+    /// 64 MiB decoded by default): a consumer of large payloads can allow
+    /// more, one reading untrusted producers less. Messages it returns whole
+    /// keep the queue's limits for [`TopicMessage::deserialize`]; use
+    /// [`TopicMessage::deserialize_with_limits`] there.
+    ///
+    /// A payload over the limits is a decode error of kind
+    /// [`CodecErrorKind::TooLarge`](crate::CodecErrorKind::TooLarge) (the
+    /// message is consumed, as for any decode error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{CodecErrorKind, DecodeErrorKind, DecodeLimits, MessageQueue, RecvTypedError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let strict = mq.subscriber("uploads").await?.with_decode_limits(DecodeLimits::new().with_max_decoded_size(1024));
+    /// let lenient = mq.subscriber("uploads").await?;
+    /// mq.publisher("uploads").publish_bincode(vec![0u8; 4096]).await?;
+    /// match strict.recv_typed::<Vec<u8>>().await {
+    ///     Err(RecvTypedError::Decode(e)) => assert_eq!(e.kind(), DecodeErrorKind::Codec(CodecErrorKind::TooLarge)),
+    ///     other => panic!("expected a decode error, got {other:?}"),
+    /// }
+    /// assert_eq!(lenient.recv_typed::<Vec<u8>>().await?.len(), 4096, "the queue's 64 MiB");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = Some(limits);
+        self
+    }
+
+    /// The limits this subscriber's typed receives decode with: its own
+    /// ([`with_decode_limits`](Self::with_decode_limits)), else the queue's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{DecodeLimits, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(1 << 30));
+    /// let sub = mq.subscriber("t").await?;
+    /// assert_eq!(sub.decode_limits().max_decoded_size(), 1 << 30);
+    /// let small = sub.with_decode_limits(DecodeLimits::new().with_max_decoded_size(10));
+    /// assert_eq!(small.decode_limits().max_decoded_size(), 10);
+    /// # Ok(()) }
+    /// ```
+    pub fn decode_limits(&self) -> DecodeLimits {
+        self.decode_limits
+            .or_else(|| self.formats().limits())
+            .unwrap_or_default()
+    }
+
+    /// The subscriber's own limits, when it has them.
+    pub(crate) fn own_decode_limits(&self) -> Option<&DecodeLimits> {
+        self.decode_limits.as_ref()
+    }
+
+    /// Reads a received message as a `T` with this subscriber's limits.
+    fn decode<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        msg: &TopicMessage,
+    ) -> Result<T, DecodeError> {
+        match &self.decode_limits {
+            Some(limits) => msg.deserialize_with_limits(limits),
+            None => msg.deserialize(),
+        }
+    }
+
+    /// Reads a received message as a `T` in `format` with this
+    /// subscriber's limits (its own, else the queue's).
+    fn decode_in<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        msg: &TopicMessage,
+        format: &SerializationFormat,
+    ) -> Result<T, DecodeError> {
+        let limits = self.decode_limits.or_else(|| self.formats().limits());
+        msg.deserialize_in(format, limits.as_ref())
     }
 
     /// True once the topic is closed (deleted, the queue
@@ -772,7 +866,7 @@ impl Subscriber {
     pub async fn try_recv_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<T, crate::Error> {
-        Ok(self.try_recv_now()?.deserialize()?)
+        Ok(self.decode(&self.try_recv_now()?)?)
     }
 
     /// Waits for the next message and reads it as a `T` in `format` (see
@@ -808,7 +902,7 @@ impl Subscriber {
         &self,
         format: SerializationFormat,
     ) -> Result<T, RecvTypedError> {
-        Ok(self.recv().await?.deserialize_with_format(&format)?)
+        Ok(self.decode_in(&self.recv().await?, &format)?)
     }
 
     /// [`recv_with_format`](Self::recv_with_format) without waiting.
@@ -837,7 +931,7 @@ impl Subscriber {
         &self,
         format: SerializationFormat,
     ) -> Result<T, crate::Error> {
-        Ok(self.try_recv_now()?.deserialize_with_format(&format)?)
+        Ok(self.decode_in(&self.try_recv_now()?, &format)?)
     }
 
     /// [`recv_with_format`](Self::recv_with_format) in bincode.
@@ -1023,7 +1117,7 @@ impl Subscriber {
     pub async fn recv_typed<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<T, RecvTypedError> {
-        Ok(self.recv().await?.deserialize()?)
+        Ok(self.decode(&self.recv().await?)?)
     }
 
     /// [`recv_typed`](Self::recv_typed) with where the value came from
@@ -1063,7 +1157,7 @@ impl Subscriber {
     ) -> Result<TypedMessage<T>, RecvTypedError> {
         let msg = self.recv().await?;
         Ok(TypedMessage {
-            value: msg.deserialize()?,
+            value: self.decode(&msg)?,
             offset: msg.offset(),
             partition: msg.partition,
             deliveries: msg.deliveries,
@@ -1121,7 +1215,7 @@ impl Subscriber {
                 let mut raw = raw.into_iter();
                 while let Some(d) = raw.next() {
                     let msg = self.message(d, self.partition);
-                    match msg.deserialize() {
+                    match self.decode(&msg) {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {
                             cursor.unread(raw);
@@ -1144,7 +1238,7 @@ impl Subscriber {
                 let mut values = Vec::with_capacity(msgs.len());
                 let mut msgs = msgs.into_iter();
                 while let Some(msg) = msgs.next() {
-                    match msg.deserialize() {
+                    match self.decode(&msg) {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {
                             prepend(&mut stash.lock(), msgs);

@@ -1,5 +1,6 @@
 //! Decode limits as a queue setting (`MessageQueue::with_decode_limits`)
-//! and per read (`TopicMessage::deserialize_with_limits`): payloads over
+//! per subscriber (`Subscriber::with_decode_limits`) and per read
+//! (`TopicMessage::deserialize_with_limits`): payloads over
 //! the 64 MiB default can be read where the queue allows it, and a stricter
 //! queue refuses what the default would take, in every format and every
 //! receive path.
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 use tokio_memq::{
-    Bytes, CodecErrorKind, DecodeErrorKind, DecodeLimits, MessageQueue, PipelineConfig, SerializationConfig,
-    SerializationFormat, TopicMessage,
+    Bytes, CodecErrorKind, ConsumptionMode, DecodeErrorKind, DecodeLimits, Error, MessageQueue,
+    PipelineConfig, RecvTypedError, SerializationConfig, SerializationFormat, TopicMessage,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -208,4 +209,131 @@ async fn received_messages_published_again_keep_their_format() {
     assert_eq!(again[0].deserialize::<Vec<u8>>().unwrap(), [1, 2, 3]);
     assert_eq!(again[1].format, SerializationFormat::MessagePack);
     assert_eq!(again[1].deserialize::<Vec<u8>>().unwrap(), [4, 5]);
+}
+
+fn decode_too_large<T: std::fmt::Debug>(r: Result<T, RecvTypedError>) -> bool {
+    matches!(r, Err(RecvTypedError::Decode(e)) if too_large(e.kind()))
+}
+
+#[tokio::test]
+async fn a_subscriber_setting_overrides_the_queue_in_every_typed_receive() {
+    // A strict queue (16 bytes); one subscriber allows the default 64 MiB,
+    // another keeps the queue's limits.
+    let mq = MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(16));
+    let roomy = mq
+        .subscriber("t")
+        .await
+        .unwrap()
+        .with_decode_limits(DecodeLimits::default());
+    let strict = mq.subscriber("t").await.unwrap();
+    assert_eq!(roomy.decode_limits(), DecodeLimits::default());
+    assert_eq!(strict.decode_limits().max_decoded_size(), 16);
+    let long = "y".repeat(100);
+    let publisher = mq.publisher("t");
+    // 0..=3: JSON (queue codec), 4: bincode, 5: raw JSON text, 6: JSON.
+    for _ in 0..4 {
+        publisher
+            .publish_with_format(long.clone(), SerializationFormat::Json)
+            .await
+            .unwrap();
+    }
+    publisher.publish_bincode(long.clone()).await.unwrap();
+    publisher
+        .publish_bytes(format!("\"{long}\""), SerializationFormat::Raw)
+        .await
+        .unwrap();
+    publisher
+        .publish_with_format(long.clone(), SerializationFormat::Json)
+        .await
+        .unwrap();
+
+    for sub in [&roomy, &strict] {
+        let ok = std::ptr::eq(sub, &roomy);
+        let typed = timeout(LIMIT, sub.recv_typed::<String>()).await.unwrap();
+        assert_eq!(typed.as_ref().ok(), ok.then_some(&long), "recv_typed");
+        assert_eq!(decode_too_large(typed), !ok);
+        let tried = sub.try_recv_typed::<String>().await;
+        assert_eq!(tried.as_ref().ok(), ok.then_some(&long), "try_recv_typed");
+        assert_eq!(
+            matches!(tried, Err(Error::Decode(ref e)) if too_large(e.kind())),
+            !ok,
+            "{tried:?}"
+        );
+        let message = timeout(LIMIT, sub.recv_typed_message::<String>()).await.unwrap();
+        assert_eq!(
+            message.as_ref().ok().map(|m| (&m.value, m.offset)),
+            ok.then_some((&long, 2))
+        );
+        assert_eq!(decode_too_large(message), !ok);
+        let batch = timeout(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
+        if ok {
+            assert_eq!(batch.unwrap(), [long.clone(), long.clone()], "JSON then bincode");
+        } else {
+            assert!(decode_too_large(batch));
+            // The bincode one is reported by the next call, not lost.
+            let next = timeout(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
+            assert!(decode_too_large(next));
+        }
+        let formatted = timeout(LIMIT, sub.recv_with_format::<String>(SerializationFormat::Json))
+            .await
+            .unwrap();
+        assert_eq!(formatted.as_ref().ok(), ok.then_some(&long), "recv_with_format");
+        assert_eq!(decode_too_large(formatted), !ok);
+        let lent = timeout(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
+        let read = lent.get(0).unwrap().deserialize::<String>();
+        assert_eq!(read.as_ref().ok(), ok.then_some(&long), "lent batch");
+        assert_eq!(read.is_err_and(|e| too_large(e.kind())), !ok);
+        // Everything was consumed, nothing is left behind.
+        assert!(sub.try_recv_now().is_err());
+    }
+
+    // Whole messages keep the queue's limits: the subscriber's setting is
+    // for its typed receives.
+    publisher
+        .publish_with_format(long.clone(), SerializationFormat::Json)
+        .await
+        .unwrap();
+    let msg = timeout(LIMIT, roomy.recv()).await.unwrap().unwrap();
+    assert!(msg.deserialize::<String>().is_err_and(|e| too_large(e.kind())));
+    assert_eq!(
+        msg.deserialize_with_limits::<String>(&roomy.decode_limits())
+            .unwrap(),
+        long
+    );
+}
+
+#[tokio::test]
+async fn a_strict_group_member_consumes_what_it_cannot_decode_without_losing_the_rest() {
+    let mq = MessageQueue::new();
+    let member = mq
+        .group("jobs", "workers")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap()
+        .with_decode_limits(DecodeLimits::new().with_max_decoded_size(8));
+    let publisher = mq.publisher("jobs");
+    publisher.publish_bincode("short".to_string()).await.unwrap();
+    publisher
+        .publish_bincode("much too long for eight".to_string())
+        .await
+        .unwrap();
+    publisher.publish_bincode("tiny".to_string()).await.unwrap();
+    let first = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, ["short"], "up to the one over the limit");
+    let err = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(err, Err(RecvTypedError::Decode(ref e)) if too_large(e.kind()) && e.offset() == Some(1)),
+        "{err:?}"
+    );
+    let rest = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rest, ["tiny"]);
 }
