@@ -1379,10 +1379,14 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     /// Auto mode: everything through `offset` is processed. Recorded
-    /// here; written to the topic by [`flush`](Self::flush).
+    /// here; written to the topic by [`flush`](Self::flush). Only moves
+    /// forward: a commit a member made ahead of the group's position (or
+    /// one made before a seek back) still holds.
     fn commit_through(&self, st: &mut State<T>, partition: usize, offset: u64) {
-        st.committed[partition] = Some(offset);
-        st.unflushed[partition] = true;
+        if st.committed[partition].is_none_or(|c| c < offset) {
+            st.committed[partition] = Some(offset);
+            st.unflushed[partition] = true;
+        }
     }
 
     /// Writes pending auto-mode commits to the topics now.

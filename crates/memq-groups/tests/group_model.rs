@@ -818,7 +818,9 @@ impl Model {
                             .is_some();
                     } else {
                         self.processed.insert((p, c.offset));
-                        self.parts[p].committed = Some(c.offset);
+                        // Only forward: an explicit commit ahead holds.
+                        let part = &mut self.parts[p];
+                        part.committed = part.committed.max(Some(c.offset));
                     }
                 }
                 let skips = self.find_skips(m)?;
@@ -2486,4 +2488,33 @@ fn model_regression_a_relay_armed_ahead_past_expired_messages_moves_the_commit()
         Op::Seek(0, 0, 0, 0),
     ];
     check(cfg, ops).unwrap();
+}
+
+/// Auto mode: `commit` records that everything through its offset is
+/// processed; a later automatic commit of a lower offset (the group's
+/// position, behind the explicit commit) moved the committed offset
+/// backward, so a rejoin read again what the member had declared done.
+#[test]
+fn an_automatic_commit_never_moves_an_explicit_one_back() {
+    let t = tiny_topic(10);
+    let group = Group::new(GROUP, vec![t.clone()], GroupConfig::default()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    for i in 0..6 {
+        t.try_publish(i).unwrap();
+    }
+    assert_eq!(a.try_recv().unwrap().offset, 0);
+    a.commit(0, 3).unwrap();
+    assert_eq!(group.stats().committed, vec![Some(3)]);
+    assert_eq!(
+        a.try_recv().unwrap().offset,
+        1,
+        "the position is not moved by a commit"
+    );
+    assert_eq!(group.stats().committed, vec![Some(3)], "still through 3");
+    drop(a);
+    assert_eq!(t.committed(GROUP), Some(3), "what outlives the group");
+    // A member rejoining from the commit starts after it.
+    let b = group.join(StartFrom::Committed).unwrap();
+    assert_eq!(b.try_recv().unwrap().offset, 4);
+    assert_eq!(group.stats().committed, vec![Some(4)], "and moves on from there");
 }

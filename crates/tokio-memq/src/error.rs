@@ -64,11 +64,12 @@ pub enum PublishError<T> {
     Unroutable(T),
     /// The value could not be serialized with the topic's or publisher's
     /// serialization defaults; nothing was published.
-    #[error("{error}")]
+    #[error("message could not be serialized")]
     Encode {
         /// The value.
         value: T,
-        /// Why.
+        /// Why (also the error's [`source`](std::error::Error::source)).
+        #[source]
         error: EncodeError,
     },
 }

@@ -214,9 +214,10 @@ pub use error::{
 pub use format::SerializationFormat;
 pub use lent::{Iter as LentIter, LentBatch, MessageRef};
 pub use memq_codec::{
-    BincodeConfig, ByteProcessor, Codec, CodecError, CompressionConfig, CustomFormat, DecodeLimits,
-    DefaultSettings, DefaultsRegistry, FrameVersion, HeaderMode, JsonConfig, MessagePackConfig,
-    NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig, SerializationFactory,
+    BincodeConfig, ByteProcessor, Codec, CodecError, Compression, CompressionConfig, CustomFormat,
+    DecodeLimits, DefaultSettings, DefaultsRegistry, FrameHeader, FrameVersion, HeaderMode, JsonConfig,
+    MessagePackConfig, NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig,
+    SerializationFactory,
 };
 /// Progress of a consumer group, from
 /// [`MessageQueue::get_group_stats`].

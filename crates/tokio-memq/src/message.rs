@@ -929,7 +929,7 @@ impl TopicMessage {
         TopicMessage {
             topic,
             format,
-            created_at: std::time::Instant::now(),
+            created_at: tokio::time::Instant::now().into_std(),
             offset: None,
             key: None,
             partition: None,
@@ -946,7 +946,7 @@ impl TopicMessage {
         TopicMessage {
             topic: topic.clone(),
             format,
-            created_at: std::time::Instant::now(),
+            created_at: tokio::time::Instant::now().into_std(),
             offset: None,
             key: entry.key.clone(),
             partition: None,
@@ -1250,6 +1250,10 @@ impl TopicMessage {
 
     /// True once `ttl` has passed since the message was built or published.
     ///
+    /// Measured on Tokio's clock, as the queue's TTL is (the system's
+    /// outside a runtime): with time paused in a test, it follows
+    /// `tokio::time::advance`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1263,7 +1267,10 @@ impl TopicMessage {
     /// # Ok::<(), tokio_memq::Error>(())
     /// ```
     pub fn is_expired(&self, ttl: std::time::Duration) -> bool {
-        self.created_at.elapsed() > ttl
+        tokio::time::Instant::now()
+            .into_std()
+            .saturating_duration_since(self.created_at)
+            > ttl
     }
 
     /// Reads the payload as a `T` in `format` rather than the message's

@@ -315,12 +315,18 @@ impl MessageQueue {
     }
 
     /// Like [`subscribe_partition`](Self::subscribe_partition), creating
-    /// the topic with `options` and `partition + 1` partitions when absent
-    /// (the 1.0.0 behaviour).
+    /// the topic with `options` and `options.partitions` partitions (or
+    /// `partition + 1`) when absent (the 1.0.0 behaviour). An existing
+    /// topic must match `options` as for
+    /// [`create_partitioned_topic`](Self::create_partitioned_topic).
     ///
     /// # Errors
     ///
-    /// As [`create_partitioned_topic`](Self::create_partitioned_topic) and
+    /// As [`create_partitioned_topic`](Self::create_partitioned_topic)
+    /// (an existing topic with other retention options is
+    /// [`TopicError::OptionsMismatch`], with another count than
+    /// `options.partitions` [`TopicError::PartitionCount`], a plain topic
+    /// [`TopicError::NotPartitioned`]) and
     /// [`subscribe_partition`](Self::subscribe_partition).
     ///
     /// # Examples
@@ -349,10 +355,15 @@ impl MessageQueue {
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
         let topic = topic.as_ref();
-        if self.registry().get(topic).is_none() {
-            let count = options.partitions.unwrap_or(partition + 1);
-            self.create_partitioned_topic(topic, options, count).await?;
-        }
+        // An existing topic is checked against `options` (retention, and
+        // the count when given) as `create_partitioned_topic` checks it.
+        let count = match (options.partitions, self.registry().get(topic).map(|e| e.log)) {
+            (Some(count), _) => count,
+            (None, Some(Log::Partitioned(log))) => log.partition_count(),
+            (None, _) => partition + 1,
+        };
+        self.registry()
+            .get_or_create_partitioned(topic, &options, count)?;
         self.subscribe_partition(topic, partition, consumer_id, mode)
             .await
     }

@@ -277,7 +277,15 @@ async fn values_that_cannot_be_serialized_come_back() {
     // JSON maps need string keys.
     let value: HashMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
     match mq.publisher("strict").publish(value.clone()).await {
-        Err(PublishError::Encode { value: back, error }) => {
+        Err(err @ PublishError::Encode { .. }) => {
+            // Says what failed, and the cause is its source (the codec's
+            // error below it), as the kind's text says.
+            assert_eq!(err.to_string(), err.kind().to_string());
+            let source = std::error::Error::source(&err).expect("the encode error");
+            assert!(source.to_string().contains("key"), "{source}");
+            let PublishError::Encode { value: back, error } = err else {
+                unreachable!()
+            };
             assert_eq!(back, value);
             assert_eq!(error.kind(), CodecErrorKind::Serialize);
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::timeout;
 use tokio_memq::{
     ConsumptionMode, Error, MessageQueue, PartitionRouting, PublishError, RecvError, SerializationFormat,
-    TopicMessage, TopicOptions,
+    TopicError, TopicMessage, TopicOptions,
 };
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -883,4 +883,101 @@ async fn batches_say_where_every_message_landed() {
         Err(PublishError::Closed(values)) => assert_eq!(values, [7, 8]),
         other => panic!("expected Closed, got {other:?}"),
     }
+}
+
+/// `is_expired` of a received message follows Tokio's clock, as the TTL of
+/// the queue does: with time paused, `advance` ages it and nothing else
+/// does (it compared the system clock with a Tokio timestamp).
+#[tokio::test(start_paused = true)]
+async fn is_expired_follows_the_tokio_clock() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("t").await.unwrap();
+    mq.publisher("t").publish(1u8).await.unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let built = TopicMessage::new("t", 2u8).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !msg.is_expired(Duration::from_millis(10)),
+        "paused: no time passed"
+    );
+    assert!(!built.is_expired(Duration::from_millis(10)));
+    tokio::time::advance(Duration::from_secs(10)).await;
+    for m in [&msg, &built] {
+        assert!(m.is_expired(Duration::from_secs(5)));
+        assert!(!m.is_expired(Duration::from_secs(20)));
+    }
+}
+
+/// `subscribe_partition_with_options` on an existing topic checks the
+/// options as `create_partitioned_topic` does (it ignored them).
+#[tokio::test]
+async fn subscribe_partition_with_options_checks_an_existing_topic() {
+    let mq = MessageQueue::new();
+    let small = TopicOptions {
+        max_messages: Some(10),
+        ..TopicOptions::default()
+    };
+    mq.create_partitioned_topic("p", small.clone(), 3).await.unwrap();
+    // Same options: subscribes, whatever partition it names.
+    let sub = mq
+        .subscribe_partition_with_options("p", 0, small.clone(), None, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(mq.get_all_partition_stats("p").await.len(), 3, "not re-created");
+    // Other retention: a mismatch, not a silent subscribe.
+    let big = TopicOptions {
+        max_messages: Some(1000),
+        ..TopicOptions::default()
+    };
+    let err = mq
+        .subscribe_partition_with_options("p", 1, big, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap_err();
+    assert_eq!(err, TopicError::OptionsMismatch { topic: "p".into() });
+    // Another count.
+    let four = TopicOptions {
+        partitions: Some(4),
+        ..small.clone()
+    };
+    let err = mq
+        .subscribe_partition_with_options("p", 1, four, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TopicError::PartitionCount { requested: 4, .. }),
+        "{err:?}"
+    );
+    // A plain topic of that name.
+    mq.create_topic("plain", TopicOptions::default()).await.unwrap();
+    let err = mq
+        .subscribe_partition_with_options(
+            "plain",
+            0,
+            TopicOptions::default(),
+            None,
+            ConsumptionMode::Earliest,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TopicError::NotPartitioned {
+            topic: "plain".into()
+        }
+    );
+    // Absent: created with `options.partitions`.
+    let two = TopicOptions {
+        partitions: Some(2),
+        ..TopicOptions::default()
+    };
+    mq.subscribe_partition_with_options("fresh", 0, two, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(mq.get_all_partition_stats("fresh").await.len(), 2);
+    // The subscriber that matched still works.
+    mq.publish_to_partitioned(TopicMessage::new("p", 5u8).unwrap())
+        .await
+        .unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!((msg.partition, msg.deserialize::<u8>().unwrap()), (Some(0), 5));
 }
