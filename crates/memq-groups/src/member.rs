@@ -482,6 +482,13 @@ impl<T: Clone + Send + 'static> Member<T> {
                 waiter.sleep = None;
                 return Poll::Pending;
             };
+            if waiter.sleep.is_none() && tokio::runtime::Handle::try_current().is_err() {
+                // No timer outside a runtime (`sleep_until` would panic):
+                // an idle member's messages are claimed when this receive
+                // is polled again after the deadline (a blocking receive
+                // polls again every few milliseconds).
+                return Poll::Pending;
+            }
             let sleep = match &mut waiter.sleep {
                 Some(s) => {
                     if s.deadline() != deadline {

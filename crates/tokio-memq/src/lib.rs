@@ -186,6 +186,7 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod convert;
 mod decode;
 mod error;
@@ -197,6 +198,7 @@ mod options;
 mod partitioned;
 mod publisher;
 mod queue;
+mod sink;
 mod subscriber;
 mod traits;
 mod weigh;
@@ -246,7 +248,8 @@ pub use message::{
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;
 pub use queue::{GroupBuilder, MessageQueue};
-pub use subscriber::Subscriber;
+pub use sink::PublishSink;
+pub use subscriber::{Iter, Subscriber, SubscriberStream, TypedStream};
 pub use traits::{AsyncMessagePublisher, MessagePublisher, MessageSubscriber, QueueManager};
 
 /// The 1.0.0 module paths (`tokio_memq::mq::MessageQueue` and friends).

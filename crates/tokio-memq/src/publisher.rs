@@ -556,8 +556,9 @@ impl Publisher {
     ///
     /// # Panics
     ///
-    /// When it has to wait (the topic is full) outside a Tokio runtime
-    /// with the time driver enabled.
+    /// When it has to wait (the topic is full) in a Tokio runtime built
+    /// without the time driver. Outside any runtime the timeout runs on a
+    /// timer thread of this crate.
     ///
     /// # Examples
     ///
@@ -588,6 +589,142 @@ impl Publisher {
         self.publish_routed(entry, Some(timeout), back)
             .await
             .map(|(_, o)| o)
+    }
+
+    /// [`publish`](Self::publish) for threads that are not async: waits on
+    /// this thread (for room, on a topic with backpressure) and returns
+    /// the offset. Needs no runtime; behaves as `publish` does (the same
+    /// backpressure, the same errors).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code (a Tokio worker thread, inside
+    /// `block_on`), as Tokio's own blocking calls do: blocking there would
+    /// stall the tasks of that thread. Use `publish(..).await` there, or
+    /// call this from `tokio::task::spawn_blocking`.
+    ///
+    /// # Examples
+    ///
+    /// A plain thread, no runtime anywhere:
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let mq = MessageQueue::new();
+    /// let publisher = mq.publisher("clicks");
+    /// let offsets = std::thread::spawn(move || {
+    ///     (0..3u32).map(|i| publisher.blocking_publish(i).unwrap()).collect::<Vec<_>>()
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(offsets, [0, 1, 2]);
+    /// ```
+    pub fn blocking_publish<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+    ) -> Result<u64, PublishError<T>> {
+        crate::blocking::block_on(self.publish(data))
+    }
+
+    /// [`publish_bytes`](Self::publish_bytes) for threads that are not
+    /// async, as [`blocking_publish`](Self::blocking_publish).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_bytes`](Self::publish_bytes).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code, as [`blocking_publish`](Self::blocking_publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, SerializationFormat};
+    ///
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.blocking_subscriber("frames", tokio_memq::ConsumptionMode::Latest)?;
+    /// mq.publisher("frames").blocking_publish_bytes(vec![1u8, 2, 3], SerializationFormat::Raw)?;
+    /// assert_eq!(sub.blocking_recv()?.payload_bytes(), [1, 2, 3]);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_publish_bytes(
+        &self,
+        data: impl Into<Bytes>,
+        format: SerializationFormat,
+    ) -> Result<u64, PublishError<Bytes>> {
+        crate::blocking::block_on(self.publish_bytes(data, format))
+    }
+
+    /// [`publish_batch`](Self::publish_batch) for threads that are not
+    /// async, as [`blocking_publish`](Self::blocking_publish).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_batch`](Self::publish_batch).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code, as [`blocking_publish`](Self::blocking_publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let mq = MessageQueue::new();
+    /// assert_eq!(mq.publisher("jobs").blocking_publish_batch(vec!["a", "b", "c"])?, 0..3);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_publish_batch<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: Vec<T>,
+    ) -> Result<Range<u64>, PublishError<Vec<T>>> {
+        crate::blocking::block_on(self.publish_batch(data))
+    }
+
+    /// A [`Sink`](futures_sink::Sink) of `T` values that publishes each as
+    /// [`publish`](Self::publish) does (the sink holds a clone of this
+    /// publisher): for `stream.forward(publisher.sink())` and the other
+    /// `SinkExt` combinators. On a topic with backpressure the sink is not
+    /// ready for the next value until the last one is published. Errors
+    /// are [`PublishError`]s with the value handed back.
+    ///
+    /// # Examples
+    ///
+    /// Moving the valid readings of one topic to another:
+    ///
+    /// ```
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let raw = mq.subscriber("raw").await?.into_typed_stream::<i32>();
+    /// let clean = mq.subscriber("clean").await?;
+    /// let publisher = mq.publisher("raw");
+    /// publisher.publish(1i32).await?;
+    /// publisher.publish("garbage").await?;
+    /// publisher.publish(3i32).await?;
+    /// drop(publisher);
+    /// mq.delete_topic("raw").await; // the stream ends after what it retains
+    ///
+    /// let valid = raw.filter_map(|r| std::future::ready(r.ok())).map(Ok);
+    /// valid.forward(mq.publisher("clean").sink()).await?;
+    /// assert_eq!(clean.recv_batch_typed::<i32>(10).await?, [1, 3]);
+    ///
+    /// let mut sink = mq.publisher("clean").sink();
+    /// sink.send(5i32).await?;
+    /// assert_eq!(clean.recv_typed::<i32>().await?, 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn sink<T: Serialize + Send + Sync + 'static>(&self) -> crate::PublishSink<T> {
+        crate::PublishSink::new(self.clone())
     }
 
     /// Publishes `data` as one contiguous run of offsets, nothing
@@ -1134,13 +1271,13 @@ where
     let Some(timeout) = timeout else {
         return publish.await.map_err(PublishError::from);
     };
-    let sleep = tokio::time::sleep(timeout);
-    tokio::pin!(sleep);
+    // Tokio's timer in a runtime, a timer thread outside one.
+    let mut delay = crate::blocking::Delay::new(timeout);
     poll_fn(|cx| {
         if let Poll::Ready(r) = Pin::new(&mut publish).poll(cx) {
             return Poll::Ready(r.map_err(PublishError::from));
         }
-        if sleep.as_mut().poll(cx).is_ready() {
+        if delay.poll_elapsed(cx).is_ready() {
             if let Some(entry) = take(&mut publish) {
                 return Poll::Ready(Err(PublishError::Timeout(entry)));
             }

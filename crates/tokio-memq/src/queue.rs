@@ -582,6 +582,35 @@ impl MessageQueue {
         self.subscribe(topic.as_ref(), None, ConsumptionMode::default())
     }
 
+    /// [`subscriber`](Self::subscriber) for threads that are not async,
+    /// with the [`ConsumptionMode`] to start from (subscribing never
+    /// waits; this may be called from async code too). Receive with
+    /// [`Subscriber::blocking_recv`] and its kin, or [`Subscriber::iter`].
+    ///
+    /// # Errors
+    ///
+    /// As [`subscriber_with_options_and_mode`](Self::subscriber_with_options_and_mode)
+    /// without options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("log").blocking_publish("retained")?;
+    /// let sub = mq.blocking_subscriber("log", ConsumptionMode::Earliest)?;
+    /// assert_eq!(sub.blocking_recv()?.deserialize::<String>()?, "retained");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_subscriber(
+        &self,
+        topic: impl AsRef<str>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        self.subscribe(topic.as_ref(), None, mode)
+    }
+
     /// Subscribes to `topic`, creating it with `options` when absent.
     ///
     /// # Errors
@@ -1353,6 +1382,39 @@ impl GroupBuilder<'_> {
     /// # Ok(()) }
     /// ```
     pub async fn join(self) -> Result<Subscriber, TopicError> {
+        self.join_now()
+    }
+
+    /// [`join`](Self::join) for threads that are not async (joining never
+    /// waits; this may be called from async code too).
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("jobs").blocking_publish_batch(vec![1u32, 2])?;
+    /// let worker = std::thread::spawn({
+    ///     let mq = mq.clone();
+    ///     move || {
+    ///         let member = mq.group("jobs", "workers").mode(ConsumptionMode::Earliest).blocking_join()?;
+    ///         let batch = member.blocking_recv_batch(10)?;
+    ///         anyhow::Ok(batch.len())
+    ///     }
+    /// });
+    /// assert_eq!(worker.join().unwrap()?, 2);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_join(self) -> Result<Subscriber, TopicError> {
+        self.join_now()
+    }
+
+    fn join_now(self) -> Result<Subscriber, TopicError> {
         let registry = self.queue.registry();
         let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
         let existing = entry.groups.lock().get(&self.group).cloned();

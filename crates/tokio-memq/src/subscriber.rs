@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -650,7 +650,9 @@ impl Subscriber {
     ///
     /// # Panics
     ///
-    /// Outside a Tokio runtime with the time driver enabled.
+    /// In a Tokio runtime built without the time driver. Outside any
+    /// runtime (for example under another executor) the timeout runs on a
+    /// timer thread of this crate.
     ///
     /// # Examples
     ///
@@ -669,9 +671,149 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
-        match tokio::time::timeout(timeout, self.recv()).await {
-            Ok(r) => r.map(Some),
-            Err(_elapsed) => Ok(None),
+        let mut delay = crate::blocking::Delay::new(timeout);
+        let mut recv = std::pin::pin!(self.recv());
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = recv.as_mut().poll(cx) {
+                return Poll::Ready(r.map(Some));
+            }
+            delay.poll_elapsed(cx).map(|()| Ok(None))
+        })
+        .await
+    }
+
+    /// [`recv`](Self::recv) for threads that are not async: waits on this
+    /// thread for the next message. Needs no runtime; behaves as `recv`
+    /// does (`Lagged(n)` once after messages were evicted unread, then the
+    /// rest; `Closed` once the topic is closed and drained).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code (a Tokio worker thread, inside
+    /// `block_on`), as Tokio's own blocking calls do: blocking there would
+    /// stall the tasks of that thread. Use `recv().await` there, or call
+    /// this from `tokio::task::spawn_blocking`.
+    ///
+    /// # Examples
+    ///
+    /// An async task hands work to a plain thread:
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue, RecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("work").await?;
+    /// let worker = std::thread::spawn(move || {
+    ///     let mut done = Vec::new();
+    ///     loop {
+    ///         match sub.blocking_recv() {
+    ///             Ok(msg) => done.push(msg.deserialize::<u32>().unwrap()),
+    ///             Err(RecvError::Lagged(_)) => continue,
+    ///             Err(_closed) => return done,
+    ///         }
+    ///     }
+    /// });
+    /// mq.publisher("work").publish_batch(vec![1u32, 2, 3]).await?;
+    /// mq.close(); // the thread drains what is retained, then sees `Closed`
+    /// assert_eq!(worker.join().unwrap(), [1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn blocking_recv(&self) -> Result<TopicMessage, RecvError> {
+        crate::blocking::block_on(self.recv())
+    }
+
+    /// [`blocking_recv`](Self::blocking_recv) waiting at most `timeout`;
+    /// `Ok(None)` when nothing came. Needs no runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code, as [`blocking_recv`](Self::blocking_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.blocking_subscriber("alerts", ConsumptionMode::Latest)?;
+    /// assert!(sub.blocking_recv_timeout(Duration::from_millis(10))?.is_none());
+    /// mq.publisher("alerts").blocking_publish("disk full")?;
+    /// let msg = sub.blocking_recv_timeout(Duration::from_secs(5))?.expect("one is waiting");
+    /// assert_eq!(msg.deserialize::<String>()?, "disk full");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
+        match std::time::Instant::now().checked_add(timeout) {
+            Some(deadline) => crate::blocking::block_on_until(self.recv(), deadline).transpose(),
+            None => self.blocking_recv().map(Some),
+        }
+    }
+
+    /// [`recv_batch`](Self::recv_batch) for threads that are not async, as
+    /// [`blocking_recv`](Self::blocking_recv).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](Self::recv_batch).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code, as [`blocking_recv`](Self::blocking_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("jobs").blocking_publish_batch(vec![1u8, 2, 3])?;
+    /// let sub = mq.blocking_subscriber("jobs", ConsumptionMode::Earliest)?;
+    /// assert_eq!(sub.blocking_recv_batch(2)?.len(), 2);
+    /// assert_eq!(sub.blocking_recv_batch(2)?.len(), 1, "what is there");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_recv_batch(&self, max: usize) -> Result<Vec<TopicMessage>, RecvError> {
+        crate::blocking::block_on(self.recv_batch(max))
+    }
+
+    /// The messages of this subscriber as a blocking `Iterator`, for
+    /// threads that are not async: each `next` waits as
+    /// [`blocking_recv`](Self::blocking_recv) does. Yields `Err(Lagged(n))`
+    /// where messages were evicted unread and goes on; ends when the topic
+    /// is closed and drained (as [`stream`](Self::stream) does).
+    ///
+    /// # Panics
+    ///
+    /// `next` panics when called from async code, as
+    /// [`blocking_recv`](Self::blocking_recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{ConsumptionMode, MessageQueue};
+    ///
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("lines").blocking_publish_batch(vec!["a", "b"])?;
+    /// let sub = mq.blocking_subscriber("lines", ConsumptionMode::Earliest)?;
+    /// mq.close(); // the iterator ends after what is retained
+    /// let lines = sub.iter().map(|m| m?.deserialize::<String>().map_err(anyhow::Error::from)).collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(lines, ["a", "b"]);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            stream: self.message_stream(),
         }
     }
 
@@ -1280,11 +1422,87 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, RecvError>> + Send + Unpin + '_ {
+        self.message_stream()
+    }
+
+    fn message_stream(&self) -> MessageStream<&Subscriber> {
         MessageStream {
-            sub: self,
             wait: self.waiter(),
+            sub: self,
             buf: Vec::with_capacity(1),
             done: false,
+        }
+    }
+
+    /// [`stream`](Self::stream) that owns the subscriber: `'static`, to
+    /// move into a task or keep in a struct.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    /// use tokio_stream::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let mut stream = mq.subscriber("events").await?.into_stream();
+    /// let sum = tokio::spawn(async move {
+    ///     let mut sum = 0;
+    ///     while let Some(msg) = stream.next().await {
+    ///         sum += msg?.deserialize::<u32>()?;
+    ///     }
+    ///     anyhow::Ok(sum)
+    /// });
+    /// mq.publisher("events").publish_batch(vec![1u32, 2, 3]).await?;
+    /// mq.close();
+    /// assert_eq!(sum.await??, 6);
+    /// # Ok(()) }
+    /// ```
+    pub fn into_stream(self) -> SubscriberStream {
+        SubscriberStream {
+            inner: MessageStream {
+                wait: self.waiter(),
+                sub: self,
+                buf: Vec::with_capacity(1),
+                done: false,
+            },
+        }
+    }
+
+    /// The messages of this subscriber read as `T`s, as a `Stream` that
+    /// owns the subscriber. A message that is not a valid `T` is an
+    /// `Err(RecvTypedError::Decode(_))` item (with its offset) and the
+    /// stream goes on; so does `Lagged(n)`. Ends when the topic is closed
+    /// and drained. Decodes with the subscriber's
+    /// [decode limits](Self::with_decode_limits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, RecvTypedError};
+    /// use tokio_stream::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let stream = mq.subscriber("readings").await?.into_typed_stream::<f64>();
+    /// let publisher = mq.publisher("readings");
+    /// publisher.publish(1.5f64).await?;
+    /// publisher.publish("not a number").await?;
+    /// publisher.publish(2.5f64).await?;
+    /// mq.close();
+    /// let items: Vec<Result<f64, RecvTypedError>> = stream.collect().await;
+    /// assert_eq!(items.len(), 3);
+    /// assert_eq!(items[0].as_ref().ok(), Some(&1.5));
+    /// assert!(matches!(&items[1], Err(RecvTypedError::Decode(e)) if e.offset() == Some(1)));
+    /// assert_eq!(items[2].as_ref().ok(), Some(&2.5));
+    /// # Ok(()) }
+    /// ```
+    pub fn into_typed_stream<T: DeserializeOwned + Clone + Send + Sync + 'static>(self) -> TypedStream<T> {
+        TypedStream {
+            inner: self.into_stream(),
+            _type: std::marker::PhantomData,
         }
     }
 
@@ -1900,14 +2118,16 @@ fn prepend(stash: &mut VecDeque<TopicMessage>, msgs: impl DoubleEndedIterator<It
     }
 }
 
-struct MessageStream<'a> {
-    sub: &'a Subscriber,
+/// A subscriber's messages as a stream, over a borrowed (`stream`) or
+/// owned (`into_stream`) subscriber.
+struct MessageStream<S> {
+    sub: S,
     wait: Wait,
     buf: Vec<TopicMessage>,
     done: bool,
 }
 
-impl Stream for MessageStream<'_> {
+impl<S: std::borrow::Borrow<Subscriber> + Unpin> Stream for MessageStream<S> {
     type Item = Result<TopicMessage, RecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -1915,7 +2135,7 @@ impl Stream for MessageStream<'_> {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.sub.poll_batch(cx, &mut this.wait, 1, &mut this.buf) {
+        match this.sub.borrow().poll_batch(cx, &mut this.wait, 1, &mut this.buf) {
             Poll::Ready(Err(RecvError::Closed)) => {
                 this.done = true;
                 Poll::Ready(None)
@@ -1930,5 +2150,142 @@ impl Stream for MessageStream<'_> {
             },
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// A subscriber's messages as a blocking iterator: see [`Subscriber::iter`].
+#[must_use = "iterators do nothing unless iterated"]
+pub struct Iter<'a> {
+    stream: MessageStream<&'a Subscriber>,
+}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("topic", &self.stream.sub.topic)
+            .finish()
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<TopicMessage, RecvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let stream = &mut self.stream;
+        crate::blocking::block_on(poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)))
+    }
+}
+
+/// A subscriber's messages as a `Stream` that owns the subscriber: see
+/// [`Subscriber::into_stream`].
+#[must_use = "streams do nothing unless polled"]
+pub struct SubscriberStream {
+    inner: MessageStream<Subscriber>,
+}
+
+impl SubscriberStream {
+    /// The subscriber, to seek, commit or read its lag between items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    /// use tokio_stream::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let mut stream = mq.subscriber("t").await?.into_stream();
+    /// mq.publisher("t").publish_batch(vec![1u8, 2]).await?;
+    /// assert_eq!(stream.subscriber().lag(), 2);
+    /// stream.next().await.unwrap()?;
+    /// assert_eq!(stream.subscriber().lag(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn subscriber(&self) -> &Subscriber {
+        &self.inner.sub
+    }
+
+    /// The subscriber back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let stream = mq.subscriber("t").await?.into_stream();
+    /// let sub = stream.into_subscriber();
+    /// assert_eq!(sub.topic(), "t");
+    /// # Ok(()) }
+    /// ```
+    pub fn into_subscriber(self) -> Subscriber {
+        self.inner.sub
+    }
+}
+
+impl fmt::Debug for SubscriberStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriberStream")
+            .field("subscriber", &self.inner.sub)
+            .finish()
+    }
+}
+
+impl Stream for SubscriberStream {
+    type Item = Result<TopicMessage, RecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+/// A subscriber's messages read as `T`s: see [`Subscriber::into_typed_stream`].
+#[must_use = "streams do nothing unless polled"]
+pub struct TypedStream<T> {
+    inner: SubscriberStream,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> TypedStream<T> {
+    /// The subscriber, as [`SubscriberStream::subscriber`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let stream = mq.subscriber("t").await?.into_typed_stream::<u8>();
+    /// assert_eq!(stream.subscriber().topic(), "t");
+    /// # Ok(()) }
+    /// ```
+    pub fn subscriber(&self) -> &Subscriber {
+        self.inner.subscriber()
+    }
+}
+
+impl<T> fmt::Debug for TypedStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedStream")
+            .field("type", &std::any::type_name::<T>())
+            .field("subscriber", self.subscriber())
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Stream for TypedStream<T> {
+    type Item = Result<T, RecvTypedError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = &mut self.inner;
+        Pin::new(&mut *inner).poll_next(cx).map(|item| {
+            item.map(|r| match r {
+                Ok(msg) => inner.subscriber().decode(&msg).map_err(RecvTypedError::from),
+                Err(e) => Err(RecvTypedError::from(e)),
+            })
+        })
     }
 }

@@ -38,6 +38,13 @@ fn handles_and_futures() {
     all(&sub.stream());
     send(&mq.subscriber("y"));
     send(&mq.delete_topic("y"));
+    send(&p.publish_timeout(1u8, std::time::Duration::from_secs(1)));
+    all(&p.sink::<u8>());
+    all(&sub.iter());
     sync(&sub);
     unpin(&sub);
+    let sub = rt.block_on(mq.subscriber("x")).unwrap();
+    all(&sub.into_stream());
+    let sub = rt.block_on(mq.subscriber("x")).unwrap();
+    all(&sub.into_typed_stream::<String>());
 }

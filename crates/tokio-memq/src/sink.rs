@@ -1,0 +1,104 @@
+//! Publishing from a `Stream`: a [`futures_sink::Sink`] over a publisher.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_sink::Sink;
+use serde::Serialize;
+
+use crate::error::PublishError;
+use crate::publisher::Publisher;
+
+type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + Send + Sync>>;
+
+/// A [`Sink`] of `T` values that publishes each with
+/// [`Publisher::publish`]: see [`Publisher::sink`].
+///
+/// A value is published at once when the topic has room; on a full topic
+/// with backpressure (`lru_enabled: false`) the sink holds that one value
+/// and is not ready for the next until it is published, so a `forward`
+/// waits as `publish` does. An error hands the value back
+/// ([`PublishError`]) and leaves the sink usable.
+#[must_use = "sinks do nothing unless used"]
+pub struct PublishSink<T> {
+    publisher: Publisher,
+    in_flight: Option<InFlight<T>>,
+}
+
+impl<T> PublishSink<T> {
+    pub(crate) fn new(publisher: Publisher) -> Self {
+        PublishSink {
+            publisher,
+            in_flight: None,
+        }
+    }
+
+    /// The publisher the sink publishes with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let mq = MessageQueue::new();
+    /// let sink = mq.publisher("out").sink::<u32>();
+    /// assert_eq!(sink.publisher().topic(), "out");
+    /// ```
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Drives the publish the sink holds, if any, to its end.
+    fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PublishError<T>>> {
+        let Some(publish) = &mut self.in_flight else {
+            return Poll::Ready(Ok(()));
+        };
+        let done = publish.as_mut().poll(cx);
+        if done.is_ready() {
+            self.in_flight = None;
+        }
+        done.map(|r| r.map(drop))
+    }
+}
+
+impl<T> fmt::Debug for PublishSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishSink")
+            .field("publisher", &self.publisher)
+            .field("waiting", &self.in_flight.is_some())
+            .finish()
+    }
+}
+
+impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
+    type Error = PublishError<T>;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_in_flight(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        let this = self.get_mut();
+        match this.publisher.try_publish(item) {
+            Ok(_) => Ok(()),
+            // No room now: wait for it as `publish` does, driven by
+            // `poll_ready` / `poll_flush`.
+            Err(PublishError::Full(item)) => {
+                let publisher = this.publisher.clone();
+                this.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_in_flight(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_in_flight(cx)
+    }
+}

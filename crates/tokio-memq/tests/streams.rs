@@ -1,0 +1,157 @@
+//! Owned and typed streams (`into_stream`, `into_typed_stream`) and the
+//! publisher's `Sink` (`Publisher::sink`): moved into tasks, lag and
+//! decode errors as items that do not end the stream, the end on close,
+//! backpressure through `forward`, errors that hand the value back.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::timeout;
+use tokio_memq::{
+    ConsumptionMode, MessageQueue, PublishError, RecvError, RecvTypedError, SubscriberStream, TopicOptions,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_stream_moves_into_a_task_and_reports_lag_then_goes_on() {
+    let mq = MessageQueue::new();
+    let small = TopicOptions {
+        max_messages: Some(3),
+        ..TopicOptions::default()
+    };
+    let stream: SubscriberStream = mq
+        .subscriber_with_options_and_mode("t", small, ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+        .into_stream();
+    let publisher = mq.publisher("t");
+    for i in 0..5u32 {
+        publisher.publish(i).await.unwrap();
+    }
+    assert_eq!(stream.subscriber().lag(), 5, "two of them evicted unread");
+    drop(publisher);
+    mq.close();
+    let items = timeout(LIMIT, tokio::spawn(stream.collect::<Vec<_>>()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap_err(), &RecvError::Lagged(2));
+    let values: Vec<u32> = items[1..]
+        .iter()
+        .map(|m| m.as_ref().unwrap().deserialize().unwrap())
+        .collect();
+    assert_eq!(values, [2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_typed_stream_yields_decode_errors_and_goes_on() {
+    let mq = MessageQueue::new();
+    let mut stream = mq.subscriber("n").await.unwrap().into_typed_stream::<u16>();
+    let publisher = mq.publisher("n");
+    publisher.publish(1u16).await.unwrap();
+    publisher.publish(70_000u32).await.unwrap(); // does not fit a u16
+    publisher.publish("two").await.unwrap();
+    publisher.publish(3u16).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(timeout(LIMIT, stream.next()).await.unwrap().unwrap());
+    }
+    assert_eq!(got[0].as_ref().ok(), Some(&1));
+    for (i, offset) in [(1, 1), (2, 2)] {
+        match &got[i] {
+            Err(RecvTypedError::Decode(e)) => assert_eq!(e.offset(), Some(offset)),
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+    assert_eq!(got[3].as_ref().ok(), Some(&3));
+    // Nothing more until something is published; then the end on close.
+    assert!(timeout(Duration::from_millis(20), stream.next()).await.is_err());
+    mq.close();
+    assert!(timeout(LIMIT, stream.next()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_into_a_sink_keeps_order_through_backpressure() {
+    let mq = MessageQueue::new();
+    let tight = TopicOptions {
+        max_messages: Some(2),
+        lru_enabled: false,
+        ..TopicOptions::default()
+    };
+    let out = mq
+        .subscriber_with_options_and_mode("out", tight, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let source = futures_util::stream::iter((0..500u32).map(Ok));
+    let sink = mq.publisher("out").sink::<u32>();
+    let forward = tokio::spawn(async move { source.forward(sink).await });
+    let mut got = Vec::new();
+    while got.len() < 500 {
+        got.push(timeout(LIMIT, out.recv_typed::<u32>()).await.unwrap().unwrap());
+    }
+    timeout(LIMIT, forward).await.unwrap().unwrap().unwrap();
+    assert_eq!(got, (0..500).collect::<Vec<_>>());
+    assert_eq!(mq.get_topic_stats("out").await.unwrap().published, 500);
+}
+
+#[tokio::test]
+async fn a_sink_error_hands_the_value_back_and_the_sink_stays_usable() {
+    let mq = MessageQueue::new();
+    let full = TopicOptions {
+        max_messages: Some(1),
+        lru_enabled: false,
+        ..TopicOptions::default()
+    };
+    let sub = mq
+        .subscriber_with_options_and_mode("one", full, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let mut sink = mq.publisher("one").sink::<String>();
+    sink.send("first".to_string()).await.unwrap();
+    // The topic is full: the next send waits (the sink is not ready)...
+    let mut second = Box::pin(sink.send("second".to_string()));
+    assert!(timeout(Duration::from_millis(20), &mut second).await.is_err());
+    // ...until the reader makes room.
+    assert_eq!(sub.recv_typed::<String>().await.unwrap(), "first");
+    timeout(LIMIT, second).await.unwrap().unwrap();
+    assert_eq!(sub.recv_typed::<String>().await.unwrap(), "second");
+    // Deleted topic: the value comes back in the error.
+    mq.delete_topic("one").await;
+    let err = timeout(LIMIT, sink.send("third".to_string()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err, PublishError::Closed("third".to_string()));
+    let err = timeout(LIMIT, sink.send("fourth".to_string()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.into_inner(), "fourth", "still usable, still honest");
+}
+
+#[tokio::test]
+async fn a_stream_and_a_sink_relay_one_topic_into_another() {
+    let mq = MessageQueue::new();
+    let source = mq.subscriber("in").await.unwrap().into_typed_stream::<u32>();
+    let out = mq.subscriber("out").await.unwrap();
+    let publisher = mq.publisher("in");
+    for i in 0..10u32 {
+        publisher.publish(i).await.unwrap();
+    }
+    drop(publisher);
+    mq.delete_topic("in").await;
+    let doubled = source
+        .filter_map(|r| std::future::ready(r.ok()))
+        .map(|n| Ok(n * 2));
+    timeout(LIMIT, doubled.forward(mq.publisher("out").sink::<u32>()))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = timeout(LIMIT, out.recv_batch_typed::<u32>(100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, (0..10).map(|n| n * 2).collect::<Vec<_>>());
+}
