@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `fan-out`, `batches`, `batches-lent`, `1mib`, `100mib`);
+//! `--only` runs one row (`1kib`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`);
 //! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
@@ -36,7 +36,7 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 6] = ["1kib", "fan-out", "batches", "batches-lent", "1mib", "100mib"];
+const ROWS: [&str; 7] = ["1kib", "fan-out", "groups", "batches", "batches-lent", "1mib", "100mib"];
 
 struct Row {
     scenario: String,
@@ -92,6 +92,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("fan-out") {
         rows.push(fan_out(&rt, n(200_000), 10, &kib, cap));
+    }
+    if wanted("groups") {
+        rows.push(groups(&rt, n(400_000), 10, &kib, cap));
     }
     if wanted("batches") {
         rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap, false));
@@ -252,6 +255,69 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
         ours,
         mpsc: Some(mpsc),
         broadcast: Some(broadcast),
+    }
+}
+
+/// `publishers` publishers to a consumer group of as many members, each
+/// receiving with `recv` (scenario C; its peers are in the criterion suite).
+fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -> Row {
+    let ours = rate(rt, || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mq = MessageQueue::new();
+            let per = n / publishers;
+            let total = per * publishers;
+            let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let done = std::sync::Arc::new(tokio::sync::Notify::new());
+            let mut members = Vec::new();
+            for _ in 0..publishers {
+                let member = mq
+                    .group("c", "workers")
+                    .options(lossless(capacity))
+                    .mode(tokio_memq::ConsumptionMode::Earliest)
+                    .join()
+                    .await
+                    .unwrap();
+                let (received, done) = (received.clone(), done.clone());
+                members.push(tokio::spawn(async move {
+                    let mut got = 0u64;
+                    while member.recv().await.is_ok() {
+                        got += 1;
+                        if received.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == total {
+                            done.notify_one();
+                        }
+                    }
+                    got
+                }));
+            }
+            let start = Instant::now();
+            for p in 0..publishers {
+                let publisher = mq.publisher("c");
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for i in 0..per {
+                        publisher.publish_bytes(pool.get(p * per + i), FORMAT).await.unwrap();
+                    }
+                });
+            }
+            done.notified().await;
+            let elapsed = start.elapsed();
+            mq.delete_topic("c").await;
+            let mut got = 0;
+            for m in members {
+                got += m.await.unwrap();
+            }
+            assert_eq!(got, total, "every message exactly once");
+            (got, elapsed)
+        })
+    });
+    Row {
+        scenario: format!("{publishers}P / group of {publishers}"),
+        payload: "1 KiB",
+        unit: "msgs/s",
+        ours,
+        mpsc: None,
+        broadcast: None,
     }
 }
 
@@ -425,15 +491,20 @@ fn print_table(config: &Config, rows: &[Row]) {
     for r in rows {
         let best = r.mpsc.into_iter().chain(r.broadcast).fold(0.0f64, f64::max);
         let cell = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), human);
+        // No peer in this table (or --ours-only): no ratio.
+        let ratio = if best > 0.0 {
+            format!("{:.2}x", r.ours / best)
+        } else {
+            "n/a".to_string()
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2}x |",
+            "| {} | {} | {} | {} | {} | {} | {ratio} |",
             r.scenario,
             r.payload,
             r.unit,
             human(r.ours),
             cell(r.mpsc),
             cell(r.broadcast),
-            r.ours / best
         );
     }
     println!();

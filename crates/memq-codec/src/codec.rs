@@ -16,6 +16,7 @@ use crate::format::SerializationFormat;
 use crate::formats::custom::CustomFormat;
 use crate::formats::Engine;
 use crate::frame::{self, FrameHeader, FrameVersion, HeaderMode};
+use crate::headers::Headers;
 use crate::limits::DecodeLimits;
 use crate::pipeline::{ByteProcessor, Compression, PipelineConfig, ProcessorPair};
 use crate::registry::DefaultSettings;
@@ -340,11 +341,65 @@ impl Codec {
     /// ```
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, CodecError> {
         let inner = &*self.inner;
+        let version = inner.pipeline.use_magic_header.then_some(inner.frame_version);
+        self.encode_framed(value, version, &Headers::new())
+    }
+
+    /// [`encode`](Self::encode) into a [version 3](FrameVersion::V3) frame that carries
+    /// `headers` (empty ones included), whatever frame version the codec writes otherwise.
+    /// [`decode_with_headers`](Self::decode_with_headers) gives them back; [`decode`](Self::decode)
+    /// and [`decode_frame`] read the value and pass over them.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode); [`InvalidConfig`](ErrorKind::InvalidConfig) for a codec that
+    /// writes no frame (`use_magic_header: false`: a bare payload has nowhere to put headers)
+    /// or writes version 1 frames (for 1.0.0 readers, which cannot read version 3);
+    /// [`TooLarge`](ErrorKind::TooLarge) for a header name over 64 KiB or headers over 4 GiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_codec::{Codec, Headers, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// let framed = PipelineConfig { use_magic_header: true, ..Default::default() };
+    /// let codec = Codec::new(SerializationFormat::MessagePack, SerializationConfig::Default, framed)?;
+    /// let headers = Headers::from([("trace-id", "abc"), ("hop", "gateway")]);
+    /// let frame = codec.encode_with_headers(&vec![1u32, 2], &headers)?;
+    /// let (value, back): (Vec<u32>, Headers) = codec.decode_with_headers(&frame)?;
+    /// assert_eq!((value, back), (vec![1, 2], headers));
+    /// assert_eq!(codec.decode::<Vec<u32>>(&frame)?, [1, 2], "plain decode passes over them");
+    /// # Ok::<(), memq_codec::CodecError>(())
+    /// ```
+    pub fn encode_with_headers<T: Serialize + ?Sized>(&self, value: &T, headers: &Headers) -> Result<Bytes, CodecError> {
+        let inner = &*self.inner;
+        if !inner.pipeline.use_magic_header {
+            return Err(CodecError::msg(
+                ErrorKind::InvalidConfig,
+                "headers travel in a frame: build the codec with use_magic_header: true",
+            ));
+        }
+        if inner.frame_version == FrameVersion::V1 {
+            return Err(CodecError::msg(
+                ErrorKind::InvalidConfig,
+                "a codec writing version 1 frames (for 1.0.0 readers) cannot carry headers",
+            ));
+        }
+        self.encode_framed(value, Some(FrameVersion::V3), headers)
+    }
+
+    /// Encodes `value` in a frame of `version` (none: a bare payload) with `headers` (version 3).
+    fn encode_framed<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        version: Option<FrameVersion>,
+        headers: &Headers,
+    ) -> Result<Bytes, CodecError> {
+        let inner = &*self.inner;
         let pipeline = &inner.pipeline;
-        let header_len = if pipeline.use_magic_header {
-            frame::header_len(inner.frame_version, &inner.format)
-        } else {
-            0
+        let header_len = match version {
+            Some(version) => frame::header_len(version, &inner.format, headers),
+            None => 0,
         };
         let mut out = Vec::with_capacity(header_len + INITIAL_CAPACITY);
         out.resize(header_len, 0);
@@ -371,14 +426,8 @@ impl Codec {
             }
         }
 
-        if header_len > 0 {
-            frame::write_header(
-                &mut out,
-                header_len,
-                inner.frame_version,
-                &inner.format,
-                compression,
-            )?;
+        if let Some(version) = version {
+            frame::write_header(&mut out, header_len, version, &inner.format, compression, headers)?;
         }
         Ok(Bytes::from(out))
     }
@@ -418,19 +467,52 @@ impl Codec {
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        self.decode_framed(bytes).map(|(value, _)| value)
+    }
+
+    /// [`decode`](Self::decode), with the [record headers](Headers) of a version 3 frame (none
+    /// for other frames and bare payloads).
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode); [`InvalidHeaders`](ErrorKind::InvalidHeaders) for a
+    /// malformed headers section (which `decode` reports too: the frame is wrong).
+    ///
+    /// # Examples
+    ///
+    /// See [`encode_with_headers`](Self::encode_with_headers). Older frames have none:
+    ///
+    /// ```
+    /// use memq_codec::{Codec, Headers, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// let framed = PipelineConfig { use_magic_header: true, ..Default::default() };
+    /// let codec = Codec::new(SerializationFormat::Json, SerializationConfig::Default, framed)?;
+    /// let (value, headers): (u8, Headers) = codec.decode_with_headers(&codec.encode(&7u8)?)?;
+    /// assert_eq!((value, headers.is_empty()), (7, true));
+    /// # Ok::<(), memq_codec::CodecError>(())
+    /// ```
+    pub fn decode_with_headers<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, Headers), CodecError> {
+        let (value, header) = self.decode_framed(bytes)?;
+        let headers = match header {
+            Some(h) if h.header_count() > 0 => h.read_headers(bytes),
+            _ => Headers::new(),
+        };
+        Ok((value, headers))
+    }
+
+    fn decode_framed<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, Option<FrameHeader>), CodecError> {
         let inner = &*self.inner;
         let own_compression = inner.pipeline.compression.kind();
+        let mut parsed = None;
         let (engine, compression, payload, strict) = match inner.header_mode {
             HeaderMode::Never => (Cow::Borrowed(&inner.engine), own_compression, bytes, false),
             mode => match frame::split(bytes)? {
                 Some((header, payload)) => {
                     let engine = engine_for_header(&header, Some(&inner.engine), None)?;
-                    (
-                        engine,
-                        header.compression(),
-                        payload,
-                        header.version() == FrameVersion::V2,
-                    )
+                    let strict = header.version() != FrameVersion::V1;
+                    let compression = header.compression();
+                    parsed = Some(header);
+                    (engine, compression, payload, strict)
                 }
                 None if mode == HeaderMode::Require => {
                     return Err(CodecError::msg(
@@ -441,14 +523,15 @@ impl Codec {
                 None => (Cow::Borrowed(&inner.engine), own_compression, bytes, false),
             },
         };
-        decode_payload(
+        let value = decode_payload(
             &engine,
             compression,
             payload,
             strict,
             Some(&inner.pipeline),
             &inner.limits,
-        )
+        )?;
+        Ok((value, parsed))
     }
 }
 
@@ -519,7 +602,7 @@ pub fn decode_frame<T: DeserializeOwned>(
                 &engine,
                 header.compression(),
                 payload,
-                header.version() == FrameVersion::V2,
+                header.version() != FrameVersion::V1,
                 None,
                 limits,
             )

@@ -68,6 +68,9 @@ pub enum ErrorKind {
     /// The format, its configuration and the pipeline do not fit together (a JSON format with
     /// a bincode configuration, a gzip level above 9, ...).
     InvalidConfig,
+    /// A version 3 frame's record headers section is malformed (a length past its end, a
+    /// count that does not match, a name that is not UTF-8).
+    InvalidHeaders,
 }
 
 impl ErrorKind {
@@ -97,6 +100,7 @@ impl ErrorKind {
             ErrorKind::Deserialize => "deserialization failed",
             ErrorKind::Processor => "processor failed",
             ErrorKind::InvalidConfig => "invalid configuration",
+            ErrorKind::InvalidHeaders => "invalid record headers",
         }
     }
 }

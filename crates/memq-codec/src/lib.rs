@@ -121,7 +121,27 @@
 //! * The first six bytes keep the version 1 layout, so format and compression sit at the same
 //!   offsets in both versions.
 //!
-//! Inside a version 2 frame the payload must be consumed exactly: bytes left over after the
+//! ## Version 3 (record headers)
+//!
+//! Version 2 with a [`Headers`] section between the custom format's name and the checksum,
+//! which covers it: written by [`Codec::encode_with_headers`] (or by a codec set to
+//! [`FrameVersion::V3`]), read back by [`Codec::decode_with_headers`]; `decode` and
+//! [`decode_frame`] read the value and pass over the headers.
+//!
+//! | offset | size | meaning |
+//! |---:|---:|---|
+//! | 0 | 10 (+ 1 + N) | as version 2, with version byte `0x03` |
+//! | S | 4 | headers section length `K`, u32 little endian |
+//! | S + 4 | K | header count `C` (u32 LE), then `C` times: name length (u16 LE), UTF-8 name, value length (u32 LE), value |
+//! | H - 4 | 4 | CRC-32 of bytes `0..H-4` followed by the payload |
+//! | H | L | payload |
+//!
+//! A section whose lengths run past its end, whose count does not match what it holds, or
+//! with a name that is not UTF-8 is [`InvalidHeaders`](ErrorKind::InvalidHeaders); the
+//! section is checked without allocating, and header values are copied out only by
+//! `decode_with_headers`.
+//!
+//! Inside a version 2 or 3 frame the payload must be consumed exactly: bytes left over after the
 //! value are an error, since nothing legitimate writes them. Write version 1 (with
 //! [`Codec::with_frame_version`]) only for a reader that is still 1.0.0.
 //!
@@ -188,6 +208,7 @@ mod error;
 mod format;
 mod formats;
 mod frame;
+mod headers;
 mod limits;
 mod pipeline;
 mod registry;
@@ -200,6 +221,7 @@ pub use error::{CodecError, ErrorKind};
 pub use format::SerializationFormat;
 pub use formats::custom::{CustomFormat, ErasedValue, ValueSink};
 pub use frame::{FrameHeader, FrameVersion, HeaderMode};
+pub use headers::Headers;
 pub use limits::DecodeLimits;
 pub use pipeline::{
     ByteProcessor, Compression, CompressionConfig, NoopProcessor, PipelineConfig, ProcessorPair,

@@ -1,5 +1,6 @@
 //! Fuzzes every way of decoding untrusted bytes: by the frame header with each fallback
-//! format, and through codecs of every format, compression and header mode.
+//! format, and through codecs of every format, compression and header mode (with and without
+//! reading a version 3 frame's record headers).
 //!
 //! Whatever the input, decoding must return (an error or a value) without panicking, without
 //! allocating past the limit set here, and without overflowing the stack (libFuzzer's threads
@@ -91,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = codec.decode::<Message>(data);
                 let _ = codec.decode::<Tree>(data);
                 let _ = codec.decode::<Vec<u8>>(data);
+                let _ = codec.decode_with_headers::<Vec<u8>>(data);
             }
         }
     }
