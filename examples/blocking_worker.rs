@@ -78,7 +78,10 @@ fn run(jobs: u32) -> anyhow::Result<Vec<Done>> {
         match results.blocking_recv_timeout(Duration::from_millis(5))? {
             Some(msg) => {
                 let result: Done = msg.deserialize()?;
-                println!("ui: job {} done by worker {} ({} pixels)", result.id, result.worker, result.pixels);
+                println!(
+                    "ui: job {} done by worker {} ({} pixels)",
+                    result.id, result.worker, result.pixels
+                );
                 done.push(result);
             }
             None => println!("ui: {} of {jobs} done, drawing a frame", done.len()),

@@ -36,7 +36,15 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 7] = ["1kib", "fan-out", "groups", "batches", "batches-lent", "1mib", "100mib"];
+const ROWS: [&str; 7] = [
+    "1kib",
+    "fan-out",
+    "groups",
+    "batches",
+    "batches-lent",
+    "1mib",
+    "100mib",
+];
 
 struct Row {
     scenario: String,
@@ -296,7 +304,10 @@ fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     for i in 0..per {
-                        publisher.publish_bytes(pool.get(p * per + i), FORMAT).await.unwrap();
+                        publisher
+                            .publish_bytes(pool.get(p * per + i), FORMAT)
+                            .await
+                            .unwrap();
                     }
                 });
             }

@@ -371,7 +371,11 @@ impl Codec {
     /// assert_eq!(codec.decode::<Vec<u32>>(&frame)?, [1, 2], "plain decode passes over them");
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
-    pub fn encode_with_headers<T: Serialize + ?Sized>(&self, value: &T, headers: &Headers) -> Result<Bytes, CodecError> {
+    pub fn encode_with_headers<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        headers: &Headers,
+    ) -> Result<Bytes, CodecError> {
         let inner = &*self.inner;
         if !inner.pipeline.use_magic_header {
             return Err(CodecError::msg(
@@ -500,7 +504,10 @@ impl Codec {
         Ok((value, headers))
     }
 
-    fn decode_framed<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, Option<FrameHeader>), CodecError> {
+    fn decode_framed<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(T, Option<FrameHeader>), CodecError> {
         let inner = &*self.inner;
         let own_compression = inner.pipeline.compression.kind();
         let mut parsed = None;

@@ -8,8 +8,8 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::error::{CodecError, ErrorKind};
-use crate::headers::Headers;
 use crate::format::{SerializationFormat, CODE_BINCODE, CODE_CUSTOM, CODE_JSON, CODE_MSGPACK, CODE_RAW};
+use crate::headers::Headers;
 use crate::pipeline::Compression;
 
 /// The three bytes every frame starts with.
@@ -207,7 +207,10 @@ impl FrameHeader {
         }
         while let Some((name, value, rest)) = next_header(section) {
             // Checked UTF-8 when the frame was parsed.
-            out.push((String::from_utf8_lossy(name).into_owned(), Bytes::copy_from_slice(value)));
+            out.push((
+                String::from_utf8_lossy(name).into_owned(),
+                Bytes::copy_from_slice(value),
+            ));
             section = rest;
         }
         out.into_iter().collect()
@@ -356,7 +359,10 @@ fn split_v2(frame: &[u8], version: FrameVersion) -> Result<(FrameHeader, &[u8]),
 }
 
 fn invalid_headers(why: &str) -> CodecError {
-    CodecError::msg(ErrorKind::InvalidHeaders, format!("invalid record headers in frame: {why}"))
+    CodecError::msg(
+        ErrorKind::InvalidHeaders,
+        format!("invalid record headers in frame: {why}"),
+    )
 }
 
 /// Checks a version 3 headers section (a u32 count, then per header a u16 name length, the
@@ -369,7 +375,8 @@ fn check_headers(section: &[u8]) -> Result<usize, CodecError> {
     let mut rest = &section[4..];
     let mut seen = 0usize;
     while !rest.is_empty() {
-        let (name, _, next) = next_header(rest).ok_or_else(|| invalid_headers("a header runs past the section"))?;
+        let (name, _, next) =
+            next_header(rest).ok_or_else(|| invalid_headers("a header runs past the section"))?;
         if std::str::from_utf8(name).is_err() {
             return Err(invalid_headers("a name is not UTF-8"));
         }
@@ -377,7 +384,9 @@ fn check_headers(section: &[u8]) -> Result<usize, CodecError> {
         rest = next;
     }
     if seen != count {
-        return Err(invalid_headers(&format!("the count says {count}, the section holds {seen}")));
+        return Err(invalid_headers(&format!(
+            "the count says {count}, the section holds {seen}"
+        )));
     }
     Ok(count)
 }
@@ -399,7 +408,10 @@ fn next_header(section: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
 /// [`Headers::encoded_len`] bytes).
 fn write_headers(out: &mut [u8], headers: &Headers) -> Result<(), CodecError> {
     let too_large = |what: &str| {
-        CodecError::msg(ErrorKind::TooLarge, format!("a record header's {what} does not fit a frame"))
+        CodecError::msg(
+            ErrorKind::TooLarge,
+            format!("a record header's {what} does not fit a frame"),
+        )
     };
     let count = u32::try_from(headers.len()).map_err(|_| too_large("count"))?;
     out[..4].copy_from_slice(&count.to_le_bytes());
@@ -503,8 +515,12 @@ pub(crate) fn write_header(
     let crc_at = header_len - V2_CRC_LEN;
     if version == FrameVersion::V3 {
         let section_len = crc_at - name_end - 4;
-        let len = u32::try_from(section_len)
-            .map_err(|_| CodecError::msg(ErrorKind::TooLarge, "record headers over 4 GiB do not fit a frame"))?;
+        let len = u32::try_from(section_len).map_err(|_| {
+            CodecError::msg(
+                ErrorKind::TooLarge,
+                "record headers over 4 GiB do not fit a frame",
+            )
+        })?;
         header[name_end..name_end + 4].copy_from_slice(&len.to_le_bytes());
         write_headers(&mut header[name_end + 4..crc_at], headers)?;
     }

@@ -107,7 +107,10 @@ impl Headers {
     /// assert_eq!(headers.get_all("hop").collect::<Vec<_>>(), ["a", "b"]);
     /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.entries.iter().filter(move |(n, _)| n == name).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     /// Every header, in order.
@@ -215,7 +218,10 @@ impl<N: Into<String>, V: Into<Bytes>> Extend<(N, V)> for Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a Bytes);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, Bytes)>, fn(&'a (String, Bytes)) -> (&'a str, &'a Bytes)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Bytes)>,
+        fn(&'a (String, Bytes)) -> (&'a str, &'a Bytes),
+    >;
 
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))

@@ -48,7 +48,8 @@ fn headers_round_trip_in_every_format_and_compression() {
             assert_eq!(codec.decode::<Vec<u8>>(&frame).unwrap(), value);
             // By the header alone, as a receiver without the codec reads it.
             if !matches!(format, SerializationFormat::Custom(_)) && compression == Default::default() {
-                let by_header: Vec<u8> = decode_frame(&frame, &SerializationFormat::Json, &DecodeLimits::new()).unwrap();
+                let by_header: Vec<u8> =
+                    decode_frame(&frame, &SerializationFormat::Json, &DecodeLimits::new()).unwrap();
                 assert_eq!(by_header, value, "{format:?}");
             }
         }
@@ -59,12 +60,23 @@ fn headers_round_trip_in_every_format_and_compression() {
 fn empty_headers_and_a_v3_codec_work_and_older_frames_have_none() {
     let codec = framed(SerializationFormat::Json);
     let frame = codec.encode_with_headers(&5u8, &Headers::new()).unwrap();
-    assert_eq!(FrameHeader::parse(&frame).unwrap().unwrap().version(), FrameVersion::V3);
-    assert_eq!(codec.decode_with_headers::<u8>(&frame).unwrap(), (5, Headers::new()));
+    assert_eq!(
+        FrameHeader::parse(&frame).unwrap().unwrap().version(),
+        FrameVersion::V3
+    );
+    assert_eq!(
+        codec.decode_with_headers::<u8>(&frame).unwrap(),
+        (5, Headers::new())
+    );
     // A codec set to version 3 writes it for every value.
-    let v3 = framed(SerializationFormat::Json).with_frame_version(FrameVersion::V3).unwrap();
+    let v3 = framed(SerializationFormat::Json)
+        .with_frame_version(FrameVersion::V3)
+        .unwrap();
     let plain = v3.encode(&6u8).unwrap();
-    assert_eq!(FrameHeader::parse(&plain).unwrap().unwrap().version(), FrameVersion::V3);
+    assert_eq!(
+        FrameHeader::parse(&plain).unwrap().unwrap().version(),
+        FrameVersion::V3
+    );
     assert_eq!(v3.decode::<u8>(&plain).unwrap(), 6);
     // Versions 1 and 2 decode with no headers.
     let v2 = codec.encode(&7u8).unwrap();
@@ -73,28 +85,43 @@ fn empty_headers_and_a_v3_codec_work_and_older_frames_have_none() {
         .with_frame_version(FrameVersion::V1)
         .unwrap();
     let old = v1.encode(&8u8).unwrap();
-    assert_eq!(codec.decode_with_headers::<u8>(&old).unwrap(), (8, Headers::new()));
+    assert_eq!(
+        codec.decode_with_headers::<u8>(&old).unwrap(),
+        (8, Headers::new())
+    );
 }
 
 #[test]
 fn headers_need_a_frame_that_can_hold_them() {
-    let bare = Codec::new(SerializationFormat::Json, SerializationConfig::Default, Default::default()).unwrap();
+    let bare = Codec::new(
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        Default::default(),
+    )
+    .unwrap();
     let err = bare.encode_with_headers(&1u8, &sample_headers()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     let v1 = framed(SerializationFormat::Json)
         .with_frame_version(FrameVersion::V1)
         .unwrap();
-    assert_eq!(v1.encode_with_headers(&1u8, &Headers::new()).unwrap_err().kind(), ErrorKind::InvalidConfig);
+    assert_eq!(
+        v1.encode_with_headers(&1u8, &Headers::new()).unwrap_err().kind(),
+        ErrorKind::InvalidConfig
+    );
     // A name longer than its 16-bit length field.
     let long = Headers::from([("n".repeat(70_000), "v")]);
-    let err = framed(SerializationFormat::Json).encode_with_headers(&1u8, &long).unwrap_err();
+    let err = framed(SerializationFormat::Json)
+        .encode_with_headers(&1u8, &long)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge);
 }
 
 #[test]
 fn every_cut_and_every_bit_flip_of_a_v3_frame_is_an_error() {
     let codec = framed(SerializationFormat::MessagePack);
-    let frame = codec.encode_with_headers(&("value", 42u32), &sample_headers()).unwrap();
+    let frame = codec
+        .encode_with_headers(&("value", 42u32), &sample_headers())
+        .unwrap();
     for cut in 0..frame.len() {
         let r = codec.decode_with_headers::<(String, u32)>(&frame[..cut]);
         assert!(r.is_err(), "cut at {cut} of {}", frame.len());
@@ -167,13 +194,24 @@ fn malformed_header_sections_are_invalid_headers() {
         let err = codec.decode_with_headers::<u8>(&frame).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidHeaders, "{what}: {err}");
         // The frame is wrong whether or not the headers are asked for.
-        assert_eq!(codec.decode::<u8>(&frame).unwrap_err().kind(), ErrorKind::InvalidHeaders, "{what}");
-        assert_eq!(FrameHeader::parse(&frame).unwrap_err().kind(), ErrorKind::InvalidHeaders, "{what}");
+        assert_eq!(
+            codec.decode::<u8>(&frame).unwrap_err().kind(),
+            ErrorKind::InvalidHeaders,
+            "{what}"
+        );
+        assert_eq!(
+            FrameHeader::parse(&frame).unwrap_err().kind(),
+            ErrorKind::InvalidHeaders,
+            "{what}"
+        );
     }
     // A section length past the frame's end.
     let mut frame = handmade(&ok, b"3");
     frame[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(codec.decode::<u8>(&frame).unwrap_err().kind(), ErrorKind::Truncated);
+    assert_eq!(
+        codec.decode::<u8>(&frame).unwrap_err().kind(),
+        ErrorKind::Truncated
+    );
 }
 
 proptest! {

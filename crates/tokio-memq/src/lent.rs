@@ -20,6 +20,7 @@ use crate::error::{AckError, DecodeError};
 use crate::format::SerializationFormat;
 use crate::message::{DeadLetterInfo, Entry, TopicMessage};
 use crate::subscriber::{Received, Subscriber};
+use memq_codec::Headers;
 
 /// One message of a [`LentBatch`], as the topic stored it.
 struct Item {
@@ -572,6 +573,29 @@ impl<'b> MessageRef<'b> {
             }
         }
         .map_err(|e| e.at(Some(self.item.offset)))
+    }
+
+    /// Its record headers (see [`TopicMessage::headers`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("t").await?;
+    /// mq.publisher("t").publish_with_headers(1u8, [("h", "v")]).await?;
+    /// let batch = sub.recv_batch_lent(10).await?;
+    /// assert_eq!(batch.get(0).unwrap().headers().get_str("h"), Some("v"));
+    /// # Ok(()) }
+    /// ```
+    pub fn headers(&self) -> &'b Headers {
+        self.item
+            .entry
+            .headers()
+            .unwrap_or_else(|| crate::message::no_headers())
     }
 
     /// Where it came from, for a message received from a dead-letter

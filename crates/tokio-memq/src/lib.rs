@@ -217,8 +217,8 @@ pub use format::SerializationFormat;
 pub use lent::{Iter as LentIter, LentBatch, MessageRef};
 pub use memq_codec::{
     BincodeConfig, ByteProcessor, Codec, CodecError, Compression, CompressionConfig, CustomFormat,
-    DecodeLimits, DefaultSettings, DefaultsRegistry, FrameHeader, FrameVersion, HeaderMode, JsonConfig,
-    MessagePackConfig, NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig,
+    DecodeLimits, DefaultSettings, DefaultsRegistry, FrameHeader, FrameVersion, HeaderMode, Headers,
+    JsonConfig, MessagePackConfig, NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig,
     SerializationFactory,
 };
 /// Progress of a consumer group, from
@@ -242,8 +242,8 @@ pub use memq_codec::{
 /// ```
 pub use memq_groups::GroupStats;
 pub use message::{
-    Acknowledgeable, DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload, NativePayload,
-    TopicMessage, TypedMessage,
+    dead_letter_headers, Acknowledgeable, DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload,
+    NativePayload, TopicMessage, TypedMessage,
 };
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use publisher::Publisher;

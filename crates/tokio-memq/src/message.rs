@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memq_codec::{Codec, CodecError, DecodeLimits};
+use memq_codec::{Codec, CodecError, DecodeLimits, Headers};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -304,7 +304,49 @@ enum Other {
 /// A payload with metadata.
 struct Extended {
     payload: MessagePayload,
-    dead_letter: Option<DeadLetterInfo>,
+    meta: Meta,
+}
+
+/// What a message rarely carries: record headers, where a dead letter
+/// came from. Kept apart from the common message.
+#[derive(Clone, Default)]
+pub(crate) struct Meta {
+    pub(crate) dead_letter: Option<DeadLetterInfo>,
+    pub(crate) headers: Headers,
+}
+
+impl Meta {
+    fn is_empty(&self) -> bool {
+        self.dead_letter.is_none() && self.headers.is_empty()
+    }
+}
+
+/// What headers weigh in a byte budget: their names and values.
+fn headers_weight(headers: &Headers) -> usize {
+    headers.iter().map(|(n, v)| n.len() + v.len()).sum()
+}
+
+/// The headers of a message that has none.
+pub(crate) fn no_headers() -> &'static Headers {
+    static NONE: std::sync::OnceLock<Headers> = std::sync::OnceLock::new();
+    NONE.get_or_init(Headers::new)
+}
+
+/// Header names a dead letter gets, saying where it came from (next to
+/// the headers it was published with): text values.
+pub mod dead_letter_headers {
+    /// The topic the message was published to.
+    pub const TOPIC: &str = "memq.dead_letter.topic";
+    /// The consumer group that gave up on it.
+    pub const GROUP: &str = "memq.dead_letter.group";
+    /// Its partition (only on a partitioned topic).
+    pub const PARTITION: &str = "memq.dead_letter.partition";
+    /// Its offset there.
+    pub const OFFSET: &str = "memq.dead_letter.offset";
+    /// How many times the group delivered it.
+    pub const DELIVERIES: &str = "memq.dead_letter.deliveries";
+    /// Why the group gave up on it (`max_deliveries=<limit>`).
+    pub const REASON: &str = "memq.dead_letter.reason";
 }
 
 // The layout the log's per-message overhead depends on.
@@ -334,7 +376,8 @@ impl Entry {
             },
             Stored::Bytes(_) => return,
         };
-        self.weight = Weight::new(native.0.weight());
+        let headers = self.headers().map_or(0, headers_weight);
+        self.weight = Weight::new(native.0.weight().saturating_add(headers));
     }
 
     /// Bytes in the format behind `tag` (for bytes encoded by a codec,
@@ -392,25 +435,77 @@ impl Entry {
 
     /// Where a dead letter came from, for entries published as one.
     pub(crate) fn dead_letter(&self) -> Option<&DeadLetterInfo> {
+        self.meta().and_then(|m| m.dead_letter.as_ref())
+    }
+
+    /// The entry's record headers, if it has any.
+    pub(crate) fn headers(&self) -> Option<&Headers> {
+        self.meta().map(|m| &m.headers).filter(|h| !h.is_empty())
+    }
+
+    /// Headers and dead-letter origin, when the entry has either.
+    pub(crate) fn meta(&self) -> Option<&Meta> {
         match &self.payload {
-            Stored::Other(Other::Extended(x)) => x.dead_letter.as_ref(),
+            Stored::Other(Other::Extended(x)) => Some(&x.meta),
             _ => None,
         }
     }
 
-    /// This entry as a dead letter from `info`.
-    pub(crate) fn into_dead_letter(self, info: DeadLetterInfo) -> Self {
-        let (key, format, weight) = (self.key.clone(), self.format, self.weight);
-        let extended = Extended {
-            payload: self.into_payload(),
-            dead_letter: Some(info),
+    /// This entry with `meta` (the plain entry again when it is empty).
+    /// Headers weigh their names and values, for byte budgets.
+    pub(crate) fn with_meta(self, meta: Meta) -> Self {
+        let had = self.headers().map_or(0, headers_weight);
+        let base = self.weight().saturating_sub(had);
+        let (key, format) = (self.key.clone(), self.format);
+        let payload = self.into_payload();
+        let (payload, weight) = if meta.is_empty() {
+            let stored = match payload {
+                MessagePayload::Bytes(b) => Stored::Bytes(b),
+                MessagePayload::Native(n) => Stored::Other(Other::Native(n)),
+            };
+            (stored, base)
+        } else {
+            let weight = base.saturating_add(headers_weight(&meta.headers));
+            (
+                Stored::Other(Other::Extended(Arc::new(Extended { payload, meta }))),
+                weight,
+            )
         };
         Entry {
-            payload: Stored::Other(Other::Extended(Arc::new(extended))),
+            payload,
             key,
             format,
-            weight,
+            weight: Weight::new(weight),
         }
+    }
+
+    /// This entry with `headers` (replacing any it had).
+    pub(crate) fn with_headers(self, headers: Headers) -> Self {
+        let mut meta = self.meta().cloned().unwrap_or_default();
+        meta.headers = headers;
+        self.with_meta(meta)
+    }
+
+    /// This entry as a dead letter from `info`: its headers are kept and
+    /// the origin is added to them (see [`dead_letter_headers`]).
+    pub(crate) fn into_dead_letter(self, info: DeadLetterInfo) -> Self {
+        use dead_letter_headers as h;
+        let mut meta = self.meta().cloned().unwrap_or_default();
+        let headers = &mut meta.headers;
+        headers.insert(h::TOPIC, info.topic.to_string());
+        headers.insert(h::GROUP, info.group.to_string());
+        if let Some(p) = info.partition {
+            headers.insert(h::PARTITION, p.to_string());
+        }
+        headers.insert(h::OFFSET, info.offset.to_string());
+        headers.insert(h::DELIVERIES, info.deliveries.to_string());
+        let reason = match info.reason {
+            DeadLetterReason::MaxDeliveries { limit } => format!("max_deliveries={limit}"),
+            other => format!("{other:?}"),
+        };
+        headers.insert(h::REASON, reason);
+        meta.dead_letter = Some(info);
+        self.with_meta(meta)
     }
 
     /// Gives back the value an `Entry::native` was built from.
@@ -528,8 +623,8 @@ pub struct TopicMessage {
     pub deliveries: u32,
     /// The codec that encoded the payload (serialization defaults), if one did.
     codec: Option<Codec>,
-    /// Where it came from, for a dead letter.
-    dead_letter: Option<Arc<DeadLetterInfo>>,
+    /// Record headers, and where it came from for a dead letter.
+    meta: Option<Arc<Meta>>,
 }
 
 impl TopicMessage {
@@ -561,7 +656,7 @@ impl TopicMessage {
         deliveries: u32,
     ) -> Self {
         let (format, codec) = formats.resolve(entry.format);
-        let dead_letter = entry.dead_letter().cloned().map(Arc::new);
+        let meta = entry.meta().cloned().map(Arc::new);
         TopicMessage {
             topic: topic.clone(),
             format,
@@ -570,7 +665,7 @@ impl TopicMessage {
             partition,
             deliveries,
             codec,
-            dead_letter,
+            meta,
             key: entry.key.clone(),
             payload: entry.into_payload(),
         }
@@ -601,10 +696,67 @@ impl TopicMessage {
     /// The entry to store for this message, with its format's `tag`.
     pub(crate) fn into_entry(self, tag: FormatTag) -> Entry {
         let entry = Entry::from_payload(self.payload, self.key, tag);
-        match self.dead_letter {
-            Some(info) => entry.into_dead_letter((*info).clone()),
+        match self.meta {
+            Some(meta) => entry.with_meta(Arc::unwrap_or_clone(meta)),
             None => entry,
         }
+    }
+
+    /// The message's record headers (empty when it has none): as
+    /// published, through partitions, groups and redeliveries; a dead
+    /// letter keeps them and adds where it came from
+    /// ([`dead_letter_headers`](crate::dead_letter_headers)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Headers, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("orders").await?;
+    /// let publisher = mq.publisher("orders");
+    /// publisher.publish_with_headers("order 1", [("trace-id", "4bf92f35"), ("source", "web")]).await?;
+    /// publisher.publish("order 2").await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.headers().get_str("trace-id"), Some("4bf92f35"));
+    /// assert_eq!(msg.headers().len(), 2);
+    /// assert!(sub.recv().await?.headers().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn headers(&self) -> &Headers {
+        match &self.meta {
+            Some(m) => &m.headers,
+            None => no_headers(),
+        }
+    }
+
+    /// This message with `headers` (replacing any it had), for
+    /// [`Publisher::publish_message`](crate::Publisher::publish_message)
+    /// and [`MessageQueue::publish_to_partitioned`](crate::MessageQueue::publish_to_partitioned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicMessage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("events").await?;
+    /// let msg = TopicMessage::new_with_key("events", 7u32, "user-1")?.with_headers([("kind", "click")]);
+    /// mq.publisher("events").publish_message(msg).await?;
+    /// let got = sub.recv().await?;
+    /// assert_eq!((got.key(), got.headers().get_str("kind")), (Some("user-1"), Some("click")));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_headers(mut self, headers: impl Into<Headers>) -> Self {
+        let mut meta = self.meta.map(Arc::unwrap_or_clone).unwrap_or_default();
+        meta.headers = headers.into();
+        self.meta = Some(Arc::new(meta));
+        self
     }
 
     /// Where this message came from, when it was received from a
@@ -629,7 +781,7 @@ impl TopicMessage {
     /// # Ok(()) }
     /// ```
     pub fn dead_letter(&self) -> Option<&DeadLetterInfo> {
-        self.dead_letter.as_deref()
+        self.meta.as_ref().and_then(|m| m.dead_letter.as_ref())
     }
 
     /// A message holding `data` natively, to be published with
@@ -935,7 +1087,7 @@ impl TopicMessage {
             partition: None,
             deliveries: 0,
             codec: None,
-            dead_letter: None,
+            meta: None,
             payload,
         }
     }
@@ -952,7 +1104,7 @@ impl TopicMessage {
             partition: None,
             deliveries: 0,
             codec,
-            dead_letter: entry.dead_letter().cloned().map(Arc::new),
+            meta: entry.meta().cloned().map(Arc::new),
             payload: entry.into_payload(),
         }
     }

@@ -508,6 +508,79 @@ impl Publisher {
         self.publish_entry(entry, back).await
     }
 
+    /// Publishes `data` with record headers (an ordered list of
+    /// `(name, value)` pairs; see [`Headers`](crate::Headers)), which every
+    /// receiver reads with [`TopicMessage::headers`]. They travel with the
+    /// message unchanged: partitions, groups, redeliveries, dead letters
+    /// (which add where they came from). A message with headers keeps them
+    /// in a shared allocation of their own; messages without pay nothing.
+    /// Returns the offset.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{Headers, MessageQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscriber("payments").await?;
+    /// let mut headers = Headers::new();
+    /// headers.insert("trace-id", "7f3a").insert("retry", "0").insert("retry", "1");
+    /// mq.publisher("payments").publish_with_headers(12.5f64, headers).await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!(msg.deserialize::<f64>()?, 12.5);
+    /// assert_eq!(msg.headers().get_all("retry").count(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_with_headers<T: Serialize + Send + Sync + 'static>(
+        &self,
+        data: T,
+        headers: impl Into<crate::Headers>,
+    ) -> Result<u64, PublishError<T>> {
+        let (entry, back) = self.prepare(data)?.split();
+        let entry = entry.with_headers(headers.into());
+        self.publish_entry(entry, back).await
+    }
+
+    /// [`publish_with_key`](Self::publish_with_key) with record headers
+    /// (see [`publish_with_headers`](Self::publish_with_headers)).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("carts", TopicOptions::default(), 4).await?;
+    /// let sub = mq.subscriber("carts").await?;
+    /// mq.publisher("carts").publish_with_key_and_headers("cart-9", "checkout", [("trace-id", "ab12")]).await?;
+    /// let msg = sub.recv().await?;
+    /// assert_eq!((msg.key(), msg.headers().get_str("trace-id")), (Some("cart-9"), Some("ab12")));
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_with_key_and_headers<T: Serialize + Send + Sync + 'static>(
+        &self,
+        key: impl Into<String>,
+        data: T,
+        headers: impl Into<crate::Headers>,
+    ) -> Result<u64, PublishError<T>> {
+        let (mut entry, back) = self.prepare(data)?.split();
+        entry.key = Some(key.into().into());
+        let entry = entry.with_headers(headers.into());
+        self.publish_entry(entry, back).await
+    }
+
     /// Publishes `data` if that needs no waiting.
     ///
     /// # Errors
