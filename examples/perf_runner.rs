@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`);
+//! `--only` runs one row (`1kib`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
+//! `wildcard`: a pattern subscriber against a plain one);
 //! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
@@ -36,7 +37,7 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 8] = [
     "1kib",
     "fan-out",
     "groups",
@@ -44,6 +45,7 @@ const ROWS: [&str; 7] = [
     "batches-lent",
     "1mib",
     "100mib",
+    "wildcard",
 ];
 
 struct Row {
@@ -124,7 +126,78 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     print_table(&config, &rows);
+    if wanted("wildcard") {
+        wildcard(&rt, n(1_000_000), &kib, cap);
+    }
     Ok(())
+}
+
+/// What a wildcard subscription costs: one publisher, 1 KiB messages,
+/// received by a plain subscriber of the topic, by a pattern subscriber
+/// matching only that topic, and by one matching it among ten topics
+/// that each get a tenth of the messages (ten publishers).
+fn wildcard(rt: &Runtime, n: u64, pool: &Pool, capacity: usize) {
+    let run = |topics: u64, pattern: bool| {
+        let pool = pool.clone();
+        rate(rt, move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let mq = MessageQueue::new();
+                let names: Vec<String> = (0..topics).map(|t| format!("w.{t}")).collect();
+                for name in &names {
+                    mq.create_topic(name.as_str(), lossless(capacity)).await.unwrap();
+                }
+                let plain = if pattern {
+                    None
+                } else {
+                    Some(mq.subscriber("w.0").await.unwrap())
+                };
+                let wild = if pattern {
+                    Some(mq.subscribe_pattern("w.*").unwrap())
+                } else {
+                    None
+                };
+                let per = n / topics;
+                let start = Instant::now();
+                for name in names {
+                    let publisher = mq.publisher(name);
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        for i in 0..per {
+                            publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
+                        }
+                    });
+                }
+                let mut got = 0u64;
+                while got < per * topics {
+                    match (&plain, &wild) {
+                        (Some(s), _) => drop(s.recv().await.unwrap()),
+                        (_, Some(w)) => drop(w.recv().await.unwrap()),
+                        _ => unreachable!("one of them is set"),
+                    }
+                    got += 1;
+                }
+                (got, start.elapsed())
+            })
+        })
+    };
+    let plain = run(1, false);
+    let one = run(1, true);
+    let ten = run(10, true);
+    println!();
+    println!("| wildcard (1 KiB, capacity {capacity}) | msgs/s | / plain subscriber |");
+    println!("|---|---:|---:|");
+    println!("| plain subscriber, 1 topic | {} | 1.00x |", human(plain));
+    println!(
+        "| `subscribe_pattern(\"w.*\")`, 1 topic | {} | {:.2}x |",
+        human(one),
+        one / plain
+    );
+    println!(
+        "| `subscribe_pattern(\"w.*\")`, 10 topics, 10 publishers | {} | {:.2}x |",
+        human(ten),
+        ten / plain
+    );
 }
 
 /// Distinct payloads, published in turn: every message is its own buffer,

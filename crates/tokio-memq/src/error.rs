@@ -379,6 +379,15 @@ pub enum TopicError {
         /// The topic name.
         topic: String,
     },
+    /// A wildcard pattern that does not follow the subject rules (see
+    /// [`MessageQueue::subscribe_pattern`](crate::MessageQueue::subscribe_pattern)).
+    #[error("invalid topic pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// No topic of that name exists.
     #[error("no topic named {topic:?}")]
     NoSuchTopic {
@@ -772,6 +781,9 @@ pub enum Error {
     /// [`TopicMessage`](crate::TopicMessage) in a format).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// See [`PatternRecvError`](crate::PatternRecvError).
+    #[error(transparent)]
+    Pattern(#[from] crate::pattern::PatternRecvError),
 }
 
 impl<T> From<PublishError<T>> for Error {

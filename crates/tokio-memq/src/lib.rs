@@ -196,6 +196,7 @@ mod log;
 mod message;
 mod options;
 mod partitioned;
+mod pattern;
 mod publisher;
 mod queue;
 mod sink;
@@ -246,6 +247,7 @@ pub use message::{
     NativePayload, TopicMessage, TypedMessage,
 };
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
+pub use pattern::{PatternRecvError, PatternSubscriber};
 pub use publisher::Publisher;
 pub use queue::{GroupBuilder, MessageQueue};
 pub use sink::PublishSink;

@@ -55,6 +55,8 @@ pub(crate) struct Registry {
     pub(crate) defaults: memq_codec::DefaultsRegistry,
     /// The formats of the payloads stored in this queue.
     pub(crate) formats: FormatTable,
+    /// Wildcard subscriptions, told of every topic created.
+    watches: Mutex<Vec<std::sync::Weak<crate::pattern::Watch>>>,
 }
 
 /// Who can still publish to the queue's topics. A topic closes when nobody
@@ -298,8 +300,43 @@ impl Registry {
             options: fresh,
             groups: Arc::default(),
         };
-        topics.insert(name.into(), entry.clone());
+        let name: Arc<str> = name.into();
+        topics.insert(name.clone(), entry.clone());
+        // Under the topics lock: a wildcard subscription registering now
+        // sees the topic either here or in its listing, never twice.
+        let mut wake = Vec::new();
+        self.watches.lock().retain(|w| match w.upgrade() {
+            Some(watch) => {
+                wake.extend(watch.topic_created(&name, &entry));
+                true
+            }
+            None => false,
+        });
+        drop(topics);
+        wake.into_iter().for_each(std::task::Waker::wake);
         Ok(entry)
+    }
+
+    /// Registers a wildcard subscription; returns the matching topics
+    /// there now (later ones are announced to it).
+    pub(crate) fn watch(
+        &self,
+        watch: &Arc<crate::pattern::Watch>,
+    ) -> Result<Vec<(Arc<str>, TopicEntry)>, TopicError> {
+        let topics = self.topics.read();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TopicError::Closed);
+        }
+        self.watches.lock().push(Arc::downgrade(watch));
+        Ok(crate::pattern::matching(&topics, watch))
+    }
+
+    /// Forgets a wildcard subscription.
+    pub(crate) fn unwatch(&self, watch: &Arc<crate::pattern::Watch>) {
+        let target = Arc::as_ptr(watch);
+        self.watches
+            .lock()
+            .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), target));
     }
 
     fn check(
@@ -609,6 +646,54 @@ impl MessageQueue {
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
         self.subscribe(topic.as_ref(), None, mode)
+    }
+
+    /// Subscribes to every topic whose name matches `pattern`, with NATS
+    /// subject rules: names are `.`-separated tokens, `*` matches any one
+    /// token, `>` (as the last token) one or more trailing tokens. So
+    /// `orders.*` matches `orders.eu` but neither `orders` nor
+    /// `orders.eu.vip`; `orders.>` matches the last two.
+    ///
+    /// Topics that exist now are read from their next message (as
+    /// [`subscriber`](Self::subscriber) does); topics created later, by
+    /// anyone, from their first. Messages of one topic arrive in order,
+    /// topics take turns; each message says its topic and its offset in
+    /// it, and lag is reported per topic
+    /// ([`PatternRecvError::Lagged`](crate::PatternRecvError::Lagged),
+    /// [`PatternSubscriber::lag`](crate::PatternSubscriber::lag)).
+    /// Partitioned topics are read in every partition.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::InvalidPattern`] for a pattern with an empty token,
+    /// `>` before the end, or `*`/`>` inside a token;
+    /// [`TopicError::Closed`] when the queue is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, TopicError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let eu = mq.publisher("orders.eu");
+    /// eu.publish("before").await?; // existing topics: from their next message
+    /// let orders = mq.subscribe_pattern("orders.*")?;
+    /// eu.publish("eu-1").await?;
+    /// mq.publisher("orders.us").publish("us-1").await?; // created after: from its first
+    /// mq.publisher("refunds.eu").publish("no match").await?;
+    ///
+    /// let mut got = vec![orders.recv().await?, orders.recv().await?];
+    /// got.sort_by_key(|m| m.topic().to_string());
+    /// let seen: Vec<(&str, u64)> = got.iter().map(|m| (m.topic(), m.offset())).collect();
+    /// assert_eq!(seen, [("orders.eu", 1), ("orders.us", 0)]);
+    ///
+    /// assert!(matches!(mq.subscribe_pattern("orders*"), Err(TopicError::InvalidPattern { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_pattern(&self, pattern: &str) -> Result<crate::PatternSubscriber, TopicError> {
+        crate::PatternSubscriber::new(self.registry().clone(), pattern)
     }
 
     /// Subscribes to `topic`, creating it with `options` when absent.

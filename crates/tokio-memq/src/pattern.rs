@@ -1,0 +1,592 @@
+//! Wildcard subscriptions: one subscriber reading every topic whose name
+//! matches a NATS-style pattern, including topics created after it
+//! subscribed.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_core::Stream;
+use parking_lot::Mutex;
+
+use crate::error::{RecvError, TopicError};
+use crate::log::Log;
+use crate::message::TopicMessage;
+use crate::queue::{Registry, TopicEntry};
+use crate::subscriber::{Subscriber, Wait};
+
+/// A parsed subject pattern: `.`-separated tokens, `*` for any one
+/// token, `>` (last only) for one or more trailing tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    source: String,
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(String),
+    One,
+    Rest,
+}
+
+impl Pattern {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, TopicError> {
+        let invalid = |reason: &'static str| TopicError::InvalidPattern {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        if pattern.is_empty() {
+            return Err(invalid("the pattern is empty"));
+        }
+        let parts: Vec<&str> = pattern.split('.').collect();
+        let mut tokens = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let token = match *part {
+                "" => return Err(invalid("a token is empty (two dots, or a dot at an end)")),
+                "*" => Token::One,
+                ">" if i + 1 == parts.len() => Token::Rest,
+                ">" => return Err(invalid("`>` may only be the last token")),
+                p if p.contains(['*', '>']) => {
+                    return Err(invalid(
+                        "`*` and `>` must be whole tokens (`orders.*`, not `orders*`)",
+                    ))
+                }
+                p => Token::Literal(p.to_owned()),
+            };
+            tokens.push(token);
+        }
+        Ok(Pattern {
+            source: pattern.to_owned(),
+            tokens,
+        })
+    }
+
+    /// True when the topic `name` matches.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        let mut parts = name.split('.');
+        for token in &self.tokens {
+            match (token, parts.next()) {
+                (_, None) => return false,
+                (_, Some("")) => return false,
+                (Token::Literal(l), Some(p)) if l != p => return false,
+                (Token::Rest, Some(_)) => return parts.all(|p| !p.is_empty()),
+                _ => {}
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// What the registry tells a wildcard subscription about a topic created
+/// after it subscribed: the topic, with a reader made when it was created
+/// (before anything could be published to it).
+pub(crate) struct Created {
+    name: Arc<str>,
+    log: Log,
+    reader: Reader,
+}
+
+enum Reader {
+    Plain(memq_core::Cursor<crate::message::Entry>),
+    Merged(memq_partition::MergedCursor<crate::message::Entry>),
+}
+
+/// The part of a wildcard subscription the registry sees.
+pub(crate) struct Watch {
+    pattern: Pattern,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    created: Vec<Created>,
+    waker: Option<Waker>,
+}
+
+impl Watch {
+    /// Called by the registry, under its lock, for a topic just created:
+    /// a reader is made before anything can be published to it. Returns
+    /// the waker of a receive waiting for it (to wake once the registry's
+    /// locks are released).
+    pub(crate) fn topic_created(&self, name: &Arc<str>, entry: &TopicEntry) -> Option<Waker> {
+        if !self.pattern.matches(name) {
+            return None;
+        }
+        let start = memq_core::StartFrom::Earliest;
+        let reader = match &entry.log {
+            Log::Plain(t) => t.subscribe(start).ok().map(Reader::Plain),
+            Log::Partitioned(p) => p.subscribe_all(start).ok().map(Reader::Merged),
+        }?;
+        let mut st = self.state.lock();
+        st.created.push(Created {
+            name: name.clone(),
+            log: entry.log.clone(),
+            reader,
+        });
+        st.waker.take()
+    }
+}
+
+/// A subscriber to every topic whose name matches a pattern: see
+/// [`MessageQueue::subscribe_pattern`](crate::MessageQueue::subscribe_pattern).
+///
+/// Messages of one topic arrive in their order; topics take turns. Each
+/// message says its topic ([`TopicMessage::topic`]) and its offset in
+/// that topic. A deleted topic is dropped from the set once drained; a
+/// topic created again under a matching name joins it.
+pub struct PatternSubscriber {
+    registry: Arc<Registry>,
+    watch: Arc<Watch>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    topics: Vec<Member>,
+    /// Where the next receive starts: topics take turns.
+    next: usize,
+}
+
+struct Member {
+    sub: Subscriber,
+    wait: Wait,
+}
+
+/// Why a [`PatternSubscriber`] receive returned no message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatternRecvError {
+    /// `count` messages of `topic` were evicted before this subscriber
+    /// read them; it goes on with that topic's oldest retained message.
+    #[error("lagged behind topic {topic}: {count} messages lost")]
+    Lagged {
+        /// The topic that evicted them.
+        topic: Arc<str>,
+        /// How many.
+        count: u64,
+    },
+    /// Nothing is waiting (only from
+    /// [`try_recv_now`](PatternSubscriber::try_recv_now)).
+    #[error("no message waiting")]
+    Empty,
+    /// The queue is closed and every matching topic is drained.
+    #[error("queue closed")]
+    Closed,
+}
+
+impl PatternSubscriber {
+    /// Subscribes to the matching topics of `registry`: those there now
+    /// from their next message (`Latest`), those created later from their
+    /// first.
+    pub(crate) fn new(registry: Arc<Registry>, pattern: &str) -> Result<Self, TopicError> {
+        let pattern = Pattern::parse(pattern)?;
+        let watch = Arc::new(Watch {
+            pattern,
+            state: Mutex::default(),
+        });
+        let existing = registry.watch(&watch)?;
+        let mut topics = Vec::with_capacity(existing.len());
+        for (name, entry) in existing {
+            let start = memq_core::StartFrom::Latest;
+            let sub = match &entry.log {
+                Log::Plain(t) => t
+                    .subscribe(start)
+                    .ok()
+                    .map(|c| Subscriber::new(registry.clone(), entry.log.clone(), &name, c)),
+                Log::Partitioned(p) => p
+                    .subscribe_all(start)
+                    .ok()
+                    .map(|c| Subscriber::merged(registry.clone(), entry.log.clone(), &name, c)),
+            };
+            // A topic closed meanwhile has nothing more to give.
+            if let Some(sub) = sub {
+                topics.push(Member {
+                    wait: sub.waiter(),
+                    sub,
+                });
+            }
+        }
+        Ok(PatternSubscriber {
+            registry,
+            watch,
+            inner: Mutex::new(Inner { topics, next: 0 }),
+        })
+    }
+
+    /// The pattern, as given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// assert_eq!(mq.subscribe_pattern("orders.*")?.pattern(), "orders.*");
+    /// # Ok(()) }
+    /// ```
+    pub fn pattern(&self) -> &str {
+        &self.watch.pattern.source
+    }
+
+    /// The topics read now, in name order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.publisher("orders.eu").publish(1u8).await?;
+    /// let sub = mq.subscribe_pattern("orders.*")?;
+    /// mq.publisher("orders.us").publish(2u8).await?;
+    /// mq.publisher("payments.eu").publish(3u8).await?;
+    /// assert_eq!(sub.topics(), ["orders.eu", "orders.us"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn topics(&self) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        self.adopt(&mut inner);
+        let mut names: Vec<String> = inner.topics.iter().map(|m| m.sub.topic().to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// How far behind this subscriber is, per topic (in name order): the
+    /// messages of each topic it has yet to receive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("metrics.>")?;
+    /// mq.publisher("metrics.cpu").publish_batch(vec![1u8, 2, 3]).await?;
+    /// mq.publisher("metrics.disk.sda").publish(4u8).await?;
+    /// assert_eq!(sub.lag(), [("metrics.cpu".to_string(), 3), ("metrics.disk.sda".to_string(), 1)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn lag(&self) -> Vec<(String, u64)> {
+        let mut inner = self.inner.lock();
+        self.adopt(&mut inner);
+        let mut lags: Vec<(String, u64)> = inner
+            .topics
+            .iter()
+            .map(|m| (m.sub.topic().to_owned(), m.sub.lag()))
+            .collect();
+        lags.sort();
+        lags
+    }
+
+    /// Waits for the next message of any matching topic.
+    ///
+    /// Cancel safe: a receive dropped before it completes loses nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`PatternRecvError::Lagged`] once per topic that evicted messages
+    /// this subscriber had not read (naming it), then the rest;
+    /// [`PatternRecvError::Closed`] once the queue is
+    /// [closed](crate::MessageQueue::close) and every matching topic is
+    /// drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("orders.*")?;
+    /// mq.publisher("orders.eu").publish("a").await?;  // created after subscribing
+    /// mq.publisher("orders.eu.vip").publish("x").await?; // two tokens: no match
+    /// let msg = sub.recv().await?;
+    /// assert_eq!((msg.topic(), msg.offset()), ("orders.eu", 0));
+    /// assert!(sub.try_recv_now().is_err(), "nothing else matched");
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv(&self) -> Result<TopicMessage, PatternRecvError> {
+        poll_fn(|cx| self.poll_recv(Some(cx))).await
+    }
+
+    /// The next message if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`PatternRecvError::Empty`] when none is; otherwise as
+    /// [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PatternRecvError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("a.*")?;
+    /// assert_eq!(sub.try_recv_now().unwrap_err(), PatternRecvError::Empty);
+    /// mq.publisher("a.b").publish(1u8).await?;
+    /// assert_eq!(sub.try_recv_now()?.topic(), "a.b");
+    /// # Ok(()) }
+    /// ```
+    pub fn try_recv_now(&self) -> Result<TopicMessage, PatternRecvError> {
+        match self.poll_recv(None) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(PatternRecvError::Empty),
+        }
+    }
+
+    /// Waits at most `timeout` for the next message; `Ok(None)` when none
+    /// came.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use tokio_memq::MessageQueue;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("jobs.>")?;
+    /// assert!(sub.recv_timeout(Duration::from_secs(1)).await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, PatternRecvError> {
+        let mut delay = crate::blocking::Delay::new(timeout);
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = self.poll_recv(Some(cx)) {
+                return Poll::Ready(r.map(Some));
+            }
+            delay.poll_elapsed(cx).map(|()| Ok(None))
+        })
+        .await
+    }
+
+    /// [`recv`](Self::recv) for threads that are not async (see
+    /// [`Subscriber::blocking_recv`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Panics
+    ///
+    /// When called from async code, as Tokio's blocking calls do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("logs.*")?;
+    /// mq.publisher("logs.web").blocking_publish("GET /")?;
+    /// assert_eq!(sub.blocking_recv()?.topic(), "logs.web");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn blocking_recv(&self) -> Result<TopicMessage, PatternRecvError> {
+        crate::blocking::block_on(self.recv())
+    }
+
+    /// The messages as a `Stream`: yields `Err(Lagged { .. })` where a
+    /// topic evicted messages unread and goes on; ends when the queue is
+    /// closed and every matching topic drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    /// use tokio_stream::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// let sub = mq.subscribe_pattern("sensors.*.temp")?;
+    /// mq.publisher("sensors.kitchen.temp").publish(21.5f64).await?;
+    /// mq.publisher("sensors.kitchen.humidity").publish(40.0f64).await?;
+    /// mq.publisher("sensors.attic.temp").publish(30.0f64).await?;
+    /// mq.close();
+    /// let mut readings = Vec::new();
+    /// let mut stream = sub.stream();
+    /// while let Some(msg) = stream.next().await {
+    ///     let msg = msg?;
+    ///     readings.push((msg.topic().to_string(), msg.deserialize::<f64>()?));
+    /// }
+    /// readings.sort_by(|a, b| a.0.cmp(&b.0));
+    /// assert_eq!(readings, [("sensors.attic.temp".to_string(), 30.0), ("sensors.kitchen.temp".to_string(), 21.5)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, PatternRecvError>> + Send + Unpin + '_ {
+        PatternStream {
+            sub: self,
+            done: false,
+        }
+    }
+
+    /// Takes in the topics created since the last look.
+    fn adopt(&self, inner: &mut Inner) {
+        let created = std::mem::take(&mut self.watch.state.lock().created);
+        for c in created {
+            let sub = match c.reader {
+                Reader::Plain(cursor) => Subscriber::new(self.registry.clone(), c.log, &c.name, cursor),
+                Reader::Merged(cursors) => Subscriber::merged(self.registry.clone(), c.log, &c.name, cursors),
+            };
+            inner.topics.push(Member {
+                wait: sub.waiter(),
+                sub,
+            });
+        }
+    }
+
+    /// One receive: each topic in turn, from where the last one left off.
+    fn poll_recv(&self, mut cx: Option<&mut Context<'_>>) -> Poll<Result<TopicMessage, PatternRecvError>> {
+        let mut inner = self.inner.lock();
+        if let Some(cx) = cx.as_deref_mut() {
+            // Registered before looking, so a topic created meanwhile wakes us.
+            self.watch.state.lock().waker = Some(cx.waker().clone());
+        }
+        self.adopt(&mut inner);
+        let noop = Waker::noop();
+        let mut fallback = Context::from_waker(noop);
+        let mut out: Vec<TopicMessage> = Vec::with_capacity(1);
+        let mut i = 0;
+        let n = inner.topics.len();
+        let start = inner.next;
+        while i < n {
+            let at = (start + i) % inner.topics.len();
+            let m = &mut inner.topics[at];
+            let polled = match cx.as_deref_mut() {
+                Some(cx) => m.sub.poll_batch(cx, &mut m.wait, 1, &mut out),
+                None => m.sub.poll_batch(&mut fallback, &mut m.wait, 1, &mut out),
+            };
+            match polled {
+                Poll::Ready(Ok(_)) => {
+                    inner.next = (at + 1) % inner.topics.len();
+                    if let Some(msg) = out.pop() {
+                        return Poll::Ready(Ok(msg));
+                    }
+                }
+                Poll::Ready(Err(RecvError::Lagged(count))) => {
+                    inner.next = (at + 1) % inner.topics.len();
+                    let topic = inner.topics[at].sub.topic_name().clone();
+                    return Poll::Ready(Err(PatternRecvError::Lagged { topic, count }));
+                }
+                Poll::Ready(Err(_closed)) => {
+                    // Deleted (or the queue closed) and drained: gone from
+                    // the set; a topic created again under its name joins
+                    // anew.
+                    inner.topics.swap_remove(at);
+                    if inner.topics.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            i += 1;
+        }
+        if inner.topics.is_empty() && self.registry.is_closed() {
+            return Poll::Ready(Err(PatternRecvError::Closed));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PatternSubscriber {
+    fn drop(&mut self) {
+        self.registry.unwatch(&self.watch);
+    }
+}
+
+impl fmt::Debug for PatternSubscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatternSubscriber")
+            .field("pattern", &self.pattern())
+            .field("topics", &self.inner.lock().topics.len())
+            .finish()
+    }
+}
+
+struct PatternStream<'a> {
+    sub: &'a PatternSubscriber,
+    done: bool,
+}
+
+impl Stream for PatternStream<'_> {
+    type Item = Result<TopicMessage, PatternRecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.sub.poll_recv(Some(cx)) {
+            Poll::Ready(Err(PatternRecvError::Closed)) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The topics of `topics` that `watch` matches.
+pub(crate) fn matching(
+    topics: &std::collections::HashMap<Arc<str>, TopicEntry>,
+    watch: &Watch,
+) -> Vec<(Arc<str>, TopicEntry)> {
+    topics
+        .iter()
+        .filter(|(name, _)| watch.pattern.matches(name))
+        .map(|(name, entry)| (name.clone(), entry.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn nats_subject_rules() {
+        assert!(p("orders.*").matches("orders.eu"));
+        assert!(!p("orders.*").matches("orders"));
+        assert!(!p("orders.*").matches("orders.eu.vip"));
+        assert!(p("orders.>").matches("orders.eu"));
+        assert!(p("orders.>").matches("orders.eu.vip"));
+        assert!(!p("orders.>").matches("orders"));
+        assert!(p("*.eu").matches("orders.eu"));
+        assert!(p("*.*.temp").matches("sensors.attic.temp"));
+        assert!(p(">").matches("anything.at.all"));
+        assert!(p("exact.name").matches("exact.name"));
+        assert!(!p("exact.name").matches("exact.names"));
+        assert!(!p("orders.*").matches("orders."), "empty tokens never match");
+        assert!(!p("orders.>").matches("orders.eu..x"));
+        assert!(!p("*").matches(""));
+    }
+
+    #[test]
+    fn invalid_patterns_are_typed_errors() {
+        for bad in ["", "a..b", ".a", "a.", "a.>.b", "orders*", "a.b>", "*x"] {
+            assert!(
+                matches!(Pattern::parse(bad), Err(TopicError::InvalidPattern { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

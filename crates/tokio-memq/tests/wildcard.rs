@@ -1,0 +1,198 @@
+//! Wildcard subscriptions (`MessageQueue::subscribe_pattern`): topics that
+//! match before and after subscribing, per-topic order under concurrent
+//! publishers, lag named by topic, deleted and re-created topics, close,
+//! partitioned topics, cancel safety, invalid patterns.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::timeout;
+use tokio_memq::{MessageQueue, PatternRecvError, TopicError, TopicOptions};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_before_and_after_subscribing_keep_their_order() {
+    let mq = MessageQueue::new();
+    mq.publisher("orders.old").publish(0u64).await.unwrap(); // before: not seen
+    let sub = mq.subscribe_pattern("orders.*").unwrap();
+    const N: u64 = 2_000;
+    let mut tasks = Vec::new();
+    for name in ["orders.old", "orders.eu", "orders.us", "orders.apac"] {
+        let publisher = mq.publisher(name);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..N {
+                publisher.publish(i).await.unwrap();
+            }
+        }));
+    }
+    // Noise that must not arrive.
+    mq.publisher("orders.eu.vip").publish(9u64).await.unwrap();
+    mq.publisher("refunds.eu").publish(9u64).await.unwrap();
+    let mut seen: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for _ in 0..4 * N {
+        let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        seen.entry(msg.topic().to_string())
+            .or_default()
+            .push((msg.offset(), msg.deserialize().unwrap()));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["orders.apac", "orders.eu", "orders.old", "orders.us"]
+    );
+    for (topic, got) in &seen {
+        // The existing topic is read from its next message (offset 1).
+        let first = u64::from(topic == "orders.old");
+        let expected: Vec<(u64, u64)> = (0..N).map(|i| (i + first, i)).collect();
+        assert_eq!(got, &expected, "{topic}: every message once, in order");
+    }
+    assert_eq!(sub.try_recv_now().unwrap_err(), PatternRecvError::Empty);
+    assert_eq!(
+        sub.topics(),
+        ["orders.apac", "orders.eu", "orders.old", "orders.us"]
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_receive_wakes_for_a_topic_created_later() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("jobs.>").unwrap();
+    let waiting = tokio::spawn(async move { timeout(LIMIT, sub.recv()).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    mq.publisher("jobs.resize.large").publish("img").await.unwrap();
+    let msg = waiting.await.unwrap().unwrap();
+    assert_eq!((msg.topic(), msg.offset()), ("jobs.resize.large", 0));
+}
+
+#[tokio::test]
+async fn lag_is_named_by_topic_and_the_rest_follows() {
+    let mq = MessageQueue::new();
+    let small = TopicOptions {
+        max_messages: Some(3),
+        ..TopicOptions::default()
+    };
+    let sub = mq.subscribe_pattern("m.*").unwrap();
+    mq.create_topic("m.small", small).await.unwrap();
+    let publisher = mq.publisher("m.small");
+    for i in 0..5u8 {
+        publisher.publish(i).await.unwrap();
+    }
+    mq.publisher("m.big").publish(100u8).await.unwrap();
+    assert_eq!(sub.lag(), [("m.big".to_string(), 1), ("m.small".to_string(), 5)]);
+    let mut lagged = None;
+    let mut small_values = Vec::new();
+    let mut big_values = Vec::new();
+    for _ in 0..5 {
+        match timeout(LIMIT, sub.recv()).await.unwrap() {
+            Ok(m) if m.topic() == "m.small" => small_values.push(m.deserialize::<u8>().unwrap()),
+            Ok(m) => big_values.push(m.deserialize::<u8>().unwrap()),
+            Err(e) => lagged = Some(e),
+        }
+    }
+    assert_eq!(
+        lagged,
+        Some(PatternRecvError::Lagged {
+            topic: "m.small".into(),
+            count: 2
+        })
+    );
+    assert_eq!(small_values, [2, 3, 4]);
+    assert_eq!(big_values, [100]);
+    assert_eq!(sub.lag(), [("m.big".to_string(), 0), ("m.small".to_string(), 0)]);
+}
+
+#[tokio::test]
+async fn a_deleted_topic_leaves_after_draining_and_a_new_one_joins() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("t.*").unwrap();
+    mq.publisher("t.a").publish(1u8).await.unwrap();
+    assert!(mq.delete_topic("t.a").await);
+    // What it retained is still delivered, then it is gone.
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!((msg.topic(), msg.deserialize::<u8>().unwrap()), ("t.a", 1));
+    assert_eq!(sub.try_recv_now().unwrap_err(), PatternRecvError::Empty);
+    assert!(sub.topics().is_empty());
+    // Created again: joins, from its first message.
+    mq.publisher("t.a").publish(2u8).await.unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!((msg.offset(), msg.deserialize::<u8>().unwrap()), (0, 2));
+}
+
+#[tokio::test]
+async fn close_ends_it_after_what_is_retained() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern(">").unwrap();
+    mq.publisher("x").publish(1u8).await.unwrap();
+    mq.publisher("y.z").publish(2u8).await.unwrap();
+    let waiting = {
+        let mq = mq.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                match timeout(LIMIT, sub.recv()).await.unwrap() {
+                    Ok(m) => got.push(m.deserialize::<u8>().unwrap()),
+                    Err(e) => return (got, e, mq.subscribe_pattern("any").unwrap_err()),
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    mq.close();
+    let (mut got, end, after) = waiting.await.unwrap();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+    assert_eq!(end, PatternRecvError::Closed);
+    assert_eq!(after, TopicError::Closed);
+}
+
+#[tokio::test]
+async fn partitioned_topics_are_read_in_every_partition() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("clicks.*").unwrap();
+    mq.create_partitioned_topic("clicks.web", TopicOptions::default(), 3)
+        .await
+        .unwrap();
+    let publisher = mq.publisher("clicks.web");
+    for i in 0..6u8 {
+        publisher.publish(i).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let m = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        assert_eq!(m.topic(), "clicks.web");
+        got.push((m.partition.unwrap(), m.deserialize::<u8>().unwrap()));
+    }
+    got.sort_unstable();
+    assert_eq!(got, [(0, 0), (0, 3), (1, 1), (1, 4), (2, 2), (2, 5)]);
+}
+
+#[tokio::test]
+async fn a_dropped_receive_loses_nothing_and_a_dropped_subscriber_leaves() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("c.*").unwrap();
+    // Polled once, then dropped while waiting.
+    assert!(timeout(Duration::from_millis(10), sub.recv()).await.is_err());
+    mq.publisher("c.one").publish(7u8).await.unwrap();
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(msg.deserialize::<u8>().unwrap(), 7);
+    assert_eq!(mq.get_topic_stats("c.one").await.unwrap().subscriber_count, 1);
+    drop(sub);
+    assert_eq!(mq.get_topic_stats("c.one").await.unwrap().subscriber_count, 0);
+    // Topics created after it is gone are not held for it.
+    mq.publisher("c.two").publish(1u8).await.unwrap();
+    assert_eq!(mq.get_topic_stats("c.two").await.unwrap().subscriber_count, 0);
+}
+
+#[tokio::test]
+async fn invalid_patterns_are_typed_errors() {
+    let mq = MessageQueue::new();
+    for bad in ["", "a..b", "a.>.b", "orders*", ".a", "a.", "x.y>"] {
+        match mq.subscribe_pattern(bad) {
+            Err(TopicError::InvalidPattern { pattern, .. }) => assert_eq!(pattern, bad),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
