@@ -334,6 +334,28 @@ pub(crate) fn no_headers() -> &'static Headers {
 
 /// Header names a dead letter gets, saying where it came from (next to
 /// the headers it was published with): text values.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{dead_letter_headers, ConsumptionMode, MessageQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let dead = mq.subscriber("jobs.dead-letters").await?;
+/// let worker = mq.group("jobs", "w").manual_ack().max_deliveries(1).mode(ConsumptionMode::Earliest).join().await?;
+/// mq.publisher("jobs").publish_with_headers("job", [("trace-id", "t-1")]).await?;
+/// let job = worker.recv().await?;
+/// worker.nack(&job)?; // at the limit: the next claim buries it
+/// assert!(worker.try_recv_now().is_err());
+/// let letter = dead.recv().await?;
+/// let h = letter.headers();
+/// assert_eq!(h.get_str("trace-id"), Some("t-1"));
+/// assert_eq!(h.get_str(dead_letter_headers::TOPIC), Some("jobs"));
+/// assert_eq!(h.get_str(dead_letter_headers::REASON), Some("max_deliveries=1"));
+/// # Ok(()) }
+/// ```
 pub mod dead_letter_headers {
     /// The topic the message was published to.
     pub const TOPIC: &str = "memq.dead_letter.topic";

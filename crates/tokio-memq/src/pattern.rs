@@ -138,6 +138,23 @@ impl Watch {
 /// message says its topic ([`TopicMessage::topic`]) and its offset in
 /// that topic. A deleted topic is dropped from the set once drained; a
 /// topic created again under a matching name joins it.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::MessageQueue;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let audit = mq.subscribe_pattern("accounts.>")?;
+/// mq.publisher("accounts.created").publish("ada").await?;
+/// mq.publisher("accounts.closed.fraud").publish("eve").await?;
+/// let mut seen = vec![audit.recv().await?.topic().to_string(), audit.recv().await?.topic().to_string()];
+/// seen.sort();
+/// assert_eq!(seen, ["accounts.closed.fraud", "accounts.created"]);
+/// # Ok(()) }
+/// ```
 pub struct PatternSubscriber {
     registry: Arc<Registry>,
     watch: Arc<Watch>,
@@ -156,6 +173,25 @@ struct Member {
 }
 
 /// Why a [`PatternSubscriber`] receive returned no message.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, PatternRecvError, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscribe_pattern("q.*")?;
+/// mq.create_topic("q.small", TopicOptions { max_messages: Some(1), ..TopicOptions::default() }).await?;
+/// mq.publisher("q.small").publish_batch(vec![1u8]).await?;
+/// mq.publisher("q.small").publish(2u8).await?; // evicts the first, unread
+/// assert_eq!(sub.recv().await.unwrap_err(), PatternRecvError::Lagged { topic: "q.small".into(), count: 1 });
+/// assert_eq!(sub.recv().await?.deserialize::<u8>()?, 2);
+/// mq.close();
+/// assert_eq!(sub.recv().await.unwrap_err(), PatternRecvError::Closed);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatternRecvError {

@@ -21,6 +21,23 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// and is not ready for the next until it is published, so a `forward`
 /// waits as `publish` does. An error hands the value back
 /// ([`PublishError`]) and leaves the sink usable.
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::SinkExt;
+/// use tokio_memq::MessageQueue;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("t").await?;
+/// let mut sink = mq.publisher("t").sink::<&str>();
+/// sink.send("one").await?;
+/// sink.send_all(&mut futures_util::stream::iter(["two", "three"].map(Ok))).await?;
+/// assert_eq!(sub.recv_batch_typed::<String>(10).await?, ["one", "two", "three"]);
+/// # Ok(()) }
+/// ```
 #[must_use = "sinks do nothing unless used"]
 pub struct PublishSink<T> {
     publisher: Publisher,

@@ -2154,6 +2154,19 @@ impl<S: std::borrow::Borrow<Subscriber> + Unpin> Stream for MessageStream<S> {
 }
 
 /// A subscriber's messages as a blocking iterator: see [`Subscriber::iter`].
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{ConsumptionMode, MessageQueue};
+///
+/// let mq = MessageQueue::new();
+/// mq.publisher("n").blocking_publish_batch(vec![1u32, 2, 3])?;
+/// let sub = mq.blocking_subscriber("n", ConsumptionMode::Earliest)?;
+/// let first_two: Vec<u32> = sub.iter().take(2).map(|m| m.unwrap().deserialize().unwrap()).collect();
+/// assert_eq!(first_two, [1, 2]);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[must_use = "iterators do nothing unless iterated"]
 pub struct Iter<'a> {
     stream: MessageStream<&'a Subscriber>,
@@ -2178,6 +2191,28 @@ impl Iterator for Iter<'_> {
 
 /// A subscriber's messages as a `Stream` that owns the subscriber: see
 /// [`Subscriber::into_stream`].
+///
+/// # Examples
+///
+/// Kept in a struct, as a borrowed stream cannot be:
+///
+/// ```
+/// use tokio_memq::{MessageQueue, SubscriberStream};
+/// use tokio_stream::StreamExt;
+///
+/// struct Worker {
+///     inbox: SubscriberStream,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let mut worker = Worker { inbox: mq.subscriber("inbox").await?.into_stream() };
+/// mq.publisher("inbox").publish("hello").await?;
+/// let msg = worker.inbox.next().await.expect("one message")?;
+/// assert_eq!(msg.deserialize::<String>()?, "hello");
+/// # Ok(()) }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct SubscriberStream {
     inner: MessageStream<Subscriber>,
@@ -2242,6 +2277,21 @@ impl Stream for SubscriberStream {
 }
 
 /// A subscriber's messages read as `T`s: see [`Subscriber::into_typed_stream`].
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, TypedStream};
+/// use tokio_stream::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let mut prices: TypedStream<u64> = mq.subscriber("prices").await?.into_typed_stream();
+/// mq.publisher("prices").publish(42u64).await?;
+/// assert_eq!(prices.next().await.expect("one price")?, 42);
+/// # Ok(()) }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct TypedStream<T> {
     inner: SubscriberStream,
