@@ -81,6 +81,9 @@ pub struct TopicConfig {
     /// topic can publish `u64::MAX - first_offset` messages in its life;
     /// this knob exists to test behaviour near that limit.
     pub first_offset: u64,
+    /// A label for diagnostics (the `topic` field of `tracing` events);
+    /// changes nothing else.
+    pub name: Option<std::sync::Arc<str>>,
 }
 
 impl Default for TopicConfig {
@@ -91,6 +94,7 @@ impl Default for TopicConfig {
             ttl: None,
             overflow: Overflow::DropOldest,
             first_offset: 0,
+            name: None,
         }
     }
 }
@@ -131,6 +135,22 @@ impl TopicConfig {
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// Sets [`name`](Self::name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::TopicConfig;
+    ///
+    /// let config = TopicConfig::default().name(Some("orders".into()));
+    /// assert_eq!(config.name.as_deref(), Some("orders"));
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: Option<std::sync::Arc<str>>) -> Self {
+        self.name = name;
         self
     }
 

@@ -145,8 +145,19 @@ struct Counters {
 /// Adds to a counter that only the topic lock's holder writes: a load
 /// and a store, not a read-modify-write (whose locked instruction costs
 /// every publish that evicts a few nanoseconds under the lock).
-fn add_locked(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+fn add_locked(counter: &AtomicU64, n: u64) -> u64 {
+    let total = counter.load(Ordering::Relaxed).wrapping_add(n);
+    counter.store(total, Ordering::Relaxed);
+    total
+}
+
+/// True when a running total went from `total - n` past a power of two:
+/// aggregate events fire a few dozen times in a topic's life, not per
+/// message.
+#[cfg(feature = "tracing")]
+fn crossed_power_of_two(total: u64, n: u64) -> bool {
+    let before = total.wrapping_sub(n);
+    n > 0 && total > 0 && (before == 0 || before.ilog2() != total.ilog2())
 }
 
 #[derive(Debug)]
@@ -347,7 +358,16 @@ impl<T> Shared<T> {
             }
         }
         if evict > 0 {
-            add_locked(&self.counters.evicted, evict as u64);
+            let _total = add_locked(&self.counters.evicted, evict as u64);
+            #[cfg(feature = "tracing")]
+            if crossed_power_of_two(_total, evict as u64) {
+                tracing::info!(
+                    target: "memq_core",
+                    topic = self.config.name.as_deref().unwrap_or(""),
+                    evicted_total = _total,
+                    "messages evicted for capacity (reported at each power of two)"
+                );
+            }
         }
         g.log.reserve(n, self.limits.max_messages);
         items.append(&mut g.log, now);
@@ -390,7 +410,16 @@ impl<T> Shared<T> {
             }
         }
         if expired > 0 {
-            add_locked(&self.counters.expired, expired);
+            let _total = add_locked(&self.counters.expired, expired);
+            #[cfg(feature = "tracing")]
+            if crossed_power_of_two(_total, expired) {
+                tracing::info!(
+                    target: "memq_core",
+                    topic = self.config.name.as_deref().unwrap_or(""),
+                    expired_total = _total,
+                    "messages expired (reported at each power of two)"
+                );
+            }
             self.publish_counters(g);
         }
         expired

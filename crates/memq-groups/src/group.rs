@@ -736,6 +736,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
             },
         );
         self.rebalance(&mut st);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "memq_groups", group = &*self.name, member = id, members = st.members.len(), "member joined");
         let wake = self.wake_everyone(&mut st);
         self.unlock(st, wake);
         Ok(id)
@@ -744,6 +746,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn leave(&self, id: u64) {
         let mut st = self.state.lock();
         st.members.remove(&id);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "memq_groups", group = &*self.name, member = id, members = st.members.len(), "member left");
         // A waiter that outlives its member holds no reservation.
         st.waiters.forget(id);
         self.flush(&mut st);
@@ -796,6 +800,14 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if self.config.assignment != Assignment::Exclusive {
             return;
         }
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "memq_groups",
+            group = &*self.name,
+            members = st.members.len(),
+            partitions = self.sources.len(),
+            "partitions reassigned"
+        );
         let ids: Vec<u64> = st.members.keys().copied().collect();
         for p in 0..self.sources.len() {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
@@ -947,6 +959,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
             };
             if let Some(limit) = self.config.max_deliveries.filter(|max| p.deliveries >= *max) {
                 if let Some(p) = st.pending.remove(&key) {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(
+                        target: "memq_groups",
+                        group = &*self.name,
+                        partition = key.0,
+                        offset = key.1,
+                        deliveries = p.deliveries,
+                        limit,
+                        "message dead-lettered: delivered too many times"
+                    );
                     // Waits for the sink (offered when the lock is
                     // released), counted as pending until it is taken.
                     st.dead.insert(
@@ -976,6 +998,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
             });
             st.redeliveries += 1;
             got += 1;
+        }
+        #[cfg(feature = "tracing")]
+        if got > 0 {
+            tracing::debug!(target: "memq_groups", group = &*self.name, member, messages = got, "redelivered");
         }
         (got, buried)
     }
@@ -1284,6 +1310,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 p.owner = None;
                 moved.push(*k);
             }
+        }
+        #[cfg(feature = "tracing")]
+        if !moved.is_empty() {
+            tracing::info!(
+                target: "memq_groups",
+                group = &*self.name,
+                idle_members = idle.len(),
+                messages = moved.len(),
+                "idle members' messages taken over for redelivery"
+            );
         }
         st.redeliver.extend(moved);
     }

@@ -186,6 +186,30 @@
 
 #![warn(missing_docs)]
 
+/// A `tracing` event (target `tokio_memq`) with the `tracing` feature;
+/// nothing, not even the arguments' evaluation, without it.
+macro_rules! event {
+    ($level:ident, $($arg:tt)+) => {
+        #[cfg(feature = "tracing")]
+        tracing::$level!(target: "tokio_memq", $($arg)+);
+    };
+}
+
+/// `fut` inside a `trace` span named `name` with a `topic` field, with the
+/// `tracing` feature; `fut` itself without it.
+macro_rules! traced {
+    ($fut:expr, $name:literal, $topic:expr) => {{
+        #[cfg(feature = "tracing")]
+        let fut = tracing::Instrument::instrument(
+            $fut,
+            tracing::trace_span!(target: "tokio_memq", $name, topic = %$topic),
+        );
+        #[cfg(not(feature = "tracing"))]
+        let fut = $fut;
+        fut
+    }};
+}
+
 mod blocking;
 mod convert;
 mod decode;
@@ -194,6 +218,7 @@ mod format;
 mod lent;
 mod log;
 mod message;
+mod observe;
 mod options;
 mod partitioned;
 mod pattern;
@@ -246,6 +271,7 @@ pub use message::{
     dead_letter_headers, Acknowledgeable, DeadLetterInfo, DeadLetterReason, MessageMetadata, MessagePayload,
     NativePayload, TopicMessage, TypedMessage,
 };
+pub use observe::TopicSnapshot;
 pub use options::{ConsumptionMode, PartitionRouting, PartitionStats, RouterFn, TopicOptions, TopicStats};
 pub use pattern::{PatternRecvError, PatternSubscriber};
 pub use publisher::Publisher;

@@ -382,6 +382,15 @@ impl Publisher {
     /// (0 for a plain topic) and offset.
     pub(crate) async fn publish_routed<T>(
         &self,
+        entry: Entry,
+        timeout: Option<Duration>,
+        back: impl FnOnce(Entry) -> T,
+    ) -> Result<(usize, u64), PublishError<T>> {
+        traced!(self.publish_routed_inner(entry, timeout, back), "memq.publish", self.topic()).await
+    }
+
+    async fn publish_routed_inner<T>(
+        &self,
         mut entry: Entry,
         timeout: Option<Duration>,
         back: impl FnOnce(Entry) -> T,
@@ -934,6 +943,14 @@ impl Publisher {
     /// As [`publish_entries`](Self::publish_entries), saying where each
     /// message landed.
     async fn publish_entries_placed<U>(
+        &self,
+        entries: Vec<Entry>,
+        back: impl FnOnce(Vec<Entry>) -> U,
+    ) -> Result<Landed, PublishError<U>> {
+        traced!(self.publish_entries_inner(entries, back), "memq.publish_batch", self.topic()).await
+    }
+
+    async fn publish_entries_inner<U>(
         &self,
         mut entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,

@@ -29,6 +29,17 @@ pub(crate) struct TopicEntry {
     /// Consumer groups of this topic, by name. A group outlives its
     /// members (its commits live in the topic anyway).
     groups: Arc<Mutex<HashMap<String, GroupEntry>>>,
+    /// Messages handed to the topic's subscribers (only counted for
+    /// metrics).
+    #[cfg(feature = "metrics")]
+    pub(crate) delivered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TopicEntry {
+    /// Handles of the topic's consumer groups.
+    pub(crate) fn group_handles(&self) -> Vec<Group<Entry>> {
+        self.groups.lock().values().map(|g| g.group.clone()).collect()
+    }
 }
 
 /// A consumer group in the registry.
@@ -220,7 +231,8 @@ impl Registry {
         }
         let fresh = options.cloned().unwrap_or_default();
         // Build outside the write lock; only the insert happens under it.
-        let log = Log::Plain(Topic::with_weigher(fresh.to_config(), Entry::weight)?);
+        let config = fresh.to_config().name(Some(name.into()));
+        let log = Log::Plain(Topic::with_weigher(config, Entry::weight)?);
         self.insert(name, log, fresh, options)
     }
 
@@ -243,7 +255,7 @@ impl Registry {
             return Self::check_partitioned(name, entry, options, partitions);
         }
         let log =
-            PartitionedTopic::with_weigher(options.to_config(), partitions, Entry::weight).map_err(|e| {
+            PartitionedTopic::with_weigher(options.to_config().name(Some(name.into())), partitions, Entry::weight).map_err(|e| {
                 match e {
                     memq_partition::ConfigError::Topic(c) => TopicError::InvalidOptions(c),
                     _ => TopicError::PartitionCount {
@@ -299,9 +311,12 @@ impl Registry {
             log,
             options: fresh,
             groups: Arc::default(),
+            #[cfg(feature = "metrics")]
+            delivered: Arc::default(),
         };
         let name: Arc<str> = name.into();
         topics.insert(name.clone(), entry.clone());
+        event!(debug, topic = &*name, partitioned = entry.log.is_partitioned(), "topic created");
         // Under the topics lock: a wildcard subscription registering now
         // sees the topic either here or in its listing, never twice.
         let mut wake = Vec::new();
@@ -354,6 +369,25 @@ impl Registry {
 
     pub(crate) fn get(&self, name: &str) -> Option<TopicEntry> {
         self.topics.read().get(name).cloned()
+    }
+
+    /// Every topic, with its name.
+    pub(crate) fn entries(&self) -> Vec<(Arc<str>, TopicEntry)> {
+        self.topics
+            .read()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect()
+    }
+
+    /// The delivered count of every topic.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn delivered_counts(&self) -> HashMap<Arc<str>, u64> {
+        self.topics
+            .read()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.delivered.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// True once [`MessageQueue::close`] was called.
@@ -520,6 +554,7 @@ impl MessageQueue {
     /// ```
     pub fn close(&self) {
         self.registry().close_all();
+        event!(debug, "queue closed");
     }
 
     /// True once [`close`](Self::close) was called.
@@ -1106,6 +1141,7 @@ impl MessageQueue {
         match removed {
             Some(entry) => {
                 entry.log.close();
+                event!(debug, topic = topic.as_ref(), "topic deleted");
                 true
             }
             None => false,

@@ -91,6 +91,9 @@ pub struct Subscriber {
     _dead_letters: Option<PublisherLease>,
     /// Limits of this subscriber's typed receives, instead of the queue's.
     decode_limits: Option<DecodeLimits>,
+    /// The topic's delivered count (metrics only).
+    #[cfg(feature = "metrics")]
+    delivered: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 enum Kind {
@@ -209,7 +212,11 @@ impl Subscriber {
     }
 
     fn with_kind(registry: Arc<Registry>, log: Log, topic: &str, kind: Kind) -> Self {
+        #[cfg(feature = "metrics")]
+        let delivered = registry.get(topic).map(|e| e.delivered.clone());
         Subscriber {
+            #[cfg(feature = "metrics")]
+            delivered,
             topic: topic.into(),
             kind,
             partition: None,
@@ -294,9 +301,28 @@ impl Subscriber {
         &self,
         msg: &TopicMessage,
     ) -> Result<T, DecodeError> {
-        match &self.decode_limits {
+        let decoded = match &self.decode_limits {
             Some(limits) => msg.deserialize_with_limits(limits),
             None => msg.deserialize(),
+        };
+        self.decode_failed(&decoded);
+        decoded
+    }
+
+    /// Reports a decode failure (a `tracing` event; nothing without the
+    /// feature).
+    #[inline]
+    fn decode_failed<T>(&self, _decoded: &Result<T, DecodeError>) {
+        #[cfg(feature = "tracing")]
+        if let Err(e) = _decoded {
+            event!(
+                debug,
+                topic = &*self.topic,
+                offset = e.offset(),
+                kind = ?e.kind(),
+                error = %e,
+                "a received message could not be decoded"
+            );
         }
     }
 
@@ -308,7 +334,9 @@ impl Subscriber {
         format: &SerializationFormat,
     ) -> Result<T, DecodeError> {
         let limits = self.decode_limits.or_else(|| self.formats().limits());
-        msg.deserialize_in(format, limits.as_ref())
+        let decoded = msg.deserialize_in(format, limits.as_ref());
+        self.decode_failed(&decoded);
+        decoded
     }
 
     /// True once the topic is closed (deleted, the queue
@@ -447,7 +475,35 @@ impl Subscriber {
         if polled.is_ready() {
             coop.made_progress();
         }
+        match &polled {
+            Poll::Ready(Ok(n)) => self.delivered(*n),
+            Poll::Ready(Err(RecvError::Lagged(n))) => self.lagged(*n),
+            _ => {}
+        }
         polled
+    }
+
+    /// Reports a lag to this subscriber (a `tracing` event; nothing
+    /// without the feature).
+    #[inline]
+    fn lagged(&self, _missed: u64) {
+        event!(
+            warn,
+            topic = &*self.topic,
+            missed = _missed,
+            "subscriber lagged: messages were evicted before it read them"
+        );
+    }
+
+    /// Counts `n` messages delivered (for metrics; nothing without them).
+    #[inline]
+    fn delivered(&self, n: usize) {
+        #[cfg(feature = "metrics")]
+        if let Some(d) = &self.delivered {
+            d.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = n;
     }
 
     fn poll_batch_inner(
@@ -543,6 +599,10 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv(&self) -> Result<TopicMessage, RecvError> {
+        traced!(self.recv_inner(), "memq.recv", self.topic).await
+    }
+
+    async fn recv_inner(&self) -> Result<TopicMessage, RecvError> {
         if let Kind::Broadcast(cursor) = &self.kind {
             let mut waiter = Waiter::new();
             return poll_fn(|cx| {
@@ -550,6 +610,11 @@ impl Subscriber {
                 let polled = cursor.lock().poll_recv(cx, &mut waiter);
                 if polled.is_ready() {
                     coop.made_progress();
+                }
+                match &polled {
+                    Poll::Ready(Ok(_)) => self.delivered(1),
+                    Poll::Ready(Err(RecvError::Lagged(n))) => self.lagged(*n),
+                    _ => {}
                 }
                 polled.map(|r| r.map(|d| self.message(d, self.partition)))
             })
@@ -575,7 +640,12 @@ impl Subscriber {
 
     async fn recv_into(&self, max: usize, out: &mut Vec<TopicMessage>) -> Result<usize, RecvError> {
         let mut wait = self.waiter();
-        poll_fn(|cx| self.poll_batch(cx, &mut wait, max, out)).await
+        traced!(
+            poll_fn(|cx| self.poll_batch(cx, &mut wait, max, out)),
+            "memq.recv_batch",
+            self.topic
+        )
+        .await
     }
 
     /// Receives the next message if one is available now.
@@ -624,6 +694,16 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn try_recv_now(&self) -> Result<TopicMessage, TryRecvError> {
+        let got = self.try_recv_inner();
+        match &got {
+            Ok(_) => self.delivered(1),
+            Err(TryRecvError::Lagged(n)) => self.lagged(*n),
+            Err(_) => {}
+        }
+        got
+    }
+
+    fn try_recv_inner(&self) -> Result<TopicMessage, TryRecvError> {
         if let Some(m) = self.stash.lock().pop_front() {
             return Ok(m);
         }
