@@ -284,6 +284,58 @@ fn ci() -> Result<(), String> {
             &[],
         )?;
     }
+    // The optional observability features: their tests, lints and
+    // examples (a workspace build leaves them off).
+    cargo(
+        &[
+            "clippy",
+            "-p",
+            "tokio-memq",
+            "--features",
+            "tracing,metrics",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "tokio-memq",
+            "--features",
+            "tracing,metrics",
+            "--test",
+            "observability",
+        ],
+        &[],
+    )?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "tokio-memq",
+            "--features",
+            "tracing,metrics",
+            "--doc",
+            "metrics",
+        ],
+        &[],
+    )?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "tokio-memq-examples",
+            "--features",
+            "metrics",
+            "--example",
+            "prometheus",
+        ],
+        &[],
+    )?;
     // Each library crate built alone, with only the features it asks for
     // (a workspace build unifies features and can hide a missing one).
     for krate in ["memq-core", "memq-partition", "memq-groups", "tokio-memq"] {

@@ -102,23 +102,56 @@ mod export {
         pub fn describe_metrics() {
             let c = |name: &'static str, help: &'static str| describe_counter!(name, Unit::Count, help);
             let g = |name: &'static str, unit: Unit, help: &'static str| describe_gauge!(name, unit, help);
-            c("memq_messages_published_total", "Messages published to the topic.");
+            c(
+                "memq_messages_published_total",
+                "Messages published to the topic.",
+            );
             c(
                 "memq_messages_delivered_total",
                 "Messages handed to the topic's subscribers and group members (each delivery counted).",
             );
             c("memq_messages_evicted_total", "Messages evicted for capacity.");
             c("memq_messages_expired_total", "Messages dropped by their TTL.");
-            g("memq_retained_messages", Unit::Count, "Messages the topic retains now.");
+            g(
+                "memq_retained_messages",
+                Unit::Count,
+                "Messages the topic retains now.",
+            );
             g("memq_retained_bytes", Unit::Bytes, "Bytes the topic retains now.");
             g("memq_subscribers", Unit::Count, "Subscribers of the topic.");
-            c("memq_partition_messages_published_total", "Messages published to the partition.");
-            g("memq_partition_retained_messages", Unit::Count, "Messages the partition retains now.");
-            g("memq_partition_subscribers", Unit::Count, "Subscribers of the partition.");
-            g("memq_group_members", Unit::Count, "Members of the consumer group.");
-            g("memq_group_lag_messages", Unit::Count, "Messages the group has yet to hand out.");
-            g("memq_group_pending_acks", Unit::Count, "Messages handed out and not acknowledged.");
-            c("memq_group_redeliveries_total", "Messages the group delivered again.");
+            c(
+                "memq_partition_messages_published_total",
+                "Messages published to the partition.",
+            );
+            g(
+                "memq_partition_retained_messages",
+                Unit::Count,
+                "Messages the partition retains now.",
+            );
+            g(
+                "memq_partition_subscribers",
+                Unit::Count,
+                "Subscribers of the partition.",
+            );
+            g(
+                "memq_group_members",
+                Unit::Count,
+                "Members of the consumer group.",
+            );
+            g(
+                "memq_group_lag_messages",
+                Unit::Count,
+                "Messages the group has yet to hand out.",
+            );
+            g(
+                "memq_group_pending_acks",
+                Unit::Count,
+                "Messages handed out and not acknowledged.",
+            );
+            c(
+                "memq_group_redeliveries_total",
+                "Messages the group delivered again.",
+            );
             c("memq_group_dead_letters_total", "Messages the group gave up on.");
         }
 

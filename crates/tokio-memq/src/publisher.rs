@@ -386,7 +386,12 @@ impl Publisher {
         timeout: Option<Duration>,
         back: impl FnOnce(Entry) -> T,
     ) -> Result<(usize, u64), PublishError<T>> {
-        traced!(self.publish_routed_inner(entry, timeout, back), "memq.publish", self.topic()).await
+        traced!(
+            self.publish_routed_inner(entry, timeout, back),
+            "memq.publish",
+            self.topic()
+        )
+        .await
     }
 
     async fn publish_routed_inner<T>(
@@ -947,7 +952,12 @@ impl Publisher {
         entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Landed, PublishError<U>> {
-        traced!(self.publish_entries_inner(entries, back), "memq.publish_batch", self.topic()).await
+        traced!(
+            self.publish_entries_inner(entries, back),
+            "memq.publish_batch",
+            self.topic()
+        )
+        .await
     }
 
     async fn publish_entries_inner<U>(

@@ -254,17 +254,19 @@ impl Registry {
         if let Some(entry) = self.topics.read().get(name) {
             return Self::check_partitioned(name, entry, options, partitions);
         }
-        let log =
-            PartitionedTopic::with_weigher(options.to_config().name(Some(name.into())), partitions, Entry::weight).map_err(|e| {
-                match e {
-                    memq_partition::ConfigError::Topic(c) => TopicError::InvalidOptions(c),
-                    _ => TopicError::PartitionCount {
-                        topic: name.to_owned(),
-                        requested: partitions,
-                        existing: None,
-                    },
-                }
-            })?;
+        let log = PartitionedTopic::with_weigher(
+            options.to_config().name(Some(name.into())),
+            partitions,
+            Entry::weight,
+        )
+        .map_err(|e| match e {
+            memq_partition::ConfigError::Topic(c) => TopicError::InvalidOptions(c),
+            _ => TopicError::PartitionCount {
+                topic: name.to_owned(),
+                requested: partitions,
+                existing: None,
+            },
+        })?;
         let mut fresh = options.clone();
         fresh.partitions = Some(partitions);
         let entry = self.insert(name, Log::Partitioned(log), fresh, None)?;
@@ -316,7 +318,12 @@ impl Registry {
         };
         let name: Arc<str> = name.into();
         topics.insert(name.clone(), entry.clone());
-        event!(debug, topic = &*name, partitioned = entry.log.is_partitioned(), "topic created");
+        event!(
+            debug,
+            topic = &*name,
+            partitioned = entry.log.is_partitioned(),
+            "topic created"
+        );
         // Under the topics lock: a wildcard subscription registering now
         // sees the topic either here or in its listing, never twice.
         let mut wake = Vec::new();

@@ -44,7 +44,10 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}").trim_matches('"').to_string());
+        self.0.insert(
+            field.name().to_string(),
+            format!("{value:?}").trim_matches('"').to_string(),
+        );
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -131,11 +134,13 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
             worker.nack(&job).unwrap();
             let again = worker.recv().await.unwrap();
             worker.nack(&again).unwrap();
-            assert!(tokio::time::timeout(LIMIT, worker.recv_timeout(Duration::from_millis(5)))
-                .await
-                .unwrap()
-                .unwrap()
-                .is_none());
+            assert!(
+                tokio::time::timeout(LIMIT, worker.recv_timeout(Duration::from_millis(5)))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .is_none()
+            );
             drop(worker);
 
             // A decode failure.
@@ -149,9 +154,13 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
         })
     });
     let events = capture.events.lock().unwrap().clone();
-    let find = |message: &str| -> Vec<&Seen> { events.iter().filter(|e| e.message().contains(message)).collect() };
+    let find =
+        |message: &str| -> Vec<&Seen> { events.iter().filter(|e| e.message().contains(message)).collect() };
 
-    let created: Vec<&str> = find("topic created").iter().filter_map(|e| e.field("topic")).collect();
+    let created: Vec<&str> = find("topic created")
+        .iter()
+        .filter_map(|e| e.field("topic"))
+        .collect();
     for topic in ["small", "jobs", "jobs.dead-letters", "bytes"] {
         assert!(created.contains(&topic), "{topic} created: {created:?}");
     }
@@ -159,19 +168,30 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
 
     let lag = find("subscriber lagged");
     assert_eq!(lag.len(), 1);
-    assert_eq!((lag[0].level, lag[0].field("topic"), lag[0].field("missed")), (Level::WARN, Some("small"), Some("8")));
+    assert_eq!(
+        (lag[0].level, lag[0].field("topic"), lag[0].field("missed")),
+        (Level::WARN, Some("small"), Some("8"))
+    );
 
     // Evictions in aggregate: at totals 1, 2, 4 and 8, not per message.
-    let evicted: Vec<&str> = find("evicted for capacity").iter().filter_map(|e| e.field("evicted_total")).collect();
+    let evicted: Vec<&str> = find("evicted for capacity")
+        .iter()
+        .filter_map(|e| e.field("evicted_total"))
+        .collect();
     assert_eq!(evicted, ["1", "2", "4", "8"]);
-    assert!(find("evicted for capacity").iter().all(|e| e.field("topic") == Some("small") && e.target == "memq_core"));
+    assert!(find("evicted for capacity")
+        .iter()
+        .all(|e| e.field("topic") == Some("small") && e.target == "memq_core"));
 
     assert_eq!(find("member joined").len(), 1);
     assert_eq!(find("member left").len(), 1);
     assert_eq!(find("redelivered").len(), 1);
     let dead = find("dead-lettered");
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].level, dead[0].field("group"), dead[0].field("deliveries")), (Level::WARN, Some("workers"), Some("2")));
+    assert_eq!(
+        (dead[0].level, dead[0].field("group"), dead[0].field("deliveries")),
+        (Level::WARN, Some("workers"), Some("2"))
+    );
 
     let decode = find("could not be decoded");
     assert_eq!(decode.len(), 1);
@@ -184,7 +204,9 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
         assert!(!s.is_empty(), "{name}");
         assert!(s.iter().all(|s| s.level == Level::TRACE), "{name}");
     }
-    assert!(spans.iter().any(|s| s.field("name") == Some("memq.publish") && s.field("topic") == Some("small")));
+    assert!(spans
+        .iter()
+        .any(|s| s.field("name") == Some("memq.publish") && s.field("topic") == Some("small")));
 }
 
 #[test]
@@ -194,7 +216,12 @@ fn nothing_per_message_above_trace() {
         runtime().block_on(async {
             let mq = MessageQueue::new();
             let sub = mq.subscriber("busy").await.unwrap();
-            let group = mq.group("busy", "g").mode(ConsumptionMode::Earliest).join().await.unwrap();
+            let group = mq
+                .group("busy", "g")
+                .mode(ConsumptionMode::Earliest)
+                .join()
+                .await
+                .unwrap();
             let publisher = mq.publisher("busy");
             for i in 0..500u32 {
                 publisher.publish(i).await.unwrap();
@@ -213,7 +240,11 @@ fn nothing_per_message_above_trace() {
         .collect();
     // The topic and the member (joining, and leaving at the end), once
     // each; 500 messages add nothing.
-    assert_eq!(loud, ["topic created", "member joined", "member left"], "{loud:?}");
+    assert_eq!(
+        loud,
+        ["topic created", "member joined", "member left"],
+        "{loud:?}"
+    );
 }
 
 #[test]
@@ -229,7 +260,10 @@ fn record_metrics_reports_topics_partitions_and_groups() {
         let sub = mq.subscriber_with_options("orders", small).await.unwrap();
         let publisher = mq.publisher("orders");
         for i in 0..5u32 {
-            publisher.publish_bytes(vec![i as u8; 10], SerializationFormat::Raw).await.unwrap();
+            publisher
+                .publish_bytes(vec![i as u8; 10], SerializationFormat::Raw)
+                .await
+                .unwrap();
         }
         assert!(sub.recv().await.is_err(), "lagged 2");
         sub.recv_batch(2).await.unwrap(); // 2 delivered
@@ -244,8 +278,13 @@ fn record_metrics_reports_topics_partitions_and_groups() {
         let job = worker.recv().await.unwrap(); // 1 pending
         worker.nack(&job).unwrap();
         worker.recv().await.unwrap(); // redelivered: still 1 pending
-        mq.create_partitioned_topic("clicks", TopicOptions::default(), 2).await.unwrap();
-        mq.publisher("clicks").publish_batch(vec![1u8, 2, 3]).await.unwrap();
+        mq.create_partitioned_topic("clicks", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        mq.publisher("clicks")
+            .publish_batch(vec![1u8, 2, 3])
+            .await
+            .unwrap();
         // Kept alive for the gauges below.
         (mq, sub, worker)
     });
@@ -257,7 +296,10 @@ fn record_metrics_reports_topics_partitions_and_groups() {
     let mut units = BTreeMap::new();
     for (key, unit, _, value) in snapshotter.snapshot().into_vec() {
         let key = key.key();
-        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
         let name = format!("{}{{{}}}", key.name(), labels.join(","));
         units.insert(key.name().to_string(), unit);
         values.insert(name, value);
@@ -281,13 +323,28 @@ fn record_metrics_reports_topics_partitions_and_groups() {
     // Counted from the committed offset: the pending message is not committed.
     assert_eq!(gauge("memq_group_lag_messages{topic=jobs,group=billing}"), 3.0);
     assert_eq!(gauge("memq_group_pending_acks{topic=jobs,group=billing}"), 1.0);
-    assert_eq!(counter("memq_group_redeliveries_total{topic=jobs,group=billing}"), 1);
-    assert_eq!(counter("memq_group_dead_letters_total{topic=jobs,group=billing}"), 0);
+    assert_eq!(
+        counter("memq_group_redeliveries_total{topic=jobs,group=billing}"),
+        1
+    );
+    assert_eq!(
+        counter("memq_group_dead_letters_total{topic=jobs,group=billing}"),
+        0
+    );
     assert_eq!(counter("memq_messages_delivered_total{topic=jobs}"), 2);
     assert_eq!(counter("memq_messages_published_total{topic=clicks}"), 3);
-    assert_eq!(counter("memq_partition_messages_published_total{topic=clicks,partition=0}"), 2);
-    assert_eq!(counter("memq_partition_messages_published_total{topic=clicks,partition=1}"), 1);
-    assert_eq!(gauge("memq_partition_retained_messages{topic=clicks,partition=1}"), 1.0);
+    assert_eq!(
+        counter("memq_partition_messages_published_total{topic=clicks,partition=0}"),
+        2
+    );
+    assert_eq!(
+        counter("memq_partition_messages_published_total{topic=clicks,partition=1}"),
+        1
+    );
+    assert_eq!(
+        gauge("memq_partition_retained_messages{topic=clicks,partition=1}"),
+        1.0
+    );
     assert_eq!(units["memq_retained_bytes"], Some(metrics::Unit::Bytes));
     assert_eq!(units["memq_messages_published_total"], Some(metrics::Unit::Count));
 }
