@@ -338,7 +338,13 @@ fn ci() -> Result<(), String> {
     )?;
     // Each library crate built alone, with only the features it asks for
     // (a workspace build unifies features and can hide a missing one).
-    for krate in ["memq-core", "memq-partition", "memq-groups", "tokio-memq"] {
+    for krate in [
+        "memq-core",
+        "memq-partition",
+        "memq-groups",
+        "tokio-memq",
+        "memq-admin",
+    ] {
         cargo(&["check", "-p", krate, "--lib"], &[])?;
     }
     // What the manifests declare is what builds (issue 11, item 7).

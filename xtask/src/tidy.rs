@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "tokio-memq",
         &["memq-core", "memq-codec", "memq-partition", "memq-groups"],
     ),
+    ("memq-admin", &["tokio-memq"]),
 ];
 
 /// Runs every check; returns the problems found.

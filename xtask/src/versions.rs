@@ -21,12 +21,13 @@ use std::time::Instant;
 use serde_json::Value;
 
 /// The published library crates: what users build.
-const LIBRARIES: [&str; 5] = [
+const LIBRARIES: [&str; 6] = [
     "memq-core",
     "memq-codec",
     "memq-partition",
     "memq-groups",
     "tokio-memq",
+    "memq-admin",
 ];
 
 /// Runs a command in `dir`, with the variables cargo sets for a build
