@@ -348,3 +348,72 @@ fn record_metrics_reports_topics_partitions_and_groups() {
     assert_eq!(units["memq_retained_bytes"], Some(metrics::Unit::Bytes));
     assert_eq!(units["memq_messages_published_total"], Some(metrics::Unit::Count));
 }
+
+#[test]
+fn expiries_in_aggregate_take_overs_and_reassignments() {
+    let capture = Capture::default();
+    tracing::subscriber::with_default(capture.clone(), || {
+        runtime().block_on(async {
+            let mq = MessageQueue::new();
+            // Three messages expire together: one event with the total.
+            let ttl = TopicOptions {
+                message_ttl: Some(Duration::from_secs(1)),
+                ..TopicOptions::default()
+            };
+            mq.create_topic("ttl", ttl).await.unwrap();
+            let publisher = mq.publisher("ttl");
+            for i in 0..3u8 {
+                publisher.publish(i).await.unwrap();
+            }
+            tokio::time::advance(Duration::from_secs(2)).await;
+            publisher.publish(9u8).await.unwrap();
+
+            // An idle member's message is taken over by another.
+            let join = || {
+                mq.group("work", "g")
+                    .manual_ack()
+                    .ack_timeout(Duration::from_millis(100))
+                    .mode(ConsumptionMode::Earliest)
+                    .join()
+            };
+            let (idle, busy) = (join().await.unwrap(), join().await.unwrap());
+            mq.publisher("work").publish("job").await.unwrap();
+            let _held = idle.recv().await.unwrap();
+            let again = tokio::time::timeout(LIMIT, busy.recv()).await.unwrap().unwrap();
+            assert_eq!(again.deliveries, 2);
+
+            // Exclusive partitions are reassigned as members join.
+            mq.create_partitioned_topic("parts", TopicOptions::default(), 2)
+                .await
+                .unwrap();
+            let _a = mq.group("parts", "x").exclusive().join().await.unwrap();
+            let _b = mq.group("parts", "x").exclusive().join().await.unwrap();
+        })
+    });
+    let events = capture.events.lock().unwrap().clone();
+    let expired: Vec<&Seen> = events
+        .iter()
+        .filter(|e| e.message().contains("expired (reported"))
+        .collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(
+        (expired[0].field("topic"), expired[0].field("expired_total")),
+        (Some("ttl"), Some("3"))
+    );
+    let taken: Vec<&Seen> = events
+        .iter()
+        .filter(|e| e.message().contains("taken over"))
+        .collect();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].field("group"), taken[0].field("messages")),
+        (Some("g"), Some("1"))
+    );
+    let reassigned: Vec<&str> = events
+        .iter()
+        .filter(|e| e.message().contains("partitions reassigned"))
+        .filter_map(|e| e.field("members"))
+        .collect();
+    // Two joins, then the second member leaving at the end.
+    assert_eq!(reassigned, ["1", "2", "1"]);
+}
