@@ -104,7 +104,8 @@ pub(crate) struct Watch {
 #[derive(Default)]
 struct WatchState {
     created: Vec<Created>,
-    waker: Option<Waker>,
+    /// Receives waiting for a new topic (one per task: deduplicated).
+    wakers: Vec<Waker>,
 }
 
 impl Watch {
@@ -112,22 +113,25 @@ impl Watch {
     /// a reader is made before anything can be published to it. Returns
     /// the waker of a receive waiting for it (to wake once the registry's
     /// locks are released).
-    pub(crate) fn topic_created(&self, name: &Arc<str>, entry: &TopicEntry) -> Option<Waker> {
+    pub(crate) fn topic_created(&self, name: &Arc<str>, entry: &TopicEntry) -> Vec<Waker> {
         if !self.pattern.matches(name) {
-            return None;
+            return Vec::new();
         }
         let start = memq_core::StartFrom::Earliest;
         let reader = match &entry.log {
             Log::Plain(t) => t.subscribe(start).ok().map(Reader::Plain),
             Log::Partitioned(p) => p.subscribe_all(start).ok().map(Reader::Merged),
-        }?;
+        };
+        let Some(reader) = reader else {
+            return Vec::new();
+        };
         let mut st = self.state.lock();
         st.created.push(Created {
             name: name.clone(),
             log: entry.log.clone(),
             reader,
         });
-        st.waker.take()
+        std::mem::take(&mut st.wakers)
     }
 }
 
@@ -165,12 +169,19 @@ struct Inner {
     topics: Vec<Member>,
     /// Where the next receive starts: topics take turns.
     next: usize,
+    /// The next [`Member::id`].
+    next_id: u64,
 }
 
 struct Member {
+    /// Names the member in a receive's own waiters ([`Waits`]).
+    id: u64,
     sub: Subscriber,
-    wait: Wait,
 }
+
+/// What one receive (or stream) keeps between polls: its waiter on each
+/// topic, so that concurrent receives on one subscriber are each woken.
+type Waits = std::collections::HashMap<u64, Wait>;
 
 /// Why a [`PatternSubscriber`] receive returned no message.
 ///
@@ -239,16 +250,18 @@ impl PatternSubscriber {
             };
             // A topic closed meanwhile has nothing more to give.
             if let Some(sub) = sub {
-                topics.push(Member {
-                    wait: sub.waiter(),
-                    sub,
-                });
+                let id = topics.len() as u64;
+                topics.push(Member { id, sub });
             }
         }
         Ok(PatternSubscriber {
             registry,
             watch,
-            inner: Mutex::new(Inner { topics, next: 0 }),
+            inner: Mutex::new(Inner {
+                next_id: topics.len() as u64,
+                topics,
+                next: 0,
+            }),
         })
     }
 
@@ -349,7 +362,8 @@ impl PatternSubscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv(&self) -> Result<TopicMessage, PatternRecvError> {
-        poll_fn(|cx| self.poll_recv(Some(cx))).await
+        let mut waits = Waits::new();
+        poll_fn(|cx| self.poll_recv(Some(cx), &mut waits)).await
     }
 
     /// The next message if one is waiting.
@@ -374,7 +388,7 @@ impl PatternSubscriber {
     /// # Ok(()) }
     /// ```
     pub fn try_recv_now(&self) -> Result<TopicMessage, PatternRecvError> {
-        match self.poll_recv(None) {
+        match self.poll_recv(None, &mut Waits::new()) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(PatternRecvError::Empty),
         }
@@ -401,8 +415,9 @@ impl PatternSubscriber {
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, PatternRecvError> {
         let mut delay = crate::blocking::Delay::new(timeout);
+        let mut waits = Waits::new();
         poll_fn(|cx| {
-            if let Poll::Ready(r) = self.poll_recv(Some(cx)) {
+            if let Poll::Ready(r) = self.poll_recv(Some(cx), &mut waits) {
                 return Poll::Ready(r.map(Some));
             }
             delay.poll_elapsed(cx).map(|()| Ok(None))
@@ -467,6 +482,7 @@ impl PatternSubscriber {
     pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, PatternRecvError>> + Send + Unpin + '_ {
         PatternStream {
             sub: self,
+            waits: Waits::new(),
             done: false,
         }
     }
@@ -479,21 +495,31 @@ impl PatternSubscriber {
                 Reader::Plain(cursor) => Subscriber::new(self.registry.clone(), c.log, &c.name, cursor),
                 Reader::Merged(cursors) => Subscriber::merged(self.registry.clone(), c.log, &c.name, cursors),
             };
-            inner.topics.push(Member {
-                wait: sub.waiter(),
-                sub,
-            });
+            let id = inner.next_id;
+            inner.next_id += 1;
+            inner.topics.push(Member { id, sub });
         }
     }
 
     /// One receive: each topic in turn, from where the last one left off.
-    fn poll_recv(&self, mut cx: Option<&mut Context<'_>>) -> Poll<Result<TopicMessage, PatternRecvError>> {
+    fn poll_recv(
+        &self,
+        mut cx: Option<&mut Context<'_>>,
+        waits: &mut Waits,
+    ) -> Poll<Result<TopicMessage, PatternRecvError>> {
         let mut inner = self.inner.lock();
         if let Some(cx) = cx.as_deref_mut() {
             // Registered before looking, so a topic created meanwhile wakes us.
-            self.watch.state.lock().waker = Some(cx.waker().clone());
+            let mut st = self.watch.state.lock();
+            if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                st.wakers.push(cx.waker().clone());
+            }
         }
         self.adopt(&mut inner);
+        // Waiters of topics that left the set go with them.
+        if waits.len() > inner.topics.len() {
+            waits.retain(|id, _| inner.topics.iter().any(|m| m.id == *id));
+        }
         let noop = Waker::noop();
         let mut fallback = Context::from_waker(noop);
         let mut out: Vec<TopicMessage> = Vec::with_capacity(1);
@@ -502,10 +528,11 @@ impl PatternSubscriber {
         let start = inner.next;
         while i < n {
             let at = (start + i) % inner.topics.len();
-            let m = &mut inner.topics[at];
+            let m = &inner.topics[at];
+            let wait = waits.entry(m.id).or_insert_with(|| m.sub.waiter());
             let polled = match cx.as_deref_mut() {
-                Some(cx) => m.sub.poll_batch(cx, &mut m.wait, 1, &mut out),
-                None => m.sub.poll_batch(&mut fallback, &mut m.wait, 1, &mut out),
+                Some(cx) => m.sub.poll_batch(cx, wait, 1, &mut out),
+                None => m.sub.poll_batch(&mut fallback, wait, 1, &mut out),
             };
             match polled {
                 Poll::Ready(Ok(_)) => {
@@ -523,7 +550,8 @@ impl PatternSubscriber {
                     // Deleted (or the queue closed) and drained: gone from
                     // the set; a topic created again under its name joins
                     // anew.
-                    inner.topics.swap_remove(at);
+                    let gone = inner.topics.swap_remove(at);
+                    waits.remove(&gone.id);
                     if inner.topics.is_empty() {
                         break;
                     }
@@ -557,6 +585,7 @@ impl fmt::Debug for PatternSubscriber {
 
 struct PatternStream<'a> {
     sub: &'a PatternSubscriber,
+    waits: Waits,
     done: bool,
 }
 
@@ -567,7 +596,8 @@ impl Stream for PatternStream<'_> {
         if self.done {
             return Poll::Ready(None);
         }
-        match self.sub.poll_recv(Some(cx)) {
+        let this = &mut *self;
+        match this.sub.poll_recv(Some(cx), &mut this.waits) {
             Poll::Ready(Err(PatternRecvError::Closed)) => {
                 self.done = true;
                 Poll::Ready(None)

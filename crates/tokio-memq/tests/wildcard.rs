@@ -196,3 +196,38 @@ async fn invalid_patterns_are_typed_errors() {
         }
     }
 }
+
+/// Two tasks receiving from one pattern subscriber at once are each woken
+/// (each receive keeps its own waiters): for a topic created while both
+/// wait, and for messages of a topic both already read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_receives_are_each_woken() {
+    let mq = MessageQueue::new();
+    let sub = std::sync::Arc::new(mq.subscribe_pattern("c.*").unwrap());
+    for round in 0..2 {
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let sub = sub.clone();
+                // The timer wins a tie: a receive that was never woken
+                // fails here even though a late poll would find a message.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        biased;
+                        () = tokio::time::sleep(LIMIT) => panic!("a waiting receive was never woken"),
+                        r = sub.recv() => r.unwrap(),
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30)).await; // both are parked
+        let publisher = mq.publisher("c.new");
+        publisher.publish(round * 10).await.unwrap();
+        publisher.publish(round * 10 + 1).await.unwrap();
+        let mut got = Vec::new();
+        for w in waiting {
+            got.push(w.await.unwrap().deserialize::<i32>().unwrap());
+        }
+        got.sort_unstable();
+        assert_eq!(got, [round * 10, round * 10 + 1], "round {round}");
+    }
+}
