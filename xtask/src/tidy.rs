@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["memq-core", "memq-codec", "memq-partition", "memq-groups"],
     ),
     ("memq-admin", &["tokio-memq"]),
+    ("memq-redis", &["memq-codec"]),
 ];
 
 /// Runs every check; returns the problems found.

@@ -1,0 +1,542 @@
+//! The tokio-memq topic log over Redis Streams (7.0 or newer), usable on its own: the first
+//! layer of running a queue across processes (see `DESIGN-redis.md` in the project notes).
+//!
+//! * Offsets are dense `u64`s assigned by the server where a message becomes visible: offset
+//!   `o` is stream entry `0-(o+1)` (`XADD key 0-*`), equal for every process.
+//! * A publish or a batch is one call of this crate's Redis FUNCTION: contiguous, or nothing,
+//!   even with many processes publishing at once.
+//! * Retention by count trims exactly (`XTRIM MAXLEN =`); a reader behind the oldest retained
+//!   message gets [`RecvError::Lagged`] with the exact count it lost, then the rest.
+//!
+//! What this layer does not do yet: consumer groups, partitions, TTL, cancelling a blocked
+//! read on the server, reconnecting. The facade does not use it yet.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use memq_redis::{Start, Store, TopicConfig};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::connect("redis://127.0.0.1:6379/").await?;
+//! let topic = store.topic("orders", TopicConfig::default()).await?;
+//! let mut reader = topic.reader(Start::Earliest).await?;
+//! assert_eq!(topic.publish_batch(&[&b"a"[..], b"b"]).await?, 0..2);
+//! assert_eq!(&reader.recv().await?.payload[..], b"a");
+//! # Ok(()) }
+//! ```
+
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Value};
+
+/// The function library, loaded on connect.
+const LIBRARY: &str = include_str!("memq.lua");
+
+/// How long one blocking read waits on the server before asking again.
+const BLOCK: Duration = Duration::from_millis(1000);
+
+/// What can go wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection or a command failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The server is older than 7.0 (dense IDs and functions need 7.0).
+    #[error("redis {0} is too old: memq-redis needs 7.0 or newer")]
+    ServerTooOld(String),
+    /// The topic was deleted (or deleted and created again) while this handle used it.
+    #[error("topic {0:?} was deleted")]
+    TopicGone(String),
+    /// The server answered something this crate does not expect.
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}
+
+/// Why a read returned no message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// This many messages were trimmed before the reader read them; it goes on with the
+    /// oldest retained one.
+    #[error("lagged behind: {0} messages lost")]
+    Lagged(u64),
+    /// Talking to Redis failed (the reader keeps its position).
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Where a reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Start {
+    /// The oldest retained message.
+    Earliest,
+    /// The next message published.
+    Latest,
+    /// This offset (it must be retained or the next to be published).
+    Offset(u64),
+}
+
+/// A topic's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicConfig {
+    /// The most messages the topic retains (older ones are trimmed); `None` for no limit.
+    pub max_messages: Option<usize>,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            max_messages: Some(10_000),
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Sets [`max_messages`](Self::max_messages).
+    #[must_use]
+    pub fn max_messages(mut self, max: Option<usize>) -> Self {
+        self.max_messages = max;
+        self
+    }
+}
+
+/// A message read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// Its offset.
+    pub offset: u64,
+    /// When the server stored it, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Its bytes.
+    pub payload: Bytes,
+}
+
+/// A connection to a Redis server holding topics.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    conn: MultiplexedConnection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// The keys of a topic: `memq:{name}:log` and `memq:{name}:meta` (the braces keep both in
+/// one Cluster slot; `{`, `}` and `\` in names are escaped).
+fn keys(name: &str) -> (String, String) {
+    let mut escaped = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '{' | '}' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    (
+        format!("memq:{{{escaped}}}:log"),
+        format!("memq:{{{escaped}}}:meta"),
+    )
+}
+
+impl Store {
+    /// Connects, checks that the server is 7.0 or newer, and loads this crate's function
+    /// library (replacing an older copy).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the server cannot be reached, [`Error::ServerTooOld`].
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let client = Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        let mut store = Store { client, conn };
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut store.conn)
+            .await?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("0")
+            .trim()
+            .to_string();
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 7 {
+            return Err(Error::ServerTooOld(version));
+        }
+        let _: Value = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(LIBRARY)
+            .query_async(&mut store.conn)
+            .await?;
+        Ok(store)
+    }
+
+    /// The topic `name`, created with `config` when absent (an existing topic keeps its own
+    /// settings: they live on the server).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn topic(&self, name: &str, config: TopicConfig) -> Result<Topic, Error> {
+        let (log, meta) = keys(name);
+        let mut conn = self.conn.clone();
+        // A new incarnation only when the topic is new: every handle of a topic agrees on it.
+        let fresh: i64 = redis::cmd("INCR")
+            .arg("memq:incarnations")
+            .query_async(&mut conn)
+            .await?;
+        let max = config.max_messages.map_or(0, |m| m as u64);
+        let _: Value = redis::cmd("HSETNX")
+            .arg(&meta)
+            .arg("incarnation")
+            .arg(fresh)
+            .query_async(&mut conn)
+            .await?;
+        let _: Value = redis::cmd("HSETNX")
+            .arg(&meta)
+            .arg("max_messages")
+            .arg(max)
+            .query_async(&mut conn)
+            .await?;
+        let (incarnation, max_messages): (String, u64) = redis::cmd("HMGET")
+            .arg(&meta)
+            .arg("incarnation")
+            .arg("max_messages")
+            .query_async(&mut conn)
+            .await?;
+        Ok(Topic {
+            name: name.to_string(),
+            log,
+            meta,
+            incarnation,
+            max_messages,
+            store: self.clone(),
+        })
+    }
+
+    /// Deletes the topic `name` (its messages and settings); true when it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
+        let (log, meta) = keys(name);
+        let removed: u64 = redis::cmd("DEL")
+            .arg(&log)
+            .arg(&meta)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed > 0)
+    }
+}
+
+/// A topic's log on the server.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    name: String,
+    log: String,
+    meta: String,
+    incarnation: String,
+    max_messages: u64,
+    store: Store,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Publishes one message; returns its offset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TopicGone`] when the topic was deleted since this handle was made,
+    /// [`Error::Redis`] (the outcome is then unknown: the message may or may not be stored).
+    pub async fn publish(&self, payload: &[u8]) -> Result<u64, Error> {
+        self.publish_batch(&[payload]).await.map(|r| r.start)
+    }
+
+    /// Publishes `payloads` as one contiguous run of offsets, nothing interleaved from any
+    /// process; returns the run. An empty batch stores nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_batch(&self, payloads: &[&[u8]]) -> Result<Range<u64>, Error> {
+        if payloads.is_empty() {
+            let (_, high) = self.bounds().await?;
+            return Ok(high..high);
+        }
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("memq_publish")
+            .arg(2)
+            .arg(&self.log)
+            .arg(&self.meta)
+            .arg(self.max_messages)
+            .arg(&self.incarnation);
+        for p in payloads {
+            cmd.arg(*p);
+        }
+        let reply: Result<(u64, u64, u64), redis::RedisError> =
+            cmd.query_async(&mut self.store.conn.clone()).await;
+        match reply {
+            Ok((first, n, _evicted)) => Ok(first..first + n),
+            Err(e) if e.to_string().contains("MEMQGONE") => Err(Error::TopicGone(self.name.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The retained window: the oldest retained offset and the next to be published.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn bounds(&self) -> Result<(u64, u64), Error> {
+        let mut conn = self.store.conn.clone();
+        let exists: bool = redis::cmd("EXISTS").arg(&self.log).query_async(&mut conn).await?;
+        if !exists {
+            return Ok((0, 0));
+        }
+        let info: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.log)
+            .query_async(&mut conn)
+            .await?;
+        let last = field(&info, "last-generated-id").and_then(seq).unwrap_or(0);
+        let first = field(&info, "first-entry")
+            .and_then(|e| match e {
+                Value::Array(parts) => parts.first().and_then(seq),
+                _ => None,
+            })
+            .unwrap_or(last + 1);
+        // Entry 0-s holds offset s - 1.
+        Ok((first.saturating_sub(1), last))
+    }
+
+    /// A reader from `start`, with its own connection (its blocking reads hold up nobody).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`]; [`Error::Protocol`] naming the window for an offset outside it.
+    pub async fn reader(&self, start: Start) -> Result<Reader, Error> {
+        let (low, high) = self.bounds().await?;
+        let position = match start {
+            Start::Earliest => low,
+            Start::Latest => high,
+            Start::Offset(o) if (low..=high).contains(&o) => o,
+            Start::Offset(o) => {
+                return Err(Error::Protocol(format!(
+                    "offset {o} is outside the retained window {low}..{high}"
+                )))
+            }
+        };
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let conn = self
+            .store
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok(Reader {
+            log: self.log.clone(),
+            position,
+            conn,
+            buffer: std::collections::VecDeque::new(),
+        })
+    }
+}
+
+/// Reads a topic from a position, in order.
+pub struct Reader {
+    log: String,
+    position: u64,
+    conn: MultiplexedConnection,
+    buffer: std::collections::VecDeque<Record>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// The offset of the next message this reader returns.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Waits for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Lagged`] once when messages were trimmed before this reader read them
+    /// (then the rest follows); [`RecvError::Store`] when Redis fails (the position is kept,
+    /// the call can be repeated).
+    pub async fn recv(&mut self) -> Result<Record, RecvError> {
+        loop {
+            if let Some(r) = self.take()? {
+                return Ok(r);
+            }
+            self.fill(Some(BLOCK)).await?;
+        }
+    }
+
+    /// The next message if one is stored now.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn try_recv(&mut self) -> Result<Option<Record>, RecvError> {
+        if let Some(r) = self.take()? {
+            return Ok(Some(r));
+        }
+        self.fill(None).await?;
+        self.take()
+    }
+
+    /// The next buffered message, or the lag before it.
+    fn take(&mut self) -> Result<Option<Record>, RecvError> {
+        let Some(first) = self.buffer.front() else {
+            return Ok(None);
+        };
+        if first.offset > self.position {
+            let lost = first.offset - self.position;
+            self.position = first.offset;
+            return Err(RecvError::Lagged(lost));
+        }
+        let r = self.buffer.pop_front().expect("a front");
+        self.position = r.offset + 1;
+        Ok(Some(r))
+    }
+
+    /// Reads what follows the position (waiting up to `block` for it).
+    async fn fill(&mut self, block: Option<Duration>) -> Result<(), Error> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(128);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis() as u64);
+        }
+        // Entries after 0-position: offsets from `position` on.
+        cmd.arg("STREAMS")
+            .arg(&self.log)
+            .arg(format!("0-{}", self.position));
+        let reply: Value = cmd.query_async(&mut self.conn).await?;
+        for entry in entries(&reply)? {
+            self.buffer.push_back(entry);
+        }
+        Ok(())
+    }
+}
+
+/// The value after `name` in a flat name/value reply (or a map reply).
+fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a Value> {
+    match reply {
+        Value::Array(items) => items
+            .chunks(2)
+            .find(|kv| {
+                matches!(&kv[0], Value::BulkString(k) if k == name.as_bytes())
+                    || matches!(&kv[0], Value::SimpleString(k) if k == name)
+            })
+            .and_then(|kv| kv.get(1)),
+        Value::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| {
+                matches!(k, Value::BulkString(k) if k == name.as_bytes())
+                    || matches!(k, Value::SimpleString(k) if k == name)
+            })
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// The sequence number of an entry ID `0-s`.
+fn seq(id: &Value) -> Option<u64> {
+    let text = match id {
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?,
+        Value::SimpleString(s) => s.as_str(),
+        _ => return None,
+    };
+    text.strip_prefix("0-")?.parse().ok()
+}
+
+/// The entries of an `XREAD` reply for one stream.
+fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
+    let bad = || Error::Protocol(format!("{reply:?}"));
+    let streams: Vec<&Value> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(kv) if kv.len() == 2 => Some(&kv[1]),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs.iter().map(|(_, v)| v).collect(),
+        _ => return Err(bad()),
+    };
+    let mut out = Vec::new();
+    for list in streams {
+        let Value::Array(list) = list else {
+            return Err(bad());
+        };
+        for e in list {
+            let Value::Array(parts) = e else { return Err(bad()) };
+            let (Some(id), Some(fields)) = (parts.first(), parts.get(1)) else {
+                return Err(bad());
+            };
+            let s = seq(id).ok_or_else(bad)?;
+            let payload = match field(fields, "p") {
+                Some(Value::BulkString(p)) => Bytes::copy_from_slice(p),
+                _ => Bytes::new(),
+            };
+            let time_ms = match field(fields, "t") {
+                Some(Value::BulkString(t)) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            out.push(Record {
+                offset: s.saturating_sub(1),
+                time_ms,
+                payload,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_escape_braces() {
+        assert_eq!(keys("orders").0, "memq:{orders}:log");
+        assert_eq!(keys("a}b{c\\").1, "memq:{a\\}b\\{c\\\\}:meta");
+    }
+
+    #[test]
+    fn sequence_numbers() {
+        assert_eq!(seq(&Value::BulkString(b"0-5".to_vec())), Some(5));
+        assert_eq!(seq(&Value::BulkString(b"5-0".to_vec())), None);
+    }
+}
