@@ -8,8 +8,12 @@
 //! * Retention by count trims exactly (`XTRIM MAXLEN =`); a reader behind the oldest retained
 //!   message gets [`RecvError::Lagged`] with the exact count it lost, then the rest.
 //!
-//! What this layer does not do yet: consumer groups, partitions, TTL, cancelling a blocked
-//! read on the server, reconnecting. The facade does not use it yet.
+//! * Consumer groups ([`Topic::join`]): each message to one member, automatic or manual
+//!   acknowledgement, what an idle member holds taken over by another with its delivery
+//!   count, dead letters at a delivery limit.
+//!
+//! What this layer does not do yet: partitions, TTL, lag reports for groups, cancelling a
+//! blocked read on the server, reconnecting. The facade does not use it yet.
 //!
 //! # Examples
 //!
@@ -25,6 +29,10 @@
 //! assert_eq!(&reader.recv().await?.payload[..], b"a");
 //! # Ok(()) }
 //! ```
+
+mod group;
+
+pub use group::{AckMode, Delivery, GroupConfig, Member};
 
 use std::ops::Range;
 use std::time::Duration;

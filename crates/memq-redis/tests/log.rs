@@ -200,3 +200,86 @@ async fn a_deleted_topic_refuses_publishes_from_old_handles() {
     );
     assert!(!store.delete_topic("never").await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_goes_to_one_member_of_a_group() {
+    use memq_redis::GroupConfig;
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("jobs", TopicConfig::default()).await.unwrap();
+    let config = GroupConfig::default().start(Start::Earliest);
+    let mut members = Vec::new();
+    for name in ["a", "b"] {
+        members.push(topic.join("workers", name, config.clone()).await.unwrap());
+    }
+    for i in 0..40u8 {
+        topic.publish(&[i]).await.unwrap();
+    }
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|mut m| {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                // Stop once nothing came for a while (the other member has the rest).
+                while let Ok(Ok(d)) = timeout(Duration::from_millis(1500), m.recv()).await {
+                    assert_eq!(d.deliveries, 1);
+                    got.push(d.record.payload[0]);
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(got, sorted, "each member's share in order");
+        all.extend(got);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..40).collect::<Vec<u8>>(), "every message exactly once");
+    assert_eq!(topic.pending("workers").await.unwrap(), 0, "auto-acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
+    use memq_redis::GroupConfig;
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("tasks", TopicConfig::default()).await.unwrap();
+    let dead_topic = store
+        .topic("tasks.dead-letters", TopicConfig::default())
+        .await
+        .unwrap();
+    let mut dead = dead_topic.reader(Start::Earliest).await.unwrap();
+    let config = GroupConfig::default()
+        .start(Start::Earliest)
+        .manual(Duration::from_millis(200))
+        .max_deliveries(Some(2));
+    let mut idle = topic.join("g", "idle", config.clone()).await.unwrap();
+    let mut busy = topic.join("g", "busy", config).await.unwrap();
+    topic.publish(b"fragile").await.unwrap();
+    topic.publish(b"fine").await.unwrap();
+    let first = timeout(LIMIT, idle.recv()).await.unwrap().unwrap();
+    assert_eq!((first.record.offset, first.deliveries), (0, 1));
+    // `idle` never acknowledges: after the ack timeout `busy` takes it over
+    // (after or before the other message), with its delivery count.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let d = timeout(LIMIT, busy.recv()).await.unwrap().unwrap();
+        seen.push((d.record.offset, d.deliveries));
+        if d.record.offset == 1 {
+            busy.ack(1).await.unwrap();
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [(0, 2), (1, 1)]);
+    // `busy` does not acknowledge offset 0 either: past the limit of 2 it
+    // becomes a dead letter, and is acknowledged.
+    let next = timeout(Duration::from_millis(1500), busy.recv()).await;
+    assert!(next.is_err(), "nothing more to deliver: {next:?}");
+    let letter = timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    assert_eq!(&letter.payload[..], b"fragile");
+    assert_eq!(topic.pending("g").await.unwrap(), 0);
+}

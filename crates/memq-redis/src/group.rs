@@ -1,0 +1,314 @@
+//! Consumer groups over Redis Streams groups: each message to one member,
+//! automatic or manual acknowledgement, redelivery of what an idle member
+//! holds (with delivery counts), dead letters at a delivery limit.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+
+use crate::{entries, Error, Record, RecvError, Start, Topic, TopicConfig, BLOCK};
+
+/// How a group's members acknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AckMode {
+    /// A message is acknowledged when it is handed to a member.
+    Auto,
+    /// A member acknowledges with [`Member::ack`]; what it holds longer than
+    /// [`GroupConfig::ack_timeout`] goes to another member.
+    Manual,
+}
+
+/// A group's settings (every member of a group should use the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupConfig {
+    /// Automatic or manual acknowledgement.
+    pub ack: AckMode,
+    /// Manual mode: how long a member may hold a message before another
+    /// member may take it.
+    pub ack_timeout: Duration,
+    /// Manual mode: after this many deliveries a message becomes a dead
+    /// letter (published to `<topic>.dead-letters`, then acknowledged).
+    pub max_deliveries: Option<u64>,
+    /// Where a new group starts (`Earliest` or `Latest`).
+    pub start: Start,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            ack: AckMode::Auto,
+            ack_timeout: Duration::from_secs(30),
+            max_deliveries: None,
+            start: Start::Latest,
+        }
+    }
+}
+
+impl GroupConfig {
+    /// Manual acknowledgement with this ack timeout.
+    #[must_use]
+    pub fn manual(mut self, ack_timeout: Duration) -> Self {
+        self.ack = AckMode::Manual;
+        self.ack_timeout = ack_timeout;
+        self
+    }
+
+    /// Sets [`max_deliveries`](Self::max_deliveries).
+    #[must_use]
+    pub fn max_deliveries(mut self, max: Option<u64>) -> Self {
+        self.max_deliveries = max;
+        self
+    }
+
+    /// Sets [`start`](Self::start).
+    #[must_use]
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+}
+
+/// A message handed to a group member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The message.
+    pub record: Record,
+    /// How many times the group has delivered it, this time included.
+    pub deliveries: u64,
+}
+
+/// One member of a consumer group, with its own connection.
+pub struct Member {
+    topic: Topic,
+    group: String,
+    name: String,
+    config: GroupConfig,
+    conn: MultiplexedConnection,
+    buffer: VecDeque<Delivery>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Topic {
+    /// Joins (creating if needed) the consumer group `group` as the member
+    /// `member` (names must be unique within the group).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn join(&self, group: &str, member: &str, config: GroupConfig) -> Result<Member, Error> {
+        let mut conn = self.store.conn.clone();
+        let from = match config.start {
+            Start::Earliest => "0".to_string(),
+            Start::Latest => "$".to_string(),
+            Start::Offset(o) => format!("0-{o}"),
+        };
+        let created: Result<Value, redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.log)
+            .arg(group)
+            .arg(from)
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("BUSYGROUP") => {}
+            Err(e) => return Err(e.into()),
+        }
+        let config_conn = AsyncConnectionConfig::new().set_response_timeout(None);
+        let conn = self
+            .store
+            .client
+            .get_multiplexed_async_connection_with_config(&config_conn)
+            .await?;
+        Ok(Member {
+            topic: self.clone(),
+            group: group.to_string(),
+            name: member.to_string(),
+            config,
+            conn,
+            buffer: VecDeque::new(),
+        })
+    }
+
+    /// How many messages the group `group` has handed out and not had
+    /// acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn pending(&self, group: &str) -> Result<u64, Error> {
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(&self.log)
+            .arg(group)
+            .query_async(&mut self.store.conn.clone())
+            .await?;
+        match reply {
+            Value::Array(parts) => match parts.first() {
+                Some(Value::Int(n)) => Ok(*n as u64),
+                _ => Err(Error::Protocol(format!("{parts:?}"))),
+            },
+            other => Err(Error::Protocol(format!("{other:?}"))),
+        }
+    }
+}
+
+impl Member {
+    /// Waits for the next message for this member: first what idle members
+    /// held too long (manual mode), then new messages.
+    ///
+    /// Cancel safe: a message is taken off this member's buffer only once
+    /// its automatic acknowledgement is done.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Store`] when Redis fails.
+    pub async fn recv(&mut self) -> Result<Delivery, RecvError> {
+        loop {
+            if let Some(d) = self.buffer.front().cloned() {
+                if self.config.ack == AckMode::Auto {
+                    self.xack(d.record.offset).await?;
+                }
+                self.buffer.pop_front();
+                return Ok(d);
+            }
+            if self.config.ack == AckMode::Manual {
+                self.reclaim().await?;
+                if !self.buffer.is_empty() {
+                    continue;
+                }
+            }
+            // Wake up in time to reclaim what idles meanwhile.
+            let block = match self.config.ack {
+                AckMode::Manual => BLOCK.min(self.config.ack_timeout),
+                AckMode::Auto => BLOCK,
+            };
+            self.read_new(block).await?;
+        }
+    }
+
+    /// Acknowledges the message at `offset` (manual mode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn ack(&mut self, offset: u64) -> Result<(), Error> {
+        self.xack(offset).await
+    }
+
+    async fn xack(&mut self, offset: u64) -> Result<(), Error> {
+        let _: u64 = redis::cmd("XACK")
+            .arg(&self.topic.log)
+            .arg(&self.group)
+            .arg(format!("0-{}", offset + 1))
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_new(&mut self, block: Duration) -> Result<(), Error> {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.name)
+            // One at a time: what a member reads becomes pending to it, so it
+            // reads only what it hands out (a read-ahead buffer would hold
+            // messages nobody processes, redelivered or lost with it).
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&self.topic.log)
+            .arg(">")
+            .query_async(&mut self.conn)
+            .await?;
+        for record in entries(&reply)? {
+            self.buffer.push_back(Delivery {
+                record,
+                deliveries: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes over messages other members held longer than the ack
+    /// timeout; those past the delivery limit become dead letters.
+    async fn reclaim(&mut self) -> Result<(), Error> {
+        let idle = self.config.ack_timeout.as_millis() as u64;
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(&self.topic.log)
+            .arg(&self.group)
+            .arg(&self.name)
+            .arg(idle)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn)
+            .await?;
+        let Value::Array(parts) = &reply else {
+            return Err(Error::Protocol(format!("{reply:?}")));
+        };
+        let Some(claimed) = parts.get(1) else {
+            return Ok(());
+        };
+        // Shaped like one stream's entries in an XREAD reply.
+        let wrapped = Value::Array(vec![Value::Array(vec![Value::Nil, claimed.clone()])]);
+        for record in entries(&wrapped)? {
+            let deliveries = self.deliveries(record.offset).await?;
+            if self.config.max_deliveries.is_some_and(|max| deliveries > max) {
+                self.dead_letter(&record).await?;
+                continue;
+            }
+            self.buffer.push_back(Delivery { record, deliveries });
+        }
+        Ok(())
+    }
+
+    /// The group's delivery count of the message at `offset`.
+    async fn deliveries(&mut self, offset: u64) -> Result<u64, Error> {
+        let id = format!("0-{}", offset + 1);
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(&self.topic.log)
+            .arg(&self.group)
+            .arg(&id)
+            .arg(&id)
+            .arg(1)
+            .query_async(&mut self.conn)
+            .await?;
+        let count = match &reply {
+            Value::Array(rows) => match rows.first() {
+                Some(Value::Array(row)) => match row.get(3) {
+                    Some(Value::Int(n)) => Some(*n as u64),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        count.ok_or_else(|| Error::Protocol(format!("{reply:?}")))
+    }
+
+    /// Publishes the message to `<topic>.dead-letters`, then acknowledges
+    /// it (a failure between the two leaves it pending: it is offered
+    /// again, never lost).
+    async fn dead_letter(&mut self, record: &Record) -> Result<(), Error> {
+        let name = format!("{}.dead-letters", self.topic.name);
+        let dead = self.topic.store.topic(&name, TopicConfig::default()).await?;
+        dead.publish(&record.payload).await?;
+        self.xack(record.offset).await
+    }
+}
