@@ -5,10 +5,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 
-use crate::{entries, Error, Record, RecvError, Start, Topic, TopicConfig, BLOCK};
+use crate::{entries, Blocking, Error, Record, RecvError, Start, Topic, TopicConfig, BLOCK};
 
 /// How a group's members acknowledge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +87,11 @@ pub struct Member {
     group: String,
     name: String,
     config: GroupConfig,
-    conn: MultiplexedConnection,
+    conn: Blocking,
     buffer: VecDeque<Delivery>,
+    /// A read was dropped before its reply: the server may have made a
+    /// message pending to this member that it never saw.
+    unsure: bool,
 }
 
 impl std::fmt::Debug for Member {
@@ -128,12 +130,7 @@ impl Topic {
             Err(e) if e.to_string().contains("BUSYGROUP") => {}
             Err(e) => return Err(e.into()),
         }
-        let config_conn = AsyncConnectionConfig::new().set_response_timeout(None);
-        let conn = self
-            .store
-            .client
-            .get_multiplexed_async_connection_with_config(&config_conn)
-            .await?;
+        let conn = Blocking::new(&self.store).await?;
         Ok(Member {
             topic: self.clone(),
             group: group.to_string(),
@@ -141,6 +138,9 @@ impl Topic {
             config,
             conn,
             buffer: VecDeque::new(),
+            // Also covers a member of this name that went away holding
+            // messages.
+            unsure: true,
         })
     }
 
@@ -214,14 +214,37 @@ impl Member {
             .arg(&self.topic.log)
             .arg(&self.group)
             .arg(format!("0-{}", offset + 1))
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn)
             .await?;
         Ok(())
     }
 
     async fn read_new(&mut self, block: Duration) -> Result<(), Error> {
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        if self.unsure && self.config.ack == AckMode::Auto {
+            // A read was dropped after the server may have handed this
+            // member a message: what is pending to it comes first. (In
+            // auto mode nothing handed out stays pending; in manual mode
+            // the ack timeout brings such a message back.)
+            let mut own = redis::cmd("XREADGROUP");
+            own.arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.name)
+                .arg("COUNT")
+                .arg(1)
+                .arg("STREAMS")
+                .arg(&self.topic.log)
+                .arg("0");
+            let reply = self.conn.query(&own).await?;
+            let held = entries(&reply)?;
+            if let Some(record) = held.into_iter().next() {
+                let deliveries = self.deliveries(record.offset).await?;
+                self.buffer.push_back(Delivery { record, deliveries });
+                return Ok(());
+            }
+            self.unsure = false;
+        }
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
             .arg(&self.group)
             .arg(&self.name)
             // One at a time: what a member reads becomes pending to it, so it
@@ -233,15 +256,18 @@ impl Member {
             .arg(block.as_millis().max(1) as u64)
             .arg("STREAMS")
             .arg(&self.topic.log)
-            .arg(">")
-            .query_async(&mut self.conn)
-            .await?;
+            .arg(">");
+        // Until the reply is in the buffer, a dropped read may have left a
+        // message pending to this member.
+        self.unsure = true;
+        let reply = self.conn.query(&cmd).await?;
         for record in entries(&reply)? {
             self.buffer.push_back(Delivery {
                 record,
                 deliveries: 1,
             });
         }
+        self.unsure = false;
         Ok(())
     }
 
@@ -257,7 +283,7 @@ impl Member {
             .arg("0-0")
             .arg("COUNT")
             .arg(1)
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn)
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(Error::Protocol(format!("{reply:?}")));
@@ -287,7 +313,7 @@ impl Member {
             .arg(&id)
             .arg(&id)
             .arg(1)
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.conn)
             .await?;
         let count = match &reply {
             Value::Array(rows) => match rows.first() {

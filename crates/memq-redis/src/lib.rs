@@ -354,17 +354,12 @@ impl Topic {
                 )))
             }
         };
-        let config = AsyncConnectionConfig::new().set_response_timeout(None);
-        let conn = self
-            .store
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
         Ok(Reader {
             log: self.log.clone(),
             position,
-            conn,
+            conn: Blocking::new(&self.store).await?,
             buffer: std::collections::VecDeque::new(),
+            wait: BLOCK,
         })
     }
 }
@@ -373,8 +368,9 @@ impl Topic {
 pub struct Reader {
     log: String,
     position: u64,
-    conn: MultiplexedConnection,
+    conn: Blocking,
     buffer: std::collections::VecDeque<Record>,
+    wait: Duration,
 }
 
 impl std::fmt::Debug for Reader {
@@ -391,6 +387,15 @@ impl Reader {
         self.position
     }
 
+    /// How long one wait on the server lasts before the reader asks again
+    /// (1 s by default). A receive dropped while waiting cancels the wait on
+    /// the server at once, whatever this is.
+    #[must_use]
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait.max(Duration::from_millis(1));
+        self
+    }
+
     /// Waits for the next message.
     ///
     /// # Errors
@@ -403,7 +408,7 @@ impl Reader {
             if let Some(r) = self.take()? {
                 return Ok(r);
             }
-            self.fill(Some(BLOCK)).await?;
+            self.fill(Some(self.wait)).await?;
         }
     }
 
@@ -446,7 +451,7 @@ impl Reader {
         cmd.arg("STREAMS")
             .arg(&self.log)
             .arg(format!("0-{}", self.position));
-        let reply: Value = cmd.query_async(&mut self.conn).await?;
+        let reply = self.conn.query(&cmd).await?;
         for entry in entries(&reply)? {
             self.buffer.push_back(entry);
         }
@@ -530,6 +535,69 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
         }
     }
     Ok(out)
+}
+
+/// A connection for blocking commands (`XREAD BLOCK`, `XREADGROUP BLOCK`)
+/// with its server-side id. A command dropped before its reply (a receive
+/// future dropped while it waits) is cancelled on the server with
+/// `CLIENT UNBLOCK`: no client stays blocked, and the connection is free
+/// for the next command at once.
+pub(crate) struct Blocking {
+    pub(crate) conn: MultiplexedConnection,
+    id: i64,
+    control: MultiplexedConnection,
+}
+
+impl Blocking {
+    pub(crate) async fn new(store: &Store) -> Result<Blocking, Error> {
+        // No response timeout: a blocking read takes as long as it asks for.
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = store
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
+        Ok(Blocking {
+            conn,
+            id,
+            control: store.conn.clone(),
+        })
+    }
+
+    pub(crate) async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
+        let mut guard = Unblock {
+            id: self.id,
+            control: Some(self.control.clone()),
+        };
+        let reply = cmd.query_async(&mut self.conn).await;
+        guard.control = None;
+        Ok(reply?)
+    }
+}
+
+/// Sends `CLIENT UNBLOCK` for a blocking command dropped before its reply.
+struct Unblock {
+    id: i64,
+    control: Option<MultiplexedConnection>,
+}
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let (Some(mut control), Ok(runtime)) = (self.control.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = self.id;
+        // If the command finished meanwhile, this may end the next wait
+        // early: it then returns nothing and the reader asks again.
+        runtime.spawn(async move {
+            let _: Result<Value, redis::RedisError> = redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(id)
+                .query_async(&mut control)
+                .await;
+        });
+    }
 }
 
 #[cfg(test)]

@@ -283,3 +283,55 @@ async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     assert_eq!(&letter.payload[..], b"fragile");
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
+
+/// Number of clients blocked on the server now.
+async fn blocked_clients(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
+    use memq_redis::GroupConfig;
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("quiet", TopicConfig::default()).await.unwrap();
+    // A reader waiting 60 s on the server, dropped after 100 ms.
+    let mut reader = topic
+        .reader(Start::Latest)
+        .await
+        .unwrap()
+        .with_wait(Duration::from_secs(60));
+    assert!(timeout(Duration::from_millis(100), reader.recv()).await.is_err());
+    // A group member, the same.
+    let mut member = topic.join("g", "m", GroupConfig::default()).await.unwrap();
+    assert!(timeout(Duration::from_millis(100), member.recv()).await.is_err());
+    // The reader's 60 s wait is cancelled on the server at once (the
+    // member's own wait lasts at most 1 s anyway).
+    let started = std::time::Instant::now();
+    while blocked_clients(&server.url).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a client stayed blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And both go on as if nothing happened.
+    topic.publish(b"x").await.unwrap();
+    assert_eq!(
+        &timeout(LIMIT, reader.recv()).await.unwrap().unwrap().payload[..],
+        b"x"
+    );
+    let d = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    assert_eq!((&d.record.payload[..], d.deliveries), (&b"x"[..], 1));
+    assert_eq!(topic.pending("g").await.unwrap(), 0);
+}
