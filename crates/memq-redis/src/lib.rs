@@ -38,6 +38,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use memq_codec::Headers;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
 
@@ -125,6 +126,69 @@ pub struct Record {
     pub time_ms: u64,
     /// Its bytes.
     pub payload: Bytes,
+    /// Its key, if it was published with one.
+    pub key: Option<String>,
+    /// The name of its format, if it was published with one.
+    pub format: Option<String>,
+    /// Its record headers, in order.
+    pub headers: Headers,
+}
+
+/// A message to publish: a payload, and optionally a key, a format name
+/// and record headers, all stored with it on the server.
+#[derive(Debug, Clone, Default)]
+pub struct Message<'a> {
+    payload: &'a [u8],
+    key: Option<&'a str>,
+    format: Option<&'a str>,
+    headers: Option<&'a Headers>,
+}
+
+impl<'a> Message<'a> {
+    /// A message of `payload`.
+    pub fn new(payload: &'a [u8]) -> Self {
+        Message {
+            payload,
+            ..Message::default()
+        }
+    }
+
+    /// With a key.
+    #[must_use]
+    pub fn key(mut self, key: &'a str) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// With the name of its format.
+    #[must_use]
+    pub fn format(mut self, format: &'a str) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// With record headers.
+    #[must_use]
+    pub fn headers(mut self, headers: &'a Headers) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// Appends this message's field count and field/value pairs.
+    fn write(&self, cmd: &mut redis::Cmd) {
+        let headers = self.headers.map_or(0, Headers::len);
+        let count = 1 + usize::from(self.key.is_some()) + usize::from(self.format.is_some()) + headers;
+        cmd.arg(count).arg("p").arg(self.payload);
+        if let Some(k) = self.key {
+            cmd.arg("k").arg(k);
+        }
+        if let Some(f) = self.format {
+            cmd.arg("f").arg(f);
+        }
+        for (name, value) in self.headers.into_iter().flatten() {
+            cmd.arg(format!("h.{name}")).arg(&value[..]);
+        }
+    }
 }
 
 /// A connection to a Redis server holding topics.
@@ -287,7 +351,18 @@ impl Topic {
     ///
     /// As [`publish`](Self::publish).
     pub async fn publish_batch(&self, payloads: &[&[u8]]) -> Result<Range<u64>, Error> {
-        if payloads.is_empty() {
+        let messages: Vec<Message<'_>> = payloads.iter().map(|p| Message::new(p)).collect();
+        self.publish_messages(&messages).await
+    }
+
+    /// Publishes `messages` (with their keys, formats and headers) as one
+    /// contiguous run of offsets, as [`publish_batch`](Self::publish_batch).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_messages(&self, messages: &[Message<'_>]) -> Result<Range<u64>, Error> {
+        if messages.is_empty() {
             let (_, high) = self.bounds().await?;
             return Ok(high..high);
         }
@@ -298,8 +373,8 @@ impl Topic {
             .arg(&self.meta)
             .arg(self.max_messages)
             .arg(&self.incarnation);
-        for p in payloads {
-            cmd.arg(*p);
+        for m in messages {
+            m.write(&mut cmd);
         }
         let reply: Result<(u64, u64, u64), redis::RedisError> =
             cmd.query_async(&mut self.store.conn.clone()).await;
@@ -480,6 +555,15 @@ fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a Value> {
     }
 }
 
+/// A bulk string reply as text.
+fn text(v: Option<&Value>) -> Option<&str> {
+    match v {
+        Some(Value::BulkString(b)) => std::str::from_utf8(b).ok(),
+        Some(Value::SimpleString(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// The sequence number of an entry ID `0-s`.
 fn seq(id: &Value) -> Option<u64> {
     let text = match id {
@@ -520,17 +604,24 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
                 Some(Value::BulkString(p)) => Bytes::copy_from_slice(p),
                 _ => Bytes::new(),
             };
-            let time_ms = match field(fields, "t") {
-                Some(Value::BulkString(t)) => std::str::from_utf8(t)
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0),
-                _ => 0,
-            };
+            let time_ms = text(field(fields, "t")).and_then(|t| t.parse().ok()).unwrap_or(0);
+            let mut headers = Headers::new();
+            if let Value::Array(items) = fields {
+                for kv in items.chunks(2) {
+                    if let (Value::BulkString(name), Some(Value::BulkString(value))) = (&kv[0], kv.get(1)) {
+                        if let Some(name) = name.strip_prefix(b"h.") {
+                            headers.insert(String::from_utf8_lossy(name).into_owned(), value.clone());
+                        }
+                    }
+                }
+            }
             out.push(Record {
                 offset: s.saturating_sub(1),
                 time_ms,
                 payload,
+                key: text(field(fields, "k")).map(str::to_string),
+                format: text(field(fields, "f")).map(str::to_string),
+                headers,
             });
         }
     }

@@ -335,3 +335,41 @@ async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     assert_eq!((&d.record.payload[..], d.deliveries), (&b"x"[..], 1));
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn keys_formats_and_headers_cross_the_server_unchanged() {
+    use memq_redis::{GroupConfig, Headers, Message};
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("rich", TopicConfig::default()).await.unwrap();
+    let mut reader = topic.reader(Start::Earliest).await.unwrap();
+    let mut member = topic
+        .join("g", "m", GroupConfig::default().start(Start::Earliest))
+        .await
+        .unwrap();
+    let mut headers = Headers::new();
+    headers
+        .insert("trace-id", "4bf92f35")
+        .insert("hop", "a")
+        .insert("hop", "b")
+        .insert("bin", vec![0u8, 0xFF, b'p']);
+    let sent = [
+        Message::new(b"{\"n\":1}")
+            .key("user-7")
+            .format("json")
+            .headers(&headers),
+        Message::new(b"plain"),
+    ];
+    assert_eq!(topic.publish_messages(&sent).await.unwrap(), 0..2);
+    let first = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+    assert_eq!(&first.payload[..], b"{\"n\":1}");
+    assert_eq!(
+        (first.key.as_deref(), first.format.as_deref()),
+        (Some("user-7"), Some("json"))
+    );
+    assert_eq!(first.headers, headers, "order, repeats and binary values kept");
+    let second = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+    assert_eq!((second.key, second.format, second.headers.len()), (None, None, 0));
+    let via_group = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    assert_eq!(via_group.record.headers, headers);
+}
