@@ -61,6 +61,24 @@ pub enum Error {
     /// The topic was deleted (or deleted and created again) while this handle used it.
     #[error("topic {0:?} was deleted")]
     TopicGone(String),
+    /// A partitioned topic asked with no partitions or another count than
+    /// it has.
+    #[error("topic {topic:?}: {requested} partitions asked, {existing:?} exist")]
+    PartitionCount {
+        /// The topic.
+        topic: String,
+        /// The count asked for.
+        requested: usize,
+        /// The count it has, when it exists.
+        existing: Option<usize>,
+    },
+    /// A plain topic asked where a partitioned one has the name, or the
+    /// other way round.
+    #[error("topic {topic:?} exists as the other kind (plain or partitioned)")]
+    KindMismatch {
+        /// The topic.
+        topic: String,
+    },
     /// The server answered something this crate does not expect.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
@@ -207,17 +225,38 @@ impl std::fmt::Debug for Store {
 /// The keys of a topic: `memq:{name}:log` and `memq:{name}:meta` (the braces keep both in
 /// one Cluster slot; `{`, `}` and `\` in names are escaped).
 fn keys(name: &str) -> (String, String) {
-    let mut escaped = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '{' | '}' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
+    let escaped = escape(name);
     (
         format!("memq:{{{escaped}}}:log"),
         format!("memq:{{{escaped}}}:meta"),
     )
+}
+
+/// `name` with `{`, `}`, `#` and `\` escaped (`#` separates a partition number).
+fn escape(name: &str) -> String {
+    let mut escaped = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '{' | '}' | '#' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The keys of partition `p` of the partitioned topic `name`: each
+/// partition in its own Cluster slot.
+fn partition_keys(name: &str, p: usize) -> (String, String) {
+    let escaped = escape(name);
+    (
+        format!("memq:{{{escaped}#{p}}}:log"),
+        format!("memq:{{{escaped}#{p}}}:meta"),
+    )
+}
+
+/// The key holding a partitioned topic's partition count.
+fn parts_key(name: &str) -> String {
+    format!("memq:{{{}}}:parts", escape(name))
 }
 
 impl Store {
@@ -265,7 +304,85 @@ impl Store {
     ///
     /// [`Error::Redis`].
     pub async fn topic(&self, name: &str, config: TopicConfig) -> Result<Topic, Error> {
-        let (log, meta) = keys(name);
+        let partitioned: bool = redis::cmd("EXISTS")
+            .arg(parts_key(name))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if partitioned {
+            return Err(Error::KindMismatch {
+                topic: name.to_string(),
+            });
+        }
+        self.open(name, keys(name), None, config).await
+    }
+
+    /// The partitioned topic `name` of `partitions` partitions, created
+    /// with `config` (for each partition) when absent. Each partition is
+    /// a log of its own (its own offsets from 0, its own Cluster slot);
+    /// routing messages to partitions is the caller's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PartitionCount`] for 0 partitions or another count than
+    /// the existing topic's; [`Error::KindMismatch`] when a plain topic has
+    /// that name; [`Error::Redis`].
+    pub async fn partitioned_topic(
+        &self,
+        name: &str,
+        partitions: usize,
+        config: TopicConfig,
+    ) -> Result<PartitionedTopic, Error> {
+        let mut conn = self.conn.clone();
+        let plain: bool = redis::cmd("EXISTS")
+            .arg(keys(name).1)
+            .query_async(&mut conn)
+            .await?;
+        if plain {
+            return Err(Error::KindMismatch {
+                topic: name.to_string(),
+            });
+        }
+        let count_error = |existing: Option<usize>| Error::PartitionCount {
+            topic: name.to_string(),
+            requested: partitions,
+            existing,
+        };
+        if partitions == 0 {
+            return Err(count_error(None));
+        }
+        let _: Value = redis::cmd("SET")
+            .arg(parts_key(name))
+            .arg(partitions)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        let existing: usize = redis::cmd("GET")
+            .arg(parts_key(name))
+            .query_async(&mut conn)
+            .await?;
+        if existing != partitions {
+            return Err(count_error(Some(existing)));
+        }
+        let mut handles = Vec::with_capacity(partitions);
+        for p in 0..partitions {
+            handles.push(
+                self.open(name, partition_keys(name, p), Some(p), config.clone())
+                    .await?,
+            );
+        }
+        Ok(PartitionedTopic {
+            name: name.to_string(),
+            partitions: handles,
+        })
+    }
+
+    async fn open(
+        &self,
+        name: &str,
+        (log, meta): (String, String),
+        partition: Option<usize>,
+        config: TopicConfig,
+    ) -> Result<Topic, Error> {
         let mut conn = self.conn.clone();
         // A new incarnation only when the topic is new: every handle of a topic agrees on it.
         let fresh: i64 = redis::cmd("INCR")
@@ -293,6 +410,7 @@ impl Store {
             .await?;
         Ok(Topic {
             name: name.to_string(),
+            partition,
             log,
             meta,
             incarnation,
@@ -301,26 +419,64 @@ impl Store {
         })
     }
 
-    /// Deletes the topic `name` (its messages and settings); true when it existed.
+    /// Deletes the topic `name`, plain or partitioned (its messages and
+    /// settings); true when it existed. Handles of it refuse to publish
+    /// from then on ([`Error::TopicGone`]).
     ///
     /// # Errors
     ///
     /// [`Error::Redis`].
     pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
+        let mut conn = self.conn.clone();
         let (log, meta) = keys(name);
-        let removed: u64 = redis::cmd("DEL")
-            .arg(&log)
-            .arg(&meta)
-            .query_async(&mut self.conn.clone())
+        let mut del = redis::cmd("DEL");
+        del.arg(&log).arg(&meta);
+        // A partitioned topic: its count and every partition's keys.
+        let parts: Option<usize> = redis::cmd("GET")
+            .arg(parts_key(name))
+            .query_async(&mut conn)
             .await?;
+        if let Some(n) = parts {
+            del.arg(parts_key(name));
+            for p in 0..n {
+                let (log, meta) = partition_keys(name, p);
+                del.arg(log).arg(meta);
+            }
+        }
+        let removed: u64 = del.query_async(&mut conn).await?;
         Ok(removed > 0)
     }
 }
 
-/// A topic's log on the server.
+/// A partitioned topic: one [`Topic`] per partition.
+#[derive(Debug, Clone)]
+pub struct PartitionedTopic {
+    name: String,
+    partitions: Vec<Topic>,
+}
+
+impl PartitionedTopic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its partitions, in order.
+    pub fn partitions(&self) -> &[Topic] {
+        &self.partitions
+    }
+
+    /// Partition `p`, if there is one.
+    pub fn partition(&self, p: usize) -> Option<&Topic> {
+        self.partitions.get(p)
+    }
+}
+
+/// A topic's log on the server (a plain topic, or one partition).
 #[derive(Debug, Clone)]
 pub struct Topic {
     name: String,
+    partition: Option<usize>,
     log: String,
     meta: String,
     incarnation: String,
@@ -329,9 +485,14 @@ pub struct Topic {
 }
 
 impl Topic {
-    /// The topic's name.
+    /// The topic's name (for a partition, its topic's).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The partition this is, of a partitioned topic.
+    pub fn partition(&self) -> Option<usize> {
+        self.partition
     }
 
     /// Publishes one message; returns its offset.

@@ -373,3 +373,73 @@ async fn keys_formats_and_headers_cross_the_server_unchanged() {
     let via_group = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!(via_group.record.headers, headers);
 }
+
+#[tokio::test]
+async fn partitions_are_logs_of_their_own_and_counts_are_checked() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let clicks = store
+        .partitioned_topic("clicks", 3, TopicConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(clicks.partitions().len(), 3);
+    for (p, topic) in clicks.partitions().iter().enumerate() {
+        assert_eq!((topic.name(), topic.partition()), ("clicks", Some(p)));
+        // Each partition has its own offsets from 0.
+        assert_eq!(topic.publish(&[p as u8]).await.unwrap(), 0);
+        assert_eq!(topic.publish(&[p as u8]).await.unwrap(), 1);
+    }
+    let mut reader = clicks
+        .partition(2)
+        .unwrap()
+        .reader(Start::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout(LIMIT, reader.recv()).await.unwrap().unwrap().payload[0],
+        2
+    );
+    // Another process sees the same count; another count, or the other
+    // kind of topic under the name, is refused.
+    let again = store
+        .partitioned_topic("clicks", 3, TopicConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(again.partition(1).unwrap().bounds().await.unwrap(), (0, 2));
+    assert!(matches!(
+        store.partitioned_topic("clicks", 4, TopicConfig::default()).await,
+        Err(Error::PartitionCount {
+            requested: 4,
+            existing: Some(3),
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.partitioned_topic("none", 0, TopicConfig::default()).await,
+        Err(Error::PartitionCount { .. })
+    ));
+    assert!(matches!(
+        store.topic("clicks", TopicConfig::default()).await,
+        Err(Error::KindMismatch { .. })
+    ));
+    store.topic("plain", TopicConfig::default()).await.unwrap();
+    assert!(matches!(
+        store.partitioned_topic("plain", 2, TopicConfig::default()).await,
+        Err(Error::KindMismatch { .. })
+    ));
+    // A plain topic whose name looks like a partition does not collide.
+    let lookalike = store.topic("clicks#1", TopicConfig::default()).await.unwrap();
+    assert_eq!(lookalike.publish(b"x").await.unwrap(), 0);
+    assert_eq!(clicks.partition(1).unwrap().bounds().await.unwrap(), (0, 2));
+    // Deleting removes every partition.
+    assert!(store.delete_topic("clicks").await.unwrap());
+    assert!(matches!(
+        clicks.partition(0).unwrap().publish(b"y").await,
+        Err(Error::TopicGone(_))
+    ));
+    let fresh = store
+        .partitioned_topic("clicks", 5, TopicConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(fresh.partition(4).unwrap().publish(b"z").await.unwrap(), 0);
+}
