@@ -229,7 +229,10 @@ async fn delete_topic(State(admin): State<Admin>, Path(name): Path<String>, head
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        // The scheme is case-insensitive (RFC 7235); the token is not.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "a valid bearer token is required").into_response();
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use redis::Value;
 
-use crate::{entries, Blocking, Error, Record, RecvError, Start, Topic, TopicConfig, BLOCK};
+use crate::{
+    entries, trimmed, Blocking, Error, Message, Record, RecvError, Start, Topic, TopicConfig, BLOCK,
+};
 
 /// How a group's members acknowledge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub struct Member {
     /// A read was dropped before its reply: the server may have made a
     /// message pending to this member that it never saw.
     unsure: bool,
+    /// Where the next take-over scan of the pending list starts.
+    claim_cursor: String,
 }
 
 impl std::fmt::Debug for Member {
@@ -141,6 +145,7 @@ impl Topic {
             // Also covers a member of this name that went away holding
             // messages.
             unsure: true,
+            claim_cursor: "0-0".to_string(),
         })
     }
 
@@ -235,6 +240,12 @@ impl Member {
                 .arg(&self.topic.log)
                 .arg("0");
             let reply = self.conn.query(&own).await?;
+            // Trimmed since it was handed over: nothing to deliver.
+            let gone = trimmed(&reply);
+            if let Some(&offset) = gone.first() {
+                self.xack(offset).await?;
+                return Ok(());
+            }
             let held = entries(&reply)?;
             if let Some(record) = held.into_iter().next() {
                 let deliveries = self.deliveries(record.offset).await?;
@@ -280,13 +291,20 @@ impl Member {
             .arg(&self.group)
             .arg(&self.name)
             .arg(idle)
-            .arg("0-0")
+            .arg(&self.claim_cursor)
             .arg("COUNT")
             .arg(1)
             .query_async(&mut self.conn.conn)
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(Error::Protocol(format!("{reply:?}")));
+        };
+        // Go on from where this scan stopped (0-0: from the start again),
+        // so messages behind recently claimed ones are reached too.
+        self.claim_cursor = match parts.first() {
+            Some(Value::BulkString(c)) => String::from_utf8_lossy(c).into_owned(),
+            Some(Value::SimpleString(c)) => c.clone(),
+            _ => "0-0".to_string(),
         };
         let Some(claimed) = parts.get(1) else {
             return Ok(());
@@ -296,7 +314,7 @@ impl Member {
         for record in entries(&wrapped)? {
             let deliveries = self.deliveries(record.offset).await?;
             if self.config.max_deliveries.is_some_and(|max| deliveries > max) {
-                self.dead_letter(&record).await?;
+                self.dead_letter(&record, deliveries - 1).await?;
                 continue;
             }
             self.buffer.push_back(Delivery { record, deliveries });
@@ -331,10 +349,32 @@ impl Member {
     /// Publishes the message to `<topic>.dead-letters`, then acknowledges
     /// it (a failure between the two leaves it pending: it is offered
     /// again, never lost).
-    async fn dead_letter(&mut self, record: &Record) -> Result<(), Error> {
+    async fn dead_letter(&mut self, record: &Record, deliveries: u64) -> Result<(), Error> {
         let name = format!("{}.dead-letters", self.topic.name);
         let dead = self.topic.store.topic(&name, TopicConfig::default()).await?;
-        dead.publish(&record.payload).await?;
+        // Its key, format and headers, and where it came from.
+        let mut headers = record.headers.clone();
+        headers
+            .insert("memq.dead_letter.topic", self.topic.name.clone())
+            .insert("memq.dead_letter.group", self.group.clone());
+        if let Some(p) = self.topic.partition {
+            headers.insert("memq.dead_letter.partition", p.to_string());
+        }
+        headers
+            .insert("memq.dead_letter.offset", record.offset.to_string())
+            .insert("memq.dead_letter.deliveries", deliveries.to_string())
+            .insert(
+                "memq.dead_letter.reason",
+                format!("max_deliveries={}", self.config.max_deliveries.unwrap_or(0)),
+            );
+        let mut message = Message::new(&record.payload).headers(&headers);
+        if let Some(k) = &record.key {
+            message = message.key(k);
+        }
+        if let Some(f) = &record.format {
+            message = message.format(f);
+        }
+        dead.publish_messages(&[message]).await?;
         self.xack(record.offset).await
     }
 }

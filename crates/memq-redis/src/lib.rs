@@ -591,6 +591,9 @@ impl Topic {
             }
         };
         Ok(Reader {
+            name: self.name.clone(),
+            meta: self.meta.clone(),
+            incarnation: self.incarnation.clone(),
             log: self.log.clone(),
             position,
             conn: Blocking::new(&self.store).await?,
@@ -602,6 +605,9 @@ impl Topic {
 
 /// Reads a topic from a position, in order.
 pub struct Reader {
+    name: String,
+    meta: String,
+    incarnation: String,
     log: String,
     position: u64,
     conn: Blocking,
@@ -678,6 +684,16 @@ impl Reader {
 
     /// Reads what follows the position (waiting up to `block` for it).
     async fn fill(&mut self, block: Option<Duration>) -> Result<(), Error> {
+        // The topic this reader started on, not one deleted and created
+        // again under its name (whose offsets start over).
+        let incarnation: Option<String> = redis::cmd("HGET")
+            .arg(&self.meta)
+            .arg("incarnation")
+            .query_async(&mut self.conn.conn)
+            .await?;
+        if incarnation.as_deref() != Some(self.incarnation.as_str()) {
+            return Err(Error::TopicGone(self.name.clone()));
+        }
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(128);
         if let Some(b) = block {
@@ -716,6 +732,28 @@ fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a Value> {
     }
 }
 
+/// The offsets of entries in an `XREADGROUP` reply whose body is gone
+/// (trimmed after the group handed them out).
+fn trimmed(reply: &Value) -> Vec<u64> {
+    let mut out = Vec::new();
+    if let Value::Array(streams) = reply {
+        for s in streams {
+            if let Value::Array(kv) = s {
+                if let Some(Value::Array(list)) = kv.get(1) {
+                    for e in list {
+                        if let Value::Array(parts) = e {
+                            if !matches!(parts.get(1), Some(Value::Array(_) | Value::Map(_))) {
+                                out.extend(parts.first().and_then(seq).map(|s| s.saturating_sub(1)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A bulk string reply as text.
 fn text(v: Option<&Value>) -> Option<&str> {
     match v {
@@ -735,7 +773,9 @@ fn seq(id: &Value) -> Option<u64> {
     text.strip_prefix("0-")?.parse().ok()
 }
 
-/// The entries of an `XREAD` reply for one stream.
+/// The entries of an `XREAD` reply for one stream (entries without a
+/// body, trimmed since a group handed them out, are left out: see
+/// [`trimmed`]).
 fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
     let bad = || Error::Protocol(format!("{reply:?}"));
     let streams: Vec<&Value> = match reply {
@@ -761,6 +801,9 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
                 return Err(bad());
             };
             let s = seq(id).ok_or_else(bad)?;
+            if !matches!(fields, Value::Array(_) | Value::Map(_)) {
+                continue;
+            }
             let payload = match field(fields, "p") {
                 Some(Value::BulkString(p)) => Bytes::copy_from_slice(p),
                 _ => Bytes::new(),

@@ -281,6 +281,13 @@ async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     assert!(next.is_err(), "nothing more to deliver: {next:?}");
     let letter = timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(&letter.payload[..], b"fragile");
+    // Where it came from, as headers.
+    let h = &letter.headers;
+    assert_eq!(h.get_str("memq.dead_letter.topic"), Some("tasks"));
+    assert_eq!(h.get_str("memq.dead_letter.group"), Some("g"));
+    assert_eq!(h.get_str("memq.dead_letter.offset"), Some("0"));
+    assert_eq!(h.get_str("memq.dead_letter.deliveries"), Some("2"));
+    assert_eq!(h.get_str("memq.dead_letter.reason"), Some("max_deliveries=2"));
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
 
@@ -442,4 +449,66 @@ async fn partitions_are_logs_of_their_own_and_counts_are_checked() {
         .await
         .unwrap();
     assert_eq!(fresh.partition(4).unwrap().publish(b"z").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_reader_of_a_deleted_topic_is_told_not_fed_the_new_one() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("re", TopicConfig::default()).await.unwrap();
+    topic.publish_batch(&[&b"1"[..], b"2", b"3"]).await.unwrap();
+    let mut reader = topic.reader(Start::Latest).await.unwrap();
+    assert_eq!(reader.position(), 3);
+    store.delete_topic("re").await.unwrap();
+    let again = store.topic("re", TopicConfig::default()).await.unwrap();
+    again.publish_batch(&[&b"a"[..], b"b", b"c", b"d"]).await.unwrap();
+    // Offsets started over: offset 3 is the new topic's fourth message,
+    // which this reader must not take for what follows its old position.
+    match timeout(LIMIT, reader.recv()).await.unwrap() {
+        Err(RecvError::Store(Error::TopicGone(name))) => assert_eq!(name, "re"),
+        other => panic!("expected TopicGone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
+    use memq_redis::GroupConfig;
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store
+        .topic("short", TopicConfig::default().max_messages(Some(2)))
+        .await
+        .unwrap();
+    // A member "m" takes a message and goes away without acknowledging it.
+    let mut first = topic
+        .join(
+            "g",
+            "m",
+            GroupConfig::default()
+                .start(Start::Earliest)
+                .manual(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    topic.publish(b"old").await.unwrap();
+    assert_eq!(
+        &timeout(LIMIT, first.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .payload[..],
+        b"old"
+    );
+    drop(first);
+    // The message is trimmed while still pending to "m".
+    topic.publish_batch(&[&b"x"[..], b"y"]).await.unwrap();
+    // "m" again: what is pending to it has no body any more; it is
+    // acknowledged, not handed out as an empty message.
+    let mut again = topic.join("g", "m", GroupConfig::default()).await.unwrap();
+    let got = timeout(LIMIT, again.recv()).await.unwrap().unwrap();
+    assert_eq!(&got.record.payload[..], b"x");
+    let got = timeout(LIMIT, again.recv()).await.unwrap().unwrap();
+    assert_eq!(&got.record.payload[..], b"y");
+    assert_eq!(topic.pending("g").await.unwrap(), 0);
 }

@@ -99,13 +99,24 @@ enum Reader {
 pub(crate) struct Watch {
     pattern: Pattern,
     state: Mutex<WatchState>,
+    /// The next receive's slot in [`WatchState::wakers`].
+    next_slot: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct WatchState {
     created: Vec<Created>,
-    /// Receives waiting for a new topic (one per task: deduplicated).
-    wakers: Vec<Waker>,
+    /// Receives waiting for a new topic (or for the queue to close), one
+    /// slot per receive, freed when the receive ends.
+    wakers: std::collections::HashMap<u64, Waker>,
+}
+
+impl Watch {
+    /// The wakers of every waiting receive, taken (they register again
+    /// when polled).
+    pub(crate) fn take_wakers(&self) -> Vec<Waker> {
+        self.state.lock().wakers.drain().map(|(_, w)| w).collect()
+    }
 }
 
 impl Watch {
@@ -131,7 +142,7 @@ impl Watch {
             log: entry.log.clone(),
             reader,
         });
-        std::mem::take(&mut st.wakers)
+        st.wakers.drain().map(|(_, w)| w).collect()
     }
 }
 
@@ -180,8 +191,29 @@ struct Member {
 }
 
 /// What one receive (or stream) keeps between polls: its waiter on each
-/// topic, so that concurrent receives on one subscriber are each woken.
-type Waits = std::collections::HashMap<u64, Wait>;
+/// topic and its slot for new topics, so that concurrent receives on one
+/// subscriber are each woken; the slot is freed when the receive ends.
+struct Waits {
+    slot: u64,
+    watch: Arc<Watch>,
+    topics: std::collections::HashMap<u64, Wait>,
+}
+
+impl Waits {
+    fn new(watch: &Arc<Watch>) -> Self {
+        Waits {
+            slot: watch.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            watch: watch.clone(),
+            topics: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl Drop for Waits {
+    fn drop(&mut self) {
+        self.watch.state.lock().wakers.remove(&self.slot);
+    }
+}
 
 /// Why a [`PatternSubscriber`] receive returned no message.
 ///
@@ -233,6 +265,7 @@ impl PatternSubscriber {
         let watch = Arc::new(Watch {
             pattern,
             state: Mutex::default(),
+            next_slot: std::sync::atomic::AtomicU64::new(0),
         });
         let existing = registry.watch(&watch)?;
         let mut topics = Vec::with_capacity(existing.len());
@@ -362,7 +395,7 @@ impl PatternSubscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv(&self) -> Result<TopicMessage, PatternRecvError> {
-        let mut waits = Waits::new();
+        let mut waits = Waits::new(&self.watch);
         poll_fn(|cx| self.poll_recv(Some(cx), &mut waits)).await
     }
 
@@ -388,7 +421,7 @@ impl PatternSubscriber {
     /// # Ok(()) }
     /// ```
     pub fn try_recv_now(&self) -> Result<TopicMessage, PatternRecvError> {
-        match self.poll_recv(None, &mut Waits::new()) {
+        match self.poll_recv(None, &mut Waits::new(&self.watch)) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(PatternRecvError::Empty),
         }
@@ -415,7 +448,7 @@ impl PatternSubscriber {
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, PatternRecvError> {
         let mut delay = crate::blocking::Delay::new(timeout);
-        let mut waits = Waits::new();
+        let mut waits = Waits::new(&self.watch);
         poll_fn(|cx| {
             if let Poll::Ready(r) = self.poll_recv(Some(cx), &mut waits) {
                 return Poll::Ready(r.map(Some));
@@ -482,7 +515,7 @@ impl PatternSubscriber {
     pub fn stream(&self) -> impl Stream<Item = Result<TopicMessage, PatternRecvError>> + Send + Unpin + '_ {
         PatternStream {
             sub: self,
-            waits: Waits::new(),
+            waits: Waits::new(&self.watch),
             done: false,
         }
     }
@@ -511,14 +544,20 @@ impl PatternSubscriber {
         if let Some(cx) = cx.as_deref_mut() {
             // Registered before looking, so a topic created meanwhile wakes us.
             let mut st = self.watch.state.lock();
-            if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                st.wakers.push(cx.waker().clone());
+            match st.wakers.get_mut(&waits.slot) {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                Some(w) => w.clone_from(cx.waker()),
+                None => {
+                    st.wakers.insert(waits.slot, cx.waker().clone());
+                }
             }
         }
         self.adopt(&mut inner);
         // Waiters of topics that left the set go with them.
-        if waits.len() > inner.topics.len() {
-            waits.retain(|id, _| inner.topics.iter().any(|m| m.id == *id));
+        if waits.topics.len() > inner.topics.len() {
+            waits
+                .topics
+                .retain(|id, _| inner.topics.iter().any(|m| m.id == *id));
         }
         let noop = Waker::noop();
         let mut fallback = Context::from_waker(noop);
@@ -529,10 +568,12 @@ impl PatternSubscriber {
         while i < n {
             let at = (start + i) % inner.topics.len();
             let m = &inner.topics[at];
-            let wait = waits.entry(m.id).or_insert_with(|| m.sub.waiter());
+            let wait = waits.topics.entry(m.id).or_insert_with(|| m.sub.waiter());
             let polled = match cx.as_deref_mut() {
                 Some(cx) => m.sub.poll_batch(cx, wait, 1, &mut out),
-                None => m.sub.poll_batch(&mut fallback, wait, 1, &mut out),
+                // A receive that never waits spends no budget (a drain
+                // loop of `try_recv_now` must see everything waiting).
+                None => m.sub.poll_batch_now(&mut fallback, wait, 1, &mut out),
             };
             match polled {
                 Poll::Ready(Ok(_)) => {
@@ -551,7 +592,7 @@ impl PatternSubscriber {
                     // the set; a topic created again under its name joins
                     // anew.
                     let gone = inner.topics.swap_remove(at);
-                    waits.remove(&gone.id);
+                    waits.topics.remove(&gone.id);
                     if inner.topics.is_empty() {
                         break;
                     }
@@ -561,7 +602,7 @@ impl PatternSubscriber {
             }
             i += 1;
         }
-        if inner.topics.is_empty() && self.registry.is_closed() {
+        if inner.topics.is_empty() && self.registry.no_new_topics() {
             return Poll::Ready(Err(PatternRecvError::Closed));
         }
         Poll::Pending
@@ -644,6 +685,34 @@ mod tests {
         assert!(!p("orders.*").matches("orders."), "empty tokens never match");
         assert!(!p("orders.>").matches("orders.eu..x"));
         assert!(!p("*").matches(""));
+    }
+
+    /// Every receive frees its slot for new-topic wake-ups when it ends:
+    /// a loop of receives (each blocking receive has a waker of its own)
+    /// does not grow the list.
+    #[test]
+    fn receives_leave_no_waker_behind() {
+        let mq = crate::MessageQueue::new();
+        let sub = mq.subscribe_pattern("w.*").unwrap();
+        let publisher = mq.publisher("w.x");
+        for i in 0..1_000u32 {
+            publisher.blocking_publish(i).unwrap();
+            assert_eq!(sub.blocking_recv().unwrap().offset(), u64::from(i));
+        }
+        assert!(sub.watch.state.lock().wakers.is_empty());
+        // A receive dropped while waiting frees its slot too.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(10), sub.recv())
+                    .await
+                    .is_err()
+            );
+        });
+        assert!(sub.watch.state.lock().wakers.is_empty());
     }
 
     #[test]

@@ -203,12 +203,17 @@ impl Drop for PublisherLease {
         } else {
             None
         };
+        let last = writers.queue_gone && writers.leases.is_empty();
         // Closed after the lock is released (closing runs wakers). No
         // lease for the name can appear meanwhile: it would take a queue
         // handle or a publisher of that name, and neither is left.
         drop(writers);
         if let Some(entry) = close {
             entry.log.close();
+        }
+        if last {
+            // Nothing can create a topic any more.
+            self.registry.wake_watches();
         }
     }
 }
@@ -409,6 +414,32 @@ impl Registry {
         for entry in topics.into_values() {
             entry.log.close();
         }
+        self.wake_watches();
+    }
+
+    /// True once no topic can be created any more: the queue was closed,
+    /// or no queue handle and no publisher (which creates its topic on
+    /// its first publish) is left.
+    pub(crate) fn no_new_topics(&self) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        let writers = self.writers.lock();
+        writers.queue_gone && writers.leases.is_empty()
+    }
+
+    /// Wakes the wildcard subscriptions' waiting receives (to see that no
+    /// topic can come any more).
+    fn wake_watches(&self) {
+        let watches: Vec<_> = self
+            .watches
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        for w in watches {
+            w.take_wakers().into_iter().for_each(std::task::Waker::wake);
+        }
     }
 
     /// The last `MessageQueue` handle is gone: close the topics nobody can
@@ -427,6 +458,7 @@ impl Registry {
         for entry in orphans {
             entry.log.close();
         }
+        self.wake_watches();
     }
 
     /// Removes topic `name`, unbinding the leases bound to it.

@@ -471,10 +471,23 @@ impl Subscriber {
         // A receiver with a long backlog yields to the scheduler like
         // tokio's own channels do, so it cannot starve other tasks.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let polled = self.poll_batch_inner(cx, wait, max, out);
+        let polled = self.poll_batch_now(cx, wait, max, out);
         if polled.is_ready() {
             coop.made_progress();
         }
+        polled
+    }
+
+    /// [`poll_batch`](Self::poll_batch) without spending the task's
+    /// cooperative budget (for receives that never wait).
+    pub(crate) fn poll_batch_now(
+        &self,
+        cx: &mut Context<'_>,
+        wait: &mut Wait,
+        max: usize,
+        out: &mut impl Received,
+    ) -> Poll<Result<usize, RecvError>> {
+        let polled = self.poll_batch_inner(cx, wait, max, out);
         match &polled {
             Poll::Ready(Ok(n)) => self.delivered(*n),
             Poll::Ready(Err(RecvError::Lagged(n))) => self.lagged(*n),

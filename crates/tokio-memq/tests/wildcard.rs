@@ -231,3 +231,60 @@ async fn concurrent_receives_are_each_woken() {
         assert_eq!(got, [round * 10, round * 10 + 1], "round {round}");
     }
 }
+
+#[tokio::test]
+async fn close_ends_a_receive_waiting_with_no_topic_at_all() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("none.*").unwrap();
+    let waiting = tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(LIMIT) => panic!("close did not wake the receive"),
+            r = sub.recv() => r,
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    mq.close();
+    assert_eq!(waiting.await.unwrap().unwrap_err(), PatternRecvError::Closed);
+}
+
+#[tokio::test]
+async fn it_ends_when_nothing_can_create_a_topic_any_more() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("q.*").unwrap();
+    mq.publisher("q.a").publish(1u8).await.unwrap();
+    // A publisher of a topic not created yet can still create one.
+    let late = mq.publisher("q.late");
+    drop(mq);
+    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(msg.topic(), "q.a");
+    assert!(
+        timeout(Duration::from_millis(50), sub.recv()).await.is_err(),
+        "q.late may still come"
+    );
+    let waiting = tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(LIMIT) => panic!("the last publisher's drop did not wake the receive"),
+            r = sub.recv() => r,
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(late);
+    assert_eq!(waiting.await.unwrap().unwrap_err(), PatternRecvError::Closed);
+}
+
+#[tokio::test]
+async fn a_try_recv_drain_loop_sees_everything_waiting() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("d.*").unwrap();
+    let publisher = mq.publisher("d.one");
+    for i in 0..300u32 {
+        publisher.publish(i).await.unwrap();
+    }
+    let mut n = 0;
+    while sub.try_recv_now().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 300, "not cut short by the cooperative budget");
+}
