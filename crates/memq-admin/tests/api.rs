@@ -145,7 +145,8 @@ async fn changes_need_a_token() {
         admin,
         "POST",
         "/api/topics/doomed/delete",
-        &[("authorization", "Bearer s3cret")],
+        // The scheme in any case (RFC 7235).
+        &[("authorization", "bearer s3cret")],
         "",
     )
     .await;
