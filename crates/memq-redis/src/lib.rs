@@ -79,6 +79,10 @@ pub enum Error {
         /// The topic.
         topic: String,
     },
+    /// A message has more than [`MAX_HEADERS`] headers; nothing was
+    /// published.
+    #[error("a message has {0} headers, more than the {MAX_HEADERS} a message may carry")]
+    TooManyHeaders(usize),
     /// The server answered something this crate does not expect.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
@@ -152,6 +156,11 @@ pub struct Record {
     pub headers: Headers,
 }
 
+/// The most record headers one message may carry here (a Redis function
+/// unpacks a message's fields onto its stack, which holds about 8,000
+/// values).
+pub const MAX_HEADERS: usize = 3_900;
+
 /// A message to publish: a payload, and optionally a key, a format name
 /// and record headers, all stored with it on the server.
 #[derive(Debug, Clone, Default)]
@@ -185,7 +194,8 @@ impl<'a> Message<'a> {
         self
     }
 
-    /// With record headers.
+    /// With record headers (at most [`MAX_HEADERS`] per message: the
+    /// server's function takes a message's fields as arguments).
     #[must_use]
     pub fn headers(mut self, headers: &'a Headers) -> Self {
         self.headers = Some(headers);
@@ -523,6 +533,13 @@ impl Topic {
     ///
     /// As [`publish`](Self::publish).
     pub async fn publish_messages(&self, messages: &[Message<'_>]) -> Result<Range<u64>, Error> {
+        if let Some(n) = messages
+            .iter()
+            .map(|m| m.headers.map_or(0, Headers::len))
+            .find(|n| *n > MAX_HEADERS)
+        {
+            return Err(Error::TooManyHeaders(n));
+        }
         if messages.is_empty() {
             let (_, high) = self.bounds().await?;
             return Ok(high..high);

@@ -512,3 +512,40 @@ async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
     assert_eq!(&got.record.payload[..], b"y");
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn too_many_headers_is_a_typed_error_and_publishes_nothing() {
+    use memq_redis::{Headers, Message, MAX_HEADERS};
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url).await.unwrap();
+    let topic = store.topic("hdr", TopicConfig::default()).await.unwrap();
+    let many: Headers = (0..=MAX_HEADERS).map(|i| (format!("h{i}"), "v")).collect();
+    let at_limit: Headers = (0..MAX_HEADERS).map(|i| (format!("h{i}"), "v")).collect();
+    let err = topic
+        .publish_messages(&[Message::new(b"ok"), Message::new(b"x").headers(&many)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooManyHeaders(n) if n == MAX_HEADERS + 1),
+        "{err:?}"
+    );
+    assert_eq!(topic.bounds().await.unwrap(), (0, 0), "nothing published");
+    // The limit itself works.
+    assert_eq!(
+        topic
+            .publish_messages(&[Message::new(b"y").headers(&at_limit)])
+            .await
+            .unwrap(),
+        0..1
+    );
+    let mut reader = topic.reader(Start::Earliest).await.unwrap();
+    assert_eq!(
+        timeout(LIMIT, reader.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .headers
+            .len(),
+        MAX_HEADERS
+    );
+}

@@ -321,9 +321,12 @@ impl Meta {
     }
 }
 
-/// What headers weigh in a byte budget: their names and values.
+/// What headers weigh in a byte budget: their names and values, and 8
+/// bytes each.
 fn headers_weight(headers: &Headers) -> usize {
-    headers.iter().map(|(n, v)| n.len() + v.len()).sum()
+    // A header costs its bytes and its place in the list, even empty.
+    const PER_HEADER: usize = 8;
+    headers.iter().map(|(n, v)| PER_HEADER + n.len() + v.len()).sum()
 }
 
 /// The headers of a message that has none.

@@ -98,6 +98,17 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
+        if let Some(earlier) = this.in_flight.take() {
+            // Called without `poll_ready` first (a caller breaking the
+            // `Sink` contract): publish after the held value, in order,
+            // rather than drop either.
+            let publisher = this.publisher.clone();
+            this.in_flight = Some(Box::pin(async move {
+                earlier.await?;
+                publisher.publish(item).await
+            }));
+            return Ok(());
+        }
         match this.publisher.try_publish(item) {
             Ok(_) => Ok(()),
             // No room now: wait for it as `publish` does, driven by

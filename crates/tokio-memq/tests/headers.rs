@@ -185,10 +185,11 @@ async fn headers_weigh_in_a_byte_budget() {
     };
     let sub = mq.subscriber_with_options("b", options).await.unwrap();
     let publisher = mq.publisher("b");
-    let big = [("h", "x".repeat(59))]; // 60 bytes of header
+    let big = [("h", "x".repeat(51))]; // 52 bytes of header, 60 with its 8
+
     publisher.publish_with_headers(1u8, big.clone()).await.unwrap();
     let stats = mq.get_topic_stats("b").await.unwrap();
-    assert_eq!(stats.bytes, 61, "a one-byte value and its headers");
+    assert_eq!(stats.bytes, 61, "a one-byte value and its header");
     // A second one does not fit beside it: the first is evicted.
     publisher.publish_with_headers(2u8, big).await.unwrap();
     let stats = mq.get_topic_stats("b").await.unwrap();
@@ -197,4 +198,22 @@ async fn headers_weigh_in_a_byte_budget() {
         timeout(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
         tokio_memq::RecvError::Lagged(1)
     );
+}
+
+#[tokio::test]
+async fn even_empty_headers_weigh_in_a_byte_budget() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_bytes: Some(1000),
+        ..TopicOptions::default()
+    };
+    let _sub = mq.subscriber_with_options("e", options).await.unwrap();
+    let empty: Vec<(&str, &str)> = vec![("", ""); 200];
+    // 200 empty headers: 1,600 bytes, more than the topic can ever hold.
+    let err = mq
+        .publisher("e")
+        .publish_with_headers(1u8, empty)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tokio_memq::PublishError::TooLarge(1)), "{err:?}");
 }

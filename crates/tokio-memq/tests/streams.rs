@@ -155,3 +155,36 @@ async fn a_stream_and_a_sink_relay_one_topic_into_another() {
         .unwrap();
     assert_eq!(got, (0..10).map(|n| n * 2).collect::<Vec<_>>());
 }
+
+/// `start_send` twice without `poll_ready` between (a caller breaking the
+/// `Sink` contract) loses neither value: both are published, in order.
+#[tokio::test]
+async fn start_send_without_poll_ready_loses_nothing() {
+    use futures_util::Sink;
+    use std::pin::Pin;
+    let mq = MessageQueue::new();
+    let one = TopicOptions {
+        max_messages: Some(1),
+        lru_enabled: false,
+        ..TopicOptions::default()
+    };
+    let sub = mq
+        .subscriber_with_options_and_mode("tight", one, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let mut sink = mq.publisher("tight").sink::<u8>();
+    Pin::new(&mut sink).start_send(1).unwrap(); // room: published now
+    Pin::new(&mut sink).start_send(2).unwrap(); // full: held
+    Pin::new(&mut sink).start_send(3).unwrap(); // still held: queued after 2
+    let mut got = Vec::new();
+    let flush = async {
+        futures_util::SinkExt::flush(&mut sink).await.unwrap();
+    };
+    let read = async {
+        while got.len() < 3 {
+            got.push(timeout(LIMIT, sub.recv_typed::<u8>()).await.unwrap().unwrap());
+        }
+    };
+    tokio::join!(flush, read);
+    assert_eq!(got, [1, 2, 3]);
+}
