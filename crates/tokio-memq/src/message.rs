@@ -301,10 +301,11 @@ enum Other {
     Extended(Arc<Extended>),
 }
 
-/// A payload with metadata.
+/// A payload with metadata. The metadata is shared with every message
+/// received from the entry (no copy per delivery).
 struct Extended {
     payload: MessagePayload,
-    meta: Meta,
+    meta: Arc<Meta>,
 }
 
 /// What a message rarely carries: record headers, where a dead letter
@@ -469,7 +470,7 @@ impl Entry {
     }
 
     /// Headers and dead-letter origin, when the entry has either.
-    pub(crate) fn meta(&self) -> Option<&Meta> {
+    pub(crate) fn meta(&self) -> Option<&Arc<Meta>> {
         match &self.payload {
             Stored::Other(Other::Extended(x)) => Some(&x.meta),
             _ => None,
@@ -478,7 +479,7 @@ impl Entry {
 
     /// This entry with `meta` (the plain entry again when it is empty).
     /// Headers weigh their names and values, for byte budgets.
-    pub(crate) fn with_meta(self, meta: Meta) -> Self {
+    pub(crate) fn with_meta(self, meta: Arc<Meta>) -> Self {
         let had = self.headers().map_or(0, headers_weight);
         let base = self.weight().saturating_sub(had);
         let (key, format) = (self.key.clone(), self.format);
@@ -506,16 +507,16 @@ impl Entry {
 
     /// This entry with `headers` (replacing any it had).
     pub(crate) fn with_headers(self, headers: Headers) -> Self {
-        let mut meta = self.meta().cloned().unwrap_or_default();
+        let mut meta = self.meta().map(|m| Meta::clone(m)).unwrap_or_default();
         meta.headers = headers;
-        self.with_meta(meta)
+        self.with_meta(Arc::new(meta))
     }
 
     /// This entry as a dead letter from `info`: its headers are kept and
     /// the origin is added to them (see [`dead_letter_headers`]).
     pub(crate) fn into_dead_letter(self, info: DeadLetterInfo) -> Self {
         use dead_letter_headers as h;
-        let mut meta = self.meta().cloned().unwrap_or_default();
+        let mut meta = self.meta().map(|m| Meta::clone(m)).unwrap_or_default();
         let headers = &mut meta.headers;
         headers.insert(h::TOPIC, info.topic.to_string());
         headers.insert(h::GROUP, info.group.to_string());
@@ -530,7 +531,7 @@ impl Entry {
         };
         headers.insert(h::REASON, reason);
         meta.dead_letter = Some(info);
-        self.with_meta(meta)
+        self.with_meta(Arc::new(meta))
     }
 
     /// Gives back the value an `Entry::native` was built from.
@@ -681,7 +682,7 @@ impl TopicMessage {
         deliveries: u32,
     ) -> Self {
         let (format, codec) = formats.resolve(entry.format);
-        let meta = entry.meta().cloned().map(Arc::new);
+        let meta = entry.meta().cloned();
         TopicMessage {
             topic: topic.clone(),
             format,
@@ -722,7 +723,7 @@ impl TopicMessage {
     pub(crate) fn into_entry(self, tag: FormatTag) -> Entry {
         let entry = Entry::from_payload(self.payload, self.key, tag);
         match self.meta {
-            Some(meta) => entry.with_meta(Arc::unwrap_or_clone(meta)),
+            Some(meta) => entry.with_meta(meta),
             None => entry,
         }
     }
@@ -1129,7 +1130,7 @@ impl TopicMessage {
             partition: None,
             deliveries: 0,
             codec,
-            meta: entry.meta().cloned().map(Arc::new),
+            meta: entry.meta().cloned(),
             payload: entry.into_payload(),
         }
     }
