@@ -29,6 +29,10 @@ const TICK: Duration = Duration::from_millis(10);
 /// there would stall every task of that thread. `spawn_blocking` threads
 /// and plain threads may block.
 fn assert_may_block() {
+    // No runtime on this thread at all: blocking is allowed, nothing to ask.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
     // Tokio's blocking calls check exactly this; one on a channel that is
     // already ready returns at once wherever blocking is allowed.
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -76,7 +80,11 @@ pub(crate) fn block_on_until<F: Future>(fut: F, deadline: Instant) -> Option<F::
 fn run<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     assert_may_block();
     let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    // One waker per thread, made once: a blocking call allocates nothing.
+    thread_local! {
+        static WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+    }
+    let waker = WAKER.with(Waker::clone);
     let mut cx = Context::from_waker(&waker);
     let tick = tokio::runtime::Handle::try_current().is_err().then_some(TICK);
     loop {
