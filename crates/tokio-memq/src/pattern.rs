@@ -182,6 +182,8 @@ struct Inner {
     next: usize,
     /// The next [`Member::id`].
     next_id: u64,
+    /// Where a receive puts the message it polls (kept to reuse).
+    out: Vec<TopicMessage>,
 }
 
 struct Member {
@@ -294,6 +296,7 @@ impl PatternSubscriber {
                 next_id: topics.len() as u64,
                 topics,
                 next: 0,
+                out: Vec::with_capacity(1),
             }),
         })
     }
@@ -540,7 +543,8 @@ impl PatternSubscriber {
         mut cx: Option<&mut Context<'_>>,
         waits: &mut Waits,
     ) -> Poll<Result<TopicMessage, PatternRecvError>> {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         if let Some(cx) = cx.as_deref_mut() {
             // Registered before looking, so a topic created meanwhile wakes us.
             let mut st = self.watch.state.lock();
@@ -552,7 +556,7 @@ impl PatternSubscriber {
                 }
             }
         }
-        self.adopt(&mut inner);
+        self.adopt(inner);
         // Waiters of topics that left the set go with them.
         if waits.topics.len() > inner.topics.len() {
             waits
@@ -561,7 +565,8 @@ impl PatternSubscriber {
         }
         let noop = Waker::noop();
         let mut fallback = Context::from_waker(noop);
-        let mut out: Vec<TopicMessage> = Vec::with_capacity(1);
+        // The subscriber's one-message buffer, reused (under its lock).
+        let out = &mut inner.out;
         let mut i = 0;
         let n = inner.topics.len();
         let start = inner.next;
@@ -570,10 +575,10 @@ impl PatternSubscriber {
             let m = &inner.topics[at];
             let wait = waits.topics.entry(m.id).or_insert_with(|| m.sub.waiter());
             let polled = match cx.as_deref_mut() {
-                Some(cx) => m.sub.poll_batch(cx, wait, 1, &mut out),
+                Some(cx) => m.sub.poll_batch(cx, wait, 1, out),
                 // A receive that never waits spends no budget (a drain
                 // loop of `try_recv_now` must see everything waiting).
-                None => m.sub.poll_batch_now(&mut fallback, wait, 1, &mut out),
+                None => m.sub.poll_batch_now(&mut fallback, wait, 1, out),
             };
             match polled {
                 Poll::Ready(Ok(_)) => {

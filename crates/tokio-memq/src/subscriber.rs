@@ -1971,8 +1971,14 @@ impl Subscriber {
     }
 
     pub(crate) fn ack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        self.acking_member()?.ack(partition, offset)
+    }
+
+    /// The group member behind this subscriber, for acknowledgements
+    /// (outside a group nothing is acknowledged: [`AckError::AutoAck`]).
+    fn acking_member(&self) -> Result<&Member<Entry>, AckError> {
         match &self.kind {
-            Kind::Group { member, .. } => member.ack(partition, offset),
+            Kind::Group { member, .. } => Ok(member),
             _ => Err(AckError::AutoAck),
         }
     }
@@ -2011,10 +2017,7 @@ impl Subscriber {
     }
 
     pub(crate) fn nack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
-        match &self.kind {
-            Kind::Group { member, .. } => member.nack(partition, offset),
-            _ => Err(AckError::AutoAck),
-        }
+        self.acking_member()?.nack(partition, offset)
     }
 
     /// Restarts this group member's ack timeout
