@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::{
-    entries, trimmed, Blocking, Error, Message, Record, RecvError, Start, Topic, TopicConfig, BLOCK,
+    entries, parse_entries, Blocking, Error, Message, Record, RecvError, Start, Topic, TopicConfig, BLOCK,
 };
 
 /// How a group's members acknowledge.
@@ -241,12 +241,11 @@ impl Member {
                 .arg("0");
             let reply = self.conn.query(&own).await?;
             // Trimmed since it was handed over: nothing to deliver.
-            let gone = trimmed(&reply);
+            let (held, gone) = parse_entries(&reply)?;
             if let Some(&offset) = gone.first() {
                 self.xack(offset).await?;
                 return Ok(());
             }
-            let held = entries(&reply)?;
             if let Some(record) = held.into_iter().next() {
                 let deliveries = self.deliveries(record.offset).await?;
                 self.buffer.push_back(Delivery { record, deliveries });

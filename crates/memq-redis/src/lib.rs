@@ -749,28 +749,6 @@ fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a Value> {
     }
 }
 
-/// The offsets of entries in an `XREADGROUP` reply whose body is gone
-/// (trimmed after the group handed them out).
-fn trimmed(reply: &Value) -> Vec<u64> {
-    let mut out = Vec::new();
-    if let Value::Array(streams) = reply {
-        for s in streams {
-            if let Value::Array(kv) = s {
-                if let Some(Value::Array(list)) = kv.get(1) {
-                    for e in list {
-                        if let Value::Array(parts) = e {
-                            if !matches!(parts.get(1), Some(Value::Array(_) | Value::Map(_))) {
-                                out.extend(parts.first().and_then(seq).map(|s| s.saturating_sub(1)));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// A bulk string reply as text.
 fn text(v: Option<&Value>) -> Option<&str> {
     match v {
@@ -792,11 +770,18 @@ fn seq(id: &Value) -> Option<u64> {
 
 /// The entries of an `XREAD` reply for one stream (entries without a
 /// body, trimmed since a group handed them out, are left out: see
-/// [`trimmed`]).
+/// [`parse_entries`]).
 fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
+    parse_entries(reply).map(|(records, _)| records)
+}
+
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream, and the
+/// offsets of those whose body is gone (trimmed after a group handed them
+/// out: they are pending, with nothing to deliver).
+fn parse_entries(reply: &Value) -> Result<(Vec<Record>, Vec<u64>), Error> {
     let bad = || Error::Protocol(format!("{reply:?}"));
     let streams: Vec<&Value> = match reply {
-        Value::Nil => return Ok(Vec::new()),
+        Value::Nil => return Ok((Vec::new(), Vec::new())),
         Value::Array(streams) => streams
             .iter()
             .filter_map(|s| match s {
@@ -808,6 +793,7 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
         _ => return Err(bad()),
     };
     let mut out = Vec::new();
+    let mut gone = Vec::new();
     for list in streams {
         let Value::Array(list) = list else {
             return Err(bad());
@@ -819,6 +805,7 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
             };
             let s = seq(id).ok_or_else(bad)?;
             if !matches!(fields, Value::Array(_) | Value::Map(_)) {
+                gone.push(s.saturating_sub(1));
                 continue;
             }
             let payload = match field(fields, "p") {
@@ -846,7 +833,7 @@ fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
             });
         }
     }
-    Ok(out)
+    Ok((out, gone))
 }
 
 /// A connection for blocking commands (`XREAD BLOCK`, `XREADGROUP BLOCK`)
