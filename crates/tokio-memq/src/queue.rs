@@ -323,12 +323,6 @@ impl Registry {
         };
         let name: Arc<str> = name.into();
         topics.insert(name.clone(), entry.clone());
-        event!(
-            debug,
-            topic = &*name,
-            partitioned = entry.log.is_partitioned(),
-            "topic created"
-        );
         // Under the topics lock: a wildcard subscription registering now
         // sees the topic either here or in its listing, never twice.
         let mut wake = Vec::new();
@@ -340,6 +334,13 @@ impl Registry {
             None => false,
         });
         drop(topics);
+        // Reported and woken outside the registry's lock.
+        event!(
+            debug,
+            topic = &*name,
+            partitioned = entry.log.is_partitioned(),
+            "topic created"
+        );
         wake.into_iter().for_each(std::task::Waker::wake);
         Ok(entry)
     }
