@@ -672,6 +672,7 @@ impl TopicMessage {
         )
     }
 
+    #[inline]
     pub(crate) fn received(
         formats: &FormatTable,
         topic: &Arc<str>,
