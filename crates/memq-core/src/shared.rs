@@ -83,16 +83,25 @@ impl<T> Inner<T> {
 }
 
 /// Positions of live cursors (the next offset each will fetch), for
-/// backpressure. A slab indexed by cursor id.
+/// backpressure. A slab indexed by cursor id, and the slowest position
+/// with how many cursors are at it, so that asking for the slowest (every
+/// fetch while a publisher waits for room) does not scan every cursor: it
+/// rescans only when the last cursor at the slowest position moves on, at
+/// most once per position the slowest cursor passes. (A scan per fetch made
+/// a delivery's cost grow with the number of subscribers: 69 ns with 1,000
+/// and 124 ns with 10,000.)
 #[derive(Debug, Default)]
 struct Cursors {
     pos: Vec<Option<u64>>,
     free: Vec<u32>,
+    /// The slowest live position and how many live cursors are at it;
+    /// `None` when no cursor is live or it must be found again.
+    slowest: Option<(u64, usize)>,
 }
 
 impl Cursors {
     fn insert(&mut self, pos: u64) -> u32 {
-        match self.free.pop() {
+        let id = match self.free.pop() {
             Some(id) => {
                 self.pos[id as usize] = Some(pos);
                 id
@@ -101,26 +110,64 @@ impl Cursors {
                 self.pos.push(Some(pos));
                 u32::try_from(self.pos.len() - 1).expect("more than u32::MAX cursors on one topic")
             }
-        }
+        };
+        self.arrived(pos);
+        id
     }
 
     fn set(&mut self, id: u32, pos: u64) {
-        self.pos[id as usize] = Some(pos);
+        if let Some(old) = self.pos[id as usize].replace(pos) {
+            if old != pos {
+                self.left(old);
+                self.arrived(pos);
+            }
+        }
     }
 
     fn remove(&mut self, id: u32) {
-        self.pos[id as usize] = None;
+        if let Some(old) = self.pos[id as usize].take() {
+            self.left(old);
+        }
         self.free.push(id);
     }
 
+    /// A cursor arrived at `pos` (inserted or moved there).
+    fn arrived(&mut self, pos: u64) {
+        match &mut self.slowest {
+            Some((min, n)) if pos == *min => *n += 1,
+            Some((min, n)) if pos < *min => (*min, *n) = (pos, 1),
+            Some(_) => {}
+            // Found again when asked (the first cursor included: with
+            // others live, this one need not be the slowest).
+            None => {}
+        }
+    }
+
+    /// A cursor left `pos` (moved away or removed).
+    fn left(&mut self, pos: u64) {
+        if let Some((min, n)) = &mut self.slowest {
+            if pos == *min {
+                *n -= 1;
+                if *n == 0 {
+                    self.slowest = None;
+                }
+            }
+        }
+    }
+
     /// True when every live cursor has fetched past `offset`.
-    fn all_past(&self, offset: u64) -> bool {
-        self.pos.iter().flatten().all(|&p| p > offset)
+    fn all_past(&mut self, offset: u64) -> bool {
+        self.min().is_none_or(|min| min > offset)
     }
 
     /// The position of the slowest live cursor.
-    fn min(&self) -> Option<u64> {
-        self.pos.iter().flatten().copied().min()
+    fn min(&mut self) -> Option<u64> {
+        if self.slowest.is_none() {
+            let min = self.pos.iter().flatten().copied().min()?;
+            let n = self.pos.iter().flatten().filter(|&&p| p == min).count();
+            self.slowest = Some((min, n));
+        }
+        self.slowest.map(|(min, _)| min)
     }
 }
 
@@ -333,7 +380,8 @@ impl<T> Shared<T> {
             }
             evict += 1;
         }
-        if evict > 0 && self.limits.block && !g.cursors.all_past(g.log.low + evict as u64 - 1) {
+        let evict_end = g.log.low + evict as u64;
+        if evict > 0 && self.limits.block && !g.cursors.all_past(evict_end - 1) {
             if let Some((key, waker)) = park {
                 g.publish_waiters.arm(key, waker);
             }
@@ -389,7 +437,7 @@ impl<T> Shared<T> {
     /// `try_publish` never succeeds while `publish` waits. A reader takes
     /// up to 128 messages per fetch (its read-ahead), so a publisher of a
     /// full topic is woken about once per fetch, not once per message.
-    fn room_for_publishers(&self, g: &Inner<T>) -> bool {
+    fn room_for_publishers(&self, g: &mut Inner<T>) -> bool {
         if g.publish_waiters.is_empty() {
             return false;
         }
@@ -746,7 +794,7 @@ impl<T: Clone> Shared<T> {
         if st.pos != start_pos {
             g.cursors.set(st.id, st.pos);
         }
-        let moved = st.pos != start_pos && self.room_for_publishers(&g);
+        let moved = st.pos != start_pos && self.room_for_publishers(&mut g);
         if self.limits.block && (moved || (swept > 0 && !g.publish_waiters.is_empty())) {
             self.wake(g, WaitKind::Publish);
         } else {
@@ -761,6 +809,73 @@ impl<T: Clone> Shared<T> {
 mod tests {
     use super::*;
     use crate::sync::locks_taken;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum CursorOp {
+        Insert(u64),
+        Set(usize, u64),
+        Remove(usize),
+        Min,
+    }
+
+    fn cursor_op() -> impl Strategy<Value = CursorOp> {
+        // Few distinct positions, so that cursors often share the slowest.
+        prop_oneof![
+            (0u64..8).prop_map(CursorOp::Insert),
+            (any::<usize>(), 0u64..8).prop_map(|(i, p)| CursorOp::Set(i, p)),
+            any::<usize>().prop_map(CursorOp::Remove),
+            Just(CursorOp::Min),
+        ]
+    }
+
+    proptest! {
+        /// The slowest position kept as cursors come, move (both ways:
+        /// seeks go back) and go is always the minimum of a full scan.
+        #[test]
+        fn slowest_cursor_is_the_minimum(ops in proptest::collection::vec(cursor_op(), 1..200)) {
+            let mut cursors = Cursors::default();
+            let mut live: Vec<u32> = Vec::new();
+            for op in ops {
+                match op {
+                    CursorOp::Insert(p) => live.push(cursors.insert(p)),
+                    CursorOp::Set(i, p) if !live.is_empty() => cursors.set(live[i % live.len()], p),
+                    CursorOp::Remove(i) if !live.is_empty() => {
+                        let id = live.swap_remove(i % live.len());
+                        cursors.remove(id);
+                    }
+                    _ => {}
+                }
+                let scanned = cursors.pos.iter().flatten().copied().min();
+                prop_assert_eq!(cursors.min(), scanned);
+                if let Some(min) = scanned {
+                    prop_assert!(cursors.all_past(min.wrapping_sub(1)) || min == 0);
+                    prop_assert!(!cursors.all_past(min));
+                }
+            }
+        }
+    }
+
+    /// The slowest position is found by a scan only when the last cursor
+    /// at it moves on, not on every move of another cursor.
+    #[test]
+    fn slowest_cursor_is_not_rescanned_for_others() {
+        let mut cursors = Cursors::default();
+        let ids: Vec<u32> = (0..1_000).map(|_| cursors.insert(0)).collect();
+        assert_eq!(cursors.min(), Some(0));
+        // All but the last move on: the slowest stays 0 without a scan.
+        for &id in &ids[..999] {
+            cursors.set(id, 5);
+            assert_eq!(cursors.slowest, Some((0, 1000 - (id as usize + 1))));
+        }
+        cursors.set(ids[999], 7);
+        assert_eq!(
+            cursors.slowest, None,
+            "the last one at 0 left: found again when asked"
+        );
+        assert_eq!(cursors.min(), Some(5));
+        assert_eq!(cursors.slowest, Some((5, 999)));
+    }
 
     /// Bug J: stats on a TTL topic polled while nothing has expired take
     /// no lock, so pollers cannot slow publishers down; once the oldest
