@@ -4,7 +4,9 @@
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
 //! `--only` runs one row (`1kib`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
-//! `wildcard`: a pattern subscriber against a plain one);
+//! `wildcard`: a pattern subscriber against a plain one; `scale`: cost per
+//! delivery from 1 to 10,000 subscribers and per publish from 1 to 10,000
+//! topics, against tokio broadcast);
 //! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
@@ -37,7 +39,7 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 8] = [
+const ROWS: [&str; 9] = [
     "1kib",
     "fan-out",
     "groups",
@@ -46,6 +48,7 @@ const ROWS: [&str; 8] = [
     "1mib",
     "100mib",
     "wildcard",
+    "scale",
 ];
 
 struct Row {
@@ -129,6 +132,10 @@ fn main() -> anyhow::Result<()> {
     if wanted("wildcard") {
         wildcard(&rt, n(1_000_000), &kib, cap);
     }
+    // Not part of the full table (it takes a minute): `--only scale`.
+    if config.only.as_deref() == Some("scale") {
+        scale(&rt, config.scale, &kib);
+    }
     Ok(())
 }
 
@@ -198,6 +205,145 @@ fn wildcard(rt: &Runtime, n: u64, pool: &Pool, capacity: usize) {
         human(ten),
         ten / plain
     );
+}
+
+/// Whether costs stay flat as a queue grows: nanoseconds per delivery with
+/// 1 to 10,000 subscribers of one topic (capacity 1,024, lossless, so the
+/// publisher keeps waiting for the slowest reader), and per publish with
+/// 1 to 10,000 topics (one idle subscriber each, evicting), against tokio
+/// broadcast doing the same (a buffer holding the whole run for fan-out,
+/// its only lossless setting).
+fn scale(rt: &Runtime, quick: u64, pool: &Pool) {
+    const CAPACITY: usize = 1024;
+    let fan_out = |subscribers: u64, ours: bool| {
+        let n = (1_000_000 / quick / subscribers).max(2 * CAPACITY as u64);
+        let pool = pool.clone();
+        let run = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Duration)>>> {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let mut readers = Vec::new();
+                let start;
+                if ours {
+                    let mq = MessageQueue::new();
+                    for _ in 0..subscribers {
+                        let sub = mq.subscriber_with_options("s", lossless(CAPACITY)).await.unwrap();
+                        readers.push(tokio::spawn(async move {
+                            for _ in 0..n {
+                                sub.recv().await.unwrap();
+                            }
+                            n
+                        }));
+                    }
+                    let publisher = mq.publisher("s");
+                    start = Instant::now();
+                    for i in 0..n {
+                        publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
+                    }
+                } else {
+                    let (tx, _) = broadcast::channel::<Bytes>(n as usize);
+                    for _ in 0..subscribers {
+                        let mut rx = tx.subscribe();
+                        readers.push(tokio::spawn(async move {
+                            for _ in 0..n {
+                                rx.recv().await.unwrap();
+                            }
+                            n
+                        }));
+                    }
+                    start = Instant::now();
+                    for i in 0..n {
+                        tx.send(pool.get(i)).unwrap();
+                    }
+                }
+                let mut got = 0;
+                for r in readers {
+                    got += r.await.unwrap();
+                }
+                assert_eq!(got, n * subscribers);
+                (got, start.elapsed())
+            })
+        };
+        let per_second = if ours { rate(rt, run) } else { peer_rate(rt, run) };
+        1e9 / per_second
+    };
+    println!();
+    println!("| fan-out, 1 KiB, capacity {CAPACITY} | ns per delivery | tokio broadcast | / 1 subscriber | broadcast / 1 |");
+    println!("|---|---:|---:|---:|---:|");
+    let (mut ours_one, mut peer_one) = (0.0, 0.0);
+    for subscribers in [1u64, 10, 100, 1_000, 10_000] {
+        let (ours, peer) = (fan_out(subscribers, true), fan_out(subscribers, false));
+        if subscribers == 1 {
+            (ours_one, peer_one) = (ours, peer);
+        }
+        println!(
+            "| {subscribers} subscribers | {ours:.1} | {peer:.1} | {:.2}x | {:.2}x |",
+            ours / ours_one,
+            peer / peer_one
+        );
+    }
+
+    let per_topic = |topics: u64, ours: bool| {
+        let n = 1_000_000 / quick;
+        let pool = pool.clone();
+        let run = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Duration)>>> {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let start;
+                if ours {
+                    let mq = MessageQueue::new();
+                    let options = TopicOptions {
+                        max_messages: Some(CAPACITY),
+                        ..Default::default()
+                    };
+                    let mut subs = Vec::new();
+                    let mut publishers = Vec::new();
+                    for t in 0..topics {
+                        let name = format!("t{t}");
+                        subs.push(
+                            mq.subscriber_with_options(name.as_str(), options.clone())
+                                .await
+                                .unwrap(),
+                        );
+                        publishers.push(mq.publisher(name));
+                    }
+                    start = Instant::now();
+                    for i in 0..n {
+                        publishers[(i % topics) as usize]
+                            .publish_bytes(pool.get(i), FORMAT)
+                            .await
+                            .unwrap();
+                    }
+                    drop(subs);
+                } else {
+                    let channels: Vec<_> = (0..topics)
+                        .map(|_| broadcast::channel::<Bytes>(CAPACITY))
+                        .collect();
+                    start = Instant::now();
+                    for i in 0..n {
+                        channels[(i % topics) as usize].0.send(pool.get(i)).unwrap();
+                    }
+                }
+                (n, start.elapsed())
+            })
+        };
+        let per_second = if ours { rate(rt, run) } else { peer_rate(rt, run) };
+        1e9 / per_second
+    };
+    println!();
+    println!("| publishes in turn across topics, 1 KiB | ns per publish | tokio broadcast | / 1 topic | broadcast / 1 |");
+    println!("|---|---:|---:|---:|---:|");
+    let (mut ours_one, mut peer_one) = (0.0, 0.0);
+    for topics in [1u64, 100, 10_000] {
+        let (ours, peer) = (per_topic(topics, true), per_topic(topics, false));
+        if topics == 1 {
+            (ours_one, peer_one) = (ours, peer);
+        }
+        println!(
+            "| {topics} topics | {ours:.1} | {peer:.1} | {:.2}x | {:.2}x |",
+            ours / ours_one,
+            peer / peer_one
+        );
+    }
 }
 
 /// Distinct payloads, published in turn: every message is its own buffer,
@@ -558,6 +704,9 @@ fn human(rate: f64) -> String {
 }
 
 fn print_table(config: &Config, rows: &[Row]) {
+    if rows.is_empty() {
+        return;
+    }
     println!(
         "tokio-memq perf_runner: {} runtime workers, {} CPUs, median of 3 runs{}{}",
         config.workers,

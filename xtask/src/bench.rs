@@ -222,7 +222,7 @@ fn report(
         let _ = writeln!(s, "## H: memory per retained message beyond the payload\n");
         let _ = writeln!(s, "| implementation | bytes/message |");
         let _ = writeln!(s, "|---|---:|");
-        for r in rows {
+        for r in rows.iter().filter(|r| r["bytes_per_message"].is_number()) {
             let _ = writeln!(
                 s,
                 "| {} | {:.1} |",
@@ -231,6 +231,24 @@ fn report(
             );
         }
         let _ = writeln!(s);
+        let idle: Vec<_> = rows
+            .iter()
+            .filter(|r| r["bytes_per_idle_topic"].is_number())
+            .collect();
+        if !idle.is_empty() {
+            let _ = writeln!(s, "## H: memory of an idle topic with one subscriber\n");
+            let _ = writeln!(s, "| implementation | bytes/topic |");
+            let _ = writeln!(s, "|---|---:|");
+            for r in idle {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} |",
+                    r["peer"].as_str().unwrap_or("?"),
+                    r["bytes_per_idle_topic"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+            let _ = writeln!(s);
+        }
     }
     let _ = writeln!(s, "## Targets (DESIGN.md)\n");
     let _ = writeln!(s, "| target | measured | met |");
@@ -390,6 +408,17 @@ fn report(
         let _ = writeln!(
             s,
             "| H: at most 64 bytes per retained message | {text} | {} |",
+            if met { "yes" } else { "no" }
+        );
+        let idle = rows
+            .iter()
+            .find(|r| r["peer"] == "tokio-memq" && r["bytes_per_idle_topic"].is_number())
+            .and_then(|r| r["bytes_per_idle_topic"].as_f64());
+        let text = idle.map_or("not measured".into(), |m| format!("{m:.0} bytes"));
+        let met = idle.is_some_and(|m| m <= 512.0);
+        let _ = writeln!(
+            s,
+            "| H: an idle topic with one subscriber at most 512 bytes | {text} | {} |",
             if met { "yes" } else { "no" }
         );
     }
