@@ -554,10 +554,10 @@ impl Topic {
         for m in messages {
             m.write(&mut cmd);
         }
-        let reply: Result<(u64, u64, u64), redis::RedisError> =
+        let reply: Result<(u64, u64), redis::RedisError> =
             cmd.query_async(&mut self.store.conn.clone()).await;
         match reply {
-            Ok((first, n, _evicted)) => Ok(first..first + n),
+            Ok((first, n)) => Ok(first..first + n),
             Err(e) if e.to_string().contains("MEMQGONE") => Err(Error::TopicGone(self.name.clone())),
             Err(e) => Err(e.into()),
         }
@@ -701,16 +701,6 @@ impl Reader {
 
     /// Reads what follows the position (waiting up to `block` for it).
     async fn fill(&mut self, block: Option<Duration>) -> Result<(), Error> {
-        // The topic this reader started on, not one deleted and created
-        // again under its name (whose offsets start over).
-        let incarnation: Option<String> = redis::cmd("HGET")
-            .arg(&self.meta)
-            .arg("incarnation")
-            .query_async(&mut self.conn.conn)
-            .await?;
-        if incarnation.as_deref() != Some(self.incarnation.as_str()) {
-            return Err(Error::TopicGone(self.name.clone()));
-        }
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(128);
         if let Some(b) = block {
@@ -720,8 +710,21 @@ impl Reader {
         cmd.arg("STREAMS")
             .arg(&self.log)
             .arg(format!("0-{}", self.position));
-        let reply = self.conn.query(&cmd).await?;
-        for entry in entries(&reply)? {
+        // One round trip: the topic's incarnation, then the read. What was
+        // read counts only if it came from the topic this reader started
+        // on, not one deleted and created again under its name (whose
+        // offsets start over).
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(&self.meta).arg("incarnation");
+        pipe.add_command(cmd);
+        let replies = self.conn.query_pipe(&pipe).await?;
+        let (Some(incarnation), Some(reply)) = (replies.first(), replies.get(1)) else {
+            return Err(Error::Protocol(format!("{replies:?}")));
+        };
+        if text(Some(incarnation)) != Some(self.incarnation.as_str()) {
+            return Err(Error::TopicGone(self.name.clone()));
+        }
+        for entry in entries(reply)? {
             self.buffer.push_back(entry);
         }
         Ok(())
@@ -869,6 +872,18 @@ impl Blocking {
             control: Some(self.control.clone()),
         };
         let reply = cmd.query_async(&mut self.conn).await;
+        guard.control = None;
+        Ok(reply?)
+    }
+
+    /// As [`query`](Self::query), for a pipeline ending with a blocking
+    /// command: its replies in order.
+    pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
+        let mut guard = Unblock {
+            id: self.id,
+            control: Some(self.control.clone()),
+        };
+        let reply = pipe.query_async(&mut self.conn).await;
         guard.control = None;
         Ok(reply?)
     }

@@ -9,7 +9,7 @@
 -- meant for a topic deleted and created again fails instead of landing in
 -- the new one. Each message is a count k followed by k field/value pairs
 -- (its payload `p`, key `k`, format `f`, headers `h.<name>`); the
--- function adds the server time `t`. Returns {first offset, count, evicted}.
+-- function adds the server time `t`. Returns {first offset, count}.
 local function publish(keys, args)
   local log, meta = keys[1], keys[2]
   local maxlen = tonumber(args[1])
@@ -22,29 +22,32 @@ local function publish(keys, args)
   local first = nil
   local n = 0
   local i = 3
-  while i <= #args do
+  local nargs = #args
+  while i <= nargs do
     local k = tonumber(args[i])
-    local fields = {'t', ms}
-    for j = 1, k * 2 do
-      fields[#fields + 1] = args[i + j]
+    local trim = maxlen > 0 and i + 1 + k * 2 > nargs
+    local id
+    if trim then
+      -- The last message trims the log to `maxlen` as it is added: one
+      -- command fewer than a separate XTRIM, with the same result (a run
+      -- longer than `maxlen` keeps its last `maxlen` messages).
+      id = redis.call('XADD', log, 'MAXLEN', '=', maxlen, '0-*', 't', ms, unpack(args, i + 1, i + k * 2))
+    elseif k == 1 then
+      -- A payload alone (the common case), without unpacking.
+      id = redis.call('XADD', log, '0-*', 't', ms, args[i + 1], args[i + 2])
+    else
+      id = redis.call('XADD', log, '0-*', 't', ms, unpack(args, i + 1, i + k * 2))
     end
-    local id = redis.call('XADD', log, '0-*', unpack(fields))
     if first == nil then
       first = id
     end
     n = n + 1
     i = i + 1 + k * 2
   end
-  local evicted = 0
-  if maxlen > 0 then
-    evicted = redis.call('XTRIM', log, 'MAXLEN', '=', maxlen)
-    if evicted > 0 then
-      redis.call('HINCRBY', meta, 'evicted', evicted)
-    end
-  end
-  redis.call('HINCRBY', meta, 'published', n)
+  -- (No counters are kept: offsets are dense, so what was published and
+  -- what was trimmed follow from the stream's last ID and its length.)
   local seq = tonumber(string.match(first, '^0%-(%d+)$'))
-  return {seq - 1, n, evicted}
+  return {seq - 1, n}
 end
 
 redis.register_function('memq_publish', publish)

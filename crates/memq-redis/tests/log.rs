@@ -6,81 +6,21 @@
 //! Without `redis-server` the tests say they skipped; with `CI` set, a
 //! missing server fails them (`.ci/run` installs it).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use memq_testkit::redis_server::RedisServer;
 
 use memq_redis::{Error, RecvError, Start, Store, TopicConfig};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// A `redis-server` of this test's own, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_server() -> Option<String> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join("redis-server"))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
-}
-
-/// Starts a server, or `None` (skipping) where there is none and CI is unset.
-async fn server() -> Option<Server> {
-    let Some(binary) = redis_server() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but redis-server is missing: .ci/run installs it"
-        );
-        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new(binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let server = Server {
-        child,
-        url: format!("redis://127.0.0.1:{port}/"),
-    };
-    let started = Instant::now();
-    loop {
-        if Store::connect(&server.url).await.is_ok() {
-            return Some(server);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "redis-server did not answer"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// A `redis-server` of this test's own (killed when dropped), or `None`
+/// where there is none and CI is unset.
+async fn server() -> Option<RedisServer> {
+    tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("the start does not panic")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +28,8 @@ async fn concurrent_publishers_get_one_gapless_sequence_and_contiguous_batches()
     let Some(server) = server().await else { return };
     // Two "processes": two stores, two connections.
     let (a, b) = (
-        Store::connect(&server.url).await.unwrap(),
-        Store::connect(&server.url).await.unwrap(),
+        Store::connect(&server.url()).await.unwrap(),
+        Store::connect(&server.url()).await.unwrap(),
     );
     let config = TopicConfig::default().max_messages(None);
     let (ta, tb) = (
@@ -133,7 +73,7 @@ async fn concurrent_publishers_get_one_gapless_sequence_and_contiguous_batches()
 #[tokio::test]
 async fn trimming_is_reported_as_exact_lag_then_the_rest() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store
         .topic("small", TopicConfig::default().max_messages(Some(3)))
         .await
@@ -161,7 +101,7 @@ async fn trimming_is_reported_as_exact_lag_then_the_rest() {
 #[tokio::test]
 async fn start_positions_and_a_blocking_read_woken_by_a_publish() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("t", TopicConfig::default()).await.unwrap();
     topic.publish_batch(&[&b"a"[..], b"b", b"c"]).await.unwrap();
     let mut latest = topic.reader(Start::Latest).await.unwrap();
@@ -173,7 +113,7 @@ async fn start_positions_and_a_blocking_read_woken_by_a_publish() {
         Err(Error::Protocol(_))
     ));
     // A reader waiting on the server is woken by a publish from elsewhere.
-    let other = Store::connect(&server.url).await.unwrap();
+    let other = Store::connect(&server.url()).await.unwrap();
     let t2 = other.topic("t", TopicConfig::default()).await.unwrap();
     let waiting = tokio::spawn(async move { timeout(LIMIT, latest.recv()).await.unwrap().unwrap() });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -186,7 +126,7 @@ async fn start_positions_and_a_blocking_read_woken_by_a_publish() {
 #[tokio::test]
 async fn a_deleted_topic_refuses_publishes_from_old_handles() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let old = store.topic("gone", TopicConfig::default()).await.unwrap();
     old.publish(b"1").await.unwrap();
     assert!(store.delete_topic("gone").await.unwrap());
@@ -205,7 +145,7 @@ async fn a_deleted_topic_refuses_publishes_from_old_handles() {
 async fn each_message_goes_to_one_member_of_a_group() {
     use memq_redis::GroupConfig;
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("jobs", TopicConfig::default()).await.unwrap();
     let config = GroupConfig::default().start(Start::Earliest);
     let mut members = Vec::new();
@@ -246,7 +186,7 @@ async fn each_message_goes_to_one_member_of_a_group() {
 async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     use memq_redis::GroupConfig;
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("tasks", TopicConfig::default()).await.unwrap();
     let dead_topic = store
         .topic("tasks.dead-letters", TopicConfig::default())
@@ -310,7 +250,7 @@ async fn blocked_clients(url: &str) -> u64 {
 async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     use memq_redis::GroupConfig;
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("quiet", TopicConfig::default()).await.unwrap();
     // A reader waiting 60 s on the server, dropped after 100 ms.
     let mut reader = topic
@@ -325,7 +265,7 @@ async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     // The reader's 60 s wait is cancelled on the server at once (the
     // member's own wait lasts at most 1 s anyway).
     let started = std::time::Instant::now();
-    while blocked_clients(&server.url).await > 0 {
+    while blocked_clients(&server.url()).await > 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "a client stayed blocked"
@@ -347,7 +287,7 @@ async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
 async fn keys_formats_and_headers_cross_the_server_unchanged() {
     use memq_redis::{GroupConfig, Headers, Message};
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("rich", TopicConfig::default()).await.unwrap();
     let mut reader = topic.reader(Start::Earliest).await.unwrap();
     let mut member = topic
@@ -384,7 +324,7 @@ async fn keys_formats_and_headers_cross_the_server_unchanged() {
 #[tokio::test]
 async fn partitions_are_logs_of_their_own_and_counts_are_checked() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let clicks = store
         .partitioned_topic("clicks", 3, TopicConfig::default())
         .await
@@ -454,7 +394,7 @@ async fn partitions_are_logs_of_their_own_and_counts_are_checked() {
 #[tokio::test]
 async fn a_reader_of_a_deleted_topic_is_told_not_fed_the_new_one() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("re", TopicConfig::default()).await.unwrap();
     topic.publish_batch(&[&b"1"[..], b"2", b"3"]).await.unwrap();
     let mut reader = topic.reader(Start::Latest).await.unwrap();
@@ -474,7 +414,7 @@ async fn a_reader_of_a_deleted_topic_is_told_not_fed_the_new_one() {
 async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
     use memq_redis::GroupConfig;
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store
         .topic("short", TopicConfig::default().max_messages(Some(2)))
         .await
@@ -517,7 +457,7 @@ async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
 async fn too_many_headers_is_a_typed_error_and_publishes_nothing() {
     use memq_redis::{Headers, Message, MAX_HEADERS};
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url).await.unwrap();
+    let store = Store::connect(&server.url()).await.unwrap();
     let topic = store.topic("hdr", TopicConfig::default()).await.unwrap();
     let many: Headers = (0..=MAX_HEADERS).map(|i| (format!("h{i}"), "v")).collect();
     let at_limit: Headers = (0..MAX_HEADERS).map(|i| (format!("h{i}"), "v")).collect();

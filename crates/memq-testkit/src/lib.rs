@@ -6,11 +6,13 @@
 //! at that offset, per-partition order violations, and skips that were not
 //! announced as a lag. [`alloc`] is a counting global allocator for tests
 //! of memory bounds. [`Turns`] paces fairness runs: it publishes only
-//! while every member is parked in its receive.
+//! while every member is parked in its receive. [`redis_server`] starts a
+//! `redis-server` of a test's own.
 
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod redis_server;
 mod turns;
 
 pub use turns::{Seen, Turns};
