@@ -194,12 +194,7 @@ async fn fill_raw(conn: &mut MultiplexedConnection, key: &str, n: u64) -> Result
     Ok(())
 }
 
-async fn read_ours(
-    store: &Store,
-    config: &TopicConfig,
-    run: u32,
-    n: u64,
-) -> Result<(u64, Duration)> {
+async fn read_ours(store: &Store, config: &TopicConfig, run: u32, n: u64) -> Result<(u64, Duration)> {
     let topic = store.topic(&format!("read-{run}"), config.clone()).await?;
     let batch = [&PAYLOAD[..]; 1_000];
     for _ in 0..n.div_ceil(1_000) {
@@ -215,7 +210,12 @@ async fn read_ours(
     Ok((total, start.elapsed()))
 }
 
-async fn read_raw(mut conn: MultiplexedConnection, client: &redis::Client, run: u32, n: u64) -> Result<(u64, Duration)> {
+async fn read_raw(
+    mut conn: MultiplexedConnection,
+    client: &redis::Client,
+    run: u32,
+    n: u64,
+) -> Result<(u64, Duration)> {
     let key = raw_key("read", run);
     let total = n.div_ceil(1_000) * 1_000;
     fill_raw(&mut conn, &key, total).await?;
@@ -242,12 +242,7 @@ async fn read_raw(mut conn: MultiplexedConnection, client: &redis::Client, run: 
     Ok((got, start.elapsed()))
 }
 
-async fn group_ours(
-    store: &Store,
-    config: &TopicConfig,
-    run: u32,
-    n: u64,
-) -> Result<(u64, Duration)> {
+async fn group_ours(store: &Store, config: &TopicConfig, run: u32, n: u64) -> Result<(u64, Duration)> {
     let topic = store.topic(&format!("group-{run}"), config.clone()).await?;
     let batch = [&PAYLOAD[..]; 1_000];
     for _ in 0..n.div_ceil(1_000) {
@@ -265,7 +260,12 @@ async fn group_ours(
     Ok((total, start.elapsed()))
 }
 
-async fn group_raw(mut conn: MultiplexedConnection, client: &redis::Client, run: u32, n: u64) -> Result<(u64, Duration)> {
+async fn group_raw(
+    mut conn: MultiplexedConnection,
+    client: &redis::Client,
+    run: u32,
+    n: u64,
+) -> Result<(u64, Duration)> {
     let key = raw_key("group", run);
     let total = n.div_ceil(1_000) * 1_000;
     fill_raw(&mut conn, &key, total).await?;

@@ -115,24 +115,28 @@ impl Topic {
     ///
     /// [`Error::Redis`].
     pub async fn join(&self, group: &str, member: &str, config: GroupConfig) -> Result<Member, Error> {
-        let mut conn = self.store.conn.clone();
         let from = match config.start {
             Start::Earliest => "0".to_string(),
             Start::Latest => "$".to_string(),
             Start::Offset(o) => format!("0-{o}"),
         };
-        let created: Result<Value, redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.log)
-            .arg(group)
-            .arg(from)
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
+        let created: Result<Value, Error> = self
+            .store
+            .query(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&self.log)
+                    .arg(group)
+                    .arg(from)
+                    .arg("MKSTREAM"),
+            )
             .await;
         match created {
             Ok(_) => {}
-            Err(e) if e.to_string().contains("BUSYGROUP") => {}
-            Err(e) => return Err(e.into()),
+            // Created already (by another member, or by this call before a
+            // lost reply).
+            Err(Error::Redis(e)) if e.to_string().contains("BUSYGROUP") => {}
+            Err(e) => return Err(e),
         }
         let conn = Blocking::new(&self.store).await?;
         Ok(Member {
@@ -156,10 +160,9 @@ impl Topic {
     ///
     /// [`Error::Redis`].
     pub async fn pending(&self, group: &str) -> Result<u64, Error> {
-        let reply: Value = redis::cmd("XPENDING")
-            .arg(&self.log)
-            .arg(group)
-            .query_async(&mut self.store.conn.clone())
+        let reply: Value = self
+            .store
+            .query(redis::cmd("XPENDING").arg(&self.log).arg(group))
             .await?;
         match reply {
             Value::Array(parts) => match parts.first() {
@@ -215,11 +218,15 @@ impl Member {
     }
 
     async fn xack(&mut self, offset: u64) -> Result<(), Error> {
-        let _: u64 = redis::cmd("XACK")
-            .arg(&self.topic.log)
-            .arg(&self.group)
-            .arg(format!("0-{}", offset + 1))
-            .query_async(&mut self.conn.conn)
+        let _: u64 = self
+            .topic
+            .store
+            .query(
+                redis::cmd("XACK")
+                    .arg(&self.topic.log)
+                    .arg(&self.group)
+                    .arg(format!("0-{}", offset + 1)),
+            )
             .await?;
         Ok(())
     }
@@ -267,10 +274,14 @@ impl Member {
             .arg("STREAMS")
             .arg(&self.topic.log)
             .arg(">");
-        // Until the reply is in the buffer, a dropped read may have left a
-        // message pending to this member.
+        // Until the reply is in the buffer, a dropped read (or a lost
+        // connection) may have left a message pending to this member: the
+        // next read looks there first.
         self.unsure = true;
-        let reply = self.conn.query(&cmd).await?;
+        let reply = match self.conn.query_once(&cmd).await {
+            Err(Error::OutcomeUnknown(_)) => return Ok(()),
+            reply => reply?,
+        };
         for record in entries(&reply)? {
             self.buffer.push_back(Delivery {
                 record,
@@ -285,15 +296,19 @@ impl Member {
     /// timeout; those past the delivery limit become dead letters.
     async fn reclaim(&mut self) -> Result<(), Error> {
         let idle = self.config.ack_timeout.as_millis() as u64;
-        let reply: Value = redis::cmd("XAUTOCLAIM")
-            .arg(&self.topic.log)
-            .arg(&self.group)
-            .arg(&self.name)
-            .arg(idle)
-            .arg(&self.claim_cursor)
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.conn)
+        let reply: Value = self
+            .topic
+            .store
+            .query(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&self.topic.log)
+                    .arg(&self.group)
+                    .arg(&self.name)
+                    .arg(idle)
+                    .arg(&self.claim_cursor)
+                    .arg("COUNT")
+                    .arg(1),
+            )
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(Error::Protocol(format!("{reply:?}")));
@@ -324,13 +339,17 @@ impl Member {
     /// The group's delivery count of the message at `offset`.
     async fn deliveries(&mut self, offset: u64) -> Result<u64, Error> {
         let id = format!("0-{}", offset + 1);
-        let reply: Value = redis::cmd("XPENDING")
-            .arg(&self.topic.log)
-            .arg(&self.group)
-            .arg(&id)
-            .arg(&id)
-            .arg(1)
-            .query_async(&mut self.conn.conn)
+        let reply: Value = self
+            .topic
+            .store
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&self.topic.log)
+                    .arg(&self.group)
+                    .arg(&id)
+                    .arg(&id)
+                    .arg(1),
+            )
             .await?;
         let count = match &reply {
             Value::Array(rows) => match rows.first() {

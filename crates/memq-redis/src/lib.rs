@@ -5,15 +5,20 @@
 //!   `o` is stream entry `0-(o+1)` (`XADD key 0-*`), equal for every process.
 //! * A publish or a batch is one call of this crate's Redis FUNCTION: contiguous, or nothing,
 //!   even with many processes publishing at once.
-//! * Retention by count trims exactly (`XTRIM MAXLEN =`); a reader behind the oldest retained
+//! * Retention by count trims exactly (`MAXLEN =`); a reader behind the oldest retained
 //!   message gets [`RecvError::Lagged`] with the exact count it lost, then the rest.
-//!
 //! * Consumer groups ([`Topic::join`]): each message to one member, automatic or manual
 //!   acknowledgement, what an idle member holds taken over by another with its delivery
 //!   count, dead letters at a delivery limit.
+//! * Partitioned topics ([`Store::partitioned_topic`]): one stream per partition.
+//! * Faults: a lost connection is replaced (a growing pause between attempts, up to 30 s);
+//!   reads and other commands that may safely run twice are sent again, a publish cut off
+//!   after it was sent is [`Error::OutcomeUnknown`]; a receive dropped while it waits cancels
+//!   its wait on the server (`CLIENT UNBLOCK`); a server restarted without its data is
+//!   [`Error::TopicGone`] to the handles of the topics it lost, never a silent stall.
 //!
-//! What this layer does not do yet: partitions, TTL, lag reports for groups, cancelling a
-//! blocked read on the server, reconnecting. The facade does not use it yet.
+//! What this layer does not do yet: TTL, lag reports for groups. The facade does not use it
+//! yet.
 //!
 //! # Examples
 //!
@@ -83,9 +88,64 @@ pub enum Error {
     /// published.
     #[error("a message has {0} headers, more than the {MAX_HEADERS} a message may carry")]
     TooManyHeaders(usize),
+    /// The connection was lost after a publish was sent: it may or may
+    /// not have been stored. (The next call reconnects. Read the topic to
+    /// find out before publishing again, if a duplicate matters.)
+    #[error("the connection to redis was lost after a publish was sent; it may or may not be stored: {0}")]
+    OutcomeUnknown(#[source] redis::RedisError),
     /// The server answered something this crate does not expect.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+}
+
+/// Whether `e` means the connection is gone (a new one is needed).
+fn broken(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || matches!(
+            e.retry_method(),
+            redis::RetryMethod::Reconnect | redis::RetryMethod::ReconnectFromInitialConnections
+        )
+}
+
+/// Whether `e` is the server declining to run a command for now (loading
+/// its data after a restart, ...): nothing was done, and it can be asked
+/// again shortly.
+fn transient(e: &redis::RedisError) -> bool {
+    !e.is_io_error() && matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
+}
+
+/// How long a command keeps trying to reconnect (and a server that is
+/// loading its data to answer) before it fails.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+/// The first pause between reconnection attempts; it doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Pauses between attempts: 10 ms doubling to 1 s, until a deadline.
+struct Backoff {
+    next: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Backoff {
+    fn new(within: Duration) -> Self {
+        Backoff {
+            next: FIRST_BACKOFF,
+            deadline: tokio::time::Instant::now() + within,
+        }
+    }
+
+    /// Waits before the next attempt; false when the deadline is past.
+    async fn wait(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.next.min(self.deadline - now)).await;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        true
+    }
 }
 
 /// Why a read returned no message.
@@ -222,8 +282,16 @@ impl<'a> Message<'a> {
 /// A connection to a Redis server holding topics.
 #[derive(Clone)]
 pub struct Store {
+    inner: std::sync::Arc<StoreInner>,
+}
+
+struct StoreInner {
     client: Client,
-    conn: MultiplexedConnection,
+    /// The connection every handle shares for short commands, with a
+    /// generation that counts reconnections; `None` once it broke.
+    shared: std::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
+    /// Held while reconnecting: one task reconnects, the others wait.
+    reconnecting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -278,12 +346,22 @@ impl Store {
     /// [`Error::Redis`] when the server cannot be reached, [`Error::ServerTooOld`].
     pub async fn connect(url: &str) -> Result<Store, Error> {
         let client = Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection().await?;
-        let mut store = Store { client, conn };
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut store.conn)
-            .await?;
+        let conn = Self::open_connection(&client).await?;
+        Ok(Store {
+            inner: std::sync::Arc::new(StoreInner {
+                client,
+                shared: std::sync::Mutex::new((0, Some(conn))),
+                reconnecting: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// A new connection to a 7.0+ server, with this crate's function
+    /// library loaded (again: a server restarted without its data has lost
+    /// it).
+    async fn open_connection(client: &Client) -> Result<MultiplexedConnection, Error> {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
         let version = info
             .lines()
             .find_map(|l| l.strip_prefix("redis_version:"))
@@ -302,9 +380,100 @@ impl Store {
             .arg("LOAD")
             .arg("REPLACE")
             .arg(LIBRARY)
-            .query_async(&mut store.conn)
+            .query_async(&mut conn)
             .await?;
-        Ok(store)
+        Ok(conn)
+    }
+
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        let shared = self
+            .inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared.1.clone().map(|c| (shared.0, c))
+    }
+
+    /// The shared connection and its generation; when it broke, a new one
+    /// (trying again with a growing pause, up to 30 s).
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), Error> {
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let _one = self.inner.reconnecting.lock().await;
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            match Self::open_connection(&self.inner.client).await {
+                Ok(conn) => {
+                    let mut shared = self
+                        .inner
+                        .shared
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    shared.0 += 1;
+                    shared.1 = Some(conn.clone());
+                    return Ok((shared.0, conn));
+                }
+                Err(Error::Redis(e)) if (broken(&e) || transient(&e)) && backoff.wait().await => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Marks the connection of `generation` broken (the next command
+    /// reconnects).
+    fn broke(&self, generation: u64) {
+        let mut shared = self
+            .inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shared.0 == generation {
+            shared.1 = None;
+        }
+    }
+
+    /// Runs `cmd`, which may safely run twice (a read, or a write that
+    /// sets what it sets): on a lost connection it is sent again on a new
+    /// one, and while the server is loading it is asked again.
+    pub(crate) async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            let (generation, mut conn) = self.connection().await?;
+            match cmd.query_async(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if broken(&e) => {
+                    self.broke(generation);
+                    if !backoff.wait().await {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) if transient(&e) && backoff.wait().await => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs `cmd`, which must not run twice (a publish): a connection lost
+    /// once it may have been sent is [`Error::OutcomeUnknown`].
+    pub(crate) async fn query_once<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            let (generation, mut conn) = self.connection().await?;
+            match cmd.query_async(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if broken(&e) => {
+                    self.broke(generation);
+                    return Err(Error::OutcomeUnknown(e));
+                }
+                // Declined, not run: ask again.
+                Err(e) if transient(&e) && backoff.wait().await => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The topic `name`, created with `config` when absent (an existing topic keeps its own
@@ -314,10 +483,7 @@ impl Store {
     ///
     /// [`Error::Redis`].
     pub async fn topic(&self, name: &str, config: TopicConfig) -> Result<Topic, Error> {
-        let partitioned: bool = redis::cmd("EXISTS")
-            .arg(parts_key(name))
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let partitioned: bool = self.query(redis::cmd("EXISTS").arg(parts_key(name))).await?;
         if partitioned {
             return Err(Error::KindMismatch {
                 topic: name.to_string(),
@@ -342,11 +508,7 @@ impl Store {
         partitions: usize,
         config: TopicConfig,
     ) -> Result<PartitionedTopic, Error> {
-        let mut conn = self.conn.clone();
-        let plain: bool = redis::cmd("EXISTS")
-            .arg(keys(name).1)
-            .query_async(&mut conn)
-            .await?;
+        let plain: bool = self.query(redis::cmd("EXISTS").arg(keys(name).1)).await?;
         if plain {
             return Err(Error::KindMismatch {
                 topic: name.to_string(),
@@ -360,16 +522,10 @@ impl Store {
         if partitions == 0 {
             return Err(count_error(None));
         }
-        let _: Value = redis::cmd("SET")
-            .arg(parts_key(name))
-            .arg(partitions)
-            .arg("NX")
-            .query_async(&mut conn)
+        let _: Value = self
+            .query(redis::cmd("SET").arg(parts_key(name)).arg(partitions).arg("NX"))
             .await?;
-        let existing: usize = redis::cmd("GET")
-            .arg(parts_key(name))
-            .query_async(&mut conn)
-            .await?;
+        let existing: usize = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
         if existing != partitions {
             return Err(count_error(Some(existing)));
         }
@@ -393,30 +549,22 @@ impl Store {
         partition: Option<usize>,
         config: TopicConfig,
     ) -> Result<Topic, Error> {
-        let mut conn = self.conn.clone();
         // A new incarnation only when the topic is new: every handle of a topic agrees on it.
-        let fresh: i64 = redis::cmd("INCR")
-            .arg("memq:incarnations")
-            .query_async(&mut conn)
-            .await?;
+        let fresh: i64 = self.query(redis::cmd("INCR").arg("memq:incarnations")).await?;
         let max = config.max_messages.map_or(0, |m| m as u64);
-        let _: Value = redis::cmd("HSETNX")
-            .arg(&meta)
-            .arg("incarnation")
-            .arg(fresh)
-            .query_async(&mut conn)
+        let _: Value = self
+            .query(redis::cmd("HSETNX").arg(&meta).arg("incarnation").arg(fresh))
             .await?;
-        let _: Value = redis::cmd("HSETNX")
-            .arg(&meta)
-            .arg("max_messages")
-            .arg(max)
-            .query_async(&mut conn)
+        let _: Value = self
+            .query(redis::cmd("HSETNX").arg(&meta).arg("max_messages").arg(max))
             .await?;
-        let (incarnation, max_messages): (String, u64) = redis::cmd("HMGET")
-            .arg(&meta)
-            .arg("incarnation")
-            .arg("max_messages")
-            .query_async(&mut conn)
+        let (incarnation, max_messages): (String, u64) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg("incarnation")
+                    .arg("max_messages"),
+            )
             .await?;
         Ok(Topic {
             name: name.to_string(),
@@ -437,15 +585,11 @@ impl Store {
     ///
     /// [`Error::Redis`].
     pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
-        let mut conn = self.conn.clone();
         let (log, meta) = keys(name);
         let mut del = redis::cmd("DEL");
         del.arg(&log).arg(&meta);
         // A partitioned topic: its count and every partition's keys.
-        let parts: Option<usize> = redis::cmd("GET")
-            .arg(parts_key(name))
-            .query_async(&mut conn)
-            .await?;
+        let parts: Option<usize> = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
         if let Some(n) = parts {
             del.arg(parts_key(name));
             for p in 0..n {
@@ -453,7 +597,7 @@ impl Store {
                 del.arg(log).arg(meta);
             }
         }
-        let removed: u64 = del.query_async(&mut conn).await?;
+        let removed: u64 = self.query(&del).await?;
         Ok(removed > 0)
     }
 }
@@ -509,8 +653,10 @@ impl Topic {
     ///
     /// # Errors
     ///
-    /// [`Error::TopicGone`] when the topic was deleted since this handle was made,
-    /// [`Error::Redis`] (the outcome is then unknown: the message may or may not be stored).
+    /// [`Error::TopicGone`] when the topic was deleted since this handle was made;
+    /// [`Error::OutcomeUnknown`] when the connection was lost once the publish was sent (the
+    /// message may or may not be stored); [`Error::Redis`] when the server cannot be reached
+    /// within 30 s (nothing was stored) or refuses the command.
     pub async fn publish(&self, payload: &[u8]) -> Result<u64, Error> {
         self.publish_batch(&[payload]).await.map(|r| r.start)
     }
@@ -554,12 +700,12 @@ impl Topic {
         for m in messages {
             m.write(&mut cmd);
         }
-        let reply: Result<(u64, u64), redis::RedisError> =
-            cmd.query_async(&mut self.store.conn.clone()).await;
-        match reply {
+        match self.store.query_once::<(u64, u64)>(&cmd).await {
             Ok((first, n)) => Ok(first..first + n),
-            Err(e) if e.to_string().contains("MEMQGONE") => Err(Error::TopicGone(self.name.clone())),
-            Err(e) => Err(e.into()),
+            Err(Error::Redis(e)) if e.to_string().contains("MEMQGONE") => {
+                Err(Error::TopicGone(self.name.clone()))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -569,15 +715,13 @@ impl Topic {
     ///
     /// [`Error::Redis`].
     pub async fn bounds(&self) -> Result<(u64, u64), Error> {
-        let mut conn = self.store.conn.clone();
-        let exists: bool = redis::cmd("EXISTS").arg(&self.log).query_async(&mut conn).await?;
+        let exists: bool = self.store.query(redis::cmd("EXISTS").arg(&self.log)).await?;
         if !exists {
             return Ok((0, 0));
         }
-        let info: Value = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(&self.log)
-            .query_async(&mut conn)
+        let info: Value = self
+            .store
+            .query(redis::cmd("XINFO").arg("STREAM").arg(&self.log))
             .await?;
         let last = field(&info, "last-generated-id").and_then(seq).unwrap_or(0);
         let first = field(&info, "first-entry")
@@ -843,73 +987,129 @@ fn parse_entries(reply: &Value) -> Result<(Vec<Record>, Vec<u64>), Error> {
 /// with its server-side id. A command dropped before its reply (a receive
 /// future dropped while it waits) is cancelled on the server with
 /// `CLIENT UNBLOCK`: no client stays blocked, and the connection is free
-/// for the next command at once.
+/// for the next command at once. A lost connection is replaced (with a
+/// growing pause between attempts, up to 30 s).
 pub(crate) struct Blocking {
-    pub(crate) conn: MultiplexedConnection,
-    id: i64,
-    control: MultiplexedConnection,
+    store: Store,
+    /// The connection and its server-side id; `None` once it broke.
+    conn: Option<(MultiplexedConnection, i64)>,
 }
 
 impl Blocking {
     pub(crate) async fn new(store: &Store) -> Result<Blocking, Error> {
+        let mut blocking = Blocking {
+            store: store.clone(),
+            conn: None,
+        };
+        blocking.connection().await?;
+        Ok(blocking)
+    }
+
+    async fn connection(&mut self) -> Result<(MultiplexedConnection, i64), Error> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            match Self::open(&self.store).await {
+                Ok(c) => {
+                    self.conn = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(Error::Redis(e)) if (broken(&e) || transient(&e)) && backoff.wait().await => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn open(store: &Store) -> Result<(MultiplexedConnection, i64), Error> {
         // No response timeout: a blocking read takes as long as it asks for.
         let config = AsyncConnectionConfig::new().set_response_timeout(None);
         let mut conn = store
+            .inner
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
-        Ok(Blocking {
-            conn,
-            id,
-            control: store.conn.clone(),
-        })
+        Ok((conn, id))
     }
 
+    /// Runs `cmd` (which may safely run twice): on a lost connection, again
+    /// on a new one.
     pub(crate) async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            match self.query_once(cmd).await {
+                Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
+                Err(Error::OutcomeUnknown(_)) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `cmd` once: a lost connection is [`Error::OutcomeUnknown`]
+    /// (the next command reconnects).
+    pub(crate) async fn query_once(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
+        let (mut conn, id) = self.connection().await?;
         let mut guard = Unblock {
-            id: self.id,
-            control: Some(self.control.clone()),
+            id,
+            store: Some(self.store.clone()),
         };
-        let reply = cmd.query_async(&mut self.conn).await;
-        guard.control = None;
-        Ok(reply?)
+        let reply = cmd.query_async(&mut conn).await;
+        guard.store = None;
+        self.outcome(reply)
     }
 
     /// As [`query`](Self::query), for a pipeline ending with a blocking
     /// command: its replies in order.
     pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
-        let mut guard = Unblock {
-            id: self.id,
-            control: Some(self.control.clone()),
-        };
-        let reply = pipe.query_async(&mut self.conn).await;
-        guard.control = None;
-        Ok(reply?)
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            let (mut conn, id) = self.connection().await?;
+            let mut guard = Unblock {
+                id,
+                store: Some(self.store.clone()),
+            };
+            let reply = pipe.query_async(&mut conn).await;
+            guard.store = None;
+            match self.outcome(reply) {
+                Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
+                Err(Error::OutcomeUnknown(_)) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// A reply, with a lost connection dropped and reported as
+    /// [`Error::OutcomeUnknown`].
+    fn outcome<T>(&mut self, reply: Result<T, redis::RedisError>) -> Result<T, Error> {
+        match reply {
+            Ok(v) => Ok(v),
+            Err(e) if broken(&e) => {
+                self.conn = None;
+                Err(Error::OutcomeUnknown(e))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
 /// Sends `CLIENT UNBLOCK` for a blocking command dropped before its reply.
 struct Unblock {
     id: i64,
-    control: Option<MultiplexedConnection>,
+    store: Option<Store>,
 }
 
 impl Drop for Unblock {
     fn drop(&mut self) {
-        let (Some(mut control), Ok(runtime)) = (self.control.take(), tokio::runtime::Handle::try_current())
-        else {
+        let (Some(store), Ok(runtime)) = (self.store.take(), tokio::runtime::Handle::try_current()) else {
             return;
         };
         let id = self.id;
         // If the command finished meanwhile, this may end the next wait
         // early: it then returns nothing and the reader asks again.
         runtime.spawn(async move {
-            let _: Result<Value, redis::RedisError> = redis::cmd("CLIENT")
-                .arg("UNBLOCK")
-                .arg(id)
-                .query_async(&mut control)
-                .await;
+            let _: Result<Value, Error> = store.query(redis::cmd("CLIENT").arg("UNBLOCK").arg(id)).await;
         });
     }
 }
