@@ -8,7 +8,8 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::{
-    entries, parse_entries, Blocking, Error, Message, Record, RecvError, Start, Topic, TopicConfig, BLOCK,
+    entries, field, parse_entries, seq, text, Blocking, Error, Message, Record, RecvError, Start, Topic,
+    TopicConfig, BLOCK,
 };
 
 /// How a group's members acknowledge.
@@ -83,6 +84,19 @@ pub struct Delivery {
     pub deliveries: u64,
 }
 
+/// Where a consumer group stands ([`Topic::group_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// Messages published that the group has not handed to any member yet.
+    pub lag: u64,
+    /// Messages handed to members and not acknowledged yet.
+    pub pending: u64,
+    /// Members the server knows (including ones that went away holding
+    /// nothing, until they are removed).
+    pub members: usize,
+}
+
 /// One member of a consumer group, with its own connection.
 pub struct Member {
     topic: Topic,
@@ -138,6 +152,17 @@ impl Topic {
             Err(Error::Redis(e)) if e.to_string().contains("BUSYGROUP") => {}
             Err(e) => return Err(e),
         }
+        // Known to the server (and counted) from now, not from its first read.
+        let _: Value = self
+            .store
+            .query(
+                redis::cmd("XGROUP")
+                    .arg("CREATECONSUMER")
+                    .arg(&self.log)
+                    .arg(group)
+                    .arg(member),
+            )
+            .await?;
         let conn = Blocking::new(&self.store).await?;
         Ok(Member {
             topic: self.clone(),
@@ -151,6 +176,49 @@ impl Topic {
             unsure: true,
             claim_cursor: "0-0".to_string(),
         })
+    }
+
+    /// Where the group `group` stands: `None` when there is no such group.
+    ///
+    /// Offsets are dense, so the lag is exact: the messages published
+    /// after the last one the group handed out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn group_stats(&self, group: &str) -> Result<Option<GroupStats>, Error> {
+        let (_, high) = self.bounds().await?;
+        let groups: Value = match self
+            .store
+            .query(redis::cmd("XINFO").arg("GROUPS").arg(&self.log))
+            .await
+        {
+            Ok(v) => v,
+            // No stream yet: no group either.
+            Err(Error::Redis(e)) if e.to_string().contains("no such key") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Value::Array(groups) = groups else {
+            return Err(Error::Protocol(format!("{groups:?}")));
+        };
+        for g in &groups {
+            if text(field(g, "name")) != Some(group) {
+                continue;
+            }
+            let number = |name: &str| match field(g, name) {
+                Some(Value::Int(n)) => Some(*n as u64),
+                _ => None,
+            };
+            let bad = || Error::Protocol(format!("{g:?}"));
+            // Entry 0-s is offset s - 1: handed out through offset s - 1.
+            let delivered = field(g, "last-delivered-id").and_then(seq).ok_or_else(bad)?;
+            return Ok(Some(GroupStats {
+                lag: high.saturating_sub(delivered),
+                pending: number("pending").ok_or_else(bad)?,
+                members: number("consumers").ok_or_else(bad)? as usize,
+            }));
+        }
+        Ok(None)
     }
 
     /// How many messages the group `group` has handed out and not had

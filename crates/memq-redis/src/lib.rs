@@ -17,8 +17,9 @@
 //!   its wait on the server (`CLIENT UNBLOCK`); a server restarted without its data is
 //!   [`Error::TopicGone`] to the handles of the topics it lost, never a silent stall.
 //!
-//! What this layer does not do yet: TTL, lag reports for groups. The facade does not use it
-//! yet.
+//! * Group stats ([`Topic::group_stats`]): exact lag (dense offsets), pending, members.
+//!
+//! What this layer does not do yet: TTL. The facade does not use it yet.
 //!
 //! # Examples
 //!
@@ -37,7 +38,7 @@
 
 mod group;
 
-pub use group::{AckMode, Delivery, GroupConfig, Member};
+pub use group::{AckMode, Delivery, GroupConfig, GroupStats, Member};
 
 use std::ops::Range;
 use std::time::Duration;

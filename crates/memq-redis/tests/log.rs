@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use memq_testkit::redis_server::RedisServer;
 
-use memq_redis::{Error, RecvError, Start, Store, TopicConfig};
+use memq_redis::{Error, GroupConfig, RecvError, Start, Store, TopicConfig};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -488,4 +488,32 @@ async fn too_many_headers_is_a_typed_error_and_publishes_nothing() {
             .len(),
         MAX_HEADERS
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_stats_count_what_is_not_handed_out_and_what_is_not_acknowledged() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("audit", TopicConfig::default()).await.unwrap();
+    assert_eq!(topic.group_stats("readers").await.unwrap(), None, "no stream yet");
+    let config = GroupConfig::default()
+        .manual(Duration::from_secs(60))
+        .start(Start::Earliest);
+    let mut member = topic.join("readers", "a", config).await.unwrap();
+    let payloads: Vec<[u8; 1]> = (0..10u8).map(|i| [i]).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    assert_eq!(topic.publish_batch(&refs).await.unwrap(), 0..10);
+    let stats = topic.group_stats("readers").await.unwrap().unwrap();
+    assert_eq!((stats.lag, stats.pending, stats.members), (10, 0, 1));
+    for offset in 0..3 {
+        let d = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+        assert_eq!(d.record.offset, offset);
+    }
+    let stats = topic.group_stats("readers").await.unwrap().unwrap();
+    assert_eq!((stats.lag, stats.pending), (7, 3));
+    member.ack(0).await.unwrap();
+    member.ack(1).await.unwrap();
+    let stats = topic.group_stats("readers").await.unwrap().unwrap();
+    assert_eq!((stats.lag, stats.pending), (7, 1));
+    assert_eq!(topic.group_stats("nobody").await.unwrap(), None);
 }
