@@ -321,7 +321,7 @@ impl Member {
                 self.xack(offset).await?;
                 return Ok(());
             }
-            if let Some(record) = held.into_iter().next() {
+            if let Some(record) = self.drop_expired(held).await?.into_iter().next() {
                 let deliveries = self.deliveries(record.offset).await?;
                 self.buffer.push_back(Delivery { record, deliveries });
                 return Ok(());
@@ -350,7 +350,7 @@ impl Member {
             Err(Error::OutcomeUnknown(_)) => return Ok(()),
             reply => reply?,
         };
-        for record in entries(&reply)? {
+        for record in self.drop_expired(entries(&reply)?).await? {
             self.buffer.push_back(Delivery {
                 record,
                 deliveries: 1,
@@ -393,7 +393,7 @@ impl Member {
         };
         // Shaped like one stream's entries in an XREAD reply.
         let wrapped = Value::Array(vec![Value::Array(vec![Value::Nil, claimed.clone()])]);
-        for record in entries(&wrapped)? {
+        for record in self.drop_expired(entries(&wrapped)?).await? {
             let deliveries = self.deliveries(record.offset).await?;
             if self.config.max_deliveries.is_some_and(|max| deliveries > max) {
                 self.dead_letter(&record, deliveries - 1).await?;
@@ -402,6 +402,26 @@ impl Member {
             self.buffer.push_back(Delivery { record, deliveries });
         }
         Ok(())
+    }
+
+    /// `records` without the expired ones (topics with a TTL), which are
+    /// acknowledged: never delivered, never redelivered.
+    async fn drop_expired(&mut self, records: Vec<Record>) -> Result<Vec<Record>, Error> {
+        let ttl = self.topic.ttl_ms;
+        if ttl == 0 || records.is_empty() {
+            return Ok(records);
+        }
+        let time: Value = self.topic.store.query(&redis::cmd("TIME")).await?;
+        let now = crate::server_ms(&time).ok_or_else(|| Error::Protocol(format!("{time:?}")))?;
+        let mut live = Vec::with_capacity(records.len());
+        for r in records {
+            if r.time_ms.saturating_add(ttl) < now {
+                self.xack(r.offset).await?;
+            } else {
+                live.push(r);
+            }
+        }
+        Ok(live)
     }
 
     /// The group's delivery count of the message at `offset`.

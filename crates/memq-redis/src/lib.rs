@@ -19,7 +19,12 @@
 //!
 //! * Group stats ([`Topic::group_stats`]): exact lag (dense offsets), pending, members.
 //!
-//! What this layer does not do yet: TTL. The facade does not use it yet.
+//! * TTL ([`TopicConfig::ttl`], by the server's clock): expired messages are never delivered
+//!   (readers skip them silently, groups acknowledge them), and removed by the next publish;
+//!   each removal's cause is recorded, so a reader is told exactly how many it lost to
+//!   `max_messages` however expiry and eviction interleave (the newest 256 runs exactly).
+//!
+//! The facade does not use this crate yet.
 //!
 //! # Examples
 //!
@@ -180,12 +185,19 @@ pub enum Start {
 pub struct TopicConfig {
     /// The most messages the topic retains (older ones are trimmed); `None` for no limit.
     pub max_messages: Option<usize>,
+    /// How long a message lives (by the server's clock, to the
+    /// millisecond): older ones are never delivered, and are removed when
+    /// the next publish comes. A reader that skips expired messages is not
+    /// told (they are gone as if read); one that lost messages to
+    /// `max_messages` is told exactly how many. `None`: no limit.
+    pub ttl: Option<Duration>,
 }
 
 impl Default for TopicConfig {
     fn default() -> Self {
         TopicConfig {
             max_messages: Some(10_000),
+            ttl: None,
         }
     }
 }
@@ -197,6 +209,27 @@ impl TopicConfig {
         self.max_messages = max;
         self
     }
+
+    /// Sets [`ttl`](Self::ttl) (rounded up to whole milliseconds).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}
+
+/// A TTL in whole milliseconds (rounded up; 0: none).
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| {
+        u64::try_from(t.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(u64::MAX)
+            .max(1)
+    })
+}
+
+/// The key of a topic's removal runs, beside its meta hash.
+fn removed_key(meta: &str) -> String {
+    format!("{}:removed", meta.strip_suffix(":meta").unwrap_or(meta))
 }
 
 /// A message read from a topic.
@@ -559,21 +592,32 @@ impl Store {
         let _: Value = self
             .query(redis::cmd("HSETNX").arg(&meta).arg("max_messages").arg(max))
             .await?;
-        let (incarnation, max_messages): (String, u64) = self
+        let _: Value = self
+            .query(
+                redis::cmd("HSETNX")
+                    .arg(&meta)
+                    .arg("ttl_ms")
+                    .arg(ttl_ms(config.ttl)),
+            )
+            .await?;
+        let (incarnation, max_messages, ttl_ms): (String, u64, Option<u64>) = self
             .query(
                 redis::cmd("HMGET")
                     .arg(&meta)
                     .arg("incarnation")
-                    .arg("max_messages"),
+                    .arg("max_messages")
+                    .arg("ttl_ms"),
             )
             .await?;
         Ok(Topic {
             name: name.to_string(),
             partition,
+            removed: removed_key(&meta),
             log,
             meta,
             incarnation,
             max_messages,
+            ttl_ms: ttl_ms.unwrap_or(0),
             store: self.clone(),
         })
     }
@@ -588,14 +632,14 @@ impl Store {
     pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
         let (log, meta) = keys(name);
         let mut del = redis::cmd("DEL");
-        del.arg(&log).arg(&meta);
+        del.arg(&log).arg(removed_key(&meta)).arg(&meta);
         // A partitioned topic: its count and every partition's keys.
         let parts: Option<usize> = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
         if let Some(n) = parts {
             del.arg(parts_key(name));
             for p in 0..n {
                 let (log, meta) = partition_keys(name, p);
-                del.arg(log).arg(meta);
+                del.arg(log).arg(removed_key(&meta)).arg(meta);
             }
         }
         let removed: u64 = self.query(&del).await?;
@@ -634,8 +678,11 @@ pub struct Topic {
     partition: Option<usize>,
     log: String,
     meta: String,
+    removed: String,
     incarnation: String,
     max_messages: u64,
+    /// Milliseconds (0: none).
+    ttl_ms: u64,
     store: Store,
 }
 
@@ -693,11 +740,13 @@ impl Topic {
         }
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("memq_publish")
-            .arg(2)
+            .arg(3)
             .arg(&self.log)
             .arg(&self.meta)
+            .arg(&self.removed)
             .arg(self.max_messages)
-            .arg(&self.incarnation);
+            .arg(&self.incarnation)
+            .arg(self.ttl_ms);
         for m in messages {
             m.write(&mut cmd);
         }
@@ -755,9 +804,12 @@ impl Topic {
         Ok(Reader {
             name: self.name.clone(),
             meta: self.meta.clone(),
+            removed: self.removed.clone(),
             incarnation: self.incarnation.clone(),
             log: self.log.clone(),
+            ttl_ms: self.ttl_ms,
             position,
+            pending_lag: None,
             conn: Blocking::new(&self.store).await?,
             buffer: std::collections::VecDeque::new(),
             wait: BLOCK,
@@ -769,9 +821,15 @@ impl Topic {
 pub struct Reader {
     name: String,
     meta: String,
+    removed: String,
     incarnation: String,
     log: String,
+    /// Milliseconds (0: none).
+    ttl_ms: u64,
     position: u64,
+    /// Messages lost to eviction before the buffered ones, to report
+    /// first (topics with a TTL, where a gap can also hold expired ones).
+    pending_lag: Option<u64>,
     conn: Blocking,
     buffer: std::collections::VecDeque<Record>,
     wait: Duration,
@@ -831,6 +889,9 @@ impl Reader {
 
     /// The next buffered message, or the lag before it.
     fn take(&mut self) -> Result<Option<Record>, RecvError> {
+        if let Some(lost) = self.pending_lag.take() {
+            return Err(RecvError::Lagged(lost));
+        }
         let Some(first) = self.buffer.front() else {
             return Ok(None);
         };
@@ -855,25 +916,97 @@ impl Reader {
         cmd.arg("STREAMS")
             .arg(&self.log)
             .arg(format!("0-{}", self.position));
-        // One round trip: the topic's incarnation, then the read. What was
-        // read counts only if it came from the topic this reader started
-        // on, not one deleted and created again under its name (whose
-        // offsets start over).
+        // One round trip: the topic's incarnation (and, with a TTL, the
+        // server's clock), then the read. What was read counts only if it
+        // came from the topic this reader started on, not one deleted and
+        // created again under its name (whose offsets start over).
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&self.meta).arg("incarnation");
+        if self.ttl_ms > 0 {
+            pipe.cmd("TIME");
+        }
         pipe.add_command(cmd);
         let replies = self.conn.query_pipe(&pipe).await?;
-        let (Some(incarnation), Some(reply)) = (replies.first(), replies.get(1)) else {
+        let (Some(incarnation), Some(reply)) = (replies.first(), replies.last()) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
         if text(Some(incarnation)) != Some(self.incarnation.as_str()) {
             return Err(Error::TopicGone(self.name.clone()));
         }
-        for entry in entries(reply)? {
+        let entries = entries(reply)?;
+        if self.ttl_ms == 0 {
+            // Everything removed was evicted: `take` counts a gap itself.
+            self.buffer.extend(entries);
+            return Ok(());
+        }
+        let now_ms = replies
+            .get(1)
+            .and_then(server_ms)
+            .ok_or_else(|| Error::Protocol(format!("{replies:?}")))?;
+        if let Some(first) = entries.first() {
+            if first.offset > self.position {
+                // Removed before this reader read them: some evicted (told),
+                // some expired (skipped silently).
+                let lost = self.evicted_in(self.position, first.offset).await?;
+                self.position = first.offset;
+                if lost > 0 {
+                    self.pending_lag = Some(lost);
+                }
+            }
+        }
+        for entry in entries {
+            // Expired and not removed yet (nobody published since): skipped
+            // as if removed. Publish times never go down with offsets, so
+            // these come first.
+            if self.buffer.is_empty() && entry.time_ms.saturating_add(self.ttl_ms) < now_ms {
+                self.position = entry.offset + 1;
+                continue;
+            }
             self.buffer.push_back(entry);
         }
         Ok(())
     }
+
+    /// How many of the offsets in `[from, to)`, all removed, were evicted
+    /// (the rest expired): from the topic's removal runs, exact for the
+    /// newest 256 runs; in the merged prefix before them, at most as many
+    /// as it evicted.
+    async fn evicted_in(&mut self, from: u64, to: u64) -> Result<u64, Error> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(&self.meta)
+            .arg("merged_end")
+            .arg("merged_evicted");
+        pipe.cmd("LRANGE").arg(&self.removed).arg(0).arg(-1);
+        let replies = self.conn.query_pipe(&pipe).await?;
+        let bad = || Error::Protocol(format!("{replies:?}"));
+        let (merged_end, merged_evicted): (Option<u64>, Option<u64>) =
+            redis::from_redis_value(replies.first().ok_or_else(bad)?.clone()).map_err(|_| bad())?;
+        let runs: Vec<String> =
+            redis::from_redis_value(replies.get(1).ok_or_else(bad)?.clone()).map_err(|_| bad())?;
+        let (merged_end, merged_evicted) = (merged_end.unwrap_or(0), merged_evicted.unwrap_or(0));
+        let mut count = merged_end.min(to).saturating_sub(from).min(merged_evicted);
+        let mut run_start = merged_end;
+        for run in &runs {
+            let (end, kind) = run.split_once(':').ok_or_else(bad)?;
+            let end: u64 = end.parse().map_err(|_| bad())?;
+            if run_start >= to {
+                break;
+            }
+            if kind == "e" {
+                count += end.min(to).saturating_sub(run_start.max(from));
+            }
+            run_start = end;
+        }
+        Ok(count)
+    }
+}
+
+/// Milliseconds since the Unix epoch from a `TIME` reply.
+fn server_ms(reply: &Value) -> Option<u64> {
+    let Value::Array(parts) = reply else { return None };
+    let number = |v: Option<&Value>| text(v).and_then(|t| t.parse::<u64>().ok());
+    Some(number(parts.first())? * 1_000 + number(parts.get(1))? / 1_000)
 }
 
 /// The value after `name` in a flat name/value reply (or a map reply).

@@ -1,36 +1,125 @@
 #!lua name=memq
 
 -- The tokio-memq function library (Redis 7.0 or newer). Keys of a topic:
--- KEYS[1] the log stream, KEYS[2] the meta hash.
+-- KEYS[1] the log stream, KEYS[2] the meta hash, KEYS[3] the list of
+-- removal runs (topics with a TTL only).
 
--- Appends the messages ARGV[3..] as one contiguous run of dense IDs
+-- How many removal runs are kept exactly; older ones merge into a prefix
+-- of which only the number evicted is kept (as in memq-core).
+local MAX_RUNS = 256
+
+-- The offset of the entry ID `0-s`: s - 1.
+local function offset_of(id)
+  return tonumber(string.match(id, '^0%-(%d+)$')) - 1
+end
+
+-- Records that the offsets [from, to) were removed for `kind` ('e'
+-- evicted, 'x' expired): runs are "end:kind" items, each starting where
+-- the previous one ends.
+local function record(removed, meta, from, to, kind)
+  if to <= from then
+    return
+  end
+  local last = redis.call('LINDEX', removed, -1)
+  if last then
+    local e, k = string.match(last, '^(%d+):(%a)$')
+    if k == kind and tonumber(e) == from then
+      redis.call('LSET', removed, -1, to .. ':' .. kind)
+      return
+    end
+  end
+  redis.call('RPUSH', removed, to .. ':' .. kind)
+  if redis.call('LLEN', removed) > MAX_RUNS then
+    local oldest = redis.call('LPOP', removed)
+    local e, k = string.match(oldest, '^(%d+):(%a)$')
+    local merged_end = tonumber(redis.call('HGET', meta, 'merged_end') or '0')
+    if k == 'e' then
+      redis.call('HINCRBY', meta, 'merged_evicted', tonumber(e) - merged_end)
+    end
+    redis.call('HSET', meta, 'merged_end', e)
+  end
+end
+
+-- Removes the messages published before `cutoff` (milliseconds) from the
+-- front of the log, recording them as expired.
+local function expire(log, meta, removed, cutoff)
+  local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+  if #head == 0 or tonumber(head[1][2][2]) >= cutoff then
+    return
+  end
+  local low = offset_of(head[1][1])
+  local from = '-'
+  local live = nil
+  while live == nil do
+    local batch = redis.call('XRANGE', log, from, '+', 'COUNT', 128)
+    if #batch == 0 then
+      break
+    end
+    for _, entry in ipairs(batch) do
+      -- Every entry's first field is its publish time `t`.
+      if tonumber(entry[2][2]) >= cutoff then
+        live = entry[1]
+        break
+      end
+    end
+    from = '(' .. batch[#batch][1]
+  end
+  local to
+  if live then
+    redis.call('XTRIM', log, 'MINID', live)
+    to = offset_of(live)
+  else
+    local info = redis.call('XINFO', 'STREAM', log)
+    local last_id
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        last_id = info[i + 1]
+      end
+    end
+    redis.call('XTRIM', log, 'MAXLEN', 0)
+    to = offset_of(last_id) + 1
+  end
+  record(removed, meta, low, to, 'x')
+end
+
+-- Appends the messages ARGV[4..] as one contiguous run of dense IDs
 -- 0-(offset + 1), then trims the log to ARGV[1] entries (0: no limit),
 -- all in one atomic call. ARGV[2] is the topic's incarnation: a publish
 -- meant for a topic deleted and created again fails instead of landing in
--- the new one. Each message is a count k followed by k field/value pairs
--- (its payload `p`, key `k`, format `f`, headers `h.<name>`); the
--- function adds the server time `t`. Returns {first offset, count}.
+-- the new one. ARGV[3] is the topic's TTL in milliseconds (0: none): the
+-- expired messages are removed first, and every removal is recorded with
+-- its cause, so that readers can tell exactly how many they lost to
+-- eviction (expired ones are skipped silently). Each message is a count k
+-- followed by k field/value pairs (its payload `p`, key `k`, format `f`,
+-- headers `h.<name>`); the function adds the server time `t` as the first
+-- field. Returns {first offset, count}.
 local function publish(keys, args)
-  local log, meta = keys[1], keys[2]
+  local log, meta, removed = keys[1], keys[2], keys[3]
   local maxlen = tonumber(args[1])
   local incarnation = redis.call('HGET', meta, 'incarnation')
   if incarnation == false or incarnation ~= args[2] then
     return redis.error_reply('MEMQGONE topic was deleted or re-created')
   end
+  local ttl = tonumber(args[3])
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if ttl > 0 then
+    expire(log, meta, removed, ms - ttl)
+  end
   local first = nil
+  local last = nil
   local n = 0
-  local i = 3
+  local i = 4
   local nargs = #args
   while i <= nargs do
     local k = tonumber(args[i])
-    local trim = maxlen > 0 and i + 1 + k * 2 > nargs
+    local trim = maxlen > 0 and ttl == 0 and i + 1 + k * 2 > nargs
     local id
     if trim then
       -- The last message trims the log to `maxlen` as it is added: one
       -- command fewer than a separate XTRIM, with the same result (a run
-      -- longer than `maxlen` keeps its last `maxlen` messages).
+      -- longer than `maxlen` keeps its last `maxlen` messages). Without a
+      -- TTL every removal is an eviction: nothing to record.
       id = redis.call('XADD', log, 'MAXLEN', '=', maxlen, '0-*', 't', ms, unpack(args, i + 1, i + k * 2))
     elseif k == 1 then
       -- A payload alone (the common case), without unpacking.
@@ -41,13 +130,21 @@ local function publish(keys, args)
     if first == nil then
       first = id
     end
+    last = id
     n = n + 1
     i = i + 1 + k * 2
   end
+  if maxlen > 0 and ttl > 0 and last then
+    local len = redis.call('XLEN', log)
+    if len > maxlen then
+      local high = offset_of(last) + 1
+      redis.call('XTRIM', log, 'MAXLEN', '=', maxlen)
+      record(removed, meta, high - len, high - maxlen, 'e')
+    end
+  end
   -- (No counters are kept: offsets are dense, so what was published and
   -- what was trimmed follow from the stream's last ID and its length.)
-  local seq = tonumber(string.match(first, '^0%-(%d+)$'))
-  return {seq - 1, n}
+  return {offset_of(first), n}
 end
 
 redis.register_function('memq_publish', publish)
