@@ -182,6 +182,9 @@ struct Counters {
     evicted: AtomicU64,
     expired: AtomicU64,
     subscribers: AtomicUsize,
+    /// 1 once the topic is closed (set under the lock, with `closed`
+    /// there): asking costs no lock (consumer groups ask on every wake-up).
+    closed: AtomicUsize,
     /// Live `Topic` handles; the topic closes when the last one drops.
     /// Here, on the line publishes write anyway, rather than beside the
     /// settings every publish reads: code that clones and drops handles
@@ -670,11 +673,14 @@ impl<T> Shared<T> {
             return;
         }
         g.closed = true;
+        self.counters.closed.store(1, Ordering::Release);
         self.wake_kinds(g, true, true);
     }
 
+    /// Whether the topic is closed, without the lock (a topic never opens
+    /// again, so a `true` stays true).
     pub(crate) fn is_closed(&self) -> bool {
-        self.inner.lock().closed
+        self.counters.closed.load(Ordering::Acquire) != 0
     }
 
     pub(crate) fn stats(&self) -> TopicStats {
@@ -854,6 +860,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Asking whether a topic is closed takes no lock (consumer groups ask
+    /// on every wake-up, from the publisher's thread), and the answer
+    /// turns true with the close.
+    #[test]
+    fn is_closed_takes_no_lock() {
+        let shared: Shared<u8> = Shared::new(TopicConfig::default(), None).unwrap();
+        let before = locks_taken::of(&shared.inner);
+        assert!(!shared.is_closed());
+        assert_eq!(locks_taken::of(&shared.inner), before);
+        shared.close();
+        assert!(shared.is_closed());
+        let before = locks_taken::of(&shared.inner);
+        assert!(shared.is_closed());
+        assert_eq!(locks_taken::of(&shared.inner), before);
     }
 
     /// The slowest position is found by a scan only when the last cursor
