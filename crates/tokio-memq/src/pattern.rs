@@ -101,6 +101,10 @@ pub(crate) struct Watch {
     state: Mutex<WatchState>,
     /// The next receive's slot in [`WatchState::wakers`].
     next_slot: std::sync::atomic::AtomicU64,
+    /// Whether [`WatchState::created`] may hold topics (set under the
+    /// state lock with them), so that a receive need not take the lock to
+    /// find out that nothing is new.
+    has_created: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -142,6 +146,7 @@ impl Watch {
             log: entry.log.clone(),
             reader,
         });
+        self.has_created.store(true, std::sync::atomic::Ordering::Release);
         st.wakers.drain().map(|(_, w)| w).collect()
     }
 }
@@ -199,6 +204,9 @@ struct Waits {
     slot: u64,
     watch: Arc<Watch>,
     topics: std::collections::HashMap<u64, Wait>,
+    /// Whether this receive registered in [`WatchState::wakers`] (only
+    /// once a first look found nothing).
+    registered: bool,
 }
 
 impl Waits {
@@ -207,13 +215,16 @@ impl Waits {
             slot: watch.next_slot.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             watch: watch.clone(),
             topics: std::collections::HashMap::new(),
+            registered: false,
         }
     }
 }
 
 impl Drop for Waits {
     fn drop(&mut self) {
-        self.watch.state.lock().wakers.remove(&self.slot);
+        if self.registered {
+            self.watch.state.lock().wakers.remove(&self.slot);
+        }
     }
 }
 
@@ -268,6 +279,7 @@ impl PatternSubscriber {
             pattern,
             state: Mutex::default(),
             next_slot: std::sync::atomic::AtomicU64::new(0),
+            has_created: std::sync::atomic::AtomicBool::new(false),
         });
         let existing = registry.watch(&watch)?;
         let mut topics = Vec::with_capacity(existing.len());
@@ -525,7 +537,16 @@ impl PatternSubscriber {
 
     /// Takes in the topics created since the last look.
     fn adopt(&self, inner: &mut Inner) {
-        let created = std::mem::take(&mut self.watch.state.lock().created);
+        if !self.watch.has_created.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let created = {
+            let mut st = self.watch.state.lock();
+            self.watch
+                .has_created
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            std::mem::take(&mut st.created)
+        };
         for c in created {
             let sub = match c.reader {
                 Reader::Plain(cursor) => Subscriber::new(self.registry.clone(), c.log, &c.name, cursor),
@@ -538,6 +559,12 @@ impl PatternSubscriber {
     }
 
     /// One receive: each topic in turn, from where the last one left off.
+    ///
+    /// A receive that finds a message at once does not register for new
+    /// topics (the watch's lock is taken only by one about to wait): it
+    /// looks first; finding nothing, it registers, then looks again, so a
+    /// topic created between the two looks is seen by the second and one
+    /// created after it wakes the receive.
     fn poll_recv(
         &self,
         mut cx: Option<&mut Context<'_>>,
@@ -545,17 +572,41 @@ impl PatternSubscriber {
     ) -> Poll<Result<TopicMessage, PatternRecvError>> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
-        if let Some(cx) = cx.as_deref_mut() {
-            // Registered before looking, so a topic created meanwhile wakes us.
-            let mut st = self.watch.state.lock();
-            match st.wakers.get_mut(&waits.slot) {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => w.clone_from(cx.waker()),
-                None => {
-                    st.wakers.insert(waits.slot, cx.waker().clone());
-                }
+        if !waits.registered {
+            if let Some(r) = self.poll_topics(inner, cx.as_deref_mut(), waits) {
+                return Poll::Ready(r);
             }
         }
+        if let Some(cx) = cx.as_deref_mut() {
+            {
+                let mut st = self.watch.state.lock();
+                match st.wakers.get_mut(&waits.slot) {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => {
+                        st.wakers.insert(waits.slot, cx.waker().clone());
+                    }
+                }
+            }
+            waits.registered = true;
+            if let Some(r) = self.poll_topics(inner, Some(cx), waits) {
+                return Poll::Ready(r);
+            }
+        }
+        if inner.topics.is_empty() && self.registry.no_new_topics() {
+            return Poll::Ready(Err(PatternRecvError::Closed));
+        }
+        Poll::Pending
+    }
+
+    /// One look at every topic (after adopting new ones), from where the
+    /// last receive left off; `None` when none had anything.
+    fn poll_topics(
+        &self,
+        inner: &mut Inner,
+        mut cx: Option<&mut Context<'_>>,
+        waits: &mut Waits,
+    ) -> Option<Result<TopicMessage, PatternRecvError>> {
         self.adopt(inner);
         // Waiters of topics that left the set go with them.
         if waits.topics.len() > inner.topics.len() {
@@ -584,13 +635,13 @@ impl PatternSubscriber {
                 Poll::Ready(Ok(_)) => {
                     inner.next = (at + 1) % inner.topics.len();
                     if let Some(msg) = out.pop() {
-                        return Poll::Ready(Ok(msg));
+                        return Some(Ok(msg));
                     }
                 }
                 Poll::Ready(Err(RecvError::Lagged(count))) => {
                     inner.next = (at + 1) % inner.topics.len();
                     let topic = inner.topics[at].sub.topic_name().clone();
-                    return Poll::Ready(Err(PatternRecvError::Lagged { topic, count }));
+                    return Some(Err(PatternRecvError::Lagged { topic, count }));
                 }
                 Poll::Ready(Err(_closed)) => {
                     // Deleted (or the queue closed) and drained: gone from
@@ -607,10 +658,7 @@ impl PatternSubscriber {
             }
             i += 1;
         }
-        if inner.topics.is_empty() && self.registry.no_new_topics() {
-            return Poll::Ready(Err(PatternRecvError::Closed));
-        }
-        Poll::Pending
+        None
     }
 }
 
