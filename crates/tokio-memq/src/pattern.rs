@@ -577,7 +577,7 @@ impl PatternSubscriber {
                 return Poll::Ready(r);
             }
         }
-        if let Some(cx) = cx.as_deref_mut() {
+        if let Some(cx) = cx {
             {
                 let mut st = self.watch.state.lock();
                 match st.wakers.get_mut(&waits.slot) {
