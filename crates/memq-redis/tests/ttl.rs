@@ -2,7 +2,8 @@
 //! expired messages are never delivered and are skipped silently, while a
 //! reader is told exactly how many it lost to `max_messages`, however the
 //! two kinds of removal interleave. (Real time, by the server's clock: the
-//! TTLs are 200 ms and the waits 400 ms.)
+//! TTLs are 1 s, so a slow machine has a second between a publish and the
+//! reads that expect it live, and the waits for expiry 1.3 s.)
 //!
 //! Without `redis-server` the tests say they skipped; with `CI` set, a
 //! missing server fails them (`.ci/run` installs it).
@@ -14,9 +15,9 @@ use memq_testkit::redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
 
 const LIMIT: Duration = Duration::from_secs(30);
-const TTL: Duration = Duration::from_millis(200);
+const TTL: Duration = Duration::from_millis(1_000);
 /// Long enough for everything published before it to expire.
-const PAST_TTL: Duration = Duration::from_millis(400);
+const PAST_TTL: Duration = Duration::from_millis(1_300);
 
 async fn server() -> Option<RedisServer> {
     tokio::task::spawn_blocking(RedisServer::start)
