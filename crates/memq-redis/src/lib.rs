@@ -1241,9 +1241,16 @@ impl Drop for Unblock {
         };
         let id = self.id;
         // If the command finished meanwhile, this may end the next wait
-        // early: it then returns nothing and the reader asks again.
+        // early: it then returns nothing and the reader asks again. The
+        // read may also reach the server after this unblock (both are in
+        // flight on different connections): a second one a moment later
+        // ends that wait too, instead of leaving the connection blocked for
+        // its full wait.
         runtime.spawn(async move {
-            let _: Result<Value, Error> = store.query(redis::cmd("CLIENT").arg("UNBLOCK").arg(id)).await;
+            let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(id).clone();
+            let _: Result<Value, Error> = store.query(&unblock).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _: Result<Value, Error> = store.query(&unblock).await;
         });
     }
 }
