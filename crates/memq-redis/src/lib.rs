@@ -154,6 +154,21 @@ impl Backoff {
     }
 }
 
+/// Opens a connection with `open`, trying again (with [`Backoff`]) while the
+/// server cannot be reached or is loading its data.
+async fn reconnect<C, F>(mut open: impl FnMut() -> F) -> Result<C, Error>
+where
+    F: std::future::Future<Output = Result<C, Error>>,
+{
+    let mut backoff = Backoff::new(RECONNECT_FOR);
+    loop {
+        match open().await {
+            Err(Error::Redis(e)) if (broken(&e) || transient(&e)) && backoff.wait().await => {}
+            other => return other,
+        }
+    }
+}
+
 /// Why a read returned no message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -438,23 +453,15 @@ impl Store {
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let mut backoff = Backoff::new(RECONNECT_FOR);
-        loop {
-            match Self::open_connection(&self.inner.client).await {
-                Ok(conn) => {
-                    let mut shared = self
-                        .inner
-                        .shared
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    shared.0 += 1;
-                    shared.1 = Some(conn.clone());
-                    return Ok((shared.0, conn));
-                }
-                Err(Error::Redis(e)) if (broken(&e) || transient(&e)) && backoff.wait().await => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let conn = reconnect(|| Self::open_connection(&self.inner.client)).await?;
+        let mut shared = self
+            .inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared.0 += 1;
+        shared.1 = Some(conn.clone());
+        Ok((shared.0, conn))
     }
 
     /// Marks the connection of `generation` broken (the next command
@@ -474,26 +481,16 @@ impl Store {
     /// sets what it sets): on a lost connection it is sent again on a new
     /// one, and while the server is loading it is asked again.
     pub(crate) async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
-        let mut backoff = Backoff::new(RECONNECT_FOR);
-        loop {
-            let (generation, mut conn) = self.connection().await?;
-            match cmd.query_async(&mut conn).await {
-                Ok(v) => return Ok(v),
-                Err(e) if broken(&e) => {
-                    self.broke(generation);
-                    if !backoff.wait().await {
-                        return Err(e.into());
-                    }
-                }
-                Err(e) if transient(&e) && backoff.wait().await => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.run(cmd, true).await
     }
 
     /// Runs `cmd`, which must not run twice (a publish): a connection lost
     /// once it may have been sent is [`Error::OutcomeUnknown`].
     pub(crate) async fn query_once<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+        self.run(cmd, false).await
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd, repeatable: bool) -> Result<T, Error> {
         let mut backoff = Backoff::new(RECONNECT_FOR);
         loop {
             let (generation, mut conn) = self.connection().await?;
@@ -501,7 +498,12 @@ impl Store {
                 Ok(v) => return Ok(v),
                 Err(e) if broken(&e) => {
                     self.broke(generation);
-                    return Err(Error::OutcomeUnknown(e));
+                    if !repeatable {
+                        return Err(Error::OutcomeUnknown(e));
+                    }
+                    if !backoff.wait().await {
+                        return Err(e.into());
+                    }
                 }
                 // Declined, not run: ask again.
                 Err(e) if transient(&e) && backoff.wait().await => {}
@@ -1143,17 +1145,9 @@ impl Blocking {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        let mut backoff = Backoff::new(RECONNECT_FOR);
-        loop {
-            match Self::open(&self.store).await {
-                Ok(c) => {
-                    self.conn = Some(c.clone());
-                    return Ok(c);
-                }
-                Err(Error::Redis(e)) if (broken(&e) || transient(&e)) && backoff.wait().await => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let c = reconnect(|| Self::open(&self.store)).await?;
+        self.conn = Some(c.clone());
+        Ok(c)
     }
 
     async fn open(store: &Store) -> Result<(MultiplexedConnection, i64), Error> {
@@ -1171,42 +1165,33 @@ impl Blocking {
     /// Runs `cmd` (which may safely run twice): on a lost connection, again
     /// on a new one.
     pub(crate) async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        let mut backoff = Backoff::new(RECONNECT_FOR);
-        loop {
-            match self.query_once(cmd).await {
-                Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
-                Err(Error::OutcomeUnknown(_)) => {}
-                other => return other,
-            }
-        }
+        self.send(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// Runs `cmd` once: a lost connection is [`Error::OutcomeUnknown`]
     /// (the next command reconnects).
     pub(crate) async fn query_once(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        let (mut conn, id) = self.connection().await?;
-        let mut guard = Unblock {
-            id,
-            store: Some(self.store.clone()),
-        };
-        let reply = cmd.query_async(&mut conn).await;
-        guard.store = None;
-        self.outcome(reply)
+        self.send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// As [`query`](Self::query), for a pipeline ending with a blocking
     /// command: its replies in order.
     pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
+        self.send(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
+    }
+
+    /// [`send_once`](Self::send_once), sent again on a new connection
+    /// after a lost one.
+    async fn send<T, F>(&mut self, mut request: impl FnMut(MultiplexedConnection) -> F) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
         let mut backoff = Backoff::new(RECONNECT_FOR);
         loop {
-            let (mut conn, id) = self.connection().await?;
-            let mut guard = Unblock {
-                id,
-                store: Some(self.store.clone()),
-            };
-            let reply = pipe.query_async(&mut conn).await;
-            guard.store = None;
-            match self.outcome(reply) {
+            match self.send_once(&mut request).await {
                 Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
                 Err(Error::OutcomeUnknown(_)) => {}
                 other => return other,
@@ -1214,9 +1199,20 @@ impl Blocking {
         }
     }
 
-    /// A reply, with a lost connection dropped and reported as
-    /// [`Error::OutcomeUnknown`].
-    fn outcome<T>(&mut self, reply: Result<T, redis::RedisError>) -> Result<T, Error> {
+    /// Sends one request on this connection. Dropped before its reply, it
+    /// is cancelled on the server; a lost connection is dropped and
+    /// reported as [`Error::OutcomeUnknown`].
+    async fn send_once<T, F>(&mut self, request: impl FnOnce(MultiplexedConnection) -> F) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
+        let (conn, id) = self.connection().await?;
+        let mut guard = Unblock {
+            id,
+            store: Some(self.store.clone()),
+        };
+        let reply = request(conn).await;
+        guard.store = None;
         match reply {
             Ok(v) => Ok(v),
             Err(e) if broken(&e) => {
