@@ -121,6 +121,16 @@ struct Buffered<T> {
     value: T,
 }
 
+impl<T> Buffered<T> {
+    fn delivered(self, clock: &crate::shared::Clock) -> Delivered<T> {
+        Delivered {
+            offset: self.offset,
+            timestamp: clock.instant(self.ts),
+            value: self.value,
+        }
+    }
+}
+
 /// A subscriber's position in a [`Topic`](crate::Topic).
 ///
 /// Created by [`Topic::subscribe`](crate::Topic::subscribe). Each cursor
@@ -451,11 +461,7 @@ impl<T: Clone> Cursor<T> {
         // an empty buffer, goes through `take`.)
         if self.shared.limits.ttl_nanos.is_none() {
             if let Some(b) = self.buf.pop_front() {
-                return Poll::Ready(Ok(Delivered {
-                    offset: b.offset,
-                    timestamp: self.shared.clock.instant(b.ts),
-                    value: b.value,
-                }));
+                return Poll::Ready(Ok(b.delivered(&self.shared.clock)));
             }
         }
         let mut item = None;
@@ -667,11 +673,7 @@ impl<T: Clone> Cursor<T> {
             if ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
                 continue;
             }
-            out(Delivered {
-                offset: b.offset,
-                timestamp: shared.clock.instant(b.ts),
-                value: b.value,
-            });
+            out(b.delivered(&shared.clock));
             got += 1;
         }
         if self.buf.is_empty() && self.buf.capacity() > BUFFER_KEPT {

@@ -106,6 +106,18 @@ enum Kind {
     },
 }
 
+/// Polls a receive within tokio's cooperative budget: a receiver with a
+/// long backlog yields to the scheduler like tokio's own channels do, so it
+/// cannot starve other tasks.
+fn budgeted<T>(cx: &mut Context<'_>, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+    let polled = poll(cx);
+    if polled.is_ready() {
+        coop.made_progress();
+    }
+    polled
+}
+
 /// The future of [`Subscriber::recv`]: one small future, so that the
 /// message is built once, where the caller gets it (through nested
 /// `async fn`s the 160-byte message was copied four times per receive, a
@@ -133,23 +145,13 @@ impl Future for RecvOne<'_> {
                 Err(e) => Poll::Ready(Err(e)),
             };
         };
-        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let polled = cursor.lock().poll_recv(cx, waiter);
-        match polled {
-            Poll::Ready(Ok(d)) => {
-                coop.made_progress();
-                sub.delivered(1);
-                Poll::Ready(Ok(sub.message(d, sub.partition)))
-            }
-            Poll::Ready(Err(e)) => {
-                coop.made_progress();
-                if let RecvError::Lagged(n) = e {
-                    sub.lagged(n);
-                }
-                Poll::Ready(Err(e))
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        let got = std::task::ready!(budgeted(cx, |cx| cursor.lock().poll_recv(cx, waiter)));
+        sub.note(got.as_ref().map(|_| 1).map_err(|e| *e));
+        // Built here, where the caller gets it (not moved through a `map`).
+        Poll::Ready(match got {
+            Ok(d) => Ok(sub.message(d, sub.partition)),
+            Err(e) => Err(e),
+        })
     }
 }
 
@@ -516,14 +518,7 @@ impl Subscriber {
         max: usize,
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
-        // A receiver with a long backlog yields to the scheduler like
-        // tokio's own channels do, so it cannot starve other tasks.
-        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let polled = self.poll_batch_now(cx, wait, max, out);
-        if polled.is_ready() {
-            coop.made_progress();
-        }
-        polled
+        budgeted(cx, |cx| self.poll_batch_now(cx, wait, max, out))
     }
 
     /// [`poll_batch`](Self::poll_batch) without spending the task's
@@ -536,12 +531,20 @@ impl Subscriber {
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         let polled = self.poll_batch_inner(cx, wait, max, out);
-        match &polled {
-            Poll::Ready(Ok(n)) => self.delivered(*n),
-            Poll::Ready(Err(RecvError::Lagged(n))) => self.lagged(*n),
-            _ => {}
+        if let Poll::Ready(got) = polled {
+            self.note(got);
         }
         polled
+    }
+
+    /// Notes what a receive got: messages delivered (metrics), or a lag
+    /// (its event).
+    fn note(&self, got: Result<usize, RecvError>) {
+        match got {
+            Ok(n) => self.delivered(n),
+            Err(RecvError::Lagged(n)) => self.lagged(n),
+            Err(_) => {}
+        }
     }
 
     /// Reports a lag to this subscriber (a `tracing` event; nothing
@@ -1469,15 +1472,12 @@ impl Subscriber {
                 let mut waiter = Waiter::new();
                 let mut raw = Vec::new();
                 let mut cursor = poll_fn(|cx| {
-                    let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-                    let mut cursor = cursor.lock();
-                    match cursor.poll_recv_batch(cx, &mut waiter, max, &mut raw) {
-                        Poll::Ready(r) => {
-                            coop.made_progress();
-                            Poll::Ready(r.map(|_| cursor))
-                        }
-                        Poll::Pending => Poll::Pending,
-                    }
+                    budgeted(cx, |cx| {
+                        let mut cursor = cursor.lock();
+                        cursor
+                            .poll_recv_batch(cx, &mut waiter, max, &mut raw)
+                            .map(|r| r.map(|_| cursor))
+                    })
                 })
                 .await?;
                 let mut values = Vec::with_capacity(raw.len());
