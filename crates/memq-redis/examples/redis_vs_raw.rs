@@ -180,6 +180,16 @@ async fn batch_raw(mut conn: MultiplexedConnection, run: u32, batches: u64) -> R
     Ok((batches * BATCH as u64, start.elapsed()))
 }
 
+/// Fills `topic` with `n` messages rounded up to thousands, in batches
+/// (not timed); returns how many.
+async fn fill_ours(topic: &memq_redis::Topic, n: u64) -> Result<u64> {
+    let batch = [&PAYLOAD[..]; 1_000];
+    for _ in 0..n.div_ceil(1_000) {
+        topic.publish_batch(&batch).await?;
+    }
+    Ok(n.div_ceil(1_000) * 1_000)
+}
+
 /// Fills `key` with `n` messages in pipelines (not timed).
 async fn fill_raw(conn: &mut MultiplexedConnection, key: &str, n: u64) -> Result<()> {
     let mut left = n;
@@ -196,11 +206,7 @@ async fn fill_raw(conn: &mut MultiplexedConnection, key: &str, n: u64) -> Result
 
 async fn read_ours(store: &Store, config: &TopicConfig, run: u32, n: u64) -> Result<(u64, Duration)> {
     let topic = store.topic(&format!("read-{run}"), config.clone()).await?;
-    let batch = [&PAYLOAD[..]; 1_000];
-    for _ in 0..n.div_ceil(1_000) {
-        topic.publish_batch(&batch).await?;
-    }
-    let total = n.div_ceil(1_000) * 1_000;
+    let total = fill_ours(&topic, n).await?;
     let mut reader = topic.reader(Start::Earliest).await?;
     let start = Instant::now();
     for i in 0..total {
@@ -244,11 +250,7 @@ async fn read_raw(
 
 async fn group_ours(store: &Store, config: &TopicConfig, run: u32, n: u64) -> Result<(u64, Duration)> {
     let topic = store.topic(&format!("group-{run}"), config.clone()).await?;
-    let batch = [&PAYLOAD[..]; 1_000];
-    for _ in 0..n.div_ceil(1_000) {
-        topic.publish_batch(&batch).await?;
-    }
-    let total = n.div_ceil(1_000) * 1_000;
+    let total = fill_ours(&topic, n).await?;
     let mut member = topic
         .join("g", "m", GroupConfig::default().start(Start::Earliest))
         .await?;

@@ -107,12 +107,20 @@ async fn demo() -> Result<()> {
         Command::new(&me).args(args).stdout(Stdio::inherit()).spawn()
     };
     // 20 jobs: the workers stop once all 20 are done, by either of them.
-    let alice = run(&["worker", &url, "alice", "20"])?;
-    let bob = run(&["worker", &url, "bob", "20"])?;
-    let publisher = run(&["publisher", &url, "20"])?;
-    for mut child in [publisher, alice, bob] {
+    let mut roles = vec![
+        run(&["publisher", &url, "20"])?,
+        run(&["worker", &url, "alice", "20"])?,
+        run(&["worker", &url, "bob", "20"])?,
+    ]
+    .into_iter();
+    while let Some(mut child) = roles.next() {
         let status = tokio::task::spawn_blocking(move || child.wait()).await??;
         if !status.success() {
+            // The others would wait for jobs that never come.
+            for mut other in roles {
+                let _ = other.kill();
+                let _ = other.wait();
+            }
             return Err(format!("a role failed: {status}").into());
         }
     }
