@@ -336,6 +336,35 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
+    // The queue over Redis (`redis` feature): its lints, and the delivery
+    // contract run against both backends (the tests start their own
+    // redis-server; with CI set, a missing one fails them).
+    cargo(
+        &[
+            "clippy",
+            "-p",
+            "tokio-memq",
+            "--features",
+            "redis",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    cargo(
+        &[
+            "test",
+            "-p",
+            "tokio-memq",
+            "--features",
+            "redis",
+            "--test",
+            "backends",
+        ],
+        &[],
+    )?;
     // Each library crate built alone, with only the features it asks for
     // (a workspace build unifies features and can hide a missing one).
     for krate in [

@@ -12,7 +12,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("memq-groups", &["memq-core", "memq-partition"]),
     (
         "tokio-memq",
-        &["memq-core", "memq-codec", "memq-partition", "memq-groups"],
+        &[
+            "memq-core",
+            "memq-codec",
+            "memq-partition",
+            "memq-groups",
+            "memq-redis",
+        ],
     ),
     ("memq-admin", &["tokio-memq"]),
     ("memq-redis", &["memq-codec"]),

@@ -94,6 +94,25 @@ pub struct Claimed<T> {
     pub value: T,
 }
 
+impl<T> Claimed<T> {
+    /// Builds a claimed message, for other backends of a group (a queue
+    /// over a network store) that hand messages on in this shape.
+    ///
+    /// ```
+    /// let c = memq_groups::Claimed::new(0, 7, tokio::time::Instant::now(), 2, "payload");
+    /// assert_eq!((c.offset, c.deliveries, c.value), (7, 2, "payload"));
+    /// ```
+    pub fn new(partition: usize, offset: u64, timestamp: Instant, deliveries: u32, value: T) -> Self {
+        Claimed {
+            partition,
+            offset,
+            timestamp,
+            deliveries,
+            value,
+        }
+    }
+}
+
 /// Why a message became a [`DeadLetter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

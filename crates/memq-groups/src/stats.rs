@@ -52,3 +52,26 @@ pub struct GroupStats {
     /// past them as for an acknowledgement.
     pub expired: u64,
 }
+
+impl GroupStats {
+    /// Stats of a group named `name` with nothing in it, for other
+    /// backends of a group (a queue over a network store) to fill in.
+    ///
+    /// ```
+    /// let stats = memq_groups::GroupStats::empty("billing");
+    /// assert_eq!((stats.name.as_str(), stats.members, stats.lag), ("billing", 0, 0));
+    /// ```
+    pub fn empty(name: impl Into<String>) -> Self {
+        GroupStats {
+            name: name.into(),
+            members: 0,
+            committed: Vec::new(),
+            lag: 0,
+            pending: 0,
+            redeliveries: 0,
+            dead_lettered: 0,
+            dead_letters_waiting: 0,
+            expired: 0,
+        }
+    }
+}

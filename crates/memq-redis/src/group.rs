@@ -37,6 +37,8 @@ pub struct GroupConfig {
     pub max_deliveries: Option<u64>,
     /// Where a new group starts (`Earliest` or `Latest`).
     pub start: Start,
+    /// Where dead letters go; `None`: `<topic>.dead-letters`.
+    pub dead_letters: Option<String>,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +48,7 @@ impl Default for GroupConfig {
             ack_timeout: Duration::from_secs(30),
             max_deliveries: None,
             start: Start::Latest,
+            dead_letters: None,
         }
     }
 }
@@ -70,6 +73,14 @@ impl GroupConfig {
     #[must_use]
     pub fn start(mut self, start: Start) -> Self {
         self.start = start;
+        self
+    }
+
+    /// Sets [`dead_letters`](Self::dead_letters), the topic dead letters
+    /// go to.
+    #[must_use]
+    pub fn dead_letters(mut self, topic: Option<String>) -> Self {
+        self.dead_letters = topic;
         self
     }
 }
@@ -176,6 +187,60 @@ impl Topic {
             unsure: true,
             claim_cursor: "0-0".to_string(),
         })
+    }
+
+    /// Acknowledges the message at `offset` for the group `group` over the
+    /// store's shared connection (a member's [`Member::ack`] without the
+    /// member): it will not be delivered again. Acknowledging twice, or
+    /// an offset the group never handed out, does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn ack(&self, group: &str, offset: u64) -> Result<(), Error> {
+        let _: u64 = self
+            .store
+            .query(
+                redis::cmd("XACK")
+                    .arg(&self.log)
+                    .arg(group)
+                    .arg(format!("0-{}", offset.saturating_add(1))),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Hands the message at `offset` back to the group `group` for another
+    /// member (a negative acknowledgement): it is marked idle for
+    /// `ack_timeout`, so the next member that looks for idle messages
+    /// takes it over, with its delivery count raised. A message that is
+    /// not pending (acknowledged already) is left alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn release(
+        &self,
+        group: &str,
+        member: &str,
+        offset: u64,
+        ack_timeout: Duration,
+    ) -> Result<(), Error> {
+        let _: Value = self
+            .store
+            .query(
+                redis::cmd("XCLAIM")
+                    .arg(&self.log)
+                    .arg(group)
+                    .arg(member)
+                    .arg(0)
+                    .arg(format!("0-{}", offset.saturating_add(1)))
+                    .arg("IDLE")
+                    .arg(ack_timeout.as_millis() as u64)
+                    .arg("JUSTID"),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Where the group `group` stands: `None` when there is no such group.
@@ -456,7 +521,10 @@ impl Member {
     /// it (a failure between the two leaves it pending: it is offered
     /// again, never lost).
     async fn dead_letter(&mut self, record: &Record, deliveries: u64) -> Result<(), Error> {
-        let name = format!("{}.dead-letters", self.topic.name);
+        let name = match &self.config.dead_letters {
+            Some(name) => name.clone(),
+            None => format!("{}.dead-letters", self.topic.name),
+        };
         let dead = self.topic.store.topic(&name, TopicConfig::default()).await?;
         // Its key, format and headers, and where it came from.
         let mut headers = record.headers.clone();

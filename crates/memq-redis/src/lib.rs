@@ -56,6 +56,9 @@ use redis::{AsyncConnectionConfig, Client, Value};
 /// The function library, loaded on connect.
 const LIBRARY: &str = include_str!("memq.lua");
 
+/// The set of topic names.
+const TOPICS: &str = "memq:topics";
+
 /// How long one blocking read waits on the server before asking again.
 const BLOCK: Duration = Duration::from_millis(1000);
 
@@ -99,6 +102,16 @@ pub enum Error {
     /// find out before publishing again, if a duplicate matters.)
     #[error("the connection to redis was lost after a publish was sent; it may or may not be stored: {0}")]
     OutcomeUnknown(#[source] redis::RedisError),
+    /// A start offset outside the retained window `low..=high`.
+    #[error("offset {offset} is outside the retained window {low}..={high}")]
+    OutOfRange {
+        /// The offset asked for.
+        offset: u64,
+        /// The oldest retained offset.
+        low: u64,
+        /// The offset the next message will get.
+        high: u64,
+    },
     /// The server answered something this crate does not expect.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
@@ -525,7 +538,36 @@ impl Store {
                 topic: name.to_string(),
             });
         }
-        self.open(name, keys(name), None, config).await
+        let topic = self.open(name, keys(name), None, config).await?;
+        self.register(name).await?;
+        Ok(topic)
+    }
+
+    /// Notes `name` in the set of topics ([`topic_names`](Self::topic_names)).
+    async fn register(&self, name: &str) -> Result<(), Error> {
+        let _: Value = self.query(redis::cmd("SADD").arg(TOPICS).arg(name)).await?;
+        Ok(())
+    }
+
+    /// The names of the topics on the server (plain and partitioned),
+    /// sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn topic_names(&self) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(TOPICS)).await?;
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Whether a topic `name` exists on the server.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn topic_exists(&self, name: &str) -> Result<bool, Error> {
+        self.query(redis::cmd("SISMEMBER").arg(TOPICS).arg(name)).await
     }
 
     /// The partitioned topic `name` of `partitions` partitions, created
@@ -572,6 +614,7 @@ impl Store {
                     .await?,
             );
         }
+        self.register(name).await?;
         Ok(PartitionedTopic {
             name: name.to_string(),
             partitions: handles,
@@ -645,6 +688,7 @@ impl Store {
             }
         }
         let removed: u64 = self.query(&del).await?;
+        let _: Value = self.query(redis::cmd("SREM").arg(TOPICS).arg(name)).await?;
         Ok(removed > 0)
     }
 }
@@ -790,18 +834,14 @@ impl Topic {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`]; [`Error::Protocol`] naming the window for an offset outside it.
+    /// [`Error::Redis`]; [`Error::OutOfRange`] for an offset outside the retained window.
     pub async fn reader(&self, start: Start) -> Result<Reader, Error> {
         let (low, high) = self.bounds().await?;
         let position = match start {
             Start::Earliest => low,
             Start::Latest => high,
             Start::Offset(o) if (low..=high).contains(&o) => o,
-            Start::Offset(o) => {
-                return Err(Error::Protocol(format!(
-                    "offset {o} is outside the retained window {low}..{high}"
-                )))
-            }
+            Start::Offset(offset) => return Err(Error::OutOfRange { offset, low, high }),
         };
         Ok(Reader {
             name: self.name.clone(),
@@ -874,6 +914,31 @@ impl Reader {
             }
             self.fill(Some(self.wait)).await?;
         }
+    }
+
+    /// Waits for the next message, and returns it with up to `max - 1`
+    /// more that the same read brought (no further round trip). `max` of 0
+    /// counts as 1.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); a lag found after the first message is
+    /// reported by the next call.
+    pub async fn recv_batch(&mut self, max: usize) -> Result<Vec<Record>, RecvError> {
+        let first = self.recv().await?;
+        let mut batch = Vec::with_capacity(max.clamp(1, 128));
+        batch.push(first);
+        while batch.len() < max && self.pending_lag.is_none() {
+            match self.buffer.front() {
+                Some(next) if next.offset == self.position => {}
+                _ => break,
+            }
+            match self.take() {
+                Ok(Some(r)) => batch.push(r),
+                _ => break,
+            }
+        }
+        Ok(batch)
     }
 
     /// The next message if one is stored now.

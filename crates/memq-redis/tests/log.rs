@@ -110,7 +110,11 @@ async fn start_positions_and_a_blocking_read_woken_by_a_publish() {
     assert_eq!(&from1.recv().await.unwrap().payload[..], b"b");
     assert!(matches!(
         topic.reader(Start::Offset(4)).await,
-        Err(Error::Protocol(_))
+        Err(Error::OutOfRange {
+            offset: 4,
+            low: 0,
+            high: 3
+        })
     ));
     // A reader waiting on the server is woken by a publish from elsewhere.
     let other = Store::connect(&server.url()).await.unwrap();

@@ -8,8 +8,189 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use memq_codec::ErrorKind as CodecErrorKind;
-pub use memq_core::{ConfigError, OutOfRange, RecvError, TryRecvError};
+pub use memq_core::{ConfigError, OutOfRange};
 pub use memq_groups::AckError;
+
+/// Why a receive returned no message.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, RecvError, TopicOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let options = TopicOptions { max_messages: Some(1), ..TopicOptions::default() };
+/// let sub = mq.subscriber_with_options("ticks", options).await?;
+/// for tick in 1..=3u8 {
+///     mq.publisher("ticks").publish(tick).await?;
+/// }
+/// assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(2));
+/// assert_eq!(sub.recv().await?.offset(), 2);
+/// mq.close();
+/// assert_eq!(sub.recv().await.unwrap_err(), RecvError::Closed);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The subscriber fell behind and this many offsets were evicted
+    /// before it read them. The next receive continues at the oldest
+    /// retained message.
+    #[error("subscriber lagged: {0} messages were evicted unread")]
+    Lagged(u64),
+    /// The topic was closed and every message this subscriber could still
+    /// read has been delivered.
+    #[error("topic closed")]
+    Closed,
+    /// The store behind a queue made with `MessageQueue::connect` (Redis)
+    /// failed; the subscriber keeps its position and the receive can be
+    /// repeated. An in-memory queue never returns this.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<memq_core::RecvError> for RecvError {
+    fn from(e: memq_core::RecvError) -> Self {
+        match e {
+            memq_core::RecvError::Lagged(n) => RecvError::Lagged(n),
+            _ => RecvError::Closed,
+        }
+    }
+}
+
+/// Why a receive that does not wait returned no message.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_memq::{MessageQueue, RecvError, TryRecvError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let mq = MessageQueue::new();
+/// let sub = mq.subscriber("jobs").await?;
+/// assert_eq!(sub.try_recv_now().unwrap_err(), TryRecvError::Empty);
+/// assert_eq!(TryRecvError::from(RecvError::Lagged(2)), TryRecvError::Lagged(2));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// No message is available right now.
+    #[error("no message available")]
+    Empty,
+    /// See [`RecvError::Lagged`].
+    #[error("subscriber lagged: {0} messages were evicted unread")]
+    Lagged(u64),
+    /// See [`RecvError::Closed`].
+    #[error("topic closed")]
+    Closed,
+    /// See [`RecvError::Store`].
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Lagged(n) => TryRecvError::Lagged(n),
+            RecvError::Closed => TryRecvError::Closed,
+            RecvError::Store(e) => TryRecvError::Store(e),
+        }
+    }
+}
+
+impl From<memq_core::TryRecvError> for TryRecvError {
+    fn from(e: memq_core::TryRecvError) -> Self {
+        match e {
+            memq_core::TryRecvError::Empty => TryRecvError::Empty,
+            memq_core::TryRecvError::Lagged(n) => TryRecvError::Lagged(n),
+            _ => TryRecvError::Closed,
+        }
+    }
+}
+
+impl From<memq_core::RecvError> for TryRecvError {
+    fn from(e: memq_core::RecvError) -> Self {
+        RecvError::from(e).into()
+    }
+}
+
+/// A failure of the store behind a queue made with
+/// `MessageQueue::connect` (Redis, the `redis` feature): the server could
+/// not be reached, a publish was cut off, the topic was deleted under the
+/// handle, or the operation cannot work on that store. In-memory queues
+/// never produce one.
+///
+/// Cheap to clone; [`source`](std::error::Error::source) reaches the
+/// store's own error when there is one. Two errors are equal when their
+/// kinds and messages are.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: Arc<str>,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
+
+impl StoreError {
+    #[allow(dead_code)] // used by the `redis` feature
+    pub(crate) fn new(
+        kind: StoreErrorKind,
+        message: impl Into<Arc<str>>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// An operation the store cannot do (`what` names it and why).
+    #[allow(dead_code)] // used by the `redis` feature
+    pub(crate) fn unsupported(what: impl Into<Arc<str>>) -> Self {
+        Self::new(StoreErrorKind::Unsupported, what, None)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+/// What kind of [`StoreError`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The server could not be reached (after reconnecting for a while) or
+    /// refused the command; nothing was done.
+    Unavailable,
+    /// The connection was lost after a publish was sent: the message may
+    /// or may not be stored. Read the topic before publishing again if a
+    /// duplicate matters.
+    OutcomeUnknown,
+    /// The topic was deleted (or the server lost its data) while this
+    /// handle used it.
+    TopicGone,
+    /// The operation cannot work on this store (see the README's "in
+    /// memory vs Redis" table): synchronous calls, `lru_enabled: false`,
+    /// byte budgets and the like.
+    Unsupported,
+    /// The server answered something unexpected.
+    Protocol,
+}
 
 /// A publish that did not happen; the message comes back inside.
 ///
@@ -72,6 +253,18 @@ pub enum PublishError<T> {
         #[source]
         error: EncodeError,
     },
+    /// The store behind a queue made with `MessageQueue::connect` (Redis)
+    /// failed or cannot do this; see [`StoreError::kind`] for whether the
+    /// message may have been stored
+    /// ([`StoreErrorKind::OutcomeUnknown`]) or certainly was not.
+    #[error("{error}")]
+    Store {
+        /// The value.
+        value: T,
+        /// Why (also the error's [`source`](std::error::Error::source)).
+        #[source]
+        error: StoreError,
+    },
 }
 
 impl<T> PublishError<T> {
@@ -102,7 +295,8 @@ impl<T> PublishError<T> {
             | PublishError::TooLarge(v)
             | PublishError::OffsetsExhausted(v)
             | PublishError::Unroutable(v)
-            | PublishError::Encode { value: v, .. } => v,
+            | PublishError::Encode { value: v, .. }
+            | PublishError::Store { value: v, .. } => v,
         }
     }
 
@@ -136,6 +330,10 @@ impl<T> PublishError<T> {
                 value: f(value),
                 error,
             },
+            PublishError::Store { value, error } => PublishError::Store {
+                value: f(value),
+                error,
+            },
         }
     }
 
@@ -164,6 +362,7 @@ impl<T> PublishError<T> {
             PublishError::OffsetsExhausted(_) => PublishErrorKind::OffsetsExhausted,
             PublishError::Unroutable(_) => PublishErrorKind::Unroutable,
             PublishError::Encode { .. } => PublishErrorKind::Encode,
+            PublishError::Store { .. } => PublishErrorKind::Store,
         }
     }
 }
@@ -242,6 +441,8 @@ pub enum PublishErrorKind {
     Unroutable,
     /// See [`PublishError::Encode`].
     Encode,
+    /// See [`PublishError::Store`].
+    Store,
 }
 
 impl fmt::Display for PublishErrorKind {
@@ -254,6 +455,7 @@ impl fmt::Display for PublishErrorKind {
             PublishErrorKind::OffsetsExhausted => "topic has used up its offsets",
             PublishErrorKind::Unroutable => "message could not be routed to its topic or partition",
             PublishErrorKind::Encode => "message could not be serialized",
+            PublishErrorKind::Store => "the store failed",
         })
     }
 }
@@ -402,6 +604,10 @@ pub enum TopicError {
         /// How many partitions the topic has.
         partitions: usize,
     },
+    /// See [`StoreError`]: the store behind a queue made with
+    /// `MessageQueue::connect` failed or cannot do this.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 impl From<memq_core::SubscribeError> for TopicError {

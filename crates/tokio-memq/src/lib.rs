@@ -224,6 +224,8 @@ mod partitioned;
 mod pattern;
 mod publisher;
 mod queue;
+#[cfg(feature = "redis")]
+mod remote;
 mod sink;
 mod subscriber;
 mod traits;
@@ -237,7 +239,8 @@ pub struct ReadmeDoctests;
 pub use bytes::Bytes;
 pub use error::{
     AckError, CodecErrorKind, CommitError, ConfigError, DecodeError, DecodeErrorKind, EncodeError, Error,
-    OutOfRange, PublishError, PublishErrorKind, RecvError, RecvTypedError, TopicError, TryRecvError,
+    OutOfRange, PublishError, PublishErrorKind, RecvError, RecvTypedError, StoreError, StoreErrorKind,
+    TopicError, TryRecvError,
 };
 pub use format::SerializationFormat;
 pub use lent::{Iter as LentIter, LentBatch, MessageRef};

@@ -51,6 +51,9 @@ pub(crate) trait NativeValue: Any + Send + Sync {
     fn shallow_size(&self) -> usize;
     /// What the value holds, for byte budgets (see `weigh.rs`).
     fn weight(&self) -> usize;
+    /// The value encoded by `codec` (to leave the process).
+    #[cfg(feature = "redis")]
+    fn encode_with(&self, codec: &memq_codec::Codec) -> Result<Bytes, memq_codec::CodecError>;
 }
 
 impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
@@ -68,6 +71,10 @@ impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
     }
     fn weight(&self) -> usize {
         crate::weigh::weight_of(self)
+    }
+    #[cfg(feature = "redis")]
+    fn encode_with(&self, codec: &memq_codec::Codec) -> Result<Bytes, memq_codec::CodecError> {
+        codec.encode(self)
     }
 }
 
@@ -182,6 +189,12 @@ impl NativePayload {
 
     pub(crate) fn shallow_size(&self) -> usize {
         self.0.shallow_size()
+    }
+
+    /// The value encoded by `codec`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn encode_with(&self, codec: &memq_codec::Codec) -> Result<Bytes, memq_codec::CodecError> {
+        self.0.encode_with(codec)
     }
 }
 

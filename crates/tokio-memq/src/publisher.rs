@@ -73,6 +73,9 @@ pub struct Publisher {
     /// The codec that applies, and the registry generations it was
     /// resolved at.
     codec: RwLock<Option<CachedCodec>>,
+    /// For a queue over Redis: the topic found on the first publish.
+    #[cfg(feature = "redis")]
+    remote_topic: OnceLock<memq_redis::Topic>,
 }
 
 /// The topic a publisher found on its first publish.
@@ -99,6 +102,8 @@ impl Clone for Publisher {
             publisher_key: self.publisher_key.clone(),
             topic: self.topic.clone(),
             codec: RwLock::new(self.codec.read().clone()),
+            #[cfg(feature = "redis")]
+            remote_topic: self.remote_topic.clone(),
         }
     }
 }
@@ -132,6 +137,8 @@ impl Publisher {
             publisher_key: key.map(Into::into),
             topic: OnceLock::new(),
             codec: RwLock::new(None),
+            #[cfg(feature = "redis")]
+            remote_topic: OnceLock::new(),
         }
     }
 
@@ -297,6 +304,10 @@ impl Publisher {
         if self.registry().is_closed() {
             return true;
         }
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.is_closed();
+        }
         match self.topic.get() {
             Some(target) => target.log.is_closed(),
             None => false,
@@ -405,6 +416,17 @@ impl Publisher {
         // as a receive does, and yields first when the budget is spent
         // (nothing is published before).
         tokio::task::consume_budget().await;
+        #[cfg(feature = "redis")]
+        if self.registry().remote().is_some() {
+            // Never waits for room (retention is by count): no timeout.
+            let _ = timeout;
+            return self
+                .publish_remote(vec![entry], |mut back_entries| {
+                    back(back_entries.pop().expect("the entry handed back"))
+                })
+                .await
+                .map(|run| (0, run.start));
+        }
         match self.log_for(&mut entry) {
             None => Err(PublishError::Closed(back(entry))),
             Some(Log::Plain(log)) => {
@@ -621,6 +643,15 @@ impl Publisher {
     /// # Ok(()) }
     /// ```
     pub fn try_publish<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<u64, PublishError<T>> {
+        #[cfg(feature = "redis")]
+        if self.registry().remote().is_some() {
+            return Err(PublishError::Store {
+                value: data,
+                error: crate::error::StoreError::unsupported(
+                    "not supported by a queue over Redis: try_publish (a publish waits for the server; use publish)",
+                ),
+            });
+        }
         let (mut entry, back) = self.prepare(data)?.split();
         match self.log_for(&mut entry) {
             None => Err(PublishError::Closed(back(entry))),
@@ -966,6 +997,10 @@ impl Publisher {
         back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Landed, PublishError<U>> {
         tokio::task::consume_budget().await;
+        #[cfg(feature = "redis")]
+        if self.registry().remote().is_some() {
+            return self.publish_remote(entries, back).await.map(Landed::Run);
+        }
         match self.log_for_all(&mut entries) {
             None => Err(PublishError::Closed(back(entries))),
             Some(Log::Plain(log)) => log
@@ -988,6 +1023,38 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// Publishes `entries` as one run to the topic on the server of a queue
+    /// made by `MessageQueue::connect`.
+    #[cfg(feature = "redis")]
+    async fn publish_remote<U>(
+        &self,
+        entries: Vec<Entry>,
+        back: impl FnOnce(Vec<Entry>) -> U,
+    ) -> Result<Range<u64>, PublishError<U>> {
+        let Some(remote) = self.registry().remote().cloned() else {
+            return Err(PublishError::Closed(back(entries)));
+        };
+        let topic = match self.remote_topic.get() {
+            Some(t) => t.clone(),
+            None => match remote.topic(&self.topic_name, None).await {
+                Ok(t) => self.remote_topic.get_or_init(|| t).clone(),
+                Err(e) if remote.is_closed() => {
+                    let _ = e;
+                    return Err(PublishError::Closed(back(entries)));
+                }
+                Err(error) => {
+                    return Err(PublishError::Store {
+                        value: back(entries),
+                        error,
+                    })
+                }
+            },
+        };
+        remote
+            .publish(&self.registry().formats, &topic, entries, back)
+            .await
     }
 
     /// Publishes bytes tagged with `format`, without copying them.

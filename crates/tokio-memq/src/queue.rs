@@ -68,6 +68,10 @@ pub(crate) struct Registry {
     pub(crate) formats: FormatTable,
     /// Wildcard subscriptions, told of every topic created.
     watches: Mutex<Vec<std::sync::Weak<crate::pattern::Watch>>>,
+    /// The server holding the topics of a queue made by
+    /// [`MessageQueue::connect`]; `None` in memory.
+    #[cfg(feature = "redis")]
+    pub(crate) remote: Option<Arc<crate::remote::Remote>>,
 }
 
 /// Who can still publish to the queue's topics. A topic closes when nobody
@@ -219,12 +223,41 @@ impl Drop for PublisherLease {
 }
 
 impl Registry {
+    /// The registry of a queue whose topics live on a server.
+    #[cfg(feature = "redis")]
+    pub(crate) fn over(remote: Arc<crate::remote::Remote>) -> Registry {
+        Registry {
+            remote: Some(remote),
+            ..Registry::default()
+        }
+    }
+
+    /// The server of a queue made by [`MessageQueue::connect`].
+    #[cfg(feature = "redis")]
+    pub(crate) fn remote(&self) -> Option<&Arc<crate::remote::Remote>> {
+        self.remote.as_ref()
+    }
+
+    /// Refuses an in-memory topic in a queue over a server (the
+    /// operations that come here have no remote form, or are synchronous).
+    pub(crate) fn local_only(&self) -> Result<(), TopicError> {
+        #[cfg(feature = "redis")]
+        if self.remote.is_some() {
+            return Err(TopicError::Store(crate::error::StoreError::unsupported(
+                "not supported by a queue over Redis: synchronous subscribes and joins, \
+                 wildcard subscriptions and partitioned topics",
+            )));
+        }
+        Ok(())
+    }
+
     /// The topic named `name`, created with `options` when absent.
     pub(crate) fn get_or_create(
         &self,
         name: &str,
         options: Option<&TopicOptions>,
     ) -> Result<TopicEntry, TopicError> {
+        self.local_only()?;
         // Options that ask for partitions make (or check) a partitioned
         // topic: 1.0.0 ignored the field, which silently made a plain one.
         if let Some(n) = options.and_then(|o| o.partitions) {
@@ -249,6 +282,7 @@ impl Registry {
         options: &TopicOptions,
         partitions: usize,
     ) -> Result<TopicEntry, TopicError> {
+        self.local_only()?;
         if partitions == 0 || options.partitions.is_some_and(|p| p != partitions) {
             return Err(TopicError::PartitionCount {
                 topic: name.to_owned(),
@@ -411,6 +445,10 @@ impl Registry {
     /// Closes every topic and refuses new ones.
     fn close_all(&self) {
         self.closed.store(true, Ordering::Release);
+        #[cfg(feature = "redis")]
+        if let Some(remote) = &self.remote {
+            remote.close();
+        }
         let topics = std::mem::take(&mut *self.topics.write());
         for entry in topics.into_values() {
             entry.log.close();
@@ -554,8 +592,12 @@ impl MessageQueue {
     /// # Ok::<(), anyhow::Error>(())
     /// ```
     pub fn new() -> Self {
+        Self::with_registry(Registry::default())
+    }
+
+    pub(crate) fn with_registry(registry: Registry) -> Self {
         MessageQueue {
-            owner: Arc::new(Owner(Arc::new(Registry::default()))),
+            owner: Arc::new(Owner(Arc::new(registry))),
         }
     }
 
@@ -691,7 +733,8 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn subscriber(&self, topic: impl AsRef<str>) -> Result<Subscriber, TopicError> {
-        self.subscribe(topic.as_ref(), None, ConsumptionMode::default())
+        self.subscribe_async(topic.as_ref(), None, ConsumptionMode::default())
+            .await
     }
 
     /// [`subscriber`](Self::subscriber) for threads that are not async,
@@ -768,6 +811,7 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_pattern(&self, pattern: &str) -> Result<crate::PatternSubscriber, TopicError> {
+        self.registry().local_only()?;
         crate::PatternSubscriber::new(self.registry().clone(), pattern)
     }
 
@@ -801,7 +845,8 @@ impl MessageQueue {
         topic: impl AsRef<str>,
         options: TopicOptions,
     ) -> Result<Subscriber, TopicError> {
-        self.subscribe(topic.as_ref(), Some(&options), ConsumptionMode::default())
+        self.subscribe_async(topic.as_ref(), Some(&options), ConsumptionMode::default())
+            .await
     }
 
     /// Subscribes to `topic` from the position `mode` names, creating the
@@ -835,7 +880,29 @@ impl MessageQueue {
         options: TopicOptions,
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
-        self.subscribe(topic.as_ref(), Some(&options), mode)
+        self.subscribe_async(topic.as_ref(), Some(&options), mode).await
+    }
+
+    /// Subscribes, on the server for a queue made by [`connect`](Self::connect).
+    async fn subscribe_async(
+        &self,
+        topic: &str,
+        options: Option<&TopicOptions>,
+        mode: ConsumptionMode,
+    ) -> Result<Subscriber, TopicError> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            // A subscriber of a queue over Redis starts where asked, from
+            // the newest message by default (it has no commit to resume).
+            let mode = if mode == ConsumptionMode::LastOffset {
+                ConsumptionMode::Latest
+            } else {
+                mode
+            };
+            let source = remote.subscribe(topic, options, mode).await?;
+            return Ok(Subscriber::remote(self.registry().clone(), topic, source));
+        }
+        self.subscribe(topic, options, mode)
     }
 
     fn subscribe(
@@ -1113,6 +1180,14 @@ impl MessageQueue {
         topic: impl AsRef<str>,
         group: impl AsRef<str>,
     ) -> Option<GroupStats> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote
+                .group_stats(topic.as_ref(), group.as_ref())
+                .await
+                .ok()
+                .flatten();
+        }
         let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
         let group = entry.groups.lock().get(group.as_ref())?.group.clone();
         Some(group.stats())
@@ -1150,6 +1225,14 @@ impl MessageQueue {
         topic: impl AsRef<str>,
         options: TopicOptions,
     ) -> Result<(), TopicError> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote
+                .topic(topic.as_ref(), Some(&options))
+                .await
+                .map(drop)
+                .map_err(TopicError::Store);
+        }
         self.registry()
             .get_or_create(topic.as_ref(), Some(&options))
             .map(drop)
@@ -1177,6 +1260,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn delete_topic(&self, topic: impl AsRef<str>) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.delete_topic(topic.as_ref()).await.unwrap_or(false);
+        }
         let removed = self.registry().remove(topic.as_ref());
         match removed {
             Some(entry) => {
@@ -1205,6 +1292,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn list_topics(&self) -> Vec<String> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.list_topics().await.unwrap_or_default();
+        }
         let mut names: Vec<String> = self
             .registry()
             .topics
@@ -1236,6 +1327,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn get_topic_stats(&self, topic: impl AsRef<str>) -> Option<TopicStats> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.stats(topic.as_ref()).await.ok().flatten();
+        }
         // No registry lock is held below: flushing takes group and topic
         // locks, and a stats sweep may wake publishers.
         let entry = self.registry().get(topic.as_ref())?;
@@ -1543,6 +1638,24 @@ impl GroupBuilder<'_> {
     /// # Ok(()) }
     /// ```
     pub async fn join(self) -> Result<Subscriber, TopicError> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.queue.registry().remote() {
+            let source = remote
+                .join(
+                    &self.topic,
+                    self.options.as_ref(),
+                    &self.group,
+                    self.mode,
+                    &self.config,
+                    self.dead_letter_topic.as_deref(),
+                )
+                .await?;
+            return Ok(Subscriber::remote(
+                self.queue.registry().clone(),
+                &self.topic,
+                source,
+            ));
+        }
         self.join_now()
     }
 

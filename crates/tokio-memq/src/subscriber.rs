@@ -84,8 +84,9 @@ pub struct Subscriber {
     stash: Mutex<VecDeque<TopicMessage>>,
     /// Keeps the queue alive (its serialization tables among others).
     registry: Arc<Registry>,
-    /// The topic read, for its windows and whether it is closed.
-    log: Log,
+    /// The topic read, for its windows and whether it is closed (`None`
+    /// for a topic on a server).
+    log: Option<Log>,
     /// A group member may publish to its group's dead-letter topic, which
     /// stays open while it lives.
     _dead_letters: Option<PublisherLease>,
@@ -104,6 +105,9 @@ enum Kind {
         member: Member<Entry>,
         partitioned: bool,
     },
+    /// A reader or group member of a queue over Redis.
+    #[cfg(feature = "redis")]
+    Remote(crate::remote::RemoteSource),
 }
 
 /// Polls a receive within tokio's cooperative budget: a receiver with a
@@ -146,11 +150,17 @@ impl Future for RecvOne<'_> {
             };
         };
         let got = std::task::ready!(budgeted(cx, |cx| cursor.lock().poll_recv(cx, waiter)));
-        sub.note(got.as_ref().map(|_| 1).map_err(|e| *e));
         // Built here, where the caller gets it (not moved through a `map`).
         Poll::Ready(match got {
-            Ok(d) => Ok(sub.message(d, sub.partition)),
-            Err(e) => Err(e),
+            Ok(d) => {
+                sub.delivered(1);
+                Ok(sub.message(d, sub.partition))
+            }
+            Err(e) => {
+                let e = RecvError::from(e);
+                sub.note(&Err(e.clone()));
+                Err(e)
+            }
         })
     }
 }
@@ -163,6 +173,8 @@ impl fmt::Debug for Subscriber {
             Kind::Broadcast(cursor) => d.field("cursor", &*cursor.lock()),
             Kind::Merged(cursors) => d.field("partitions", &cursors.lock().len()),
             Kind::Group { member, .. } => d.field("member", member),
+            #[cfg(feature = "redis")]
+            Kind::Remote(source) => d.field("source", source),
         };
         d.finish()
     }
@@ -224,6 +236,9 @@ pub(crate) enum Wait {
     Broadcast(Waiter<Entry>),
     Merged(MergedWaiter<Entry>),
     Group(MemberWaiter<Entry>, Vec<Claimed<Entry>>),
+    /// A receive from a server, once started.
+    #[cfg(feature = "redis")]
+    Remote(Option<crate::remote::RemoteRecv>),
 }
 
 fn merged_recv_error(e: memq_partition::RecvError) -> RecvError {
@@ -235,7 +250,7 @@ fn merged_recv_error(e: memq_partition::RecvError) -> RecvError {
 
 impl Subscriber {
     pub(crate) fn new(registry: Arc<Registry>, log: Log, topic: &str, cursor: Cursor<Entry>) -> Self {
-        Self::with_kind(registry, log, topic, Kind::Broadcast(Mutex::new(cursor)))
+        Self::with_kind(registry, Some(log), topic, Kind::Broadcast(Mutex::new(cursor)))
     }
 
     pub(crate) fn merged(
@@ -244,7 +259,7 @@ impl Subscriber {
         topic: &str,
         cursors: MergedCursor<Entry>,
     ) -> Self {
-        Self::with_kind(registry, log, topic, Kind::Merged(Mutex::new(cursors)))
+        Self::with_kind(registry, Some(log), topic, Kind::Merged(Mutex::new(cursors)))
     }
 
     pub(crate) fn member(
@@ -255,12 +270,18 @@ impl Subscriber {
         dead_letters: Option<PublisherLease>,
     ) -> Self {
         let partitioned = log.is_partitioned();
-        let mut sub = Self::with_kind(registry, log, topic, Kind::Group { member, partitioned });
+        let mut sub = Self::with_kind(registry, Some(log), topic, Kind::Group { member, partitioned });
         sub._dead_letters = dead_letters;
         sub
     }
 
-    fn with_kind(registry: Arc<Registry>, log: Log, topic: &str, kind: Kind) -> Self {
+    /// A subscriber of a queue over Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) fn remote(registry: Arc<Registry>, topic: &str, source: crate::remote::RemoteSource) -> Self {
+        Self::with_kind(registry, None, topic, Kind::Remote(source))
+    }
+
+    fn with_kind(registry: Arc<Registry>, log: Option<Log>, topic: &str, kind: Kind) -> Self {
         #[cfg(feature = "metrics")]
         let delivered = registry.get(topic).map(|e| e.delivered.clone());
         Subscriber {
@@ -410,7 +431,12 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.log.is_closed()
+        match (&self.log, &self.kind) {
+            (Some(log), _) => log.is_closed(),
+            #[cfg(feature = "redis")]
+            (None, Kind::Remote(source)) => source.is_closed(),
+            (None, _) => true,
+        }
     }
 
     pub(crate) fn set_partition(&mut self, partition: usize) {
@@ -477,6 +503,8 @@ impl Subscriber {
     pub fn group(&self) -> Option<&str> {
         match &self.kind {
             Kind::Group { member, .. } => Some(member.group()),
+            #[cfg(feature = "redis")]
+            Kind::Remote(source) => source.group(),
             _ => None,
         }
     }
@@ -486,6 +514,8 @@ impl Subscriber {
             Kind::Broadcast(_) => Wait::Broadcast(Waiter::new()),
             Kind::Merged(_) => Wait::Merged(MergedWaiter::new()),
             Kind::Group { .. } => Wait::Group(MemberWaiter::new(), Vec::new()),
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => Wait::Remote(None),
         }
     }
 
@@ -531,7 +561,7 @@ impl Subscriber {
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         let polled = self.poll_batch_inner(cx, wait, max, out);
-        if let Poll::Ready(got) = polled {
+        if let Poll::Ready(got) = &polled {
             self.note(got);
         }
         polled
@@ -539,10 +569,10 @@ impl Subscriber {
 
     /// Notes what a receive got: messages delivered (metrics), or a lag
     /// (its event).
-    fn note(&self, got: Result<usize, RecvError>) {
+    fn note(&self, got: &Result<usize, RecvError>) {
         match got {
-            Ok(n) => self.delivered(n),
-            Err(RecvError::Lagged(n)) => self.lagged(n),
+            Ok(n) => self.delivered(*n),
+            Err(RecvError::Lagged(n)) => self.lagged(*n),
             Err(_) => {}
         }
     }
@@ -594,7 +624,10 @@ impl Subscriber {
                     partition: self.partition,
                     out,
                 };
-                cursor.lock().poll_recv_batch(cx, waiter, max, &mut collect)
+                cursor
+                    .lock()
+                    .poll_recv_batch(cx, waiter, max, &mut collect)
+                    .map_err(RecvError::from)
             }
             (Kind::Merged(cursors), Wait::Merged(waiter)) => {
                 let mut collect = Collect {
@@ -618,7 +651,24 @@ impl Subscriber {
                         out.claimed(self, c);
                     }
                 }
-                r
+                r.map_err(RecvError::from)
+            }
+            #[cfg(feature = "redis")]
+            (Kind::Remote(source), Wait::Remote(pending)) => {
+                if max == 0 {
+                    return Poll::Ready(Ok(0));
+                }
+                let receive = pending.get_or_insert_with(|| source.recv(max, true));
+                let got = std::task::ready!(receive.get_mut().as_mut().poll(cx));
+                *pending = None;
+                Poll::Ready(got.map(|records| {
+                    let n = records.len();
+                    for (record, deliveries) in records {
+                        let c = source.claimed(self.formats(), record, deliveries);
+                        out.claimed(self, c);
+                    }
+                    n
+                }))
             }
             _ => unreachable!("a receive's waiter matches its subscriber"),
         }
@@ -683,6 +733,8 @@ impl Subscriber {
         let backlog = match &self.kind {
             Kind::Broadcast(cursor) => cursor.lock().lag(),
             Kind::Merged(_) | Kind::Group { .. } => 64,
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => 16,
         };
         // At least one: a batch receive returns one message or more.
         backlog.clamp(1, MAX_HINT) as usize
@@ -719,6 +771,22 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn try_recv(&self) -> Result<TopicMessage, TryRecvError> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            if let Some(m) = self.stash.lock().pop_front() {
+                return Ok(m);
+            }
+            let mut records = source
+                .recv(1, false)
+                .into_inner()
+                .await
+                .map_err(TryRecvError::from)?;
+            let Some((record, deliveries)) = records.pop() else {
+                return Err(TryRecvError::Empty);
+            };
+            self.delivered(1);
+            return Ok(self.claimed(source.claimed(self.formats(), record, deliveries)));
+        }
         self.try_recv_now()
     }
 
@@ -758,7 +826,11 @@ impl Subscriber {
             return Ok(m);
         }
         match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().try_recv().map(|d| self.message(d, self.partition)),
+            Kind::Broadcast(cursor) => cursor
+                .lock()
+                .try_recv()
+                .map(|d| self.message(d, self.partition))
+                .map_err(TryRecvError::from),
             Kind::Merged(cursors) => match cursors.lock().try_recv() {
                 Ok((p, d)) => Ok(self.message(d, Some(p))),
                 Err(memq_partition::TryRecvError::Empty) => Err(TryRecvError::Empty),
@@ -767,7 +839,15 @@ impl Subscriber {
                 }
                 Err(_) => Err(TryRecvError::Closed),
             },
-            Kind::Group { member, .. } => member.try_recv().map(|c| self.claimed(c)),
+            Kind::Group { member, .. } => member
+                .try_recv()
+                .map(|c| self.claimed(c))
+                .map_err(TryRecvError::from),
+            // Asking the server means waiting for it.
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => Err(TryRecvError::Store(crate::error::StoreError::unsupported(
+                "not supported by a queue over Redis: try_recv_now (use the async try_recv)",
+            ))),
         }
     }
 
@@ -1479,7 +1559,8 @@ impl Subscriber {
                             .map(|r| r.map(|_| cursor))
                     })
                 })
-                .await?;
+                .await
+                .map_err(RecvError::from)?;
                 let mut values = Vec::with_capacity(raw.len());
                 let mut raw = raw.into_iter();
                 while let Some(d) = raw.next() {
@@ -1500,7 +1581,7 @@ impl Subscriber {
                 }
                 Ok(values)
             }
-            Kind::Merged(_) | Kind::Group { .. } => {
+            _ => {
                 let stash = &self.stash;
                 let mut msgs = Vec::new();
                 self.recv_into(max, &mut msgs).await?;
@@ -1664,6 +1745,23 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn seek(&self, offset: u64) -> Result<(), OutOfRange> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            return match source.seek(offset).await {
+                Ok(()) => {
+                    self.stash.lock().clear();
+                    Ok(())
+                }
+                Err(crate::error::TopicError::OutOfRange(range)) => Err(range),
+                // The store could not say (see `seek_partition` for its
+                // error) or a group member: an empty window.
+                Err(_) => Err(OutOfRange {
+                    requested: offset,
+                    low: 0,
+                    high: 0,
+                }),
+            };
+        }
         let parts = self.windows();
         for &(_, low, high) in &parts {
             if !(low..=high).contains(&offset) {
@@ -1689,6 +1787,8 @@ impl Subscriber {
                 Ok(())
             }
             // The group checks and moves every partition under its lock.
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => unreachable!("handled above"),
             Kind::Group { member, .. } => member.seek_all(offset).map_err(|e| match e {
                 memq_groups::GroupError::OutOfRange { range, .. } => range,
                 // The group refuses a seek only outside a window; report the
@@ -1713,7 +1813,7 @@ impl Subscriber {
     /// `(partition, low, high)` of every partition this subscriber reads,
     /// in index order.
     fn windows(&self) -> Vec<(usize, u64, u64)> {
-        let topics = self.log.partitions();
+        let topics = self.log.as_ref().map(Log::partitions).unwrap_or_default();
         let window = |p: usize| {
             let s = topics[p].stats();
             (p, s.low, s.high)
@@ -1760,6 +1860,18 @@ impl Subscriber {
         partition: usize,
         offset: u64,
     ) -> Result<(), crate::error::TopicError> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            if partition != 0 {
+                return Err(crate::error::TopicError::NoSuchPartition {
+                    partition,
+                    partitions: 1,
+                });
+            }
+            source.seek(offset).await?;
+            self.stash.lock().clear();
+            return Ok(());
+        }
         self.seek_in(partition, offset)?;
         // Moved: what a typed batch put aside there is behind the new
         // position (kept when the seek fails, as `seek` does).
@@ -1787,6 +1899,8 @@ impl Subscriber {
                 memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
                 _ => missing,
             }),
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => unreachable!("seek_partition moves remote subscribers"),
         }
     }
 
@@ -1810,7 +1924,14 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn reset_offset(&self) {
-        let topics = self.log.partitions();
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            if source.seek_earliest().await.is_ok() {
+                self.stash.lock().clear();
+            }
+            return;
+        }
+        let topics = self.log.as_ref().map(Log::partitions).unwrap_or_default();
         for (p, _, _) in self.windows() {
             // A window only moves up: should the oldest message go between
             // reading the window and moving, try the new oldest.
@@ -1844,6 +1965,8 @@ impl Subscriber {
             Kind::Broadcast(_) => 1,
             Kind::Merged(cursors) => cursors.lock().len(),
             Kind::Group { member, .. } => member.partitions(),
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => 1,
         }
     }
 
@@ -1938,9 +2061,9 @@ impl Subscriber {
                 offset,
                 high: self
                     .log
-                    .partitions()
-                    .get(partition)
-                    .map_or(offset, |t| t.stats().high),
+                    .as_ref()
+                    .and_then(|log| log.partitions().get(partition).map(|t| t.stats().high))
+                    .unwrap_or(offset),
             },
         }
     }
@@ -1967,6 +2090,12 @@ impl Subscriber {
                 // A group's commit fails only for an unpublished offset or
                 // a partition it does not read.
                 _ => missing,
+            }),
+            // No named consumers on a server: nothing to commit to.
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => Err(CommitError::NoSuchPartition {
+                partition,
+                partitions: 0,
             }),
         }
     }
@@ -2005,6 +2134,10 @@ impl Subscriber {
     }
 
     pub(crate) fn ack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            return source.settle(partition, offset, true);
+        }
         self.acking_member()?.ack(partition, offset)
     }
 
@@ -2051,6 +2184,10 @@ impl Subscriber {
     }
 
     pub(crate) fn nack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(source) = &self.kind {
+            return source.settle(partition, offset, false);
+        }
         self.acking_member()?.nack(partition, offset)
     }
 
@@ -2150,6 +2287,8 @@ impl Subscriber {
             Kind::Broadcast(cursor) => (partition == self.own_partition()).then(|| cursor.lock().position()),
             Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
             Kind::Group { member, .. } => member.position(partition),
+            #[cfg(feature = "redis")]
+            Kind::Remote(source) => (partition == 0).then(|| source.position()).flatten(),
         };
         position.map(|p| stashed.map_or(p, |s| s.min(p)))
     }
@@ -2209,6 +2348,8 @@ impl Subscriber {
             Kind::Broadcast(cursor) => cursor.lock().committed(),
             Kind::Merged(cursors) => cursors.lock().cursor(0).and_then(|c| c.committed()),
             Kind::Group { member, .. } => member.stats().committed.first().copied().flatten(),
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => None,
         }
     }
 
@@ -2238,6 +2379,10 @@ impl Subscriber {
                 Kind::Broadcast(cursor) => cursor.lock().lag(),
                 Kind::Merged(cursors) => cursors.lock().lag(),
                 Kind::Group { member, .. } => member.stats().lag,
+                // Known only to the server (a round trip; this call does not
+                // wait): see `MessageQueue::get_topic_stats`.
+                #[cfg(feature = "redis")]
+                Kind::Remote(_) => 0,
             }
     }
 }

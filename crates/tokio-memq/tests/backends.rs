@@ -1,0 +1,526 @@
+//! The delivery contract, run against both backends: an in-memory queue
+//! (`MessageQueue::new`) and a queue over a real `redis-server`
+//! (`MessageQueue::connect`, the `redis` feature) that each test starts on
+//! a free port of 127.0.0.1. The same test body runs on each, so code that
+//! passes here behaves the same whichever queue it is given.
+//!
+//! Without `redis-server` the Redis half says it skipped; with `CI` set a
+//! missing server fails (`.ci/run` installs it). Also here: the documented
+//! differences, each a typed error.
+#![cfg(feature = "redis")]
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use memq_testkit::redis_server::RedisServer;
+use serde::{Deserialize, Serialize};
+use tokio::time::timeout;
+use tokio_memq::{
+    ConsumptionMode, Headers, MessageQueue, PublishError, RecvError, SerializationFormat, StoreErrorKind,
+    TopicError, TopicOptions,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The queues a test runs on: in memory, and over Redis when a server
+/// could be started (kept alive by the returned handle).
+async fn backends() -> (Vec<(&'static str, MessageQueue)>, Option<RedisServer>) {
+    let mut queues = vec![("memory", MessageQueue::new())];
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("starting the server does not panic");
+    if let Some(server) = &server {
+        let mq = timeout(LIMIT, MessageQueue::connect(&server.url()))
+            .await
+            .expect("connects in time")
+            .expect("connects");
+        queues.push(("redis", mq));
+    }
+    (queues, server)
+}
+
+/// Runs `body` on every backend, naming the backend in a failure.
+macro_rules! on_each_backend {
+    (|$mq:ident, $name:ident| $body:block) => {{
+        let (queues, _server) = backends().await;
+        for ($name, $mq) in queues {
+            let run = async { $body };
+            timeout(LIMIT, run)
+                .await
+                .unwrap_or_else(|_| panic!("{}: timed out", $name));
+        }
+    }};
+}
+
+fn latest() -> TopicOptions {
+    TopicOptions::default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_make_one_gapless_sequence_in_order() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("orders", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publish = |tag: &'static str| {
+            let publisher = mq.publisher("orders");
+            tokio::spawn(async move {
+                for i in 0..100u32 {
+                    publisher.publish(format!("{tag}-{i}")).await.unwrap();
+                }
+            })
+        };
+        let (a, b) = (publish("a"), publish("b"));
+        a.await.unwrap();
+        b.await.unwrap();
+        let mut offsets = Vec::new();
+        let mut per_tag: HashMap<String, Vec<u32>> = HashMap::new();
+        while offsets.len() < 200 {
+            let msg = sub.recv().await.unwrap();
+            offsets.push(msg.offset());
+            let text: String = msg.deserialize().unwrap();
+            let (tag, i) = text.split_once('-').unwrap();
+            per_tag
+                .entry(tag.to_owned())
+                .or_default()
+                .push(i.parse().unwrap());
+        }
+        assert_eq!(
+            offsets,
+            (0..200).collect::<Vec<u64>>(),
+            "{backend}: one gapless sequence"
+        );
+        for (tag, seen) in per_tag {
+            assert_eq!(seen, (0..100).collect::<Vec<u32>>(), "{backend}: {tag}'s order");
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_contiguous_and_batch_receives_keep_order() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("chunks", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("chunks");
+        assert_eq!(publisher.publish("first").await.unwrap(), 0, "{backend}");
+        let run = publisher
+            .publish_batch((0..10u32).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(run, 1..11, "{backend}");
+        let mut got = Vec::new();
+        while got.len() < 11 {
+            got.extend(sub.recv_batch(64).await.unwrap());
+        }
+        let offsets: Vec<u64> = got.iter().map(|m| m.offset()).collect();
+        assert_eq!(offsets, (0..11).collect::<Vec<u64>>(), "{backend}");
+        let values: Vec<u32> = got[1..].iter().map(|m| m.deserialize().unwrap()).collect();
+        assert_eq!(values, (0..10).collect::<Vec<u32>>(), "{backend}");
+        // An empty batch stores nothing.
+        let empty = publisher.publish_batch(Vec::<u32>::new()).await.unwrap();
+        assert!(empty.is_empty(), "{backend}: {empty:?}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_positions_and_an_offset_outside_the_window() {
+    on_each_backend!(|mq, backend| {
+        mq.publisher("log")
+            .publish_batch(vec!["a", "b", "c"])
+            .await
+            .unwrap();
+        let at = |mode| mq.subscriber_with_options_and_mode("log", latest(), mode);
+        let earliest = at(ConsumptionMode::Earliest).await.unwrap();
+        let from1 = at(ConsumptionMode::Offset(1)).await.unwrap();
+        let newest = at(ConsumptionMode::Latest).await.unwrap();
+        mq.publisher("log").publish("d").await.unwrap();
+        assert_eq!(
+            earliest.recv().await.unwrap().deserialize::<String>().unwrap(),
+            "a",
+            "{backend}"
+        );
+        assert_eq!(from1.recv().await.unwrap().offset(), 1, "{backend}");
+        assert_eq!(newest.recv().await.unwrap().offset(), 3, "{backend}");
+        match at(ConsumptionMode::Offset(9)).await {
+            Err(TopicError::OutOfRange(r)) => {
+                assert_eq!((r.requested, r.low, r.high), (9, 0, 4), "{backend}")
+            }
+            other => panic!("{backend}: expected OutOfRange, got {other:?}"),
+        }
+        // Seeking back reads again.
+        from1.seek(0).await.unwrap();
+        assert_eq!(from1.recv().await.unwrap().offset(), 0, "{backend}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_behind_retention_is_told_exactly_how_many_it_lost() {
+    on_each_backend!(|mq, backend| {
+        let options = TopicOptions {
+            max_messages: Some(3),
+            ..TopicOptions::default()
+        };
+        let sub = mq
+            .subscriber_with_options_and_mode("ticks", options, ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        for tick in 0..10u32 {
+            mq.publisher("ticks").publish(tick).await.unwrap();
+        }
+        assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(7), "{backend}");
+        let rest: Vec<u32> = sub
+            .recv_batch(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.deserialize().unwrap())
+            .collect();
+        assert_eq!(rest, [7, 8, 9], "{backend}");
+        let stats = mq.get_topic_stats("ticks").await.unwrap();
+        assert_eq!(
+            (
+                stats.message_count,
+                stats.low_offset,
+                stats.next_offset,
+                stats.published
+            ),
+            (3, 7, 10, 10),
+            "{backend}"
+        );
+    });
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Order {
+    id: u64,
+    items: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_bytes_keys_and_headers_arrive_as_published() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("mixed", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("mixed");
+        let order = Order {
+            id: 7,
+            items: vec!["tea".into(), "cake".into()],
+        };
+        publisher.publish(order.clone()).await.unwrap();
+        publisher
+            .publish_with_format(order.clone(), SerializationFormat::MessagePack)
+            .await
+            .unwrap();
+        publisher
+            .publish_bytes(vec![0u8, 159, 146, 150, 255], SerializationFormat::Raw)
+            .await
+            .unwrap();
+        let mut headers = Headers::new();
+        headers.insert("trace-id", "abc");
+        publisher
+            .publish_with_key_and_headers("customer-9", 5u32, headers)
+            .await
+            .unwrap();
+
+        let native = sub.recv().await.unwrap();
+        assert_eq!(native.deserialize::<Order>().unwrap(), order, "{backend}");
+        let packed = sub.recv().await.unwrap();
+        assert_eq!(packed.format, SerializationFormat::MessagePack, "{backend}");
+        assert_eq!(packed.deserialize::<Order>().unwrap(), order, "{backend}");
+        let raw = sub.recv().await.unwrap();
+        assert_eq!(raw.format, SerializationFormat::Raw, "{backend}");
+        assert_eq!(
+            &raw.bytes().unwrap()[..],
+            [0u8, 159, 146, 150, 255],
+            "{backend}: binary intact"
+        );
+        let keyed = sub.recv().await.unwrap();
+        assert_eq!(keyed.key.as_deref(), Some("customer-9"), "{backend}");
+        assert_eq!(
+            keyed.headers().get("trace-id").map(|v| &v[..]),
+            Some(&b"abc"[..]),
+            "{backend}"
+        );
+        assert_eq!(keyed.deserialize::<u32>().unwrap(), 5, "{backend}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_share_messages_each_to_exactly_one() {
+    on_each_backend!(|mq, backend| {
+        let join = || mq.subscriber_group("jobs", "workers", ConsumptionMode::Latest);
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        assert_eq!(a.group(), Some("workers"), "{backend}");
+        let publisher = mq.publisher("jobs");
+        let work = |member: tokio_memq::Subscriber| {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while let Ok(Some(msg)) = member.recv_timeout(Duration::from_millis(1500)).await {
+                    seen.push(msg.offset());
+                }
+                seen
+            })
+        };
+        let (wa, wb) = (work(a), work(b));
+        for i in 0..40u32 {
+            publisher.publish(i).await.unwrap();
+        }
+        let (sa, sb) = (wa.await.unwrap(), wb.await.unwrap());
+        let all: BTreeSet<u64> = sa.iter().chain(&sb).copied().collect();
+        assert_eq!(
+            sa.len() + sb.len(),
+            40,
+            "{backend}: nothing twice ({sa:?} / {sb:?})"
+        );
+        assert_eq!(all, (0..40).collect::<BTreeSet<u64>>(), "{backend}: nothing lost");
+        let stats = mq.get_group_stats("jobs", "workers").await.unwrap();
+        assert_eq!((stats.lag, stats.pending), (0, 0), "{backend}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_messages_come_back_with_their_delivery_count_then_dead_letters() {
+    on_each_backend!(|mq, backend| {
+        let join = || {
+            mq.group("emails", "senders")
+                .mode(ConsumptionMode::Latest)
+                .manual_ack()
+                .ack_timeout(Duration::from_millis(200))
+                .max_deliveries(2)
+                .dead_letter_topic("emails.failed")
+                .join()
+        };
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        let failed = mq
+            .subscriber_with_options_and_mode("emails.failed", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        mq.publisher("emails").publish("welcome").await.unwrap();
+        mq.publisher("emails").publish("receipt").await.unwrap();
+
+        // The first: acknowledged at once, never seen again.
+        let first = a.recv().await.unwrap();
+        assert_eq!((first.offset(), first.deliveries), (0, 1), "{backend}");
+        a.ack(&first).unwrap();
+        // The second: handed back twice, then a dead letter.
+        let second = b.recv().await.unwrap();
+        assert_eq!((second.offset(), second.deliveries), (1, 1), "{backend}");
+        b.nack(&second).unwrap();
+        // Either member may take it over; the one that did hands it back.
+        let (holder, again) = tokio::select! {
+            m = a.recv() => (&a, m.unwrap()),
+            m = b.recv() => (&b, m.unwrap()),
+        };
+        assert_eq!((again.offset(), again.deliveries), (1, 2), "{backend}");
+        holder.nack(&again).unwrap();
+        // Both members keep asking; the third delivery becomes a dead letter.
+        let letter = tokio::select! {
+            l = failed.recv() => l.unwrap(),
+            m = a.recv() => panic!("{backend}: delivered past the limit: {m:?}"),
+            m = b.recv() => panic!("{backend}: delivered past the limit: {m:?}"),
+        };
+        assert_eq!(letter.deserialize::<String>().unwrap(), "receipt", "{backend}");
+        assert!(
+            a.recv_timeout(Duration::from_millis(500))
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}: nothing else"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receives_dropped_midway_lose_nothing() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("ticks", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("ticks");
+        let feeder = tokio::spawn(async move {
+            for i in 0..60u32 {
+                publisher.publish(i).await.unwrap();
+                if i % 7 == 0 {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 60 {
+            // Most of these time out and are dropped while they wait.
+            if let Ok(msg) = timeout(Duration::from_micros(700), sub.recv()).await {
+                got.push(msg.unwrap().deserialize::<u32>().unwrap());
+            }
+        }
+        feeder.await.unwrap();
+        assert_eq!(
+            got,
+            (0..60).collect::<Vec<u32>>(),
+            "{backend}: no loss, no repeat"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_queue_wakes_a_waiting_receive_and_stops_publishers() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("idle", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("idle");
+        let waiting = tokio::spawn(async move { sub.recv().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mq.close();
+        assert_eq!(
+            waiting.await.unwrap().unwrap_err(),
+            RecvError::Closed,
+            "{backend}"
+        );
+        assert!(publisher.is_closed(), "{backend}");
+        assert!(
+            matches!(publisher.publish(1u8).await, Err(PublishError::Closed(1))),
+            "{backend}"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topic_ends_its_readers_and_bound_publishers() {
+    on_each_backend!(|mq, backend| {
+        let publisher = mq.publisher("temp");
+        publisher.publish(1u8).await.unwrap();
+        let sub = mq
+            .subscriber_with_options_and_mode("temp", latest(), ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(sub.recv().await.unwrap().offset(), 0, "{backend}");
+        assert_eq!(mq.list_topics().await, ["temp"], "{backend}");
+        assert!(mq.delete_topic("temp").await, "{backend}");
+        assert!(!mq.delete_topic("temp").await, "{backend}: gone already");
+        assert_eq!(
+            sub.recv().await.unwrap_err(),
+            RecvError::Closed,
+            "{backend}: not a hang"
+        );
+        assert!(
+            matches!(publisher.publish(2u8).await, Err(PublishError::Closed(2))),
+            "{backend}: bound to the deleted topic"
+        );
+        // A new topic under the name starts over.
+        assert_eq!(mq.publisher("temp").publish(3u8).await.unwrap(), 0, "{backend}");
+    });
+}
+
+/// What a queue over Redis cannot do is a typed error where it is asked,
+/// never a silent difference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_differences_are_typed_errors() {
+    let (queues, _server) = backends().await;
+    for (backend, mq) in queues {
+        let remote = backend == "redis";
+        let refused = |kind: Option<StoreErrorKind>| kind == Some(StoreErrorKind::Unsupported);
+        let try_published = mq.publisher("t").try_publish(1u8);
+        let kind = match &try_published {
+            Err(PublishError::Store { error, .. }) => Some(error.kind()),
+            _ => None,
+        };
+        assert_eq!(refused(kind), remote, "{backend}: try_publish {try_published:?}");
+        let blocking = TopicOptions {
+            lru_enabled: false,
+            ..TopicOptions::default()
+        };
+        let created = mq.create_topic("held", blocking).await;
+        let kind = match &created {
+            Err(TopicError::Store(e)) => Some(e.kind()),
+            _ => None,
+        };
+        assert_eq!(refused(kind), remote, "{backend}: lru_enabled false {created:?}");
+        let pattern = mq.subscribe_pattern("t.*");
+        assert_eq!(pattern.is_err(), remote, "{backend}: wildcards");
+        if remote {
+            let Err(TopicError::Store(e)) = mq
+                .create_partitioned_topic("parts", TopicOptions::default(), 2)
+                .await
+            else {
+                panic!("partitioned topics are refused over Redis");
+            };
+            assert_eq!(e.kind(), StoreErrorKind::Unsupported);
+            // Native values cross as JSON: no shared `Arc` on the other side.
+            let sub = mq
+                .subscriber_with_options_and_mode("native", latest(), ConsumptionMode::Latest)
+                .await
+                .unwrap();
+            mq.publisher("native").publish(vec![1u16, 2]).await.unwrap();
+            let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+            assert_eq!(msg.format, SerializationFormat::Json);
+            assert!(msg.native::<Vec<u16>>().is_none());
+            assert_eq!(msg.deserialize::<Vec<u16>>().unwrap(), [1, 2]);
+        }
+    }
+}
+
+/// Two queues connected to one server are two processes' views: one
+/// topic, one sequence, messages from either reach both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_connections_share_topics_offsets_and_groups() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let a = MessageQueue::connect(&server.url()).await.unwrap();
+    let b = MessageQueue::connect(&server.url()).await.unwrap();
+    let sub_b = b
+        .subscriber_with_options_and_mode("shared", latest(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    assert_eq!(a.publisher("shared").publish("from a").await.unwrap(), 0);
+    assert_eq!(b.publisher("shared").publish("from b").await.unwrap(), 1);
+    let got: Vec<String> = timeout(LIMIT, async {
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(
+                sub_b
+                    .recv_batch(2)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.deserialize::<String>().unwrap()),
+            );
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, ["from a", "from b"]);
+    assert_eq!(a.list_topics().await, ["shared"]);
+    // One group across the two: each message to one of them.
+    let ga = a
+        .subscriber_group("shared", "g", ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    let gb = b
+        .subscriber_group("shared", "g", ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    a.publisher("shared").publish_batch(vec!["x", "y"]).await.unwrap();
+    let mut offsets = BTreeSet::new();
+    timeout(LIMIT, async {
+        while offsets.len() < 2 {
+            tokio::select! {
+                m = ga.recv() => assert!(offsets.insert(m.unwrap().offset()), "twice"),
+                m = gb.recv() => assert!(offsets.insert(m.unwrap().offset()), "twice"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(offsets, BTreeSet::from([2, 3]));
+    let stats = b.get_group_stats("shared", "g").await.unwrap();
+    assert_eq!((stats.members, stats.lag, stats.pending), (2, 0, 0));
+}
