@@ -189,6 +189,6 @@ pub use error::{
 };
 pub use merged::{MergedCursor, MergedWaiter, Recv, RecvBatch};
 pub use murmur2::{kafka_partition, murmur2};
-pub use routing::{Router, Routing};
+pub use routing::{Router, RouterState, Routing};
 pub use stats::PartitionedStats;
 pub use topic::{PartitionedTopic, Publish};

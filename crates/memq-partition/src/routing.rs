@@ -111,9 +111,21 @@ impl fmt::Debug for Routing {
     }
 }
 
-/// The routing state of one topic: the strategy, the round-robin counter
-/// and the random generator.
-pub(crate) struct RouterState {
+/// A partitioned topic's routing and its state (the round-robin counter,
+/// the random stream), usable without a topic of this crate: a backend
+/// that keeps partitions elsewhere (a network store) routes with it the
+/// same way.
+///
+/// ```
+/// use memq_partition::{RouterState, Routing};
+///
+/// let router = RouterState::new(3);
+/// assert_eq!((router.route(None), router.route(None)), (Ok(0), Ok(1)), "round-robin");
+/// router.set(Routing::Hash);
+/// let p = router.route(Some(b"customer-9")).unwrap();
+/// assert_eq!(router.route(Some(b"customer-9")), Ok(p), "one key, one partition");
+/// ```
+pub struct RouterState {
     routing: RwLock<Routing>,
     next: AtomicUsize,
     rng: AtomicU64,
@@ -137,7 +149,10 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 impl RouterState {
-    pub(crate) fn new(partitions: usize) -> Self {
+    /// Routing among `partitions` partitions (0 counts as 1),
+    /// round-robin to begin with.
+    pub fn new(partitions: usize) -> Self {
+        let partitions = partitions.max(1);
         RouterState {
             routing: RwLock::new(Routing::default()),
             next: AtomicUsize::new(0),
@@ -146,14 +161,16 @@ impl RouterState {
         }
     }
 
-    pub(crate) fn get(&self) -> Routing {
+    /// The routing in use.
+    pub fn get(&self) -> Routing {
         self.routing
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub(crate) fn set(&self, routing: Routing) {
+    /// Replaces the routing.
+    pub fn set(&self, routing: Routing) {
         let old = {
             let mut g = self.routing.write().unwrap_or_else(PoisonError::into_inner);
             std::mem::replace(&mut *g, routing)
@@ -186,7 +203,13 @@ impl RouterState {
     }
 
     /// Routes one message.
-    pub(crate) fn route(&self, key: Option<&[u8]>) -> Result<usize, RouteError> {
+    /// The partition of a message with `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`RouteError`] when a fixed partition or a custom router's choice is
+    /// out of range, or the custom router panicked.
+    pub fn route(&self, key: Option<&[u8]>) -> Result<usize, RouteError> {
         let n = self.partitions;
         let routing = self.get();
         match routing {
@@ -208,7 +231,13 @@ impl RouterState {
     /// Routes a batch under one strategy snapshot, writing one partition
     /// per message into `out`. All or nothing: on error `out` is
     /// meaningless.
-    pub(crate) fn route_batch<K: AsRef<[u8]>, T>(
+    /// The partitions of a batch of keyed messages, pushed to `out` in
+    /// order (a round-robin batch takes consecutive partitions).
+    ///
+    /// # Errors
+    ///
+    /// As [`route`](Self::route); nothing is pushed past the failure.
+    pub fn route_batch<K: AsRef<[u8]>, T>(
         &self,
         messages: &[(Option<K>, T)],
         out: &mut Vec<usize>,

@@ -561,6 +561,16 @@ impl Store {
         Ok(names)
     }
 
+    /// The partition count of the partitioned topic `name`; `None` when
+    /// no partitioned topic has that name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn partition_count(&self, name: &str) -> Result<Option<usize>, Error> {
+        self.query(redis::cmd("GET").arg(parts_key(name))).await
+    }
+
     /// Whether a topic `name` exists on the server.
     ///
     /// # Errors
@@ -939,6 +949,33 @@ impl Reader {
             }
         }
         Ok(batch)
+    }
+
+    /// Up to `max` messages this reader has read ahead already, without
+    /// asking the server (none when it has nothing buffered).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Lagged`] as [`recv`](Self::recv) reports it.
+    pub fn take_buffered(&mut self, max: usize) -> Result<Vec<Record>, RecvError> {
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            if !taken.is_empty() && self.pending_lag.is_some() {
+                break;
+            }
+            match self.take() {
+                Ok(Some(r)) => taken.push(r),
+                Ok(None) => break,
+                Err(e) if taken.is_empty() => return Err(e),
+                // Reported by the next call: the lag comes after these.
+                Err(RecvError::Lagged(n)) => {
+                    self.pending_lag = Some(n);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(taken)
     }
 
     /// The next message if one is stored now.

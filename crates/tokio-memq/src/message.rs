@@ -527,6 +527,40 @@ impl Entry {
 
     /// This entry as a dead letter from `info`: its headers are kept and
     /// the origin is added to them (see [`dead_letter_headers`]).
+    /// This entry with headers that came from another process: a dead
+    /// letter's origin headers (see [`dead_letter_headers`]) make it one
+    /// here too ([`TopicMessage::dead_letter`]).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_received_headers(self, headers: Headers) -> Self {
+        use dead_letter_headers as h;
+        let text = |name: &str| headers.get(name).and_then(|v| std::str::from_utf8(v).ok());
+        let number = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
+        let reason = text(h::REASON)
+            .and_then(|r| r.strip_prefix("max_deliveries="))
+            .and_then(|n| n.parse().ok())
+            .map(|limit| DeadLetterReason::MaxDeliveries { limit });
+        let dead_letter = match (
+            text(h::TOPIC),
+            text(h::GROUP),
+            number(h::OFFSET),
+            number(h::DELIVERIES),
+            reason,
+        ) {
+            (Some(topic), Some(group), Some(offset), Some(deliveries), Some(reason)) => {
+                Some(DeadLetterInfo {
+                    topic: topic.into(),
+                    group: group.into(),
+                    partition: number(h::PARTITION).map(|p| p as usize),
+                    offset,
+                    deliveries: u32::try_from(deliveries).unwrap_or(u32::MAX),
+                    reason,
+                })
+            }
+            _ => None,
+        };
+        self.with_meta(Arc::new(Meta { dead_letter, headers }))
+    }
+
     pub(crate) fn into_dead_letter(self, info: DeadLetterInfo) -> Self {
         use dead_letter_headers as h;
         let mut meta = self.meta().map(|m| Meta::clone(m)).unwrap_or_default();

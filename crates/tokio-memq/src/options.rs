@@ -501,7 +501,11 @@ pub struct PartitionStats {
 
 impl PartitionStats {
     pub(crate) fn new(partition: usize, s: memq_core::TopicStats) -> Self {
-        let t = TopicStats::from(s);
+        Self::from_topic(partition, TopicStats::from(s))
+    }
+
+    /// The stats of partition `partition`, from its log's.
+    pub(crate) fn from_topic(partition: usize, t: TopicStats) -> Self {
         PartitionStats {
             partition,
             partition_id: partition,

@@ -14,6 +14,47 @@ use crate::queue::MessageQueue;
 use crate::subscriber::Subscriber;
 
 impl MessageQueue {
+    /// [`publish_batch_to_partitioned`](Self::publish_batch_to_partitioned)
+    /// on a queue over Redis: each topic's share through its publisher.
+    #[cfg(feature = "redis")]
+    async fn publish_batch_to_remote(
+        &self,
+        by_topic: BTreeMap<std::sync::Arc<str>, Vec<(usize, TopicMessage)>>,
+    ) -> Result<Vec<(usize, u64)>, PublishError<Vec<TopicMessage>>> {
+        let Some(remote) = self.registry().remote().cloned() else {
+            return Err(PublishError::Unroutable(Vec::new()));
+        };
+        let total: usize = by_topic.values().map(Vec::len).sum();
+        let mut placements = vec![(0, 0); total];
+        let mut groups = by_topic.into_iter();
+        while let Some((topic, msgs)) = groups.next() {
+            let rest_of = |groups: std::collections::btree_map::IntoIter<_, Vec<(usize, TopicMessage)>>| {
+                groups.flat_map(|(_, msgs)| msgs.into_iter().map(|(_, m)| m))
+            };
+            if !matches!(remote.parted_exists(&topic).await, Ok(true)) {
+                let mut all: Vec<TopicMessage> = msgs.into_iter().map(|(_, m)| m).collect();
+                all.extend(rest_of(groups));
+                return Err(PublishError::Unroutable(all));
+            }
+            let (positions, msgs): (Vec<usize>, Vec<TopicMessage>) = msgs.into_iter().unzip();
+            match self.publisher(&*topic).publish_messages_placed(msgs).await {
+                Ok(placed) => {
+                    for (pos, placement) in positions.into_iter().zip(placed) {
+                        placements[pos] = placement;
+                    }
+                }
+                Err(e) => {
+                    let later: Vec<TopicMessage> = rest_of(groups).collect();
+                    return Err(e.map(|mut rest| {
+                        rest.extend(later);
+                        rest
+                    }));
+                }
+            }
+        }
+        Ok(placements)
+    }
+
     fn partitioned(&self, topic: &str) -> Result<PartitionedTopic<Entry>, TopicError> {
         match self.registry().get(topic).map(|e| e.log) {
             Some(Log::Partitioned(p)) => Ok(p),
@@ -63,6 +104,21 @@ impl MessageQueue {
         options: TopicOptions,
         partitions: usize,
     ) -> Result<(), TopicError> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            if partitions == 0 || options.partitions.is_some_and(|p| p != partitions) {
+                return Err(TopicError::PartitionCount {
+                    topic: topic.as_ref().to_owned(),
+                    requested: partitions,
+                    existing: options.partitions,
+                });
+            }
+            let options = TopicOptions {
+                partitions: Some(partitions),
+                ..options
+            };
+            return remote.open(topic.as_ref(), Some(&options)).await.map(drop);
+        }
         self.registry()
             .get_or_create_partitioned(topic.as_ref(), &options, partitions)
             .map(drop)
@@ -100,6 +156,10 @@ impl MessageQueue {
         topic: impl AsRef<str>,
         routing: PartitionRouting,
     ) -> Result<(), TopicError> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.set_routing(topic.as_ref(), routing.to_routing()).await;
+        }
         let log = self.partitioned(topic.as_ref())?;
         if let PartitionRouting::Fixed(partition) = routing {
             let partitions = log.partition_count();
@@ -148,6 +208,17 @@ impl MessageQueue {
         &self,
         message: TopicMessage,
     ) -> Result<(usize, u64), PublishError<TopicMessage>> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            // Only to a partitioned topic the server has.
+            if !matches!(remote.parted_exists(&message.topic).await, Ok(true)) {
+                return Err(PublishError::Unroutable(message));
+            }
+            return self
+                .publisher(&*message.topic.clone())
+                .publish_message_routed(message)
+                .await;
+        }
         if self.partitioned(&message.topic).is_err() {
             return Err(PublishError::Unroutable(message));
         }
@@ -196,6 +267,10 @@ impl MessageQueue {
         let mut by_topic: BTreeMap<std::sync::Arc<str>, Vec<(usize, TopicMessage)>> = BTreeMap::new();
         for (i, m) in messages.into_iter().enumerate() {
             by_topic.entry(m.topic.clone()).or_default().push((i, m));
+        }
+        #[cfg(feature = "redis")]
+        if self.registry().remote().is_some() {
+            return self.publish_batch_to_remote(by_topic).await;
         }
         let mut logs = Vec::with_capacity(by_topic.len());
         for topic in by_topic.keys() {
@@ -304,6 +379,19 @@ impl MessageQueue {
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
         let topic = topic.as_ref();
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            if consumer_id.is_some() {
+                return Err(TopicError::Store(crate::error::StoreError::unsupported(
+                    "not supported by a queue over Redis: named consumers (use a group)",
+                )));
+            }
+            remote.parted(topic).await?;
+            let source = remote.subscribe(topic, None, mode, Some(partition)).await?;
+            let mut sub = Subscriber::remote(self.registry().clone(), topic, source);
+            sub.set_partition(partition);
+            return Ok(sub);
+        }
         let log = self.partitioned(topic)?;
         let cursor = match &consumer_id {
             Some(id) => log.subscribe_partition_named(partition, id, mode.start()),
@@ -355,6 +443,17 @@ impl MessageQueue {
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
         let topic = topic.as_ref();
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            let options = TopicOptions {
+                partitions: options.partitions.or(Some(partition + 1)),
+                ..options
+            };
+            remote.open(topic, Some(&options)).await?;
+            return self
+                .subscribe_partition(topic, partition, consumer_id, mode)
+                .await;
+        }
         // An existing topic is checked against `options` (retention, and
         // the count when given) as `create_partitioned_topic` checks it.
         let count = match (options.partitions, self.registry().get(topic).map(|e| e.log)) {
@@ -394,6 +493,11 @@ impl MessageQueue {
         topic: impl AsRef<str>,
         partition: usize,
     ) -> Option<PartitionStats> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            let all = remote.partition_stats(topic.as_ref()).await.ok()?;
+            return all.into_iter().find(|s| s.partition == partition);
+        }
         let log = self.partitioned(topic.as_ref()).ok()?;
         log.partition_stats(partition)
             .ok()
@@ -422,6 +526,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn get_all_partition_stats(&self, topic: impl AsRef<str>) -> Vec<PartitionStats> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.partition_stats(topic.as_ref()).await.unwrap_or_default();
+        }
         match self.partitioned(topic.as_ref()) {
             Ok(log) => log
                 .all_partition_stats()
@@ -451,6 +559,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn list_partitioned_topics(&self) -> Vec<String> {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.list_partitioned().await.unwrap_or_default();
+        }
         let mut names = Vec::new();
         for name in self.list_topics().await {
             if self.partitioned(&name).is_ok() {
@@ -480,6 +592,10 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn delete_partitioned_topic(&self, topic: impl AsRef<str>) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(remote) = self.registry().remote() {
+            return remote.parted(topic.as_ref()).await.is_ok() && self.delete_topic(topic).await;
+        }
         self.partitioned(topic.as_ref()).is_ok() && self.delete_topic(topic).await
     }
 }

@@ -75,7 +75,7 @@ pub struct Publisher {
     codec: RwLock<Option<CachedCodec>>,
     /// For a queue over Redis: the topic found on the first publish.
     #[cfg(feature = "redis")]
-    remote_topic: OnceLock<memq_redis::Topic>,
+    remote_topic: OnceLock<crate::remote::RemoteTopic>,
 }
 
 /// The topic a publisher found on its first publish.
@@ -425,7 +425,7 @@ impl Publisher {
                     back(back_entries.pop().expect("the entry handed back"))
                 })
                 .await
-                .map(|run| (0, run.start));
+                .map(|placed| placed.placements[0]);
         }
         match self.log_for(&mut entry) {
             None => Err(PublishError::Closed(back(entry))),
@@ -918,6 +918,8 @@ impl Publisher {
         Ok(match landed {
             Landed::Run(range) => range.map(|o| (0, o)).collect(),
             Landed::Shares(receipt) => receipt.placements(),
+            #[cfg(feature = "redis")]
+            Landed::Placed(placed) => placed.placements,
         })
     }
 
@@ -973,6 +975,8 @@ impl Publisher {
             .map(|landed| match landed {
                 Landed::Run(range) => range,
                 Landed::Shares(receipt) => receipt.shares().first().map_or(0..0, |(_, r)| r.clone()),
+                #[cfg(feature = "redis")]
+                Landed::Placed(placed) => placed.shares.first().map_or(0..0, |(_, r)| r.clone()),
             })
     }
 
@@ -999,7 +1003,7 @@ impl Publisher {
         tokio::task::consume_budget().await;
         #[cfg(feature = "redis")]
         if self.registry().remote().is_some() {
-            return self.publish_remote(entries, back).await.map(Landed::Run);
+            return self.publish_remote(entries, back).await.map(Landed::Placed);
         }
         match self.log_for_all(&mut entries) {
             None => Err(PublishError::Closed(back(entries))),
@@ -1032,24 +1036,21 @@ impl Publisher {
         &self,
         entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
-    ) -> Result<Range<u64>, PublishError<U>> {
+    ) -> Result<crate::remote::Placed, PublishError<U>> {
         let Some(remote) = self.registry().remote().cloned() else {
             return Err(PublishError::Closed(back(entries)));
         };
         let topic = match self.remote_topic.get() {
             Some(t) => t.clone(),
-            None => match remote.topic(&self.topic_name, None).await {
+            None => match remote.open(&self.topic_name, None).await {
                 Ok(t) => self.remote_topic.get_or_init(|| t).clone(),
-                Err(e) if remote.is_closed() => {
-                    let _ = e;
-                    return Err(PublishError::Closed(back(entries)));
-                }
-                Err(error) => {
+                Err(crate::error::TopicError::Store(error)) => {
                     return Err(PublishError::Store {
                         value: back(entries),
                         error,
                     })
                 }
+                Err(_) => return Err(PublishError::Closed(back(entries))),
             },
         };
         remote
@@ -1409,11 +1410,59 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes received or built messages to this publisher's topic as
+    /// one batch (routed when it is partitioned); where each landed.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn publish_messages_placed(
+        &self,
+        messages: Vec<TopicMessage>,
+    ) -> Result<Vec<(usize, u64)>, PublishError<Vec<TopicMessage>>> {
+        let formats = &self.registry().formats;
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut messages = messages.into_iter();
+        while let Some(m) = messages.next() {
+            match m.format_tag(formats) {
+                Ok(tag) => entries.push(m.into_entry(tag)),
+                Err(error) => {
+                    let mut rest: Vec<TopicMessage> = entries
+                        .into_iter()
+                        .map(|e| TopicMessage::unpublished(formats, &self.topic_name, e))
+                        .collect();
+                    rest.push(m);
+                    rest.extend(messages);
+                    return Err(PublishError::Encode {
+                        value: rest,
+                        error: error.into(),
+                    });
+                }
+            }
+        }
+        let registry = self.registry().clone();
+        let topic = self.topic_name.clone();
+        let landed = self
+            .publish_entries_placed(entries, move |rest| {
+                rest.into_iter()
+                    .map(|e| TopicMessage::unpublished(&registry.formats, &topic, e))
+                    .collect()
+            })
+            .await?;
+        Ok(match landed {
+            Landed::Run(range) => range.map(|o| (0, o)).collect(),
+            Landed::Shares(receipt) => receipt.placements(),
+            Landed::Placed(placed) => placed.placements,
+        })
+    }
+}
+
 /// Where a batch landed: one run on a plain topic, shares on a
 /// partitioned one.
 enum Landed {
     Run(Range<u64>),
     Shares(memq_partition::BatchReceipt),
+    /// Published to a server.
+    #[cfg(feature = "redis")]
+    Placed(crate::remote::Placed),
 }
 
 /// A message key, read by the partition router as bytes.

@@ -899,7 +899,7 @@ impl MessageQueue {
             } else {
                 mode
             };
-            let source = remote.subscribe(topic, options, mode).await?;
+            let source = remote.subscribe(topic, options, mode, None).await?;
             return Ok(Subscriber::remote(self.registry().clone(), topic, source));
         }
         self.subscribe(topic, options, mode)
@@ -1227,11 +1227,7 @@ impl MessageQueue {
     ) -> Result<(), TopicError> {
         #[cfg(feature = "redis")]
         if let Some(remote) = self.registry().remote() {
-            return remote
-                .topic(topic.as_ref(), Some(&options))
-                .await
-                .map(drop)
-                .map_err(TopicError::Store);
+            return remote.open(topic.as_ref(), Some(&options)).await.map(drop);
         }
         self.registry()
             .get_or_create(topic.as_ref(), Some(&options))

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use crate::error::{PublishError, RecvError, StoreError, StoreErrorKind, TopicError, TryRecvError};
 use crate::format::{FormatTable, SerializationFormat};
 use crate::message::Entry;
-use crate::options::{ConsumptionMode, TopicOptions, TopicStats};
+use crate::options::{ConsumptionMode, PartitionStats, TopicOptions, TopicStats};
 use crate::queue::Registry;
 use crate::MessageQueue;
 
@@ -31,7 +31,7 @@ use crate::MessageQueue;
 pub(crate) struct Remote {
     store: memq_redis::Store,
     /// Topic handles opened so far, by name.
-    topics: Mutex<HashMap<Arc<str>, memq_redis::Topic>>,
+    topics: Mutex<HashMap<Arc<str>, RemoteTopic>>,
     /// Set by [`MessageQueue::close`]: this process's handles stop.
     closed: AtomicBool,
     /// Wakes receives waiting on the server when the queue closes.
@@ -145,9 +145,6 @@ fn topic_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, Store
     if options.max_bytes.is_some() {
         return Err(unsupported("max_bytes (retention is by count)"));
     }
-    if options.partitions.is_some() {
-        return Err(unsupported("partitioned topics (not yet)"));
-    }
     if options.idle_timeout.is_some() || options.consume_idle_timeout.is_some() {
         return Err(unsupported("idle timeouts (topics live on the server)"));
     }
@@ -163,6 +160,86 @@ fn topic_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, Store
         .ttl(options.message_ttl))
 }
 
+/// A topic on the server: one log, or one per partition.
+#[derive(Clone)]
+pub(crate) enum RemoteTopic {
+    Plain(memq_redis::Topic),
+    Partitioned(Arc<Parted>),
+}
+
+/// A partitioned topic, with this process's routing of it.
+pub(crate) struct Parted {
+    topic: memq_redis::PartitionedTopic,
+    router: memq_partition::RouterState,
+}
+
+impl std::fmt::Debug for RemoteTopic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTopic")
+            .field("name", &self.name())
+            .field("partitions", &self.partition_count())
+            .finish()
+    }
+}
+
+impl RemoteTopic {
+    /// Its logs with their partition indices (one, index 0, for a plain
+    /// topic).
+    fn logs(&self) -> Vec<(usize, memq_redis::Topic)> {
+        match self {
+            RemoteTopic::Plain(t) => vec![(0, t.clone())],
+            RemoteTopic::Partitioned(p) => p.topic.partitions().iter().cloned().enumerate().collect(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            RemoteTopic::Plain(t) => t.name(),
+            RemoteTopic::Partitioned(p) => p.topic.name(),
+        }
+    }
+
+    fn partition_count(&self) -> Option<usize> {
+        match self {
+            RemoteTopic::Plain(_) => None,
+            RemoteTopic::Partitioned(p) => Some(p.topic.partitions().len()),
+        }
+    }
+}
+
+/// A topic or partition error from the store, as this crate's error.
+fn topic_error(e: memq_redis::Error) -> TopicError {
+    match e {
+        memq_redis::Error::PartitionCount {
+            topic,
+            requested,
+            existing,
+        } => TopicError::PartitionCount {
+            topic,
+            requested,
+            existing,
+        },
+        memq_redis::Error::KindMismatch { topic } => TopicError::NotPartitioned { topic },
+        memq_redis::Error::OutOfRange { offset, low, high } => {
+            TopicError::OutOfRange(memq_core::OutOfRange {
+                requested: offset,
+                low,
+                high,
+            })
+        }
+        e => TopicError::Store(store_error(e)),
+    }
+}
+
+/// Where each message of a published batch landed.
+pub(crate) struct Placed {
+    /// Each partition's share, in partition order (one run, partition 0,
+    /// for a plain topic).
+    pub(crate) shares: Vec<(usize, std::ops::Range<u64>)>,
+    /// `(partition, offset)` of each message, in the order given.
+    pub(crate) placements: Vec<(usize, u64)>,
+}
+
 impl Remote {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -173,48 +250,115 @@ impl Remote {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// The topic `name`, created with `options` (the defaults when `None`)
-    /// if the server does not have it.
-    pub(crate) async fn topic(
+    /// The topic `name` as the server has it (plain or partitioned), or
+    /// created with `options` (the defaults when `None`; partitioned when
+    /// they ask for partitions).
+    pub(crate) async fn open(
         &self,
         name: &str,
         options: Option<&TopicOptions>,
-    ) -> Result<memq_redis::Topic, StoreError> {
+    ) -> Result<RemoteTopic, TopicError> {
         if self.is_closed() {
-            return Err(StoreError::new(
-                StoreErrorKind::TopicGone,
-                "the queue was closed",
-                None,
-            ));
+            return Err(TopicError::Closed);
         }
-        let config = topic_config(options.unwrap_or(&TopicOptions::default()))?;
+        let options = options.cloned().unwrap_or_default();
+        let config = topic_config(&options).map_err(TopicError::Store)?;
+        let wanted = options.partitions;
         if let Some(t) = self.topics.lock().get(name) {
-            return Ok(t.clone());
+            match (wanted, t.partition_count()) {
+                (Some(n), Some(m)) if n != m => {
+                    return Err(TopicError::PartitionCount {
+                        topic: name.to_owned(),
+                        requested: n,
+                        existing: Some(m),
+                    })
+                }
+                (Some(_), None) => {
+                    return Err(TopicError::NotPartitioned {
+                        topic: name.to_owned(),
+                    })
+                }
+                _ => return Ok(t.clone()),
+            }
         }
         let (store, owned) = (self.store.clone(), name.to_owned());
-        let topic = self.run(async move { store.topic(&owned, config).await }).await?;
-        self.topics.lock().insert(name.into(), topic.clone());
-        Ok(topic)
+        let opened = self
+            .run(async move {
+                match wanted {
+                    Some(n) => store.partitioned_topic(&owned, n, config).await.map(Err),
+                    None => match store.partition_count(&owned).await? {
+                        Some(n) => store.partitioned_topic(&owned, n, config).await.map(Err),
+                        None => store.topic(&owned, config).await.map(Ok),
+                    },
+                }
+            })
+            .await
+            .map_err(TopicError::Store)?
+            .map_err(topic_error)?;
+        let topic = match opened {
+            Ok(plain) => RemoteTopic::Plain(plain),
+            Err(parted) => {
+                let router = memq_partition::RouterState::new(parted.partitions().len());
+                RemoteTopic::Partitioned(Arc::new(Parted {
+                    topic: parted,
+                    router,
+                }))
+            }
+        };
+        // Another task may have opened it meanwhile: keep the first (its
+        // routing may have been set already).
+        Ok(self.topics.lock().entry(name.into()).or_insert(topic).clone())
+    }
+
+    /// Whether the partitioned topic `name` exists.
+    pub(crate) async fn parted_exists(&self, name: &str) -> Result<bool, TopicError> {
+        match self.parted(name).await {
+            Ok(_) => Ok(true),
+            Err(TopicError::NoSuchTopic { .. } | TopicError::NotPartitioned { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The existing partitioned topic `name`.
+    pub(crate) async fn parted(&self, name: &str) -> Result<Arc<Parted>, TopicError> {
+        let exists = self
+            .run({
+                let (store, name) = (self.store.clone(), name.to_owned());
+                async move { store.topic_exists(&name).await }
+            })
+            .await
+            .map_err(TopicError::Store)?
+            .map_err(topic_error)?;
+        if !exists {
+            return Err(TopicError::NoSuchTopic {
+                topic: name.to_owned(),
+            });
+        }
+        match self.open(name, None).await? {
+            RemoteTopic::Partitioned(p) => Ok(p),
+            RemoteTopic::Plain(_) => Err(TopicError::NotPartitioned {
+                topic: name.to_owned(),
+            }),
+        }
     }
 
     /// Runs a store command as a task on the queue's runtime: awaitable
     /// from anywhere (the store's futures are not `Sync`, and need the
-    /// runtime's timers and sockets).
-    /// (Started at once: the returned future holds only the task's handle.)
+    /// runtime's timers and sockets). Started at once: the returned future
+    /// holds only the task's handle. The outer error: the runtime stopped.
     fn run<T: Send + 'static>(
         &self,
         command: impl Future<Output = Result<T, memq_redis::Error>> + Send + 'static,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send + Sync + 'static {
+    ) -> impl Future<Output = Result<Result<T, memq_redis::Error>, StoreError>> + Send + Sync + 'static {
         let task = self.runtime.spawn(command);
         async move {
-            match task.await {
-                Ok(done) => done.map_err(store_error),
-                Err(_) => Err(StoreError::new(
+            task.await.map_err(|_| {
+                StoreError::new(
                     StoreErrorKind::Unavailable,
                     "the runtime the queue was connected in has stopped",
                     None,
-                )),
-            }
+                )
+            })
         }
     }
 
@@ -232,62 +376,148 @@ impl Remote {
         self.store.topic_names().await.map_err(store_error)
     }
 
-    pub(crate) async fn stats(&self, name: &str) -> Result<Option<TopicStats>, StoreError> {
-        if !self.store.topic_exists(name).await.map_err(store_error)? {
+    /// The names of the partitioned topics.
+    pub(crate) async fn list_partitioned(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for name in self.list_topics().await? {
+            if self
+                .store
+                .partition_count(&name)
+                .await
+                .map_err(store_error)?
+                .is_some()
+            {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Stats of the topic `name` (summed over partitions, whose offsets
+    /// are their own: then the offsets are 0, as in memory).
+    pub(crate) async fn stats(&self, name: &str) -> Result<Option<TopicStats>, TopicError> {
+        if !self
+            .store
+            .topic_exists(name)
+            .await
+            .map_err(|e| TopicError::Store(store_error(e)))?
+        {
             return Ok(None);
         }
-        let topic = self.topic(name, None).await?;
-        let (low, high) = topic.bounds().await.map_err(store_error)?;
-        let count = (high - low) as usize;
-        // What the server keeps: no subscriber count (readers are in
-        // other processes) and no byte count.
-        Ok(Some(TopicStats {
-            message_count: count,
-            subscriber_count: 0,
-            dropped_messages: low as usize,
-            consumer_lags: HashMap::new(),
-            bytes: 0,
-            total_payload_size: 0,
-            published: high,
-            evicted: low,
-            expired: 0,
-            low_offset: low,
-            next_offset: high,
-        }))
+        let topic = self.open(name, None).await?;
+        let parts = self.partition_stats_of(&topic).await?;
+        let mut total = TopicStats::sum(parts.iter().map(|p| p.1.clone()));
+        if topic.partition_count().is_none() {
+            total.low_offset = parts[0].1.low_offset;
+            total.next_offset = parts[0].1.next_offset;
+        }
+        Ok(Some(total))
+    }
+
+    /// Each log's stats, by partition.
+    async fn partition_stats_of(&self, topic: &RemoteTopic) -> Result<Vec<(usize, TopicStats)>, TopicError> {
+        let mut stats = Vec::new();
+        for (p, log) in topic.logs() {
+            let (low, high) = log.bounds().await.map_err(topic_error)?;
+            // What the server keeps: no subscriber count (readers are in
+            // other processes), no byte count, and what was removed (by
+            // retention or TTL) as one count.
+            stats.push((
+                p,
+                TopicStats {
+                    message_count: (high - low) as usize,
+                    subscriber_count: 0,
+                    dropped_messages: low as usize,
+                    consumer_lags: HashMap::new(),
+                    bytes: 0,
+                    total_payload_size: 0,
+                    published: high,
+                    evicted: low,
+                    expired: 0,
+                    low_offset: low,
+                    next_offset: high,
+                },
+            ));
+        }
+        Ok(stats)
+    }
+
+    /// Stats of each partition of the partitioned topic `name`.
+    pub(crate) async fn partition_stats(&self, name: &str) -> Result<Vec<PartitionStats>, TopicError> {
+        let topic = RemoteTopic::Partitioned(self.parted(name).await?);
+        Ok(self
+            .partition_stats_of(&topic)
+            .await?
+            .into_iter()
+            .map(|(p, t)| PartitionStats::from_topic(p, t))
+            .collect())
+    }
+
+    /// Sets this process's routing of the partitioned topic `name`.
+    pub(crate) async fn set_routing(
+        &self,
+        name: &str,
+        routing: memq_partition::Routing,
+    ) -> Result<(), TopicError> {
+        let parted = self.parted(name).await?;
+        if let memq_partition::Routing::Fixed(partition) = routing {
+            let partitions = parted.topic.partitions().len();
+            if partition >= partitions {
+                return Err(TopicError::NoSuchPartition {
+                    partition,
+                    partitions,
+                });
+            }
+        }
+        parted.router.set(routing);
+        Ok(())
     }
 
     pub(crate) async fn group_stats(
         &self,
         topic: &str,
         group: &str,
-    ) -> Result<Option<GroupStats>, StoreError> {
-        if !self.store.topic_exists(topic).await.map_err(store_error)? {
+    ) -> Result<Option<GroupStats>, TopicError> {
+        if !self
+            .store
+            .topic_exists(topic)
+            .await
+            .map_err(|e| TopicError::Store(store_error(e)))?
+        {
             return Ok(None);
         }
-        let handle = self.topic(topic, None).await?;
-        let Some(s) = handle.group_stats(group).await.map_err(store_error)? else {
-            return Ok(None);
-        };
+        let handle = self.open(topic, None).await?;
         let mut stats = GroupStats::empty(group);
-        stats.members = s.members;
-        stats.lag = s.lag;
-        stats.pending = s.pending as usize;
-        Ok(Some(stats))
+        let mut found = false;
+        for (_, log) in handle.logs() {
+            let Some(s) = log.group_stats(group).await.map_err(topic_error)? else {
+                continue;
+            };
+            found = true;
+            // A member reads every partition: counted once.
+            stats.members = stats.members.max(s.members);
+            stats.lag += s.lag;
+            stats.pending += s.pending as usize;
+        }
+        Ok(found.then_some(stats))
     }
 
-    /// Publishes `entries` as one contiguous run.
+    /// Publishes `entries`: as one contiguous run to a plain topic, or
+    /// routed to partitions, each partition's share one run. A share that
+    /// fails leaves the earlier ones published; the messages not published
+    /// come back in the error.
     ///
-    /// The command runs as a task on the runtime the queue was made in, so
+    /// The commands run as tasks on the runtime the queue was made in, so
     /// a publish can be awaited anywhere (a blocking publish from a plain
     /// thread included), and one dropped midway still completes or fails
-    /// as a whole on the server.
+    /// whole on the server.
     pub(crate) async fn publish<U>(
         &self,
         formats: &FormatTable,
-        topic: &memq_redis::Topic,
+        topic: &RemoteTopic,
         entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
-    ) -> Result<std::ops::Range<u64>, PublishError<U>> {
+    ) -> Result<Placed, PublishError<U>> {
         if self.is_closed() {
             return Err(PublishError::Closed(back(entries)));
         }
@@ -303,44 +533,104 @@ impl Remote {
                 }
             }
         }
-        let handle = topic.clone();
-        let sent = self.runtime.spawn(async move {
-            let messages: Vec<memq_redis::Message<'_>> = wire.iter().map(Wire::message).collect();
-            handle.publish_messages(&messages).await
-        });
-        let error = match sent.await {
-            Ok(Ok(range)) => return Ok(range),
-            Ok(Err(memq_redis::Error::TopicGone(_))) => {
-                self.forget(topic.name());
-                return Err(PublishError::Closed(back(entries)));
+        // Each message's partition, then each partition's share in order.
+        let logs = topic.logs();
+        let routes: Vec<usize> = match topic {
+            RemoteTopic::Plain(_) => vec![0; entries.len()],
+            RemoteTopic::Partitioned(p) => {
+                let keys: Vec<(Option<&[u8]>, ())> = entries
+                    .iter()
+                    .map(|e| (e.key.as_deref().map(str::as_bytes), ()))
+                    .collect();
+                let mut routes = Vec::with_capacity(keys.len());
+                if p.router.route_batch(&keys, &mut routes).is_err() {
+                    return Err(PublishError::Unroutable(back(entries)));
+                }
+                routes
             }
-            Ok(Err(e)) => store_error(e),
-            Err(_) => StoreError::new(
-                StoreErrorKind::OutcomeUnknown,
-                "the runtime the queue was connected in stopped while a publish ran",
-                None,
-            ),
         };
-        Err(PublishError::Store {
-            value: back(entries),
-            error,
+        let mut shares: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, &p) in routes.iter().enumerate() {
+            shares.entry(p).or_default().push(i);
+        }
+        let mut wire: Vec<Option<Wire>> = wire.into_iter().map(Some).collect();
+        let mut placed = Placed {
+            shares: Vec::new(),
+            placements: vec![(0, 0); entries.len()],
+        };
+        let mut failure = None;
+        for (p, indices) in &shares {
+            let share: Vec<Wire> = indices.iter().filter_map(|&i| wire[i].take()).collect();
+            let log = logs[*p].1.clone();
+            let sent = self
+                .run(async move {
+                    let messages: Vec<memq_redis::Message<'_>> = share.iter().map(Wire::message).collect();
+                    log.publish_messages(&messages).await
+                })
+                .await;
+            match sent {
+                Ok(Ok(run)) => {
+                    for (&i, o) in indices.iter().zip(run.clone()) {
+                        placed.placements[i] = (*p, o);
+                    }
+                    placed.shares.push((*p, run));
+                }
+                Ok(Err(memq_redis::Error::TopicGone(_))) => {
+                    self.forget(topic.name());
+                    failure = Some((*p, None));
+                    break;
+                }
+                Ok(Err(e)) => {
+                    failure = Some((*p, Some(store_error(e))));
+                    break;
+                }
+                Err(_) => {
+                    let e = StoreError::new(
+                        StoreErrorKind::OutcomeUnknown,
+                        "the runtime the queue was connected in stopped while a publish ran",
+                        None,
+                    );
+                    failure = Some((*p, Some(e)));
+                    break;
+                }
+            }
+        }
+        let Some((failed, error)) = failure else {
+            return Ok(placed);
+        };
+        // The shares from the failed one on are not published: their
+        // messages come back, in the order given.
+        let unpublished: std::collections::HashSet<usize> = shares
+            .range(failed..)
+            .flat_map(|(_, i)| i.iter().copied())
+            .collect();
+        let rest: Vec<Entry> = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| unpublished.contains(i))
+            .map(|(_, e)| e)
+            .collect();
+        Err(match error {
+            None => PublishError::Closed(back(rest)),
+            Some(error) => PublishError::Store {
+                value: back(rest),
+                error,
+            },
         })
     }
 
-    /// A broadcast reader of `name` from `mode`.
+    /// Readers of `name` (every partition, or only `partition`) from `mode`.
     pub(crate) async fn subscribe(
         self: &Arc<Self>,
         name: &str,
         options: Option<&TopicOptions>,
         mode: ConsumptionMode,
+        partition: Option<usize>,
     ) -> Result<RemoteSource, TopicError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TopicError::Store(no_runtime()));
         }
-        if self.is_closed() {
-            return Err(TopicError::Closed);
-        }
-        let topic = self.topic(name, options).await.map_err(TopicError::Store)?;
+        let topic = self.open(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
             ConsumptionMode::Latest => memq_redis::Start::Latest,
@@ -351,29 +641,36 @@ impl Remote {
                 )))
             }
         };
-        let reader = match topic.reader(start).await {
-            Ok(r) => r,
-            Err(memq_redis::Error::OutOfRange { low, high, .. }) => {
-                let ConsumptionMode::Offset(offset) = mode else {
-                    unreachable!("only a start offset can be out of range")
-                };
-                return Err(TopicError::OutOfRange(memq_core::OutOfRange {
-                    requested: offset,
-                    low,
-                    high,
-                }));
+        let mut logs = topic.logs();
+        if let Some(p) = partition {
+            let partitions = logs.len();
+            if topic.partition_count().is_none() {
+                return Err(TopicError::NotPartitioned {
+                    topic: name.to_owned(),
+                });
             }
-            Err(e) => return Err(TopicError::Store(store_error(e))),
-        };
+            logs.retain(|(i, _)| *i == p);
+            if logs.is_empty() {
+                return Err(TopicError::NoSuchPartition {
+                    partition: p,
+                    partitions,
+                });
+            }
+        }
+        let mut parts = Vec::with_capacity(logs.len());
+        for (p, log) in logs {
+            let reader = log.reader(start).await.map_err(topic_error)?;
+            parts.push(Part::new(p, log, Source::Reader(reader)));
+        }
         Ok(RemoteSource::new(
             self.clone(),
-            topic,
-            Source::Reader(reader),
+            parts,
             None,
+            topic.partition_count().is_some(),
         ))
     }
 
-    /// A member of the group `group` of `name`.
+    /// A member of the group `group` of `name` (of every partition).
     pub(crate) async fn join(
         self: &Arc<Self>,
         name: &str,
@@ -386,9 +683,6 @@ impl Remote {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TopicError::Store(no_runtime()));
         }
-        if self.is_closed() {
-            return Err(TopicError::Closed);
-        }
         // Pending messages live on the server, where nothing bounds them:
         // only the default (never reached by members that acknowledge) is
         // taken, and exclusive ownership has no server form.
@@ -399,7 +693,7 @@ impl Remote {
                 "a max_pending other than the default, and exclusive groups",
             )));
         }
-        let topic = self.topic(name, options).await.map_err(TopicError::Store)?;
+        let topic = self.open(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
             ConsumptionMode::Latest | ConsumptionMode::LastOffset => memq_redis::Start::Latest,
@@ -420,10 +714,14 @@ impl Remote {
             self.member_prefix,
             self.next_member.fetch_add(1, Ordering::Relaxed)
         );
-        let member = topic
-            .join(group, &member_name, redis_config.clone())
-            .await
-            .map_err(|e| TopicError::Store(store_error(e)))?;
+        let mut parts = Vec::new();
+        for (p, log) in topic.logs() {
+            let member = log
+                .join(group, &member_name, redis_config.clone())
+                .await
+                .map_err(topic_error)?;
+            parts.push(Part::new(p, log, Source::Member(member)));
+        }
         let info = GroupInfo {
             name: group.to_owned(),
             member: member_name,
@@ -432,9 +730,9 @@ impl Remote {
         };
         Ok(RemoteSource::new(
             self.clone(),
-            topic,
-            Source::Member(member),
+            parts,
             Some(info),
+            topic.partition_count().is_some(),
         ))
     }
 }
@@ -480,7 +778,7 @@ impl Wire {
 
 /// A message received from the server, as a group member's claim (a
 /// broadcast reader's has one delivery).
-fn claimed(formats: &FormatTable, record: memq_redis::Record, deliveries: u64) -> Claimed<Entry> {
+fn claimed(formats: &FormatTable, (partition, record, deliveries): Got) -> Claimed<Entry> {
     let format: SerializationFormat = record
         .format
         .as_deref()
@@ -492,7 +790,7 @@ fn claimed(formats: &FormatTable, record: memq_redis::Record, deliveries: u64) -
     let mut entry = Entry::encoded(record.payload, tag);
     entry.key = record.key.map(Into::into);
     if !record.headers.is_empty() {
-        entry = entry.with_headers(record.headers);
+        entry = entry.with_received_headers(record.headers);
     }
     // The server's clock, carried over to this process's.
     let now_ms = SystemTime::now()
@@ -503,7 +801,7 @@ fn claimed(formats: &FormatTable, record: memq_redis::Record, deliveries: u64) -
     let now = tokio::time::Instant::now();
     let timestamp = now.checked_sub(age).unwrap_or(now);
     Claimed::new(
-        0,
+        partition,
         record.offset,
         timestamp,
         u32::try_from(deliveries).unwrap_or(u32::MAX),
@@ -525,43 +823,111 @@ struct GroupInfo {
     ack_timeout: Duration,
 }
 
+/// One log a subscriber reads: a partition, or the whole of a plain topic.
+#[derive(Clone)]
+struct Part {
+    index: usize,
+    log: memq_redis::Topic,
+    source: Arc<tokio::sync::Mutex<Source>>,
+    /// The offset after the last message handed out (readers).
+    position: Arc<AtomicU64>,
+}
+
+impl Part {
+    fn new(index: usize, log: memq_redis::Topic, source: Source) -> Part {
+        let position = match &source {
+            Source::Reader(r) => r.position(),
+            Source::Member(_) => 0,
+        };
+        Part {
+            index,
+            log,
+            source: Arc::new(tokio::sync::Mutex::new(source)),
+            position: Arc::new(AtomicU64::new(position)),
+        }
+    }
+
+    /// Waits for up to `max` messages from this log (`wait` false: only
+    /// what is there now).
+    async fn recv(self, max: usize, wait: bool) -> Result<Vec<Got>, RecvError> {
+        let mut source = self.source.lock_owned().await;
+        let got = match &mut *source {
+            Source::Reader(reader) => {
+                let got = if wait {
+                    reader.recv_batch(max).await
+                } else {
+                    reader.try_recv().await.map(|r| r.into_iter().collect())
+                };
+                self.position.store(reader.position(), Ordering::Release);
+                got.map_err(recv_error)?
+                    .into_iter()
+                    .map(|r| (self.index, r, 1))
+                    .collect()
+            }
+            Source::Member(member) => {
+                if !wait {
+                    return Err(RecvError::Store(unsupported(
+                        "try_recv for a group member (use recv_timeout)",
+                    )));
+                }
+                let d = member.recv().await.map_err(recv_error)?;
+                vec![(self.index, d.record, d.deliveries)]
+            }
+        };
+        Ok(got)
+    }
+
+    /// What this log's reader has buffered already (no round trip).
+    async fn buffered(&self, max: usize) -> Result<Vec<Got>, RecvError> {
+        let mut source = self.source.lock().await;
+        let Source::Reader(reader) = &mut *source else {
+            return Ok(Vec::new());
+        };
+        let got = reader.take_buffered(max).map_err(recv_error);
+        self.position.store(reader.position(), Ordering::Release);
+        Ok(got?.into_iter().map(|r| (self.index, r, 1)).collect())
+    }
+}
+
+/// A message received: its partition, the record, its delivery count.
+type Got = (usize, memq_redis::Record, u64);
+
 /// What a subscriber of a remote queue reads from.
 pub(crate) struct RemoteSource {
     remote: Arc<Remote>,
-    topic: memq_redis::Topic,
-    source: Arc<tokio::sync::Mutex<Source>>,
+    parts: Vec<Part>,
     group: Option<GroupInfo>,
-    /// The offset after the last message handed out (broadcast readers).
-    position: Arc<AtomicU64>,
+    /// The topic is partitioned: messages say their partition.
+    partitioned: bool,
+    /// Which part a receive looks at first (they take turns).
+    turn: AtomicU64,
 }
 
 /// A receive in flight. (In a mutex only to be `Sync`, as every receive
 /// future and stream of the crate is: it is polled through `&mut`, with
 /// `get_mut`, never locked.)
-pub(crate) type RemoteRecv =
-    Mutex<Pin<Box<dyn Future<Output = Result<Vec<(memq_redis::Record, u64)>, RecvError>> + Send>>>;
+pub(crate) type RemoteRecv = Mutex<Receiving>;
+
+/// Receiving from the server.
+pub(crate) type Receiving = Pin<Box<dyn Future<Output = Result<Vec<Got>, RecvError>> + Send>>;
 
 impl std::fmt::Debug for RemoteSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteSource")
-            .field("topic", &self.topic.name())
+            .field("partitions", &self.parts.len())
             .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
 
 impl RemoteSource {
-    fn new(remote: Arc<Remote>, topic: memq_redis::Topic, source: Source, group: Option<GroupInfo>) -> Self {
-        let position = match &source {
-            Source::Reader(r) => r.position(),
-            Source::Member(_) => 0,
-        };
+    fn new(remote: Arc<Remote>, parts: Vec<Part>, group: Option<GroupInfo>, partitioned: bool) -> Self {
         RemoteSource {
             remote,
-            topic,
-            source: Arc::new(tokio::sync::Mutex::new(source)),
+            parts,
             group,
-            position: Arc::new(AtomicU64::new(position)),
+            partitioned,
+            turn: AtomicU64::new(0),
         }
     }
 
@@ -573,18 +939,32 @@ impl RemoteSource {
         self.remote.is_closed()
     }
 
-    /// The offset of the next message a broadcast reader returns.
-    pub(crate) fn position(&self) -> Option<u64> {
-        self.group
-            .is_none()
-            .then(|| self.position.load(Ordering::Acquire))
+    /// Messages say their partition (a partitioned topic).
+    pub(crate) fn is_partitioned(&self) -> bool {
+        self.partitioned
     }
 
-    /// A receive of up to `max` messages (`wait`: for the first one).
+    /// How many logs this reads.
+    pub(crate) fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The offset of the next message a reader returns from `partition`.
+    pub(crate) fn position(&self, partition: usize) -> Option<u64> {
+        if self.group.is_some() {
+            return None;
+        }
+        let part = self.parts.iter().find(|p| p.index == partition)?;
+        Some(part.position.load(Ordering::Acquire))
+    }
+
+    /// A receive of up to `max` messages (`wait`: for the first one),
+    /// from whichever log has them first; the logs take turns.
     pub(crate) fn recv(&self, max: usize, wait: bool) -> RemoteRecv {
         let remote = self.remote.clone();
-        let source = self.source.clone();
-        let position = self.position.clone();
+        let n = self.parts.len();
+        let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
+        let parts: Vec<Part> = (0..n).map(|i| self.parts[(first + i) % n].clone()).collect();
         Mutex::new(Box::pin(async move {
             if remote.is_closed() {
                 return Err(RecvError::Closed);
@@ -592,88 +972,106 @@ impl RemoteSource {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(RecvError::Store(no_runtime()));
             }
+            // Read ahead already: no round trip.
+            for part in &parts {
+                let got = part.buffered(max).await?;
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
             let closing = remote.closing.notified();
             tokio::pin!(closing);
             closing.as_mut().enable();
             if remote.is_closed() {
                 return Err(RecvError::Closed);
             }
-            let receive = async {
-                let mut source = source.lock_owned().await;
-                match &mut *source {
-                    Source::Reader(reader) => {
-                        let got = if wait {
-                            reader.recv_batch(max).await
-                        } else {
-                            reader.try_recv().await.map(|r| r.into_iter().collect())
-                        };
-                        position.store(reader.position(), Ordering::Release);
-                        Ok(got.map_err(recv_error)?.into_iter().map(|r| (r, 1)).collect())
-                    }
-                    Source::Member(member) => {
-                        if !wait {
-                            return Err(RecvError::Store(unsupported(
-                                "try_recv for a group member (use recv_timeout)",
-                            )));
-                        }
-                        let d = member.recv().await.map_err(recv_error)?;
-                        Ok(vec![(d.record, d.deliveries)])
+            if !wait {
+                for part in parts {
+                    let got = part.recv(max, false).await?;
+                    if !got.is_empty() {
+                        return Ok(got);
                     }
                 }
-            };
-            tokio::pin!(receive);
+                return Ok(Vec::new());
+            }
+            // Wait on every log at once; the first answer wins, and the
+            // others are dropped (cancel safe: nothing taken is lost, and
+            // their waits on the server are cancelled).
+            let mut waits: Vec<Receiving> = parts
+                .into_iter()
+                .map(|p| Box::pin(p.recv(max, true)) as _)
+                .collect();
             std::future::poll_fn(|cx| {
                 if closing.as_mut().poll(cx).is_ready() {
                     return std::task::Poll::Ready(Err(RecvError::Closed));
                 }
-                receive.as_mut().poll(cx)
+                for w in &mut waits {
+                    if let std::task::Poll::Ready(got) = w.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(got);
+                    }
+                }
+                std::task::Poll::Pending
             })
             .await
         }))
     }
 
-    /// Moves a broadcast reader to `offset` (a new reader there).
-    pub(crate) async fn seek(&self, offset: u64) -> Result<(), TopicError> {
-        self.move_to(memq_redis::Start::Offset(offset)).await
+    /// Moves a reader of `partition` to `offset` (a new reader there).
+    pub(crate) async fn seek(&self, partition: usize, offset: u64) -> Result<(), TopicError> {
+        self.move_to(partition, memq_redis::Start::Offset(offset)).await
     }
 
-    /// Moves a broadcast reader to the oldest retained message.
-    pub(crate) async fn seek_earliest(&self) -> Result<(), TopicError> {
-        self.move_to(memq_redis::Start::Earliest).await
-    }
-
-    async fn move_to(&self, start: memq_redis::Start) -> Result<(), TopicError> {
-        if self.group.is_some() {
-            return Err(TopicError::Store(unsupported("seeking a group member")));
-        }
-        let mut source = self.source.lock().await;
-        let reader = match self.topic.reader(start).await {
-            Ok(r) => r,
-            Err(memq_redis::Error::OutOfRange { offset, low, high }) => {
+    /// Moves every reader to `offset`, or none: each partition must
+    /// retain it (or have it next).
+    pub(crate) async fn seek_all(&self, offset: u64) -> Result<(), TopicError> {
+        for part in &self.parts {
+            let (low, high) = part.log.bounds().await.map_err(topic_error)?;
+            if !(low..=high).contains(&offset) {
                 return Err(TopicError::OutOfRange(memq_core::OutOfRange {
                     requested: offset,
                     low,
                     high,
-                }))
+                }));
             }
-            Err(e) => return Err(TopicError::Store(store_error(e))),
+        }
+        for part in &self.parts {
+            self.move_to(part.index, memq_redis::Start::Offset(offset))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves every reader to its oldest retained message.
+    pub(crate) async fn seek_earliest(&self) -> Result<(), TopicError> {
+        for part in &self.parts {
+            self.move_to(part.index, memq_redis::Start::Earliest).await?;
+        }
+        Ok(())
+    }
+
+    async fn move_to(&self, partition: usize, start: memq_redis::Start) -> Result<(), TopicError> {
+        if self.group.is_some() {
+            return Err(TopicError::Store(unsupported("seeking a group member")));
+        }
+        let Some(part) = self.parts.iter().find(|p| p.index == partition) else {
+            return Err(TopicError::NoSuchPartition {
+                partition,
+                partitions: self.parts.len(),
+            });
         };
-        self.position.store(reader.position(), Ordering::Release);
+        let mut source = part.source.lock().await;
+        let reader = part.log.reader(start).await.map_err(topic_error)?;
+        part.position.store(reader.position(), Ordering::Release);
         *source = Source::Reader(reader);
         Ok(())
     }
 
-    pub(crate) fn claimed(
-        &self,
-        formats: &FormatTable,
-        record: memq_redis::Record,
-        deliveries: u64,
-    ) -> Claimed<Entry> {
-        claimed(formats, record, deliveries)
+    pub(crate) fn claimed(&self, formats: &FormatTable, got: Got) -> Claimed<Entry> {
+        claimed(formats, got)
     }
 
-    /// Acknowledges (or, `ack` false, hands back) the message at `offset`,
-    /// in the background.
+    /// Acknowledges (or, `ack` false, hands back) the message at `offset`
+    /// of `partition`, in the background.
     pub(crate) fn settle(
         &self,
         partition: usize,
@@ -683,18 +1081,17 @@ impl RemoteSource {
         let Some(group) = self.group.clone().filter(|g| g.manual) else {
             return Err(memq_groups::AckError::AutoAck);
         };
-        if partition != 0 {
+        let Some(part) = self.parts.iter().find(|p| p.index == partition) else {
             return Err(memq_groups::AckError::NoSuchPartition { partition });
-        }
-        let topic = self.topic.clone();
+        };
+        let log = part.log.clone();
         self.remote.runtime.spawn(async move {
             // A lost acknowledgement only means another delivery (at least
             // once); nothing waits for this.
             let _ = if ack {
-                topic.ack(&group.name, offset).await
+                log.ack(&group.name, offset).await
             } else {
-                topic
-                    .release(&group.name, &group.member, offset, group.ack_timeout)
+                log.release(&group.name, &group.member, offset, group.ack_timeout)
                     .await
             };
         });

@@ -526,13 +526,14 @@ impl Subscriber {
     /// True for a member of a group reading a partitioned topic (its
     /// messages say their partition).
     pub(crate) fn is_partitioned_group(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Group {
-                partitioned: true,
-                ..
-            }
-        )
+        match &self.kind {
+            Kind::Group { partitioned, .. } => *partitioned,
+            // A remote reader of a partitioned topic hands its messages
+            // on as a group's claims: they say their partition too.
+            #[cfg(feature = "redis")]
+            Kind::Remote(source) => source.is_partitioned(),
+            _ => false,
+        }
     }
 
     /// The topic name, shared.
@@ -663,9 +664,8 @@ impl Subscriber {
                 *pending = None;
                 Poll::Ready(got.map(|records| {
                     let n = records.len();
-                    for (record, deliveries) in records {
-                        let c = source.claimed(self.formats(), record, deliveries);
-                        out.claimed(self, c);
+                    for got in records {
+                        out.claimed(self, source.claimed(self.formats(), got));
                     }
                     n
                 }))
@@ -781,11 +781,11 @@ impl Subscriber {
                 .into_inner()
                 .await
                 .map_err(TryRecvError::from)?;
-            let Some((record, deliveries)) = records.pop() else {
+            let Some(got) = records.pop() else {
                 return Err(TryRecvError::Empty);
             };
             self.delivered(1);
-            return Ok(self.claimed(source.claimed(self.formats(), record, deliveries)));
+            return Ok(self.claimed(source.claimed(self.formats(), got)));
         }
         self.try_recv_now()
     }
@@ -1747,7 +1747,7 @@ impl Subscriber {
     pub async fn seek(&self, offset: u64) -> Result<(), OutOfRange> {
         #[cfg(feature = "redis")]
         if let Kind::Remote(source) = &self.kind {
-            return match source.seek(offset).await {
+            return match source.seek_all(offset).await {
                 Ok(()) => {
                     self.stash.lock().clear();
                     Ok(())
@@ -1862,13 +1862,7 @@ impl Subscriber {
     ) -> Result<(), crate::error::TopicError> {
         #[cfg(feature = "redis")]
         if let Kind::Remote(source) = &self.kind {
-            if partition != 0 {
-                return Err(crate::error::TopicError::NoSuchPartition {
-                    partition,
-                    partitions: 1,
-                });
-            }
-            source.seek(offset).await?;
+            source.seek(partition, offset).await?;
             self.stash.lock().clear();
             return Ok(());
         }
@@ -1966,7 +1960,7 @@ impl Subscriber {
             Kind::Merged(cursors) => cursors.lock().len(),
             Kind::Group { member, .. } => member.partitions(),
             #[cfg(feature = "redis")]
-            Kind::Remote(_) => 1,
+            Kind::Remote(source) => source.partitions(),
         }
     }
 
@@ -2288,7 +2282,7 @@ impl Subscriber {
             Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
             Kind::Group { member, .. } => member.position(partition),
             #[cfg(feature = "redis")]
-            Kind::Remote(source) => (partition == 0).then(|| source.position()).flatten(),
+            Kind::Remote(source) => source.position(partition),
         };
         position.map(|p| stashed.map_or(p, |s| s.min(p)))
     }

@@ -325,6 +325,19 @@ async fn unacknowledged_messages_come_back_with_their_delivery_count_then_dead_l
             m = b.recv() => panic!("{backend}: delivered past the limit: {m:?}"),
         };
         assert_eq!(letter.deserialize::<String>().unwrap(), "receipt", "{backend}");
+        let origin = letter
+            .dead_letter()
+            .expect("a dead letter says where it came from");
+        assert_eq!(
+            (&*origin.topic, &*origin.group, origin.offset, origin.deliveries),
+            ("emails", "senders", 1, 2),
+            "{backend}"
+        );
+        assert_eq!(
+            origin.reason,
+            tokio_memq::DeadLetterReason::MaxDeliveries { limit: 2 },
+            "{backend}"
+        );
         assert!(
             a.recv_timeout(Duration::from_millis(500))
                 .await
@@ -445,13 +458,30 @@ async fn the_differences_are_typed_errors() {
         let pattern = mq.subscribe_pattern("t.*");
         assert_eq!(pattern.is_err(), remote, "{backend}: wildcards");
         if remote {
-            let Err(TopicError::Store(e)) = mq
-                .create_partitioned_topic("parts", TopicOptions::default(), 2)
+            // Named consumers and exclusive groups have no server form.
+            mq.create_partitioned_topic("parts", TopicOptions::default(), 2)
                 .await
-            else {
-                panic!("partitioned topics are refused over Redis");
-            };
-            assert_eq!(e.kind(), StoreErrorKind::Unsupported);
+                .unwrap();
+            let named = mq
+                .subscribe_partition("parts", 0, Some("audit".into()), ConsumptionMode::Earliest)
+                .await;
+            assert!(
+                matches!(&named, Err(TopicError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
+                "{named:?}"
+            );
+            let exclusive = mq.group("parts", "owners").exclusive().join().await;
+            assert!(
+                matches!(&exclusive, Err(TopicError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
+                "{exclusive:?}"
+            );
+            // Synchronous calls wait for nobody: refused, not blocking.
+            let sync = mq.publisher("t").try_publish(2u8);
+            assert!(matches!(sync, Err(PublishError::Store { value: 2, .. })));
+            let sub = mq.subscriber("t").await.unwrap();
+            assert!(matches!(
+                sub.try_recv_now(),
+                Err(tokio_memq::TryRecvError::Store(_))
+            ));
             // Native values cross as JSON: no shared `Arc` on the other side.
             let sub = mq
                 .subscriber_with_options_and_mode("native", latest(), ConsumptionMode::Latest)
@@ -523,4 +553,139 @@ async fn two_connections_share_topics_offsets_and_groups() {
     assert_eq!(offsets, BTreeSet::from([2, 3]));
     let stats = b.get_group_stats("shared", "g").await.unwrap();
     assert_eq!((stats.members, stats.lag, stats.pending), (2, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_topics_route_by_key_and_keep_per_key_order() {
+    on_each_backend!(|mq, backend| {
+        mq.create_partitioned_topic("clicks", TopicOptions::default(), 3)
+            .await
+            .unwrap();
+        let err = mq
+            .create_partitioned_topic("clicks", TopicOptions::default(), 4)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TopicError::PartitionCount {
+                topic: "clicks".into(),
+                requested: 4,
+                existing: Some(3)
+            },
+            "{backend}"
+        );
+        assert_eq!(mq.list_partitioned_topics().await, ["clicks"], "{backend}");
+        // Round-robin (the default): a batch takes consecutive partitions.
+        let placed = mq
+            .publisher("clicks")
+            .publish_batch_placed(vec!["a", "b", "c", "d"])
+            .await
+            .unwrap();
+        assert_eq!(placed, [(0, 0), (1, 0), (2, 0), (0, 1)], "{backend}");
+        // By key: one key, one partition, in order.
+        mq.set_partition_routing("clicks", tokio_memq::PartitionRouting::Hash)
+            .await
+            .unwrap();
+        let all = mq
+            .subscriber_with_options_and_mode("clicks", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("clicks");
+        let mut partition_of = HashMap::new();
+        for i in 0..30u32 {
+            let user = format!("user-{}", i % 5);
+            let offset = publisher.publish_with_key(user.clone(), i).await.unwrap();
+            let _ = offset;
+        }
+        let mut per_user: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut per_partition: HashMap<usize, Vec<u64>> = HashMap::new();
+        let mut got = 0;
+        while got < 30 {
+            for msg in all.recv_batch(30).await.unwrap() {
+                got += 1;
+                let p = msg
+                    .partition
+                    .expect("messages of a partitioned topic say their partition");
+                let user = msg.key.as_deref().unwrap().to_owned();
+                assert_eq!(
+                    *partition_of.entry(user.clone()).or_insert(p),
+                    p,
+                    "{backend}: {user} moved"
+                );
+                per_user
+                    .entry(user)
+                    .or_default()
+                    .push(msg.deserialize::<u32>().unwrap());
+                per_partition.entry(p).or_default().push(msg.offset());
+            }
+        }
+        for (user, values) in &per_user {
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            assert_eq!(values, &sorted, "{backend}: {user}'s order");
+            assert_eq!(values.len(), 6, "{backend}: {user}");
+        }
+        for (p, offsets) in &per_partition {
+            let first = offsets[0];
+            assert_eq!(
+                offsets,
+                &(first..first + offsets.len() as u64).collect::<Vec<u64>>(),
+                "{backend}: partition {p} dense"
+            );
+        }
+        // One partition alone.
+        let (&p, offsets) = per_partition.iter().next().unwrap();
+        let one = mq
+            .subscribe_partition("clicks", p, None, ConsumptionMode::Offset(offsets[0]))
+            .await
+            .unwrap();
+        let mine = one.recv_batch(100).await.unwrap();
+        assert!(mine.iter().all(|m| m.partition == Some(p)), "{backend}");
+        assert_eq!(mine[0].offset(), offsets[0], "{backend}");
+        let stats = mq.get_all_partition_stats("clicks").await;
+        let published: u64 = stats.iter().map(|s| s.published).sum();
+        assert_eq!((stats.len(), published), (3, 34), "{backend}");
+        assert_eq!(
+            mq.get_topic_stats("clicks").await.unwrap().published,
+            34,
+            "{backend}"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_shares_every_partition_of_a_topic() {
+    on_each_backend!(|mq, backend| {
+        mq.create_partitioned_topic("orders", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let join = || mq.subscriber_group("orders", "billing", ConsumptionMode::Latest);
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        mq.publisher("orders")
+            .publish_batch((0..20u32).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let mut seen = BTreeSet::new();
+        let mut count = 0;
+        while count < 20 {
+            let msg = tokio::select! {
+                m = a.recv() => m.unwrap(),
+                m = b.recv() => m.unwrap(),
+            };
+            count += 1;
+            assert!(msg.partition.is_some(), "{backend}");
+            assert!(
+                seen.insert(msg.deserialize::<u32>().unwrap()),
+                "{backend}: delivered twice"
+            );
+        }
+        assert_eq!(seen, (0..20).collect::<BTreeSet<u32>>(), "{backend}");
+        assert!(
+            a.recv_timeout(Duration::from_millis(300))
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}: nothing more"
+        );
+    });
 }
