@@ -342,23 +342,19 @@ impl Remote {
         }
     }
 
-    /// Runs a store command as a task on the queue's runtime: awaitable
-    /// from anywhere (the store's futures are not `Sync`, and need the
-    /// runtime's timers and sockets). Started at once: the returned future
-    /// holds only the task's handle. The outer error: the runtime stopped.
+    /// Runs a store command: polled by the caller inside a Tokio runtime,
+    /// or as a task on the queue's runtime from anywhere else (a blocking
+    /// publish on a plain thread); `Sync` either way, as the crate's
+    /// futures are (the store's are not). The outer error: the queue's
+    /// runtime stopped.
     fn run<T: Send + 'static>(
         &self,
         command: impl Future<Output = Result<T, memq_redis::Error>> + Send + 'static,
-    ) -> impl Future<Output = Result<Result<T, memq_redis::Error>, StoreError>> + Send + Sync + 'static {
-        let task = self.runtime.spawn(command);
-        async move {
-            task.await.map_err(|_| {
-                StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "the runtime the queue was connected in has stopped",
-                    None,
-                )
-            })
+    ) -> Running<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            Running::Here(Mutex::new(Box::pin(command)))
+        } else {
+            Running::Task(self.runtime.spawn(command))
         }
     }
 
@@ -507,10 +503,8 @@ impl Remote {
     /// fails leaves the earlier ones published; the messages not published
     /// come back in the error.
     ///
-    /// The commands run as tasks on the runtime the queue was made in, so
-    /// a publish can be awaited anywhere (a blocking publish from a plain
-    /// thread included), and one dropped midway still completes or fails
-    /// whole on the server.
+    /// Each share is one command: stored whole or not at all, also when
+    /// the publish is dropped midway (then the caller cannot know which).
     pub(crate) async fn publish<U>(
         &self,
         formats: &FormatTable,
@@ -737,6 +731,34 @@ impl Remote {
     }
 }
 
+/// A store command in flight (see [`Remote::run`]).
+pub(crate) enum Running<T> {
+    /// Polled by its caller. (In a mutex only to be `Sync`: polled
+    /// through `&mut`, with `get_mut`, never locked.)
+    Here(Mutex<Pin<Box<dyn Future<Output = Result<T, memq_redis::Error>> + Send>>>),
+    /// A task on the queue's runtime.
+    Task(tokio::task::JoinHandle<Result<T, memq_redis::Error>>),
+}
+
+impl<T> Future for Running<T> {
+    type Output = Result<Result<T, memq_redis::Error>, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            Running::Here(command) => command.get_mut().as_mut().poll(cx).map(Ok),
+            Running::Task(task) => Pin::new(task).poll(cx).map(|done| {
+                done.map_err(|_| {
+                    StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "the runtime the queue was connected in has stopped",
+                        None,
+                    )
+                })
+            }),
+        }
+    }
+}
+
 /// What a message is sent to the server as.
 struct Wire {
     payload: Bytes,
@@ -765,7 +787,13 @@ impl Wire {
     }
 
     fn message(&self) -> memq_redis::Message<'_> {
-        let mut m = memq_redis::Message::new(&self.payload).format(self.format.as_str());
+        let mut m = memq_redis::Message::new(&self.payload);
+        // Raw bytes go without a format field: a message without one is
+        // raw (as one published by memq-redis alone), and the server adds
+        // each field with a call of its own.
+        if self.format != SerializationFormat::Raw {
+            m = m.format(self.format.as_str());
+        }
         if let Some(k) = &self.key {
             m = m.key(k);
         }
@@ -956,6 +984,34 @@ impl RemoteSource {
         }
         let part = self.parts.iter().find(|p| p.index == partition)?;
         Some(part.position.load(Ordering::Acquire))
+    }
+
+    /// Up to `max` messages a reader has read ahead, without waiting or
+    /// asking the server (an empty list when none has any, or another
+    /// receive holds them).
+    pub(crate) fn try_buffered(&self, max: usize) -> Result<Vec<Got>, RecvError> {
+        if self.remote.is_closed() {
+            return Err(RecvError::Closed);
+        }
+        let n = self.parts.len();
+        let first = (self.turn.load(Ordering::Relaxed) as usize) % n.max(1);
+        for i in 0..n {
+            let part = &self.parts[(first + i) % n];
+            let Ok(mut source) = part.source.try_lock() else {
+                continue;
+            };
+            let Source::Reader(reader) = &mut *source else {
+                return Ok(Vec::new());
+            };
+            let got = reader.take_buffered(max).map_err(recv_error);
+            part.position.store(reader.position(), Ordering::Release);
+            let got = got?;
+            if !got.is_empty() {
+                self.turn.fetch_add(1, Ordering::Relaxed);
+                return Ok(got.into_iter().map(|r| (part.index, r, 1)).collect());
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// A receive of up to `max` messages (`wait`: for the first one),

@@ -659,6 +659,17 @@ impl Subscriber {
                 if max == 0 {
                     return Poll::Ready(Ok(0));
                 }
+                if pending.is_none() {
+                    // What was read ahead needs no future.
+                    let got = source.try_buffered(max)?;
+                    if !got.is_empty() {
+                        let n = got.len();
+                        for got in got {
+                            out.claimed(self, source.claimed(self.formats(), got));
+                        }
+                        return Poll::Ready(Ok(n));
+                    }
+                }
                 let receive = pending.get_or_insert_with(|| source.recv(max, true));
                 let got = std::task::ready!(receive.get_mut().as_mut().poll(cx));
                 *pending = None;
@@ -775,6 +786,10 @@ impl Subscriber {
         if let Kind::Remote(source) = &self.kind {
             if let Some(m) = self.stash.lock().pop_front() {
                 return Ok(m);
+            }
+            if let Some(got) = source.try_buffered(1)?.pop() {
+                self.delivered(1);
+                return Ok(self.claimed(source.claimed(self.formats(), got)));
             }
             let mut records = source
                 .recv(1, false)

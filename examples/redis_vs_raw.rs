@@ -1,7 +1,13 @@
-//! memq-redis next to the raw `redis` crate doing the same work, against a
-//! `redis-server` this example starts on a free port (Debian's package):
+//! tokio-memq over Redis (the queue from `MessageQueue::connect`, and
+//! memq-redis, the log beneath it) next to the raw `redis` crate doing the
+//! same work, against a `redis-server` this example starts on a free port
+//! (Debian's package):
 //!
-//! `cargo run --release -p memq-redis --example redis_vs_raw [-- --quick]`
+//! `cargo run --release -p tokio-memq-examples --features redis --example redis_vs_raw [-- --quick]`
+//!
+//! The queue's figures are what an application gets (`Publisher`,
+//! `Subscriber`, a group member); memq-redis's show what the layer below
+//! costs.
 //!
 //! - single publishes, one after the other: ours `Topic::publish` (a
 //!   FUNCTION call that checks the topic, adds with the next dense offset
@@ -15,8 +21,9 @@
 //!   automatic acks (`XREADGROUP COUNT 1`, then `XACK`), raw the same two
 //!   commands.
 //!
-//! Payloads are 100 bytes; each figure is the median of five runs, ours
-//! and raw in turn, each on a fresh key. Both sides use one multiplexed connection per role.
+//! Payloads are 100 bytes; each figure is the median of five runs, the
+//! queue, memq-redis and raw in turn, each on a fresh key. Every side uses
+//! one multiplexed connection per role.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,7 @@ use memq_redis::{GroupConfig, Start, Store, TopicConfig};
 use memq_testkit::redis_server::RedisServer;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
+use tokio_memq::{Bytes, ConsumptionMode, MessageQueue, SerializationFormat, TopicOptions};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -41,6 +49,7 @@ async fn main() -> Result<()> {
     };
     let url = server.url();
     let store = Store::connect(&url).await?;
+    let mq = MessageQueue::connect(&url).await?;
     let client = redis::Client::open(url.as_str())?;
     let raw = client.get_multiplexed_async_connection().await?;
     let config = TopicConfig::default().max_messages(Some(RETAIN));
@@ -50,6 +59,7 @@ async fn main() -> Result<()> {
     rows.push((
         "single publishes".to_string(),
         interleaved(
+            |run| single_queue(&mq, run, singles),
             |run| single_ours(&store, &config, run, singles),
             |run| single_raw(raw.clone(), run, singles),
         )
@@ -59,6 +69,7 @@ async fn main() -> Result<()> {
     rows.push((
         format!("batches of {BATCH}"),
         interleaved(
+            |run| batch_queue(&mq, run, batches),
             |run| batch_ours(&store, &config, run, batches),
             |run| batch_raw(raw.clone(), run, batches),
         )
@@ -68,6 +79,7 @@ async fn main() -> Result<()> {
     rows.push((
         "reading retained messages".to_string(),
         interleaved(
+            |run| read_queue(&mq, run, retained),
             |run| read_ours(&store, &config, run, retained),
             |run| read_raw(raw.clone(), &client, run, retained),
         )
@@ -77,18 +89,23 @@ async fn main() -> Result<()> {
     rows.push((
         "group receive + ack".to_string(),
         interleaved(
+            |run| group_queue(&mq, run, claimed),
             |run| group_ours(&store, &config, run, claimed),
             |run| group_raw(raw.clone(), &client, run, claimed),
         )
         .await?,
     ));
 
-    println!("memq-redis against the raw redis crate, same server, same run (messages/s, median of {RUNS} runs, alternating)");
+    println!("tokio-memq over Redis against the raw redis crate, same server, same run (messages/s, median of {RUNS} runs, alternating)");
     println!();
-    println!("| scenario | memq-redis | raw redis | memq-redis / raw |");
-    println!("|---|---:|---:|---:|");
-    for (name, (ours, raw)) in rows {
-        println!("| {name} | {ours:.0} | {raw:.0} | {:.2}x |", ours / raw);
+    println!("| scenario | tokio-memq queue | memq-redis | raw redis | queue / raw | memq-redis / raw |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, (queue, ours, raw)) in rows {
+        println!(
+            "| {name} | {queue:.0} | {ours:.0} | {raw:.0} | {:.2}x | {:.2}x |",
+            queue / raw,
+            ours / raw
+        );
     }
     drop(server);
     Ok(())
@@ -97,27 +114,113 @@ async fn main() -> Result<()> {
 /// Runs of each side.
 const RUNS: u32 = 5;
 
-/// The medians over [`RUNS`] runs of `ours(run)` and `raw(run)`, which
-/// return (messages, time), run in turn (ours, raw, ours, ...) so that the
-/// machine's slow moments fall on both.
-async fn interleaved<A, AF, B, BF>(mut ours: A, mut raw: B) -> Result<(f64, f64)>
+/// The medians over [`RUNS`] runs of `queue(run)`, `ours(run)` and
+/// `raw(run)`, which return (messages, time), run in turn (each run
+/// starting with the next side) so that the machine's slow moments fall on
+/// all three.
+async fn interleaved<Q, QF, A, AF, B, BF>(mut queue: Q, mut ours: A, mut raw: B) -> Result<(f64, f64, f64)>
 where
+    Q: FnMut(u32) -> QF,
+    QF: std::future::Future<Output = Result<(u64, Duration)>>,
     A: FnMut(u32) -> AF,
     AF: std::future::Future<Output = Result<(u64, Duration)>>,
     B: FnMut(u32) -> BF,
     BF: std::future::Future<Output = Result<(u64, Duration)>>,
 {
     let rate = |(n, elapsed): (u64, Duration)| n as f64 / elapsed.as_secs_f64();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut q, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
-        a.push(rate(ours(run).await?));
-        b.push(rate(raw(run).await?));
+        // Each run starts with another side, so none always follows the same.
+        for side in 0..3 {
+            match (run + side) % 3 {
+                0 => q.push(rate(queue(run).await?)),
+                1 => a.push(rate(ours(run).await?)),
+                _ => b.push(rate(raw(run).await?)),
+            }
+        }
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    Ok((median(a), median(b)))
+    Ok((median(q), median(a), median(b)))
+}
+
+/// The queue's topic for a scenario's run, retaining [`RETAIN`].
+async fn queue_topic(mq: &MessageQueue, scenario: &str, run: u32) -> Result<String> {
+    let name = format!("queue-{scenario}-{run}");
+    let options = TopicOptions {
+        max_messages: Some(RETAIN),
+        ..TopicOptions::default()
+    };
+    mq.create_topic(&name, options).await?;
+    Ok(name)
+}
+
+async fn single_queue(mq: &MessageQueue, run: u32, n: u64) -> Result<(u64, Duration)> {
+    let publisher = mq.publisher(queue_topic(mq, "single", run).await?);
+    let payload = Bytes::from_static(&PAYLOAD);
+    let start = Instant::now();
+    for i in 0..n {
+        let offset = publisher
+            .publish_bytes(payload.clone(), SerializationFormat::Raw)
+            .await?;
+        assert_eq!(offset, i);
+    }
+    Ok((n, start.elapsed()))
+}
+
+async fn batch_queue(mq: &MessageQueue, run: u32, batches: u64) -> Result<(u64, Duration)> {
+    let publisher = mq.publisher(queue_topic(mq, "batch", run).await?);
+    let batch = vec![Bytes::from_static(&PAYLOAD); BATCH];
+    let start = Instant::now();
+    for b in 0..batches {
+        let first = b * BATCH as u64;
+        let run = publisher
+            .publish_bytes_batch(batch.clone(), SerializationFormat::Raw)
+            .await?;
+        assert_eq!(run, first..first + BATCH as u64);
+    }
+    Ok((batches * BATCH as u64, start.elapsed()))
+}
+
+/// Fills the queue's `topic` as [`fill_ours`] does.
+async fn fill_queue(mq: &MessageQueue, topic: &str, n: u64) -> Result<u64> {
+    let publisher = mq.publisher(topic);
+    let batch = vec![Bytes::from_static(&PAYLOAD); 1_000];
+    for _ in 0..n.div_ceil(1_000) {
+        publisher
+            .publish_bytes_batch(batch.clone(), SerializationFormat::Raw)
+            .await?;
+    }
+    Ok(n.div_ceil(1_000) * 1_000)
+}
+
+async fn read_queue(mq: &MessageQueue, run: u32, n: u64) -> Result<(u64, Duration)> {
+    let topic = queue_topic(mq, "read", run).await?;
+    let total = fill_queue(mq, &topic, n).await?;
+    let sub = mq
+        .subscriber_with_options_and_mode(&topic, TopicOptions::default(), ConsumptionMode::Earliest)
+        .await?;
+    let start = Instant::now();
+    for i in 0..total {
+        let msg = sub.try_recv().await?;
+        assert_eq!((msg.offset(), msg.payload.len()), (i, PAYLOAD.len()));
+    }
+    Ok((total, start.elapsed()))
+}
+
+async fn group_queue(mq: &MessageQueue, run: u32, n: u64) -> Result<(u64, Duration)> {
+    let topic = queue_topic(mq, "group", run).await?;
+    let total = fill_queue(mq, &topic, n).await?;
+    let member = mq
+        .subscriber_group(&topic, "g", ConsumptionMode::Earliest)
+        .await?;
+    let start = Instant::now();
+    for i in 0..total {
+        assert_eq!(member.recv().await?.offset(), i);
+    }
+    Ok((total, start.elapsed()))
 }
 
 fn raw_key(scenario: &str, run: u32) -> String {
