@@ -731,11 +731,14 @@ impl Remote {
     }
 }
 
+/// A store command's future.
+type Command<T> = Pin<Box<dyn Future<Output = Result<T, memq_redis::Error>> + Send>>;
+
 /// A store command in flight (see [`Remote::run`]).
 pub(crate) enum Running<T> {
     /// Polled by its caller. (In a mutex only to be `Sync`: polled
     /// through `&mut`, with `get_mut`, never locked.)
-    Here(Mutex<Pin<Box<dyn Future<Output = Result<T, memq_redis::Error>> + Send>>>),
+    Here(Mutex<Command<T>>),
     /// A task on the queue's runtime.
     Task(tokio::task::JoinHandle<Result<T, memq_redis::Error>>),
 }
