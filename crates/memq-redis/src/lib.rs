@@ -24,7 +24,8 @@
 //!   each removal's cause is recorded, so a reader is told exactly how many it lost to
 //!   `max_messages` however expiry and eviction interleave (the newest 256 runs exactly).
 //!
-//! The facade does not use this crate yet.
+//! The facade (`tokio-memq` with its `redis` feature) builds `MessageQueue::connect` on this
+//! crate: the same publishers, subscribers and groups as in memory.
 //!
 //! # Examples
 //!

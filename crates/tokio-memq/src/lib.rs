@@ -138,6 +138,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Across processes
+//!
+//! With the `redis` feature (off by default; Rust 1.88),
+//! `MessageQueue::connect("redis://host:port/")` makes a queue whose
+//! topics live in Redis Streams (7.0 or newer), shared by every process
+//! connected to the server: the same publishers, subscribers, groups,
+//! partitioned topics and messages, with offsets equal in every process.
+//! What cannot work there is a [`StoreError`] of kind
+//! [`StoreErrorKind::Unsupported`] where it is asked, and a failure of the
+//! server is a `Store` variant of the usual errors. The README's "Running
+//! across processes with Redis" lists every difference.
+//!
 //! # Changes from 1.0
 //!
 //! - Offsets are `u64` (`ConsumptionMode::Offset(u64)`, `seek(u64)`,

@@ -474,6 +474,33 @@ async fn the_differences_are_typed_errors() {
                 matches!(&exclusive, Err(TopicError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
                 "{exclusive:?}"
             );
+            // A blocking publish from a plain thread runs on the queue's
+            // runtime; a blocking receive is refused.
+            let plain = {
+                let mq = mq.clone();
+                std::thread::spawn(move || {
+                    let offset = mq.publisher("from-thread").blocking_publish(7u8);
+                    let sub = mq.publisher("from-thread");
+                    drop(sub);
+                    offset
+                })
+            };
+            let offset = tokio::task::spawn_blocking(move || plain.join().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(offset.unwrap(), 0);
+            let reader = mq
+                .subscriber_with_options_and_mode("from-thread", latest(), ConsumptionMode::Earliest)
+                .await
+                .unwrap();
+            let refused = std::thread::spawn(move || reader.blocking_recv());
+            let refused = tokio::task::spawn_blocking(move || refused.join().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                matches!(&refused, Err(RecvError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
+                "{refused:?}"
+            );
             // Synchronous calls wait for nobody: refused, not blocking.
             let sync = mq.publisher("t").try_publish(2u8);
             assert!(matches!(sync, Err(PublishError::Store { value: 2, .. })));
@@ -553,6 +580,26 @@ async fn two_connections_share_topics_offsets_and_groups() {
     assert_eq!(offsets, BTreeSet::from([2, 3]));
     let stats = b.get_group_stats("shared", "g").await.unwrap();
     assert_eq!((stats.members, stats.lag, stats.pending), (2, 0, 0));
+    // Deleted by one process: the other's waiting reader is told, and its
+    // publisher too.
+    let publisher_b = b.publisher("shared");
+    publisher_b.publish("before").await.unwrap();
+    let offsets: Vec<u64> = timeout(LIMIT, sub_b.recv_batch(3))
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|m| m.offset())
+        .collect();
+    assert_eq!(offsets, [2, 3, 4], "the group's two, then this one");
+    let waiting = tokio::spawn(async move { timeout(LIMIT, sub_b.recv()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(a.delete_topic("shared").await);
+    assert_eq!(waiting.await.unwrap().unwrap().unwrap_err(), RecvError::Closed);
+    assert!(matches!(
+        publisher_b.publish("after").await,
+        Err(PublishError::Closed(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
