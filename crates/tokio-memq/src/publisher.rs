@@ -1040,10 +1040,10 @@ impl Publisher {
         let Some(remote) = self.registry().remote().cloned() else {
             return Err(PublishError::Closed(back(entries)));
         };
-        let topic = match self.remote_topic.get() {
-            Some(t) => t.clone(),
+        let (topic, reused) = match self.remote_topic.get() {
+            Some(t) => (t.clone(), false),
             None => match remote.open(&self.topic_name, None).await {
-                Ok(t) => self.remote_topic.get_or_init(|| t).clone(),
+                Ok(t) => (t, true),
                 Err(crate::error::TopicError::Store(error)) => {
                     return Err(PublishError::Store {
                         value: back(entries),
@@ -1053,9 +1053,15 @@ impl Publisher {
                 Err(_) => return Err(PublishError::Closed(back(entries))),
             },
         };
-        remote
-            .publish(&self.registry().formats, &topic, entries, back)
-            .await
+        let mut placed = remote
+            .publish(&self.registry().formats, &topic, reused, entries, back)
+            .await?;
+        // From its first publish on, a publisher is bound to the topic it
+        // found (as in memory: one deleted under it stays closed to it).
+        if let Some(found) = placed.topic.take() {
+            let _ = self.remote_topic.get_or_init(|| found);
+        }
+        Ok(placed)
     }
 
     /// Publishes bytes tagged with `format`, without copying them.

@@ -238,6 +238,23 @@ pub(crate) struct Placed {
     pub(crate) shares: Vec<(usize, std::ops::Range<u64>)>,
     /// `(partition, offset)` of each message, in the order given.
     pub(crate) placements: Vec<(usize, u64)>,
+    /// The topic it went to.
+    pub(crate) topic: Option<RemoteTopic>,
+}
+
+/// Why an attempt to publish failed.
+enum Failed {
+    Encode(crate::EncodeError),
+    Unroutable,
+    /// The topic was deleted; `published`: some shares went in before.
+    Gone {
+        published: bool,
+        unpublished: std::collections::HashSet<usize>,
+    },
+    Store {
+        unpublished: std::collections::HashSet<usize>,
+        error: StoreError,
+    },
 }
 
 impl Remote {
@@ -258,13 +275,34 @@ impl Remote {
         name: &str,
         options: Option<&TopicOptions>,
     ) -> Result<RemoteTopic, TopicError> {
+        self.open_with(name, options, true).await
+    }
+
+    /// [`open`](Self::open), from the server whatever this process holds:
+    /// for readers, which must not start on a handle of a topic deleted
+    /// (and maybe created again) by another process. The handle is kept
+    /// for later calls when the name had none, or a plain topic's.
+    async fn open_fresh(
+        &self,
+        name: &str,
+        options: Option<&TopicOptions>,
+    ) -> Result<RemoteTopic, TopicError> {
+        self.open_with(name, options, false).await
+    }
+
+    async fn open_with(
+        &self,
+        name: &str,
+        options: Option<&TopicOptions>,
+        cached: bool,
+    ) -> Result<RemoteTopic, TopicError> {
         if self.is_closed() {
             return Err(TopicError::Closed);
         }
         let options = options.cloned().unwrap_or_default();
         let config = topic_config(&options).map_err(TopicError::Store)?;
         let wanted = options.partitions;
-        if let Some(t) = self.topics.lock().get(name) {
+        if let Some(t) = self.topics.lock().get(name).filter(|_| cached) {
             match (wanted, t.partition_count()) {
                 (Some(n), Some(m)) if n != m => {
                     return Err(TopicError::PartitionCount {
@@ -305,9 +343,18 @@ impl Remote {
                 }))
             }
         };
-        // Another task may have opened it meanwhile: keep the first (its
-        // routing may have been set already).
-        Ok(self.topics.lock().entry(name.into()).or_insert(topic).clone())
+        let mut topics = self.topics.lock();
+        match topics.get(name) {
+            // Another task opened it meanwhile; or a partitioned topic, whose
+            // routing may have been set already: keep it.
+            Some(kept) if cached || matches!(kept, RemoteTopic::Partitioned(_)) => {
+                Ok(if cached { kept.clone() } else { topic })
+            }
+            _ => {
+                topics.insert(name.into(), topic.clone());
+                Ok(topic)
+            }
+        }
     }
 
     /// Whether the partitioned topic `name` exists.
@@ -505,99 +552,57 @@ impl Remote {
     ///
     /// Each share is one command: stored whole or not at all, also when
     /// the publish is dropped midway (then the caller cannot know which).
+    ///
+    /// `reused`: `topic` is this process's handle, not yet published to by
+    /// this publisher. Should the topic have been deleted and created again
+    /// (by another process) since the handle was made, the publish goes to
+    /// the topic of that name now, once, instead of failing. The placement
+    /// says which topic it went to.
     pub(crate) async fn publish<U>(
         &self,
         formats: &FormatTable,
         topic: &RemoteTopic,
+        reused: bool,
         entries: Vec<Entry>,
         back: impl FnOnce(Vec<Entry>) -> U,
     ) -> Result<Placed, PublishError<U>> {
-        if self.is_closed() {
-            return Err(PublishError::Closed(back(entries)));
-        }
-        let mut wire = Vec::with_capacity(entries.len());
-        for e in &entries {
-            match Wire::of(formats, e) {
-                Ok(w) => wire.push(w),
-                Err(error) => {
-                    return Err(PublishError::Encode {
-                        value: back(entries),
-                        error,
-                    })
-                }
+        let mut topic = topic.clone();
+        let mut may_reopen = reused;
+        let failure = loop {
+            if self.is_closed() {
+                return Err(PublishError::Closed(back(entries)));
             }
-        }
-        // Each message's partition, then each partition's share in order.
-        let logs = topic.logs();
-        let routes: Vec<usize> = match topic {
-            RemoteTopic::Plain(_) => vec![0; entries.len()],
-            RemoteTopic::Partitioned(p) => {
-                let keys: Vec<(Option<&[u8]>, ())> = entries
-                    .iter()
-                    .map(|e| (e.key.as_deref().map(str::as_bytes), ()))
-                    .collect();
-                let mut routes = Vec::with_capacity(keys.len());
-                if p.router.route_batch(&keys, &mut routes).is_err() {
-                    return Err(PublishError::Unroutable(back(entries)));
+            match self.publish_once(formats, &topic, &entries).await {
+                Ok(mut placed) => {
+                    placed.topic = Some(topic);
+                    return Ok(placed);
                 }
-                routes
-            }
-        };
-        let mut shares: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
-        for (i, &p) in routes.iter().enumerate() {
-            shares.entry(p).or_default().push(i);
-        }
-        let mut wire: Vec<Option<Wire>> = wire.into_iter().map(Some).collect();
-        let mut placed = Placed {
-            shares: Vec::new(),
-            placements: vec![(0, 0); entries.len()],
-        };
-        let mut failure = None;
-        for (p, indices) in &shares {
-            let share: Vec<Wire> = indices.iter().filter_map(|&i| wire[i].take()).collect();
-            let log = logs[*p].1.clone();
-            let sent = self
-                .run(async move {
-                    let messages: Vec<memq_redis::Message<'_>> = share.iter().map(Wire::message).collect();
-                    log.publish_messages(&messages).await
-                })
-                .await;
-            match sent {
-                Ok(Ok(run)) => {
-                    for (&i, o) in indices.iter().zip(run.clone()) {
-                        placed.placements[i] = (*p, o);
-                    }
-                    placed.shares.push((*p, run));
-                }
-                Ok(Err(memq_redis::Error::TopicGone(_))) => {
+                Err(Failed::Gone { published: false, .. }) if may_reopen => {
+                    may_reopen = false;
                     self.forget(topic.name());
-                    failure = Some((*p, None));
-                    break;
+                    match self.open(topic.name(), None).await {
+                        Ok(fresh) => topic = fresh,
+                        Err(_) => return Err(PublishError::Closed(back(entries))),
+                    }
                 }
-                Ok(Err(e)) => {
-                    failure = Some((*p, Some(store_error(e))));
-                    break;
-                }
-                Err(_) => {
-                    let e = StoreError::new(
-                        StoreErrorKind::OutcomeUnknown,
-                        "the runtime the queue was connected in stopped while a publish ran",
-                        None,
-                    );
-                    failure = Some((*p, Some(e)));
-                    break;
-                }
+                Err(f) => break f,
             }
-        }
-        let Some((failed, error)) = failure else {
-            return Ok(placed);
         };
-        // The shares from the failed one on are not published: their
-        // messages come back, in the order given.
-        let unpublished: std::collections::HashSet<usize> = shares
-            .range(failed..)
-            .flat_map(|(_, i)| i.iter().copied())
-            .collect();
+        let (unpublished, error) = match failure {
+            Failed::Encode(error) => {
+                return Err(PublishError::Encode {
+                    value: back(entries),
+                    error,
+                })
+            }
+            Failed::Unroutable => return Err(PublishError::Unroutable(back(entries))),
+            Failed::Gone { unpublished, .. } => {
+                self.forget(topic.name());
+                (unpublished, None)
+            }
+            Failed::Store { unpublished, error } => (unpublished, Some(error)),
+        };
+        // The messages not published come back, in the order given.
         let rest: Vec<Entry> = entries
             .into_iter()
             .enumerate()
@@ -613,6 +618,88 @@ impl Remote {
         })
     }
 
+    /// One attempt of [`publish`](Self::publish).
+    async fn publish_once(
+        &self,
+        formats: &FormatTable,
+        topic: &RemoteTopic,
+        entries: &[Entry],
+    ) -> Result<Placed, Failed> {
+        let mut wire = Vec::with_capacity(entries.len());
+        for e in entries {
+            wire.push(Some(Wire::of(formats, e).map_err(Failed::Encode)?));
+        }
+        // Each message's partition, then each partition's share in order.
+        let logs = topic.logs();
+        let routes: Vec<usize> = match topic {
+            RemoteTopic::Plain(_) => vec![0; entries.len()],
+            RemoteTopic::Partitioned(p) => {
+                let keys: Vec<(Option<&[u8]>, ())> = entries
+                    .iter()
+                    .map(|e| (e.key.as_deref().map(str::as_bytes), ()))
+                    .collect();
+                let mut routes = Vec::with_capacity(keys.len());
+                p.router
+                    .route_batch(&keys, &mut routes)
+                    .map_err(|_| Failed::Unroutable)?;
+                routes
+            }
+        };
+        let mut shares: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, &p) in routes.iter().enumerate() {
+            shares.entry(p).or_default().push(i);
+        }
+        let mut placed = Placed {
+            shares: Vec::new(),
+            placements: vec![(0, 0); entries.len()],
+            topic: None,
+        };
+        for (p, indices) in &shares {
+            let share: Vec<Wire> = indices.iter().filter_map(|&i| wire[i].take()).collect();
+            let log = logs[*p].1.clone();
+            let sent = self
+                .run(async move {
+                    let messages: Vec<memq_redis::Message<'_>> = share.iter().map(Wire::message).collect();
+                    log.publish_messages(&messages).await
+                })
+                .await;
+            let unpublished = || -> std::collections::HashSet<usize> {
+                shares.range(*p..).flat_map(|(_, i)| i.iter().copied()).collect()
+            };
+            match sent {
+                Ok(Ok(run)) => {
+                    for (&i, o) in indices.iter().zip(run.clone()) {
+                        placed.placements[i] = (*p, o);
+                    }
+                    placed.shares.push((*p, run));
+                }
+                Ok(Err(memq_redis::Error::TopicGone(_))) => {
+                    return Err(Failed::Gone {
+                        published: !placed.shares.is_empty(),
+                        unpublished: unpublished(),
+                    })
+                }
+                Ok(Err(e)) => {
+                    return Err(Failed::Store {
+                        unpublished: unpublished(),
+                        error: store_error(e),
+                    })
+                }
+                Err(_) => {
+                    return Err(Failed::Store {
+                        unpublished: unpublished(),
+                        error: StoreError::new(
+                            StoreErrorKind::OutcomeUnknown,
+                            "the runtime the queue was connected in stopped while a publish ran",
+                            None,
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(placed)
+    }
+
     /// Readers of `name` (every partition, or only `partition`) from `mode`.
     pub(crate) async fn subscribe(
         self: &Arc<Self>,
@@ -624,7 +711,7 @@ impl Remote {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TopicError::Store(no_runtime()));
         }
-        let topic = self.open(name, options).await?;
+        let topic = self.open_fresh(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
             ConsumptionMode::Latest => memq_redis::Start::Latest,
@@ -687,7 +774,7 @@ impl Remote {
                 "a max_pending other than the default, and exclusive groups",
             )));
         }
-        let topic = self.open(name, options).await?;
+        let topic = self.open_fresh(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
             ConsumptionMode::Latest | ConsumptionMode::LastOffset => memq_redis::Start::Latest,

@@ -596,10 +596,26 @@ async fn two_connections_share_topics_offsets_and_groups() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(a.delete_topic("shared").await);
     assert_eq!(waiting.await.unwrap().unwrap().unwrap_err(), RecvError::Closed);
-    assert!(matches!(
-        publisher_b.publish("after").await,
-        Err(PublishError::Closed(_))
-    ));
+    // Created again by the other process: a new publisher and a new
+    // reader here find the new topic, though this process held the old.
+    assert_eq!(a.publisher("shared").publish("again").await.unwrap(), 0);
+    assert_eq!(b.publisher("shared").publish("and again").await.unwrap(), 1);
+    let sub_new = b
+        .subscriber_with_options_and_mode("shared", latest(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let again: Vec<String> = timeout(LIMIT, sub_new.recv_batch(2))
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|m| m.deserialize().unwrap())
+        .collect();
+    assert_eq!(again, ["again", "and again"]);
+    assert!(
+        matches!(publisher_b.publish("after").await, Err(PublishError::Closed(_))),
+        "bound to the deleted topic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
