@@ -106,6 +106,8 @@ local function publish(keys, args)
   if ttl > 0 then
     expire(log, meta, removed, ms - ttl)
   end
+  -- Written once: a number argument is converted for every call.
+  local stamp = string.format('%d', ms)
   local first = nil
   local last = nil
   local n = 0
@@ -120,12 +122,12 @@ local function publish(keys, args)
       -- command fewer than a separate XTRIM, with the same result (a run
       -- longer than `maxlen` keeps its last `maxlen` messages). Without a
       -- TTL every removal is an eviction: nothing to record.
-      id = redis.call('XADD', log, 'MAXLEN', '=', maxlen, '0-*', 't', ms, unpack(args, i + 1, i + k * 2))
+      id = redis.call('XADD', log, 'MAXLEN', '=', args[1], '0-*', 't', stamp, unpack(args, i + 1, i + k * 2))
     elseif k == 1 then
       -- A payload alone (the common case), without unpacking.
-      id = redis.call('XADD', log, '0-*', 't', ms, args[i + 1], args[i + 2])
+      id = redis.call('XADD', log, '0-*', 't', stamp, args[i + 1], args[i + 2])
     else
-      id = redis.call('XADD', log, '0-*', 't', ms, unpack(args, i + 1, i + k * 2))
+      id = redis.call('XADD', log, '0-*', 't', stamp, unpack(args, i + 1, i + k * 2))
     end
     if first == nil then
       first = id
