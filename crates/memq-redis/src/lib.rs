@@ -15,7 +15,9 @@
 //!   reads and other commands that may safely run twice are sent again, a publish cut off
 //!   after it was sent is [`Error::OutcomeUnknown`]; a receive dropped while it waits cancels
 //!   its wait on the server (`CLIENT UNBLOCK`); a server restarted without its data is
-//!   [`Error::TopicGone`] to the handles of the topics it lost, never a silent stall.
+//!   [`Error::TopicGone`] to the handles of the topics it lost, and one that kept a topic but
+//!   lost its newest messages is [`Error::AheadOfLog`] to a reader past the end: never a silent
+//!   stall.
 //!
 //! * Group stats ([`Topic::group_stats`]): exact lag (dense offsets), pending, members.
 //!
@@ -103,6 +105,21 @@ pub enum Error {
     /// find out before publishing again, if a duplicate matters.)
     #[error("the connection to redis was lost after a publish was sent; it may or may not be stored: {0}")]
     OutcomeUnknown(#[source] redis::RedisError),
+    /// A reader's position is past the end of the log: the server lost
+    /// messages it had stored (restarted from an older copy of its data,
+    /// or a failover to a replica that had not received them). New
+    /// messages would take offsets the reader has passed, so it stops
+    /// instead of waiting for them; read again from a position the log
+    /// has.
+    #[error("topic {topic:?}: the reader is at offset {position}, past the end of the log ({high}): the server lost messages")]
+    AheadOfLog {
+        /// The topic.
+        topic: String,
+        /// The reader's position.
+        position: u64,
+        /// The offset the next message will get.
+        high: u64,
+    },
     /// A start offset outside the retained window `low..=high`.
     #[error("offset {offset} is outside the retained window {low}..={high}")]
     OutOfRange {
@@ -1025,27 +1042,40 @@ impl Reader {
         // server's clock), then the read. What was read counts only if it
         // came from the topic this reader started on, not one deleted and
         // created again under its name (whose offsets start over).
+        // The newest entry, too: a reader past the end of the log would
+        // wait for offsets it will never see.
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&self.meta).arg("incarnation");
+        pipe.cmd("XREVRANGE")
+            .arg(&self.log)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
         if self.ttl_ms > 0 {
             pipe.cmd("TIME");
         }
         pipe.add_command(cmd);
         let replies = self.conn.query_pipe(&pipe).await?;
-        let (Some(incarnation), Some(reply)) = (replies.first(), replies.last()) else {
+        let (Some(incarnation), Some(newest), Some(reply)) =
+            (replies.first(), replies.get(1), replies.last())
+        else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
         if text(Some(incarnation)) != Some(self.incarnation.as_str()) {
             return Err(Error::TopicGone(self.name.clone()));
         }
         let entries = entries(reply)?;
+        if entries.is_empty() {
+            self.check_not_ahead(newest).await?;
+        }
         if self.ttl_ms == 0 {
             // Everything removed was evicted: `take` counts a gap itself.
             self.buffer.extend(entries);
             return Ok(());
         }
         let now_ms = replies
-            .get(1)
+            .get(2)
             .and_then(server_ms)
             .ok_or_else(|| Error::Protocol(format!("{replies:?}")))?;
         if let Some(first) = entries.first() {
@@ -1070,6 +1100,54 @@ impl Reader {
             self.buffer.push_back(entry);
         }
         Ok(())
+    }
+
+    /// Fails when this reader's position is past the end of the log
+    /// (`newest`: the reply of `XREVRANGE log + - COUNT 1`): the server
+    /// lost messages it had stored (a restart from an older copy, a
+    /// failover to a replica that lagged), and new messages would take
+    /// offsets this reader has passed.
+    async fn check_not_ahead(&mut self, newest: &Value) -> Result<(), Error> {
+        if self.position == 0 {
+            return Ok(());
+        }
+        let newest = match newest {
+            Value::Array(rows) => rows.first().and_then(|row| match row {
+                Value::Array(parts) => parts.first().and_then(seq),
+                _ => None,
+            }),
+            _ => None,
+        };
+        // Entry 0-s is offset s - 1: the log's end is s.
+        let high = match newest {
+            Some(s) => s,
+            // An empty log: its end is the last ID it gave.
+            None => self.end_of_log().await?,
+        };
+        if high < self.position {
+            return Err(Error::AheadOfLog {
+                topic: self.name.clone(),
+                position: self.position,
+                high,
+            });
+        }
+        Ok(())
+    }
+
+    /// The offset the next message of the log will get.
+    async fn end_of_log(&mut self) -> Result<u64, Error> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XINFO").arg("STREAM").arg(&self.log);
+        match self.conn.query_pipe(&pipe).await {
+            Ok(replies) => Ok(replies
+                .first()
+                .and_then(|info| field(info, "last-generated-id"))
+                .and_then(seq)
+                .unwrap_or(0)),
+            // No stream at all: nothing was kept.
+            Err(Error::Redis(e)) if e.to_string().contains("no such key") => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// How many of the offsets in `[from, to)`, all removed, were evicted

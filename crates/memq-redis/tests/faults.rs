@@ -261,3 +261,91 @@ async fn a_server_restarted_without_its_data_is_an_error_not_a_hang() {
     };
     assert!(matches!(refused, Err(Error::TopicGone(_))), "{refused:?}");
 }
+
+/// The server keeps the topic but loses its newest messages (restarted
+/// from an older copy, a failover to a replica that lagged): a reader past
+/// the end of the log would wait forever for offsets that new messages
+/// never reach. It is told instead, waiting or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled() {
+    let Some(server) = server(Persistence::None).await else {
+        return;
+    };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("jobs", TopicConfig::default()).await.unwrap();
+    topic
+        .publish_batch(&[&b"a"[..], b"b", b"c", b"d", b"e"])
+        .await
+        .unwrap();
+    let mut waiting = topic
+        .reader(Start::Earliest)
+        .await
+        .unwrap()
+        .with_wait(Duration::from_millis(100));
+    let mut polling = topic.reader(Start::Earliest).await.unwrap();
+    for _ in 0..5 {
+        waiting.recv().await.unwrap();
+        polling.try_recv().await.unwrap().unwrap();
+    }
+    assert_eq!((waiting.position(), polling.position()), (5, 5));
+    // The log goes, its settings stay: as after a restart from a copy made
+    // before these five were published.
+    let mut control = control(&server).await;
+    let _: u64 = redis::cmd("DEL")
+        .arg("memq:{jobs}:log")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    assert_eq!(
+        topic.publish_batch(&[&b"x"[..], b"y"]).await.unwrap(),
+        0..2,
+        "offsets over again"
+    );
+    let told = timeout(LIMIT, waiting.recv()).await.expect("told, not stalled");
+    assert!(
+        matches!(
+            told,
+            Err(RecvError::Store(Error::AheadOfLog {
+                position: 5,
+                high: 2,
+                ..
+            }))
+        ),
+        "{told:?}"
+    );
+    let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
+    assert!(
+        matches!(
+            told,
+            Err(RecvError::Store(Error::AheadOfLog {
+                position: 5,
+                high: 2,
+                ..
+            }))
+        ),
+        "{told:?}"
+    );
+    // An empty log whose last offset is behind the reader: the same.
+    let _: u64 = redis::cmd("XTRIM")
+        .arg("memq:{jobs}:log")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
+    assert!(
+        matches!(
+            told,
+            Err(RecvError::Store(Error::AheadOfLog {
+                position: 5,
+                high: 2,
+                ..
+            }))
+        ),
+        "{told:?}"
+    );
+    // A reader at the end is fine.
+    let mut fresh = topic.reader(Start::Latest).await.unwrap();
+    assert!(timeout(LIMIT, fresh.try_recv()).await.unwrap().unwrap().is_none());
+}

@@ -184,6 +184,12 @@ pub enum StoreErrorKind {
     /// The topic was deleted (or the server lost its data) while this
     /// handle used it.
     TopicGone,
+    /// The server lost messages it had stored (restarted from an older
+    /// copy of its data, a failover to a replica that lagged): a reader
+    /// past the end of the log is told rather than left waiting for
+    /// offsets new messages would never reach. Seek to a retained offset
+    /// to go on.
+    DataLost,
     /// The operation cannot work on this store (see the README's "in
     /// memory vs Redis" table): synchronous calls, `lru_enabled: false`,
     /// byte budgets and the like.

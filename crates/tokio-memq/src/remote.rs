@@ -56,6 +56,7 @@ pub(crate) fn store_error(e: memq_redis::Error) -> StoreError {
     let kind = match &e {
         memq_redis::Error::OutcomeUnknown(_) => StoreErrorKind::OutcomeUnknown,
         memq_redis::Error::TopicGone(_) => StoreErrorKind::TopicGone,
+        memq_redis::Error::AheadOfLog { .. } => StoreErrorKind::DataLost,
         memq_redis::Error::Redis(_) => StoreErrorKind::Unavailable,
         memq_redis::Error::PartitionCount { .. }
         | memq_redis::Error::KindMismatch { .. }
