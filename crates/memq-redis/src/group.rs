@@ -121,6 +121,8 @@ pub struct Member {
     unsure: bool,
     /// Where the next take-over scan of the pending list starts.
     claim_cursor: String,
+    /// When this member last looked for messages to take over.
+    last_reclaim: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Member {
@@ -186,6 +188,7 @@ impl Topic {
             // messages.
             unsure: true,
             claim_cursor: "0-0".to_string(),
+            last_reclaim: None,
         })
     }
 
@@ -326,11 +329,19 @@ impl Member {
                 self.buffer.pop_front();
                 return Ok(d);
             }
-            if self.config.ack == AckMode::Manual {
+            // Messages idle past the ack timeout are looked for now and then
+            // (a fraction of the timeout, at most a second apart), not before
+            // every read: that was a round trip per message.
+            let due = self
+                .last_reclaim
+                .is_none_or(|t| t.elapsed() >= (self.config.ack_timeout / 4).min(Duration::from_secs(1)));
+            if self.config.ack == AckMode::Manual && due {
                 self.reclaim().await?;
                 if !self.buffer.is_empty() {
+                    // Found one: look again next time, there may be more.
                     continue;
                 }
+                self.last_reclaim = Some(std::time::Instant::now());
             }
             // Wake up in time to reclaim what idles meanwhile.
             let block = match self.config.ack {

@@ -766,6 +766,12 @@ impl Topic {
         &self.name
     }
 
+    /// Whether `other` is a handle of the same topic, made before it was
+    /// deleted and created again if it was (and of the same partition).
+    pub fn same_topic(&self, other: &Topic) -> bool {
+        self.log == other.log && self.incarnation == other.incarnation
+    }
+
     /// The partition this is, of a partitioned topic.
     pub fn partition(&self) -> Option<usize> {
         self.partition

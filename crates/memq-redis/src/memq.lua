@@ -106,8 +106,10 @@ local function publish(keys, args)
   if ttl > 0 then
     expire(log, meta, removed, ms - ttl)
   end
-  -- Written once: a number argument is converted for every call.
-  local stamp = string.format('%d', ms)
+  -- Written once: a number argument is converted for every call. ('%.0f':
+  -- exact for any time in milliseconds, where '%d' converts to a C long,
+  -- 32 bits on some builds.)
+  local stamp = string.format('%.0f', ms)
   local first = nil
   local last = nil
   local n = 0

@@ -31,10 +31,14 @@ impl MessageQueue {
             let rest_of = |groups: std::collections::btree_map::IntoIter<_, Vec<(usize, TopicMessage)>>| {
                 groups.flat_map(|(_, msgs)| msgs.into_iter().map(|(_, m)| m))
             };
-            if !matches!(remote.parted_exists(&topic).await, Ok(true)) {
+            let exists = remote.parted_exists(&topic).await;
+            if !matches!(exists, Ok(true)) {
                 let mut all: Vec<TopicMessage> = msgs.into_iter().map(|(_, m)| m).collect();
                 all.extend(rest_of(groups));
-                return Err(PublishError::Unroutable(all));
+                return Err(match exists {
+                    Err(TopicError::Store(error)) => PublishError::Store { value: all, error },
+                    _ => PublishError::Unroutable(all),
+                });
             }
             let (positions, msgs): (Vec<usize>, Vec<TopicMessage>) = msgs.into_iter().unzip();
             match self.publisher(&*topic).publish_messages_placed(msgs).await {
@@ -211,8 +215,15 @@ impl MessageQueue {
         #[cfg(feature = "redis")]
         if let Some(remote) = self.registry().remote() {
             // Only to a partitioned topic the server has.
-            if !matches!(remote.parted_exists(&message.topic).await, Ok(true)) {
-                return Err(PublishError::Unroutable(message));
+            match remote.parted_exists(&message.topic).await {
+                Ok(true) => {}
+                Err(TopicError::Store(error)) => {
+                    return Err(PublishError::Store {
+                        value: message,
+                        error,
+                    })
+                }
+                _ => return Err(PublishError::Unroutable(message)),
             }
             return self
                 .publisher(&*message.topic.clone())
@@ -445,8 +456,14 @@ impl MessageQueue {
         let topic = topic.as_ref();
         #[cfg(feature = "redis")]
         if let Some(remote) = self.registry().remote() {
+            // An existing topic keeps its count; a new one gets `partition + 1`.
+            let existing = match remote.parted(topic).await {
+                Ok(p) => Some(p.partition_count()),
+                Err(TopicError::NoSuchTopic { .. }) => None,
+                Err(e) => return Err(e),
+            };
             let options = TopicOptions {
-                partitions: options.partitions.or(Some(partition + 1)),
+                partitions: options.partitions.or(existing).or(Some(partition + 1)),
                 ..options
             };
             remote.open(topic, Some(&options)).await?;

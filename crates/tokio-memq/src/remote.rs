@@ -118,6 +118,8 @@ impl MessageQueue {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<MessageQueue, StoreError> {
+        // Its connections and timers are Tokio's.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| no_runtime())?;
         let store = memq_redis::Store::connect(url).await.map_err(store_error)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -130,7 +132,7 @@ impl MessageQueue {
             closing: tokio::sync::Notify::new(),
             member_prefix: format!("{}-{nanos:x}", std::process::id()),
             next_member: AtomicU64::new(0),
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
         };
         Ok(MessageQueue::with_registry(Registry::over(Arc::new(remote))))
     }
@@ -174,6 +176,12 @@ pub(crate) struct Parted {
     router: memq_partition::RouterState,
 }
 
+impl Parted {
+    pub(crate) fn partition_count(&self) -> usize {
+        self.topic.partitions().len()
+    }
+}
+
 impl std::fmt::Debug for RemoteTopic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteTopic")
@@ -197,6 +205,15 @@ impl RemoteTopic {
         match self {
             RemoteTopic::Plain(t) => t.name(),
             RemoteTopic::Partitioned(p) => p.topic.name(),
+        }
+    }
+
+    /// The same handle (not another one of the same name).
+    fn same(&self, other: &RemoteTopic) -> bool {
+        match (self, other) {
+            (RemoteTopic::Plain(a), RemoteTopic::Plain(b)) => a.same_topic(b),
+            (RemoteTopic::Partitioned(a), RemoteTopic::Partitioned(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 
@@ -305,18 +322,10 @@ impl Remote {
         let wanted = options.partitions;
         if let Some(t) = self.topics.lock().get(name).filter(|_| cached) {
             match (wanted, t.partition_count()) {
-                (Some(n), Some(m)) if n != m => {
-                    return Err(TopicError::PartitionCount {
-                        topic: name.to_owned(),
-                        requested: n,
-                        existing: Some(m),
-                    })
-                }
-                (Some(_), None) => {
-                    return Err(TopicError::NotPartitioned {
-                        topic: name.to_owned(),
-                    })
-                }
+                // Another kind or count than this process knows: the server
+                // decides (another process may have made it anew).
+                (Some(n), Some(m)) if n != m => {}
+                (Some(_), None) => {}
                 _ => return Ok(t.clone()),
             }
         }
@@ -409,6 +418,15 @@ impl Remote {
     /// Forgets the handle of `name` (deleted, here or elsewhere).
     fn forget(&self, name: &str) {
         self.topics.lock().remove(name);
+    }
+
+    /// Forgets `stale`, the handle that found its topic gone, unless a
+    /// newer handle (with its routing) took its place meanwhile.
+    fn forget_handle(&self, stale: &RemoteTopic) {
+        let mut topics = self.topics.lock();
+        if topics.get(stale.name()).is_some_and(|t| t.same(stale)) {
+            topics.remove(stale.name());
+        }
     }
 
     pub(crate) async fn delete_topic(&self, name: &str) -> Result<bool, StoreError> {
@@ -580,9 +598,15 @@ impl Remote {
                 }
                 Err(Failed::Gone { published: false, .. }) if may_reopen => {
                     may_reopen = false;
-                    self.forget(topic.name());
+                    self.forget_handle(&topic);
                     match self.open(topic.name(), None).await {
                         Ok(fresh) => topic = fresh,
+                        Err(TopicError::Store(error)) => {
+                            return Err(PublishError::Store {
+                                value: back(entries),
+                                error,
+                            })
+                        }
                         Err(_) => return Err(PublishError::Closed(back(entries))),
                     }
                 }
@@ -598,7 +622,7 @@ impl Remote {
             }
             Failed::Unroutable => return Err(PublishError::Unroutable(back(entries))),
             Failed::Gone { unpublished, .. } => {
-                self.forget(topic.name());
+                self.forget_handle(&topic);
                 (unpublished, None)
             }
             Failed::Store { unpublished, error } => (unpublished, Some(error)),
@@ -782,14 +806,18 @@ impl Remote {
             ConsumptionMode::Offset(o) => memq_redis::Start::Offset(o),
         };
         let manual = config.ack == AckMode::Manual;
+        // Every member acknowledges on the server itself: in automatic
+        // mode when a message is handed out (not when the server hands it
+        // over, so one read and not yet handed out, held by a member that
+        // goes away, comes back after the ack timeout rather than being
+        // lost).
+        let timeout = config.ack_timeout.unwrap_or(Duration::from_secs(30));
         let mut redis_config = memq_redis::GroupConfig::default()
             .start(start)
-            .dead_letters(dead_letters.map(str::to_owned));
+            .dead_letters(dead_letters.map(str::to_owned))
+            .manual(timeout);
         if manual {
-            let timeout = config.ack_timeout.unwrap_or(Duration::from_secs(30));
-            redis_config = redis_config
-                .manual(timeout)
-                .max_deliveries(config.max_deliveries.map(u64::from));
+            redis_config = redis_config.max_deliveries(config.max_deliveries.map(u64::from));
         }
         let member_name = format!(
             "{}-{}",
@@ -1016,10 +1044,117 @@ pub(crate) struct RemoteSource {
     remote: Arc<Remote>,
     parts: Vec<Part>,
     group: Option<GroupInfo>,
+    /// A group member's messages, read by its pumps.
+    inbox: Option<Arc<Inbox>>,
+    /// One task per partition reading for a group member.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
     /// The topic is partitioned: messages say their partition.
     partitioned: bool,
     /// Which part a receive looks at first (they take turns).
     turn: AtomicU64,
+}
+
+/// What a group member's pumps read, waiting to be handed out.
+///
+/// A member's read cut off midway leaves its message pending to the member
+/// on the server, where only the ack timeout brings it back: so a member's
+/// reads are never cut off. One task per partition reads, only while a
+/// receive waits and nothing is waiting to be handed out (a member holds
+/// at most one message per partition it has not handed out); receives take
+/// from here and are cancel safe.
+struct Inbox {
+    queue: Mutex<std::collections::VecDeque<Got>>,
+    /// Receives waiting now.
+    waiting: AtomicU64,
+    /// Told when a receive starts to wait.
+    demand: tokio::sync::Notify,
+    /// Told when a message (or an error) arrives.
+    arrived: tokio::sync::Notify,
+    /// The last error a pump met, for the next receive.
+    error: Mutex<Option<RecvError>>,
+}
+
+/// A receive waiting on an [`Inbox`] (counted while it lives).
+struct Waiting<'a>(&'a Inbox);
+
+impl<'a> Waiting<'a> {
+    fn new(inbox: &'a Inbox) -> Self {
+        inbox.waiting.fetch_add(1, Ordering::AcqRel);
+        inbox.demand.notify_waiters();
+        Waiting(inbox)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inbox {
+    fn new() -> Self {
+        Inbox {
+            queue: Mutex::new(std::collections::VecDeque::new()),
+            waiting: AtomicU64::new(0),
+            demand: tokio::sync::Notify::new(),
+            arrived: tokio::sync::Notify::new(),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// Up to `max` messages waiting to be handed out.
+    fn take(&self, max: usize) -> Vec<Got> {
+        let mut queue = self.queue.lock();
+        let n = max.max(1).min(queue.len());
+        queue.drain(..n).collect()
+    }
+
+    /// Reads `part` for a group member whenever a receive waits, until
+    /// the topic is gone.
+    async fn pump(self: Arc<Self>, part: Part) {
+        loop {
+            loop {
+                let demand = self.demand.notified();
+                tokio::pin!(demand);
+                demand.as_mut().enable();
+                if self.waiting.load(Ordering::Acquire) > 0 && self.queue.lock().is_empty() {
+                    break;
+                }
+                demand.await;
+            }
+            let got = part.clone().recv(1, true).await;
+            let stop = matches!(got, Err(RecvError::Closed));
+            let failed = got.is_err();
+            match got {
+                Ok(got) => self.queue.lock().extend(got),
+                Err(e) => *self.error.lock() = Some(e),
+            }
+            self.arrived.notify_waiters();
+            if stop {
+                return;
+            }
+            if failed {
+                // The store gave up reconnecting (30 s): ask again later.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+impl Drop for RemoteSource {
+    fn drop(&mut self) {
+        for pump in &self.pumps {
+            pump.abort();
+        }
+        // What was read and not handed out goes back to the group at once.
+        let (Some(inbox), Some(group)) = (&self.inbox, &self.group) else {
+            return;
+        };
+        let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
+        for (partition, record, _) in left {
+            let _ = self.settle_now(&group.clone(), partition, record.offset, false);
+        }
+    }
 }
 
 /// A receive in flight. (In a mutex only to be `Sync`, as every receive
@@ -1041,13 +1176,47 @@ impl std::fmt::Debug for RemoteSource {
 
 impl RemoteSource {
     fn new(remote: Arc<Remote>, parts: Vec<Part>, group: Option<GroupInfo>, partitioned: bool) -> Self {
+        let (inbox, pumps) = if group.is_some() {
+            let inbox = Arc::new(Inbox::new());
+            let pumps = parts
+                .iter()
+                .map(|part| remote.runtime.spawn(inbox.clone().pump(part.clone())))
+                .collect();
+            (Some(inbox), pumps)
+        } else {
+            (None, Vec::new())
+        };
         RemoteSource {
             remote,
             parts,
             group,
+            inbox,
+            pumps,
             partitioned,
             turn: AtomicU64::new(0),
         }
+    }
+
+    /// A group member's messages as they are handed out: acknowledged now
+    /// in automatic mode.
+    fn hand_out(&self, got: Vec<Got>) -> Vec<Got> {
+        Self::handed_out(&self.remote, self.group.as_ref(), &self.parts, got)
+    }
+
+    fn handed_out(remote: &Remote, group: Option<&GroupInfo>, parts: &[Part], got: Vec<Got>) -> Vec<Got> {
+        if let Some(group) = group.filter(|g| !g.manual) {
+            for (partition, record, _) in &got {
+                if let Some(part) = parts.iter().find(|p| p.index == *partition) {
+                    let (log, name, offset) = (part.log.clone(), group.name.clone(), record.offset);
+                    remote.runtime.spawn(async move {
+                        // Lost with the connection: delivered again after
+                        // the ack timeout (at least once).
+                        let _ = log.ack(&name, offset).await;
+                    });
+                }
+            }
+        }
+        got
     }
 
     pub(crate) fn group(&self) -> Option<&str> {
@@ -1084,6 +1253,9 @@ impl RemoteSource {
         if self.remote.is_closed() {
             return Err(RecvError::Closed);
         }
+        if let Some(inbox) = &self.inbox {
+            return Ok(self.hand_out(inbox.take(max)));
+        }
         let n = self.parts.len();
         let first = (self.turn.load(Ordering::Relaxed) as usize) % n.max(1);
         for i in 0..n {
@@ -1108,6 +1280,9 @@ impl RemoteSource {
     /// A receive of up to `max` messages (`wait`: for the first one),
     /// from whichever log has them first; the logs take turns.
     pub(crate) fn recv(&self, max: usize, wait: bool) -> RemoteRecv {
+        if let Some(inbox) = self.inbox.clone() {
+            return self.recv_member(inbox, max, wait);
+        }
         let remote = self.remote.clone();
         let n = self.parts.len();
         let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
@@ -1160,6 +1335,49 @@ impl RemoteSource {
                 std::task::Poll::Pending
             })
             .await
+        }))
+    }
+
+    /// A group member's receive: from the inbox, waiting for the pumps.
+    fn recv_member(&self, inbox: Arc<Inbox>, max: usize, wait: bool) -> RemoteRecv {
+        let remote = self.remote.clone();
+        let group = self.group.clone();
+        let parts = self.parts.clone();
+        Mutex::new(Box::pin(async move {
+            loop {
+                if remote.is_closed() {
+                    return Err(RecvError::Closed);
+                }
+                let got = inbox.take(max);
+                if !got.is_empty() {
+                    return Ok(Self::handed_out(&remote, group.as_ref(), &parts, got));
+                }
+                if let Some(e) = inbox.error.lock().take() {
+                    return Err(e);
+                }
+                if !wait {
+                    return Err(RecvError::Store(unsupported(
+                        "try_recv for a group member (use recv_timeout)",
+                    )));
+                }
+                let arrived = inbox.arrived.notified();
+                let closing = remote.closing.notified();
+                tokio::pin!(arrived, closing);
+                arrived.as_mut().enable();
+                closing.as_mut().enable();
+                // Looked again once registered: nothing arrives unseen.
+                if remote.is_closed() || !inbox.queue.lock().is_empty() || inbox.error.lock().is_some() {
+                    continue;
+                }
+                let _waiting = Waiting::new(&inbox);
+                std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() || arrived.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(());
+                    }
+                    std::task::Poll::Pending
+                })
+                .await;
+            }
         }))
     }
 
@@ -1228,6 +1446,17 @@ impl RemoteSource {
         let Some(group) = self.group.clone().filter(|g| g.manual) else {
             return Err(memq_groups::AckError::AutoAck);
         };
+        self.settle_now(&group, partition, offset, ack)
+    }
+
+    fn settle_now(
+        &self,
+        group: &GroupInfo,
+        partition: usize,
+        offset: u64,
+        ack: bool,
+    ) -> Result<(), memq_groups::AckError> {
+        let group = group.clone();
         let Some(part) = self.parts.iter().find(|p| p.index == partition) else {
             return Err(memq_groups::AckError::NoSuchPartition { partition });
         };

@@ -2012,6 +2012,11 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
+        #[cfg(feature = "redis")]
+        if let Kind::Remote(_) = &self.kind {
+            // No named consumers on a server: nothing to commit to.
+            return self.commit_in(0, offset);
+        }
         // All or nothing: checked against every partition first.
         for (_, _, high) in self.windows() {
             if offset >= high {

@@ -501,6 +501,11 @@ async fn the_differences_are_typed_errors() {
                 matches!(&refused, Err(RecvError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
                 "{refused:?}"
             );
+            // Nothing to commit to (no named consumers on the server).
+            assert!(matches!(
+                mq.subscriber("t").await.unwrap().commit(0).await,
+                Err(tokio_memq::CommitError::NoSuchPartition { partitions: 0, .. })
+            ));
             // Synchronous calls wait for nobody: refused, not blocking.
             let sync = mq.publisher("t").try_publish(2u8);
             assert!(matches!(sync, Err(PublishError::Store { value: 2, .. })));
@@ -750,5 +755,57 @@ async fn a_group_shares_every_partition_of_a_topic() {
                 .is_none(),
             "{backend}: nothing more"
         );
+    });
+}
+
+/// A group member's receives dropped while they wait (timeouts, the losing
+/// branch of a `select!`), over several partitions at once, lose nothing
+/// and hold nothing back: every message arrives once, at its first
+/// delivery, long before any ack timeout could bring one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_receives_dropped_midway_over_partitions_lose_and_delay_nothing() {
+    on_each_backend!(|mq, backend| {
+        mq.create_partitioned_topic("events", TopicOptions::default(), 3)
+            .await
+            .unwrap();
+        mq.set_partition_routing("events", tokio_memq::PartitionRouting::Hash)
+            .await
+            .unwrap();
+        let member = mq
+            .group("events", "audit")
+            .mode(ConsumptionMode::Latest)
+            .manual_ack()
+            .max_deliveries(1)
+            .join()
+            .await
+            .unwrap();
+        let publisher = mq.publisher("events");
+        let feeder = tokio::spawn(async move {
+            for i in 0..60u32 {
+                publisher
+                    .publish_with_key(format!("k{}", i % 7), i)
+                    .await
+                    .unwrap();
+                if i % 5 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        });
+        let mut seen = BTreeSet::new();
+        timeout(Duration::from_secs(10), async {
+            while seen.len() < 60 {
+                // Most of these are dropped while they wait.
+                if let Ok(msg) = timeout(Duration::from_micros(700), member.recv()).await {
+                    let msg = msg.unwrap();
+                    assert_eq!(msg.deliveries, 1, "{backend}: delivered before");
+                    member.ack(&msg).unwrap();
+                    assert!(seen.insert(msg.deserialize::<u32>().unwrap()), "{backend}: twice");
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{backend}: held back: {} of 60", seen.len()));
+        feeder.await.unwrap();
+        assert_eq!(seen, (0..60).collect::<BTreeSet<u32>>(), "{backend}");
     });
 }
