@@ -1389,19 +1389,24 @@ impl RemoteSource {
     /// Moves every reader to `offset`, or none: each partition must
     /// retain it (or have it next).
     pub(crate) async fn seek_all(&self, offset: u64) -> Result<(), TopicError> {
-        for part in &self.parts {
-            let (low, high) = part.log.bounds().await.map_err(topic_error)?;
-            if !(low..=high).contains(&offset) {
-                return Err(TopicError::OutOfRange(memq_core::OutOfRange {
-                    requested: offset,
-                    low,
-                    high,
-                }));
-            }
+        if self.group.is_some() {
+            return Err(TopicError::Store(unsupported("seeking a group member")));
         }
+        // Every new reader first (each checks its window), then all swapped
+        // in: a failure moves none.
+        let mut readers = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
-            self.move_to(part.index, memq_redis::Start::Offset(offset))
-                .await?;
+            let reader = part
+                .log
+                .reader(memq_redis::Start::Offset(offset))
+                .await
+                .map_err(topic_error)?;
+            readers.push(reader);
+        }
+        for (part, reader) in self.parts.iter().zip(readers) {
+            let mut source = part.source.lock().await;
+            part.position.store(reader.position(), Ordering::Release);
+            *source = Source::Reader(reader);
         }
         Ok(())
     }
