@@ -372,7 +372,17 @@ struct StoreInner {
     shared: std::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
     /// Held while reconnecting: one task reconnects, the others wait.
     reconnecting: tokio::sync::Mutex<()>,
+    /// When the shared connection last answered, in milliseconds since
+    /// `born`.
+    answered: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
 }
+
+/// A shared connection quiet for longer than this is checked (`PING`)
+/// before a command that must not be sent twice goes out on it: after a
+/// server restart the first publish would otherwise find the old
+/// connection broken only once sent, and say its outcome is unknown.
+const QUIET: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -432,6 +442,8 @@ impl Store {
                 client,
                 shared: std::sync::Mutex::new((0, Some(conn))),
                 reconnecting: tokio::sync::Mutex::new(()),
+                answered: std::sync::atomic::AtomicU64::new(0),
+                born: std::time::Instant::now(),
             }),
         })
     }
@@ -522,11 +534,23 @@ impl Store {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd, repeatable: bool) -> Result<T, Error> {
+        use std::sync::atomic::Ordering;
+        let inner = &self.inner;
+        let since_born = || inner.born.elapsed().as_millis() as u64;
+        if !repeatable
+            && since_born().saturating_sub(inner.answered.load(Ordering::Relaxed)) > QUIET.as_millis() as u64
+        {
+            // Replaced here if it broke meanwhile (a PING may run twice).
+            let _: Value = Box::pin(self.run(&redis::cmd("PING"), true)).await?;
+        }
         let mut backoff = Backoff::new(RECONNECT_FOR);
         loop {
             let (generation, mut conn) = self.connection().await?;
             match cmd.query_async(&mut conn).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    inner.answered.store(since_born(), Ordering::Relaxed);
+                    return Ok(v);
+                }
                 Err(e) if broken(&e) => {
                     self.broke(generation);
                     if !repeatable {
@@ -649,6 +673,62 @@ impl Store {
         })
     }
 
+    /// The topic `name` if the server has it, plain or partitioned;
+    /// creates nothing (for reads that must not bring a deleted topic
+    /// back).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn existing(&self, name: &str) -> Result<Option<Existing>, Error> {
+        if let Some(n) = self.partition_count(name).await? {
+            let mut partitions = Vec::with_capacity(n);
+            for p in 0..n {
+                match self.handle(name, partition_keys(name, p), Some(p)).await? {
+                    Some(t) => partitions.push(t),
+                    None => return Ok(None),
+                }
+            }
+            return Ok(Some(Existing::Partitioned(PartitionedTopic {
+                name: name.to_string(),
+                partitions,
+            })));
+        }
+        Ok(self.handle(name, keys(name), None).await?.map(Existing::Plain))
+    }
+
+    /// A handle of the log at `log`/`meta` if its settings exist.
+    async fn handle(
+        &self,
+        name: &str,
+        (log, meta): (String, String),
+        partition: Option<usize>,
+    ) -> Result<Option<Topic>, Error> {
+        let (incarnation, max_messages, ttl_ms): (Option<String>, Option<u64>, Option<u64>) = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(&meta)
+                    .arg("incarnation")
+                    .arg("max_messages")
+                    .arg("ttl_ms"),
+            )
+            .await?;
+        let Some(incarnation) = incarnation else {
+            return Ok(None);
+        };
+        Ok(Some(Topic {
+            name: name.to_string(),
+            partition,
+            removed: removed_key(&meta),
+            log,
+            meta,
+            incarnation,
+            max_messages: max_messages.unwrap_or(0),
+            ttl_ms: ttl_ms.unwrap_or(0),
+            store: self.clone(),
+        }))
+    }
+
     async fn open(
         &self,
         name: &str,
@@ -719,6 +799,16 @@ impl Store {
         let _: Value = self.query(redis::cmd("SREM").arg(TOPICS).arg(name)).await?;
         Ok(removed > 0)
     }
+}
+
+/// A topic that exists on the server ([`Store::existing`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Existing {
+    /// A plain topic.
+    Plain(Topic),
+    /// A partitioned topic.
+    Partitioned(PartitionedTopic),
 }
 
 /// A partitioned topic: one [`Topic`] per partition.

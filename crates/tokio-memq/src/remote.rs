@@ -367,6 +367,35 @@ impl Remote {
         }
     }
 
+    /// The topic `name` if the server has it; creates nothing. This
+    /// process's handle when it has one (with its routing).
+    async fn existing(&self, name: &str) -> Result<Option<RemoteTopic>, TopicError> {
+        if let Some(t) = self.topics.lock().get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let (store, owned) = (self.store.clone(), name.to_owned());
+        let found = self
+            .run(async move { store.existing(&owned).await })
+            .await
+            .map_err(TopicError::Store)?
+            .map_err(topic_error)?;
+        let topic = match found {
+            None => return Ok(None),
+            Some(memq_redis::Existing::Plain(t)) => RemoteTopic::Plain(t),
+            Some(memq_redis::Existing::Partitioned(parted)) => {
+                let router = memq_partition::RouterState::new(parted.partitions().len());
+                RemoteTopic::Partitioned(Arc::new(Parted {
+                    topic: parted,
+                    router,
+                }))
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(
+            self.topics.lock().entry(name.into()).or_insert(topic).clone(),
+        ))
+    }
+
     /// Whether the partitioned topic `name` exists.
     pub(crate) async fn parted_exists(&self, name: &str) -> Result<bool, TopicError> {
         match self.parted(name).await {
@@ -391,9 +420,13 @@ impl Remote {
                 topic: name.to_owned(),
             });
         }
-        match self.open(name, None).await? {
-            RemoteTopic::Partitioned(p) => Ok(p),
-            RemoteTopic::Plain(_) => Err(TopicError::NotPartitioned {
+        // Not `open`: a topic deleted meanwhile must not come back.
+        match self.existing(name).await? {
+            Some(RemoteTopic::Partitioned(p)) => Ok(p),
+            Some(RemoteTopic::Plain(_)) => Err(TopicError::NotPartitioned {
+                topic: name.to_owned(),
+            }),
+            None => Err(TopicError::NoSuchTopic {
                 topic: name.to_owned(),
             }),
         }
@@ -466,7 +499,9 @@ impl Remote {
         {
             return Ok(None);
         }
-        let topic = self.open(name, None).await?;
+        let Some(topic) = self.existing(name).await? else {
+            return Ok(None);
+        };
         let parts = self.partition_stats_of(&topic).await?;
         let mut total = TopicStats::sum(parts.iter().map(|p| p.1.clone()));
         if topic.partition_count().is_none() {
@@ -548,7 +583,9 @@ impl Remote {
         {
             return Ok(None);
         }
-        let handle = self.open(topic, None).await?;
+        let Some(handle) = self.existing(topic).await? else {
+            return Ok(None);
+        };
         let mut stats = GroupStats::empty(group);
         let mut found = false;
         for (_, log) in handle.logs() {

@@ -809,3 +809,99 @@ async fn group_receives_dropped_midway_over_partitions_lose_and_delay_nothing() 
         assert_eq!(seen, (0..60).collect::<BTreeSet<u32>>(), "{backend}");
     });
 }
+
+/// Asking about a topic that is not there answers so, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_of_a_missing_topic_create_nothing() {
+    on_each_backend!(|mq, backend| {
+        assert!(mq.get_topic_stats("ghost").await.is_none(), "{backend}");
+        assert!(mq.get_group_stats("ghost", "g").await.is_none(), "{backend}");
+        assert!(mq.get_all_partition_stats("ghost").await.is_empty(), "{backend}");
+        assert!(mq.get_partition_stats("ghost", 0).await.is_none(), "{backend}");
+        assert!(!mq.delete_partitioned_topic("ghost").await, "{backend}");
+        assert!(mq.list_topics().await.is_empty(), "{backend}: nothing created");
+        // And after a delete.
+        mq.publisher("brief").publish(1u8).await.unwrap();
+        assert!(mq.delete_topic("brief").await, "{backend}");
+        assert!(mq.get_topic_stats("brief").await.is_none(), "{backend}");
+        assert!(mq.list_topics().await.is_empty(), "{backend}: not brought back");
+    });
+}
+
+/// The queue over a server that restarts with its data (`appendfsync
+/// always`) while a subscriber and a group member wait: both carry on
+/// after it, and between them nothing is lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_while_receives_wait_loses_and_repeats_nothing() {
+    let started = tokio::task::spawn_blocking(|| {
+        RedisServer::start_with(memq_testkit::redis_server::Persistence::AofAlways)
+    });
+    let Some(mut server) = started.await.unwrap() else {
+        return;
+    };
+    let mq = MessageQueue::connect(&server.url()).await.unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("ledger", latest(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    let member = mq
+        .group("ledger", "auditors")
+        .mode(ConsumptionMode::Latest)
+        .manual_ack()
+        .join()
+        .await
+        .unwrap();
+    let publisher = mq.publisher("ledger");
+    assert_eq!(
+        publisher
+            .publish_batch((0..20u64).collect::<Vec<_>>())
+            .await
+            .unwrap(),
+        0..20
+    );
+    let (mut read, mut claimed) = (Vec::new(), Vec::new());
+    while read.len() < 20 {
+        read.extend(timeout(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
+    }
+    while claimed.len() < 20 {
+        let msg = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+        member.ack(&msg).unwrap();
+        claimed.push(msg);
+    }
+    // Both wait on the server when it goes.
+    let waiting_sub = tokio::spawn(async move {
+        let mut more = Vec::new();
+        while more.len() < 20 {
+            more.extend(timeout(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
+        }
+        more
+    });
+    let waiting_member = tokio::spawn(async move {
+        let mut more = Vec::new();
+        while more.len() < 20 {
+            let msg = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+            member.ack(&msg).unwrap();
+            more.push(msg);
+        }
+        more
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::task::block_in_place(|| server.restart());
+    let published = timeout(LIMIT, publisher.publish_batch((20..40u64).collect::<Vec<_>>()))
+        .await
+        .unwrap();
+    // Not OutcomeUnknown: the quiet connection is checked before sending.
+    if let Err(tokio_memq::PublishError::Store { error, .. }) = &published {
+        panic!("the publish after the restart: {error:?}");
+    }
+    assert_eq!(published.unwrap(), 20..40);
+    read.extend(waiting_sub.await.unwrap());
+    claimed.extend(waiting_member.await.unwrap());
+    let offsets = |msgs: &[tokio_memq::TopicMessage]| msgs.iter().map(|m| m.offset()).collect::<Vec<u64>>();
+    assert_eq!(offsets(&read), (0..40).collect::<Vec<u64>>(), "the subscriber");
+    let mut got = offsets(&claimed);
+    got.sort_unstable();
+    assert_eq!(got, (0..40).collect::<Vec<u64>>(), "the member");
+    let values: Vec<u64> = read.iter().map(|m| m.deserialize().unwrap()).collect();
+    assert_eq!(values, (0..40).collect::<Vec<u64>>());
+}
