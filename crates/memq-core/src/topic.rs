@@ -430,6 +430,35 @@ impl<T> Topic<T> {
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
     }
+
+    /// True when, at the last publish, the slowest live cursor of this
+    /// topic (one with [`Overflow::Evict`](crate::Overflow::Evict) and a
+    /// message limit) was more than half the capacity behind, and still
+    /// moving. A publisher that yields before publishing then gives a
+    /// reader that is about as fast as it the time to keep up, instead of
+    /// evicting what it was about to read. A reader that has not moved
+    /// for half the capacity (all the room it had) no longer counts until
+    /// it moves again: publishers do not slow down for a reader that does
+    /// not read. Costs no lock.
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::<u32>::new(TopicConfig::default().max_messages(Some(8))).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// for i in 0..4 {
+    ///     topic.try_publish(i).unwrap();
+    /// }
+    /// assert!(!topic.near_eviction(), "4 behind: half the room left");
+    /// topic.try_publish(4).unwrap();
+    /// assert!(topic.near_eviction(), "5 behind");
+    /// while cursor.try_recv().is_ok() {}
+    /// topic.try_publish(5).unwrap();
+    /// assert!(!topic.near_eviction(), "caught up");
+    /// ```
+    pub fn near_eviction(&self) -> bool {
+        self.shared.near_eviction()
+    }
 }
 
 /// A publish in progress: the message and, once parked, its registration.

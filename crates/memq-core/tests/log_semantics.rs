@@ -602,3 +602,59 @@ fn a_blocked_ttl_publish_outside_a_runtime_needs_no_timer() {
     assert_eq!(c.try_recv().unwrap().offset, 0);
     assert_eq!(publish.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
 }
+
+/// `near_eviction` says a moving reader is about to lose messages, and
+/// stops saying it for a reader that has not moved for all the room it had
+/// (publishers do not slow down for a reader that does not read); it
+/// counts again once that reader moves. Blocking topics never say it.
+#[test]
+fn near_eviction_is_for_readers_that_keep_moving() {
+    let topic = topic(100);
+    let mut reader = topic.subscribe(StartFrom::Latest).unwrap();
+    for i in 0..50 {
+        topic.try_publish(i).unwrap();
+    }
+    assert!(!topic.near_eviction(), "50 behind of 100: half left");
+    topic.try_publish(50).unwrap();
+    assert!(topic.near_eviction(), "51 behind");
+    // It does not read: 50 more publishes (the room it had), then it no
+    // longer counts.
+    for i in 51..100 {
+        topic.try_publish(i).unwrap();
+        assert!(topic.near_eviction(), "{i}: still within the room it had");
+    }
+    topic.try_publish(100).unwrap();
+    assert!(!topic.near_eviction(), "stuck for half the capacity");
+    for i in 101..150 {
+        topic.try_publish(i).unwrap();
+    }
+    assert!(!topic.near_eviction(), "still stuck");
+    // It reads again (its read-ahead takes all that is retained), then
+    // falls behind again: it counts again.
+    assert!(matches!(
+        reader.try_recv(),
+        Err(memq_core::TryRecvError::Lagged(_))
+    ));
+    while reader.try_recv().is_ok() {}
+    topic.try_publish(150).unwrap();
+    assert!(!topic.near_eviction(), "caught up");
+    for i in 151..201 {
+        topic.try_publish(i).unwrap();
+    }
+    assert!(topic.near_eviction(), "moving, and 51 behind again");
+
+    let blocking = Topic::<u64>::new(
+        TopicConfig::default()
+            .max_messages(Some(4))
+            .overflow(memq_core::Overflow::Block),
+    )
+    .unwrap();
+    let _slow = blocking.subscribe(StartFrom::Latest).unwrap();
+    for i in 0..4 {
+        blocking.try_publish(i).unwrap();
+    }
+    assert!(
+        !blocking.near_eviction(),
+        "a blocking topic makes publishers wait instead"
+    );
+}
