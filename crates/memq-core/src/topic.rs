@@ -432,7 +432,7 @@ impl<T> Topic<T> {
     }
 
     /// True when, at the last publish, the slowest live cursor of this
-    /// topic (one with [`Overflow::Evict`](crate::Overflow::Evict) and a
+    /// topic (one with [`Overflow::DropOldest`](crate::Overflow::DropOldest) and a
     /// message limit) was more than half the capacity behind, and still
     /// moving. A publisher that yields before publishing then gives a
     /// reader that is about as fast as it the time to keep up, instead of
