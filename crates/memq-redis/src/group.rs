@@ -362,17 +362,7 @@ impl Member {
     }
 
     async fn xack(&mut self, offset: u64) -> Result<(), Error> {
-        let _: u64 = self
-            .topic
-            .store
-            .query(
-                redis::cmd("XACK")
-                    .arg(&self.topic.log)
-                    .arg(&self.group)
-                    .arg(format!("0-{}", offset + 1)),
-            )
-            .await?;
-        Ok(())
+        self.topic.ack(&self.group, offset).await
     }
 
     async fn read_new(&mut self, block: Duration) -> Result<(), Error> {

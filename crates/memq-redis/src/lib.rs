@@ -753,26 +753,10 @@ impl Store {
                     .arg(ttl_ms(config.ttl)),
             )
             .await?;
-        let (incarnation, max_messages, ttl_ms): (String, u64, Option<u64>) = self
-            .query(
-                redis::cmd("HMGET")
-                    .arg(&meta)
-                    .arg("incarnation")
-                    .arg("max_messages")
-                    .arg("ttl_ms"),
-            )
-            .await?;
-        Ok(Topic {
-            name: name.to_string(),
-            partition,
-            removed: removed_key(&meta),
-            log,
-            meta,
-            incarnation,
-            max_messages,
-            ttl_ms: ttl_ms.unwrap_or(0),
-            store: self.clone(),
-        })
+        // Set now, by this call or another: read back as any handle is.
+        self.handle(name, (log, meta), partition)
+            .await?
+            .ok_or_else(|| Error::TopicGone(name.to_string()))
     }
 
     /// Deletes the topic `name`, plain or partitioned (its messages and

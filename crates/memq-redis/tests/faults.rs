@@ -262,6 +262,21 @@ async fn a_server_restarted_without_its_data_is_an_error_not_a_hang() {
     assert!(matches!(refused, Err(Error::TopicGone(_))), "{refused:?}");
 }
 
+/// A reader at 5 told that the log ends at 2.
+fn assert_ahead_at_5_of_2<T: std::fmt::Debug>(told: &Result<T, RecvError>) {
+    assert!(
+        matches!(
+            told,
+            Err(RecvError::Store(Error::AheadOfLog {
+                position: 5,
+                high: 2,
+                ..
+            }))
+        ),
+        "{told:?}"
+    );
+}
+
 /// The server keeps the topic but loses its newest messages (restarted
 /// from an older copy, a failover to a replica that lagged): a reader past
 /// the end of the log would wait forever for offsets that new messages
@@ -302,29 +317,9 @@ async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled()
         "offsets over again"
     );
     let told = timeout(LIMIT, waiting.recv()).await.expect("told, not stalled");
-    assert!(
-        matches!(
-            told,
-            Err(RecvError::Store(Error::AheadOfLog {
-                position: 5,
-                high: 2,
-                ..
-            }))
-        ),
-        "{told:?}"
-    );
+    assert_ahead_at_5_of_2(&told);
     let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
-    assert!(
-        matches!(
-            told,
-            Err(RecvError::Store(Error::AheadOfLog {
-                position: 5,
-                high: 2,
-                ..
-            }))
-        ),
-        "{told:?}"
-    );
+    assert_ahead_at_5_of_2(&told);
     // An empty log whose last offset is behind the reader: the same.
     let _: u64 = redis::cmd("XTRIM")
         .arg("memq:{jobs}:log")
@@ -334,17 +329,7 @@ async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled()
         .await
         .unwrap();
     let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
-    assert!(
-        matches!(
-            told,
-            Err(RecvError::Store(Error::AheadOfLog {
-                position: 5,
-                high: 2,
-                ..
-            }))
-        ),
-        "{told:?}"
-    );
+    assert_ahead_at_5_of_2(&told);
     // A reader at the end is fine.
     let mut fresh = topic.reader(Start::Latest).await.unwrap();
     assert!(timeout(LIMIT, fresh.try_recv()).await.unwrap().unwrap().is_none());
