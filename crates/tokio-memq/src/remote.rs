@@ -192,6 +192,19 @@ impl std::fmt::Debug for RemoteTopic {
 }
 
 impl RemoteTopic {
+    /// A topic as the store found it (`None` for a kind this crate does
+    /// not know), with round-robin routing for a partitioned one.
+    fn from_store(found: memq_redis::Existing) -> Option<RemoteTopic> {
+        match found {
+            memq_redis::Existing::Plain(t) => Some(RemoteTopic::Plain(t)),
+            memq_redis::Existing::Partitioned(topic) => {
+                let router = memq_partition::RouterState::new(topic.partitions().len());
+                Some(RemoteTopic::Partitioned(Arc::new(Parted { topic, router })))
+            }
+            _ => None,
+        }
+    }
+
     /// Its logs with their partition indices (one, index 0, for a plain
     /// topic).
     fn logs(&self) -> Vec<(usize, memq_redis::Topic)> {
@@ -331,35 +344,29 @@ impl Remote {
         }
         let (store, owned) = (self.store.clone(), name.to_owned());
         let opened = self
-            .run(async move {
-                match wanted {
-                    Some(n) => store.partitioned_topic(&owned, n, config).await.map(Err),
-                    None => match store.partition_count(&owned).await? {
-                        Some(n) => store.partitioned_topic(&owned, n, config).await.map(Err),
-                        None => store.topic(&owned, config).await.map(Ok),
-                    },
-                }
+            .ask(async move {
+                let partitions = match wanted {
+                    Some(n) => Some(n),
+                    None => store.partition_count(&owned).await?,
+                };
+                Ok(match partitions {
+                    Some(n) => {
+                        memq_redis::Existing::Partitioned(store.partitioned_topic(&owned, n, config).await?)
+                    }
+                    None => memq_redis::Existing::Plain(store.topic(&owned, config).await?),
+                })
             })
-            .await
-            .map_err(TopicError::Store)?
-            .map_err(topic_error)?;
-        let topic = match opened {
-            Ok(plain) => RemoteTopic::Plain(plain),
-            Err(parted) => {
-                let router = memq_partition::RouterState::new(parted.partitions().len());
-                RemoteTopic::Partitioned(Arc::new(Parted {
-                    topic: parted,
-                    router,
-                }))
-            }
-        };
+            .await?;
+        let topic = RemoteTopic::from_store(opened).ok_or_else(|| TopicError::NoSuchTopic {
+            topic: name.to_owned(),
+        })?;
         let mut topics = self.topics.lock();
         match topics.get(name) {
-            // Another task opened it meanwhile; or a partitioned topic, whose
-            // routing may have been set already: keep it.
-            Some(kept) if cached || matches!(kept, RemoteTopic::Partitioned(_)) => {
-                Ok(if cached { kept.clone() } else { topic })
-            }
+            // Another task opened it meanwhile: the first one counts.
+            Some(kept) if cached => Ok(kept.clone()),
+            // A fresh handle for a reader; the kept one holds this process's
+            // routing for publishers.
+            Some(RemoteTopic::Partitioned(_)) => Ok(topic),
             _ => {
                 topics.insert(name.into(), topic.clone());
                 Ok(topic)
@@ -374,22 +381,9 @@ impl Remote {
             return Ok(Some(t.clone()));
         }
         let (store, owned) = (self.store.clone(), name.to_owned());
-        let found = self
-            .run(async move { store.existing(&owned).await })
-            .await
-            .map_err(TopicError::Store)?
-            .map_err(topic_error)?;
-        let topic = match found {
-            None => return Ok(None),
-            Some(memq_redis::Existing::Plain(t)) => RemoteTopic::Plain(t),
-            Some(memq_redis::Existing::Partitioned(parted)) => {
-                let router = memq_partition::RouterState::new(parted.partitions().len());
-                RemoteTopic::Partitioned(Arc::new(Parted {
-                    topic: parted,
-                    router,
-                }))
-            }
-            Some(_) => return Ok(None),
+        let found = self.ask(async move { store.existing(&owned).await }).await?;
+        let Some(topic) = found.and_then(RemoteTopic::from_store) else {
+            return Ok(None);
         };
         Ok(Some(
             self.topics.lock().entry(name.into()).or_insert(topic).clone(),
@@ -407,14 +401,8 @@ impl Remote {
 
     /// The existing partitioned topic `name`.
     pub(crate) async fn parted(&self, name: &str) -> Result<Arc<Parted>, TopicError> {
-        let exists = self
-            .run({
-                let (store, name) = (self.store.clone(), name.to_owned());
-                async move { store.topic_exists(&name).await }
-            })
-            .await
-            .map_err(TopicError::Store)?
-            .map_err(topic_error)?;
+        let (store, owned) = (self.store.clone(), name.to_owned());
+        let exists = self.ask(async move { store.topic_exists(&owned).await }).await?;
         if !exists {
             return Err(TopicError::NoSuchTopic {
                 topic: name.to_owned(),
@@ -430,6 +418,16 @@ impl Remote {
                 topic: name.to_owned(),
             }),
         }
+    }
+
+    /// [`run`](Self::run), its failures as a topic operation's. (Not an
+    /// `async fn`: that would hold the command, which is not `Sync`.)
+    fn ask<T: Send + 'static>(
+        &self,
+        command: impl Future<Output = Result<T, memq_redis::Error>> + Send + 'static,
+    ) -> impl Future<Output = Result<T, TopicError>> + Send + Sync + 'static {
+        let running = self.run(command);
+        async move { running.await.map_err(TopicError::Store)?.map_err(topic_error) }
     }
 
     /// Runs a store command: polled by the caller inside a Tokio runtime,
@@ -1063,8 +1061,12 @@ impl Part {
 
     /// What this log's reader has buffered already (no round trip).
     async fn buffered(&self, max: usize) -> Result<Vec<Got>, RecvError> {
-        let mut source = self.source.lock().await;
-        let Source::Reader(reader) = &mut *source else {
+        self.take_buffered(&mut *self.source.lock().await, max)
+    }
+
+    /// What `source`, this log's, has buffered (a group member: nothing).
+    fn take_buffered(&self, source: &mut Source, max: usize) -> Result<Vec<Got>, RecvError> {
+        let Source::Reader(reader) = source else {
             return Ok(Vec::new());
         };
         let got = reader.take_buffered(max).map_err(recv_error);
@@ -1189,7 +1191,7 @@ impl Drop for RemoteSource {
         };
         let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
         for (partition, record, _) in left {
-            let _ = self.settle_now(&group.clone(), partition, record.offset, false);
+            let _ = self.settle_now(group, partition, record.offset, false);
         }
     }
 }
@@ -1300,15 +1302,10 @@ impl RemoteSource {
             let Ok(mut source) = part.source.try_lock() else {
                 continue;
             };
-            let Source::Reader(reader) = &mut *source else {
-                return Ok(Vec::new());
-            };
-            let got = reader.take_buffered(max).map_err(recv_error);
-            part.position.store(reader.position(), Ordering::Release);
-            let got = got?;
+            let got = part.take_buffered(&mut source, max)?;
             if !got.is_empty() {
                 self.turn.fetch_add(1, Ordering::Relaxed);
-                return Ok(got.into_iter().map(|r| (part.index, r, 1)).collect());
+                return Ok(got);
             }
         }
         Ok(Vec::new())

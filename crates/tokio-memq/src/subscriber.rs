@@ -157,9 +157,10 @@ impl Future for RecvOne<'_> {
                 Ok(sub.message(d, sub.partition))
             }
             Err(e) => {
-                let e = RecvError::from(e);
-                sub.note(&Err(e.clone()));
-                Err(e)
+                if let memq_core::RecvError::Lagged(n) = e {
+                    sub.lagged(n);
+                }
+                Err(e.into())
             }
         })
     }
