@@ -52,6 +52,16 @@ macro_rules! on_each_backend {
     }};
 }
 
+/// `f` on a thread outside the runtime; its result, or a failure after
+/// `LIMIT` (the thread is left behind: a hang fails the test, not CI).
+fn on_plain_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    tokio::task::block_in_place(|| rx.recv_timeout(LIMIT)).expect("the thread finishes in time")
+}
+
 fn latest() -> TopicOptions {
     TopicOptions::default()
 }
@@ -476,27 +486,14 @@ async fn the_differences_are_typed_errors() {
             );
             // A blocking publish from a plain thread runs on the queue's
             // runtime; a blocking receive is refused.
-            let plain = {
-                let mq = mq.clone();
-                std::thread::spawn(move || {
-                    let offset = mq.publisher("from-thread").blocking_publish(7u8);
-                    let sub = mq.publisher("from-thread");
-                    drop(sub);
-                    offset
-                })
-            };
-            let offset = tokio::task::spawn_blocking(move || plain.join().unwrap())
-                .await
-                .unwrap();
+            let publisher = mq.publisher("from-thread");
+            let offset = on_plain_thread(move || publisher.blocking_publish(7u8));
             assert_eq!(offset.unwrap(), 0);
             let reader = mq
                 .subscriber_with_options_and_mode("from-thread", latest(), ConsumptionMode::Earliest)
                 .await
                 .unwrap();
-            let refused = std::thread::spawn(move || reader.blocking_recv());
-            let refused = tokio::task::spawn_blocking(move || refused.join().unwrap())
-                .await
-                .unwrap();
+            let refused = on_plain_thread(move || reader.blocking_recv());
             assert!(
                 matches!(&refused, Err(RecvError::Store(e)) if e.kind() == StoreErrorKind::Unsupported),
                 "{refused:?}"
