@@ -246,13 +246,16 @@ fn stress(scale: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo clippy` of what `selection` names, every target, warnings denied.
+fn clippy(selection: &[&str]) -> Result<(), String> {
+    let args = [&["clippy"], selection, &["--all-targets", "--", "-D", "warnings"]].concat();
+    cargo(&args, &[])
+}
+
 fn ci() -> Result<(), String> {
     let started = Instant::now();
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
-    cargo(
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
-        &[],
-    )?;
+    clippy(&["--workspace"])?;
     cargo(&["test", "--workspace", "--all-targets"], &[])?;
     cargo(&["test", "--workspace", "--doc"], &[])?;
     cargo(
@@ -286,20 +289,7 @@ fn ci() -> Result<(), String> {
     }
     // The optional observability features: their tests, lints and
     // examples (a workspace build leaves them off).
-    cargo(
-        &[
-            "clippy",
-            "-p",
-            "tokio-memq",
-            "--features",
-            "tracing,metrics",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    clippy(&["-p", "tokio-memq", "--features", "tracing,metrics"])?;
     cargo(
         &[
             "test",
@@ -339,22 +329,14 @@ fn ci() -> Result<(), String> {
     // The queue over Redis (`redis` feature): its lints, and the delivery
     // contract run against both backends (the tests start their own
     // redis-server; with CI set, a missing one fails them).
-    cargo(
-        &[
-            "clippy",
-            "-p",
-            "tokio-memq",
-            "-p",
-            "tokio-memq-examples",
-            "--features",
-            "tokio-memq-examples/redis",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    clippy(&[
+        "-p",
+        "tokio-memq",
+        "-p",
+        "tokio-memq-examples",
+        "--features",
+        "tokio-memq-examples/redis",
+    ])?;
     cargo(
         &[
             "test",
