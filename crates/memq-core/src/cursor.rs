@@ -517,6 +517,46 @@ impl<T: Clone> Cursor<T> {
         }
     }
 
+    /// How many messages earlier receives read ahead (some may have
+    /// expired since): what [`take_read_ahead`](Self::take_read_ahead)
+    /// can hand out.
+    pub fn read_ahead(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands up to `max` messages that earlier receives read ahead to
+    /// `out`, without touching the topic (no lock, no gap report, no
+    /// registration), and returns how many; 0 when nothing was read ahead.
+    /// Messages that expired while read ahead are dropped, as a receive
+    /// drops them. For wrappers that serve several consumers from one
+    /// cursor (consumer groups): the next receive goes on where this left
+    /// off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// let mut out = Vec::new();
+    /// assert_eq!(cursor.take_read_ahead(1, &mut out), 0, "nothing read ahead yet");
+    /// topic.try_publish_batch(vec![1, 2, 3]).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap().value, 1); // reads the others ahead
+    /// assert_eq!(cursor.take_read_ahead(5, &mut out), 2);
+    /// assert_eq!(out.iter().map(|d| d.offset).collect::<Vec<_>>(), [1, 2]);
+    /// ```
+    pub fn take_read_ahead(&mut self, max: usize, out: &mut impl Extend<Delivered<T>>) -> usize {
+        if self.buf.is_empty() {
+            return 0;
+        }
+        let now = match self.shared.limits.ttl_nanos {
+            Some(_) => self.shared.clock.now(),
+            None => 0,
+        };
+        self.drain(max, now, &mut |d| out.extend(Some(d)))
+    }
+
     /// Appends up to `max` available messages to `out` without waiting and
     /// returns how many.
     ///

@@ -379,6 +379,59 @@ fn eligibility<'a>(
     move |m| Some(m) != except && members.contains_key(&m) && owner.is_none_or(|o| o == Some(m))
 }
 
+/// Where a claim puts what it hands out: a batch, or the one message of
+/// a single receive (which then needs no allocation).
+pub(crate) trait Claims<T> {
+    /// How many it holds.
+    fn count(&self) -> usize;
+    fn push(&mut self, claimed: Claimed<T>);
+}
+
+impl<T> Claims<T> for Vec<Claimed<T>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn push(&mut self, claimed: Claimed<T>) {
+        Vec::push(self, claimed);
+    }
+}
+
+/// A single receive: claims with `max` 1 push at most one message.
+impl<T> Claims<T> for Option<Claimed<T>> {
+    fn count(&self) -> usize {
+        usize::from(self.is_some())
+    }
+
+    fn push(&mut self, claimed: Claimed<T>) {
+        debug_assert!(self.is_none(), "a single receive claims one message");
+        *self = Some(claimed);
+    }
+}
+
+/// Collects a cursor's deliveries as first deliveries from `partition`,
+/// noting the offset of the last.
+struct ClaimedFrom<'a, C> {
+    partition: usize,
+    out: &'a mut C,
+    last: Option<u64>,
+}
+
+impl<T, C: Claims<T>> Extend<Delivered<T>> for ClaimedFrom<'_, C> {
+    fn extend<I: IntoIterator<Item = Delivered<T>>>(&mut self, iter: I) {
+        for d in iter {
+            self.last = Some(d.offset);
+            self.out.push(Claimed {
+                partition: self.partition,
+                offset: d.offset,
+                timestamp: d.timestamp,
+                deliveries: 1,
+                value: d.value,
+            });
+        }
+    }
+}
+
 /// How a claim ends.
 enum Exit {
     /// It returns this (the member does not wait).
@@ -864,7 +917,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         &self,
         member: u64,
         max: usize,
-        out: &mut Vec<Claimed<T>>,
+        out: &mut impl Claims<T>,
         mut park: Option<(&mut Context<'_>, &mut MemberWaiter<T>)>,
     ) -> Poll<Result<usize, TryRecvError>> {
         if max == 0 {
@@ -873,11 +926,18 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let manual = self.config.ack == AckMode::Manual;
         let key = park.as_ref().and_then(|(_, w)| w.group_key);
         let mut wake = Vec::new();
-        let before = out.len();
+        let before = out.count();
         let mut st = self.state.lock();
         // A take-over timer this receive held, armed afresh if it parks.
         let timer = st.waiters.has_timer(key);
         st.waiters.begin(key);
+        if let Some(got) = self.claim_read_ahead(&mut st, max, out) {
+            st.waiters.done(key);
+            // Members parked hear of what is left, as after any claim.
+            self.restore(&mut st, &mut wake);
+            self.unlock(st, wake);
+            return Poll::Ready(Ok(got));
+        }
         if !st.dead.is_empty() {
             // Dead letters the sink refused before: offer them again first.
             st = self.offer_dead_letters(st, &mut wake);
@@ -940,12 +1000,53 @@ impl<T: Clone + Send + 'static> Shared<T> {
             // took become claimable by others when it idles.
             if timer {
                 self.cover_take_over(&mut st, None, &mut wake);
-            } else if out.len() > before {
+            } else if out.count() > before {
                 self.cover_take_over(&mut st, Some(member), &mut wake);
             }
         }
         self.unlock(st, wake);
         result
+    }
+
+    /// The common claim, kept short: in an automatic group whose members
+    /// share the partitions, with no gap to report, no redelivery and no
+    /// dead letter to offer, `max` messages that the next partition's
+    /// cursor read ahead (none of them owed to a member woken for them)
+    /// are handed out as the full claim would hand them out, touching
+    /// nothing else. Returns how many, or `None` when the full claim must
+    /// run.
+    fn claim_read_ahead(&self, st: &mut State<T>, max: usize, out: &mut impl Claims<T>) -> Option<usize> {
+        if self.config.ack == AckMode::Manual
+            || self.config.assignment != Assignment::Shared
+            || st.cursors.is_empty()
+            || !st.gaps.is_empty()
+            || !st.redeliver.is_empty()
+            || !st.dead.is_empty()
+            || !st.taken.is_empty()
+        {
+            return None;
+        }
+        let n = st.cursors.len();
+        let p = st.rr % n;
+        if st.waiters.owed(p) != 0 || st.cursors[p].read_ahead() < max {
+            return None;
+        }
+        let mut sink = ClaimedFrom {
+            partition: p,
+            out,
+            last: None,
+        };
+        let got = st.cursors[p].take_read_ahead(max, &mut sink);
+        let last = sink.last?;
+        // As in the full claim: a gap the cursor found after these is
+        // reported by the group's next receive, whatever happens to the
+        // cursor meanwhile.
+        if let Some(k) = st.cursors[p].take_lag() {
+            st.gap_before(p, k);
+        }
+        self.commit_through(st, p, last);
+        st.rr = (st.rr + 1) % n;
+        Some(got)
     }
 
     /// Hands up to `max` redeliveries to `member`, in partition and offset
@@ -957,7 +1058,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         st: &mut State<T>,
         member: u64,
         max: usize,
-        out: &mut Vec<Claimed<T>>,
+        out: &mut impl Claims<T>,
     ) -> (usize, bool) {
         let (mut got, mut buried) = (0, false);
         // In partition and offset order, stopping at `max` (the set may be
@@ -1034,7 +1135,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         member: u64,
         max: usize,
         mut got: usize,
-        out: &mut Vec<Claimed<T>>,
+        out: &mut impl Claims<T>,
         can_park: bool,
     ) -> Exit {
         let manual = self.config.ack == AckMode::Manual;

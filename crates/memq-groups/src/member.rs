@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::GroupConfig;
 use crate::error::{AckError, GroupError};
-use crate::group::{Claimed, DeadLetterSink, Shared};
+use crate::group::{Claimed, Claims, DeadLetterSink, Shared};
 use crate::stats::GroupStats;
 
 /// A consumer group: members that compete for the messages of one or more
@@ -338,9 +338,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// assert_eq!(member.try_recv().unwrap().offset, 1);
     /// ```
     pub fn try_recv(&self) -> Result<Claimed<T>, TryRecvError> {
-        let mut out = Vec::with_capacity(1);
+        let mut out = None;
         match self.shared.claim(self.id, 1, &mut out, None) {
-            Poll::Ready(Ok(_)) => out.pop().ok_or(TryRecvError::Empty),
+            Poll::Ready(Ok(_)) => out.ok_or(TryRecvError::Empty),
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Err(TryRecvError::Empty),
         }
@@ -387,9 +387,27 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// # }
     /// ```
     pub async fn recv(&self) -> Result<Claimed<T>, RecvError> {
-        let mut out = Vec::with_capacity(1);
-        self.recv_batch(1, &mut out).await?;
-        out.pop().ok_or(RecvError::Closed)
+        let mut waiter = MemberWaiter::new();
+        poll_fn(|cx| self.poll_recv(cx, &mut waiter)).await
+    }
+
+    /// Polls for the next message; the building block of
+    /// [`recv`](Self::recv). `waiter` as for
+    /// [`poll_recv_batch`](Self::poll_recv_batch).
+    ///
+    /// # Panics
+    ///
+    /// As [`poll_recv_batch`](Self::poll_recv_batch).
+    pub fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: &mut MemberWaiter<T>,
+    ) -> Poll<Result<Claimed<T>, RecvError>> {
+        let mut out = None;
+        match std::task::ready!(self.poll_claim(cx, waiter, 1, &mut out)) {
+            Ok(_) => Poll::Ready(out.ok_or(RecvError::Closed)),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     /// Waits until at least one message is available for this member, then
@@ -460,6 +478,17 @@ impl<T: Clone + Send + 'static> Member<T> {
         waiter: &mut MemberWaiter<T>,
         max: usize,
         out: &mut Vec<Claimed<T>>,
+    ) -> Poll<Result<usize, RecvError>> {
+        self.poll_claim(cx, waiter, max, out)
+    }
+
+    /// A receive of up to `max` messages into `out`.
+    fn poll_claim(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: &mut MemberWaiter<T>,
+        max: usize,
+        out: &mut impl Claims<T>,
     ) -> Poll<Result<usize, RecvError>> {
         waiter.bind(&self.shared);
         loop {

@@ -143,6 +143,24 @@ impl Future for RecvOne<'_> {
         #[cfg(feature = "tracing")]
         let _entered = this.span.enter();
         let sub = this.sub;
+        if let (Kind::Group { member, .. }, Wait::Group(waiter, _)) = (&sub.kind, &mut this.wait) {
+            if sub.stash.lock().is_empty() {
+                // The message is built here from what the group handed out,
+                // not through a batch of one.
+                let got = std::task::ready!(budgeted(cx, |cx| member.poll_recv(cx, waiter)));
+                return Poll::Ready(match got {
+                    Ok(c) => {
+                        sub.delivered(1);
+                        Ok(sub.claimed(c))
+                    }
+                    Err(e) => {
+                        let e = RecvError::from(e);
+                        sub.note(&Err(e.clone()));
+                        Err(e)
+                    }
+                });
+            }
+        }
         let (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) = (&sub.kind, &mut this.wait) else {
             return match std::task::ready!(sub.poll_batch(cx, &mut this.wait, 1, &mut this.out)) {
                 Ok(_) => Poll::Ready(this.out.pop().ok_or(RecvError::Closed)),
