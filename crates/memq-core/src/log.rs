@@ -20,9 +20,12 @@ pub(crate) struct Log<T> {
     pub(crate) low: u64,
     /// Sum of the weights of the retained messages.
     pub(crate) bytes: usize,
-    /// Publish time of offset `low - 1`, once anything has been removed
+    /// Publish time of the newest message appended, retained or not
     /// (publish times never go down with offsets, even past removals).
-    pub(crate) last_removed_ts: Option<u64>,
+    /// Kept here, on the line every publish writes anyway, rather than
+    /// read back from the newest slot (another publisher's CPU wrote that
+    /// line: a cache miss per publish under the lock).
+    pub(crate) newest_ts: Option<u64>,
     /// Why each offset below `low` was removed, so that a cursor found
     /// below the window is told exactly how many it lost to eviction.
     pub(crate) removed: Removals,
@@ -122,7 +125,7 @@ impl<T> Log<T> {
             entries: VecDeque::new(),
             low: first_offset,
             bytes: 0,
-            last_removed_ts: None,
+            newest_ts: None,
             removed: Removals::new(first_offset),
         }
     }
@@ -141,7 +144,6 @@ impl<T> Log<T> {
         let slot = self.entries.pop_front()?;
         self.removed.record(self.low, why);
         self.low += 1;
-        self.last_removed_ts = Some(slot.ts);
         if let Some(weigh) = weigh {
             self.bytes -= weigh(&slot.value);
         }
@@ -165,9 +167,19 @@ impl<T> Log<T> {
         self.entries.front().map(|s| s.ts)
     }
 
-    /// Publish time of the newest message, retained or not.
-    pub(crate) fn newest_ts(&self) -> Option<u64> {
-        self.entries.back().map(|s| s.ts).or(self.last_removed_ts)
+    /// Appends one message published at `ts`.
+    pub(crate) fn push_back(&mut self, ts: u64, value: T) {
+        self.entries.push_back(Slot { ts, value });
+        self.newest_ts = Some(ts);
+    }
+
+    /// Appends messages all published at `ts`.
+    pub(crate) fn extend(&mut self, ts: u64, values: impl IntoIterator<Item = T>) {
+        let before = self.entries.len();
+        self.entries.extend(values.into_iter().map(|value| Slot { ts, value }));
+        if self.entries.len() > before {
+            self.newest_ts = Some(ts);
+        }
     }
 }
 
@@ -212,13 +224,13 @@ mod tests {
         let mut log = Log::new(7);
         assert_eq!(log.high(), 7);
         for i in 0..3u64 {
-            log.entries.push_back(Slot { ts: i, value: i });
+            log.push_back(i, i);
             log.bytes += 1;
         }
         assert_eq!((log.low, log.high(), log.len()), (7, 10, 3));
         assert_eq!(log.pop_front(Some(|_| 1), Removal::Evicted), Some(0));
         assert_eq!((log.low, log.high(), log.bytes), (8, 10, 2));
-        assert_eq!(log.last_removed_ts, Some(0));
+        assert_eq!(log.newest_ts, Some(2), "the newest time outlives removals");
         assert_eq!(log.front_ts(), Some(1));
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::config::{Limits, TopicConfig};
 use crate::error::{OutOfRange, PublishError, SubscribeError};
-use crate::log::{is_expired, Garbage, Log, Removal, Slot};
+use crate::log::{is_expired, Garbage, Log, Removal};
 use crate::stats::{ConsumerStats, TopicStats};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::wait::{WaitKey, WaitList, WakeBatch};
@@ -279,7 +279,7 @@ impl<T> Batch<T> for One<T> {
         weigh(&self.0)
     }
     fn append(self, log: &mut Log<T>, ts: u64) {
-        log.entries.push_back(Slot { ts, value: self.0 });
+        log.push_back(ts, self.0);
     }
 }
 
@@ -291,8 +291,7 @@ impl<T> Batch<T> for Vec<T> {
         self.iter().map(weigh).fold(0usize, usize::saturating_add)
     }
     fn append(self, log: &mut Log<T>, ts: u64) {
-        log.entries
-            .extend(self.into_iter().map(|value| Slot { ts, value }));
+        log.extend(ts, self);
     }
 }
 
@@ -378,7 +377,7 @@ impl<T> Shared<T> {
         // down with offsets (a sweep of expired messages stops at the
         // first live one, and a reader relies on that), so take the
         // newest time seen if it is later.
-        let now = g.log.newest_ts().map_or(now, |newest| newest.max(now));
+        let now = g.log.newest_ts.map_or(now, |newest| newest.max(now));
         let swept = self.sweep_expired(&mut g, now, &mut garbage);
         // How many of the oldest messages must go to make room. Decided
         // before anything is removed, so a refused publish changes nothing.
