@@ -176,7 +176,8 @@ impl<T> Log<T> {
     /// Appends messages all published at `ts`.
     pub(crate) fn extend(&mut self, ts: u64, values: impl IntoIterator<Item = T>) {
         let before = self.entries.len();
-        self.entries.extend(values.into_iter().map(|value| Slot { ts, value }));
+        self.entries
+            .extend(values.into_iter().map(|value| Slot { ts, value }));
         if self.entries.len() > before {
             self.newest_ts = Some(ts);
         }

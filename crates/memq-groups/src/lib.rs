@@ -47,7 +47,11 @@
 //! burst wakes one per message, as many as wait); one that is woken and
 //! then dropped (cancelled) hands its wake-up on. A woken member that is
 //! slow to run (a task busy elsewhere) holds back only the message kept
-//! for it: later messages wake the members still waiting.
+//! for it: later messages wake the members still waiting. A member
+//! begins waiting when its receive's claim runs under the group's lock;
+//! a receive that finds the lock taken yields its task and tries again
+//! (its worker thread runs other tasks meanwhile instead of sleeping on
+//! the lock), so it takes its place when it gets the lock.
 //! Nothing a group waits for is lost: whenever a member waits, the group
 //! is registered with every topic that member may read, or every message
 //! there is kept for a member woken for it that may read it, and a

@@ -26,6 +26,10 @@ pub struct GroupStats {
     pub name: String,
     /// Live members.
     pub members: usize,
+    /// Members parked in a receive, waiting for messages (a member woken
+    /// for a message is not counted, nor one whose receive is about to
+    /// run its claim).
+    pub waiting: usize,
     /// The committed offset per partition: everything up to and including
     /// it is processed.
     pub committed: Vec<Option<u64>>,
@@ -65,6 +69,7 @@ impl GroupStats {
         GroupStats {
             name: name.into(),
             members: 0,
+            waiting: 0,
             committed: Vec::new(),
             lag: 0,
             pending: 0,

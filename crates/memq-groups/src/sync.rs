@@ -21,6 +21,13 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
         }
+
+        /// The lock if it is free; `None` when it is taken, for a task
+        /// that then yields and tries again at its next turn instead of
+        /// parking its worker thread.
+        pub(crate) fn lock_or_yield(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock()
+        }
     }
 }
 
@@ -38,6 +45,13 @@ mod imp {
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Always the lock under loom: a model polling a receive again
+        /// after a yield would spin there without end. (The yield changes
+        /// nothing but when the claim runs.)
+        pub(crate) fn lock_or_yield(&self) -> Option<MutexGuard<'_, T>> {
+            Some(self.lock())
         }
     }
 }

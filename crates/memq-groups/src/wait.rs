@@ -221,6 +221,11 @@ impl Wakers {
             .any(|&k| self.slots[k].as_ref().is_some_and(|s| eligible(s.member)))
     }
 
+    /// How many members are parked and not yet woken.
+    pub(crate) fn parked(&self) -> usize {
+        self.queue.len()
+    }
+
     /// True when no member is parked at all.
     pub(crate) fn none_parked(&self) -> bool {
         self.queue.is_empty()

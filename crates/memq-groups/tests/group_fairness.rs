@@ -67,12 +67,19 @@ async fn run(members: usize, total: u64, slow_start: Option<(usize, Duration)>) 
     }
     let largest = (members as u64 / 2).max(1);
     let paced = turns.clone();
+    let parked = group.clone();
     let publisher = tokio::spawn(async move {
         let (mut next, mut size, mut bursts) = (0, 0, Vec::new());
         while next < total {
             size = size % largest + 1;
             let n = size.min(total - next);
             paced.until(|s| s.waiting == members && s.received == next).await;
+            // A receive that found the group's lock taken tries again at
+            // its task's next turn: it waits in the group only once its
+            // claim has run.
+            while parked.stats().waiting < members {
+                tokio::task::yield_now().await;
+            }
             let offsets = topic.publish_batch((next..next + n).collect()).await.unwrap();
             assert_eq!(offsets, next..next + n);
             bursts.push(next);

@@ -91,6 +91,7 @@ async fn share_between(members: usize, slow_start: Option<(usize, Duration)>) ->
     let publisher = mq.publisher("fair");
     let largest = (members as u32 / 2).max(1);
     let paced = turns.clone();
+    let parked = mq.clone();
     let producer = tokio::spawn(async move {
         let (mut next, mut size, mut bursts) = (0, 0, Vec::new());
         while next < FAIR_MESSAGES {
@@ -99,6 +100,16 @@ async fn share_between(members: usize, slow_start: Option<(usize, Duration)>) ->
             paced
                 .until(|s| s.waiting == members && s.received == u64::from(next))
                 .await;
+            // A receive that found the group's lock taken tries again at
+            // its task's next turn: it waits in the group only once its
+            // claim has run.
+            while parked
+                .get_group_stats("fair", "g")
+                .await
+                .is_none_or(|g| g.waiting < members)
+            {
+                tokio::task::yield_now().await;
+            }
             let offsets = publisher
                 .publish_batch((next..next + n).collect::<Vec<u32>>())
                 .await
