@@ -693,6 +693,11 @@ impl<T> Shared<T> {
         self.counters.closed.load(Ordering::Acquire) != 0
     }
 
+    /// Whether another thread holds the topic's lock right now (a hint).
+    pub(crate) fn is_busy(&self) -> bool {
+        self.inner.is_locked()
+    }
+
     /// True when, at the last publish, the slowest live cursor of this
     /// evicting topic was more than half the capacity behind, and moving:
     /// a publisher that lets the readers run first (a yield) then evicts

@@ -79,6 +79,12 @@ mod imp {
             locks_taken::count(self);
             self.0.try_lock()
         }
+
+        /// Whether another thread holds it right now (a hint: it may be
+        /// released or taken the moment after).
+        pub(crate) fn is_locked(&self) -> bool {
+            self.0.is_locked()
+        }
     }
 
     /// Unit tests count the locks the current thread takes, per mutex, to
@@ -124,6 +130,11 @@ mod imp {
             // loom's mutex poisons like std's; ours must not, so take the
             // guard back out of a poisoned lock.
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Never under loom: a model would spin on the yield it asks for.
+        pub(crate) fn is_locked(&self) -> bool {
+            false
         }
 
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {

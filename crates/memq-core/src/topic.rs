@@ -431,6 +431,21 @@ impl<T> Topic<T> {
         self.shared.is_closed()
     }
 
+    /// Whether the topic's lock is held right now, by a publish or a
+    /// receive on another thread: a hint (it may be free the moment
+    /// after, or taken). A task about to publish can yield to the other
+    /// tasks of its thread instead of waiting for the lock. Costs no lock.
+    ///
+    /// ```
+    /// use memq_core::{Topic, TopicConfig};
+    ///
+    /// let topic = Topic::<u32>::new(TopicConfig::default()).unwrap();
+    /// assert!(!topic.is_busy(), "nobody holds it");
+    /// ```
+    pub fn is_busy(&self) -> bool {
+        self.shared.is_busy()
+    }
+
     /// True when, at the last publish, the slowest live cursor of this
     /// topic (one with [`Overflow::DropOldest`](crate::Overflow::DropOldest) and a
     /// message limit) was more than half the capacity behind, and still
