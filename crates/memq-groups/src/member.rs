@@ -277,16 +277,29 @@ impl<T: Clone + Send + 'static> MemberWaiter<T> {
         }
     }
 
-    /// Binds the waiter to `shared`'s group, releasing a registration
-    /// with another group first.
+    /// Releases a registration with a group other than `shared`'s.
+    /// (A waiter takes a handle on its group only once it holds a slot
+    /// there, see [`Hold`]: a receive that never parks costs no reference
+    /// count, which every member of the group would share.)
     fn bind(&mut self, shared: &Arc<Shared<T>>) {
-        match &self.shared {
-            Some(s) if Arc::ptr_eq(s, shared) => {}
-            _ => {
-                // Dropping the old one releases its slot in its group.
-                drop(std::mem::take(self));
-                self.shared = Some(shared.clone());
-            }
+        if self.shared.as_ref().is_some_and(|s| !Arc::ptr_eq(s, shared)) {
+            // Dropping the old one releases its slot in its group.
+            drop(std::mem::take(self));
+        }
+    }
+}
+
+/// Around a claim: gives the waiter a handle on the group once it holds
+/// a slot there, whether the claim returns or unwinds.
+struct Hold<'a, T: Clone + Send + 'static> {
+    waiter: &'a mut MemberWaiter<T>,
+    shared: &'a Arc<Shared<T>>,
+}
+
+impl<T: Clone + Send + 'static> Drop for Hold<'_, T> {
+    fn drop(&mut self) {
+        if self.waiter.group_key.is_some() && self.waiter.shared.is_none() {
+            self.waiter.shared = Some(self.shared.clone());
         }
     }
 }
@@ -492,7 +505,18 @@ impl<T: Clone + Send + 'static> Member<T> {
     ) -> Poll<Result<usize, RecvError>> {
         waiter.bind(&self.shared);
         loop {
-            match self.shared.claim(self.id, max, out, Some((cx, waiter))) {
+            let claimed = {
+                // Holds the group once the waiter has a slot there, even
+                // if the claim panics (user code: a sink, a `Drop`), so
+                // that dropping the waiter releases the slot.
+                let hold = Hold {
+                    waiter: &mut *waiter,
+                    shared: &self.shared,
+                };
+                self.shared
+                    .claim(self.id, max, out, Some((cx, &mut *hold.waiter)))
+            };
+            match claimed {
                 Poll::Ready(Ok(n)) => return Poll::Ready(Ok(n)),
                 Poll::Ready(Err(TryRecvError::Lagged(n))) => return Poll::Ready(Err(RecvError::Lagged(n))),
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(RecvError::Closed)),
