@@ -419,7 +419,7 @@ impl<T: Clone> Cursor<T> {
     /// ```
     pub fn try_recv(&mut self) -> Result<Delivered<T>, TryRecvError> {
         let mut item = None;
-        self.take(1, &mut |d| item = Some(d), None)?;
+        self.take(1, 0, &mut |d| item = Some(d), None)?;
         item.ok_or(TryRecvError::Empty)
     }
 
@@ -465,7 +465,7 @@ impl<T: Clone> Cursor<T> {
             }
         }
         let mut item = None;
-        let taken = self.take(1, &mut |d| item = Some(d), Some((&mut *waiter, cx.waker())));
+        let taken = self.take(1, 0, &mut |d| item = Some(d), Some((&mut *waiter, cx.waker())));
         waiter.attach(&self.shared);
         match taken {
             Ok(_) => match item {
@@ -569,7 +569,7 @@ impl<T: Clone> Cursor<T> {
         max: usize,
         out: &mut impl Extend<Delivered<T>>,
     ) -> Result<usize, TryRecvError> {
-        self.take(max, &mut |d| out.extend(Some(d)), None)
+        self.take(max, 0, &mut |d| out.extend(Some(d)), None)
     }
 
     /// Waits until at least one message is available, then appends up to
@@ -618,8 +618,39 @@ impl<T: Clone> Cursor<T> {
         max: usize,
         out: &mut impl Extend<Delivered<T>>,
     ) -> Poll<Result<usize, RecvError>> {
+        self.poll_recv_batch_ahead(cx, waiter, max, 0, out)
+    }
+
+    /// As [`poll_recv_batch`](Self::poll_recv_batch), but a fetch from the
+    /// topic reads up to `ahead` messages (at least `max`): what this
+    /// receive does not take stays read ahead for the next ones, which
+    /// then need no lock (see [`take_read_ahead`](Self::take_read_ahead)).
+    /// For wrappers that serve several consumers from one cursor.
+    ///
+    /// ```
+    /// use std::task::{Context, Waker};
+    /// use memq_core::{StartFrom, Topic, TopicConfig, Waiter};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// topic.try_publish_batch((0..10).collect()).unwrap();
+    /// let (mut waiter, mut out) = (Waiter::new(), Vec::new());
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let polled = cursor.poll_recv_batch_ahead(&mut cx, &mut waiter, 4, 8, &mut out);
+    /// assert!(polled.is_ready());
+    /// assert_eq!((out.len(), cursor.read_ahead()), (4, 4), "4 taken, 4 more read ahead");
+    /// ```
+    pub fn poll_recv_batch_ahead(
+        &mut self,
+        cx: &mut Context<'_>,
+        waiter: &mut Waiter<T>,
+        max: usize,
+        ahead: usize,
+        out: &mut impl Extend<Delivered<T>>,
+    ) -> Poll<Result<usize, RecvError>> {
         let taken = self.take(
             max,
+            ahead,
             &mut |d| out.extend(Some(d)),
             Some((&mut *waiter, cx.waker())),
         );
@@ -633,7 +664,8 @@ impl<T: Clone> Cursor<T> {
     }
 
     /// Delivers up to `max` messages through `out`: first from the local
-    /// buffer, then from the topic. `Err(Empty)` means nothing was
+    /// buffer, then from the topic (a fetch for a batch reads up to
+    /// `ahead` messages, at least `max`). `Err(Empty)` means nothing was
     /// delivered (and, with `park`, that the waiter is armed).
     ///
     /// Messages are cloned from the topic into the buffer under the
@@ -643,6 +675,7 @@ impl<T: Clone> Cursor<T> {
     fn take(
         &mut self,
         max: usize,
+        ahead: usize,
         out: &mut dyn FnMut(Delivered<T>),
         park: Option<(&mut Waiter<T>, &Waker)>,
     ) -> Result<usize, TryRecvError> {
@@ -674,11 +707,12 @@ impl<T: Clone> Cursor<T> {
             return Ok(got);
         }
         let mut park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
-        // A single receive reads ahead; a batch takes what it asked for.
+        // A single receive reads ahead; a batch takes what it asked for
+        // (and what its caller asked to read ahead).
         let (count, bytes) = if max == 1 {
             (READ_AHEAD, READ_AHEAD_BYTES)
         } else {
-            (max, usize::MAX)
+            (max.max(ahead), usize::MAX)
         };
         loop {
             let again = park.as_mut().map(|(key, waker)| (&mut **key, *waker));

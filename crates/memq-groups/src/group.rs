@@ -432,6 +432,10 @@ impl<T, C: Claims<T>> Extend<Delivered<T>> for ClaimedFrom<'_, C> {
     }
 }
 
+/// How many messages a group's batch receive reads from a partition at
+/// once (a single receive reads 128 ahead in memq-core).
+const GROUP_READ_AHEAD: usize = 128;
+
 /// How a claim ends.
 enum Exit {
     /// It returns this (the member does not wait).
@@ -1208,10 +1212,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
                     // member: a publish then wakes one member, not all.
                     let mut relay = Context::from_waker(&self.relays[p]);
                     let state = &mut *st;
-                    let polled = state.cursors[p].poll_recv_batch(
+                    // A batch reads ahead as a single receive does: the
+                    // claims after it take from the cursor's buffer.
+                    let polled = state.cursors[p].poll_recv_batch_ahead(
                         &mut relay,
                         &mut state.relay_waiters[p],
                         take,
+                        GROUP_READ_AHEAD,
                         &mut fresh,
                     );
                     // Taking messages disarms it; a lag or a close may have.
