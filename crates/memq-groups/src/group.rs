@@ -1046,7 +1046,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         let n = st.cursors.len();
         let p = st.rr % n;
-        if st.waiters.owed(p) != 0 || st.cursors[p].read_ahead() < max {
+        // With a TTL, what was read ahead may have expired: a batch would
+        // then get fewer than `max` while the topic holds more, which a
+        // batch must take (a single receive that finds all of it expired
+        // gets nothing here and runs the full claim).
+        if st.waiters.owed(p) != 0 || st.cursors[p].read_ahead() < max || (max > 1 && self.ttls[p].is_some())
+        {
             return None;
         }
         let mut sink = ClaimedFrom {
