@@ -936,11 +936,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
         // other tasks there (publishers, other members) could run: twice
         // the messages per second with ten publishers and ten members on
         // two workers. It waits in the group only once its claim runs.
-        let mut st = match &park {
-            Some((cx, _)) => match self.state.lock_or_yield() {
+        let mut st = match &mut park {
+            Some((cx, waiter)) => match self.state.lock_or_yield() {
                 Some(st) => st,
                 None => {
                     cx.waker().wake_by_ref();
+                    waiter.yielded = true;
                     return Poll::Pending;
                 }
             },

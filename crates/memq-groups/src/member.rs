@@ -263,6 +263,9 @@ pub struct MemberWaiter<T: Clone + Send + 'static> {
     /// `max_pending`.
     pub(crate) retry: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The last claim found the group's lock taken and yielded (its task
+    /// is woken to try again): nothing else to do in this poll.
+    pub(crate) yielded: bool,
 }
 
 impl<T: Clone + Send + 'static> MemberWaiter<T> {
@@ -274,6 +277,7 @@ impl<T: Clone + Send + 'static> MemberWaiter<T> {
             deadline: None,
             retry: None,
             sleep: None,
+            yielded: false,
         }
     }
 
@@ -520,6 +524,10 @@ impl<T: Clone + Send + 'static> Member<T> {
                 Poll::Ready(Ok(n)) => return Poll::Ready(Ok(n)),
                 Poll::Ready(Err(TryRecvError::Lagged(n))) => return Poll::Ready(Err(RecvError::Lagged(n))),
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(RecvError::Closed)),
+                // Tries again at its task's next turn, already woken for
+                // it (the claim it retries does what a timer due now would
+                // wake it for).
+                Poll::Pending if std::mem::take(&mut waiter.yielded) => return Poll::Pending,
                 Poll::Pending => {}
             }
             // The dead-letter retry only where a Tokio runtime is: it is
