@@ -526,9 +526,9 @@ impl<T: Clone> Cursor<T> {
 
     /// Hands up to `max` messages that earlier receives read ahead to
     /// `out`, without touching the topic (no lock, no gap report, no
-    /// registration), and returns how many; 0 when nothing was read ahead.
-    /// Messages that expired while read ahead are dropped, as a receive
-    /// drops them. For wrappers that serve several consumers from one
+    /// registration), and returns how many: 0 when nothing was read ahead,
+    /// or all of it expired. Messages that expired while read ahead are
+    /// dropped, as a receive drops them. For wrappers that serve several consumers from one
     /// cursor (consumer groups): the next receive goes on where this left
     /// off.
     ///
@@ -621,11 +621,15 @@ impl<T: Clone> Cursor<T> {
         self.poll_recv_batch_ahead(cx, waiter, max, 0, out)
     }
 
-    /// As [`poll_recv_batch`](Self::poll_recv_batch), but a fetch from the
-    /// topic reads up to `ahead` messages (at least `max`): what this
-    /// receive does not take stays read ahead for the next ones, which
-    /// then need no lock (see [`take_read_ahead`](Self::take_read_ahead)).
-    /// For wrappers that serve several consumers from one cursor.
+    /// As [`poll_recv_batch`](Self::poll_recv_batch), but when nothing is
+    /// read ahead, the fetch from the topic reads up to `ahead` messages:
+    /// the batch whatever it weighs, and past it while everything fetched
+    /// weighs less than a single receive's read-ahead may (1 MiB by the
+    /// topic's weigher). What this receive does not take stays read ahead
+    /// for the next ones, which then need no lock (see
+    /// [`take_read_ahead`](Self::take_read_ahead)). A batch that starts on
+    /// messages already read ahead tops them up to `max` only. For
+    /// wrappers that serve several consumers from one cursor.
     ///
     /// ```
     /// use std::task::{Context, Waker};
@@ -700,23 +704,27 @@ impl<T: Clone> Cursor<T> {
         }
         if got > 0 {
             // Top up without waiting; a lag found here is reported next time.
-            if let Fetched::Lagged(n) = self.refill(max - got, usize::MAX, None) {
+            if let Fetched::Lagged(n) = self.refill(max - got, max - got, usize::MAX, None) {
                 self.pending_lag = Some(n);
             }
             got += self.drain(max - got, now, out);
             return Ok(got);
         }
         let mut park = park.map(|(waiter, waker)| (waiter.slot(&self.shared), waker));
-        // A single receive reads ahead; a batch takes what it asked for
-        // (and what its caller asked to read ahead).
-        let (count, bytes) = if max == 1 {
-            (READ_AHEAD, READ_AHEAD_BYTES)
+        // A single receive reads ahead; a batch takes what it asked for,
+        // whatever it weighs, and reads ahead past it (as far as its
+        // caller asked) while everything fetched weighs less than a
+        // single receive's read-ahead may.
+        let (count, at_least, bytes) = if max == 1 {
+            (READ_AHEAD, 1, READ_AHEAD_BYTES)
+        } else if ahead > max {
+            (ahead, max, READ_AHEAD_BYTES)
         } else {
-            (max.max(ahead), usize::MAX)
+            (max, max, usize::MAX)
         };
         loop {
             let again = park.as_mut().map(|(key, waker)| (&mut **key, *waker));
-            match self.refill(count, bytes, again) {
+            match self.refill(count, at_least, bytes, again) {
                 Fetched::Some(_) => {
                     // The fetch dropped what had expired by its own clock
                     // reading (no earlier than `now`), and publish times do
@@ -759,10 +767,11 @@ impl<T: Clone> Cursor<T> {
 
     /// Clones up to `count` messages (`bytes` by weight, past the first)
     /// from the topic into the buffer.
-    fn refill(&mut self, count: usize, bytes: usize, park: Park<'_>) -> Fetched {
+    fn refill(&mut self, count: usize, at_least: usize, bytes: usize, park: Park<'_>) -> Fetched {
         let buf = &mut self.buf;
         let mut sink = |offset, ts, value| buf.push_back(Buffered { offset, ts, value });
-        self.shared.fetch(&mut self.st, count, bytes, &mut sink, park)
+        self.shared
+            .fetch(&mut self.st, count, at_least, bytes, &mut sink, park)
     }
 }
 

@@ -783,12 +783,13 @@ impl<T> Shared<T> {
 }
 
 impl<T: Clone> Shared<T> {
-    /// Copies up to `max` messages (and, past the first, up to `max_bytes`
-    /// by weight) from the cursor's position into `out`.
+    /// Copies up to `max` messages (and, past the first `at_least`, up to
+    /// `max_bytes` by weight) from the cursor's position into `out`.
     pub(crate) fn fetch(
         &self,
         st: &mut ReadState,
         max: usize,
+        at_least: usize,
         max_bytes: usize,
         out: &mut impl FnMut(u64, u64, T),
         park: Park<'_>,
@@ -823,7 +824,7 @@ impl<T: Clone> Shared<T> {
                 let start = (st.pos - g.log.low) as usize;
                 let mut bytes = 0usize;
                 for slot in g.log.entries.range(start..) {
-                    if n == max || (n > 0 && bytes >= max_bytes) {
+                    if n == max || (n >= at_least.max(1) && bytes >= max_bytes) {
                         break;
                     }
                     if let Some(w) = self.weigher {

@@ -658,3 +658,34 @@ fn near_eviction_is_for_readers_that_keep_moving() {
         "a blocking topic makes publishers wait instead"
     );
 }
+
+/// A batch that reads ahead (`poll_recv_batch_ahead`, as consumer groups
+/// use it) takes the whole batch whatever it weighs, and reads past it
+/// only while everything fetched weighs less than 1 MiB, as a single
+/// receive's read-ahead: heavy messages are not kept alive in a cursor's
+/// buffer after the topic evicted them.
+#[test]
+fn a_batch_reads_ahead_within_the_read_ahead_byte_bound() {
+    use std::task::{Context, Waker};
+    const KIB: usize = 1024;
+    // Values declare their weight: (id, bytes).
+    let t = Topic::with_weigher(TopicConfig::default(), |v: &(u64, usize)| v.1).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut read = |weight: usize| {
+        let mut c = t.subscribe(StartFrom::Latest).unwrap();
+        t.try_publish_batch((0..8).map(|i| (i, weight)).collect())
+            .unwrap();
+        let (mut waiter, mut out) = (memq_core::Waiter::new(), Vec::new());
+        let polled = c.poll_recv_batch_ahead(&mut cx, &mut waiter, 2, 8, &mut out);
+        assert!(matches!(polled, std::task::Poll::Ready(Ok(2))), "{polled:?}");
+        (out.len(), c.read_ahead())
+    };
+    assert_eq!(read(KIB), (2, 6), "small: everything read ahead");
+    assert_eq!(read(400 * KIB), (2, 1), "800 KiB in the batch: one more");
+    assert_eq!(read(600 * KIB), (2, 0), "the batch alone is past 1 MiB: none");
+    assert_eq!(
+        read(4096 * KIB),
+        (2, 0),
+        "a batch is taken whole whatever it weighs"
+    );
+}

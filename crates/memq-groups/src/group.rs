@@ -432,6 +432,10 @@ impl<T, C: Claims<T>> Extend<Delivered<T>> for ClaimedFrom<'_, C> {
     }
 }
 
+/// How many times in a row a receive yields its task when it finds the
+/// group's lock taken, before it waits for the lock.
+const MAX_YIELDS: u8 = 4;
+
 /// How many messages a group's batch receive reads from a partition at
 /// once (a single receive reads 128 ahead in memq-core).
 const GROUP_READ_AHEAD: usize = 128;
@@ -936,15 +940,26 @@ impl<T: Clone + Send + 'static> Shared<T> {
         // other tasks there (publishers, other members) could run: twice
         // the messages per second with ten publishers and ten members on
         // two workers. It waits in the group only once its claim runs.
+        // A few times in a row at most: then it waits for the lock, so
+        // that a receive cannot be kept out by others that keep taking it
+        // (a thread looping on `try_recv`), nor spin through its executor.
         let mut st = match &mut park {
-            Some((cx, waiter)) => match self.state.lock_or_yield() {
-                Some(st) => st,
+            Some((cx, waiter)) if waiter.yields < MAX_YIELDS => match self.state.lock_or_yield() {
+                Some(st) => {
+                    waiter.yields = 0;
+                    st
+                }
                 None => {
-                    cx.waker().wake_by_ref();
+                    waiter.yields += 1;
                     waiter.yielded = true;
+                    cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             },
+            Some((_, waiter)) => {
+                waiter.yields = 0;
+                self.state.lock()
+            }
             None => self.state.lock(),
         };
         // A take-over timer this receive held, armed afresh if it parks.

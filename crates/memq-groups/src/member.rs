@@ -247,9 +247,10 @@ impl<T: Clone + Send + 'static> Drop for Member<T> {
     }
 }
 
-/// A member's registration while it waits: with the group (for
-/// redeliveries and rebalances), with each partition's topic, and a timer
-/// for the moment an idle member's messages become claimable.
+/// A member's registration while it waits: its place among the members
+/// parked on the group (which hears of each partition's news through its
+/// own registration with the topic), and a timer for the moment an idle
+/// member's messages become claimable.
 ///
 /// Belongs to the group of the member it was first polled with; polled
 /// with a member of another group, it is reset (its registration with
@@ -266,6 +267,8 @@ pub struct MemberWaiter<T: Clone + Send + 'static> {
     /// The last claim found the group's lock taken and yielded (its task
     /// is woken to try again): nothing else to do in this poll.
     pub(crate) yielded: bool,
+    /// Yields in a row so far (see `claim`).
+    pub(crate) yields: u8,
 }
 
 impl<T: Clone + Send + 'static> MemberWaiter<T> {
@@ -278,6 +281,7 @@ impl<T: Clone + Send + 'static> MemberWaiter<T> {
             retry: None,
             sleep: None,
             yielded: false,
+            yields: 0,
         }
     }
 
@@ -482,6 +486,13 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// when the receive is abandoned (that hands a wake-up it had on to
     /// another member). Polled with a member of another group, it is
     /// reset first.
+    ///
+    /// `Pending` does not always mean that nothing is there: a poll that
+    /// finds the group's lock held on another thread wakes its task and
+    /// returns `Pending`, to try again at the task's next turn instead of
+    /// holding up its thread (a few times in a row at most; then it waits
+    /// for the lock). To look without waiting, use
+    /// [`try_recv_batch`](Self::try_recv_batch).
     ///
     /// # Panics
     ///

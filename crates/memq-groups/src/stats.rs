@@ -26,9 +26,11 @@ pub struct GroupStats {
     pub name: String,
     /// Live members.
     pub members: usize,
-    /// Members parked in a receive, waiting for messages (a member woken
-    /// for a message is not counted, nor one whose receive is about to
-    /// run its claim).
+    /// Receives parked in the group, waiting for messages: one per member
+    /// waiting in `recv`, unless a member runs several receives at once. A
+    /// receive woken for a message is not counted, nor one that has not
+    /// run its claim yet (or found the group's lock taken and will try
+    /// again).
     pub waiting: usize,
     /// The committed offset per partition: everything up to and including
     /// it is processed.

@@ -916,14 +916,38 @@ impl Subscriber {
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
         let mut delay = crate::blocking::Delay::new(timeout);
-        let mut recv = std::pin::pin!(self.recv());
-        poll_fn(|cx| {
-            if let Poll::Ready(r) = recv.as_mut().poll(cx) {
-                return Poll::Ready(r.map(Some));
-            }
-            delay.poll_elapsed(cx).map(|()| Ok(None))
-        })
-        .await
+        let got = {
+            let mut recv = std::pin::pin!(self.recv());
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = recv.as_mut().poll(cx) {
+                    return Poll::Ready(Some(r));
+                }
+                delay.poll_elapsed(cx).map(|()| None)
+            })
+            .await
+        };
+        match got {
+            Some(r) => r.map(Some),
+            None => self.last_look(),
+        }
+    }
+
+    /// After a receive timed out (and was dropped): a group member's
+    /// receive may have been about to try the group's lock again (it
+    /// yields its task while another thread holds it), so one more look,
+    /// waiting for the lock: a timeout, even of zero, says nothing was
+    /// there only when nothing was.
+    fn last_look(&self) -> Result<Option<TopicMessage>, RecvError> {
+        if !matches!(self.kind, Kind::Group { .. }) {
+            return Ok(None);
+        }
+        match self.try_recv_now() {
+            Ok(m) => Ok(Some(m)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            Err(TryRecvError::Store(e)) => Err(RecvError::Store(e)),
+        }
     }
 
     /// [`recv`](Self::recv) for threads that are not async: waits on this
@@ -999,7 +1023,10 @@ impl Subscriber {
     /// ```
     pub fn blocking_recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
         match std::time::Instant::now().checked_add(timeout) {
-            Some(deadline) => crate::blocking::block_on_until(self.recv(), deadline).transpose(),
+            Some(deadline) => match crate::blocking::block_on_until(self.recv(), deadline) {
+                Some(r) => r.map(Some),
+                None => self.last_look(),
+            },
             None => self.blocking_recv().map(Some),
         }
     }

@@ -304,3 +304,66 @@ async fn group_settings_conflicts_and_lag_stats() {
         .unwrap();
     assert_eq!(c.recv().await.unwrap().offset(), 2);
 }
+
+/// A group member's receive that finds the group's lock taken yields its
+/// task and tries again at its next turn; a receive with a timeout, even
+/// of zero, still gets what is there (one last look when the time is up),
+/// while another thread keeps taking the group's lock. Each receive also
+/// runs its own blocking variant on a plain thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_timeout_receive_gets_what_is_there_while_the_group_is_busy() {
+    const N: u32 = 2_000;
+    let mq = MessageQueue::new();
+    let member = mq
+        .subscriber_group("busy", "g", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    mq.publisher("busy")
+        .publish_batch((0..N).collect::<Vec<u32>>())
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Takes the group's lock over and over (stats read under it).
+    let hammer = {
+        let (mq, stop) = (mq.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                rt.block_on(mq.get_group_stats("busy", "g"))
+                    .expect("the group exists");
+            }
+        })
+    };
+    let got = tokio::time::timeout(LIMIT, async {
+        let mut got = Vec::new();
+        for _ in 0..N / 2 {
+            let m = member
+                .recv_timeout(Duration::ZERO)
+                .await
+                .unwrap()
+                .expect("a message is there");
+            got.push(*m.native::<u32>().unwrap());
+        }
+        let member = Arc::new(member);
+        let blocking = member.clone();
+        let rest = tokio::task::spawn_blocking(move || {
+            (0..N / 2)
+                .map(|_| {
+                    let m = blocking
+                        .blocking_recv_timeout(Duration::ZERO)
+                        .unwrap()
+                        .expect("a message is there");
+                    *m.native::<u32>().unwrap()
+                })
+                .collect::<Vec<u32>>()
+        })
+        .await
+        .unwrap();
+        got.extend(rest);
+        got
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert_eq!(got.expect("bounded"), (0..N).collect::<Vec<u32>>());
+}
