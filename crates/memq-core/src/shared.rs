@@ -888,6 +888,14 @@ mod tests {
     }
 
     proptest! {
+        // Under miri: a few cases, and no failure file (miri's isolation
+        // has no file system).
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { ProptestConfig::default().cases },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// The slowest position kept as cursors come, move (both ways:
         /// seeks go back) and go is always the minimum of a full scan.
         #[test]
