@@ -550,10 +550,7 @@ impl<T: Clone> Cursor<T> {
         if self.buf.is_empty() {
             return 0;
         }
-        let now = match self.shared.limits.ttl_nanos {
-            Some(_) => self.shared.clock.now(),
-            None => 0,
-        };
+        let now = self.shared.expiry_now();
         self.drain(max, now, &mut |d| out.extend(Some(d)))
     }
 
@@ -686,10 +683,7 @@ impl<T: Clone> Cursor<T> {
         if max == 0 {
             return Ok(0);
         }
-        let now = match self.shared.limits.ttl_nanos {
-            Some(_) => self.shared.clock.now(),
-            None => 0,
-        };
+        let now = self.shared.expiry_now();
         let mut got = self.drain(max, now, out);
         if got == max {
             return Ok(got);
@@ -765,8 +759,8 @@ impl<T: Clone> Cursor<T> {
         got
     }
 
-    /// Clones up to `count` messages (`bytes` by weight, past the first)
-    /// from the topic into the buffer.
+    /// Clones up to `count` messages (`bytes` by weight, past the first
+    /// `at_least`) from the topic into the buffer.
     fn refill(&mut self, count: usize, at_least: usize, bytes: usize, park: Park<'_>) -> Fetched {
         let buf = &mut self.buf;
         let mut sink = |offset, ts, value| buf.push_back(Buffered { offset, ts, value });

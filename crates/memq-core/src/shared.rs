@@ -693,6 +693,15 @@ impl<T> Shared<T> {
         self.counters.closed.load(Ordering::Acquire) != 0
     }
 
+    /// The time to check expiry against: the clock on a topic with a TTL,
+    /// 0 (no read) on one where nothing expires.
+    pub(crate) fn expiry_now(&self) -> u64 {
+        match self.limits.ttl_nanos {
+            Some(_) => self.clock.now(),
+            None => 0,
+        }
+    }
+
     /// Whether another thread holds the topic's lock right now (a hint).
     pub(crate) fn is_busy(&self) -> bool {
         self.inner.is_locked()
@@ -794,11 +803,7 @@ impl<T: Clone> Shared<T> {
         out: &mut impl FnMut(u64, u64, T),
         park: Park<'_>,
     ) -> Fetched {
-        let now = if self.limits.ttl_nanos.is_some() {
-            self.clock.now()
-        } else {
-            0
-        };
+        let now = self.expiry_now();
         let mut garbage = Garbage::new();
         let mut g = self.inner.lock();
         let start_pos = st.pos;
