@@ -111,6 +111,12 @@ impl<T> Claimed<T> {
             value,
         }
     }
+
+    /// A message a partition's cursor delivered, handed out for the first
+    /// time.
+    fn first(partition: usize, d: Delivered<T>) -> Self {
+        Claimed::new(partition, d.offset, d.timestamp, 1, d.value)
+    }
 }
 
 /// Why a message became a [`DeadLetter`].
@@ -421,13 +427,7 @@ impl<T, C: Claims<T>> Extend<Delivered<T>> for ClaimedFrom<'_, C> {
     fn extend<I: IntoIterator<Item = Delivered<T>>>(&mut self, iter: I) {
         for d in iter {
             self.last = Some(d.offset);
-            self.out.push(Claimed {
-                partition: self.partition,
-                offset: d.offset,
-                timestamp: d.timestamp,
-                deliveries: 1,
-                value: d.value,
-            });
+            self.out.push(Claimed::first(self.partition, d));
         }
     }
 }
@@ -951,7 +951,6 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 }
                 None => {
                     waiter.yields += 1;
-                    waiter.yielded = true;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -1286,13 +1285,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         // Handed out again after a seek back.
                         st.garbage.extend(superseded.map(|p| p.value));
                     }
-                    out.push(Claimed {
-                        partition: p,
-                        offset: d.offset,
-                        timestamp: d.timestamp,
-                        deliveries: 1,
-                        value: d.value,
-                    });
+                    out.push(Claimed::first(p, d));
                     got += 1;
                 }
                 if let Some(last) = last {

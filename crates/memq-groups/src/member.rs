@@ -264,10 +264,9 @@ pub struct MemberWaiter<T: Clone + Send + 'static> {
     /// `max_pending`.
     pub(crate) retry: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The last claim found the group's lock taken and yielded (its task
-    /// is woken to try again): nothing else to do in this poll.
-    pub(crate) yielded: bool,
-    /// Yields in a row so far (see `claim`).
+    /// Yields in a row so far (see `claim`): not 0 after a claim that
+    /// found the group's lock taken and yielded (its task is woken to try
+    /// again), 0 after one that got the lock.
     pub(crate) yields: u8,
 }
 
@@ -280,7 +279,6 @@ impl<T: Clone + Send + 'static> MemberWaiter<T> {
             deadline: None,
             retry: None,
             sleep: None,
-            yielded: false,
             yields: 0,
         }
     }
@@ -538,7 +536,7 @@ impl<T: Clone + Send + 'static> Member<T> {
                 // Tries again at its task's next turn, already woken for
                 // it (the claim it retries does what a timer due now would
                 // wake it for).
-                Poll::Pending if std::mem::take(&mut waiter.yielded) => return Poll::Pending,
+                Poll::Pending if waiter.yields > 0 => return Poll::Pending,
                 Poll::Pending => {}
             }
             // The dead-letter retry only where a Tokio runtime is: it is
