@@ -153,11 +153,7 @@ impl Future for RecvOne<'_> {
                         sub.delivered(1);
                         Ok(sub.claimed(c))
                     }
-                    Err(e) => {
-                        let e = RecvError::from(e);
-                        sub.note(&Err(e.clone()));
-                        Err(e)
-                    }
+                    Err(e) => Err(sub.failed(e)),
                 });
             }
         }
@@ -174,12 +170,7 @@ impl Future for RecvOne<'_> {
                 sub.delivered(1);
                 Ok(sub.message(d, sub.partition))
             }
-            Err(e) => {
-                if let memq_core::RecvError::Lagged(n) = e {
-                    sub.lagged(n);
-                }
-                Err(e.into())
-            }
+            Err(e) => Err(sub.failed(e)),
         })
     }
 }
@@ -595,6 +586,15 @@ impl Subscriber {
             Err(RecvError::Lagged(n)) => self.lagged(*n),
             Err(_) => {}
         }
+    }
+
+    /// A single receive from a cursor or a group failed: its lag is
+    /// reported (see [`lagged`](Self::lagged)).
+    fn failed(&self, e: memq_core::RecvError) -> RecvError {
+        if let memq_core::RecvError::Lagged(n) = e {
+            self.lagged(n);
+        }
+        e.into()
     }
 
     /// Reports a lag to this subscriber (a `tracing` event; nothing

@@ -322,10 +322,17 @@ async fn a_zero_timeout_receive_gets_what_is_there_while_the_group_is_busy() {
         .publish_batch((0..N).collect::<Vec<u32>>())
         .await
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    /// Stops the thread below when the test ends, passed or failed.
+    struct Stop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(Arc::default());
     // Takes the group's lock over and over (stats read under it).
     let hammer = {
-        let (mq, stop) = (mq.clone(), stop.clone());
+        let (mq, stop) = (mq.clone(), stop.0.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             while !stop.load(Ordering::Relaxed) {
@@ -363,7 +370,7 @@ async fn a_zero_timeout_receive_gets_what_is_there_while_the_group_is_busy() {
         got
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
+    drop(stop);
     hammer.join().unwrap();
     assert_eq!(got.expect("bounded"), (0..N).collect::<Vec<u32>>());
 }
