@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -81,7 +82,7 @@ pub struct Subscriber {
     /// Messages a typed batch received but could not hand on (after a
     /// decode failure), delivered before anything else. (A single
     /// cursor puts them back into the cursor instead.)
-    stash: Mutex<VecDeque<TopicMessage>>,
+    stash: Stash,
     /// Keeps the queue alive (its serialization tables among others).
     registry: Arc<Registry>,
     /// The topic read, for its windows and whether it is closed (`None`
@@ -144,7 +145,7 @@ impl Future for RecvOne<'_> {
         let _entered = this.span.enter();
         let sub = this.sub;
         if let (Kind::Group { member, .. }, Wait::Group(waiter, _)) = (&sub.kind, &mut this.wait) {
-            if sub.stash.lock().is_empty() {
+            if sub.stash.is_empty() {
                 // The message is built here from what the group handed out,
                 // not through a batch of one.
                 let got = std::task::ready!(budgeted(cx, |cx| member.poll_recv(cx, waiter)));
@@ -300,7 +301,7 @@ impl Subscriber {
             topic: topic.into(),
             kind,
             partition: None,
-            stash: Mutex::new(VecDeque::new()),
+            stash: Stash::default(),
             registry,
             log,
             _dead_letters: None,
@@ -627,7 +628,7 @@ impl Subscriber {
         max: usize,
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
-        if max > 0 {
+        if max > 0 && !self.stash.is_empty() {
             let mut stash = self.stash.lock();
             if !stash.is_empty() {
                 let n = max.min(stash.len());
@@ -856,8 +857,10 @@ impl Subscriber {
     }
 
     fn try_recv_inner(&self) -> Result<TopicMessage, TryRecvError> {
-        if let Some(m) = self.stash.lock().pop_front() {
-            return Ok(m);
+        if !self.stash.is_empty() {
+            if let Some(m) = self.stash.lock().pop_front() {
+                return Ok(m);
+            }
         }
         match &self.kind {
             Kind::Broadcast(cursor) => cursor
@@ -2444,6 +2447,58 @@ impl Subscriber {
                 #[cfg(feature = "redis")]
                 Kind::Remote(_) => 0,
             }
+    }
+}
+
+/// Messages a typed batch put aside, with their count readable without
+/// the lock: a group member's receive asks on every call (its lock taken
+/// and released was a third of that receive's own time, ten members on
+/// two CPUs).
+#[derive(Default)]
+struct Stash {
+    items: Mutex<VecDeque<TopicMessage>>,
+    /// `items.len()` as of the last release of the lock.
+    len: AtomicUsize,
+}
+
+impl Stash {
+    fn lock(&self) -> StashGuard<'_> {
+        StashGuard {
+            items: self.items.lock(),
+            len: &self.len,
+        }
+    }
+
+    /// Whether nothing is stashed, without the lock: a message stashed by
+    /// a receive running at the same moment may not be seen yet, as if
+    /// that receive had finished after this one asked.
+    fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+}
+
+/// The stash, locked; on release its count is published.
+struct StashGuard<'a> {
+    items: parking_lot::MutexGuard<'a, VecDeque<TopicMessage>>,
+    len: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for StashGuard<'_> {
+    type Target = VecDeque<TopicMessage>;
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
+impl std::ops::DerefMut for StashGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.items
+    }
+}
+
+impl Drop for StashGuard<'_> {
+    fn drop(&mut self) {
+        self.len.store(self.items.len(), Ordering::Release);
     }
 }
 

@@ -160,6 +160,56 @@ fn publishing_in_a_loop_lets_timers_fire() {
     );
 }
 
+/// Item 6 with issue 10: a publish loop yields often. Publishes spend a
+/// unit of tokio's cooperative budget (128 per poll of a task) every
+/// fourth publish, so another task of the same thread runs at least once
+/// every 516 publishes (the 129th unit asked for, at the 516th publish,
+/// is the one that yields). Counted on a current-thread runtime: a ticker task
+/// that yields after each tick, and a publisher noting the ticks seen
+/// before each publish.
+#[test]
+fn a_publish_loop_lets_another_task_run_every_516_publishes() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let (ticks, stop) = (ticks.clone(), stop.clone());
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // Let the ticker start.
+        tokio::task::yield_now().await;
+        let publisher = mq.publisher("loop");
+        let (mut longest, mut run, mut seen) = (0usize, 0usize, ticks.load(Ordering::Relaxed));
+        for i in 0..20_000u32 {
+            let now = ticks.load(Ordering::Relaxed);
+            if now == seen {
+                run += 1;
+            } else {
+                (seen, run) = (now, 1);
+            }
+            longest = longest.max(run);
+            publisher.publish(i).await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        tokio::time::timeout(LIMIT, ticker).await.unwrap().unwrap();
+        assert!(
+            (2..=516).contains(&longest),
+            "longest run of publishes without the other task running: {longest}"
+        );
+        assert!(
+            ticks.load(Ordering::Relaxed) >= 20_000 / 516,
+            "the ticker ran too rarely"
+        );
+    });
+}
+
 /// Item 2, groups: a group's members are woken with `Closed` once nobody
 /// can publish to its topic any more; its dead-letter topic stays open
 /// while a member lives (members publish dead letters there) and closes
