@@ -183,20 +183,17 @@ impl Publisher {
         Ok(codec)
     }
 
-    /// Spends a unit of tokio's cooperative budget every
-    /// `PUBLISHES_PER_UNIT` single publishes (yielding first when it is
-    /// spent).
-    async fn spend_budget(&self) {
+    /// Whether this single publish spends a unit of tokio's cooperative
+    /// budget: every `PUBLISHES_PER_UNIT`-th does (yielding first when
+    /// the budget is spent).
+    fn budget_due(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         // A load and a store, not a read-modify-write: publishers shared
         // between tasks may count a publish twice or not at all.
         let n = self.unspent.load(Relaxed).wrapping_add(1);
-        if n >= PUBLISHES_PER_UNIT {
-            self.unspent.store(0, Relaxed);
-            tokio::task::consume_budget().await;
-        } else {
-            self.unspent.store(n, Relaxed);
-        }
+        let due = n >= PUBLISHES_PER_UNIT;
+        self.unspent.store(if due { 0 } else { n }, Relaxed);
+        due
     }
 
     /// Stores `data` natively or encodes it with the codec that applies.
@@ -433,10 +430,12 @@ impl Publisher {
         back: impl FnOnce(Entry) -> T,
     ) -> Result<(usize, u64), PublishError<T>> {
         // A loop of publishes that never wait must still let other tasks
-        // run: each publish spends a unit of tokio's cooperative budget,
-        // as a receive does, and yields first when the budget is spent
-        // (nothing is published before).
-        self.spend_budget().await;
+        // run: every fourth publish spends a unit of tokio's cooperative
+        // budget, and yields first when the budget is spent (nothing is
+        // published before).
+        if self.budget_due() {
+            tokio::task::consume_budget().await;
+        }
         #[cfg(feature = "redis")]
         if self.registry().remote().is_some() {
             // Never waits for room (retention is by count): no timeout.
@@ -454,8 +453,14 @@ impl Publisher {
                 // A reader about as fast as this publisher, about to lose
                 // messages to eviction: let it run first (before
                 // publishing, so a publish dropped here publishes nothing).
-                pace(log).await;
-                yield_while_busy(log).await;
+                // Both asked here first: most publishes need neither
+                // future.
+                if log.near_eviction() {
+                    pace(log).await;
+                }
+                if log.is_busy() {
+                    yield_while_busy(log).await;
+                }
                 // Most publishes need no waiting: the future (and the
                 // timer) are built only when the topic is full.
                 match log.try_publish(entry) {
