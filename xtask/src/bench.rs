@@ -16,10 +16,10 @@ const CAPACITIES: [usize; 2] = [1024, 16 * 1024];
 
 /// One measured implementation in one scenario.
 #[derive(Debug, Clone)]
-struct Row {
-    name: String,
+pub(crate) struct Row {
+    pub(crate) name: String,
     /// Messages (or deliveries) per second.
-    rate: f64,
+    pub(crate) rate: f64,
 }
 
 fn ours(name: &str) -> bool {
@@ -135,7 +135,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// Rates per scenario from criterion's `benchmark.json` and
 /// `estimates.json` files.
-fn read_criterion(dir: &Path) -> Result<BTreeMap<String, Vec<Row>>, String> {
+pub(crate) fn read_criterion(dir: &Path) -> Result<BTreeMap<String, Vec<Row>>, String> {
     let mut scenarios: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     let groups =
         std::fs::read_dir(dir).map_err(|e| format!("no criterion results in {}: {e}", dir.display()))?;
@@ -170,7 +170,7 @@ fn read_criterion(dir: &Path) -> Result<BTreeMap<String, Vec<Row>>, String> {
     Ok(scenarios)
 }
 
-fn human(rate: f64) -> String {
+pub(crate) fn human(rate: f64) -> String {
     if rate >= 1e6 {
         format!("{:.2} M/s", rate / 1e6)
     } else {
@@ -179,7 +179,7 @@ fn human(rate: f64) -> String {
 }
 
 /// The best tokio-memq rate of a scenario and the best peer rate.
-fn best(rows: &[Row]) -> (Option<&Row>, Option<&Row>) {
+pub(crate) fn best(rows: &[Row]) -> (Option<&Row>, Option<&Row>) {
     (
         rows.iter().find(|r| ours(&r.name)),
         rows.iter().find(|r| !ours(&r.name)),
