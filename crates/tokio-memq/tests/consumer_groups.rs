@@ -267,12 +267,46 @@ async fn typed_batch_decode_failure_in_a_group_loses_nothing() {
     p.publish(2u32).await.unwrap();
     p.publish("not a number").await.unwrap();
     p.publish(4u32).await.unwrap();
-    assert_eq!(sub.recv_batch_typed::<u32>(10).await.unwrap(), vec![1, 2]);
-    match sub.recv_batch_typed::<u32>(10).await {
+    let batch = || tokio::time::timeout(LIMIT, sub.recv_batch_typed::<u32>(10));
+    assert_eq!(batch().await.unwrap().unwrap(), vec![1, 2]);
+    match batch().await.unwrap() {
         Err(RecvTypedError::Decode(e)) => assert_eq!(e.offset(), Some(2)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(sub.recv_batch_typed::<u32>(10).await.unwrap(), vec![4]);
+    assert_eq!(batch().await.unwrap().unwrap(), vec![4]);
+}
+
+/// A typed batch that stops at a value it cannot decode puts the rest
+/// aside; a member's single receives (`recv`, `try_recv`) hand those out
+/// first and in order, before anything the group holds. Guards the
+/// receive's lock-free look at the stash: a look that missed them would
+/// skip to offset 4.
+#[tokio::test]
+async fn single_receives_of_a_member_take_what_a_typed_batch_put_aside_first() {
+    let mq = MessageQueue::new();
+    let sub = mq
+        .subscriber_group("aside", "g", ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let p = mq.publisher("aside");
+    p.publish(0u32).await.unwrap();
+    p.publish("not a number").await.unwrap();
+    p.publish(2u32).await.unwrap();
+    p.publish(3u32).await.unwrap();
+    let first = tokio::time::timeout(LIMIT, sub.recv_batch_typed::<u32>(10))
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap(), vec![0]);
+    assert_eq!(sub.lag(), 3, "three put aside");
+    let aside = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(aside.offset(), 1);
+    assert_eq!(sub.try_recv().await.unwrap().offset(), 2);
+    p.publish(4u32).await.unwrap();
+    let next = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(next.offset(), 3, "the last one put aside before the new one");
+    let new = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(new.offset(), 4);
+    assert_eq!(sub.lag(), 0);
 }
 
 #[tokio::test]
