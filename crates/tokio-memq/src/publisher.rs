@@ -453,14 +453,8 @@ impl Publisher {
                 // A reader about as fast as this publisher, about to lose
                 // messages to eviction: let it run first (before
                 // publishing, so a publish dropped here publishes nothing).
-                // Both asked here first: most publishes need neither
-                // future.
-                if log.near_eviction() {
-                    pace(log).await;
-                }
-                if log.is_busy() {
-                    yield_while_busy(log).await;
-                }
+                pace(log).await;
+                yield_while_busy(log).await;
                 // Most publishes need no waiting: the future (and the
                 // timer) are built only when the topic is full.
                 match log.try_publish(entry) {
