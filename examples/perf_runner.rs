@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
+//! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
 //! `wildcard`: a pattern subscriber against a plain one; `scale`: cost per
 //! delivery from 1 to 10,000 subscribers and per publish from 1 to 10,000
 //! topics, against tokio broadcast);
@@ -39,8 +39,9 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "1kib",
+    "one-task",
     "fan-out",
     "groups",
     "batches",
@@ -102,6 +103,9 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if wanted("1kib") {
         rows.push(one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000), cap));
+    }
+    if wanted("one-task") {
+        rows.push(one_task(&rt, &kib, n(2_000_000), cap));
     }
     if wanted("fan-out") {
         rows.push(fan_out(&rt, n(200_000), 10, &kib, cap));
@@ -480,6 +484,58 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
     Row {
         scenario: scenario.to_string(),
         payload: size,
+        unit: "msgs/s",
+        ours,
+        mpsc: Some(mpsc),
+        broadcast: Some(broadcast),
+    }
+}
+
+/// One task publishes a message and receives it, in turn: what a publish
+/// and a receive cost in CPU time, with no hand-off between threads.
+fn one_task(rt: &Runtime, pool: &Pool, n: u64, capacity: usize) -> Row {
+    let ours = rate(rt, || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mq = MessageQueue::new();
+            let sub = mq.subscriber_with_options("a", lossless(capacity)).await.unwrap();
+            let publisher = mq.publisher("a");
+            let start = Instant::now();
+            for i in 0..n {
+                publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
+                let msg = sub.recv().await.unwrap();
+                assert_eq!(msg.offset, Some(i));
+            }
+            (n, start.elapsed())
+        })
+    });
+    let mpsc = peer_rate(rt, || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(capacity);
+            let start = Instant::now();
+            for i in 0..n {
+                tx.send(pool.get(i)).await.unwrap();
+                std::hint::black_box(rx.recv().await.unwrap());
+            }
+            (n, start.elapsed())
+        })
+    });
+    let broadcast = peer_rate(rt, || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = broadcast::channel::<Bytes>(capacity);
+            let start = Instant::now();
+            for i in 0..n {
+                tx.send(pool.get(i)).unwrap();
+                std::hint::black_box(rx.recv().await.unwrap());
+            }
+            (n, start.elapsed())
+        })
+    });
+    Row {
+        scenario: "1P + 1C in one task".to_string(),
+        payload: "1 KiB",
         unit: "msgs/s",
         ours,
         mpsc: Some(mpsc),
