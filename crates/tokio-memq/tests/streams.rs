@@ -188,3 +188,60 @@ async fn start_send_without_poll_ready_loses_nothing() {
     tokio::join!(flush, read);
     assert_eq!(got, [1, 2, 3]);
 }
+
+/// An owned stream of a plain subscriber reads its cursor without the
+/// cursor's lock. It must still wake when a message arrives while it
+/// waits, follow a seek made through `subscriber()` between items, end
+/// when its topic is deleted while it waits, and stay ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_stream_wakes_follows_seeks_and_ends_on_delete() {
+    let mq = MessageQueue::new();
+    let mut stream = mq
+        .subscriber_with_options_and_mode("o", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+        .into_stream();
+    let publisher = mq.publisher("o");
+    for i in 0..3u32 {
+        publisher.publish(i).await.unwrap();
+    }
+    let value = |m: Option<Result<tokio_memq::TopicMessage, RecvError>>| -> (u64, u32) {
+        let m = m.expect("an item").expect("a message");
+        (m.offset.unwrap(), m.deserialize().unwrap())
+    };
+    assert_eq!(value(timeout(LIMIT, stream.next()).await.unwrap()), (0, 0));
+    assert_eq!(value(timeout(LIMIT, stream.next()).await.unwrap()), (1, 1));
+    // Back to the start, through the subscriber the stream owns.
+    stream.subscriber().seek(0).await.unwrap();
+    let again: Vec<(u64, u32)> = vec![
+        value(timeout(LIMIT, stream.next()).await.unwrap()),
+        value(timeout(LIMIT, stream.next()).await.unwrap()),
+        value(timeout(LIMIT, stream.next()).await.unwrap()),
+    ];
+    assert_eq!(again, [(0, 0), (1, 1), (2, 2)]);
+    // Waiting: nothing yet.
+    assert!(timeout(Duration::from_millis(20), stream.next()).await.is_err());
+    // A publish from another task wakes the waiting stream. (The time
+    // limit is on the task's handle: a `timeout` around `next` itself
+    // would poll the stream once more when it expires and hide a lost
+    // wake-up.)
+    let (mut stream, got) = {
+        let reader = tokio::spawn(async move {
+            let got = stream.next().await;
+            (stream, got)
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        publisher.publish(3u32).await.unwrap();
+        timeout(LIMIT, reader).await.unwrap().unwrap()
+    };
+    assert_eq!(value(got), (3, 3));
+    // Deleted while it waits: the stream ends, and stays ended.
+    let reader = tokio::spawn(async move {
+        let end = stream.next().await;
+        let after = stream.next().await;
+        (end.is_none(), after.is_none())
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(mq.delete_topic("o").await);
+    assert_eq!(timeout(LIMIT, reader).await.unwrap().unwrap(), (true, true));
+}
