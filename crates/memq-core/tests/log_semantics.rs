@@ -363,7 +363,7 @@ async fn recv_waits_and_is_woken() {
         tokio::task::yield_now().await;
         t2.publish(7).await.unwrap()
     });
-    let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+    let d = memq_testkit::within(Duration::from_secs(5), c.recv())
         .await
         .unwrap()
         .unwrap();
@@ -387,12 +387,12 @@ async fn close_wakes_waiting_receivers_and_publishers() {
     let waiting = tokio::spawn(async move { idle.recv().await.map(|d| d.value) });
     tokio::task::yield_now().await;
     t.close();
-    let p = tokio::time::timeout(Duration::from_secs(5), publisher)
+    let p = memq_testkit::within(Duration::from_secs(5), publisher)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(p, Err(PublishError::Closed(2)));
-    let w = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let w = memq_testkit::within(Duration::from_secs(5), waiting)
         .await
         .unwrap()
         .unwrap();
@@ -417,7 +417,7 @@ async fn blocked_publisher_proceeds_when_the_reader_moves() {
         }
     });
     for i in 0..1000u64 {
-        let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        let d = memq_testkit::within(Duration::from_secs(5), c.recv())
             .await
             .unwrap()
             .unwrap();
@@ -436,7 +436,7 @@ async fn dropped_recv_futures_lose_nothing() {
         let fut = c.recv();
         let _ = tokio::time::timeout(Duration::from_micros(1), fut).await;
         t.try_publish(i).unwrap();
-        let d = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        let d = memq_testkit::within(Duration::from_secs(5), c.recv())
             .await
             .unwrap()
             .unwrap();
@@ -512,7 +512,7 @@ async fn a_blocked_publish_completes_when_the_oldest_expire() {
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished(), "full until the oldest expire");
     let started = tokio::time::Instant::now();
-    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let offset = memq_testkit::within(Duration::from_secs(5), waiting)
         .await
         .expect("woken when the oldest expired")
         .unwrap()
@@ -537,7 +537,7 @@ async fn a_sweep_by_another_publish_wakes_a_blocked_publish() {
     tokio::time::advance(Duration::from_millis(300)).await;
     // The expired 0 and 1 go; 3 takes one slot and 2 the other.
     let third = t.try_publish(3);
-    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let offset = memq_testkit::within(Duration::from_secs(5), waiting)
         .await
         .expect("woken")
         .unwrap()
@@ -572,7 +572,7 @@ async fn a_blocked_publish_is_woken_as_soon_as_room_exists() {
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished());
     assert_eq!(c.try_recv().unwrap().offset, 0);
-    let offset = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let offset = memq_testkit::within(Duration::from_secs(5), waiting)
         .await
         .expect("woken once there was room")
         .unwrap()

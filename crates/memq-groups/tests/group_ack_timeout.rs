@@ -4,6 +4,7 @@
 //! without an ack timeout, other members' receives never wake a parked
 //! member.
 
+use memq_testkit::within;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -65,14 +66,14 @@ async fn a_member_parked_before_another_received_gets_its_messages_after_the_ack
     settle().await;
 
     t.try_publish(7).unwrap();
-    let (offset, deliveries, received) = tokio::time::timeout(LIMIT, got_rx).await.unwrap().unwrap();
+    let (offset, deliveries, received) = within(LIMIT, got_rx).await.unwrap().unwrap();
     assert_eq!(
         (offset, deliveries),
         (0, 1),
         "B, the longest waiting, received it"
     );
 
-    let (c, at, _a) = match tokio::time::timeout(LIMIT, a_task).await {
+    let (c, at, _a) = match within(LIMIT, a_task).await {
         Ok(r) => r.unwrap(),
         Err(_) => panic!("A was never woken for B's take-over; group {:?}", group.stats()),
     };

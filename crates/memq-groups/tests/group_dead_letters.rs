@@ -211,7 +211,7 @@ async fn a_member_waiting_at_the_limit_offers_refused_dead_letters_again() {
             open.store(true, Ordering::SeqCst);
         })
     };
-    let c = tokio::time::timeout(std::time::Duration::from_secs(60), worker.recv())
+    let c = memq_testkit::within(std::time::Duration::from_secs(60), worker.recv())
         .await
         .expect("offered again while waiting")
         .unwrap();

@@ -14,6 +14,7 @@
 //! (a worker thread off its CPU for 2 to 10 ms on a 2-vCPU machine,
 //! longer than the whole run), and that member got none.
 
+use memq_testkit::within;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,7 +88,7 @@ async fn run(members: usize, total: u64, slow_start: Option<(usize, Duration)>) 
         }
         bursts
     });
-    let bursts = tokio::time::timeout(LIMIT, async {
+    let bursts = within(LIMIT, async {
         let bursts = publisher.await.unwrap();
         turns.until(|s| s.received == total).await;
         bursts

@@ -3,6 +3,7 @@
 //! still flow), wait, and are woken when room is made; the group's
 //! position stops, so a blocking topic holds its publishers back.
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use memq_core::{Overflow, StartFrom, Topic, TopicConfig, TryRecvError};
@@ -81,7 +82,7 @@ async fn a_member_parked_at_the_limit_is_woken_by_the_ack_that_makes_room() {
     a.try_recv_batch(3, &mut held).unwrap();
     let waiting = tokio::spawn(async move {
         let start = tokio::time::Instant::now();
-        let got = tokio::time::timeout(LIMIT, b.recv()).await;
+        let got = within(LIMIT, b.recv()).await;
         (
             got.map(|r| r.map(|c| (c.offset, c.deliveries))),
             start.elapsed(),
@@ -112,7 +113,7 @@ async fn redeliveries_still_flow_at_the_limit() {
     assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Empty);
     let waiting = tokio::spawn(async move {
         let mut got = Vec::new();
-        let r = tokio::time::timeout(LIMIT, b.recv_batch(10, &mut got)).await;
+        let r = within(LIMIT, b.recv_batch(10, &mut got)).await;
         (r.map(|r| r.ok()), got, b)
     });
     settle().await;
@@ -148,7 +149,7 @@ async fn a_blocking_topic_holds_publishers_back_while_the_group_is_at_the_limit(
     assert!(matches!(t.try_publish(8), Err(memq_core::PublishError::Full(8))));
     let publisher = {
         let t = t.clone();
-        tokio::spawn(async move { tokio::time::timeout(LIMIT, t.publish(8)).await })
+        tokio::spawn(async move { within(LIMIT, t.publish(8)).await })
     };
     settle().await;
     assert!(!publisher.is_finished(), "the publisher waits");
@@ -182,7 +183,7 @@ async fn a_fast_publisher_and_a_slow_member_on_a_blocking_topic() {
     };
     let mut seen = Vec::new();
     let mut largest = 0;
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         while seen.len() < 50 {
             let mut batch = Vec::new();
             m.recv_batch(10, &mut batch).await.unwrap();

@@ -2,6 +2,7 @@
 //! member, counting the delivery, dead-lettering at the limit), and
 //! `Member::keep_alive` holds off the ack timeout for long work.
 
+use memq_testkit::within;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use memq_core::{StartFrom, Topic, TopicConfig};
 use memq_groups::{
     AckError, AckMode, DeadLetter, DeadLetterReason, DeadLetterSink, Group, GroupConfig, TryRecvError,
 };
-use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -29,13 +29,13 @@ async fn a_nacked_message_is_delivered_again_at_once_with_its_count() {
     for v in [10, 11] {
         t.publish(v).await.unwrap();
     }
-    let first = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, a.recv()).await.unwrap().unwrap();
     assert_eq!((first.offset, first.value, first.deliveries), (0, 10, 1));
     a.nack(first.partition, first.offset).unwrap();
     // Redeliveries come before new messages.
-    let again = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let again = within(LIMIT, a.recv()).await.unwrap().unwrap();
     assert_eq!((again.offset, again.value, again.deliveries), (0, 10, 2));
-    let next = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let next = within(LIMIT, a.recv()).await.unwrap().unwrap();
     assert_eq!(next.offset, 1);
     a.ack(again.partition, again.offset).unwrap();
     a.ack(next.partition, next.offset).unwrap();
@@ -49,7 +49,7 @@ async fn a_nack_wakes_a_parked_member() {
     let a = group.join(StartFrom::Earliest).unwrap();
     let b = group.join(StartFrom::Earliest).unwrap();
     t.publish(7).await.unwrap();
-    let got = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, a.recv()).await.unwrap().unwrap();
     // B waits: nothing else to take.
     let waiting = tokio::spawn(async move { b.recv().await.map(|c| (c.offset, c.deliveries)) });
     for _ in 0..8 {
@@ -57,7 +57,7 @@ async fn a_nack_wakes_a_parked_member() {
     }
     assert!(!waiting.is_finished());
     a.nack(got.partition, got.offset).unwrap();
-    let (offset, deliveries) = timeout(LIMIT, waiting).await.unwrap().unwrap().unwrap();
+    let (offset, deliveries) = within(LIMIT, waiting).await.unwrap().unwrap().unwrap();
     assert_eq!((offset, deliveries), (0, 2));
 }
 
@@ -75,7 +75,7 @@ async fn a_nack_at_the_delivery_limit_makes_a_dead_letter() {
     let a = group.join(StartFrom::Earliest).unwrap();
     t.publish(5).await.unwrap();
     for delivery in 1..=2 {
-        let c = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+        let c = within(LIMIT, a.recv()).await.unwrap().unwrap();
         assert_eq!(c.deliveries, delivery);
         a.nack(c.partition, c.offset).unwrap();
     }
@@ -97,7 +97,7 @@ async fn nack_errors() {
     let a = group.join(StartFrom::Earliest).unwrap();
     let b = group.join(StartFrom::Earliest).unwrap();
     t.publish(1).await.unwrap();
-    let c = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let c = within(LIMIT, a.recv()).await.unwrap().unwrap();
     // Not B's to give back; no such partition; nothing at that offset.
     assert_eq!(
         b.nack(0, 0),
@@ -137,7 +137,7 @@ async fn keep_alive_holds_off_the_ack_timeout() {
     let a = group.join(StartFrom::Earliest).unwrap();
     let b = group.join(StartFrom::Earliest).unwrap();
     t.publish(3).await.unwrap();
-    let c = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let c = within(LIMIT, a.recv()).await.unwrap().unwrap();
     // Long work: 3 x 80 ms, keeping alive in between (240 ms in all).
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(80)).await;

@@ -1,6 +1,7 @@
 //! Consumer groups: exactly-once among members, acks, redelivery, dead
 //! letters, commits, partitions.
 
+use memq_testkit::within;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,7 +100,7 @@ async fn run_competing(
             }
         }));
     }
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for p in pubs {
             p.await.unwrap();
         }
@@ -195,7 +196,7 @@ async fn idle_member_loses_its_messages_after_the_ack_timeout() {
     assert_eq!((first.offset, first.deliveries), (0, 1));
     // `fast` waits; the timer wakes it when `slow` has been idle 10 s.
     let started = tokio::time::Instant::now();
-    let again = tokio::time::timeout(Duration::from_secs(60), fast.recv())
+    let again = memq_testkit::within(Duration::from_secs(60), fast.recv())
         .await
         .unwrap()
         .unwrap();

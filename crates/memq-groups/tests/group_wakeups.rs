@@ -5,6 +5,7 @@
 //! member that left), and a woken member that is slow to run holds back
 //! only the message kept for it.
 
+use memq_testkit::within;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -24,7 +25,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// when it fires, and would then find the topic closed.
 async fn recv_now(m: &Member<u64>) -> Result<Result<u64, RecvError>, Duration> {
     let start = Instant::now();
-    match tokio::time::timeout(LIMIT, m.recv()).await {
+    match within(LIMIT, m.recv()).await {
         Ok(r) if start.elapsed().is_zero() => Ok(r.map(|c| c.value)),
         _ => Err(start.elapsed()),
     }
@@ -145,13 +146,10 @@ async fn a_claim_leaves_the_wake_up_armed_for_the_members_still_parked() {
     }
     settle().await;
     t.try_publish(0).unwrap();
-    let (first, value) = tokio::time::timeout(LIMIT, done_rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (first, value) = within(LIMIT, done_rx.recv()).await.unwrap().unwrap();
     assert_eq!(value, Ok(0));
     t.try_publish(1).unwrap();
-    let second = tokio::time::timeout(LIMIT, done_rx.recv()).await;
+    let second = within(LIMIT, done_rx.recv()).await;
     let Ok(Some((other, value))) = second else {
         panic!("the other member was never woken; group {:?}", group.stats());
     };

@@ -6,6 +6,7 @@
 //! Without `redis-server` the tests say they skipped; with `CI` set, a
 //! missing server fails them (`.ci/run` installs it).
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use memq_redis::{Error, GroupConfig, RecvError, Start, Store, TopicConfig};
@@ -57,7 +58,7 @@ async fn blocked_clients(control: &mut redis::aio::MultiplexedConnection) -> u64
 
 /// Waits until `cond` holds (polling), failing after `LIMIT`.
 async fn eventually<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) {
-    timeout(LIMIT, async {
+    within(LIMIT, async {
         while !cond().await {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -98,21 +99,16 @@ async fn a_reader_and_a_member_whose_connections_are_killed_while_they_wait_carr
     // out on the new connection.
     assert_eq!(topic.bounds().await.unwrap(), (0, 0));
     assert_eq!(topic.publish(b"first").await.unwrap(), 0);
-    let (mut reader, r) = timeout(LIMIT, read).await.unwrap().unwrap();
+    let (mut reader, r) = within(LIMIT, read).await.unwrap().unwrap();
     assert_eq!(r.unwrap(), 0, "the reader carried on where it was");
-    let (mut member, d) = timeout(LIMIT, claimed).await.unwrap().unwrap();
+    let (mut member, d) = within(LIMIT, claimed).await.unwrap().unwrap();
     assert_eq!(d.unwrap(), 0, "the member got the message once");
     assert_eq!(topic.pending("workers").await.unwrap(), 0, "and acknowledged it");
     // And both go on.
     assert_eq!(topic.publish(b"second").await.unwrap(), 1);
-    assert_eq!(timeout(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 1);
+    assert_eq!(within(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 1);
     assert_eq!(
-        timeout(LIMIT, member.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .offset,
+        within(LIMIT, member.recv()).await.unwrap().unwrap().record.offset,
         1
     );
 }
@@ -148,7 +144,7 @@ async fn a_publish_cut_off_in_flight_says_its_outcome_is_unknown_and_the_next_re
         .query_async(&mut control)
         .await
         .unwrap();
-    let outcome = timeout(LIMIT, publish).await.unwrap().unwrap();
+    let outcome = within(LIMIT, publish).await.unwrap().unwrap();
     assert!(
         matches!(outcome, Err(Error::OutcomeUnknown(_))),
         "a publish whose reply was lost says so: {outcome:?}"
@@ -160,7 +156,7 @@ async fn a_publish_cut_off_in_flight_says_its_outcome_is_unknown_and_the_next_re
     // The next publish reconnects; offsets stay dense whatever happened to
     // the first (here it was never run: the server held it until its
     // client was gone).
-    let next = timeout(LIMIT, topic.publish(b"next")).await.unwrap().unwrap();
+    let next = within(LIMIT, topic.publish(b"next")).await.unwrap().unwrap();
     let (low, high) = topic.bounds().await.unwrap();
     assert_eq!((low, high), (0, next + 1));
     let mut reader = topic.reader(Start::Earliest).await.unwrap();
@@ -192,24 +188,24 @@ async fn a_server_restarted_with_its_append_only_file_loses_and_repeats_nothing(
     assert_eq!(topic.publish_batch(&refs).await.unwrap(), 50..100);
     let (mut read, mut claimed) = (Vec::new(), Vec::new());
     for _ in 0..60 {
-        read.push(timeout(LIMIT, reader.recv()).await.unwrap().unwrap());
+        read.push(within(LIMIT, reader.recv()).await.unwrap().unwrap());
     }
     for _ in 0..40 {
-        claimed.push(timeout(LIMIT, member.recv()).await.unwrap().unwrap().record);
+        claimed.push(within(LIMIT, member.recv()).await.unwrap().unwrap().record);
     }
 
     tokio::task::block_in_place(|| server.restart());
 
     // Reads reconnect; everything acknowledged before is still there.
-    assert_eq!(timeout(LIMIT, topic.bounds()).await.unwrap().unwrap(), (0, 100));
+    assert_eq!(within(LIMIT, topic.bounds()).await.unwrap().unwrap(), (0, 100));
     let batch: Vec<[u8; 8]> = (100..200u64).map(u64::to_be_bytes).collect();
     let refs: Vec<&[u8]> = batch.iter().map(|b| &b[..]).collect();
     assert_eq!(topic.publish_batch(&refs).await.unwrap(), 100..200);
     while read.len() < 200 {
-        read.push(timeout(LIMIT, reader.recv()).await.unwrap().unwrap());
+        read.push(within(LIMIT, reader.recv()).await.unwrap().unwrap());
     }
     while claimed.len() < 200 {
-        claimed.push(timeout(LIMIT, member.recv()).await.unwrap().unwrap().record);
+        claimed.push(within(LIMIT, member.recv()).await.unwrap().unwrap().record);
     }
     for (i, r) in read.iter().enumerate() {
         assert_eq!(
@@ -243,11 +239,11 @@ async fn a_server_restarted_without_its_data_is_an_error_not_a_hang() {
     let topic = store.topic("events", TopicConfig::default()).await.unwrap();
     let mut reader = topic.reader(Start::Earliest).await.unwrap();
     assert_eq!(topic.publish_batch(&[&b"a"[..], b"b"]).await.unwrap(), 0..2);
-    assert_eq!(timeout(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 0);
+    assert_eq!(within(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 0);
     // Both buffered messages are delivered; the restart happens between.
     tokio::task::block_in_place(|| server.restart());
-    assert_eq!(timeout(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 1);
-    let next = timeout(LIMIT, reader.recv()).await.unwrap();
+    assert_eq!(within(LIMIT, reader.recv()).await.unwrap().unwrap().offset, 1);
+    let next = within(LIMIT, reader.recv()).await.unwrap();
     assert!(
         matches!(next, Err(RecvError::Store(Error::TopicGone(ref t))) if t == "events"),
         "the topic it read is gone: {next:?}"
@@ -316,9 +312,9 @@ async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled()
         0..2,
         "offsets over again"
     );
-    let told = timeout(LIMIT, waiting.recv()).await.expect("told, not stalled");
+    let told = within(LIMIT, waiting.recv()).await.expect("told, not stalled");
     assert_ahead_at_5_of_2(&told);
-    let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
+    let told = within(LIMIT, polling.try_recv()).await.unwrap();
     assert_ahead_at_5_of_2(&told);
     // An empty log whose last offset is behind the reader: the same.
     let _: u64 = redis::cmd("XTRIM")
@@ -328,9 +324,9 @@ async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled()
         .query_async(&mut control)
         .await
         .unwrap();
-    let told = timeout(LIMIT, polling.try_recv()).await.unwrap();
+    let told = within(LIMIT, polling.try_recv()).await.unwrap();
     assert_ahead_at_5_of_2(&told);
     // A reader at the end is fine.
     let mut fresh = topic.reader(Start::Latest).await.unwrap();
-    assert!(timeout(LIMIT, fresh.try_recv()).await.unwrap().unwrap().is_none());
+    assert!(within(LIMIT, fresh.try_recv()).await.unwrap().unwrap().is_none());
 }

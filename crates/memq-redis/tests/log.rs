@@ -6,6 +6,7 @@
 //! Without `redis-server` the tests say they skipped; with `CI` set, a
 //! missing server fails them (`.ci/run` installs it).
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use memq_testkit::redis_server::RedisServer;
@@ -58,7 +59,7 @@ async fn concurrent_publishers_get_one_gapless_sequence_and_contiguous_batches()
     }
     let mut got = Vec::new();
     while got.len() < 300 {
-        let r = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+        let r = within(LIMIT, reader.recv()).await.unwrap().unwrap();
         assert_eq!(r.offset, got.len() as u64);
         got.push(r.payload.to_vec());
     }
@@ -83,14 +84,14 @@ async fn trimming_is_reported_as_exact_lag_then_the_rest() {
         assert_eq!(topic.publish(&[i]).await.unwrap(), u64::from(i));
     }
     assert_eq!(topic.bounds().await.unwrap(), (7, 10));
-    match timeout(LIMIT, early.recv()).await.unwrap() {
+    match within(LIMIT, early.recv()).await.unwrap() {
         Err(RecvError::Lagged(7)) => {}
         other => panic!("expected Lagged(7), got {other:?}"),
     }
     let rest: Vec<u8> = {
         let mut v = Vec::new();
         for _ in 0..3 {
-            v.push(timeout(LIMIT, early.recv()).await.unwrap().unwrap().payload[0]);
+            v.push(within(LIMIT, early.recv()).await.unwrap().unwrap().payload[0]);
         }
         v
     };
@@ -119,7 +120,7 @@ async fn start_positions_and_a_blocking_read_woken_by_a_publish() {
     // A reader waiting on the server is woken by a publish from elsewhere.
     let other = Store::connect(&server.url()).await.unwrap();
     let t2 = other.topic("t", TopicConfig::default()).await.unwrap();
-    let waiting = tokio::spawn(async move { timeout(LIMIT, latest.recv()).await.unwrap().unwrap() });
+    let waiting = tokio::spawn(async move { within(LIMIT, latest.recv()).await.unwrap().unwrap() });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(t2.publish(b"d").await.unwrap(), 3);
     let r = waiting.await.unwrap();
@@ -205,13 +206,13 @@ async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     let mut busy = topic.join("g", "busy", config).await.unwrap();
     topic.publish(b"fragile").await.unwrap();
     topic.publish(b"fine").await.unwrap();
-    let first = timeout(LIMIT, idle.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, idle.recv()).await.unwrap().unwrap();
     assert_eq!((first.record.offset, first.deliveries), (0, 1));
     // `idle` never acknowledges: after the ack timeout `busy` takes it over
     // (after or before the other message), with its delivery count.
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let d = timeout(LIMIT, busy.recv()).await.unwrap().unwrap();
+        let d = within(LIMIT, busy.recv()).await.unwrap().unwrap();
         seen.push((d.record.offset, d.deliveries));
         if d.record.offset == 1 {
             busy.ack(1).await.unwrap();
@@ -223,7 +224,7 @@ async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     // becomes a dead letter, and is acknowledged.
     let next = timeout(Duration::from_millis(1500), busy.recv()).await;
     assert!(next.is_err(), "nothing more to deliver: {next:?}");
-    let letter = timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let letter = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(&letter.payload[..], b"fragile");
     // Where it came from, as headers.
     let h = &letter.headers;
@@ -279,10 +280,10 @@ async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     // And both go on as if nothing happened.
     topic.publish(b"x").await.unwrap();
     assert_eq!(
-        &timeout(LIMIT, reader.recv()).await.unwrap().unwrap().payload[..],
+        &within(LIMIT, reader.recv()).await.unwrap().unwrap().payload[..],
         b"x"
     );
-    let d = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    let d = within(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!((&d.record.payload[..], d.deliveries), (&b"x"[..], 1));
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
@@ -312,16 +313,16 @@ async fn keys_formats_and_headers_cross_the_server_unchanged() {
         Message::new(b"plain"),
     ];
     assert_eq!(topic.publish_messages(&sent).await.unwrap(), 0..2);
-    let first = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, reader.recv()).await.unwrap().unwrap();
     assert_eq!(&first.payload[..], b"{\"n\":1}");
     assert_eq!(
         (first.key.as_deref(), first.format.as_deref()),
         (Some("user-7"), Some("json"))
     );
     assert_eq!(first.headers, headers, "order, repeats and binary values kept");
-    let second = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+    let second = within(LIMIT, reader.recv()).await.unwrap().unwrap();
     assert_eq!((second.key, second.format, second.headers.len()), (None, None, 0));
-    let via_group = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    let via_group = within(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!(via_group.record.headers, headers);
 }
 
@@ -346,10 +347,7 @@ async fn partitions_are_logs_of_their_own_and_counts_are_checked() {
         .reader(Start::Earliest)
         .await
         .unwrap();
-    assert_eq!(
-        timeout(LIMIT, reader.recv()).await.unwrap().unwrap().payload[0],
-        2
-    );
+    assert_eq!(within(LIMIT, reader.recv()).await.unwrap().unwrap().payload[0], 2);
     // Another process sees the same count; another count, or the other
     // kind of topic under the name, is refused.
     let again = store
@@ -408,7 +406,7 @@ async fn a_reader_of_a_deleted_topic_is_told_not_fed_the_new_one() {
     again.publish_batch(&[&b"a"[..], b"b", b"c", b"d"]).await.unwrap();
     // Offsets started over: offset 3 is the new topic's fourth message,
     // which this reader must not take for what follows its old position.
-    match timeout(LIMIT, reader.recv()).await.unwrap() {
+    match within(LIMIT, reader.recv()).await.unwrap() {
         Err(RecvError::Store(Error::TopicGone(name))) => assert_eq!(name, "re"),
         other => panic!("expected TopicGone, got {other:?}"),
     }
@@ -436,12 +434,7 @@ async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
         .unwrap();
     topic.publish(b"old").await.unwrap();
     assert_eq!(
-        &timeout(LIMIT, first.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .payload[..],
+        &within(LIMIT, first.recv()).await.unwrap().unwrap().record.payload[..],
         b"old"
     );
     drop(first);
@@ -450,9 +443,9 @@ async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
     // "m" again: what is pending to it has no body any more; it is
     // acknowledged, not handed out as an empty message.
     let mut again = topic.join("g", "m", GroupConfig::default()).await.unwrap();
-    let got = timeout(LIMIT, again.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, again.recv()).await.unwrap().unwrap();
     assert_eq!(&got.record.payload[..], b"x");
-    let got = timeout(LIMIT, again.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, again.recv()).await.unwrap().unwrap();
     assert_eq!(&got.record.payload[..], b"y");
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
@@ -484,12 +477,7 @@ async fn too_many_headers_is_a_typed_error_and_publishes_nothing() {
     );
     let mut reader = topic.reader(Start::Earliest).await.unwrap();
     assert_eq!(
-        timeout(LIMIT, reader.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .headers
-            .len(),
+        within(LIMIT, reader.recv()).await.unwrap().unwrap().headers.len(),
         MAX_HEADERS
     );
 }
@@ -510,7 +498,7 @@ async fn group_stats_count_what_is_not_handed_out_and_what_is_not_acknowledged()
     let stats = topic.group_stats("readers").await.unwrap().unwrap();
     assert_eq!((stats.lag, stats.pending, stats.members), (10, 0, 1));
     for offset in 0..3 {
-        let d = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+        let d = within(LIMIT, member.recv()).await.unwrap().unwrap();
         assert_eq!(d.record.offset, offset);
     }
     let stats = topic.group_stats("readers").await.unwrap().unwrap();

@@ -8,6 +8,7 @@
 //! Without `redis-server` the tests say they skipped; with `CI` set, a
 //! missing server fails them (`.ci/run` installs it).
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use memq_redis::{GroupConfig, RecvError, Start, Store, Topic, TopicConfig};
@@ -46,13 +47,13 @@ async fn expired_messages_are_skipped_silently_and_evicted_ones_counted_exactly(
     sleep(PAST_TTL).await;
     publish(&topic, 5..8).await;
     assert_eq!(topic.bounds().await.unwrap(), (6, 8));
-    let lagged = timeout(LIMIT, reader.recv()).await.unwrap();
+    let lagged = within(LIMIT, reader.recv()).await.unwrap();
     assert!(
         matches!(lagged, Err(RecvError::Lagged(2))),
         "only the 2 evicted are reported, not the 4 expired: {lagged:?}"
     );
     for offset in 6..8u64 {
-        let r = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+        let r = within(LIMIT, reader.recv()).await.unwrap().unwrap();
         assert_eq!((r.offset, &r.payload[..]), (offset, &offset.to_be_bytes()[..]));
     }
 }
@@ -76,7 +77,7 @@ async fn an_expired_message_is_not_delivered_before_anything_removes_it() {
     );
     assert_eq!(reader.position(), 3);
     publish(&topic, 3..4).await;
-    let r = timeout(LIMIT, reader.recv()).await.unwrap().unwrap();
+    let r = within(LIMIT, reader.recv()).await.unwrap().unwrap();
     assert_eq!(r.offset, 3, "no lag reported for what expired");
     // The publish removed the expired ones.
     assert_eq!(topic.bounds().await.unwrap(), (3, 4));
@@ -108,7 +109,7 @@ async fn a_group_never_hands_out_an_expired_message() {
         "expired ones are acknowledged, not held"
     );
     publish(&topic, 2..3).await;
-    let d = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    let d = within(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!((d.record.offset, d.deliveries), (2, 1));
     member.ack(2).await.unwrap();
     let stats = topic.group_stats("pagers").await.unwrap().unwrap();

@@ -7,15 +7,18 @@
 //! announced as a lag. [`alloc`] is a counting global allocator for tests
 //! of memory bounds. [`Turns`] paces fairness runs: it publishes only
 //! while every member is parked in its receive. [`redis_server`] starts a
-//! `redis-server` of a test's own.
+//! `redis-server` of a test's own. [`within`] bounds an await in time and
+//! fails a future that is ready only when polled without a wake-up.
 
 #![warn(missing_docs)]
 
 pub mod alloc;
 pub mod redis_server;
 mod turns;
+mod woken;
 
 pub use turns::{Seen, Turns};
+pub use woken::{within, NotWoken};
 
 /// How much bigger the long tier runs: `MEMQ_STRESS` (set by
 /// `cargo xtask stress`), at least 1.

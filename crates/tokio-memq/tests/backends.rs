@@ -9,6 +9,7 @@
 //! differences, each a typed error.
 #![cfg(feature = "redis")]
 
+use memq_testkit::within;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ async fn backends() -> (Vec<(&'static str, MessageQueue)>, Option<RedisServer>) 
         .await
         .expect("starting the server does not panic");
     if let Some(server) = &server {
-        let mq = timeout(LIMIT, MessageQueue::connect(&server.url()))
+        let mq = within(LIMIT, MessageQueue::connect(&server.url()))
             .await
             .expect("connects in time")
             .expect("connects");
@@ -45,7 +46,7 @@ macro_rules! on_each_backend {
         let (queues, _server) = backends().await;
         for ($name, $mq) in queues {
             let run = async { $body };
-            timeout(LIMIT, run)
+            within(LIMIT, run)
                 .await
                 .unwrap_or_else(|_| panic!("{}: timed out", $name));
         }
@@ -517,7 +518,7 @@ async fn the_differences_are_typed_errors() {
                 .await
                 .unwrap();
             mq.publisher("native").publish(vec![1u16, 2]).await.unwrap();
-            let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+            let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
             assert_eq!(msg.format, SerializationFormat::Json);
             assert!(msg.native::<Vec<u16>>().is_none());
             assert_eq!(msg.deserialize::<Vec<u16>>().unwrap(), [1, 2]);
@@ -540,7 +541,7 @@ async fn two_connections_share_topics_offsets_and_groups() {
         .unwrap();
     assert_eq!(a.publisher("shared").publish("from a").await.unwrap(), 0);
     assert_eq!(b.publisher("shared").publish("from b").await.unwrap(), 1);
-    let got: Vec<String> = timeout(LIMIT, async {
+    let got: Vec<String> = within(LIMIT, async {
         let mut got = Vec::new();
         while got.len() < 2 {
             got.extend(
@@ -569,7 +570,7 @@ async fn two_connections_share_topics_offsets_and_groups() {
         .unwrap();
     a.publisher("shared").publish_batch(vec!["x", "y"]).await.unwrap();
     let mut offsets = BTreeSet::new();
-    timeout(LIMIT, async {
+    within(LIMIT, async {
         while offsets.len() < 2 {
             tokio::select! {
                 m = ga.recv() => assert!(offsets.insert(m.unwrap().offset()), "twice"),
@@ -586,7 +587,7 @@ async fn two_connections_share_topics_offsets_and_groups() {
     // publisher too.
     let publisher_b = b.publisher("shared");
     publisher_b.publish("before").await.unwrap();
-    let offsets: Vec<u64> = timeout(LIMIT, sub_b.recv_batch(3))
+    let offsets: Vec<u64> = within(LIMIT, sub_b.recv_batch(3))
         .await
         .unwrap()
         .unwrap()
@@ -594,7 +595,7 @@ async fn two_connections_share_topics_offsets_and_groups() {
         .map(|m| m.offset())
         .collect();
     assert_eq!(offsets, [2, 3, 4], "the group's two, then this one");
-    let waiting = tokio::spawn(async move { timeout(LIMIT, sub_b.recv()).await });
+    let waiting = tokio::spawn(async move { within(LIMIT, sub_b.recv()).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(a.delete_topic("shared").await);
     assert_eq!(waiting.await.unwrap().unwrap().unwrap_err(), RecvError::Closed);
@@ -606,7 +607,7 @@ async fn two_connections_share_topics_offsets_and_groups() {
         .subscriber_with_options_and_mode("shared", latest(), ConsumptionMode::Earliest)
         .await
         .unwrap();
-    let again: Vec<String> = timeout(LIMIT, sub_new.recv_batch(2))
+    let again: Vec<String> = within(LIMIT, sub_new.recv_batch(2))
         .await
         .unwrap()
         .unwrap()
@@ -789,7 +790,7 @@ async fn group_receives_dropped_midway_over_partitions_lose_and_delay_nothing() 
             }
         });
         let mut seen = BTreeSet::new();
-        timeout(Duration::from_secs(10), async {
+        memq_testkit::within(Duration::from_secs(10), async {
             while seen.len() < 60 {
                 // Most of these are dropped while they wait.
                 if let Ok(msg) = timeout(Duration::from_micros(700), member.recv()).await {
@@ -858,10 +859,10 @@ async fn a_server_restart_while_receives_wait_loses_and_repeats_nothing() {
     );
     let (mut read, mut claimed) = (Vec::new(), Vec::new());
     while read.len() < 20 {
-        read.extend(timeout(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
+        read.extend(within(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
     }
     while claimed.len() < 20 {
-        let msg = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+        let msg = within(LIMIT, member.recv()).await.unwrap().unwrap();
         member.ack(&msg).unwrap();
         claimed.push(msg);
     }
@@ -869,14 +870,14 @@ async fn a_server_restart_while_receives_wait_loses_and_repeats_nothing() {
     let waiting_sub = tokio::spawn(async move {
         let mut more = Vec::new();
         while more.len() < 20 {
-            more.extend(timeout(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
+            more.extend(within(LIMIT, sub.recv_batch(20)).await.unwrap().unwrap());
         }
         more
     });
     let waiting_member = tokio::spawn(async move {
         let mut more = Vec::new();
         while more.len() < 20 {
-            let msg = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+            let msg = within(LIMIT, member.recv()).await.unwrap().unwrap();
             member.ack(&msg).unwrap();
             more.push(msg);
         }
@@ -884,7 +885,7 @@ async fn a_server_restart_while_receives_wait_loses_and_repeats_nothing() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     tokio::task::block_in_place(|| server.restart());
-    let published = timeout(LIMIT, publisher.publish_batch((20..40u64).collect::<Vec<_>>()))
+    let published = within(LIMIT, publisher.publish_batch((20..40u64).collect::<Vec<_>>()))
         .await
         .unwrap();
     // Not OutcomeUnknown: the quiet connection is checked before sending.

@@ -5,6 +5,7 @@
 //! forms; a loud failure when called from async code; and the async
 //! timeouts outside a runtime.
 
+use memq_testkit::within;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
@@ -107,7 +108,7 @@ fn a_runtime_elsewhere_in_the_process_and_a_plain_thread_talk_both_ways() {
     });
     let answers = bounded(move || ui.join().unwrap());
     assert_eq!(answers, (0..100).map(|n| n * 2).collect::<Vec<_>>());
-    rt.block_on(async { tokio::time::timeout(LIMIT, worker).await.unwrap().unwrap() });
+    rt.block_on(async { within(LIMIT, worker).await.unwrap().unwrap() });
 }
 
 #[test]

@@ -39,7 +39,7 @@ async fn select_against_a_timer_loses_nothing() {
         }
         timeouts
     };
-    let timeouts = tokio::time::timeout(Duration::from_secs(60), consume)
+    let timeouts = memq_testkit::within(Duration::from_secs(60), consume)
         .await
         .expect("progress watchdog");
     producer.await.unwrap();
@@ -105,7 +105,7 @@ async fn aborting_receiving_tasks_loses_nothing_for_survivors() {
     for t in doomed {
         assert!(t.await.unwrap_err().is_cancelled());
     }
-    let got: Vec<u32> = tokio::time::timeout(Duration::from_secs(10), async {
+    let got: Vec<u32> = memq_testkit::within(Duration::from_secs(10), async {
         let mut v = Vec::new();
         while v.len() < 100 {
             v.extend(survivor.recv_batch_typed::<u32>(100).await.unwrap());

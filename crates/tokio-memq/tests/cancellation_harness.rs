@@ -78,7 +78,7 @@ async fn harness(sub: &Subscriber, publish: impl Fn(u64) -> Pin<Box<dyn Future<O
             // The next receive returns exactly what comes next.
             publish(next_to_publish).await;
             next_to_publish += 1;
-            let m = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+            let m = memq_testkit::within(Duration::from_secs(10), sub.recv())
                 .await
                 .unwrap()
                 .unwrap();

@@ -6,6 +6,7 @@
 //! 32,768 codecs), so the two tests no longer share anything; each reports
 //! the first registration that failed.
 
+use memq_testkit::within;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +81,7 @@ fn every_fresh_queue_decodes_its_own_defaults() {
 async fn fresh_queues() {
     let start = Instant::now();
     let mut failures = Vec::new();
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for i in 0..REGISTRATIONS {
             let mq = MessageQueue::new();
             register_json_gzip(&mq, "readings");
@@ -111,7 +112,7 @@ async fn one_queue() {
     let sub = mq.subscriber("readings").await.unwrap();
     let publisher = mq.publisher("readings");
     let mut failures = Vec::new();
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for i in 0..REGISTRATIONS {
             register_json_gzip(&mq, "readings");
             publisher.publish(reading(i)).await.unwrap();

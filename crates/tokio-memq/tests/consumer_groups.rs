@@ -1,6 +1,7 @@
 //! Consumer groups through the facade: README 5.4, every receive variant
 //! exactly once, acks, dead letters, typed batches, stats.
 
+use memq_testkit::within;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,7 +51,7 @@ async fn readme_5_4_distributes_between_workers() {
     }
     let mut got = Vec::new();
     let (mut n1, mut n2) = (0, 0);
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         while got.len() < 100 {
             if let Ok(m) = w1.try_recv().await {
                 got.push(m.deserialize::<u32>().unwrap());
@@ -157,7 +158,7 @@ async fn every_receive_variant_competes_without_duplicates() {
             }
         }));
     }
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for p in pubs {
             p.await.unwrap();
         }
@@ -217,7 +218,7 @@ async fn manual_ack_redelivery_and_dead_letter_topic() {
             offset: 1
         })
     );
-    let d = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let d = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(d.deserialize::<String>().unwrap(), "poison");
     let stats = mq.get_group_stats("jobs", "w").await.unwrap();
     assert_eq!(
@@ -246,7 +247,7 @@ async fn consume_idle_timeout_redelivers_from_an_idle_member() {
     let busy = join().await.unwrap();
     mq.publisher("t").publish(1u8).await.unwrap();
     let m = idle.recv().await.unwrap();
-    let again = tokio::time::timeout(Duration::from_secs(30), busy.recv())
+    let again = memq_testkit::within(Duration::from_secs(30), busy.recv())
         .await
         .unwrap()
         .unwrap();
@@ -267,7 +268,7 @@ async fn typed_batch_decode_failure_in_a_group_loses_nothing() {
     p.publish(2u32).await.unwrap();
     p.publish("not a number").await.unwrap();
     p.publish(4u32).await.unwrap();
-    let batch = || tokio::time::timeout(LIMIT, sub.recv_batch_typed::<u32>(10));
+    let batch = || within(LIMIT, sub.recv_batch_typed::<u32>(10));
     assert_eq!(batch().await.unwrap().unwrap(), vec![1, 2]);
     match batch().await.unwrap() {
         Err(RecvTypedError::Decode(e)) => assert_eq!(e.offset(), Some(2)),
@@ -293,18 +294,16 @@ async fn single_receives_of_a_member_take_what_a_typed_batch_put_aside_first() {
     p.publish("not a number").await.unwrap();
     p.publish(2u32).await.unwrap();
     p.publish(3u32).await.unwrap();
-    let first = tokio::time::timeout(LIMIT, sub.recv_batch_typed::<u32>(10))
-        .await
-        .unwrap();
+    let first = within(LIMIT, sub.recv_batch_typed::<u32>(10)).await.unwrap();
     assert_eq!(first.unwrap(), vec![0]);
     assert_eq!(sub.lag(), 3, "three put aside");
-    let aside = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let aside = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(aside.offset(), 1);
     assert_eq!(sub.try_recv().await.unwrap().offset(), 2);
     p.publish(4u32).await.unwrap();
-    let next = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let next = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(next.offset(), 3, "the last one put aside before the new one");
-    let new = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let new = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(new.offset(), 4);
     assert_eq!(sub.lag(), 0);
 }
@@ -375,7 +374,7 @@ async fn a_zero_timeout_receive_gets_what_is_there_while_the_group_is_busy() {
             }
         })
     };
-    let got = tokio::time::timeout(LIMIT, async {
+    let got = within(LIMIT, async {
         let mut got = Vec::new();
         for _ in 0..N / 2 {
             let m = member

@@ -1,6 +1,7 @@
 //! Dead letters reach the dead-letter topic that exists when they are
 //! dead-lettered, not the one that existed when the group was created.
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use tokio_memq::{ConsumptionMode, DeadLetterReason, MessageQueue, TopicOptions, TryRecvError};
@@ -47,7 +48,7 @@ async fn dead_letters_reach_a_re_created_dead_letter_topic() {
     let stats = mq.get_group_stats("jobs", "w").await.unwrap();
     assert_eq!((stats.dead_lettered, stats.pending), (1, 0));
 
-    let d = tokio::time::timeout(LIMIT, dead.recv()).await;
+    let d = within(LIMIT, dead.recv()).await;
     let published = mq.get_topic_stats("jobs.dead-letters").await.map(|s| s.published);
     let d = d
         .unwrap_or_else(|_| {
@@ -112,7 +113,7 @@ async fn a_dead_letter_waits_for_room_in_a_full_dead_letter_topic() {
         "the commit stays below the waiting one"
     );
 
-    let first = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(first.deserialize::<String>().unwrap(), "first");
     let origin = first
         .dead_letter()
@@ -122,7 +123,7 @@ async fn a_dead_letter_waits_for_room_in_a_full_dead_letter_topic() {
     assert_eq!(origin.reason, DeadLetterReason::MaxDeliveries { limit: 1 });
     // Room now: the next receive of the group hands the waiting one over.
     assert_eq!(keeper.try_recv().await.unwrap_err(), TryRecvError::Empty);
-    let second = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let second = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(second.deserialize::<String>().unwrap(), "second");
     assert_eq!(second.dead_letter().map(|o| o.offset), Some(1));
     let stats = mq.get_group_stats("jobs", "w").await.unwrap();
@@ -153,10 +154,10 @@ async fn a_dead_letter_published_again_keeps_its_origin() {
     worker.try_recv().await.unwrap();
     drop(worker);
     assert_eq!(keeper.try_recv().await.unwrap_err(), TryRecvError::Empty);
-    let letter = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let letter = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(letter.key(), Some("k"));
     mq.publisher("retry").publish_message(letter).await.unwrap();
-    let again = tokio::time::timeout(LIMIT, retry.recv()).await.unwrap().unwrap();
+    let again = within(LIMIT, retry.recv()).await.unwrap().unwrap();
     assert_eq!((again.key(), again.deserialize::<u32>().unwrap()), (Some("k"), 7));
     assert_eq!(
         again.dead_letter().map(|o| (&*o.topic, o.offset)),

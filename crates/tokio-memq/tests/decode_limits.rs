@@ -5,9 +5,9 @@
 //! queue refuses what the default would take, in every format and every
 //! receive path.
 
+use memq_testkit::within;
 use std::time::Duration;
 
-use tokio::time::timeout;
 use tokio_memq::{
     Bytes, CodecErrorKind, ConsumptionMode, DecodeErrorKind, DecodeLimits, Error, MessageQueue,
     PipelineConfig, RecvTypedError, SerializationConfig, SerializationFormat, TopicMessage,
@@ -30,7 +30,7 @@ async fn a_payload_over_the_default_reads_on_a_queue_that_allows_it() {
         .publish_bytes(big.clone(), SerializationFormat::Raw)
         .await
         .unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     let err = msg.deserialize::<Bytes>().unwrap_err();
     assert!(too_large(err.kind()), "{err:?}");
     // One read with other limits.
@@ -53,9 +53,9 @@ async fn a_payload_over_the_default_reads_on_a_queue_that_allows_it() {
         .publish_bytes(big.clone(), SerializationFormat::Raw)
         .await
         .unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(msg.deserialize::<Bytes>().unwrap().len(), big.len());
-    let typed: Bytes = timeout(LIMIT, sub.recv_typed()).await.unwrap().unwrap();
+    let typed: Bytes = within(LIMIT, sub.recv_typed()).await.unwrap().unwrap();
     assert_eq!(typed.len(), big.len());
 }
 
@@ -92,7 +92,7 @@ async fn a_strict_queue_refuses_in_every_format_and_receive_path() {
         .await
         .unwrap();
 
-    let msgs = timeout(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
+    let msgs = within(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(msgs.len(), 10);
     for (i, pair) in msgs.chunks(2).enumerate() {
         if i < 4 {
@@ -111,7 +111,7 @@ async fn a_strict_queue_refuses_in_every_format_and_receive_path() {
     // Native values are not decoded: no limit applies.
     publisher.publish(long.clone()).await.unwrap();
     assert_eq!(
-        timeout(LIMIT, sub.recv_typed::<String>()).await.unwrap().unwrap(),
+        within(LIMIT, sub.recv_typed::<String>()).await.unwrap().unwrap(),
         long
     );
 
@@ -120,7 +120,7 @@ async fn a_strict_queue_refuses_in_every_format_and_receive_path() {
         .publish_with_format(long.clone(), SerializationFormat::Json)
         .await
         .unwrap();
-    let batch = timeout(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
     let err = batch.get(0).unwrap().deserialize::<String>().unwrap_err();
     assert!(too_large(err.kind()), "{err:?}");
     // A more generous read of the same message.
@@ -157,7 +157,7 @@ async fn framed_payloads_and_serialization_defaults_decode_with_the_queue_limits
         .publish_message(TopicMessage::from_bytes("c", frame, SerializationFormat::Bincode))
         .await
         .unwrap();
-    let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert!(too_large(got.deserialize::<String>().unwrap_err().kind()));
     assert_eq!(
         got.deserialize_with_limits::<String>(&DecodeLimits::default())
@@ -176,7 +176,7 @@ async fn framed_payloads_and_serialization_defaults_decode_with_the_queue_limits
     let sub = mq.subscriber("d").await.unwrap();
     mq.publisher("d").publish(long.clone()).await.unwrap();
     mq.publisher("d").publish("short").await.unwrap();
-    let got = timeout(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap();
     assert_eq!(got[0].format, SerializationFormat::Json);
     assert!(too_large(got[0].deserialize::<String>().unwrap_err().kind()));
     assert_eq!(got[1].deserialize::<String>().unwrap(), "short");
@@ -199,12 +199,12 @@ async fn received_messages_published_again_keep_their_format() {
         .publish_with_format(vec![4u8, 5], SerializationFormat::MessagePack)
         .await
         .unwrap();
-    let msgs = timeout(LIMIT, first.recv_batch(2)).await.unwrap().unwrap();
+    let msgs = within(LIMIT, first.recv_batch(2)).await.unwrap().unwrap();
     let forward = mq.publisher("b");
     for m in msgs {
         forward.publish_message(m).await.unwrap();
     }
-    let again = timeout(LIMIT, second.recv_batch(2)).await.unwrap().unwrap();
+    let again = within(LIMIT, second.recv_batch(2)).await.unwrap().unwrap();
     assert_eq!(again[0].format, SerializationFormat::Json);
     assert_eq!(again[0].deserialize::<Vec<u8>>().unwrap(), [1, 2, 3]);
     assert_eq!(again[1].format, SerializationFormat::MessagePack);
@@ -249,7 +249,7 @@ async fn a_subscriber_setting_overrides_the_queue_in_every_typed_receive() {
 
     for sub in [&roomy, &strict] {
         let ok = std::ptr::eq(sub, &roomy);
-        let typed = timeout(LIMIT, sub.recv_typed::<String>()).await.unwrap();
+        let typed = within(LIMIT, sub.recv_typed::<String>()).await.unwrap();
         assert_eq!(typed.as_ref().ok(), ok.then_some(&long), "recv_typed");
         assert_eq!(decode_too_large(typed), !ok);
         let tried = sub.try_recv_typed::<String>().await;
@@ -259,27 +259,27 @@ async fn a_subscriber_setting_overrides_the_queue_in_every_typed_receive() {
             !ok,
             "{tried:?}"
         );
-        let message = timeout(LIMIT, sub.recv_typed_message::<String>()).await.unwrap();
+        let message = within(LIMIT, sub.recv_typed_message::<String>()).await.unwrap();
         assert_eq!(
             message.as_ref().ok().map(|m| (&m.value, m.offset)),
             ok.then_some((&long, 2))
         );
         assert_eq!(decode_too_large(message), !ok);
-        let batch = timeout(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
+        let batch = within(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
         if ok {
             assert_eq!(batch.unwrap(), [long.clone(), long.clone()], "JSON then bincode");
         } else {
             assert!(decode_too_large(batch));
             // The bincode one is reported by the next call, not lost.
-            let next = timeout(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
+            let next = within(LIMIT, sub.recv_batch_typed::<String>(2)).await.unwrap();
             assert!(decode_too_large(next));
         }
-        let formatted = timeout(LIMIT, sub.recv_with_format::<String>(SerializationFormat::Json))
+        let formatted = within(LIMIT, sub.recv_with_format::<String>(SerializationFormat::Json))
             .await
             .unwrap();
         assert_eq!(formatted.as_ref().ok(), ok.then_some(&long), "recv_with_format");
         assert_eq!(decode_too_large(formatted), !ok);
-        let lent = timeout(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
+        let lent = within(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
         let read = lent.get(0).unwrap().deserialize::<String>();
         assert_eq!(read.as_ref().ok(), ok.then_some(&long), "lent batch");
         assert_eq!(read.is_err_and(|e| too_large(e.kind())), !ok);
@@ -293,7 +293,7 @@ async fn a_subscriber_setting_overrides_the_queue_in_every_typed_receive() {
         .publish_with_format(long.clone(), SerializationFormat::Json)
         .await
         .unwrap();
-    let msg = timeout(LIMIT, roomy.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, roomy.recv()).await.unwrap().unwrap();
     assert!(msg.deserialize::<String>().is_err_and(|e| too_large(e.kind())));
     assert_eq!(
         msg.deserialize_with_limits::<String>(&roomy.decode_limits())
@@ -319,19 +319,19 @@ async fn a_strict_group_member_consumes_what_it_cannot_decode_without_losing_the
         .await
         .unwrap();
     publisher.publish_bincode("tiny".to_string()).await.unwrap();
-    let first = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+    let first = within(LIMIT, member.recv_batch_typed::<String>(10))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(first, ["short"], "up to the one over the limit");
-    let err = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+    let err = within(LIMIT, member.recv_batch_typed::<String>(10))
         .await
         .unwrap();
     assert!(
         matches!(err, Err(RecvTypedError::Decode(ref e)) if too_large(e.kind()) && e.offset() == Some(1)),
         "{err:?}"
     );
-    let rest = timeout(LIMIT, member.recv_batch_typed::<String>(10))
+    let rest = within(LIMIT, member.recv_batch_typed::<String>(10))
         .await
         .unwrap()
         .unwrap();

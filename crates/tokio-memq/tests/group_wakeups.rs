@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md invariant 10: "A group wakes one member per wake-up,
 //! and never loses one."
 
+use memq_testkit::within;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,7 +123,7 @@ async fn share_between(members: usize, slow_start: Option<(usize, Duration)>) ->
     });
     let mut got = vec![Vec::new(); members];
     let mut bursts = Vec::new();
-    let collected = timeout(LIMIT, async {
+    let collected = within(LIMIT, async {
         for _ in 0..FAIR_MESSAGES {
             let (id, v) = rx.recv().await.expect("members are alive");
             got[id].push(v);
@@ -330,13 +331,13 @@ async fn a_member_holding_its_message_does_not_strand_the_next_one() {
     settle().await;
     let p = mq.publisher("b");
     assert_eq!(p.publish(0u32).await.unwrap(), 0);
-    let (x, first) = timeout(LIMIT, rx.recv())
+    let (x, first) = within(LIMIT, rx.recv())
         .await
         .expect("one parked member takes message 0")
         .unwrap();
     assert_eq!(first, Ok(0));
     assert_eq!(p.publish(1u32).await.unwrap(), 1);
-    let second = timeout(LIMIT, rx.recv()).await;
+    let second = within(LIMIT, rx.recv()).await;
     let stats = mq.get_group_stats("b", "g").await.unwrap();
     for t in &tasks {
         t.abort();

@@ -4,6 +4,7 @@
 //! Memory is measured with the counting global allocator of
 //! `memq-testkit` (as in `memory_bounds.rs`).
 
+use memq_testkit::within;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -55,7 +56,7 @@ async fn handles_outlive_the_queue() {
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(LIMIT, sub.recv())
+        let m = within(LIMIT, sub.recv())
             .await
             .expect("message arrives")
             .expect("the subscriber is live");
@@ -198,7 +199,7 @@ fn a_publish_loop_lets_another_task_run_every_516_publishes() {
             publisher.publish(i).await.unwrap();
         }
         stop.store(true, Ordering::Relaxed);
-        tokio::time::timeout(LIMIT, ticker).await.unwrap().unwrap();
+        within(LIMIT, ticker).await.unwrap().unwrap();
         assert!(
             (2..=516).contains(&longest),
             "longest run of publishes without the other task running: {longest}"
@@ -232,14 +233,14 @@ fn a_group_topic_closes_with_its_last_publisher_and_its_dead_letters_with_its_la
         assert!(!a.is_closed() && !dead.is_closed());
         drop(publisher);
         for w in waiting {
-            let r = tokio::time::timeout(LIMIT, w).await.expect("woken").unwrap();
+            let r = within(LIMIT, w).await.expect("woken").unwrap();
             assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
         }
         assert!(a.is_closed() && b.is_closed());
         assert!(!dead.is_closed(), "members may still dead-letter what they hold");
         drop((a, b));
         assert!(dead.is_closed());
-        let r = tokio::time::timeout(LIMIT, dead.recv()).await.unwrap();
+        let r = within(LIMIT, dead.recv()).await.unwrap();
         assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
     });
 }
@@ -266,7 +267,7 @@ fn a_publisher_of_a_deleted_topic_does_not_hold_its_successor_open() {
         let clone_of_old = old.clone();
         drop(unbound);
         assert!(sub.is_closed(), "only publishers of the deleted topic are left");
-        let r = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap();
+        let r = within(LIMIT, sub.recv()).await.unwrap();
         assert_eq!(r.unwrap_err(), tokio_memq::RecvError::Closed);
         drop((old, clone_of_old));
     });

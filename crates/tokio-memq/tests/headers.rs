@@ -2,9 +2,9 @@
 //! serialized and native payloads, groups with redelivery, dead letters
 //! (which add their origin), lent batches, republishing, byte budgets.
 
+use memq_testkit::within;
 use std::time::Duration;
 
-use tokio::time::timeout;
 use tokio_memq::{
     dead_letter_headers as dl, ConsumptionMode, Headers, MessageQueue, PartitionRouting, SerializationConfig,
     SerializationFormat, TopicMessage, TopicOptions,
@@ -44,7 +44,7 @@ async fn every_publish_form_carries_headers_unchanged_and_plain_messages_have_no
     publisher.publish_message(msg).await.unwrap();
     publisher.publish(4u32).await.unwrap();
 
-    let got = timeout(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(got.len(), 4);
     assert_eq!(pairs(got[0].headers()), pairs(&trace()), "order and repeats kept");
     assert_eq!(got[0].deserialize::<u32>().unwrap(), 1);
@@ -60,7 +60,7 @@ async fn every_publish_form_carries_headers_unchanged_and_plain_messages_have_no
         .publish_message(got[0].clone())
         .await
         .unwrap();
-    let copy = timeout(LIMIT, other.recv()).await.unwrap().unwrap();
+    let copy = within(LIMIT, other.recv()).await.unwrap().unwrap();
     assert_eq!(pairs(copy.headers()), pairs(&trace()));
     assert_eq!(copy.deserialize::<u32>().unwrap(), 1);
 }
@@ -84,7 +84,7 @@ async fn serialized_payloads_and_lent_batches_carry_headers() {
         .publish_bytes("raw", SerializationFormat::Raw)
         .await
         .unwrap();
-    let batch = timeout(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
     let first = batch.get(0).unwrap();
     assert_eq!(first.deserialize::<Vec<u16>>().unwrap(), [1, 2]);
     assert_eq!(pairs(first.headers()), pairs(&trace()));
@@ -114,7 +114,7 @@ async fn partitioned_topics_keep_headers_on_every_subscription() {
             .unwrap();
         placed.push(key);
     }
-    let got = timeout(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
+    let got = within(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(got.len(), 6);
     for m in &got {
         let n: u32 = m.deserialize().unwrap();
@@ -127,7 +127,7 @@ async fn partitioned_topics_keep_headers_on_every_subscription() {
         .subscribe_partition("p", p, None, ConsumptionMode::Earliest)
         .await
         .unwrap();
-    let m = timeout(LIMIT, one.recv()).await.unwrap().unwrap();
+    let m = within(LIMIT, one.recv()).await.unwrap().unwrap();
     assert_eq!(m.headers().get_str("n"), got[0].headers().get_str("n"));
 }
 
@@ -147,20 +147,20 @@ async fn redeliveries_keep_headers_and_dead_letters_add_their_origin() {
         .publish_with_headers("resize", trace())
         .await
         .unwrap();
-    let first = timeout(LIMIT, worker.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, worker.recv()).await.unwrap().unwrap();
     assert_eq!((first.deliveries, pairs(first.headers())), (1, pairs(&trace())));
     worker.nack(&first).unwrap();
-    let again = timeout(LIMIT, worker.recv()).await.unwrap().unwrap();
+    let again = within(LIMIT, worker.recv()).await.unwrap().unwrap();
     assert_eq!((again.deliveries, pairs(again.headers())), (2, pairs(&trace())));
     worker.nack(&again).unwrap();
     // At the limit: the next claim makes it a dead letter instead.
-    assert!(timeout(LIMIT, worker.recv_timeout(Duration::from_millis(10)))
+    assert!(within(LIMIT, worker.recv_timeout(Duration::from_millis(10)))
         .await
         .unwrap()
         .unwrap()
         .is_none());
 
-    let letter = timeout(LIMIT, dead.recv()).await.unwrap().unwrap();
+    let letter = within(LIMIT, dead.recv()).await.unwrap().unwrap();
     assert_eq!(letter.deserialize::<String>().unwrap(), "resize");
     let h = letter.headers();
     // The original headers first, in order, then the origin.
@@ -195,7 +195,7 @@ async fn headers_weigh_in_a_byte_budget() {
     let stats = mq.get_topic_stats("b").await.unwrap();
     assert_eq!((stats.message_count, stats.bytes, stats.evicted), (1, 61, 1));
     assert_eq!(
-        timeout(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
+        within(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
         tokio_memq::RecvError::Lagged(1)
     );
 }

@@ -3,10 +3,11 @@
 //! messages out, and all-partition seeks and group commits that fail
 //! without applying half of themselves.
 
+use memq_testkit::within;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 use tokio_memq::{
     CommitError, ConsumptionMode, MessageQueue, PartitionRouting, PublishError, Publisher, RecvError,
     Subscriber, TopicOptions,
@@ -57,7 +58,7 @@ async fn a_parked_publish_completes_when_the_messages_holding_it_expire() {
     tokio::task::yield_now().await;
     assert!(!parked.is_finished(), "the topic is full: the publish waits");
     tokio::time::advance(Duration::from_millis(300)).await;
-    let done = timeout(LIMIT, parked).await;
+    let done = within(LIMIT, parked).await;
     let stats = mq.get_topic_stats("c").await.unwrap();
     let offset = done
         .unwrap_or_else(|_| {
@@ -84,7 +85,7 @@ async fn publish_timeout_completes_when_the_messages_holding_it_expire() {
         let p = p.clone();
         tokio::spawn(async move { p.publish_timeout(2u32, Duration::from_secs(1)).await })
     };
-    let r = timeout(LIMIT, parked)
+    let r = within(LIMIT, parked)
         .await
         .expect("publish_timeout returns by its own timeout")
         .unwrap();
@@ -111,7 +112,7 @@ async fn a_parked_publish_completes_when_a_try_publish_finds_room() {
     tokio::time::advance(Duration::from_millis(300)).await;
     let tried = p.try_publish(3u32);
     assert!(tried.is_ok(), "room exists at 300 ms: {tried:?}");
-    let done = timeout(LIMIT, parked)
+    let done = within(LIMIT, parked)
         .await
         .expect("the parked publish completes: the topic holds one message of two")
         .unwrap();
@@ -162,13 +163,13 @@ async fn a_lag_report_leaves_out_expired_messages() {
         .await
         .unwrap();
     expire_five_then_evict_one(&mq).await;
-    let first = timeout(LIMIT, sub.recv()).await.unwrap().map(|m| m.offset());
+    let first = within(LIMIT, sub.recv()).await.unwrap().map(|m| m.offset());
     assert_eq!(
         first,
         Err(RecvError::Lagged(1)),
         "one evicted unread; five expired"
     );
-    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 6);
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 6);
 }
 
 /// Bug G through a group member: the same rule for the group's cursor.
@@ -183,13 +184,13 @@ async fn a_group_lag_report_leaves_out_expired_messages() {
         .await
         .unwrap();
     expire_five_then_evict_one(&mq).await;
-    let first = timeout(LIMIT, member.recv()).await.unwrap().map(|m| m.offset());
+    let first = within(LIMIT, member.recv()).await.unwrap().map(|m| m.offset());
     assert_eq!(
         first,
         Err(RecvError::Lagged(1)),
         "one evicted unread; five expired"
     );
-    assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 6);
+    assert_eq!(within(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 6);
 }
 
 /// A topic of two partitions: partition 0 holds offsets 0..4, partition 1
@@ -244,7 +245,7 @@ async fn a_failed_all_partition_seek_moves_no_partition() {
         (Some(0), Some(0)),
         "the failed seek moved no partition"
     );
-    let first = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(
         (first.partition, first.offset()),
         (Some(0), 0),
@@ -294,6 +295,6 @@ async fn a_failed_group_commit_commits_no_partition() {
         "commit(3) fails for partition 1 (high 0); got {r:?}, committed afterwards {committed:?}"
     );
     assert_eq!(committed, vec![None, None], "nothing committed in any partition");
-    let first = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!((first.partition, first.offset()), (Some(0), 0));
 }

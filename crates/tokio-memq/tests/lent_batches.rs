@@ -2,6 +2,7 @@
 //! metadata as `recv_batch`, for every kind of subscriber; errors and
 //! cancellation as `recv_batch`; acks from a lent message.
 
+use memq_testkit::within;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
@@ -40,8 +41,8 @@ async fn a_lent_batch_holds_what_recv_batch_would_have() {
         .unwrap();
     publisher.publish_with_key("k1", "keyed").await.unwrap();
 
-    let want = timeout(LIMIT, owned.recv_batch(100)).await.unwrap().unwrap();
-    let batch = timeout(LIMIT, lent.recv_batch_lent(100)).await.unwrap().unwrap();
+    let want = within(LIMIT, owned.recv_batch(100)).await.unwrap().unwrap();
+    let batch = within(LIMIT, lent.recv_batch_lent(100)).await.unwrap().unwrap();
     assert_eq!(batch.len(), 51);
     assert!(!batch.is_empty());
     for (m, w) in batch.iter().zip(&want) {
@@ -78,7 +79,7 @@ async fn batches_are_consumed_in_order_and_capped_at_max() {
     publisher.publish_batch((0..10u32).collect()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 10 {
-        let batch = timeout(LIMIT, sub.recv_batch_lent(3)).await.unwrap().unwrap();
+        let batch = within(LIMIT, sub.recv_batch_lent(3)).await.unwrap().unwrap();
         assert!((1..=3).contains(&batch.len()), "got {}", batch.len());
         for m in &batch {
             seen.push((m.offset(), m.deserialize::<u32>().unwrap()));
@@ -90,7 +91,7 @@ async fn batches_are_consumed_in_order_and_capped_at_max() {
         .await
         .is_err());
     // A batch of at most 0 returns at once, empty.
-    let empty = timeout(LIMIT, sub.recv_batch_lent(0)).await.unwrap().unwrap();
+    let empty = within(LIMIT, sub.recv_batch_lent(0)).await.unwrap().unwrap();
     assert!(empty.is_empty());
 }
 
@@ -102,7 +103,7 @@ async fn native_values_are_read_in_place() {
         .publish((7u64, "seven".to_owned()))
         .await
         .unwrap();
-    let batch = timeout(LIMIT, sub.recv_batch_lent(8)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(8)).await.unwrap().unwrap();
     let m = batch.get(0).unwrap();
     assert_eq!(m.format(), SerializationFormat::Native);
     assert_eq!(m.payload_bytes(), b"");
@@ -127,12 +128,12 @@ async fn a_lagging_subscriber_gets_lagged_then_the_rest() {
     for i in 0..10u32 {
         publisher.publish(i).await.unwrap();
     }
-    let err = timeout(LIMIT, sub.recv_batch_lent(100))
+    let err = within(LIMIT, sub.recv_batch_lent(100))
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(err, RecvError::Lagged(6));
-    let batch = timeout(LIMIT, sub.recv_batch_lent(100)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(100)).await.unwrap().unwrap();
     let offsets: Vec<u64> = batch.iter().map(|m| m.offset()).collect();
     assert_eq!(offsets, [6, 7, 8, 9]);
 }
@@ -150,7 +151,7 @@ async fn closing_ends_a_waiting_lent_receive() {
     });
     tokio::task::yield_now().await;
     drop((mq, publisher));
-    let (first, then) = timeout(LIMIT, waiting).await.unwrap().unwrap();
+    let (first, then) = within(LIMIT, waiting).await.unwrap().unwrap();
     assert_eq!(first, Ok(1));
     assert_eq!(then, Err(RecvError::Closed));
 }
@@ -170,7 +171,7 @@ async fn a_dropped_lent_receive_loses_nothing() {
         ));
     }
     publisher.publish_batch(vec![1u8, 2, 3]).await.unwrap();
-    let batch = timeout(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
     assert_eq!(batch.iter().map(|m| m.offset()).collect::<Vec<_>>(), [0, 1, 2]);
 }
 
@@ -195,7 +196,7 @@ async fn partitioned_topics_label_every_message_with_its_partition() {
     }
     let mut seen = Vec::new();
     while seen.len() < 9 {
-        let batch = timeout(LIMIT, all.recv_batch_lent(4)).await.unwrap().unwrap();
+        let batch = within(LIMIT, all.recv_batch_lent(4)).await.unwrap().unwrap();
         for m in &batch {
             let p = m.partition().expect("labelled");
             assert_eq!(m.to_message().partition, Some(p));
@@ -209,7 +210,7 @@ async fn partitioned_topics_label_every_message_with_its_partition() {
     want.sort_unstable();
     assert_eq!(seen, want);
 
-    let batch = timeout(LIMIT, one.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, one.recv_batch_lent(10)).await.unwrap().unwrap();
     let got: Vec<_> = batch.iter().map(|m| (m.partition(), m.offset())).collect();
     assert_eq!(got, [(Some(1), 0), (Some(1), 1), (Some(1), 2)]);
 }
@@ -228,7 +229,7 @@ async fn group_members_ack_lent_messages_and_unacked_ones_come_back() {
         .publish_batch((0..6u32).collect())
         .await
         .unwrap();
-    let batch = timeout(LIMIT, worker.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, worker.recv_batch_lent(10)).await.unwrap().unwrap();
     assert_eq!(batch.len(), 6);
     for m in batch.iter().filter(|m| m.offset() % 2 == 0) {
         assert_eq!(m.deliveries(), 1);
@@ -241,7 +242,7 @@ async fn group_members_ack_lent_messages_and_unacked_ones_come_back() {
     drop(worker);
 
     // The unacknowledged odd ones go to the other member, delivered again.
-    let batch = timeout(LIMIT, next.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, next.recv_batch_lent(10)).await.unwrap().unwrap();
     let again: Vec<_> = batch.iter().map(|m| (m.offset(), m.deliveries())).collect();
     assert_eq!(again, [(1, 2), (3, 2), (5, 2)]);
     for m in &batch {
@@ -254,7 +255,7 @@ async fn ack_outside_a_manual_group_is_a_typed_error() {
     let mq = MessageQueue::new();
     let sub = mq.subscriber("a").await.unwrap();
     mq.publisher("a").publish(1u8).await.unwrap();
-    let batch = timeout(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch_lent(1)).await.unwrap().unwrap();
     assert_eq!(batch.get(0).unwrap().ack(), Err(tokio_memq::AckError::AutoAck));
 }
 
@@ -273,12 +274,12 @@ async fn a_message_a_typed_batch_could_not_decode_comes_first_in_a_lent_batch() 
     publisher.publish(3u32).await.unwrap();
     // The typed batch stops before the message it cannot decode and keeps
     // it (and what follows) for the next receive.
-    let values = timeout(LIMIT, member.recv_batch_typed::<u32>(3))
+    let values = within(LIMIT, member.recv_batch_typed::<u32>(3))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(values, [1]);
-    let batch = timeout(LIMIT, member.recv_batch_lent(10)).await.unwrap().unwrap();
+    let batch = within(LIMIT, member.recv_batch_lent(10)).await.unwrap().unwrap();
     let got: Vec<_> = batch
         .iter()
         .map(|m| (m.offset(), m.deliveries(), m.topic()))

@@ -4,6 +4,7 @@
 //! `record_metrics` records, with their names, labels and values.
 #![cfg(all(feature = "tracing", feature = "metrics"))]
 
+use memq_testkit::within;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -134,13 +135,11 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
             worker.nack(&job).unwrap();
             let again = worker.recv().await.unwrap();
             worker.nack(&again).unwrap();
-            assert!(
-                tokio::time::timeout(LIMIT, worker.recv_timeout(Duration::from_millis(5)))
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .is_none()
-            );
+            assert!(within(LIMIT, worker.recv_timeout(Duration::from_millis(5)))
+                .await
+                .unwrap()
+                .unwrap()
+                .is_none());
             drop(worker);
 
             // A decode failure.
@@ -379,7 +378,7 @@ fn expiries_in_aggregate_take_overs_and_reassignments() {
             let (idle, busy) = (join().await.unwrap(), join().await.unwrap());
             mq.publisher("work").publish("job").await.unwrap();
             let _held = idle.recv().await.unwrap();
-            let again = tokio::time::timeout(LIMIT, busy.recv()).await.unwrap().unwrap();
+            let again = within(LIMIT, busy.recv()).await.unwrap().unwrap();
             assert_eq!(again.deliveries, 2);
 
             // Exclusive partitions are reassigned as members join.

@@ -1,6 +1,7 @@
 //! Partitioned topics through the facade: README 5.5, routing, batches,
 //! per-partition and all-partition subscriptions, stats, groups.
 
+use memq_testkit::within;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,10 +200,7 @@ async fn batch_shares_are_contiguous_and_in_order_per_partition() {
     // Every key stays on one partition, values in order.
     let all = mq.subscriber("b").await.unwrap();
     all.seek(0).await.unwrap();
-    let got = tokio::time::timeout(LIMIT, all.recv_batch(100))
-        .await
-        .unwrap()
-        .unwrap();
+    let got = within(LIMIT, all.recv_batch(100)).await.unwrap().unwrap();
     let mut by_key: HashMap<String, (usize, Vec<u32>)> = HashMap::new();
     let mut total = got.len();
     let mut more = got;
@@ -336,7 +334,7 @@ async fn exclusive_group_keeps_per_key_order_under_concurrent_publishers() {
             }
         }));
     }
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for p in pubs {
             p.await.unwrap();
         }

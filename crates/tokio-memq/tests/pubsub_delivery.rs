@@ -1,5 +1,6 @@
 //! Delivery: every message to every subscriber, dense offsets, payloads intact.
 
+use memq_testkit::within;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ async fn sixteen_publishers_dense_ordered_offsets_every_message_to_every_subscri
             }
         }
     };
-    tokio::time::timeout(LIMIT, run).await.expect("finished in time");
+    within(LIMIT, run).await.expect("finished in time");
     let stats = mq.get_topic_stats("load").await.unwrap();
     assert_eq!((stats.published, stats.dropped_messages), (total, 0));
 }
@@ -108,7 +109,7 @@ async fn non_ascii_and_binary_payloads_round_trip() {
         .await
         .unwrap();
 
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         let m = sub.recv().await.unwrap();
         assert_eq!(m.deserialize::<String>().unwrap(), text);
         assert_eq!(m.payload_str(), text.as_str());

@@ -69,7 +69,7 @@ async fn readme_5_2_stream_ends_when_the_topic_closes() {
         publisher.publish(i).await.unwrap();
     }
     mq.delete_topic("stream").await;
-    let n = tokio::time::timeout(Duration::from_secs(10), snippet_5_2(sub))
+    let n = memq_testkit::within(Duration::from_secs(10), snippet_5_2(sub))
         .await
         .unwrap()
         .unwrap();
@@ -96,7 +96,7 @@ async fn snippet_5_3(publisher: tokio_memq::Publisher, sub: tokio_memq::Subscrib
 async fn readme_5_3_batching() {
     let mq = tokio_memq::MessageQueue::new();
     let sub = mq.subscriber("batch").await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(10), snippet_5_3(mq.publisher("batch"), sub))
+    let n = memq_testkit::within(Duration::from_secs(10), snippet_5_3(mq.publisher("batch"), sub))
         .await
         .unwrap()
         .unwrap();

@@ -1,5 +1,6 @@
 //! Lag, TTL, backpressure, replay, commits, deletion and stats through the facade.
 
+use memq_testkit::within;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,11 +98,7 @@ async fn backpressure_waits_and_try_publish_hands_back_full() {
         "publish waits while the subscriber holds the oldest"
     );
     assert_eq!(sub.recv().await.unwrap().deserialize::<u32>().unwrap(), 0);
-    let offset = tokio::time::timeout(LIMIT, blocked)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let offset = within(LIMIT, blocked).await.unwrap().unwrap().unwrap();
     assert_eq!(offset, 3);
     let got: Vec<u32> = sub.recv_batch_typed(10).await.unwrap();
     assert_eq!(got, vec![1, 2, 3]);
@@ -129,7 +126,7 @@ async fn backpressure_never_loses_a_message() {
             assert_eq!(sub.recv_typed::<u32>().await.unwrap(), i);
         }
     };
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         let (x, y, z) = tokio::join!(tokio::spawn(read(a)), tokio::spawn(read(b)), producer);
         x.unwrap();
         y.unwrap();
@@ -242,7 +239,7 @@ async fn delete_wakes_every_waiter_with_closed() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(mq.delete_topic("d").await);
     assert!(!mq.delete_topic("d").await);
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for w in waiters {
             assert_eq!(w.await.unwrap(), Err(RecvError::Closed));
         }
@@ -274,14 +271,14 @@ async fn a_topic_closes_when_nobody_can_publish_to_it() {
     drop(clone);
     // "unpublished" has no publisher left: it closes with the last queue
     // handle; "q" still has `p`.
-    let r = tokio::time::timeout(LIMIT, other.recv()).await.unwrap();
+    let r = within(LIMIT, other.recv()).await.unwrap();
     assert_eq!(r.unwrap_err(), RecvError::Closed);
     assert!(
         !waiter.is_finished() && !s.is_closed(),
         "a publisher still holds the topic open"
     );
     p.publish(1u8).await.unwrap();
-    let r = tokio::time::timeout(LIMIT, waiter).await.unwrap().unwrap();
+    let r = within(LIMIT, waiter).await.unwrap().unwrap();
     assert_eq!(r.unwrap(), 1);
     let s2 = s.clone();
     let waiter = tokio::spawn(async move { s2.recv().await.map(drop) });
@@ -290,7 +287,7 @@ async fn a_topic_closes_when_nobody_can_publish_to_it() {
     drop(p);
     assert!(!s.is_closed(), "a clone of the publisher still holds it");
     drop(clone_of_p);
-    let r = tokio::time::timeout(LIMIT, waiter).await.unwrap().unwrap();
+    let r = within(LIMIT, waiter).await.unwrap().unwrap();
     assert_eq!(r.unwrap_err(), RecvError::Closed);
     assert!(s.is_closed());
 }
@@ -316,12 +313,9 @@ async fn closing_the_queue_wakes_everyone_with_closed() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     mq.close();
     assert!(mq.is_closed());
-    let r = tokio::time::timeout(LIMIT, parked_publish)
-        .await
-        .unwrap()
-        .unwrap();
+    let r = within(LIMIT, parked_publish).await.unwrap().unwrap();
     assert!(matches!(r, Err(PublishError::Closed(1))), "{r:?}");
-    let r = tokio::time::timeout(LIMIT, parked_recv).await.unwrap().unwrap();
+    let r = within(LIMIT, parked_recv).await.unwrap().unwrap();
     assert_eq!(r.unwrap_err(), RecvError::Closed);
     assert_eq!(
         full.recv().await.unwrap().deserialize::<u8>().unwrap(),
@@ -376,7 +370,7 @@ async fn stats_polled_under_load_do_not_deadlock() {
             polls
         })
     };
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         for t in tasks {
             t.await.unwrap();
         }

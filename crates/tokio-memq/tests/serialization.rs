@@ -1,6 +1,7 @@
 //! Serialization through the queue: README 5.6, defaults and their
 //! precedence, frames, raw payloads, processors, encode errors.
 
+use memq_testkit::within;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +71,7 @@ async fn readme_5_6_topic_defaults_serialize_and_compress() {
         p.publish(line(i)).await.unwrap();
     }
     for i in 0..3 {
-        let msg = tokio::time::timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
         assert_eq!(msg.format, SerializationFormat::Json);
         let bytes = msg.payload_bytes();
         assert_eq!(&bytes[..3], b"TMQ", "framed");

@@ -3,6 +3,7 @@
 //! decode errors as items that do not end the stream, the end on close,
 //! backpressure through `forward`, errors that hand the value back.
 
+use memq_testkit::within;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -32,7 +33,7 @@ async fn an_owned_stream_moves_into_a_task_and_reports_lag_then_goes_on() {
     assert_eq!(stream.subscriber().lag(), 5, "two of them evicted unread");
     drop(publisher);
     mq.close();
-    let items = timeout(LIMIT, tokio::spawn(stream.collect::<Vec<_>>()))
+    let items = within(LIMIT, tokio::spawn(stream.collect::<Vec<_>>()))
         .await
         .unwrap()
         .unwrap();
@@ -56,7 +57,7 @@ async fn a_typed_stream_yields_decode_errors_and_goes_on() {
     publisher.publish(3u16).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..4 {
-        got.push(timeout(LIMIT, stream.next()).await.unwrap().unwrap());
+        got.push(within(LIMIT, stream.next()).await.unwrap().unwrap());
     }
     assert_eq!(got[0].as_ref().ok(), Some(&1));
     for (i, offset) in [(1, 1), (2, 2)] {
@@ -69,7 +70,7 @@ async fn a_typed_stream_yields_decode_errors_and_goes_on() {
     // Nothing more until something is published; then the end on close.
     assert!(timeout(Duration::from_millis(20), stream.next()).await.is_err());
     mq.close();
-    assert!(timeout(LIMIT, stream.next()).await.unwrap().is_none());
+    assert!(within(LIMIT, stream.next()).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,9 +90,9 @@ async fn forward_into_a_sink_keeps_order_through_backpressure() {
     let forward = tokio::spawn(async move { source.forward(sink).await });
     let mut got = Vec::new();
     while got.len() < 500 {
-        got.push(timeout(LIMIT, out.recv_typed::<u32>()).await.unwrap().unwrap());
+        got.push(within(LIMIT, out.recv_typed::<u32>()).await.unwrap().unwrap());
     }
-    timeout(LIMIT, forward).await.unwrap().unwrap().unwrap();
+    within(LIMIT, forward).await.unwrap().unwrap().unwrap();
     assert_eq!(got, (0..500).collect::<Vec<_>>());
     assert_eq!(mq.get_topic_stats("out").await.unwrap().published, 500);
 }
@@ -115,16 +116,16 @@ async fn a_sink_error_hands_the_value_back_and_the_sink_stays_usable() {
     assert!(timeout(Duration::from_millis(20), &mut second).await.is_err());
     // ...until the reader makes room.
     assert_eq!(sub.recv_typed::<String>().await.unwrap(), "first");
-    timeout(LIMIT, second).await.unwrap().unwrap();
+    within(LIMIT, second).await.unwrap().unwrap();
     assert_eq!(sub.recv_typed::<String>().await.unwrap(), "second");
     // Deleted topic: the value comes back in the error.
     mq.delete_topic("one").await;
-    let err = timeout(LIMIT, sink.send("third".to_string()))
+    let err = within(LIMIT, sink.send("third".to_string()))
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(err, PublishError::Closed("third".to_string()));
-    let err = timeout(LIMIT, sink.send("fourth".to_string()))
+    let err = within(LIMIT, sink.send("fourth".to_string()))
         .await
         .unwrap()
         .unwrap_err();
@@ -145,11 +146,11 @@ async fn a_stream_and_a_sink_relay_one_topic_into_another() {
     let doubled = source
         .filter_map(|r| std::future::ready(r.ok()))
         .map(|n| Ok(n * 2));
-    timeout(LIMIT, doubled.forward(mq.publisher("out").sink::<u32>()))
+    within(LIMIT, doubled.forward(mq.publisher("out").sink::<u32>()))
         .await
         .unwrap()
         .unwrap();
-    let got = timeout(LIMIT, out.recv_batch_typed::<u32>(100))
+    let got = within(LIMIT, out.recv_batch_typed::<u32>(100))
         .await
         .unwrap()
         .unwrap();
@@ -182,7 +183,7 @@ async fn start_send_without_poll_ready_loses_nothing() {
     };
     let read = async {
         while got.len() < 3 {
-            got.push(timeout(LIMIT, sub.recv_typed::<u8>()).await.unwrap().unwrap());
+            got.push(within(LIMIT, sub.recv_typed::<u8>()).await.unwrap().unwrap());
         }
     };
     tokio::join!(flush, read);
@@ -209,14 +210,14 @@ async fn an_owned_stream_wakes_follows_seeks_and_ends_on_delete() {
         let m = m.expect("an item").expect("a message");
         (m.offset.unwrap(), m.deserialize().unwrap())
     };
-    assert_eq!(value(timeout(LIMIT, stream.next()).await.unwrap()), (0, 0));
-    assert_eq!(value(timeout(LIMIT, stream.next()).await.unwrap()), (1, 1));
+    assert_eq!(value(within(LIMIT, stream.next()).await.unwrap()), (0, 0));
+    assert_eq!(value(within(LIMIT, stream.next()).await.unwrap()), (1, 1));
     // Back to the start, through the subscriber the stream owns.
     stream.subscriber().seek(0).await.unwrap();
     let again: Vec<(u64, u32)> = vec![
-        value(timeout(LIMIT, stream.next()).await.unwrap()),
-        value(timeout(LIMIT, stream.next()).await.unwrap()),
-        value(timeout(LIMIT, stream.next()).await.unwrap()),
+        value(within(LIMIT, stream.next()).await.unwrap()),
+        value(within(LIMIT, stream.next()).await.unwrap()),
+        value(within(LIMIT, stream.next()).await.unwrap()),
     ];
     assert_eq!(again, [(0, 0), (1, 1), (2, 2)]);
     // Waiting: nothing yet.
@@ -232,7 +233,7 @@ async fn an_owned_stream_wakes_follows_seeks_and_ends_on_delete() {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         publisher.publish(3u32).await.unwrap();
-        timeout(LIMIT, reader).await.unwrap().unwrap()
+        within(LIMIT, reader).await.unwrap().unwrap()
     };
     assert_eq!(value(got), (3, 3));
     // Deleted while it waits: the stream ends, and stays ended.
@@ -243,5 +244,5 @@ async fn an_owned_stream_wakes_follows_seeks_and_ends_on_delete() {
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(mq.delete_topic("o").await);
-    assert_eq!(timeout(LIMIT, reader).await.unwrap().unwrap(), (true, true));
+    assert_eq!(within(LIMIT, reader).await.unwrap().unwrap(), (true, true));
 }

@@ -1,10 +1,10 @@
 //! 1.0.0 calls that 2.0 kept (issue 11, item 1): what each does, and its
 //! errors. (1.0.0's own examples build and run in `compat/`.)
 
+use memq_testkit::within;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::timeout;
 use tokio_memq::{
     ConsumptionMode, Error, MessageQueue, PartitionRouting, PublishError, RecvError, SerializationFormat,
     TopicError, TopicMessage, TopicOptions,
@@ -35,7 +35,7 @@ async fn publish_shared_data_checks_the_topic_and_shares_the_bytes() {
         PublishError::Unroutable(bytes) => assert_eq!(&bytes[..], [1, 2, 3], "the bytes come back"),
         other => panic!("expected Unroutable, got {other:?}"),
     }
-    let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(got.payload_bytes(), [1, 2, 3]);
     // Nothing else was published.
     assert!(sub.try_recv_now().is_err());
@@ -66,7 +66,7 @@ async fn publish_with_format_overrides_the_topic_defaults() {
         .publish_with_format(4u32, SerializationFormat::Bincode)
         .await
         .unwrap();
-    let msgs = timeout(LIMIT, sub.recv_batch(4)).await.unwrap().unwrap();
+    let msgs = within(LIMIT, sub.recv_batch(4)).await.unwrap().unwrap();
     let formats: Vec<_> = msgs.iter().map(|m| m.format.clone()).collect();
     assert_eq!(
         formats,
@@ -119,7 +119,7 @@ async fn messages_built_in_a_format_carry_it_and_their_key() {
         assert_eq!(msg.format, format);
         assert_eq!(msg.key(), Some("k"));
         publisher.publish_message(msg).await.unwrap();
-        let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        let got = within(LIMIT, sub.recv()).await.unwrap().unwrap();
         assert_eq!(got.format, format);
         assert_eq!(got.key(), Some("k"));
         assert_eq!(got.deserialize::<Vec<u16>>().unwrap(), [1, 2]);
@@ -146,10 +146,10 @@ async fn reset_offset_goes_back_to_the_oldest_retained_message() {
     }
     // Offsets 0 and 1 were evicted: a reset lands on 2, with no lag to report.
     sub.reset_offset().await;
-    let got = timeout(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(got.iter().map(|m| m.offset()).collect::<Vec<_>>(), [2, 3, 4]);
     sub.reset_offset().await;
-    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 2);
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 2);
     assert_eq!(sub.current_offset().await, Some(3));
 }
 
@@ -168,10 +168,10 @@ async fn reset_offset_moves_every_partition_and_group_members() {
             .await
             .unwrap();
     }
-    let first = timeout(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
+    let first = within(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(first.len(), 4);
     all.reset_offset().await;
-    let again = timeout(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
+    let again = within(LIMIT, all.recv_batch(10)).await.unwrap().unwrap();
     let mut offsets: Vec<_> = again.iter().map(|m| (m.partition, m.offset())).collect();
     offsets.sort_unstable();
     assert_eq!(offsets, [(Some(0), 0), (Some(0), 1), (Some(1), 0), (Some(1), 1)]);
@@ -182,15 +182,11 @@ async fn reset_offset_moves_every_partition_and_group_members() {
         .unwrap();
     mq.publisher("jobs").publish_batch(vec![1u8, 2]).await.unwrap();
     assert_eq!(
-        timeout(LIMIT, member.recv_batch(10))
-            .await
-            .unwrap()
-            .unwrap()
-            .len(),
+        within(LIMIT, member.recv_batch(10)).await.unwrap().unwrap().len(),
         2
     );
     member.reset_offset().await;
-    let replayed = timeout(LIMIT, member.recv_batch(10)).await.unwrap().unwrap();
+    let replayed = within(LIMIT, member.recv_batch(10)).await.unwrap().unwrap();
     assert_eq!(replayed.iter().map(|m| m.offset()).collect::<Vec<_>>(), [0, 1]);
 }
 
@@ -201,11 +197,11 @@ async fn a_closed_topic_still_resets_and_then_reports_closed() {
     let publisher = mq.publisher("c");
     publisher.publish(1u8).await.unwrap();
     drop((mq, publisher));
-    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
     sub.reset_offset().await;
-    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
     assert_eq!(
-        timeout(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
+        within(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
         RecvError::Closed
     );
 }
@@ -246,7 +242,7 @@ async fn stats_carry_1_0_field_names() {
             .await
             .unwrap();
     }
-    let got = timeout(LIMIT, named.recv()).await.unwrap().unwrap();
+    let got = within(LIMIT, named.recv()).await.unwrap().unwrap();
     named.commit(got.offset()).await.unwrap();
     let all = mq.get_all_partition_stats("ps").await;
     assert_eq!(all.iter().map(|s| s.partition_id).collect::<Vec<_>>(), [0, 1, 2]);
@@ -287,13 +283,13 @@ async fn text_and_byte_receives() {
         .unwrap();
     publisher.publish_serialized("[1,2]".to_string()).await.unwrap();
     publisher.publish(7u8).await.unwrap();
-    assert_eq!(timeout(LIMIT, sub.recv_string()).await.unwrap().unwrap(), "héllo");
+    assert_eq!(within(LIMIT, sub.recv_string()).await.unwrap().unwrap(), "héllo");
     assert_eq!(
         sub.try_recv_string().await.unwrap(),
         "\u{fffd}a",
         "invalid UTF-8 replaced"
     );
-    assert_eq!(timeout(LIMIT, sub.recv_bytes()).await.unwrap().unwrap(), b"[1,2]");
+    assert_eq!(within(LIMIT, sub.recv_bytes()).await.unwrap().unwrap(), b"[1,2]");
     assert_eq!(
         sub.try_recv_bytes().await.unwrap(),
         b"",
@@ -317,13 +313,10 @@ async fn formats_are_guessed_or_chosen() {
         .await
         .unwrap();
     assert_eq!(range, 3..6);
-    let (json, format) = timeout(LIMIT, sub.recv_with_format_info())
-        .await
-        .unwrap()
-        .unwrap();
+    let (json, format) = within(LIMIT, sub.recv_with_format_info()).await.unwrap().unwrap();
     assert_eq!(format, SerializationFormat::Json);
     assert_eq!(json.deserialize::<serde_json::Value>().unwrap()["a"], 1);
-    let plain = timeout(LIMIT, sub.recv_metadata()).await.unwrap().unwrap();
+    let plain = within(LIMIT, sub.recv_metadata()).await.unwrap().unwrap();
     assert_eq!((plain.offset, plain.payload_size), (1, 5));
     assert_eq!(
         plain.format,
@@ -332,10 +325,10 @@ async fn formats_are_guessed_or_chosen() {
     );
     assert_eq!(&*plain.topic, "f");
     assert_eq!(
-        timeout(LIMIT, sub.recv_bincode::<u16>()).await.unwrap().unwrap(),
+        within(LIMIT, sub.recv_bincode::<u16>()).await.unwrap().unwrap(),
         300
     );
-    let batch = timeout(LIMIT, sub.recv_batch(3)).await.unwrap().unwrap();
+    let batch = within(LIMIT, sub.recv_batch(3)).await.unwrap().unwrap();
     assert!(batch.iter().all(|m| m.format == SerializationFormat::MessagePack));
     assert_eq!(
         batch
@@ -372,7 +365,7 @@ async fn typed_receives_in_a_given_format() {
         .publish_bytes("nope", SerializationFormat::Raw)
         .await
         .unwrap();
-    let v: Vec<u8> = timeout(LIMIT, sub.recv_with_format(SerializationFormat::Json))
+    let v: Vec<u8> = within(LIMIT, sub.recv_with_format(SerializationFormat::Json))
         .await
         .unwrap()
         .unwrap();
@@ -398,17 +391,17 @@ async fn recv_from_offset_and_recv_filter() {
     let sub = mq.subscriber("o").await.unwrap();
     let publisher = mq.publisher("o");
     publisher.publish_batch((0..6u32).collect()).await.unwrap();
-    let third = timeout(LIMIT, sub.recv_from_offset(3)).await.unwrap().unwrap();
+    let third = within(LIMIT, sub.recv_from_offset(3)).await.unwrap().unwrap();
     assert_eq!(third.offset(), 3);
     assert!(matches!(sub.recv_from_offset(99).await, Err(Error::Seek(_))));
     assert_eq!(
-        timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(),
+        within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(),
         4,
         "a failed seek moved nothing"
     );
-    let first_even = timeout(LIMIT, sub.recv_from_offset(0)).await.unwrap().unwrap();
+    let first_even = within(LIMIT, sub.recv_from_offset(0)).await.unwrap().unwrap();
     assert_eq!(first_even.offset(), 0);
-    let five = timeout(LIMIT, sub.recv_filter(|m| m.deserialize::<u32>().unwrap() == 5))
+    let five = within(LIMIT, sub.recv_filter(|m| m.deserialize::<u32>().unwrap() == 5))
         .await
         .unwrap()
         .unwrap();
@@ -497,10 +490,10 @@ async fn the_traits_carry_1_0_methods() {
     let sub = mq.subscriber("generic").await.unwrap();
     let publisher = mq.publisher("generic");
     assert_eq!(publish_through_traits(&publisher).await.unwrap(), 1);
-    assert_eq!(timeout(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap().len(), 2);
+    assert_eq!(within(LIMIT, sub.recv_batch(2)).await.unwrap().unwrap().len(), 2);
     rewind(&sub).await;
     assert_eq!(
-        timeout(LIMIT, sub.recv()).await.unwrap().unwrap().payload_bytes(),
+        within(LIMIT, sub.recv()).await.unwrap().unwrap().payload_bytes(),
         [1, 2]
     );
 }
@@ -582,10 +575,7 @@ async fn decode_and_encode_errors_keep_their_causes() {
         .publish_with_format("not a number", SerializationFormat::Json)
         .await
         .unwrap();
-    let err = timeout(LIMIT, sub.recv_typed::<u32>())
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err = within(LIMIT, sub.recv_typed::<u32>()).await.unwrap().unwrap_err();
     let codec = err
         .source()
         .and_then(|e| e.downcast_ref::<tokio_memq::CodecError>())
@@ -635,12 +625,12 @@ async fn positions_of_every_partition() {
     all.seek_partition(0, 2).await.unwrap();
     assert_eq!(all.positions(), [(0, 2), (1, 1), (2, 0)]);
     assert_eq!(one.positions(), [(2, 0)]);
-    timeout(LIMIT, one.recv()).await.unwrap().unwrap();
+    within(LIMIT, one.recv()).await.unwrap().unwrap();
     assert_eq!(one.positions(), [(2, 1)]);
 
     let plain = mq.subscriber("plain-pos").await.unwrap();
     mq.publisher("plain-pos").publish(1u8).await.unwrap();
-    timeout(LIMIT, plain.recv()).await.unwrap().unwrap();
+    within(LIMIT, plain.recv()).await.unwrap().unwrap();
     assert_eq!(plain.positions(), [(0, 1)]);
 }
 
@@ -657,7 +647,7 @@ async fn nack_and_keep_alive_in_a_manual_group() {
     let a = join().await.unwrap();
     let b = join().await.unwrap();
     mq.publisher("work").publish_batch(vec![1u8, 2]).await.unwrap();
-    let first = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+    let first = within(LIMIT, a.recv()).await.unwrap().unwrap();
     a.nack(&first).unwrap();
     assert_eq!(
         a.nack(&first),
@@ -666,7 +656,7 @@ async fn nack_and_keep_alive_in_a_manual_group() {
             offset: 0
         })
     );
-    let again = timeout(LIMIT, b.recv()).await.unwrap().unwrap();
+    let again = within(LIMIT, b.recv()).await.unwrap().unwrap();
     assert_eq!(
         (again.offset(), again.deliveries),
         (0, 2),
@@ -675,7 +665,7 @@ async fn nack_and_keep_alive_in_a_manual_group() {
     b.ack(&again).unwrap();
 
     // Long work on a lent message: keep_alive holds off the timeout.
-    let batch = timeout(LIMIT, a.recv_batch_lent(1)).await.unwrap().unwrap();
+    let batch = within(LIMIT, a.recv_batch_lent(1)).await.unwrap().unwrap();
     let m = batch.get(0).unwrap();
     assert_eq!(m.offset(), 1);
     for _ in 0..3 {
@@ -684,7 +674,7 @@ async fn nack_and_keep_alive_in_a_manual_group() {
     }
     assert!(b.try_recv_now().is_err(), "still A's after 240 ms");
     m.nack().unwrap();
-    let redelivered = timeout(LIMIT, b.recv()).await.unwrap().unwrap();
+    let redelivered = within(LIMIT, b.recv()).await.unwrap().unwrap();
     assert_eq!((redelivered.offset(), redelivered.deliveries), (1, 2));
     b.ack(&redelivered).unwrap();
 
@@ -716,7 +706,7 @@ async fn typed_receives_can_be_acknowledged() {
             .await
             .unwrap();
     }
-    let five = timeout(LIMIT, a.recv_typed_message::<u32>())
+    let five = within(LIMIT, a.recv_typed_message::<u32>())
         .await
         .unwrap()
         .unwrap();
@@ -725,12 +715,12 @@ async fn typed_receives_can_be_acknowledged() {
         (5, Some(1), 0, 1)
     );
     a.ack(&five).unwrap();
-    let six = timeout(LIMIT, a.recv_typed_message::<u32>())
+    let six = within(LIMIT, a.recv_typed_message::<u32>())
         .await
         .unwrap()
         .unwrap();
     a.nack(&six).unwrap();
-    let again = timeout(LIMIT, a.recv_typed_message::<u32>())
+    let again = within(LIMIT, a.recv_typed_message::<u32>())
         .await
         .unwrap()
         .unwrap();
@@ -769,7 +759,7 @@ async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_pos
     mq.publish_to_partitioned(TopicMessage::new("st", 3u32).unwrap())
         .await
         .unwrap();
-    let first = timeout(LIMIT, sub.recv_batch_typed::<u32>(3))
+    let first = within(LIMIT, sub.recv_batch_typed::<u32>(3))
         .await
         .unwrap()
         .unwrap();
@@ -806,7 +796,7 @@ async fn native_values_convert_only_when_nothing_is_lost() {
     let keys: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
     p.publish(keys).await.unwrap();
     p.publish(vec![1u8, 2]).await.unwrap();
-    let m = timeout(LIMIT, sub.recv_batch(8)).await.unwrap().unwrap();
+    let m = within(LIMIT, sub.recv_batch(8)).await.unwrap().unwrap();
     let mismatch = |e: tokio_memq::DecodeError, from: &str, to: &str| {
         assert_eq!(e.kind(), tokio_memq::DecodeErrorKind::TypeMismatch);
         let text = e.to_string();
@@ -863,7 +853,7 @@ async fn batches_say_where_every_message_landed() {
     let landed = keyed.publish_batch_placed((0..12u32).collect()).await.unwrap();
     assert_eq!(landed.len(), 12);
     // Every placement is where the message is.
-    let got = timeout(LIMIT, sub.recv_batch(12)).await.unwrap().unwrap();
+    let got = within(LIMIT, sub.recv_batch(12)).await.unwrap().unwrap();
     let mut seen: Vec<(usize, u64, u32)> = got
         .iter()
         .map(|m| (m.partition.unwrap(), m.offset(), m.deserialize().unwrap()))
@@ -893,7 +883,7 @@ async fn is_expired_follows_the_tokio_clock() {
     let mq = MessageQueue::new();
     let sub = mq.subscriber("t").await.unwrap();
     mq.publisher("t").publish(1u8).await.unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     let built = TopicMessage::new("t", 2u8).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     assert!(
@@ -978,6 +968,6 @@ async fn subscribe_partition_with_options_checks_an_existing_topic() {
     mq.publish_to_partitioned(TopicMessage::new("p", 5u8).unwrap())
         .await
         .unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!((msg.partition, msg.deserialize::<u8>().unwrap()), (Some(0), 5));
 }

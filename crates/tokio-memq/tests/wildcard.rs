@@ -3,6 +3,7 @@
 //! publishers, lag named by topic, deleted and re-created topics, close,
 //! partitioned topics, cancel safety, invalid patterns.
 
+use memq_testkit::within;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ async fn topics_before_and_after_subscribing_keep_their_order() {
     mq.publisher("refunds.eu").publish(9u64).await.unwrap();
     let mut seen: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for _ in 0..4 * N {
-        let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
         seen.entry(msg.topic().to_string())
             .or_default()
             .push((msg.offset(), msg.deserialize().unwrap()));
@@ -60,7 +61,7 @@ async fn topics_before_and_after_subscribing_keep_their_order() {
 async fn a_waiting_receive_wakes_for_a_topic_created_later() {
     let mq = MessageQueue::new();
     let sub = mq.subscribe_pattern("jobs.>").unwrap();
-    let waiting = tokio::spawn(async move { timeout(LIMIT, sub.recv()).await.unwrap() });
+    let waiting = tokio::spawn(async move { within(LIMIT, sub.recv()).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(20)).await;
     mq.publisher("jobs.resize.large").publish("img").await.unwrap();
     let msg = waiting.await.unwrap().unwrap();
@@ -86,7 +87,7 @@ async fn lag_is_named_by_topic_and_the_rest_follows() {
     let mut small_values = Vec::new();
     let mut big_values = Vec::new();
     for _ in 0..5 {
-        match timeout(LIMIT, sub.recv()).await.unwrap() {
+        match within(LIMIT, sub.recv()).await.unwrap() {
             Ok(m) if m.topic() == "m.small" => small_values.push(m.deserialize::<u8>().unwrap()),
             Ok(m) => big_values.push(m.deserialize::<u8>().unwrap()),
             Err(e) => lagged = Some(e),
@@ -111,13 +112,13 @@ async fn a_deleted_topic_leaves_after_draining_and_a_new_one_joins() {
     mq.publisher("t.a").publish(1u8).await.unwrap();
     assert!(mq.delete_topic("t.a").await);
     // What it retained is still delivered, then it is gone.
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!((msg.topic(), msg.deserialize::<u8>().unwrap()), ("t.a", 1));
     assert_eq!(sub.try_recv_now().unwrap_err(), PatternRecvError::Empty);
     assert!(sub.topics().is_empty());
     // Created again: joins, from its first message.
     mq.publisher("t.a").publish(2u8).await.unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!((msg.offset(), msg.deserialize::<u8>().unwrap()), (0, 2));
 }
 
@@ -132,7 +133,7 @@ async fn close_ends_it_after_what_is_retained() {
         tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                match timeout(LIMIT, sub.recv()).await.unwrap() {
+                match within(LIMIT, sub.recv()).await.unwrap() {
                     Ok(m) => got.push(m.deserialize::<u8>().unwrap()),
                     Err(e) => return (got, e, mq.subscribe_pattern("any").unwrap_err()),
                 }
@@ -161,7 +162,7 @@ async fn partitioned_topics_are_read_in_every_partition() {
     }
     let mut got = Vec::new();
     for _ in 0..6 {
-        let m = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+        let m = within(LIMIT, sub.recv()).await.unwrap().unwrap();
         assert_eq!(m.topic(), "clicks.web");
         got.push((m.partition.unwrap(), m.deserialize::<u8>().unwrap()));
     }
@@ -176,7 +177,7 @@ async fn a_dropped_receive_loses_nothing_and_a_dropped_subscriber_leaves() {
     // Polled once, then dropped while waiting.
     assert!(timeout(Duration::from_millis(10), sub.recv()).await.is_err());
     mq.publisher("c.one").publish(7u8).await.unwrap();
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(msg.deserialize::<u8>().unwrap(), 7);
     assert_eq!(mq.get_topic_stats("c.one").await.unwrap().subscriber_count, 1);
     drop(sub);
@@ -256,7 +257,7 @@ async fn it_ends_when_nothing_can_create_a_topic_any_more() {
     // A publisher of a topic not created yet can still create one.
     let late = mq.publisher("q.late");
     drop(mq);
-    let msg = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!(msg.topic(), "q.a");
     assert!(
         timeout(Duration::from_millis(50), sub.recv()).await.is_err(),

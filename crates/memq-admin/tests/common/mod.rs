@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use memq_testkit::within;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    tokio::time::timeout(LIMIT, async {
+    within(LIMIT, async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",

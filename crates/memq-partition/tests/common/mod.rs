@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use memq_testkit::within;
 use std::future::Future;
 use std::time::Duration;
 
@@ -13,9 +14,7 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `fut` under [`LIMIT`], failing the test if it takes longer.
 pub async fn bounded<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .expect("test exceeded its time bound")
+    within(LIMIT, fut).await.expect("test exceeded its time bound")
 }
 
 /// An unbounded partitioned topic of `n` partitions.
