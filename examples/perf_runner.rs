@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
+//! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `fan-out-streams`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
 //! `wildcard`: a pattern subscriber against a plain one; `scale`: cost per
 //! delivery from 1 to 10,000 subscribers and per publish from 1 to 10,000
 //! topics, against tokio broadcast);
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_memq::{Bytes, MessageQueue, SerializationFormat, TopicOptions};
+use tokio_stream::StreamExt;
 
 /// Room in a bounded queue or channel, the same for everyone that has one,
 /// unless `--capacity` says otherwise.
@@ -39,10 +40,11 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 10] = [
+const ROWS: [&str; 11] = [
     "1kib",
     "one-task",
     "fan-out",
+    "fan-out-streams",
     "groups",
     "batches",
     "batches-lent",
@@ -108,7 +110,10 @@ fn main() -> anyhow::Result<()> {
         rows.push(one_task(&rt, &kib, n(2_000_000), cap));
     }
     if wanted("fan-out") {
-        rows.push(fan_out(&rt, n(200_000), 10, &kib, cap));
+        rows.push(fan_out(&rt, n(200_000), 10, &kib, cap, false));
+    }
+    if wanted("fan-out-streams") {
+        rows.push(fan_out(&rt, n(200_000), 10, &kib, cap, true));
     }
     if wanted("groups") {
         rows.push(groups(&rt, n(400_000), 10, &kib, cap));
@@ -609,7 +614,7 @@ fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -
     }
 }
 
-fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usize) -> Row {
+fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usize, streams: bool) -> Row {
     let ours = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
@@ -619,9 +624,17 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usiz
                 let sub = mq.subscriber_with_options("b", lossless(capacity)).await.unwrap();
                 readers.push(tokio::spawn(async move {
                     let mut got = 0u64;
-                    while got < n {
-                        sub.recv().await.unwrap();
-                        got += 1;
+                    if streams {
+                        let mut stream = sub.into_stream();
+                        while got < n {
+                            stream.next().await.unwrap().unwrap();
+                            got += 1;
+                        }
+                    } else {
+                        while got < n {
+                            sub.recv().await.unwrap();
+                            got += 1;
+                        }
                     }
                     got
                 }));
@@ -669,7 +682,11 @@ fn fan_out(rt: &Runtime, n: u64, subscribers: usize, pool: &Pool, capacity: usiz
         })
     });
     Row {
-        scenario: format!("1P / {subscribers} subscribers"),
+        scenario: if streams {
+            format!("1P / {subscribers} owned streams")
+        } else {
+            format!("1P / {subscribers} subscribers")
+        },
         payload: "1 KiB",
         unit: "deliveries/s",
         ours,

@@ -1709,6 +1709,11 @@ impl Subscriber {
     /// [`stream`](Self::stream) that owns the subscriber: `'static`, to
     /// move into a task or keep in a struct.
     ///
+    /// Owning it, the stream of a plain (not partitioned, not group)
+    /// subscriber reads without the lock that [`recv`](Self::recv) takes
+    /// on every call (`recv` may be called from several tasks at once): of
+    /// the ways to take messages one at a time, this costs the least.
+    ///
     /// # Examples
     ///
     /// ```
