@@ -21,8 +21,9 @@ use tokio::time::Instant;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Waits for `recv` up to [`LIMIT`], and says whether any (paused) time
-/// passed: a member that was never woken is polled again by the timeout
-/// when it fires, and would then find the topic closed.
+/// passed: a member that was never woken fails `within` (which, unlike a
+/// plain timeout, does not poll it again when the time is up), and one
+/// woken only after paused time advanced is caught by the clock.
 async fn recv_now(m: &Member<u64>) -> Result<Result<u64, RecvError>, Duration> {
     let start = Instant::now();
     match within(LIMIT, m.recv()).await {

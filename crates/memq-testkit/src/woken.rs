@@ -95,9 +95,11 @@ impl Wake for Flag {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
-        let outer = self.outer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = outer.as_ref() {
-            w.wake_by_ref();
+        // Woken outside the lock: a waker that polls at once must not find
+        // it held.
+        let outer = self.outer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = outer {
+            w.wake();
         }
     }
 }

@@ -1709,8 +1709,9 @@ impl Subscriber {
     /// [`stream`](Self::stream) that owns the subscriber: `'static`, to
     /// move into a task or keep in a struct.
     ///
-    /// Owning it, the stream of a plain (not partitioned, not group)
-    /// subscriber reads without the lock that [`recv`](Self::recv) takes
+    /// Owning it, the stream of a subscriber with one cursor in memory (a
+    /// plain topic, or one partition) reads without the lock that
+    /// [`recv`](Self::recv) takes
     /// on every call (`recv` may be called from several tasks at once): of
     /// the ways to take messages one at a time, this costs the least.
     ///
@@ -2684,6 +2685,11 @@ impl MessageStream<Subscriber> {
             return Some(Poll::Ready(None));
         }
         let sub = &mut self.sub;
+        // Nothing puts a broadcast subscriber's messages aside today; if
+        // something did, the general path would hand them out first.
+        if !sub.stash.is_empty() {
+            return None;
+        }
         let (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) = (&mut sub.kind, &mut self.wait) else {
             return None;
         };

@@ -246,3 +246,48 @@ async fn an_owned_stream_wakes_follows_seeks_and_ends_on_delete() {
     assert!(mq.delete_topic("o").await);
     assert_eq!(within(LIMIT, reader).await.unwrap().unwrap(), (true, true));
 }
+
+/// The owned stream of one partition takes the same lock-free path as a
+/// plain subscriber's: its messages say which partition they came from,
+/// and it reads only that partition, in order.
+#[tokio::test]
+async fn an_owned_stream_of_one_partition_labels_and_keeps_its_partition() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("p", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    mq.set_partition_routing("p", tokio_memq::PartitionRouting::Fixed(1))
+        .await
+        .unwrap();
+    mq.publisher("p")
+        .publish_batch(vec![10u32, 11, 12])
+        .await
+        .unwrap();
+    let mut one = mq
+        .subscribe_partition("p", 1, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+        .into_stream();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = within(LIMIT, one.next()).await.unwrap().unwrap().unwrap();
+        got.push((m.partition, m.offset, m.deserialize::<u32>().unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            (Some(1), Some(0), 10),
+            (Some(1), Some(1), 11),
+            (Some(1), Some(2), 12)
+        ]
+    );
+    let mut zero = mq
+        .subscribe_partition("p", 0, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+        .into_stream();
+    assert!(
+        timeout(Duration::from_millis(20), zero.next()).await.is_err(),
+        "partition 0 is empty"
+    );
+}
