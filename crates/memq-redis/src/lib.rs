@@ -1424,17 +1424,28 @@ impl Blocking {
     }
 
     /// Runs `cmd` (which may safely run twice): on a lost connection, again
-    /// on a new one.
+    /// on a new one; while the server is loading its data, again shortly.
     pub(crate) async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
         self.send(|mut conn| async move { cmd.query_async(&mut conn).await })
             .await
     }
 
     /// Runs `cmd` once: a lost connection is [`Error::OutcomeUnknown`]
-    /// (the next command reconnects).
+    /// (the next command reconnects). A command the server declined
+    /// because it is loading its data was not run, and is asked again.
     pub(crate) async fn query_once(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        self.send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
-            .await
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            match self
+                .send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
+                .await
+            {
+                // Declined, not run (a restarted server loading its data,
+                // which accepts connections before it runs commands).
+                Err(Error::Redis(e)) if transient(&e) && backoff.wait().await => {}
+                other => return other,
+            }
+        }
     }
 
     /// As [`query`](Self::query), for a pipeline ending with a blocking
@@ -1455,6 +1466,9 @@ impl Blocking {
             match self.send_once(&mut request).await {
                 Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
                 Err(Error::OutcomeUnknown(_)) => {}
+                // Declined, not run: the server is loading its data (it
+                // accepts connections before it runs commands).
+                Err(Error::Redis(e)) if transient(&e) && backoff.wait().await => {}
                 other => return other,
             }
         }

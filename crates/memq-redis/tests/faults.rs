@@ -330,3 +330,56 @@ async fn a_reader_past_the_end_of_a_log_that_lost_messages_is_told_not_stalled()
     let mut fresh = topic.reader(Start::Latest).await.unwrap();
     assert!(within(LIMIT, fresh.try_recv()).await.unwrap().unwrap().is_none());
 }
+
+/// A restarted server answers `LOADING` to most commands until its data
+/// is loaded, after accepting connections. A reader and a group member
+/// that reconnect meanwhile (their blocking reads) wait for it, rather
+/// than reporting an error; nothing is lost or repeated. Loading is
+/// slowed (`key-load-delay`, 5,000 keys at 200 µs: about a second) so
+/// that the reconnections land in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receives_that_reconnect_while_the_server_loads_wait_for_it() {
+    let Some(mut server) = server(Persistence::AofAlways).await else {
+        return;
+    };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("ledger", TopicConfig::default()).await.unwrap();
+    let mut reader = topic.reader(Start::Earliest).await.unwrap();
+    let mut member = topic
+        .join("auditors", "a", GroupConfig::default().start(Start::Earliest))
+        .await
+        .unwrap();
+    for i in 0..10u64 {
+        assert_eq!(topic.publish(&i.to_be_bytes()).await.unwrap(), i);
+    }
+    for i in 0..10u64 {
+        assert_eq!(within(LIMIT, reader.recv()).await.unwrap().unwrap().offset, i);
+        let claimed = within(LIMIT, member.recv()).await.unwrap().unwrap().record;
+        assert_eq!(claimed.offset, i);
+    }
+    let mut control = control(&server).await;
+    let _: i64 = redis::cmd("EVAL")
+        .arg("for i = 1, 5000 do redis.call('SET', 'filler:' .. i, 'x') end return 1")
+        .arg(0)
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    // Both wait in a blocking read when the server goes.
+    let reading = tokio::spawn(async move { reader.recv().await.map(|r| (r.offset, r.payload.to_vec())) });
+    let claiming = tokio::spawn(async move {
+        member
+            .recv()
+            .await
+            .map(|c| (c.record.offset, c.record.payload.to_vec()))
+    });
+    eventually(|| {
+        let mut control = control.clone();
+        async move { blocked_clients(&mut control).await == 2 }
+    })
+    .await;
+    tokio::task::block_in_place(|| server.restart_loading_slowly(Duration::from_micros(200)));
+    assert_eq!(within(LIMIT, topic.publish(b"after")).await.unwrap().unwrap(), 10);
+    let after = (10, b"after".to_vec());
+    assert_eq!(within(LIMIT, reading).await.unwrap().unwrap().unwrap(), after);
+    assert_eq!(within(LIMIT, claiming).await.unwrap().unwrap().unwrap(), after);
+}

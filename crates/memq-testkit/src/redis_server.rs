@@ -66,7 +66,7 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("memq-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = spawn(&binary, port, &dir, persistence);
+        let child = spawn(&binary, port, &dir, persistence, &[]);
         let server = RedisServer {
             child,
             port,
@@ -89,9 +89,26 @@ impl RedisServer {
     ///
     /// When it does not come back within 20 seconds.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// As [`restart`](Self::restart), with the server pausing `per_key`
+    /// after loading each key of its data (Redis's `key-load-delay`):
+    /// while it loads, it answers most commands with a `LOADING` error.
+    /// Returns once loading is done (the server answers `PING` then).
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back within 20 seconds.
+    pub fn restart_loading_slowly(&mut self, per_key: Duration) {
+        let micros = per_key.as_micros().max(1).to_string();
+        self.restart_with(&["--key-load-delay", &micros]);
+    }
+
+    fn restart_with(&mut self, extra: &[&str]) {
         self.kill();
         let binary = binary().expect("it was there a moment ago");
-        self.child = spawn(&binary, self.port, &self.dir, self.persistence);
+        self.child = spawn(&binary, self.port, &self.dir, self.persistence, extra);
         self.wait_ready();
     }
 
@@ -125,7 +142,13 @@ fn binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn spawn(binary: &std::path::Path, port: u16, dir: &std::path::Path, persistence: Persistence) -> Child {
+fn spawn(
+    binary: &std::path::Path,
+    port: u16,
+    dir: &std::path::Path,
+    persistence: Persistence,
+    extra: &[&str],
+) -> Child {
     let port = port.to_string();
     let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", ""];
     match persistence {
@@ -134,6 +157,7 @@ fn spawn(binary: &std::path::Path, port: u16, dir: &std::path::Path, persistence
     }
     Command::new(binary)
         .args(&args)
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
