@@ -1434,18 +1434,8 @@ impl Blocking {
     /// (the next command reconnects). A command the server declined
     /// because it is loading its data was not run, and is asked again.
     pub(crate) async fn query_once(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        let mut backoff = Backoff::new(RECONNECT_FOR);
-        loop {
-            match self
-                .send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
-                .await
-            {
-                // Declined, not run (a restarted server loading its data,
-                // which accepts connections before it runs commands).
-                Err(Error::Redis(e)) if transient(&e) && backoff.wait().await => {}
-                other => return other,
-            }
-        }
+        self.send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// As [`query`](Self::query), for a pipeline ending with a blocking
@@ -1466,9 +1456,6 @@ impl Blocking {
             match self.send_once(&mut request).await {
                 Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
                 Err(Error::OutcomeUnknown(_)) => {}
-                // Declined, not run: the server is loading its data (it
-                // accepts connections before it runs commands).
-                Err(Error::Redis(e)) if transient(&e) && backoff.wait().await => {}
                 other => return other,
             }
         }
@@ -1476,25 +1463,35 @@ impl Blocking {
 
     /// Sends one request on this connection. Dropped before its reply, it
     /// is cancelled on the server; a lost connection is dropped and
-    /// reported as [`Error::OutcomeUnknown`].
-    async fn send_once<T, F>(&mut self, request: impl FnOnce(MultiplexedConnection) -> F) -> Result<T, Error>
+    /// reported as [`Error::OutcomeUnknown`]. A request the server declined
+    /// without running it (a restarted server loading its data accepts
+    /// connections before it runs commands) is sent again shortly, for up
+    /// to 30 s.
+    async fn send_once<T, F>(
+        &mut self,
+        mut request: impl FnMut(MultiplexedConnection) -> F,
+    ) -> Result<T, Error>
     where
         F: std::future::Future<Output = Result<T, redis::RedisError>>,
     {
-        let (conn, id) = self.connection().await?;
-        let mut guard = Unblock {
-            id,
-            store: Some(self.store.clone()),
-        };
-        let reply = request(conn).await;
-        guard.store = None;
-        match reply {
-            Ok(v) => Ok(v),
-            Err(e) if broken(&e) => {
-                self.conn = None;
-                Err(Error::OutcomeUnknown(e))
+        let mut backoff = Backoff::new(RECONNECT_FOR);
+        loop {
+            let (conn, id) = self.connection().await?;
+            let mut guard = Unblock {
+                id,
+                store: Some(self.store.clone()),
+            };
+            let reply = request(conn).await;
+            guard.store = None;
+            match reply {
+                Ok(v) => return Ok(v),
+                Err(e) if broken(&e) => {
+                    self.conn = None;
+                    return Err(Error::OutcomeUnknown(e));
+                }
+                Err(e) if transient(&e) && backoff.wait().await => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 }

@@ -9,7 +9,7 @@
 use memq_testkit::within;
 use std::time::Duration;
 
-use memq_redis::{Error, GroupConfig, RecvError, Start, Store, TopicConfig};
+use memq_redis::{Error, GroupConfig, Member, Reader, RecvError, Start, Store, Topic, TopicConfig};
 use memq_testkit::redis_server::{Persistence, RedisServer};
 use tokio::time::timeout;
 
@@ -28,6 +28,19 @@ async fn control(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// The topic `ledger`, with a reader and a member of the group
+/// `auditors`, both from the start.
+async fn ledger(server: &RedisServer) -> (Topic, Reader, Member) {
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("ledger", TopicConfig::default()).await.unwrap();
+    let reader = topic.reader(Start::Earliest).await.unwrap();
+    let member = topic
+        .join("auditors", "a", GroupConfig::default().start(Start::Earliest))
+        .await
+        .unwrap();
+    (topic, reader, member)
 }
 
 /// Kills every client connection but the control one.
@@ -173,13 +186,7 @@ async fn a_server_restarted_with_its_append_only_file_loses_and_repeats_nothing(
     let Some(mut server) = server(Persistence::AofAlways).await else {
         return;
     };
-    let store = Store::connect(&server.url()).await.unwrap();
-    let topic = store.topic("ledger", TopicConfig::default()).await.unwrap();
-    let mut reader = topic.reader(Start::Earliest).await.unwrap();
-    let mut member = topic
-        .join("auditors", "a", GroupConfig::default().start(Start::Earliest))
-        .await
-        .unwrap();
+    let (topic, mut reader, mut member) = ledger(&server).await;
     for i in 0..50u64 {
         assert_eq!(topic.publish(&i.to_be_bytes()).await.unwrap(), i);
     }
@@ -342,13 +349,7 @@ async fn receives_that_reconnect_while_the_server_loads_wait_for_it() {
     let Some(mut server) = server(Persistence::AofAlways).await else {
         return;
     };
-    let store = Store::connect(&server.url()).await.unwrap();
-    let topic = store.topic("ledger", TopicConfig::default()).await.unwrap();
-    let mut reader = topic.reader(Start::Earliest).await.unwrap();
-    let mut member = topic
-        .join("auditors", "a", GroupConfig::default().start(Start::Earliest))
-        .await
-        .unwrap();
+    let (topic, mut reader, mut member) = ledger(&server).await;
     for i in 0..10u64 {
         assert_eq!(topic.publish(&i.to_be_bytes()).await.unwrap(), i);
     }
