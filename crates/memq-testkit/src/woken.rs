@@ -50,14 +50,14 @@ use std::time::Duration;
 /// ```
 pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, NotWoken> {
     let flag = Arc::new(Flag {
-        woken: AtomicBool::new(false),
+        // As if woken: the first poll goes through.
+        woken: AtomicBool::new(true),
         outer: Mutex::new(None),
     });
     let gated = Gated {
         fut: Box::pin(fut),
         waker: Waker::from(flag.clone()),
         flag,
-        first: true,
     };
     tokio::time::timeout(limit, gated)
         .await
@@ -104,12 +104,12 @@ impl Wake for Flag {
     }
 }
 
-/// Polls its future only when [`Flag`] says it was woken.
+/// Polls its future only when [`Flag`] says it was woken (it starts out
+/// so).
 struct Gated<F> {
     fut: Pin<Box<F>>,
     flag: Arc<Flag>,
     waker: Waker,
-    first: bool,
 }
 
 impl<F: Future> Future for Gated<F> {
@@ -124,8 +124,7 @@ impl<F: Future> Future for Gated<F> {
                 *outer = Some(cx.waker().clone());
             }
         }
-        let woken = self.flag.woken.swap(false, Ordering::SeqCst);
-        if !std::mem::replace(&mut self.first, false) && !woken {
+        if !self.flag.woken.swap(false, Ordering::SeqCst) {
             return Poll::Pending;
         }
         let this = &mut *self;

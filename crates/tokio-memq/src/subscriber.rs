@@ -1711,9 +1711,9 @@ impl Subscriber {
     ///
     /// Owning it, the stream of a subscriber with one cursor in memory (a
     /// plain topic, or one partition) reads without the lock that
-    /// [`recv`](Self::recv) takes
-    /// on every call (`recv` may be called from several tasks at once): of
-    /// the ways to take messages one at a time, this costs the least.
+    /// [`recv`](Self::recv) takes on every call (`recv` may be called from
+    /// several tasks at once): of the ways to take messages one at a time,
+    /// this costs the least.
     ///
     /// # Examples
     ///
@@ -2697,6 +2697,10 @@ impl MessageStream<Subscriber> {
             Poll::Ready(got) => got,
             Poll::Pending => return Some(Poll::Pending),
         };
+        // As `RecvOne` does, written out: the message is built where the
+        // caller gets it. (A shared helper returning the `Result` cost an
+        // extra move of the 160-byte message: 211 against 217 ns a
+        // message in one task, six alternating runs.)
         Some(Poll::Ready(match got {
             Ok(d) => {
                 sub.delivered(1);
