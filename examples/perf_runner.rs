@@ -6,7 +6,9 @@
 //! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `fan-out-streams`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
 //! `wildcard`: a pattern subscriber against a plain one; `scale`: cost per
 //! delivery from 1 to 10,000 subscribers and per publish from 1 to 10,000
-//! topics, against tokio broadcast);
+//! topics, against tokio broadcast; `replay`: a subscriber reading a full
+//! topic from `Earliest`, against live delivery and a broadcast receiver
+//! draining its buffer);
 //! `--ours-only` skips the peers (their columns read 0): both for a profiler.
 //!
 //! Every scenario runs on a multi-thread runtime (2 workers unless
@@ -40,7 +42,7 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 11] = [
+const ROWS: [&str; 12] = [
     "1kib",
     "one-task",
     "fan-out",
@@ -52,6 +54,7 @@ const ROWS: [&str; 11] = [
     "100mib",
     "wildcard",
     "scale",
+    "replay",
 ];
 
 struct Row {
@@ -143,9 +146,13 @@ fn main() -> anyhow::Result<()> {
     if wanted("wildcard") {
         wildcard(&rt, n(1_000_000), &kib, cap);
     }
-    // Not part of the full table (it takes a minute): `--only scale`.
+    // Not part of the full table (they take a minute): `--only scale`,
+    // `--only replay`.
     if config.only.as_deref() == Some("scale") {
         scale(&rt, config.scale, &kib);
+    }
+    if config.only.as_deref() == Some("replay") {
+        replay(&rt, n(1_000_000), &kib);
     }
     Ok(())
 }
@@ -355,6 +362,110 @@ fn scale(rt: &Runtime, quick: u64, pool: &Pool) {
             peer / peer_one
         );
     }
+}
+
+/// How a topic's retained messages replay (issue 10, item 7: at least as
+/// fast as live delivery): `n` messages published into a topic that keeps
+/// them all, then read from `Earliest` by a new subscriber in one task,
+/// timed from the subscribe to the last message, through `recv`, an owned
+/// stream and lent batches of 100; next to live delivery (one publisher
+/// and one subscriber running at once, the `1kib` row) and a tokio
+/// broadcast receiver draining a buffer holding the same messages.
+fn replay(rt: &Runtime, n: u64, pool: &Pool) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Read {
+        Recv,
+        Stream,
+        Lent,
+    }
+    let ours = |read: Read| {
+        let pool = pool.clone();
+        rate(rt, move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let mq = MessageQueue::new();
+                let options = TopicOptions {
+                    max_messages: Some(n as usize),
+                    ..Default::default()
+                };
+                mq.create_topic("r", options.clone()).await.unwrap();
+                let publisher = mq.publisher("r");
+                for i in 0..n {
+                    publisher.publish_bytes(pool.get(i), FORMAT).await.unwrap();
+                }
+                let start = Instant::now();
+                let sub = mq
+                    .subscriber_with_options_and_mode("r", options, tokio_memq::ConsumptionMode::Earliest)
+                    .await
+                    .unwrap();
+                let mut next = 0u64;
+                match read {
+                    Read::Recv => {
+                        while next < n {
+                            let m = sub.recv().await.unwrap();
+                            assert_eq!(m.offset, Some(next), "in order, none missing");
+                            next += 1;
+                        }
+                    }
+                    Read::Stream => {
+                        let mut stream = sub.into_stream();
+                        while next < n {
+                            let m = stream.next().await.unwrap().unwrap();
+                            assert_eq!(m.offset, Some(next), "in order, none missing");
+                            next += 1;
+                        }
+                    }
+                    Read::Lent => {
+                        while next < n {
+                            let batch = sub.recv_batch_lent(BATCH).await.unwrap();
+                            for m in batch.iter() {
+                                assert_eq!(m.offset(), next, "in order, none missing");
+                                next += 1;
+                            }
+                        }
+                    }
+                }
+                (next, start.elapsed())
+            })
+        })
+    };
+    let recv = ours(Read::Recv);
+    let stream = ours(Read::Stream);
+    let lent = ours(Read::Lent);
+    let live = one_to_one(rt, "1P / 1C", "1 KiB", pool, n, DEFAULT_CAPACITY).ours;
+    let peer = peer_rate(rt, || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let (tx, mut rx) = broadcast::channel::<Bytes>(n as usize);
+            for i in 0..n {
+                tx.send(pool.get(i)).unwrap();
+            }
+            let start = Instant::now();
+            let mut got = 0u64;
+            while got < n {
+                drop(rx.recv().await.unwrap());
+                got += 1;
+            }
+            (got, start.elapsed())
+        })
+    });
+    println!();
+    println!("| replay of {n} retained 1 KiB messages from `Earliest` | msgs/s | / live delivery | / broadcast draining |");
+    println!("|---|---:|---:|---:|");
+    for (name, r) in [
+        ("`recv`", recv),
+        ("owned stream", stream),
+        ("lent batches of 100", lent),
+    ] {
+        println!(
+            "| {name} | {} | {:.2}x | {:.2}x |",
+            human(r),
+            r / live,
+            r / peer
+        );
+    }
+    println!("| live delivery (1P / 1C, `recv`) | {} | 1.00x | {:.2}x |", human(live), live / peer);
+    println!("| tokio broadcast draining its buffer | {} | | 1.00x |", human(peer));
 }
 
 /// Distinct payloads, published in turn: every message is its own buffer,
