@@ -1,5 +1,6 @@
 //! How much a topic keeps, and what happens when it is full.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -161,7 +162,9 @@ impl TopicConfig {
         self
     }
 
-    pub(crate) fn validate(&self, has_weigher: bool) -> Result<Limits, ConfigError> {
+    /// Checks that the config can work; returns the TTL in nanoseconds
+    /// (never zero: a zero TTL is refused), the form the hot path wants.
+    pub(crate) fn validate(&self, has_weigher: bool) -> Result<Option<NonZeroU64>, ConfigError> {
         if self.max_messages == Some(0) {
             return Err(ConfigError::ZeroCapacity);
         }
@@ -171,25 +174,10 @@ impl TopicConfig {
         if self.max_bytes.is_some() && !has_weigher {
             return Err(ConfigError::ByteBudgetWithoutWeigher);
         }
-        let ttl_nanos = match self.ttl {
-            None => None,
-            Some(ttl) if ttl.is_zero() => return Err(ConfigError::ZeroTtl),
-            Some(ttl) => Some(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
-        };
-        Ok(Limits {
-            max_messages: self.max_messages.unwrap_or(usize::MAX),
-            max_bytes: self.max_bytes.unwrap_or(usize::MAX),
-            ttl_nanos,
-            block: self.overflow == Overflow::Block,
-        })
+        match self.ttl {
+            None => Ok(None),
+            Some(ttl) if ttl.is_zero() => Err(ConfigError::ZeroTtl),
+            Some(ttl) => Ok(NonZeroU64::new(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))),
+        }
     }
-}
-
-/// A validated config in the form the hot path wants.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_messages: usize,
-    pub(crate) max_bytes: usize,
-    pub(crate) ttl_nanos: Option<u64>,
-    pub(crate) block: bool,
 }

@@ -459,7 +459,7 @@ impl<T: Clone> Cursor<T> {
         // The common case, kept short: a message read ahead by an earlier
         // receive, on a topic where nothing expires. (Anything else, and
         // an empty buffer, goes through `take`.)
-        if self.shared.limits.ttl_nanos.is_none() {
+        if self.shared.ttl_nanos().is_none() {
             if let Some(b) = self.buf.pop_front() {
                 return Poll::Ready(Ok(b.delivered(&self.shared.clock)));
             }
@@ -742,7 +742,7 @@ impl<T: Clone> Cursor<T> {
     /// expired by `now`; returns how many it handed over.
     fn drain(&mut self, max: usize, now: u64, out: &mut dyn FnMut(Delivered<T>)) -> usize {
         let shared: &Shared<T> = &self.shared;
-        let ttl = shared.limits.ttl_nanos;
+        let ttl = shared.ttl_nanos();
         let mut got = 0;
         while got < max {
             let Some(b) = self.buf.pop_front() else { break };

@@ -13,11 +13,12 @@
 //! for the lock.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::ops::Range;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::config::{Limits, TopicConfig};
+use crate::config::{Overflow, TopicConfig};
 use crate::error::{OutOfRange, PublishError, SubscribeError};
 use crate::log::{is_expired, Garbage, Log, Removal};
 use crate::stats::{ConsumerStats, TopicStats};
@@ -45,16 +46,32 @@ pub(crate) type Weigher<T> = fn(&T) -> usize;
 
 #[derive(Debug)]
 pub(crate) struct Shared<T> {
-    /// On its own cache lines: both sides write it on every operation,
-    /// and the read-mostly fields below must not share a line with it.
-    inner: CachePadded<Mutex<Inner<T>>>,
-    pub(crate) limits: Limits,
+    /// On their own cache lines: both sides write them on every operation,
+    /// and the read-mostly fields below must not share a line with them.
+    hot: CachePadded<Hot<T>>,
+    // The fields below share the 128 bytes between the two padded ones:
+    // an idle topic pays for every byte past them (issue 10 asks for at
+    // most 512 per idle topic), so the hot path reads the limits straight
+    // from `config` rather than from a copy in its own form.
     pub(crate) config: TopicConfig,
+    /// `config.ttl` in nanoseconds.
+    ttl_nanos: Option<NonZeroU64>,
     pub(crate) weigher: Option<Weigher<T>>,
     pub(crate) clock: Clock,
-    /// Written by every publish; padded away from the fields readers use.
-    counters: CachePadded<Counters>,
-    named: Mutex<HashMap<std::sync::Arc<str>, Named>>,
+    /// Named consumers; allocated for the first.
+    named: Mutex<Option<Box<NamedMap>>>,
+}
+
+/// What every operation writes: the lock and what it guards, and the
+/// counters every publish writes (under the lock; read without it). One
+/// padded block for both: 384 bytes, where each padded on its own took
+/// 512. `repr(C)` keeps the lock first: the counters share at most the
+/// block's last line with the tail of `Inner`, never the lock's word.
+#[derive(Debug)]
+#[repr(C)]
+struct Hot<T> {
+    inner: Mutex<Inner<T>>,
+    counters: Counters,
 }
 
 #[derive(Debug)]
@@ -93,33 +110,68 @@ impl<T> Inner<T> {
 /// most once per position the slowest cursor passes. (A scan per fetch made
 /// a delivery's cost grow with the number of subscribers: 69 ns with 1,000
 /// and 124 ns with 10,000.)
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cursors {
-    pos: Vec<Option<u64>>,
-    free: Vec<u32>,
-    /// The slowest live position and how many live cursors are at it;
-    /// `None` when no cursor is live or it must be found again.
-    slowest: Option<(u64, usize)>,
+    pos: Vec<CursorPos>,
+    /// The first free id (`NO_CURSOR`: none); freed ids form a list
+    /// through their entries, which costs an idle topic nothing more.
+    free: u32,
+    /// How many live cursors are at `slowest`, the slowest live position;
+    /// 0 when no cursor is live or it must be found again.
+    at_slowest: u32,
+    slowest: u64,
+}
+
+/// An entry of [`Cursors::pos`].
+#[derive(Debug, Clone, Copy)]
+enum CursorPos {
+    Live(u64),
+    /// Free; the next free id.
+    Free(u32),
+}
+
+/// The end of [`Cursors`]' free list.
+const NO_CURSOR: u32 = u32::MAX;
+
+impl Default for Cursors {
+    fn default() -> Self {
+        Cursors {
+            pos: Vec::new(),
+            free: NO_CURSOR,
+            at_slowest: 0,
+            slowest: 0,
+        }
+    }
 }
 
 impl Cursors {
     fn insert(&mut self, pos: u64) -> u32 {
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.pos[id as usize] = Some(pos);
-                id
+        let id = if self.free != NO_CURSOR {
+            let id = self.free;
+            if let CursorPos::Free(next) = self.pos[id as usize] {
+                self.free = next;
             }
-            None => {
-                self.pos.push(Some(pos));
-                u32::try_from(self.pos.len() - 1).expect("more than u32::MAX cursors on one topic")
+            self.pos[id as usize] = CursorPos::Live(pos);
+            id
+        } else {
+            // Room for exactly one at first (then doubling as usual):
+            // an idle topic with one reader pays for no slack.
+            if self.pos.capacity() == 0 {
+                self.pos.reserve_exact(1);
             }
+            self.pos.push(CursorPos::Live(pos));
+            u32::try_from(self.pos.len() - 1)
+                .ok()
+                .filter(|&id| id != NO_CURSOR)
+                .expect("more than u32::MAX - 1 cursors on one topic")
         };
         self.arrived(pos);
         id
     }
 
     fn set(&mut self, id: u32, pos: u64) {
-        if let Some(old) = self.pos[id as usize].replace(pos) {
+        if let CursorPos::Live(old) = &mut self.pos[id as usize] {
+            let old = std::mem::replace(old, pos);
             if old != pos {
                 self.left(old);
                 self.arrived(pos);
@@ -128,33 +180,33 @@ impl Cursors {
     }
 
     fn remove(&mut self, id: u32) {
-        if let Some(old) = self.pos[id as usize].take() {
-            self.left(old);
+        let entry = std::mem::replace(&mut self.pos[id as usize], CursorPos::Free(self.free));
+        match entry {
+            CursorPos::Live(old) => {
+                self.left(old);
+                self.free = id;
+            }
+            // Removed twice: leave the free list as it was.
+            CursorPos::Free(_) => self.pos[id as usize] = entry,
         }
-        self.free.push(id);
     }
 
     /// A cursor arrived at `pos` (inserted or moved there).
     fn arrived(&mut self, pos: u64) {
-        match &mut self.slowest {
-            Some((min, n)) if pos == *min => *n += 1,
-            Some((min, n)) if pos < *min => (*min, *n) = (pos, 1),
-            Some(_) => {}
+        if self.at_slowest == 0 {
             // Found again when asked (the first cursor included: with
             // others live, this one need not be the slowest).
-            None => {}
+        } else if pos == self.slowest {
+            self.at_slowest += 1;
+        } else if pos < self.slowest {
+            (self.slowest, self.at_slowest) = (pos, 1);
         }
     }
 
     /// A cursor left `pos` (moved away or removed).
     fn left(&mut self, pos: u64) {
-        if let Some((min, n)) = &mut self.slowest {
-            if pos == *min {
-                *n -= 1;
-                if *n == 0 {
-                    self.slowest = None;
-                }
-            }
+        if self.at_slowest != 0 && pos == self.slowest {
+            self.at_slowest -= 1;
         }
     }
 
@@ -163,14 +215,40 @@ impl Cursors {
         self.min().is_none_or(|min| min > offset)
     }
 
+    /// The slowest position kept and how many cursors are at it, if kept.
+    #[cfg(test)]
+    fn kept_slowest(&self) -> Option<(u64, usize)> {
+        (self.at_slowest != 0).then_some((self.slowest, self.at_slowest as usize))
+    }
+
+    /// The slowest live position, by a full scan.
+    #[cfg(test)]
+    fn scanned_min(&self) -> Option<u64> {
+        self.pos
+            .iter()
+            .filter_map(|p| match p {
+                CursorPos::Live(p) => Some(*p),
+                CursorPos::Free(_) => None,
+            })
+            .min()
+    }
+
     /// The position of the slowest live cursor.
     fn min(&mut self) -> Option<u64> {
-        if self.slowest.is_none() {
-            let min = self.pos.iter().flatten().copied().min()?;
-            let n = self.pos.iter().flatten().filter(|&&p| p == min).count();
-            self.slowest = Some((min, n));
+        if self.at_slowest == 0 {
+            let live = || {
+                self.pos.iter().filter_map(|p| match p {
+                    CursorPos::Live(p) => Some(*p),
+                    CursorPos::Free(_) => None,
+                })
+            };
+            let min = live().min()?;
+            let n = live().filter(|&p| p == min).count();
+            // At most `u32::MAX - 1` cursors (their ids are `u32`).
+            self.at_slowest = u32::try_from(n).unwrap_or(u32::MAX);
+            self.slowest = min;
         }
-        self.slowest.map(|(min, _)| min)
+        Some(self.slowest)
     }
 }
 
@@ -216,6 +294,9 @@ fn crossed_power_of_two(total: u64, n: u64) -> bool {
     let before = total.wrapping_sub(n);
     n > 0 && total > 0 && (before == 0 || before.ilog2() != total.ilog2())
 }
+
+/// Named consumers by name.
+type NamedMap = HashMap<std::sync::Arc<str>, Named>;
 
 #[derive(Debug)]
 struct Named {
@@ -314,28 +395,50 @@ pub(crate) enum Fetched {
 
 impl<T> Shared<T> {
     pub(crate) fn new(config: TopicConfig, weigher: Option<Weigher<T>>) -> Result<Self, crate::ConfigError> {
-        let limits = config.validate(weigher.is_some())?;
+        let ttl_nanos = config.validate(weigher.is_some())?;
         let counters = Counters::default();
         counters.high.store(config.first_offset, Ordering::Relaxed);
         counters.low.store(config.first_offset, Ordering::Relaxed);
         counters.front_ts.store(u64::MAX, Ordering::Relaxed);
         counters.handles.store(1, Ordering::Relaxed);
         Ok(Shared {
-            inner: CachePadded(Mutex::new(Inner {
-                log: Log::new(config.first_offset),
-                closed: false,
-                recv_waiters: WaitList::default(),
-                publish_waiters: WaitList::default(),
-                cursors: Cursors::default(),
-                pace: (u64::MAX, 0),
-            })),
-            limits,
+            hot: CachePadded(Hot {
+                inner: Mutex::new(Inner {
+                    log: Log::new(config.first_offset),
+                    closed: false,
+                    recv_waiters: WaitList::default(),
+                    publish_waiters: WaitList::default(),
+                    cursors: Cursors::default(),
+                    pace: (u64::MAX, 0),
+                }),
+                counters,
+            }),
             config,
+            ttl_nanos,
             weigher,
             clock: Clock::new(),
-            counters: CachePadded(counters),
-            named: Mutex::new(HashMap::new()),
+            named: Mutex::new(None),
         })
+    }
+
+    /// The most messages retained (`usize::MAX`: no count limit).
+    pub(crate) fn max_messages(&self) -> usize {
+        self.config.max_messages.unwrap_or(usize::MAX)
+    }
+
+    /// The most bytes retained (`usize::MAX`: no byte budget).
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.config.max_bytes.unwrap_or(usize::MAX)
+    }
+
+    /// Whether a full topic makes publishers wait (rather than evict).
+    pub(crate) fn blocks(&self) -> bool {
+        self.config.overflow == Overflow::Block
+    }
+
+    /// How long a message stays deliverable, in nanoseconds.
+    pub(crate) fn ttl_nanos(&self) -> Option<u64> {
+        self.ttl_nanos.map(NonZeroU64::get)
     }
 
     /// Appends `items` as one contiguous run of offsets, or nothing.
@@ -356,12 +459,12 @@ impl<T> Shared<T> {
             Some(w) => items.weight(w),
             None => 0,
         };
-        if n > self.limits.max_messages || size > self.limits.max_bytes {
+        if n > self.max_messages() || size > self.max_bytes() {
             return Err(PublishError::TooLarge(items));
         }
         let now = self.clock.now();
         let mut garbage = Garbage::new();
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         if g.closed {
             return Err(PublishError::Closed(items));
         }
@@ -383,7 +486,7 @@ impl<T> Shared<T> {
         // before anything is removed, so a refused publish changes nothing.
         let (len, bytes) = (g.log.len(), g.log.bytes);
         let (mut evict, mut freed) = (0usize, 0usize);
-        while len - evict + n > self.limits.max_messages || bytes - freed + size > self.limits.max_bytes {
+        while len - evict + n > self.max_messages() || bytes - freed + size > self.max_bytes() {
             // Terminates: with everything evicted, `n` and `size` fit.
             if let (Some(w), Some(slot)) = (self.weigher, g.log.entries.get(evict)) {
                 freed += w(&slot.value);
@@ -391,13 +494,13 @@ impl<T> Shared<T> {
             evict += 1;
         }
         let evict_end = g.log.low + evict as u64;
-        if evict > 0 && self.limits.block && !g.cursors.all_past(evict_end - 1) {
+        if evict > 0 && self.blocks() && !g.cursors.all_past(evict_end - 1) {
             if let Some((key, waker)) = park {
                 g.publish_waiters.arm(key, waker);
             }
             // The `evict` oldest must go; they all have once the newest of
             // them has expired.
-            *room_at = match (self.limits.ttl_nanos, g.log.entries.get(evict - 1)) {
+            *room_at = match (self.ttl_nanos(), g.log.entries.get(evict - 1)) {
                 (Some(ttl), Some(slot)) => Some(slot.ts.saturating_add(ttl)),
                 _ => None,
             };
@@ -416,7 +519,7 @@ impl<T> Shared<T> {
             }
         }
         if evict > 0 {
-            let _total = add_locked(&self.counters.evicted, evict as u64);
+            let _total = add_locked(&self.hot.counters.evicted, evict as u64);
             #[cfg(feature = "tracing")]
             if crossed_power_of_two(_total, evict as u64) {
                 tracing::info!(
@@ -427,10 +530,10 @@ impl<T> Shared<T> {
                 );
             }
         }
-        g.log.reserve(n, self.limits.max_messages);
+        g.log.reserve(n, self.max_messages());
         items.append(&mut g.log, now);
         g.log.bytes += size;
-        if !self.limits.block {
+        if !self.blocks() {
             self.note_pressure(&mut g, end, n as u64);
         }
         if let Some((Some(key), _)) = park {
@@ -439,7 +542,7 @@ impl<T> Shared<T> {
         self.publish_counters(&g);
         // Expired messages swept here may make room for waiting publishers
         // of a topic that holds them back (a reader that never reads).
-        let publishers = swept > 0 && self.limits.block;
+        let publishers = swept > 0 && self.blocks();
         self.wake_kinds(g, true, publishers);
         drop(garbage);
         Ok(first..end)
@@ -460,7 +563,7 @@ impl<T> Shared<T> {
     /// Removes expired messages from the front, counting them; returns
     /// how many it removed.
     fn sweep_expired(&self, g: &mut Inner<T>, now: u64, garbage: &mut Garbage<T>) -> u64 {
-        let Some(ttl) = self.limits.ttl_nanos else {
+        let Some(ttl) = self.ttl_nanos() else {
             return 0;
         };
         let mut expired = 0;
@@ -471,7 +574,7 @@ impl<T> Shared<T> {
             }
         }
         if expired > 0 {
-            let _total = add_locked(&self.counters.expired, expired);
+            let _total = add_locked(&self.hot.counters.expired, expired);
             #[cfg(feature = "tracing")]
             if crossed_power_of_two(_total, expired) {
                 tracing::info!(
@@ -490,13 +593,13 @@ impl<T> Shared<T> {
     /// `high` (release), and stats load `high` (acquire) before `low`, so
     /// a reader never sees a window wider than the topic ever held.
     fn publish_counters(&self, g: &Inner<T>) {
-        if self.limits.ttl_nanos.is_some() {
+        if self.ttl_nanos().is_some() {
             let front = g.log.front_ts().unwrap_or(u64::MAX);
-            self.counters.front_ts.store(front, Ordering::Relaxed);
+            self.hot.counters.front_ts.store(front, Ordering::Relaxed);
         }
-        self.counters.low.store(g.log.low, Ordering::Relaxed);
-        self.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
-        self.counters.high.store(g.log.high(), Ordering::Release);
+        self.hot.counters.low.store(g.log.low, Ordering::Relaxed);
+        self.hot.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
+        self.hot.counters.high.store(g.log.high(), Ordering::Release);
     }
 
     /// Wakes every armed waiter of `kind`, releasing the lock first and
@@ -530,7 +633,7 @@ impl<T> Shared<T> {
             if !more {
                 return;
             }
-            g = self.inner.lock();
+            g = self.hot.inner.lock();
             if !armed(&g) {
                 return;
             }
@@ -560,13 +663,14 @@ impl<T> Shared<T> {
             (StartFrom::Committed, Some(name)) => {
                 let named = self.named.lock();
                 named
-                    .get(name)
+                    .as_ref()
+                    .and_then(|named| named.get(name))
                     .and_then(|n| n.committed)
                     .map(|c| c.saturating_add(1))
             }
             _ => None,
         };
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         if g.closed {
             return Err(SubscribeError::Closed);
         }
@@ -588,30 +692,33 @@ impl<T> Shared<T> {
         };
         let id = g.cursors.insert(pos);
         drop(g);
-        self.counters.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.hot.counters.subscribers.fetch_add(1, Ordering::Relaxed);
         if let Some(name) = name {
             let mut named = self.named.lock();
-            let entry = named.entry(name.clone()).or_insert(Named {
-                committed: None,
-                start: pos,
-                live: 0,
-            });
+            let entry = named
+                .get_or_insert_default()
+                .entry(name.clone())
+                .or_insert(Named {
+                    committed: None,
+                    start: pos,
+                    live: 0,
+                });
             entry.live += 1;
         }
         Ok(ReadState { pos, id })
     }
 
     pub(crate) fn unsubscribe(&self, st: &ReadState, name: Option<&std::sync::Arc<str>>) {
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         g.cursors.remove(st.id);
-        self.counters.subscribers.fetch_sub(1, Ordering::Relaxed);
-        if self.limits.block {
+        self.hot.counters.subscribers.fetch_sub(1, Ordering::Relaxed);
+        if self.blocks() {
             self.wake(g, WaitKind::Publish);
         } else {
             drop(g);
         }
         if let Some(name) = name {
-            if let Some(n) = self.named.lock().get_mut(name) {
+            if let Some(n) = self.named.lock().as_mut().and_then(|named| named.get_mut(name)) {
                 n.live -= 1;
             }
         }
@@ -620,7 +727,7 @@ impl<T> Shared<T> {
     /// Moves the cursor to `offset`; with `below_ok`, an offset below the
     /// window is accepted too (the next fetch reports the gap).
     pub(crate) fn seek(&self, st: &mut ReadState, offset: u64, below_ok: bool) -> Result<(), OutOfRange> {
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         let (low, high) = (g.log.low, g.log.high());
         if offset > high || (offset < low && !below_ok) {
             return Err(OutOfRange {
@@ -632,29 +739,33 @@ impl<T> Shared<T> {
         let forward = offset > st.pos;
         st.pos = offset;
         g.cursors.set(st.id, offset);
-        if forward && self.limits.block {
+        if forward && self.blocks() {
             self.wake(g, WaitKind::Publish);
         }
         Ok(())
     }
 
     pub(crate) fn commit_named(&self, name: &std::sync::Arc<str>, offset: u64) {
-        if let Some(n) = self.named.lock().get_mut(name) {
+        if let Some(n) = self.named.lock().as_mut().and_then(|named| named.get_mut(name)) {
             n.committed = Some(offset);
         }
     }
 
     pub(crate) fn committed(&self, name: &str) -> Option<u64> {
-        self.named.lock().get(name).and_then(|n| n.committed)
+        self.named
+            .lock()
+            .as_ref()
+            .and_then(|named| named.get(name))
+            .and_then(|n| n.committed)
     }
 
     /// Live `Topic` handles.
     pub(crate) fn handles(&self) -> &AtomicUsize {
-        &self.counters.handles
+        &self.hot.counters.handles
     }
 
     pub(crate) fn high(&self) -> u64 {
-        self.counters.high.load(Ordering::Acquire)
+        self.hot.counters.high.load(Ordering::Acquire)
     }
 
     /// True when a receive at `st` would not wait: messages past its
@@ -662,7 +773,7 @@ impl<T> Shared<T> {
     /// (in the same critical section, so no wake-up is lost) and returns
     /// false. Takes nothing.
     pub(crate) fn ready(&self, st: &ReadState, park: Park<'_>) -> bool {
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         let ready = st.pos != g.log.high() || g.closed;
         match park {
             Some((key, waker)) if !ready => g.recv_waiters.arm(key, waker),
@@ -674,29 +785,29 @@ impl<T> Shared<T> {
 
     /// Releases a parked future's slot.
     pub(crate) fn release(&self, kind: WaitKind, key: WaitKey) {
-        self.inner.lock().waiters(kind).release(key);
+        self.hot.inner.lock().waiters(kind).release(key);
     }
 
     pub(crate) fn close(&self) {
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         if g.closed {
             return;
         }
         g.closed = true;
-        self.counters.closed.store(1, Ordering::Release);
+        self.hot.counters.closed.store(1, Ordering::Release);
         self.wake_kinds(g, true, true);
     }
 
     /// Whether the topic is closed, without the lock (a topic never opens
     /// again, so a `true` stays true).
     pub(crate) fn is_closed(&self) -> bool {
-        self.counters.closed.load(Ordering::Acquire) != 0
+        self.hot.counters.closed.load(Ordering::Acquire) != 0
     }
 
     /// The time to check expiry against: the clock on a topic with a TTL,
     /// 0 (no read) on one where nothing expires.
     pub(crate) fn expiry_now(&self) -> u64 {
-        match self.limits.ttl_nanos {
+        match self.ttl_nanos() {
             Some(_) => self.clock.now(),
             None => 0,
         }
@@ -704,7 +815,7 @@ impl<T> Shared<T> {
 
     /// Whether another thread holds the topic's lock right now (a hint).
     pub(crate) fn is_busy(&self) -> bool {
-        self.inner.is_locked()
+        self.hot.inner.is_locked()
     }
 
     /// True when, at the last publish, the slowest live cursor of this
@@ -712,7 +823,7 @@ impl<T> Shared<T> {
     /// a publisher that lets the readers run first (a yield) then evicts
     /// nothing a reader that keeps pace would have read.
     pub(crate) fn near_eviction(&self) -> bool {
-        self.counters.near_eviction.load(Ordering::Relaxed) != 0
+        self.hot.counters.near_eviction.load(Ordering::Relaxed) != 0
     }
 
     /// Updates [`near_eviction`](Self::near_eviction) after a publish of
@@ -724,7 +835,7 @@ impl<T> Shared<T> {
     /// cores: its reader lost messages in 5 of 160 runs; with a quarter,
     /// in 7 of 180; without pacing, in 11 to 14 of 20.)
     fn note_pressure(&self, g: &mut Inner<T>, end: u64, n: u64) {
-        let capacity = self.limits.max_messages as u64;
+        let capacity = self.max_messages() as u64;
         let slowest = g.cursors.min();
         let mut near =
             capacity != u64::MAX && slowest.is_some_and(|slowest| end.saturating_sub(slowest) > capacity / 2);
@@ -738,35 +849,36 @@ impl<T> Shared<T> {
             near = g.pace.1 < capacity / 2;
         }
         let flag = usize::from(near);
-        if self.counters.near_eviction.load(Ordering::Relaxed) != flag {
-            self.counters.near_eviction.store(flag, Ordering::Relaxed);
+        if self.hot.counters.near_eviction.load(Ordering::Relaxed) != flag {
+            self.hot.counters.near_eviction.store(flag, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn stats(&self) -> TopicStats {
-        if let Some(ttl) = self.limits.ttl_nanos {
+        if let Some(ttl) = self.ttl_nanos() {
             // Count what has expired since the last publish or receive,
             // but never wait for the lock to do so, and take it only when
             // the oldest message has expired (a poller must not slow the
             // publishers down).
             let now = self.clock.now();
-            let front = self.counters.front_ts.load(Ordering::Relaxed);
+            let front = self.hot.counters.front_ts.load(Ordering::Relaxed);
             if front != u64::MAX && is_expired(front, now, ttl) {
                 let mut garbage = Garbage::new();
-                if let Some(mut g) = self.inner.try_lock() {
-                    if self.sweep_expired(&mut g, now, &mut garbage) > 0 && self.limits.block {
+                if let Some(mut g) = self.hot.inner.try_lock() {
+                    if self.sweep_expired(&mut g, now, &mut garbage) > 0 && self.blocks() {
                         self.wake(g, WaitKind::Publish);
                     }
                 }
             }
         }
-        let high = self.counters.high.load(Ordering::Acquire);
-        let low = self.counters.low.load(Ordering::Relaxed).min(high);
+        let high = self.hot.counters.high.load(Ordering::Acquire);
+        let low = self.hot.counters.low.load(Ordering::Relaxed).min(high);
         let first = self.config.first_offset;
         let consumers = self
             .named
             .lock()
             .iter()
+            .flat_map(|named| named.iter())
             .map(|(name, n)| {
                 let next = n.committed.map_or(n.start, |c| c.saturating_add(1));
                 ConsumerStats {
@@ -781,11 +893,11 @@ impl<T> Shared<T> {
             low,
             high,
             depth: high - low,
-            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            bytes: self.hot.counters.bytes.load(Ordering::Relaxed),
             published: high - first,
-            evicted: self.counters.evicted.load(Ordering::Relaxed),
-            expired: self.counters.expired.load(Ordering::Relaxed),
-            subscribers: self.counters.subscribers.load(Ordering::Relaxed),
+            evicted: self.hot.counters.evicted.load(Ordering::Relaxed),
+            expired: self.hot.counters.expired.load(Ordering::Relaxed),
+            subscribers: self.hot.counters.subscribers.load(Ordering::Relaxed),
             consumers,
         }
     }
@@ -805,7 +917,7 @@ impl<T: Clone> Shared<T> {
     ) -> Fetched {
         let now = self.expiry_now();
         let mut garbage = Garbage::new();
-        let mut g = self.inner.lock();
+        let mut g = self.hot.inner.lock();
         let start_pos = st.pos;
         let mut result = None;
         if st.pos < g.log.low {
@@ -858,7 +970,7 @@ impl<T: Clone> Shared<T> {
             g.cursors.set(st.id, st.pos);
         }
         let moved = st.pos != start_pos && self.room_for_publishers(&mut g);
-        if self.limits.block && (moved || (swept > 0 && !g.publish_waiters.is_empty())) {
+        if self.blocks() && (moved || (swept > 0 && !g.publish_waiters.is_empty())) {
             self.wake(g, WaitKind::Publish);
         } else {
             drop(g);
@@ -909,7 +1021,11 @@ mod tests {
             let mut live: Vec<u32> = Vec::new();
             for op in ops {
                 match op {
-                    CursorOp::Insert(p) => live.push(cursors.insert(p)),
+                    CursorOp::Insert(p) => {
+                        let id = cursors.insert(p);
+                        prop_assert!(!live.contains(&id), "id {} handed out twice", id);
+                        live.push(id);
+                    }
                     CursorOp::Set(i, p) if !live.is_empty() => cursors.set(live[i % live.len()], p),
                     CursorOp::Remove(i) if !live.is_empty() => {
                         let id = live.swap_remove(i % live.len());
@@ -917,7 +1033,7 @@ mod tests {
                     }
                     _ => {}
                 }
-                let scanned = cursors.pos.iter().flatten().copied().min();
+                let scanned = cursors.scanned_min();
                 prop_assert_eq!(cursors.min(), scanned);
                 if let Some(min) = scanned {
                     prop_assert!(cursors.all_past(min.wrapping_sub(1)) || min == 0);
@@ -933,14 +1049,14 @@ mod tests {
     #[test]
     fn is_closed_takes_no_lock() {
         let shared: Shared<u8> = Shared::new(TopicConfig::default(), None).unwrap();
-        let before = locks_taken::of(&shared.inner);
+        let before = locks_taken::of(&shared.hot.inner);
         assert!(!shared.is_closed());
-        assert_eq!(locks_taken::of(&shared.inner), before);
+        assert_eq!(locks_taken::of(&shared.hot.inner), before);
         shared.close();
         assert!(shared.is_closed());
-        let before = locks_taken::of(&shared.inner);
+        let before = locks_taken::of(&shared.hot.inner);
         assert!(shared.is_closed());
-        assert_eq!(locks_taken::of(&shared.inner), before);
+        assert_eq!(locks_taken::of(&shared.hot.inner), before);
     }
 
     /// The slowest position is found by a scan only when the last cursor
@@ -953,15 +1069,16 @@ mod tests {
         // All but the last move on: the slowest stays 0 without a scan.
         for &id in &ids[..999] {
             cursors.set(id, 5);
-            assert_eq!(cursors.slowest, Some((0, 1000 - (id as usize + 1))));
+            assert_eq!(cursors.kept_slowest(), Some((0, 1000 - (id as usize + 1))));
         }
         cursors.set(ids[999], 7);
         assert_eq!(
-            cursors.slowest, None,
+            cursors.kept_slowest(),
+            None,
             "the last one at 0 left: found again when asked"
         );
         assert_eq!(cursors.min(), Some(5));
-        assert_eq!(cursors.slowest, Some((5, 999)));
+        assert_eq!(cursors.kept_slowest(), Some((5, 999)));
     }
 
     /// Bug J: stats on a TTL topic polled while nothing has expired take
@@ -972,24 +1089,24 @@ mod tests {
         let config = TopicConfig::default().ttl(Some(Duration::from_secs(1)));
         let shared: Shared<u8> = Shared::new(config, None).unwrap();
         shared.push(One(1), None, &mut None).unwrap();
-        let before = locks_taken::of(&shared.inner);
+        let before = locks_taken::of(&shared.hot.inner);
         for _ in 0..100 {
             assert_eq!(shared.stats().depth, 1);
         }
         assert_eq!(
-            locks_taken::of(&shared.inner) - before,
+            locks_taken::of(&shared.hot.inner) - before,
             0,
             "no lock while nothing expired"
         );
         tokio::time::advance(Duration::from_secs(1)).await;
         let s = shared.stats();
         assert_eq!((s.depth, s.expired), (0, 1));
-        let before = locks_taken::of(&shared.inner);
+        let before = locks_taken::of(&shared.hot.inner);
         for _ in 0..100 {
             assert_eq!(shared.stats().expired, 1);
         }
         assert_eq!(
-            locks_taken::of(&shared.inner) - before,
+            locks_taken::of(&shared.hot.inner) - before,
             0,
             "nothing left to sweep"
         );

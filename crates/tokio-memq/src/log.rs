@@ -36,6 +36,15 @@ impl Log {
         }
     }
 
+    /// How the topic retains messages (for a partitioned topic, each of
+    /// its partitions).
+    pub(crate) fn config(&self) -> &memq_core::TopicConfig {
+        match self {
+            Log::Plain(t) => t.config(),
+            Log::Partitioned(p) => p.config(),
+        }
+    }
+
     pub(crate) fn is_partitioned(&self) -> bool {
         matches!(self, Log::Partitioned(_))
     }

@@ -176,12 +176,14 @@ impl TopicOptions {
         memq_core::Topic::<()>::with_weigher(self.to_config(), |_| 0).map(drop)
     }
 
-    /// True when both would retain messages the same way.
-    pub(crate) fn same_retention(&self, other: &TopicOptions) -> bool {
-        self.max_messages == other.max_messages
-            && self.max_bytes == other.max_bytes
-            && self.message_ttl == other.message_ttl
-            && self.lru_enabled == other.lru_enabled
+    /// True when a topic made with these options would retain messages
+    /// as the topic of `config` does.
+    pub(crate) fn same_retention(&self, config: &TopicConfig) -> bool {
+        let mine = self.to_config();
+        mine.max_messages == config.max_messages
+            && mine.max_bytes == config.max_bytes
+            && mine.ttl == config.ttl
+            && mine.overflow == config.overflow
     }
 }
 

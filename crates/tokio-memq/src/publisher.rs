@@ -365,7 +365,7 @@ impl Publisher {
         }
         let entry = self.registry().get_or_create(&self.topic_name, None).ok()?;
         let target = Target {
-            budget: entry.options.max_bytes.is_some(),
+            budget: entry.log.config().max_bytes.is_some(),
             log: entry.log,
         };
         let mut found = false;

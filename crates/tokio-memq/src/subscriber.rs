@@ -88,11 +88,9 @@ pub struct Subscriber {
     /// The topic read, for its windows and whether it is closed (`None`
     /// for a topic on a server).
     log: Option<Log>,
-    /// A group member may publish to its group's dead-letter topic, which
-    /// stays open while it lives.
-    _dead_letters: Option<PublisherLease>,
-    /// Limits of this subscriber's typed receives, instead of the queue's.
-    decode_limits: Option<DecodeLimits>,
+    /// Limits of this subscriber's typed receives, instead of the queue's
+    /// (boxed: rarely set, and every subscriber would pay for it inline).
+    decode_limits: Option<Box<DecodeLimits>>,
     /// The topic's delivered count (metrics only).
     #[cfg(feature = "metrics")]
     delivered: Option<Arc<std::sync::atomic::AtomicU64>>,
@@ -105,6 +103,10 @@ enum Kind {
     Group {
         member: Member<Entry>,
         partitioned: bool,
+        /// A member may publish to its group's dead-letter topic, which
+        /// stays open while it lives. (Here rather than in `Subscriber`:
+        /// the variant has room, and every subscriber would pay for it.)
+        _dead_letters: Option<PublisherLease>,
     },
     /// A reader or group member of a queue over Redis.
     #[cfg(feature = "redis")]
@@ -281,9 +283,12 @@ impl Subscriber {
         dead_letters: Option<PublisherLease>,
     ) -> Self {
         let partitioned = log.is_partitioned();
-        let mut sub = Self::with_kind(registry, Some(log), topic, Kind::Group { member, partitioned });
-        sub._dead_letters = dead_letters;
-        sub
+        let kind = Kind::Group {
+            member,
+            partitioned,
+            _dead_letters: dead_letters,
+        };
+        Self::with_kind(registry, Some(log), topic, kind)
     }
 
     /// A subscriber of a queue over Redis.
@@ -304,7 +309,6 @@ impl Subscriber {
             stash: Stash::default(),
             registry,
             log,
-            _dead_letters: None,
             decode_limits: None,
         }
     }
@@ -345,7 +349,7 @@ impl Subscriber {
     /// ```
     #[must_use]
     pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
-        self.decode_limits = Some(limits);
+        self.decode_limits = Some(Box::new(limits));
         self
     }
 
@@ -368,13 +372,15 @@ impl Subscriber {
     /// ```
     pub fn decode_limits(&self) -> DecodeLimits {
         self.decode_limits
+            .as_deref()
+            .copied()
             .or_else(|| self.formats().limits())
             .unwrap_or_default()
     }
 
     /// The subscriber's own limits, when it has them.
     pub(crate) fn own_decode_limits(&self) -> Option<&DecodeLimits> {
-        self.decode_limits.as_ref()
+        self.decode_limits.as_deref()
     }
 
     /// Reads a received message as a `T` with this subscriber's limits.
@@ -414,7 +420,11 @@ impl Subscriber {
         msg: &TopicMessage,
         format: &SerializationFormat,
     ) -> Result<T, DecodeError> {
-        let limits = self.decode_limits.or_else(|| self.formats().limits());
+        let limits = self
+            .decode_limits
+            .as_deref()
+            .copied()
+            .or_else(|| self.formats().limits());
         let decoded = msg.deserialize_in(format, limits.as_ref());
         self.decode_failed(&decoded);
         decoded
