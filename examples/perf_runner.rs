@@ -457,15 +457,17 @@ fn replay(rt: &Runtime, n: u64, pool: &Pool) {
         ("owned stream", stream),
         ("lent batches of 100", lent),
     ] {
-        println!(
-            "| {name} | {} | {:.2}x | {:.2}x |",
-            human(r),
-            r / live,
-            r / peer
-        );
+        println!("| {name} | {} | {:.2}x | {:.2}x |", human(r), r / live, r / peer);
     }
-    println!("| live delivery (1P / 1C, `recv`) | {} | 1.00x | {:.2}x |", human(live), live / peer);
-    println!("| tokio broadcast draining its buffer | {} | | 1.00x |", human(peer));
+    println!(
+        "| live delivery (1P / 1C, `recv`) | {} | 1.00x | {:.2}x |",
+        human(live),
+        live / peer
+    );
+    println!(
+        "| tokio broadcast draining its buffer | {} | | 1.00x |",
+        human(peer)
+    );
 }
 
 /// Distinct payloads, published in turn: every message is its own buffer,
