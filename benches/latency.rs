@@ -26,15 +26,13 @@
 //!
 //! The publisher is a plain thread using each peer's blocking send for
 //! such threads (mpsc `blocking_send`, flume `send`, kanal's sync sender,
-//! broadcast `send`); tokio-memq has no blocking publish of bytes, so it
-//! runs `publish_bytes` under `Handle::block_on`, which is what
-//! `blocking_send` does inside. Results go to
+//! broadcast `send`, tokio-memq `blocking_publish_bytes`). Results go to
 //! `target/bench-results/latency.json` for `cargo xtask bench`.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Runtime;
 use tokio_memq::{Bytes, MessageQueue, SerializationFormat};
 use tokio_memq_benches::{lossless, quick, results_path, runtime, workers, CAPACITIES, LARGE_CAPACITY};
 
@@ -112,10 +110,9 @@ fn memq(rt: &Runtime, gap: Duration, n: usize, capacity: usize) -> Run {
         let sub = mq.subscriber_with_options("f", lossless(capacity)).await.unwrap();
         let publisher = mq.publisher("f");
         let origin = Instant::now();
-        let handle = Handle::current();
         let sender = pace(gap, n + WARM_UP, origin, move |b| {
-            handle
-                .block_on(publisher.publish_bytes(b, SerializationFormat::Raw))
+            publisher
+                .blocking_publish_bytes(b, SerializationFormat::Raw)
                 .unwrap();
         });
         let mut delays = Vec::with_capacity(n + WARM_UP);
