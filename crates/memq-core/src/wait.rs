@@ -20,6 +20,8 @@ const NONE: WaitKey = WaitKey::MAX;
 struct Slot {
     waker: Option<Waker>,
     armed: bool,
+    /// On the free list (released, not armed since).
+    free: bool,
     /// The next free slot, while this one is free (in the bytes the
     /// waker's alignment leaves anyway).
     next_free: WaitKey,
@@ -59,16 +61,19 @@ impl WaitList {
             None => {
                 let k = if self.free != NONE {
                     let k = self.free;
-                    self.free = self.slots[k as usize].next_free;
+                    let slot = &mut self.slots[k as usize];
+                    slot.free = false;
+                    self.free = slot.next_free;
                     k
                 } else {
                     let k = WaitKey::try_from(self.slots.len())
                         .ok()
                         .filter(|&k| k != NONE)
-                        .expect("more than u32::MAX - 1 futures parked on one topic");
+                        .expect("more than u32::MAX futures parked on one topic");
                     self.slots.push(Slot {
                         waker: None,
                         armed: false,
+                        free: false,
                         next_free: NONE,
                     });
                     k
@@ -103,6 +108,13 @@ impl WaitList {
     pub(crate) fn release(&mut self, key: WaitKey) {
         self.disarm(key);
         let slot = &mut self.slots[key as usize];
+        debug_assert!(!slot.free, "slot {key} released twice");
+        if slot.free {
+            // On the list already: a second push would make it its own
+            // successor, and every later waiter would share it.
+            return;
+        }
+        slot.free = true;
         slot.waker = None;
         slot.next_free = self.free;
         self.free = key;

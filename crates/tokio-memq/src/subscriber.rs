@@ -1665,7 +1665,12 @@ impl Subscriber {
                     match self.decode(&msg) {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {
-                            prepend(&mut stash.lock(), msgs);
+                            // The failed message itself is dropped (the
+                            // error reports it); the rest is put aside,
+                            // and nothing is allocated when nothing is left.
+                            if msgs.len() > 0 {
+                                prepend(&mut stash.lock(), msgs);
+                            }
                             return Err(e.into());
                         }
                         Err(_) => {

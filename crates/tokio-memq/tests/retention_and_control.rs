@@ -381,3 +381,77 @@ async fn stats_polled_under_load_do_not_deadlock() {
     assert!(poller.await.unwrap() > 0);
     assert_eq!(mq.get_topic_stats("s").await.unwrap().published, 30_000);
 }
+
+/// The registry checks a topic's retention against the topic's own
+/// config (it keeps no copy of the options the topic was made with):
+/// each retention option counts, for plain and partitioned topics, and a
+/// topic made without options (by a publisher) has the defaults.
+#[tokio::test]
+async fn every_retention_option_is_checked_against_the_existing_topic() {
+    let mismatch = |r: Result<(), TopicError>| matches!(r, Err(TopicError::OptionsMismatch { .. }));
+    let mq = MessageQueue::new();
+    let base = TopicOptions {
+        max_messages: Some(10),
+        max_bytes: Some(1 << 20),
+        message_ttl: Some(Duration::from_secs(60)),
+        lru_enabled: true,
+        ..Default::default()
+    };
+    let changed = [
+        TopicOptions {
+            max_messages: None,
+            ..base.clone()
+        },
+        TopicOptions {
+            max_bytes: Some(2 << 20),
+            ..base.clone()
+        },
+        TopicOptions {
+            max_bytes: None,
+            ..base.clone()
+        },
+        TopicOptions {
+            message_ttl: Some(Duration::from_secs(61)),
+            ..base.clone()
+        },
+        TopicOptions {
+            message_ttl: None,
+            ..base.clone()
+        },
+        TopicOptions {
+            lru_enabled: false,
+            ..base.clone()
+        },
+    ];
+    mq.create_topic("r", base.clone()).await.unwrap();
+    mq.create_topic("r", base.clone()).await.unwrap();
+    for options in &changed {
+        assert!(
+            mismatch(mq.create_topic("r", options.clone()).await),
+            "{options:?}"
+        );
+        assert!(
+            matches!(
+                mq.subscriber_with_options("r", options.clone()).await,
+                Err(TopicError::OptionsMismatch { .. })
+            ),
+            "{options:?}"
+        );
+    }
+    assert!(mq.subscriber_with_options("r", base.clone()).await.is_ok());
+
+    mq.create_partitioned_topic("pr", base.clone(), 3).await.unwrap();
+    mq.create_partitioned_topic("pr", base.clone(), 3).await.unwrap();
+    for options in &changed {
+        assert!(
+            mismatch(mq.create_partitioned_topic("pr", options.clone(), 3).await),
+            "{options:?}"
+        );
+    }
+
+    mq.publisher("by-publisher").publish(1u8).await.unwrap();
+    mq.create_topic("by-publisher", TopicOptions::default())
+        .await
+        .unwrap();
+    assert!(mismatch(mq.create_topic("by-publisher", capped(5)).await));
+}

@@ -773,6 +773,69 @@ async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_pos
     assert_eq!(sub.try_recv_now().unwrap().offset(), 2);
 }
 
+/// A seek that succeeds drops what a typed batch put aside (it is behind
+/// the new position): `seek` all of it, `seek_partition` that
+/// partition's only; `lag` and `partition_offset` then leave it out. (A
+/// subscriber of one cursor puts such messages back into its cursor; one
+/// of every partition keeps them in its stash, allocated when first used:
+/// the second half.)
+#[tokio::test]
+async fn a_successful_seek_drops_what_a_typed_batch_put_aside() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscriber("plain").await.unwrap();
+    let p = mq.publisher("plain");
+    p.publish(1u32).await.unwrap();
+    p.publish("x").await.unwrap();
+    p.publish(3u32).await.unwrap();
+    let first = within(LIMIT, sub.recv_batch_typed::<u32>(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, [1]);
+    assert_eq!(sub.lag(), 2, "offsets 1 and 2 put aside");
+    sub.seek(3).await.unwrap();
+    assert_eq!(sub.lag(), 0);
+    assert_eq!(sub.partition_offset(0), Some(3));
+    assert!(sub.try_recv_now().is_err(), "nothing put aside is left");
+    p.publish(4u32).await.unwrap();
+    assert_eq!(sub.try_recv_now().unwrap().offset(), 3);
+
+    mq.create_partitioned_topic("parts", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    let sub = mq.subscriber("parts").await.unwrap();
+    let to = |partition| mq.set_partition_routing("parts", PartitionRouting::Fixed(partition));
+    to(0).await.unwrap();
+    for v in [
+        TopicMessage::new("parts", 1u32),
+        TopicMessage::new("parts", "x"),
+        TopicMessage::new("parts", 3u32),
+    ] {
+        mq.publish_to_partitioned(v.unwrap()).await.unwrap();
+    }
+    let first = within(LIMIT, sub.recv_batch_typed::<u32>(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, [1]);
+    to(1).await.unwrap();
+    mq.publish_to_partitioned(TopicMessage::new("parts", 10u32).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sub.lag(), 3, "two put aside in partition 0, one new in 1");
+    assert_eq!(sub.partition_offset(0), Some(1));
+    // Partition 1's seek keeps partition 0's messages.
+    sub.seek_partition(1, 0).await.unwrap();
+    assert_eq!(sub.lag(), 3);
+    assert_eq!(sub.partition_offset(0), Some(1));
+    sub.seek_partition(0, 3).await.unwrap();
+    assert_eq!(sub.lag(), 1);
+    assert_eq!(sub.partition_offset(0), Some(3));
+    let next = sub.try_recv_now().unwrap();
+    assert_eq!((next.partition, next.offset()), (Some(1), 0));
+    assert!(sub.try_recv_now().is_err());
+}
+
 #[tokio::test]
 async fn native_values_convert_only_when_nothing_is_lost() {
     #[derive(serde::Serialize, Clone)]
