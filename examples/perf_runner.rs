@@ -372,7 +372,7 @@ fn scale(rt: &Runtime, quick: u64, pool: &Pool) {
 /// and one subscriber running at once, the `1kib` row) and a tokio
 /// broadcast receiver draining a buffer holding the same messages.
 fn replay(rt: &Runtime, n: u64, pool: &Pool) {
-    #[derive(Clone, Copy, PartialEq)]
+    #[derive(Clone, Copy)]
     enum Read {
         Recv,
         Stream,
@@ -432,7 +432,7 @@ fn replay(rt: &Runtime, n: u64, pool: &Pool) {
     let recv = ours(Read::Recv);
     let stream = ours(Read::Stream);
     let lent = ours(Read::Lent);
-    let live = one_to_one(rt, "1P / 1C", "1 KiB", pool, n, DEFAULT_CAPACITY).ours;
+    let live = one_to_one_memq(rt, pool, n, DEFAULT_CAPACITY);
     let peer = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
@@ -457,12 +457,17 @@ fn replay(rt: &Runtime, n: u64, pool: &Pool) {
         ("owned stream", stream),
         ("lent batches of 100", lent),
     ] {
-        println!("| {name} | {} | {:.2}x | {:.2}x |", human(r), r / live, r / peer);
+        println!(
+            "| {name} | {} | {:.2}x | {} |",
+            human(r),
+            r / live,
+            ratio(r, peer)
+        );
     }
     println!(
-        "| live delivery (1P / 1C, `recv`) | {} | 1.00x | {:.2}x |",
+        "| live delivery (1P / 1C, `recv`) | {} | 1.00x | {} |",
         human(live),
-        live / peer
+        ratio(live, peer)
     );
     println!(
         "| tokio broadcast draining its buffer | {} | | 1.00x |",
@@ -538,8 +543,10 @@ fn lossless(capacity: usize) -> TopicOptions {
     }
 }
 
-fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: u64, capacity: usize) -> Row {
-    let ours = rate(rt, || {
+/// tokio-memq's figure of [`one_to_one`]: a publisher task and a
+/// subscriber, `n` messages.
+fn one_to_one_memq(rt: &Runtime, pool: &Pool, n: u64, capacity: usize) -> f64 {
+    rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
             let mq = MessageQueue::new();
@@ -559,7 +566,11 @@ fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: 
             producer.await.unwrap();
             (got, start.elapsed())
         })
-    });
+    })
+}
+
+fn one_to_one(rt: &Runtime, scenario: &str, size: &'static str, pool: &Pool, n: u64, capacity: usize) -> Row {
+    let ours = one_to_one_memq(rt, pool, n, capacity);
     let mpsc = peer_rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
@@ -883,6 +894,16 @@ fn batches(rt: &Runtime, n: u64, size: usize, pool: &Pool, capacity: usize, lent
     }
 }
 
+/// `ours / peer` as a ratio, or `n/a` without a peer figure (none in
+/// the table, or `--ours-only`).
+fn ratio(ours: f64, peer: f64) -> String {
+    if peer > 0.0 {
+        format!("{:.2}x", ours / peer)
+    } else {
+        "n/a".to_string()
+    }
+}
+
 fn human(rate: f64) -> String {
     if rate >= 1e6 {
         format!("{:.2} M", rate / 1e6)
@@ -912,12 +933,7 @@ fn print_table(config: &Config, rows: &[Row]) {
     for r in rows {
         let best = r.mpsc.into_iter().chain(r.broadcast).fold(0.0f64, f64::max);
         let cell = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), human);
-        // No peer in this table (or --ours-only): no ratio.
-        let ratio = if best > 0.0 {
-            format!("{:.2}x", r.ours / best)
-        } else {
-            "n/a".to_string()
-        };
+        let ratio = ratio(r.ours, best);
         println!(
             "| {} | {} | {} | {} | {} | {} | {ratio} |",
             r.scenario,

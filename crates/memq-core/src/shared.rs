@@ -147,22 +147,16 @@ impl Default for Cursors {
 
 impl Cursors {
     fn insert(&mut self, pos: u64) -> u32 {
-        let id = if self.free != NO_CURSOR {
+        // The free list holds free entries only (`remove` frees an entry
+        // once); `NO_CURSOR` is past the end of any slab.
+        let id = if let Some(&CursorPos::Free(next)) = self.pos.get(self.free as usize) {
             let id = self.free;
-            match self.pos[id as usize] {
-                CursorPos::Free(next) => self.free = next,
-                // The free list holds free entries only (`remove` never
-                // frees an entry twice); were it ever not so, start over
-                // with an empty list rather than reuse a live id.
-                CursorPos::Live(_) => {
-                    debug_assert!(false, "cursor {id} on the free list is live");
-                    self.free = NO_CURSOR;
-                    return self.insert(pos);
-                }
-            }
+            self.free = next;
             self.pos[id as usize] = CursorPos::Live(pos);
             id
         } else {
+            debug_assert_eq!(self.free, NO_CURSOR, "a live cursor on the free list");
+            self.free = NO_CURSOR;
             // Room for exactly one at first (then doubling as usual):
             // an idle topic with one reader pays for no slack.
             if self.pos.capacity() == 0 {
@@ -188,15 +182,12 @@ impl Cursors {
         }
     }
 
+    /// Frees `id` (once: removing it again changes nothing).
     fn remove(&mut self, id: u32) {
-        let entry = std::mem::replace(&mut self.pos[id as usize], CursorPos::Free(self.free));
-        match entry {
-            CursorPos::Live(old) => {
-                self.left(old);
-                self.free = id;
-            }
-            // Removed twice: leave the free list as it was.
-            CursorPos::Free(_) => self.pos[id as usize] = entry,
+        if let CursorPos::Live(old) = self.pos[id as usize] {
+            self.left(old);
+            self.pos[id as usize] = CursorPos::Free(self.free);
+            self.free = id;
         }
     }
 
@@ -230,29 +221,25 @@ impl Cursors {
         (self.at_slowest != 0).then_some((self.slowest, self.at_slowest as usize))
     }
 
+    /// The positions of the live cursors.
+    fn live(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pos.iter().filter_map(|p| match p {
+            CursorPos::Live(p) => Some(*p),
+            CursorPos::Free(_) => None,
+        })
+    }
+
     /// The slowest live position, by a full scan.
     #[cfg(test)]
     fn scanned_min(&self) -> Option<u64> {
-        self.pos
-            .iter()
-            .filter_map(|p| match p {
-                CursorPos::Live(p) => Some(*p),
-                CursorPos::Free(_) => None,
-            })
-            .min()
+        self.live().min()
     }
 
     /// The position of the slowest live cursor.
     fn min(&mut self) -> Option<u64> {
         if self.at_slowest == 0 {
-            let live = || {
-                self.pos.iter().filter_map(|p| match p {
-                    CursorPos::Live(p) => Some(*p),
-                    CursorPos::Free(_) => None,
-                })
-            };
-            let min = live().min()?;
-            let n = live().filter(|&p| p == min).count();
+            let min = self.live().min()?;
+            let n = self.live().filter(|&p| p == min).count();
             // At most `u32::MAX - 1` cursors (their ids are `u32`).
             self.at_slowest = u32::try_from(n).unwrap_or(u32::MAX);
             self.slowest = min;

@@ -371,11 +371,15 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn decode_limits(&self) -> DecodeLimits {
+        self.limits_in_force().unwrap_or_default()
+    }
+
+    /// This subscriber's limits, else the queue's, if either was set.
+    fn limits_in_force(&self) -> Option<DecodeLimits> {
         self.decode_limits
             .as_deref()
             .copied()
             .or_else(|| self.formats().limits())
-            .unwrap_or_default()
     }
 
     /// The subscriber's own limits, when it has them.
@@ -420,11 +424,7 @@ impl Subscriber {
         msg: &TopicMessage,
         format: &SerializationFormat,
     ) -> Result<T, DecodeError> {
-        let limits = self
-            .decode_limits
-            .as_deref()
-            .copied()
-            .or_else(|| self.formats().limits());
+        let limits = self.limits_in_force();
         let decoded = msg.deserialize_in(format, limits.as_ref());
         self.decode_failed(&decoded);
         decoded

@@ -740,30 +740,36 @@ async fn typed_receives_can_be_acknowledged() {
     assert_eq!(stats.committed, [None, Some(1)]);
 }
 
-#[tokio::test]
-async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_positions() {
-    let mq = MessageQueue::new();
-    mq.create_partitioned_topic("st", TopicOptions::default(), 2)
+/// A subscriber of every partition of a new two-partition `topic` whose
+/// typed batch of `u32` got `[1]` from partition 0 and put aside offsets
+/// 1 (`"x"`, which failed to decode) and 2 there.
+async fn two_put_aside_in_partition_0(mq: &MessageQueue, topic: &str) -> tokio_memq::Subscriber {
+    mq.create_partitioned_topic(topic, TopicOptions::default(), 2)
         .await
         .unwrap();
-    mq.set_partition_routing("st", PartitionRouting::Fixed(0))
+    mq.set_partition_routing(topic, PartitionRouting::Fixed(0))
         .await
         .unwrap();
-    let sub = mq.subscriber("st").await.unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", 1u32).unwrap())
-        .await
-        .unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", "x").unwrap())
-        .await
-        .unwrap();
-    mq.publish_to_partitioned(TopicMessage::new("st", 3u32).unwrap())
-        .await
-        .unwrap();
+    let sub = mq.subscriber(topic).await.unwrap();
+    for m in [
+        TopicMessage::new(topic, 1u32),
+        TopicMessage::new(topic, "x"),
+        TopicMessage::new(topic, 3u32),
+    ] {
+        mq.publish_to_partitioned(m.unwrap()).await.unwrap();
+    }
     let first = within(LIMIT, sub.recv_batch_typed::<u32>(3))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(first, [1]);
+    sub
+}
+
+#[tokio::test]
+async fn messages_a_typed_batch_put_aside_survive_a_failed_seek_and_count_in_positions() {
+    let mq = MessageQueue::new();
+    let sub = two_put_aside_in_partition_0(&mq, "st").await;
     // Offsets 1 and 2 are put aside; they are what comes next.
     assert_eq!(sub.positions(), [(0, 1), (1, 0)]);
     assert_eq!(sub.lag(), 2);
@@ -800,25 +806,10 @@ async fn a_successful_seek_drops_what_a_typed_batch_put_aside() {
     p.publish(4u32).await.unwrap();
     assert_eq!(sub.try_recv_now().unwrap().offset(), 3);
 
-    mq.create_partitioned_topic("parts", TopicOptions::default(), 2)
+    let sub = two_put_aside_in_partition_0(&mq, "parts").await;
+    mq.set_partition_routing("parts", PartitionRouting::Fixed(1))
         .await
         .unwrap();
-    let sub = mq.subscriber("parts").await.unwrap();
-    let to = |partition| mq.set_partition_routing("parts", PartitionRouting::Fixed(partition));
-    to(0).await.unwrap();
-    for v in [
-        TopicMessage::new("parts", 1u32),
-        TopicMessage::new("parts", "x"),
-        TopicMessage::new("parts", 3u32),
-    ] {
-        mq.publish_to_partitioned(v.unwrap()).await.unwrap();
-    }
-    let first = within(LIMIT, sub.recv_batch_typed::<u32>(3))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(first, [1]);
-    to(1).await.unwrap();
     mq.publish_to_partitioned(TopicMessage::new("parts", 10u32).unwrap())
         .await
         .unwrap();
