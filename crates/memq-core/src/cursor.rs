@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -166,17 +167,27 @@ pub struct Cursor<T> {
     shared: Arc<Shared<T>>,
     st: ReadState,
     buf: VecDeque<Buffered<T>>,
-    pending_lag: Option<u64>,
-    name: Option<std::sync::Arc<str>>,
-    committed: Option<u64>,
+    /// A gap found after handing out messages, reported next (never 0).
+    pending_lag: Option<NonZeroU64>,
+    /// Boxed: most cursors have no name, and every one would pay 16 bytes
+    /// for an inline `Option<Arc<str>>` (issue 10 bounds an idle topic
+    /// with one subscriber).
+    name: Option<Box<std::sync::Arc<str>>>,
+    /// The last offset committed ([`NOT_COMMITTED`]: none; no offset can
+    /// be `u64::MAX`, as the next offset after the last one must exist).
+    committed: u64,
 }
+
+/// [`Cursor::committed`]'s "nothing committed", in half the space of an
+/// `Option<u64>`.
+const NOT_COMMITTED: u64 = u64::MAX;
 
 impl<T> fmt::Debug for Cursor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cursor")
             .field("name", &self.name)
             .field("position", &self.position())
-            .field("committed", &self.committed)
+            .field("committed", &self.committed())
             .finish_non_exhaustive()
     }
 }
@@ -189,8 +200,8 @@ impl<T> Cursor<T> {
             st,
             buf: VecDeque::new(),
             pending_lag: None,
-            name,
-            committed,
+            name: name.map(Box::new),
+            committed: committed.unwrap_or(NOT_COMMITTED),
         }
     }
 
@@ -215,13 +226,13 @@ impl<T> Cursor<T> {
 
     /// The consumer name this cursor was opened with.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(|n| &**n)
     }
 
     /// The last offset committed through this cursor, or for a named
     /// cursor the consumer's committed offset when it was opened.
     pub fn committed(&self) -> Option<u64> {
-        self.committed
+        (self.committed != NOT_COMMITTED).then_some(self.committed)
     }
 
     /// Messages published that this cursor has not delivered yet.
@@ -274,7 +285,8 @@ impl<T> Cursor<T> {
         if let Some(name) = &self.name {
             self.shared.commit_named(name, offset);
         }
-        self.committed = Some(offset);
+        // `offset < high <= u64::MAX`: never the sentinel.
+        self.committed = offset;
         Ok(())
     }
 
@@ -306,7 +318,7 @@ impl<T> Cursor<T> {
     /// assert_eq!(cursor.take_lag(), None);
     /// ```
     pub fn take_lag(&mut self) -> Option<u64> {
-        self.pending_lag.take()
+        self.pending_lag.take().map(NonZeroU64::get)
     }
 
     /// Puts messages back in front of everything else, to be delivered
@@ -692,14 +704,14 @@ impl<T: Clone> Cursor<T> {
         if let Some(n) = self.pending_lag {
             if got == 0 {
                 self.pending_lag = None;
-                return Err(TryRecvError::Lagged(n));
+                return Err(TryRecvError::Lagged(n.get()));
             }
             return Ok(got);
         }
         if got > 0 {
             // Top up without waiting; a lag found here is reported next time.
             if let Fetched::Lagged(n) = self.refill(max - got, max - got, usize::MAX, None) {
-                self.pending_lag = Some(n);
+                self.pending_lag = NonZeroU64::new(n);
             }
             got += self.drain(max - got, now, out);
             return Ok(got);
@@ -771,7 +783,7 @@ impl<T: Clone> Cursor<T> {
 
 impl<T> Drop for Cursor<T> {
     fn drop(&mut self) {
-        self.shared.unsubscribe(&self.st, self.name.as_ref());
+        self.shared.unsubscribe(&self.st, self.name.as_deref());
     }
 }
 

@@ -25,20 +25,32 @@ pub(crate) struct TopicEntry {
     /// again); unique in the queue.
     pub(crate) id: u64,
     pub(crate) log: Log,
-    /// Consumer groups of this topic, by name. A group outlives its
-    /// members (its commits live in the topic anyway). A `BTreeMap`: most
-    /// topics have no group, and an empty one is 24 bytes, not 48.
-    groups: Arc<Mutex<std::collections::BTreeMap<String, GroupEntry>>>,
+    /// Consumer groups of this topic, by name; made for its first group
+    /// ([`Registry::groups_of`]): most topics have none, and an idle topic
+    /// would pay 48 bytes for an empty map. A group outlives its members
+    /// (its commits live in the topic anyway).
+    groups: Option<Groups>,
     /// Messages handed to the topic's subscribers (only counted for
     /// metrics).
     #[cfg(feature = "metrics")]
     pub(crate) delivered: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A topic's consumer groups, by name.
+type Groups = Arc<Mutex<std::collections::BTreeMap<String, GroupEntry>>>;
+
 impl TopicEntry {
     /// Handles of the topic's consumer groups.
     pub(crate) fn group_handles(&self) -> Vec<Group<Entry>> {
-        self.groups.lock().values().map(|g| g.group.clone()).collect()
+        self.groups
+            .as_ref()
+            .map(|g| g.lock().values().map(|g| g.group.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The topic's consumer group called `name`.
+    fn group(&self, name: &str) -> Option<GroupEntry> {
+        self.groups.as_ref()?.lock().get(name).cloned()
     }
 }
 
@@ -352,7 +364,7 @@ impl Registry {
         let entry = TopicEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             log,
-            groups: Arc::default(),
+            groups: None,
             #[cfg(feature = "metrics")]
             delivered: Arc::default(),
         };
@@ -416,6 +428,22 @@ impl Registry {
 
     pub(crate) fn get(&self, name: &str) -> Option<TopicEntry> {
         self.topics.read().get(name).cloned()
+    }
+
+    /// The groups map of `entry`, the topic called `name`, made for its
+    /// first group and shared by every copy of the entry from then on. A
+    /// topic deleted since `entry` was looked up gets a map of its own
+    /// (its groups can only find it closed).
+    fn groups_of(&self, name: &str, entry: &TopicEntry) -> Groups {
+        if let Some(groups) = &entry.groups {
+            return groups.clone();
+        }
+        match self.topics.write().get_mut(name) {
+            Some(current) if current.id == entry.id => {
+                current.groups.get_or_insert_with(Groups::default).clone()
+            }
+            _ => Groups::default(),
+        }
     }
 
     /// Every topic, with its name.
@@ -1188,9 +1216,8 @@ impl MessageQueue {
                 .ok()
                 .flatten();
         }
-        let entry = self.registry().topics.read().get(topic.as_ref())?.clone();
-        let group = entry.groups.lock().get(group.as_ref())?.group.clone();
-        Some(group.stats())
+        let entry = self.registry().get(topic.as_ref())?;
+        Some(entry.group(group.as_ref())?.group.stats())
     }
 
     /// Creates `topic` with `options`; does nothing when it exists with
@@ -1331,8 +1358,8 @@ impl MessageQueue {
         // locks, and a stats sweep may wake publishers.
         let entry = self.registry().get(topic.as_ref())?;
         // Groups write their automatic commits lazily; make lags current.
-        for g in entry.groups.lock().values() {
-            g.group.flush_commits();
+        for g in entry.group_handles() {
+            g.flush_commits();
         }
         Some(entry.log.stats())
     }
@@ -1687,7 +1714,7 @@ impl GroupBuilder<'_> {
     fn join_now(self) -> Result<Subscriber, TopicError> {
         let registry = self.queue.registry();
         let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
-        let existing = entry.groups.lock().get(&self.group).cloned();
+        let existing = entry.group(&self.group);
         let (group, dead_letters) = match existing {
             Some(g) => self.check(g)?,
             None => {
@@ -1716,7 +1743,8 @@ impl GroupBuilder<'_> {
                     None => Group::new(&self.group, sources, self.config.clone()),
                 }
                 .map_err(|e| group_error(&self.group, e))?;
-                let mut groups = entry.groups.lock();
+                let groups = registry.groups_of(&self.topic, &entry);
+                let mut groups = groups.lock();
                 match groups.get(&self.group) {
                     // Another join created it meanwhile.
                     Some(other) => {

@@ -407,3 +407,55 @@ async fn a_zero_timeout_receive_gets_what_is_there_while_the_group_is_busy() {
     hammer.join().unwrap();
     assert_eq!(got.expect("bounded"), (0..N).collect::<Vec<u32>>());
 }
+
+/// A topic's groups live as long as the topic (the registry makes its
+/// groups map for the first group): two joins of one name are one group
+/// (each message to one member), `get_group_stats` and the topic listing
+/// see it, another name is another group, and a topic deleted and created
+/// again starts with none.
+#[tokio::test]
+async fn a_topic_s_groups_are_shared_by_its_joins_and_go_with_it() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let join = |group: &'static str| mq.subscriber_group("t", group, ConsumptionMode::Earliest);
+        let (a, b) = (join("g").await.unwrap(), join("g").await.unwrap());
+        let other = join("h").await.unwrap();
+        mq.publisher("t")
+            .publish_batch(vec![1u32, 2, 3, 4])
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for member in [&a, &b] {
+            while let Ok(m) = member.try_recv_now() {
+                got.push(m.deserialize::<u32>().unwrap());
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4], "one group: each message to one member");
+        assert_eq!(
+            other.recv_batch(10).await.unwrap().len(),
+            4,
+            "another group gets them all"
+        );
+        let stats = mq.get_group_stats("t", "g").await.expect("the group exists");
+        assert_eq!((stats.name.as_str(), stats.members), ("g", 2));
+        assert!(mq.get_group_stats("t", "nobody").await.is_none());
+        let listed = mq.snapshot();
+        let topic = listed.iter().find(|t| t.name == "t").expect("listed");
+        let mut names: Vec<&str> = topic.groups.iter().map(|g| g.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["g", "h"]);
+        assert!(mq.delete_topic("t").await);
+        drop((a, b, other));
+        let _again = mq.subscriber("t").await.unwrap();
+        assert!(
+            mq.get_group_stats("t", "g").await.is_none(),
+            "a topic created again has no groups"
+        );
+        let c = join("g").await.unwrap();
+        assert_eq!(mq.get_group_stats("t", "g").await.map(|s| s.members), Some(1));
+        drop(c);
+    })
+    .await
+    .expect("finished");
+}

@@ -309,11 +309,11 @@ fn collections_of_native_values_are_weighed_by_their_elements() {
 /// Performance section.
 #[test]
 fn an_idle_topic_with_one_subscriber_stays_within_its_measured_size() {
-    // The `metrics` feature adds a delivered counter per topic and per
-    // subscriber (45 bytes measured), the `redis` feature a larger
-    // subscriber and registry (32).
+    // Measured 974 bytes. The `metrics` feature adds a delivered counter
+    // per topic and per subscriber (45 bytes measured), the `redis`
+    // feature a larger subscriber and registry (56).
     const BOUND: isize =
-        1_070 + if cfg!(feature = "metrics") { 50 } else { 0 } + if cfg!(feature = "redis") { 35 } else { 0 };
+        1_000 + if cfg!(feature = "metrics") { 50 } else { 0 } + if cfg!(feature = "redis") { 60 } else { 0 };
     const TOPICS: usize = 10_000;
     let _serial = alloc::serial();
     current_thread().block_on(async {
