@@ -93,6 +93,7 @@ fn split<K: AsRef<[u8]>, T>(
         return Err(PublishBatchError {
             cause: PublishError::Route { error, value: () },
             published: Vec::new(),
+            unpublished_index: (0..messages.len()).collect(),
             unpublished: messages,
         });
     }
@@ -115,8 +116,12 @@ fn split<K: AsRef<[u8]>, T>(
 }
 
 /// Puts the messages of a failed share and of the shares never tried back
-/// in input order.
-fn unpublished<K, T>(failed: Option<Share<K, T>>, rest: VecDeque<Share<K, T>>) -> Vec<(Option<K>, T)> {
+/// in input order, with their input indices.
+#[allow(clippy::type_complexity)]
+fn unpublished<K, T>(
+    failed: Option<Share<K, T>>,
+    rest: VecDeque<Share<K, T>>,
+) -> (Vec<(Option<K>, T)>, Vec<usize>) {
     let mut all: Vec<(usize, Option<K>, T)> = Vec::new();
     for s in failed.into_iter().chain(rest) {
         all.extend(
@@ -128,7 +133,7 @@ fn unpublished<K, T>(failed: Option<Share<K, T>>, rest: VecDeque<Share<K, T>>) -
         );
     }
     all.sort_unstable_by_key(|(i, _, _)| *i);
-    all.into_iter().map(|(_, k, v)| (k, v)).collect()
+    all.into_iter().map(|(i, k, v)| ((k, v), i)).unzip()
 }
 
 fn stopped<K, T>(
@@ -147,10 +152,12 @@ fn stopped<K, T>(
         keys,
         values,
     });
+    let (unpublished, unpublished_index) = unpublished(failed, rest);
     PublishBatchError {
         cause: PublishError::Partition { partition, error },
         published,
-        unpublished: unpublished(failed, rest),
+        unpublished,
+        unpublished_index,
     }
 }
 
@@ -286,7 +293,7 @@ impl<K, T> PublishBatch<'_, K, T> {
                 values,
             })
         });
-        unpublished(failed, std::mem::take(&mut self.pending))
+        unpublished(failed, std::mem::take(&mut self.pending)).0
     }
 }
 

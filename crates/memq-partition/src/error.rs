@@ -252,6 +252,7 @@ impl<T> std::error::Error for PublishError<T> {}
 /// let err = topic.try_publish_batch(batch).unwrap_err();
 /// assert_eq!(err.cause.partition(), Some(0));
 /// assert!(err.published.is_empty()); // partition 0 comes first: nothing published
+/// assert_eq!(err.unpublished_index, [0, 1]);
 /// assert_eq!(err.into_unpublished(), vec![(Some("abc"), 1), (Some("21"), 2)]);
 /// ```
 #[non_exhaustive]
@@ -264,6 +265,10 @@ pub struct PublishBatchError<K, T> {
     pub published: Vec<(usize, Range<u64>)>,
     /// The messages not published, in input order.
     pub unpublished: Vec<(Option<K>, T)>,
+    /// The position in the input of each of [`unpublished`](Self::unpublished),
+    /// ascending: for a caller that kept something of its own per message
+    /// (the values a batch was encoded from) to hand back the right ones.
+    pub unpublished_index: Vec<usize>,
 }
 
 impl<K, T> PublishBatchError<K, T> {

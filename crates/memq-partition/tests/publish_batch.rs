@@ -148,6 +148,8 @@ fn failed_share_stops_the_batch_and_hands_back_the_rest() {
         err.unpublished,
         vec![(Some("p3"), 0), (Some("p2"), 1), (Some("p2"), 4)]
     );
+    // Where each of them was in the input.
+    assert_eq!(err.unpublished_index, [0, 1, 4]);
     assert_eq!(partition_contents(&topic, 0), vec![(0, 2), (1, 5)]);
     assert_eq!(partition_contents(&topic, 1), vec![(0, 3)]);
     assert_eq!(topic.partition_stats(3).unwrap().published, 0);
@@ -178,6 +180,7 @@ fn share_larger_than_a_partition_is_refused_whole() {
     ));
     assert_eq!(err.published, vec![(0, 0..1)]);
     assert_eq!(err.unpublished.len(), 3);
+    assert_eq!(err.unpublished_index, [1, 2, 3]);
     assert_eq!(topic.partition_stats(1).unwrap().published, 0);
 }
 

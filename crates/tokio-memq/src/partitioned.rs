@@ -238,18 +238,22 @@ impl MessageQueue {
             .await
     }
 
-    /// Publishes messages to the partitioned topics they name. Each
-    /// topic's messages are routed first; each partition's share is then
-    /// published as one contiguous, in-order run. Returns every message's
-    /// (partition, offset), in input order.
+    /// Publishes messages to the partitioned topics they name, one topic
+    /// after another in name order. Each topic's messages are routed
+    /// first; each partition's share is then published as one contiguous,
+    /// in-order run. Returns every message's (partition, offset), in input
+    /// order.
     ///
     /// # Errors
     ///
     /// [`PublishError::Unroutable`] (nothing published) when a topic does
-    /// not exist or is not partitioned, or a router cannot place a message.
-    /// When a partition refuses its share (closed, too large), the shares
-    /// published before it stay published and the error hands back the
-    /// messages that were not.
+    /// not exist or is not partitioned: every topic is checked before
+    /// anything is published. When a topic's router cannot place one of
+    /// its messages (a custom router returning a partition out of range),
+    /// nothing of that topic is published, and, as when a partition refuses
+    /// its share (closed, too large), what was published before it stays
+    /// published and the error (`Unroutable`, or the share's) hands back
+    /// every message that was not.
     ///
     /// # Examples
     ///

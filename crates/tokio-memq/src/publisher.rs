@@ -441,8 +441,8 @@ impl Publisher {
             // Never waits for room (retention is by count): no timeout.
             let _ = timeout;
             return self
-                .publish_remote(vec![entry], |mut back_entries| {
-                    back(back_entries.pop().expect("the entry handed back"))
+                .publish_remote(vec![entry], |mut rest| {
+                    back(rest.entries.pop().expect("the entry handed back"))
                 })
                 .await
                 .map(|placed| placed.placements[0]);
@@ -898,11 +898,7 @@ impl Publisher {
         data: Vec<T>,
     ) -> Result<Range<u64>, PublishError<Vec<T>>> {
         let (entries, kept) = self.prepare_batch(data)?;
-        self.publish_entries(entries, move |e| match kept {
-            Some(values) => values,
-            None => e.into_iter().map(Entry::into_native).collect(),
-        })
-        .await
+        self.publish_entries(entries, hand_back(kept)).await
     }
 
     /// [`publish_batch`](Self::publish_batch), returning where every
@@ -934,12 +930,7 @@ impl Publisher {
         data: Vec<T>,
     ) -> Result<Vec<(usize, u64)>, PublishError<Vec<T>>> {
         let (entries, kept) = self.prepare_batch(data)?;
-        let landed = self
-            .publish_entries_placed(entries, move |e| match kept {
-                Some(values) => values,
-                None => e.into_iter().map(Entry::into_native).collect(),
-            })
-            .await?;
+        let landed = self.publish_entries_placed(entries, hand_back(kept)).await?;
         Ok(match landed {
             Landed::Run(range) => range.map(|o| (0, o)).collect(),
             Landed::Shares(receipt) => receipt.placements(),
@@ -981,8 +972,10 @@ impl Publisher {
     ) -> Result<Range<u64>, PublishError<Vec<Bytes>>> {
         let (tag, data) = self.tag_of(&format, data)?;
         let entries: Vec<Entry> = data.into_iter().map(|b| Entry::encoded(b, tag)).collect();
-        self.publish_entries(entries, |e| e.into_iter().map(Entry::into_bytes).collect())
-            .await
+        self.publish_entries(entries, |rest| {
+            rest.entries.into_iter().map(Entry::into_bytes).collect()
+        })
+        .await
     }
 
     /// Publishes a batch. On a plain topic: one contiguous run, all or
@@ -993,7 +986,7 @@ impl Publisher {
     async fn publish_entries<U>(
         &self,
         entries: Vec<Entry>,
-        back: impl FnOnce(Vec<Entry>) -> U,
+        back: impl FnOnce(Unpublished) -> U,
     ) -> Result<Range<u64>, PublishError<U>> {
         self.publish_entries_placed(entries, back)
             .await
@@ -1010,7 +1003,7 @@ impl Publisher {
     async fn publish_entries_placed<U>(
         &self,
         entries: Vec<Entry>,
-        back: impl FnOnce(Vec<Entry>) -> U,
+        back: impl FnOnce(Unpublished) -> U,
     ) -> Result<Landed, PublishError<U>> {
         traced!(
             self.publish_entries_inner(entries, back),
@@ -1023,7 +1016,7 @@ impl Publisher {
     async fn publish_entries_inner<U>(
         &self,
         mut entries: Vec<Entry>,
-        back: impl FnOnce(Vec<Entry>) -> U,
+        back: impl FnOnce(Unpublished) -> U,
     ) -> Result<Landed, PublishError<U>> {
         tokio::task::consume_budget().await;
         #[cfg(feature = "redis")]
@@ -1031,13 +1024,13 @@ impl Publisher {
             return self.publish_remote(entries, back).await.map(Landed::Placed);
         }
         match self.log_for_all(&mut entries) {
-            None => Err(PublishError::Closed(back(entries))),
+            None => Err(PublishError::Closed(back(Unpublished::all(entries)))),
             Some(Log::Plain(log)) => {
                 pace(log).await;
                 log.publish_batch(entries)
                     .await
                     .map(Landed::Run)
-                    .map_err(|e| PublishError::from(e).map(back))
+                    .map_err(|e| PublishError::from(e).map(|entries| back(Unpublished::all(entries))))
             }
             Some(Log::Partitioned(log)) => {
                 let keyed: Vec<(Option<KeyBytes>, Entry)> = entries
@@ -1048,7 +1041,10 @@ impl Publisher {
                     Ok(receipt) => Ok(Landed::Shares(receipt)),
                     Err(e) => {
                         let kind = PublishError::from(e.cause);
-                        let rest: Vec<Entry> = e.unpublished.into_iter().map(|(_, v)| v).collect();
+                        let rest = Unpublished {
+                            entries: e.unpublished.into_iter().map(|(_, v)| v).collect(),
+                            index: e.unpublished_index,
+                        };
                         Err(kind.map(|()| back(rest)))
                     }
                 }
@@ -1062,10 +1058,10 @@ impl Publisher {
     async fn publish_remote<U>(
         &self,
         entries: Vec<Entry>,
-        back: impl FnOnce(Vec<Entry>) -> U,
+        back: impl FnOnce(Unpublished) -> U,
     ) -> Result<crate::remote::Placed, PublishError<U>> {
         let Some(remote) = self.registry().remote().cloned() else {
-            return Err(PublishError::Closed(back(entries)));
+            return Err(PublishError::Closed(back(Unpublished::all(entries))));
         };
         let (topic, reused) = match self.remote_topic.get() {
             Some(t) => (t.clone(), false),
@@ -1073,11 +1069,11 @@ impl Publisher {
                 Ok(t) => (t, true),
                 Err(crate::error::TopicError::Store(error)) => {
                     return Err(PublishError::Store {
-                        value: back(entries),
+                        value: back(Unpublished::all(entries)),
                         error,
                     })
                 }
-                Err(_) => return Err(PublishError::Closed(back(entries))),
+                Err(_) => return Err(PublishError::Closed(back(Unpublished::all(entries)))),
             },
         };
         let mut placed = remote
@@ -1292,11 +1288,7 @@ impl Publisher {
             }
         };
         let (entries, kept) = Self::encode_batch(data, codec)?;
-        self.publish_entries(entries, move |e| match kept {
-            Some(values) => values,
-            None => e.into_iter().map(Entry::into_native).collect(),
-        })
-        .await
+        self.publish_entries(entries, hand_back(kept)).await
     }
 
     /// Publishes `data` in bincode (1.0.0's shorthand for
@@ -1475,7 +1467,8 @@ impl Publisher {
         let topic = self.topic_name.clone();
         let landed = self
             .publish_entries_placed(entries, move |rest| {
-                rest.into_iter()
+                rest.entries
+                    .into_iter()
                     .map(|e| TopicMessage::unpublished(&registry.formats, &topic, e))
                     .collect()
             })
@@ -1537,6 +1530,41 @@ const PUBLISHES_PER_UNIT: u8 = 4;
 
 /// Where a batch landed: one run on a plain topic, shares on a
 /// partitioned one.
+/// What a batch publish hands back: the entries it did not publish, and
+/// where each was in the batch (ascending). A batch to a partitioned topic
+/// can stop after some partitions' shares were published; only the rest
+/// comes back.
+pub(crate) struct Unpublished {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) index: Vec<usize>,
+}
+
+impl Unpublished {
+    /// The whole batch, unpublished.
+    pub(crate) fn all(entries: Vec<Entry>) -> Self {
+        Unpublished {
+            index: (0..entries.len()).collect(),
+            entries,
+        }
+    }
+}
+
+/// Hands back what a batch encoded from `kept` did not publish: those of
+/// the values, or (native values, nothing kept) the values in the entries.
+fn hand_back<T: Send + Sync + 'static>(kept: Option<Vec<T>>) -> impl FnOnce(Unpublished) -> Vec<T> {
+    move |rest| match kept {
+        Some(values) => {
+            let mut wanted = rest.index.into_iter().peekable();
+            values
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| wanted.next_if_eq(&i).map(|_| v))
+                .collect()
+        }
+        None => rest.entries.into_iter().map(Entry::into_native).collect(),
+    }
+}
+
 enum Landed {
     Run(Range<u64>),
     Shares(memq_partition::BatchReceipt),

@@ -24,6 +24,7 @@ use crate::error::{PublishError, RecvError, StoreError, StoreErrorKind, TopicErr
 use crate::format::{FormatTable, SerializationFormat};
 use crate::message::Entry;
 use crate::options::{ConsumptionMode, PartitionStats, TopicOptions, TopicStats};
+use crate::publisher::Unpublished;
 use crate::queue::Registry;
 use crate::MessageQueue;
 
@@ -618,13 +619,13 @@ impl Remote {
         topic: &RemoteTopic,
         reused: bool,
         entries: Vec<Entry>,
-        back: impl FnOnce(Vec<Entry>) -> U,
+        back: impl FnOnce(Unpublished) -> U,
     ) -> Result<Placed, PublishError<U>> {
         let mut topic = topic.clone();
         let mut may_reopen = reused;
         let failure = loop {
             if self.is_closed() {
-                return Err(PublishError::Closed(back(entries)));
+                return Err(PublishError::Closed(back(Unpublished::all(entries))));
             }
             match self.publish_once(formats, &topic, &entries).await {
                 Ok(mut placed) => {
@@ -638,11 +639,11 @@ impl Remote {
                         Ok(fresh) => topic = fresh,
                         Err(TopicError::Store(error)) => {
                             return Err(PublishError::Store {
-                                value: back(entries),
+                                value: back(Unpublished::all(entries)),
                                 error,
                             })
                         }
-                        Err(_) => return Err(PublishError::Closed(back(entries))),
+                        Err(_) => return Err(PublishError::Closed(back(Unpublished::all(entries)))),
                     }
                 }
                 Err(f) => break f,
@@ -651,11 +652,11 @@ impl Remote {
         let (unpublished, error) = match failure {
             Failed::Encode(error) => {
                 return Err(PublishError::Encode {
-                    value: back(entries),
+                    value: back(Unpublished::all(entries)),
                     error,
                 })
             }
-            Failed::Unroutable => return Err(PublishError::Unroutable(back(entries))),
+            Failed::Unroutable => return Err(PublishError::Unroutable(back(Unpublished::all(entries)))),
             Failed::Gone { unpublished, .. } => {
                 self.forget_handle(&topic);
                 (unpublished, None)
@@ -663,12 +664,12 @@ impl Remote {
             Failed::Store { unpublished, error } => (unpublished, Some(error)),
         };
         // The messages not published come back, in the order given.
-        let rest: Vec<Entry> = entries
+        let (index, entries) = entries
             .into_iter()
             .enumerate()
             .filter(|(i, _)| unpublished.contains(i))
-            .map(|(_, e)| e)
-            .collect();
+            .unzip();
+        let rest = Unpublished { entries, index };
         Err(match error {
             None => PublishError::Closed(back(rest)),
             Some(error) => PublishError::Store {

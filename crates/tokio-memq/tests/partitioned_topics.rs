@@ -434,3 +434,106 @@ async fn a_single_partition_subscriber_commits_and_seeks_its_own_partition() {
     sub.seek(1).await.unwrap();
     assert_eq!(sub.recv().await.unwrap().offset(), 1);
 }
+
+/// A batch to a partitioned topic that stops after a share was published
+/// hands back only the messages not published, whether they were native
+/// values or encoded (the values kept to be handed back): before, an
+/// encoded batch handed back every value, and a caller retrying it would
+/// have published the first share twice.
+#[tokio::test]
+async fn a_partly_published_batch_hands_back_only_what_was_not_published() {
+    use tokio_memq::{JsonConfig, PublishErrorKind, SerializationConfig, SerializationFormat};
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let capped = TopicOptions {
+            max_messages: Some(2),
+            ..TopicOptions::default()
+        };
+        let tries = [
+            ("native", "batch"),
+            ("native", "batch with a format"),
+            ("json", "batch"),
+            ("json", "placed batch"),
+        ];
+        for (defaults, how) in tries {
+            let topic = format!("{defaults}, {how}");
+            if defaults == "json" {
+                let json = SerializationConfig::Json(JsonConfig { pretty: false });
+                mq.register_topic_defaults(&topic, SerializationFormat::Json, json, None);
+            }
+            mq.create_partitioned_topic(&topic, capped.clone(), 2)
+                .await
+                .unwrap();
+            let publisher = mq.publisher(&topic);
+            // Round-robin: one message to partition 0, then 10, 12, 14 to
+            // partition 1 (three: too many for it), 11 and 13 to partition
+            // 0, whose share is published first.
+            publisher.publish(0u32).await.unwrap();
+            let batch = vec![10u32, 11, 12, 13, 14];
+            let err = match how {
+                "batch" => publisher.publish_batch(batch).await.unwrap_err(),
+                "placed batch" => publisher.publish_batch_placed(batch).await.unwrap_err(),
+                _ => publisher
+                    .publish_batch_with_format(batch, SerializationFormat::Bincode)
+                    .await
+                    .unwrap_err(),
+            };
+            assert_eq!(err.kind(), PublishErrorKind::TooLarge, "{topic}");
+            assert_eq!(err.into_inner(), [10, 12, 14], "{topic}");
+            let partitions = mq.get_all_partition_stats(&topic).await;
+            let published: Vec<u64> = partitions.iter().map(|p| p.published).collect();
+            assert_eq!(published, [3, 0], "{topic}: 11 and 13 published");
+        }
+    })
+    .await
+    .expect("finished");
+}
+
+/// `publish_batch_to_partitioned` checks every topic before publishing
+/// anything; a router that cannot place a message stops the batch at its
+/// topic, as a refused share does: the topics before it stay published,
+/// and the error hands back exactly the messages not published.
+#[tokio::test]
+async fn a_router_failure_in_a_batch_over_topics_hands_back_what_was_not_published() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        for topic in ["a", "b", "c"] {
+            mq.create_partitioned_topic(topic, TopicOptions::default(), 2)
+                .await
+                .unwrap();
+        }
+        let out_of_range: tokio_memq::RouterFn = Arc::new(|_key: Option<&[u8]>, _partitions: usize| 7);
+        mq.set_partition_routing("b", PartitionRouting::Custom(out_of_range))
+            .await
+            .unwrap();
+        let message = |topic: &str, v: u32| TopicMessage::new(topic, v).unwrap();
+        let batch = vec![message("c", 0), message("a", 1), message("b", 2), message("a", 3)];
+        let err = mq.publish_batch_to_partitioned(batch).await.unwrap_err();
+        assert_eq!(err.kind(), tokio_memq::PublishErrorKind::Unroutable);
+        let mut back: Vec<(String, u32)> = err
+            .into_inner()
+            .into_iter()
+            .map(|m| (m.topic().to_owned(), m.deserialize().unwrap()))
+            .collect();
+        back.sort();
+        assert_eq!(back, [("b".to_owned(), 2), ("c".to_owned(), 0)]);
+        let mq = &mq;
+        let published = |t: &'static str| async move { mq.get_topic_stats(t).await.unwrap().published };
+        assert_eq!(
+            (published("a").await, published("b").await, published("c").await),
+            (2, 0, 0)
+        );
+        // A topic that does not exist: nothing at all is published.
+        let err = mq
+            .publish_batch_to_partitioned(vec![message("a", 4), message("nowhere", 5)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind(), err.into_inner().len()),
+            (tokio_memq::PublishErrorKind::Unroutable, 2)
+        );
+        assert_eq!(published("a").await, 2);
+    })
+    .await
+    .expect("finished");
+}
