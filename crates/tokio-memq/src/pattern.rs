@@ -577,7 +577,7 @@ impl PatternSubscriber {
                 return Poll::Ready(r);
             }
         }
-        if let Some(cx) = cx {
+        if let Some(cx) = cx.as_deref_mut() {
             {
                 let mut st = self.watch.state.lock();
                 match st.wakers.get_mut(&waits.slot) {
@@ -594,7 +594,15 @@ impl PatternSubscriber {
             }
         }
         if inner.topics.is_empty() && self.registry.no_new_topics() {
-            return Poll::Ready(Err(PatternRecvError::Closed));
+            // No topic can be created any more; one created (and published
+            // to) just before may have been announced after the look
+            // above: look once more before saying the subscription ended.
+            if let Some(r) = self.poll_topics(inner, cx, waits) {
+                return Poll::Ready(r);
+            }
+            if inner.topics.is_empty() {
+                return Poll::Ready(Err(PatternRecvError::Closed));
+            }
         }
         Poll::Pending
     }

@@ -489,6 +489,11 @@ impl Registry {
     /// its first publish) is left.
     pub(crate) fn no_new_topics(&self) -> bool {
         if self.is_closed() {
+            // A topic whose creation began before the queue closed is
+            // announced to the wildcard subscriptions under the topics
+            // lock: wait for it, so that a subscription asking this and
+            // then looking for new topics finds it.
+            drop(self.topics.read());
             return true;
         }
         let writers = self.writers.lock();
