@@ -558,6 +558,12 @@ impl Subscriber {
     }
 
     /// The topic name, shared.
+    /// The topic's message TTL (`None` for a topic on a server, whose
+    /// retention is by count).
+    fn message_ttl(&self) -> Option<Duration> {
+        self.log.as_ref().and_then(|log| log.config().ttl)
+    }
+
     pub(crate) fn topic_name(&self) -> &Arc<str> {
         &self.topic
     }
@@ -639,7 +645,7 @@ impl Subscriber {
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         if max > 0 && !self.stash.is_empty() {
-            let mut stash = self.stash.lock();
+            let mut stash = self.stash.lock(self.message_ttl());
             if !stash.is_empty() {
                 let n = max.min(stash.len());
                 for m in stash.drain(..n) {
@@ -868,7 +874,7 @@ impl Subscriber {
 
     fn try_recv_inner(&self) -> Result<TopicMessage, TryRecvError> {
         if !self.stash.is_empty() {
-            if let Some(m) = self.stash.lock().pop_front() {
+            if let Some(m) = self.stash.lock(self.message_ttl()).pop_front() {
                 return Ok(m);
             }
         }
@@ -1657,6 +1663,7 @@ impl Subscriber {
             }
             _ => {
                 let stash = &self.stash;
+                let ttl = self.message_ttl();
                 let mut msgs = Vec::new();
                 self.recv_into(max, &mut msgs).await?;
                 let mut values = Vec::with_capacity(msgs.len());
@@ -1669,12 +1676,12 @@ impl Subscriber {
                             // error reports it); the rest is put aside,
                             // and nothing is allocated when nothing is left.
                             if msgs.len() > 0 {
-                                prepend(&mut stash.lock(), msgs);
+                                prepend(&mut stash.lock(ttl), msgs);
                             }
                             return Err(e.into());
                         }
                         Err(_) => {
-                            prepend(&mut stash.lock(), std::iter::once(msg).chain(msgs));
+                            prepend(&mut stash.lock(ttl), std::iter::once(msg).chain(msgs));
                             break;
                         }
                     }
@@ -2481,17 +2488,26 @@ impl Subscriber {
 #[derive(Default)]
 struct Stash(std::sync::OnceLock<Box<StashItems>>);
 
-#[derive(Default)]
 struct StashItems {
     items: Mutex<VecDeque<TopicMessage>>,
     /// `items.len()` as of the last release of the lock.
     len: AtomicUsize,
+    /// The topic's message TTL: what expires while put aside is dropped,
+    /// as it would have been in the topic.
+    ttl: Option<Duration>,
 }
 
 impl Stash {
-    /// The stash, locked (allocated first if it never was).
-    fn lock(&self) -> StashGuard<'_> {
-        Self::guard(self.0.get_or_init(Box::default))
+    /// The stash, locked (allocated first if it never was, for messages
+    /// that expire after `ttl`).
+    fn lock(&self, ttl: Option<Duration>) -> StashGuard<'_> {
+        Self::guard(self.0.get_or_init(|| {
+            Box::new(StashItems {
+                items: Mutex::default(),
+                len: AtomicUsize::new(0),
+                ttl,
+            })
+        }))
     }
 
     /// The stash, locked, if it was ever allocated (otherwise it is empty).
@@ -2499,11 +2515,15 @@ impl Stash {
         self.0.get().map(|s| Self::guard(s))
     }
 
+    /// Locks `s`, dropping what has expired (never delivered, as in the
+    /// topic; the clock is tokio's, as the topic's).
     fn guard(s: &StashItems) -> StashGuard<'_> {
-        StashGuard {
-            items: s.items.lock(),
-            len: &s.len,
+        let mut items = s.items.lock();
+        if let (Some(ttl), false) = (s.ttl, items.is_empty()) {
+            let now = tokio::time::Instant::now().into_std();
+            items.retain(|m| now.saturating_duration_since(m.created_at) < ttl);
         }
+        StashGuard { items, len: &s.len }
     }
 
     /// Drops whatever is stashed.

@@ -537,3 +537,53 @@ async fn a_router_failure_in_a_batch_over_topics_hands_back_what_was_not_publish
     .await
     .expect("finished");
 }
+
+/// Messages a typed batch put aside (after one that failed to decode) on a
+/// subscriber reading every partition expire like the rest: once past the
+/// topic's TTL they are never delivered (before, they were, by every
+/// receive that takes from what was put aside).
+#[tokio::test(start_paused = true)]
+async fn messages_put_aside_by_a_typed_batch_expire_like_the_rest() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let ttl = TopicOptions {
+            message_ttl: Some(Duration::from_secs(10)),
+            ..TopicOptions::default()
+        };
+        mq.create_partitioned_topic("t", ttl.clone(), 2).await.unwrap();
+        mq.set_partition_routing("t", PartitionRouting::Fixed(0))
+            .await
+            .unwrap();
+        let publisher = mq.publisher("t");
+        for round in 0..2u32 {
+            let sub = mq
+                .subscriber_with_options_and_mode("t", ttl.clone(), tokio_memq::ConsumptionMode::Latest)
+                .await
+                .unwrap();
+            publisher.publish(1u32).await.unwrap();
+            publisher.publish("not a number").await.unwrap();
+            publisher.publish(3u32).await.unwrap();
+            // 1 comes back; the failed message and 3 are put aside.
+            assert_eq!(sub.recv_batch_typed::<u32>(10).await.unwrap(), [1]);
+            tokio::time::advance(Duration::from_secs(11)).await;
+            if round == 0 {
+                assert!(
+                    matches!(sub.try_recv_now(), Err(tokio_memq::TryRecvError::Empty)),
+                    "nothing left but expired messages"
+                );
+            } else {
+                publisher.publish(7u32).await.unwrap();
+                let got: Vec<u32> = sub
+                    .recv_batch(10)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.deserialize().unwrap())
+                    .collect();
+                assert_eq!(got, [7], "only the live message");
+            }
+        }
+    })
+    .await
+    .expect("finished");
+}
