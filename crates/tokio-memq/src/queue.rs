@@ -1632,7 +1632,15 @@ impl GroupBuilder<'_> {
     /// The group's handle and dead-letter topic, if its settings are the
     /// ones asked for.
     fn check(&self, existing: GroupEntry) -> Result<(Group<Entry>, Option<Arc<str>>), TopicError> {
-        if *existing.group.config() != self.config {
+        let mut asked = self.config.clone();
+        let group = existing.group.config();
+        if group.ack == memq_groups::AckMode::Auto && asked.ack == memq_groups::AckMode::Auto {
+            // The ack timeout counts only with manual acknowledgement: a
+            // 1.0.0 caller may give `consume_idle_timeout` (which becomes
+            // it) to some joins of an automatic group and not to others.
+            asked.ack_timeout = group.ack_timeout;
+        }
+        if *group != asked {
             return Err(TopicError::GroupConfigMismatch {
                 group: self.group.clone(),
             });

@@ -459,3 +459,47 @@ async fn a_topic_s_groups_are_shared_by_its_joins_and_go_with_it() {
     .await
     .expect("finished");
 }
+
+/// `consume_idle_timeout` (1.0.0's reserved field, here the ack timeout of
+/// a manual group) does not make joins of an automatic group disagree:
+/// 1.0.0 code that gives it to some joins and not to others keeps
+/// working. With manual acknowledgement the timeout is a setting of the
+/// group, and a join asking for another one is refused.
+#[tokio::test]
+async fn consume_idle_timeout_does_not_split_an_automatic_group() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let idle = |secs| TopicOptions {
+            consume_idle_timeout: Some(Duration::from_secs(secs)),
+            ..TopicOptions::default()
+        };
+        let a = mq
+            .subscriber_group_with_options("jobs", idle(5), "auto", ConsumptionMode::LastOffset)
+            .await
+            .unwrap();
+        let b = mq
+            .subscriber_group_with_options("jobs", idle(9), "auto", ConsumptionMode::LastOffset)
+            .await
+            .unwrap();
+        let c = mq
+            .subscriber_group("jobs", "auto", ConsumptionMode::LastOffset)
+            .await
+            .unwrap();
+        assert_eq!(
+            mq.get_group_stats("jobs", "auto").await.map(|s| s.members),
+            Some(3)
+        );
+        drop((a, b, c));
+        let manual = |secs| mq.group("jobs", "manual").options(idle(secs)).manual_ack().join();
+        let _first = manual(5).await.unwrap();
+        let _same = manual(5).await.unwrap();
+        assert_eq!(
+            manual(9).await.unwrap_err(),
+            TopicError::GroupConfigMismatch {
+                group: "manual".into()
+            }
+        );
+    })
+    .await
+    .expect("finished");
+}
