@@ -235,7 +235,9 @@ impl<T> MergedCursor<T> {
     /// The cursor of `partition`, to seek, commit or unread on it.
     ///
     /// A lag this merged cursor already found in the partition (during a
-    /// batch receive) and has not reported yet is still reported first.
+    /// batch receive) and has not reported yet is still reported first,
+    /// unless [`forget_lag`](Self::forget_lag) drops it (a caller that
+    /// moved the cursor elsewhere).
     ///
     /// # Examples
     ///
@@ -256,6 +258,38 @@ impl<T> MergedCursor<T> {
             .iter_mut()
             .find(|p| p.partition == partition)
             .map(|p| &mut p.cursor)
+    }
+
+    /// Drops the lag this merged cursor found in `partition` and has not
+    /// reported yet, returning it: for a caller that moved the partition's
+    /// cursor (a seek), after which the gap is no longer ahead of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, TopicConfig};
+    /// use memq_partition::{PartitionedTopic, Routing};
+    ///
+    /// let topic = PartitionedTopic::new(TopicConfig::default().max_messages(Some(2)), 2).unwrap();
+    /// topic.set_routing(Routing::Fixed(1));
+    /// let mut all = topic.subscribe_all(StartFrom::Earliest).unwrap();
+    /// topic.try_publish(None, 0).unwrap();
+    /// assert_eq!(all.try_recv().unwrap().1.value, 0);
+    /// for i in 1..5 { topic.try_publish(None, i).unwrap(); } // 1 and 2 evicted unread
+    /// let mut batch = Vec::new();
+    /// topic.set_routing(Routing::Fixed(0));
+    /// topic.try_publish(None, 9).unwrap();
+    /// all.try_recv_batch(10, &mut batch).unwrap(); // 9, then the gap in partition 1
+    /// assert_eq!(batch.len(), 1);
+    /// all.cursor_mut(1).unwrap().seek(4).unwrap();
+    /// assert_eq!(all.forget_lag(1), Some(2));
+    /// assert_eq!(all.try_recv().unwrap().1.value, 4, "no lag reported: it was behind the seek");
+    /// ```
+    pub fn forget_lag(&mut self, partition: usize) -> Option<u64> {
+        self.parts
+            .iter_mut()
+            .find(|p| p.partition == partition)
+            .and_then(|p| p.lag.take())
     }
 
     /// Adds a partition's cursor, or replaces the one for that partition

@@ -1874,6 +1874,8 @@ impl Subscriber {
                 for &(p, _, _) in &parts {
                     if let Some(c) = cursors.cursor_mut(p) {
                         c.seek_or_lag(offset)?;
+                        // A gap found before the seek is behind it now.
+                        cursors.forget_lag(p);
                     }
                 }
                 Ok(())
@@ -1977,10 +1979,18 @@ impl Subscriber {
         match &self.kind {
             Kind::Broadcast(cursor) if partition == self.own_partition() => Ok(cursor.lock().seek(offset)?),
             Kind::Broadcast(_) => Err(missing),
-            Kind::Merged(cursors) => match cursors.lock().cursor_mut(partition) {
-                Some(c) => Ok(c.seek(offset)?),
-                None => Err(missing),
-            },
+            Kind::Merged(cursors) => {
+                let mut cursors = cursors.lock();
+                match cursors.cursor_mut(partition) {
+                    Some(c) => {
+                        c.seek(offset)?;
+                        // A gap found before the seek is behind it now.
+                        cursors.forget_lag(partition);
+                        Ok(())
+                    }
+                    None => Err(missing),
+                }
+            }
             Kind::Group { member, .. } => member.seek(partition, offset).map_err(|e| match e {
                 memq_groups::GroupError::OutOfRange { range, .. } => TopicError::OutOfRange(range),
                 _ => missing,

@@ -587,3 +587,71 @@ async fn messages_put_aside_by_a_typed_batch_expire_like_the_rest() {
     .await
     .expect("finished");
 }
+
+/// A seek makes a gap found before it (by a batch that read other
+/// partitions first, and not reported yet) moot, on a subscriber reading
+/// every partition as on a plain topic: the next message received is the
+/// one sought, through `seek` and `seek_partition` alike.
+#[tokio::test]
+async fn a_seek_drops_a_gap_found_before_it() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let capped = TopicOptions {
+            max_messages: Some(3),
+            ..TopicOptions::default()
+        };
+        for (i, seek_all) in [true, false].into_iter().enumerate() {
+            let topic = format!("t{i}");
+            mq.create_partitioned_topic(&topic, capped.clone(), 2)
+                .await
+                .unwrap();
+            let sub = mq
+                .subscriber_with_options_and_mode(
+                    &topic,
+                    capped.clone(),
+                    tokio_memq::ConsumptionMode::Earliest,
+                )
+                .await
+                .unwrap();
+            let publish_to = |p: usize, values: std::ops::Range<u32>| {
+                let (mq, topic) = (&mq, &topic);
+                async move {
+                    mq.set_partition_routing(topic, PartitionRouting::Fixed(p))
+                        .await
+                        .unwrap();
+                    for v in values {
+                        mq.publish_to_partitioned(TopicMessage::new(topic, v).unwrap())
+                            .await
+                            .unwrap();
+                    }
+                }
+            };
+            publish_to(0, 0..3).await;
+            // Partition 1: six published into room for three, so offsets
+            // 0 to 2 are gone before anything read them.
+            publish_to(1, 10..16).await;
+            let first: Vec<(Option<usize>, u64)> = sub
+                .recv_batch(10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| (m.partition, m.offset()))
+                .collect();
+            assert_eq!(
+                first,
+                [(Some(0), 0), (Some(0), 1), (Some(0), 2)],
+                "then the gap in partition 1"
+            );
+            if seek_all {
+                sub.seek(3).await.unwrap();
+            } else {
+                sub.seek_partition(1, 4).await.unwrap();
+            }
+            let next = sub.recv().await.unwrap();
+            let sought = if seek_all { 3 } else { 4 };
+            assert_eq!((next.partition, next.offset()), (Some(1), sought));
+        }
+    })
+    .await
+    .expect("finished");
+}
