@@ -156,8 +156,10 @@ impl Watch {
 ///
 /// Messages of one topic arrive in their order; topics take turns. Each
 /// message says its topic ([`TopicMessage::topic`]) and its offset in
-/// that topic. A deleted topic is dropped from the set once drained; a
-/// topic created again under a matching name joins it.
+/// that topic. A deleted topic is dropped from the set by the receive that
+/// finds it drained (until then [`topics`](Self::topics) and
+/// [`lag`](Self::lag) list it, and a topic created again under its name
+/// beside it); a topic created again under a matching name joins it.
 ///
 /// # Examples
 ///

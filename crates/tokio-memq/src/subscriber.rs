@@ -731,6 +731,15 @@ impl Subscriber {
     /// [closed](crate::MessageQueue::close), or nobody can publish to it
     /// any more) and everything retained has been received.
     ///
+    /// # Panics
+    ///
+    /// Inside a Tokio runtime built without the time driver, when a member
+    /// of a group with manual acknowledgement and an
+    /// [`ack_timeout`](crate::GroupBuilder::ack_timeout) waits while
+    /// another member holds messages (the take-over of an idle member's
+    /// messages needs a timer); the same for every receive of such a
+    /// member that waits (batches, streams, timeouts).
+    ///
     /// # Examples
     ///
     /// A receive loop that notes lost messages and goes on:
@@ -2070,7 +2079,10 @@ impl Subscriber {
     /// Does not move the subscriber (1.0.0 treated commit as seek). For a
     /// group member the commit is the group's; with manual
     /// acknowledgement it acknowledges every message up to `offset` this
-    /// member holds. On a partitioned topic this commits `offset` in every
+    /// member holds, and nothing else: the group's commit then moves as
+    /// far as everything below it is acknowledged (messages not delivered
+    /// yet, or held by other members, are not processed by this call). On
+    /// a partitioned topic this commits `offset` in every
     /// partition, or in none: partitions have their own offsets, so this
     /// is rarely what you mean there; see
     /// [`commit_partition`](Self::commit_partition).

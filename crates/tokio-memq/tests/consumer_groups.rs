@@ -503,3 +503,74 @@ async fn consume_idle_timeout_does_not_split_an_automatic_group() {
     .await
     .expect("finished");
 }
+
+/// `Subscriber::recv`'s documented panic: a member of a manual group with
+/// an ack timeout that waits while another member holds a message, in a
+/// runtime without the time driver, cannot set the take-over timer.
+#[test]
+fn a_waiting_member_with_an_ack_timeout_needs_the_time_driver() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let mq = MessageQueue::new();
+            let join = || {
+                mq.group("jobs", "w")
+                    .manual_ack()
+                    .ack_timeout(Duration::from_millis(50))
+                    .mode(ConsumptionMode::Earliest)
+                    .join()
+            };
+            let (holder, waiter) = (join().await.unwrap(), join().await.unwrap());
+            mq.publisher("jobs").publish(1u8).await.unwrap();
+            let _held = holder.recv().await.unwrap();
+            tokio::select! {
+                _ = waiter.recv() => "received",
+                _ = async { for _ in 0..100 { tokio::task::yield_now().await; } } => "still waiting",
+            }
+        })
+    }));
+    let message = waited.expect_err("the wait needs a timer");
+    let message = message
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| message.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(message.contains("timers are disabled"), "{message}");
+}
+
+/// With manual acknowledgement a member's `commit` acknowledges what it
+/// holds up to the offset, and nothing else (as documented): messages not
+/// delivered yet stay unprocessed, and the group's commit stops below
+/// them.
+#[tokio::test]
+async fn a_manual_member_s_commit_acknowledges_only_what_it_holds() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("jobs", "w")
+                .manual_ack()
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let w = join().await.unwrap();
+        mq.publisher("jobs")
+            .publish_batch((0..10u32).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let held: Vec<_> = (0..4).map(|_| w.try_recv_now().unwrap()).collect();
+        w.ack(&held[0]).unwrap();
+        w.commit(7).await.unwrap(); // acknowledges 1 to 3, which it holds
+        assert_eq!(mq.get_group_stats("jobs", "w").await.unwrap().pending, 0);
+        assert_eq!(w.committed_offset(), Some(3));
+        drop(w);
+        // A new member of the group starts after its commit.
+        let again = mq.group("jobs", "w").manual_ack().join().await.unwrap();
+        assert_eq!(
+            again.try_recv_now().unwrap().offset(),
+            4,
+            "4 to 7 were never processed"
+        );
+    })
+    .await
+    .expect("finished");
+}
