@@ -471,7 +471,30 @@ impl Codec {
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        self.decode_framed(bytes).map(|(value, _)| value)
+        self.decode_framed(bytes, &self.inner.limits).map(|(value, _)| value)
+    }
+
+    /// [`decode`](Self::decode) with `limits` instead of this codec's own, without a copy of
+    /// the codec: for a receiver that has limits of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_codec::{Codec, DecodeLimits, ErrorKind, PipelineConfig, SerializationConfig, SerializationFormat};
+    ///
+    /// let codec = Codec::new(SerializationFormat::Json, SerializationConfig::Default, PipelineConfig::default())?;
+    /// let bytes = codec.encode(&"a string of thirty-two bytes....")?;
+    /// let tight = DecodeLimits::new().with_max_decoded_size(8);
+    /// assert_eq!(codec.decode_with_limits::<String>(&bytes, &tight).unwrap_err().kind(), ErrorKind::TooLarge);
+    /// assert_eq!(codec.decode::<String>(&bytes)?.len(), 32, "the codec's own limits are unchanged");
+    /// # Ok::<(), memq_codec::CodecError>(())
+    /// ```
+    pub fn decode_with_limits<T: DeserializeOwned>(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<T, CodecError> {
+        self.decode_framed(bytes, limits).map(|(value, _)| value)
     }
 
     /// [`decode`](Self::decode), with the [record headers](Headers) of a version 3 frame (none
@@ -496,7 +519,7 @@ impl Codec {
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
     pub fn decode_with_headers<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(T, Headers), CodecError> {
-        let (value, header) = self.decode_framed(bytes)?;
+        let (value, header) = self.decode_framed(bytes, &self.inner.limits)?;
         let headers = match header {
             Some(h) if h.header_count() > 0 => h.read_headers(bytes),
             _ => Headers::new(),
@@ -507,6 +530,7 @@ impl Codec {
     fn decode_framed<T: DeserializeOwned>(
         &self,
         bytes: &[u8],
+        limits: &DecodeLimits,
     ) -> Result<(T, Option<FrameHeader>), CodecError> {
         let inner = &*self.inner;
         let own_compression = inner.pipeline.compression.kind();
@@ -536,7 +560,7 @@ impl Codec {
             payload,
             strict,
             Some(&inner.pipeline),
-            &inner.limits,
+            limits,
         )?;
         Ok((value, parsed))
     }

@@ -335,9 +335,23 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         visitor.visit_newtype_struct(self)
     }
 
+    /// Bytes read as a sequence of `u8` too: a `Vec<u8>` asks for a
+    /// sequence (serde gives it no byte-buffer visit).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        match self.0 {
+            Scalar::Bytes(v) => {
+                let mut bytes = de::value::SeqDeserializer::new(v.into_iter());
+                let value = visitor.visit_seq(&mut bytes)?;
+                bytes.end()?;
+                Ok(value)
+            }
+            other => ScalarDeserializer(other).deserialize_any(visitor),
+        }
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char str string
-        bytes byte_buf option unit unit_struct seq tuple
+        bytes byte_buf option unit unit_struct tuple
         tuple_struct map struct enum identifier ignored_any
     }
 }

@@ -35,7 +35,7 @@ use std::sync::{Arc, OnceLock};
 /// # Ok(()) }
 /// ```
 pub use memq_codec::SerializationFormat;
-use memq_codec::{Codec, CodecError, DecodeLimits, ErrorKind, HeaderMode, PipelineConfig};
+use memq_codec::{Codec, CodecError, DecodeLimits, ErrorKind};
 use parking_lot::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,21 +61,12 @@ pub(crate) struct FormatTable {
     /// Writers only: serializes adding codecs.
     adding_codec: Mutex<()>,
     /// The queue's decode limits, when it has its own (set once, when the
-    /// queue is made: [`MessageQueue::with_decode_limits`]).
-    limited: OnceLock<Limited>,
-    /// With `limited`: `codecs` with the queue's limits (those that have
-    /// none of their own), index for index. What receivers decode with.
-    limited_codecs: Table<Codec>,
-}
-
-/// A queue's own decode limits, and codecs that apply them to payloads of
-/// the built-in formats (which otherwise carry no codec).
-#[derive(Debug)]
-struct Limited {
-    limits: DecodeLimits,
-    /// For tags 0 (bincode), 1 (JSON), 2 (MessagePack) and 4 (raw), when
-    /// the format is compiled in.
-    plain: [Option<Codec>; 5],
+    /// queue is made: [`MessageQueue::with_decode_limits`]). Every message
+    /// received from the queue carries them ([`TopicMessage`]'s decoding
+    /// applies them unless its codec has limits of its own), so that a
+    /// message published again to another queue decodes there with that
+    /// queue's.
+    limits: OnceLock<Arc<DecodeLimits>>,
 }
 
 /// Segments of 1, 2, 4, ... slots, filled in order: lock-free reads;
@@ -147,37 +138,26 @@ fn table_full(what: &str, capacity: usize) -> CodecError {
 }
 
 impl FormatTable {
-    /// Makes receivers decode with `limits`: payloads of the built-in
-    /// formats through codecs that apply them, payloads encoded by codecs
-    /// with the codec's copy that applies them (unless a codec has limits
-    /// of its own). Only before anything is stored: the queue is new.
+    /// Makes receivers decode with `limits`. Only before anything is
+    /// stored: the queue is new.
     fn set_limits(&self, limits: DecodeLimits) {
-        let plain = |format: SerializationFormat| {
-            // Frames say their own format; a bare payload is in `format`.
-            // Raw never reads a header, as `decode_frame` does not for it.
-            let mode = match format {
-                SerializationFormat::Raw => HeaderMode::Never,
-                _ => HeaderMode::Detect,
-            };
-            Codec::new(format, Default::default(), PipelineConfig::default())
-                .ok()
-                .map(|c| c.with_limits(limits).with_header_mode(mode))
-        };
-        let _ = self.limited.set(Limited {
-            limits,
-            plain: [
-                plain(SerializationFormat::Bincode),
-                plain(SerializationFormat::Json),
-                plain(SerializationFormat::MessagePack),
-                None,
-                plain(SerializationFormat::Raw),
-            ],
-        });
+        let _ = self.limits.set(Arc::new(limits));
     }
 
     /// The queue's own decode limits, if it has them.
     pub(crate) fn limits(&self) -> Option<DecodeLimits> {
-        self.limited.get().map(|l| l.limits)
+        self.limits.get().map(|l| **l)
+    }
+
+    /// The queue's own decode limits, if it has them, as received messages
+    /// carry them.
+    pub(crate) fn shared_limits(&self) -> Option<Arc<DecodeLimits>> {
+        self.limits.get().cloned()
+    }
+
+    /// The queue's own decode limits, borrowed.
+    pub(crate) fn limits_ref(&self) -> Option<&DecodeLimits> {
+        self.limits.get().map(|l| &**l)
     }
 
     /// The tag of a payload in `format` (not encoded by a codec).
@@ -218,41 +198,14 @@ impl FormatTable {
     ///
     /// When the queue already uses [`Table::CAPACITY`] other codecs.
     pub(crate) fn tag_of_codec(&self, codec: &Codec) -> Result<FormatTag, CodecError> {
-        if let Some(limited) = self.limited.get() {
-            // A codec this table handed to a receiver (a message published
-            // again): the tag it came from.
-            if let Some(tag) = limited
-                .plain
-                .iter()
-                .position(|c| c.as_ref().is_some_and(|c| c.ptr_eq(codec)))
-            {
-                return Ok(FormatTag(tag as u16));
-            }
-            if let Some(i) = self.limited_codecs.iter().position(|c| c.ptr_eq(codec)) {
-                return Ok(FormatTag(CODEC_BASE + i as u16));
-            }
-        }
         let _adding = self.adding_codec.lock();
         let known = self.codecs.iter().position(|c| c.same_settings(codec));
         let i = match known {
             Some(i) => i,
-            None => {
-                let i = self
-                    .codecs
-                    .push(codec.clone(), CODEC_CAPACITY)
-                    .ok_or_else(|| table_full("serialization settings", CODEC_CAPACITY))?;
-                if let Some(limited) = self.limited.get() {
-                    let own = *codec.limits() != DecodeLimits::default();
-                    let decoding = if own {
-                        codec.clone()
-                    } else {
-                        codec.clone().with_limits(limited.limits)
-                    };
-                    // Same capacity, pushed in step: cannot be full here.
-                    let _ = self.limited_codecs.push(decoding, CODEC_CAPACITY);
-                }
-                i
-            }
+            None => self
+                .codecs
+                .push(codec.clone(), CODEC_CAPACITY)
+                .ok_or_else(|| table_full("serialization settings", CODEC_CAPACITY))?,
         };
         Ok(FormatTag(CODEC_BASE + i as u16))
     }
@@ -263,23 +216,12 @@ impl FormatTable {
         self.codecs.get(usize::from(i)).cloned()
     }
 
-    /// The format and, for encoded payloads, the codec to decode with
-    /// (for a queue with its own decode limits, one that applies them,
-    /// built-in formats included).
+    /// The format and, for encoded payloads, the codec that encoded them.
     pub(crate) fn resolve(&self, tag: FormatTag) -> (SerializationFormat, Option<Codec>) {
-        let Some(limited) = self.limited.get() else {
-            return match self.codec(tag) {
-                Some(c) => (c.format().clone(), Some(c)),
-                None => (self.format(tag), None),
-            };
-        };
-        if let Some(i) = tag.0.checked_sub(CODEC_BASE) {
-            if let Some(c) = self.limited_codecs.get(usize::from(i)) {
-                return (c.format().clone(), Some(c.clone()));
-            }
+        match self.codec(tag) {
+            Some(c) => (c.format().clone(), Some(c)),
+            None => (self.format(tag), None),
         }
-        let plain = limited.plain.get(usize::from(tag.0)).and_then(Option::clone);
-        (self.format(tag), plain)
     }
 
     pub(crate) fn format(&self, tag: FormatTag) -> SerializationFormat {

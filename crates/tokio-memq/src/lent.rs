@@ -568,8 +568,10 @@ impl<'b> MessageRef<'b> {
         match self.item.entry.payload_ref() {
             Err(native) => native.read(),
             Ok(bytes) => {
-                let (format, codec) = self.sub.formats().resolve(self.item.entry.format);
-                crate::decode::decode_bytes(bytes, &format, codec.as_ref(), self.sub.own_decode_limits())
+                let formats = self.sub.formats();
+                let (format, codec) = formats.resolve(self.item.entry.format);
+                let (own, queue) = (self.sub.own_decode_limits(), formats.limits_ref());
+                crate::decode::decode_bytes(bytes, &format, codec.as_ref(), own, queue)
             }
         }
         .map_err(|e| e.at(Some(self.item.offset)))

@@ -258,9 +258,9 @@ pub use format::SerializationFormat;
 pub use lent::{Iter as LentIter, LentBatch, MessageRef};
 pub use memq_codec::{
     BincodeConfig, ByteProcessor, Codec, CodecError, Compression, CompressionConfig, CustomFormat,
-    DecodeLimits, DefaultSettings, DefaultsRegistry, FrameHeader, FrameVersion, HeaderMode, Headers,
-    JsonConfig, MessagePackConfig, NoopProcessor, PipelineConfig, ProcessorPair, SerializationConfig,
-    SerializationFactory,
+    DecodeLimits, DefaultSettings, DefaultsRegistry, ErasedValue, FrameHeader, FrameVersion, HeaderMode,
+    Headers, JsonConfig, MessagePackConfig, NoopProcessor, PipelineConfig, ProcessorPair,
+    SerializationConfig, SerializationFactory, ValueSink,
 };
 /// Progress of a consumer group, from
 /// [`MessageQueue::get_group_stats`].

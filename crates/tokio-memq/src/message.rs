@@ -698,6 +698,10 @@ pub struct TopicMessage {
     codec: Option<Codec>,
     /// Record headers, and where it came from for a dead letter.
     meta: Option<Arc<Meta>>,
+    /// The decode limits of the queue it was received from, when that
+    /// queue has its own ([`MessageQueue::with_decode_limits`]); not
+    /// carried along when it is published again.
+    limits: Option<Arc<DecodeLimits>>,
 }
 
 impl TopicMessage {
@@ -740,6 +744,7 @@ impl TopicMessage {
             deliveries,
             codec,
             meta,
+            limits: formats.shared_limits(),
             key: entry.key.clone(),
             payload: entry.into_payload(),
         }
@@ -1162,6 +1167,7 @@ impl TopicMessage {
             deliveries: 0,
             codec: None,
             meta: None,
+            limits: None,
             payload,
         }
     }
@@ -1179,6 +1185,7 @@ impl TopicMessage {
             deliveries: 0,
             codec,
             meta: entry.meta().cloned(),
+            limits: formats.shared_limits(),
             payload: entry.into_payload(),
         }
     }
@@ -1449,7 +1456,7 @@ impl TopicMessage {
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
             MessagePayload::Bytes(b) => {
-                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), None)
+                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), None, self.limits.as_deref())
             }
         }
         .map_err(|e| e.at(at))
@@ -1533,9 +1540,17 @@ impl TopicMessage {
         format: &SerializationFormat,
         limits: Option<&DecodeLimits>,
     ) -> Result<T, DecodeError> {
+        let queue = self.limits.as_deref();
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => crate::decode::decode_bytes(b, format, None, limits),
+            // Its own format: through its codec (compression, processors).
+            MessagePayload::Bytes(b) if *format == self.format => {
+                crate::decode::decode_bytes(b, format, self.codec.as_ref(), limits, queue)
+            }
+            MessagePayload::Bytes(b) => {
+                let own = self.codec.as_ref().map(Codec::limits).filter(|l| **l != DecodeLimits::default());
+                crate::decode::decode_bytes(b, format, None, limits.or(own), queue)
+            }
         }
         .map_err(|e| e.at(self.offset))
     }
@@ -1571,7 +1586,7 @@ impl TopicMessage {
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
             MessagePayload::Bytes(b) => {
-                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), Some(limits))
+                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), Some(limits), None)
             }
         }
         .map_err(|e| e.at(self.offset))

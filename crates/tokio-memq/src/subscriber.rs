@@ -418,14 +418,14 @@ impl Subscriber {
     }
 
     /// Reads a received message as a `T` in `format` with this
-    /// subscriber's limits (its own, else the queue's).
+    /// subscriber's limits (its own, else as the message says: its
+    /// codec's, else the queue's).
     fn decode_in<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         msg: &TopicMessage,
         format: &SerializationFormat,
     ) -> Result<T, DecodeError> {
-        let limits = self.limits_in_force();
-        let decoded = msg.deserialize_in(format, limits.as_ref());
+        let decoded = msg.deserialize_in(format, self.own_decode_limits());
         self.decode_failed(&decoded);
         decoded
     }

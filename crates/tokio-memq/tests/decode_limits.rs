@@ -337,3 +337,151 @@ async fn a_strict_group_member_consumes_what_it_cannot_decode_without_losing_the
         .unwrap();
     assert_eq!(rest, ["tiny"]);
 }
+
+/// A received message carries the limits of the queue it came from, not
+/// in its codec: published again to another queue, it decodes there with
+/// that queue's limits. Before, a strict queue's limits followed the
+/// message into a queue with the defaults (refusing what it allows), and
+/// a roomy queue's let a strict queue decode what it forbids.
+#[tokio::test]
+async fn a_message_published_again_to_another_queue_decodes_with_that_queue_s_limits() {
+    within(LIMIT, async {
+        let long = "z".repeat(200);
+        let value = vec![long.clone()];
+        let strict = || MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(16));
+        let roomy = || MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(1 << 30));
+        let gzip = PipelineConfig {
+            compression: tokio_memq::CompressionConfig::Gzip { level: None },
+            use_magic_header: false,
+            ..PipelineConfig::default()
+        };
+        for (from, to, fits) in [(strict(), MessageQueue::new(), true), (roomy(), strict(), false)] {
+            for compressed in [false, true] {
+                let topic = if compressed { "gzip" } else { "plain" };
+                if compressed {
+                    for q in [&from, &to] {
+                        q.register_topic_defaults(
+                            topic,
+                            SerializationFormat::Json,
+                            SerializationConfig::Default,
+                            Some(gzip.clone()),
+                        );
+                    }
+                }
+                let (source, sink) = (
+                    from.subscriber(topic).await.unwrap(),
+                    to.subscriber(topic).await.unwrap(),
+                );
+                // Encoded (JSON, or the topic's defaults), never a native value.
+                let publisher = from.publisher(topic);
+                if compressed {
+                    publisher.publish(value.clone()).await.unwrap();
+                } else {
+                    publisher
+                        .publish_with_format(value.clone(), SerializationFormat::Json)
+                        .await
+                        .unwrap();
+                }
+                let received = source.recv().await.unwrap();
+                to.publisher(topic).publish_message(received).await.unwrap();
+                let again = sink.recv().await.unwrap();
+                let read = again.deserialize::<Vec<String>>();
+                if fits {
+                    assert_eq!(
+                        read.unwrap(),
+                        value,
+                        "{topic}: the defaults of the queue it is in"
+                    );
+                } else {
+                    assert!(
+                        too_large(read.unwrap_err().kind()),
+                        "{topic}: the strict queue's limits"
+                    );
+                }
+            }
+        }
+    })
+    .await
+    .expect("finished");
+}
+
+struct JsonLines;
+
+impl tokio_memq::CustomFormat for JsonLines {
+    fn name(&self) -> &str {
+        "decode-limits-jsonl"
+    }
+
+    fn serialize(
+        &self,
+        value: &tokio_memq::ErasedValue<'_>,
+        _: &SerializationConfig,
+        out: &mut Vec<u8>,
+    ) -> Result<(), tokio_memq::CodecError> {
+        serde_json::to_writer(&mut *out, value)
+            .map_err(|e| tokio_memq::CodecError::new(CodecErrorKind::Serialize, e))?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn deserialize(
+        &self,
+        bytes: &[u8],
+        sink: tokio_memq::ValueSink<'_>,
+    ) -> Result<(), tokio_memq::CodecError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        sink.deserialize(&mut de)?;
+        de.end()
+            .map_err(|e| tokio_memq::CodecError::new(CodecErrorKind::TrailingBytes, e))
+    }
+}
+
+/// The queue's limits hold for bytes published in a custom format (they
+/// carry no codec) and for a payload read in another format than its
+/// own; a custom format is written with what `tokio_memq` exports alone.
+#[tokio::test]
+async fn custom_format_bytes_and_reads_in_another_format_obey_the_queue_limits() {
+    within(LIMIT, async {
+        tokio_memq::SerializationFactory::register_format(std::sync::Arc::new(JsonLines));
+        let long = "q".repeat(200);
+        let strict = MessageQueue::with_decode_limits(DecodeLimits::new().with_max_decoded_size(16));
+        let sub = strict.subscriber("c").await.unwrap();
+        let custom = SerializationFormat::Custom("decode-limits-jsonl".into());
+        let publisher = strict.publisher("c");
+        publisher
+            .publish_bytes(format!("\"{long}\"\n"), custom.clone())
+            .await
+            .unwrap();
+        publisher
+            .publish_with_format(long.clone(), custom.clone())
+            .await
+            .unwrap();
+        publisher
+            .publish_bytes(format!("\"{long}\""), SerializationFormat::Raw)
+            .await
+            .unwrap();
+        for how in ["custom bytes", "custom codec"] {
+            let m = sub.recv().await.unwrap();
+            assert_eq!(m.format, custom);
+            assert!(too_large(m.deserialize::<String>().unwrap_err().kind()), "{how}");
+            assert_eq!(
+                m.deserialize_with_limits::<String>(&DecodeLimits::new()).unwrap(),
+                long,
+                "{how}"
+            );
+        }
+        let raw = sub.recv().await.unwrap();
+        let as_json = raw.deserialize_with_format::<String>(&SerializationFormat::Json);
+        assert!(too_large(as_json.unwrap_err().kind()), "read in another format");
+        // The same on a queue with the defaults: everything reads.
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber("c").await.unwrap();
+        mq.publisher("c")
+            .publish_bytes(format!("\"{long}\"\n"), custom)
+            .await
+            .unwrap();
+        assert_eq!(sub.recv().await.unwrap().deserialize::<String>().unwrap(), long);
+    })
+    .await
+    .expect("finished");
+}

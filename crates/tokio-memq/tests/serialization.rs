@@ -360,3 +360,107 @@ async fn a_panicking_serializer_reaches_the_caller_and_the_queue_keeps_working()
     assert!(read.is_err());
     assert!(m.native::<Explosive>().is_some());
 }
+
+struct Xor;
+
+impl tokio_memq::ByteProcessor for Xor {
+    fn process(&self, data: &[u8]) -> Result<Vec<u8>, tokio_memq::CodecError> {
+        Ok(data.iter().map(|b| b ^ 0x5a).collect())
+    }
+}
+
+/// Reading a message in its own format, by name, goes through the codec
+/// that encoded it (compression, processors), as `deserialize` does:
+/// `deserialize_with_format`, `recv_with_format` and `recv_bincode`.
+/// Before, they read the bytes as a bare payload and failed.
+#[tokio::test]
+async fn reading_in_a_message_s_own_format_uses_its_codec() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let gzip = PipelineConfig {
+            compression: tokio_memq::CompressionConfig::Gzip { level: None },
+            use_magic_header: false,
+            ..PipelineConfig::default()
+        };
+        let xor = PipelineConfig {
+            pre: Some(tokio_memq::ProcessorPair {
+                encode: Arc::new(Xor),
+                decode: Arc::new(Xor),
+            }),
+            use_magic_header: true,
+            ..PipelineConfig::default()
+        };
+        mq.register_topic_defaults(
+            "gzip",
+            SerializationFormat::Json,
+            SerializationConfig::Default,
+            Some(gzip),
+        );
+        mq.register_topic_defaults(
+            "xor",
+            SerializationFormat::Bincode,
+            SerializationConfig::Default,
+            Some(xor),
+        );
+        let (gzipped, xored) = (
+            mq.subscriber("gzip").await.unwrap(),
+            mq.subscriber("xor").await.unwrap(),
+        );
+        for _ in 0..2 {
+            mq.publisher("gzip").publish(9u32).await.unwrap();
+            mq.publisher("xor").publish("hello".to_string()).await.unwrap();
+        }
+        assert_eq!(
+            gzipped
+                .recv_with_format::<u32>(SerializationFormat::Json)
+                .await
+                .unwrap(),
+            9
+        );
+        let m = gzipped.recv().await.unwrap();
+        assert_eq!(
+            m.deserialize_with_format::<u32>(&SerializationFormat::Json)
+                .unwrap(),
+            9
+        );
+        assert_eq!(xored.recv_bincode::<String>().await.unwrap(), "hello");
+        let m = xored.recv().await.unwrap();
+        assert_eq!(
+            m.deserialize_with_format::<String>(&SerializationFormat::Bincode)
+                .unwrap(),
+            "hello"
+        );
+    })
+    .await
+    .expect("finished");
+}
+
+/// A native `Bytes` reads as a `Vec<u8>` (which asks for a sequence), as a
+/// native `Vec<u8>` reads as `Bytes`.
+#[tokio::test]
+async fn native_bytes_and_byte_vectors_read_as_each_other() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber("n").await.unwrap();
+        let publisher = mq.publisher("n");
+        publisher
+            .publish(tokio_memq::Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        publisher.publish(b"def".to_vec()).await.unwrap();
+        assert_eq!(
+            sub.recv().await.unwrap().deserialize::<Vec<u8>>().unwrap(),
+            b"abc"
+        );
+        assert_eq!(
+            sub.recv()
+                .await
+                .unwrap()
+                .deserialize::<tokio_memq::Bytes>()
+                .unwrap(),
+            &b"def"[..]
+        );
+    })
+    .await
+    .expect("finished");
+}
