@@ -1,5 +1,6 @@
 //! Publishing from a `Stream`: a [`futures_sink::Sink`] over a publisher.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,11 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// with backpressure (`lru_enabled: false`) the sink holds that one value
 /// and is not ready for the next until it is published, so a `forward`
 /// waits as `publish` does. An error hands the value back
-/// ([`PublishError`]) and leaves the sink usable.
+/// ([`PublishError`]) and leaves the sink usable. Values sent without
+/// waiting for readiness (a caller breaking the `Sink` contract) wait
+/// behind the held one and are published in order; one that fails is
+/// handed back by the flush that tried it, and the flushes after it go on
+/// with the rest.
 ///
 /// # Examples
 ///
@@ -42,6 +47,8 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 pub struct PublishSink<T> {
     publisher: Publisher,
     in_flight: Option<InFlight<T>>,
+    /// Values sent while one was held, in order.
+    queued: VecDeque<T>,
 }
 
 impl<T> PublishSink<T> {
@@ -49,6 +56,7 @@ impl<T> PublishSink<T> {
         PublishSink {
             publisher,
             in_flight: None,
+            queued: VecDeque::new(),
         }
     }
 
@@ -67,24 +75,40 @@ impl<T> PublishSink<T> {
         &self.publisher
     }
 
-    /// Drives the publish the sink holds, if any, to its end.
-    fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PublishError<T>>> {
-        let Some(publish) = &mut self.in_flight else {
-            return Poll::Ready(Ok(()));
-        };
-        let done = publish.as_mut().poll(cx);
-        if done.is_ready() {
-            self.in_flight = None;
+    /// Drives the publish the sink holds, then those of the values queued
+    /// behind it, to their end; stops at the first that fails (handing its
+    /// value back), leaving the rest for the next call.
+    fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PublishError<T>>>
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        loop {
+            if let Some(publish) = &mut self.in_flight {
+                let done = std::task::ready!(publish.as_mut().poll(cx));
+                self.in_flight = None;
+                done?;
+            }
+            let Some(item) = self.queued.pop_front() else {
+                return Poll::Ready(Ok(()));
+            };
+            let publisher = self.publisher.clone();
+            self.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
         }
-        done.map(|r| r.map(drop))
     }
 }
+
+// The sink is never pinned structurally: queued values live on the heap
+// and are only moved out whole.
+impl<T> Unpin for PublishSink<T> {}
 
 impl<T> fmt::Debug for PublishSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishSink")
             .field("publisher", &self.publisher)
-            .field("waiting", &self.in_flight.is_some())
+            .field(
+                "waiting",
+                &(usize::from(self.in_flight.is_some()) + self.queued.len()),
+            )
             .finish()
     }
 }
@@ -98,15 +122,11 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
-        if let Some(earlier) = this.in_flight.take() {
+        if this.in_flight.is_some() {
             // Called without `poll_ready` first (a caller breaking the
             // `Sink` contract): publish after the held value, in order,
             // rather than drop either.
-            let publisher = this.publisher.clone();
-            this.in_flight = Some(Box::pin(async move {
-                earlier.await?;
-                publisher.publish(item).await
-            }));
+            this.queued.push_back(item);
             return Ok(());
         }
         match this.publisher.try_publish(item) {

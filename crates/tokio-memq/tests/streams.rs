@@ -190,6 +190,53 @@ async fn start_send_without_poll_ready_loses_nothing() {
     assert_eq!(got, [1, 2, 3]);
 }
 
+/// A value queued behind a held one (sent without `poll_ready`) is not
+/// lost when the held one fails: each flush hands back the value it could
+/// not publish, and the next goes on with the rest. Before, the queued
+/// value was dropped with the failed publish.
+#[tokio::test]
+async fn a_value_queued_behind_a_failed_publish_is_handed_back_too() {
+    use futures_util::Sink;
+    use std::pin::Pin;
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let one = TopicOptions {
+            max_messages: Some(1),
+            lru_enabled: false,
+            ..TopicOptions::default()
+        };
+        let sub = mq
+            .subscriber_with_options_and_mode("tight", one, ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let mut sink = mq.publisher("tight").sink::<u8>();
+        for v in 1..=4 {
+            // 1 is published; 2 is held (full); 3 and 4 queue behind it.
+            Pin::new(&mut sink).start_send(v).unwrap();
+        }
+        // The held publish starts waiting; then the topic goes.
+        let waited =
+            tokio::time::timeout(Duration::from_millis(20), futures_util::SinkExt::flush(&mut sink)).await;
+        assert!(waited.is_err(), "the topic is full");
+        assert!(mq.delete_topic("tight").await);
+        let mut handed_back = Vec::new();
+        loop {
+            match futures_util::SinkExt::flush(&mut sink).await {
+                Ok(()) => break,
+                Err(e) => handed_back.push(e.into_inner()),
+            }
+        }
+        assert_eq!(
+            handed_back,
+            [2, 3, 4],
+            "each value that was not published, in order"
+        );
+        assert_eq!(sub.recv_typed::<u8>().await.unwrap(), 1);
+    })
+    .await
+    .expect("finished");
+}
+
 /// An owned stream of a plain subscriber reads its cursor without the
 /// cursor's lock. It must still wake when a message arrives while it
 /// waits, follow a seek made through `subscriber()` between items, end
