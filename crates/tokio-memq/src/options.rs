@@ -107,7 +107,11 @@ pub struct TopicOptions {
     /// subscriber that had not read it gets
     /// [`RecvError::Lagged`](crate::RecvError::Lagged) with the exact
     /// count. `false`: a full topic makes `publish` wait until every live
-    /// subscriber has read the oldest message; nothing is lost.
+    /// subscriber has read the oldest message; nothing is lost. A
+    /// subscriber reads ahead (up to 128 messages, or 1 MiB, per fetch,
+    /// which it holds and delivers in order): those count as read, so a
+    /// topic of capacity `n` lets publishers run up to `n` plus what a
+    /// subscriber holds read ahead past its last receive.
     pub lru_enabled: bool,
     /// The number of partitions, for partitioned topics.
     pub partitions: Option<usize>,

@@ -1649,7 +1649,7 @@ impl Subscriber {
                     })
                 })
                 .await
-                .map_err(RecvError::from)?;
+                .map_err(|e| self.failed(e))?;
                 let mut values = Vec::with_capacity(raw.len());
                 let mut raw = raw.into_iter();
                 while let Some(d) = raw.next() {
@@ -1657,7 +1657,10 @@ impl Subscriber {
                     match self.decode(&msg) {
                         Ok(v) => values.push(v),
                         Err(e) if values.is_empty() => {
+                            // The failed message was delivered (the error
+                            // reports it); the rest go back.
                             cursor.unread(raw);
+                            self.delivered(1);
                             return Err(e.into());
                         }
                         Err(_) => {
@@ -1668,6 +1671,9 @@ impl Subscriber {
                         }
                     }
                 }
+                // Counted once handed on: what went back is counted when
+                // it is received again.
+                self.delivered(values.len());
                 Ok(values)
             }
             _ => {
@@ -1873,11 +1879,14 @@ impl Subscriber {
                 });
             }
         }
-        // Every window held the offset; a window only moves up (and then
-        // the cursor reports the messages evicted meanwhile as lagged), so
-        // the moves below cannot fail for broadcast cursors.
+        // Every window held the offset. One cursor moves under its topic's
+        // lock, checking the window again: should the message have been
+        // evicted meanwhile, the seek fails rather than lands on a gap.
+        // Across partitions a window only moves up (and then the cursor
+        // reports the messages evicted meanwhile as lagged), so that the
+        // moves cannot fail part-way: all partitions or none.
         let moved = match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().seek_or_lag(offset),
+            Kind::Broadcast(cursor) => cursor.lock().seek(offset),
             Kind::Merged(cursors) => {
                 let mut cursors = cursors.lock();
                 for &(p, _, _) in &parts {

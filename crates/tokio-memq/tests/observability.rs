@@ -416,3 +416,66 @@ fn expiries_in_aggregate_take_overs_and_reassignments() {
     // Two joins, then the second member leaving at the end.
     assert_eq!(reassigned, ["1", "2", "1"]);
 }
+
+/// `memq_messages_delivered_total` counts each delivery, whichever receive
+/// made it: a typed batch of a plain subscriber was not counted at all.
+#[tokio::test]
+async fn every_receive_kind_counts_what_it_delivers() {
+    use tokio_stream::StreamExt;
+    let delivered = |mq: &MessageQueue| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || mq.record_metrics());
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| match value {
+                DebugValue::Counter(v) if key.key().name() == "memq_messages_delivered_total" => Some(v),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let kinds = [
+        "recv",
+        "recv_batch",
+        "recv_batch_lent",
+        "try_recv_now",
+        "recv_timeout",
+        "stream",
+        "recv_typed",
+        "recv_batch_typed",
+        "typed batch stopping at a bad message",
+    ];
+    for kind in kinds {
+        let mq = MessageQueue::new();
+        let sub = mq
+            .subscriber_with_options_and_mode("t", TopicOptions::default(), ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("t");
+        publisher.publish_batch((0..4u32).collect()).await.unwrap();
+        publisher.publish("not a number").await.unwrap();
+        let got = within(LIMIT, async {
+            match kind {
+                "recv" => usize::from(sub.recv().await.is_ok()),
+                "recv_batch" => sub.recv_batch(4).await.unwrap().len(),
+                "recv_batch_lent" => sub.recv_batch_lent(4).await.unwrap().len(),
+                "try_recv_now" => usize::from(sub.try_recv_now().is_ok()),
+                "recv_timeout" => usize::from(sub.recv_timeout(LIMIT).await.unwrap().is_some()),
+                "stream" => usize::from(sub.stream().next().await.unwrap().is_ok()),
+                "recv_typed" => usize::from(sub.recv_typed::<u32>().await.is_ok()),
+                "recv_batch_typed" => sub.recv_batch_typed::<u32>(4).await.unwrap().len(),
+                _ => {
+                    // Four decode, the fifth goes back; then it alone, failing.
+                    let four = sub.recv_batch_typed::<u32>(10).await.unwrap().len();
+                    assert!(sub.recv_batch_typed::<u32>(10).await.is_err());
+                    four + 1
+                }
+            }
+        })
+        .await
+        .expect("finished");
+        assert_eq!(delivered(&mq), got as u64, "{kind}");
+    }
+}

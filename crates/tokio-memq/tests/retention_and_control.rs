@@ -455,3 +455,111 @@ async fn every_retention_option_is_checked_against_the_existing_topic() {
         .unwrap();
     assert!(mismatch(mq.create_topic("by-publisher", capped(5)).await));
 }
+
+/// On a topic whose publishers wait for readers (`lru_enabled: false`), a
+/// seek to the oldest message while a publisher presses either lands
+/// there (the next receive is a message, never `Lagged`) or fails with
+/// `OutOfRange` when that message went first. Before, the window was
+/// checked, then the cursor moved without checking again: a message
+/// evicted in between made the next receive `Lagged` on a topic that
+/// loses nothing. Repeated for two seconds: a race, not a certainty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_racing_a_waiting_publisher_never_lands_on_a_gap() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mq = MessageQueue::new();
+    let two = TopicOptions {
+        max_messages: Some(2),
+        lru_enabled: false,
+        ..TopicOptions::default()
+    };
+    let sub = mq
+        .subscriber_with_options_and_mode("sk", two, tokio_memq::ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let publisher = mq.publisher("sk");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let pressing = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match publisher.try_publish(i) {
+                    Ok(_) => i += 1,
+                    Err(tokio_memq::PublishError::Full(_)) => tokio::task::yield_now().await,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }
+    });
+    let (mut landed, mut refused) = (0, 0);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        // Read everything, so that the publisher can go on.
+        while sub.try_recv_now().is_ok() {}
+        let low = mq.get_topic_stats("sk").await.unwrap().low_offset;
+        match sub.seek(low).await {
+            Ok(()) => {
+                landed += 1;
+                match sub.try_recv_now() {
+                    Ok(m) => assert_eq!(m.offset(), low),
+                    Err(tokio_memq::TryRecvError::Empty) => {}
+                    Err(e) => panic!("after seek({low}): {e:?}"),
+                }
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(e.low > low, "{e:?}");
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    pressing.await.unwrap();
+    assert!(landed > 0, "landed {landed}, refused {refused}");
+}
+
+/// With `lru_enabled: false`, what a subscriber holds read ahead counts
+/// as read (as `TopicOptions::lru_enabled` says): after one receive from
+/// a full topic of capacity 3 the subscriber holds the other two, so
+/// three more fit; then the topic is full again. Nothing is lost: every
+/// message arrives, in order.
+#[tokio::test]
+async fn read_ahead_counts_as_read_for_waiting_publishers_and_nothing_is_lost() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let three = TopicOptions {
+            max_messages: Some(3),
+            lru_enabled: false,
+            ..TopicOptions::default()
+        };
+        let sub = mq
+            .subscriber_with_options_and_mode("bp", three, tokio_memq::ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("bp");
+        for i in 0..3u32 {
+            publisher.try_publish(i).unwrap();
+        }
+        assert!(matches!(
+            publisher.try_publish(3u32),
+            Err(tokio_memq::PublishError::Full(3))
+        ));
+        assert_eq!(sub.recv().await.unwrap().offset(), 0); // holds 1 and 2 read ahead
+        for i in 3..6u32 {
+            publisher.try_publish(i).unwrap();
+        }
+        assert!(matches!(
+            publisher.try_publish(6u32),
+            Err(tokio_memq::PublishError::Full(6))
+        ));
+        let rest: Vec<u32> = sub
+            .recv_batch(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.deserialize().unwrap())
+            .collect();
+        assert_eq!(rest, [1, 2, 3, 4, 5]);
+    })
+    .await
+    .expect("finished");
+}
