@@ -122,10 +122,10 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
-        if this.in_flight.is_some() {
+        if this.in_flight.is_some() || !this.queued.is_empty() {
             // Called without `poll_ready` first (a caller breaking the
-            // `Sink` contract): publish after the held value, in order,
-            // rather than drop either.
+            // `Sink` contract): publish after the held and queued values,
+            // in order, rather than drop any.
             this.queued.push_back(item);
             return Ok(());
         }
