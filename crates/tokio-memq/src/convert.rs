@@ -3,7 +3,8 @@
 //!
 //! A value published natively and read as its own type is cloned. Read as
 //! another type, it converts only when it is made of scalars (numbers,
-//! `bool`, `char`, text, bytes; behind `&`, `Box`, `Arc` or a newtype; in
+//! `bool`, `char`, text, bytes; behind `&`, `Box`, `Arc` or a newtype,
+//! though never as another newtype; in
 //! options, sequences and tuples) and the target holds every one exactly:
 //! `&str` as `String`, `i32` as `i64` or `f64`, `u64` as `u32` when it
 //! fits, `f32` as `f64`, `Vec<u8>` as `Vec<u16>`, `(i32, i32)` as
@@ -34,6 +35,9 @@ pub(crate) enum Scalar {
     Some(Box<Scalar>),
     /// A sequence or tuple.
     Seq(Vec<Scalar>),
+    /// A newtype (`Meters(f64)`) and its content: read as its content, or
+    /// as a newtype of the same name, never as another newtype.
+    Newtype(&'static str, Box<Scalar>),
 }
 
 /// Why a conversion did not happen (serde's plumbing; the caller reports
@@ -156,13 +160,15 @@ impl ser::Serializer for ScalarSerializer {
     ) -> Result<Scalar, NotScalar> {
         Err(not_scalar(name))
     }
-    // A newtype (`Meters(f64)`) is its content, like `Arc` and `Box`.
+    // A newtype (`Meters(f64)`) reads as its content, like `Arc` and
+    // `Box`; its name is kept so that it never reads as another newtype
+    // (`Feet(f64)`: the mix-up newtypes exist to prevent).
     fn serialize_newtype_struct<V: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         v: &V,
     ) -> Result<Scalar, NotScalar> {
-        v.serialize(self)
+        Ok(Scalar::Newtype(name, Box::new(v.serialize(self)?)))
     }
     fn serialize_newtype_variant<V: Serialize + ?Sized>(
         self,
@@ -271,6 +277,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
         match self.0 {
+            Scalar::Newtype(_, v) => ScalarDeserializer(*v).deserialize_any(visitor),
             Scalar::Bool(v) => visitor.visit_bool(v),
             Scalar::I64(v) => visitor.visit_i64(v),
             Scalar::U64(v) => visitor.visit_u64(v),
@@ -300,6 +307,9 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        if let Scalar::Newtype(_, v) = self.0 {
+            return ScalarDeserializer(*v).deserialize_f32(visitor);
+        }
         let exact = match self.0 {
             Scalar::F32(v) => Some(v),
             Scalar::F64(v) => ((v as f32) as f64 == v || v.is_nan()).then_some(v as f32),
@@ -314,6 +324,9 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        if let Scalar::Newtype(_, v) = self.0 {
+            return ScalarDeserializer(*v).deserialize_f64(visitor);
+        }
         let exact = match self.0 {
             Scalar::F32(v) => Some(f64::from(v)),
             Scalar::F64(v) => Some(v),
@@ -329,16 +342,21 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, NotScalar> {
-        visitor.visit_newtype_struct(self)
+        match self.0 {
+            Scalar::Newtype(own, v) if own == name => visitor.visit_newtype_struct(ScalarDeserializer(*v)),
+            Scalar::Newtype(own, _) => Err(NotScalar(format!("a {own} is not a {name}"))),
+            other => visitor.visit_newtype_struct(ScalarDeserializer(other)),
+        }
     }
 
     /// Bytes read as a sequence of `u8` too: a `Vec<u8>` asks for a
     /// sequence (serde gives it no byte-buffer visit).
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
         match self.0 {
+            Scalar::Newtype(_, v) => ScalarDeserializer(*v).deserialize_seq(visitor),
             Scalar::Bytes(v) => {
                 let mut bytes = de::value::SeqDeserializer::new(v.into_iter());
                 let value = visitor.visit_seq(&mut bytes)?;
@@ -431,5 +449,29 @@ mod tests {
             None,
             "a struct of the same shape is another type"
         );
+    }
+
+    /// A newtype reads as its content (and its content, or the same
+    /// newtype behind a reference, as it), never as another newtype: a
+    /// `Meters` read as `Feet` used to convert silently.
+    #[test]
+    fn newtypes_are_their_content_but_not_each_other() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Meters(f64);
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Feet(f64);
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Id(u32);
+        assert_eq!(convert::<_, f64>(Meters(5.0)), Some(5.0));
+        assert_eq!(convert::<_, Meters>(5.0f32), Some(Meters(5.0)));
+        assert_eq!(convert::<_, Meters>(Box::new(Meters(2.5))), Some(Meters(2.5)));
+        assert_eq!(convert::<_, Vec<u64>>(vec![Id(1), Id(2)]), Some(vec![1, 2]));
+        assert_eq!(
+            convert::<_, Feet>(Meters(5.0)),
+            None,
+            "another newtype of the same shape"
+        );
+        assert_eq!(convert::<_, Vec<Feet>>(vec![Meters(1.0)]), None);
+        assert_eq!(convert::<_, Option<Feet>>(Some(Meters(1.0))), None);
     }
 }

@@ -990,7 +990,8 @@ pub enum Error {
     #[error(transparent)]
     Ack(#[from] AckError),
     /// See [`EncodeError`]: a value could not be serialized (building a
-    /// [`TopicMessage`](crate::TopicMessage) in a format).
+    /// [`TopicMessage`](crate::TopicMessage) in a format, or publishing
+    /// through the 1.0.0 traits, which return this `Error`).
     #[error(transparent)]
     Encode(#[from] EncodeError),
     /// See [`PatternRecvError`](crate::PatternRecvError).
@@ -999,8 +1000,13 @@ pub enum Error {
 }
 
 impl<T> From<PublishError<T>> for Error {
+    /// The kind of failure; a value that could not be serialized keeps
+    /// why ([`Error::Encode`]).
     fn from(e: PublishError<T>) -> Self {
-        Error::Publish(e.kind())
+        match e {
+            PublishError::Encode { error, .. } => Error::Encode(error),
+            e => Error::Publish(e.kind()),
+        }
     }
 }
 

@@ -63,18 +63,25 @@ impl MessageQueue {
                 }
                 let mut groups: Vec<GroupStats> = groups.iter().map(|g| g.stats()).collect();
                 groups.sort_by(|a, b| a.name.cmp(&b.name));
+                let counted = |readers| crate::options::with_group_members(readers, &groups);
                 let partitions = match &entry.log {
                     crate::log::Log::Plain(_) => Vec::new(),
                     crate::log::Log::Partitioned(p) => p
                         .all_partition_stats()
                         .into_iter()
                         .enumerate()
-                        .map(|(i, s)| PartitionStats::new(i, s))
+                        .map(|(i, s)| {
+                            let mut stats = PartitionStats::new(i, s);
+                            stats.subscriber_count = counted(stats.subscriber_count);
+                            stats
+                        })
                         .collect(),
                 };
+                let mut stats = entry.log.stats();
+                stats.subscriber_count = counted(stats.subscriber_count);
                 TopicSnapshot {
                     name: name.to_string(),
-                    stats: entry.log.stats(),
+                    stats,
                     partitions,
                     groups,
                 }

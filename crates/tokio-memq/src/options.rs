@@ -267,7 +267,10 @@ impl ConsumptionMode {
 pub struct TopicStats {
     /// Messages retained now.
     pub message_count: usize,
-    /// Live subscribers.
+    /// Live subscribers, each member of a consumer group included. For a
+    /// partitioned topic, those of its busiest partition: a subscriber of
+    /// every partition counts once, one of a single partition only there
+    /// (see [`get_all_partition_stats`](crate::MessageQueue::get_all_partition_stats)).
     pub subscriber_count: usize,
     /// Messages removed by retention: `evicted + expired`.
     pub dropped_messages: usize,
@@ -291,6 +294,17 @@ pub struct TopicStats {
     /// The offset the next message will get. 0 for a partitioned topic,
     /// as `low_offset`.
     pub next_offset: u64,
+}
+
+/// Live subscribers of a topic (or partition) read by `readers` cursors:
+/// a consumer group reads through one cursor while it has members, and
+/// each of its members is a subscriber.
+pub(crate) fn with_group_members(readers: usize, groups: &[memq_groups::GroupStats]) -> usize {
+    let (live, members) = groups
+        .iter()
+        .filter(|g| g.members > 0)
+        .fold((0, 0), |(live, members), g| (live + 1, members + g.members));
+    readers.saturating_sub(live) + members
 }
 
 impl TopicStats {
@@ -490,7 +504,8 @@ pub struct PartitionStats {
     pub partition_id: usize,
     /// Messages retained now.
     pub message_count: usize,
-    /// Live subscribers reading this partition.
+    /// Live subscribers reading this partition, each member of a
+    /// consumer group included.
     pub subscriber_count: usize,
     /// Messages removed by retention.
     pub dropped_messages: usize,

@@ -520,9 +520,10 @@ impl MessageQueue {
             return all.into_iter().find(|s| s.partition == partition);
         }
         let log = self.partitioned(topic.as_ref()).ok()?;
-        log.partition_stats(partition)
-            .ok()
-            .map(|s| PartitionStats::new(partition, s))
+        let mut stats = PartitionStats::new(partition, log.partition_stats(partition).ok()?);
+        let groups = self.registry().group_stats_of(topic.as_ref());
+        stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+        Some(stats)
     }
 
     /// Counters of every partition, in partition order (empty when the
@@ -551,15 +552,19 @@ impl MessageQueue {
         if let Some(remote) = self.registry().remote() {
             return remote.partition_stats(topic.as_ref()).await.unwrap_or_default();
         }
-        match self.partitioned(topic.as_ref()) {
-            Ok(log) => log
-                .all_partition_stats()
-                .into_iter()
-                .enumerate()
-                .map(|(p, s)| PartitionStats::new(p, s))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        let Ok(log) = self.partitioned(topic.as_ref()) else {
+            return Vec::new();
+        };
+        let groups = self.registry().group_stats_of(topic.as_ref());
+        log.all_partition_stats()
+            .into_iter()
+            .enumerate()
+            .map(|(p, s)| {
+                let mut stats = PartitionStats::new(p, s);
+                stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+                stats
+            })
+            .collect()
     }
 
     /// The names of the partitioned topics, sorted.

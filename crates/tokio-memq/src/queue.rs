@@ -300,10 +300,12 @@ impl Registry {
     ) -> Result<TopicEntry, TopicError> {
         self.local_only()?;
         if partitions == 0 || options.partitions.is_some_and(|p| p != partitions) {
+            // Refused before looking at any topic: `existing` is what a
+            // topic has, and none was looked at.
             return Err(TopicError::PartitionCount {
                 topic: name.to_owned(),
                 requested: partitions,
-                existing: options.partitions,
+                existing: None,
             });
         }
         if let Some(entry) = self.topics.read().get(name) {
@@ -428,6 +430,14 @@ impl Registry {
 
     pub(crate) fn get(&self, name: &str) -> Option<TopicEntry> {
         self.topics.read().get(name).cloned()
+    }
+
+    /// The stats of the consumer groups of the topic called `name` (none
+    /// when it has none, or no such topic exists).
+    pub(crate) fn group_stats_of(&self, name: &str) -> Vec<GroupStats> {
+        self.get(name)
+            .map(|e| e.group_handles().iter().map(Group::stats).collect())
+            .unwrap_or_default()
     }
 
     /// The groups map of `entry`, the topic called `name`, made for its
@@ -1363,10 +1373,17 @@ impl MessageQueue {
         // locks, and a stats sweep may wake publishers.
         let entry = self.registry().get(topic.as_ref())?;
         // Groups write their automatic commits lazily; make lags current.
-        for g in entry.group_handles() {
-            g.flush_commits();
-        }
-        Some(entry.log.stats())
+        let groups: Vec<GroupStats> = entry
+            .group_handles()
+            .iter()
+            .map(|g| {
+                g.flush_commits();
+                g.stats()
+            })
+            .collect();
+        let mut stats = entry.log.stats();
+        stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+        Some(stats)
     }
 }
 

@@ -574,3 +574,73 @@ async fn a_manual_member_s_commit_acknowledges_only_what_it_holds() {
     .await
     .expect("finished");
 }
+
+/// `subscriber_count` counts every member of a consumer group (as 1.0.0
+/// counted every `Subscriber`), beside plain subscribers, in the topic's
+/// stats and in the snapshot; a partitioned topic reports its busiest
+/// partition, and each partition its own count.
+#[tokio::test]
+async fn every_member_of_a_group_counts_as_a_subscriber() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let count = |t: &'static str| {
+            let mq = &mq;
+            async move { mq.get_topic_stats(t).await.unwrap().subscriber_count }
+        };
+        let _plain = mq.subscriber("jobs").await.unwrap();
+        let a = mq
+            .subscriber_group("jobs", "g", ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let b = mq
+            .subscriber_group("jobs", "g", ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let other = mq
+            .subscriber_group("jobs", "h", ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(count("jobs").await, 4);
+        let snapshot = mq.snapshot();
+        assert_eq!(
+            snapshot
+                .iter()
+                .find(|t| t.name == "jobs")
+                .unwrap()
+                .stats
+                .subscriber_count,
+            4
+        );
+        drop((a, other));
+        assert_eq!(count("jobs").await, 2);
+        drop(b);
+        assert_eq!(count("jobs").await, 1, "a group with no member reads nothing");
+
+        mq.create_partitioned_topic("p", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let _all = mq.subscriber("p").await.unwrap();
+        let _one = mq
+            .subscribe_partition("p", 1, None, ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let _members = (
+            mq.subscriber_group("p", "g", ConsumptionMode::Earliest)
+                .await
+                .unwrap(),
+            mq.subscriber_group("p", "g", ConsumptionMode::Earliest)
+                .await
+                .unwrap(),
+        );
+        let per_partition: Vec<usize> = mq
+            .get_all_partition_stats("p")
+            .await
+            .iter()
+            .map(|s| s.subscriber_count)
+            .collect();
+        assert_eq!(per_partition, [3, 4]);
+        assert_eq!(count("p").await, 4, "the busiest partition");
+    })
+    .await
+    .expect("finished");
+}

@@ -48,8 +48,17 @@ async fn creation_errors_are_typed() {
     let zero = mq.create_partitioned_topic("p", TopicOptions::default(), 0).await;
     assert!(matches!(
         zero,
-        Err(TopicError::PartitionCount { requested: 0, .. })
+        Err(TopicError::PartitionCount {
+            requested: 0,
+            existing: None,
+            ..
+        })
     ));
+    // No topic was looked at: the message does not say what one has.
+    assert_eq!(
+        zero.unwrap_err().to_string(),
+        "topic \"p\": 0 partitions requested, not a valid partition count for it"
+    );
     mq.create_partitioned_topic("p", TopicOptions::default(), 3)
         .await
         .unwrap();
@@ -68,7 +77,14 @@ async fn creation_errors_are_typed() {
         partitions: Some(2),
         ..Default::default()
     };
-    assert!(mq.create_partitioned_topic("q", conflicting, 3).await.is_err());
+    assert!(matches!(
+        mq.create_partitioned_topic("q", conflicting, 3).await,
+        Err(TopicError::PartitionCount {
+            requested: 3,
+            existing: None,
+            ..
+        })
+    ));
     mq.create_topic("plain", TopicOptions::default()).await.unwrap();
     assert!(matches!(
         mq.create_partitioned_topic("plain", TopicOptions::default(), 2).await,

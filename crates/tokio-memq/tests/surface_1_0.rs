@@ -1025,3 +1025,38 @@ async fn subscribe_partition_with_options_checks_an_existing_topic() {
     let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
     assert_eq!((msg.partition, msg.deserialize::<u8>().unwrap()), (Some(0), 5));
 }
+
+/// A value the 1.0.0 publisher trait cannot serialize fails with an error
+/// that says why (the codec's complaint), as the inherent `publish` does;
+/// it used to say only "message could not be serialized".
+#[tokio::test]
+async fn the_publisher_trait_keeps_why_a_value_could_not_be_serialized() {
+    use tokio_memq::{
+        AsyncMessagePublisher, CompressionConfig, PipelineConfig, SerializationConfig, SerializationFormat,
+    };
+    let mq = MessageQueue::new();
+    let bad = PipelineConfig {
+        compression: CompressionConfig::Gzip { level: Some(99) },
+        use_magic_header: true,
+        ..PipelineConfig::default()
+    };
+    mq.register_topic_defaults(
+        "em",
+        SerializationFormat::Json,
+        SerializationConfig::Default,
+        Some(bad),
+    );
+    let publisher = mq.publisher("em");
+    let inherent = publisher.publish(1u32).await.unwrap_err();
+    let why = std::error::Error::source(&inherent).expect("a cause").to_string();
+    let through_trait = AsyncMessagePublisher::publish(&publisher, 1u32)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(through_trait, tokio_memq::Error::Encode(_)),
+        "{through_trait:?}"
+    );
+    let said = anyhow::Error::from(through_trait);
+    assert!(format!("{said:#}").contains(&why), "{said:#} (the cause: {why})");
+    assert!(why.contains("99"), "{why}");
+}
