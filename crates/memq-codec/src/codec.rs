@@ -471,7 +471,8 @@ impl Codec {
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        self.decode_framed(bytes, &self.inner.limits).map(|(value, _)| value)
+        self.decode_framed(bytes, &self.inner.limits)
+            .map(|(value, _)| value)
     }
 
     /// [`decode`](Self::decode) with `limits` instead of this codec's own, without a copy of
@@ -493,7 +494,11 @@ impl Codec {
     /// assert_eq!(codec.decode::<String>(&bytes)?.len(), 32, "the codec's own limits are unchanged");
     /// # Ok::<(), memq_codec::CodecError>(())
     /// ```
-    pub fn decode_with_limits<T: DeserializeOwned>(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<T, CodecError> {
+    pub fn decode_with_limits<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<T, CodecError> {
         self.decode_framed(bytes, limits).map(|(value, _)| value)
     }
 

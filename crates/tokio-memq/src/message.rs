@@ -1455,9 +1455,13 @@ impl TopicMessage {
         let at = self.offset;
         match &self.payload {
             MessagePayload::Native(n) => n.read(),
-            MessagePayload::Bytes(b) => {
-                crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), None, self.limits.as_deref())
-            }
+            MessagePayload::Bytes(b) => crate::decode::decode_bytes(
+                b,
+                &self.format,
+                self.codec.as_ref(),
+                None,
+                self.limits.as_deref(),
+            ),
         }
         .map_err(|e| e.at(at))
     }
@@ -1548,7 +1552,11 @@ impl TopicMessage {
                 crate::decode::decode_bytes(b, format, self.codec.as_ref(), limits, queue)
             }
             MessagePayload::Bytes(b) => {
-                let own = self.codec.as_ref().map(Codec::limits).filter(|l| **l != DecodeLimits::default());
+                let own = self
+                    .codec
+                    .as_ref()
+                    .map(Codec::limits)
+                    .filter(|l| **l != DecodeLimits::default());
                 crate::decode::decode_bytes(b, format, None, limits.or(own), queue)
             }
         }
