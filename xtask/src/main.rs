@@ -335,9 +335,10 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
-    // The queue over Redis (`redis` feature): its lints, and the delivery
-    // contract run against both backends (the tests start their own
-    // redis-server; with CI set, a missing one fails them).
+    // The queue over Redis (`redis` feature): its lints, the delivery
+    // contract run against both backends, and what a store that fails or
+    // holds foreign data does (the tests start their own redis-server;
+    // with CI set, a missing one fails them).
     clippy(&[
         "-p",
         "tokio-memq",
@@ -355,6 +356,8 @@ fn ci() -> Result<(), String> {
             "redis",
             "--test",
             "backends",
+            "--test",
+            "redis_faults",
         ],
         &[],
     )?;

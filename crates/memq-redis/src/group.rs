@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::{
-    entries, field, parse_entries, seq, text, Blocking, Error, Message, Record, RecvError, Start, Topic,
+    field, parse_entries, seq, text, Blocking, Error, Message, Read, Record, RecvError, Start, Topic,
     TopicConfig, BLOCK,
 };
 
@@ -319,7 +319,11 @@ impl Member {
     ///
     /// # Errors
     ///
-    /// [`RecvError::Store`] when Redis fails.
+    /// [`RecvError::Store`] when Redis fails; with [`Error::TopicGone`]
+    /// once the topic was deleted (by any process, also when it was created
+    /// again since: its messages are another topic's) or lost with the
+    /// server's data; with [`Error::Malformed`] once for an entry that is
+    /// no message (acknowledged: no member could read it).
     pub async fn recv(&mut self) -> Result<Delivery, RecvError> {
         loop {
             if let Some(d) = self.buffer.front().cloned() {
@@ -380,14 +384,24 @@ impl Member {
                 .arg("STREAMS")
                 .arg(&self.topic.log)
                 .arg("0");
-            let reply = self.conn.query(&own).await?;
+            let reply = match self.conn.query_pipe(&self.checked(own)).await {
+                Ok(replies) => self.of_this_topic(replies).await?,
+                Err(e) => return Err(self.read_failed(e).await),
+            };
             // Trimmed since it was handed over: nothing to deliver.
-            let (held, gone) = parse_entries(&reply)?;
+            let Read {
+                records,
+                gone,
+                malformed,
+            } = parse_entries(&reply)?;
             if let Some(&offset) = gone.first() {
                 self.xack(offset).await?;
                 return Ok(());
             }
-            if let Some(record) = self.drop_expired(held).await?.into_iter().next() {
+            if let Some((offset, reason)) = malformed {
+                return Err(self.skip_malformed(offset, reason).await);
+            }
+            if let Some(record) = self.drop_expired(records).await?.into_iter().next() {
                 let deliveries = self.deliveries(record.offset).await?;
                 self.buffer.push_back(Delivery { record, deliveries });
                 return Ok(());
@@ -412,25 +426,138 @@ impl Member {
         // connection) may have left a message pending to this member: the
         // next read looks there first.
         self.unsure = true;
-        let reply = match self.conn.query_once(&cmd).await {
+        let reply = match self.conn.query_once_pipe(&self.checked(cmd)).await {
             Err(Error::OutcomeUnknown(_)) => return Ok(()),
-            reply => reply?,
+            Err(e) => return Err(self.read_failed(e).await),
+            Ok(replies) => self.of_this_topic(replies).await?,
         };
-        for record in self.drop_expired(entries(&reply)?).await? {
+        let Read {
+            records, malformed, ..
+        } = parse_entries(&reply)?;
+        for record in self.drop_expired(records).await? {
             self.buffer.push_back(Delivery {
                 record,
                 deliveries: 1,
             });
         }
         self.unsure = false;
+        if let Some((offset, reason)) = malformed {
+            return Err(self.skip_malformed(offset, reason).await);
+        }
         Ok(())
+    }
+
+    /// `read` after a check of the topic's incarnation, in one round trip:
+    /// a read counts only on the topic this member joined, not on one
+    /// deleted and created again under its name (whose offsets start over,
+    /// and whose group may have the same name).
+    fn checked(&self, read: redis::Cmd) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(&self.topic.meta).arg("incarnation");
+        pipe.add_command(read);
+        pipe
+    }
+
+    /// The read's reply from the replies of a [`checked`](Self::checked)
+    /// pipeline; [`Error::TopicGone`] when the topic is not the one this
+    /// member joined (what the read took from the new topic is handed back
+    /// to its group first, untouched).
+    async fn of_this_topic(&mut self, mut replies: Vec<Value>) -> Result<Value, Error> {
+        let (Some(read), Some(incarnation)) = (replies.pop(), replies.first()) else {
+            return Err(Error::Protocol(format!("{replies:?}")));
+        };
+        if text(Some(incarnation)) == Some(self.topic.incarnation.as_str()) {
+            return Ok(read);
+        }
+        if let Ok(taken) = parse_entries(&read) {
+            let offsets = taken
+                .records
+                .iter()
+                .map(|r| r.offset)
+                .chain(taken.gone)
+                .chain(taken.malformed.map(|m| m.0));
+            for offset in offsets.collect::<Vec<_>>() {
+                // Best effort: if this fails, the ack timeout hands it on.
+                let _ = self.hand_back(offset).await;
+            }
+        }
+        Err(Error::TopicGone(self.topic.name.clone()))
+    }
+
+    /// What a failed read means: [`Error::TopicGone`] when the topic is gone
+    /// (a read waiting while its stream is deleted is answered `UNBLOCKED`,
+    /// one on a stream or group that is no more `NOGROUP`), else `e`.
+    async fn read_failed(&mut self, e: Error) -> Error {
+        if !matches!(e, Error::Redis(_)) {
+            return e;
+        }
+        let incarnation = self
+            .conn
+            .query(redis::cmd("HGET").arg(&self.topic.meta).arg("incarnation"))
+            .await;
+        match incarnation {
+            Ok(v) if text(Some(&v)) != Some(self.topic.incarnation.as_str()) => {
+                Error::TopicGone(self.topic.name.clone())
+            }
+            _ => e,
+        }
+    }
+
+    /// Hands the message at `offset`, which this member read from a topic
+    /// it did not join, back to that topic's group as if never delivered:
+    /// idle past the ack timeout, so the next member that looks takes it,
+    /// with its delivery count back to 0.
+    async fn hand_back(&mut self, offset: u64) -> Result<(), Error> {
+        let _: Value = self
+            .topic
+            .store
+            .query(
+                redis::cmd("XCLAIM")
+                    .arg(&self.topic.log)
+                    .arg(&self.group)
+                    .arg(&self.name)
+                    .arg(0)
+                    .arg(format!("0-{}", offset.saturating_add(1)))
+                    .arg("IDLE")
+                    .arg(self.config.ack_timeout.as_millis() as u64)
+                    .arg("RETRYCOUNT")
+                    .arg(0)
+                    .arg("JUSTID"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Acknowledges the malformed entry at `offset` (no member could read
+    /// it: offering it again would only report it again) and returns the
+    /// error that reports it.
+    async fn skip_malformed(&mut self, offset: u64, reason: String) -> Error {
+        if let Err(e) = self.xack(offset).await {
+            return e;
+        }
+        Error::Malformed {
+            topic: self.topic.name.clone(),
+            offset,
+            reason,
+        }
     }
 
     /// Takes over messages other members held longer than the ack
     /// timeout; those past the delivery limit become dead letters.
     async fn reclaim(&mut self) -> Result<(), Error> {
         let idle = self.config.ack_timeout.as_millis() as u64;
-        let reply: Value = self
+        // Checked first, in a round trip of its own (this runs about once
+        // a second at most): a claim from a topic created again under the
+        // name would take another topic's message and raise its count.
+        let incarnation: Value = self
+            .topic
+            .store
+            .query(redis::cmd("HGET").arg(&self.topic.meta).arg("incarnation"))
+            .await?;
+        if text(Some(&incarnation)) != Some(self.topic.incarnation.as_str()) {
+            return Err(Error::TopicGone(self.topic.name.clone()));
+        }
+        let claimed: Result<Value, Error> = self
             .topic
             .store
             .query(
@@ -443,7 +570,11 @@ impl Member {
                     .arg("COUNT")
                     .arg(1),
             )
-            .await?;
+            .await;
+        let reply = match claimed {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.read_failed(e).await),
+        };
         let Value::Array(parts) = &reply else {
             return Err(Error::Protocol(format!("{reply:?}")));
         };
@@ -459,7 +590,13 @@ impl Member {
         };
         // Shaped like one stream's entries in an XREAD reply.
         let wrapped = Value::Array(vec![Value::Array(vec![Value::Nil, claimed.clone()])]);
-        for record in self.drop_expired(entries(&wrapped)?).await? {
+        let Read {
+            records, malformed, ..
+        } = parse_entries(&wrapped)?;
+        if let Some((offset, reason)) = malformed {
+            return Err(self.skip_malformed(offset, reason).await);
+        }
+        for record in self.drop_expired(records).await? {
             let deliveries = self.deliveries(record.offset).await?;
             if self.config.max_deliveries.is_some_and(|max| deliveries > max) {
                 self.dead_letter(&record, deliveries - 1).await?;

@@ -17,7 +17,13 @@
 //!   its wait on the server (`CLIENT UNBLOCK`); a server restarted without its data is
 //!   [`Error::TopicGone`] to the handles of the topics it lost, and one that kept a topic but
 //!   lost its newest messages is [`Error::AheadOfLog`] to a reader past the end: never a silent
-//!   stall.
+//!   stall. A group member is told [`Error::TopicGone`] too, also when the topic was created
+//!   again under its name. A healthy server is given the time a large batch or payload needs
+//!   (10 s and 250 ms per MiB sent) before its connection counts as lost.
+//! * Data this crate never writes is an error, never a panic or a silent message: a stored
+//!   partition count of 0 or a server's refusal is [`Error::Protocol`] (not a lost
+//!   connection: see [`Error::is_unavailable`]); an entry with no payload or a key that is not
+//!   UTF-8 is [`Error::Malformed`], once, and passed.
 //!
 //! * Group stats ([`Topic::group_stats`]): exact lag (dense offsets), pending, members.
 //!
@@ -133,6 +139,54 @@ pub enum Error {
     /// The server answered something this crate does not expect.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// The entry at `offset` is not a message this crate can read (written
+    /// to the log by another program: no payload, a key or format name
+    /// that is not UTF-8, no publish time). It is reported once: a reader
+    /// goes on after it, and a group member acknowledges it (no member
+    /// could read it either).
+    #[error("topic {topic:?}: the entry at offset {offset} is malformed: {reason}")]
+    Malformed {
+        /// The topic.
+        topic: String,
+        /// The entry's offset.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether the server could not be reached (or kept answering that it
+    /// is loading its data) until the store gave up reconnecting: nothing
+    /// was done, and the same call may work later. False for everything
+    /// else, notably a command the server refused with an error reply (a
+    /// key of the wrong type, an entry ID at or below the log's top, ...),
+    /// which asking again would not change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_redis::Error;
+    ///
+    /// let lost = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// assert!(Error::Redis(lost.into()).is_unavailable());
+    /// assert!(!Error::Protocol("a partition count of 0".into()).is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Redis(e) if !refused(e))
+    }
+}
+
+/// Whether `e` is the server's error reply to a command it will refuse
+/// again (`WRONGTYPE`, `ERR ... equal or smaller than the target stream top
+/// item`, ...), as opposed to a connection failure or a server declining
+/// for now (`LOADING`, `BUSY` with a long script, a failover under way).
+fn refused(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    ) && matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+        && e.code() != Some("BUSY")
 }
 
 /// Whether `e` means the connection is gone (a new one is needed).
@@ -378,6 +432,28 @@ struct StoreInner {
     born: std::time::Instant,
 }
 
+/// How long the shared connection waits for the reply to a small command
+/// before it counts the connection as lost: a server that stopped
+/// answering without closing it is found within this.
+const REPLY_WITHIN: Duration = Duration::from_secs(10);
+/// And how much longer per MiB the command sends (the server reads it,
+/// and a publish stores it, before it answers).
+const REPLY_PER_MIB: Duration = Duration::from_millis(250);
+
+/// How long to wait for the reply to `cmd`: a large batch or payload on a
+/// healthy server is given the time it needs.
+fn reply_within(cmd: &redis::Cmd) -> Duration {
+    let bytes: usize = cmd
+        .args_iter()
+        .map(|a| match a {
+            redis::Arg::Simple(a) => a.len(),
+            _ => 0,
+        })
+        .sum();
+    let mib = u32::try_from(bytes >> 20).unwrap_or(u32::MAX);
+    REPLY_WITHIN.saturating_add(REPLY_PER_MIB.saturating_mul(mib))
+}
+
 /// A shared connection quiet for longer than this is checked (`PING`)
 /// before a command that must not be sent twice goes out on it: after a
 /// server restart the first publish would otherwise find the old
@@ -427,6 +503,24 @@ fn parts_key(name: &str) -> String {
     format!("memq:{{{}}}:parts", escape(name))
 }
 
+/// The most partitions a topic may have here: each is a stream of its
+/// own, and opening or deleting the topic visits every one.
+pub const MAX_PARTITIONS: usize = 1 << 16;
+
+/// The partition count stored for `name` (`raw`, the reply to `GET`),
+/// checked: a count of 0, above [`MAX_PARTITIONS`] or not a number was not
+/// written by this crate, and using it would index no partition or visit
+/// billions.
+fn stored_count(name: &str, raw: Option<String>) -> Result<Option<usize>, Error> {
+    let Some(raw) = raw else { return Ok(None) };
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=MAX_PARTITIONS).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::Protocol(format!(
+            "topic {name:?}: the server holds a partition count of {raw:?} (1 to {MAX_PARTITIONS} expected)"
+        ))),
+    }
+}
+
 impl Store {
     /// Connects, checks that the server is 7.0 or newer, and loads this crate's function
     /// library (replacing an older copy).
@@ -452,7 +546,14 @@ impl Store {
     /// library loaded (again: a server restarted without its data has lost
     /// it).
     async fn open_connection(client: &Client) -> Result<MultiplexedConnection, Error> {
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        // Not the `redis` crate's response timeout (500 ms by default): a
+        // healthy server takes longer over a large batch or payload, and
+        // a publish cut off by it would be reported as maybe lost though
+        // it was stored. `run` bounds each command by its size instead.
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
         let version = info
             .lines()
@@ -544,12 +645,27 @@ impl Store {
             let _: Value = Box::pin(self.run(&redis::cmd("PING"), true)).await?;
         }
         let mut backoff = Backoff::new(RECONNECT_FOR);
+        let within = reply_within(cmd);
         loop {
             let (generation, mut conn) = self.connection().await?;
-            match cmd.query_async(&mut conn).await {
+            let reply = match tokio::time::timeout(within, cmd.query_async::<Value>(&mut conn)).await {
+                Ok(reply) => reply,
+                // A server that stopped answering without closing the
+                // connection (hung, or cut off by the network).
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no reply within {within:?}"),
+                )
+                .into()),
+            };
+            match reply {
                 Ok(v) => {
                     inner.answered.store(since_born(), Ordering::Relaxed);
-                    return Ok(v);
+                    // A reply of another shape than asked for is the
+                    // server's data, not the connection, at fault: it
+                    // must not be taken for a broken connection (the
+                    // `redis` crate's conversion error asks to reconnect).
+                    return redis::from_redis_value(v).map_err(|e| Error::Protocol(e.to_string()));
                 }
                 Err(e) if broken(&e) => {
                     self.broke(generation);
@@ -608,9 +724,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`].
+    /// [`Error::Redis`]; [`Error::Protocol`] when the count the server
+    /// holds is not one this crate writes (0, above [`MAX_PARTITIONS`], not
+    /// a number).
     pub async fn partition_count(&self, name: &str) -> Result<Option<usize>, Error> {
-        self.query(redis::cmd("GET").arg(parts_key(name))).await
+        let raw: Option<String> = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
+        stored_count(name, raw)
     }
 
     /// Whether a topic `name` exists on the server.
@@ -629,9 +748,11 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::PartitionCount`] for 0 partitions or another count than
-    /// the existing topic's; [`Error::KindMismatch`] when a plain topic has
-    /// that name; [`Error::Redis`].
+    /// [`Error::PartitionCount`] for 0 partitions, more than
+    /// [`MAX_PARTITIONS`], or another count than the existing topic's;
+    /// [`Error::KindMismatch`] when a plain topic has that name;
+    /// [`Error::Protocol`] when the stored count is not one this crate
+    /// writes; [`Error::Redis`].
     pub async fn partitioned_topic(
         &self,
         name: &str,
@@ -649,13 +770,16 @@ impl Store {
             requested: partitions,
             existing,
         };
-        if partitions == 0 {
+        if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(count_error(None));
         }
         let _: Value = self
             .query(redis::cmd("SET").arg(parts_key(name)).arg(partitions).arg("NX"))
             .await?;
-        let existing: usize = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
+        let existing = self
+            .partition_count(name)
+            .await?
+            .ok_or_else(|| Error::TopicGone(name.to_string()))?;
         if existing != partitions {
             return Err(count_error(Some(existing)));
         }
@@ -679,7 +803,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`].
+    /// [`Error::Redis`]; [`Error::Protocol`] as for
+    /// [`partition_count`](Self::partition_count).
     pub async fn existing(&self, name: &str) -> Result<Option<Existing>, Error> {
         if let Some(n) = self.partition_count(name).await? {
             let mut partitions = Vec::with_capacity(n);
@@ -770,8 +895,13 @@ impl Store {
         let (log, meta) = keys(name);
         let mut del = redis::cmd("DEL");
         del.arg(&log).arg(removed_key(&meta)).arg(&meta);
-        // A partitioned topic: its count and every partition's keys.
-        let parts: Option<usize> = self.query(redis::cmd("GET").arg(parts_key(name))).await?;
+        // A partitioned topic: its count and every partition's keys. A
+        // count this crate did not write is deleted with the topic's own
+        // keys: its partitions, if any, cannot be known.
+        let parts = match self.partition_count(name).await {
+            Err(Error::Protocol(_)) => Some(0),
+            parts => parts?,
+        };
         if let Some(n) = parts {
             del.arg(parts_key(name));
             for p in 0..n {
@@ -905,7 +1035,7 @@ impl Topic {
             m.write(&mut cmd);
         }
         match self.store.query_once::<(u64, u64)>(&cmd).await {
-            Ok((first, n)) => Ok(first..first + n),
+            Ok((first, n)) => Ok(first..first.saturating_add(n)),
             Err(Error::Redis(e)) if e.to_string().contains("MEMQGONE") => {
                 Err(Error::TopicGone(self.name.clone()))
             }
@@ -927,15 +1057,19 @@ impl Topic {
             .store
             .query(redis::cmd("XINFO").arg("STREAM").arg(&self.log))
             .await?;
-        let last = field(&info, "last-generated-id").and_then(seq).unwrap_or(0);
+        // An ID not of the form 0-s was added by another program (with `*`,
+        // say): no offset can be told from it.
+        let last = field(&info, "last-generated-id")
+            .and_then(seq)
+            .ok_or_else(|| Error::Protocol(format!("{info:?}")))?;
         let first = field(&info, "first-entry")
             .and_then(|e| match e {
                 Value::Array(parts) => parts.first().and_then(seq),
                 _ => None,
             })
-            .unwrap_or(last + 1);
+            .unwrap_or(last.saturating_add(1));
         // Entry 0-s holds offset s - 1.
-        Ok((first.saturating_sub(1), last))
+        Ok((first.saturating_sub(1).min(last), last))
     }
 
     /// A reader from `start`, with its own connection (its blocking reads hold up nobody).
@@ -1014,7 +1148,9 @@ impl Reader {
     ///
     /// [`RecvError::Lagged`] once when messages were trimmed before this reader read them
     /// (then the rest follows); [`RecvError::Store`] when Redis fails (the position is kept,
-    /// the call can be repeated).
+    /// the call can be repeated), with [`Error::Malformed`] once for an entry that is no
+    /// message (the reader is past it: the next call reads what follows), and
+    /// [`Error::TopicGone`] when the topic was deleted (or lost with the server's data).
     pub async fn recv(&mut self) -> Result<Record, RecvError> {
         loop {
             if let Some(r) = self.take()? {
@@ -1145,7 +1281,34 @@ impl Reader {
         if text(Some(incarnation)) != Some(self.incarnation.as_str()) {
             return Err(Error::TopicGone(self.name.clone()));
         }
-        let entries = entries(reply)?;
+        let Read {
+            records: entries,
+            malformed,
+            ..
+        } = parse_entries(reply)?;
+        if let (true, Some((offset, reason))) = (entries.is_empty(), malformed) {
+            if offset > self.position {
+                // Messages before it were removed: that comes first (the
+                // next read brings the entry again).
+                let lost = if self.ttl_ms == 0 {
+                    offset - self.position
+                } else {
+                    self.evicted_in(self.position, offset).await?
+                };
+                self.position = offset;
+                if lost > 0 {
+                    self.pending_lag = Some(lost);
+                }
+                return Ok(());
+            }
+            // Told once, then passed: what follows it is readable.
+            self.position = offset + 1;
+            return Err(Error::Malformed {
+                topic: self.name.clone(),
+                offset,
+                reason,
+            });
+        }
         if entries.is_empty() {
             self.check_not_ahead(newest).await?;
         }
@@ -1312,20 +1475,31 @@ fn seq(id: &Value) -> Option<u64> {
     text.strip_prefix("0-")?.parse().ok()
 }
 
-/// The entries of an `XREAD` reply for one stream (entries without a
-/// body, trimmed since a group handed them out, are left out: see
-/// [`parse_entries`]).
-fn entries(reply: &Value) -> Result<Vec<Record>, Error> {
-    parse_entries(reply).map(|(records, _)| records)
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream (or of an
+/// `XAUTOCLAIM` reply, shaped as one).
+#[derive(Debug, Default)]
+struct Read {
+    /// The messages, in order.
+    records: Vec<Record>,
+    /// The offsets of entries whose body is gone (trimmed after a group
+    /// handed them out: they are pending, with nothing to deliver).
+    gone: Vec<u64>,
+    /// The first entry that is no message this crate wrote, with what is
+    /// wrong with it; the entries after it are left out (the next read
+    /// brings them).
+    malformed: Option<(u64, String)>,
 }
 
-/// The entries of an `XREAD`/`XREADGROUP` reply for one stream, and the
-/// offsets of those whose body is gone (trimmed after a group handed them
-/// out: they are pending, with nothing to deliver).
-fn parse_entries(reply: &Value) -> Result<(Vec<Record>, Vec<u64>), Error> {
+/// Parses an `XREAD`/`XREADGROUP` reply (see [`Read`]).
+///
+/// # Errors
+///
+/// [`Error::Protocol`] for a reply of another shape, or an entry ID that
+/// is not `0-s` (no offset can be told from it).
+fn parse_entries(reply: &Value) -> Result<Read, Error> {
     let bad = || Error::Protocol(format!("{reply:?}"));
     let streams: Vec<&Value> = match reply {
-        Value::Nil => return Ok((Vec::new(), Vec::new())),
+        Value::Nil => return Ok(Read::default()),
         Value::Array(streams) => streams
             .iter()
             .filter_map(|s| match s {
@@ -1336,8 +1510,7 @@ fn parse_entries(reply: &Value) -> Result<(Vec<Record>, Vec<u64>), Error> {
         Value::Map(pairs) => pairs.iter().map(|(_, v)| v).collect(),
         _ => return Err(bad()),
     };
-    let mut out = Vec::new();
-    let mut gone = Vec::new();
+    let mut read = Read::default();
     for list in streams {
         let Value::Array(list) = list else {
             return Err(bad());
@@ -1347,37 +1520,62 @@ fn parse_entries(reply: &Value) -> Result<(Vec<Record>, Vec<u64>), Error> {
             let (Some(id), Some(fields)) = (parts.first(), parts.get(1)) else {
                 return Err(bad());
             };
-            let s = seq(id).ok_or_else(bad)?;
+            let offset = seq(id).ok_or_else(bad)?.saturating_sub(1);
             if !matches!(fields, Value::Array(_) | Value::Map(_)) {
-                gone.push(s.saturating_sub(1));
+                read.gone.push(offset);
                 continue;
             }
-            let payload = match field(fields, "p") {
-                Some(Value::BulkString(p)) => Bytes::copy_from_slice(p),
-                _ => Bytes::new(),
-            };
-            let time_ms = text(field(fields, "t")).and_then(|t| t.parse().ok()).unwrap_or(0);
-            let mut headers = Headers::new();
-            if let Value::Array(items) = fields {
-                for kv in items.chunks(2) {
-                    if let (Value::BulkString(name), Some(Value::BulkString(value))) = (&kv[0], kv.get(1)) {
-                        if let Some(name) = name.strip_prefix(b"h.") {
-                            headers.insert(String::from_utf8_lossy(name).into_owned(), value.clone());
-                        }
-                    }
+            match record(offset, fields) {
+                Ok(r) => read.records.push(r),
+                Err(why) => {
+                    read.malformed = Some((offset, why));
+                    return Ok(read);
                 }
             }
-            out.push(Record {
-                offset: s.saturating_sub(1),
-                time_ms,
-                payload,
-                key: text(field(fields, "k")).map(str::to_string),
-                format: text(field(fields, "f")).map(str::to_string),
-                headers,
-            });
         }
     }
-    Ok((out, gone))
+    Ok(read)
+}
+
+/// The message at `offset` from an entry's fields, or what is wrong with
+/// them. Every message this crate publishes has a publish time `t` and a
+/// payload `p`, and its key `k`, format `f` and header names `h.*` are
+/// UTF-8: an entry without them was written by something else, and
+/// delivering it as a message (an empty payload, no key) would hide that.
+fn record(offset: u64, fields: &Value) -> Result<Record, String> {
+    let utf8 = |name: &str| match field(fields, name) {
+        None => Ok(None),
+        Some(v) => text(Some(v))
+            .map(|t| Some(t.to_string()))
+            .ok_or_else(|| format!("its field {name:?} is not UTF-8 text")),
+    };
+    let payload = match field(fields, "p") {
+        Some(Value::BulkString(p)) => Bytes::copy_from_slice(p),
+        _ => return Err("it has no payload (field \"p\")".to_string()),
+    };
+    let time_ms = utf8("t")?
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| "it has no publish time (field \"t\", milliseconds)".to_string())?;
+    let mut headers = Headers::new();
+    if let Value::Array(items) = fields {
+        for kv in items.chunks(2) {
+            if let (Value::BulkString(name), Some(Value::BulkString(value))) = (&kv[0], kv.get(1)) {
+                if let Some(name) = name.strip_prefix(b"h.") {
+                    let name = std::str::from_utf8(name)
+                        .map_err(|_| "a header name is not UTF-8 text".to_string())?;
+                    headers.insert(name.to_string(), value.clone());
+                }
+            }
+        }
+    }
+    Ok(Record {
+        offset,
+        time_ms,
+        payload,
+        key: utf8("k")?,
+        format: utf8("f")?,
+        headers,
+    })
 }
 
 /// A connection for blocking commands (`XREAD BLOCK`, `XREADGROUP BLOCK`)
@@ -1430,18 +1628,19 @@ impl Blocking {
             .await
     }
 
-    /// Runs `cmd` once: a lost connection is [`Error::OutcomeUnknown`]
-    /// (the next command reconnects). A command the server declined
-    /// because it is loading its data was not run, and is asked again.
-    pub(crate) async fn query_once(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        self.send_once(|mut conn| async move { cmd.query_async(&mut conn).await })
-            .await
-    }
-
     /// As [`query`](Self::query), for a pipeline ending with a blocking
     /// command: its replies in order.
     pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
         self.send(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
+    }
+
+    /// Runs `pipe` (ending with a blocking command) once: a lost connection
+    /// is [`Error::OutcomeUnknown`] (the next command reconnects). A
+    /// pipeline the server declined because it is loading its data was not
+    /// run, and is asked again.
+    pub(crate) async fn query_once_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
+        self.send_once(|mut conn| async move { pipe.query_async(&mut conn).await })
             .await
     }
 

@@ -174,8 +174,9 @@ impl StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreErrorKind {
-    /// The server could not be reached (after reconnecting for a while) or
-    /// refused the command; nothing was done.
+    /// The server could not be reached (after reconnecting for a while)
+    /// or kept declining for now (loading its data, busy with a script);
+    /// nothing was done, and the same call may work later.
     Unavailable,
     /// The connection was lost after a publish was sent: the message may
     /// or may not be stored. Read the topic before publishing again if a
@@ -194,7 +195,11 @@ pub enum StoreErrorKind {
     /// memory vs Redis" table): synchronous calls, `lru_enabled: false`,
     /// byte budgets and the like.
     Unsupported,
-    /// The server answered something unexpected.
+    /// The server answered something unexpected: a command it refused
+    /// (a key of the wrong type, an entry ID at or below the log's top),
+    /// data this crate never writes (a partition count of 0), or an entry
+    /// that is no message (no payload, a key that is not UTF-8: reported
+    /// once, then passed). Asking again would not change it.
     Protocol,
 }
 

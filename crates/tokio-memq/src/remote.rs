@@ -58,7 +58,10 @@ pub(crate) fn store_error(e: memq_redis::Error) -> StoreError {
         memq_redis::Error::OutcomeUnknown(_) => StoreErrorKind::OutcomeUnknown,
         memq_redis::Error::TopicGone(_) => StoreErrorKind::TopicGone,
         memq_redis::Error::AheadOfLog { .. } => StoreErrorKind::DataLost,
-        memq_redis::Error::Redis(_) => StoreErrorKind::Unavailable,
+        // Out of reach for 30 s; a command the server answered with an
+        // error (a wrong type, an ID at or below the log's top) was not:
+        // asking again would be refused again.
+        e if e.is_unavailable() => StoreErrorKind::Unavailable,
         memq_redis::Error::PartitionCount { .. }
         | memq_redis::Error::KindMismatch { .. }
         | memq_redis::Error::TooManyHeaders(_) => StoreErrorKind::Unsupported,
@@ -521,7 +524,7 @@ impl Remote {
             stats.push((
                 p,
                 TopicStats {
-                    message_count: (high - low) as usize,
+                    message_count: high.saturating_sub(low) as usize,
                     subscriber_count: 0,
                     dropped_messages: low as usize,
                     consumer_lags: HashMap::new(),
@@ -717,16 +720,27 @@ impl Remote {
         };
         for (p, indices) in &shares {
             let share: Vec<Wire> = indices.iter().filter_map(|&i| wire[i].take()).collect();
-            let log = logs[*p].1.clone();
+            let unpublished = || -> std::collections::HashSet<usize> {
+                shares.range(*p..).flat_map(|(_, i)| i.iter().copied()).collect()
+            };
+            // The store checks partition counts; a route past them is
+            // refused rather than trusted.
+            let Some(log) = logs.get(*p).map(|l| l.1.clone()) else {
+                return Err(Failed::Store {
+                    unpublished: unpublished(),
+                    error: StoreError::new(
+                        StoreErrorKind::Protocol,
+                        format!("topic {:?} has no partition {p}", topic.name()),
+                        None,
+                    ),
+                });
+            };
             let sent = self
                 .run(async move {
                     let messages: Vec<memq_redis::Message<'_>> = share.iter().map(Wire::message).collect();
                     log.publish_messages(&messages).await
                 })
                 .await;
-            let unpublished = || -> std::collections::HashSet<usize> {
-                shares.range(*p..).flat_map(|(_, i)| i.iter().copied()).collect()
-            };
             match sent {
                 Ok(Ok(run)) => {
                     for (&i, o) in indices.iter().zip(run.clone()) {
@@ -777,11 +791,9 @@ impl Remote {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
             ConsumptionMode::Latest => memq_redis::Start::Latest,
             ConsumptionMode::Offset(o) => memq_redis::Start::Offset(o),
-            ConsumptionMode::LastOffset => {
-                return Err(TopicError::Store(unsupported(
-                    "ConsumptionMode::LastOffset for a subscriber outside a group (use a group)",
-                )))
-            }
+            // No commits on the server to resume from (groups keep theirs):
+            // from the next message, as the README says.
+            ConsumptionMode::LastOffset => memq_redis::Start::Latest,
         };
         let mut logs = topic.logs();
         if let Some(p) = partition {
@@ -1112,6 +1124,10 @@ struct Inbox {
     arrived: tokio::sync::Notify,
     /// The last error a pump met, for the next receive.
     error: Mutex<Option<RecvError>>,
+    /// A pump found the topic gone (deleted, or lost with the server's
+    /// data) and stopped: every receive after the first told is `Closed`
+    /// too, as in memory, rather than a wait for a pump that is no more.
+    closed: AtomicBool,
 }
 
 /// A receive waiting on an [`Inbox`] (counted while it lives).
@@ -1139,6 +1155,7 @@ impl Inbox {
             demand: tokio::sync::Notify::new(),
             arrived: tokio::sync::Notify::new(),
             error: Mutex::new(None),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -1164,6 +1181,9 @@ impl Inbox {
             }
             let got = part.clone().recv(1, true).await;
             let stop = matches!(got, Err(RecvError::Closed));
+            if stop {
+                self.closed.store(true, Ordering::Release);
+            }
             let failed = got.is_err();
             match got {
                 Ok(got) => self.queue.lock().extend(got),
@@ -1390,6 +1410,9 @@ impl RemoteSource {
                 if let Some(e) = inbox.error.lock().take() {
                     return Err(e);
                 }
+                if inbox.closed.load(Ordering::Acquire) {
+                    return Err(RecvError::Closed);
+                }
                 if !wait {
                     return Err(RecvError::Store(unsupported(
                         "try_recv for a group member (use recv_timeout)",
@@ -1401,7 +1424,11 @@ impl RemoteSource {
                 arrived.as_mut().enable();
                 closing.as_mut().enable();
                 // Looked again once registered: nothing arrives unseen.
-                if remote.is_closed() || !inbox.queue.lock().is_empty() || inbox.error.lock().is_some() {
+                if remote.is_closed()
+                    || !inbox.queue.lock().is_empty()
+                    || inbox.error.lock().is_some()
+                    || inbox.closed.load(Ordering::Acquire)
+                {
                     continue;
                 }
                 let _waiting = Waiting::new(&inbox);

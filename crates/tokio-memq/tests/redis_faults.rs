@@ -1,0 +1,428 @@
+//! A queue over Redis facing what the in-memory queue never meets: data
+//! on the server that this crate did not write (a partition count of 0, an
+//! entry without a payload, a key that is not UTF-8, a log of the wrong
+//! type), a topic deleted or created again by another process while a
+//! group member uses it, a server restarted without its data, a server
+//! busy for longer than a round trip. Each is a typed error or the
+//! documented behaviour: never a panic, a silent message, or a retry loop.
+//!
+//! Each test starts a `redis-server` of its own; without one the tests say
+//! they skipped (with `CI` set a missing server fails them).
+#![cfg(feature = "redis")]
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use memq_testkit::redis_server::RedisServer;
+use tokio::time::timeout;
+use tokio_memq::{
+    ConsumptionMode, MessageQueue, PublishError, RecvError, SerializationFormat, StoreErrorKind, TopicError,
+    TopicMessage, TopicOptions,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+/// Well under the 30 s a command keeps reconnecting: an answer within
+/// this is not a retry loop that gave up.
+const PROMPT: Duration = Duration::from_secs(10);
+
+async fn server() -> Option<RedisServer> {
+    tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("the start does not panic")
+}
+
+async fn connect(server: &RedisServer) -> MessageQueue {
+    timeout(LIMIT, MessageQueue::connect(&server.url()))
+        .await
+        .expect("connects in time")
+        .expect("connects")
+}
+
+/// Sends one command to the server on a connection of its own, as another
+/// program writing to it would (arguments are bytes: they need not be
+/// UTF-8); returns the first line of the reply.
+fn raw(server: &RedisServer, args: &[&[u8]]) -> String {
+    let port = server
+        .url()
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut command = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        command.extend(format!("${}\r\n", a.len()).as_bytes());
+        command.extend(*a);
+        command.extend(b"\r\n");
+    }
+    stream.write_all(&command).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        reply.push(byte[0]);
+    }
+    String::from_utf8_lossy(&reply).trim_end().to_string()
+}
+
+fn kind<T>(e: &PublishError<T>) -> Option<StoreErrorKind> {
+    match e {
+        PublishError::Store { error, .. } => Some(error.kind()),
+        _ => None,
+    }
+}
+
+/// A partition count of 0 (or not a number) stored under a topic's name
+/// is refused as the server answering nonsense: no index out of bounds,
+/// and no 30 s of reconnecting as if the connection were at fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_partition_count_of_zero_or_junk_is_a_typed_error_not_a_panic() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    for (name, count) in [("evil", &b"0"[..]), ("junk", b"many"), ("huge", b"99999999999")] {
+        raw(
+            &server,
+            &[b"SET", format!("memq:{{{name}}}:parts").as_bytes(), count],
+        );
+        raw(&server, &[b"SADD", b"memq:topics", name.as_bytes()]);
+        let started = Instant::now();
+        // Each in a task of its own: a panic there is an error here.
+        let (mq1, mq2, mq3) = (mq.clone(), mq.clone(), mq.clone());
+        let stats = tokio::spawn(async move { timeout(PROMPT, mq1.get_topic_stats(name)).await });
+        assert_eq!(stats.await.expect("no panic").expect("prompt"), None, "{name}");
+        let published = tokio::spawn(async move { timeout(PROMPT, mq2.publisher(name).publish(1u8)).await });
+        let published = published.await.expect("no panic").expect("prompt");
+        assert_eq!(
+            published.as_ref().err().and_then(kind),
+            Some(StoreErrorKind::Protocol),
+            "{name}: {published:?}"
+        );
+        let msg = TopicMessage::new_with_key(name, 1u8, "k").unwrap();
+        let routed = tokio::spawn(async move { timeout(PROMPT, mq3.publish_to_partitioned(msg)).await });
+        let routed = routed.await.expect("no panic").expect("prompt");
+        assert_eq!(
+            routed.as_ref().err().and_then(kind),
+            Some(StoreErrorKind::Protocol),
+            "{name}: {routed:?}"
+        );
+        let sub = timeout(
+            PROMPT,
+            mq.subscriber_with_options_and_mode(name, TopicOptions::default(), ConsumptionMode::Earliest),
+        )
+        .await
+        .expect("prompt");
+        assert!(
+            matches!(&sub, Err(TopicError::Store(e)) if e.kind() == StoreErrorKind::Protocol),
+            "{name}: {:?}",
+            sub.err()
+        );
+        assert!(started.elapsed() < PROMPT, "{name}: {:?}", started.elapsed());
+    }
+}
+
+/// Another process deletes the topic and publishes to it anew, and joins
+/// the group there: a member of the old topic is told `Closed`, never fed
+/// the new topic's messages under old offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_of_a_topic_created_again_elsewhere_is_closed() {
+    let Some(server) = server().await else { return };
+    let (a, b) = (connect(&server).await, connect(&server).await);
+    let member = a
+        .group("jobs", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    a.publisher("jobs").publish(1u8).await.unwrap();
+    assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 0);
+    assert!(b.delete_topic("jobs").await);
+    b.publisher("jobs").publish(2u8).await.unwrap();
+    let other = b
+        .group("jobs", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    b.publisher("jobs").publish(3u8).await.unwrap();
+    let told = timeout(PROMPT, member.recv()).await.expect("told in time");
+    assert_eq!(told.map(|m| m.offset()), Err(RecvError::Closed));
+    // The new topic's member has its messages.
+    let got = timeout(LIMIT, other.recv()).await.unwrap().unwrap();
+    assert_eq!((got.offset(), got.deserialize::<u8>().unwrap()), (0, 2));
+}
+
+/// A member waiting while another process deletes its topic is told
+/// `Closed` (as a subscriber is), not a store error followed by `NOGROUP`
+/// errors forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_group_member_of_a_topic_deleted_elsewhere_is_closed() {
+    let Some(server) = server().await else { return };
+    let (a, b) = (connect(&server).await, connect(&server).await);
+    let member = a
+        .group("jobs", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    a.publisher("jobs").publish(1u8).await.unwrap();
+    assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 0);
+    let waiting = tokio::spawn(async move {
+        let told = timeout(PROMPT, member.recv())
+            .await
+            .map(|r| r.map(|m| m.offset()));
+        let again = timeout(PROMPT, member.recv())
+            .await
+            .map(|r| r.map(|m| m.offset()));
+        (told, again)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(b.delete_topic("jobs").await);
+    let (told, again) = waiting.await.unwrap();
+    assert_eq!(told, Ok(Err(RecvError::Closed)));
+    assert_eq!(again, Ok(Err(RecvError::Closed)), "and stays closed");
+}
+
+/// A server restarted without its data has lost the topic: its group
+/// members are told `Closed`, as its subscribers are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_of_a_topic_lost_with_a_restarted_server_is_closed() {
+    let Some(mut server) = server().await else { return };
+    let mq = connect(&server).await;
+    let member = mq
+        .group("t", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("t", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    mq.publisher("t").publish(1u8).await.unwrap();
+    assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 0);
+    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
+    tokio::task::block_in_place(|| server.restart());
+    let read = timeout(PROMPT, sub.recv()).await.expect("prompt");
+    assert_eq!(read.map(|m| m.offset()), Err(RecvError::Closed), "the subscriber");
+    let told = timeout(PROMPT, member.recv()).await.expect("prompt");
+    assert_eq!(told.map(|m| m.offset()), Err(RecvError::Closed), "the member");
+}
+
+/// A large payload or batch keeps a healthy server busy for longer than
+/// the `redis` crate's default response timeout (500 ms): the publish is
+/// stored and says so, rather than `OutcomeUnknown`. So is a publish sent
+/// while another client's script keeps the server busy for 1.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_publish_or_one_to_a_busy_server_is_stored_and_says_so() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    let options = TopicOptions {
+        max_messages: None,
+        ..TopicOptions::default()
+    };
+    mq.create_topic("big", options).await.unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("big", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let publisher = mq.publisher("big");
+    let payload: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
+    let published = timeout(
+        LIMIT,
+        publisher.publish_bytes(payload.clone(), SerializationFormat::Raw),
+    )
+    .await
+    .expect("in time");
+    assert_eq!(published.map_err(|e| e.to_string()), Ok(0), "64 MiB");
+    let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert!(got.payload_bytes() == &payload[..]);
+    drop((got, payload));
+    let batch: Vec<tokio_memq::Bytes> = (0..200_000).map(|i| format!("m{i}").into()).collect();
+    let published = timeout(
+        LIMIT,
+        publisher.publish_bytes_batch(batch, SerializationFormat::Raw),
+    )
+    .await
+    .expect("in time");
+    assert_eq!(
+        published.map_err(|e| e.to_string()),
+        Ok(1..200_001),
+        "a batch of 200,000"
+    );
+    // The server runs one script at a time: it answers nothing else for
+    // about 1.5 s.
+    let url = server.url();
+    let busy = std::thread::spawn(move || {
+        let port: u16 = url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let script = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
+                      while true do t = redis.call('TIME') if t[1] * 1000000 + t[2] - s > 1500000 then return 1 end end";
+        let command = format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n", script.len());
+        stream.write_all(command.as_bytes()).unwrap();
+        let mut reply = [0u8; 4];
+        stream.read_exact(&mut reply).unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let published = timeout(LIMIT, publisher.publish(1u8)).await.expect("in time");
+    busy.join().unwrap();
+    assert_eq!(
+        published.map_err(|e| e.to_string()),
+        Ok(200_001),
+        "while the server is busy"
+    );
+}
+
+/// README: a subscriber with `LastOffset` over Redis starts at `Latest`,
+/// also of one partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_subscriber_with_last_offset_starts_at_latest() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    mq.create_partitioned_topic("p", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    let sub = mq
+        .subscribe_partition("p", 0, None, ConsumptionMode::LastOffset)
+        .await
+        .unwrap();
+    let old = mq
+        .subscribe_partition("p", 0, None, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    mq.set_partition_routing("p", tokio_memq::PartitionRouting::Fixed(0))
+        .await
+        .unwrap();
+    mq.publisher("p").publish(7u8).await.unwrap();
+    let got = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!((got.offset(), got.deserialize::<u8>().unwrap()), (0, 7));
+    drop(old);
+}
+
+/// Entries another program added to a log with no payload, or with a key
+/// that is not UTF-8, are each reported once as a typed error (never
+/// delivered as an empty message, or without their key); the reader goes
+/// on with what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_are_typed_errors_and_the_reader_goes_on() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    let sub = mq
+        .subscriber_with_options_and_mode("t", TopicOptions::default(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let publisher = mq.publisher("t");
+    publisher.publish(1u8).await.unwrap();
+    raw(
+        &server,
+        &[b"XADD", b"memq:{t}:log", b"0-*", b"t", b"1", b"x", b"y"],
+    );
+    raw(
+        &server,
+        &[
+            b"XADD",
+            b"memq:{t}:log",
+            b"0-*",
+            b"t",
+            b"1",
+            b"p",
+            b"x",
+            b"k",
+            &[0xff, 0xfe, b'a'],
+        ],
+    );
+    publisher.publish(4u8).await.unwrap();
+    assert_eq!(timeout(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
+    for offset in [1, 2] {
+        let got = timeout(LIMIT, sub.recv()).await.unwrap();
+        assert!(
+            matches!(&got, Err(RecvError::Store(e)) if e.kind() == StoreErrorKind::Protocol),
+            "offset {offset}: {:?}",
+            got.map(|m| (m.offset(), m.key.clone(), m.payload_bytes().to_vec()))
+        );
+    }
+    let next = timeout(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!((next.offset(), next.deserialize::<u8>().unwrap()), (3, 4));
+}
+
+/// A group member given a malformed entry reports it and acknowledges it
+/// (no other member could read it either), then goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_reports_a_malformed_entry_once_and_goes_on() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    let member = mq
+        .group("t", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap();
+    raw(
+        &server,
+        &[b"XADD", b"memq:{t}:log", b"0-*", b"t", b"1", b"x", b"y"],
+    );
+    mq.publisher("t").publish(2u8).await.unwrap();
+    let got = timeout(LIMIT, member.recv()).await.unwrap();
+    assert!(
+        matches!(&got, Err(RecvError::Store(e)) if e.kind() == StoreErrorKind::Protocol),
+        "{:?}",
+        got.map(|m| m.offset())
+    );
+    let next = timeout(LIMIT, member.recv()).await.unwrap().unwrap();
+    assert_eq!(next.offset(), 1);
+}
+
+/// A command the server refuses (an entry ID another program put above
+/// the topic's, a log key of the wrong type) is `Protocol`: the server
+/// answered, it was not out of reach (`Unavailable`), and asking again
+/// will not help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_the_server_refuses_are_protocol_errors_not_unavailable() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    mq.publisher("t").publish(1u8).await.unwrap();
+    raw(
+        &server,
+        &[b"XADD", b"memq:{t}:log", b"*", b"t", b"1", b"p", b"junk"],
+    );
+    let started = Instant::now();
+    let published = timeout(PROMPT, mq.publisher("t").publish(2u8))
+        .await
+        .expect("prompt");
+    assert_eq!(
+        published.as_ref().err().and_then(kind),
+        Some(StoreErrorKind::Protocol),
+        "{published:?}"
+    );
+    raw(&server, &[b"SET", b"memq:{w}:log", b"x"]);
+    raw(
+        &server,
+        &[
+            b"HSET",
+            b"memq:{w}:meta",
+            b"incarnation",
+            b"999",
+            b"max_messages",
+            b"10",
+            b"ttl_ms",
+            b"0",
+        ],
+    );
+    raw(&server, &[b"SADD", b"memq:topics", b"w"]);
+    let published = timeout(PROMPT, mq.publisher("w").publish(1u8))
+        .await
+        .expect("prompt");
+    assert_eq!(
+        published.as_ref().err().and_then(kind),
+        Some(StoreErrorKind::Protocol),
+        "{published:?}"
+    );
+    assert!(started.elapsed() < PROMPT);
+}
