@@ -246,6 +246,71 @@ impl Topic {
         Ok(())
     }
 
+    /// Hands every message the member `member` of the group `group` holds
+    /// back to the group, as [`release`](Self::release) does for one: for
+    /// a member that is gone (its process dropped it), so that the others
+    /// take its messages over at their next look rather than after the ack
+    /// timeout. Returns how many it handed back. The member stays known to
+    /// the server (deleting it would delete what it holds).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`]; [`Error::Protocol`] for a reply of another shape.
+    pub async fn release_member(
+        &self,
+        group: &str,
+        member: &str,
+        ack_timeout: Duration,
+    ) -> Result<u64, Error> {
+        /// Entries looked up per round trip.
+        const ROUND: u64 = 512;
+        let mut from = "-".to_string();
+        let mut released = 0;
+        loop {
+            let pending: Value = self
+                .store
+                .query(
+                    redis::cmd("XPENDING")
+                        .arg(&self.log)
+                        .arg(group)
+                        .arg(&from)
+                        .arg("+")
+                        .arg(ROUND)
+                        .arg(member),
+                )
+                .await?;
+            let Value::Array(entries) = pending else {
+                return Err(Error::Protocol(format!("{pending:?}")));
+            };
+            let ids: Vec<&str> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    Value::Array(fields) => text(fields.first()),
+                    _ => None,
+                })
+                .collect();
+            let Some(&last) = ids.last() else {
+                return Ok(released);
+            };
+            let mut claim = redis::cmd("XCLAIM");
+            claim.arg(&self.log).arg(group).arg(member).arg(0);
+            for id in &ids {
+                claim.arg(*id);
+            }
+            claim
+                .arg("IDLE")
+                .arg(ack_timeout.as_millis() as u64)
+                .arg("JUSTID");
+            let _: Value = self.store.query(&claim).await?;
+            released += ids.len() as u64;
+            if (ids.len() as u64) < ROUND {
+                return Ok(released);
+            }
+            // The entries claimed stay this member's: go on after them.
+            from = format!("({last}");
+        }
+    }
+
     /// Where the group `group` stands: `None` when there is no such group.
     ///
     /// Offsets are dense, so the lag is exact: the messages published

@@ -597,7 +597,9 @@ impl Remote {
             found = true;
             // A member reads every partition: counted once.
             stats.members = stats.members.max(s.members);
-            stats.lag += s.lag;
+            // As in memory: not handed out, or handed out and not
+            // acknowledged (the server's lag counts the former only).
+            stats.lag += s.lag + s.pending;
             stats.pending += s.pending as usize;
         }
         Ok(found.then_some(stats))
@@ -1211,6 +1213,22 @@ impl Drop for RemoteSource {
             return;
         };
         let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
+        if group.manual {
+            // And what it handed out and nobody acknowledged: the other
+            // members take it over at their next look, as in memory,
+            // rather than after the ack timeout. (Automatic groups have
+            // acknowledged what they handed out.)
+            for part in &self.parts {
+                let (log, group) = (part.log.clone(), group.clone());
+                self.remote.runtime.spawn(async move {
+                    // A failure leaves them to the ack timeout.
+                    let _ = log
+                        .release_member(&group.name, &group.member, group.ack_timeout)
+                        .await;
+                });
+            }
+            return;
+        }
         for (partition, record, _) in left {
             let _ = self.settle_now(group, partition, record.offset, false);
         }

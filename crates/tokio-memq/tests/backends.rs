@@ -903,3 +903,68 @@ async fn a_server_restart_while_receives_wait_loses_and_repeats_nothing() {
     let values: Vec<u64> = read.iter().map(|m| m.deserialize().unwrap()).collect();
     assert_eq!(values, (0..40).collect::<Vec<u64>>());
 }
+
+/// A group's lag counts what it has not processed: not handed out, or
+/// handed out and not acknowledged, on both backends (over Redis it left
+/// out what was handed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_s_lag_counts_what_it_holds_unacknowledged() {
+    on_each_backend!(|mq, backend| {
+        let worker = mq
+            .group("lagging", "w")
+            .manual_ack()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("lagging")
+            .publish_batch(vec![1u8, 2, 3])
+            .await
+            .unwrap();
+        let held = worker.recv().await.unwrap();
+        let stats = mq.get_group_stats("lagging", "w").await.unwrap();
+        assert_eq!(
+            stats.lag, 3,
+            "{backend}: two not handed out, one not acknowledged"
+        );
+        worker.ack(&held).unwrap();
+        // Acknowledgements go to the server in the background.
+        let mut lag = 3;
+        for _ in 0..100 {
+            lag = mq.get_group_stats("lagging", "w").await.unwrap().lag;
+            if lag == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lag, 2, "{backend}");
+    });
+}
+
+/// A manual member dropped with a message it never acknowledged hands it
+/// to the other members at once (their next look), not after the ack
+/// timeout, on both backends (over Redis it waited the full timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_member_s_unacknowledged_messages_go_to_the_others() {
+    on_each_backend!(|mq, backend| {
+        let join = || {
+            mq.group("handover", "workers")
+                .manual_ack()
+                .ack_timeout(Duration::from_secs(60))
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (crashes, survives) = (join().await.unwrap(), join().await.unwrap());
+        mq.publisher("handover").publish("job 1").await.unwrap();
+        let first = crashes.recv().await.unwrap();
+        assert_eq!(first.deliveries, 1, "{backend}");
+        drop(crashes);
+        let again = tokio::time::timeout(Duration::from_secs(10), survives.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{backend}: not handed over within 10 s of the drop (ack timeout 60 s)")
+            })
+            .unwrap();
+        assert_eq!((again.offset(), again.deliveries), (0, 2), "{backend}");
+    });
+}
