@@ -226,14 +226,17 @@ async fn delete_topic(State(admin): State<Admin>, Path(name): Path<String>, head
     let Some(token) = &admin.token else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    // Read as bytes, not text: a header value may carry any byte but
+    // control characters, and a token that is not ASCII (accepted by
+    // `with_token`) arrives as its UTF-8 bytes.
     let given = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
+        .map(|v| v.as_bytes())
+        .and_then(|v| v.iter().position(|&b| b == b' ').map(|i| (&v[..i], &v[i + 1..])))
         // The scheme is case-insensitive (RFC 7235); the token is not.
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer"))
         .map(|(_, token)| token);
-    if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
+    if !given.is_some_and(|g| same(g, token.as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "a valid bearer token is required").into_response();
     }
     let deleted = admin.mq.delete_topic(&name).await;

@@ -162,3 +162,31 @@ async fn changes_need_a_token() {
     .await;
     assert_eq!(again.json()["deleted"], false);
 }
+
+/// A token that is not ASCII (`with_token` takes any text) works: the
+/// header is read as bytes, where it was read as text and refused, which
+/// locked the operator out.
+#[tokio::test]
+async fn a_token_that_is_not_ascii_works() {
+    let mq = MessageQueue::new();
+    mq.create_topic("doomed", TopicOptions::default()).await.unwrap();
+    let admin = serve(memq_admin::Admin::new(mq.clone()).with_token("tökén-ß").router()).await;
+    let wrong = request(
+        admin,
+        "POST",
+        "/api/topics/doomed/delete",
+        &[("authorization", "Bearer tökén-s")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let r = request(
+        admin,
+        "POST",
+        "/api/topics/doomed/delete",
+        &[("authorization", "Bearer tökén-ß")],
+        "",
+    )
+    .await;
+    assert_eq!((r.status, r.json()["deleted"].as_bool()), (200, Some(true)));
+}

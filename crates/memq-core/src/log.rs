@@ -145,7 +145,8 @@ impl<T> Log<T> {
         self.removed.record(self.low, why);
         self.low += 1;
         if let Some(weigh) = weigh {
-            self.bytes -= weigh(&slot.value);
+            // Saturating, as the sum is (see `Shared::push`).
+            self.bytes = self.bytes.saturating_sub(weigh(&slot.value));
         }
         Some(slot.value)
     }

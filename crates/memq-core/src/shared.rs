@@ -481,11 +481,16 @@ impl<T> Shared<T> {
         // How many of the oldest messages must go to make room. Decided
         // before anything is removed, so a refused publish changes nothing.
         let (len, bytes) = (g.log.len(), g.log.bytes);
+        // Byte sums saturate: a weigher may say anything (`usize::MAX` for
+        // each message), and a count that wrapped would evict wrongly.
         let (mut evict, mut freed) = (0usize, 0usize);
-        while len - evict + n > self.max_messages() || bytes - freed + size > self.max_bytes() {
-            // Terminates: with everything evicted, `n` and `size` fit.
+        while evict < len
+            && (len - evict + n > self.max_messages()
+                || bytes.saturating_sub(freed).saturating_add(size) > self.max_bytes())
+        {
+            // With everything evicted, `n` and `size` fit (checked above).
             if let (Some(w), Some(slot)) = (self.weigher, g.log.entries.get(evict)) {
-                freed += w(&slot.value);
+                freed = freed.saturating_add(w(&slot.value));
             }
             evict += 1;
         }
@@ -528,7 +533,7 @@ impl<T> Shared<T> {
         }
         g.log.reserve(n, self.max_messages());
         items.append(&mut g.log, now);
-        g.log.bytes += size;
+        g.log.bytes = g.log.bytes.saturating_add(size);
         if !self.blocks() {
             self.note_pressure(&mut g, end, n as u64);
         }

@@ -689,3 +689,38 @@ fn a_batch_reads_ahead_within_the_read_ahead_byte_bound() {
         "a batch is taken whole whatever it weighs"
     );
 }
+
+/// A weigher may say anything: byte counts saturate instead of wrapping
+/// (a debug build panicked on the second publish of a message weighing
+/// `usize::MAX`; a release build would have evicted by a wrapped count).
+#[test]
+fn byte_counts_saturate_whatever_the_weigher_says() {
+    // No byte budget: everything is kept, the count stops at the top.
+    let t = Topic::with_weigher(TopicConfig::default(), |_: &u8| usize::MAX).unwrap();
+    for i in 0..3 {
+        t.try_publish(i).unwrap();
+    }
+    assert_eq!((t.stats().depth, t.stats().bytes), (3, usize::MAX));
+    // A budget of nearly all of it: a second message of more than half
+    // evicts the first, as a count that did not wrap says.
+    let half = usize::MAX / 2 + 1;
+    let t = Topic::with_weigher(
+        TopicConfig::default().max_bytes(Some(usize::MAX - 1)),
+        |_: &u8| usize::MAX / 2 + 1,
+    )
+    .unwrap();
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish(1).unwrap();
+    t.try_publish(2).unwrap();
+    assert_eq!(
+        (t.stats().depth, t.stats().evicted, t.stats().bytes),
+        (1, 1, half)
+    );
+    assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+    assert_eq!(c.try_recv().unwrap().value, 2);
+    // A batch whose weight saturates is one message too many for it.
+    assert!(matches!(
+        t.try_publish_batch(vec![3, 4]),
+        Err(memq_core::PublishError::TooLarge(_))
+    ));
+}

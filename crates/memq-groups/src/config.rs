@@ -97,11 +97,14 @@ pub struct GroupConfig {
     pub ack: AckMode,
     /// With [`AckMode::Manual`]: a member that neither receives nor
     /// acknowledges for this long is considered failed, and its pending
-    /// messages go to other members.
+    /// messages go to other members. `Duration::MAX` never runs out;
+    /// zero is refused (with manual acknowledgement) by
+    /// [`Group::new`](crate::Group::new).
     pub ack_timeout: Option<Duration>,
     /// With [`AckMode::Manual`]: a message delivered this many times
     /// without an acknowledgement goes to the dead-letter sink instead of
-    /// an `n + 1`th delivery. `None`: no limit.
+    /// an `n + 1`th delivery. `None`: no limit; `Some(0)` is refused
+    /// (with manual acknowledgement) by [`Group::new`](crate::Group::new).
     pub max_deliveries: Option<u32>,
     /// How partitions are shared between members.
     pub assignment: Assignment,

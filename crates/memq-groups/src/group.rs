@@ -461,6 +461,17 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if config.max_pending == Some(0) {
             return Err(GroupError::InvalidConfig("max_pending must be at least 1"));
         }
+        // With manual acknowledgement (automatic groups use neither):
+        // never delivered at all, or idle (and taken over) the moment it
+        // is handed out, settings that cannot work.
+        if config.ack == AckMode::Manual {
+            if config.max_deliveries == Some(0) {
+                return Err(GroupError::InvalidConfig("max_deliveries must be at least 1"));
+            }
+            if config.ack_timeout == Some(Duration::ZERO) {
+                return Err(GroupError::InvalidConfig("ack_timeout must be more than zero"));
+            }
+        }
         let n = sources.len();
         let committed = sources.iter().map(|t| t.committed(name)).collect();
         let ttls = sources.iter().map(|t| t.config().ttl).collect();
@@ -1540,7 +1551,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
         let now = Instant::now();
         let mut cover = |st: &mut State<T>, o: u64| {
             let State { waiters, members, .. } = st;
-            let Some(moment) = members.get(&o).map(|m| m.last_active + timeout) else {
+            // No moment at all for a timeout past what an `Instant` can
+            // say (`Duration::MAX`: never).
+            let Some(moment) = members.get(&o).and_then(|m| m.last_active.checked_add(timeout)) else {
                 return;
             };
             let other = |m: u64| m != o && members.contains_key(&m);
@@ -1565,7 +1578,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
         owners
             .into_iter()
             .filter(|o| *o != member)
-            .filter_map(|o| st.members.get(&o).map(|m| m.last_active + timeout))
+            .filter_map(|o| {
+                st.members
+                    .get(&o)
+                    .and_then(|m| m.last_active.checked_add(timeout))
+            })
             .min()
     }
 

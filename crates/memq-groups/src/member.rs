@@ -65,7 +65,9 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// # Errors
     ///
     /// [`GroupError::NoSources`] for an empty `sources`,
-    /// [`GroupError::InvalidConfig`] for a `max_pending` of `Some(0)`.
+    /// [`GroupError::InvalidConfig`] for a `max_pending` of `Some(0)`, and
+    /// with manual acknowledgement a `max_deliveries` of `Some(0)` or an
+    /// `ack_timeout` of zero.
     ///
     /// # Examples
     ///
@@ -80,7 +82,12 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// let none = Group::<u32>::new("empty", Vec::new(), GroupConfig::default());
     /// assert_eq!(none.unwrap_err(), GroupError::NoSources);
     /// let zero = GroupConfig::default().max_pending(Some(0));
-    /// assert!(matches!(Group::new("g", vec![topic], zero), Err(GroupError::InvalidConfig(_))));
+    /// assert!(matches!(Group::new("g", vec![topic.clone()], zero), Err(GroupError::InvalidConfig(_))));
+    /// let manual = GroupConfig::default().ack(memq_groups::AckMode::Manual);
+    /// let never = manual.clone().max_deliveries(Some(0));
+    /// assert!(matches!(Group::new("g", vec![topic.clone()], never), Err(GroupError::InvalidConfig(_))));
+    /// let instant = manual.ack_timeout(Some(std::time::Duration::ZERO));
+    /// assert!(matches!(Group::new("g", vec![topic], instant), Err(GroupError::InvalidConfig(_))));
     /// ```
     pub fn new(name: &str, sources: Vec<Topic<T>>, config: GroupConfig) -> Result<Self, GroupError> {
         Ok(Group {

@@ -250,3 +250,25 @@ impl Hand {
         self.count.0.swap(0, Ordering::SeqCst)
     }
 }
+
+/// An ack timeout of `Duration::MAX` never runs out: a member that waits
+/// while another holds a message just waits (it used to panic adding the
+/// timeout to an `Instant`, with the group's lock held), and gets the
+/// next message.
+#[tokio::test]
+async fn an_ack_timeout_of_duration_max_never_runs_out() {
+    let t = topic();
+    let config = GroupConfig::default()
+        .ack(AckMode::Manual)
+        .ack_timeout(Some(Duration::MAX));
+    let group = Group::new("g", vec![t.clone()], config).unwrap();
+    let holder = group.join(StartFrom::Earliest).unwrap();
+    let waiter = group.join(StartFrom::Earliest).unwrap();
+    t.try_publish(1).unwrap();
+    assert_eq!(holder.try_recv().unwrap().offset, 0);
+    let r = tokio::time::timeout(Duration::from_millis(200), waiter.recv()).await;
+    assert!(r.is_err(), "nothing for it, and no take-over: {r:?}");
+    t.try_publish(2).unwrap();
+    assert_eq!(within(LIMIT, waiter.recv()).await.unwrap().unwrap().offset, 1);
+    holder.ack(0, 0).unwrap();
+}

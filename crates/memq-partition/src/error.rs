@@ -24,6 +24,9 @@ use std::ops::Range;
 pub enum ConfigError {
     /// The partition count is 0: nothing could ever be published.
     ZeroPartitions,
+    /// More partitions than [`MAX_PARTITIONS`](crate::MAX_PARTITIONS):
+    /// each is a topic of its own, made when the topic is.
+    TooManyPartitions(usize),
     /// The per-partition [`TopicConfig`](memq_core::TopicConfig) cannot work.
     Topic(memq_core::ConfigError),
 }
@@ -32,6 +35,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::ZeroPartitions => f.write_str("a partitioned topic needs at least 1 partition"),
+            ConfigError::TooManyPartitions(n) => write!(
+                f,
+                "{n} partitions: a partitioned topic has at most {}",
+                crate::MAX_PARTITIONS
+            ),
             ConfigError::Topic(e) => e.fmt(f),
         }
     }
@@ -41,7 +49,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Topic(e) => Some(e),
-            ConfigError::ZeroPartitions => None,
+            ConfigError::ZeroPartitions | ConfigError::TooManyPartitions(_) => None,
         }
     }
 }

@@ -174,6 +174,10 @@
 
 #![warn(missing_docs)]
 
+/// The most partitions a partitioned topic may have (as over Redis): each
+/// is a topic of its own, made with the partitioned topic.
+pub const MAX_PARTITIONS: usize = 1 << 16;
+
 mod batch;
 mod error;
 mod merged;

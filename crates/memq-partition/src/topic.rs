@@ -78,7 +78,9 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     /// # Errors
     ///
     /// [`ConfigError::ZeroPartitions`] for 0 partitions,
-    /// [`ConfigError::Topic`] for a `config` that cannot work.
+    /// [`ConfigError::TooManyPartitions`] for more than
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS), [`ConfigError::Topic`]
+    /// for a `config` that cannot work.
     ///
     /// # Examples
     ///
@@ -91,6 +93,8 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     ///
     /// let err = PartitionedTopic::<u32>::new(TopicConfig::default(), 0).unwrap_err();
     /// assert_eq!(err, ConfigError::ZeroPartitions);
+    /// let err = PartitionedTopic::<u32>::new(TopicConfig::default(), 1 << 40).unwrap_err();
+    /// assert_eq!(err, ConfigError::TooManyPartitions(1 << 40));
     /// ```
     pub fn new(config: TopicConfig, partitions: usize) -> Result<Self, ConfigError> {
         Self::build(partitions, || Topic::new(config.clone()))
@@ -129,6 +133,11 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     ) -> Result<Self, ConfigError> {
         if partitions == 0 {
             return Err(ConfigError::ZeroPartitions);
+        }
+        // Checked before any is made: each partition is a topic (and a
+        // count from user input could ask for more than memory holds).
+        if partitions > crate::MAX_PARTITIONS {
+            return Err(ConfigError::TooManyPartitions(partitions));
         }
         let topics = (0..partitions).map(|_| make()).collect::<Result<Box<[_]>, _>>()?;
         Ok(PartitionedTopic {

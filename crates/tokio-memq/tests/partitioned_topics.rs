@@ -54,6 +54,19 @@ async fn creation_errors_are_typed() {
             ..
         })
     ));
+    // More partitions than a topic may have: refused before any is made.
+    let huge = mq
+        .create_partitioned_topic("huge", TopicOptions::default(), 1 << 40)
+        .await;
+    assert!(matches!(
+        huge,
+        Err(TopicError::PartitionCount {
+            requested: 1_099_511_627_776,
+            existing: None,
+            ..
+        })
+    ));
+    assert!(mq.get_topic_stats("huge").await.is_none());
     // No topic was looked at: the message does not say what one has.
     assert_eq!(
         zero.unwrap_err().to_string(),
