@@ -740,8 +740,15 @@ impl<T> Shared<T> {
         let forward = offset > st.pos;
         st.pos = offset;
         g.cursors.set(st.id, offset);
-        if forward && self.blocks() {
-            self.wake(g, WaitKind::Publish);
+        // A receive of this cursor parked at its old position (the cursor
+        // shared between tasks) must look again when there is something
+        // at the new one, or a gap to report: the receivers are woken
+        // (others look and park again; a seek is rare). Moving forward on
+        // a topic that holds publishers back may make room for them.
+        let readable = offset < high;
+        let room = forward && self.blocks();
+        if readable || room {
+            self.wake_kinds(g, readable, room);
         }
         Ok(())
     }

@@ -206,3 +206,65 @@ fn new_and_default_work_outside_a_runtime() {
     });
     drop(mq);
 }
+
+/// A receive parked on a subscriber shared between tasks wakes when
+/// another task moves the subscriber back (`seek`, `reset_offset`, or
+/// `seek_partition` on a subscriber of every partition): the next message
+/// is there at once. Before, the wake-up was lost, and the receive slept
+/// until something new was published.
+#[test]
+fn a_seek_back_wakes_a_receive_parked_on_the_same_subscriber() {
+    for multi_thread in [false, true] {
+        let mut builder = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        let runtime = builder.worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            for how in ["seek", "reset_offset", "seek_partition"] {
+                let mq = MessageQueue::new();
+                let partitioned = how == "seek_partition";
+                if partitioned {
+                    mq.create_partitioned_topic("t", TopicOptions::default(), 2)
+                        .await
+                        .unwrap();
+                    mq.set_partition_routing("t", tokio_memq::PartitionRouting::Fixed(0))
+                        .await
+                        .unwrap();
+                }
+                let sub = std::sync::Arc::new(
+                    mq.subscriber_with_options_and_mode(
+                        "t",
+                        TopicOptions::default(),
+                        tokio_memq::ConsumptionMode::Earliest,
+                    )
+                    .await
+                    .unwrap(),
+                );
+                mq.publisher("t").publish_batch(vec![0u64, 1, 2]).await.unwrap();
+                for _ in 0..3 {
+                    sub.recv().await.unwrap();
+                }
+                let parked = tokio::spawn({
+                    let sub = sub.clone();
+                    async move { sub.recv().await.map(|m| m.offset()) }
+                });
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match how {
+                    "seek" => sub.seek(0).await.unwrap(),
+                    "reset_offset" => sub.reset_offset().await,
+                    _ => sub.seek_partition(0, 0).await.unwrap(),
+                }
+                let got = tokio::time::timeout(Duration::from_secs(10), parked)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{how} (multi-thread: {multi_thread}): the parked receive slept on")
+                    })
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got, 0, "{how}");
+            }
+        });
+    }
+}
