@@ -740,17 +740,16 @@ impl<T> Shared<T> {
         let forward = offset > st.pos;
         st.pos = offset;
         g.cursors.set(st.id, offset);
-        // A receive of this cursor parked at its old position (the cursor
-        // shared between tasks) must look again when there is something
-        // at the new one, or a gap to report: the receivers are woken
-        // (others look and park again; a seek is rare). Moving forward on
-        // a topic that holds publishers back may make room for them.
-        let readable = offset < high;
-        let room = forward && self.blocks();
-        if readable || room {
-            self.wake_kinds(g, readable, room);
+        if forward && self.blocks() {
+            self.wake(g, WaitKind::Publish);
         }
         Ok(())
+    }
+
+    /// Wakes every armed receiver (see [`Topic::wake_receivers`](crate::Topic::wake_receivers)).
+    pub(crate) fn wake_receivers(&self) {
+        let g = self.hot.inner.lock();
+        self.wake(g, WaitKind::Recv);
     }
 
     pub(crate) fn commit_named(&self, name: &std::sync::Arc<str>, offset: u64) {

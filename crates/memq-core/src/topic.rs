@@ -431,6 +431,38 @@ impl<T> Topic<T> {
         self.shared.is_closed()
     }
 
+    /// Wakes every receive waiting on this topic: each looks again, and
+    /// parks again if it has nothing to read. For a wrapper that shares a
+    /// cursor between tasks (behind a lock): a receive parked at the
+    /// cursor's position does not notice a [`Cursor::seek`](crate::Cursor::seek)
+    /// made through another task, which must wake it. (A cursor on its
+    /// own is borrowed by its receive, so nothing can seek it meanwhile.)
+    ///
+    /// Call it with no lock held that a waker could need: a waker may run
+    /// code of its own (a consumer group's, say) before returning.
+    ///
+    /// ```
+    /// use std::task::{Context, Wake, Waker};
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    /// use memq_core::{StartFrom, Topic, TopicConfig, Waiter};
+    ///
+    /// struct Flag(AtomicBool);
+    /// impl Wake for Flag {
+    ///     fn wake(self: Arc<Self>) { self.0.store(true, Ordering::SeqCst); }
+    /// }
+    /// let topic = Topic::<u32>::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Latest).unwrap();
+    /// let flag = Arc::new(Flag(AtomicBool::new(false)));
+    /// let waker = Waker::from(flag.clone());
+    /// let mut waiter = Waiter::new();
+    /// assert!(cursor.poll_ready(&mut Context::from_waker(&waker), &mut waiter).is_pending());
+    /// topic.wake_receivers();
+    /// assert!(flag.0.load(Ordering::SeqCst), "the parked receive was woken");
+    /// ```
+    pub fn wake_receivers(&self) {
+        self.shared.wake_receivers();
+    }
+
     /// Whether the topic's lock is held right now, by a publish or a
     /// receive on another thread: a hint (it may be free the moment
     /// after, or taken). A task about to publish can yield to the other

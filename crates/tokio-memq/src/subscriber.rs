@@ -1918,8 +1918,29 @@ impl Subscriber {
         if moved.is_ok() {
             // What was received and not handed on is behind the new position.
             self.stash.clear();
+            self.wake_parked_receives(None);
         }
         moved
+    }
+
+    /// Wakes a receive of this subscriber parked in another task (`recv`
+    /// takes `&self`: tasks share the cursor) after a seek, so that it
+    /// looks at the new position: at `partition`'s topic, or every one the
+    /// subscriber reads. Called with no lock of its own held (a waker may
+    /// run a consumer group's code). Group members are woken by their
+    /// group.
+    fn wake_parked_receives(&self, partition: Option<usize>) {
+        if !matches!(self.kind, Kind::Broadcast(_) | Kind::Merged(_)) {
+            return;
+        }
+        let topics = self.log.as_ref().map(Log::partitions).unwrap_or_default();
+        match partition {
+            Some(p) => topics
+                .get(p)
+                .into_iter()
+                .for_each(memq_core::Topic::wake_receivers),
+            None => topics.iter().for_each(memq_core::Topic::wake_receivers),
+        }
     }
 
     /// `(partition, low, high)` of every partition this subscriber reads,
@@ -1995,7 +2016,11 @@ impl Subscriber {
             partitions,
         };
         match &self.kind {
-            Kind::Broadcast(cursor) if partition == self.own_partition() => Ok(cursor.lock().seek(offset)?),
+            Kind::Broadcast(cursor) if partition == self.own_partition() => {
+                cursor.lock().seek(offset)?;
+                self.wake_parked_receives(Some(partition));
+                Ok(())
+            }
             Kind::Broadcast(_) => Err(missing),
             Kind::Merged(cursors) => {
                 let mut cursors = cursors.lock();
@@ -2004,6 +2029,8 @@ impl Subscriber {
                         c.seek(offset)?;
                         // A gap found before the seek is behind it now.
                         cursors.forget_lag(partition);
+                        drop(cursors);
+                        self.wake_parked_receives(Some(partition));
                         Ok(())
                     }
                     None => Err(missing),
