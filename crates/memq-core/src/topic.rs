@@ -565,15 +565,10 @@ impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
             return false;
         };
         let deadline = self.shared.clock.instant(ts);
-        let sleep = match &mut self.expiry {
-            Some(sleep) => {
-                if sleep.deadline() != deadline {
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
+        // A timer of the runtime polling now: one kept from an earlier poll
+        // may belong to another runtime (a publish moved between runtimes,
+        // inside a sink say), which panics once that runtime is gone.
+        let sleep = self.expiry.insert(Box::pin(tokio::time::sleep_until(deadline)));
         sleep.as_mut().poll(cx).is_ready()
     }
 

@@ -1126,34 +1126,8 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let Some(p) = st.pending.get_mut(&key) else {
                 continue;
             };
-            if let Some(limit) = self.config.max_deliveries.filter(|max| p.deliveries >= *max) {
-                if let Some(p) = st.pending.remove(&key) {
-                    #[cfg(feature = "tracing")]
-                    tracing::warn!(
-                        target: "memq_groups",
-                        group = &*self.name,
-                        partition = key.0,
-                        offset = key.1,
-                        deliveries = p.deliveries,
-                        limit,
-                        "message dead-lettered: delivered too many times"
-                    );
-                    // Waits for the sink (offered when the lock is
-                    // released), counted as pending until it is taken.
-                    st.dead.insert(
-                        key,
-                        Some(DeadLetter {
-                            group: self.name.clone(),
-                            partition: key.0,
-                            offset: key.1,
-                            timestamp: p.timestamp,
-                            deliveries: p.deliveries,
-                            reason: DeadLetterReason::MaxDeliveries { limit },
-                            value: p.value,
-                        }),
-                    );
-                    buried = true;
-                }
+            if self.at_limit(p) {
+                buried |= self.bury(st, key);
                 continue;
             }
             p.owner = Some(member);
@@ -1173,6 +1147,44 @@ impl<T: Clone + Send + 'static> Shared<T> {
             tracing::debug!(target: "memq_groups", group = &*self.name, member, messages = got, "redelivered");
         }
         (got, buried)
+    }
+
+    /// Whether `p` was delivered as often as the group allows.
+    fn at_limit(&self, p: &Pending<T>) -> bool {
+        self.config.max_deliveries.is_some_and(|max| p.deliveries >= max)
+    }
+
+    /// Makes the pending message at `key` a dead letter waiting for the
+    /// sink (offered when the lock is released, counted as pending until
+    /// it is taken). Returns whether it was pending.
+    fn bury(&self, st: &mut State<T>, key: Key) -> bool {
+        let Some(p) = st.pending.remove(&key) else {
+            return false;
+        };
+        let limit = self.config.max_deliveries.unwrap_or(p.deliveries);
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "memq_groups",
+            group = &*self.name,
+            partition = key.0,
+            offset = key.1,
+            deliveries = p.deliveries,
+            limit,
+            "message dead-lettered: delivered too many times"
+        );
+        st.dead.insert(
+            key,
+            Some(DeadLetter {
+                group: self.name.clone(),
+                partition: key.0,
+                offset: key.1,
+                timestamp: p.timestamp,
+                deliveries: p.deliveries,
+                reason: DeadLetterReason::MaxDeliveries { limit },
+                value: p.value,
+            }),
+        );
+        true
     }
 
     /// The rest of a claim after `got` redeliveries: new messages,
@@ -1676,15 +1688,26 @@ impl<T: Clone + Send + 'static> Shared<T> {
             return Err(AckError::NoSuchPartition { partition });
         }
         let mut st = self.state.lock();
-        match st.pending.get_mut(&(partition, offset)) {
+        let key = (partition, offset);
+        match st.pending.get_mut(&key) {
             Some(p) if p.owner == Some(member) => {
                 p.owner = None;
-                st.redeliver.insert((partition, offset));
+                let last = self.at_limit(p);
                 if let Some(m) = st.members.get_mut(&member) {
                     m.last_active = Instant::now();
                 }
-                // A parked member that may take it is woken.
                 let mut wake = Vec::new();
+                if last {
+                    // Delivered as often as allowed: a dead letter now,
+                    // rather than when some member next claims (nobody
+                    // may).
+                    self.bury(&mut st, key);
+                    st = self.offer_dead_letters(st, &mut wake);
+                } else {
+                    st.redeliver.insert(key);
+                }
+                // A parked member that may take it (or the room a dead
+                // letter taken by the sink made) is woken.
                 self.restore(&mut st, &mut wake);
                 self.unlock(st, wake);
                 Ok(())

@@ -548,9 +548,8 @@ impl<T: Clone + Send + 'static> Member<T> {
             }
             // The dead-letter retry only where a Tokio runtime is: it is
             // a nicety (receives and acks offer them too), not a wait.
-            let retry = waiter
-                .retry
-                .filter(|_| waiter.sleep.is_some() || tokio::runtime::Handle::try_current().is_ok());
+            let runtime = tokio::runtime::Handle::try_current().is_ok();
+            let retry = waiter.retry.filter(|_| runtime);
             let deadline = match (waiter.deadline, retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -559,22 +558,18 @@ impl<T: Clone + Send + 'static> Member<T> {
                 waiter.sleep = None;
                 return Poll::Pending;
             };
-            if waiter.sleep.is_none() && tokio::runtime::Handle::try_current().is_err() {
+            if !runtime {
                 // No timer outside a runtime (`sleep_until` would panic):
                 // an idle member's messages are claimed when this receive
                 // is polled again after the deadline (a blocking receive
                 // polls again every few milliseconds).
+                waiter.sleep = None;
                 return Poll::Pending;
             }
-            let sleep = match &mut waiter.sleep {
-                Some(s) => {
-                    if s.deadline() != deadline {
-                        s.as_mut().reset(deadline);
-                    }
-                    s
-                }
-                slot => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
-            };
+            // A timer of the runtime polling now: one kept from an earlier
+            // poll may belong to another runtime (a stream moved between
+            // runtimes), which panics once that runtime is gone.
+            let sleep = waiter.sleep.insert(Box::pin(tokio::time::sleep_until(deadline)));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }

@@ -565,6 +565,19 @@ impl Entry {
         use dead_letter_headers as h;
         let mut meta = self.meta().map(|m| Meta::clone(m)).unwrap_or_default();
         let headers = &mut meta.headers;
+        // A dead letter dead-lettered again (from the dead-letter topic's
+        // own group): its headers say this origin only, as `dead_letter()`
+        // does (a partition left from the first would be wrong).
+        for name in [
+            h::TOPIC,
+            h::GROUP,
+            h::PARTITION,
+            h::OFFSET,
+            h::DELIVERIES,
+            h::REASON,
+        ] {
+            headers.remove(name);
+        }
         headers.insert(h::TOPIC, info.topic.to_string());
         headers.insert(h::GROUP, info.group.to_string());
         if let Some(p) = info.partition {
@@ -1387,8 +1400,9 @@ impl TopicMessage {
     }
 
     /// The payload as text, for display: bytes decoded as UTF-8 with
-    /// invalid sequences replaced, a native string as is, any other native
-    /// value as JSON.
+    /// invalid sequences replaced, a native `String` or `&'static str` as
+    /// is, any other native value as JSON (other string types, a
+    /// `Box<str>` say, as a JSON string).
     ///
     /// # Examples
     ///

@@ -305,10 +305,16 @@ impl MessageQueue {
             let formats = &self.registry().formats;
             let mut keyed: Vec<(Option<KeyBytes>, Entry)> = Vec::with_capacity(msgs.len());
             let mut msgs = msgs.into_iter();
+            // A byte budget weighs native values by what they hold, as a
+            // publisher's publishes do.
+            let budget = log.config().max_bytes.is_some();
             for m in msgs.by_ref() {
                 match m.format_tag(formats) {
                     Ok(tag) => {
-                        let e = m.into_entry(tag);
+                        let mut e = m.into_entry(tag);
+                        if budget {
+                            e.weigh_native();
+                        }
                         keyed.push((e.key.clone().map(KeyBytes), e));
                     }
                     Err(error) => {

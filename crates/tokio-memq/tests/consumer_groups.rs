@@ -644,3 +644,50 @@ async fn every_member_of_a_group_counts_as_a_subscriber() {
     .await
     .expect("finished");
 }
+
+/// A member's stream may move to another runtime, also once the runtime
+/// that first polled it is gone: its take-over timer is made by the
+/// runtime polling it (a timer kept from the first runtime panicked, "A
+/// Tokio 1.x context was found, but it is being shutdown").
+#[test]
+fn a_member_s_stream_outlives_the_runtime_that_first_polled_it() {
+    use tokio_stream::StreamExt;
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let (mq, mut stream, holder) = first.block_on(async {
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("jobs", "workers")
+                .manual_ack()
+                .ack_timeout(Duration::from_millis(200))
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        mq.publisher("jobs").publish(1u32).await.unwrap();
+        // One of them takes it and sits on it; the other's stream waits
+        // (and arms its take-over timer in this runtime).
+        let (holder, other) = tokio::select! {
+            m = a.recv() => { m.unwrap(); (a, b) }
+            m = b.recv() => { m.unwrap(); (b, a) }
+        };
+        let mut stream = other.into_stream();
+        let waited = tokio::time::timeout(Duration::from_millis(20), stream.next()).await;
+        assert!(waited.is_err(), "nothing for it yet");
+        (mq, stream, holder)
+    });
+    drop(first);
+    let again =
+        runtime().block_on(async { tokio::time::timeout(Duration::from_secs(10), stream.next()).await });
+    let again = again
+        .expect("the idle member's message is taken over")
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.offset(), again.deliveries), (0, 2));
+    drop((mq, holder));
+}

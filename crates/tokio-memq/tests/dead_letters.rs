@@ -194,3 +194,84 @@ async fn a_dead_letter_is_weighed_for_the_dead_letter_topic_budget() {
     assert_eq!((stats.dead_lettered, stats.dead_letters_waiting), (0, 1));
     assert_eq!(mq.get_topic_stats("dlq").await.unwrap().message_count, 0);
 }
+
+/// A nack that reaches `max_deliveries` makes the message a dead letter at
+/// once, with no other receive (before, it waited for some member's next
+/// claim, which may never come).
+#[tokio::test]
+async fn a_nack_at_the_delivery_limit_dead_letters_at_once() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let dead = mq.subscriber("t.dead-letters").await.unwrap();
+        let member = mq
+            .group("t", "g")
+            .manual_ack()
+            .max_deliveries(1)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("t").publish(1u8).await.unwrap();
+        let m = member.recv().await.unwrap();
+        member.nack(&m).unwrap();
+        // The member receives nothing more, and stays.
+        let letter = dead.recv().await.unwrap();
+        let origin = letter.dead_letter().expect("a dead letter");
+        assert_eq!((origin.offset, origin.deliveries), (0, 1));
+        assert_eq!(origin.reason, DeadLetterReason::MaxDeliveries { limit: 1 });
+        assert_eq!(mq.get_group_stats("t", "g").await.unwrap().pending, 0);
+        drop(member);
+    })
+    .await
+    .expect("finished");
+}
+
+/// A dead letter dead-lettered again (the dead-letter topic's own group
+/// gives up on it) says its latest origin only, in its headers as in
+/// `dead_letter()`: a partition header left from the first origin stayed.
+#[tokio::test]
+async fn a_dead_letter_dead_lettered_again_names_its_latest_origin_only() {
+    use tokio_memq::{dead_letter_headers as h, PartitionRouting};
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("a", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        mq.set_partition_routing("a", PartitionRouting::Fixed(1))
+            .await
+            .unwrap();
+        let join = |topic: &'static str, group: &'static str, dead: &'static str| {
+            mq.group(topic, group)
+                .manual_ack()
+                .max_deliveries(1)
+                .dead_letter_topic(dead)
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (first, second) = (
+            join("a", "g1", "b").await.unwrap(),
+            join("b", "g2", "c").await.unwrap(),
+        );
+        let last = mq.subscriber("c").await.unwrap();
+        mq.publisher("a").publish("x").await.unwrap();
+        let m = first.recv().await.unwrap();
+        first.nack(&m).unwrap();
+        let m = second.recv().await.unwrap();
+        assert_eq!(m.dead_letter().unwrap().partition, Some(1));
+        second.nack(&m).unwrap();
+        let letter = last.recv().await.unwrap();
+        let origin = letter.dead_letter().unwrap();
+        assert_eq!(
+            (&*origin.topic, &*origin.group, origin.partition),
+            ("b", "g2", None)
+        );
+        let headers = letter.headers();
+        assert_eq!(headers.get_str(h::TOPIC), Some("b"));
+        assert_eq!(headers.get_str(h::GROUP), Some("g2"));
+        assert_eq!(headers.get_str(h::PARTITION), None, "b is not partitioned");
+        assert_eq!(headers.get_all(h::TOPIC).count(), 1);
+        assert_eq!(letter.deserialize::<String>().unwrap(), "x");
+    })
+    .await
+    .expect("finished");
+}

@@ -684,3 +684,31 @@ async fn a_seek_drops_a_gap_found_before_it() {
     .await
     .expect("finished");
 }
+
+/// A byte budget weighs a native value by what it holds in a batch over
+/// topics too (`publish_batch_to_partitioned` kept its inline size, 24
+/// bytes for a 1 MiB `Vec`), as single publishes do.
+#[tokio::test]
+async fn a_batch_over_topics_weighs_native_values_for_the_byte_budget() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let budget = TopicOptions {
+            max_bytes: Some(1_000),
+            ..TopicOptions::default()
+        };
+        mq.create_partitioned_topic("pb", budget, 2).await.unwrap();
+        let big = || TopicMessage::new("pb", vec![7u8; 1 << 20]).unwrap();
+        let single = mq.publish_to_partitioned(big()).await.unwrap_err();
+        assert_eq!(single.kind(), tokio_memq::PublishErrorKind::TooLarge);
+        let batch = mq.publish_batch_to_partitioned(vec![big()]).await.unwrap_err();
+        assert_eq!(batch.kind(), tokio_memq::PublishErrorKind::TooLarge);
+        assert_eq!(batch.into_inner().len(), 1, "handed back");
+        let small = TopicMessage::new("pb", vec![7u8; 100]).unwrap();
+        mq.publish_batch_to_partitioned(vec![small]).await.unwrap();
+        let stats = mq.get_topic_stats("pb").await.unwrap();
+        assert_eq!(stats.message_count, 1);
+        assert!(stats.bytes >= 100, "weighed by what it holds: {}", stats.bytes);
+    })
+    .await
+    .expect("finished");
+}
