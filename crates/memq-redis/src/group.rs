@@ -239,7 +239,7 @@ impl Topic {
                     .arg(0)
                     .arg(format!("0-{}", offset.saturating_add(1)))
                     .arg("IDLE")
-                    .arg(ack_timeout.as_millis() as u64)
+                    .arg(millis(ack_timeout))
                     .arg("JUSTID"),
             )
             .await?;
@@ -297,10 +297,7 @@ impl Topic {
             for id in &ids {
                 claim.arg(*id);
             }
-            claim
-                .arg("IDLE")
-                .arg(ack_timeout.as_millis() as u64)
-                .arg("JUSTID");
+            claim.arg("IDLE").arg(millis(ack_timeout)).arg("JUSTID");
             let _: Value = self.store.query(&claim).await?;
             released += ids.len() as u64;
             if (ids.len() as u64) < ROUND {
@@ -584,7 +581,7 @@ impl Member {
                     .arg(0)
                     .arg(format!("0-{}", offset.saturating_add(1)))
                     .arg("IDLE")
-                    .arg(self.config.ack_timeout.as_millis() as u64)
+                    .arg(millis(self.config.ack_timeout))
                     .arg("RETRYCOUNT")
                     .arg(0)
                     .arg("JUSTID"),
@@ -610,7 +607,7 @@ impl Member {
     /// Takes over messages other members held longer than the ack
     /// timeout; those past the delivery limit become dead letters.
     async fn reclaim(&mut self) -> Result<(), Error> {
-        let idle = self.config.ack_timeout.as_millis() as u64;
+        let idle = millis(self.config.ack_timeout);
         // Checked first, in a round trip of its own (this runs about once
         // a second at most): a claim from a topic created again under the
         // name would take another topic's message and raise its count.
@@ -754,4 +751,11 @@ impl Member {
         dead.publish_messages(&[message]).await?;
         self.xack(record.offset).await
     }
+}
+
+/// `d` in milliseconds for a command's idle time, at most what the server
+/// takes (a signed 64-bit count): `Duration::MAX` means never, not a
+/// count cut to its low bits.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).map_or(i64::MAX as u64, |ms| ms.min(i64::MAX as u64))
 }
