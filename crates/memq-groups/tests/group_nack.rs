@@ -79,7 +79,7 @@ async fn a_nack_at_the_delivery_limit_makes_a_dead_letter() {
         assert_eq!(c.deliveries, delivery);
         a.nack(c.partition, c.offset).unwrap();
     }
-    // Delivered twice: the next claim buries it instead.
+    // Delivered twice: the nack made it a dead letter at once.
     assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
     let letters = taken.lock().unwrap();
     assert_eq!(letters.len(), 1);

@@ -753,9 +753,12 @@ impl Member {
     }
 }
 
-/// `d` in milliseconds for a command's idle time, at most what the server
-/// takes (a signed 64-bit count): `Duration::MAX` means never, not a
-/// count cut to its low bits.
+/// `d` in milliseconds for an idle time, at most ten years: the server
+/// counts an idle time from now back, and one that reaches before 1970 is
+/// taken as 0 (`XCLAIM`), so a message released with it would never be
+/// idle enough to be taken over (`Duration::MAX`, "never", is a member
+/// never taken over, not a nack never redelivered).
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).map_or(i64::MAX as u64, |ms| ms.min(i64::MAX as u64))
+    const LONGEST: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
+    u64::try_from(d.as_millis()).map_or(LONGEST, |ms| ms.min(LONGEST))
 }

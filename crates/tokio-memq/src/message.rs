@@ -364,7 +364,7 @@ pub(crate) fn no_headers() -> &'static Headers {
 /// let worker = mq.group("jobs", "w").manual_ack().max_deliveries(1).mode(ConsumptionMode::Earliest).join().await?;
 /// mq.publisher("jobs").publish_with_headers("job", [("trace-id", "t-1")]).await?;
 /// let job = worker.recv().await?;
-/// worker.nack(&job)?; // at the limit: the next claim buries it
+/// worker.nack(&job)?; // at the limit: a dead letter at once
 /// assert!(worker.try_recv_now().is_err());
 /// let letter = dead.recv().await?;
 /// let h = letter.headers();

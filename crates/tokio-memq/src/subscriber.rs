@@ -557,13 +557,19 @@ impl Subscriber {
         }
     }
 
-    /// The topic name, shared.
-    /// The topic's message TTL (`None` for a topic on a server, whose
-    /// retention is by count).
-    fn message_ttl(&self) -> Option<Duration> {
+    /// The TTL after which messages put aside by a typed batch are
+    /// dropped, as the topic would have dropped them: the topic's, except
+    /// for a group member (what the group handed out stays the member's to
+    /// acknowledge; the group expires what it takes back) and a topic on a
+    /// server (retention by count).
+    fn stash_ttl(&self) -> Option<Duration> {
+        if matches!(self.kind, Kind::Group { .. }) {
+            return None;
+        }
         self.log.as_ref().and_then(|log| log.config().ttl)
     }
 
+    /// The topic name, shared.
     pub(crate) fn topic_name(&self) -> &Arc<str> {
         &self.topic
     }
@@ -645,7 +651,7 @@ impl Subscriber {
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
         if max > 0 && !self.stash.is_empty() {
-            let mut stash = self.stash.lock(self.message_ttl());
+            let mut stash = self.stash.lock(self.stash_ttl());
             if !stash.is_empty() {
                 let n = max.min(stash.len());
                 for m in stash.drain(..n) {
@@ -737,8 +743,10 @@ impl Subscriber {
     /// of a group with manual acknowledgement and an
     /// [`ack_timeout`](crate::GroupBuilder::ack_timeout) waits while
     /// another member holds messages (the take-over of an idle member's
-    /// messages needs a timer); the same for every receive of such a
-    /// member that waits (batches, streams, timeouts).
+    /// messages needs a timer), or while dead letters the sink refused
+    /// hold its group at `max_pending` (they are offered again on a
+    /// timer); the same for every receive of such a member that waits
+    /// (batches, streams, timeouts).
     ///
     /// # Examples
     ///
@@ -883,7 +891,7 @@ impl Subscriber {
 
     fn try_recv_inner(&self) -> Result<TopicMessage, TryRecvError> {
         if !self.stash.is_empty() {
-            if let Some(m) = self.stash.lock(self.message_ttl()).pop_front() {
+            if let Some(m) = self.stash.lock(self.stash_ttl()).pop_front() {
                 return Ok(m);
             }
         }
@@ -1678,7 +1686,7 @@ impl Subscriber {
             }
             _ => {
                 let stash = &self.stash;
-                let ttl = self.message_ttl();
+                let ttl = self.stash_ttl();
                 let mut msgs = Vec::new();
                 self.recv_into(max, &mut msgs).await?;
                 let mut values = Vec::with_capacity(msgs.len());

@@ -968,3 +968,29 @@ async fn a_dropped_member_s_unacknowledged_messages_go_to_the_others() {
         assert_eq!((again.offset(), again.deliveries), (0, 2), "{backend}");
     });
 }
+
+/// An ack timeout of `Duration::MAX` (never take a member's messages
+/// over) still lets a nack hand a message to the next receive, on both
+/// backends (over Redis the idle time it was released with reached before
+/// 1970, which the server takes as 0: never redelivered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_redelivers_with_an_ack_timeout_that_never_runs_out() {
+    on_each_backend!(|mq, backend| {
+        let member = mq
+            .group("forever", "workers")
+            .manual_ack()
+            .ack_timeout(Duration::MAX)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("forever").publish("job").await.unwrap();
+        let first = member.recv().await.unwrap();
+        member.nack(&first).unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(10), member.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: the nacked message never came back"))
+            .unwrap();
+        assert_eq!((again.offset(), again.deliveries), (0, 2), "{backend}");
+    });
+}

@@ -691,3 +691,39 @@ fn a_member_s_stream_outlives_the_runtime_that_first_polled_it() {
     assert_eq!((again.offset(), again.deliveries), (0, 2));
     drop((mq, holder));
 }
+
+/// What a typed batch put aside for a member of a manual group stays the
+/// member's to receive and acknowledge, whatever the topic's TTL: the
+/// group holds it pending for that member (dropping it unseen would hold
+/// the group's commit and its `max_pending` room for good).
+#[tokio::test(start_paused = true)]
+async fn a_manual_member_still_gets_what_a_typed_batch_put_aside_after_the_ttl() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let ttl = TopicOptions {
+            message_ttl: Some(Duration::from_secs(10)),
+            ..TopicOptions::default()
+        };
+        let member = mq
+            .group("t", "g")
+            .options(ttl)
+            .manual_ack()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        let publisher = mq.publisher("t");
+        publisher.publish(1u32).await.unwrap();
+        publisher.publish("not a number").await.unwrap();
+        publisher.publish(3u32).await.unwrap();
+        assert_eq!(member.recv_batch_typed::<u32>(10).await.unwrap(), [1]);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // The failed message, then 3: handed out, so the member can ack.
+        assert!(member.recv_batch_typed::<u32>(10).await.is_err());
+        assert_eq!(member.recv_batch_typed::<u32>(10).await.unwrap(), [3]);
+        let stats = mq.get_group_stats("t", "g").await.unwrap();
+        assert_eq!(stats.pending, 3, "all three handed out, none acknowledged");
+    })
+    .await
+    .expect("finished");
+}

@@ -153,7 +153,7 @@ async fn redeliveries_keep_headers_and_dead_letters_add_their_origin() {
     let again = within(LIMIT, worker.recv()).await.unwrap().unwrap();
     assert_eq!((again.deliveries, pairs(again.headers())), (2, pairs(&trace())));
     worker.nack(&again).unwrap();
-    // At the limit: the next claim makes it a dead letter instead.
+    // At the limit: a dead letter at once, nothing to receive.
     assert!(within(LIMIT, worker.recv_timeout(Duration::from_millis(10)))
         .await
         .unwrap()
