@@ -40,6 +40,16 @@ pub(crate) enum Scalar {
     Newtype(&'static str, Box<Scalar>),
 }
 
+impl Scalar {
+    /// What a newtype holds (through every layer); any other scalar as is.
+    fn content(self) -> Scalar {
+        match self {
+            Scalar::Newtype(_, v) => v.content(),
+            other => other,
+        }
+    }
+}
+
 /// Why a conversion did not happen (serde's plumbing; the caller reports
 /// a type mismatch with both type names).
 #[derive(Debug)]
@@ -307,10 +317,8 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
-        if let Scalar::Newtype(_, v) = self.0 {
-            return ScalarDeserializer(*v).deserialize_f32(visitor);
-        }
-        let exact = match self.0 {
+        let scalar = self.0.content();
+        let exact = match scalar {
             Scalar::F32(v) => Some(v),
             Scalar::F64(v) => ((v as f32) as f64 == v || v.is_nan()).then_some(v as f32),
             Scalar::I64(v) => (v.unsigned_abs() <= 1 << 24).then_some(v as f32),
@@ -319,15 +327,13 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         };
         match exact {
             Some(v) => visitor.visit_f32(v),
-            None => Err(inexact(&self.0, "f32")),
+            None => Err(inexact(&scalar, "f32")),
         }
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
-        if let Scalar::Newtype(_, v) = self.0 {
-            return ScalarDeserializer(*v).deserialize_f64(visitor);
-        }
-        let exact = match self.0 {
+        let scalar = self.0.content();
+        let exact = match scalar {
             Scalar::F32(v) => Some(f64::from(v)),
             Scalar::F64(v) => Some(v),
             Scalar::I64(v) => (v.unsigned_abs() <= 1 << 53).then_some(v as f64),
@@ -336,7 +342,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         };
         match exact {
             Some(v) => visitor.visit_f64(v),
-            None => Err(inexact(&self.0, "f64")),
+            None => Err(inexact(&scalar, "f64")),
         }
     }
 
@@ -355,8 +361,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
     /// Bytes read as a sequence of `u8` too: a `Vec<u8>` asks for a
     /// sequence (serde gives it no byte-buffer visit).
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
-        match self.0 {
-            Scalar::Newtype(_, v) => ScalarDeserializer(*v).deserialize_seq(visitor),
+        match self.0.content() {
             Scalar::Bytes(v) => {
                 let mut bytes = de::value::SeqDeserializer::new(v.into_iter());
                 let value = visitor.visit_seq(&mut bytes)?;

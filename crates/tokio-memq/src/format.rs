@@ -144,18 +144,13 @@ impl FormatTable {
         let _ = self.limits.set(Arc::new(limits));
     }
 
-    /// The queue's own decode limits, if it has them.
-    pub(crate) fn limits(&self) -> Option<DecodeLimits> {
-        self.limits.get().map(|l| **l)
-    }
-
     /// The queue's own decode limits, if it has them, as received messages
     /// carry them.
     pub(crate) fn shared_limits(&self) -> Option<Arc<DecodeLimits>> {
         self.limits.get().cloned()
     }
 
-    /// The queue's own decode limits, borrowed.
+    /// The queue's own decode limits, if it has them.
     pub(crate) fn limits_ref(&self) -> Option<&DecodeLimits> {
         self.limits.get().map(|l| &**l)
     }
@@ -298,7 +293,7 @@ impl crate::MessageQueue {
     /// assert_eq!(MessageQueue::with_decode_limits(roomy).decode_limits(), roomy);
     /// ```
     pub fn decode_limits(&self) -> DecodeLimits {
-        self.registry().formats.limits().unwrap_or_default()
+        self.registry().formats.limits_ref().copied().unwrap_or_default()
     }
 }
 

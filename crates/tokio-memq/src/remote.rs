@@ -1212,12 +1212,12 @@ impl Drop for RemoteSource {
         let (Some(inbox), Some(group)) = (&self.inbox, &self.group) else {
             return;
         };
-        let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
         if group.manual {
-            // And what it handed out and nobody acknowledged: the other
-            // members take it over at their next look, as in memory,
-            // rather than after the ack timeout. (Automatic groups have
-            // acknowledged what they handed out.)
+            // With what it handed out and nobody acknowledged (all of it is
+            // pending to this member on the server): the other members
+            // take it over at their next look, as in memory, rather than
+            // after the ack timeout. (Automatic groups have acknowledged
+            // what they handed out.)
             for part in &self.parts {
                 let (log, group) = (part.log.clone(), group.clone());
                 self.remote.runtime.spawn(async move {
@@ -1229,6 +1229,7 @@ impl Drop for RemoteSource {
             }
             return;
         }
+        let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
         for (partition, record, _) in left {
             let _ = self.settle_now(group, partition, record.offset, false);
         }

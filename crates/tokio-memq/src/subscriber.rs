@@ -379,7 +379,7 @@ impl Subscriber {
         self.decode_limits
             .as_deref()
             .copied()
-            .or_else(|| self.formats().limits())
+            .or_else(|| self.formats().limits_ref().copied())
     }
 
     /// The subscriber's own limits, when it has them.

@@ -67,6 +67,15 @@ fn raw(server: &RedisServer, args: &[&[u8]]) -> String {
     String::from_utf8_lossy(&reply).trim_end().to_string()
 }
 
+/// A member of group `g` of topic `jobs`, from its oldest message.
+async fn join_jobs(mq: &MessageQueue) -> tokio_memq::Subscriber {
+    mq.group("jobs", "g")
+        .mode(ConsumptionMode::Earliest)
+        .join()
+        .await
+        .unwrap()
+}
+
 fn kind<T>(e: &PublishError<T>) -> Option<StoreErrorKind> {
     match e {
         PublishError::Store { error, .. } => Some(error.kind()),
@@ -129,22 +138,12 @@ async fn a_stored_partition_count_of_zero_or_junk_is_a_typed_error_not_a_panic()
 async fn a_group_member_of_a_topic_created_again_elsewhere_is_closed() {
     let Some(server) = server().await else { return };
     let (a, b) = (connect(&server).await, connect(&server).await);
-    let member = a
-        .group("jobs", "g")
-        .mode(ConsumptionMode::Earliest)
-        .join()
-        .await
-        .unwrap();
+    let member = join_jobs(&a).await;
     a.publisher("jobs").publish(1u8).await.unwrap();
     assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 0);
     assert!(b.delete_topic("jobs").await);
     b.publisher("jobs").publish(2u8).await.unwrap();
-    let other = b
-        .group("jobs", "g")
-        .mode(ConsumptionMode::Earliest)
-        .join()
-        .await
-        .unwrap();
+    let other = join_jobs(&b).await;
     b.publisher("jobs").publish(3u8).await.unwrap();
     let told = timeout(PROMPT, member.recv()).await.expect("told in time");
     assert_eq!(told.map(|m| m.offset()), Err(RecvError::Closed));
@@ -160,12 +159,7 @@ async fn a_group_member_of_a_topic_created_again_elsewhere_is_closed() {
 async fn a_waiting_group_member_of_a_topic_deleted_elsewhere_is_closed() {
     let Some(server) = server().await else { return };
     let (a, b) = (connect(&server).await, connect(&server).await);
-    let member = a
-        .group("jobs", "g")
-        .mode(ConsumptionMode::Earliest)
-        .join()
-        .await
-        .unwrap();
+    let member = join_jobs(&a).await;
     a.publisher("jobs").publish(1u8).await.unwrap();
     assert_eq!(timeout(LIMIT, member.recv()).await.unwrap().unwrap().offset(), 0);
     let waiting = tokio::spawn(async move {

@@ -14,6 +14,19 @@ use tokio_memq::{
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// A subscriber from the start of `topic`, made with room for one message
+/// and publishers that wait for it (`lru_enabled: false`).
+async fn room_for_one(mq: &MessageQueue, topic: &str) -> tokio_memq::Subscriber {
+    let one = TopicOptions {
+        max_messages: Some(1),
+        lru_enabled: false,
+        ..TopicOptions::default()
+    };
+    mq.subscriber_with_options_and_mode(topic, one, ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owned_stream_moves_into_a_task_and_reports_lag_then_goes_on() {
     let mq = MessageQueue::new();
@@ -100,15 +113,7 @@ async fn forward_into_a_sink_keeps_order_through_backpressure() {
 #[tokio::test]
 async fn a_sink_error_hands_the_value_back_and_the_sink_stays_usable() {
     let mq = MessageQueue::new();
-    let full = TopicOptions {
-        max_messages: Some(1),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    };
-    let sub = mq
-        .subscriber_with_options_and_mode("one", full, ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+    let sub = room_for_one(&mq, "one").await;
     let mut sink = mq.publisher("one").sink::<String>();
     sink.send("first".to_string()).await.unwrap();
     // The topic is full: the next send waits (the sink is not ready)...
@@ -164,15 +169,7 @@ async fn start_send_without_poll_ready_loses_nothing() {
     use futures_util::Sink;
     use std::pin::Pin;
     let mq = MessageQueue::new();
-    let one = TopicOptions {
-        max_messages: Some(1),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    };
-    let sub = mq
-        .subscriber_with_options_and_mode("tight", one, ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+    let sub = room_for_one(&mq, "tight").await;
     let mut sink = mq.publisher("tight").sink::<u8>();
     Pin::new(&mut sink).start_send(1).unwrap(); // room: published now
     Pin::new(&mut sink).start_send(2).unwrap(); // full: held
@@ -200,15 +197,7 @@ async fn a_value_queued_behind_a_failed_publish_is_handed_back_too() {
     use std::pin::Pin;
     within(LIMIT, async {
         let mq = MessageQueue::new();
-        let one = TopicOptions {
-            max_messages: Some(1),
-            lru_enabled: false,
-            ..TopicOptions::default()
-        };
-        let sub = mq
-            .subscriber_with_options_and_mode("tight", one, ConsumptionMode::Earliest)
-            .await
-            .unwrap();
+        let sub = room_for_one(&mq, "tight").await;
         let mut sink = mq.publisher("tight").sink::<u8>();
         for v in 1..=4 {
             // 1 is published; 2 is held (full); 3 and 4 queue behind it.
