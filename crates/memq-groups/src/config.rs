@@ -172,4 +172,43 @@ impl GroupConfig {
         self.assignment = assignment;
         self
     }
+
+    /// Checks for settings that cannot work, as
+    /// [`Group::new`](crate::Group::new) does (a queue over another store
+    /// checks with this too): `max_pending` of 0, and with manual
+    /// acknowledgement `max_deliveries` of 0 (never delivered at all) or a
+    /// zero `ack_timeout` (taken over the moment it is handed out).
+    /// Automatic groups use neither of the last two.
+    ///
+    /// # Errors
+    ///
+    /// [`GroupError::InvalidConfig`](crate::GroupError::InvalidConfig)
+    /// with the reason.
+    ///
+    /// ```
+    /// use memq_groups::{AckMode, GroupConfig};
+    /// use std::time::Duration;
+    ///
+    /// let manual = GroupConfig::default().ack(AckMode::Manual);
+    /// assert!(manual.clone().validate().is_ok());
+    /// assert!(manual.clone().ack_timeout(Some(Duration::ZERO)).validate().is_err());
+    /// assert!(manual.max_deliveries(Some(0)).validate().is_err());
+    /// // Unused by automatic groups:
+    /// assert!(GroupConfig::default().ack_timeout(Some(Duration::ZERO)).validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), crate::GroupError> {
+        use crate::GroupError::InvalidConfig;
+        if self.max_pending == Some(0) {
+            return Err(InvalidConfig("max_pending must be at least 1"));
+        }
+        if self.ack == AckMode::Manual {
+            if self.max_deliveries == Some(0) {
+                return Err(InvalidConfig("max_deliveries must be at least 1"));
+            }
+            if self.ack_timeout == Some(Duration::ZERO) {
+                return Err(InvalidConfig("ack_timeout must be more than zero"));
+            }
+        }
+        Ok(())
+    }
 }

@@ -458,20 +458,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if sources.is_empty() {
             return Err(GroupError::NoSources);
         }
-        if config.max_pending == Some(0) {
-            return Err(GroupError::InvalidConfig("max_pending must be at least 1"));
-        }
-        // With manual acknowledgement (automatic groups use neither):
-        // never delivered at all, or idle (and taken over) the moment it
-        // is handed out, settings that cannot work.
-        if config.ack == AckMode::Manual {
-            if config.max_deliveries == Some(0) {
-                return Err(GroupError::InvalidConfig("max_deliveries must be at least 1"));
-            }
-            if config.ack_timeout == Some(Duration::ZERO) {
-                return Err(GroupError::InvalidConfig("ack_timeout must be more than zero"));
-            }
-        }
+        config.validate()?;
         let n = sources.len();
         let committed = sources.iter().map(|t| t.committed(name)).collect();
         let ttls = sources.iter().map(|t| t.config().ttl).collect();

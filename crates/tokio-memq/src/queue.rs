@@ -1859,7 +1859,7 @@ fn dead_letter_sink(
 }
 
 /// A group's refusal as this crate's error, each reason as its own kind.
-fn group_error(group: &str, e: memq_groups::GroupError) -> TopicError {
+pub(crate) fn group_error(group: &str, e: memq_groups::GroupError) -> TopicError {
     match e {
         memq_groups::GroupError::InvalidConfig(reason) => TopicError::InvalidGroupConfig {
             group: group.to_owned(),

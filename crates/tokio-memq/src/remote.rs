@@ -839,6 +839,10 @@ impl Remote {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TopicError::Store(no_runtime()));
         }
+        // Refused as in memory: a zero ack timeout or no delivery at all.
+        config
+            .validate()
+            .map_err(|e| crate::queue::group_error(group, e))?;
         // Pending messages live on the server, where nothing bounds them:
         // only the default (never reached by members that acknowledge) is
         // taken, and exclusive ownership has no server form.
@@ -861,7 +865,13 @@ impl Remote {
         // over, so one read and not yet handed out, held by a member that
         // goes away, comes back after the ack timeout rather than being
         // lost).
-        let timeout = config.ack_timeout.unwrap_or(Duration::from_secs(30));
+        // (An automatic group's zero ack timeout, unused in memory, is not
+        // taken here either: messages would go to the next member that
+        // looks while their member still holds them.)
+        let timeout = config
+            .ack_timeout
+            .filter(|t| !t.is_zero())
+            .unwrap_or(Duration::from_secs(30));
         let mut redis_config = memq_redis::GroupConfig::default()
             .start(start)
             .dead_letters(dead_letters.map(str::to_owned))

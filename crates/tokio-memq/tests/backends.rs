@@ -994,3 +994,70 @@ async fn a_nack_redelivers_with_an_ack_timeout_that_never_runs_out() {
         assert_eq!((again.offset(), again.deliveries), (0, 2), "{backend}");
     });
 }
+
+/// Settings that cannot work are refused the same way on both backends:
+/// a manual group that would never deliver (`max_deliveries` 0) or whose
+/// messages are idle the moment they are handed out (a zero ack timeout).
+/// Over Redis a zero timeout was taken, and every message was handed to
+/// the next member that looked while its first member still held it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_group_that_cannot_work_is_refused_on_both_backends() {
+    on_each_backend!(|mq, backend| {
+        let zero = mq
+            .group("refused", "workers")
+            .manual_ack()
+            .ack_timeout(Duration::ZERO)
+            .join()
+            .await;
+        match zero {
+            Err(TopicError::InvalidGroupConfig { group, reason }) => {
+                assert_eq!(group, "workers", "{backend}");
+                assert!(reason.contains("ack_timeout"), "{backend}: {reason}");
+            }
+            other => panic!("{backend}: a zero ack timeout was not refused: {other:?}"),
+        }
+        let never = mq
+            .group("refused", "workers")
+            .manual_ack()
+            .max_deliveries(0)
+            .join()
+            .await;
+        assert!(
+            matches!(&never, Err(TopicError::InvalidGroupConfig { reason, .. }) if reason.contains("max_deliveries")),
+            "{backend}: {never:?}"
+        );
+        // Unused by an automatic group, and taken: each message is
+        // delivered once, to one of its members.
+        let join = || {
+            mq.group("refused", "auto")
+                .ack_timeout(Duration::ZERO)
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        let publisher = mq.publisher("refused");
+        for i in 0..20u32 {
+            publisher.publish(i).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 20 {
+            for m in [&a, &b] {
+                if let Some(msg) = m.recv_timeout(Duration::from_millis(50)).await.unwrap() {
+                    seen.push(msg.offset());
+                }
+            }
+        }
+        // Nothing more: no message went to both.
+        for m in [&a, &b] {
+            assert!(
+                m.recv_timeout(Duration::from_millis(300))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{backend}"
+            );
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..20).collect::<Vec<u64>>(), "{backend}");
+    });
+}
