@@ -446,7 +446,7 @@ impl Member {
                 .arg("STREAMS")
                 .arg(&self.topic.log)
                 .arg("0");
-            let reply = match self.conn.query_pipe(&self.checked(own)).await {
+            let reply = match self.conn.query_pipe(&self.checked(own), Duration::ZERO).await {
                 Ok(replies) => self.of_this_topic(replies).await?,
                 Err(e) => return Err(self.read_failed(e).await),
             };
@@ -488,7 +488,7 @@ impl Member {
         // connection) may have left a message pending to this member: the
         // next read looks there first.
         self.unsure = true;
-        let reply = match self.conn.query_once_pipe(&self.checked(cmd)).await {
+        let reply = match self.conn.query_once_pipe(&self.checked(cmd), block).await {
             Err(Error::OutcomeUnknown(_)) => return Ok(()),
             Err(e) => return Err(self.read_failed(e).await),
             Ok(replies) => self.of_this_topic(replies).await?,

@@ -454,6 +454,23 @@ fn reply_within(cmd: &redis::Cmd) -> Duration {
     REPLY_WITHIN.saturating_add(REPLY_PER_MIB.saturating_mul(mib))
 }
 
+/// `reply`, or, when it does not come `within`, a broken connection: a
+/// server that stopped answering without closing the connection (hung, or
+/// cut off by the network).
+async fn within_or_broken<T>(
+    within: Duration,
+    reply: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    match tokio::time::timeout(within, reply).await {
+        Ok(reply) => reply,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no reply within {within:?}"),
+        )
+        .into()),
+    }
+}
+
 /// A shared connection quiet for longer than this is checked (`PING`)
 /// before a command that must not be sent twice goes out on it: after a
 /// server restart the first publish would otherwise find the old
@@ -648,16 +665,7 @@ impl Store {
         let within = reply_within(cmd);
         loop {
             let (generation, mut conn) = self.connection().await?;
-            let reply = match tokio::time::timeout(within, cmd.query_async::<Value>(&mut conn)).await {
-                Ok(reply) => reply,
-                // A server that stopped answering without closing the
-                // connection (hung, or cut off by the network).
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no reply within {within:?}"),
-                )
-                .into()),
-            };
+            let reply = within_or_broken(within, cmd.query_async::<Value>(&mut conn)).await;
             match reply {
                 Ok(v) => {
                     inner.answered.store(since_born(), Ordering::Relaxed);
@@ -1272,13 +1280,27 @@ impl Reader {
             pipe.cmd("TIME");
         }
         pipe.add_command(cmd);
-        let replies = self.conn.query_pipe(&pipe).await?;
-        let (Some(incarnation), Some(newest), Some(reply)) =
-            (replies.first(), replies.get(1), replies.last())
-        else {
+        // A read that waited is checked again after it: a stream deleted
+        // meanwhile does not end the wait (as it does a group's), so the
+        // read may have been answered by the topic created after it.
+        if block.is_some() {
+            pipe.cmd("HGET").arg(&self.meta).arg("incarnation");
+        }
+        let replies = self
+            .conn
+            .query_pipe(&pipe, block.unwrap_or(Duration::ZERO))
+            .await?;
+        let read_at = replies.len().saturating_sub(1 + usize::from(block.is_some()));
+        let (Some(incarnation), Some(newest), Some(reply), Some(after)) = (
+            replies.first(),
+            replies.get(1),
+            replies.get(read_at).filter(|_| read_at >= 2),
+            replies.last(),
+        ) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
-        if text(Some(incarnation)) != Some(self.incarnation.as_str()) {
+        let ours = |v: &Value| text(Some(v)) == Some(self.incarnation.as_str());
+        if !ours(incarnation) || !ours(after) {
             return Err(Error::TopicGone(self.name.clone()));
         }
         let Read {
@@ -1381,7 +1403,7 @@ impl Reader {
     async fn end_of_log(&mut self) -> Result<u64, Error> {
         let mut pipe = redis::pipe();
         pipe.cmd("XINFO").arg("STREAM").arg(&self.log);
-        match self.conn.query_pipe(&pipe).await {
+        match self.conn.query_pipe(&pipe, Duration::ZERO).await {
             Ok(replies) => Ok(replies
                 .first()
                 .and_then(|info| field(info, "last-generated-id"))
@@ -1404,7 +1426,7 @@ impl Reader {
             .arg("merged_end")
             .arg("merged_evicted");
         pipe.cmd("LRANGE").arg(&self.removed).arg(0).arg(-1);
-        let replies = self.conn.query_pipe(&pipe).await?;
+        let replies = self.conn.query_pipe(&pipe, Duration::ZERO).await?;
         let bad = || Error::Protocol(format!("{replies:?}"));
         let (merged_end, merged_evicted): (Option<u64>, Option<u64>) =
             redis::from_redis_value(replies.first().ok_or_else(bad)?.clone()).map_err(|_| bad())?;
@@ -1583,7 +1605,9 @@ fn record(offset: u64, fields: &Value) -> Result<Record, String> {
 /// future dropped while it waits) is cancelled on the server with
 /// `CLIENT UNBLOCK`: no client stays blocked, and the connection is free
 /// for the next command at once. A lost connection is replaced (with a
-/// growing pause between attempts, up to 30 s).
+/// growing pause between attempts, up to 30 s); so is one whose reply
+/// does not come within the command's wait plus 10 s (a hung server, or
+/// one cut off by the network, that keeps the connection open).
 pub(crate) struct Blocking {
     store: Store,
     /// The connection and its server-side id; `None` once it broke.
@@ -1617,21 +1641,32 @@ impl Blocking {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
+        let id: i64 = within_or_broken(
+            REPLY_WITHIN,
+            redis::cmd("CLIENT").arg("ID").query_async(&mut conn),
+        )
+        .await?;
         Ok((conn, id))
     }
 
-    /// Runs `cmd` (which may safely run twice): on a lost connection, again
-    /// on a new one; while the server is loading its data, again shortly.
+    /// Runs `cmd` (which may safely run twice, and does not block): on a
+    /// lost connection, again on a new one; while the server is loading
+    /// its data, again shortly.
     pub(crate) async fn query(&mut self, cmd: &redis::Cmd) -> Result<Value, Error> {
-        self.send(|mut conn| async move { cmd.query_async(&mut conn).await })
-            .await
+        self.send(Duration::ZERO, |mut conn| async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
     }
 
-    /// As [`query`](Self::query), for a pipeline ending with a blocking
-    /// command: its replies in order.
-    pub(crate) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
-        self.send(|mut conn| async move { pipe.query_async(&mut conn).await })
+    /// As [`query`](Self::query), for a pipeline that may end with a
+    /// command blocking for up to `block`: its replies in order.
+    pub(crate) async fn query_pipe(
+        &mut self,
+        pipe: &redis::Pipeline,
+        block: Duration,
+    ) -> Result<Vec<Value>, Error> {
+        self.send(block, |mut conn| async move { pipe.query_async(&mut conn).await })
             .await
     }
 
@@ -1639,20 +1674,28 @@ impl Blocking {
     /// is [`Error::OutcomeUnknown`] (the next command reconnects). A
     /// pipeline the server declined because it is loading its data was not
     /// run, and is asked again.
-    pub(crate) async fn query_once_pipe(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, Error> {
-        self.send_once(|mut conn| async move { pipe.query_async(&mut conn).await })
+    pub(crate) async fn query_once_pipe(
+        &mut self,
+        pipe: &redis::Pipeline,
+        block: Duration,
+    ) -> Result<Vec<Value>, Error> {
+        self.send_once(block, |mut conn| async move { pipe.query_async(&mut conn).await })
             .await
     }
 
     /// [`send_once`](Self::send_once), sent again on a new connection
     /// after a lost one.
-    async fn send<T, F>(&mut self, mut request: impl FnMut(MultiplexedConnection) -> F) -> Result<T, Error>
+    async fn send<T, F>(
+        &mut self,
+        block: Duration,
+        mut request: impl FnMut(MultiplexedConnection) -> F,
+    ) -> Result<T, Error>
     where
         F: std::future::Future<Output = Result<T, redis::RedisError>>,
     {
         let mut backoff = Backoff::new(RECONNECT_FOR);
         loop {
-            match self.send_once(&mut request).await {
+            match self.send_once(block, &mut request).await {
                 Err(Error::OutcomeUnknown(e)) if !backoff.wait().await => return Err(e.into()),
                 Err(Error::OutcomeUnknown(_)) => {}
                 other => return other,
@@ -1660,14 +1703,16 @@ impl Blocking {
         }
     }
 
-    /// Sends one request on this connection. Dropped before its reply, it
-    /// is cancelled on the server; a lost connection is dropped and
-    /// reported as [`Error::OutcomeUnknown`]. A request the server declined
+    /// Sends one request, which blocks on the server for up to `block`, on
+    /// this connection. Dropped before its reply, it is cancelled on the
+    /// server; a lost connection (or no reply within `block` plus 10 s) is
+    /// dropped and reported as [`Error::OutcomeUnknown`]. A request the server declined
     /// without running it (a restarted server loading its data accepts
     /// connections before it runs commands) is sent again shortly, for up
     /// to 30 s.
     async fn send_once<T, F>(
         &mut self,
+        block: Duration,
         mut request: impl FnMut(MultiplexedConnection) -> F,
     ) -> Result<T, Error>
     where
@@ -1680,7 +1725,7 @@ impl Blocking {
                 id,
                 store: Some(self.store.clone()),
             };
-            let reply = request(conn).await;
+            let reply = within_or_broken(REPLY_WITHIN.saturating_add(block), request(conn)).await;
             guard.store = None;
             match reply {
                 Ok(v) => return Ok(v),

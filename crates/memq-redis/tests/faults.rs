@@ -126,6 +126,52 @@ async fn a_reader_and_a_member_whose_connections_are_killed_while_they_wait_carr
     );
 }
 
+/// A server that stops answering while keeping the connections open (hung,
+/// or cut off by a network that drops packets): a reader and a member
+/// waiting on it give their connections up once a reply is 10 s past due,
+/// and carry on over new ones. Before, a blocking read had no limit and
+/// waited forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_and_a_member_whose_server_goes_silent_while_they_wait_carry_on() {
+    let Some(server) = server(Persistence::None).await else {
+        return;
+    };
+    let control = control(&server).await;
+    let target = format!(
+        "127.0.0.1:{}",
+        server
+            .url()
+            .trim_start_matches("redis://127.0.0.1:")
+            .trim_end_matches('/')
+    );
+    let proxy = memq_testkit::proxy::Proxy::start(target.parse().unwrap())
+        .await
+        .unwrap();
+    // The reader and the member reach the server through the proxy; the
+    // publisher directly.
+    let through = Store::connect(&proxy.redis_url()).await.unwrap();
+    let topic = through.topic("jobs", TopicConfig::default()).await.unwrap();
+    let mut reader = topic.reader(Start::Earliest).await.unwrap();
+    let mut member = topic
+        .join("workers", "a", GroupConfig::default().start(Start::Earliest))
+        .await
+        .unwrap();
+    let read = tokio::spawn(async move { reader.recv().await.map(|r| r.offset) });
+    let claimed = tokio::spawn(async move { member.recv().await.map(|d| d.record.offset) });
+    eventually(|| {
+        let mut c = control.clone();
+        async move { blocked_clients(&mut c).await == 2 }
+    })
+    .await;
+    proxy.freeze();
+    let direct = Store::connect(&server.url()).await.unwrap();
+    let publisher = direct.topic("jobs", TopicConfig::default()).await.unwrap();
+    assert_eq!(publisher.publish(b"first").await.unwrap(), 0);
+    // Found within the read's wait (1 s) plus 10 s, then read again.
+    assert_eq!(within(LIMIT, read).await.unwrap().unwrap().unwrap(), 0);
+    assert_eq!(within(LIMIT, claimed).await.unwrap().unwrap().unwrap(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_cut_off_in_flight_says_its_outcome_is_unknown_and_the_next_reconnects() {
     let Some(server) = server(Persistence::None).await else {

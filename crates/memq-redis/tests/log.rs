@@ -412,6 +412,53 @@ async fn a_reader_of_a_deleted_topic_is_told_not_fed_the_new_one() {
     }
 }
 
+/// The same while the reader waits on the server: a stream deleted under
+/// a blocked `XREAD` does not end its wait, and the topic created again
+/// answered it with its own message at the reader's old position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_waiting_while_its_topic_is_deleted_and_created_again_is_told() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("re", TopicConfig::default()).await.unwrap();
+    topic.publish_batch(&[&b"1"[..], b"2"]).await.unwrap();
+    let mut reader = topic
+        .reader(Start::Latest)
+        .await
+        .unwrap()
+        .with_wait(Duration::from_secs(20));
+    assert_eq!(reader.position(), 2);
+    let waiting = tokio::spawn(async move { reader.recv().await });
+    // Until the reader is blocked on the server.
+    let mut control = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    within(LIMIT, async {
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("clients")
+                .query_async(&mut control)
+                .await
+                .unwrap();
+            if info.contains("blocked_clients:1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    store.delete_topic("re").await.unwrap();
+    let again = store.topic("re", TopicConfig::default()).await.unwrap();
+    // Offset 2 of the new topic is its third message.
+    again.publish_batch(&[&b"a"[..], b"b", b"c"]).await.unwrap();
+    match within(LIMIT, waiting).await.unwrap().unwrap() {
+        Err(RecvError::Store(Error::TopicGone(name))) => assert_eq!(name, "re"),
+        other => panic!("expected TopicGone, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_message_trimmed_while_pending_is_not_delivered_empty() {
     use memq_redis::GroupConfig;

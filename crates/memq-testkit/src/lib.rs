@@ -5,7 +5,8 @@
 //! messages, duplicates, deliveries that do not match what was published
 //! at that offset, per-partition order violations, and skips that were not
 //! announced as a lag. [`alloc`] is a counting global allocator for tests
-//! of memory bounds. [`Turns`] paces fairness runs: it publishes only
+//! of memory bounds. [`proxy`] is a TCP proxy that can go silent while its
+//! connections stay open (a hung server). [`Turns`] paces fairness runs: it publishes only
 //! while every member is parked in its receive. [`redis_server`] starts a
 //! `redis-server` of a test's own. [`within`] bounds an await in time and
 //! fails a future that is ready only when polled without a wake-up.
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod proxy;
 pub mod redis_server;
 mod turns;
 mod woken;
