@@ -430,28 +430,60 @@ struct StoreInner {
     /// `born`.
     answered: std::sync::atomic::AtomicU64,
     born: std::time::Instant,
+    /// Bytes of the commands sent on the shared connection and not yet
+    /// answered: a command's reply comes after theirs.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// How long the shared connection waits for the reply to a small command
 /// before it counts the connection as lost: a server that stopped
 /// answering without closing it is found within this.
 const REPLY_WITHIN: Duration = Duration::from_secs(10);
-/// And how much longer per MiB the command sends (the server reads it,
-/// and a publish stores it, before it answers).
+/// And how much longer per MiB sent (the server reads it, and a publish
+/// stores it, before it answers): of the command itself and of those
+/// ahead of it on the same connection.
 const REPLY_PER_MIB: Duration = Duration::from_millis(250);
 
-/// How long to wait for the reply to `cmd`: a large batch or payload on a
-/// healthy server is given the time it needs.
-fn reply_within(cmd: &redis::Cmd) -> Duration {
-    let bytes: usize = cmd
-        .args_iter()
+/// How long to wait for a reply behind `bytes` of commands (its own and
+/// those sent before it and not yet answered): a large batch or payload
+/// on a healthy server, or a small command queued behind one, is given
+/// the time it needs.
+fn reply_within(bytes: usize) -> Duration {
+    let mib = u32::try_from(bytes >> 20).unwrap_or(u32::MAX);
+    REPLY_WITHIN.saturating_add(REPLY_PER_MIB.saturating_mul(mib))
+}
+
+/// The bytes `cmd` sends (its arguments).
+fn command_bytes(cmd: &redis::Cmd) -> usize {
+    cmd.args_iter()
         .map(|a| match a {
             redis::Arg::Simple(a) => a.len(),
             _ => 0,
         })
-        .sum();
-    let mib = u32::try_from(bytes >> 20).unwrap_or(u32::MAX);
-    REPLY_WITHIN.saturating_add(REPLY_PER_MIB.saturating_mul(mib))
+        .sum()
+}
+
+/// A command's bytes counted in [`StoreInner::in_flight`] until its reply
+/// comes or it is given up (dropped with the command's future).
+struct InFlight<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    bytes: usize,
+}
+
+impl<'a> InFlight<'a> {
+    /// Counts `bytes` in; returns the guard and how many bytes are now in
+    /// flight, these included.
+    fn add(count: &'a std::sync::atomic::AtomicUsize, bytes: usize) -> (Self, usize) {
+        let before = count.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        (InFlight { count, bytes }, before.saturating_add(bytes))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `reply`, or, when it does not come `within`, a broken connection: a
@@ -555,6 +587,7 @@ impl Store {
                 reconnecting: tokio::sync::Mutex::new(()),
                 answered: std::sync::atomic::AtomicU64::new(0),
                 born: std::time::Instant::now(),
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -662,7 +695,8 @@ impl Store {
             let _: Value = Box::pin(self.run(&redis::cmd("PING"), true)).await?;
         }
         let mut backoff = Backoff::new(RECONNECT_FOR);
-        let within = reply_within(cmd);
+        let (_in_flight, ahead) = InFlight::add(&inner.in_flight, command_bytes(cmd));
+        let within = reply_within(ahead);
         loop {
             let (generation, mut conn) = self.connection().await?;
             let reply = within_or_broken(within, cmd.query_async::<Value>(&mut conn)).await;
@@ -1775,6 +1809,23 @@ mod tests {
     fn keys_escape_braces() {
         assert_eq!(keys("orders").0, "memq:{orders}:log");
         assert_eq!(keys("a}b{c\\").1, "memq:{a\\}b\\{c\\\\}:meta");
+    }
+
+    #[test]
+    fn a_reply_behind_large_commands_is_given_their_time() {
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let (big, ahead) = InFlight::add(&count, 40 << 20);
+        assert_eq!(reply_within(ahead), REPLY_WITHIN + REPLY_PER_MIB * 40);
+        // A small command sent behind it waits as long.
+        let (small, ahead) = InFlight::add(&count, 10);
+        assert_eq!(reply_within(ahead), REPLY_WITHIN + REPLY_PER_MIB * 40);
+        drop(big);
+        // Answered (or given up): the next small one gets the plain limit.
+        let (_next, ahead) = InFlight::add(&count, 10);
+        assert_eq!(reply_within(ahead), REPLY_WITHIN);
+        drop(small);
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 10);
+        assert_eq!(reply_within(usize::MAX), REPLY_WITHIN + REPLY_PER_MIB * u32::MAX);
     }
 
     #[test]
