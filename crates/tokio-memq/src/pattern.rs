@@ -628,11 +628,16 @@ impl PatternSubscriber {
         let mut fallback = Context::from_waker(noop);
         // The subscriber's one-message buffer, reused (under its lock).
         let out = &mut inner.out;
-        let mut i = 0;
         let n = inner.topics.len();
         let start = inner.next;
-        while i < n {
-            let at = (start + i) % inner.topics.len();
+        // Topics found deleted and drained, taken out after the pass: each
+        // topic is looked at once per pass (taken out during it, the
+        // positions shifted and a topic could be missed, its wake-up
+        // spent and not asked for again).
+        let mut gone = Vec::new();
+        let mut found = None;
+        for i in 0..n {
+            let at = (start + i) % n;
             let m = &inner.topics[at];
             let wait = waits.topics.entry(m.id).or_insert_with(|| m.sub.waiter());
             let polled = match cx.as_deref_mut() {
@@ -643,32 +648,36 @@ impl PatternSubscriber {
             };
             match polled {
                 Poll::Ready(Ok(_)) => {
-                    inner.next = (at + 1) % inner.topics.len();
                     if let Some(msg) = out.pop() {
-                        return Some(Ok(msg));
+                        found = Some((at, Ok(msg)));
+                        break;
                     }
                 }
                 Poll::Ready(Err(RecvError::Lagged(count))) => {
-                    inner.next = (at + 1) % inner.topics.len();
-                    let topic = inner.topics[at].sub.topic_name().clone();
-                    return Some(Err(PatternRecvError::Lagged { topic, count }));
+                    let topic = m.sub.topic_name().clone();
+                    found = Some((at, Err(PatternRecvError::Lagged { topic, count })));
+                    break;
                 }
-                Poll::Ready(Err(_closed)) => {
-                    // Deleted (or the queue closed) and drained: gone from
-                    // the set; a topic created again under its name joins
-                    // anew.
-                    let gone = inner.topics.swap_remove(at);
-                    waits.topics.remove(&gone.id);
-                    if inner.topics.is_empty() {
-                        break;
-                    }
-                    continue;
-                }
+                // Deleted (or the queue closed) and drained: gone from the
+                // set; a topic created again under its name joins anew.
+                Poll::Ready(Err(_closed)) => gone.push(at),
                 Poll::Pending => {}
             }
-            i += 1;
         }
-        None
+        // Where the next receive starts: after the topic that answered.
+        let next = found
+            .as_ref()
+            .map_or(0, |&(at, _)| (0..=at).filter(|j| !gone.contains(j)).count());
+        if !gone.is_empty() {
+            gone.sort_unstable();
+            for at in gone.into_iter().rev() {
+                let left = inner.topics.remove(at);
+                waits.topics.remove(&left.id);
+            }
+        }
+        let (_, result) = found?;
+        inner.next = next % inner.topics.len().max(1);
+        Some(result)
     }
 }
 
