@@ -594,6 +594,18 @@ impl Subscriber {
         max: usize,
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
+        // What a typed batch put aside comes first; it was counted as
+        // delivered when it was received (not again here).
+        if max > 0 && !self.stash.is_empty() {
+            let mut stash = self.stash.lock(self.stash_ttl());
+            if !stash.is_empty() {
+                let n = max.min(stash.len());
+                for m in stash.drain(..n) {
+                    out.stashed(self, m);
+                }
+                return Poll::Ready(Ok(n));
+            }
+        }
         let polled = self.poll_batch_inner(cx, wait, max, out);
         if let Poll::Ready(got) = &polled {
             self.note(got);
@@ -650,16 +662,6 @@ impl Subscriber {
         max: usize,
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
-        if max > 0 && !self.stash.is_empty() {
-            let mut stash = self.stash.lock(self.stash_ttl());
-            if !stash.is_empty() {
-                let n = max.min(stash.len());
-                for m in stash.drain(..n) {
-                    out.stashed(self, m);
-                }
-                return Poll::Ready(Ok(n));
-            }
-        }
         match (&self.kind, wait) {
             (Kind::Broadcast(cursor), Wait::Broadcast(waiter)) => {
                 let mut collect = Collect {
