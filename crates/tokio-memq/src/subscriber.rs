@@ -1837,6 +1837,11 @@ impl Subscriber {
     /// partition's window first; see [`seek_partition`](Self::seek_partition)
     /// to move one.
     ///
+    /// Messages a typed batch put aside for the next receive
+    /// ([`recv_batch_typed`](Self::recv_batch_typed)) are passed over: a
+    /// member of a group with manual acknowledgement, which holds them
+    /// pending and has nothing to acknowledge them by, acknowledges them.
+    ///
     /// # Errors
     ///
     /// [`OutOfRange`] unless the offset is retained or is the next one to
@@ -1927,10 +1932,37 @@ impl Subscriber {
         };
         if moved.is_ok() {
             // What was received and not handed on is behind the new position.
-            self.stash.clear();
+            self.pass_over_stash(None);
             self.wake_parked_receives(None);
         }
         moved
+    }
+
+    /// Drops what a typed batch put aside, now behind a seek (of
+    /// `partition`, or of every partition). A member of a group with
+    /// manual acknowledgement holds those messages pending and has nothing
+    /// to acknowledge them by: they are acknowledged here (passed over, as
+    /// the seek asked), or the group's commit and its `max_pending` room
+    /// would wait for them for good.
+    fn pass_over_stash(&self, partition: Option<usize>) {
+        let passed: VecDeque<TopicMessage> = match self.stash.existing() {
+            Some(mut stash) => {
+                let (passed, kept) = std::mem::take(&mut *stash)
+                    .into_iter()
+                    .partition(|m| partition.is_none_or(|p| m.partition.unwrap_or(0) == p));
+                *stash = kept;
+                passed
+            }
+            None => return,
+        };
+        // With the stash's lock released (an acknowledgement wakes members).
+        if let Kind::Group { member, .. } = &self.kind {
+            for m in &passed {
+                // Automatic groups have nothing to acknowledge; one taken
+                // over by another member meanwhile is no longer this one's.
+                let _ = member.ack(m.partition.unwrap_or(0), m.offset());
+            }
+        }
     }
 
     /// Wakes a receive of this subscriber parked in another task (`recv`
@@ -2012,9 +2044,7 @@ impl Subscriber {
         self.seek_in(partition, offset)?;
         // Moved: what a typed batch put aside there is behind the new
         // position (kept when the seek fails, as `seek` does).
-        if let Some(mut stash) = self.stash.existing() {
-            stash.retain(|m| m.partition.unwrap_or(0) != partition);
-        }
+        self.pass_over_stash(Some(partition));
         Ok(())
     }
 

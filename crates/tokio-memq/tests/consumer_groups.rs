@@ -727,3 +727,48 @@ async fn a_manual_member_still_gets_what_a_typed_batch_put_aside_after_the_ttl()
     .await
     .expect("finished");
 }
+
+/// A seek passes over what a typed batch put aside; for a member of a
+/// manual group, which holds those messages pending and has nothing to
+/// acknowledge them by, it acknowledges them: the group's commit, lag and
+/// pending count move on (they stayed at the put-aside messages for good).
+#[tokio::test]
+async fn a_seek_settles_what_a_typed_batch_put_aside_for_a_manual_member() {
+    within(LIMIT, async {
+        for by_partition in [false, true] {
+            let mq = MessageQueue::new();
+            let member = mq
+                .group("j", "w")
+                .manual_ack()
+                .mode(ConsumptionMode::Earliest)
+                .join()
+                .await
+                .unwrap();
+            let publisher = mq.publisher("j");
+            publisher.publish(1u32).await.unwrap();
+            publisher.publish("bad").await.unwrap();
+            publisher.publish(3u32).await.unwrap();
+            // 0 handed out; 1 and 2 put aside.
+            assert_eq!(member.recv_batch_typed::<u32>(10).await.unwrap(), [1]);
+            member.commit(0).await.unwrap();
+            if by_partition {
+                member.seek_partition(0, 3).await.unwrap();
+            } else {
+                member.seek(3).await.unwrap();
+            }
+            publisher.publish(4u32).await.unwrap();
+            let batch = member.recv_batch_lent(10).await.unwrap();
+            assert_eq!(batch.iter().map(|m| m.offset()).collect::<Vec<_>>(), [3]);
+            batch.get(0).unwrap().ack().unwrap();
+            drop(batch);
+            let stats = mq.get_group_stats("j", "w").await.unwrap();
+            assert_eq!(
+                (stats.pending, stats.lag, stats.committed.clone()),
+                (0, 0, vec![Some(3)]),
+                "by partition: {by_partition}: {stats:?}"
+            );
+        }
+    })
+    .await
+    .expect("finished");
+}
