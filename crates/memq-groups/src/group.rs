@@ -842,6 +842,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
                         st.resume[p] = Some(st.resume[p].map_or(l, |r| r.min(l)));
                     }
                 }
+            } else {
+                // Automatic mode: what was given back and nobody took is
+                // read again by the next member (from the committed
+                // position, so what came after it may be delivered twice).
+                for p in 0..self.sources.len() {
+                    if let Some(l) = st.lowest_unprocessed(p) {
+                        self.rewind_commit(&mut st, p, l);
+                    }
+                }
             }
             retired = std::mem::take(&mut st.cursors);
             let fresh = (0..self.sources.len()).map(|_| Waiter::new()).collect();
@@ -1110,6 +1119,21 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             from = Bound::Excluded(key);
             st.redeliver.remove(&key);
+            if self.config.ack == AckMode::Auto {
+                // Given back (`give_back`): handed on, and then nobody's
+                // (automatic groups acknowledge what they hand out).
+                if let Some(p) = st.pending.remove(&key) {
+                    out.push(Claimed {
+                        partition: key.0,
+                        offset: key.1,
+                        timestamp: p.timestamp,
+                        deliveries: p.deliveries.saturating_add(1),
+                        value: p.value,
+                    });
+                    got += 1;
+                }
+                continue;
+            }
             let Some(p) = st.pending.get_mut(&key) else {
                 continue;
             };
@@ -1613,6 +1637,24 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
     }
 
+    /// Automatic mode, the last member leaving: moves `partition`'s commit
+    /// back so that a rejoin from it reads `offset` again (a message given
+    /// back that nobody took). At offset 0, where no commit says "nothing
+    /// processed", a rejoin of a group that never committed there starts
+    /// at 0; one that did starts after its commit.
+    fn rewind_commit(&self, st: &mut State<T>, partition: usize, offset: u64) {
+        match offset.checked_sub(1) {
+            Some(through) if st.committed[partition].is_some_and(|c| c > through) => {
+                if st.cursors[partition].commit(through).is_ok() {
+                    st.committed[partition] = Some(through);
+                }
+            }
+            Some(_) => {}
+            None if st.committed[partition].is_none() => st.resume[partition] = Some(0),
+            None => {}
+        }
+    }
+
     /// Manual mode: the committed position is just below the lowest
     /// unacknowledged offset, or dead letter waiting for the sink (or
     /// below the next one to hand out). Called whenever one of those
@@ -1664,6 +1706,47 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             _ => Err(AckError::NotOwned { partition, offset }),
         }
+    }
+
+    /// Automatic mode: takes back messages `member` claimed and did not
+    /// hand on, for the next member that looks (before new ones), their
+    /// delivery count unchanged. (Manual mode: they are pending to the
+    /// member already, and come back when it leaves or idles.)
+    pub(crate) fn give_back(&self, member: u64, claims: Vec<Claimed<T>>) {
+        if self.config.ack == AckMode::Manual || claims.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        if st.cursors.is_empty() || !st.members.contains_key(&member) {
+            // Not a member of a live group (it left already).
+            st.garbage.extend(claims.into_iter().map(|c| c.value));
+            self.unlock(st, Vec::new());
+            return;
+        }
+        for c in claims {
+            if c.partition >= self.sources.len() {
+                continue;
+            }
+            let key = (c.partition, c.offset);
+            if st.pending.contains_key(&key) {
+                st.garbage.push(c.value);
+                continue;
+            }
+            st.pending.insert(
+                key,
+                Pending {
+                    owner: None,
+                    // Raised again when it is handed out.
+                    deliveries: c.deliveries.saturating_sub(1),
+                    timestamp: c.timestamp,
+                    value: c.value,
+                },
+            );
+            st.redeliver.insert(key);
+        }
+        let mut wake = Vec::new();
+        self.restore(&mut st, &mut wake);
+        self.unlock(st, wake);
     }
 
     /// Manual mode: gives a message `member` holds back for redelivery now.

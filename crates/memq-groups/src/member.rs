@@ -644,6 +644,46 @@ impl<T: Clone + Send + 'static> Member<T> {
         self.shared.nack(self.id, partition, offset)
     }
 
+    /// Gives messages this member received and did not hand on back to
+    /// the group (automatic mode): the next member that looks receives
+    /// them, before new ones, with the same delivery count. For a wrapper
+    /// that received more than it handed on (a batch it stopped at a value
+    /// that failed to decode) and is going away; an automatic group counts
+    /// what it hands out as processed, so they would be lost otherwise. If
+    /// every member leaves before one takes them, the group's commit moves
+    /// back to the first of them: a rejoin from the commit
+    /// ([`StartFrom::Committed`](memq_core::StartFrom::Committed)) reads
+    /// them again, and what followed them too. (At offset 0 no commit can
+    /// say "nothing processed": a group that committed there already
+    /// starts after its commit.)
+    ///
+    /// In manual mode it does nothing: what a member received is pending
+    /// to it, and goes back to the group when the member leaves or its ack
+    /// timeout runs out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    /// use memq_groups::{Group, GroupConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let group = Group::new("workers", vec![topic.clone()], GroupConfig::default()).unwrap();
+    /// let (leaving, staying) = (group.join(StartFrom::Earliest).unwrap(), group.join(StartFrom::Earliest).unwrap());
+    /// for i in 0..3 { topic.try_publish(i).unwrap(); }
+    /// let mut batch = Vec::new();
+    /// leaving.try_recv_batch(3, &mut batch).unwrap();
+    /// let unused = batch.split_off(1); // only the first was handled
+    /// leaving.give_back(unused);
+    /// drop(leaving);
+    /// let again = staying.try_recv().unwrap();
+    /// assert_eq!((again.offset, again.deliveries, again.value), (1, 1, 1));
+    /// assert_eq!(staying.try_recv().unwrap().offset, 2);
+    /// ```
+    pub fn give_back(&self, claims: Vec<Claimed<T>>) {
+        self.shared.give_back(self.id, claims);
+    }
+
     /// Restarts this member's [`ack_timeout`](crate::GroupConfig::ack_timeout)
     /// (manual mode): for long work, call it before the timeout runs out
     /// so that the messages it holds are not handed to other members. Any

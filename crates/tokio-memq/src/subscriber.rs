@@ -178,6 +178,36 @@ impl Future for RecvOne<'_> {
     }
 }
 
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        // A member of an automatic group gives what a typed batch put
+        // aside back to its group: the group counted it processed when it
+        // was handed out, and nobody else would receive it. (A manual
+        // group's member holds it pending; the group takes it back when
+        // the member leaves.)
+        let Kind::Group { member, .. } = &self.kind else {
+            return;
+        };
+        let Some(mut stash) = self.stash.existing() else {
+            return;
+        };
+        if stash.is_empty() {
+            return;
+        }
+        let formats = self.formats();
+        let claims = stash
+            .drain(..)
+            .map(|m| {
+                let (partition, deliveries) = (m.partition.unwrap_or(0), m.deliveries);
+                let d = m.into_delivered(formats);
+                Claimed::new(partition, d.offset, d.timestamp, deliveries, d.value)
+            })
+            .collect();
+        drop(stash);
+        member.give_back(claims);
+    }
+}
+
 impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Subscriber");
@@ -1622,6 +1652,13 @@ impl Subscriber {
     /// As [`recv_typed`](Self::recv_typed). When a message in the batch
     /// fails to decode, the messages before it are returned and the failing
     /// one is reported by the next call, so nothing is dropped silently.
+    /// A group member dropped before that call hands the messages put
+    /// aside back to its group: with automatic acknowledgement the next
+    /// member receives them (or, once every member left, the next to join
+    /// from the commit); with manual acknowledgement they are pending to
+    /// it, and the group delivers them again. (Over Redis, an automatic
+    /// group's member acknowledges what it receives: what it put aside is
+    /// lost with it.)
     ///
     /// # Examples
     ///
@@ -2625,6 +2662,7 @@ impl Stash {
     }
 
     /// Drops whatever is stashed.
+    #[cfg(feature = "redis")]
     fn clear(&self) {
         if let Some(mut s) = self.existing() {
             s.clear();

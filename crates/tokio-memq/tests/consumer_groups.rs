@@ -772,3 +772,53 @@ async fn a_seek_settles_what_a_typed_batch_put_aside_for_a_manual_member() {
     .await
     .expect("finished");
 }
+
+/// A member of an automatic group that leaves with messages a typed batch
+/// put aside gives them back: the group counted them processed when it
+/// handed them out, and they reached nobody (a good message after the bad
+/// one included). With another member, that member receives them, the
+/// same delivery count; with none, the next member joining from the
+/// commit does.
+#[tokio::test]
+async fn an_automatic_member_leaving_gives_back_what_a_typed_batch_put_aside() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let join = |mode| mq.group("j", "w").mode(mode).join();
+        let keeper = join(ConsumptionMode::Earliest).await.unwrap();
+        let leaver = join(ConsumptionMode::Earliest).await.unwrap();
+        let publisher = mq.publisher("j");
+        publisher.publish(1u32).await.unwrap();
+        publisher.publish("bad").await.unwrap();
+        publisher.publish(3u32).await.unwrap();
+        assert_eq!(leaver.recv_batch_typed::<u32>(10).await.unwrap(), [1]);
+        drop(leaver);
+        let rest = keeper.recv_batch(10).await.unwrap();
+        assert_eq!(
+            rest.iter()
+                .map(|m| (m.offset(), m.deliveries))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 1)]
+        );
+        assert_eq!(rest[1].deserialize::<u32>().unwrap(), 3);
+        let stats = mq.get_group_stats("j", "w").await.unwrap();
+        assert_eq!(
+            (stats.pending, stats.lag, stats.redeliveries),
+            (0, 0, 0),
+            "{stats:?}"
+        );
+
+        // The last member leaving: the next one joining from the commit
+        // reads them again.
+        publisher.publish(4u32).await.unwrap();
+        publisher.publish("bad").await.unwrap();
+        publisher.publish(6u32).await.unwrap();
+        assert_eq!(keeper.recv_batch_typed::<u32>(10).await.unwrap(), [4]);
+        drop(keeper);
+        let next = join(ConsumptionMode::LastOffset).await.unwrap();
+        let again = next.recv_batch(10).await.unwrap();
+        assert_eq!(again.iter().map(|m| m.offset()).collect::<Vec<_>>(), [4, 5]);
+        assert!(next.try_recv_now().is_err(), "nothing twice");
+    })
+    .await
+    .expect("finished");
+}

@@ -495,10 +495,16 @@ async fn count_every_receive_kind() {
         let mq = MessageQueue::new();
         let earliest = ConsumptionMode::Earliest;
         let sub = match kind {
-            "plain" => mq.subscriber_with_options_and_mode("t", TopicOptions::default(), earliest).await,
+            "plain" => {
+                mq.subscriber_with_options_and_mode("t", TopicOptions::default(), earliest)
+                    .await
+            }
             "partitioned" => {
-                mq.create_partitioned_topic("t", TopicOptions::default(), 1).await.unwrap();
-                mq.subscriber_with_options_and_mode("t", TopicOptions::default(), earliest).await
+                mq.create_partitioned_topic("t", TopicOptions::default(), 1)
+                    .await
+                    .unwrap();
+                mq.subscriber_with_options_and_mode("t", TopicOptions::default(), earliest)
+                    .await
             }
             "group" => mq.group("t", "g").mode(earliest).join().await,
             _ => mq.group("t", "g").manual_ack().mode(earliest).join().await,
@@ -508,10 +514,17 @@ async fn count_every_receive_kind() {
         publisher.publish(1u32).await.unwrap();
         publisher.publish("not a number").await.unwrap();
         publisher.publish(3u32).await.unwrap();
-        let typed = within(LIMIT, sub.recv_batch_typed::<u32>(10)).await.unwrap().unwrap();
+        let typed = within(LIMIT, sub.recv_batch_typed::<u32>(10))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(typed, [1], "{kind}");
         let rest = within(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
-        assert_eq!(rest.iter().map(|m| m.offset()).collect::<Vec<_>>(), [1, 2], "{kind}");
+        assert_eq!(
+            rest.iter().map(|m| m.offset()).collect::<Vec<_>>(),
+            [1, 2],
+            "{kind}"
+        );
         drop(rest);
         assert_eq!(delivered(&mq), 3, "{kind}");
     }
