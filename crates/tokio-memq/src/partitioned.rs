@@ -25,21 +25,29 @@ impl MessageQueue {
             return Err(PublishError::Unroutable(Vec::new()));
         };
         let total: usize = by_topic.values().map(Vec::len).sum();
+        // Every topic is checked before anything is published, as in memory.
+        let mut refused = None;
+        for topic in by_topic.keys() {
+            let exists = remote.parted_exists(topic).await;
+            if !matches!(exists, Ok(true)) {
+                refused = Some(exists);
+                break;
+            }
+        }
+        if let Some(exists) = refused {
+            // Handed back whole (by topic, as in memory).
+            let all = by_topic.into_values().flatten().map(|(_, m)| m).collect();
+            return Err(match exists {
+                Err(TopicError::Store(error)) => PublishError::Store { value: all, error },
+                _ => PublishError::Unroutable(all),
+            });
+        }
         let mut placements = vec![(0, 0); total];
         let mut groups = by_topic.into_iter();
         while let Some((topic, msgs)) = groups.next() {
             let rest_of = |groups: std::collections::btree_map::IntoIter<_, Vec<(usize, TopicMessage)>>| {
                 groups.flat_map(|(_, msgs)| msgs.into_iter().map(|(_, m)| m))
             };
-            let exists = remote.parted_exists(&topic).await;
-            if !matches!(exists, Ok(true)) {
-                let mut all: Vec<TopicMessage> = msgs.into_iter().map(|(_, m)| m).collect();
-                all.extend(rest_of(groups));
-                return Err(match exists {
-                    Err(TopicError::Store(error)) => PublishError::Store { value: all, error },
-                    _ => PublishError::Unroutable(all),
-                });
-            }
             let (positions, msgs): (Vec<usize>, Vec<TopicMessage>) = msgs.into_iter().unzip();
             match self.publisher(&*topic).publish_messages_placed(msgs).await {
                 Ok(placed) => {

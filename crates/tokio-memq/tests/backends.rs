@@ -1061,3 +1061,33 @@ async fn a_manual_group_that_cannot_work_is_refused_on_both_backends() {
         assert_eq!(seen, (0..20).collect::<Vec<u64>>(), "{backend}");
     });
 }
+
+/// `publish_batch_to_partitioned` checks every topic before it publishes
+/// anything, on both backends: over Redis the topics before a missing one
+/// (in name order) were published and only the rest handed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_to_partitioned_topics_with_a_missing_one_publishes_nothing() {
+    use tokio_memq::{PublishErrorKind, TopicMessage};
+    on_each_backend!(|mq, backend| {
+        mq.create_partitioned_topic("events", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let batch = (0..4)
+            .map(|i| TopicMessage::new("events", i))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        mq.publish_batch_to_partitioned(batch).await.unwrap();
+        // "events" comes before "nowhere": it was published first.
+        let mixed = vec![
+            TopicMessage::new("nowhere", 4).unwrap(),
+            TopicMessage::new("events", 5).unwrap(),
+        ];
+        let err = mq.publish_batch_to_partitioned(mixed).await.unwrap_err();
+        assert_eq!(err.kind(), PublishErrorKind::Unroutable, "{backend}");
+        let mut back: Vec<String> = err.into_inner().iter().map(|m| m.topic.to_string()).collect();
+        back.sort_unstable();
+        assert_eq!(back, ["events", "nowhere"], "{backend}: all handed back");
+        let published = mq.get_topic_stats("events").await.unwrap().published;
+        assert_eq!(published, 4, "{backend}: nothing published");
+    });
+}
