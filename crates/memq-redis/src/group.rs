@@ -140,8 +140,17 @@ impl Topic {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`].
+    /// [`Error::Redis`]; [`Error::OutOfRange`] when the group is new and
+    /// its start is an offset outside the retained window (it would wait
+    /// at an offset past the end, and skip the messages published below
+    /// it).
     pub async fn join(&self, group: &str, member: &str, config: GroupConfig) -> Result<Member, Error> {
+        if let Start::Offset(offset) = config.start {
+            let (low, high) = self.bounds().await?;
+            if !(low..=high).contains(&offset) && !self.has_group(group).await? {
+                return Err(Error::OutOfRange { offset, low, high });
+            }
+        }
         let from = match config.start {
             Start::Earliest => "0".to_string(),
             Start::Latest => "$".to_string(),
@@ -190,6 +199,26 @@ impl Topic {
             claim_cursor: "0-0".to_string(),
             last_reclaim: None,
         })
+    }
+
+    /// Whether the consumer group `group` exists on this topic.
+    async fn has_group(&self, group: &str) -> Result<bool, Error> {
+        let groups: Result<Value, Error> = self
+            .store
+            .query(redis::cmd("XINFO").arg("GROUPS").arg(&self.log))
+            .await;
+        let groups = match groups {
+            Ok(v) => v,
+            // No stream yet: no group either.
+            Err(Error::Redis(e)) if e.to_string().contains("no such key") => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Value::Array(groups) = groups else {
+            return Err(Error::Protocol(format!("XINFO GROUPS: {groups:?}")));
+        };
+        Ok(groups
+            .iter()
+            .any(|g| field(g, "name").and_then(|n| text(Some(n))) == Some(group)))
     }
 
     /// Acknowledges the message at `offset` for the group `group` over the

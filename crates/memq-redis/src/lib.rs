@@ -1329,7 +1329,12 @@ impl Reader {
             replies.first(),
             replies.get(1),
             replies.get(read_at).filter(|_| read_at >= 2),
-            replies.last(),
+            // A read that did not wait is checked before it only.
+            if block.is_some() {
+                replies.last()
+            } else {
+                replies.first()
+            },
         ) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };

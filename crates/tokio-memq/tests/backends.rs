@@ -1091,3 +1091,30 @@ async fn a_batch_to_partitioned_topics_with_a_missing_one_publishes_nothing() {
         assert_eq!(published, 4, "{backend}: nothing published");
     });
 }
+
+/// A new group's start offset outside the window is refused on both
+/// backends: over Redis a group placed past the end waited there and
+/// skipped every message published below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_at_an_offset_outside_the_window_is_refused() {
+    on_each_backend!(|mq, backend| {
+        mq.publisher("t").publish(0u32).await.unwrap(); // window [0, 1)
+        let joined = mq.group("t", "g").mode(ConsumptionMode::Offset(5)).join().await;
+        match joined {
+            Err(TopicError::OutOfRange(r)) => {
+                assert_eq!((r.requested, r.low, r.high), (5, 0, 1), "{backend}")
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        // At the end of the window: taken, and it reads what follows.
+        let member = mq
+            .group("t", "g")
+            .mode(ConsumptionMode::Offset(1))
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("t").publish(1u32).await.unwrap();
+        let m = within(LIMIT, member.recv()).await.unwrap().unwrap();
+        assert_eq!(m.offset(), 1, "{backend}");
+    });
+}
