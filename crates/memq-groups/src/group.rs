@@ -30,7 +30,10 @@
 //! restores the rule:
 //!
 //! - the topic firing it (a publish, closing): [`Shared::relay`] covers
-//!   the partition (closing: wakes every parked member that may read it);
+//!   the partition (closing: wakes every parked member; in an exclusive
+//!   group a parking member arms the relays of partitions it does not own
+//!   too, so that it hears of their closing: it is told `Closed` when the
+//!   whole group has handed out everything, not only its own partitions);
 //! - a claim taking messages through it: `restore` before it returns;
 //! - the last member leaving drops the registrations with the cursors; a
 //!   member parks again only through a claim, which arms them afresh;
@@ -541,17 +544,10 @@ impl<T: Clone + Send + 'static> Shared<T> {
         st.armed[partition] = false;
         let mut wake = Vec::new();
         if closed {
-            let notice = Notice::Partition(partition);
-            let State {
-                waiters,
-                members,
-                owners,
-                ..
-            } = &mut *st;
-            wake = waiters.wake_all(
-                notice,
-                eligibility(self.config.assignment, members, owners, notice, None),
-            );
+            // Every parked member, those that may not read it included: a
+            // member of an exclusive group owning none of the partitions
+            // is told `Closed` too once they are all drained.
+            wake = self.wake_everyone(&mut st);
         } else if partition < st.cursors.len() {
             self.cover(&mut st, partition, &mut wake);
         }
@@ -1221,6 +1217,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             let p = (st.rr + i) % n;
             if !self.eligible(st, member, p) {
+                if can_park && !st.armed[p] {
+                    // Another member's partition (exclusive groups): armed
+                    // anyway, so that closing it wakes this member, which
+                    // is told `Closed` with the rest of the group.
+                    let mut relay = Context::from_waker(&self.relays[p]);
+                    let ready = st.cursors[p]
+                        .poll_ready(&mut relay, &mut st.relay_waiters[p])
+                        .is_ready();
+                    st.armed[p] = !ready;
+                }
                 continue;
             }
             let room = self.room(st);
@@ -1366,7 +1372,17 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         // About to wait (or nothing there): make the commits durable.
         self.flush(st);
-        if st.cursors.is_empty() || (closed > 0 && pending_parts == 0 && st.redeliver.is_empty()) {
+        let rest_done = match self.config.assignment {
+            Assignment::Shared => closed > 0,
+            // Closed for the whole group, not only what this member owns
+            // now: another member's partition comes to it when that member
+            // leaves (told `Closed` early, it would never read it; owning
+            // none, it would never be told).
+            Assignment::Exclusive => (0..n)
+                .filter(|&p| !self.eligible(st, member, p))
+                .all(|p| st.cursors[p].is_closed() && st.cursors[p].lag() == 0),
+        };
+        if st.cursors.is_empty() || (rest_done && pending_parts == 0 && st.redeliver.is_empty()) {
             Exit::Ready(Err(TryRecvError::Closed))
         } else {
             Exit::Park

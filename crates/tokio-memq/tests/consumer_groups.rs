@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use memq_testkit::{Expect, History};
-use tokio_memq::{AckError, ConsumptionMode, MessageQueue, RecvTypedError, TopicError, TopicOptions};
+use tokio_memq::{
+    AckError, ConsumptionMode, MessageQueue, RecvError, RecvTypedError, TopicError, TopicOptions,
+};
 use tokio_stream::StreamExt;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -818,6 +820,81 @@ async fn an_automatic_member_leaving_gives_back_what_a_typed_batch_put_aside() {
         let again = next.recv_batch(10).await.unwrap();
         assert_eq!(again.iter().map(|m| m.offset()).collect::<Vec<_>>(), [4, 5]);
         assert!(next.try_recv_now().is_err(), "nothing twice");
+    })
+    .await
+    .expect("finished");
+}
+
+/// In an exclusive group, `Closed` is told when the whole group has
+/// handed out everything: a member owning no partition was never told
+/// (it waited for good after a delete), and a member whose own partitions
+/// were drained was told while another member's still held messages,
+/// which then came to it when that member left, after its stream had
+/// ended.
+#[tokio::test]
+async fn an_exclusive_group_is_closed_for_all_its_members_at_once() {
+    within(LIMIT, async {
+        // A member owning nothing: told once the topic is deleted and
+        // drained, waiting or not.
+        let mq = MessageQueue::new();
+        let join = || mq.group("t", "w").exclusive().join();
+        let (owner, idle) = (join().await.unwrap(), join().await.unwrap());
+        let parked = tokio::spawn(async move { (idle.recv().await.map(|m| m.offset()), idle) });
+        tokio::task::yield_now().await;
+        assert!(mq.delete_topic("t").await);
+        let (got, idle) = parked.await.unwrap();
+        assert_eq!(got, Err(RecvError::Closed), "the member owning nothing, parked");
+        assert_eq!(
+            idle.recv().await.unwrap_err(),
+            RecvError::Closed,
+            "and asking again"
+        );
+        assert_eq!(owner.recv().await.unwrap_err(), RecvError::Closed);
+
+        // Two partitions, one drained: its owner waits for the other.
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("e", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let join = || {
+            mq.group("e", "w")
+                .exclusive()
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (a, b) = (join().await.unwrap(), join().await.unwrap());
+        mq.publisher("e")
+            .publish_batch((0..6u64).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        while let Ok(m) = a.try_recv_now() {
+            mine.push(m.deserialize::<u64>().unwrap());
+        }
+        theirs.push(b.recv().await.unwrap().deserialize::<u64>().unwrap());
+        assert!(mq.delete_topic("e").await);
+        assert_eq!(
+            a.try_recv_now().unwrap_err(),
+            tokio_memq::TryRecvError::Empty,
+            "b's partition holds 2"
+        );
+        let waiting = tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                match a.recv().await {
+                    Ok(m) => got.push(m.deserialize::<u64>().unwrap()),
+                    Err(e) => return (got, e),
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        drop(b); // leaves: its partition goes to a
+        let (after, end) = waiting.await.unwrap();
+        assert_eq!(end, RecvError::Closed);
+        mine.extend(theirs);
+        mine.extend(after);
+        mine.sort_unstable();
+        assert_eq!(mine, (0..6).collect::<Vec<u64>>(), "every message handled once");
     })
     .await
     .expect("finished");
