@@ -9,7 +9,7 @@ use crate::error::{PublishError, TopicError};
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
 use crate::options::{ConsumptionMode, PartitionRouting, PartitionStats, TopicOptions};
-use crate::publisher::KeyBytes;
+use crate::publisher::{KeyBytes, Publisher};
 use crate::queue::MessageQueue;
 use crate::subscriber::Subscriber;
 
@@ -238,10 +238,13 @@ impl MessageQueue {
                 .publish_message_routed(message)
                 .await;
         }
-        if self.partitioned(&message.topic).is_err() {
-            return Err(PublishError::Unroutable(message));
-        }
-        self.publisher(&*message.topic.clone())
+        // Through the topic looked at here: a publisher found it by name
+        // again, and a topic deleted meanwhile was created anew, plain.
+        let entry = match self.registry().get(&message.topic) {
+            Some(entry) if matches!(entry.log, Log::Partitioned(_)) => entry,
+            _ => return Err(PublishError::Unroutable(message)),
+        };
+        Publisher::bound(self.registry().clone(), &message.topic.clone(), entry)
             .publish_message_routed(message)
             .await
     }
@@ -636,6 +639,11 @@ impl MessageQueue {
         if let Some(remote) = self.registry().remote() {
             return remote.parted(topic.as_ref()).await.is_ok() && self.delete_topic(topic).await;
         }
-        self.partitioned(topic.as_ref()).is_ok() && self.delete_topic(topic).await
+        // Checked and removed in one step: a plain topic created under the
+        // name meanwhile is left alone.
+        let removed = self
+            .registry()
+            .remove_if(topic.as_ref(), |e| matches!(e.log, Log::Partitioned(_)));
+        self.deleted(topic.as_ref(), removed)
     }
 }

@@ -16,7 +16,7 @@ use crate::error::PublishError;
 use crate::format::{FormatTag, SerializationFormat};
 use crate::log::Log;
 use crate::message::{Entry, TopicMessage};
-use crate::queue::{PublisherLease, Registry};
+use crate::queue::{PublisherLease, Registry, TopicEntry};
 
 /// Publishes messages to one topic.
 ///
@@ -99,11 +99,18 @@ struct CachedCodec {
 
 impl Clone for Publisher {
     fn clone(&self) -> Self {
+        // The topic first: a publisher's lease is bound before its topic
+        // is set (see `target`), so a clone that copies the topic gets a
+        // bound lease too. (Copied the other way round, a clone taken
+        // during the first publish had the topic and an unbound lease,
+        // which counted for whatever topic had the name next and kept it
+        // open for good.)
+        let topic = self.topic.clone();
         Publisher {
             lease: self.lease.clone(),
             topic_name: self.topic_name.clone(),
             publisher_key: self.publisher_key.clone(),
-            topic: self.topic.clone(),
+            topic,
             codec: RwLock::new(self.codec.read().clone()),
             unspent: std::sync::atomic::AtomicU8::new(0),
             #[cfg(feature = "redis")]
@@ -363,21 +370,34 @@ impl Publisher {
         if let Some(t) = self.topic.get() {
             return Some(t);
         }
-        let entry = self.registry().get_or_create(&self.topic_name, None).ok()?;
-        let target = Target {
-            budget: entry.log.config().max_bytes.is_some(),
-            log: entry.log,
+        let entry = match self.lease.bound_id() {
+            // A clone taken while the publisher it copies found its topic:
+            // that topic only (never one created under the name since).
+            Some(id) => self.registry().get(&self.topic_name).filter(|e| e.id == id)?,
+            None => self.registry().get_or_create(&self.topic_name, None).ok()?,
         };
-        let mut found = false;
-        let target = self.topic.get_or_init(|| {
-            found = true;
-            target
-        });
-        if found {
-            // From now on this publisher can only publish to this topic.
+        Some(self.bind_to(entry))
+    }
+
+    /// Binds this publisher to `entry`'s topic (unless it found one
+    /// already): from now on it can only publish there. The lease is
+    /// bound before the topic is set, for `clone`.
+    fn bind_to(&self, entry: TopicEntry) -> &Target {
+        self.topic.get_or_init(|| {
             self.lease.bind(entry.id);
-        }
-        Some(target)
+            Target {
+                budget: entry.log.config().max_bytes.is_some(),
+                log: entry.log,
+            }
+        })
+    }
+
+    /// A publisher bound to `entry`, the topic of that name a caller just
+    /// looked at (not whatever has the name by its first publish).
+    pub(crate) fn bound(registry: Arc<Registry>, topic: &str, entry: TopicEntry) -> Self {
+        let publisher = Publisher::new(registry, topic, None);
+        publisher.bind_to(entry);
+        publisher
     }
 
     /// The topic's log, with `entry` weighed for its byte budget.

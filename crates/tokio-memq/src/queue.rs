@@ -148,6 +148,11 @@ impl PublisherLease {
     }
 
     /// Binds the lease to the topic with `id`, which its publisher found.
+    /// The topic this lease is bound to, once bound.
+    pub(crate) fn bound_id(&self) -> Option<u64> {
+        self.bound.get().copied()
+    }
+
     pub(crate) fn bind(&self, id: u64) {
         let mut writers = self.registry.writers.lock();
         if self.bound.set(id).is_err() {
@@ -543,10 +548,20 @@ impl Registry {
         self.wake_watches();
     }
 
-    /// Removes topic `name`, unbinding the leases bound to it.
-    fn remove(&self, name: &str) -> Option<TopicEntry> {
+    /// Removes topic `name` if `which` says so, unbinding the leases bound
+    /// to it (checked and removed under one lock).
+    pub(crate) fn remove_if(
+        &self,
+        name: &str,
+        which: impl FnOnce(&TopicEntry) -> bool,
+    ) -> Option<TopicEntry> {
         let mut writers = self.writers.lock();
-        let entry = self.topics.write().remove(name)?;
+        let mut topics = self.topics.write();
+        if !topics.get(name).is_some_and(which) {
+            return None;
+        }
+        let entry = topics.remove(name)?;
+        drop(topics);
         if let Some(stale) = writers.bound.remove(&entry.id) {
             if let Some(n) = writers.leases.get_mut(name) {
                 *n = n.saturating_sub(stale);
@@ -1302,11 +1317,16 @@ impl MessageQueue {
         if let Some(remote) = self.registry().remote() {
             return remote.delete_topic(topic.as_ref()).await.unwrap_or(false);
         }
-        let removed = self.registry().remove(topic.as_ref());
+        let removed = self.registry().remove_if(topic.as_ref(), |_| true);
+        self.deleted(topic.as_ref(), removed)
+    }
+
+    /// Closes a topic just removed from the registry; whether there was one.
+    pub(crate) fn deleted(&self, _topic: &str, removed: Option<TopicEntry>) -> bool {
         match removed {
             Some(entry) => {
                 entry.log.close();
-                event!(debug, topic = topic.as_ref(), "topic deleted");
+                event!(debug, topic = _topic, "topic deleted");
                 true
             }
             None => false,
