@@ -275,6 +275,42 @@ impl Topic {
         Ok(())
     }
 
+    /// As [`release`](Self::release), for a message the member read and
+    /// never handed on (a read ahead of a member going away): its delivery
+    /// count goes back to what it was before that read (`deliveries`
+    /// counts it), so the member that takes it over gets the count a
+    /// first delivery to it would have.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn release_unseen(
+        &self,
+        group: &str,
+        member: &str,
+        offset: u64,
+        deliveries: u64,
+        ack_timeout: Duration,
+    ) -> Result<(), Error> {
+        let _: Value = self
+            .store
+            .query(
+                redis::cmd("XCLAIM")
+                    .arg(&self.log)
+                    .arg(group)
+                    .arg(member)
+                    .arg(0)
+                    .arg(format!("0-{}", offset.saturating_add(1)))
+                    .arg("IDLE")
+                    .arg(millis(ack_timeout))
+                    .arg("RETRYCOUNT")
+                    .arg(deliveries.saturating_sub(1))
+                    .arg("JUSTID"),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Hands every message the member `member` of the group `group` holds
     /// back to the group, as [`release`](Self::release) does for one: for
     /// a member that is gone (its process dropped it), so that the others

@@ -1218,30 +1218,40 @@ impl Drop for RemoteSource {
         for pump in &self.pumps {
             pump.abort();
         }
-        // What was read and not handed out goes back to the group at once.
+        // What was read and not handed out goes back to the group at once,
+        // its delivery count as it was before the read (nobody saw it).
         let (Some(inbox), Some(group)) = (&self.inbox, &self.group) else {
             return;
         };
-        if group.manual {
-            // With what it handed out and nobody acknowledged (all of it is
-            // pending to this member on the server): the other members
-            // take it over at their next look, as in memory, rather than
-            // after the ack timeout. (Automatic groups have acknowledged
-            // what they handed out.)
-            for part in &self.parts {
-                let (log, group) = (part.log.clone(), group.clone());
-                self.remote.runtime.spawn(async move {
-                    // A failure leaves them to the ack timeout.
+        let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
+        for part in &self.parts {
+            let unseen: Vec<(u64, u64)> = left
+                .iter()
+                .filter(|(p, _, _)| *p == part.index)
+                .map(|(_, record, deliveries)| (record.offset, *deliveries))
+                .collect();
+            // With manual acknowledgement, also what it handed out and
+            // nobody acknowledged (all of it is pending to this member on
+            // the server): the other members take it over at their next
+            // look, as in memory, rather than after the ack timeout.
+            // (Automatic groups have acknowledged what they handed out.)
+            if unseen.is_empty() && !group.manual {
+                continue;
+            }
+            let (log, group) = (part.log.clone(), group.clone());
+            self.remote.runtime.spawn(async move {
+                // A failure leaves them to the ack timeout.
+                for (offset, deliveries) in unseen {
+                    let _ = log
+                        .release_unseen(&group.name, &group.member, offset, deliveries, group.ack_timeout)
+                        .await;
+                }
+                if group.manual {
                     let _ = log
                         .release_member(&group.name, &group.member, group.ack_timeout)
                         .await;
-                });
-            }
-            return;
-        }
-        let left: Vec<Got> = inbox.queue.lock().drain(..).collect();
-        for (partition, record, _) in left {
-            let _ = self.settle_now(group, partition, record.offset, false);
+                }
+            });
         }
     }
 }

@@ -1118,3 +1118,42 @@ async fn a_new_group_at_an_offset_outside_the_window_is_refused() {
         assert_eq!(m.offset(), 1, "{backend}");
     });
 }
+
+/// A message a member read ahead and never handed out, given back when
+/// the member is dropped, reaches the next member as a first delivery,
+/// on both backends: over Redis its delivery count was raised (with
+/// `max_deliveries(1)` it went to the dead-letter topic unseen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_read_ahead_and_never_handed_out_is_a_first_delivery_for_the_next_member() {
+    on_each_backend!(|mq, backend| {
+        for manual in [true, false] {
+            let topic = if manual { "jobs-manual" } else { "jobs-auto" };
+            let join = || {
+                let builder = mq
+                    .group(topic, "g")
+                    .mode(ConsumptionMode::Earliest)
+                    .ack_timeout(Duration::from_millis(500));
+                if manual {
+                    builder.manual_ack().max_deliveries(1).dead_letter_topic("dead").join()
+                } else {
+                    builder.join()
+                }
+            };
+            let a = join().await.unwrap();
+            // A receive that gives up: the member reads on meanwhile.
+            assert!(timeout(Duration::from_millis(100), a.recv()).await.is_err(), "{backend}");
+            mq.publisher(topic).publish(7u32).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(a);
+            let b = join().await.unwrap();
+            let got = timeout(Duration::from_secs(10), b.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{backend}, manual {manual}: never delivered"))
+                .unwrap();
+            assert_eq!((got.offset(), got.deliveries), (0, 1), "{backend}, manual {manual}");
+            if manual {
+                b.ack(&got).unwrap();
+            }
+        }
+    });
+}
