@@ -275,6 +275,24 @@ impl Topic {
         Ok(())
     }
 
+    /// Restarts the ack timeout of every message the member `member` of
+    /// the group `group` holds (a member's keep-alive: for long work, so
+    /// that its messages are not taken over meanwhile), in one atomic
+    /// call; their delivery counts stay. Returns how many it holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] (`NOGROUP` for a group that does not exist).
+    pub async fn keep_alive(&self, group: &str, member: &str) -> Result<u64, Error> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("memq_keep_alive")
+            .arg(1)
+            .arg(&self.log)
+            .arg(group)
+            .arg(member);
+        self.store.query(&cmd).await
+    }
+
     /// As [`release`](Self::release), for a message the member read and
     /// never handed on (a read ahead of a member going away): its delivery
     /// count goes back to what it was before that read (`deliveries`

@@ -152,3 +152,32 @@ local function publish(keys, args)
 end
 
 redis.register_function('memq_publish', publish)
+
+-- Restarts the ack timeout of what member ARGV[2] of group ARGV[1] holds
+-- (KEYS[1] the log): each message pending to it is claimed by it again
+-- (idle from now), its delivery count unchanged. Atomic, so nothing
+-- another member took over meanwhile is taken back. Returns how many.
+local function keep_alive(keys, args)
+  local log, group, member = keys[1], args[1], args[2]
+  local round = 512
+  local from = '-'
+  local n = 0
+  while true do
+    local pending = redis.call('XPENDING', log, group, from, '+', round, member)
+    if #pending == 0 then
+      return n
+    end
+    local ids = {}
+    for i, entry in ipairs(pending) do
+      ids[i] = entry[1]
+    end
+    redis.call('XCLAIM', log, group, member, 0, unpack(ids), 'JUSTID')
+    n = n + #ids
+    if #pending < round then
+      return n
+    end
+    from = '(' .. ids[#ids]
+  end
+end
+
+redis.register_function('memq_keep_alive', keep_alive)

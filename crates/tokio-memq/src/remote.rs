@@ -1555,6 +1555,21 @@ impl RemoteSource {
         self.settle_now(&group, partition, offset, ack)
     }
 
+    /// Restarts the ack timeout of what this member holds on the server
+    /// (manual acknowledgement; in the background: a lost one only means
+    /// the messages may go to another member, at least once).
+    pub(crate) fn keep_alive(&self) {
+        let Some(group) = self.group.clone().filter(|g| g.manual) else {
+            return;
+        };
+        for part in &self.parts {
+            let (log, group) = (part.log.clone(), group.clone());
+            self.remote.runtime.spawn(async move {
+                let _ = log.keep_alive(&group.name, &group.member).await;
+            });
+        }
+    }
+
     fn settle_now(
         &self,
         group: &GroupInfo,

@@ -2422,7 +2422,10 @@ impl Subscriber {
     /// `consume_idle_timeout`): for long work, call it before the timeout
     /// runs out so that the messages this member holds are not handed to
     /// other members. Receives and acknowledgements restart it too. Does
-    /// nothing outside a group.
+    /// nothing outside a group. Over Redis it is sent in the background,
+    /// as acknowledgements are, and restarts the timeout of every message
+    /// the member holds (there the timeout counts per message, from when
+    /// it was handed out).
     ///
     /// # Examples
     ///
@@ -2447,8 +2450,12 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn keep_alive(&self) {
-        if let Kind::Group { member, .. } = &self.kind {
-            member.keep_alive();
+        match &self.kind {
+            Kind::Group { member, .. } => member.keep_alive(),
+            // Sent in the background, as acknowledgements are.
+            #[cfg(feature = "redis")]
+            Kind::Remote(source) => source.keep_alive(),
+            _ => {}
         }
     }
 

@@ -1134,14 +1134,21 @@ async fn a_message_read_ahead_and_never_handed_out_is_a_first_delivery_for_the_n
                     .mode(ConsumptionMode::Earliest)
                     .ack_timeout(Duration::from_millis(500));
                 if manual {
-                    builder.manual_ack().max_deliveries(1).dead_letter_topic("dead").join()
+                    builder
+                        .manual_ack()
+                        .max_deliveries(1)
+                        .dead_letter_topic("dead")
+                        .join()
                 } else {
                     builder.join()
                 }
             };
             let a = join().await.unwrap();
             // A receive that gives up: the member reads on meanwhile.
-            assert!(timeout(Duration::from_millis(100), a.recv()).await.is_err(), "{backend}");
+            assert!(
+                timeout(Duration::from_millis(100), a.recv()).await.is_err(),
+                "{backend}"
+            );
             mq.publisher(topic).publish(7u32).await.unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             drop(a);
@@ -1150,10 +1157,46 @@ async fn a_message_read_ahead_and_never_handed_out_is_a_first_delivery_for_the_n
                 .await
                 .unwrap_or_else(|_| panic!("{backend}, manual {manual}: never delivered"))
                 .unwrap();
-            assert_eq!((got.offset(), got.deliveries), (0, 1), "{backend}, manual {manual}");
+            assert_eq!(
+                (got.offset(), got.deliveries),
+                (0, 1),
+                "{backend}, manual {manual}"
+            );
             if manual {
                 b.ack(&got).unwrap();
             }
         }
+    });
+}
+
+/// `keep_alive` holds a long job on both backends: over Redis it did
+/// nothing, and the job went to a second worker after the ack timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_holds_a_long_job_on_both_backends() {
+    on_each_backend!(|mq, backend| {
+        let join = || {
+            mq.group("long", "workers")
+                .manual_ack()
+                .ack_timeout(Duration::from_millis(500))
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (busy, other) = (join().await.unwrap(), join().await.unwrap());
+        mq.publisher("long").publish("long job").await.unwrap();
+        let job = within(LIMIT, busy.recv()).await.unwrap().unwrap();
+        let watcher = tokio::spawn(async move {
+            let got = other.recv_timeout(Duration::from_millis(1500)).await;
+            (got.map(|m| m.map(|m| (m.offset(), m.deliveries))), other)
+        });
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            busy.keep_alive();
+        }
+        let (stolen, other) = watcher.await.unwrap();
+        assert_eq!(stolen, Ok(None), "{backend}: still held by the busy member");
+        // Quiet from now on: the job goes to the other member.
+        let taken = within(LIMIT, other.recv()).await.unwrap().unwrap();
+        assert_eq!((taken.offset(), taken.deliveries), (job.offset(), 2), "{backend}");
+        other.ack(&taken).unwrap();
     });
 }
