@@ -148,6 +148,34 @@ fn closing_wakes_every_parked_member() {
     });
 }
 
+/// Exclusive assignment: one partition, an owner and a member that owns
+/// nothing, both parked; closing the topic races their parking. The member
+/// owning nothing armed no relay of its own and was never told `Closed`;
+/// now it arms the relays of the partitions it does not own, and both
+/// must get `Closed`.
+#[test]
+fn closing_wakes_a_member_of_an_exclusive_group_that_owns_nothing() {
+    bounded_model(4, || {
+        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+        let config = GroupConfig::default().assignment(Assignment::Exclusive);
+        let group = Group::new("g", vec![topic.clone()], config).unwrap();
+        let parked: Vec<_> = (0..2)
+            .map(|_| {
+                let m = group.join(StartFrom::Earliest).unwrap();
+                thread::spawn(move || {
+                    let r = loom::future::block_on(m.recv()).map(|c| c.value);
+                    (r, m)
+                })
+            })
+            .collect();
+        topic.close();
+        let results: Vec<_> = parked.into_iter().map(|h| h.join().unwrap()).collect();
+        for (r, _member) in &results {
+            assert_eq!(*r, Err(RecvError::Closed));
+        }
+    });
+}
+
 /// Lost wake-up B: two members parked; the one woken for message 0 takes
 /// it (through the partition's relay registration, which that disarms)
 /// and receives nothing more, while message 1 is published. Nobody
