@@ -78,12 +78,32 @@ impl Admin {
     }
 
     /// Enables the routes that change state (deleting a topic), for requests that carry
-    /// `Authorization: Bearer <token>`. An empty token enables nothing.
+    /// `Authorization: Bearer <token>`. Whitespace around the token is not part of it (HTTP
+    /// drops it from a header value); an empty token, or one with a character a header
+    /// cannot carry (a control character), enables nothing: no request could send it.
+    ///
+    /// ```
+    /// use tokio_memq::MessageQueue;
+    ///
+    /// let none = memq_admin::Admin::new(MessageQueue::new()).with_token(" \t");
+    /// assert!(!none.changes_enabled(), "whitespace only: nothing to send");
+    /// let padded = memq_admin::Admin::new(MessageQueue::new()).with_token(" s3cret\n");
+    /// assert!(padded.changes_enabled(), "taken as `s3cret`");
+    /// let control = memq_admin::Admin::new(MessageQueue::new()).with_token("s3\x07cret");
+    /// assert!(!control.changes_enabled());
+    /// ```
     #[must_use]
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
-        self.token = (!token.is_empty()).then_some(token);
+        let token = token.trim();
+        let sendable = !token.is_empty() && !token.chars().any(char::is_control);
+        self.token = sendable.then(|| token.to_owned());
         self
+    }
+
+    /// Whether the routes that change state are enabled (a usable token was given).
+    pub fn changes_enabled(&self) -> bool {
+        self.token.is_some()
     }
 
     /// The router: mount it where you like (`Router::nest("/admin", ...)`).
@@ -233,11 +253,18 @@ async fn delete_topic(State(admin): State<Admin>, Path(name): Path<String>, head
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .and_then(|v| v.iter().position(|&b| b == b' ').map(|i| (&v[..i], &v[i + 1..])))
-        // The scheme is case-insensitive (RFC 7235); the token is not.
+        // The scheme is case-insensitive (RFC 7235); the token is not. One or more
+        // spaces separate them (RFC 6750: `"Bearer" 1*SP b64token`).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer"))
-        .map(|(_, token)| token);
+        .map(|(_, token)| token.trim_ascii_start());
     if !given.is_some_and(|g| same(g, token.as_bytes())) {
-        return (StatusCode::UNAUTHORIZED, "a valid bearer token is required").into_response();
+        // RFC 7235: a 401 says how to authenticate.
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid bearer token is required",
+        )
+            .into_response();
     }
     let deleted = admin.mq.delete_topic(&name).await;
     json(&serde_json::json!({ "deleted": deleted }))

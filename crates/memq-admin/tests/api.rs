@@ -190,3 +190,58 @@ async fn a_token_that_is_not_ascii_works() {
     .await;
     assert_eq!((r.status, r.json()["deleted"].as_bool()), (200, Some(true)));
 }
+
+/// Whitespace around a configured token is not part of it (HTTP drops it
+/// from header values: "s3cret " could never arrive, and locked the
+/// operator out), a token no header can carry enables nothing, one or
+/// more spaces may follow the scheme, and a refusal says how to
+/// authenticate (`WWW-Authenticate`, RFC 7235).
+#[tokio::test]
+async fn tokens_are_taken_as_a_header_can_carry_them() {
+    let delete = |admin, auth: &'static str| async move {
+        request(
+            admin,
+            "POST",
+            "/api/topics/doomed/delete",
+            &[("authorization", auth)],
+            "",
+        )
+        .await
+    };
+    for (configured, sent) in [
+        ("s3cret ", "Bearer s3cret"),
+        ("\ts3cret\t", "Bearer s3cret"),
+        ("s3cret", "Bearer  s3cret"),
+        ("s3cret", "Bearer \t s3cret"),
+    ] {
+        let mq = MessageQueue::new();
+        mq.create_topic("doomed", TopicOptions::default()).await.unwrap();
+        let admin = serve(memq_admin::Admin::new(mq.clone()).with_token(configured).router()).await;
+        let r = delete(admin, sent).await;
+        assert_eq!(
+            (r.status, r.json()["deleted"].as_bool()),
+            (200, Some(true)),
+            "{configured:?} / {sent:?}"
+        );
+    }
+    for unusable in [" ", "\t\t", "new\nline", "del\u{7f}"] {
+        let mq = MessageQueue::new();
+        let admin = memq_admin::Admin::new(mq.clone()).with_token(unusable);
+        assert!(!admin.changes_enabled(), "{unusable:?}");
+        let addr = serve(admin.router()).await;
+        assert_eq!(
+            request(addr, "GET", "/api/snapshot", &[], "").await.json()["changes"],
+            false
+        );
+        assert_eq!(
+            delete(addr, "Bearer x").await.status,
+            404,
+            "{unusable:?}: no such route"
+        );
+    }
+    let mq = MessageQueue::new();
+    let admin = serve(memq_admin::Admin::new(mq).with_token("s3cret").router()).await;
+    let refused = delete(admin, "Bearer wrong").await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+}

@@ -47,6 +47,12 @@ impl MessageQueue {
     /// topic's and group's lock briefly, one at a time; publishers are not
     /// held up.
     ///
+    /// It reads this process's topics without waiting: for a queue over
+    /// Redis (`MessageQueue::connect`, the `redis` feature) it is empty (the topics are on the
+    /// server; [`list_topics`](MessageQueue::list_topics) and
+    /// [`get_topic_stats`](MessageQueue::get_topic_stats) ask it), and so
+    /// is the admin page of such a queue.
+    ///
     /// # Examples
     ///
     /// See [`TopicSnapshot`].
