@@ -290,6 +290,31 @@ impl<T> Cursor<T> {
         Ok(())
     }
 
+    /// Forgets the commit: as if nothing was committed through this
+    /// cursor, and for a named cursor by its consumer name (a cursor opened
+    /// later with [`StartFrom::Committed`](crate::StartFrom) finds none).
+    /// For a consumer that handed messages back to be read again from the
+    /// first one, offset 0, which no commit can say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default()).unwrap();
+    /// let mut cursor = topic.subscribe_named("audit", StartFrom::Earliest).unwrap();
+    /// topic.try_publish(1).unwrap();
+    /// cursor.commit(0).unwrap();
+    /// cursor.forget_commit();
+    /// assert_eq!((cursor.committed(), topic.committed("audit")), (None, None));
+    /// ```
+    pub fn forget_commit(&mut self) {
+        if let Some(name) = &self.name {
+            self.shared.forget_named_commit(name);
+        }
+        self.committed = NOT_COMMITTED;
+    }
+
     /// Takes the report of a gap this cursor found after handing out some
     /// messages (a batch receive that topped up from the topic and found
     /// the next messages evicted), which its next receive would otherwise

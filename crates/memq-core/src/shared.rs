@@ -758,6 +758,12 @@ impl<T> Shared<T> {
         }
     }
 
+    pub(crate) fn forget_named_commit(&self, name: &std::sync::Arc<str>) {
+        if let Some(n) = self.named.lock().as_mut().and_then(|named| named.get_mut(name)) {
+            n.committed = None;
+        }
+    }
+
     pub(crate) fn committed(&self, name: &str) -> Option<u64> {
         self.named
             .lock()

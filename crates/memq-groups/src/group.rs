@@ -31,9 +31,11 @@
 //!
 //! - the topic firing it (a publish, closing): [`Shared::relay`] covers
 //!   the partition (closing: wakes every parked member; in an exclusive
-//!   group a parking member arms the relays of partitions it does not own
-//!   too, so that it hears of their closing: it is told `Closed` when the
-//!   whole group has handed out everything, not only its own partitions);
+//!   group, while members are parked, `restore` keeps the relay of every
+//!   partition not yet closed and drained armed, whoever owns it, and
+//!   wakes them all once every partition is: a member is told `Closed`
+//!   when the whole group has handed out everything, not only its own
+//!   partitions);
 //! - a claim taking messages through it: `restore` before it returns;
 //! - the last member leaving drops the registrations with the cursors; a
 //!   member parks again only through a claim, which arms them afresh;
@@ -598,6 +600,34 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             self.cover(st, p, wake);
         }
+        if self.config.assignment == Assignment::Exclusive {
+            self.cover_closing(st, wake);
+        }
+    }
+
+    /// Exclusive groups, members parked: a member is told `Closed` only
+    /// when every partition is closed and drained, those it does not own
+    /// included (one owning none would never be told otherwise). So every
+    /// partition not done yet keeps its relay armed, whoever is parked (a
+    /// member that does not own it hears of its closing), and once all of
+    /// them are done the parked members are woken to find it so.
+    fn cover_closing(&self, st: &mut State<T>, wake: &mut Vec<Waker>) {
+        let mut all_done = st.redeliver.is_empty();
+        for p in 0..st.cursors.len() {
+            let done = st.cursors[p].is_closed() && st.cursors[p].lag() == 0;
+            all_done &= done;
+            if !done && !st.armed[p] {
+                let mut relay = Context::from_waker(&self.relays[p]);
+                let state = &mut *st;
+                let ready = state.cursors[p]
+                    .poll_ready(&mut relay, &mut state.relay_waiters[p])
+                    .is_ready();
+                st.armed[p] = !ready;
+            }
+        }
+        if all_done {
+            wake.extend(self.wake_everyone(st));
+        }
     }
 
     /// For the members parked that may read partition `p`: notifies one
@@ -987,6 +1017,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             // Room an expiry makes is restored below, parked or not.
             self.expire_queued(&mut st, now);
+        } else if !st.redeliver.is_empty() {
+            // Messages given back (`give_back`) expire as the topic's do.
+            self.expire_queued(&mut st, Instant::now());
         }
         let exit = 'claim: {
             let lagged: u64 = st.gaps.drain(..).map(|g| g.count).sum();
@@ -1217,16 +1250,6 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             let p = (st.rr + i) % n;
             if !self.eligible(st, member, p) {
-                if can_park && !st.armed[p] {
-                    // Another member's partition (exclusive groups): armed
-                    // anyway, so that closing it wakes this member, which
-                    // is told `Closed` with the rest of the group.
-                    let mut relay = Context::from_waker(&self.relays[p]);
-                    let ready = st.cursors[p]
-                        .poll_ready(&mut relay, &mut st.relay_waiters[p])
-                        .is_ready();
-                    st.armed[p] = !ready;
-                }
                 continue;
             }
             let room = self.room(st);
@@ -1656,18 +1679,23 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// Automatic mode, the last member leaving: moves `partition`'s commit
     /// back so that a rejoin from it reads `offset` again (a message given
     /// back that nobody took). At offset 0, where no commit says "nothing
-    /// processed", a rejoin of a group that never committed there starts
-    /// at 0; one that did starts after its commit.
+    /// processed", the commit is forgotten and a rejoin from it starts at 0.
     fn rewind_commit(&self, st: &mut State<T>, partition: usize, offset: u64) {
         match offset.checked_sub(1) {
-            Some(through) if st.committed[partition].is_some_and(|c| c > through) => {
-                if st.cursors[partition].commit(through).is_ok() {
+            Some(through) => {
+                if st.committed[partition].is_some_and(|c| c > through)
+                    && st.cursors[partition].commit(through).is_ok()
+                {
                     st.committed[partition] = Some(through);
                 }
             }
-            Some(_) => {}
-            None if st.committed[partition].is_none() => st.resume[partition] = Some(0),
-            None => {}
+            // Nothing processed: no commit at all, and a rejoin from the
+            // commit starts at 0.
+            None => {
+                st.cursors[partition].forget_commit();
+                st.committed[partition] = None;
+                st.resume[partition] = Some(0);
+            }
         }
     }
 

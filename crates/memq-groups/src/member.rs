@@ -653,9 +653,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// every member leaves before one takes them, the group's commit moves
     /// back to the first of them: a rejoin from the commit
     /// ([`StartFrom::Committed`](memq_core::StartFrom::Committed)) reads
-    /// them again, and what followed them too. (At offset 0 no commit can
-    /// say "nothing processed": a group that committed there already
-    /// starts after its commit.)
+    /// them again, and what followed them too (from offset 0, the commit
+    /// is forgotten: nothing there is processed). Given back messages
+    /// expire with the topic's TTL, as it would have dropped them.
     ///
     /// In manual mode it does nothing: what a member received is pending
     /// to it, and goes back to the group when the member leaves or its ack

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use memq_core::{StartFrom, Topic, TopicConfig};
 use memq_groups::{Assignment, Group, GroupConfig, Member};
+use std::time::Duration;
 
 /// A small xorshift generator: runs repeat from their seed.
 struct Rng(u64);
@@ -134,8 +135,6 @@ fn given_back_by_the_last_member_is_read_again_from_the_commit() {
     let mut again = Vec::new();
     next.try_recv_batch(10, &mut again).unwrap();
     assert_eq!(again.iter().map(|c| c.offset).collect::<Vec<_>>(), [2, 3, 4, 5]);
-    // And a member given back nothing it did not receive: the group ignores
-    // messages of a member that left.
     drop(next);
 }
 
@@ -160,4 +159,53 @@ fn manual_groups_take_back_what_their_members_hold_without_it() {
     drop(a);
     let again = b.try_recv().unwrap();
     assert_eq!((again.offset, again.deliveries), (0, 2));
+}
+
+/// and 2 too (not only 0, which no commit can express).
+#[test]
+fn given_back_from_offset_zero_by_the_last_member_is_read_again() {
+    let topic: Topic<u64> = Topic::new(TopicConfig::default()).unwrap();
+    let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+    let member = group.join(StartFrom::Earliest).unwrap();
+    for i in 0..3 {
+        topic.try_publish(i).unwrap();
+    }
+    let mut got = Vec::new();
+    member.try_recv_batch(3, &mut got).unwrap();
+    member.give_back(got);
+    drop(member);
+    let committed = group.stats().committed;
+    let next = group.join(StartFrom::Committed).unwrap();
+    let mut again = Vec::new();
+    let _ = next.try_recv_batch(10, &mut again);
+    let offsets: Vec<u64> = again.iter().map(|c| c.offset).collect();
+    assert_eq!(offsets, [0, 1, 2], "commit after leave {committed:?}");
+    assert_eq!(committed, vec![None]);
+}
+
+/// "the group expires what it takes back").
+#[tokio::test(start_paused = true)]
+async fn given_back_messages_expire_with_the_topic_ttl() {
+    let topic: Topic<u64> = Topic::new(TopicConfig::default().ttl(Some(Duration::from_millis(100)))).unwrap();
+    let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+    let (a, b) = (
+        group.join(StartFrom::Earliest).unwrap(),
+        group.join(StartFrom::Earliest).unwrap(),
+    );
+    for i in 0..3 {
+        topic.try_publish(i).unwrap();
+    }
+    let mut got = Vec::new();
+    a.try_recv_batch(3, &mut got).unwrap();
+    let back = got.split_off(1);
+    a.give_back(back);
+    drop(a);
+    tokio::time::advance(Duration::from_millis(500)).await;
+    // A fresh publish, to show the topic itself has expired the old ones.
+    topic.try_publish(99).unwrap();
+    let c = b.try_recv();
+    assert!(
+        matches!(&c, Ok(c) if c.value == 99),
+        "expected only unexpired messages, got {c:?}"
+    );
 }
