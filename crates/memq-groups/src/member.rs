@@ -340,6 +340,11 @@ impl<T: Clone + Send + 'static> fmt::Debug for MemberWaiter<T> {
 }
 
 impl<T: Clone + Send + 'static> Member<T> {
+    /// The settings of this member's group.
+    pub fn config(&self) -> &GroupConfig {
+        &self.shared.config
+    }
+
     /// Receives the next message if one is available now.
     ///
     /// # Errors
@@ -792,7 +797,9 @@ impl<T: Clone + Send + 'static> Member<T> {
         self.shared.seek_all(offset)
     }
 
-    /// The group's position in `partition`: the next offset to hand out.
+    /// The group's position in `partition`: the next new offset to hand out
+    /// (messages queued for redelivery, after a nack or a take-over, are
+    /// handed out before it).
     pub fn position(&self, partition: usize) -> Option<u64> {
         self.shared.position(partition)
     }

@@ -35,8 +35,12 @@ pub struct GroupStats {
     /// The committed offset per partition: everything up to and including
     /// it is processed.
     pub committed: Vec<Option<u64>>,
-    /// Messages published that the group has not yet processed (not handed
-    /// out, or handed out and not acknowledged), over all partitions.
+    /// Messages published after the group's committed position, over all
+    /// partitions: what it has not handed out yet and, with manual
+    /// acknowledgement, everything from the oldest message not yet
+    /// acknowledged on (messages acknowledged out of order above it
+    /// included: the commit moves past a message only once every message
+    /// before it is acknowledged).
     pub lag: u64,
     /// Manual mode: messages delivered and not yet acknowledged, queued
     /// for redelivery, or waiting for the dead-letter sink (see

@@ -154,7 +154,7 @@ mod export {
             g(
                 "memq_group_lag_messages",
                 Unit::Count,
-                "Messages the group has yet to hand out.",
+                "Messages published after the group's committed position (GroupStats::lag).",
             );
             g(
                 "memq_group_pending_acks",
@@ -172,7 +172,14 @@ mod export {
         /// any exporter: call it where the exporter renders (a Prometheus
         /// scrape handler) or on a timer. Nothing is recorded on the
         /// publish or receive path; counters are set to their current
-        /// totals (`absolute`). Names follow Prometheus conventions:
+        /// totals (`absolute`). A topic deleted and created again starts
+        /// its totals over at 0, as a restarted process does: recorders that
+        /// keep the largest value a counter was set to (the `metrics`
+        /// crate's own atomic counters) show the old totals until the new
+        /// ones pass them; and a deleted topic's series are not removed
+        /// (nothing is recorded for it any more: they keep their last
+        /// values until the exporter drops idle series). Names follow
+        /// Prometheus conventions:
         ///
         /// | metric | type | labels |
         /// |---|---|---|

@@ -275,7 +275,10 @@ pub struct TopicStats {
     /// Messages removed by retention: `evicted + expired`.
     pub dropped_messages: usize,
     /// Named consumers' lag: messages published after their committed
-    /// position.
+    /// position. A consumer group with automatic acknowledgement commits
+    /// through the last message it handed out, so messages that expired
+    /// after it count here until it hands out the next one (its
+    /// [`GroupStats::lag`](crate::GroupStats) has passed over them).
     pub consumer_lags: HashMap<String, usize>,
     /// Retained payload bytes.
     pub bytes: usize,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use memq_codec::DecodeLimits;
 use memq_core::{Cursor, Delivered, Waiter};
-use memq_groups::{Claimed, Member, MemberWaiter};
+use memq_groups::{AckMode, Claimed, Member, MemberWaiter};
 use memq_partition::{MergedCursor, MergedWaiter};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -912,6 +912,13 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn try_recv_now(&self) -> Result<TopicMessage, TryRecvError> {
+        // What a typed batch put aside comes first; it was counted as
+        // delivered when it was received.
+        if !self.stash.is_empty() {
+            if let Some(m) = self.stash.lock(self.stash_ttl()).pop_front() {
+                return Ok(m);
+            }
+        }
         let got = self.try_recv_inner();
         match &got {
             Ok(_) => self.delivered(1),
@@ -922,11 +929,6 @@ impl Subscriber {
     }
 
     fn try_recv_inner(&self) -> Result<TopicMessage, TryRecvError> {
-        if !self.stash.is_empty() {
-            if let Some(m) = self.stash.lock(self.stash_ttl()).pop_front() {
-                return Ok(m);
-            }
-        }
         match &self.kind {
             Kind::Broadcast(cursor) => cursor
                 .lock()
@@ -2606,17 +2608,19 @@ impl Subscriber {
     /// ```
     pub fn lag(&self) -> u64 {
         // Messages a typed batch put aside are still to be received.
-        let stashed = self.stash.existing().map_or(0, |s| s.len() as u64);
-        stashed
-            + match &self.kind {
-                Kind::Broadcast(cursor) => cursor.lock().lag(),
-                Kind::Merged(cursors) => cursors.lock().lag(),
-                Kind::Group { member, .. } => member.stats().lag,
-                // Known only to the server (a round trip; this call does not
-                // wait): see `MessageQueue::get_topic_stats`.
-                #[cfg(feature = "redis")]
-                Kind::Remote(_) => 0,
-            }
+        let stashed = || self.stash.existing().map_or(0, |s| s.len() as u64);
+        match &self.kind {
+            Kind::Broadcast(cursor) => stashed() + cursor.lock().lag(),
+            Kind::Merged(cursors) => stashed() + cursors.lock().lag(),
+            // A manual group counts them already: handed out, and not
+            // acknowledged.
+            Kind::Group { member, .. } if member.config().ack == AckMode::Manual => member.stats().lag,
+            Kind::Group { member, .. } => stashed() + member.stats().lag,
+            // Known only to the server (a round trip; this call does not
+            // wait): see `MessageQueue::get_topic_stats`.
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => stashed(),
+        }
     }
 }
 

@@ -899,3 +899,38 @@ async fn an_exclusive_group_is_closed_for_all_its_members_at_once() {
     .await
     .expect("finished");
 }
+
+/// A member's `lag()` counts what a typed batch put aside once: a manual
+/// group counts it already (handed out, not acknowledged), and the member
+/// added it again (7 for 4 messages published); an automatic group
+/// counts it processed, and the member adds it.
+#[tokio::test]
+async fn a_members_lag_counts_what_a_typed_batch_put_aside_once() {
+    within(LIMIT, async {
+        for manual in [true, false] {
+            let mq = MessageQueue::new();
+            let builder = mq.group("t", "g").mode(ConsumptionMode::Earliest);
+            let member = if manual { builder.manual_ack() } else { builder }
+                .join()
+                .await
+                .unwrap();
+            let publisher = mq.publisher("t");
+            publisher.publish(1u32).await.unwrap();
+            publisher.publish("bad").await.unwrap();
+            publisher.publish(3u32).await.unwrap();
+            publisher.publish(4u32).await.unwrap();
+            assert_eq!(member.recv_batch_typed::<u32>(10).await.unwrap(), [1]);
+            let group = mq.get_group_stats("t", "g").await.unwrap();
+            // Manual: nothing acknowledged, all 4 count; automatic: the 3
+            // put aside are still to be received.
+            let want = if manual { 4 } else { 3 };
+            assert_eq!(
+                (member.lag(), group.lag),
+                (want, if manual { 4 } else { 0 }),
+                "manual {manual}"
+            );
+        }
+    })
+    .await
+    .expect("finished");
+}

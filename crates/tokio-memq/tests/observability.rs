@@ -491,7 +491,10 @@ async fn count_every_receive_kind() {
     // not again when the next receive hands it on (subscribers of every
     // partition and group members put it aside in the facade; it was
     // counted twice there).
-    for kind in ["plain", "partitioned", "group", "manual group"] {
+    for (kind, drain) in ["plain", "partitioned", "group", "manual group"]
+        .into_iter()
+        .flat_map(|k| [(k, "lent"), (k, "try_recv_now")])
+    {
         let mq = MessageQueue::new();
         let earliest = ConsumptionMode::Earliest;
         let sub = match kind {
