@@ -243,10 +243,12 @@ impl Topic {
     }
 
     /// Hands the message at `offset` back to the group `group` for another
-    /// member (a negative acknowledgement): it is marked idle for
-    /// `ack_timeout`, so the next member that looks for idle messages
-    /// takes it over, with its delivery count raised. A message that is
-    /// not pending (acknowledged already) is left alone.
+    /// member (a negative acknowledgement), if the member `member` holds
+    /// it: it is marked idle for `ack_timeout`, so the next member that
+    /// looks for idle messages takes it over, with its delivery count
+    /// raised. A message that is not pending to `member` (acknowledged
+    /// already, or taken over by another member) is left alone, in the
+    /// same atomic call.
     ///
     /// # Errors
     ///
@@ -258,20 +260,31 @@ impl Topic {
         offset: u64,
         ack_timeout: Duration,
     ) -> Result<(), Error> {
-        let _: Value = self
-            .store
-            .query(
-                redis::cmd("XCLAIM")
-                    .arg(&self.log)
-                    .arg(group)
-                    .arg(member)
-                    .arg(0)
-                    .arg(format!("0-{}", offset.saturating_add(1)))
-                    .arg("IDLE")
-                    .arg(millis(ack_timeout))
-                    .arg("JUSTID"),
-            )
-            .await?;
+        self.release_held(group, member, offset, ack_timeout, None).await
+    }
+
+    /// `memq_release`: hands `offset` back if `member` holds it, with its
+    /// delivery count set to `count` when given.
+    async fn release_held(
+        &self,
+        group: &str,
+        member: &str,
+        offset: u64,
+        ack_timeout: Duration,
+        count: Option<u64>,
+    ) -> Result<(), Error> {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("memq_release")
+            .arg(1)
+            .arg(&self.log)
+            .arg(group)
+            .arg(member)
+            .arg(format!("0-{}", offset.saturating_add(1)))
+            .arg(millis(ack_timeout));
+        if let Some(count) = count {
+            cmd.arg(count);
+        }
+        let _: Value = self.store.query(&cmd).await?;
         Ok(())
     }
 
@@ -293,11 +306,11 @@ impl Topic {
         self.store.query(&cmd).await
     }
 
-    /// As [`release`](Self::release), for a message the member read and
-    /// never handed on (a read ahead of a member going away): its delivery
-    /// count goes back to what it was before that read (`deliveries`
-    /// counts it), so the member that takes it over gets the count a
-    /// first delivery to it would have.
+    /// As [`release`](Self::release) (only if `member` holds it), for a
+    /// message the member read and never handed on (a read ahead of a
+    /// member going away): its delivery count goes back to what it was
+    /// before that read (`deliveries` counts it), so the member that takes
+    /// it over gets the count a first delivery to it would have.
     ///
     /// # Errors
     ///
@@ -310,23 +323,14 @@ impl Topic {
         deliveries: u64,
         ack_timeout: Duration,
     ) -> Result<(), Error> {
-        let _: Value = self
-            .store
-            .query(
-                redis::cmd("XCLAIM")
-                    .arg(&self.log)
-                    .arg(group)
-                    .arg(member)
-                    .arg(0)
-                    .arg(format!("0-{}", offset.saturating_add(1)))
-                    .arg("IDLE")
-                    .arg(millis(ack_timeout))
-                    .arg("RETRYCOUNT")
-                    .arg(deliveries.saturating_sub(1))
-                    .arg("JUSTID"),
-            )
-            .await?;
-        Ok(())
+        self.release_held(
+            group,
+            member,
+            offset,
+            ack_timeout,
+            Some(deliveries.saturating_sub(1)),
+        )
+        .await
     }
 
     /// Hands every message the member `member` of the group `group` holds

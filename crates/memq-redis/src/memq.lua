@@ -181,3 +181,25 @@ local function keep_alive(keys, args)
 end
 
 redis.register_function('memq_keep_alive', keep_alive)
+
+-- Hands the message ARGV[3] (an entry ID) back to group ARGV[1], if member
+-- ARGV[2] holds it (KEYS[1] the log): marked idle for ARGV[4] ms, so the
+-- next member that looks takes it over; ARGV[5], when given, sets its
+-- delivery count (a message the member never handed on goes back with
+-- the count it had before). Atomic, so a message another member took
+-- over meanwhile is left alone. Returns 1 if it was handed back.
+local function release(keys, args)
+  local log, group, member, id, idle = keys[1], args[1], args[2], args[3], args[4]
+  local held = redis.call('XPENDING', log, group, id, id, 1, member)
+  if #held == 0 then
+    return 0
+  end
+  if args[5] then
+    redis.call('XCLAIM', log, group, member, 0, id, 'IDLE', idle, 'RETRYCOUNT', args[5], 'JUSTID')
+  else
+    redis.call('XCLAIM', log, group, member, 0, id, 'IDLE', idle, 'JUSTID')
+  end
+  return 1
+end
+
+redis.register_function('memq_release', release)

@@ -556,3 +556,53 @@ async fn group_stats_count_what_is_not_handed_out_and_what_is_not_acknowledged()
     assert_eq!((stats.lag, stats.pending), (7, 1));
     assert_eq!(topic.group_stats("nobody").await.unwrap(), None);
 }
+
+/// A member hands back only what it holds: `release` (a nack) and
+/// `release_unseen` (a read-ahead of a member going away) of a message
+/// another member took over meanwhile leave it with that member, its
+/// delivery count as it is. (Found by review: both claimed it back
+/// unconditionally, so a third member received what the second still
+/// held, with the count reset.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_hands_back_only_what_it_holds() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("t", TopicConfig::default()).await.unwrap();
+    let ack_timeout = Duration::from_millis(300);
+    let config = GroupConfig::default().manual(ack_timeout).start(Start::Earliest);
+    let mut a = topic.join("g", "a", config.clone()).await.unwrap();
+    let mut b = topic.join("g", "b", config).await.unwrap();
+    assert_eq!(topic.publish(b"x").await.unwrap(), 0);
+    let first = within(LIMIT, a.recv()).await.unwrap().unwrap();
+    assert_eq!((first.record.offset, first.deliveries), (0, 1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Idle past the ack timeout: b takes it over.
+    let taken = within(LIMIT, b.recv()).await.unwrap().unwrap();
+    assert_eq!((taken.record.offset, taken.deliveries), (0, 2));
+    topic
+        .release_unseen("g", "a", 0, first.deliveries, ack_timeout)
+        .await
+        .unwrap();
+    topic.release("g", "a", 0, ack_timeout).await.unwrap();
+    let mut control = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg("memq:{t}:log")
+        .arg("g")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let (id, owner, _idle, count) = &pending[0];
+    assert_eq!(
+        (id.as_str(), owner.as_str(), *count),
+        ("0-1", "b", 2),
+        "still b's"
+    );
+}

@@ -2462,7 +2462,9 @@ impl Subscriber {
     }
 
     /// The offset of the next message this subscriber (or its group) will
-    /// receive; `None` on a partitioned topic (see
+    /// receive (for a group member, the next new one: messages queued for
+    /// redelivery, after a nack or a take-over, come first); `None` on a
+    /// partitioned topic (see
     /// [`partition_offset`](Self::partition_offset)).
     ///
     /// # Examples
