@@ -378,12 +378,12 @@ async fn one_look_finds_a_waiting_message_whichever_topics_left_the_set() {
                             .unwrap();
                     }
                     // The next look starts after `last`.
-                    mq.publisher(&format!("p.t{last}")).publish(0u32).await.unwrap();
+                    mq.publisher(format!("p.t{last}")).publish(0u32).await.unwrap();
                     assert_eq!(sub.try_recv_now().unwrap().topic(), format!("p.t{last}"));
                     for i in (0..n).filter(|i| deleted & (1 << i) != 0) {
                         assert!(mq.delete_topic(&format!("p.t{i}")).await);
                     }
-                    let publisher = mq.publisher(&format!("p.t{target}"));
+                    let publisher = mq.publisher(format!("p.t{target}"));
                     let offset = publisher.publish(1u32).await.unwrap();
                     let got = sub.try_recv_now();
                     assert_eq!(
