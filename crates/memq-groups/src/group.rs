@@ -1948,6 +1948,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
         Ok(())
     }
 
+    pub(crate) fn may_read(&self, member: u64, partition: usize) -> bool {
+        let st = self.state.lock();
+        st.members.contains_key(&member) && self.eligible(&st, member, partition)
+    }
+
     pub(crate) fn position(&self, partition: usize) -> Option<u64> {
         self.state.lock().cursors.get(partition).map(|c| c.position())
     }

@@ -340,6 +340,14 @@ impl<T: Clone + Send + 'static> fmt::Debug for MemberWaiter<T> {
 }
 
 impl<T: Clone + Send + 'static> Member<T> {
+    /// Whether this member may receive from `partition` now: always in a
+    /// group whose members share the partitions; in an exclusive group,
+    /// while it owns the partition (a rebalance may give it to another
+    /// member).
+    pub fn may_read(&self, partition: usize) -> bool {
+        self.shared.may_read(self.id, partition)
+    }
+
     /// The settings of this member's group.
     pub fn config(&self) -> &GroupConfig {
         &self.shared.config

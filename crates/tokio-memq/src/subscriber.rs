@@ -194,17 +194,9 @@ impl Drop for Subscriber {
         if stash.is_empty() {
             return;
         }
-        let formats = self.formats();
-        let claims = stash
-            .drain(..)
-            .map(|m| {
-                let (partition, deliveries) = (m.partition.unwrap_or(0), m.deliveries);
-                let d = m.into_delivered(formats);
-                Claimed::new(partition, d.offset, d.timestamp, deliveries, d.value)
-            })
-            .collect();
+        let left: Vec<TopicMessage> = stash.drain(..).collect();
         drop(stash);
-        member.give_back(claims);
+        self.give_back(member, left);
     }
 }
 
@@ -627,6 +619,7 @@ impl Subscriber {
         // What a typed batch put aside comes first; it was counted as
         // delivered when it was received (not again here).
         if max > 0 && !self.stash.is_empty() {
+            self.drop_stash_of_lost_partitions();
             let mut stash = self.stash.lock(self.stash_ttl());
             if !stash.is_empty() {
                 let n = max.min(stash.len());
@@ -915,6 +908,7 @@ impl Subscriber {
         // What a typed batch put aside comes first; it was counted as
         // delivered when it was received.
         if !self.stash.is_empty() {
+            self.drop_stash_of_lost_partitions();
             if let Some(m) = self.stash.lock(self.stash_ttl()).pop_front() {
                 return Ok(m);
             }
@@ -1975,6 +1969,53 @@ impl Subscriber {
             self.wake_parked_receives(None);
         }
         moved
+    }
+
+    /// Hands messages this group member received and will not hand on
+    /// back to its group (automatic acknowledgement; a manual group takes
+    /// back what its members hold by itself).
+    fn give_back(&self, member: &Member<Entry>, msgs: Vec<TopicMessage>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let formats = self.formats();
+        let claims = msgs
+            .into_iter()
+            .map(|m| {
+                let (partition, deliveries) = (m.partition.unwrap_or(0), m.deliveries);
+                let d = m.into_delivered(formats);
+                Claimed::new(partition, d.offset, d.timestamp, deliveries, d.value)
+            })
+            .collect();
+        member.give_back(claims);
+    }
+
+    /// Before what a typed batch put aside is handed on: what a member of
+    /// an exclusive group may no longer read (a rebalance gave the
+    /// partition to another member) is not its to hand on: given back to
+    /// the group (automatic acknowledgement; the new owner receives it in
+    /// order), or left to the group, which redelivers what the member held
+    /// to the new owner (manual).
+    fn drop_stash_of_lost_partitions(&self) {
+        let Kind::Group { member, .. } = &self.kind else {
+            return;
+        };
+        if member.config().assignment != memq_groups::Assignment::Exclusive {
+            return;
+        }
+        let lost: Vec<TopicMessage> = match self.stash.existing() {
+            Some(mut stash) if !stash.is_empty() => {
+                let (lost, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *stash)
+                    .into_iter()
+                    .partition(|m| !member.may_read(m.partition.unwrap_or(0)));
+                *stash = kept;
+                lost.into()
+            }
+            _ => return,
+        };
+        if member.config().ack == AckMode::Auto {
+            self.give_back(member, lost);
+        }
     }
 
     /// Drops what a typed batch put aside, now behind a seek (of

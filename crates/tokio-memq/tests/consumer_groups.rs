@@ -934,3 +934,53 @@ async fn a_members_lag_counts_what_a_typed_batch_put_aside_once() {
     .await
     .expect("finished");
 }
+
+/// What a typed batch put aside for a member of an exclusive group is not
+/// handed on by it once a rebalance gave the partition to another member:
+/// the new owner receives it and nothing is handled twice. Before, the old
+/// member handed it on after the new owner had taken what followed, and
+/// in a manual group both handed it out (found by a probing helper in 285
+/// of 3,300 seeded runs). Still out of order in an automatic group: the
+/// old member gives it back at its next receive (or when dropped), after
+/// the new owner took what followed.
+#[tokio::test]
+async fn put_aside_messages_follow_their_partition_to_its_new_owner() {
+    within(LIMIT, async {
+        for manual in [false, true] {
+            let mq = MessageQueue::new();
+            mq.create_partitioned_topic("t", TopicOptions::default(), 2)
+                .await
+                .unwrap();
+            let join = || {
+                let b = mq.group("t", "g").exclusive().mode(ConsumptionMode::Earliest);
+                if manual { b.manual_ack() } else { b }.join()
+            };
+            let (a, b) = (join().await.unwrap(), join().await.unwrap()); // a: p0, b: p1
+            mq.set_partition_routing("t", tokio_memq::PartitionRouting::Fixed(1))
+                .await
+                .unwrap();
+            let publisher = mq.publisher("t");
+            publisher.publish(10u32).await.unwrap();
+            publisher.publish("bad").await.unwrap();
+            publisher.publish(12u32).await.unwrap();
+            publisher.publish(13u32).await.unwrap();
+            assert_eq!(b.recv_batch_typed::<u32>(3).await.unwrap(), [10]); // p1@1, p1@2 put aside
+            drop(a); // b owns both
+            let c = join().await.unwrap(); // b: p0, c: p1
+            let mut from_c: Vec<u64> = std::iter::from_fn(|| c.try_recv_now().ok())
+                .map(|m| m.offset())
+                .collect();
+            let from_b: Vec<(Option<usize>, u64)> = std::iter::from_fn(|| b.try_recv_now().ok())
+                .map(|m| (m.partition, m.offset()))
+                .collect();
+            assert!(from_b.is_empty(), "manual {manual}: b handed on {from_b:?}");
+            from_c.extend(std::iter::from_fn(|| c.try_recv_now().ok()).map(|m| m.offset()));
+            from_c.sort_unstable();
+            // Manual: p1@0 too, which b held unacknowledged.
+            let want: Vec<u64> = if manual { vec![0, 1, 2, 3] } else { vec![1, 2, 3] };
+            assert_eq!(from_c, want, "manual {manual}: each once, by the new owner");
+        }
+    })
+    .await
+    .expect("finished");
+}
