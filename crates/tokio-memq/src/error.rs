@@ -41,7 +41,11 @@ pub enum RecvError {
     #[error("subscriber lagged: {0} messages were evicted unread")]
     Lagged(u64),
     /// The topic was closed and every message this subscriber could still
-    /// read has been delivered.
+    /// read has been delivered. (A member of a group with manual
+    /// acknowledgement is told once the group has handed out everything: a
+    /// message another member still holds unacknowledged can come back to
+    /// it afterwards, if that member nacks it or leaves. To process those,
+    /// receive until every member is told `Closed`.)
     #[error("topic closed")]
     Closed,
     /// The store behind a queue made with `MessageQueue::connect` (Redis)

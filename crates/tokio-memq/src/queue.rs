@@ -1614,6 +1614,16 @@ impl GroupBuilder<'_> {
     /// key are processed in order by one member. The default shares every
     /// partition between all members.
     ///
+    /// With manual acknowledgement, a rebalance (a member joining or
+    /// leaving) hands what the previous owner of a moved partition holds
+    /// unacknowledged to the new owner, as a redelivery (its `ack` then
+    /// fails with [`AckError::NotOwned`](crate::AckError::NotOwned), and at
+    /// [`max_deliveries`](Self::max_deliveries) it becomes a dead letter).
+    /// An idle owner keeps its partitions: past its
+    /// [`ack_timeout`](Self::ack_timeout) its messages are taken from it
+    /// but wait for it (the owner) to receive them again; a stuck owner
+    /// holds its partitions until it is dropped.
+    ///
     /// # Examples
     ///
     /// ```
