@@ -1397,13 +1397,18 @@ impl<T: Clone + Send + 'static> Shared<T> {
         self.flush(st);
         let rest_done = match self.config.assignment {
             Assignment::Shared => closed > 0,
-            // Closed for the whole group, not only what this member owns
-            // now: another member's partition comes to it when that member
-            // leaves (told `Closed` early, it would never read it; owning
-            // none, it would never be told).
-            Assignment::Exclusive => (0..n)
-                .filter(|&p| !self.eligible(st, member, p))
-                .all(|p| st.cursors[p].is_closed() && st.cursors[p].lag() == 0),
+            // Every partition it owns closed and drained, and the others
+            // too: closed for the whole group, not only what this member
+            // owns now (another member's partition comes to it when that
+            // member leaves: told `Closed` early, it would never read it;
+            // owning none, it would never be told).
+            Assignment::Exclusive => {
+                let owned = (0..n).filter(|&p| self.eligible(st, member, p)).count();
+                closed == owned
+                    && (0..n)
+                        .filter(|&p| !self.eligible(st, member, p))
+                        .all(|p| st.cursors[p].is_closed() && st.cursors[p].lag() == 0)
+            }
         };
         if st.cursors.is_empty() || (rest_done && pending_parts == 0 && st.redeliver.is_empty()) {
             Exit::Ready(Err(TryRecvError::Closed))

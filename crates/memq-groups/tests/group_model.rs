@@ -2518,3 +2518,33 @@ fn an_automatic_commit_never_moves_an_explicit_one_back() {
     assert_eq!(b.try_recv().unwrap().offset, 4);
     assert_eq!(group.stats().committed, vec![Some(4)], "and moves on from there");
 }
+
+/// Model, under `MEMQ_STRESS` 1000 ("unexpected Closed"): an exclusive
+/// group's member that owns the only partition was told `Closed` on an
+/// open topic. This session's exclusive-group rule counted a partition
+/// whose claim handed out nothing and passed over what it read (here an
+/// expired message and a dead letter after a seek back) as neither closed
+/// nor waiting, and took "no other partition left" for the group being
+/// done. Every partition the member owns must be closed and drained.
+#[test]
+fn model_regression_exclusive_closed_only_when_its_own_partitions_are() {
+    let cfg = Config {
+        ack_timeout_ms: Some(12),
+        max_deliveries: Some(1),
+        exclusive: true,
+        ttl_ms: Some(51),
+        max_pending: Some(2),
+        ..manual_case(1, 512)
+    };
+    let ops = vec![
+        Op::Join(Start::Earliest),
+        Op::Publish(0),
+        Op::Park(0, 1),
+        Op::Publish(0),
+        Op::TryRecv(0),
+        Op::SeekAll(0, 0, 0),
+        Op::Park(0, 1),
+        Op::RecvWait(0, 1, 12),
+    ];
+    check(cfg, ops).unwrap();
+}
