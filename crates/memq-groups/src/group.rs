@@ -1403,11 +1403,13 @@ impl<T: Clone + Send + 'static> Shared<T> {
             // member leaves: told `Closed` early, it would never read it;
             // owning none, it would never be told).
             Assignment::Exclusive => {
-                let owned = (0..n).filter(|&p| self.eligible(st, member, p)).count();
-                closed == owned
-                    && (0..n)
-                        .filter(|&p| !self.eligible(st, member, p))
-                        .all(|p| st.cursors[p].is_closed() && st.cursors[p].lag() == 0)
+                let mut owned = 0;
+                let others_done = (0..n).all(|p| {
+                    let own = self.eligible(st, member, p);
+                    owned += usize::from(own);
+                    own || st.cursors[p].is_closed() && st.cursors[p].lag() == 0
+                });
+                others_done && closed == owned
             }
         };
         if st.cursors.is_empty() || (rest_done && pending_parts == 0 && st.redeliver.is_empty()) {

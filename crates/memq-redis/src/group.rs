@@ -657,24 +657,9 @@ impl Member {
     /// idle past the ack timeout, so the next member that looks takes it,
     /// with its delivery count back to 0.
     async fn hand_back(&mut self, offset: u64) -> Result<(), Error> {
-        let _: Value = self
-            .topic
-            .store
-            .query(
-                redis::cmd("XCLAIM")
-                    .arg(&self.topic.log)
-                    .arg(&self.group)
-                    .arg(&self.name)
-                    .arg(0)
-                    .arg(format!("0-{}", offset.saturating_add(1)))
-                    .arg("IDLE")
-                    .arg(millis(self.config.ack_timeout))
-                    .arg("RETRYCOUNT")
-                    .arg(0)
-                    .arg("JUSTID"),
-            )
-            .await?;
-        Ok(())
+        self.topic
+            .release_held(&self.group, &self.name, offset, self.config.ack_timeout, Some(0))
+            .await
     }
 
     /// Acknowledges the malformed entry at `offset` (no member could read

@@ -188,14 +188,7 @@ impl Drop for Subscriber {
         let Kind::Group { member, .. } = &self.kind else {
             return;
         };
-        let Some(mut stash) = self.stash.existing() else {
-            return;
-        };
-        if stash.is_empty() {
-            return;
-        }
-        let left: Vec<TopicMessage> = stash.drain(..).collect();
-        drop(stash);
+        let left = self.stash.take_where(|_| true);
         self.give_back(member, left);
     }
 }
@@ -2003,16 +1996,9 @@ impl Subscriber {
         if member.config().assignment != memq_groups::Assignment::Exclusive {
             return;
         }
-        let lost: Vec<TopicMessage> = match self.stash.existing() {
-            Some(mut stash) if !stash.is_empty() => {
-                let (lost, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *stash)
-                    .into_iter()
-                    .partition(|m| !member.may_read(m.partition.unwrap_or(0)));
-                *stash = kept;
-                lost.into()
-            }
-            _ => return,
-        };
+        let lost = self
+            .stash
+            .take_where(|m| !member.may_read(m.partition.unwrap_or(0)));
         if member.config().ack == AckMode::Auto {
             self.give_back(member, lost);
         }
@@ -2025,16 +2011,9 @@ impl Subscriber {
     /// the seek asked), or the group's commit and its `max_pending` room
     /// would wait for them for good.
     fn pass_over_stash(&self, partition: Option<usize>) {
-        let passed: VecDeque<TopicMessage> = match self.stash.existing() {
-            Some(mut stash) => {
-                let (passed, kept) = std::mem::take(&mut *stash)
-                    .into_iter()
-                    .partition(|m| partition.is_none_or(|p| m.partition.unwrap_or(0) == p));
-                *stash = kept;
-                passed
-            }
-            None => return,
-        };
+        let passed = self
+            .stash
+            .take_where(|m| partition.is_none_or(|p| m.partition.unwrap_or(0) == p));
         // With the stash's lock released (an acknowledgement wakes members).
         if let Kind::Group { member, .. } = &self.kind {
             for m in &passed {
@@ -2713,6 +2692,20 @@ impl Stash {
             items.retain(|m| now.saturating_duration_since(m.created_at) < ttl);
         }
         StashGuard { items, len: &s.len }
+    }
+
+    /// Takes out what `which` picks, in order, keeping the rest.
+    fn take_where(&self, which: impl FnMut(&TopicMessage) -> bool) -> Vec<TopicMessage> {
+        let Some(mut stash) = self.existing() else {
+            return Vec::new();
+        };
+        if stash.is_empty() {
+            return Vec::new();
+        }
+        let (taken, kept): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(&mut *stash).into_iter().partition(which);
+        *stash = kept;
+        taken.into()
     }
 
     /// Drops whatever is stashed.
