@@ -7,83 +7,70 @@
 
 use std::time::Duration;
 
-use memq_core::{StartFrom, Topic, TopicConfig, TryRecvError};
-use memq_groups::{Assignment, Group, GroupConfig};
+use memq_core::{RecvError, StartFrom, Topic, TopicConfig, TryRecvError};
+use memq_groups::{Assignment, Group, GroupConfig, Member};
 
 const T: Duration = Duration::from_secs(10);
 
-/// everything". B hangs instead.
+/// An exclusive group on one partition: `a` owns it, `b` owns nothing.
+fn owner_and_idle() -> (Topic<u32>, Group<u32>, Member<u32>, Member<u32>) {
+    let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
+    let config = GroupConfig::default().assignment(Assignment::Exclusive);
+    let group = Group::new("g", vec![topic.clone()], config).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    (topic, group, a, b)
+}
+
+/// `b`'s receive, parked in a task of its own.
+async fn park(b: Member<u32>) -> tokio::task::JoinHandle<(Result<u64, RecvError>, Member<u32>)> {
+    let parked = tokio::spawn(async move { (b.recv().await.map(|c| c.offset), b) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked
+}
+
+async fn assert_told_closed(parked: tokio::task::JoinHandle<(Result<u64, RecvError>, Member<u32>)>) {
+    let got = tokio::time::timeout(T, parked).await;
+    assert!(
+        matches!(got, Ok(Ok((Err(RecvError::Closed), _)))),
+        "b should be told Closed; got {got:?}"
+    );
+}
+
+/// `b` parks while the partition holds a message (so its claim cannot arm
+/// the relay), `a` takes it without parking, then the topic closes.
 #[tokio::test]
 async fn exclusive_member_owning_nothing_hears_of_close_after_owner_drains() {
-    let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
-    let group = Group::new(
-        "g",
-        vec![topic.clone()],
-        GroupConfig::default().assignment(Assignment::Exclusive),
-    )
-    .unwrap();
-    let a = group.join(StartFrom::Earliest).unwrap();
-    let b = group.join(StartFrom::Earliest).unwrap();
+    let (topic, _group, a, b) = owner_and_idle();
     topic.try_publish(1).unwrap();
-    let parked = tokio::spawn(async move { (b.recv().await.map(|c| c.offset), b) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let parked = park(b).await;
     assert_eq!(a.try_recv().unwrap().offset, 0);
     topic.close();
-    let got = tokio::time::timeout(T, parked).await;
-    assert!(
-        matches!(got, Ok(Ok((Err(memq_core::RecvError::Closed), _)))),
-        "B should be told Closed; got {got:?}"
-    );
-    drop(a);
+    assert_told_closed(parked).await;
 }
 
-/// the topic closes: nothing is armed, B is never told.
+/// `b` parks while the partition is empty; a publish fires the relay
+/// (waking nobody who may read it: `a` is not parked) and disarms it; `a`
+/// takes the message without parking; the topic closes.
 #[tokio::test]
 async fn exclusive_member_owning_nothing_hears_of_close_after_a_publish() {
-    let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
-    let group = Group::new(
-        "g",
-        vec![topic.clone()],
-        GroupConfig::default().assignment(Assignment::Exclusive),
-    )
-    .unwrap();
-    let a = group.join(StartFrom::Earliest).unwrap();
-    let b = group.join(StartFrom::Earliest).unwrap();
-    let parked = tokio::spawn(async move { (b.recv().await.map(|c| c.offset), b) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (topic, _group, a, b) = owner_and_idle();
+    let parked = park(b).await;
     topic.try_publish(1).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(a.try_recv().unwrap().offset, 0);
     topic.close();
-    let got = tokio::time::timeout(T, parked).await;
-    assert!(
-        matches!(got, Ok(Ok((Err(memq_core::RecvError::Closed), _)))),
-        "B should be told Closed; got {got:?}"
-    );
-    drop(a);
+    assert_told_closed(parked).await;
 }
 
-/// Control: once A looks again (and is told Closed), B is woken.
+/// And once `a` looks again (and is told `Closed`), `b` is woken.
 #[tokio::test]
-async fn control_owner_looking_again_wakes_the_other() {
-    let topic: Topic<u32> = Topic::new(TopicConfig::default()).unwrap();
-    let group = Group::new(
-        "g",
-        vec![topic.clone()],
-        GroupConfig::default().assignment(Assignment::Exclusive),
-    )
-    .unwrap();
-    let a = group.join(StartFrom::Earliest).unwrap();
-    let b = group.join(StartFrom::Earliest).unwrap();
+async fn the_owner_told_closed_wakes_the_other() {
+    let (topic, _group, a, b) = owner_and_idle();
     topic.try_publish(1).unwrap();
-    let parked = tokio::spawn(async move { (b.recv().await.map(|c| c.offset), b) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let parked = park(b).await;
     assert_eq!(a.try_recv().unwrap().offset, 0);
     topic.close();
     assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Closed);
-    let got = tokio::time::timeout(T, parked).await;
-    assert!(
-        matches!(got, Ok(Ok((Err(memq_core::RecvError::Closed), _)))),
-        "B should be told Closed; got {got:?}"
-    );
+    assert_told_closed(parked).await;
 }

@@ -121,16 +121,13 @@ fn a_leaving_member_wakes_a_parked_one_for_its_pending_message() {
     });
 }
 
-/// Lost wake-up A: two members parked in `recv` while the topic is
-/// closed. Closing fired the group's relay once, which woke one member;
-/// the other stayed parked forever. Both must get `Closed`. (The members
-/// stay alive until both receives return: a member leaving wakes the
-/// others, which would hide the bug.)
-#[test]
-fn closing_wakes_every_parked_member() {
-    bounded_model(4, || {
+/// Two members parked, the topic closed racing their parking: both must
+/// get `Closed`.
+fn closing_wakes_both_parked_members(assignment: Assignment) {
+    bounded_model(4, move || {
         let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(2))).unwrap();
-        let group = Group::new("g", vec![topic.clone()], GroupConfig::default()).unwrap();
+        let config = GroupConfig::default().assignment(assignment);
+        let group = Group::new("g", vec![topic.clone()], config).unwrap();
         let parked: Vec<_> = (0..2)
             .map(|_| {
                 let m = group.join(StartFrom::Earliest).unwrap();
@@ -148,32 +145,25 @@ fn closing_wakes_every_parked_member() {
     });
 }
 
+/// Lost wake-up A: two members parked in `recv` while the topic is
+/// closed. Closing fired the group's relay once, which woke one member;
+/// the other stayed parked forever. Both must get `Closed`. (The members
+/// stay alive until both receives return: a member leaving wakes the
+/// others, which would hide the bug.)
+#[test]
+fn closing_wakes_every_parked_member() {
+    closing_wakes_both_parked_members(Assignment::Shared);
+}
+
 /// Exclusive assignment: one partition, an owner and a member that owns
 /// nothing, both parked; closing the topic races their parking. The member
 /// owning nothing armed no relay of its own and was never told `Closed`;
-/// now it arms the relays of the partitions it does not own, and both
-/// must get `Closed`.
+/// now, while members are parked, every claim keeps the relays of the
+/// partitions not yet done armed, whoever owns them, and both must get
+/// `Closed`.
 #[test]
 fn closing_wakes_a_member_of_an_exclusive_group_that_owns_nothing() {
-    bounded_model(4, || {
-        let topic = Topic::<u8>::new(TopicConfig::default().max_messages(Some(2))).unwrap();
-        let config = GroupConfig::default().assignment(Assignment::Exclusive);
-        let group = Group::new("g", vec![topic.clone()], config).unwrap();
-        let parked: Vec<_> = (0..2)
-            .map(|_| {
-                let m = group.join(StartFrom::Earliest).unwrap();
-                thread::spawn(move || {
-                    let r = loom::future::block_on(m.recv()).map(|c| c.value);
-                    (r, m)
-                })
-            })
-            .collect();
-        topic.close();
-        let results: Vec<_> = parked.into_iter().map(|h| h.join().unwrap()).collect();
-        for (r, _member) in &results {
-            assert_eq!(*r, Err(RecvError::Closed));
-        }
-    });
+    closing_wakes_both_parked_members(Assignment::Exclusive);
 }
 
 /// Lost wake-up B: two members parked; the one woken for message 0 takes
