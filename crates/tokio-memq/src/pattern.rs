@@ -664,10 +664,11 @@ impl PatternSubscriber {
                 Poll::Pending => {}
             }
         }
-        // Where the next receive starts: after the topic that answered.
+        // Where the next receive starts: after the topic that answered,
+        // less the topics before it that leave the set.
         let next = found
             .as_ref()
-            .map_or(0, |&(at, _)| (0..=at).filter(|j| !gone.contains(j)).count());
+            .map_or(0, |&(at, _)| at + 1 - gone.iter().filter(|&&j| j <= at).count());
         if !gone.is_empty() {
             gone.sort_unstable();
             for at in gone.into_iter().rev() {
