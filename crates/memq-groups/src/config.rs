@@ -70,7 +70,13 @@ pub enum Assignment {
     Shared,
     /// Each partition is owned by one member at a time and rebalanced when
     /// members join or leave, so messages with one key (one partition) are
-    /// processed in order by one member.
+    /// processed in order by one member. With manual acknowledgement and
+    /// an [`ack_timeout`](GroupConfig::ack_timeout), a member that has
+    /// failed (holds messages past the timeout without receiving or
+    /// acknowledging, and is not waiting in a receive) loses its
+    /// partitions to the other members, with the messages it held, until
+    /// its next receive; a member waiting in a receive keeps them and
+    /// gets its messages back as redeliveries.
     Exclusive,
 }
 
@@ -97,7 +103,9 @@ pub struct GroupConfig {
     pub ack: AckMode,
     /// With [`AckMode::Manual`]: a member that neither receives nor
     /// acknowledges for this long is considered failed, and its pending
-    /// messages go to other members. `Duration::MAX` never runs out;
+    /// messages go to other members (under [`Assignment::Exclusive`] with
+    /// its partitions, unless it is waiting in a receive: then they come
+    /// back to it). `Duration::MAX` never runs out;
     /// zero is refused (with manual acknowledgement) by
     /// [`Group::new`](crate::Group::new).
     pub ack_timeout: Option<Duration>,

@@ -235,6 +235,11 @@ struct State<T> {
     next_member: u64,
     /// Partition owners under [`Assignment::Exclusive`].
     owners: Vec<Option<u64>>,
+    /// Exclusive assignment with manual acks: members found holding
+    /// messages past the ack timeout outside a receive (failed, as
+    /// [`GroupConfig::ack_timeout`] says), left out of the assignment
+    /// until their next receive.
+    stalled: BTreeSet<u64>,
     pending: BTreeMap<Key, Pending<T>>,
     redeliver: BTreeSet<Key>,
     /// Dead letters the sink has not taken yet (`None` while one is being
@@ -478,6 +483,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 members: BTreeMap::new(),
                 next_member: 0,
                 owners: vec![None; n],
+                stalled: BTreeSet::new(),
                 pending: BTreeMap::new(),
                 redeliver: BTreeSet::new(),
                 dead: BTreeMap::new(),
@@ -850,6 +856,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn leave(&self, id: u64) {
         let mut st = self.state.lock();
         st.members.remove(&id);
+        st.stalled.remove(&id);
         #[cfg(feature = "tracing")]
         tracing::debug!(target: "memq_groups", group = &*self.name, member = id, members = st.members.len(), "member left");
         // A waiter that outlives its member holds no reservation.
@@ -921,7 +928,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
             partitions = self.sources.len(),
             "partitions reassigned"
         );
-        let ids: Vec<u64> = st.members.keys().copied().collect();
+        // Members that failed are left out while others remain.
+        let mut ids: Vec<u64> = st
+            .members
+            .keys()
+            .filter(|m| !st.stalled.contains(m))
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            ids = st.members.keys().copied().collect();
+        }
         for p in 0..self.sources.len() {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
             if st.owners[p] != owner {
@@ -1011,7 +1027,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         // Idle tracking and expiry matter only with manual acknowledgement.
         if manual {
             let now = Instant::now();
-            self.take_over_idle(&mut st, now);
+            self.take_over_idle(&mut st, member, now);
             if let Some(m) = st.members.get_mut(&member) {
                 m.last_active = now;
             }
@@ -1522,41 +1538,61 @@ impl<T: Clone + Send + 'static> Shared<T> {
     }
 
     /// Queues for redelivery the pending messages of members idle past the
-    /// ack timeout.
-    fn take_over_idle(&self, st: &mut State<T>, now: Instant) {
+    /// ack timeout (`claimer`, whose receive this is, included: it gets
+    /// them back as redeliveries).
+    ///
+    /// Under exclusive assignment, those of them that held messages and
+    /// are not waiting in a receive have failed: they lose their
+    /// partitions to the other members (otherwise their messages would
+    /// wait for them, and a stuck owner would stall its partitions for
+    /// good) until their next receive, which is when `claimer` gets its
+    /// share back.
+    fn take_over_idle(&self, st: &mut State<T>, claimer: u64, now: Instant) {
         let Some(timeout) = self.config.ack_timeout else {
             return;
         };
-        if st.pending.is_empty() {
-            return;
-        }
-        let idle: Vec<u64> = st
-            .members
-            .iter()
-            .filter(|(_, m)| now.saturating_duration_since(m.last_active) >= timeout)
-            .map(|(id, _)| *id)
-            .collect();
-        if idle.is_empty() {
-            return;
-        }
-        let mut moved = Vec::new();
-        for (k, p) in st.pending.iter_mut() {
-            if p.owner.is_some_and(|o| idle.contains(&o)) {
-                p.owner = None;
-                moved.push(*k);
+        let exclusive = self.config.assignment == Assignment::Exclusive;
+        let mut reassign = exclusive && st.stalled.remove(&claimer);
+        if !st.pending.is_empty() {
+            let idle: Vec<u64> = st
+                .members
+                .iter()
+                .filter(|(_, m)| now.saturating_duration_since(m.last_active) >= timeout)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut moved = Vec::new();
+            let mut failed = BTreeSet::new();
+            if !idle.is_empty() {
+                for (k, p) in st.pending.iter_mut() {
+                    if let Some(o) = p.owner.filter(|o| idle.contains(o)) {
+                        p.owner = None;
+                        moved.push(*k);
+                        failed.insert(o);
+                    }
+                }
+            }
+            #[cfg(feature = "tracing")]
+            if !moved.is_empty() {
+                tracing::info!(
+                    target: "memq_groups",
+                    group = &*self.name,
+                    idle_members = idle.len(),
+                    messages = moved.len(),
+                    "idle members' messages taken over for redelivery"
+                );
+            }
+            st.redeliver.extend(moved);
+            if exclusive {
+                for o in failed {
+                    if o != claimer && !st.waiters.waiting(o) {
+                        reassign |= st.stalled.insert(o);
+                    }
+                }
             }
         }
-        #[cfg(feature = "tracing")]
-        if !moved.is_empty() {
-            tracing::info!(
-                target: "memq_groups",
-                group = &*self.name,
-                idle_members = idle.len(),
-                messages = moved.len(),
-                "idle members' messages taken over for redelivery"
-            );
+        if reassign {
+            self.rebalance(st);
         }
-        st.redeliver.extend(moved);
     }
 
     /// Drops the messages queued for redelivery that have reached their

@@ -221,6 +221,15 @@ impl Wakers {
             .any(|&k| self.slots[k].as_ref().is_some_and(|s| eligible(s.member)))
     }
 
+    /// Whether `member` is waiting in a receive: parked, or woken and not
+    /// run yet.
+    pub(crate) fn waiting(&self, member: u64) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|s| s.member == member && (s.waker.is_some() || s.notified.is_some()))
+    }
+
     /// How many members are parked and not yet woken.
     pub(crate) fn parked(&self) -> usize {
         self.queue.len()

@@ -42,7 +42,10 @@
 //!
 //! Where the docs are silent the model follows the implementation, as a
 //! choice of contract: exclusive assignment gives partition `p` to the
-//! `p % n`th member in join order; an idle member's messages are taken
+//! `p % n`th member in join order, leaving out (while others remain)
+//! members that failed: found, by a receive, holding messages past the
+//! ack timeout while not waiting in a receive of their own, until their
+//! next receive; an idle member's messages are taken
 //! over lazily, by the next receive of any member (the idle one included,
 //! which then gets them back as redeliveries); a receive attempt counts as
 //! activity even when it finds nothing; the manual commit is recomputed
@@ -321,6 +324,10 @@ struct Model {
     next_id: u64,
     /// Exclusive mode: the owner of each partition.
     owners: Vec<Option<u64>>,
+    /// Exclusive mode with an ack timeout: members found holding messages
+    /// past it while not waiting in a receive (failed), left out of the
+    /// assignment until their next receive.
+    stalled: std::collections::BTreeSet<u64>,
     pending: BTreeMap<Key, Pend>,
     /// Recently acknowledged, for stale acks.
     acked: Vec<Key>,
@@ -443,7 +450,16 @@ impl Model {
         if !self.cfg.exclusive {
             return;
         }
-        let ids: Vec<u64> = self.members.iter().map(|s| s.id).collect();
+        // Failed members are left out while others remain.
+        let mut ids: Vec<u64> = self
+            .members
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !self.stalled.contains(id))
+            .collect();
+        if ids.is_empty() {
+            ids = self.members.iter().map(|s| s.id).collect();
+        }
         for p in 0..self.n() {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
             if self.owners[p] != owner {
@@ -681,6 +697,12 @@ impl Model {
         // (the receiver included), then marks the receiver active.
         if self.cfg.manual {
             if let Some(t) = self.cfg.ack_timeout_ms {
+                // Exclusive mode: the receiver, if it had failed, gets its
+                // share back; members that held messages past the timeout
+                // while not waiting in a receive fail (assumption: the
+                // docs say such a member "is considered failed"; waiting
+                // in a receive, it is not, and takes its messages again).
+                let mut reassign = self.cfg.exclusive && self.stalled.remove(&m);
                 if !self.pending.is_empty() {
                     let now = self.now;
                     let idle: Vec<u64> = self
@@ -689,11 +711,24 @@ impl Model {
                         .filter(|s| now - s.last_active >= t)
                         .map(|s| s.id)
                         .collect();
+                    let mut failed = Vec::new();
                     for pend in self.pending.values_mut() {
-                        if pend.owner.is_some_and(|o| idle.contains(&o)) {
+                        if let Some(o) = pend.owner.filter(|o| idle.contains(o)) {
                             pend.owner = None;
+                            failed.push(o);
                         }
                     }
+                    if self.cfg.exclusive {
+                        for o in failed {
+                            let waiting = self.members.iter().any(|s| s.id == o && s.hand.is_some());
+                            if o != m && !waiting {
+                                reassign |= self.stalled.insert(o);
+                            }
+                        }
+                    }
+                }
+                if reassign {
+                    self.rebalance();
                 }
             }
             let now = self.now;
@@ -1112,6 +1147,7 @@ impl Model {
         let Some(id) = self.pick(i) else { return };
         let at = self.members.iter().position(|s| s.id == id).unwrap();
         let Slot { member, hand, .. } = self.members.remove(at);
+        self.stalled.remove(&id);
         // The member first: a receive of it may outlive it.
         drop(member);
         drop(hand);
@@ -1843,6 +1879,7 @@ async fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
     .unwrap();
     let mut model = Model {
         owners: vec![None; cfg.partitions],
+        stalled: Default::default(),
         cfg,
         group,
         parts,

@@ -1619,10 +1619,12 @@ impl GroupBuilder<'_> {
     /// unacknowledged to the new owner, as a redelivery (its `ack` then
     /// fails with [`AckError::NotOwned`](crate::AckError::NotOwned), and at
     /// [`max_deliveries`](Self::max_deliveries) it becomes a dead letter).
-    /// An idle owner keeps its partitions: past its
-    /// [`ack_timeout`](Self::ack_timeout) its messages are taken from it
-    /// but wait for it (the owner) to receive them again; a stuck owner
-    /// holds its partitions until it is dropped.
+    /// An owner that holds messages past its
+    /// [`ack_timeout`](Self::ack_timeout) without receiving or
+    /// acknowledging has failed: its partitions go to the other members,
+    /// with the messages it held, until its next receive (a stuck owner
+    /// does not stall them). An owner waiting in a receive keeps its
+    /// partitions and gets its messages back.
     ///
     /// # Examples
     ///
