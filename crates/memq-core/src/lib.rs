@@ -107,6 +107,7 @@
 
 mod config;
 mod cursor;
+mod delay;
 mod error;
 mod log;
 mod shared;
@@ -141,6 +142,7 @@ pub mod loom_clock {
 
 pub use config::{Overflow, TopicConfig};
 pub use cursor::{Cursor, Delivered, Recv, RecvBatch, Waiter};
+pub use delay::Delay;
 pub use error::{
     CommitError, ConfigError, OutOfRange, PublishError, RecvError, SubscribeError, TryRecvError,
 };

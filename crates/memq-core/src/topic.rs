@@ -171,9 +171,8 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// When it has to wait on a full topic with a TTL inside a Tokio
     /// runtime without the time driver (the wait for the oldest messages
-    /// to expire sets a timer). Outside a Tokio runtime it sets none: then
-    /// only a cursor moving on or a sweep of expired messages (by another
-    /// publish, a receive or stats) releases it.
+    /// to expire sets a timer). Outside a Tokio runtime the timer is this
+    /// crate's timer thread ([`Delay`](crate::Delay)).
     ///
     /// # Examples
     ///
@@ -516,7 +515,7 @@ struct Pending<'a, T, B> {
     /// On a full TTL topic: wakes the publish when enough of the oldest
     /// messages have expired to make room, should nobody else act then.
     #[cfg(not(memq_loom))]
-    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
+    expiry: Option<crate::Delay>,
 }
 
 impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
@@ -556,11 +555,11 @@ impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
     }
 
     /// Arms the expiry timer for `room_at`; true when it has already fired.
-    /// Outside a Tokio runtime there is no timer: only the topic's own
-    /// wake-ups (a cursor moving on, a sweep) release the publish.
+    /// Outside a Tokio runtime the timer is this crate's timer thread
+    /// ([`Delay`](crate::Delay)).
     #[cfg(not(memq_loom))]
     fn wait_for_expiry(&mut self, cx: &mut Context<'_>, room_at: Option<u64>) -> bool {
-        let Some(ts) = room_at.filter(|_| tokio::runtime::Handle::try_current().is_ok()) else {
+        let Some(ts) = room_at else {
             self.expiry = None;
             return false;
         };
@@ -568,8 +567,8 @@ impl<'a, T, B: Batch<T>> Pending<'a, T, B> {
         // A timer of the runtime polling now: one kept from an earlier poll
         // may belong to another runtime (a publish moved between runtimes,
         // inside a sink say), which panics once that runtime is gone.
-        let sleep = self.expiry.insert(Box::pin(tokio::time::sleep_until(deadline)));
-        sleep.as_mut().poll(cx).is_ready()
+        let delay = self.expiry.insert(crate::Delay::until(deadline));
+        delay.poll_elapsed(cx).is_ready()
     }
 
     /// Under loom there is no timer; wake-ups come from the topic alone.

@@ -2,13 +2,11 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use memq_core::{RecvError, StartFrom, Topic, TryRecvError};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::config::GroupConfig;
 use crate::error::{AckError, GroupError};
@@ -270,7 +268,7 @@ pub struct MemberWaiter<T: Clone + Send + 'static> {
     /// When to offer again the dead letters that hold the group at
     /// `max_pending`.
     pub(crate) retry: Option<Instant>,
-    sleep: Option<Pin<Box<Sleep>>>,
+    sleep: Option<memq_core::Delay>,
     /// Yields in a row so far (see `claim`): not 0 after a claim that
     /// found the group's lock taken and yielded (its task is woken to try
     /// again), 0 after one that got the lock.
@@ -571,19 +569,12 @@ impl<T: Clone + Send + 'static> Member<T> {
                 waiter.sleep = None;
                 return Poll::Pending;
             };
-            if !runtime {
-                // No timer outside a runtime (`sleep_until` would panic):
-                // an idle member's messages are claimed when this receive
-                // is polled again after the deadline (a blocking receive
-                // polls again every few milliseconds).
-                waiter.sleep = None;
-                return Poll::Pending;
-            }
-            // A timer of the runtime polling now: one kept from an earlier
-            // poll may belong to another runtime (a stream moved between
-            // runtimes), which panics once that runtime is gone.
-            let sleep = waiter.sleep.insert(Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.as_mut().poll(cx).is_pending() {
+            // A timer of the runtime polling now (outside a runtime, the
+            // timer thread of memq-core): one kept from an earlier poll may
+            // belong to another runtime (a stream moved between runtimes),
+            // which panics once that runtime is gone.
+            let sleep = waiter.sleep.insert(memq_core::Delay::until(deadline));
+            if sleep.poll_elapsed(cx).is_pending() {
                 return Poll::Pending;
             }
             // An idle member's messages are claimable now: claim again.

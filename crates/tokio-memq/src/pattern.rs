@@ -464,7 +464,7 @@ impl PatternSubscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, PatternRecvError> {
-        let mut delay = crate::blocking::Delay::new(timeout);
+        let mut delay = memq_core::Delay::after(timeout);
         let mut waits = Waits::new(&self.watch);
         poll_fn(|cx| {
             if let Poll::Ready(r) = self.poll_recv(Some(cx), &mut waits) {

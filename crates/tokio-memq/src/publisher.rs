@@ -1616,7 +1616,7 @@ where
         return publish.await.map_err(PublishError::from);
     };
     // Tokio's timer in a runtime, a timer thread outside one.
-    let mut delay = crate::blocking::Delay::new(timeout);
+    let mut delay = memq_core::Delay::after(timeout);
     poll_fn(|cx| {
         if let Poll::Ready(r) = Pin::new(&mut publish).poll(cx) {
             return Poll::Ready(r.map_err(PublishError::from));

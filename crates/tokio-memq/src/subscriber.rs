@@ -972,7 +972,7 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<TopicMessage>, RecvError> {
-        let mut delay = crate::blocking::Delay::new(timeout);
+        let mut delay = memq_core::Delay::after(timeout);
         let got = {
             let mut recv = std::pin::pin!(self.recv());
             poll_fn(|cx| {

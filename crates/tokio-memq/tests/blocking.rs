@@ -298,6 +298,62 @@ fn async_timeouts_work_outside_a_runtime() {
     });
 }
 
+/// Outside a runtime a full TTL topic's waiting publish is released when
+/// the oldest message expires (memq-core's timer thread): before, nothing
+/// woke it, so `publish` hung until another call swept the topic and
+/// `publish_timeout` returned only at its own deadline.
+#[test]
+fn a_full_ttl_topic_releases_a_waiting_publish_at_the_expiry_outside_a_runtime() {
+    bounded(|| {
+        let options = TopicOptions {
+            message_ttl: Some(Duration::from_millis(100)),
+            ..backpressured(1)
+        };
+        let mq = MessageQueue::new();
+        // Never reads: only the expiry makes room.
+        let _idle = block_on(mq.subscriber_with_options("t", options)).unwrap();
+        let publisher = mq.publisher("t");
+        block_on(publisher.publish(1u8)).unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            block_on(publisher.publish_timeout(2u8, Duration::from_secs(20))),
+            Ok(1)
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(90) && took < Duration::from_secs(10),
+            "released at the expiry, not the deadline: {took:?}"
+        );
+        // Plain `publish`: nothing but the expiry wakes it.
+        assert_eq!(block_on(publisher.publish(3u8)), Ok(2));
+    });
+}
+
+/// An async receive of a manual group member, polled outside a runtime,
+/// is woken when an idle member's messages become claimable (before, it
+/// had no timer: only a blocking receive, which polls every few
+/// milliseconds, got them).
+#[test]
+fn an_async_group_receive_outside_a_runtime_gets_an_idle_members_messages() {
+    bounded(|| {
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("jobs", "workers")
+                .manual_ack()
+                .ack_timeout(Duration::from_millis(50))
+                .mode(ConsumptionMode::Earliest)
+                .blocking_join()
+                .unwrap()
+        };
+        let (idle, busy) = (join(), join());
+        mq.publisher("jobs").blocking_publish("only job").unwrap();
+        let held = idle.blocking_recv().unwrap();
+        assert_eq!(held.deliveries, 1);
+        let again = block_on(busy.recv()).unwrap();
+        assert_eq!((again.offset(), again.deliveries), (0, 2));
+    });
+}
+
 /// A minimal executor (no Tokio runtime): polls on this thread, parks
 /// between wake-ups.
 fn block_on<F: Future>(fut: F) -> F::Output {
