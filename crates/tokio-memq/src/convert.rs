@@ -117,8 +117,14 @@ impl ser::Serializer for ScalarSerializer {
     fn serialize_i64(self, v: i64) -> Result<Scalar, NotScalar> {
         Ok(Scalar::I64(v))
     }
+    /// As a 64-bit scalar when it fits, so that it narrows (and reads as
+    /// a float) as every other integer does.
     fn serialize_i128(self, v: i128) -> Result<Scalar, NotScalar> {
-        Ok(Scalar::I128(v))
+        Ok(match (i64::try_from(v), u64::try_from(v)) {
+            (Ok(small), _) => Scalar::I64(small),
+            (_, Ok(small)) => Scalar::U64(small),
+            _ => Scalar::I128(v),
+        })
     }
     fn serialize_u8(self, v: u8) -> Result<Scalar, NotScalar> {
         Ok(Scalar::U64(v.into()))
@@ -132,8 +138,9 @@ impl ser::Serializer for ScalarSerializer {
     fn serialize_u64(self, v: u64) -> Result<Scalar, NotScalar> {
         Ok(Scalar::U64(v))
     }
+    /// As a 64-bit scalar when it fits (see `serialize_i128`).
     fn serialize_u128(self, v: u128) -> Result<Scalar, NotScalar> {
-        Ok(Scalar::U128(v))
+        Ok(u64::try_from(v).map_or(Scalar::U128(v), Scalar::U64))
     }
     fn serialize_f32(self, v: f32) -> Result<Scalar, NotScalar> {
         Ok(Scalar::F32(v))
@@ -402,6 +409,15 @@ mod tests {
             Some(i128::from(u64::MAX))
         );
         assert!(convert::<_, f64>(f64::NAN).is_some_and(f64::is_nan));
+        // 128-bit values narrow as the others do when they fit.
+        assert_eq!(convert::<_, u64>(5u128), Some(5));
+        assert_eq!(convert::<_, u8>(5u128), Some(5));
+        assert_eq!(convert::<_, i64>(-5i128), Some(-5));
+        assert_eq!(convert::<_, u64>(i128::from(u64::MAX)), Some(u64::MAX));
+        assert_eq!(convert::<_, f64>(5u128), Some(5.0));
+        assert_eq!(convert::<_, u128>(5u128), Some(5));
+        assert_eq!(convert::<_, i128>(-5i128), Some(-5));
+        assert_eq!(convert::<_, Vec<u64>>(vec![5u128]), Some(vec![5]));
         assert_eq!(convert::<_, Vec<u16>>(vec![1u8, 2, 3]), Some(vec![1, 2, 3]));
         assert_eq!(convert::<_, (i64, f64)>((1i32, 2.5f32)), Some((1, 2.5)));
         assert_eq!(convert::<_, Option<i64>>(Some(1i32)), Some(Some(1)));
@@ -418,6 +434,8 @@ mod tests {
         assert_eq!(convert::<_, u32>(-1i64), None);
         assert_eq!(convert::<_, f32>(0.1f64), None);
         assert_eq!(convert::<_, f64>(u128::MAX), None);
+        assert_eq!(convert::<_, u64>(u128::from(u64::MAX) + 1), None);
+        assert_eq!(convert::<_, i64>(i128::MIN), None);
         assert_eq!(convert::<_, f64>((1i64 << 53) + 1), None);
         assert_eq!(convert::<_, i64>(1.0f64), None);
         assert_eq!(convert::<_, bool>(1u8), None);
