@@ -494,7 +494,7 @@ impl Entry {
     /// Headers weigh their names and values, for byte budgets.
     pub(crate) fn with_meta(self, meta: Arc<Meta>) -> Self {
         let had = self.headers().map_or(0, headers_weight);
-        let base = self.weight().saturating_sub(had);
+        let base = self.payload_weight().saturating_sub(had);
         let (key, format) = (self.key.clone(), self.format);
         let payload = self.into_payload();
         let (payload, weight) = if meta.is_empty() {
@@ -611,8 +611,15 @@ impl Entry {
         }
     }
 
-    /// The weight of an entry for byte budgets.
+    /// The weight of an entry for byte budgets: its payload and headers,
+    /// and its key.
     pub(crate) fn weight(&self) -> usize {
+        let key = self.key.as_ref().map_or(0, |k| k.len());
+        self.payload_weight().saturating_add(key)
+    }
+
+    /// The weight of the payload and headers.
+    fn payload_weight(&self) -> usize {
         match &self.payload {
             Stored::Bytes(b) => b.len(),
             Stored::Other(_) => self.weight.get(),

@@ -98,7 +98,9 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicOptions {
     /// The most messages the topic retains (default `Some(10000)`);
-    /// `None` with no `max_bytes` is unbounded.
+    /// `None`: no limit on the count (with `max_bytes`, messages that
+    /// weigh nothing, empty and without key or headers, are not bounded
+    /// at all: keep a count too).
     pub max_messages: Option<usize>,
     /// How long a message stays deliverable. Expired messages are never
     /// delivered and are counted in [`TopicStats::expired`].
@@ -128,6 +130,8 @@ pub struct TopicOptions {
     /// inline size plus the strings, bytes and collections they reach, as
     /// their `Serialize` shows them: a `Vec<u8>` of 1 MiB weighs about
     /// 1 MiB), measured once when published to a topic with this budget.
+    /// A message's key and headers weigh too (their bytes, and 8 more
+    /// per header).
     pub max_bytes: Option<usize>,
 }
 
@@ -280,7 +284,11 @@ pub struct TopicStats {
     /// after it count here until it hands out the next one (its
     /// [`GroupStats::lag`](crate::GroupStats) has passed over them).
     pub consumer_lags: HashMap<String, usize>,
-    /// Retained payload bytes.
+    /// Retained payload bytes, weighed as [`max_bytes`](TopicOptions::max_bytes)
+    /// weighs them (keys and headers included). A native value is
+    /// weighed by what it holds only on a topic with a byte budget;
+    /// elsewhere it counts its inline size (a `Vec<u8>` 24 bytes,
+    /// whatever it holds), as walking every value would cost each publish.
     pub bytes: usize,
     /// The same as [`bytes`](Self::bytes), under 1.0.0's name.
     pub total_payload_size: usize,

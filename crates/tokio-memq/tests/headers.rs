@@ -217,3 +217,34 @@ async fn even_empty_headers_weigh_in_a_byte_budget() {
         .unwrap_err();
     assert!(matches!(err, tokio_memq::PublishError::TooLarge(1)), "{err:?}");
 }
+
+/// Keys weigh as headers do: 1,000 messages of 10 bytes, each with a
+/// 100,000-byte key, kept 100 MB under a 64 KiB budget (and `bytes`
+/// said 10,000) before keys were weighed.
+#[tokio::test]
+async fn keys_weigh_in_a_byte_budget() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_bytes: Some(100),
+        ..TopicOptions::default()
+    };
+    let sub = mq.subscriber_with_options("k", options).await.unwrap();
+    let publisher = mq.publisher("k");
+    let key = "k".repeat(50);
+    publisher.publish_with_key(key.clone(), 1u8).await.unwrap();
+    let stats = mq.get_topic_stats("k").await.unwrap();
+    assert_eq!(stats.bytes, 51, "a one-byte value and a 50-byte key");
+    // A second one does not fit beside it: the first is evicted.
+    publisher.publish_with_key(key.clone(), 2u8).await.unwrap();
+    let stats = mq.get_topic_stats("k").await.unwrap();
+    assert_eq!((stats.message_count, stats.evicted), (1, 1));
+    assert_eq!(
+        within(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
+        tokio_memq::RecvError::Lagged(1)
+    );
+    let err = publisher
+        .publish_with_key("k".repeat(101), 3u8)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tokio_memq::PublishError::TooLarge(3)), "{err:?}");
+}
