@@ -166,6 +166,11 @@
 //!   error ([`TopicError::OptionsMismatch`]) instead of being ignored.
 //! - [`TopicMessage`] fields are `Arc<str>` for `topic` and `key`,
 //!   `Option<u64>` for `offset`; it is `#[non_exhaustive]`.
+//! - Calls 1.0.0 accepted and did something else with are errors: a
+//!   batch larger than the topic can hold (`TooLarge`; 1.0.0 kept its
+//!   newest messages), a seek or start offset outside the retained
+//!   window (`OutOfRange`), a commit past the last offset, a fixed
+//!   partition past the count (see the README's migration notes).
 //! - `MessageQueue::new()` works outside a runtime and spawns nothing.
 //! - The traits have an associated `Error` type and return futures
 //!   directly (no `async_trait` boxing).
