@@ -66,30 +66,110 @@ where
     )
 }
 
-/// One decode's depth limit, and whether the limit was hit.
+/// How many zero-sized elements a decode may read beyond one per byte of its input.
+///
+/// Every element of a sequence or map costs at least one byte of input in every built-in
+/// format, except a zero-sized one (`()`, a unit struct, `[T; 0]`) in bincode, which costs
+/// nothing: a 9-byte bincode payload declaring `u64::MAX` of them would keep a decode busy
+/// for ever (nothing is allocated, nothing nests, so neither other limit stops it).
+pub(crate) const ZERO_SIZED_SLACK: usize = 65_536;
+
+/// Which limit a decode ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trip {
+    Depth,
+    ZeroSized,
+}
+
+/// One decode's depth limit and element budgets, and whether a limit was hit.
+///
+/// Besides the depth, a guard bounds what length fields alone can make a decode do: the
+/// zero-sized elements it reads (see [`ZERO_SIZED_SLACK`]), and the capacity that sequences
+/// and maps reserve from their declared lengths. serde reserves up to 1 MiB per container,
+/// and a value that nests containers reserves that at every level before the input runs
+/// out (a kilobyte of bincode declaring `u64::MAX` replies at each of a hundred levels
+/// reserved 63 MiB); the guard hands out at most one element of declared length per byte of
+/// input over the whole decode (every non-zero-sized element costs a byte), so what is
+/// reserved stays proportional to the input. Containers longer than that grow as they are
+/// read.
 #[derive(Debug)]
 pub(crate) struct DepthGuard {
     max_depth: usize,
-    tripped: Cell<bool>,
+    tripped: Cell<Option<Trip>>,
+    zero_sized_left: Cell<usize>,
+    reserve_left: Cell<usize>,
 }
 
 impl DepthGuard {
-    /// A guard allowing `max_depth` levels (0 acts as 1: a lone scalar).
-    pub(crate) fn new(max_depth: usize) -> Self {
+    /// A guard allowing `max_depth` levels (0 acts as 1: a lone scalar) for decoding
+    /// `input_len` bytes.
+    pub(crate) fn new(max_depth: usize, input_len: usize) -> Self {
         DepthGuard {
             max_depth,
-            tripped: Cell::new(false),
+            tripped: Cell::new(None),
+            zero_sized_left: Cell::new(input_len.saturating_add(ZERO_SIZED_SLACK)),
+            reserve_left: Cell::new(input_len),
         }
     }
 
-    /// The limit this guard enforces.
-    pub(crate) fn max_depth(&self) -> usize {
-        self.max_depth
+    /// Whether a value passed a limit (the decode's error, if any, is due to that).
+    pub(crate) fn tripped(&self) -> bool {
+        self.tripped.get().is_some()
     }
 
-    /// Whether a value passed the limit (the decode's error, if any, is due to that).
-    pub(crate) fn tripped(&self) -> bool {
-        self.tripped.get()
+    /// The error for the limit that was hit, `source` being the format's own error (which
+    /// says where); call only when [`tripped`](Self::tripped).
+    #[cold]
+    pub(crate) fn error<E>(&self, source: E) -> CodecError
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        match self.tripped.get() {
+            Some(Trip::ZeroSized) => CodecError::with_source(
+                ErrorKind::TooLarge,
+                format!(
+                    "more zero-sized elements than the {ZERO_SIZED_SLACK} allowed beyond one per byte of input"
+                ),
+                source,
+            ),
+            _ => too_deep(self.max_depth, source),
+        }
+    }
+
+    /// The kind of [`error`](Self::error).
+    pub(crate) fn error_kind(&self) -> ErrorKind {
+        match self.tripped.get() {
+            Some(Trip::ZeroSized) => ErrorKind::TooLarge,
+            _ => ErrorKind::TooDeep,
+        }
+    }
+
+    /// Counts one element of type `V`; an error once there were too many zero-sized ones.
+    #[inline]
+    fn element<V, E: de::Error>(&self) -> Result<(), E> {
+        if std::mem::size_of::<V>() != 0 {
+            return Ok(());
+        }
+        match self.zero_sized_left.get().checked_sub(1) {
+            Some(left) => {
+                self.zero_sized_left.set(left);
+                Ok(())
+            }
+            None => {
+                self.tripped.set(Some(Trip::ZeroSized));
+                Err(E::custom("too many zero-sized elements"))
+            }
+        }
+    }
+
+    /// A container's declared length `hint`, as much of it as the reserve budget still
+    /// allows (what it grants is spent).
+    #[inline]
+    fn reserve(&self, hint: Option<usize>) -> Option<usize> {
+        let left = self.reserve_left.get();
+        let granted = hint?.min(left);
+        self.reserve_left.set(left - granted);
+        Some(granted)
     }
 
     /// `deserializer` with the limit applied to the top-level value it reads (for a custom
@@ -142,7 +222,7 @@ impl<'g> Budget<'g> {
     #[cold]
     #[inline(never)]
     fn too_deep<E: de::Error>(self) -> E {
-        self.guard.tripped.set(true);
+        self.guard.tripped.set(Some(Trip::Depth));
         E::custom(TOO_DEEP)
     }
 }
@@ -337,6 +417,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
 
     #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, A::Error> {
+        self.budget.guard.element::<T::Value, A::Error>()?;
         self.inner.next_element_seed(Seed {
             inner: seed,
             budget: self.budget,
@@ -345,7 +426,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint()
+        self.budget.guard.reserve(self.inner.size_hint())
     }
 }
 
@@ -360,6 +441,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
 
     #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        self.budget.guard.element::<K::Value, A::Error>()?;
         self.inner.next_key_seed(Seed {
             inner: seed,
             budget: self.budget,
@@ -381,13 +463,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
         T: DeserializeSeed<'de>,
     {
         let budget = self.budget;
+        budget.guard.element::<K::Value, A::Error>()?;
         self.inner
             .next_entry_seed(Seed { inner: key, budget }, Seed { inner: value, budget })
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint()
+        self.budget.guard.reserve(self.inner.size_hint())
     }
 }
 

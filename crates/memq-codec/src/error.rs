@@ -49,7 +49,9 @@ pub enum ErrorKind {
     /// The frame's checksum does not match its contents.
     ChecksumMismatch,
     /// Decoding would produce more than [`DecodeLimits::max_decoded_size`](crate::DecodeLimits)
-    /// bytes, or a payload is too large for the frame's length field.
+    /// bytes, or more zero-sized elements than its payload can back (see
+    /// [`DecodeLimits`](crate::DecodeLimits)), or a payload is too large for the frame's
+    /// length field.
     TooLarge,
     /// The value nests deeper than [`DecodeLimits::max_depth`](crate::DecodeLimits::max_depth)
     /// allows (or, in JSON, deeper than serde_json's own limit of 128 levels).

@@ -156,7 +156,10 @@
 //! never grows past the limit and stops as soon as the output would pass it, so a 1 KiB gzip
 //! or zstd bomb is refused after at most the limit's worth of output, never expanded. The
 //! deserializers read from the decoded buffer and check every length field against the
-//! bytes actually present before allocating.
+//! bytes actually present before allocating: what sequences and maps reserve from declared
+//! lengths is bounded by the payload's size over the whole decode, however deep they nest,
+//! and a declared length of zero-sized elements (which cost no bincode input) is refused past
+//! what the payload can back, rather than looped through (see [`DecodeLimits`]).
 //!
 //! Nor does decoding overflow the stack. Every serde format (bincode, JSON, MessagePack and
 //! custom formats) reads through an adapter that counts how deep the value nests and refuses

@@ -14,9 +14,13 @@
 /// any decompression.
 ///
 /// The deserializers read from that payload and never allocate from a length field alone
-/// (strings and byte arrays are checked against the bytes actually present, sequences
-/// pre-allocate at most serde's cautious 1 MiB), so the decoded value stays proportional to the
-/// payload.
+/// (strings and byte arrays are checked against the bytes actually present; the capacity
+/// sequences and maps reserve from their declared lengths is at most one element per byte of
+/// the payload over the whole decode, however deep they nest, and longer ones grow as they are
+/// read), so the decoded value stays proportional to the payload. Nor does a length field
+/// make a decode loop: elements of zero size (`()`, unit structs), which cost no input in
+/// bincode, are refused with [`TooLarge`](crate::ErrorKind::TooLarge) past one per byte of
+/// payload plus 65,536.
 ///
 /// The default limit is 64 MiB ([`DEFAULT_MAX_DECODED_SIZE`](Self::DEFAULT_MAX_DECODED_SIZE)).
 ///

@@ -265,3 +265,142 @@ mod refused {
         assert!(peak < MIB + 256 * KIB, "peak {peak}");
     }
 }
+
+/// Length fields alone: a declared length makes a decode reserve memory or loop only as far
+/// as the input backs it.
+#[cfg(feature = "bincode")]
+mod lengths {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use memq_codec::{
+        Codec, DecodeLimits, ErrorKind, PipelineConfig, SerializationConfig, SerializationFormat,
+    };
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Ping;
+
+    #[derive(Debug, Deserialize)]
+    struct Comment {
+        _id: u64,
+        _replies: Vec<Comment>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Dir {
+        _entries: HashMap<String, Dir>,
+    }
+
+    fn bare(format: SerializationFormat, limits: DecodeLimits) -> Codec {
+        Codec::new(format, SerializationConfig::Default, PipelineConfig::default())
+            .unwrap()
+            .with_limits(limits)
+    }
+
+    /// bincode's varint marker for a `u64` length, then `u64::MAX`.
+    fn huge_length() -> Vec<u8> {
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        bytes
+    }
+
+    /// Runs `f` on its own thread and fails if it takes more than ten seconds.
+    fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the decode returned (a declared length of zero-sized elements looped)")
+    }
+
+    /// Nine bytes of bincode declaring `u64::MAX` unit structs (or `()` keys and values) kept a
+    /// receive busy for ever: no allocation, no nesting, so neither other limit applied.
+    #[test]
+    fn a_declared_length_of_zero_sized_elements_is_refused_at_once() {
+        let codec = bare(SerializationFormat::Bincode, DecodeLimits::new());
+        let input = huge_length();
+        let (seq, map) = bounded(move || {
+            (
+                codec.decode::<Vec<Ping>>(&input).map(|v| v.len()),
+                codec.decode::<HashMap<(), ()>>(&input).map(|m| m.len()),
+            )
+        });
+        for err in [seq.unwrap_err(), map.unwrap_err()] {
+            assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+        }
+        // Up to one per byte of input and 65,536 more still decode.
+        let codec = bare(SerializationFormat::Bincode, DecodeLimits::new());
+        let mut ok = vec![252u8];
+        ok.extend_from_slice(&65_536u32.to_le_bytes());
+        assert_eq!(codec.decode::<Vec<()>>(&ok).unwrap().len(), 65_536);
+    }
+
+    /// Declared lengths nested level under level reserved serde's 1 MiB cap at each: a
+    /// kilobyte under a 1 KiB limit reserved 63 MiB, a kilobyte under the default 143 MiB,
+    /// before the input ran out.
+    #[test]
+    fn nested_declared_lengths_reserve_in_proportion_to_the_input() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut comment = Vec::new();
+        for _ in 0..100 {
+            comment.push(0); // id
+            comment.extend_from_slice(&huge_length()); // replies
+        }
+        let codec = bare(
+            SerializationFormat::Bincode,
+            DecodeLimits::new().with_max_decoded_size(KIB),
+        );
+        let (result, peak) = peak_during(|| codec.decode::<Comment>(&comment));
+        assert!(result.is_err());
+        assert!(
+            peak <= 64 * KIB,
+            "{} input bytes reserved {peak} bytes",
+            comment.len()
+        );
+
+        let mut dir = Vec::new();
+        for _ in 0..100 {
+            dir.extend_from_slice(&huge_length()); // entries
+            dir.push(1); // a one-byte name
+            dir.push(b'a');
+        }
+        let codec = bare(SerializationFormat::Bincode, DecodeLimits::new());
+        let (result, peak) = peak_during(|| codec.decode::<Dir>(&dir));
+        assert!(result.is_err());
+        assert!(
+            peak <= 256 * KIB,
+            "{} input bytes reserved {peak} bytes",
+            dir.len()
+        );
+    }
+
+    /// What the input does hold decodes as before, with its capacity reserved up front.
+    #[test]
+    fn long_sequences_still_decode_whole() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let codec = bare(SerializationFormat::Bincode, DecodeLimits::new());
+        let values: Vec<u64> = (0..100_000).collect();
+        let nested: Vec<Vec<u32>> = (0..100).map(|i| (0..i).collect()).collect();
+        let map: HashMap<String, u8> = (0..1000).map(|i| (i.to_string(), i as u8)).collect();
+        assert_eq!(
+            codec.decode::<Vec<u64>>(&codec.encode(&values).unwrap()).unwrap(),
+            values
+        );
+        assert_eq!(
+            codec
+                .decode::<Vec<Vec<u32>>>(&codec.encode(&nested).unwrap())
+                .unwrap(),
+            nested
+        );
+        assert_eq!(
+            codec
+                .decode::<HashMap<String, u8>>(&codec.encode(&map).unwrap())
+                .unwrap(),
+            map
+        );
+    }
+}

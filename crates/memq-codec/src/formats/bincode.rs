@@ -5,7 +5,7 @@ use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::depth::{self, DepthGuard};
+use crate::depth::DepthGuard;
 use crate::error::{CodecError, ErrorKind};
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -26,7 +26,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     max_depth: usize,
 ) -> Result<T, CodecError> {
     let options = bincode::DefaultOptions::new();
-    let guard = DepthGuard::new(max_depth);
+    let guard = DepthGuard::new(max_depth, bytes.len());
     let result = if strict {
         options
             .reject_trailing_bytes()
@@ -38,7 +38,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     };
     result.map_err(|e| {
         if guard.tripped() {
-            return depth::too_deep(max_depth, e);
+            return guard.error(e);
         }
         // bincode 1.3 (a frozen release) reports trailing bytes with this one message.
         let trailing = matches!(*e, bincode::ErrorKind::Custom(ref m) if m.contains("bytes remaining"));

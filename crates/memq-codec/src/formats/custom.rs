@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
 use crate::config::SerializationConfig;
-use crate::depth::{self, DepthGuard};
+use crate::depth::DepthGuard;
 use crate::error::{CodecError, ErrorKind};
 
 /// A serialization format registered by name, for
@@ -155,7 +155,7 @@ impl ValueSink<'_> {
         let mut erased = <dyn erased_serde::Deserializer<'de>>::erase(guard.wrap(deserializer));
         (self.read)(&mut erased).map_err(|e| {
             if guard.tripped() {
-                depth::too_deep(guard.max_depth(), e)
+                guard.error(e)
             } else {
                 CodecError::with_source(ErrorKind::Deserialize, "deserialization failed", e)
             }
@@ -193,7 +193,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     max_depth: usize,
 ) -> Result<T, CodecError> {
-    let guard = DepthGuard::new(max_depth);
+    let guard = DepthGuard::new(max_depth, bytes.len());
     let mut slot: Option<T> = None;
     let mut read = sink_fn(|de| {
         slot = Some(erased_serde::deserialize::<T>(de)?);
@@ -206,9 +206,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     match format.deserialize(bytes, sink) {
         Ok(()) => {}
         // A format that wraps the sink's error in one of its own still reports the depth.
-        Err(e) if guard.tripped() && e.kind() != ErrorKind::TooDeep => {
-            return Err(depth::too_deep(max_depth, e))
-        }
+        Err(e) if guard.tripped() && e.kind() != guard.error_kind() => return Err(guard.error(e)),
         Err(e) => return Err(e),
     }
     slot.ok_or_else(|| {

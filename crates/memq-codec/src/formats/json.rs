@@ -31,11 +31,11 @@ pub(crate) fn decode<T: DeserializeOwned>(
     strict: bool,
     max_depth: usize,
 ) -> Result<T, CodecError> {
-    let guard = DepthGuard::new(max_depth);
+    let guard = DepthGuard::new(max_depth, bytes.len());
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = guard.seed::<T>().deserialize(&mut de).map_err(|e| {
         if guard.tripped() {
-            depth::too_deep(max_depth, e)
+            guard.error(e)
         } else if e.is_syntax() && e.to_string().starts_with("recursion limit exceeded") {
             depth::too_deep(max_depth.min(SERDE_JSON_MAX_DEPTH), e)
         } else {

@@ -32,12 +32,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
     strict: bool,
     max_depth: usize,
 ) -> Result<T, CodecError> {
-    let guard = DepthGuard::new(max_depth);
+    let guard = DepthGuard::new(max_depth, bytes.len());
     // rmp-serde's counter is a `u16` (it saturates there) that must start above zero.
     let rmp_depth = max_depth.max(1);
     let fail = |e| {
         if guard.tripped() {
-            depth::too_deep(max_depth, e)
+            guard.error(e)
         } else if matches!(e, rmp_serde::decode::Error::DepthLimitExceeded) {
             depth::too_deep(max_depth.min(usize::from(u16::MAX)), e)
         } else {
