@@ -40,7 +40,9 @@ use std::str::FromStr;
 pub enum SerializationFormat {
     /// bincode 1.3 with `DefaultOptions` (varint integers, little endian), as 1.0.0 wrote it.
     Bincode,
-    /// JSON (serde_json).
+    /// JSON (serde_json). JSON has no NaN or infinity: serde_json writes non-finite floats
+    /// as `null`, which reads back as `None` in an `Option<f64>` and fails to decode as a
+    /// bare `f64`. Use bincode or MessagePack for values that may hold them.
     Json,
     /// MessagePack (rmp-serde).
     MessagePack,
