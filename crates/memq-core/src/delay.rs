@@ -5,8 +5,10 @@
 //! messages, a timeout) need a timer. Inside a runtime that is Tokio's;
 //! outside one (`futures::executor::block_on`, a hand-written executor,
 //! a plain thread) `tokio::time` panics, so a single shared thread,
-//! started on first use, wakes the waiters there at their deadlines.
+//! started on first use and ending after a second with nothing to time,
+//! wakes the waiters there at their deadlines.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -59,13 +61,42 @@ enum Inner {
     Thread { deadline: StdInstant, key: Option<Key> },
 }
 
+/// How long the timer thread waits with nothing to time before it ends.
+const IDLE: Duration = Duration::from_secs(1);
+
 /// About thirty years: what a deadline too far to say becomes.
 const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 
+thread_local! {
+    /// Set while [`Delay::on_timer_thread`] runs on this thread.
+    static TIMER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether delays made now use Tokio's timer.
+fn tokio_timer() -> bool {
+    !TIMER_THREAD.with(Cell::get) && tokio::runtime::Handle::try_current().is_ok()
+}
+
 impl Delay {
+    /// Runs `f` with every delay made in it on this thread served by the timer thread, even
+    /// inside a Tokio runtime's context: for an executor that parks its thread between polls
+    /// (a blocking call on a `spawn_blocking` thread, say), where the runtime whose context it
+    /// is in may not drive its timers (a current-thread runtime nobody runs) or may shut down
+    /// while the call waits (its timers then panic when polled).
+    pub fn on_timer_thread<R>(f: impl FnOnce() -> R) -> R {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                TIMER_THREAD.with(|t| t.set(self.0));
+            }
+        }
+        let _restore = Restore(TIMER_THREAD.with(|t| t.replace(true)));
+        f()
+    }
+
     /// Elapses `after` from now.
     pub fn after(after: Duration) -> Self {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if tokio_timer() {
             Delay(Inner::Tokio(Box::pin(tokio::time::sleep(after))))
         } else {
             let now = StdInstant::now();
@@ -76,7 +107,7 @@ impl Delay {
     /// Elapses at `deadline` (Tokio's clock: paused time applies inside a
     /// runtime).
     pub fn until(deadline: tokio::time::Instant) -> Self {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if tokio_timer() {
             Delay(Inner::Tokio(Box::pin(tokio::time::sleep_until(deadline))))
         } else {
             Self::thread(deadline.into_std())
@@ -193,7 +224,15 @@ impl Timers {
                 Some(at) => {
                     self.changed.wait_until(&mut st, at);
                 }
-                None => self.changed.wait(&mut st),
+                None => {
+                    // Nothing to time: the thread ends after a while idle (the
+                    // next registration starts another), so it does not outlive
+                    // the queues that used it.
+                    if self.changed.wait_for(&mut st, IDLE).timed_out() && st.waiting.is_empty() {
+                        st.running = false;
+                        return;
+                    }
+                }
             }
         }
     }
@@ -257,6 +296,34 @@ mod tests {
         assert!(timers().state.lock().waiting.contains_key(&key));
         drop(delay);
         assert!(!timers().state.lock().waiting.contains_key(&key));
+    }
+
+    #[test]
+    fn the_timer_thread_ends_when_idle_and_starts_again() {
+        let waker = waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut delay = Delay::after(Duration::from_millis(1));
+        while delay.poll_elapsed(&mut cx).is_pending() {
+            thread::park_timeout(Duration::from_secs(10));
+        }
+        // Other tests of this binary may time things meanwhile: wait for
+        // a moment when nothing is timed for longer than `IDLE`.
+        let started = StdInstant::now();
+        while timers().state.lock().running {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the timer thread never ended"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let mut again = Delay::after(Duration::from_millis(1));
+        while again.poll_elapsed(&mut cx).is_pending() {
+            thread::park_timeout(Duration::from_secs(10));
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "never woken after a restart"
+            );
+        }
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub struct GroupConfig {
     /// waits, and is woken when an acknowledgement, an expiry or a dead
     /// letter taken by the sink makes room (while dead letters the sink
     /// refused hold the group at the limit, a waiting member offers them
-    /// again every 100 ms, on a Tokio timer). The group's position then
+    /// again every 100 ms). The group's position then
     /// stops, so an
     /// [`Overflow::Block`](memq_core::Overflow::Block) topic holds its
     /// publishers back, and an evicting topic cannot make the group hold

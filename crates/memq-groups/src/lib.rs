@@ -106,7 +106,7 @@
 //! [`GroupStats::dead_letters_waiting`], the committed offset stays below
 //! it, and it is offered again at the start of later receives and after
 //! acknowledgements (one offer per occasion while the sink keeps
-//! refusing), and every 100 ms by a member waiting (on a Tokio timer)
+//! refusing), and every 100 ms by a member waiting
 //! while such dead letters hold the group at `max_pending`. It stays across the last
 //! member leaving. A dead letter is never handed to a member again: a
 //! group that reads it again (a rejoin from the committed offset, a seek

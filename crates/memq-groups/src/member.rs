@@ -459,15 +459,13 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Panics
     ///
-    /// With an ack timeout configured, while a message is pending with
-    /// another member, outside a Tokio runtime with the time driver
-    /// enabled (the wait for an idle member's messages needs a timer).
-    /// While dead letters the sink refused hold the group at
-    /// [`GroupConfig::max_pending`], a waiting member offers them again
-    /// every 100 ms on a Tokio timer; outside a Tokio runtime it does
-    /// not (they are offered again at the group's receives and
-    /// acknowledgements), and in a runtime without the time driver it
-    /// panics.
+    /// Inside a Tokio runtime built without the time driver, when it
+    /// waits on a timer: with an ack timeout configured while a message is
+    /// pending with another member (the wait for an idle member's
+    /// messages), or while dead letters the sink refused hold the group at
+    /// [`GroupConfig::max_pending`] (a waiting member offers them again
+    /// every 100 ms). Outside a runtime these timers run on memq-core's
+    /// timer thread ([`memq_core::Delay`]).
     ///
     /// # Examples
     ///
@@ -557,10 +555,7 @@ impl<T: Clone + Send + 'static> Member<T> {
                 Poll::Pending if waiter.yields > 0 => return Poll::Pending,
                 Poll::Pending => {}
             }
-            // The dead-letter retry only where a Tokio runtime is: it is
-            // a nicety (receives and acks offer them too), not a wait.
-            let runtime = tokio::runtime::Handle::try_current().is_ok();
-            let retry = waiter.retry.filter(|_| runtime);
+            let retry = waiter.retry;
             let deadline = match (waiter.deadline, retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

@@ -5,23 +5,20 @@
 //! [`Subscriber::blocking_recv`](crate::Subscriber::blocking_recv) and their
 //! kin) poll the same futures as the async methods on the calling thread
 //! and park it between wake-ups, so backpressure, lag and close behave
-//! the same. Outside a Tokio runtime the waits that end with time alone
-//! (a manual group member waiting for an idle member's messages, a full
-//! TTL topic waiting for its oldest message to expire) are woken by
-//! memq-core's timer thread ([`memq_core::Delay`]); the thread also polls
-//! again every [`TICK`] there, for what has no timer outside a runtime
-//! (offering refused dead letters again).
+//! the same. The waits that end with time alone (a manual group member
+//! waiting for an idle member's messages or offering refused dead letters
+//! again, a full TTL topic waiting for its oldest message to expire, a
+//! timeout) are woken by memq-core's timer thread ([`memq_core::Delay`]),
+//! also on a thread in a runtime's context (`spawn_blocking`), so that a
+//! blocking call neither depends on that runtime's timers being driven
+//! nor fails when it shuts down.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
-
-/// How often a blocked thread polls again when no Tokio runtime can wake
-/// it for a deadline.
-const TICK: Duration = Duration::from_millis(10);
+use std::time::Instant;
 
 /// Panics, with Tokio's own message, when called from a thread that is
 /// running async code (a Tokio worker, or inside `block_on`): blocking
@@ -85,29 +82,27 @@ fn run<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     }
     let waker = WAKER.with(Waker::clone);
     let mut cx = Context::from_waker(&waker);
-    let tick = tokio::runtime::Handle::try_current().is_err().then_some(TICK);
-    loop {
+    // Timers on the timer thread, even in a runtime's context (a
+    // `spawn_blocking` thread): that runtime may shut down while this
+    // waits, and its timers then panic when polled.
+    memq_core::Delay::on_timer_thread(|| loop {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return Some(out);
         }
-        let left = match deadline {
+        match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
+                Some(left) if !left.is_zero() => thread::park_timeout(left),
                 _ => return None,
             },
-            None => None,
-        };
-        match (left, tick) {
-            (Some(a), Some(b)) => thread::park_timeout(a.min(b)),
-            (Some(t), None) | (None, Some(t)) => thread::park_timeout(t),
-            (None, None) => thread::park(),
+            None => thread::park(),
         }
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn block_on_gives_up_at_the_deadline() {

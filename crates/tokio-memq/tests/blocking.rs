@@ -354,6 +354,123 @@ fn an_async_group_receive_outside_a_runtime_gets_an_idle_members_messages() {
     });
 }
 
+/// A blocking call on a `spawn_blocking` thread waits on time with the
+/// timer thread, not its runtime's timers: those panicked ("context is
+/// being shutdown") inside the call when the runtime shut down while it
+/// waited, for a group member waiting for an idle member's messages and a
+/// publish waiting for an expiry.
+#[test]
+fn blocking_waits_on_spawn_blocking_threads_outlive_their_runtime() {
+    bounded(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("jobs", "w")
+                .manual_ack()
+                .ack_timeout(Duration::from_secs(60))
+                .mode(ConsumptionMode::Earliest)
+                .blocking_join()
+                .unwrap()
+        };
+        let (holder, waiter) = (join(), join());
+        mq.publisher("jobs").blocking_publish(1u32).unwrap();
+        let _held = holder.blocking_recv().unwrap();
+        let options = TopicOptions {
+            message_ttl: Some(Duration::from_millis(300)),
+            ..backpressured(1)
+        };
+        block_on(mq.create_topic("t", options)).unwrap();
+        let _reader = mq.blocking_subscriber("t", ConsumptionMode::Earliest).unwrap();
+        let publisher = mq.publisher("t");
+        publisher.blocking_publish(0u8).unwrap();
+
+        let (member_tx, member_rx) = mpsc::channel();
+        rt.spawn_blocking(move || {
+            let _ = member_tx.send(waiter.blocking_recv().map(|m| m.offset()));
+        });
+        let (publish_tx, publish_rx) = mpsc::channel();
+        rt.spawn_blocking(move || {
+            let _ = publish_tx.send(publisher.blocking_publish(1u8));
+        });
+        thread::sleep(Duration::from_millis(50)); // both wait
+        rt.shutdown_timeout(Duration::from_millis(10));
+        // Offset 0 expires at 300 ms: room for the publish.
+        assert_eq!(publish_rx.recv_timeout(LIMIT), Ok(Ok(1)));
+        mq.close();
+        assert_eq!(member_rx.recv_timeout(LIMIT), Ok(Err(RecvError::Closed)));
+    });
+}
+
+/// A thread in the context of a current-thread runtime that nobody runs
+/// (`rt.enter()`, no `block_on`): a blocking receive waited on that
+/// runtime's timer, which never fires, for an idle member's messages
+/// (until its own timeout, or for ever).
+#[test]
+fn a_blocking_receive_in_an_undriven_runtime_context_still_takes_over() {
+    bounded(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("jobs", "w")
+                .manual_ack()
+                .ack_timeout(Duration::from_millis(50))
+                .mode(ConsumptionMode::Earliest)
+                .blocking_join()
+                .unwrap()
+        };
+        let (holder, waiter) = (join(), join());
+        mq.publisher("jobs").blocking_publish(1u32).unwrap();
+        let _held = holder.blocking_recv().unwrap();
+        let _context = rt.enter();
+        let got = waiter.blocking_recv().unwrap();
+        assert_eq!((got.offset(), got.deliveries), (0, 2));
+    });
+}
+
+/// Outside a runtime, a member held at `max_pending` by a dead letter the
+/// sink refused offers it again on a timer (before, only inside a
+/// runtime: an async receive under another executor never completed).
+#[test]
+fn refused_dead_letters_are_offered_again_outside_a_runtime() {
+    bounded(|| {
+        let mq = MessageQueue::new();
+        block_on(mq.create_topic("dlq", backpressured(1))).unwrap();
+        let dead = mq.blocking_subscriber("dlq", ConsumptionMode::Earliest).unwrap();
+        let member = mq
+            .group("jobs", "g")
+            .manual_ack()
+            .max_deliveries(1)
+            .max_pending(1)
+            .dead_letter_topic("dlq")
+            .mode(ConsumptionMode::Earliest)
+            .blocking_join()
+            .unwrap();
+        mq.publisher("jobs")
+            .blocking_publish_batch(vec![0u32, 1, 2])
+            .unwrap();
+        for _ in 0..2 {
+            let m = block_on(member.recv()).unwrap();
+            // 0 goes to the dead-letter topic (now full); 1 is refused there.
+            member.nack(&m).unwrap();
+        }
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(block_on(member.recv()).map(|m| m.offset()));
+        });
+        thread::sleep(Duration::from_millis(50));
+        // Room in the dead-letter topic: 1 goes there, 2 comes to the member.
+        assert_eq!(dead.blocking_recv().unwrap().dead_letter().unwrap().offset, 0);
+        assert_eq!(rx.recv_timeout(LIMIT), Ok(Ok(2)));
+    });
+}
+
 /// A minimal executor (no Tokio runtime): polls on this thread, parks
 /// between wake-ups.
 fn block_on<F: Future>(fut: F) -> F::Output {
