@@ -66,37 +66,70 @@ where
     )
 }
 
-/// How many zero-sized elements a decode may read beyond one per byte of its input.
+/// How many elements of sequences and maps a decode may read beyond one per byte of its
+/// input.
 ///
-/// Every element of a sequence or map costs at least one byte of input in every built-in
-/// format, except a zero-sized one (`()`, a unit struct, `[T; 0]`) in bincode, which costs
-/// nothing: a 9-byte bincode payload declaring `u64::MAX` of them would keep a decode busy
-/// for ever (nothing is allocated, nothing nests, so neither other limit stops it).
-pub(crate) const ZERO_SIZED_SLACK: usize = 65_536;
+/// An element usually costs at least one byte of input, but not always: in bincode a
+/// zero-sized value (`()`, a unit struct) or a struct whose fields are all skipped costs
+/// nothing, and a custom format may expand its input. Without a count, nine bytes of bincode
+/// declaring `u64::MAX` of them would keep a decode busy for ever (or, for skipped fields,
+/// grow a `Vec` until memory runs out), and neither other limit would stop it.
+pub(crate) const ELEMENT_SLACK: usize = 65_536;
+
+/// How many elements a container takes from the budget at a time.
+const ELEMENT_CHUNK: usize = 256;
+
+/// One container's share of the element budget, counted down per element and given back
+/// when the container is done.
+struct Credit<'g> {
+    left: usize,
+    guard: &'g DepthGuard,
+}
+
+impl<'g> Credit<'g> {
+    fn new(guard: &'g DepthGuard) -> Self {
+        Credit { left: 0, guard }
+    }
+
+    /// Counts one element; an error once the decode's budget is spent.
+    #[inline]
+    fn take<E: de::Error>(&mut self) -> Result<(), E> {
+        if self.left == 0 {
+            self.left = self.guard.grant()?;
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+impl Drop for Credit<'_> {
+    fn drop(&mut self) {
+        self.guard.refund(self.left);
+    }
+}
 
 /// Which limit a decode ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trip {
     Depth,
-    ZeroSized,
+    Elements,
 }
 
 /// One decode's depth limit and element budgets, and whether a limit was hit.
 ///
 /// Besides the depth, a guard bounds what length fields alone can make a decode do: the
-/// zero-sized elements it reads (see [`ZERO_SIZED_SLACK`]), and the capacity that sequences
-/// and maps reserve from their declared lengths. serde reserves up to 1 MiB per container,
-/// and a value that nests containers reserves that at every level before the input runs
-/// out (a kilobyte of bincode declaring `u64::MAX` replies at each of a hundred levels
-/// reserved 63 MiB); the guard hands out at most one element of declared length per byte of
-/// input over the whole decode (every non-zero-sized element costs a byte), so what is
-/// reserved stays proportional to the input. Containers longer than that grow as they are
-/// read.
+/// elements it reads (see [`ELEMENT_SLACK`]), and the capacity that sequences and maps
+/// reserve from their declared lengths. serde reserves up to 1 MiB per container, and a
+/// value that nests containers reserves that at every level before the input runs out (a
+/// kilobyte of bincode declaring `u64::MAX` replies at each of a hundred levels reserved
+/// 63 MiB); the guard hands out at most one element of declared length per byte of input
+/// over the whole decode, so what is reserved stays proportional to the input. Containers
+/// longer than that (or declared when the budget is spent) grow as they are read.
 #[derive(Debug)]
 pub(crate) struct DepthGuard {
     max_depth: usize,
     tripped: Cell<Option<Trip>>,
-    zero_sized_left: Cell<usize>,
+    elements_left: Cell<usize>,
     reserve_left: Cell<usize>,
 }
 
@@ -107,7 +140,7 @@ impl DepthGuard {
         DepthGuard {
             max_depth,
             tripped: Cell::new(None),
-            zero_sized_left: Cell::new(input_len.saturating_add(ZERO_SIZED_SLACK)),
+            elements_left: Cell::new(input_len.saturating_add(ELEMENT_SLACK)),
             reserve_left: Cell::new(input_len),
         }
     }
@@ -125,11 +158,9 @@ impl DepthGuard {
         E: StdError + Send + Sync + 'static,
     {
         match self.tripped.get() {
-            Some(Trip::ZeroSized) => CodecError::with_source(
+            Some(Trip::Elements) => CodecError::with_source(
                 ErrorKind::TooLarge,
-                format!(
-                    "more zero-sized elements than the {ZERO_SIZED_SLACK} allowed beyond one per byte of input"
-                ),
+                format!("more elements than one per byte of input and {ELEMENT_SLACK} more"),
                 source,
             ),
             _ => too_deep(self.max_depth, source),
@@ -139,37 +170,46 @@ impl DepthGuard {
     /// The kind of [`error`](Self::error).
     pub(crate) fn error_kind(&self) -> ErrorKind {
         match self.tripped.get() {
-            Some(Trip::ZeroSized) => ErrorKind::TooLarge,
+            Some(Trip::Elements) => ErrorKind::TooLarge,
             _ => ErrorKind::TooDeep,
         }
     }
 
-    /// Counts one element of type `V`; an error once there were too many zero-sized ones.
-    #[inline]
-    fn element<V, E: de::Error>(&self) -> Result<(), E> {
-        if std::mem::size_of::<V>() != 0 {
-            return Ok(());
+    /// Takes up to [`ELEMENT_CHUNK`] elements from the budget for a container to count down
+    /// locally (so that a long sequence costs one decrement per element); an error once the
+    /// budget is spent.
+    #[cold]
+    fn grant<E: de::Error>(&self) -> Result<usize, E> {
+        let left = self.elements_left.get();
+        if left == 0 {
+            return Err(self.too_many());
         }
-        match self.zero_sized_left.get().checked_sub(1) {
-            Some(left) => {
-                self.zero_sized_left.set(left);
-                Ok(())
-            }
-            None => {
-                self.tripped.set(Some(Trip::ZeroSized));
-                Err(E::custom("too many zero-sized elements"))
-            }
-        }
+        let granted = left.min(ELEMENT_CHUNK);
+        self.elements_left.set(left - granted);
+        Ok(granted)
     }
 
-    /// A container's declared length `hint`, as much of it as the reserve budget still
-    /// allows (what it grants is spent).
+    /// Gives back what a container took and did not use.
+    #[inline]
+    fn refund(&self, unused: usize) {
+        self.elements_left.set(self.elements_left.get() + unused);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_many<E: de::Error>(&self) -> E {
+        self.tripped.set(Some(Trip::Elements));
+        E::custom("too many elements")
+    }
+
+    /// A container's declared length `hint` if the reserve budget still covers it (then it
+    /// is spent); otherwise no hint, and the container grows as it is read.
     #[inline]
     fn reserve(&self, hint: Option<usize>) -> Option<usize> {
         let left = self.reserve_left.get();
-        let granted = hint?.min(left);
-        self.reserve_left.set(left - granted);
-        Some(granted)
+        let hint = hint.filter(|&h| h <= left)?;
+        self.reserve_left.set(left - hint);
+        Some(hint)
     }
 
     /// `deserializer` with the limit applied to the top-level value it reads (for a custom
@@ -386,13 +426,21 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Visit<'_, V> {
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
         let budget = self.budget.open()?;
-        self.inner.visit_seq(Seq { inner: seq, budget })
+        self.inner.visit_seq(Seq {
+            inner: seq,
+            budget,
+            credit: Credit::new(budget.guard),
+        })
     }
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         let budget = self.budget.open()?;
-        self.inner.visit_map(Map { inner: map, budget })
+        self.inner.visit_map(Map {
+            inner: map,
+            budget,
+            credit: Credit::new(budget.guard),
+        })
     }
 
     #[inline]
@@ -410,6 +458,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Visit<'_, V> {
 struct Seq<'g, A> {
     inner: A,
     budget: Budget<'g>,
+    credit: Credit<'g>,
 }
 
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
@@ -417,7 +466,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
 
     #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, A::Error> {
-        self.budget.guard.element::<T::Value, A::Error>()?;
+        self.credit.take::<A::Error>()?;
         self.inner.next_element_seed(Seed {
             inner: seed,
             budget: self.budget,
@@ -434,6 +483,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
 struct Map<'g, A> {
     inner: A,
     budget: Budget<'g>,
+    credit: Credit<'g>,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
@@ -441,7 +491,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
 
     #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
-        self.budget.guard.element::<K::Value, A::Error>()?;
+        self.credit.take::<A::Error>()?;
         self.inner.next_key_seed(Seed {
             inner: seed,
             budget: self.budget,
@@ -463,7 +513,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
         T: DeserializeSeed<'de>,
     {
         let budget = self.budget;
-        budget.guard.element::<K::Value, A::Error>()?;
+        self.credit.take::<A::Error>()?;
         self.inner
             .next_entry_seed(Seed { inner: key, budget }, Seed { inner: value, budget })
     }

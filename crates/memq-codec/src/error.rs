@@ -49,7 +49,7 @@ pub enum ErrorKind {
     /// The frame's checksum does not match its contents.
     ChecksumMismatch,
     /// Decoding would produce more than [`DecodeLimits::max_decoded_size`](crate::DecodeLimits)
-    /// bytes, or more zero-sized elements than its payload can back (see
+    /// bytes, or more elements than its payload can back (see
     /// [`DecodeLimits`](crate::DecodeLimits)), or a payload is too large for the frame's
     /// length field.
     TooLarge,

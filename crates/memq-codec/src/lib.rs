@@ -158,8 +158,9 @@
 //! deserializers read from the decoded buffer and check every length field against the
 //! bytes actually present before allocating: what sequences and maps reserve from declared
 //! lengths is bounded by the payload's size over the whole decode, however deep they nest,
-//! and a declared length of zero-sized elements (which cost no bincode input) is refused past
-//! what the payload can back, rather than looped through (see [`DecodeLimits`]).
+//! and a declared length of elements that cost no input (zero-sized values in bincode) is
+//! refused past what the payload can back, rather than looped through (see
+//! [`DecodeLimits`]).
 //!
 //! Nor does decoding overflow the stack. Every serde format (bincode, JSON, MessagePack and
 //! custom formats) reads through an adapter that counts how deep the value nests and refuses

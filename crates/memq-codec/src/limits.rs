@@ -18,9 +18,11 @@
 /// sequences and maps reserve from their declared lengths is at most one element per byte of
 /// the payload over the whole decode, however deep they nest, and longer ones grow as they are
 /// read), so the decoded value stays proportional to the payload. Nor does a length field
-/// make a decode loop: elements of zero size (`()`, unit structs), which cost no input in
-/// bincode, are refused with [`TooLarge`](crate::ErrorKind::TooLarge) past one per byte of
-/// payload plus 65,536.
+/// make a decode loop: a decode reads at most one element of sequences and maps per byte of
+/// payload plus 65,536, and refuses more with [`TooLarge`](crate::ErrorKind::TooLarge)
+/// (elements that cost no input, as zero-sized values and structs whose fields are all
+/// skipped do in bincode, would otherwise let nine bytes declare `u64::MAX` of them; a
+/// custom format that expands its input is bound by the same count).
 ///
 /// The default limit is 64 MiB ([`DEFAULT_MAX_DECODED_SIZE`](Self::DEFAULT_MAX_DECODED_SIZE)).
 ///

@@ -339,6 +339,61 @@ mod lengths {
         assert_eq!(codec.decode::<Vec<()>>(&ok).unwrap().len(), 65_536);
     }
 
+    /// Not zero-sized (8 bytes) but written as nothing by bincode: a `Vec` of them grew 8
+    /// bytes per element read until memory ran out.
+    #[derive(Debug, Deserialize)]
+    struct Skipped {
+        #[serde(skip)]
+        _cache: u64,
+    }
+
+    #[test]
+    fn elements_that_cost_no_input_are_counted_whatever_their_size() {
+        let codec = bare(SerializationFormat::Bincode, DecodeLimits::new());
+        let input = huge_length();
+        let err = bounded(move || codec.decode::<Vec<Skipped>>(&input).map(|v| v.len())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    }
+
+    /// A custom format that is bincode underneath: its values reach the guard erased (never
+    /// zero-sized), and unit structs looped through it as through bincode.
+    struct BincodeUnder;
+
+    impl memq_codec::CustomFormat for BincodeUnder {
+        fn name(&self) -> &str {
+            "bincode-under"
+        }
+        fn serialize(
+            &self,
+            _: &memq_codec::ErasedValue<'_>,
+            _: &SerializationConfig,
+            _: &mut Vec<u8>,
+        ) -> Result<(), memq_codec::CodecError> {
+            unreachable!("only decodes")
+        }
+        fn deserialize(
+            &self,
+            bytes: &[u8],
+            sink: memq_codec::ValueSink<'_>,
+        ) -> Result<(), memq_codec::CodecError> {
+            let mut de = bincode::Deserializer::from_slice(bytes, bincode::DefaultOptions::new());
+            sink.deserialize(&mut de)
+        }
+    }
+
+    #[test]
+    fn a_custom_format_cannot_loop_on_a_declared_length_either() {
+        let codec = Codec::custom(
+            std::sync::Arc::new(BincodeUnder),
+            SerializationConfig::Default,
+            PipelineConfig::default(),
+        )
+        .unwrap();
+        let input = huge_length();
+        let err = bounded(move || codec.decode::<Vec<Ping>>(&input).map(|v| v.len())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    }
+
     /// Declared lengths nested level under level reserved serde's 1 MiB cap at each: a
     /// kilobyte under a 1 KiB limit reserved 63 MiB, a kilobyte under the default 143 MiB,
     /// before the input ran out.
