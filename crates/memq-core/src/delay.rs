@@ -12,12 +12,10 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant as StdInstant};
-
-use parking_lot::{Condvar, Mutex};
 
 /// A deadline to wait for in a `poll` function: Tokio's timer inside a
 /// runtime (at the time the delay is made), this crate's timer thread
@@ -99,8 +97,7 @@ impl Delay {
         if tokio_timer() {
             Delay(Inner::Tokio(Box::pin(tokio::time::sleep(after))))
         } else {
-            let now = StdInstant::now();
-            Self::thread(now.checked_add(after).unwrap_or(now + FAR))
+            Self::after_on_thread(after)
         }
     }
 
@@ -110,8 +107,18 @@ impl Delay {
         if tokio_timer() {
             Delay(Inner::Tokio(Box::pin(tokio::time::sleep_until(deadline))))
         } else {
-            Self::thread(deadline.into_std())
+            // As far ahead as Tokio's clock says it is: in a runtime's context
+            // with paused time (`on_timer_thread`), that clock and the
+            // system's part, and a deadline compared with the system's would
+            // elapse at once, for ever.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            Self::after_on_thread(left)
         }
+    }
+
+    fn after_on_thread(after: Duration) -> Self {
+        let now = StdInstant::now();
+        Self::thread(now.checked_add(after).unwrap_or(now + FAR))
     }
 
     fn thread(deadline: StdInstant) -> Self {
@@ -168,9 +175,16 @@ fn timers() -> &'static Timers {
 }
 
 impl Timers {
+    /// The state; the std lock (whose futex calls miri models), never
+    /// poisoned for good: nothing here panics while holding it, and a
+    /// waker's panic happens outside it.
+    fn lock(&self) -> MutexGuard<'_, TimerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Wakes `waker` at `deadline`, replacing the registration `old`.
     fn register(&'static self, deadline: StdInstant, old: Option<Key>, waker: &Waker) -> Key {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if let Some(old) = old {
             st.waiting.remove(&old);
         }
@@ -184,12 +198,12 @@ impl Timers {
                 .name("memq-timer".into())
                 .spawn(move || self.run());
             if spawned.is_err() {
-                // No thread to be had: wake at once, so the caller polls
-                // again rather than waits for ever.
+                // No thread to be had: wake at once (outside the lock), so
+                // the caller polls again rather than waits for ever.
                 st.running = false;
-                if let Some(w) = st.waiting.remove(&key) {
-                    w.wake();
-                }
+                let woken = st.waiting.remove(&key);
+                drop(st);
+                woken.into_iter().for_each(Waker::wake);
             }
         } else if first {
             self.changed.notify_one();
@@ -198,11 +212,11 @@ impl Timers {
     }
 
     fn cancel(&self, key: Key) {
-        self.state.lock().waiting.remove(&key);
+        self.lock().waiting.remove(&key);
     }
 
     fn run(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         loop {
             let now = StdInstant::now();
             let mut due = Vec::new();
@@ -217,18 +231,22 @@ impl Timers {
                 // registers again.
                 drop(st);
                 due.into_iter().for_each(Waker::wake);
-                st = self.state.lock();
+                st = self.lock();
                 continue;
             }
+            let wait = |st, timeout| match self.changed.wait_timeout(st, timeout) {
+                Ok(r) => r,
+                Err(e) => e.into_inner(),
+            };
             match st.waiting.keys().next().map(|k| k.0) {
-                Some(at) => {
-                    self.changed.wait_until(&mut st, at);
-                }
+                Some(at) => st = wait(st, at.saturating_duration_since(now)).0,
                 None => {
                     // Nothing to time: the thread ends after a while idle (the
                     // next registration starts another), so it does not outlive
                     // the queues that used it.
-                    if self.changed.wait_for(&mut st, IDLE).timed_out() && st.waiting.is_empty() {
+                    let (guard, waited) = wait(st, IDLE);
+                    st = guard;
+                    if waited.timed_out() && st.waiting.is_empty() {
                         st.running = false;
                         return;
                     }
@@ -293,9 +311,9 @@ mod tests {
             Inner::Thread { key: Some(key), .. } => *key,
             _ => panic!("outside a runtime the timer thread keeps the delay"),
         };
-        assert!(timers().state.lock().waiting.contains_key(&key));
+        assert!(timers().lock().waiting.contains_key(&key));
         drop(delay);
-        assert!(!timers().state.lock().waiting.contains_key(&key));
+        assert!(!timers().lock().waiting.contains_key(&key));
     }
 
     #[test]
@@ -309,7 +327,7 @@ mod tests {
         // Other tests of this binary may time things meanwhile: wait for
         // a moment when nothing is timed for longer than `IDLE`.
         let started = StdInstant::now();
-        while timers().state.lock().running {
+        while timers().lock().running {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "the timer thread never ended"

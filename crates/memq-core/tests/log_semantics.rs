@@ -580,10 +580,11 @@ async fn a_blocked_publish_is_woken_as_soon_as_room_exists() {
     assert_eq!(offset, 1_000);
 }
 
-/// Outside a Tokio runtime a publish waiting on a full TTL topic sets no
-/// timer (and does not panic); the reader moving on releases it.
+/// Outside a Tokio runtime a publish waiting on a full TTL topic sets its
+/// timer on memq-core's timer thread (it does not panic for want of a
+/// runtime); the reader moving on releases it before the expiry.
 #[test]
-fn a_blocked_ttl_publish_outside_a_runtime_needs_no_timer() {
+fn a_blocked_ttl_publish_outside_a_runtime_needs_no_runtime() {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
 

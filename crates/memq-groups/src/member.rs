@@ -510,10 +510,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     ///
     /// # Panics
     ///
-    /// As [`recv_batch`](Self::recv_batch): the wait for an idle member's
-    /// messages (with an ack timeout) needs a Tokio runtime with the time
-    /// driver; the 100 ms retry of dead letters held at `max_pending` is
-    /// skipped outside a Tokio runtime.
+    /// As [`recv_batch`](Self::recv_batch): inside a Tokio runtime built
+    /// without the time driver, when it waits on a timer (for an idle
+    /// member's messages, or to offer refused dead letters again).
     pub fn poll_recv_batch(
         &self,
         cx: &mut Context<'_>,

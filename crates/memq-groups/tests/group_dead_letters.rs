@@ -364,8 +364,9 @@ async fn a_panicking_sink_leaves_its_dead_letter_waiting() {
 
 /// Review 8: with refused dead letters holding the group at
 /// `max_pending`, a receive polled outside any Tokio runtime panicked
-/// (its 100 ms retry timer needs a runtime). It waits without the timer:
-/// the dead letters are offered again at the group's receives and acks.
+/// (its 100 ms retry timer needed a runtime). Its retry timer now runs on
+/// memq-core's timer thread there; the dead letters are offered again at
+/// the group's receives and acks too.
 #[test]
 fn a_member_waiting_at_the_limit_outside_a_runtime_does_not_panic() {
     let t = Topic::new(TopicConfig::default()).unwrap();

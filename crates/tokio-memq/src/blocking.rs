@@ -10,8 +10,10 @@
 //! again, a full TTL topic waiting for its oldest message to expire, a
 //! timeout) are woken by memq-core's timer thread ([`memq_core::Delay`]),
 //! also on a thread in a runtime's context (`spawn_blocking`), so that a
-//! blocking call neither depends on that runtime's timers being driven
-//! nor fails when it shuts down.
+//! blocking call of an in-memory queue neither depends on that runtime's
+//! timers being driven nor fails when it shuts down. (A queue over Redis
+//! runs its commands, with their timeouts, on the queue's Tokio runtime:
+//! see `remote.rs`.)
 
 use std::future::Future;
 use std::pin::pin;

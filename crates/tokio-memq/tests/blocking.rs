@@ -255,7 +255,7 @@ fn a_manual_group_member_outside_a_runtime_gets_an_idle_members_messages() {
         let held = idle.blocking_recv().unwrap();
         assert_eq!(held.deliveries, 1);
         // `idle` never acks: after its ack timeout the job goes to `busy`,
-        // which is blocked with no runtime (no timer) to wake it.
+        // blocked with no runtime (memq-core's timer thread wakes it).
         let again = busy
             .blocking_recv_timeout(Duration::from_secs(20))
             .unwrap()
@@ -313,15 +313,15 @@ fn a_full_ttl_topic_releases_a_waiting_publish_at_the_expiry_outside_a_runtime()
         // Never reads: only the expiry makes room.
         let _idle = block_on(mq.subscriber_with_options("t", options)).unwrap();
         let publisher = mq.publisher("t");
-        block_on(publisher.publish(1u8)).unwrap();
         let started = Instant::now();
+        block_on(publisher.publish(1u8)).unwrap();
         assert_eq!(
             block_on(publisher.publish_timeout(2u8, Duration::from_secs(20))),
             Ok(1)
         );
         let took = started.elapsed();
         assert!(
-            took >= Duration::from_millis(90) && took < Duration::from_secs(10),
+            took >= Duration::from_millis(100) && took < Duration::from_secs(10),
             "released at the expiry, not the deadline: {took:?}"
         );
         // Plain `publish`: nothing but the expiry wakes it.
@@ -388,15 +388,24 @@ fn blocking_waits_on_spawn_blocking_threads_outlive_their_runtime() {
         let publisher = mq.publisher("t");
         publisher.blocking_publish(0u8).unwrap();
 
+        let (started_tx, started_rx) = mpsc::channel();
         let (member_tx, member_rx) = mpsc::channel();
+        let started = started_tx.clone();
         rt.spawn_blocking(move || {
+            let _ = started.send(());
             let _ = member_tx.send(waiter.blocking_recv().map(|m| m.offset()));
         });
         let (publish_tx, publish_rx) = mpsc::channel();
         rt.spawn_blocking(move || {
+            let _ = started_tx.send(());
             let _ = publish_tx.send(publisher.blocking_publish(1u8));
         });
-        thread::sleep(Duration::from_millis(50)); // both wait
+        // Both run (a blocking task not started yet when the runtime shuts
+        // down is never run), and then wait.
+        for _ in 0..2 {
+            started_rx.recv_timeout(LIMIT).unwrap();
+        }
+        thread::sleep(Duration::from_millis(50));
         rt.shutdown_timeout(Duration::from_millis(10));
         // Offset 0 expires at 300 ms: room for the publish.
         assert_eq!(publish_rx.recv_timeout(LIMIT), Ok(Ok(1)));
