@@ -76,7 +76,11 @@ pub enum Assignment {
     /// acknowledging, and is not waiting in a receive) loses its
     /// partitions to the other members, with the messages it held, until
     /// its next receive; a member waiting in a receive keeps them and
-    /// gets its messages back as redeliveries.
+    /// gets its messages back as redeliveries. Coming back is a rebalance
+    /// like any other: what the members covering for it hold of the
+    /// partitions it gets back is redelivered to it (a message it was
+    /// merely slow with can go to another member and back, three
+    /// deliveries). Set the ack timeout above the longest processing time.
     Exclusive,
 }
 

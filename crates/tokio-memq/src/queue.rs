@@ -1623,8 +1623,10 @@ impl GroupBuilder<'_> {
     /// [`ack_timeout`](Self::ack_timeout) without receiving or
     /// acknowledging has failed: its partitions go to the other members,
     /// with the messages it held, until its next receive (a stuck owner
-    /// does not stall them). An owner waiting in a receive keeps its
-    /// partitions and gets its messages back.
+    /// does not stall them). Its return is a rebalance too, so what the
+    /// others took over from it comes back to it as redeliveries: set the
+    /// ack timeout above the longest processing time. An owner waiting in
+    /// a receive keeps its partitions and gets its messages back.
     ///
     /// # Examples
     ///
