@@ -193,7 +193,7 @@ impl Publisher {
     /// Whether this single publish spends a unit of tokio's cooperative
     /// budget: every `PUBLISHES_PER_UNIT`-th does (yielding first when
     /// the budget is spent).
-    fn budget_due(&self) -> bool {
+    pub(crate) fn budget_due(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         // A load and a store, not a read-modify-write: publishers shared
         // between tasks may count a publish twice or not at all.
@@ -268,6 +268,15 @@ impl Publisher {
         let codec = Codec::new(format, Default::default(), Default::default())?;
         let tag = self.registry().formats.tag_of_codec(&codec)?;
         Ok(Some((codec, tag)))
+    }
+
+    /// Whether this publishes to a queue over Redis (where nothing can be
+    /// published without waiting: `try_publish` is unsupported).
+    pub(crate) fn is_remote(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.registry().remote().is_some();
+        #[cfg(not(feature = "redis"))]
+        false
     }
 
     fn registry(&self) -> &Arc<Registry> {

@@ -20,7 +20,10 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// A value is published at once when the topic has room; on a full topic
 /// with backpressure (`lru_enabled: false`) the sink holds that one value
 /// and is not ready for the next until it is published, so a `forward`
-/// waits as `publish` does. An error hands the value back
+/// waits as `publish` does (over Redis every value is held until the
+/// server has it). Like `publish`, the sink spends tokio's cooperative
+/// budget (every fourth value), so a `forward` from a stream that is
+/// always ready lets the other tasks of its thread run. An error hands the value back
 /// ([`PublishError`]) and leaves the sink usable. Values sent without
 /// waiting for readiness (a caller breaking the `Sink` contract) wait
 /// behind the held one and are published in order; one that fails is
@@ -117,7 +120,14 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
     type Error = PublishError<T>;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.get_mut().poll_in_flight(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_in_flight(cx))?;
+        // As `publish` does: a loop of sends that never wait must still let
+        // other tasks run (yielding here, before the next value is taken).
+        if this.publisher.budget_due() {
+            std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
@@ -129,17 +139,21 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
             this.queued.push_back(item);
             return Ok(());
         }
-        match this.publisher.try_publish(item) {
-            Ok(_) => Ok(()),
-            // No room now: wait for it as `publish` does, driven by
-            // `poll_ready` / `poll_flush`.
-            Err(PublishError::Full(item)) => {
-                let publisher = this.publisher.clone();
-                this.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
-                Ok(())
+        let item = if this.publisher.is_remote() {
+            // Over Redis a publish always waits for the server.
+            item
+        } else {
+            match this.publisher.try_publish(item) {
+                Ok(_) => return Ok(()),
+                // No room now: wait for it as `publish` does, driven by
+                // `poll_ready` / `poll_flush`.
+                Err(PublishError::Full(item)) => item,
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
-        }
+        };
+        let publisher = this.publisher.clone();
+        this.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
+        Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

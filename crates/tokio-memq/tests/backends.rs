@@ -1200,3 +1200,24 @@ async fn keep_alive_holds_a_long_job_on_both_backends() {
         other.ack(&taken).unwrap();
     });
 }
+
+/// A publisher's `Sink` publishes on both backends: over Redis it tried
+/// `try_publish` first, which a queue over Redis never supports, and
+/// refused every value (`Store`, `Unsupported`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_publishes_on_every_backend() {
+    use futures_util::SinkExt;
+    on_each_backend!(|mq, name| {
+        let sub = mq.subscriber("sunk").await.unwrap();
+        let mut sink = mq.publisher("sunk").sink::<u32>();
+        sink.send(1).await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        sink.send_all(&mut futures_util::stream::iter([2u32, 3].map(Ok)))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.extend(sub.recv_batch_typed::<u32>(10).await.unwrap());
+        }
+        assert_eq!(got, [1, 2, 3], "{name}");
+    });
+}

@@ -331,3 +331,33 @@ async fn an_owned_stream_of_one_partition_labels_and_keeps_its_partition() {
         "partition 0 is empty"
     );
 }
+
+/// A sink spends tokio's cooperative budget as `publish` does: a loop of
+/// sends on a topic with room lets a task spawned on the same thread run
+/// (before, 10,000 sends went by first), and a `forward` from a stream
+/// that is always ready no longer keeps a timer on its thread from firing.
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_sink_sends_lets_other_tasks_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mq = MessageQueue::new();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+    let mut sink = mq.publisher("busy").sink::<u32>();
+    let mut sends = 0;
+    while !ran.load(Ordering::SeqCst) && sends < 10_000 {
+        sink.send(sends).await.unwrap();
+        sends += 1;
+    }
+    assert!(sends < 10_000, "10,000 sends in a row; the other task never ran");
+
+    let sink = mq.publisher("forwarded").sink::<u32>();
+    let endless = futures_util::stream::repeat(1u32).map(Ok).forward(sink);
+    let cut = within(LIMIT, timeout(Duration::from_millis(50), endless)).await;
+    assert!(
+        matches!(cut, Ok(Err(_))),
+        "the 50 ms timeout fired (a forward that never yields keeps it from firing)"
+    );
+}
