@@ -28,7 +28,10 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// waiting for readiness (a caller breaking the `Sink` contract) wait
 /// behind the held one and are published in order; one that fails is
 /// handed back by the flush that tried it, and the flushes after it go on
-/// with the rest.
+/// with the rest. When the held value fails in `poll_ready`, the error
+/// hands that value back; the value a `SinkExt::send` (or `feed`) was
+/// about to start is dropped by `futures`, which gives it to the sink only
+/// once it is ready: drive `poll_ready` yourself to keep it.
 ///
 /// # Examples
 ///

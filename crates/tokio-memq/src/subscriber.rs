@@ -1828,6 +1828,12 @@ impl Subscriber {
     /// and drained. Decodes with the subscriber's
     /// [decode limits](Self::with_decode_limits).
     ///
+    /// Its items carry no offset to acknowledge, so it is for subscribers
+    /// and automatic groups: a member of a group with manual
+    /// acknowledgement would stop at the group's `max_pending` (use
+    /// [`into_stream`](Self::into_stream) and acknowledge each
+    /// `TopicMessage`, decoding it with `deserialize`).
+    ///
     /// # Examples
     ///
     /// ```
