@@ -76,8 +76,10 @@ where
 /// grow a `Vec` until memory runs out), and neither other limit would stop it.
 pub(crate) const ELEMENT_SLACK: usize = 65_536;
 
-/// How many elements a container takes from the budget at a time.
-const ELEMENT_CHUNK: usize = 256;
+/// How many elements a container takes from the budget at a time. Small, because what the
+/// containers open on the way down hold and have not used yet is not available to those
+/// below them (32 a level: 4,096 at the default depth limit, well within the slack).
+const ELEMENT_CHUNK: usize = 32;
 
 /// One container's share of the element budget, counted down per element and given back
 /// when the container is done.
