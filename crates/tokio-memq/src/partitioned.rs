@@ -537,8 +537,10 @@ impl MessageQueue {
             return all.into_iter().find(|s| s.partition == partition);
         }
         let log = self.partitioned(topic.as_ref()).ok()?;
-        let mut stats = PartitionStats::new(partition, log.partition_stats(partition).ok()?);
+        // First: it writes the groups' lazy automatic commits, which the
+        // partition's consumer lags are computed from.
         let groups = self.registry().group_stats_of(topic.as_ref());
+        let mut stats = PartitionStats::new(partition, log.partition_stats(partition).ok()?);
         stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
         Some(stats)
     }

@@ -2489,9 +2489,10 @@ impl Subscriber {
 
     /// The offset of the next message this subscriber (or its group) will
     /// receive (for a group member, the next new one: messages queued for
-    /// redelivery, after a nack or a take-over, come first); `None` on a
-    /// partitioned topic (see
-    /// [`partition_offset`](Self::partition_offset)).
+    /// redelivery, after a nack or a take-over, come first); `None` for a
+    /// subscriber or group of more than one partition (see
+    /// [`partition_offset`](Self::partition_offset)); a subscription to one
+    /// partition, or to a partitioned topic of one, gives that partition's.
     ///
     /// # Examples
     ///
@@ -2589,7 +2590,8 @@ impl Subscriber {
     }
 
     /// The last offset committed through this subscriber (or its group);
-    /// for a partitioned topic, partition 0's.
+    /// for a subscription to one partition, that partition's; for one to
+    /// every partition of a partitioned topic, partition 0's.
     ///
     /// # Examples
     ///

@@ -83,7 +83,9 @@ impl Checker {
         }
         // A receipt logged late (a later delivery of it is logged already)
         // says nothing about who owns the partition now.
-        let stale = self.seen.get(&(p, o)).is_some_and(|v| v.iter().any(|&x| x > d));
+        let stale = self.seen.get(&(p, o)).is_some_and(|v| v.iter().any(|&x| x > d))
+            || self.dead.get(&(p, o)).is_some_and(|&x| x >= d)
+            || self.acked_d.get(&(p, o)).is_some_and(|&x| x >= d);
         self.seen.entry((p, o)).or_default().push(d);
         if stale {
             self.note(format!("  (stale receipt m{inc} p{p}@{o} d{d})"));
@@ -105,8 +107,10 @@ impl Checker {
                 self.err(format!("m{inc} received p{p}@{o} (d{d}) after it was acked (d{ad})"));
             }
         }
-        if self.dead.contains_key(&(p, o)) {
-            self.err(format!("m{inc} received p{p}@{o} (d{d}) after it was dead-lettered"));
+        if let Some(&dd) = self.dead.get(&(p, o)) {
+            if d > dd {
+                self.err(format!("m{inc} received p{p}@{o} (d{d}) after it was dead-lettered (d{dd})"));
+            }
         }
     }
     fn settled(&mut self, inc: u64, p: usize, o: u64, ack: bool, r: Result<(), AckError>) {
