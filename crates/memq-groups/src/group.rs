@@ -1042,11 +1042,20 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if lagged > 0 {
                 break 'claim Exit::Ready(Err(TryRecvError::Lagged(lagged)));
             }
-            let (got, buried) = self.redeliver(&mut st, member, max, out);
-            if buried {
+            let (mut got, mut buried) = self.redeliver(&mut st, member, max, out);
+            while buried && got < max {
                 // New dead letters go to the sink (with the lock released)
                 // before new messages are handed out: what it takes makes
-                // room under `max_pending`.
+                // room under `max_pending`. Meanwhile a member may have left
+                // or joined (the sink is user code; so is any other thread):
+                // redeliveries that queued for this member then come before
+                // anything new of their partitions.
+                st = self.offer_dead_letters(st, &mut wake);
+                let (more, again) = self.redeliver(&mut st, member, max - got, out);
+                got += more;
+                buried = again;
+            }
+            if buried {
                 st = self.offer_dead_letters(st, &mut wake);
             }
             self.claim_new(&mut st, member, max, got, out, park.is_some())

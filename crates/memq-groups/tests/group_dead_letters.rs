@@ -457,3 +457,50 @@ fn a_gap_in_one_partition_does_not_cut_short_the_batch_from_another() {
     );
     assert_eq!(b.try_recv().map(|m| (m.partition, m.offset)), Ok((1, 2)));
 }
+
+/// A claim offers new dead letters to the sink with the group's lock
+/// released; a member leaving meanwhile (here from inside the sink; any
+/// thread could) gives the claiming member a partition whose pending
+/// message is queued for redelivery. That message must come before the
+/// partition's next new one: the claim handed out the new one first.
+#[test]
+fn a_rebalance_while_the_sink_runs_keeps_redeliveries_first() {
+    let topics: Vec<Topic<&str>> = (0..3)
+        .map(|_| Topic::new(TopicConfig::default()).unwrap())
+        .collect();
+    let leaver: Arc<Mutex<Option<memq_groups::Member<&str>>>> = Arc::default();
+    let in_sink = leaver.clone();
+    let sink: DeadLetterSink<&str> = Arc::new(move |_d: DeadLetter<&str>| {
+        drop(in_sink.lock().unwrap().take());
+        Ok(())
+    });
+    let config = GroupConfig::default()
+        .ack(AckMode::Manual)
+        .max_deliveries(Some(2))
+        .assignment(memq_groups::Assignment::Exclusive);
+    let g = Group::with_dead_letters("g", topics.clone(), config, sink).unwrap();
+    let a = g.join(StartFrom::Earliest).unwrap(); // owns p0
+    let b = g.join(StartFrom::Earliest).unwrap(); // owns p1
+    let c = g.join(StartFrom::Earliest).unwrap(); // owns p2
+    topics[1].try_publish("p1-first").unwrap();
+    let held = b.try_recv().unwrap();
+    assert_eq!((held.partition, held.offset), (1, 0));
+    topics[1].try_publish("p1-second").unwrap();
+    *leaver.lock().unwrap() = Some(b);
+    // p2@0 at its second delivery when c leaves: a owns p2, and its next
+    // claim makes it a dead letter.
+    topics[2].try_publish("poison").unwrap();
+    let x = c.try_recv().unwrap();
+    c.nack(x.partition, x.offset).unwrap();
+    assert_eq!(c.try_recv().unwrap().deliveries, 2);
+    drop(c);
+    // The sink takes the poison and b leaves: p1 is a's, p1@0 queued.
+    let first = a.try_recv().unwrap();
+    assert_eq!(
+        (first.partition, first.offset, first.deliveries),
+        (1, 0, 2),
+        "p1@0 before p1@1"
+    );
+    let second = a.try_recv().unwrap();
+    assert_eq!((second.partition, second.offset, second.deliveries), (1, 1, 1));
+}
