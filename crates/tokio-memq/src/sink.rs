@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_sink::Sink;
@@ -51,7 +52,11 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// ```
 #[must_use = "sinks do nothing unless used"]
 pub struct PublishSink<T> {
-    publisher: Publisher,
+    /// Shared with the publishes in flight, so that they bind this
+    /// publisher to its topic (a clone made before the first publish
+    /// would bind on its own, and a deleted topic's next incarnation could
+    /// take the sink's values).
+    publisher: Arc<Publisher>,
     in_flight: Option<InFlight<T>>,
     /// Values sent while one was held, in order.
     queued: VecDeque<T>,
@@ -60,7 +65,7 @@ pub struct PublishSink<T> {
 impl<T> PublishSink<T> {
     pub(crate) fn new(publisher: Publisher) -> Self {
         PublishSink {
-            publisher,
+            publisher: Arc::new(publisher),
             in_flight: None,
             queued: VecDeque::new(),
         }
@@ -97,7 +102,7 @@ impl<T> PublishSink<T> {
             let Some(item) = self.queued.pop_front() else {
                 return Poll::Ready(Ok(()));
             };
-            let publisher = self.publisher.clone();
+            let publisher = Arc::clone(&self.publisher);
             self.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
         }
     }
@@ -154,7 +159,7 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
                 Err(e) => return Err(e),
             }
         };
-        let publisher = this.publisher.clone();
+        let publisher = Arc::clone(&this.publisher);
         this.in_flight = Some(Box::pin(async move { publisher.publish(item).await }));
         Ok(())
     }

@@ -1221,3 +1221,23 @@ async fn a_sink_publishes_on_every_backend() {
         assert_eq!(got, [1, 2, 3], "{name}");
     });
 }
+
+/// A sink that published keeps failing with `Closed` once its topic is
+/// deleted, as its publisher does, on both backends: over Redis each of
+/// its publishes went through a fresh clone of an unbound publisher, and
+/// the next send after a delete created the topic again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_stays_closed_after_its_topic_is_deleted() {
+    use futures_util::SinkExt;
+    on_each_backend!(|mq, name| {
+        let mut sink = mq.publisher("sunk-once").sink::<u32>();
+        sink.send(1).await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(mq.delete_topic("sunk-once").await, "{name}");
+        let r = sink.send(2).await;
+        assert!(matches!(r, Err(PublishError::Closed(2))), "{name}: {r:?}");
+        assert!(
+            !mq.list_topics().await.iter().any(|t| t == "sunk-once"),
+            "{name}: the topic came back"
+        );
+    });
+}
