@@ -426,6 +426,10 @@ struct StoreInner {
     shared: std::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
     /// Held while reconnecting: one task reconnects, the others wait.
     reconnecting: tokio::sync::Mutex<()>,
+    /// How many times reconnecting was given up (the server out of reach
+    /// for [`RECONNECT_FOR`]): the tasks that waited meanwhile fail at once
+    /// rather than each try for as long again.
+    gave_up: std::sync::atomic::AtomicU64,
     /// When the shared connection last answered, in milliseconds since
     /// `born`.
     answered: std::sync::atomic::AtomicU64,
@@ -585,6 +589,7 @@ impl Store {
                 client,
                 shared: std::sync::Mutex::new((0, Some(conn))),
                 reconnecting: tokio::sync::Mutex::new(()),
+                gave_up: std::sync::atomic::AtomicU64::new(0),
                 answered: std::sync::atomic::AtomicU64::new(0),
                 born: std::time::Instant::now(),
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -640,14 +645,31 @@ impl Store {
     /// The shared connection and its generation; when it broke, a new one
     /// (trying again with a growing pause, up to 30 s).
     async fn connection(&self) -> Result<(u64, MultiplexedConnection), Error> {
+        use std::sync::atomic::Ordering;
         if let Some(c) = self.current() {
             return Ok(c);
         }
+        let gave_up = self.inner.gave_up.load(Ordering::Acquire);
         let _one = self.inner.reconnecting.lock().await;
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let conn = reconnect(|| Self::open_connection(&self.inner.client)).await?;
+        if self.inner.gave_up.load(Ordering::Acquire) != gave_up {
+            // The task before this one tried for 30 s while this one
+            // waited: the same answer now, not 30 s more per waiting task.
+            let gone = std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the server is out of reach (reconnecting was just given up)",
+            );
+            return Err(Error::Redis(gone.into()));
+        }
+        let conn = match reconnect(|| Self::open_connection(&self.inner.client)).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.inner.gave_up.fetch_add(1, Ordering::Release);
+                return Err(e);
+            }
+        };
         let mut shared = self
             .inner
             .shared

@@ -420,3 +420,35 @@ async fn commands_the_server_refuses_are_protocol_errors_not_unavailable() {
     );
     assert!(started.elapsed() < PROMPT);
 }
+
+/// Commands waiting for the shared connection while the server is gone
+/// fail together: each of them, once it got the reconnection lock, tried
+/// for 30 s again, so with three publishes waiting the last failed after
+/// 90 s (four: 120 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_waiting_on_a_gone_server_fail_together() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    let publishers: Vec<_> = (0..3).map(|i| mq.publisher(format!("t{i}"))).collect();
+    for p in &publishers {
+        p.publish(0u8).await.unwrap();
+    }
+    tokio::task::block_in_place(|| drop(server));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = publishers
+        .into_iter()
+        .map(|p| tokio::spawn(async move { timeout(Duration::from_secs(120), p.publish(1u8)).await }))
+        .collect();
+    for task in tasks {
+        let err = task.await.unwrap().expect("failed in time").unwrap_err();
+        assert!(
+            matches!(
+                kind(&err),
+                Some(StoreErrorKind::Unavailable | StoreErrorKind::OutcomeUnknown)
+            ),
+            "{err:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(50), "the last failed after {took:?}");
+}
