@@ -446,18 +446,21 @@ impl Registry {
     }
 
     /// The groups map of `entry`, the topic called `name`, made for its
-    /// first group and shared by every copy of the entry from then on. A
-    /// topic deleted since `entry` was looked up gets a map of its own
-    /// (its groups can only find it closed).
-    fn groups_of(&self, name: &str, entry: &TopicEntry) -> Groups {
+    /// first group and shared by every copy of the entry from then on;
+    /// `None` when the topic has left the registry since `entry` was looked
+    /// up (deleted, or the queue closed). It may not be closed yet: `close`
+    /// and `delete_topic` take a topic out of the registry first, so a map
+    /// of its own would let two first joins of one group make two groups
+    /// over one open topic, each member receiving every message.
+    fn groups_of(&self, name: &str, entry: &TopicEntry) -> Option<Groups> {
         if let Some(groups) = &entry.groups {
-            return groups.clone();
+            return Some(groups.clone());
         }
         match self.topics.write().get_mut(name) {
             Some(current) if current.id == entry.id => {
-                current.groups.get_or_insert_with(Groups::default).clone()
+                Some(current.groups.get_or_insert_with(Groups::default).clone())
             }
-            _ => Groups::default(),
+            _ => None,
         }
     }
 
@@ -1807,7 +1810,9 @@ impl GroupBuilder<'_> {
                     None => Group::new(&self.group, sources, self.config.clone()),
                 }
                 .map_err(|e| group_error(&self.group, e))?;
-                let groups = registry.groups_of(&self.topic, &entry);
+                // The topic deleted (or the queue closed) meanwhile: as
+                // a join that found it so.
+                let groups = registry.groups_of(&self.topic, &entry).ok_or(TopicError::Closed)?;
                 let mut groups = groups.lock();
                 match groups.get(&self.group) {
                     // Another join created it meanwhile.

@@ -147,3 +147,83 @@ fn a_clone_taken_during_the_first_publish_does_not_hold_the_next_topic_open() {
         });
     }
 }
+
+/// Two first joins of one group racing `close()`: a join that found its
+/// topic already out of the registry (`close` takes every topic out, then
+/// closes them one by one) made a group of its own over the still open
+/// topic, and both members received every message.
+#[test]
+fn two_first_joins_of_a_group_racing_close_make_one_group() {
+    use std::sync::atomic::AtomicU32;
+    use tokio_memq::{ConsumptionMode, Subscriber};
+
+    fn spin(n: u64) {
+        for i in 0..n {
+            std::hint::black_box(i);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let started = std::time::Instant::now();
+    let mut seed = 0xDEAD_BEEFu64;
+    let rounds = 600 * u64::from(stress_scale());
+    for round in 0..rounds {
+        if started.elapsed() > LIMIT / 2 {
+            break;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mq = MessageQueue::new();
+        // Many partitions: a group takes a while to build between the
+        // look-up and the registration.
+        rt.block_on(mq.create_partitioned_topic("t", TopicOptions::default(), 64))
+            .unwrap();
+        let publisher = mq.publisher("t");
+        for i in 0..4u32 {
+            publisher.try_publish(i).unwrap();
+        }
+        drop(publisher);
+        // Many other topics: `close` takes them all out, then closes each.
+        for i in 0..300 {
+            rt.block_on(mq.create_topic(format!("other{i}"), TopicOptions::default()))
+                .unwrap();
+        }
+        let go = Arc::new(AtomicU32::new(0));
+        let start = |go: &AtomicU32| {
+            go.fetch_add(1, Ordering::SeqCst);
+            while go.load(Ordering::SeqCst) < 2 {}
+        };
+        // Spins are slower unoptimized: the same range of delays either way.
+        let slow = if cfg!(debug_assertions) { 8 } else { 1 };
+        let (ahead, pause) = (seed % 200_000 / slow, (seed >> 20) % 20_000 / slow);
+        let join = |mq: &MessageQueue| mq.group("t", "g").mode(ConsumptionMode::Earliest).blocking_join();
+        let other = {
+            let (mq, go) = (mq.clone(), go.clone());
+            std::thread::spawn(move || {
+                start(&go);
+                let first = join(&mq);
+                spin(pause);
+                mq.close();
+                first
+            })
+        };
+        start(&go);
+        spin(ahead);
+        let second = join(&mq);
+        let (Ok(a), Ok(b)) = (other.join().unwrap(), second) else {
+            continue;
+        };
+        let drain = |m: &Subscriber| {
+            let mut got: Vec<(usize, u64)> = std::iter::from_fn(|| m.try_recv_now().ok())
+                .map(|x| (x.partition.unwrap(), x.offset()))
+                .collect();
+            got.sort_unstable();
+            got
+        };
+        let (a, b) = (drain(&a), drain(&b));
+        assert!(
+            a.iter().all(|x| !b.contains(x)),
+            "round {round}: two members of one group both received {a:?} and {b:?}"
+        );
+    }
+}
