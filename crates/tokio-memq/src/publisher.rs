@@ -344,6 +344,10 @@ impl Publisher {
         }
         match self.topic.get() {
             Some(target) => target.log.is_closed(),
+            // A clone taken while the publisher it copies bound itself:
+            // bound to that topic, which it finds (and binds to) or finds
+            // gone (a publish would be `Closed`).
+            None if self.lease.bound_id().is_some() => self.target().is_none_or(|t| t.log.is_closed()),
             None => false,
         }
     }

@@ -128,10 +128,21 @@ fn a_clone_taken_during_the_first_publish_does_not_hold_the_next_topic_open() {
         let clones = cloner.join().unwrap();
         runtime.block_on(async {
             assert!(mq.delete_topic("t").await);
-            let sub = mq.subscriber("t").await.unwrap(); // created again
-                                                         // Only the clones bound to the deleted topic are kept: they can
-                                                         // never publish again, so nothing holds the new topic open.
-            let clones: Vec<_> = clones.into_iter().filter(|c| c.is_closed()).collect();
+            // Created again.
+            let sub = mq.subscriber("t").await.unwrap();
+            // A clone either says it is closed (bound to the deleted
+            // topic: it can never publish again) or publishes to the new
+            // topic (it was not bound yet). One taken while the publisher
+            // bound itself had a bound lease and no topic: it said open
+            // and failed every publish with `Closed`.
+            let (clones, open): (Vec<_>, Vec<_>) = clones.into_iter().partition(|c| c.is_closed());
+            for c in &open {
+                assert!(
+                    c.try_publish(3u8).is_ok(),
+                    "round {round}: a clone that says it is open cannot publish"
+                );
+            }
+            drop(open);
             drop((mq, publisher));
             assert!(
                 sub.is_closed(),
