@@ -192,6 +192,7 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
+    /// [`PublishError::Closed`] after [`close`](Self::close);
     /// [`PublishError::Unroutable`] when the topic does not exist, is not
     /// partitioned, or its router cannot place the message; otherwise as
     /// [`Publisher::publish`](crate::Publisher::publish). The message comes
@@ -242,6 +243,9 @@ impl MessageQueue {
         // again, and a topic deleted meanwhile was created anew, plain.
         let entry = match self.registry().get(&message.topic) {
             Some(entry) if matches!(entry.log, Log::Partitioned(_)) => entry,
+            // `close()` empties the registry: that is `Closed`, as for a
+            // publisher, not a topic that never existed.
+            _ if self.registry().is_closed() => return Err(PublishError::Closed(message)),
             _ => return Err(PublishError::Unroutable(message)),
         };
         Publisher::bound(self.registry().clone(), &message.topic.clone(), entry)
@@ -257,6 +261,7 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
+    /// [`PublishError::Closed`] after [`close`](Self::close);
     /// [`PublishError::Unroutable`] (nothing published) when a topic does
     /// not exist or is not partitioned: every topic is checked before
     /// anything is published. When a topic's router cannot place one of
@@ -304,7 +309,11 @@ impl MessageQueue {
                 Ok(log) => logs.push(log),
                 Err(_) => {
                     let all = by_topic.into_values().flatten().map(|(_, m)| m).collect();
-                    return Err(PublishError::Unroutable(all));
+                    return Err(if self.registry().is_closed() {
+                        PublishError::Closed(all)
+                    } else {
+                        PublishError::Unroutable(all)
+                    });
                 }
             }
         }

@@ -745,3 +745,31 @@ async fn partition_stats_show_an_automatic_groups_current_lag() {
         Some(&2)
     );
 }
+
+/// After `close()` publishing to a partitioned topic is `Closed`, as for a
+/// publisher: `close` empties the registry, and the partitioned publishes
+/// took the topic for one that never existed (`Unroutable`).
+#[tokio::test]
+async fn publishing_to_a_partitioned_topic_after_close_is_closed() {
+    let mq = MessageQueue::new();
+    mq.create_partitioned_topic("events", TopicOptions::default(), 2)
+        .await
+        .unwrap();
+    mq.close();
+    let one = mq
+        .publish_to_partitioned(TopicMessage::new("events", 2u8).unwrap())
+        .await
+        .unwrap_err();
+    let batch = mq
+        .publish_batch_to_partitioned(vec![TopicMessage::new("events", 3u8).unwrap()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (one.kind(), batch.kind()),
+        (
+            tokio_memq::PublishErrorKind::Closed,
+            tokio_memq::PublishErrorKind::Closed
+        )
+    );
+    assert_eq!(batch.into_inner().len(), 1, "handed back");
+}
