@@ -74,8 +74,9 @@ pub enum Assignment {
     /// an [`ack_timeout`](GroupConfig::ack_timeout), a member that has
     /// failed (holds messages past the timeout without receiving or
     /// acknowledging, and is not waiting in a receive) loses its
-    /// partitions to the other members, with the messages it held, until
-    /// its next receive; a member waiting in a receive keeps them and
+    /// partitions, with the messages it held, to the member whose receive
+    /// finds it so (the other members keep theirs), until its next
+    /// receive; a member waiting in a receive keeps them and
     /// gets its messages back as redeliveries. Coming back is a rebalance
     /// like any other: what the members covering for it hold of the
     /// partitions it gets back is redelivered to it (a message it was

@@ -940,23 +940,43 @@ impl<T: Clone + Send + 'static> Shared<T> {
         }
         for p in 0..self.sources.len() {
             let owner = (!ids.is_empty()).then(|| ids[p % ids.len()]);
-            if st.owners[p] != owner {
-                st.owners[p] = owner;
-                // Members notified for it may no longer take its messages.
-                st.waiters.disown(p);
-                let moved: Vec<Key> = st
-                    .pending
-                    .range((p, 0)..=(p, u64::MAX))
-                    .filter(|(_, m)| m.owner.is_some())
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in moved {
-                    if let Some(m) = st.pending.get_mut(&k) {
-                        m.owner = None;
-                    }
-                    st.redeliver.insert(k);
-                }
+            self.give(st, p, owner);
+        }
+    }
+
+    /// Exclusive assignment: hands only the partitions of members that
+    /// failed to `receiver`, the member whose receive found them failed
+    /// (it is receiving: the others may be busy), leaving every other
+    /// partition with its owner, so that a failure does not take a healthy
+    /// member's partition and the message it is working on.
+    fn reassign_failed(&self, st: &mut State<T>, receiver: u64) {
+        for p in 0..self.sources.len() {
+            if st.owners[p].is_some_and(|o| st.stalled.contains(&o)) {
+                self.give(st, p, Some(receiver));
             }
+        }
+    }
+
+    /// Makes `owner` the owner of partition `p`: if that changes it, the
+    /// members notified for `p` may no longer take its messages, and what
+    /// the previous owner holds there is queued for the new one.
+    fn give(&self, st: &mut State<T>, p: usize, owner: Option<u64>) {
+        if st.owners[p] == owner {
+            return;
+        }
+        st.owners[p] = owner;
+        st.waiters.disown(p);
+        let moved: Vec<Key> = st
+            .pending
+            .range((p, 0)..=(p, u64::MAX))
+            .filter(|(_, m)| m.owner.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in moved {
+            if let Some(m) = st.pending.get_mut(&k) {
+                m.owner = None;
+            }
+            st.redeliver.insert(k);
         }
     }
 
@@ -1551,17 +1571,19 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// them back as redeliveries).
     ///
     /// Under exclusive assignment, those of them that held messages and
-    /// are not waiting in a receive have failed: they lose their
-    /// partitions to the other members (otherwise their messages would
-    /// wait for them, and a stuck owner would stall its partitions for
-    /// good) until their next receive, which is when `claimer` gets its
-    /// share back.
+    /// are not waiting in a receive have failed: their partitions go to
+    /// `claimer` (otherwise their messages would wait for them, and a stuck
+    /// owner would stall its partitions for good; the other members keep
+    /// theirs) until their next receive, which is when `claimer`, if it had
+    /// failed, gets its share back (the partitions shared out afresh).
     fn take_over_idle(&self, st: &mut State<T>, claimer: u64, now: Instant) {
         let Some(timeout) = self.config.ack_timeout else {
             return;
         };
         let exclusive = self.config.assignment == Assignment::Exclusive;
-        let mut reassign = exclusive && st.stalled.remove(&claimer);
+        // Back from failing: the partitions are shared out afresh.
+        let returned = exclusive && st.stalled.remove(&claimer);
+        let mut failed_now = false;
         if !st.pending.is_empty() {
             let idle: Vec<u64> = st
                 .members
@@ -1594,13 +1616,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if exclusive {
                 for o in failed {
                     if o != claimer && !st.waiters.waiting(o) {
-                        reassign |= st.stalled.insert(o);
+                        failed_now |= st.stalled.insert(o);
                     }
                 }
             }
         }
-        if reassign {
+        if returned {
             self.rebalance(st);
+        } else if failed_now {
+            self.reassign_failed(st, claimer);
         }
     }
 

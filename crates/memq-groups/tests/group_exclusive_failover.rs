@@ -155,3 +155,36 @@ async fn a_stuck_member_alone_keeps_its_partitions() {
     got.sort_unstable();
     assert_eq!(got, vec![(from_a.partition, 0, 3), (from_a.partition, 1, 1)]);
 }
+
+/// A failure moves only the failed member's partitions: with three
+/// members, B failing gave C's partition to A as well (the owners were
+/// recomputed over the members left), with the message C was working on,
+/// and C's acknowledgement was refused.
+#[tokio::test(start_paused = true)]
+async fn a_failure_leaves_the_healthy_members_partitions_alone() {
+    let (t, g) = group(3);
+    let (a, b, c) = (
+        g.join(StartFrom::Earliest).unwrap(),
+        g.join(StartFrom::Earliest).unwrap(),
+        g.join(StartFrom::Earliest).unwrap(),
+    );
+    // In join order they own partitions 0, 1 and 2.
+    t[1].try_publish(11).unwrap();
+    let held_by_b = b.try_recv().unwrap();
+    assert_eq!(held_by_b.partition, 1);
+    tokio::time::sleep(ACK_TIMEOUT / 2).await;
+    t[2].try_publish(21).unwrap();
+    let work_of_c = c.try_recv().unwrap();
+    assert_eq!(work_of_c.partition, 2);
+    tokio::time::sleep(ACK_TIMEOUT / 2).await;
+    // B has failed; C received half a timeout ago.
+    assert_eq!(drain(&a), vec![(1, 0, 2)], "A takes B's message, and only that");
+    a.ack(1, 0).unwrap();
+    c.ack(2, 0).unwrap();
+    t[2].try_publish(22).unwrap();
+    assert_eq!(drain(&c), vec![(2, 1, 1)], "C keeps its partition");
+    // B comes back: the partitions are shared out afresh.
+    assert!(b.try_recv().is_err());
+    t[1].try_publish(12).unwrap();
+    assert_eq!(drain(&b), vec![(1, 1, 1)]);
+}

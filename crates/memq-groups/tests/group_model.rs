@@ -45,7 +45,10 @@
 //! `p % n`th member in join order, leaving out (while others remain)
 //! members that failed: found, by a receive, holding messages past the
 //! ack timeout while not waiting in a receive of their own, until their
-//! next receive; an idle member's messages are taken
+//! next receive (a failure moves only the failed members' partitions, to
+//! the member whose receive found it; coming back shares them out
+//! afresh); an
+//! idle member's messages are taken
 //! over lazily, by the next receive of any member (the idle one included,
 //! which then gets them back as redeliveries); a receive attempt counts as
 //! activity even when it finds nothing; the manual commit is recomputed
@@ -471,6 +474,19 @@ impl Model {
         }
     }
 
+    /// Exclusive mode: the partitions of failed members go to `receiver`,
+    /// the member whose receive found them failed; the others keep theirs.
+    fn reassign_failed(&mut self, receiver: u64) {
+        for p in 0..self.n() {
+            if self.owners[p].is_some_and(|o| self.stalled.contains(&o)) {
+                self.owners[p] = Some(receiver);
+                for (_, pend) in self.pending.range_mut((p, 0)..=(p, u64::MAX)) {
+                    pend.owner = None;
+                }
+            }
+        }
+    }
+
     /// Manual mode: the committed offset is just below the lowest
     /// unacknowledged offset or dead letter waiting (or the next to hand
     /// out), and only moves forward. Recomputed when messages are
@@ -702,7 +718,8 @@ impl Model {
                 // while not waiting in a receive fail (assumption: the
                 // docs say such a member "is considered failed"; waiting
                 // in a receive, it is not, and takes its messages again).
-                let mut reassign = self.cfg.exclusive && self.stalled.remove(&m);
+                let returned = self.cfg.exclusive && self.stalled.remove(&m);
+                let mut failed_now = false;
                 if !self.pending.is_empty() {
                     let now = self.now;
                     let idle: Vec<u64> = self
@@ -722,13 +739,18 @@ impl Model {
                         for o in failed {
                             let waiting = self.members.iter().any(|s| s.id == o && s.hand.is_some());
                             if o != m && !waiting {
-                                reassign |= self.stalled.insert(o);
+                                failed_now |= self.stalled.insert(o);
                             }
                         }
                     }
                 }
-                if reassign {
+                // Coming back shares the partitions out afresh; a failure
+                // moves only the failed members' partitions, to the member
+                // whose receive found it.
+                if returned {
                     self.rebalance();
+                } else if failed_now {
+                    self.reassign_failed(m);
                 }
             }
             let now = self.now;

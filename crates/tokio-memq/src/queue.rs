@@ -1624,9 +1624,10 @@ impl GroupBuilder<'_> {
     /// [`max_deliveries`](Self::max_deliveries) it becomes a dead letter).
     /// An owner that holds messages past its
     /// [`ack_timeout`](Self::ack_timeout) without receiving or
-    /// acknowledging has failed: its partitions go to the other members,
-    /// with the messages it held, until its next receive (a stuck owner
-    /// does not stall them). Its return is a rebalance too, so what the
+    /// acknowledging has failed: its partitions go, with the messages it
+    /// held, to the member whose receive finds it so (the others keep
+    /// theirs), until its next receive (a stuck owner does not stall
+    /// them). Its return is a rebalance too, so what the
     /// others took over from it comes back to it as redeliveries: set the
     /// ack timeout above the longest processing time. An owner waiting in
     /// a receive keeps its partitions and gets its messages back.
