@@ -1813,7 +1813,9 @@ impl GroupBuilder<'_> {
                 .map_err(|e| group_error(&self.group, e))?;
                 // The topic deleted (or the queue closed) meanwhile: as
                 // a join that found it so.
-                let groups = registry.groups_of(&self.topic, &entry).ok_or(TopicError::Closed)?;
+                let groups = registry
+                    .groups_of(&self.topic, &entry)
+                    .ok_or(TopicError::Closed)?;
                 let mut groups = groups.lock();
                 match groups.get(&self.group) {
                     // Another join created it meanwhile.
