@@ -1119,7 +1119,9 @@ impl Subscriber {
     /// threads that are not async: each `next` waits as
     /// [`blocking_recv`](Self::blocking_recv) does. Yields `Err(Lagged(n))`
     /// where messages were evicted unread and goes on; ends when the topic
-    /// is closed and drained (as [`stream`](Self::stream) does).
+    /// is closed and drained (as [`stream`](Self::stream) does), and after
+    /// an `Unsupported` store error (a queue over Redis iterated on a
+    /// thread outside its runtime: every call would give it again).
     ///
     /// # Panics
     ///
@@ -1142,6 +1144,7 @@ impl Subscriber {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             stream: self.message_stream(),
+            done: false,
         }
     }
 
@@ -2815,6 +2818,8 @@ impl<S: std::borrow::Borrow<Subscriber> + Unpin> Stream for MessageStream<S> {
 #[must_use = "iterators do nothing unless iterated"]
 pub struct Iter<'a> {
     stream: MessageStream<&'a Subscriber>,
+    /// After an error that every later call would repeat at once.
+    done: bool,
 }
 
 impl fmt::Debug for Iter<'_> {
@@ -2829,8 +2834,18 @@ impl Iterator for Iter<'_> {
     type Item = Result<TopicMessage, RecvError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
         let stream = &mut self.stream;
-        crate::blocking::block_on(poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)))
+        let item = crate::blocking::block_on(poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)));
+        // A queue over Redis cannot wait for a message on a thread outside
+        // its runtime: the same answer every time, so the iterator ends
+        // with it rather than spin a `for` loop.
+        if let Some(Err(RecvError::Store(e))) = &item {
+            self.done = e.kind() == crate::StoreErrorKind::Unsupported;
+        }
+        item
     }
 }
 

@@ -452,3 +452,26 @@ async fn commands_waiting_on_a_gone_server_fail_together() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(50), "the last failed after {took:?}");
 }
+
+/// `iter()` on a thread outside the runtime, over Redis: every `next`
+/// would be `Unsupported` at once, so the iterator ends after saying so
+/// once (a `for` loop over it span).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iterating_over_redis_outside_the_runtime_says_unsupported_once() {
+    let Some(server) = server().await else { return };
+    let mq = connect(&server).await;
+    let sub = mq.subscriber("lines").await.unwrap();
+    let items = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || {
+            sub.iter()
+                .take(3)
+                .map(|r| r.map(|m| m.offset()).map_err(|e| e.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap()
+    });
+    let items = timeout(LIMIT, items).await.expect("in time").unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(items[0].is_err());
+}
