@@ -37,13 +37,10 @@ fn drain(m: &Member<u64>) -> Vec<(usize, u64, u32)> {
         .collect()
 }
 
-/// A takes a message of its partition and then does nothing. B, parked
-/// in `recv`, wakes when A's ack timeout runs out and takes A's message
-/// (second delivery) and what A's partition receives afterwards; A's late
-/// ack is refused. When A receives again it gets its partition back.
-#[tokio::test(start_paused = true)]
-async fn a_stuck_owner_loses_its_partitions_until_it_receives_again() {
-    let (t, g) = group(2);
+/// Two members of a two-partition group, one partition each, each given a
+/// message: A holds its own, B acknowledged its. Returns A, B and their
+/// partitions.
+fn a_holds_one(t: &[Topic<u64>], g: &Group<u64>) -> (Member<u64>, Member<u64>, usize, usize) {
     let a = g.join(StartFrom::Earliest).unwrap();
     let b = g.join(StartFrom::Earliest).unwrap();
     t[0].try_publish(10).unwrap();
@@ -53,6 +50,17 @@ async fn a_stuck_owner_loses_its_partitions_until_it_receives_again() {
     let (pa, pb) = (from_a.partition, from_b.partition);
     assert_ne!(pa, pb, "one partition each");
     b.ack(pb, from_b.offset).unwrap();
+    (a, b, pa, pb)
+}
+
+/// A takes a message of its partition and then does nothing. B, parked
+/// in `recv`, wakes when A's ack timeout runs out and takes A's message
+/// (second delivery) and what A's partition receives afterwards; A's late
+/// ack is refused. When A receives again it gets its partition back.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_owner_loses_its_partitions_until_it_receives_again() {
+    let (t, g) = group(2);
+    let (a, b, pa, pb) = a_holds_one(&t, &g);
     let start = Instant::now();
 
     // B waits; A holds its message and is stuck.
@@ -102,14 +110,7 @@ async fn a_stuck_owner_loses_its_partitions_until_it_receives_again() {
 #[tokio::test(start_paused = true)]
 async fn an_owner_waiting_in_a_receive_keeps_its_partition() {
     let (t, g) = group(2);
-    let a = g.join(StartFrom::Earliest).unwrap();
-    let b = g.join(StartFrom::Earliest).unwrap();
-    t[0].try_publish(10).unwrap();
-    t[1].try_publish(20).unwrap();
-    let from_a = a.try_recv().unwrap();
-    let from_b = b.try_recv().unwrap();
-    b.ack(from_b.partition, from_b.offset).unwrap();
-    let pa = from_a.partition;
+    let (a, b, pa, _) = a_holds_one(&t, &g);
 
     // A waits for more without acknowledging; B waits too.
     let a_task = tokio::spawn(async move {
@@ -138,22 +139,16 @@ async fn an_owner_waiting_in_a_receive_keeps_its_partition() {
 #[tokio::test(start_paused = true)]
 async fn a_stuck_member_alone_keeps_its_partitions() {
     let (t, g) = group(2);
-    let a = g.join(StartFrom::Earliest).unwrap();
-    let b = g.join(StartFrom::Earliest).unwrap();
-    t[0].try_publish(10).unwrap();
-    t[1].try_publish(20).unwrap();
-    let from_a = a.try_recv().unwrap();
-    let from_b = b.try_recv().unwrap();
-    b.ack(from_b.partition, from_b.offset).unwrap();
+    let (a, b, pa, _) = a_holds_one(&t, &g);
     tokio::time::sleep(ACK_TIMEOUT).await;
     // B's receive finds A failed and takes its partition ...
-    assert_eq!(drain(&b), vec![(from_a.partition, 0, 2)]);
+    assert_eq!(drain(&b), vec![(pa, 0, 2)]);
     // ... and leaves: A is alone, and owns both again.
     drop(b);
-    t[from_a.partition].try_publish(11).unwrap();
+    t[pa].try_publish(11).unwrap();
     let mut got = drain(&a);
     got.sort_unstable();
-    assert_eq!(got, vec![(from_a.partition, 0, 3), (from_a.partition, 1, 1)]);
+    assert_eq!(got, vec![(pa, 0, 3), (pa, 1, 1)]);
 }
 
 /// A failure moves only the failed member's partitions: with three

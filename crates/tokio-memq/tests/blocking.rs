@@ -238,22 +238,30 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
+/// Two members of a group of topic "jobs" with manual acknowledgement and
+/// `ack_timeout`, and one message, which the first (returned first, to
+/// keep it alive and holding) received and holds: (holder, other).
+fn one_held(mq: &MessageQueue, ack_timeout: Duration) -> (tokio_memq::Subscriber, tokio_memq::Subscriber) {
+    let join = || {
+        mq.group("jobs", "workers")
+            .manual_ack()
+            .ack_timeout(ack_timeout)
+            .mode(ConsumptionMode::Earliest)
+            .blocking_join()
+            .unwrap()
+    };
+    let (holder, other) = (join(), join());
+    mq.publisher("jobs").blocking_publish("only job").unwrap();
+    let held = holder.blocking_recv().unwrap();
+    assert_eq!(held.deliveries, 1);
+    (holder, other)
+}
+
 #[test]
 fn a_manual_group_member_outside_a_runtime_gets_an_idle_members_messages() {
     bounded(|| {
         let mq = MessageQueue::new();
-        let join = || {
-            mq.group("jobs", "workers")
-                .manual_ack()
-                .ack_timeout(Duration::from_millis(50))
-                .mode(ConsumptionMode::Earliest)
-                .blocking_join()
-                .unwrap()
-        };
-        let (idle, busy) = (join(), join());
-        mq.publisher("jobs").blocking_publish("only job").unwrap();
-        let held = idle.blocking_recv().unwrap();
-        assert_eq!(held.deliveries, 1);
+        let (_idle, busy) = one_held(&mq, Duration::from_millis(50));
         // `idle` never acks: after its ack timeout the job goes to `busy`,
         // blocked with no runtime (memq-core's timer thread wakes it).
         let again = busy
@@ -337,18 +345,7 @@ fn a_full_ttl_topic_releases_a_waiting_publish_at_the_expiry_outside_a_runtime()
 fn an_async_group_receive_outside_a_runtime_gets_an_idle_members_messages() {
     bounded(|| {
         let mq = MessageQueue::new();
-        let join = || {
-            mq.group("jobs", "workers")
-                .manual_ack()
-                .ack_timeout(Duration::from_millis(50))
-                .mode(ConsumptionMode::Earliest)
-                .blocking_join()
-                .unwrap()
-        };
-        let (idle, busy) = (join(), join());
-        mq.publisher("jobs").blocking_publish("only job").unwrap();
-        let held = idle.blocking_recv().unwrap();
-        assert_eq!(held.deliveries, 1);
+        let (_idle, busy) = one_held(&mq, Duration::from_millis(50));
         let again = block_on(busy.recv()).unwrap();
         assert_eq!((again.offset(), again.deliveries), (0, 2));
     });
@@ -368,17 +365,7 @@ fn blocking_waits_on_spawn_blocking_threads_outlive_their_runtime() {
             .build()
             .unwrap();
         let mq = MessageQueue::new();
-        let join = || {
-            mq.group("jobs", "w")
-                .manual_ack()
-                .ack_timeout(Duration::from_secs(60))
-                .mode(ConsumptionMode::Earliest)
-                .blocking_join()
-                .unwrap()
-        };
-        let (holder, waiter) = (join(), join());
-        mq.publisher("jobs").blocking_publish(1u32).unwrap();
-        let _held = holder.blocking_recv().unwrap();
+        let (_holder, waiter) = one_held(&mq, Duration::from_secs(60));
         let options = TopicOptions {
             message_ttl: Some(Duration::from_millis(300)),
             ..backpressured(1)
@@ -426,17 +413,7 @@ fn a_blocking_receive_in_an_undriven_runtime_context_still_takes_over() {
             .build()
             .unwrap();
         let mq = MessageQueue::new();
-        let join = || {
-            mq.group("jobs", "w")
-                .manual_ack()
-                .ack_timeout(Duration::from_millis(50))
-                .mode(ConsumptionMode::Earliest)
-                .blocking_join()
-                .unwrap()
-        };
-        let (holder, waiter) = (join(), join());
-        mq.publisher("jobs").blocking_publish(1u32).unwrap();
-        let _held = holder.blocking_recv().unwrap();
+        let (_holder, waiter) = one_held(&mq, Duration::from_millis(50));
         let _context = rt.enter();
         let got = waiter.blocking_recv().unwrap();
         assert_eq!((got.offset(), got.deliveries), (0, 2));
