@@ -1063,7 +1063,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 break 'claim Exit::Ready(Err(TryRecvError::Lagged(lagged)));
             }
             let (mut got, mut buried) = self.redeliver(&mut st, member, max, out);
-            while buried && got < max {
+            while buried {
                 // New dead letters go to the sink (with the lock released)
                 // before new messages are handed out: what it takes makes
                 // room under `max_pending`. Meanwhile a member may have left
@@ -1071,12 +1071,12 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 // redeliveries that queued for this member then come before
                 // anything new of their partitions.
                 st = self.offer_dead_letters(st, &mut wake);
+                if got == max {
+                    break;
+                }
                 let (more, again) = self.redeliver(&mut st, member, max - got, out);
                 got += more;
                 buried = again;
-            }
-            if buried {
-                st = self.offer_dead_letters(st, &mut wake);
             }
             self.claim_new(&mut st, member, max, got, out, park.is_some())
         };
