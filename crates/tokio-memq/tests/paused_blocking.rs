@@ -36,7 +36,13 @@ async fn a_blocking_member_in_a_paused_runtime_waits_without_spinning() {
     let (holder, waiter) = (join().await.unwrap(), join().await.unwrap());
     mq.publisher("jobs").publish(1u32).await.unwrap();
     let _held = holder.recv().await.unwrap();
-    let task = tokio::task::spawn_blocking(move || waiter.blocking_recv().map(|m| m.deliveries));
+    // Bounded itself: with a blocking task running the paused clock does
+    // not advance on its own, so a limit on this side would never fire.
+    let task = tokio::task::spawn_blocking(move || {
+        waiter
+            .blocking_recv_timeout(Duration::from_secs(30))
+            .map(|m| m.map(|m| m.deliveries))
+    });
     // Real time passes; the paused clock does not move.
     std::thread::sleep(Duration::from_millis(200));
     let before = cpu();
@@ -48,6 +54,6 @@ async fn a_blocking_member_in_a_paused_runtime_waits_without_spinning() {
     );
     // The paused clock reaches the take-over: the receive gets the message.
     tokio::time::advance(Duration::from_millis(200)).await;
-    let got = memq_testkit::within(Duration::from_secs(30), task).await;
-    assert_eq!(got.unwrap().unwrap().unwrap(), 2);
+    let got = memq_testkit::within(Duration::from_secs(60), task).await;
+    assert_eq!(got.unwrap().unwrap().unwrap(), Some(2));
 }

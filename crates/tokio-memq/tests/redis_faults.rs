@@ -461,17 +461,17 @@ async fn iterating_over_redis_outside_the_runtime_says_unsupported_once() {
     let Some(server) = server().await else { return };
     let mq = connect(&server).await;
     let sub = mq.subscriber("lines").await.unwrap();
-    let items = tokio::task::spawn_blocking(move || {
-        std::thread::spawn(move || {
-            sub.iter()
-                .take(3)
-                .map(|r| r.map(|m| m.offset()).map_err(|e| e.to_string()))
-                .collect::<Vec<_>>()
-        })
-        .join()
-        .unwrap()
+    // A plain thread (a spin there must not hold up the runtime's drop).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let items: Vec<_> = sub
+            .iter()
+            .take(3)
+            .map(|r| r.map(|m| m.offset()).map_err(|e| e.to_string()))
+            .collect();
+        let _ = tx.send(items);
     });
-    let items = timeout(LIMIT, items).await.expect("in time").unwrap();
+    let items = tokio::task::block_in_place(|| rx.recv_timeout(LIMIT)).expect("in time");
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(items[0].is_err());
 }
