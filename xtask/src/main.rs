@@ -18,7 +18,7 @@
 //! - `bench [--quick] [--report-only]`: the criterion suite and the latency and memory
 //!   benches, then `bench-report/REPORT.md` and `bench-report/throughput.svg`
 //!   (see [`mod@bench`]).
-//! - `scaling --prepare` / `scaling --report DIR`: scenarios A to D at 1
+//! - `scaling --prepare` / `scaling --report PATH`: scenarios A to D at 1
 //!   to 16 runtime workers on a machine without a toolchain (see
 //!   [`mod@scaling`]).
 //! - `miri`: memq-core's and memq-testkit's tests under miri where a
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Some("scaling") => match (args.get(1).map(String::as_str), args.get(2)) {
             (Some("--prepare"), _) => scaling::prepare(&root()),
             (Some("--report"), Some(dir)) => scaling::report(&root(), Path::new(dir)),
-            _ => Err("usage: cargo xtask scaling <--prepare|--report DIR>".to_string()),
+            _ => Err("usage: cargo xtask scaling <--prepare|--report PATH>".to_string()),
         },
         Some("tidy") => tidy::run(&root()).map_err(|problems| {
             for p in &problems {
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             format!("{} tidy problem(s)", problems.len())
         }),
         _ => Err(
-            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|minimal-versions|msrv|bench [--quick] [--report-only]|scaling <--prepare|--report DIR>>"
+            "usage: cargo xtask <ci|tidy|loom|stress [SCALE]|fuzz [SECONDS]|miri|minimal-versions|msrv|bench [--quick] [--report-only]|scaling <--prepare|--report PATH>>"
                 .to_string(),
         ),
     };

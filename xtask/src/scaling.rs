@@ -1,4 +1,4 @@
-//! `cargo xtask scaling --prepare` and `cargo xtask scaling --report DIR`:
+//! `cargo xtask scaling --prepare` and `cargo xtask scaling --report PATH`:
 //! scenarios A to D at 1, 2, 4, 8 and 16 runtime workers against the same
 //! peers (issue 10, item 8), on a machine with many cores that has no
 //! Rust toolchain.
@@ -7,12 +7,16 @@
 //! strips them (about 4 MB each) and writes them with `run.sh` to
 //! `target/scaling/`. Carry that folder to the machine and run
 //! `target/scaling/run.sh OUT [WORKERS...]`: every benchmark of A to D at
-//! capacity 16,384 runs once per worker count (short criterion timings,
-//! about 40 s per worker count on 16 cores), its results under
-//! `OUT/w<N>/`, and the CPU time it used beside its wall time in
-//! `OUT/w<N>/cpu.tsv` (spinning shows as CPU time beyond the workers'
-//! share). `MEMQ_SCALING_FILTER` replaces the benchmark filter (a regex
-//! over criterion ids). Bring `OUT` back and `--report OUT` writes
+//! capacities 1,024 and 16,384 runs once per worker count (short
+//! criterion timings, about 70 s per worker count on 16 cores), its
+//! results under `w<N>/` of a scratch folder, and the CPU time it used
+//! beside its wall time in `w<N>/cpu.tsv` (spinning shows as CPU time
+//! beyond the workers' share). After each worker count the results so far
+//! are packed into the one file `OUT/scaling.tgz` (a machine that hands
+//! back only a few files, or a run cut off at its time limit, still
+//! returns everything finished). `MEMQ_SCALING_FILTER` replaces the
+//! benchmark filter (a regex over criterion ids). Bring `scaling.tgz` (or
+//! an unpacked folder) back and `--report PATH` writes
 //! `bench-report/SCALING.md`: per scenario and implementation the rate at
 //! each worker count, tokio-memq's best against the best peer, and the
 //! CPUs each implementation kept busy.
@@ -30,18 +34,23 @@ use crate::bench::{human, read_criterion, Row};
 const TARGETS: [&str; 2] = ["throughput", "groups"];
 
 /// What `run.sh` runs unless `MEMQ_SCALING_FILTER` says otherwise.
-const FILTER: &str = "^[ABCD]_.*_cap16384/";
+const FILTER: &str = "^[ABCD]_.*_cap(1024|16384)/";
 
 const RUN_SH: &str = r#"#!/bin/sh
 # Scenarios A to D at several runtime worker counts (cargo xtask scaling).
 # usage: run.sh OUT_DIR [WORKERS...]   (default workers: 1 2 4 8 16)
+# Writes one file, OUT_DIR/scaling.tgz, updated after each worker count.
 set -u
-out=${1:?usage: run.sh OUT_DIR [WORKERS...]}
+dest=${1:?usage: run.sh OUT_DIR [WORKERS...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 workers=${*:-1 2 4 8 16}
 filter=${MEMQ_SCALING_FILTER:-__FILTER__}
 tick=$(getconf CLK_TCK 2>/dev/null || echo 100)
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/memq-scaling.XXXXXX")
+out="$scratch/scaling"
 mkdir -p "$out"
 getconf _NPROCESSORS_ONLN > "$out/cpus" 2>/dev/null || nproc > "$out/cpus"
 # CPU time (user + system, in ticks) of this shell's waited-for children.
@@ -66,8 +75,10 @@ for w in $workers; do
                 'BEGIN { printf "%s\t%.2f\t%.2f\n", id, c / k, b - a }' >> "$dir/cpu.tsv"
         done < "$dir/$bin.ids"
     done
+    tar -C "$scratch" -czf "$dest/scaling.tgz.part" scaling && mv "$dest/scaling.tgz.part" "$dest/scaling.tgz"
     echo "workers $w done: $(($(wc -l < "$dir/cpu.tsv") - 1)) benchmarks"
 done
+rm -rf "$scratch"
 "#;
 
 pub(crate) fn prepare(root: &Path) -> Result<(), String> {
@@ -118,7 +129,7 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
     make_executable(&run)?;
     eprintln!(
         "xtask: target/scaling/ holds {} and run.sh; run `target/scaling/run.sh OUT` on the machine, \
-         then `cargo xtask scaling --report OUT` here",
+         then `cargo xtask scaling --report OUT/scaling.tgz` here",
         TARGETS.join(", ")
     );
     Ok(())
@@ -184,7 +195,34 @@ struct Run {
     cpu: BTreeMap<String, Cpu>,
 }
 
-pub(crate) fn report(root: &Path, dir: &Path) -> Result<(), String> {
+/// Where the `w<N>` folders of `path` are: `path` itself, its `scaling/`
+/// folder, or, for the `scaling.tgz` that `run.sh` writes, its unpacked
+/// copy under `target/scaling-report/`.
+fn results_dir(root: &Path, path: &Path) -> Result<PathBuf, String> {
+    let dir = if path.is_file() {
+        let to = root.join("target/scaling-report");
+        let _ = std::fs::remove_dir_all(&to);
+        std::fs::create_dir_all(&to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(path)
+            .arg("-C")
+            .arg(&to)
+            .status()
+            .map_err(|e| format!("cannot run tar: {e}"))?;
+        if !status.success() {
+            return Err(format!("tar could not unpack {}", path.display()));
+        }
+        to
+    } else {
+        path.to_path_buf()
+    };
+    let inner = dir.join("scaling");
+    Ok(if inner.is_dir() { inner } else { dir })
+}
+
+pub(crate) fn report(root: &Path, path: &Path) -> Result<(), String> {
+    let dir = &results_dir(root, path)?;
     let mut runs = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
@@ -219,7 +257,7 @@ fn table(runs: &BTreeMap<usize, Run>, cpus: Option<usize>) -> String {
     let _ = writeln!(
         s,
         "# Scaling with runtime workers\n\n`cargo xtask scaling` on {cpus} CPUs: scenarios A to D \
-         at capacity 16,384, criterion's mean \
+         at the capacity each name ends with, criterion's mean \
          over short runs. Each cell: rate, and in parentheses the CPUs the benchmark kept busy on \
          average (CPU time over wall time, criterion's own analysis included).\n"
     );
