@@ -1163,6 +1163,96 @@ impl Topic {
             wait: BLOCK,
         })
     }
+    /// A [`Watcher`] with a connection of its own, on this topic's server.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] when no connection can be made.
+    pub async fn watcher(&self) -> Result<Watcher, Error> {
+        Ok(Watcher {
+            conn: Blocking::new(&self.store).await?,
+        })
+    }
+}
+
+/// Runs a [`Reader`]'s waiting read without the reader: the wait of a
+/// receive that must not hold its reader meanwhile (a reader's own
+/// [`recv`](Reader::recv) keeps it, `&mut`, for the whole wait), so that
+/// the reader's other calls go on. Each watcher has a connection of its
+/// own; one read at a time.
+pub struct Watcher {
+    conn: Blocking,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Runs `request` (made by a reader's
+    /// [`wait_request`](Reader::wait_request)) on this watcher's
+    /// connection: it waits on the server for what follows the reader's
+    /// position, and the reader's [`accept`](Reader::accept) takes in the
+    /// answer. Dropped while it waits, the wait on the server is cancelled.
+    /// An answer can come back empty before the wait is over (when an
+    /// earlier wait of this watcher was cancelled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] when the server cannot be reached (after reconnecting for
+    /// up to 30 s) or answers with an error.
+    pub async fn read(&mut self, request: &ReadRequest) -> Result<ReadAnswer, Error> {
+        let replies = self
+            .conn
+            .query_pipe(&request.pipe, request.block.unwrap_or(Duration::ZERO))
+            .await?;
+        Ok(ReadAnswer {
+            log: request.log.clone(),
+            incarnation: request.incarnation.clone(),
+            position: request.position,
+            waited: request.block.is_some(),
+            replies,
+        })
+    }
+}
+
+/// A reader's read of what follows its position, to run on a [`Watcher`]
+/// while the reader stays free for other calls.
+pub struct ReadRequest {
+    pipe: redis::Pipeline,
+    block: Option<Duration>,
+    log: String,
+    incarnation: String,
+    position: u64,
+}
+
+impl std::fmt::Debug for ReadRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadRequest")
+            .field("position", &self.position)
+            .field("block", &self.block)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`ReadRequest`] brought back, for its reader's
+/// [`accept`](Reader::accept).
+pub struct ReadAnswer {
+    log: String,
+    incarnation: String,
+    position: u64,
+    waited: bool,
+    replies: Vec<Value>,
+}
+
+impl std::fmt::Debug for ReadAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAnswer")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads a topic from a position, in order.
@@ -1234,6 +1324,58 @@ impl Reader {
     /// reported by the next call.
     pub async fn recv_batch(&mut self, max: usize) -> Result<Vec<Record>, RecvError> {
         let first = self.recv().await?;
+        Ok(self.batch_after(first, max))
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), without waiting: an empty list
+    /// when no message is stored now.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](Self::recv_batch).
+    pub async fn try_recv_batch(&mut self, max: usize) -> Result<Vec<Record>, RecvError> {
+        Ok(match self.try_recv().await? {
+            Some(first) => self.batch_after(first, max),
+            None => Vec::new(),
+        })
+    }
+
+    /// A read that waits up to `wait` (at least 1 ms) for what follows
+    /// this reader's position, for a [`Watcher`] to run while this reader
+    /// stays free for other calls; [`accept`](Self::accept) takes in its
+    /// answer.
+    pub fn wait_request(&self, wait: Duration) -> ReadRequest {
+        self.request(Some(wait.max(Duration::from_millis(1))))
+    }
+
+    /// Takes in the answer to a [`wait_request`](Self::wait_request) and
+    /// returns up to `max` messages as [`recv_batch`](Self::recv_batch)
+    /// would, without waiting: none when the answer brought none. An answer
+    /// to a request made before this reader read, moved, or by another
+    /// reader, is dropped (what it holds is read again from where this
+    /// reader is); what this reader has buffered comes first.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch`](Self::recv_batch).
+    pub async fn accept(&mut self, answer: ReadAnswer, max: usize) -> Result<Vec<Record>, RecvError> {
+        let current = answer.log == self.log
+            && answer.incarnation == self.incarnation
+            && answer.position == self.position
+            && self.buffer.is_empty()
+            && self.pending_lag.is_none();
+        if current {
+            self.apply(answer.waited, &answer.replies).await?;
+        }
+        Ok(match self.take()? {
+            Some(first) => self.batch_after(first, max),
+            None => Vec::new(),
+        })
+    }
+
+    /// `first` and up to `max - 1` buffered messages that follow it
+    /// without a gap.
+    fn batch_after(&mut self, first: Record, max: usize) -> Vec<Record> {
         let mut batch = Vec::with_capacity(max.clamp(1, 128));
         batch.push(first);
         while batch.len() < max && self.pending_lag.is_none() {
@@ -1246,7 +1388,7 @@ impl Reader {
                 _ => break,
             }
         }
-        Ok(batch)
+        batch
     }
 
     /// Up to `max` messages this reader has read ahead already, without
@@ -1309,6 +1451,17 @@ impl Reader {
 
     /// Reads what follows the position (waiting up to `block` for it).
     async fn fill(&mut self, block: Option<Duration>) -> Result<(), Error> {
+        let request = self.request(block);
+        let replies = self
+            .conn
+            .query_pipe(&request.pipe, block.unwrap_or(Duration::ZERO))
+            .await?;
+        self.apply(block.is_some(), &replies).await
+    }
+
+    /// The read of what follows the position (waiting up to `block` for
+    /// it), as one pipeline.
+    fn request(&self, block: Option<Duration>) -> ReadRequest {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(128);
         if let Some(b) = block {
@@ -1342,21 +1495,25 @@ impl Reader {
         if block.is_some() {
             pipe.cmd("HGET").arg(&self.meta).arg("incarnation");
         }
-        let replies = self
-            .conn
-            .query_pipe(&pipe, block.unwrap_or(Duration::ZERO))
-            .await?;
-        let read_at = replies.len().saturating_sub(1 + usize::from(block.is_some()));
+        ReadRequest {
+            pipe,
+            block,
+            log: self.log.clone(),
+            incarnation: self.incarnation.clone(),
+            position: self.position,
+        }
+    }
+
+    /// Takes in the replies of [`request`](Self::request)'s pipeline
+    /// (`waited`: made with a wait).
+    async fn apply(&mut self, waited: bool, replies: &[Value]) -> Result<(), Error> {
+        let read_at = replies.len().saturating_sub(1 + usize::from(waited));
         let (Some(incarnation), Some(newest), Some(reply), Some(after)) = (
             replies.first(),
             replies.get(1),
             replies.get(read_at).filter(|_| read_at >= 2),
             // A read that did not wait is checked before it only.
-            if block.is_some() {
-                replies.last()
-            } else {
-                replies.first()
-            },
+            if waited { replies.last() } else { replies.first() },
         ) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };

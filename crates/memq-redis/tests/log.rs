@@ -606,3 +606,89 @@ async fn a_member_hands_back_only_what_it_holds() {
         "still b's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("w", TopicConfig::default()).await.unwrap();
+    let other = Store::connect(&server.url()).await.unwrap();
+    let elsewhere = other.topic("w", TopicConfig::default()).await.unwrap();
+    let mut reader = topic.reader(Start::Latest).await.unwrap();
+    let mut watcher = topic.watcher().await.unwrap();
+    let offsets = |records: Vec<memq_redis::Record>| records.iter().map(|r| r.offset).collect::<Vec<u64>>();
+
+    // The read waits on the watcher; the reader answers meanwhile.
+    let request = reader.wait_request(Duration::from_secs(20));
+    let answer = {
+        let waiting = watcher.read(&request);
+        tokio::pin!(waiting);
+        assert!(timeout(Duration::from_millis(100), &mut waiting).await.is_err());
+        assert!(within(LIMIT, reader.try_recv_batch(8))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty());
+        let publishing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            elsewhere.publish_batch(&[&b"a"[..], b"b", b"c"]).await.unwrap()
+        });
+        let answer = within(LIMIT, waiting).await.unwrap().unwrap();
+        assert_eq!(publishing.await.unwrap(), 0..3);
+        answer
+    };
+    assert_eq!(offsets(reader.accept(answer, 2).await.unwrap()), vec![0, 1]);
+    assert_eq!(offsets(reader.try_recv_batch(8).await.unwrap()), vec![2]);
+
+    // An answer to a request made before the reader read is dropped:
+    // nothing twice.
+    let request = reader.wait_request(Duration::from_secs(20));
+    topic.publish_batch(&[&b"d"[..], b"e"]).await.unwrap();
+    let stale = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
+    assert_eq!(offsets(reader.recv_batch(1).await.unwrap()), vec![3]);
+    assert_eq!(
+        offsets(reader.accept(stale, 8).await.unwrap()),
+        vec![4],
+        "what it had buffered"
+    );
+    assert!(
+        reader.try_recv_batch(8).await.unwrap().is_empty(),
+        "nothing twice"
+    );
+    // ... and so is one made for another reader.
+    let mut behind = topic.reader(Start::Offset(1)).await.unwrap();
+    let foreign = within(LIMIT, watcher.read(&behind.wait_request(Duration::from_secs(1))))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reader.accept(foreign, 8).await.unwrap().is_empty());
+    assert_eq!(offsets(behind.try_recv_batch(1).await.unwrap()), vec![1]);
+
+    // A read dropped while it waits is cancelled on the server, and the
+    // watcher serves the next one.
+    let request = reader.wait_request(Duration::from_secs(60));
+    assert!(timeout(Duration::from_millis(100), watcher.read(&request))
+        .await
+        .is_err());
+    let started = std::time::Instant::now();
+    while blocked_clients(&server.url()).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a client stayed blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    topic.publish(b"f").await.unwrap();
+    // (An answer may come back empty once: the cancelled wait's unblock
+    // can reach the next one.)
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let request = reader.wait_request(Duration::from_secs(20));
+        let answer = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
+        got = offsets(reader.accept(answer, 8).await.unwrap());
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![5]);
+}

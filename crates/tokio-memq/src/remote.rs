@@ -1063,7 +1063,7 @@ impl Part {
                 let got = if wait {
                     reader.recv_batch(max).await
                 } else {
-                    reader.try_recv().await.map(|r| r.into_iter().collect())
+                    reader.try_recv_batch(max).await
                 };
                 self.position.store(reader.position(), Ordering::Release);
                 got.map_err(recv_error)?
@@ -1116,6 +1116,64 @@ pub(crate) struct RemoteSource {
     partitioned: bool,
     /// Which part a receive looks at first (they take turns).
     turn: AtomicU64,
+    /// Told when a seek moves a reader: a receive waiting on the server
+    /// waits for the new position instead.
+    moved: Arc<tokio::sync::Notify>,
+    /// Connections for receives that wait on the server.
+    watchers: Arc<Watchers>,
+}
+
+/// Watchers free for the next receive that waits on the server. A
+/// receive waits with a watcher of its own, not with its readers: those
+/// stay free for the subscriber's other calls meanwhile (`try_recv`,
+/// `seek`, other receives), also while a receive is left unpolled.
+#[derive(Default)]
+struct Watchers(Mutex<Vec<memq_redis::Watcher>>);
+
+impl Watchers {
+    /// A free watcher, or a new one on `log`'s server; `kept`: how many
+    /// idle ones to keep (one per log a receive waits on).
+    async fn lend(self: &Arc<Self>, log: &memq_redis::Topic, kept: usize) -> Result<LentWatcher, RecvError> {
+        let free = self.0.lock().pop();
+        let watcher = match free {
+            Some(w) => w,
+            None => log
+                .watcher()
+                .await
+                .map_err(|e| RecvError::Store(store_error(e)))?,
+        };
+        Ok(LentWatcher {
+            pool: self.clone(),
+            kept,
+            watcher: Some(watcher),
+        })
+    }
+}
+
+/// A watcher in use; back to its pool when dropped (also mid-wait: a wait
+/// dropped on its way is cancelled on the server, and the connection is
+/// free at once).
+struct LentWatcher {
+    pool: Arc<Watchers>,
+    kept: usize,
+    watcher: Option<memq_redis::Watcher>,
+}
+
+impl LentWatcher {
+    fn get(&mut self) -> &mut memq_redis::Watcher {
+        self.watcher
+            .as_mut()
+            .expect("a lent watcher is held until dropped")
+    }
+}
+
+impl Drop for LentWatcher {
+    fn drop(&mut self) {
+        let mut free = self.pool.0.lock();
+        if free.len() < self.kept {
+            free.extend(self.watcher.take());
+        }
+    }
 }
 
 /// What a group member's pumps read, waiting to be handed out.
@@ -1256,10 +1314,19 @@ impl Drop for RemoteSource {
     }
 }
 
+/// How long a receive's watcher waits on the server before every log is
+/// read again (which is also how soon a topic deleted by another process
+/// ends a waiting receive).
+const WATCH: Duration = Duration::from_secs(1);
+
 /// A receive in flight. (In a mutex only to be `Sync`, as every receive
 /// future and stream of the crate is: it is polled through `&mut`, with
 /// `get_mut`, never locked.)
 pub(crate) type RemoteRecv = Mutex<Receiving>;
+
+/// A read waiting on a watcher: the index of its part, and the answer.
+type Answering =
+    Pin<Box<dyn Future<Output = (usize, Result<memq_redis::ReadAnswer, memq_redis::Error>)> + Send>>;
 
 /// Receiving from the server.
 pub(crate) type Receiving = Pin<Box<dyn Future<Output = Result<Vec<Got>, RecvError>> + Send>>;
@@ -1293,6 +1360,8 @@ impl RemoteSource {
             pumps,
             partitioned,
             turn: AtomicU64::new(0),
+            moved: Arc::default(),
+            watchers: Arc::default(),
         }
     }
 
@@ -1378,6 +1447,7 @@ impl RemoteSource {
             return self.recv_member(inbox, max, wait);
         }
         let remote = self.remote.clone();
+        let (moved, watchers) = (self.moved.clone(), self.watchers.clone());
         let n = self.parts.len();
         let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
         let parts: Vec<Part> = (0..n).map(|i| self.parts[(first + i) % n].clone()).collect();
@@ -1410,25 +1480,67 @@ impl RemoteSource {
                 }
                 return Ok(Vec::new());
             }
-            // Wait on every log at once; the first answer wins, and the
-            // others are dropped (cancel safe: nothing taken is lost, and
-            // their waits on the server are cancelled).
-            let mut waits: Vec<Receiving> = parts
-                .into_iter()
-                .map(|p| Box::pin(p.recv(max, true)) as _)
-                .collect();
-            std::future::poll_fn(|cx| {
-                if closing.as_mut().poll(cx).is_ready() {
-                    return std::task::Poll::Ready(Err(RecvError::Closed));
+            // Wait on every log at once, each read waiting on the server on
+            // a watcher's connection with none of the readers held (the
+            // subscriber's other calls go on meanwhile); the first answer
+            // wins and is taken in by its reader; the others are dropped
+            // (cancel safe: an answer not taken in is read again, and the
+            // waits on the server are cancelled).
+            loop {
+                if remote.is_closed() {
+                    return Err(RecvError::Closed);
                 }
-                for w in &mut waits {
-                    if let std::task::Poll::Ready(got) = w.as_mut().poll(cx) {
-                        return std::task::Poll::Ready(got);
+                let moved = moved.notified();
+                tokio::pin!(moved);
+                moved.as_mut().enable();
+                let mut reads: Vec<Answering> = Vec::with_capacity(parts.len());
+                for (i, part) in parts.iter().enumerate() {
+                    let request = {
+                        let mut source = part.source.lock().await;
+                        // Read ahead by another receive meanwhile.
+                        let got = part.take_buffered(&mut source, max)?;
+                        if !got.is_empty() {
+                            return Ok(got);
+                        }
+                        match &*source {
+                            Source::Reader(reader) => reader.wait_request(WATCH),
+                            Source::Member(_) => continue,
+                        }
+                    };
+                    let mut lent = watchers.lend(&part.log, parts.len()).await?;
+                    reads.push(Box::pin(async move { (i, lent.get().read(&request).await) }));
+                }
+                let answered = std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(Err(RecvError::Closed));
                     }
+                    if moved.as_mut().poll(cx).is_ready() {
+                        // A reader was moved: requests made anew.
+                        return std::task::Poll::Ready(Ok(None));
+                    }
+                    for read in &mut reads {
+                        if let std::task::Poll::Ready(answer) = read.as_mut().poll(cx) {
+                            return std::task::Poll::Ready(Ok(Some(answer)));
+                        }
+                    }
+                    std::task::Poll::Pending
+                })
+                .await?;
+                drop(reads);
+                let Some((i, answer)) = answered else { continue };
+                let answer = answer.map_err(|e| RecvError::Store(store_error(e)))?;
+                let part = &parts[i];
+                let mut source = part.source.lock().await;
+                let Source::Reader(reader) = &mut *source else {
+                    continue;
+                };
+                let got = reader.accept(answer, max).await;
+                part.position.store(reader.position(), Ordering::Release);
+                let got = got.map_err(recv_error)?;
+                if !got.is_empty() {
+                    return Ok(got.into_iter().map(|r| (part.index, r, 1)).collect());
                 }
-                std::task::Poll::Pending
-            })
-            .await
+            }
         }))
     }
 
@@ -1509,6 +1621,7 @@ impl RemoteSource {
             part.position.store(reader.position(), Ordering::Release);
             *source = Source::Reader(reader);
         }
+        self.moved.notify_waiters();
         Ok(())
     }
 
@@ -1534,6 +1647,8 @@ impl RemoteSource {
         let reader = part.log.reader(start).await.map_err(topic_error)?;
         part.position.store(reader.position(), Ordering::Release);
         *source = Source::Reader(reader);
+        drop(source);
+        self.moved.notify_waiters();
         Ok(())
     }
 

@@ -1241,3 +1241,89 @@ async fn a_sink_stays_closed_after_its_topic_is_deleted() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_left_waiting_does_not_hold_up_the_subscriber_s_other_calls() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("one-sub-many-calls", latest(), ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("one-sub-many-calls");
+        // A receive that starts to wait and is then left alone, neither
+        // polled nor dropped (a stream item, a `select!` branch kept).
+        let mut first = std::pin::pin!(sub.recv());
+        assert!(
+            timeout(Duration::from_millis(300), &mut first).await.is_err(),
+            "{backend}: nothing to receive yet"
+        );
+        let quick = Duration::from_secs(5);
+        let empty = timeout(quick, sub.try_recv()).await;
+        assert!(
+            matches!(empty, Ok(Err(tokio_memq::TryRecvError::Empty))),
+            "{backend}: try_recv answers at once: {empty:?}"
+        );
+        publisher.publish(10u32).await.unwrap();
+        let second = timeout(quick, sub.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: a second receive is not held up"))
+            .unwrap();
+        assert_eq!(
+            (second.offset(), second.deserialize::<u32>().unwrap()),
+            (0, 10),
+            "{backend}"
+        );
+        timeout(quick, sub.seek(0))
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: seek is not held up"))
+            .unwrap();
+        let again = timeout(quick, sub.recv_timeout(quick))
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: recv_timeout is not held up"))
+            .unwrap()
+            .expect("the message sought");
+        assert_eq!(
+            (again.offset(), again.deserialize::<u32>().unwrap()),
+            (0, 10),
+            "{backend}"
+        );
+        // The receive left waiting still works: it takes the next one.
+        publisher.publish(11u32).await.unwrap();
+        let next = timeout(quick, &mut first)
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: the first receive wakes"))
+            .unwrap();
+        assert_eq!(
+            (next.offset(), next.deserialize::<u32>().unwrap()),
+            (1, 11),
+            "{backend}"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_moves_a_receive_that_is_waiting() {
+    on_each_backend!(|mq, backend| {
+        let publisher = mq.publisher("seek-while-waiting");
+        let sub = mq
+            .subscriber_with_options_and_mode("seek-while-waiting", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        publisher.publish(7u32).await.unwrap();
+        assert_eq!(sub.recv().await.unwrap().offset(), 0, "{backend}");
+        // Caught up, a receive waits; a seek back to 0 gives it offset 0.
+        let (got, sought) = tokio::join!(timeout(Duration::from_secs(10), sub.recv()), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sub.seek(0).await
+        });
+        sought.unwrap();
+        let got = got
+            .unwrap_or_else(|_| panic!("{backend}: the waiting receive follows the seek"))
+            .unwrap();
+        assert_eq!(
+            (got.offset(), got.deserialize::<u32>().unwrap()),
+            (0, 7),
+            "{backend}"
+        );
+    });
+}
