@@ -149,12 +149,16 @@ where
 /// The queue's topic for a scenario's run, retaining [`RETAIN`].
 async fn queue_topic(mq: &MessageQueue, scenario: &str, run: u32) -> Result<String> {
     let name = format!("queue-{scenario}-{run}");
-    let options = TopicOptions {
+    mq.create_topic(&name, retaining()).await?;
+    Ok(name)
+}
+
+/// The queue's topic options: [`RETAIN`] messages.
+fn retaining() -> TopicOptions {
+    TopicOptions {
         max_messages: Some(RETAIN),
         ..TopicOptions::default()
-    };
-    mq.create_topic(&name, options).await?;
-    Ok(name)
+    }
 }
 
 async fn single_queue(mq: &MessageQueue, run: u32, n: u64) -> Result<(u64, Duration)> {
@@ -200,7 +204,7 @@ async fn read_queue(mq: &MessageQueue, run: u32, n: u64) -> Result<(u64, Duratio
     let topic = queue_topic(mq, "read", run).await?;
     let total = fill_queue(mq, &topic, n).await?;
     let sub = mq
-        .subscriber_with_options_and_mode(&topic, TopicOptions::default(), ConsumptionMode::Earliest)
+        .subscriber_with_options_and_mode(&topic, retaining(), ConsumptionMode::Earliest)
         .await?;
     let start = Instant::now();
     for i in 0..total {

@@ -1045,6 +1045,14 @@ impl Topic {
         self.partition
     }
 
+    /// Whether the topic is kept as `config` says: the same message limit
+    /// and the same TTL to the millisecond (the settings the server holds
+    /// for it, which the first handle of a topic sets and later handles
+    /// read back, whatever they asked for).
+    pub fn is_kept_as(&self, config: &TopicConfig) -> bool {
+        config.max_messages.map_or(0, |m| m as u64) == self.max_messages && ttl_ms(config.ttl) == self.ttl_ms
+    }
+
     /// Publishes one message; returns its offset.
     ///
     /// # Errors

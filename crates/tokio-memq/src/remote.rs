@@ -226,6 +226,14 @@ impl RemoteTopic {
     }
 
     /// The same handle (not another one of the same name).
+    /// Whether the server keeps it (every partition) as `config` says.
+    fn is_kept_as(&self, config: &memq_redis::TopicConfig) -> bool {
+        match self {
+            RemoteTopic::Plain(t) => t.is_kept_as(config),
+            RemoteTopic::Partitioned(p) => p.topic.partitions().iter().all(|t| t.is_kept_as(config)),
+        }
+    }
+
     fn same(&self, other: &RemoteTopic) -> bool {
         match (self, other) {
             (RemoteTopic::Plain(a), RemoteTopic::Plain(b)) => a.same_topic(b),
@@ -334,16 +342,28 @@ impl Remote {
         if self.is_closed() {
             return Err(TopicError::Closed);
         }
+        // Options given must match an existing topic's, as in memory.
+        let explicit = options.is_some();
         let options = options.cloned().unwrap_or_default();
         let config = topic_config(&options).map_err(TopicError::Store)?;
+        let asked = config.clone();
+        let checked = |topic: RemoteTopic| {
+            if explicit && !topic.is_kept_as(&asked) {
+                return Err(TopicError::OptionsMismatch {
+                    topic: name.to_owned(),
+                });
+            }
+            Ok(topic)
+        };
         let wanted = options.partitions;
-        if let Some(t) = self.topics.lock().get(name).filter(|_| cached) {
+        let kept = self.topics.lock().get(name).filter(|_| cached).cloned();
+        if let Some(t) = kept {
             match (wanted, t.partition_count()) {
                 // Another kind or count than this process knows: the server
                 // decides (another process may have made it anew).
                 (Some(n), Some(m)) if n != m => {}
                 (Some(_), None) => {}
-                _ => return Ok(t.clone()),
+                _ => return checked(t),
             }
         }
         let (store, owned) = (self.store.clone(), name.to_owned());
@@ -365,17 +385,17 @@ impl Remote {
             topic: name.to_owned(),
         })?;
         let mut topics = self.topics.lock();
-        match topics.get(name) {
+        checked(match topics.get(name) {
             // Another task opened it meanwhile: the first one counts.
-            Some(kept) if cached => Ok(kept.clone()),
+            Some(kept) if cached => kept.clone(),
             // A fresh handle for a reader; the kept one holds this process's
             // routing for publishers.
-            Some(RemoteTopic::Partitioned(_)) => Ok(topic),
+            Some(RemoteTopic::Partitioned(_)) => topic,
             _ => {
                 topics.insert(name.into(), topic.clone());
-                Ok(topic)
+                topic
             }
-        }
+        })
     }
 
     /// The topic `name` if the server has it; creates nothing. This

@@ -1327,3 +1327,70 @@ async fn a_seek_moves_a_receive_that_is_waiting() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_that_differ_from_an_existing_topic_s_are_refused() {
+    on_each_backend!(|mq, backend| {
+        let two = TopicOptions {
+            max_messages: Some(2),
+            ..TopicOptions::default()
+        };
+        let ttl = TopicOptions {
+            message_ttl: Some(Duration::from_secs(60)),
+            ..TopicOptions::default()
+        };
+        mq.create_topic("kept-two", two.clone()).await.unwrap();
+        mq.create_topic("kept-two", two.clone()).await.unwrap();
+        let mismatch = TopicError::OptionsMismatch {
+            topic: "kept-two".into(),
+        };
+        assert_eq!(
+            mq.create_topic("kept-two", TopicOptions::default())
+                .await
+                .unwrap_err(),
+            mismatch,
+            "{backend}"
+        );
+        assert_eq!(
+            mq.create_topic("kept-two", ttl.clone()).await.unwrap_err(),
+            mismatch,
+            "{backend}"
+        );
+        assert_eq!(
+            mq.subscriber_with_options_and_mode("kept-two", TopicOptions::default(), ConsumptionMode::Latest)
+                .await
+                .unwrap_err(),
+            mismatch,
+            "{backend}"
+        );
+        // Without options, the topic as it is; with the same, too.
+        let sub = mq.subscriber("kept-two".to_string()).await.unwrap();
+        mq.subscriber_with_options_and_mode("kept-two", two.clone(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        // The refusals changed nothing: it keeps two.
+        for i in 0..5u32 {
+            mq.publisher("kept-two").publish(i).await.unwrap();
+        }
+        assert_eq!(
+            mq.get_topic_stats("kept-two").await.unwrap().message_count,
+            2,
+            "{backend}"
+        );
+        drop(sub);
+        // The same for a partitioned topic.
+        mq.create_partitioned_topic("kept-parts", ttl.clone(), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            mq.create_partitioned_topic("kept-parts", two.clone(), 2)
+                .await
+                .unwrap_err(),
+            TopicError::OptionsMismatch {
+                topic: "kept-parts".into()
+            },
+            "{backend}"
+        );
+        mq.create_partitioned_topic("kept-parts", ttl, 2).await.unwrap();
+    });
+}

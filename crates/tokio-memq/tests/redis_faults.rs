@@ -216,9 +216,9 @@ async fn a_large_publish_or_one_to_a_busy_server_is_stored_and_says_so() {
         max_messages: None,
         ..TopicOptions::default()
     };
-    mq.create_topic("big", options).await.unwrap();
+    mq.create_topic("big", options.clone()).await.unwrap();
     let sub = mq
-        .subscriber_with_options_and_mode("big", TopicOptions::default(), ConsumptionMode::Earliest)
+        .subscriber_with_options_and_mode("big", options, ConsumptionMode::Earliest)
         .await
         .unwrap();
     let publisher = mq.publisher("big");
