@@ -78,7 +78,16 @@ pub struct Publisher {
     unspent: std::sync::atomic::AtomicU8,
     /// For a queue over Redis: the topic found on the first publish.
     #[cfg(feature = "redis")]
-    remote_topic: OnceLock<crate::remote::RemoteTopic>,
+    remote_topic: OnceLock<RemoteBinding>,
+}
+
+/// The topic a publisher of a queue over Redis is bound to, and whether it
+/// is gone (deleted by this process, or found deleted by a publish).
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone)]
+struct RemoteBinding {
+    topic: crate::remote::RemoteTopic,
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The topic a publisher found on its first publish.
@@ -318,7 +327,8 @@ impl Publisher {
 
     /// True when publishing can no longer succeed: the queue was
     /// [closed](crate::MessageQueue::close) or the topic this publisher
-    /// publishes to was deleted.
+    /// publishes to was deleted. Over Redis, a topic deleted by another
+    /// process is seen once a publish finds it gone.
     ///
     /// # Examples
     ///
@@ -340,7 +350,11 @@ impl Publisher {
         }
         #[cfg(feature = "redis")]
         if let Some(remote) = self.registry().remote() {
-            return remote.is_closed();
+            return remote.is_closed()
+                || self
+                    .remote_topic
+                    .get()
+                    .is_some_and(|b| b.gone.load(std::sync::atomic::Ordering::Acquire));
         }
         match self.topic.get() {
             Some(target) => target.log.is_closed(),
@@ -1097,7 +1111,7 @@ impl Publisher {
             return Err(PublishError::Closed(back(Unpublished::all(entries))));
         };
         let (topic, reused) = match self.remote_topic.get() {
-            Some(t) => (t.clone(), false),
+            Some(b) => (b.topic.clone(), false),
             None => match remote.open(&self.topic_name, None).await {
                 Ok(t) => (t, true),
                 Err(crate::error::TopicError::Store(error)) => {
@@ -1109,13 +1123,26 @@ impl Publisher {
                 Err(_) => return Err(PublishError::Closed(back(Unpublished::all(entries)))),
             },
         };
-        let mut placed = remote
+        let published = remote
             .publish(&self.registry().formats, &topic, reused, entries, back)
-            .await?;
+            .await;
+        let mut placed = match published {
+            Ok(placed) => placed,
+            Err(e) => {
+                // Bound to a topic found gone: closed from now on.
+                if let (PublishError::Closed(_), Some(bound)) = (&e, self.remote_topic.get()) {
+                    bound.gone.store(true, std::sync::atomic::Ordering::Release);
+                }
+                return Err(e);
+            }
+        };
         // From its first publish on, a publisher is bound to the topic it
         // found (as in memory: one deleted under it stays closed to it).
         if let Some(found) = placed.topic.take() {
-            let _ = self.remote_topic.get_or_init(|| found);
+            let _ = self.remote_topic.get_or_init(|| RemoteBinding {
+                gone: remote.gone_flag(&self.topic_name),
+                topic: found,
+            });
         }
         Ok(placed)
     }

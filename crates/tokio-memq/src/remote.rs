@@ -33,6 +33,10 @@ pub(crate) struct Remote {
     store: memq_redis::Store,
     /// Topic handles opened so far, by name.
     topics: Mutex<HashMap<Arc<str>, RemoteTopic>>,
+    /// The `gone` flags of this process's subscribers and bound publishers
+    /// of each topic, set when this process deletes it (one deleted by
+    /// another process is found by a read or publish).
+    handles: Mutex<HashMap<Arc<str>, Vec<std::sync::Weak<AtomicBool>>>>,
     /// Set by [`MessageQueue::close`]: this process's handles stop.
     closed: AtomicBool,
     /// Wakes receives waiting on the server when the queue closes.
@@ -132,6 +136,7 @@ impl MessageQueue {
         let remote = Remote {
             store,
             topics: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             closing: tokio::sync::Notify::new(),
             member_prefix: format!("{}-{nanos:x}", std::process::id()),
@@ -486,7 +491,33 @@ impl Remote {
 
     pub(crate) async fn delete_topic(&self, name: &str) -> Result<bool, StoreError> {
         self.forget(name);
-        self.store.delete_topic(name).await.map_err(store_error)
+        // The handles made before the delete: one made after it may be of
+        // the topic created again.
+        let handles = self.handles.lock().remove(name).unwrap_or_default();
+        let deleted = self.store.delete_topic(name).await.map_err(store_error);
+        if deleted.is_ok() {
+            for flag in handles.iter().filter_map(std::sync::Weak::upgrade) {
+                flag.store(true, Ordering::Release);
+            }
+        } else {
+            self.handles
+                .lock()
+                .entry(name.into())
+                .or_default()
+                .extend(handles);
+        }
+        deleted
+    }
+
+    /// A new `gone` flag of a handle of `name`, set when this process
+    /// deletes the topic.
+    pub(crate) fn gone_flag(&self, name: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut handles = self.handles.lock();
+        let of_name = handles.entry(name.into()).or_default();
+        of_name.retain(|h| h.strong_count() > 0);
+        of_name.push(Arc::downgrade(&flag));
+        flag
     }
 
     pub(crate) async fn list_topics(&self) -> Result<Vec<String>, StoreError> {
@@ -843,6 +874,7 @@ impl Remote {
             parts,
             None,
             topic.partition_count().is_some(),
+            self.gone_flag(name),
         ))
     }
 
@@ -923,6 +955,7 @@ impl Remote {
             parts,
             Some(info),
             topic.partition_count().is_some(),
+            self.gone_flag(name),
         ))
     }
 }
@@ -1141,6 +1174,9 @@ pub(crate) struct RemoteSource {
     moved: Arc<tokio::sync::Notify>,
     /// Connections for receives that wait on the server.
     watchers: Arc<Watchers>,
+    /// The topic is gone: deleted by this process, or found deleted by a
+    /// receive.
+    gone: Arc<AtomicBool>,
 }
 
 /// Watchers free for the next receive that waits on the server. A
@@ -1361,7 +1397,13 @@ impl std::fmt::Debug for RemoteSource {
 }
 
 impl RemoteSource {
-    fn new(remote: Arc<Remote>, parts: Vec<Part>, group: Option<GroupInfo>, partitioned: bool) -> Self {
+    fn new(
+        remote: Arc<Remote>,
+        parts: Vec<Part>,
+        group: Option<GroupInfo>,
+        partitioned: bool,
+        gone: Arc<AtomicBool>,
+    ) -> Self {
         let (inbox, pumps) = if group.is_some() {
             let inbox = Arc::new(Inbox::new());
             let pumps = parts
@@ -1382,6 +1424,7 @@ impl RemoteSource {
             turn: AtomicU64::new(0),
             moved: Arc::default(),
             watchers: Arc::default(),
+            gone,
         }
     }
 
@@ -1412,7 +1455,7 @@ impl RemoteSource {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.remote.is_closed()
+        self.remote.is_closed() || self.gone.load(Ordering::Acquire)
     }
 
     /// Messages say their partition (a partitioned topic).
@@ -1460,18 +1503,34 @@ impl RemoteSource {
         Ok(Vec::new())
     }
 
-    /// A receive of up to `max` messages (`wait`: for the first one),
-    /// from whichever log has them first; the logs take turns.
+    /// A receive of up to `max` messages (`wait`: for the first one): a
+    /// group member's from its inbox, a reader's from its logs. One that
+    /// finds the topic gone closes the subscriber.
     pub(crate) fn recv(&self, max: usize, wait: bool) -> RemoteRecv {
-        if let Some(inbox) = self.inbox.clone() {
-            return self.recv_member(inbox, max, wait);
-        }
+        let receiving = match self.inbox.clone() {
+            Some(inbox) => self.recv_member(inbox, max, wait),
+            None => self.recv_reader(max, wait),
+        };
+        // A receive that finds the topic gone closes the subscriber.
+        let gone = self.gone.clone();
+        Mutex::new(Box::pin(async move {
+            let got = receiving.await;
+            if matches!(got, Err(RecvError::Closed)) {
+                gone.store(true, Ordering::Release);
+            }
+            got
+        }))
+    }
+
+    /// A reader's receive of up to `max` messages (`wait`: for the first
+    /// one), from whichever log has them first; the logs take turns.
+    fn recv_reader(&self, max: usize, wait: bool) -> Receiving {
         let remote = self.remote.clone();
         let (moved, watchers) = (self.moved.clone(), self.watchers.clone());
         let n = self.parts.len();
         let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
         let parts: Vec<Part> = (0..n).map(|i| self.parts[(first + i) % n].clone()).collect();
-        Mutex::new(Box::pin(async move {
+        Box::pin(async move {
             if remote.is_closed() {
                 return Err(RecvError::Closed);
             }
@@ -1561,15 +1620,15 @@ impl RemoteSource {
                     return Ok(got.into_iter().map(|r| (part.index, r, 1)).collect());
                 }
             }
-        }))
+        })
     }
 
     /// A group member's receive: from the inbox, waiting for the pumps.
-    fn recv_member(&self, inbox: Arc<Inbox>, max: usize, wait: bool) -> RemoteRecv {
+    fn recv_member(&self, inbox: Arc<Inbox>, max: usize, wait: bool) -> Receiving {
         let remote = self.remote.clone();
         let group = self.group.clone();
         let parts = self.parts.clone();
-        Mutex::new(Box::pin(async move {
+        Box::pin(async move {
             loop {
                 if remote.is_closed() {
                     return Err(RecvError::Closed);
@@ -1611,7 +1670,7 @@ impl RemoteSource {
                 })
                 .await;
             }
-        }))
+        })
     }
 
     /// Moves a reader of `partition` to `offset` (a new reader there).

@@ -449,6 +449,8 @@ impl Subscriber {
     /// [closed](crate::MessageQueue::close), or nobody can publish to it
     /// any more): nothing new will arrive. Messages it retained may still
     /// be received; receives fail with [`RecvError::Closed`] after them.
+    /// Over Redis, a topic deleted by another process is seen once a
+    /// receive finds it gone.
     ///
     /// # Examples
     ///

@@ -1394,3 +1394,70 @@ async fn options_that_differ_from_an_existing_topic_s_are_refused() {
         mq.create_partitioned_topic("kept-parts", ttl, 2).await.unwrap();
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_of_a_deleted_topic_say_closed() {
+    on_each_backend!(|mq, backend| {
+        let sub = mq
+            .subscriber_with_options_and_mode("doomed", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let parted = {
+            mq.create_partitioned_topic("doomed-parts", latest(), 2)
+                .await
+                .unwrap();
+            mq.subscribe_partition("doomed-parts", 1, None, ConsumptionMode::Latest)
+                .await
+                .unwrap()
+        };
+        let publisher = mq.publisher("doomed");
+        publisher.publish(1u8).await.unwrap();
+        let unbound = mq.publisher("doomed");
+        assert!(
+            !sub.is_closed() && !publisher.is_closed() && !parted.is_closed(),
+            "{backend}"
+        );
+        assert!(mq.delete_topic("doomed").await, "{backend}");
+        assert!(sub.is_closed(), "{backend}: the subscriber");
+        assert!(publisher.is_closed(), "{backend}: the bound publisher");
+        assert!(!unbound.is_closed(), "{backend}: a publisher not bound yet");
+        assert!(!parted.is_closed(), "{backend}: another topic's");
+        assert!(mq.delete_topic("doomed-parts").await, "{backend}");
+        assert!(parted.is_closed(), "{backend}: a partition's subscriber");
+        // Handles made after the delete are of the topic made again.
+        let again = mq
+            .subscriber_with_options_and_mode("doomed", latest(), ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        assert!(!again.is_closed(), "{backend}");
+        assert!(sub.is_closed(), "{backend}: the old one stays closed");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_deleted_by_another_process_closes_what_finds_it_gone() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let a = MessageQueue::connect(&server.url()).await.unwrap();
+    let b = MessageQueue::connect(&server.url()).await.unwrap();
+    let sub = a
+        .subscriber_with_options_and_mode("elsewhere", latest(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    let publisher = a.publisher("elsewhere");
+    publisher.publish(1u8).await.unwrap();
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 0);
+    assert!(b.delete_topic("elsewhere").await);
+    // Not known here until a read or a publish finds it gone.
+    assert_eq!(
+        within(LIMIT, sub.recv()).await.unwrap().unwrap_err(),
+        RecvError::Closed
+    );
+    assert!(sub.is_closed());
+    assert!(matches!(
+        within(LIMIT, publisher.publish(2u8)).await.unwrap(),
+        Err(PublishError::Closed(2))
+    ));
+    assert!(publisher.is_closed());
+}
