@@ -15,7 +15,10 @@
 //! are packed into the one file `OUT/scaling.tgz` (a machine that hands
 //! back only a few files, or a run cut off at its time limit, still
 //! returns everything finished). `MEMQ_SCALING_FILTER` replaces the
-//! benchmark filter (a regex over criterion ids). Bring `scaling.tgz` (or
+//! benchmark filter (a regex over criterion ids); `MEMQ_LOCK_YIELDS` sets
+//! how often a thread that finds a topic's lock taken yields before it
+//! parks (16 by default; the bench binaries read it, see memq-core's
+//! `tuning-env` feature), and the report names it. Bring `scaling.tgz` (or
 //! an unpacked folder) back and `--report PATH` writes
 //! `bench-report/SCALING.md`: per scenario and implementation the rate at
 //! each worker count, tokio-memq's best against the best peer, and the
@@ -53,6 +56,8 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/memq-scaling.XXXXXX")
 out="$scratch/scaling"
 mkdir -p "$out"
 getconf _NPROCESSORS_ONLN > "$out/cpus" 2>/dev/null || nproc > "$out/cpus"
+# Settings the run was made with (MEMQ_LOCK_YIELDS: the lock's yields).
+env | grep '^MEMQ_' | sort > "$out/env"
 # CPU time (user + system, in ticks) of this shell's waited-for children.
 children_cpu() { awk '{print $16 + $17}' /proc/$$/stat; }
 for w in $workers; do
@@ -240,7 +245,16 @@ pub(crate) fn report(root: &Path, path: &Path) -> Result<(), String> {
     let cpus = std::fs::read_to_string(dir.join("cpus"))
         .ok()
         .and_then(|c| c.trim().parse().ok());
-    let text = table(&runs, cpus);
+    let mut text = table(&runs, cpus);
+    let settings = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
+    let settings: Vec<&str> = settings.lines().filter(|l| !l.trim().is_empty()).collect();
+    if !settings.is_empty() {
+        text = text.replacen(
+            "\n\n",
+            &format!("\n\nRun with `{}`.\n\n", settings.join(" ")),
+            1,
+        );
+    }
     let out = root.join("bench-report");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     std::fs::write(out.join("SCALING.md"), &text).map_err(|e| e.to_string())?;

@@ -29,6 +29,25 @@ mod imp {
 
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
+    /// `yield_now` calls before a contended lock parks: 16, or with the
+    /// `tuning-env` feature `MEMQ_LOCK_YIELDS` when set (read once; for
+    /// benchmarks that compare the policy on many cores).
+    fn yields() -> u32 {
+        const YIELDS: u32 = 16;
+        #[cfg(feature = "tuning-env")]
+        {
+            static SET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+            *SET.get_or_init(|| {
+                std::env::var("MEMQ_LOCK_YIELDS")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(YIELDS)
+            })
+        }
+        #[cfg(not(feature = "tuning-env"))]
+        YIELDS
+    }
+
     /// Whether this process may run on more than one CPU (asked once).
     fn several_cpus() -> bool {
         static SEVERAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -53,8 +72,6 @@ mod imp {
         fn lock_contended(&self) -> MutexGuard<'_, T> {
             /// Rounds of busy-waiting (1, 2, 4, ... pause hints each).
             const SPIN_ROUNDS: u32 = 2;
-            /// `yield_now` calls before parking.
-            const YIELDS: u32 = 16;
             if several_cpus() {
                 for round in 0..SPIN_ROUNDS {
                     for _ in 0..1u32 << round {
@@ -64,7 +81,7 @@ mod imp {
                         return guard;
                     }
                 }
-                for _ in 0..YIELDS {
+                for _ in 0..yields() {
                     std::thread::yield_now();
                     if let Some(guard) = self.0.try_lock() {
                         return guard;
