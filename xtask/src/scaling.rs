@@ -249,11 +249,7 @@ pub(crate) fn report(root: &Path, path: &Path) -> Result<(), String> {
     let settings = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
     let settings: Vec<&str> = settings.lines().filter(|l| !l.trim().is_empty()).collect();
     if !settings.is_empty() {
-        text = text.replacen(
-            "\n\n",
-            &format!("\n\nRun with `{}`.\n\n", settings.join(" ")),
-            1,
-        );
+        text = text.replacen("\n\n", &format!("\n\nRun with `{}`.\n\n", settings.join(" ")), 1);
     }
     let out = root.join("bench-report");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;

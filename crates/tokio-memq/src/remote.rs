@@ -231,6 +231,19 @@ impl RemoteTopic {
     }
 
     /// The same handle (not another one of the same name).
+    /// Whether it is a handle of the same topic as `other` (made before
+    /// any delete and re-creation under its name, by any process).
+    fn is_handle_of(&self, other: &RemoteTopic) -> bool {
+        match (self, other) {
+            (RemoteTopic::Plain(a), RemoteTopic::Plain(b)) => a.same_topic(b),
+            (RemoteTopic::Partitioned(a), RemoteTopic::Partitioned(b)) => {
+                let (a, b) = (a.topic.partitions(), b.topic.partitions());
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_topic(y))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the server keeps it (every partition) as `config` says.
     fn is_kept_as(&self, config: &memq_redis::TopicConfig) -> bool {
         match self {
@@ -361,15 +374,16 @@ impl Remote {
             Ok(topic)
         };
         let wanted = options.partitions;
-        let kept = self.topics.lock().get(name).filter(|_| cached).cloned();
+        // A partitioned topic asked for: the server says whether it exists
+        // with that count (another process may have made it anew).
+        let kept = self
+            .topics
+            .lock()
+            .get(name)
+            .filter(|_| cached && wanted.is_none())
+            .cloned();
         if let Some(t) = kept {
-            match (wanted, t.partition_count()) {
-                // Another kind or count than this process knows: the server
-                // decides (another process may have made it anew).
-                (Some(n), Some(m)) if n != m => {}
-                (Some(_), None) => {}
-                _ => return checked(t),
-            }
+            return checked(t);
         }
         let (store, owned) = (self.store.clone(), name.to_owned());
         let opened = self
@@ -392,10 +406,11 @@ impl Remote {
         let mut topics = self.topics.lock();
         checked(match topics.get(name) {
             // Another task opened it meanwhile: the first one counts.
-            Some(kept) if cached => kept.clone(),
+            Some(kept) if cached && kept.is_handle_of(&topic) => kept.clone(),
             // A fresh handle for a reader; the kept one holds this process's
             // routing for publishers.
-            Some(RemoteTopic::Partitioned(_)) => topic,
+            Some(kept @ RemoteTopic::Partitioned(_)) if !cached && kept.is_handle_of(&topic) => topic,
+            // None kept, or one of a topic deleted since (by any process).
             _ => {
                 topics.insert(name.into(), topic.clone());
                 topic
@@ -404,19 +419,24 @@ impl Remote {
     }
 
     /// The topic `name` if the server has it; creates nothing. This
-    /// process's handle when it has one (with its routing).
+    /// process's handle when it has one of that topic (with its routing);
+    /// one of a topic deleted since (and maybe made again, with another
+    /// partition count, by another process) is replaced. Asks the server
+    /// every time: for stats and settings, not for publishes.
     async fn existing(&self, name: &str) -> Result<Option<RemoteTopic>, TopicError> {
-        if let Some(t) = self.topics.lock().get(name) {
-            return Ok(Some(t.clone()));
-        }
         let (store, owned) = (self.store.clone(), name.to_owned());
         let found = self.ask(async move { store.existing(&owned).await }).await?;
         let Some(topic) = found.and_then(RemoteTopic::from_store) else {
             return Ok(None);
         };
-        Ok(Some(
-            self.topics.lock().entry(name.into()).or_insert(topic).clone(),
-        ))
+        let mut topics = self.topics.lock();
+        match topics.get(name) {
+            Some(kept) if kept.is_handle_of(&topic) => Ok(Some(kept.clone())),
+            _ => {
+                topics.insert(name.into(), topic.clone());
+                Ok(Some(topic))
+            }
+        }
     }
 
     /// Whether the partitioned topic `name` exists.

@@ -1461,3 +1461,39 @@ async fn a_topic_deleted_by_another_process_closes_what_finds_it_gone() {
     ));
     assert!(publisher.is_closed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_topic_made_again_elsewhere_is_seen_with_its_new_count() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let a = MessageQueue::connect(&server.url()).await.unwrap();
+    let b = MessageQueue::connect(&server.url()).await.unwrap();
+    a.create_partitioned_topic("remade", latest(), 2).await.unwrap();
+    a.set_partition_routing("remade", tokio_memq::PartitionRouting::Fixed(1))
+        .await
+        .unwrap();
+    assert_eq!(a.get_all_partition_stats("remade").await.len(), 2);
+    // Another process deletes it and makes it again with 4 partitions.
+    assert!(b.delete_topic("remade").await);
+    b.create_partitioned_topic("remade", latest(), 4).await.unwrap();
+    assert_eq!(a.get_all_partition_stats("remade").await.len(), 4);
+    assert!(a.get_partition_stats("remade", 3).await.is_some());
+    a.set_partition_routing("remade", tokio_memq::PartitionRouting::Fixed(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.create_partitioned_topic("remade", latest(), 2)
+            .await
+            .unwrap_err(),
+        TopicError::PartitionCount {
+            topic: "remade".into(),
+            requested: 2,
+            existing: Some(4),
+        }
+    );
+    a.create_partitioned_topic("remade", latest(), 4).await.unwrap();
+    // Its routing is this process's: a publish goes to partition 3.
+    let message = tokio_memq::TopicMessage::new("remade".to_string(), 1u8).unwrap();
+    assert_eq!(a.publish_to_partitioned(message).await.unwrap(), (3, 0));
+}
