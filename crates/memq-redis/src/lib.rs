@@ -1356,17 +1356,18 @@ impl Reader {
         self.request(Some(wait.max(Duration::from_millis(1))))
     }
 
-    /// Takes in the answer to a [`wait_request`](Self::wait_request) and
-    /// returns up to `max` messages as [`recv_batch`](Self::recv_batch)
-    /// would, without waiting: none when the answer brought none. An answer
-    /// to a request made before this reader read, moved, or by another
-    /// reader, is dropped (what it holds is read again from where this
-    /// reader is); what this reader has buffered comes first.
+    /// Takes in the answer to a [`wait_request`](Self::wait_request): what
+    /// it brought is buffered, for [`take_buffered`](Self::take_buffered)
+    /// and the receives. An answer to a request made before this reader
+    /// read or moved (or made by another reader) is dropped: what it holds
+    /// is read again from where this reader is. Returns whether it was
+    /// taken in.
     ///
     /// # Errors
     ///
-    /// As [`recv_batch`](Self::recv_batch).
-    pub async fn accept(&mut self, answer: ReadAnswer, max: usize) -> Result<Vec<Record>, RecvError> {
+    /// As [`recv`](Self::recv) (a malformed entry, the topic gone, the
+    /// reader past the end of its log): told once, as `recv` tells it.
+    pub async fn accept(&mut self, answer: ReadAnswer) -> Result<bool, RecvError> {
         let current = answer.log == self.log
             && answer.incarnation == self.incarnation
             && answer.position == self.position
@@ -1375,10 +1376,12 @@ impl Reader {
         if current {
             self.apply(answer.waited, &answer.replies).await?;
         }
-        Ok(match self.take()? {
-            Some(first) => self.batch_after(first, max),
-            None => Vec::new(),
-        })
+        Ok(current)
+    }
+
+    /// How many messages this reader has read ahead and not returned.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
     }
 
     /// `first` and up to `max - 1` buffered messages that follow it

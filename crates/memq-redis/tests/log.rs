@@ -637,7 +637,9 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
         assert_eq!(publishing.await.unwrap(), 0..3);
         answer
     };
-    assert_eq!(offsets(reader.accept(answer, 2).await.unwrap()), vec![0, 1]);
+    assert!(reader.accept(answer).await.unwrap());
+    assert_eq!(reader.buffered(), 3);
+    assert_eq!(offsets(reader.take_buffered(2).unwrap()), vec![0, 1]);
     assert_eq!(offsets(reader.try_recv_batch(8).await.unwrap()), vec![2]);
 
     // An answer to a request made before the reader read is dropped:
@@ -646,8 +648,12 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     topic.publish_batch(&[&b"d"[..], b"e"]).await.unwrap();
     let stale = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
     assert_eq!(offsets(reader.recv_batch(1).await.unwrap()), vec![3]);
+    assert!(
+        !reader.accept(stale).await.unwrap(),
+        "made before the reader read"
+    );
     assert_eq!(
-        offsets(reader.accept(stale, 8).await.unwrap()),
+        offsets(reader.take_buffered(8).unwrap()),
         vec![4],
         "what it had buffered"
     );
@@ -661,7 +667,8 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
         .await
         .unwrap()
         .unwrap();
-    assert!(reader.accept(foreign, 8).await.unwrap().is_empty());
+    assert!(!reader.accept(foreign).await.unwrap(), "another reader's");
+    assert_eq!(reader.buffered(), 0);
     assert_eq!(offsets(behind.try_recv_batch(1).await.unwrap()), vec![1]);
 
     // A read dropped while it waits is cancelled on the server, and the
@@ -685,7 +692,8 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     for _ in 0..3 {
         let request = reader.wait_request(Duration::from_secs(20));
         let answer = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
-        got = offsets(reader.accept(answer, 8).await.unwrap());
+        reader.accept(answer).await.unwrap();
+        got = offsets(reader.take_buffered(8).unwrap());
         if !got.is_empty() {
             break;
         }

@@ -424,6 +424,18 @@ impl Remote {
     /// partition count, by another process) is replaced. Asks the server
     /// every time: for stats and settings, not for publishes.
     async fn existing(&self, name: &str) -> Result<Option<RemoteTopic>, TopicError> {
+        self.existing_with(name, true).await
+    }
+
+    /// [`existing`](Self::existing); `fresh` false: this process's handle,
+    /// when it has one, without asking (for publishes, which replace a
+    /// handle of a topic gone when they find it gone).
+    async fn existing_with(&self, name: &str, fresh: bool) -> Result<Option<RemoteTopic>, TopicError> {
+        if !fresh {
+            if let Some(t) = self.topics.lock().get(name) {
+                return Ok(Some(t.clone()));
+            }
+        }
         let (store, owned) = (self.store.clone(), name.to_owned());
         let found = self.ask(async move { store.existing(&owned).await }).await?;
         let Some(topic) = found.and_then(RemoteTopic::from_store) else {
@@ -439,9 +451,10 @@ impl Remote {
         }
     }
 
-    /// Whether the partitioned topic `name` exists.
+    /// Whether the partitioned topic `name` exists (for a publish: by
+    /// this process's handle when it has one).
     pub(crate) async fn parted_exists(&self, name: &str) -> Result<bool, TopicError> {
-        match self.parted(name).await {
+        match self.parted_with(name, false).await {
             Ok(_) => Ok(true),
             Err(TopicError::NoSuchTopic { .. } | TopicError::NotPartitioned { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -450,6 +463,12 @@ impl Remote {
 
     /// The existing partitioned topic `name`.
     pub(crate) async fn parted(&self, name: &str) -> Result<Arc<Parted>, TopicError> {
+        self.parted_with(name, true).await
+    }
+
+    /// [`parted`](Self::parted); `fresh` as for
+    /// [`existing_with`](Self::existing_with).
+    async fn parted_with(&self, name: &str, fresh: bool) -> Result<Arc<Parted>, TopicError> {
         let (store, owned) = (self.store.clone(), name.to_owned());
         let exists = self.ask(async move { store.topic_exists(&owned).await }).await?;
         if !exists {
@@ -458,7 +477,7 @@ impl Remote {
             });
         }
         // Not `open`: a topic deleted meanwhile must not come back.
-        match self.existing(name).await? {
+        match self.existing_with(name, fresh).await? {
             Some(RemoteTopic::Partitioned(p)) => Ok(p),
             Some(RemoteTopic::Plain(_)) => Err(TopicError::NotPartitioned {
                 topic: name.to_owned(),
@@ -1108,9 +1127,212 @@ struct GroupInfo {
 struct Part {
     index: usize,
     log: memq_redis::Topic,
-    source: Arc<tokio::sync::Mutex<Source>>,
+    source: Arc<ReaderLock>,
     /// The offset after the last message handed out (readers).
     position: Arc<AtomicU64>,
+    /// What this log's pump met, for the receives (readers).
+    pumped: Arc<Pumped>,
+}
+
+/// A reader's (or member's) lock. Taken by waiting for its release rather
+/// than in a queue: a receive polled once and then left unpolled holds
+/// nothing (a queued `tokio::sync::Mutex::lock` would be handed the lock
+/// and keep it), so the subscriber's other calls go on.
+struct ReaderLock {
+    source: tokio::sync::Mutex<Source>,
+    released: tokio::sync::Notify,
+}
+
+impl ReaderLock {
+    fn new(source: Source) -> Self {
+        ReaderLock {
+            source: tokio::sync::Mutex::new(source),
+            released: tokio::sync::Notify::new(),
+        }
+    }
+
+    async fn lock(&self) -> ReaderGuard<'_> {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(guard) = self.try_lock() {
+                return guard;
+            }
+            released.await;
+        }
+    }
+
+    fn try_lock(&self) -> Option<ReaderGuard<'_>> {
+        let guard = self.source.try_lock().ok()?;
+        Some(ReaderGuard {
+            guard: Some(guard),
+            lock: self,
+        })
+    }
+}
+
+/// A held [`ReaderLock`]; tells those waiting for it when dropped.
+struct ReaderGuard<'a> {
+    guard: Option<tokio::sync::MutexGuard<'a, Source>>,
+    lock: &'a ReaderLock,
+}
+
+impl std::ops::Deref for ReaderGuard<'_> {
+    type Target = Source;
+
+    fn deref(&self) -> &Source {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for ReaderGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Source {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.lock.released.notify_waiters();
+    }
+}
+
+/// What a reader's pump met: an error for the next receive, and whether
+/// the topic is gone (then every receive is `Closed`).
+#[derive(Default)]
+struct Pumped {
+    error: Mutex<Option<RecvError>>,
+    gone: AtomicBool,
+}
+
+/// The receives of a reader subscriber and its pumps: one task per log
+/// reads (waiting on the server, on a connection of its own, without
+/// holding the log's reader) while a receive waits and nothing read is
+/// left to hand out; receives wait to be told, holding nothing.
+#[derive(Default)]
+struct Readers {
+    /// Receives waiting now.
+    waiting: AtomicU64,
+    /// Told when a receive starts to wait.
+    demand: tokio::sync::Notify,
+    /// Told when a pump took in an answer (or met an error).
+    arrived: tokio::sync::Notify,
+}
+
+/// A receive waiting on [`Readers`] (counted while it lives).
+struct ReaderWaiting<'a>(&'a Readers);
+
+impl<'a> ReaderWaiting<'a> {
+    fn new(readers: &'a Readers) -> Self {
+        readers.waiting.fetch_add(1, Ordering::AcqRel);
+        readers.demand.notify_waiters();
+        ReaderWaiting(readers)
+    }
+}
+
+impl Drop for ReaderWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Readers {
+    /// Reads `part` whenever a receive waits and its reader has nothing
+    /// buffered, until the topic is gone or the queue closes (the task is
+    /// aborted when its subscriber is dropped). Its reads wait on the
+    /// server with a watcher of its own; a seek cuts the wait short.
+    async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>, moved: Arc<tokio::sync::Notify>) {
+        let mut watcher: Option<memq_redis::Watcher> = None;
+        loop {
+            // A request once a receive waits and nothing is buffered.
+            let request = loop {
+                let demand = self.demand.notified();
+                tokio::pin!(demand);
+                demand.as_mut().enable();
+                if remote.is_closed() || part.pumped.gone.load(Ordering::Acquire) {
+                    return;
+                }
+                if self.waiting.load(Ordering::Acquire) > 0 {
+                    let source = part.source.lock().await;
+                    match &*source {
+                        Source::Reader(r) if r.buffered() == 0 => break r.wait_request(WATCH),
+                        Source::Reader(_) => {}
+                        Source::Member(_) => return,
+                    }
+                }
+                demand.await;
+            };
+            let moved = moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            let w = match &mut watcher {
+                Some(w) => w,
+                None => match part.log.watcher().await {
+                    Ok(w) => watcher.insert(w),
+                    Err(e) => {
+                        self.fail(&part, RecvError::Store(store_error(e)));
+                        continue;
+                    }
+                },
+            };
+            let closing = remote.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if remote.is_closed() {
+                return;
+            }
+            let answer = {
+                let read = w.read(&request);
+                tokio::pin!(read);
+                std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(None);
+                    }
+                    // A seek: what was asked for is past; ask again (the
+                    // wait cut short may end the next one early: then it
+                    // asks again).
+                    if moved.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(Some(None));
+                    }
+                    read.as_mut().poll(cx).map(|a| Some(Some(a)))
+                })
+                .await
+            };
+            let answer = match answer {
+                None => return,
+                Some(None) => continue,
+                Some(Some(Ok(answer))) => answer,
+                Some(Some(Err(e))) => {
+                    // Reconnected for 30 s in vain: a new connection next time.
+                    watcher = None;
+                    self.fail(&part, RecvError::Store(store_error(e)));
+                    continue;
+                }
+            };
+            let mut source = part.source.lock().await;
+            if let Source::Reader(reader) = &mut *source {
+                let taken = reader.accept(answer).await;
+                part.position.store(reader.position(), Ordering::Release);
+                drop(source);
+                if let Err(e) = taken {
+                    self.fail(&part, recv_error(e));
+                    continue;
+                }
+            }
+            self.arrived.notify_waiters();
+        }
+    }
+
+    /// Keeps `error` for the next receive, and tells the receives.
+    fn fail(&self, part: &Part, error: RecvError) {
+        if error == RecvError::Closed {
+            part.pumped.gone.store(true, Ordering::Release);
+        }
+        *part.pumped.error.lock() = Some(error);
+        self.arrived.notify_waiters();
+    }
 }
 
 impl Part {
@@ -1122,15 +1344,16 @@ impl Part {
         Part {
             index,
             log,
-            source: Arc::new(tokio::sync::Mutex::new(source)),
+            source: Arc::new(ReaderLock::new(source)),
             position: Arc::new(AtomicU64::new(position)),
+            pumped: Arc::default(),
         }
     }
 
     /// Waits for up to `max` messages from this log (`wait` false: only
     /// what is there now).
     async fn recv(self, max: usize, wait: bool) -> Result<Vec<Got>, RecvError> {
-        let mut source = self.source.lock_owned().await;
+        let mut source = self.source.lock().await;
         let got = match &mut *source {
             Source::Reader(reader) => {
                 let got = if wait {
@@ -1192,64 +1415,11 @@ pub(crate) struct RemoteSource {
     /// Told when a seek moves a reader: a receive waiting on the server
     /// waits for the new position instead.
     moved: Arc<tokio::sync::Notify>,
-    /// Connections for receives that wait on the server.
-    watchers: Arc<Watchers>,
+    /// A reader's receives and pumps.
+    readers: Arc<Readers>,
     /// The topic is gone: deleted by this process, or found deleted by a
     /// receive.
     gone: Arc<AtomicBool>,
-}
-
-/// Watchers free for the next receive that waits on the server. A
-/// receive waits with a watcher of its own, not with its readers: those
-/// stay free for the subscriber's other calls meanwhile (`try_recv`,
-/// `seek`, other receives), also while a receive is left unpolled.
-#[derive(Default)]
-struct Watchers(Mutex<Vec<memq_redis::Watcher>>);
-
-impl Watchers {
-    /// A free watcher, or a new one on `log`'s server; `kept`: how many
-    /// idle ones to keep (one per log a receive waits on).
-    async fn lend(self: &Arc<Self>, log: &memq_redis::Topic, kept: usize) -> Result<LentWatcher, RecvError> {
-        let free = self.0.lock().pop();
-        let watcher = match free {
-            Some(w) => w,
-            None => log
-                .watcher()
-                .await
-                .map_err(|e| RecvError::Store(store_error(e)))?,
-        };
-        Ok(LentWatcher {
-            pool: self.clone(),
-            kept,
-            watcher: Some(watcher),
-        })
-    }
-}
-
-/// A watcher in use; back to its pool when dropped (also mid-wait: a wait
-/// dropped on its way is cancelled on the server, and the connection is
-/// free at once).
-struct LentWatcher {
-    pool: Arc<Watchers>,
-    kept: usize,
-    watcher: Option<memq_redis::Watcher>,
-}
-
-impl LentWatcher {
-    fn get(&mut self) -> &mut memq_redis::Watcher {
-        self.watcher
-            .as_mut()
-            .expect("a lent watcher is held until dropped")
-    }
-}
-
-impl Drop for LentWatcher {
-    fn drop(&mut self) {
-        let mut free = self.pool.0.lock();
-        if free.len() < self.kept {
-            free.extend(self.watcher.take());
-        }
-    }
 }
 
 /// What a group member's pumps read, waiting to be handed out.
@@ -1400,10 +1570,6 @@ const WATCH: Duration = Duration::from_secs(1);
 /// `get_mut`, never locked.)
 pub(crate) type RemoteRecv = Mutex<Receiving>;
 
-/// A read waiting on a watcher: the index of its part, and the answer.
-type Answering =
-    Pin<Box<dyn Future<Output = (usize, Result<memq_redis::ReadAnswer, memq_redis::Error>)> + Send>>;
-
 /// Receiving from the server.
 pub(crate) type Receiving = Pin<Box<dyn Future<Output = Result<Vec<Got>, RecvError>> + Send>>;
 
@@ -1424,6 +1590,8 @@ impl RemoteSource {
         partitioned: bool,
         gone: Arc<AtomicBool>,
     ) -> Self {
+        let readers = Arc::new(Readers::default());
+        let moved = Arc::new(tokio::sync::Notify::new());
         let (inbox, pumps) = if group.is_some() {
             let inbox = Arc::new(Inbox::new());
             let pumps = parts
@@ -1432,7 +1600,14 @@ impl RemoteSource {
                 .collect();
             (Some(inbox), pumps)
         } else {
-            (None, Vec::new())
+            let pumps = parts
+                .iter()
+                .map(|part| {
+                    let pump = readers.clone().pump(part.clone(), remote.clone(), moved.clone());
+                    remote.runtime.spawn(pump)
+                })
+                .collect();
+            (None, pumps)
         };
         RemoteSource {
             remote,
@@ -1442,8 +1617,8 @@ impl RemoteSource {
             pumps,
             partitioned,
             turn: AtomicU64::new(0),
-            moved: Arc::default(),
-            watchers: Arc::default(),
+            moved,
+            readers,
             gone,
         }
     }
@@ -1511,7 +1686,7 @@ impl RemoteSource {
         let first = (self.turn.load(Ordering::Relaxed) as usize) % n.max(1);
         for i in 0..n {
             let part = &self.parts[(first + i) % n];
-            let Ok(mut source) = part.source.try_lock() else {
+            let Some(mut source) = part.source.try_lock() else {
                 continue;
             };
             let got = part.take_buffered(&mut source, max)?;
@@ -1546,7 +1721,7 @@ impl RemoteSource {
     /// one), from whichever log has them first; the logs take turns.
     fn recv_reader(&self, max: usize, wait: bool) -> Receiving {
         let remote = self.remote.clone();
-        let (moved, watchers) = (self.moved.clone(), self.watchers.clone());
+        let readers = self.readers.clone();
         let n = self.parts.len();
         let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
         let parts: Vec<Part> = (0..n).map(|i| self.parts[(first + i) % n].clone()).collect();
@@ -1557,88 +1732,83 @@ impl RemoteSource {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(RecvError::Store(no_runtime()));
             }
-            // Read ahead already: no round trip.
-            for part in &parts {
-                let got = part.buffered(max).await?;
-                if !got.is_empty() {
-                    return Ok(got);
-                }
-            }
             let closing = remote.closing.notified();
             tokio::pin!(closing);
             closing.as_mut().enable();
-            if remote.is_closed() {
-                return Err(RecvError::Closed);
-            }
             if !wait {
-                for part in parts {
-                    let got = part.recv(max, false).await?;
-                    if !got.is_empty() {
-                        return Ok(got);
+                // What is read ahead, else one read of each log that does
+                // not wait (the queue's close cuts it short).
+                let look = async {
+                    for part in &parts {
+                        let got = part.buffered(max).await?;
+                        if !got.is_empty() {
+                            return Ok(got);
+                        }
                     }
-                }
-                return Ok(Vec::new());
+                    for part in &parts {
+                        let got = part.clone().recv(max, false).await?;
+                        if !got.is_empty() {
+                            return Ok(got);
+                        }
+                    }
+                    Ok(Vec::new())
+                };
+                tokio::pin!(look);
+                return std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(Err(RecvError::Closed));
+                    }
+                    look.as_mut().poll(cx)
+                })
+                .await;
             }
-            // Wait on every log at once, each read waiting on the server on
-            // a watcher's connection with none of the readers held (the
-            // subscriber's other calls go on meanwhile); the first answer
-            // wins and is taken in by its reader; the others are dropped
-            // (cancel safe: an answer not taken in is read again, and the
-            // waits on the server are cancelled).
             loop {
                 if remote.is_closed() {
                     return Err(RecvError::Closed);
                 }
-                let moved = moved.notified();
-                tokio::pin!(moved);
-                moved.as_mut().enable();
-                let mut reads: Vec<Answering> = Vec::with_capacity(parts.len());
-                for (i, part) in parts.iter().enumerate() {
-                    let request = {
-                        let mut source = part.source.lock().await;
-                        // Read ahead by another receive meanwhile.
-                        let got = part.take_buffered(&mut source, max)?;
+                let arrived = readers.arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                // What the pumps (or other receives) read ahead; else what a
+                // pump met.
+                let look = async {
+                    for part in &parts {
+                        let got = part.buffered(max).await?;
                         if !got.is_empty() {
                             return Ok(got);
                         }
-                        match &*source {
-                            Source::Reader(reader) => reader.wait_request(WATCH),
-                            Source::Member(_) => continue,
+                    }
+                    for part in &parts {
+                        if let Some(e) = part.pumped.error.lock().take() {
+                            return Err(e);
                         }
-                    };
-                    let mut lent = watchers.lend(&part.log, parts.len()).await?;
-                    reads.push(Box::pin(async move { (i, lent.get().read(&request).await) }));
-                }
-                let answered = std::future::poll_fn(|cx| {
+                        if part.pumped.gone.load(Ordering::Acquire) {
+                            return Err(RecvError::Closed);
+                        }
+                    }
+                    Ok(Vec::new())
+                };
+                tokio::pin!(look);
+                let got = std::future::poll_fn(|cx| {
                     if closing.as_mut().poll(cx).is_ready() {
                         return std::task::Poll::Ready(Err(RecvError::Closed));
                     }
-                    if moved.as_mut().poll(cx).is_ready() {
-                        // A reader was moved: requests made anew.
-                        return std::task::Poll::Ready(Ok(None));
-                    }
-                    for read in &mut reads {
-                        if let std::task::Poll::Ready(answer) = read.as_mut().poll(cx) {
-                            return std::task::Poll::Ready(Ok(Some(answer)));
-                        }
-                    }
-                    std::task::Poll::Pending
+                    look.as_mut().poll(cx)
                 })
                 .await?;
-                drop(reads);
-                let Some((i, answer)) = answered else { continue };
-                let answer = answer.map_err(|e| RecvError::Store(store_error(e)))?;
-                let part = &parts[i];
-                let mut source = part.source.lock().await;
-                let Source::Reader(reader) = &mut *source else {
-                    continue;
-                };
-                let got = reader.accept(answer, max).await;
-                part.position.store(reader.position(), Ordering::Release);
-                let got = got.map_err(recv_error)?;
                 if !got.is_empty() {
-                    return Ok(got.into_iter().map(|r| (part.index, r, 1)).collect());
+                    return Ok(got);
                 }
+                // Wait for the pumps (a pump's read answers at once when
+                // the server has messages), holding nothing.
+                let _waiting = ReaderWaiting::new(&readers);
+                std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(Err(RecvError::Closed));
+                    }
+                    arrived.as_mut().poll(cx).map(Ok)
+                })
+                .await?;
             }
         })
     }

@@ -1497,3 +1497,127 @@ async fn a_partitioned_topic_made_again_elsewhere_is_seen_with_its_new_count() {
     let message = tokio_memq::TopicMessage::new("remade".to_string(), 1u8).unwrap();
     assert_eq!(a.publish_to_partitioned(message).await.unwrap(), (3, 0));
 }
+
+/// One poll of `fut`: whether it finished.
+async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
+    let mut fut = std::pin::Pin::new(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await
+}
+
+/// How many `XREAD`s the server at `url` has run (`INFO commandstats`,
+/// over a plain connection of its own).
+async fn xreads(url: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "an INFO reply");
+        reply.extend_from_slice(&chunk[..n]);
+        let Some(end) = reply.iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        let len: usize = std::str::from_utf8(&reply[1..end - 1]).unwrap().parse().unwrap();
+        if reply.len() >= end + 1 + len {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xread:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_receive_over_redis_reads_each_partition_once_per_wait() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let mq = MessageQueue::connect(&server.url()).await.unwrap();
+    mq.create_partitioned_topic("idle-parts", latest(), 4)
+        .await
+        .unwrap();
+    let sub = mq.subscriber("idle-parts".to_string()).await.unwrap();
+    // Receives cancelled at once, then one left waiting for 3 s: each
+    // partition waits on the server about once a second (a round of
+    // reads that cancelled one another ran thousands).
+    for i in 0..100u64 {
+        assert!(timeout(Duration::from_micros(50 + i * 37), sub.recv())
+            .await
+            .is_err());
+    }
+    let before = xreads(&server.url()).await;
+    assert!(timeout(Duration::from_secs(3), sub.recv()).await.is_err());
+    let during = xreads(&server.url()).await - before;
+    assert!(during <= 4 * 3 * 3, "{during} reads waiting 3 s on 4 partitions");
+    // Nothing lost to the cancelled receives, nothing twice.
+    let publisher = mq.publisher("idle-parts");
+    for i in 0..8u32 {
+        publisher.publish(i).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let m = within(LIMIT, sub.recv()).await.unwrap().unwrap();
+        got.push(m.deserialize::<u32>().unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..8).collect::<Vec<u32>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_queued_on_the_reader_and_left_unpolled_holds_nothing() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let mq = MessageQueue::connect(&server.url()).await.unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("queued", latest(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    // A try_recv holds the reader for its round trip; a receive polled
+    // meanwhile waits for the reader, and is then left alone.
+    let mut reading = Box::pin(sub.try_recv());
+    let mut waiting = Box::pin(sub.recv());
+    let started = poll_once(&mut reading).await;
+    assert!(!poll_once(&mut waiting).await, "nothing to receive");
+    if !started {
+        let got = timeout(Duration::from_secs(5), reading)
+            .await
+            .expect("try_recv ends");
+        assert!(matches!(got, Err(tokio_memq::TryRecvError::Empty)), "{got:?}");
+    }
+    let again = timeout(Duration::from_secs(5), sub.try_recv()).await;
+    assert!(again.is_ok(), "try_recv is not held up by the unpolled receive");
+    let sought = timeout(Duration::from_secs(5), sub.seek(0)).await;
+    assert!(sought.is_ok(), "seek is not held up by the unpolled receive");
+    drop(waiting);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_ends_a_first_receive_while_the_server_is_gone() {
+    let Some(server) = tokio::task::spawn_blocking(RedisServer::start).await.unwrap() else {
+        return;
+    };
+    let mq = std::sync::Arc::new(MessageQueue::connect(&server.url()).await.unwrap());
+    let sub = mq
+        .subscriber_with_options_and_mode("gone-server", latest(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    drop(server);
+    let closer = {
+        let mq = mq.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            mq.close();
+        })
+    };
+    // Reconnecting lasts 30 s; the close ends the receive long before.
+    let got = timeout(Duration::from_secs(10), sub.recv()).await;
+    closer.await.unwrap();
+    assert!(matches!(got, Ok(Err(RecvError::Closed))), "{got:?}");
+}
