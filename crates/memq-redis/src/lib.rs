@@ -1359,9 +1359,11 @@ impl Reader {
     /// Takes in the answer to a [`wait_request`](Self::wait_request): what
     /// it brought is buffered, for [`take_buffered`](Self::take_buffered)
     /// and the receives. An answer to a request made before this reader
-    /// read or moved (or made by another reader) is dropped: what it holds
-    /// is read again from where this reader is. Returns whether it was
-    /// taken in.
+    /// read or moved is dropped (what it holds is read again from where
+    /// this reader is), as is one for another topic, or for this topic
+    /// before it was deleted and made again; one made by another reader of
+    /// this topic at this position holds what this reader would read, and
+    /// is taken in. Returns whether it was taken in.
     ///
     /// # Errors
     ///
