@@ -251,6 +251,18 @@ async fn blocked_clients(url: &str) -> u64 {
         .unwrap()
 }
 
+/// Waits until the server has no blocked client (10 s at most).
+async fn no_client_stays_blocked(url: &str) {
+    let started = std::time::Instant::now();
+    while blocked_clients(url).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a client stayed blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     use memq_redis::GroupConfig;
@@ -269,14 +281,7 @@ async fn a_dropped_receive_leaves_no_client_blocked_and_loses_nothing() {
     assert!(timeout(Duration::from_millis(100), member.recv()).await.is_err());
     // The reader's 60 s wait is cancelled on the server at once (the
     // member's own wait lasts at most 1 s anyway).
-    let started = std::time::Instant::now();
-    while blocked_clients(&server.url()).await > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a client stayed blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    no_client_stays_blocked(&server.url()).await;
     // And both go on as if nothing happened.
     topic.publish(b"x").await.unwrap();
     assert_eq!(
@@ -677,14 +682,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     assert!(timeout(Duration::from_millis(100), watcher.read(&request))
         .await
         .is_err());
-    let started = std::time::Instant::now();
-    while blocked_clients(&server.url()).await > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a client stayed blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    no_client_stays_blocked(&server.url()).await;
     topic.publish(b"f").await.unwrap();
     // (An answer may come back empty once: the cancelled wait's unblock
     // can reach the next one.)

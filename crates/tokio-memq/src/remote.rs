@@ -1213,26 +1213,42 @@ struct Pumped {
 /// left to hand out; receives wait to be told, holding nothing.
 #[derive(Default)]
 struct Readers {
-    /// Receives waiting now.
-    waiting: AtomicU64,
-    /// Told when a receive starts to wait.
-    demand: tokio::sync::Notify,
+    /// The receives waiting now.
+    demand: Demand,
     /// Told when a pump took in an answer (or met an error).
     arrived: tokio::sync::Notify,
 }
 
-/// A receive waiting on [`Readers`] (counted while it lives).
-struct ReaderWaiting<'a>(&'a Readers);
+/// How many receives wait for a subscriber's pumps, who are told when one
+/// starts to wait.
+#[derive(Default)]
+struct Demand {
+    waiting: AtomicU64,
+    started: tokio::sync::Notify,
+}
 
-impl<'a> ReaderWaiting<'a> {
-    fn new(readers: &'a Readers) -> Self {
-        readers.waiting.fetch_add(1, Ordering::AcqRel);
-        readers.demand.notify_waiters();
-        ReaderWaiting(readers)
+impl Demand {
+    /// Counts a receive as waiting while the result lives.
+    fn wait(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.started.notify_waiters();
+        Waiting(self)
+    }
+
+    fn is_waited_for(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
+    }
+
+    /// Told when a receive starts to wait.
+    fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.started.notified()
     }
 }
 
-impl Drop for ReaderWaiting<'_> {
+/// A receive waiting on a [`Demand`] (counted while it lives).
+struct Waiting<'a>(&'a Demand);
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
@@ -1254,7 +1270,7 @@ impl Readers {
                 if remote.is_closed() || part.pumped.gone.load(Ordering::Acquire) {
                     return;
                 }
-                if self.waiting.load(Ordering::Acquire) > 0 {
+                if self.demand.is_waited_for() {
                     let source = part.source.lock().await;
                     match &*source {
                         Source::Reader(r) if r.buffered() == 0 => break r.wait_request(WATCH),
@@ -1396,6 +1412,32 @@ impl Part {
     }
 }
 
+/// What the readers of `parts` read ahead: the first that has any.
+async fn read_ahead(parts: &[Part], max: usize) -> Result<Vec<Got>, RecvError> {
+    for part in parts {
+        let got = part.buffered(max).await?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// `work`, or `Closed` as soon as `closing` (the queue's close) is told.
+async fn or_closed<T>(
+    mut closing: Pin<&mut tokio::sync::futures::Notified<'_>>,
+    work: impl Future<Output = Result<T, RecvError>>,
+) -> Result<T, RecvError> {
+    tokio::pin!(work);
+    std::future::poll_fn(|cx| {
+        if closing.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Err(RecvError::Closed));
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// A message received: its partition, the record, its delivery count.
 type Got = (usize, memq_redis::Record, u64);
 
@@ -1432,10 +1474,8 @@ pub(crate) struct RemoteSource {
 /// from here and are cancel safe.
 struct Inbox {
     queue: Mutex<std::collections::VecDeque<Got>>,
-    /// Receives waiting now.
-    waiting: AtomicU64,
-    /// Told when a receive starts to wait.
-    demand: tokio::sync::Notify,
+    /// The receives waiting now.
+    demand: Demand,
     /// Told when a message (or an error) arrives.
     arrived: tokio::sync::Notify,
     /// The last error a pump met, for the next receive.
@@ -1446,29 +1486,11 @@ struct Inbox {
     closed: AtomicBool,
 }
 
-/// A receive waiting on an [`Inbox`] (counted while it lives).
-struct Waiting<'a>(&'a Inbox);
-
-impl<'a> Waiting<'a> {
-    fn new(inbox: &'a Inbox) -> Self {
-        inbox.waiting.fetch_add(1, Ordering::AcqRel);
-        inbox.demand.notify_waiters();
-        Waiting(inbox)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Inbox {
     fn new() -> Self {
         Inbox {
             queue: Mutex::new(std::collections::VecDeque::new()),
-            waiting: AtomicU64::new(0),
-            demand: tokio::sync::Notify::new(),
+            demand: Demand::default(),
             arrived: tokio::sync::Notify::new(),
             error: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -1490,7 +1512,7 @@ impl Inbox {
                 let demand = self.demand.notified();
                 tokio::pin!(demand);
                 demand.as_mut().enable();
-                if self.waiting.load(Ordering::Acquire) > 0 && self.queue.lock().is_empty() {
+                if self.demand.is_waited_for() && self.queue.lock().is_empty() {
                     break;
                 }
                 demand.await;
@@ -1738,12 +1760,10 @@ impl RemoteSource {
             if !wait {
                 // What is read ahead, else one read of each log that does
                 // not wait (the queue's close cuts it short).
-                let look = async {
-                    for part in &parts {
-                        let got = part.buffered(max).await?;
-                        if !got.is_empty() {
-                            return Ok(got);
-                        }
+                return or_closed(closing, async {
+                    let got = read_ahead(&parts, max).await?;
+                    if !got.is_empty() {
+                        return Ok(got);
                     }
                     for part in &parts {
                         let got = part.clone().recv(max, false).await?;
@@ -1752,13 +1772,6 @@ impl RemoteSource {
                         }
                     }
                     Ok(Vec::new())
-                };
-                tokio::pin!(look);
-                return std::future::poll_fn(|cx| {
-                    if closing.as_mut().poll(cx).is_ready() {
-                        return std::task::Poll::Ready(Err(RecvError::Closed));
-                    }
-                    look.as_mut().poll(cx)
                 })
                 .await;
             }
@@ -1771,12 +1784,10 @@ impl RemoteSource {
                 arrived.as_mut().enable();
                 // What the pumps (or other receives) read ahead; else what a
                 // pump met.
-                let look = async {
-                    for part in &parts {
-                        let got = part.buffered(max).await?;
-                        if !got.is_empty() {
-                            return Ok(got);
-                        }
+                let got = or_closed(closing.as_mut(), async {
+                    let got = read_ahead(&parts, max).await?;
+                    if !got.is_empty() {
+                        return Ok(got);
                     }
                     for part in &parts {
                         if let Some(e) = part.pumped.error.lock().take() {
@@ -1787,13 +1798,6 @@ impl RemoteSource {
                         }
                     }
                     Ok(Vec::new())
-                };
-                tokio::pin!(look);
-                let got = std::future::poll_fn(|cx| {
-                    if closing.as_mut().poll(cx).is_ready() {
-                        return std::task::Poll::Ready(Err(RecvError::Closed));
-                    }
-                    look.as_mut().poll(cx)
                 })
                 .await?;
                 if !got.is_empty() {
@@ -1801,12 +1805,10 @@ impl RemoteSource {
                 }
                 // Wait for the pumps (a pump's read answers at once when
                 // the server has messages), holding nothing.
-                let _waiting = ReaderWaiting::new(&readers);
-                std::future::poll_fn(|cx| {
-                    if closing.as_mut().poll(cx).is_ready() {
-                        return std::task::Poll::Ready(Err(RecvError::Closed));
-                    }
-                    arrived.as_mut().poll(cx).map(Ok)
+                let _waiting = readers.demand.wait();
+                or_closed(closing.as_mut(), async {
+                    arrived.await;
+                    Ok(())
                 })
                 .await?;
             }
@@ -1851,7 +1853,7 @@ impl RemoteSource {
                 {
                     continue;
                 }
-                let _waiting = Waiting::new(&inbox);
+                let _waiting = inbox.demand.wait();
                 std::future::poll_fn(|cx| {
                     if closing.as_mut().poll(cx).is_ready() || arrived.as_mut().poll(cx).is_ready() {
                         return std::task::Poll::Ready(());
