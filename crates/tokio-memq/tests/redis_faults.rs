@@ -475,3 +475,46 @@ async fn iterating_over_redis_outside_the_runtime_says_unsupported_once() {
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(items[0].is_err());
 }
+
+/// A server that goes silent with the connections open, read through
+/// short `recv_timeout`s: each timeout drops its receive, but the read on
+/// the server belongs to the partition's pump, which gives the silent
+/// connection up once a reply is 10 s past due and carries on over a new
+/// one. (When each receive ran its own read, every read was dropped
+/// before it was due, and the connection was never replaced.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_receive_timeouts_do_not_keep_a_silent_connection() {
+    let Some(server) = server().await else { return };
+    let target = server
+        .url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = memq_testkit::proxy::Proxy::start(target).await.unwrap();
+    let mq = MessageQueue::connect(&proxy.redis_url()).await.unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("hushed", TopicOptions::default(), ConsumptionMode::Latest)
+        .await
+        .unwrap();
+    // The pump's connection is open (and waiting) before the silence.
+    assert!(sub
+        .recv_timeout(Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_none());
+    proxy.freeze();
+    let direct = connect(&server).await;
+    assert_eq!(direct.publisher("hushed").publish(7u32).await.unwrap(), 0);
+    let started = Instant::now();
+    let got = loop {
+        if let Some(m) = sub.recv_timeout(Duration::from_secs(2)).await.unwrap() {
+            break m;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the silent connection was never replaced"
+        );
+    };
+    assert_eq!((got.offset(), got.deserialize::<u32>().unwrap()), (0, 7));
+}
