@@ -1381,9 +1381,11 @@ impl Reader {
         Ok(current)
     }
 
-    /// How many messages this reader has read ahead and not returned.
+    /// How many things this reader holds to return without a round trip:
+    /// messages read ahead, and a lag found and not reported yet (which
+    /// counts as one).
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() + usize::from(self.pending_lag.is_some())
     }
 
     /// `first` and up to `max - 1` buffered messages that follow it

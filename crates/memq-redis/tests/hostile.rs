@@ -167,3 +167,46 @@ async fn a_refused_command_is_not_an_unavailable_server() {
     );
     assert!(started.elapsed() < PROMPT);
 }
+
+/// A lag found before a malformed entry, taken in from a watcher's
+/// answer, is something to hand out (`buffered` counts it): a pump that
+/// read again before it was reported would get the same answer again, and
+/// drop it, for as long as no receive took the lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lag_taken_in_from_a_watcher_counts_as_buffered_until_reported() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("t", TopicConfig::default()).await.unwrap();
+    let mut reader = topic.reader(Start::Earliest).await.unwrap();
+    let mut control = control(&server).await;
+    topic.publish(b"a").await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("memq:{t}:log")
+        .arg("0-*")
+        .arg("p")
+        .arg("x")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    // Offset 0 goes; the malformed entry at offset 1 stays.
+    let _: u64 = redis::cmd("XTRIM")
+        .arg("memq:{t}:log")
+        .arg("MINID")
+        .arg("0-2")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    let mut watcher = topic.watcher().await.unwrap();
+    let answer = timeout(PROMPT, watcher.read(&reader.wait_request(Duration::from_secs(1))))
+        .await
+        .expect("prompt")
+        .unwrap();
+    assert!(reader.accept(answer).await.unwrap());
+    assert_eq!(reader.buffered(), 1, "the lag, not reported yet");
+    assert!(matches!(reader.take_buffered(8), Err(RecvError::Lagged(1))));
+    assert_eq!(reader.buffered(), 0);
+    match timeout(PROMPT, reader.recv()).await.expect("prompt") {
+        Err(RecvError::Store(Error::Malformed { offset: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+}
