@@ -1211,18 +1211,12 @@ impl Watcher {
     ///
     /// [`Error`] when the server cannot be reached (after reconnecting for
     /// up to 30 s) or answers with an error.
-    pub async fn read(&mut self, request: &ReadRequest) -> Result<ReadAnswer, Error> {
+    pub async fn read(&mut self, request: ReadRequest) -> Result<ReadAnswer, Error> {
         let replies = self
             .conn
             .query_pipe(&request.pipe, request.block.unwrap_or(Duration::ZERO))
             .await?;
-        Ok(ReadAnswer {
-            log: request.log.clone(),
-            incarnation: request.incarnation.clone(),
-            position: request.position,
-            waited: request.block.is_some(),
-            replies,
-        })
+        Ok(ReadAnswer { request, replies })
     }
 }
 
@@ -1248,17 +1242,14 @@ impl std::fmt::Debug for ReadRequest {
 /// What a [`ReadRequest`] brought back, for its reader's
 /// [`accept`](Reader::accept).
 pub struct ReadAnswer {
-    log: String,
-    incarnation: String,
-    position: u64,
-    waited: bool,
+    request: ReadRequest,
     replies: Vec<Value>,
 }
 
 impl std::fmt::Debug for ReadAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadAnswer")
-            .field("position", &self.position)
+            .field("position", &self.request.position)
             .finish_non_exhaustive()
     }
 }
@@ -1370,13 +1361,14 @@ impl Reader {
     /// As [`recv`](Self::recv) (a malformed entry, the topic gone, the
     /// reader past the end of its log): told once, as `recv` tells it.
     pub async fn accept(&mut self, answer: ReadAnswer) -> Result<bool, RecvError> {
-        let current = answer.log == self.log
-            && answer.incarnation == self.incarnation
-            && answer.position == self.position
+        let asked = &answer.request;
+        let current = asked.log == self.log
+            && asked.incarnation == self.incarnation
+            && asked.position == self.position
             && self.buffer.is_empty()
             && self.pending_lag.is_none();
         if current {
-            self.apply(answer.waited, &answer.replies).await?;
+            self.apply(asked.block.is_some(), &answer.replies).await?;
         }
         Ok(current)
     }

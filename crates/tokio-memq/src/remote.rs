@@ -230,7 +230,6 @@ impl RemoteTopic {
         }
     }
 
-    /// The same handle (not another one of the same name).
     /// Whether it is a handle of the same topic as `other` (made before
     /// any delete and re-creation under its name, by any process).
     fn is_handle_of(&self, other: &RemoteTopic) -> bool {
@@ -252,6 +251,7 @@ impl RemoteTopic {
         }
     }
 
+    /// The same handle (not another one of the same name).
     fn same(&self, other: &RemoteTopic) -> bool {
         match (self, other) {
             (RemoteTopic::Plain(a), RemoteTopic::Plain(b)) => a.same_topic(b),
@@ -1130,8 +1130,8 @@ struct Part {
     source: Arc<ReaderLock>,
     /// The offset after the last message handed out (readers).
     position: Arc<AtomicU64>,
-    /// What this log's pump met, for the receives (readers).
-    pumped: Arc<Pumped>,
+    /// The error this log's pump met, for the next receive (readers).
+    pump_error: Arc<Mutex<Option<RecvError>>>,
 }
 
 /// A reader's (or member's) lock. Taken by waiting for its release rather
@@ -1199,14 +1199,6 @@ impl Drop for ReaderGuard<'_> {
     }
 }
 
-/// What a reader's pump met: an error for the next receive, and whether
-/// the topic is gone (then every receive is `Closed`).
-#[derive(Default)]
-struct Pumped {
-    error: Mutex<Option<RecvError>>,
-    gone: AtomicBool,
-}
-
 /// The receives of a reader subscriber and its pumps: one task per log
 /// reads (waiting on the server, on a connection of its own, without
 /// holding the log's reader) while a receive waits and nothing read is
@@ -1217,6 +1209,8 @@ struct Readers {
     demand: Demand,
     /// Told when a pump took in an answer (or met an error).
     arrived: tokio::sync::Notify,
+    /// Told when a seek moves a reader: the pumps ask again from there.
+    moved: tokio::sync::Notify,
 }
 
 /// How many receives wait for a subscriber's pumps, who are told when one
@@ -1255,22 +1249,26 @@ impl Drop for Waiting<'_> {
 }
 
 impl Readers {
-    /// Reads `part` whenever a receive waits and its reader has nothing
-    /// buffered, until the topic is gone or the queue closes (the task is
-    /// aborted when its subscriber is dropped). Its reads wait on the
-    /// server with a watcher of its own; a seek cuts the wait short.
-    async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>, moved: Arc<tokio::sync::Notify>) {
+    /// Reads `part` whenever a receive waits and nothing is left to hand
+    /// out (messages or a lag its reader holds, an error it met), until the
+    /// topic is `gone` or the queue closes (the task is aborted when its
+    /// subscriber is dropped). Its reads wait on the server with a watcher
+    /// of its own; a seek cuts the wait short.
+    async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>, gone: Arc<AtomicBool>) {
         let mut watcher: Option<memq_redis::Watcher> = None;
         loop {
-            // A request once a receive waits and nothing is buffered.
+            // A request once a receive waits and nothing is left.
             let request = loop {
                 let demand = self.demand.notified();
                 tokio::pin!(demand);
                 demand.as_mut().enable();
-                if remote.is_closed() || part.pumped.gone.load(Ordering::Acquire) {
+                if remote.is_closed() || gone.load(Ordering::Acquire) {
+                    // A receive that looked before the topic went (deleted
+                    // by this process) and waits now: it looks again.
+                    self.arrived.notify_waiters();
                     return;
                 }
-                if self.demand.is_waited_for() {
+                if self.demand.is_waited_for() && part.pump_error.lock().is_none() {
                     let source = part.source.lock().await;
                     match &*source {
                         Source::Reader(r) if r.buffered() == 0 => break r.wait_request(WATCH),
@@ -1280,7 +1278,7 @@ impl Readers {
                 }
                 demand.await;
             };
-            let moved = moved.notified();
+            let moved = self.moved.notified();
             tokio::pin!(moved);
             moved.as_mut().enable();
             let w = match &mut watcher {
@@ -1288,7 +1286,7 @@ impl Readers {
                 None => match part.log.watcher().await {
                     Ok(w) => watcher.insert(w),
                     Err(e) => {
-                        self.fail(&part, RecvError::Store(store_error(e)));
+                        self.fail(&part, &gone, RecvError::Store(store_error(e)));
                         continue;
                     }
                 },
@@ -1300,7 +1298,7 @@ impl Readers {
                 return;
             }
             let answer = {
-                let read = w.read(&request);
+                let read = w.read(request);
                 tokio::pin!(read);
                 std::future::poll_fn(|cx| {
                     if closing.as_mut().poll(cx).is_ready() {
@@ -1323,7 +1321,7 @@ impl Readers {
                 Some(Some(Err(e))) => {
                     // Reconnected for 30 s in vain: a new connection next time.
                     watcher = None;
-                    self.fail(&part, RecvError::Store(store_error(e)));
+                    self.fail(&part, &gone, RecvError::Store(store_error(e)));
                     continue;
                 }
             };
@@ -1333,7 +1331,7 @@ impl Readers {
                 part.position.store(reader.position(), Ordering::Release);
                 drop(source);
                 if let Err(e) = taken {
-                    self.fail(&part, recv_error(e));
+                    self.fail(&part, &gone, recv_error(e));
                     continue;
                 }
             }
@@ -1341,12 +1339,14 @@ impl Readers {
         }
     }
 
-    /// Keeps `error` for the next receive, and tells the receives.
-    fn fail(&self, part: &Part, error: RecvError) {
+    /// Keeps `error` for the next receive (`Closed`: the topic is
+    /// `gone`, for every receive), and tells the receives.
+    fn fail(&self, part: &Part, gone: &AtomicBool, error: RecvError) {
         if error == RecvError::Closed {
-            part.pumped.gone.store(true, Ordering::Release);
+            gone.store(true, Ordering::Release);
+        } else {
+            *part.pump_error.lock() = Some(error);
         }
-        *part.pumped.error.lock() = Some(error);
         self.arrived.notify_waiters();
     }
 }
@@ -1362,38 +1362,34 @@ impl Part {
             log,
             source: Arc::new(ReaderLock::new(source)),
             position: Arc::new(AtomicU64::new(position)),
-            pumped: Arc::default(),
+            pump_error: Arc::default(),
         }
     }
 
-    /// Waits for up to `max` messages from this log (`wait` false: only
-    /// what is there now).
-    async fn recv(self, max: usize, wait: bool) -> Result<Vec<Got>, RecvError> {
+    /// Up to `max` messages this log's reader has now: what it read
+    /// ahead, else one read that does not wait.
+    async fn read_now(&self, max: usize) -> Result<Vec<Got>, RecvError> {
         let mut source = self.source.lock().await;
-        let got = match &mut *source {
-            Source::Reader(reader) => {
-                let got = if wait {
-                    reader.recv_batch(max).await
-                } else {
-                    reader.try_recv_batch(max).await
-                };
-                self.position.store(reader.position(), Ordering::Release);
-                got.map_err(recv_error)?
-                    .into_iter()
-                    .map(|r| (self.index, r, 1))
-                    .collect()
-            }
-            Source::Member(member) => {
-                if !wait {
-                    return Err(RecvError::Store(unsupported(
-                        "try_recv for a group member (use recv_timeout)",
-                    )));
-                }
-                let d = member.recv().await.map_err(recv_error)?;
-                vec![(self.index, d.record, d.deliveries)]
-            }
+        let Source::Reader(reader) = &mut *source else {
+            return Ok(Vec::new());
         };
-        Ok(got)
+        let got = reader.try_recv_batch(max).await;
+        self.position.store(reader.position(), Ordering::Release);
+        Ok(got
+            .map_err(recv_error)?
+            .into_iter()
+            .map(|r| (self.index, r, 1))
+            .collect())
+    }
+
+    /// This log's group member's next message, waiting for it.
+    async fn claim(&self) -> Result<Vec<Got>, RecvError> {
+        let mut source = self.source.lock().await;
+        let Source::Member(member) = &mut *source else {
+            return Ok(Vec::new());
+        };
+        let d = member.recv().await.map_err(recv_error)?;
+        Ok(vec![(self.index, d.record, d.deliveries)])
     }
 
     /// What this log's reader has buffered already (no round trip).
@@ -1454,9 +1450,6 @@ pub(crate) struct RemoteSource {
     partitioned: bool,
     /// Which part a receive looks at first (they take turns).
     turn: AtomicU64,
-    /// Told when a seek moves a reader: a receive waiting on the server
-    /// waits for the new position instead.
-    moved: Arc<tokio::sync::Notify>,
     /// A reader's receives and pumps.
     readers: Arc<Readers>,
     /// The topic is gone: deleted by this process, or found deleted by a
@@ -1517,7 +1510,7 @@ impl Inbox {
                 }
                 demand.await;
             }
-            let got = part.clone().recv(1, true).await;
+            let got = part.claim().await;
             let stop = matches!(got, Err(RecvError::Closed));
             if stop {
                 self.closed.store(true, Ordering::Release);
@@ -1582,9 +1575,9 @@ impl Drop for RemoteSource {
     }
 }
 
-/// How long a receive's watcher waits on the server before every log is
-/// read again (which is also how soon a topic deleted by another process
-/// ends a waiting receive).
+/// How long a pump's read waits on the server before it asks again (which
+/// is also how soon a topic deleted by another process ends a waiting
+/// receive).
 const WATCH: Duration = Duration::from_secs(1);
 
 /// A receive in flight. (In a mutex only to be `Sync`, as every receive
@@ -1613,7 +1606,6 @@ impl RemoteSource {
         gone: Arc<AtomicBool>,
     ) -> Self {
         let readers = Arc::new(Readers::default());
-        let moved = Arc::new(tokio::sync::Notify::new());
         let (inbox, pumps) = if group.is_some() {
             let inbox = Arc::new(Inbox::new());
             let pumps = parts
@@ -1625,7 +1617,7 @@ impl RemoteSource {
             let pumps = parts
                 .iter()
                 .map(|part| {
-                    let pump = readers.clone().pump(part.clone(), remote.clone(), moved.clone());
+                    let pump = readers.clone().pump(part.clone(), remote.clone(), gone.clone());
                     remote.runtime.spawn(pump)
                 })
                 .collect();
@@ -1639,7 +1631,6 @@ impl RemoteSource {
             pumps,
             partitioned,
             turn: AtomicU64::new(0),
-            moved,
             readers,
             gone,
         }
@@ -1743,7 +1734,7 @@ impl RemoteSource {
     /// one), from whichever log has them first; the logs take turns.
     fn recv_reader(&self, max: usize, wait: bool) -> Receiving {
         let remote = self.remote.clone();
-        let readers = self.readers.clone();
+        let (readers, gone) = (self.readers.clone(), self.gone.clone());
         let n = self.parts.len();
         let first = (self.turn.fetch_add(1, Ordering::Relaxed) as usize) % n.max(1);
         let parts: Vec<Part> = (0..n).map(|i| self.parts[(first + i) % n].clone()).collect();
@@ -1766,7 +1757,7 @@ impl RemoteSource {
                         return Ok(got);
                     }
                     for part in &parts {
-                        let got = part.clone().recv(max, false).await?;
+                        let got = part.read_now(max).await?;
                         if !got.is_empty() {
                             return Ok(got);
                         }
@@ -1790,12 +1781,12 @@ impl RemoteSource {
                         return Ok(got);
                     }
                     for part in &parts {
-                        if let Some(e) = part.pumped.error.lock().take() {
+                        if let Some(e) = part.pump_error.lock().take() {
                             return Err(e);
                         }
-                        if part.pumped.gone.load(Ordering::Acquire) {
-                            return Err(RecvError::Closed);
-                        }
+                    }
+                    if gone.load(Ordering::Acquire) {
+                        return Err(RecvError::Closed);
                     }
                     Ok(Vec::new())
                 })
@@ -1892,7 +1883,7 @@ impl RemoteSource {
             part.position.store(reader.position(), Ordering::Release);
             *source = Source::Reader(reader);
         }
-        self.moved.notify_waiters();
+        self.readers.moved.notify_waiters();
         Ok(())
     }
 
@@ -1919,7 +1910,7 @@ impl RemoteSource {
         part.position.store(reader.position(), Ordering::Release);
         *source = Source::Reader(reader);
         drop(source);
-        self.moved.notify_waiters();
+        self.readers.moved.notify_waiters();
         Ok(())
     }
 
