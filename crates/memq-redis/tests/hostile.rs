@@ -58,22 +58,36 @@ async fn a_stored_partition_count_this_crate_never_writes_is_a_protocol_error() 
     }
 }
 
+/// The topic `t` with "a" at offset 0, a reader of it from the start,
+/// and a connection of the test's own.
+async fn topic_t(
+    server: &RedisServer,
+) -> (
+    memq_redis::Topic,
+    memq_redis::Reader,
+    redis::aio::MultiplexedConnection,
+) {
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("t", TopicConfig::default()).await.unwrap();
+    let reader = topic.reader(Start::Earliest).await.unwrap();
+    topic.publish(b"a").await.unwrap();
+    (topic, reader, control(server).await)
+}
+
+/// `XADD` of `fields` to topic `t`'s log, as another program would write.
+fn xadd(fields: &[&[u8]]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg("memq:{t}:log").arg("0-*");
+    for f in fields {
+        cmd.arg(*f);
+    }
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_entries_are_reported_once_with_their_offset_then_passed() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url()).await.unwrap();
-    let topic = store.topic("t", TopicConfig::default()).await.unwrap();
-    let mut reader = topic.reader(Start::Earliest).await.unwrap();
-    let mut control = control(&server).await;
-    topic.publish(b"a").await.unwrap();
-    let xadd = |fields: &[&[u8]]| {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg("memq:{t}:log").arg("0-*");
-        for f in fields {
-            cmd.arg(*f);
-        }
-        cmd
-    };
+    let (topic, mut reader, mut control) = topic_t(&server).await;
     let _: String = xadd(&[b"t", b"1", b"x", b"y"])
         .query_async(&mut control)
         .await
@@ -175,19 +189,8 @@ async fn a_refused_command_is_not_an_unavailable_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lag_taken_in_from_a_watcher_counts_as_buffered_until_reported() {
     let Some(server) = server().await else { return };
-    let store = Store::connect(&server.url()).await.unwrap();
-    let topic = store.topic("t", TopicConfig::default()).await.unwrap();
-    let mut reader = topic.reader(Start::Earliest).await.unwrap();
-    let mut control = control(&server).await;
-    topic.publish(b"a").await.unwrap();
-    let _: String = redis::cmd("XADD")
-        .arg("memq:{t}:log")
-        .arg("0-*")
-        .arg("p")
-        .arg("x")
-        .query_async(&mut control)
-        .await
-        .unwrap();
+    let (topic, mut reader, mut control) = topic_t(&server).await;
+    let _: String = xadd(&[b"p", b"x"]).query_async(&mut control).await.unwrap();
     // Offset 0 goes; the malformed entry at offset 1 stays.
     let _: u64 = redis::cmd("XTRIM")
         .arg("memq:{t}:log")
@@ -197,7 +200,7 @@ async fn a_lag_taken_in_from_a_watcher_counts_as_buffered_until_reported() {
         .await
         .unwrap();
     let mut watcher = topic.watcher().await.unwrap();
-    let answer = timeout(PROMPT, watcher.read(&reader.wait_request(Duration::from_secs(1))))
+    let answer = timeout(PROMPT, watcher.read(reader.wait_request(Duration::from_secs(1))))
         .await
         .expect("prompt")
         .unwrap();

@@ -626,7 +626,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     // The read waits on the watcher; the reader answers meanwhile.
     let request = reader.wait_request(Duration::from_secs(20));
     let answer = {
-        let waiting = watcher.read(&request);
+        let waiting = watcher.read(request);
         tokio::pin!(waiting);
         assert!(timeout(Duration::from_millis(100), &mut waiting).await.is_err());
         assert!(within(LIMIT, reader.try_recv_batch(8))
@@ -651,7 +651,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     // nothing twice.
     let request = reader.wait_request(Duration::from_secs(20));
     topic.publish_batch(&[&b"d"[..], b"e"]).await.unwrap();
-    let stale = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
+    let stale = within(LIMIT, watcher.read(request)).await.unwrap().unwrap();
     assert_eq!(offsets(reader.recv_batch(1).await.unwrap()), vec![3]);
     assert!(
         !reader.accept(stale).await.unwrap(),
@@ -668,7 +668,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     );
     // ... and so is one made for another reader.
     let mut behind = topic.reader(Start::Offset(1)).await.unwrap();
-    let foreign = within(LIMIT, watcher.read(&behind.wait_request(Duration::from_secs(1))))
+    let foreign = within(LIMIT, watcher.read(behind.wait_request(Duration::from_secs(1))))
         .await
         .unwrap()
         .unwrap();
@@ -679,7 +679,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     // A read dropped while it waits is cancelled on the server, and the
     // watcher serves the next one.
     let request = reader.wait_request(Duration::from_secs(60));
-    assert!(timeout(Duration::from_millis(100), watcher.read(&request))
+    assert!(timeout(Duration::from_millis(100), watcher.read(request))
         .await
         .is_err());
     no_client_stays_blocked(&server.url()).await;
@@ -689,7 +689,7 @@ async fn a_read_waits_on_a_watcher_while_its_reader_stays_free() {
     let mut got = Vec::new();
     for _ in 0..3 {
         let request = reader.wait_request(Duration::from_secs(20));
-        let answer = within(LIMIT, watcher.read(&request)).await.unwrap().unwrap();
+        let answer = within(LIMIT, watcher.read(request)).await.unwrap().unwrap();
         reader.accept(answer).await.unwrap();
         got = offsets(reader.take_buffered(8).unwrap());
         if !got.is_empty() {

@@ -1422,7 +1422,19 @@ async fn handles_of_a_deleted_topic_say_closed() {
         assert!(publisher.is_closed(), "{backend}: the bound publisher");
         assert!(!unbound.is_closed(), "{backend}: a publisher not bound yet");
         assert!(!parted.is_closed(), "{backend}: another topic's");
-        assert!(mq.delete_topic("doomed-parts").await, "{backend}");
+        // A receive waiting while this process deletes the topic ends.
+        let (waited, deleted) = tokio::join!(timeout(Duration::from_secs(10), parted.recv()), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            mq.delete_topic("doomed-parts").await
+        });
+        assert!(deleted, "{backend}");
+        assert_eq!(
+            waited
+                .unwrap_or_else(|_| panic!("{backend}: the waiting receive ends"))
+                .unwrap_err(),
+            RecvError::Closed,
+            "{backend}"
+        );
         assert!(parted.is_closed(), "{backend}: a partition's subscriber");
         // Handles made after the delete are of the topic made again.
         let again = mq
@@ -1505,8 +1517,14 @@ async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
 }
 
 /// How many `XREAD`s the server at `url` has run (`INFO commandstats`,
-/// over a plain connection of its own).
+/// over a plain connection of its own; 10 s at most).
 async fn xreads(url: &str) -> u64 {
+    timeout(Duration::from_secs(10), xreads_unbounded(url))
+        .await
+        .expect("INFO answers in time")
+}
+
+async fn xreads_unbounded(url: &str) -> u64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("redis://").trim_end_matches('/');
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
