@@ -274,12 +274,25 @@ impl Registry {
         name: &str,
         options: Option<&TopicOptions>,
     ) -> Result<TopicEntry, TopicError> {
+        self.get_or_create_for(name, options, None)
+    }
+
+    /// As [`get_or_create`](Self::get_or_create); a topic made here is
+    /// registered only if `first_use` succeeds on it first (so that a
+    /// subscribe that fails, a start offset outside the new topic's
+    /// window, creates nothing). An existing topic is returned as it is.
+    pub(crate) fn get_or_create_for(
+        &self,
+        name: &str,
+        options: Option<&TopicOptions>,
+        first_use: Option<FirstUse<'_>>,
+    ) -> Result<TopicEntry, TopicError> {
         self.local_only()?;
         // Options that ask for partitions make (or check) a partitioned
         // topic: 1.0.0 ignored the field, which silently made a plain one.
         if let Some(n) = options.and_then(|o| o.partitions) {
             let options = options.cloned().unwrap_or_default();
-            return self.get_or_create_partitioned(name, &options, n);
+            return self.get_or_create_partitioned_for(name, &options, n, first_use);
         }
         if let Some(entry) = self.topics.read().get(name) {
             return Self::check(name, entry, options);
@@ -292,6 +305,9 @@ impl Registry {
             .map_or_else(|| TopicOptions::default().to_config(), TopicOptions::to_config)
             .name(Some(key.clone()));
         let log = Log::Plain(Topic::with_weigher(config, Entry::weight)?);
+        if let Some(first_use) = first_use {
+            first_use(&log)?;
+        }
         self.insert(key, log, options)
     }
 
@@ -302,6 +318,19 @@ impl Registry {
         name: &str,
         options: &TopicOptions,
         partitions: usize,
+    ) -> Result<TopicEntry, TopicError> {
+        self.get_or_create_partitioned_for(name, options, partitions, None)
+    }
+
+    /// As [`get_or_create_partitioned`](Self::get_or_create_partitioned),
+    /// with a `first_use` as [`get_or_create_for`](Self::get_or_create_for)
+    /// takes.
+    fn get_or_create_partitioned_for(
+        &self,
+        name: &str,
+        options: &TopicOptions,
+        partitions: usize,
+        first_use: Option<FirstUse<'_>>,
     ) -> Result<TopicEntry, TopicError> {
         self.local_only()?;
         if partitions == 0 || options.partitions.is_some_and(|p| p != partitions) {
@@ -330,7 +359,11 @@ impl Registry {
                 existing: None,
             },
         })?;
-        let entry = self.insert(key, Log::Partitioned(log), None)?;
+        let log = Log::Partitioned(log);
+        if let Some(first_use) = first_use {
+            first_use(&log)?;
+        }
+        let entry = self.insert(key, log, None)?;
         Self::check_partitioned(name, &entry, options, partitions)
     }
 
@@ -576,6 +609,10 @@ impl Registry {
         Some(entry)
     }
 }
+
+/// What a registry call does with a topic it made before registering it
+/// ([`Registry::get_or_create_for`]).
+pub(crate) type FirstUse<'a> = &'a dyn Fn(&Log) -> Result<(), TopicError>;
 
 /// Tells the registry when the last `MessageQueue` clone is dropped.
 #[derive(Debug)]
@@ -917,7 +954,8 @@ impl MessageQueue {
     ///
     /// As [`subscriber_with_options`](Self::subscriber_with_options), plus
     /// [`TopicError::OutOfRange`] for a [`ConsumptionMode::Offset`] outside
-    /// the retained window.
+    /// the retained window (for a topic that does not exist yet, any offset
+    /// but 0; a refused subscribe creates no topic).
     ///
     /// # Examples
     ///
@@ -972,7 +1010,18 @@ impl MessageQueue {
         options: Option<&TopicOptions>,
         mode: ConsumptionMode,
     ) -> Result<Subscriber, TopicError> {
-        let entry = self.registry().get_or_create(topic, options)?;
+        // Tried on a topic made for this subscribe before it is
+        // registered: a start it refuses leaves no topic behind.
+        let try_start = |log: &Log| match log {
+            Log::Plain(log) => log.subscribe(mode.start()).map(drop).map_err(TopicError::from),
+            Log::Partitioned(log) => log
+                .subscribe_all(mode.start())
+                .map(drop)
+                .map_err(TopicError::from),
+        };
+        let entry = self
+            .registry()
+            .get_or_create_for(topic, options, Some(&try_start))?;
         match &entry.log {
             Log::Plain(log) => {
                 let cursor = log.subscribe(mode.start()).map_err(TopicError::from)?;

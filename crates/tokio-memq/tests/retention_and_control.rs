@@ -176,6 +176,69 @@ async fn replay_modes_and_range_errors() {
     assert_eq!(s.recv().await.unwrap().offset(), 3, "replay");
 }
 
+/// A subscribe refused for its start offset creates no topic (it did:
+/// the topic was made first, then the start checked), plain or
+/// partitioned; a valid start still creates one, and an existing topic is
+/// left as it was.
+#[tokio::test]
+async fn a_refused_subscribe_creates_no_topic() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let wildcard = mq.subscribe_pattern("fresh.*").unwrap();
+        let partitioned = TopicOptions {
+            partitions: Some(3),
+            ..Default::default()
+        };
+        for (name, options) in [("fresh.plain", None), ("fresh.parted", Some(partitioned))] {
+            let refused = match &options {
+                Some(o) => {
+                    mq.subscriber_with_options_and_mode(name, o.clone(), ConsumptionMode::Offset(4))
+                        .await
+                }
+                None => {
+                    mq.subscriber_with_options_and_mode(
+                        name,
+                        TopicOptions::default(),
+                        ConsumptionMode::Offset(4),
+                    )
+                    .await
+                }
+            };
+            match refused {
+                Err(TopicError::OutOfRange(r)) => assert_eq!((r.requested, r.low, r.high), (4, 0, 0)),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(!mq.list_topics().await.contains(&name.to_string()), "{name}");
+        }
+        assert!(wildcard.topics().is_empty(), "no topic was announced");
+        // The offset every new topic starts at is a valid start.
+        let sub = mq
+            .subscriber_with_options_and_mode(
+                "fresh.plain",
+                TopicOptions::default(),
+                ConsumptionMode::Offset(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(mq.list_topics().await, ["fresh.plain"]);
+        mq.publisher("fresh.plain").publish(7u8).await.unwrap();
+        assert_eq!(sub.recv().await.unwrap().offset(), 0);
+        // On an existing topic a refused start changes nothing either.
+        assert!(mq
+            .subscriber_with_options_and_mode(
+                "fresh.plain",
+                TopicOptions::default(),
+                ConsumptionMode::Offset(9)
+            )
+            .await
+            .is_err());
+        assert_eq!(mq.list_topics().await, ["fresh.plain"]);
+        assert_eq!(mq.snapshot()[0].stats.published, 1);
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn commit_records_processed_offset_without_moving() {
     let mq = MessageQueue::new();
