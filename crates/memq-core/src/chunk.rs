@@ -52,11 +52,11 @@ use crate::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
 /// (a lend, a drop) while publishers read `slots` on every publish.
 #[repr(align(128))]
 struct Chunk<T> {
-    /// How many slots were written, stored when the [`Owned`] lets go
-    /// (for `Drop`); the writer keeps the live count in `Owned::len`.
+    /// How many slots were written and how many (from the first) were
+    /// moved out, stored when the [`Owned`] lets go, for `Drop`; the
+    /// writer keeps the live counts in `Owned`.
     len: AtomicUsize,
-    /// Slots `[0, taken)` have been moved out; changed through `&mut` only.
-    taken: usize,
+    taken: AtomicUsize,
     slots: Box<[UnsafeCell<MaybeUninit<Slot<T>>>]>,
 }
 
@@ -73,7 +73,7 @@ impl<T> Chunk<T> {
     fn new(capacity: usize) -> Self {
         Chunk {
             len: AtomicUsize::new(0),
-            taken: 0,
+            taken: AtomicUsize::new(0),
             slots: (0..capacity)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
@@ -98,7 +98,8 @@ impl<T> Chunk<T> {
 impl<T> Drop for Chunk<T> {
     fn drop(&mut self) {
         let len = self.len.load(Ordering::Acquire);
-        for cell in self.slots.iter().take(len).skip(self.taken) {
+        let taken = self.taken.load(Ordering::Acquire);
+        for cell in self.slots.iter().take(len).skip(taken) {
             // SAFETY: `[taken, len)` are initialised and not moved out;
             // `&mut self` means no other access, and each is dropped once.
             cell.with_mut(|p| unsafe { (*p).assume_init_drop() });
@@ -114,6 +115,10 @@ pub(crate) struct Owned<T> {
     /// publisher reads and writes it on every publish, and the chunk's
     /// header is the line readers write (its reference count).
     len: usize,
+    /// Slots `[0, taken)` have been moved out; changed only while no
+    /// other reference to the chunk exists (`Arc::get_mut`). Here for the
+    /// same reason as `len`: readers check it on every read.
+    taken: usize,
 }
 
 impl<T> Owned<T> {
@@ -122,6 +127,7 @@ impl<T> Owned<T> {
         Owned {
             chunk: Arc::new(Chunk::new(capacity)),
             len: 0,
+            taken: 0,
         }
     }
 
@@ -177,7 +183,7 @@ impl<T> Owned<T> {
     /// The written slots from `i` on (none if `i` was moved out), in
     /// order.
     pub(crate) fn slots_from(&self, i: usize) -> impl Iterator<Item = &Slot<T>> + '_ {
-        let range = if self.chunk.taken <= i && i <= self.len {
+        let range = if self.taken <= i && i <= self.len {
             i..self.len
         } else {
             0..0
@@ -193,7 +199,7 @@ impl<T> Owned<T> {
     pub(crate) fn get(&self, i: usize) -> Option<&Slot<T>> {
         // SAFETY: this thread wrote slots `[0, len)` or was handed `&self`
         // after they were written; `&self` keeps `taken` still.
-        (self.chunk.taken <= i && i < self.len).then(|| unsafe { self.chunk.slot(i) })
+        (self.taken <= i && i < self.len).then(|| unsafe { self.chunk.slot(i) })
     }
 
     /// Moves out the values of slots `[taken, end)` (to `out`, in order),
@@ -201,7 +207,7 @@ impl<T> Owned<T> {
     /// below `end` is moved out.
     pub(crate) fn take_front(&mut self, end: usize, out: &mut impl FnMut(T)) -> bool {
         let end = end.min(self.len);
-        if self.chunk.taken >= end {
+        if self.taken >= end {
             return true;
         }
         // A load first: `get_mut` writes the count's line even when it
@@ -212,11 +218,11 @@ impl<T> Owned<T> {
         let Some(chunk) = Arc::get_mut(&mut self.chunk) else {
             return false;
         };
-        while chunk.taken < end {
-            let i = chunk.taken;
+        while self.taken < end {
+            let i = self.taken;
             // Counted as moved out first: should `out` panic, the value
             // is not dropped twice.
-            chunk.taken += 1;
+            self.taken += 1;
             // SAFETY: `i` is in `[taken, len)` (initialised, not moved
             // out), `&mut` on the chunk (from `Arc::get_mut`) rules out
             // every other access, and `taken` now excludes it from reads
@@ -234,21 +240,19 @@ impl<T> Owned<T> {
         if !self.take_front(len, out) {
             return Err(self);
         }
-        match Arc::get_mut(&mut self.chunk) {
-            Some(chunk) => {
-                chunk.taken = 0;
-                self.len = 0;
-                Ok(Spare(Arc::clone(&self.chunk)))
-            }
-            None => Err(self),
+        if Arc::get_mut(&mut self.chunk).is_none() {
+            return Err(self);
         }
+        self.taken = 0;
+        self.len = 0;
+        Ok(Spare(Arc::clone(&self.chunk)))
     }
 
     /// Lends slots `[start, end)` to a reader, who may read them after
     /// the topic lock is released, on any thread; `None` unless all are
     /// written and none moved out.
     pub(crate) fn lend(&self, start: usize, end: usize) -> Option<Lent<T>> {
-        let readable = self.chunk.taken <= start && start <= end && end <= self.len;
+        let readable = self.taken <= start && start <= end && end <= self.len;
         readable.then(|| Lent {
             chunk: Arc::clone(&self.chunk),
             start,
@@ -267,6 +271,7 @@ impl<T> Spare<T> {
         Owned {
             chunk: self.0,
             len: 0,
+            taken: 0,
         }
     }
 }
@@ -284,6 +289,7 @@ impl<T> Drop for Owned<T> {
         // For the chunk's `Drop`, wherever the last reference goes: the
         // `Arc`'s own release and acquire order this store before it.
         self.chunk.len.store(self.len, Ordering::Relaxed);
+        self.chunk.taken.store(self.taken, Ordering::Relaxed);
     }
 }
 
@@ -292,7 +298,7 @@ impl<T> fmt::Debug for Owned<T> {
         f.debug_struct("Owned")
             .field("capacity", &self.capacity())
             .field("len", &self.len)
-            .field("taken", &self.chunk.taken)
+            .field("taken", &self.taken)
             .finish()
     }
 }

@@ -967,38 +967,43 @@ impl<T: Clone> Shared<T> {
                 let skip = (st.pos - g.log.low) as usize;
                 let limit = max.min((g.log.high() - st.pos) as usize);
                 // Past the first `at_least`, up to `max_bytes` by weight.
-                let mut bytes = 0usize;
-                let mut more = |n: usize, slot: &Slot<T>| {
-                    if n >= at_least.max(1) && bytes >= max_bytes {
-                        return false;
-                    }
-                    if let Some(w) = self.weigher {
-                        bytes = bytes.saturating_add(w(&slot.value));
-                    }
-                    true
-                };
-                if limit <= CLONE_UNDER_LOCK {
-                    // A lend costs two writes of the chunk's reference
-                    // count; a few clones under the lock cost less.
-                    while let Some(slot) = g.log.get(skip + n).filter(|_| n < limit) {
-                        if !more(n, slot) {
-                            break;
+                if let Some(w) = self.weigher {
+                    let mut bytes = 0usize;
+                    let mut fits = |n: usize, slot: &Slot<T>| {
+                        let more = n < at_least.max(1) || bytes < max_bytes;
+                        if more {
+                            bytes = bytes.saturating_add(w(&slot.value));
                         }
-                        out(st.pos, slot.ts, slot.value.clone());
-                        st.pos += 1;
-                        n += 1;
-                    }
-                } else {
-                    if self.weigher.is_none() {
-                        n = limit;
+                        more
+                    };
+                    if limit <= CLONE_UNDER_LOCK {
+                        while let Some(slot) = g.log.get(skip + n).filter(|_| n < limit) {
+                            if !fits(n, slot) {
+                                break;
+                            }
+                            n += 1;
+                        }
                     } else {
                         for slot in g.log.iter_from(skip).take(limit) {
-                            if !more(n, slot) {
+                            if !fits(n, slot) {
                                 break;
                             }
                             n += 1;
                         }
                     }
+                } else {
+                    n = limit;
+                }
+                if n <= CLONE_UNDER_LOCK {
+                    // A lend costs two writes of the chunk's reference
+                    // count; a few clones under the lock cost less.
+                    for k in 0..n {
+                        if let Some(slot) = g.log.get(skip + k) {
+                            out(st.pos, slot.ts, slot.value.clone());
+                            st.pos += 1;
+                        }
+                    }
+                } else {
                     let loans = loans.get_or_insert_with(Loans::new);
                     // What was lent is what is handed over (all of it:
                     // the window holds these `n`).
