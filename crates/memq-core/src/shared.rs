@@ -976,15 +976,20 @@ impl<T: Clone> Shared<T> {
                         }
                         more
                     };
-                    if limit <= CLONE_UNDER_LOCK {
-                        while let Some(slot) = g.log.get(skip + n).filter(|_| n < limit) {
-                            if !fits(n, slot) {
-                                break;
-                            }
-                            n += 1;
+                    // The first few one by one (a fetch of large messages
+                    // stops there), the rest through the chunks' slices.
+                    while let Some(slot) = g
+                        .log
+                        .get(skip + n)
+                        .filter(|_| n < limit.min(CLONE_UNDER_LOCK + 1))
+                    {
+                        if !fits(n, slot) {
+                            break;
                         }
-                    } else {
-                        for slot in g.log.iter_from(skip).take(limit) {
+                        n += 1;
+                    }
+                    if n == CLONE_UNDER_LOCK + 1 {
+                        for slot in g.log.iter_from(skip + n).take(limit - n) {
                             if !fits(n, slot) {
                                 break;
                             }
