@@ -201,21 +201,6 @@ fn loom() -> Result<(), String> {
         ("RUSTFLAGS", "--cfg memq_loom"),
         ("CARGO_TARGET_DIR", target.as_ref()),
     ];
-    // The chunk protocol's models (`memq-core/src/chunk.rs`, the one
-    // module with `unsafe`) are unit tests of the crate.
-    cargo(
-        &[
-            "test",
-            "-p",
-            "memq-core",
-            "--lib",
-            "--release",
-            "chunk::loom_models",
-            "--",
-            "--nocapture",
-        ],
-        &env,
-    )?;
     // `--nocapture` shows each model's count of schedules explored.
     for krate in ["memq-core", "memq-groups"] {
         cargo(

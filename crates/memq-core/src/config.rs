@@ -70,10 +70,7 @@ pub struct TopicConfig {
     /// The most messages the topic retains; `None` for no count limit.
     pub max_messages: Option<usize>,
     /// The most payload bytes the topic retains, as measured by the
-    /// topic's weigher; `None` for no byte budget. A removed message
-    /// stops counting at once; its value is dropped at once when it weighs
-    /// 4 KiB or more (or soon after, while a reader is copying from its
-    /// chunk), otherwise with the chunk of 64 it was stored in.
+    /// topic's weigher; `None` for no byte budget.
     pub max_bytes: Option<usize>,
     /// How long a message stays deliverable after it was published.
     /// Expired messages are never delivered; they are counted in

@@ -100,15 +100,11 @@
 //! registers its waker in that same critical section, so no wake-up is
 //! lost. A publisher with nobody waiting does no wake-up work; otherwise it
 //! releases the lock before waking anyone. Evicted payloads are dropped
-//! after the lock is released. A receive of more than a few messages
-//! borrows the blocks of the log that hold them under the lock and clones
-//! the values after releasing it (so values are `Send + Sync`), so a
-//! reader copying a batch does not hold up publishers; values should
-//! still be cheap to clone (`Arc`, `bytes::Bytes`).
+//! after the lock is released. Message values are cloned out under the
+//! lock, so they should be cheap to clone (`Arc`, `bytes::Bytes`).
 
 #![warn(missing_docs)]
 
-mod chunk;
 mod config;
 mod cursor;
 mod delay;

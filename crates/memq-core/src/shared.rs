@@ -6,9 +6,8 @@
 //! full and register the publisher) is a single critical section. Nothing
 //! else is ever locked while it is held, and no waker, `Drop` of an
 //! evicted payload or other user code runs under it, with one exception:
-//! a fetch of at most `CLONE_UNDER_LOCK` messages clones them under it
-//! (cheaper than borrowing their chunk); a larger one borrows the chunks
-//! that hold them (`chunk.rs`) and clones after releasing it.
+//! `T::clone` copies a message out while the lock is held, so payloads
+//! should be cheap to clone (`Arc`, `Bytes`).
 //!
 //! Counters that stats read are mirrored in atomics, so stats never wait
 //! for the lock.
@@ -19,10 +18,9 @@ use std::ops::Range;
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::chunk::Lent;
 use crate::config::{Overflow, TopicConfig};
 use crate::error::{OutOfRange, PublishError, SubscribeError};
-use crate::log::{is_expired, Garbage, Log, Removal, Slot};
+use crate::log::{is_expired, Garbage, Log, Removal};
 use crate::stats::{ConsumerStats, TopicStats};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::wait::{WaitKey, WaitList, WakeBatch};
@@ -402,7 +400,7 @@ impl<T> Shared<T> {
         Ok(Shared {
             hot: CachePadded(Hot {
                 inner: Mutex::new(Inner {
-                    log: Log::new(config.first_offset, config.max_messages.unwrap_or(usize::MAX)),
+                    log: Log::new(config.first_offset),
                     closed: false,
                     recv_waiters: WaitList::default(),
                     publish_waiters: WaitList::default(),
@@ -478,11 +476,11 @@ impl<T> Shared<T> {
         // down with offsets (a sweep of expired messages stops at the
         // first live one, and a reader relies on that), so take the
         // newest time seen if it is later.
-        let now = g.log.newest_ts.max(now);
+        let now = g.log.newest_ts.map_or(now, |newest| newest.max(now));
         let swept = self.sweep_expired(&mut g, now, &mut garbage);
         // How many of the oldest messages must go to make room. Decided
         // before anything is removed, so a refused publish changes nothing.
-        let (len, bytes) = (g.log.len(), self.bytes());
+        let (len, bytes) = (g.log.len(), g.log.bytes);
         // Byte sums saturate: a weigher may say anything (`usize::MAX` for
         // each message), and a count that wrapped would evict wrongly.
         let (mut evict, mut freed) = (0usize, 0usize);
@@ -491,7 +489,7 @@ impl<T> Shared<T> {
                 || bytes.saturating_sub(freed).saturating_add(size) > self.max_bytes())
         {
             // With everything evicted, `n` and `size` fit (checked above).
-            if let (Some(w), Some(slot)) = (self.weigher, g.log.get(evict)) {
+            if let (Some(w), Some(slot)) = (self.weigher, g.log.entries.get(evict)) {
                 freed = freed.saturating_add(w(&slot.value));
             }
             evict += 1;
@@ -503,7 +501,7 @@ impl<T> Shared<T> {
             }
             // The `evict` oldest must go; they all have once the newest of
             // them has expired.
-            *room_at = match (self.ttl_nanos(), g.log.get(evict - 1)) {
+            *room_at = match (self.ttl_nanos(), g.log.entries.get(evict - 1)) {
                 (Some(ttl), Some(slot)) => Some(slot.ts.saturating_add(ttl)),
                 _ => None,
             };
@@ -516,7 +514,11 @@ impl<T> Shared<T> {
             }
             return Err(PublishError::Full(items));
         }
-        g.log.remove_front(evict, freed, Removal::Evicted, &mut garbage);
+        for _ in 0..evict {
+            if let Some(v) = g.log.pop_front(self.weigher, Removal::Evicted) {
+                garbage.push(v);
+            }
+        }
         if evict > 0 {
             let _total = add_locked(&self.hot.counters.evicted, evict as u64);
             #[cfg(feature = "tracing")]
@@ -529,8 +531,9 @@ impl<T> Shared<T> {
                 );
             }
         }
+        g.log.reserve(n, self.max_messages());
         items.append(&mut g.log, now);
-        self.set_bytes(bytes.saturating_sub(freed).saturating_add(size));
+        g.log.bytes = g.log.bytes.saturating_add(size);
         if !self.blocks() {
             self.note_pressure(&mut g, end, n as u64);
         }
@@ -565,15 +568,13 @@ impl<T> Shared<T> {
             return 0;
         };
         let mut expired = 0;
-        let mut freed = 0usize;
         while g.log.front_ts().is_some_and(|ts| is_expired(ts, now, ttl)) {
-            if let Some(weight) = g.log.pop_front(self.weigher, Removal::Expired, garbage) {
-                freed = freed.saturating_add(weight);
+            if let Some(v) = g.log.pop_front(self.weigher, Removal::Expired) {
+                garbage.push(v);
                 expired += 1;
             }
         }
         if expired > 0 {
-            self.set_bytes(self.bytes().saturating_sub(freed));
             let _total = add_locked(&self.hot.counters.expired, expired);
             #[cfg(feature = "tracing")]
             if crossed_power_of_two(_total, expired) {
@@ -589,18 +590,6 @@ impl<T> Shared<T> {
         expired
     }
 
-    /// Sum of the weights of the retained messages. Kept in the counter
-    /// stats read (written only under the lock, on the lock's own lines),
-    /// not in the log: the log's size is every topic's.
-    fn bytes(&self) -> usize {
-        self.hot.counters.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Sets [`bytes`](Self::bytes); under the lock only.
-    fn set_bytes(&self, bytes: usize) {
-        self.hot.counters.bytes.store(bytes, Ordering::Relaxed);
-    }
-
     /// Mirrors the window in atomics for stats. `low` is stored before
     /// `high` (release), and stats load `high` (acquire) before `low`, so
     /// a reader never sees a window wider than the topic ever held.
@@ -610,6 +599,7 @@ impl<T> Shared<T> {
             self.hot.counters.front_ts.store(front, Ordering::Relaxed);
         }
         self.hot.counters.low.store(g.log.low, Ordering::Relaxed);
+        self.hot.counters.bytes.store(g.log.bytes, Ordering::Relaxed);
         self.hot.counters.high.store(g.log.high(), Ordering::Release);
     }
 
@@ -940,9 +930,6 @@ impl<T: Clone> Shared<T> {
     ) -> Fetched {
         let now = self.expiry_now();
         let mut garbage = Garbage::new();
-        // Made only for a fetch that lends (its drop is not free).
-        let mut loans: Option<Loans<T>> = None;
-        let mut lent = 0;
         let mut g = self.hot.inner.lock();
         let start_pos = st.pos;
         let mut result = None;
@@ -964,57 +951,18 @@ impl<T: Clone> Shared<T> {
             }
             let mut n = 0;
             if st.pos < g.log.high() {
-                let skip = (st.pos - g.log.low) as usize;
-                let limit = max.min((g.log.high() - st.pos) as usize);
-                // Past the first `at_least`, up to `max_bytes` by weight.
-                if let Some(w) = self.weigher {
-                    let mut bytes = 0usize;
-                    let mut fits = |n: usize, slot: &Slot<T>| {
-                        let more = n < at_least.max(1) || bytes < max_bytes;
-                        if more {
-                            bytes = bytes.saturating_add(w(&slot.value));
-                        }
-                        more
-                    };
-                    // The first few one by one (a fetch of large messages
-                    // stops there), the rest through the chunks' slices.
-                    while let Some(slot) = g
-                        .log
-                        .get(skip + n)
-                        .filter(|_| n < limit.min(CLONE_UNDER_LOCK + 1))
-                    {
-                        if !fits(n, slot) {
-                            break;
-                        }
-                        n += 1;
+                let start = (st.pos - g.log.low) as usize;
+                let mut bytes = 0usize;
+                for slot in g.log.entries.range(start..) {
+                    if n == max || (n >= at_least.max(1) && bytes >= max_bytes) {
+                        break;
                     }
-                    if n == CLONE_UNDER_LOCK + 1 {
-                        for slot in g.log.iter_from(skip + n).take(limit - n) {
-                            if !fits(n, slot) {
-                                break;
-                            }
-                            n += 1;
-                        }
+                    if let Some(w) = self.weigher {
+                        bytes = bytes.saturating_add(w(&slot.value));
                     }
-                } else {
-                    n = limit;
-                }
-                if n <= CLONE_UNDER_LOCK {
-                    // A lend costs two writes of the chunk's reference
-                    // count; a few clones under the lock cost less.
-                    for k in 0..n {
-                        if let Some(slot) = g.log.get(skip + k) {
-                            out(st.pos, slot.ts, slot.value.clone());
-                            st.pos += 1;
-                        }
-                    }
-                } else {
-                    let loans = loans.get_or_insert_with(Loans::new);
-                    // What was lent is what is handed over (all of it:
-                    // the window holds these `n`).
-                    n = g.log.lend(st.pos, n, &mut |lent| loans.push(lent));
-                    lent = n as u64;
-                    st.pos += lent;
+                    out(st.pos, slot.ts, slot.value.clone());
+                    st.pos += 1;
+                    n += 1;
                 }
             }
             result = Some(if n > 0 {
@@ -1041,82 +989,11 @@ impl<T: Clone> Shared<T> {
             drop(g);
         }
         drop(garbage);
-        if let (Some(loans), true) = (&loans, lent > 0) {
-            // The clones, after the lock: the chunks lent cannot give up
-            // these slots while `loans` holds them. The position counts
-            // what was handed over, so that a `clone` that panics loses
-            // nothing.
-            let end = st.pos;
-            st.pos -= lent;
-            let copying = Copying { shared: self, st };
-            loans.for_each(|slot| {
-                let offset = copying.st.pos;
-                out(offset, slot.ts, slot.value.clone());
-                copying.st.pos = offset + 1;
-            });
-            debug_assert_eq!(copying.st.pos, end, "every message lent was handed over");
-        }
         result.unwrap_or(Fetched::Empty)
     }
 }
 
-/// A fetch's copying after the lock. Should a message's `clone` panic,
-/// its drop puts the cursor back at that message for publishers too (they
-/// were told, under the lock, that the cursor had read everything lent).
-struct Copying<'a, T> {
-    shared: &'a Shared<T>,
-    st: &'a mut ReadState,
-}
-
-impl<T> Drop for Copying<'_, T> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let mut g = self.shared.hot.inner.lock();
-            // Had a publisher removed the message meanwhile, the next
-            // fetch reports it as lagged (exactly), like any eviction.
-            if self.st.pos >= g.log.low {
-                g.cursors.set(self.st.id, self.st.pos);
-            }
-        }
-    }
-}
-
-/// A fetch of at most this many messages clones them under the lock;
-/// a larger one borrows their chunks and clones after releasing it.
-const CLONE_UNDER_LOCK: usize = 4;
-
-/// The chunks one fetch borrows: up to four without an allocation (a
-/// 128-message read-ahead spans three at most).
-struct Loans<T> {
-    few: [Option<Lent<T>>; 4],
-    more: Vec<Lent<T>>,
-}
-
-impl<T> Loans<T> {
-    fn new() -> Self {
-        Loans {
-            few: [None, None, None, None],
-            more: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, lent: Lent<T>) {
-        match self.few.iter_mut().find(|l| l.is_none()) {
-            Some(free) => *free = Some(lent),
-            None => self.more.push(lent),
-        }
-    }
-
-    fn for_each(&self, mut f: impl FnMut(&Slot<T>)) {
-        for lent in self.few.iter().flatten().chain(&self.more) {
-            lent.slots().for_each(&mut f);
-        }
-    }
-}
-
-// Not under loom: these count locks (`sync::locks_taken`, std only) and run
-// proptest and tokio; loom runs `chunk.rs`'s models and `tests/loom.rs`.
-#[cfg(all(test, not(memq_loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::sync::locks_taken;

@@ -12,26 +12,6 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
-    /// `std`'s `UnsafeCell` with loom's interface (access through a
-    /// closure that gets a raw pointer), so `chunk.rs` reads the same
-    /// under both.
-    #[derive(Debug)]
-    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-    impl<T> UnsafeCell<T> {
-        pub(crate) fn new(value: T) -> Self {
-            UnsafeCell(std::cell::UnsafeCell::new(value))
-        }
-
-        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-            f(self.0.get())
-        }
-
-        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-            f(self.0.get())
-        }
-    }
-
     /// A mutex that does not poison: a panic in user code (a payload's
     /// `Clone` or `Drop`) can never leave a topic unusable.
     ///
@@ -150,7 +130,6 @@ mod imp {
 
 #[cfg(memq_loom)]
 mod imp {
-    pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
 

@@ -102,7 +102,7 @@ impl<T> Drop for Topic<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Topic<T> {
+impl<T: Clone + Send + 'static> Topic<T> {
     /// Creates a topic. Byte budgets need a weigher: see
     /// [`with_weigher`](Self::with_weigher).
     ///

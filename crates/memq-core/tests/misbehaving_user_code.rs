@@ -74,54 +74,6 @@ fn a_panicking_clone_reaches_the_reader_and_loses_nothing() {
     assert_eq!(t.try_publish(Evil::new(3)).unwrap(), 3, "publishers unaffected");
 }
 
-/// The same when the fetch is large enough to clone after the topic lock
-/// (from the chunks it borrowed): the reader is put back at the message
-/// whose clone panicked, and publishers still wait for it (a blocking
-/// topic whose only reader had not read it yet stays full).
-#[test]
-fn a_panicking_clone_after_the_lock_loses_nothing_either() {
-    let t = Topic::new(
-        TopicConfig::default()
-            .max_messages(Some(20))
-            .overflow(memq_core::Overflow::Block),
-    )
-    .unwrap();
-    let mut a = t.subscribe(StartFrom::Earliest).unwrap();
-    for i in 0..20 {
-        let evil = Evil::new(i);
-        if i == 12 {
-            evil.clone_panics.store(true, Ordering::SeqCst);
-        }
-        t.try_publish(evil).unwrap();
-    }
-    let mut first = Vec::new();
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        while let Ok(d) = a.try_recv() {
-            first.push(d.value.id);
-        }
-    }));
-    assert!(panicked.is_err(), "the panic reaches the caller");
-    assert!(first.len() <= 12, "{first:?}");
-    // Offsets 0 to 11 reached the reader, 12 did not: publishers may
-    // evict 12 messages, not the 13th.
-    for i in 100..112 {
-        t.try_publish(Evil::new(i)).unwrap();
-    }
-    assert!(
-        matches!(
-            t.try_publish(Evil::new(112)),
-            Err(memq_core::PublishError::Full(_))
-        ),
-        "offset 12 still holds publishers back"
-    );
-    let rest: Vec<u64> = std::iter::from_fn(|| a.try_recv().ok())
-        .map(|d| d.value.id)
-        .collect();
-    let all: Vec<u64> = first.into_iter().chain(rest).collect();
-    let expected: Vec<u64> = (0..20).chain(100..112).collect();
-    assert_eq!(all, expected, "everything, once, in order");
-}
-
 #[test]
 fn a_panicking_drop_of_an_evicted_payload_happens_after_the_publish() {
     let t = Topic::new(TopicConfig::default().max_messages(Some(1))).unwrap();

@@ -357,7 +357,7 @@ struct Relay<T> {
     partition: usize,
 }
 
-impl<T: Clone + Send + Sync + 'static> Wake for Relay<T> {
+impl<T: Clone + Send + 'static> Wake for Relay<T> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -458,7 +458,7 @@ enum Exit {
     Park,
 }
 
-impl<T: Clone + Send + Sync + 'static> Shared<T> {
+impl<T: Clone + Send + 'static> Shared<T> {
     pub(crate) fn new(
         name: &str,
         sources: Vec<Topic<T>>,

@@ -56,7 +56,7 @@ impl<T> fmt::Debug for Group<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Group<T> {
+impl<T: Clone + Send + 'static> Group<T> {
     /// A group named `name` reading `sources` (one topic, or the
     /// partitions of a partitioned topic, in partition order).
     ///
@@ -232,12 +232,12 @@ impl<T: Clone + Send + Sync + 'static> Group<T> {
 /// assert_eq!((again.offset, again.value, again.deliveries), (first.offset, "job", 2));
 /// assert_eq!(group.stats().members, 1);
 /// ```
-pub struct Member<T: Clone + Send + Sync + 'static> {
+pub struct Member<T: Clone + Send + 'static> {
     shared: Arc<Shared<T>>,
     id: u64,
 }
 
-impl<T: Clone + Send + Sync + 'static> fmt::Debug for Member<T> {
+impl<T: Clone + Send + 'static> fmt::Debug for Member<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Member")
             .field("group", &self.shared.name)
@@ -246,7 +246,7 @@ impl<T: Clone + Send + Sync + 'static> fmt::Debug for Member<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Drop for Member<T> {
+impl<T: Clone + Send + 'static> Drop for Member<T> {
     fn drop(&mut self) {
         self.shared.leave(self.id);
     }
@@ -260,7 +260,7 @@ impl<T: Clone + Send + Sync + 'static> Drop for Member<T> {
 /// Belongs to the group of the member it was first polled with; polled
 /// with a member of another group, it is reset (its registration with
 /// the first group released) and starts afresh.
-pub struct MemberWaiter<T: Clone + Send + Sync + 'static> {
+pub struct MemberWaiter<T: Clone + Send + 'static> {
     shared: Option<Arc<Shared<T>>>,
     pub(crate) group_key: Option<usize>,
     /// When the messages of an idle member become claimable.
@@ -275,7 +275,7 @@ pub struct MemberWaiter<T: Clone + Send + Sync + 'static> {
     pub(crate) yields: u8,
 }
 
-impl<T: Clone + Send + Sync + 'static> MemberWaiter<T> {
+impl<T: Clone + Send + 'static> MemberWaiter<T> {
     /// A waiter registered nowhere yet.
     pub fn new() -> Self {
         MemberWaiter {
@@ -302,12 +302,12 @@ impl<T: Clone + Send + Sync + 'static> MemberWaiter<T> {
 
 /// Around a claim: gives the waiter a handle on the group once it holds
 /// a slot there, whether the claim returns or unwinds.
-struct Hold<'a, T: Clone + Send + Sync + 'static> {
+struct Hold<'a, T: Clone + Send + 'static> {
     waiter: &'a mut MemberWaiter<T>,
     shared: &'a Arc<Shared<T>>,
 }
 
-impl<T: Clone + Send + Sync + 'static> Drop for Hold<'_, T> {
+impl<T: Clone + Send + 'static> Drop for Hold<'_, T> {
     fn drop(&mut self) {
         if self.waiter.group_key.is_some() && self.waiter.shared.is_none() {
             self.waiter.shared = Some(self.shared.clone());
@@ -315,13 +315,13 @@ impl<T: Clone + Send + Sync + 'static> Drop for Hold<'_, T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Default for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> Default for MemberWaiter<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Drop for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> Drop for MemberWaiter<T> {
     fn drop(&mut self) {
         if let (Some(shared), Some(key)) = (&self.shared, self.group_key) {
             shared.release_waiter(key);
@@ -329,7 +329,7 @@ impl<T: Clone + Send + Sync + 'static> Drop for MemberWaiter<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> fmt::Debug for MemberWaiter<T> {
+impl<T: Clone + Send + 'static> fmt::Debug for MemberWaiter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemberWaiter")
             .field("deadline", &self.deadline)
@@ -337,7 +337,7 @@ impl<T: Clone + Send + Sync + 'static> fmt::Debug for MemberWaiter<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Member<T> {
+impl<T: Clone + Send + 'static> Member<T> {
     /// Whether this member may receive from `partition` now: always in a
     /// group whose members share the partitions; in an exclusive group,
     /// while it owns the partition (a rebalance may give it to another

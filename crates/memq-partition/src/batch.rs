@@ -161,7 +161,7 @@ fn stopped<K, T>(
     }
 }
 
-pub(crate) fn try_publish_batch<K: AsRef<[u8]>, T: Clone + Send + Sync + 'static>(
+pub(crate) fn try_publish_batch<K: AsRef<[u8]>, T: Clone + Send + 'static>(
     partitions: &[Topic<T>],
     router: &RouterState,
     messages: Vec<(Option<K>, T)>,
@@ -224,7 +224,7 @@ pub struct PublishBatch<'a, K, T> {
     done: bool,
 }
 
-impl<'a, K: AsRef<[u8]>, T: Clone + Send + Sync + 'static> PublishBatch<'a, K, T> {
+impl<'a, K: AsRef<[u8]>, T: Clone + Send + 'static> PublishBatch<'a, K, T> {
     pub(crate) fn new(
         partitions: &'a [Topic<T>],
         router: &RouterState,
@@ -299,7 +299,7 @@ impl<K, T> PublishBatch<'_, K, T> {
 
 impl<K, T> Unpin for PublishBatch<'_, K, T> {}
 
-impl<K, T: Clone + Send + Sync + 'static> Future for PublishBatch<'_, K, T> {
+impl<K, T: Clone + Send + 'static> Future for PublishBatch<'_, K, T> {
     type Output = Result<BatchReceipt, PublishBatchError<K, T>>;
 
     /// # Panics

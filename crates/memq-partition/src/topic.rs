@@ -70,7 +70,7 @@ impl<T> fmt::Debug for PartitionedTopic<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> PartitionedTopic<T> {
+impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     /// Creates a topic of `partitions` partitions, each with its own copy
     /// of `config` (limits such as `max_messages` apply per partition).
     /// Routing starts as [`Routing::RoundRobin`].

@@ -131,11 +131,7 @@ pub struct TopicOptions {
     /// their `Serialize` shows them: a `Vec<u8>` of 1 MiB weighs about
     /// 1 MiB), measured once when published to a topic with this budget.
     /// A message's key and headers weigh too (their bytes, and 8 more
-    /// per header). Messages evicted or expired stop counting at once;
-    /// their memory is freed at once when they weigh 4 KiB or more (or
-    /// soon after, while a receive is copying from their block), and
-    /// otherwise with the block of 64 messages they were stored in (so a
-    /// topic may hold up to 63 such removed messages, under 252 KiB).
+    /// per header).
     pub max_bytes: Option<usize>,
 }
 

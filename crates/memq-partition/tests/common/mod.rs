@@ -18,7 +18,7 @@ pub async fn bounded<F: Future>(fut: F) -> F::Output {
 }
 
 /// An unbounded partitioned topic of `n` partitions.
-pub fn unbounded<T: Clone + Send + Sync + 'static>(n: usize) -> PartitionedTopic<T> {
+pub fn unbounded<T: Clone + Send + 'static>(n: usize) -> PartitionedTopic<T> {
     PartitionedTopic::new(TopicConfig::unbounded(), n).unwrap()
 }
 
@@ -32,10 +32,7 @@ pub fn drain<T: Clone>(c: &mut Cursor<T>) -> Vec<T> {
 }
 
 /// Everything retained in partition `p`, as `(offset, value)`.
-pub fn partition_contents<T: Clone + Send + Sync + 'static>(
-    topic: &PartitionedTopic<T>,
-    p: usize,
-) -> Vec<(u64, T)> {
+pub fn partition_contents<T: Clone + Send + 'static>(topic: &PartitionedTopic<T>, p: usize) -> Vec<(u64, T)> {
     let mut c = topic
         .subscribe_partition(p, memq_core::StartFrom::Earliest)
         .unwrap();
