@@ -1,7 +1,7 @@
 //! Checks a linter does not make: every Rust file opens with a `//!` doc
 //! comment; no `dbg!` or `todo!` is left behind; only the files listed
-//! in `UNSAFE_ALLOWED` allow `unsafe` code; crate dependencies point downward only (the layering
-//! table in ARCHITECTURE.md).
+//! in `UNSAFE_ALLOWED` allow `unsafe` code; crate dependencies point
+//! downward only (the layering table in ARCHITECTURE.md).
 
 use std::path::{Path, PathBuf};
 
@@ -52,15 +52,7 @@ pub(crate) fn run(root: &Path) -> Result<(), Vec<String>> {
                 "{rel}: does not open with a `//!` comment saying what it is"
             ));
         }
-        // The workspace lint denies `unsafe` everywhere; only the files
-        // listed may allow it.
-        let allows_unsafe = text.contains(concat!("allow(", "unsafe_code)"));
-        if allows_unsafe && !UNSAFE_ALLOWED.contains(&rel.replace('\\', "/").as_str()) {
-            problems.push(format!(
-                "{rel}: allows `unsafe` code; only {} may",
-                UNSAFE_ALLOWED.join(", ")
-            ));
-        }
+        problems.extend(unsafe_not_allowed(&rel, &text));
         for (i, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             for banned in [concat!("dbg", "!("), concat!("todo", "!(")] {
@@ -88,6 +80,24 @@ pub(crate) fn run(root: &Path) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// A problem if the file at `rel` lifts the workspace's `unsafe_code`
+/// lint (`allow` or `expect`) and is not listed in [`UNSAFE_ALLOWED`].
+fn unsafe_not_allowed(rel: &str, text: &str) -> Option<String> {
+    let lifts = [
+        concat!("allow(", "unsafe_code)"),
+        concat!("expect(", "unsafe_code)"),
+    ]
+    .iter()
+    .any(|attr| text.contains(attr));
+    let listed = UNSAFE_ALLOWED.contains(&rel.replace('\\', "/").as_str());
+    (lifts && !listed).then(|| {
+        format!(
+            "{rel}: allows `unsafe` code; only {} may",
+            UNSAFE_ALLOWED.join(", ")
+        )
+    })
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -142,6 +152,17 @@ mod tests {
         if let Err(problems) = run(root) {
             panic!("tidy problems:\n{}", problems.join("\n"));
         }
+    }
+
+    #[test]
+    fn unsafe_is_allowed_only_where_listed() {
+        let lifted = concat!("//! x\n#![allow(", "unsafe_code)]\n");
+        let expected = concat!("//! x\n#[expect(", "unsafe_code)]\nfn f() {}\n");
+        assert!(unsafe_not_allowed("crates/memq-core/src/log.rs", lifted).is_some());
+        assert!(unsafe_not_allowed("crates/memq-core/src/log.rs", expected).is_some());
+        assert!(unsafe_not_allowed("crates/memq-testkit/src/alloc.rs", lifted).is_none());
+        assert!(unsafe_not_allowed("crates\\memq-testkit\\src\\alloc.rs", lifted).is_none());
+        assert!(unsafe_not_allowed("crates/memq-core/src/log.rs", "//! no unsafe here\n").is_none());
     }
 
     #[test]

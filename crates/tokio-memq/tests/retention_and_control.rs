@@ -189,21 +189,13 @@ async fn a_refused_subscribe_creates_no_topic() {
             partitions: Some(3),
             ..Default::default()
         };
-        for (name, options) in [("fresh.plain", None), ("fresh.parted", Some(partitioned))] {
-            let refused = match &options {
-                Some(o) => {
-                    mq.subscriber_with_options_and_mode(name, o.clone(), ConsumptionMode::Offset(4))
-                        .await
-                }
-                None => {
-                    mq.subscriber_with_options_and_mode(
-                        name,
-                        TopicOptions::default(),
-                        ConsumptionMode::Offset(4),
-                    )
-                    .await
-                }
-            };
+        for (name, options) in [
+            ("fresh.plain", TopicOptions::default()),
+            ("fresh.parted", partitioned),
+        ] {
+            let refused = mq
+                .subscriber_with_options_and_mode(name, options, ConsumptionMode::Offset(4))
+                .await;
             match refused {
                 Err(TopicError::OutOfRange(r)) => assert_eq!((r.requested, r.low, r.high), (4, 0, 0)),
                 other => panic!("{name}: {other:?}"),
