@@ -117,7 +117,12 @@ pub mod one_to_one {
         });
         let mut got = 0;
         while got < n {
-            got += sub.recv_batch(batch).await.unwrap().len() as u64;
+            // A batch of one is `recv`, so the row named `recv` measures it.
+            got += if batch == 1 {
+                sub.recv().await.map(|_| 1).unwrap()
+            } else {
+                sub.recv_batch(batch).await.unwrap().len() as u64
+            };
         }
         producer.await.unwrap();
         assert_eq!(got, n);
@@ -331,8 +336,15 @@ pub mod competing {
             let (received, done) = (received.clone(), done.clone());
             readers.push(tokio::spawn(async move {
                 let mut got = 0u64;
-                while let Ok(msgs) = member.recv_batch(batch).await {
-                    let k = msgs.len() as u64;
+                loop {
+                    // A batch of one is `recv`, so the row named `recv`
+                    // measures it.
+                    let k = if batch == 1 {
+                        member.recv().await.map(|_| 1)
+                    } else {
+                        member.recv_batch(batch).await.map(|m| m.len() as u64)
+                    };
+                    let Ok(k) = k else { break };
                     got += k;
                     if received.fetch_add(k, Ordering::AcqRel) + k == total {
                         done.notify_one();
