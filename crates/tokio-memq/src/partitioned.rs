@@ -508,8 +508,19 @@ impl MessageQueue {
             (None, Some(Log::Partitioned(log))) => log.partition_count(),
             (None, _) => partition + 1,
         };
+        // Tried on a topic made here before it is registered: a start or
+        // a partition it refuses leaves no topic behind.
+        let try_start = |log: &Log| match log {
+            Log::Partitioned(log) => match &consumer_id {
+                Some(id) => log.subscribe_partition_named(partition, id, mode.start()),
+                None => log.subscribe_partition(partition, mode.start()),
+            }
+            .map(drop)
+            .map_err(TopicError::from),
+            Log::Plain(_) => Ok(()),
+        };
         self.registry()
-            .get_or_create_partitioned(topic, &options, count)?;
+            .get_or_create_partitioned_for(topic, &options, count, Some(&try_start))?;
         self.subscribe_partition(topic, partition, consumer_id, mode)
             .await
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use memq_core::Topic;
+use memq_core::{StartFrom, Topic};
 use memq_groups::{AckMode, Assignment, DeadLetter, DeadLetterSink, Group, GroupConfig, GroupStats};
 
 use memq_partition::PartitionedTopic;
@@ -325,7 +325,7 @@ impl Registry {
     /// As [`get_or_create_partitioned`](Self::get_or_create_partitioned),
     /// with a `first_use` as [`get_or_create_for`](Self::get_or_create_for)
     /// takes.
-    fn get_or_create_partitioned_for(
+    pub(crate) fn get_or_create_partitioned_for(
         &self,
         name: &str,
         options: &TopicOptions,
@@ -613,6 +613,16 @@ impl Registry {
 /// What a registry call does with a topic it made before registering it
 /// ([`Registry::get_or_create_for`]).
 pub(crate) type FirstUse<'a> = &'a dyn Fn(&Log) -> Result<(), TopicError>;
+
+/// Whether a reader of every partition of `log` could start at `start`
+/// (a subscribe tried and dropped): what a subscribe or a join checks
+/// before it makes anything that would outlive its refusal.
+pub(crate) fn try_start(log: &Log, start: StartFrom) -> Result<(), TopicError> {
+    match log {
+        Log::Plain(log) => log.subscribe(start).map(drop).map_err(TopicError::from),
+        Log::Partitioned(log) => log.subscribe_all(start).map(drop).map_err(TopicError::from),
+    }
+}
 
 /// Tells the registry when the last `MessageQueue` clone is dropped.
 #[derive(Debug)]
@@ -1012,13 +1022,7 @@ impl MessageQueue {
     ) -> Result<Subscriber, TopicError> {
         // Tried on a topic made for this subscribe before it is
         // registered: a start it refuses leaves no topic behind.
-        let try_start = |log: &Log| match log {
-            Log::Plain(log) => log.subscribe(mode.start()).map(drop).map_err(TopicError::from),
-            Log::Partitioned(log) => log
-                .subscribe_all(mode.start())
-                .map(drop)
-                .map_err(TopicError::from),
-        };
+        let try_start = |log: &Log| try_start(log, mode.start());
         let entry = self
             .registry()
             .get_or_create_for(topic, options, Some(&try_start))?;
@@ -1829,12 +1833,28 @@ impl GroupBuilder<'_> {
     }
 
     fn join_now(self) -> Result<Subscriber, TopicError> {
+        // A refused join leaves nothing behind: settings the group cannot
+        // work with, and a start outside the window, are refused before
+        // a topic, a dead-letter topic or the group is made for it.
+        self.config.validate().map_err(|e| group_error(&self.group, e))?;
+        let start = self.mode.start();
         let registry = self.queue.registry();
-        let entry = registry.get_or_create(&self.topic, self.options.as_ref())?;
+        let entry = registry.get_or_create_for(
+            &self.topic,
+            self.options.as_ref(),
+            Some(&|log: &Log| try_start(log, start)),
+        )?;
         let existing = entry.group(&self.group);
         let (group, dead_letters) = match existing {
             Some(g) => self.check(g)?,
             None => {
+                if matches!(start, StartFrom::Offset(_)) {
+                    // Only an offset can be refused. (An eviction between
+                    // this look and the join below can still refuse it:
+                    // the group then stays registered, as one whose
+                    // members all left.)
+                    try_start(&entry.log, start)?;
+                }
                 let dead_letters: Option<Arc<str>> = self.config.max_deliveries.map(|_| {
                     self.dead_letter_topic
                         .clone()
@@ -1887,9 +1907,7 @@ impl GroupBuilder<'_> {
         // A member may publish to the dead-letter topic: it stays open
         // while the member lives (see `MessageQueue`'s Closing).
         let dead_letters = dead_letters.map(|name| PublisherLease::new(registry.clone(), name));
-        let member = group
-            .join(self.mode.start())
-            .map_err(|e| group_error(&self.group, e))?;
+        let member = group.join(start).map_err(|e| group_error(&self.group, e))?;
         Ok(Subscriber::member(
             registry.clone(),
             entry.log.clone(),

@@ -984,3 +984,68 @@ async fn put_aside_messages_follow_their_partition_to_its_new_owner() {
     .await
     .expect("finished");
 }
+
+/// A join that is refused leaves nothing behind: no topic (nor its
+/// dead-letter topic) made for it, no group registered with the
+/// settings it asked for.
+#[tokio::test]
+async fn a_refused_join_leaves_nothing_behind() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let wildcard = mq.subscribe_pattern("j.*").unwrap();
+        let partitioned = TopicOptions {
+            partitions: Some(2),
+            ..Default::default()
+        };
+        // A start outside a new topic's window, plain and partitioned,
+        // with a dead-letter topic of its own.
+        for (name, options) in [("j.plain", TopicOptions::default()), ("j.parted", partitioned)] {
+            let refused = mq
+                .group(name, "g")
+                .options(options)
+                .manual_ack()
+                .max_deliveries(2)
+                .mode(ConsumptionMode::Offset(4))
+                .join()
+                .await;
+            assert!(
+                matches!(refused, Err(TopicError::OutOfRange(_))),
+                "{name}: {refused:?}"
+            );
+        }
+        // Settings the group cannot work with.
+        let refused = mq.group("j.bad", "g").max_pending(0).join().await;
+        assert!(
+            matches!(refused, Err(TopicError::InvalidGroupConfig { .. })),
+            "{refused:?}"
+        );
+        assert!(mq.list_topics().await.is_empty(), "{:?}", mq.list_topics().await);
+        assert!(mq.list_partitioned_topics().await.is_empty());
+        assert!(wildcard.topics().is_empty(), "no topic was announced");
+
+        // On an existing topic: the refused join registers no group, so a
+        // join with other settings afterwards makes the group it asks for.
+        mq.create_topic("j.old", TopicOptions::default()).await.unwrap();
+        let refused = mq
+            .group("j.old", "g")
+            .manual_ack()
+            .max_deliveries(2)
+            .mode(ConsumptionMode::Offset(9))
+            .join()
+            .await;
+        assert!(matches!(refused, Err(TopicError::OutOfRange(_))), "{refused:?}");
+        assert_eq!(mq.list_topics().await, ["j.old"], "no dead-letter topic");
+        // (A manual group left registered would refuse these settings.)
+        let member = mq
+            .group("j.old", "g")
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("j.old").publish(5u8).await.unwrap();
+        let m = member.recv().await.unwrap();
+        assert_eq!((m.offset(), m.deliveries), (0, 1));
+    })
+    .await
+    .unwrap();
+}

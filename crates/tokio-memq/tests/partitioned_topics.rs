@@ -773,3 +773,69 @@ async fn publishing_to_a_partitioned_topic_after_close_is_closed() {
     );
     assert_eq!(batch.into_inner().len(), 1, "handed back");
 }
+
+/// `subscribe_partition_with_options` makes the topic it subscribes to
+/// only when the subscribe succeeds: a start outside the window or a
+/// partition the new topic would not have leaves no topic behind.
+#[tokio::test]
+async fn a_refused_partition_subscribe_creates_no_topic() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let two = TopicOptions {
+            partitions: Some(2),
+            ..Default::default()
+        };
+        for id in [None, Some("audit".to_string())] {
+            let refused = mq
+                .subscribe_partition_with_options(
+                    "p.fresh",
+                    1,
+                    two.clone(),
+                    id.clone(),
+                    ConsumptionMode::Offset(3),
+                )
+                .await;
+            match refused {
+                Err(TopicError::OutOfRange(r)) => assert_eq!((r.requested, r.low, r.high), (3, 0, 0)),
+                other => panic!("{id:?}: {other:?}"),
+            }
+            let refused = mq
+                .subscribe_partition_with_options(
+                    "p.fresh",
+                    5,
+                    two.clone(),
+                    id.clone(),
+                    ConsumptionMode::Earliest,
+                )
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(TopicError::NoSuchPartition {
+                        partition: 5,
+                        partitions: 2
+                    })
+                ),
+                "{id:?}: {refused:?}"
+            );
+        }
+        assert!(mq.list_partitioned_topics().await.is_empty());
+        assert!(mq.get_all_partition_stats("p.fresh").await.is_empty());
+        // The same call with a start the new topic has makes it.
+        let sub = mq
+            .subscribe_partition_with_options("p.fresh", 1, two, None, ConsumptionMode::Offset(0))
+            .await
+            .unwrap();
+        assert_eq!(mq.list_partitioned_topics().await, ["p.fresh"]);
+        mq.set_partition_routing("p.fresh", PartitionRouting::Fixed(1))
+            .await
+            .unwrap();
+        mq.publish_to_partitioned(TopicMessage::new("p.fresh", "x").unwrap())
+            .await
+            .unwrap();
+        let m = sub.recv().await.unwrap();
+        assert_eq!((m.partition, m.offset()), (Some(1), 0));
+    })
+    .await
+    .unwrap();
+}
