@@ -95,6 +95,20 @@ enum Reader {
     Merged(memq_partition::MergedCursor<crate::message::Entry>),
 }
 
+impl Reader {
+    /// Its topic is deleted (or the queue closed) and it has nothing left
+    /// to read there: keeping it would only hold memory.
+    fn is_done(&self) -> bool {
+        match self {
+            Reader::Plain(c) => c.is_closed() && c.lag() == 0,
+            Reader::Merged(c) => c.is_closed() && c.lag() == 0,
+        }
+    }
+}
+
+/// [`WatchState::prune_at`]'s floor.
+const PRUNE_AT_LEAST: usize = 16;
+
 /// The part of a wildcard subscription the registry sees.
 pub(crate) struct Watch {
     pattern: Pattern,
@@ -110,6 +124,11 @@ pub(crate) struct Watch {
 #[derive(Default)]
 struct WatchState {
     created: Vec<Created>,
+    /// How long [`created`](Self::created) may grow before the topics
+    /// deleted with nothing to read are taken out of it (twice what it
+    /// kept last time, so that an unread subscription's memory follows
+    /// the topics that matter to it, at a constant cost per topic).
+    prune_at: usize,
     /// Receives waiting for a new topic (or for the queue to close), one
     /// slot per receive, freed when the receive ends.
     wakers: std::collections::HashMap<u64, Waker>,
@@ -141,6 +160,10 @@ impl Watch {
             return Vec::new();
         };
         let mut st = self.state.lock();
+        if st.created.len() >= st.prune_at {
+            st.created.retain(|c| !c.reader.is_done());
+            st.prune_at = (2 * st.created.len()).max(PRUNE_AT_LEAST);
+        }
         st.created.push(Created {
             name: name.clone(),
             log: entry.log.clone(),
@@ -160,6 +183,10 @@ impl Watch {
 /// finds it drained (until then [`topics`](Self::topics) and
 /// [`lag`](Self::lag) list it, and a topic created again under its name
 /// beside it); a topic created again under a matching name joins it.
+/// Topics created and deleted since the subscriber last looked (a
+/// receive, `topics`, `lag`) with nothing in them for it are forgotten:
+/// a subscription that is not read keeps what it has yet to deliver,
+/// not every matching topic that came and went.
 ///
 /// # Examples
 ///
@@ -550,6 +577,11 @@ impl PatternSubscriber {
             std::mem::take(&mut st.created)
         };
         for c in created {
+            if c.reader.is_done() {
+                // Created and deleted since the last look, with nothing
+                // for this subscription.
+                continue;
+            }
             let sub = match c.reader {
                 Reader::Plain(cursor) => Subscriber::new(self.registry.clone(), c.log, &c.name, cursor),
                 Reader::Merged(cursors) => Subscriber::merged(self.registry.clone(), c.log, &c.name, cursors),

@@ -241,3 +241,51 @@ fn churning_subscribers_and_groups_leaves_nothing_behind() {
         assert_eq!(keep.recv().await.unwrap().offset(), 1);
     });
 }
+
+/// A wildcard subscription that is never read does not keep the topics
+/// created and deleted since it last looked that had nothing for it; a
+/// deleted topic with a message it has not read is kept until read.
+#[test]
+fn an_unread_wildcard_subscription_forgets_topics_deleted_empty() {
+    let _serial = alloc::serial();
+    rt().block_on(async {
+        let mq = MessageQueue::new();
+        let wildcard = mq.subscribe_pattern("w.*").unwrap();
+        mq.publisher("w.kept").publish(7u8).await.unwrap();
+        assert!(mq.delete_topic("w.kept").await);
+        mq.create_topic("w.live", TopicOptions::default()).await.unwrap();
+        let churn = |n: usize| {
+            let mq = mq.clone();
+            async move {
+                for i in 0..n {
+                    let name = format!("w.t{}", i % 4);
+                    mq.create_topic(&name, TopicOptions::default()).await.unwrap();
+                    assert!(mq.delete_topic(&name).await);
+                }
+            }
+        };
+        churn(1_000).await;
+        let mut grew = Vec::new();
+        for _ in 0..2 {
+            let before = alloc::live() as i64;
+            churn(20_000).await;
+            grew.push(alloc::live() as i64 - before);
+        }
+        // Each kept topic costs over a kilobyte: 20,000 of them, megabytes.
+        assert!(
+            grew.iter().min().is_some_and(|&g| g < 64 * 1024),
+            "grew by {grew:?} bytes in two rounds of 20,000 topics created and deleted"
+        );
+        let topics = wildcard.topics();
+        assert!(
+            topics.contains(&"w.kept".to_string()) && topics.contains(&"w.live".to_string()),
+            "{topics:?}"
+        );
+        assert!(topics.len() < 40, "{} topics kept", topics.len());
+        let m = wildcard.recv().await.unwrap();
+        assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.kept", 7));
+        mq.publisher("w.live").publish(8u8).await.unwrap();
+        let m = wildcard.recv().await.unwrap();
+        assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.live", 8));
+    });
+}
