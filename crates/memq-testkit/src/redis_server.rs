@@ -60,21 +60,42 @@ impl RedisServer {
             eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("memq-redis-{}-{port}", std::process::id()));
+        // A port found free may be taken before the server binds it (by
+        // another test's server, say): the server then exits, and a PING
+        // could be answered by that other server. So the server that
+        // answers must be this child (its PID), else another port is tried.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            match Self::launch(&binary, port, persistence) {
+                Ok(server) => return Some(server),
+                Err(why) if tries < 5 => eprintln!("redis-server on port {port}: {why}; trying another port"),
+                Err(why) => panic!("redis-server on port {port}: {why} (after {tries} ports)"),
+            }
+        }
+    }
+
+    /// A server of this process on `port`, once it answers there.
+    fn launch(binary: &std::path::Path, port: u16, persistence: Persistence) -> Result<RedisServer, String> {
+        // Its own directory, even beside a server of this process that
+        // holds the same port (the one dropped removes its directory).
+        static LAUNCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("memq-redis-{}-{port}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = spawn(&binary, port, &dir, persistence, &[]);
-        let server = RedisServer {
+        let child = spawn(binary, port, &dir, persistence, &[]);
+        let mut server = RedisServer {
             child,
             port,
             dir,
             persistence,
         };
-        server.wait_ready();
-        Some(server)
+        server.wait_ready()?;
+        Ok(server)
     }
 
     /// The server's URL, `redis://127.0.0.1:PORT/`.
@@ -109,7 +130,9 @@ impl RedisServer {
         self.kill();
         let binary = binary().expect("it was there a moment ago");
         self.child = spawn(&binary, self.port, &self.dir, self.persistence, extra);
-        self.wait_ready();
+        if let Err(why) = self.wait_ready() {
+            panic!("redis-server restarted on port {}: {why}", self.port);
+        }
     }
 
     fn kill(&mut self) {
@@ -117,12 +140,30 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    /// Waits until the server answers `PING`.
-    fn wait_ready(&self) {
+    /// Waits until this server (the child, by its PID) answers `PING` on
+    /// its port; says why not when it exits first, another server holds
+    /// the port, or it does not answer in time.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        while !ping(self.port) {
-            assert!(started.elapsed() < STARTUP, "redis-server did not answer");
-            std::thread::sleep(Duration::from_millis(20));
+        let pid = self.child.id();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited ({status}) before it answered"));
+            }
+            match server_pid(self.port) {
+                // Ours, and done loading its data.
+                Some(p) if p == pid && ping(self.port) => return Ok(()),
+                Some(other) if other != pid => {
+                    // Another server holds the port; ours cannot bind it.
+                    self.kill();
+                    return Err(format!("the port is another server's (PID {other})"));
+                }
+                _ if started.elapsed() < STARTUP => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    self.kill();
+                    return Err(format!("no answer within {STARTUP:?}"));
+                }
+            }
         }
     }
 }
@@ -166,7 +207,38 @@ fn spawn(
         .expect("redis-server starts")
 }
 
-/// Whether a server on `port` answers `PING` with `+PONG`.
+/// The PID of the server answering on `port` (from `INFO server`), or
+/// `None` while nothing answers there (or not yet with a full reply).
+fn server_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    // A bulk string: `$LEN\r\n`, LEN bytes, `\r\n`. (A server still
+    // loading its data answers with an error: not ready.)
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let Some((head, body)) = text.split_once("\r\n") else {
+            continue;
+        };
+        let len: usize = head.strip_prefix('$')?.parse().ok()?;
+        if body.len() >= len {
+            return body[..len]
+                .lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|p| p.trim().parse().ok());
+        }
+    }
+}
+
+/// Whether a server on `port` answers `PING` with `+PONG` (not while it
+/// loads its data).
 fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -177,4 +249,31 @@ fn ping(port: u16) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server started on a port another server holds is refused (it
+    /// exits, or the one answering is not it), not mistaken for that one.
+    #[test]
+    fn a_port_taken_by_another_server_is_not_taken_for_ours() {
+        let Some(first) = RedisServer::start() else {
+            return;
+        };
+        let binary = binary().expect("it started one");
+        let refused = RedisServer::launch(&binary, first.port, Persistence::None);
+        let why = refused.expect_err("the port was the first server's");
+        assert!(
+            why.contains("exited") || why.contains("another server's"),
+            "{why}"
+        );
+        assert_eq!(
+            server_pid(first.port),
+            Some(first.child.id()),
+            "the first one still answers"
+        );
+        assert!(ping(first.port));
+    }
 }
