@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
 use tokio_memq::{Bytes, ConsumptionMode, MessageQueue, SerializationFormat, TopicOptions};
 
 /// The small capacity: hand-offs between the two ends dominate.
@@ -322,8 +321,6 @@ pub mod competing {
     ) -> Duration {
         let total = per * pubs;
         let mq = MessageQueue::new();
-        let received = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(Notify::new());
         let mut readers = Vec::new();
         for _ in 0..consumers {
             let member = mq
@@ -333,7 +330,9 @@ pub mod competing {
                 .join()
                 .await
                 .unwrap();
-            let (received, done) = (received.clone(), done.clone());
+            // Each member counts what it got, as the channels' receivers
+            // do, until the topic is deleted and drained (their channel
+            // closed and drained).
             readers.push(tokio::spawn(async move {
                 let mut got = 0u64;
                 loop {
@@ -344,35 +343,39 @@ pub mod competing {
                     } else {
                         member.recv_batch(batch).await.map(|m| m.len() as u64)
                     };
-                    let Ok(k) = k else { break };
-                    got += k;
-                    if received.fetch_add(k, Ordering::AcqRel) + k == total {
-                        done.notify_one();
+                    match k {
+                        Ok(k) => got += k,
+                        Err(e) => {
+                            assert_eq!(e, tokio_memq::RecvError::Closed);
+                            break got;
+                        }
                     }
                 }
-                got
             }));
         }
         let start = Instant::now();
-        for p in 0..pubs {
-            let publisher = mq.publisher("c");
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                for i in 0..per {
-                    let b = pool[((p * per + i) as usize) % pool.len()].clone();
-                    publisher.publish_bytes(b, FORMAT).await.unwrap();
-                }
-            });
+        let senders: Vec<_> = (0..pubs)
+            .map(|p| {
+                let publisher = mq.publisher("c");
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for i in 0..per {
+                        let b = pool[((p * per + i) as usize) % pool.len()].clone();
+                        publisher.publish_bytes(b, FORMAT).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.await.unwrap();
         }
-        done.notified().await;
-        let elapsed = start.elapsed();
         mq.delete_topic("c").await;
         let mut got = 0;
         for r in readers {
             got += r.await.unwrap();
         }
         assert_eq!(got, total, "every message exactly once");
-        elapsed
+        start.elapsed()
     }
 
     macro_rules! mpmc {
