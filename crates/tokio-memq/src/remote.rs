@@ -1017,15 +1017,9 @@ impl<T> Future for Running<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match self.get_mut() {
             Running::Here(command) => command.get_mut().as_mut().poll(cx).map(Ok),
-            Running::Task(task) => Pin::new(task).poll(cx).map(|done| {
-                done.map_err(|_| {
-                    StoreError::new(
-                        StoreErrorKind::Unavailable,
-                        "the runtime the queue was connected in has stopped",
-                        None,
-                    )
-                })
-            }),
+            Running::Task(task) => Pin::new(task)
+                .poll(cx)
+                .map(|done| done.map_err(|_| runtime_stopped())),
         }
     }
 }
@@ -1211,6 +1205,43 @@ struct Readers {
     arrived: tokio::sync::Notify,
     /// Told when a seek moves a reader: the pumps ask again from there.
     moved: tokio::sync::Notify,
+    /// A pump has ended (see [`PumpEnded`]).
+    ended: AtomicBool,
+}
+
+/// Held by a pump while it runs. When the pump ends for any reason (the
+/// topic gone, the queue closed, its subscriber dropped, or its task
+/// dropped with the queue's runtime when that shuts down), `ended` is
+/// set and the waiting receives are told: without it a receive waiting on
+/// a runtime that shut down (a blocking receive on a `spawn_blocking`
+/// thread) waited for ever for a pump that was no more.
+struct PumpEnded<'a> {
+    ended: &'a AtomicBool,
+    arrived: &'a tokio::sync::Notify,
+}
+
+impl Drop for PumpEnded<'_> {
+    fn drop(&mut self) {
+        self.ended.store(true, Ordering::Release);
+        self.arrived.notify_waiters();
+    }
+}
+
+/// What a receive is told once its subscriber's pumps have ended while
+/// the topic and the queue are still there: the runtime that ran them
+/// (the one the queue was connected in) has shut down.
+fn pumps_ended() -> RecvError {
+    RecvError::Store(runtime_stopped())
+}
+
+/// The runtime the queue was connected in (which carries its
+/// connections, pumps and commands from outside a runtime) has shut down.
+fn runtime_stopped() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        "the runtime the queue was connected in has stopped",
+        None,
+    )
 }
 
 /// How many receives wait for a subscriber's pumps, who are told when one
@@ -1255,6 +1286,10 @@ impl Readers {
     /// subscriber is dropped). Its reads wait on the server with a watcher
     /// of its own; a seek cuts the wait short.
     async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>, gone: Arc<AtomicBool>) {
+        let _ended = PumpEnded {
+            ended: &self.ended,
+            arrived: &self.arrived,
+        };
         let mut watcher: Option<memq_redis::Watcher> = None;
         loop {
             // A request once a receive waits and nothing is left.
@@ -1477,6 +1512,8 @@ struct Inbox {
     /// data) and stopped: every receive after the first told is `Closed`
     /// too, as in memory, rather than a wait for a pump that is no more.
     closed: AtomicBool,
+    /// A pump has ended (see [`PumpEnded`]).
+    ended: AtomicBool,
 }
 
 impl Inbox {
@@ -1487,6 +1524,7 @@ impl Inbox {
             arrived: tokio::sync::Notify::new(),
             error: Mutex::new(None),
             closed: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -1500,6 +1538,10 @@ impl Inbox {
     /// Reads `part` for a group member whenever a receive waits, until
     /// the topic is gone.
     async fn pump(self: Arc<Self>, part: Part) {
+        let _ended = PumpEnded {
+            ended: &self.ended,
+            arrived: &self.arrived,
+        };
         loop {
             loop {
                 let demand = self.demand.notified();
@@ -1788,6 +1830,9 @@ impl RemoteSource {
                     if gone.load(Ordering::Acquire) {
                         return Err(RecvError::Closed);
                     }
+                    if readers.ended.load(Ordering::Acquire) {
+                        return Err(pumps_ended());
+                    }
                     Ok(Vec::new())
                 })
                 .await?;
@@ -1826,6 +1871,9 @@ impl RemoteSource {
                 if inbox.closed.load(Ordering::Acquire) {
                     return Err(RecvError::Closed);
                 }
+                if inbox.ended.load(Ordering::Acquire) {
+                    return Err(pumps_ended());
+                }
                 if !wait {
                     return Err(RecvError::Store(unsupported(
                         "try_recv for a group member (use recv_timeout)",
@@ -1841,6 +1889,7 @@ impl RemoteSource {
                     || !inbox.queue.lock().is_empty()
                     || inbox.error.lock().is_some()
                     || inbox.closed.load(Ordering::Acquire)
+                    || inbox.ended.load(Ordering::Acquire)
                 {
                     continue;
                 }

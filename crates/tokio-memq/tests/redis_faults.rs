@@ -518,3 +518,98 @@ async fn short_receive_timeouts_do_not_keep_a_silent_connection() {
     };
     assert_eq!((got.offset(), got.deserialize::<u32>().unwrap()), (0, 7));
 }
+
+/// Blocking calls over Redis on `spawn_blocking` threads whose runtime
+/// shuts down while they wait: a receive waiting for messages, a group
+/// member's, and a publish waiting on a server that went silent. Each
+/// returns (an error: the runtime that carried the connections is gone);
+/// none panics, none waits for ever.
+#[test]
+fn blocking_calls_over_redis_outlive_their_runtime() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // The proxy runs on a runtime of its own, which lives on.
+    let proxy_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = server
+        .url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = proxy_rt
+        .block_on(memq_testkit::proxy::Proxy::start(target))
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mq = rt
+        .block_on(async { timeout(LIMIT, MessageQueue::connect(&proxy.redis_url())).await })
+        .expect("connects in time")
+        .expect("connects");
+    let sub = rt
+        .block_on(mq.subscriber_with_options_and_mode("b", TopicOptions::default(), ConsumptionMode::Latest))
+        .unwrap();
+    let member = rt
+        .block_on(mq.group("b", "g").mode(ConsumptionMode::Latest).join())
+        .unwrap();
+    // (Another topic: the receives find nothing.)
+    let publisher = mq.publisher("c");
+    assert_eq!(rt.block_on(publisher.publish(0u8)).unwrap(), 0);
+    // From now on the server seems to hang: the publish below waits for
+    // its answer (reconnecting once it is 10 s past due).
+    proxy.freeze();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let catch = |f: Box<dyn FnOnce() -> Option<StoreErrorKind> + Send>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        })
+    };
+    let recv_kind = |r: Result<tokio_memq::TopicMessage, RecvError>| match r {
+        Err(RecvError::Store(e)) => Some(e.kind()),
+        _ => None,
+    };
+    type Call = Box<dyn FnOnce() -> Option<StoreErrorKind> + Send>;
+    let calls: Vec<(&str, Call)> = vec![
+        ("subscriber", Box::new(move || recv_kind(sub.blocking_recv()))),
+        ("member", Box::new(move || recv_kind(member.blocking_recv()))),
+        (
+            "publish",
+            Box::new(move || publisher.blocking_publish(1u8).err().as_ref().and_then(kind)),
+        ),
+    ];
+    let n = calls.len();
+    for (name, call) in calls {
+        let (started, done) = (started_tx.clone(), done_tx.clone());
+        rt.spawn_blocking(move || {
+            let _ = started.send(());
+            let _ = done.send((name, catch(call)));
+        });
+    }
+    for _ in 0..n {
+        started_rx.recv_timeout(LIMIT).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    rt.shutdown_timeout(Duration::from_millis(10));
+    for _ in 0..n {
+        let (name, got) = done_rx.recv_timeout(LIMIT).expect("returns in time");
+        let got = got.unwrap_or_else(|p| panic!("{name} panicked: {p}"));
+        // A publish sent before its connection went is `OutcomeUnknown`.
+        let expected: &[StoreErrorKind] = match name {
+            "publish" => &[StoreErrorKind::OutcomeUnknown, StoreErrorKind::Unavailable],
+            _ => &[StoreErrorKind::Unavailable],
+        };
+        assert!(got.is_some_and(|k| expected.contains(&k)), "{name}: {got:?}");
+    }
+    drop(mq);
+}
