@@ -867,6 +867,22 @@ impl Remote {
         Ok(placed)
     }
 
+    /// Refuses a start at an offset past 0 on a topic the server does not
+    /// have (a new topic's window is empty) before the topic is made for
+    /// it, as in memory: a refused subscribe or join creates nothing.
+    async fn refuse_start_on_missing(&self, name: &str, mode: ConsumptionMode) -> Result<(), TopicError> {
+        match mode {
+            ConsumptionMode::Offset(n) if n > 0 && self.existing(name).await?.is_none() => {
+                Err(TopicError::OutOfRange(memq_core::OutOfRange {
+                    requested: n,
+                    low: 0,
+                    high: 0,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Readers of `name` (every partition, or only `partition`) from `mode`.
     pub(crate) async fn subscribe(
         self: &Arc<Self>,
@@ -878,6 +894,7 @@ impl Remote {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(TopicError::Store(no_runtime()));
         }
+        self.refuse_start_on_missing(name, mode).await?;
         let topic = self.open_fresh(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,
@@ -944,6 +961,7 @@ impl Remote {
                 "a max_pending other than the default, and exclusive groups",
             )));
         }
+        self.refuse_start_on_missing(name, mode).await?;
         let topic = self.open_fresh(name, options).await?;
         let start = match mode {
             ConsumptionMode::Earliest => memq_redis::Start::Earliest,

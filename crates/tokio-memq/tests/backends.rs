@@ -1639,3 +1639,50 @@ async fn closing_ends_a_first_receive_while_the_server_is_gone() {
     closer.await.unwrap();
     assert!(matches!(got, Ok(Err(RecvError::Closed))), "{got:?}");
 }
+
+/// A subscribe or a join refused for its start offset on a topic that does
+/// not exist leaves no topic behind, on both backends (over Redis the
+/// topic was made on the server before the start was tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_start_on_a_missing_topic_creates_nothing() {
+    on_each_backend!(|mq, backend| {
+        let subscribed = mq
+            .subscriber_with_options_and_mode(
+                "fresh-sub",
+                TopicOptions::default(),
+                ConsumptionMode::Offset(3),
+            )
+            .await;
+        let joined = mq
+            .group("fresh-join", "g")
+            .mode(ConsumptionMode::Offset(3))
+            .join()
+            .await;
+        for refused in [subscribed.map(drop), joined.map(drop)] {
+            match refused {
+                Err(TopicError::OutOfRange(r)) => {
+                    assert_eq!((r.requested, r.low, r.high), (3, 0, 0), "{backend}")
+                }
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        let topics = mq.list_topics().await;
+        assert!(
+            !topics.iter().any(|t| t.starts_with("fresh")),
+            "{backend}: {topics:?}"
+        );
+        assert!(mq.get_topic_stats("fresh-sub").await.is_none(), "{backend}");
+        // Offset 0 is where a new topic starts: taken.
+        let sub = mq
+            .subscriber_with_options_and_mode(
+                "fresh-sub",
+                TopicOptions::default(),
+                ConsumptionMode::Offset(0),
+            )
+            .await
+            .unwrap();
+        mq.publisher("fresh-sub").publish(4u8).await.unwrap();
+        let m = within(LIMIT, sub.recv()).await.unwrap().unwrap();
+        assert_eq!((m.offset(), m.deserialize::<u8>().unwrap()), (0, 4), "{backend}");
+    });
+}
