@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example perf_runner [-- --quick] [--workers N] [--capacity N] [--only ROW]`
 //!
-//! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `fan-out-streams`, `groups`, `batches`, `batches-lent`, `1mib`, `100mib`,
+//! `--only` runs one row (`1kib`, `one-task`, `fan-out`, `fan-out-streams`, `groups`, `groups-batch`, `batches`, `batches-lent`, `1mib`, `100mib`,
 //! `wildcard`: a pattern subscriber against a plain one; `scale`: cost per
 //! delivery from 1 to 10,000 subscribers and per publish from 1 to 10,000
 //! topics, against tokio broadcast; `replay`: a subscriber reading a full
@@ -42,12 +42,13 @@ struct Config {
 }
 
 /// The rows of the table, by the name `--only` takes.
-const ROWS: [&str; 12] = [
+const ROWS: [&str; 13] = [
     "1kib",
     "one-task",
     "fan-out",
     "fan-out-streams",
     "groups",
+    "groups-batch",
     "batches",
     "batches-lent",
     "1mib",
@@ -119,7 +120,10 @@ fn main() -> anyhow::Result<()> {
         rows.push(fan_out(&rt, n(200_000), 10, &kib, cap, true));
     }
     if wanted("groups") {
-        rows.push(groups(&rt, n(400_000), 10, &kib, cap));
+        rows.push(groups(&rt, n(400_000), 10, &kib, cap, 1));
+    }
+    if wanted("groups-batch") {
+        rows.push(groups(&rt, n(400_000), 10, &kib, cap, 64));
     }
     if wanted("batches") {
         rows.push(batches(&rt, n(1_000_000), BATCH, &kib, cap, false));
@@ -674,7 +678,9 @@ fn one_task(rt: &Runtime, pool: &Pool, n: u64, capacity: usize) -> Row {
 
 /// `publishers` publishers to a consumer group of as many members, each
 /// receiving with `recv` (scenario C; its peers are in the criterion suite).
-fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -> Row {
+/// `publishers` publishers and as many group members, receiving with
+/// `recv` (`batch` 1) or `recv_batch(batch)`.
+fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize, batch: usize) -> Row {
     let ours = rate(rt, || {
         let pool = pool.clone();
         Box::pin(async move {
@@ -694,8 +700,14 @@ fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -
                 // the topic is deleted and drained.
                 members.push(tokio::spawn(async move {
                     let mut got = 0u64;
-                    while member.recv().await.is_ok() {
-                        got += 1;
+                    if batch == 1 {
+                        while member.recv().await.is_ok() {
+                            got += 1;
+                        }
+                    } else {
+                        while let Ok(batch) = member.recv_batch(batch).await {
+                            got += batch.len() as u64;
+                        }
                     }
                     got
                 }));
@@ -728,7 +740,10 @@ fn groups(rt: &Runtime, n: u64, publishers: u64, pool: &Pool, capacity: usize) -
         })
     });
     Row {
-        scenario: format!("{publishers}P / group of {publishers}"),
+        scenario: match batch {
+            1 => format!("{publishers}P / group of {publishers}"),
+            b => format!("{publishers}P / group of {publishers}, recv_batch({b})"),
+        },
         payload: "1 KiB",
         unit: "msgs/s",
         ours,

