@@ -31,6 +31,16 @@ async fn server() -> Option<RedisServer> {
         .expect("the start does not panic")
 }
 
+/// The server's address, for a proxy in front of it.
+fn address(server: &RedisServer) -> std::net::SocketAddr {
+    server
+        .url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
 async fn connect(server: &RedisServer) -> MessageQueue {
     timeout(LIMIT, MessageQueue::connect(&server.url()))
         .await
@@ -485,13 +495,7 @@ async fn iterating_over_redis_outside_the_runtime_says_unsupported_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_receive_timeouts_do_not_keep_a_silent_connection() {
     let Some(server) = server().await else { return };
-    let target = server
-        .url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = memq_testkit::proxy::Proxy::start(target).await.unwrap();
+    let proxy = memq_testkit::proxy::Proxy::start(address(&server)).await.unwrap();
     let mq = MessageQueue::connect(&proxy.redis_url()).await.unwrap();
     let sub = mq
         .subscriber_with_options_and_mode("hushed", TopicOptions::default(), ConsumptionMode::Latest)
@@ -529,26 +533,19 @@ fn blocking_calls_over_redis_outlive_their_runtime() {
     let Some(server) = RedisServer::start() else {
         return;
     };
+    let one_worker = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     // The proxy runs on a runtime of its own, which lives on.
-    let proxy_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let target = server
-        .url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let proxy_rt = one_worker();
     let proxy = proxy_rt
-        .block_on(memq_testkit::proxy::Proxy::start(target))
+        .block_on(memq_testkit::proxy::Proxy::start(address(&server)))
         .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = one_worker();
     let mq = rt
         .block_on(async { timeout(LIMIT, MessageQueue::connect(&proxy.redis_url())).await })
         .expect("connects in time")
