@@ -1124,11 +1124,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
 
     /// The common claim, kept short: in an automatic group whose members
     /// share the partitions, with no gap to report, no redelivery and no
-    /// dead letter to offer, `max` messages that the next partition's
-    /// cursor read ahead (none of them owed to a member woken for them)
-    /// are handed out as the full claim would hand them out, touching
-    /// nothing else. Returns how many, or `None` when the full claim must
-    /// run.
+    /// dead letter to offer, what the full claim would hand out from the
+    /// next partition (up to `max`, less what is owed to members woken
+    /// for its messages) is handed out from what its cursor read ahead,
+    /// when that holds all of it, touching nothing else. Returns how
+    /// many, or `None` when the full claim must run.
     fn claim_read_ahead(&self, st: &mut State<T>, max: usize, out: &mut impl Claims<T>) -> Option<usize> {
         if self.config.ack == AckMode::Manual
             || self.config.assignment != Assignment::Shared

@@ -432,3 +432,30 @@ fn a_waiter_moved_to_another_group_starts_afresh() {
     assert!(hb.woken());
     assert_eq!(hb.drain(&b1), vec![10]);
 }
+
+/// A batch takes everything there up to its size, less only what is kept
+/// for members woken for it and not yet run: also when it is served from
+/// what an earlier receive read ahead (the claim's short path). A parks,
+/// the first publish wakes it (one message kept for it), B receives one
+/// (reading the rest ahead), then a batch of B's takes all but the one
+/// kept for A, and A gets that one.
+#[test]
+fn a_batch_from_what_was_read_ahead_leaves_only_what_is_kept_for_woken_members() {
+    let t = topic();
+    let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
+    let a = group.join(StartFrom::Earliest).unwrap();
+    let b = group.join(StartFrom::Earliest).unwrap();
+    let mut ha = Hand::new();
+    assert!(ha.poll(&a).is_pending());
+    t.try_publish(0).unwrap();
+    assert!(ha.woken(), "A is woken for the first message");
+    t.try_publish_batch((1..7).collect()).unwrap();
+    // A single receive reads ahead what the partition has.
+    assert_eq!(b.try_recv().unwrap().value, 0);
+    let mut out = Vec::new();
+    assert_eq!(b.try_recv_batch(10, &mut out), Ok(5));
+    let got: Vec<u64> = out.iter().map(|c| c.value).collect();
+    assert_eq!(got, [1, 2, 3, 4, 5], "all but the one kept for A");
+    assert_eq!(ha.drain(&a), [6], "A gets the one kept for it");
+    assert_eq!(group.stats().lag, 0);
+}
