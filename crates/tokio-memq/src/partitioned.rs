@@ -496,6 +496,25 @@ impl MessageQueue {
                 partitions: options.partitions.or(existing).or(Some(partition + 1)),
                 ..options
             };
+            if existing.is_none() {
+                // Refused before the topic is made, as in memory: a
+                // partition it would not have, a start past its (empty)
+                // window.
+                let partitions = options.partitions.unwrap_or(partition + 1);
+                if partition >= partitions {
+                    return Err(TopicError::NoSuchPartition {
+                        partition,
+                        partitions,
+                    });
+                }
+                if let ConsumptionMode::Offset(n @ 1..) = mode {
+                    return Err(TopicError::OutOfRange(memq_core::OutOfRange {
+                        requested: n,
+                        low: 0,
+                        high: 0,
+                    }));
+                }
+            }
             remote.open(topic, Some(&options)).await?;
             return self
                 .subscribe_partition(topic, partition, consumer_id, mode)

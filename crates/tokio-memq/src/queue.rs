@@ -306,6 +306,7 @@ impl Registry {
             .name(Some(key.clone()));
         let log = Log::Plain(Topic::with_weigher(config, Entry::weight)?);
         if let Some(first_use) = first_use {
+            self.open()?;
             first_use(&log)?;
         }
         self.insert(key, log, options)
@@ -361,6 +362,7 @@ impl Registry {
         })?;
         let log = Log::Partitioned(log);
         if let Some(first_use) = first_use {
+            self.open()?;
             first_use(&log)?;
         }
         let entry = self.insert(key, log, None)?;
@@ -386,6 +388,16 @@ impl Registry {
                 topic: name.to_owned(),
             }),
         }
+    }
+
+    /// `Closed` once the queue is closed (what [`insert`](Self::insert)
+    /// would say): asked before a topic made here is tried, so that a
+    /// closed queue's refusal comes first.
+    fn open(&self) -> Result<(), TopicError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TopicError::Closed);
+        }
+        Ok(())
     }
 
     fn insert(

@@ -871,6 +871,9 @@ impl Remote {
     /// have (a new topic's window is empty) before the topic is made for
     /// it, as in memory: a refused subscribe or join creates nothing.
     async fn refuse_start_on_missing(&self, name: &str, mode: ConsumptionMode) -> Result<(), TopicError> {
+        if self.is_closed() {
+            return Err(TopicError::Closed);
+        }
         match mode {
             ConsumptionMode::Offset(n) if n > 0 && self.existing(name).await?.is_none() => {
                 Err(TopicError::OutOfRange(memq_core::OutOfRange {
@@ -1227,22 +1230,56 @@ struct Readers {
     ended: AtomicBool,
 }
 
-/// Held by a pump while it runs. When the pump ends for any reason (the
-/// topic gone, the queue closed, its subscriber dropped, or its task
-/// dropped with the queue's runtime when that shuts down), `ended` is
-/// set and the waiting receives are told: without it a receive waiting on
-/// a runtime that shut down (a blocking receive on a `spawn_blocking`
+/// Moved into a pump's task when it is spawned, so it is dropped with the
+/// task whenever that ends: the pump returning (the topic gone, the queue
+/// closed), its subscriber dropped (aborted), or the queue's runtime
+/// shutting down, before the task ever ran too. Then `ended` is set and
+/// the waiting receives are told: without it a receive waiting on a
+/// runtime that shut down (a blocking receive on a `spawn_blocking`
 /// thread) waited for ever for a pump that was no more.
-struct PumpEnded<'a> {
-    ended: &'a AtomicBool,
-    arrived: &'a tokio::sync::Notify,
+struct PumpEnded<S: Pumped>(Arc<S>);
+
+/// What a [`PumpEnded`] tells: [`Readers`] or an [`Inbox`].
+trait Pumped {
+    fn ended(&self) -> &AtomicBool;
+    fn arrived(&self) -> &tokio::sync::Notify;
 }
 
-impl Drop for PumpEnded<'_> {
+impl<S: Pumped> Drop for PumpEnded<S> {
     fn drop(&mut self) {
-        self.ended.store(true, Ordering::Release);
-        self.arrived.notify_waiters();
+        self.0.ended().store(true, Ordering::Release);
+        self.0.arrived().notify_waiters();
     }
+}
+
+impl Pumped for Readers {
+    fn ended(&self) -> &AtomicBool {
+        &self.ended
+    }
+    fn arrived(&self) -> &tokio::sync::Notify {
+        &self.arrived
+    }
+}
+
+impl Pumped for Inbox {
+    fn ended(&self) -> &AtomicBool {
+        &self.ended
+    }
+    fn arrived(&self) -> &tokio::sync::Notify {
+        &self.arrived
+    }
+}
+
+/// Spawns `pump` on the queue's runtime with `ended` moved into its task.
+fn spawn_pump<S: Pumped + Send + Sync + 'static>(
+    remote: &Remote,
+    ended: PumpEnded<S>,
+    pump: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    remote.runtime.spawn(async move {
+        let _ended = ended;
+        pump.await;
+    })
 }
 
 /// What a receive is told once its subscriber's pumps have ended while
@@ -1304,10 +1341,6 @@ impl Readers {
     /// subscriber is dropped). Its reads wait on the server with a watcher
     /// of its own; a seek cuts the wait short.
     async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>, gone: Arc<AtomicBool>) {
-        let _ended = PumpEnded {
-            ended: &self.ended,
-            arrived: &self.arrived,
-        };
         let mut watcher: Option<memq_redis::Watcher> = None;
         loop {
             // A request once a receive waits and nothing is left.
@@ -1556,10 +1589,6 @@ impl Inbox {
     /// Reads `part` for a group member whenever a receive waits, until
     /// the topic is gone.
     async fn pump(self: Arc<Self>, part: Part) {
-        let _ended = PumpEnded {
-            ended: &self.ended,
-            arrived: &self.arrived,
-        };
         loop {
             loop {
                 let demand = self.demand.notified();
@@ -1670,7 +1699,13 @@ impl RemoteSource {
             let inbox = Arc::new(Inbox::new());
             let pumps = parts
                 .iter()
-                .map(|part| remote.runtime.spawn(inbox.clone().pump(part.clone())))
+                .map(|part| {
+                    spawn_pump(
+                        &remote,
+                        PumpEnded(inbox.clone()),
+                        inbox.clone().pump(part.clone()),
+                    )
+                })
                 .collect();
             (Some(inbox), pumps)
         } else {
@@ -1678,7 +1713,7 @@ impl RemoteSource {
                 .iter()
                 .map(|part| {
                     let pump = readers.clone().pump(part.clone(), remote.clone(), gone.clone());
-                    remote.runtime.spawn(pump)
+                    spawn_pump(&remote, PumpEnded(readers.clone()), pump)
                 })
                 .collect();
             (None, pumps)
@@ -1849,6 +1884,11 @@ impl RemoteSource {
                         return Err(RecvError::Closed);
                     }
                     if readers.ended.load(Ordering::Acquire) {
+                        // A pump that ended because the topic went or the
+                        // queue closed said so first.
+                        if gone.load(Ordering::Acquire) || remote.is_closed() {
+                            return Err(RecvError::Closed);
+                        }
                         return Err(pumps_ended());
                     }
                     Ok(Vec::new())
@@ -1890,6 +1930,11 @@ impl RemoteSource {
                     return Err(RecvError::Closed);
                 }
                 if inbox.ended.load(Ordering::Acquire) {
+                    // A pump that ended because the topic went or the
+                    // queue closed said so first.
+                    if inbox.closed.load(Ordering::Acquire) || remote.is_closed() {
+                        return Err(RecvError::Closed);
+                    }
                     return Err(pumps_ended());
                 }
                 if !wait {

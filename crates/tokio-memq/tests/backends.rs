@@ -1640,9 +1640,10 @@ async fn closing_ends_a_first_receive_while_the_server_is_gone() {
     assert!(matches!(got, Ok(Err(RecvError::Closed))), "{got:?}");
 }
 
-/// A subscribe or a join refused for its start offset on a topic that does
-/// not exist leaves no topic behind, on both backends (over Redis the
-/// topic was made on the server before the start was tried).
+/// A subscribe, a join or a partition subscribe refused for its start
+/// offset (or partition) on a topic that does not exist leaves no topic
+/// behind, on both backends (over Redis the topic was made on the server
+/// before the start was tried).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_start_on_a_missing_topic_creates_nothing() {
     on_each_backend!(|mq, backend| {
@@ -1666,11 +1667,39 @@ async fn a_refused_start_on_a_missing_topic_creates_nothing() {
                 other => panic!("{backend}: {other:?}"),
             }
         }
+        let two = TopicOptions {
+            partitions: Some(2),
+            ..Default::default()
+        };
+        let (offset, index) = (ConsumptionMode::Offset(3), ConsumptionMode::Earliest);
+        let refused = mq
+            .subscribe_partition_with_options("fresh-parted", 1, two.clone(), None, offset)
+            .await;
+        match refused {
+            Err(TopicError::OutOfRange(r)) => {
+                assert_eq!((r.requested, r.low, r.high), (3, 0, 0), "{backend}")
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        let refused = mq
+            .subscribe_partition_with_options("fresh-parted", 5, two, None, index)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(TopicError::NoSuchPartition {
+                    partition: 5,
+                    partitions: 2
+                })
+            ),
+            "{backend}: {refused:?}"
+        );
         let topics = mq.list_topics().await;
         assert!(
             !topics.iter().any(|t| t.starts_with("fresh")),
             "{backend}: {topics:?}"
         );
+        assert!(mq.list_partitioned_topics().await.is_empty(), "{backend}");
         assert!(mq.get_topic_stats("fresh-sub").await.is_none(), "{backend}");
         // Offset 0 is where a new topic starts: taken.
         let sub = mq
