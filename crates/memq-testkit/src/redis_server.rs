@@ -152,11 +152,15 @@ impl RedisServer {
             }
             match server_pid(self.port) {
                 // Ours, and done loading its data.
-                Some(p) if p == pid && ping(self.port) => return Ok(()),
-                Some(other) if other != pid => {
+                Answer::Pid(p) if p == pid && ping(self.port) => return Ok(()),
+                Answer::Pid(other) if other != pid => {
                     // Another server holds the port; ours cannot bind it.
                     self.kill();
                     return Err(format!("the port is another server's (PID {other})"));
+                }
+                Answer::Refused => {
+                    self.kill();
+                    return Err("the port is another server's (one with a password)".to_owned());
                 }
                 _ if started.elapsed() < STARTUP => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
@@ -207,33 +211,61 @@ fn spawn(
         .expect("redis-server starts")
 }
 
-/// The PID of the server answering on `port` (from `INFO server`), or
-/// `None` while nothing answers there (or not yet with a full reply).
-fn server_pid(port: u16) -> Option<u32> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    stream.write_all(b"INFO server\r\n").ok()?;
-    // A bulk string: `$LEN\r\n`, LEN bytes, `\r\n`. (A server still
-    // loading its data answers with an error: not ready.)
+/// Who answers on `port` (from `INFO server`).
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// Nothing yet (no listener, no full reply, a server still loading).
+    Nothing,
+    /// A server with this PID.
+    Pid(u32),
+    /// A server that refuses to say (one with a password): not ours,
+    /// which has none.
+    Refused,
+}
+
+/// Who answers on `port`.
+fn server_pid(port: u16) -> Answer {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Answer::Nothing;
+    };
+    if stream.set_read_timeout(Some(Duration::from_secs(1))).is_err()
+        || stream.write_all(b"INFO server\r\n").is_err()
+    {
+        return Answer::Nothing;
+    }
+    // A bulk string, `$LEN\r\n`, LEN bytes, `\r\n`; or an error line
+    // (`-LOADING ...` from a server loading its data: not ready yet).
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Answer::Nothing,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
         }
-        reply.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&reply);
-        let Some((head, body)) = text.split_once("\r\n") else {
+        let Some(eol) = reply.windows(2).position(|w| w == b"\r\n") else {
             continue;
         };
-        let len: usize = head.strip_prefix('$')?.parse().ok()?;
-        if body.len() >= len {
-            return body[..len]
-                .lines()
-                .find_map(|l| l.strip_prefix("process_id:"))
-                .and_then(|p| p.trim().parse().ok());
+        let head = &reply[..eol];
+        if head.starts_with(b"-NOAUTH") {
+            return Answer::Refused;
         }
+        let Some(len) = head
+            .strip_prefix(b"$")
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(|l| l.parse::<usize>().ok())
+        else {
+            return Answer::Nothing;
+        };
+        let body = &reply[eol + 2..];
+        if body.len() < len {
+            continue;
+        }
+        return body[..len]
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(b"process_id:"))
+            .and_then(|pid| std::str::from_utf8(pid).ok())
+            .and_then(|pid| pid.trim().parse().ok())
+            .map_or(Answer::Nothing, Answer::Pid);
     }
 }
 
@@ -271,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             server_pid(first.port),
-            Some(first.child.id()),
+            Answer::Pid(first.child.id()),
             "the first one still answers"
         );
         assert!(ping(first.port));
