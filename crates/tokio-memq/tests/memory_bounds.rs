@@ -276,12 +276,9 @@ fn an_unread_wildcard_subscription_forgets_topics_deleted_empty() {
             grew.iter().min().is_some_and(|&g| g < 64 * 1024),
             "grew by {grew:?} bytes in two rounds of 20,000 topics created and deleted"
         );
-        let topics = wildcard.topics();
-        assert!(
-            topics.contains(&"w.kept".to_string()) && topics.contains(&"w.live".to_string()),
-            "{topics:?}"
-        );
-        assert!(topics.len() < 40, "{} topics kept", topics.len());
+        // The 40,000 created and deleted empty are gone; the one with a
+        // message unread and the live one are kept.
+        assert_eq!(wildcard.topics(), ["w.kept", "w.live"]);
         let m = wildcard.recv().await.unwrap();
         assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.kept", 7));
         mq.publisher("w.live").publish(8u8).await.unwrap();

@@ -596,7 +596,9 @@ fn blocking_calls_over_redis_outlive_their_runtime() {
     for _ in 0..n {
         started_rx.recv_timeout(LIMIT).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Time for each to start waiting (one that starts after the shutdown
+    // gets the same error).
+    std::thread::sleep(Duration::from_millis(500));
     rt.shutdown_timeout(Duration::from_millis(10));
     for _ in 0..n {
         let (name, got) = done_rx.recv_timeout(LIMIT).expect("returns in time");
