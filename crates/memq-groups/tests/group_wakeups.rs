@@ -384,19 +384,26 @@ fn a_member_woken_first_is_not_left_without_its_message() {
     assert_eq!(got, vec![1, 2]);
 }
 
-/// Review 7: a member dropped while its receive (driven through
-/// `poll_recv_batch`, the waiter kept) had been woken: the message kept
-/// for it outlived it, so the other member could not take it.
-#[test]
-fn a_member_that_leaves_while_woken_keeps_no_message_from_the_others() {
-    let t = topic();
+/// A group of members A and B on `t`: A's receive (driven by hand)
+/// parked, then woken by the first message, which is kept for it.
+fn a_woken_for_the_first_message(t: &Topic<u64>) -> (Group<u64>, Member<u64>, Member<u64>, Hand) {
     let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
     let a = group.join(StartFrom::Earliest).unwrap();
     let b = group.join(StartFrom::Earliest).unwrap();
     let mut ha = Hand::new();
     assert!(ha.poll(&a).is_pending());
     t.try_publish(0).unwrap();
-    assert!(ha.woken());
+    assert!(ha.woken(), "A is woken for the first message");
+    (group, a, b, ha)
+}
+
+/// Review 7: a member dropped while its receive (driven through
+/// `poll_recv_batch`, the waiter kept) had been woken: the message kept
+/// for it outlived it, so the other member could not take it.
+#[test]
+fn a_member_that_leaves_while_woken_keeps_no_message_from_the_others() {
+    let t = topic();
+    let (_group, a, b, ha) = a_woken_for_the_first_message(&t);
     drop(a); // its waiter is still alive
     assert_eq!(b.try_recv().map(|m| m.value), Ok(0));
     let mut hb = Hand::new();
@@ -442,13 +449,7 @@ fn a_waiter_moved_to_another_group_starts_afresh() {
 #[test]
 fn a_batch_from_what_was_read_ahead_leaves_only_what_is_kept_for_woken_members() {
     let t = topic();
-    let group = Group::new("g", vec![t.clone()], GroupConfig::default()).unwrap();
-    let a = group.join(StartFrom::Earliest).unwrap();
-    let b = group.join(StartFrom::Earliest).unwrap();
-    let mut ha = Hand::new();
-    assert!(ha.poll(&a).is_pending());
-    t.try_publish(0).unwrap();
-    assert!(ha.woken(), "A is woken for the first message");
+    let (group, a, b, mut ha) = a_woken_for_the_first_message(&t);
     t.try_publish_batch((1..7).collect()).unwrap();
     // A single receive reads ahead what the partition has.
     assert_eq!(b.try_recv().unwrap().value, 0);
