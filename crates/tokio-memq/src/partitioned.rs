@@ -508,11 +508,7 @@ impl MessageQueue {
                     });
                 }
                 if let ConsumptionMode::Offset(n @ 1..) = mode {
-                    return Err(TopicError::OutOfRange(memq_core::OutOfRange {
-                        requested: n,
-                        low: 0,
-                        high: 0,
-                    }));
+                    return Err(crate::remote::outside_a_new_window(n));
                 }
             }
             remote.open(topic, Some(&options)).await?;

@@ -306,7 +306,7 @@ impl Registry {
             .name(Some(key.clone()));
         let log = Log::Plain(Topic::with_weigher(config, Entry::weight)?);
         if let Some(first_use) = first_use {
-            self.open()?;
+            self.refuse_if_closed()?;
             first_use(&log)?;
         }
         self.insert(key, log, options)
@@ -362,7 +362,7 @@ impl Registry {
         })?;
         let log = Log::Partitioned(log);
         if let Some(first_use) = first_use {
-            self.open()?;
+            self.refuse_if_closed()?;
             first_use(&log)?;
         }
         let entry = self.insert(key, log, None)?;
@@ -390,11 +390,11 @@ impl Registry {
         }
     }
 
-    /// `Closed` once the queue is closed (what [`insert`](Self::insert)
-    /// would say): asked before a topic made here is tried, so that a
+    /// `Closed` once the queue is closed: [`insert`](Self::insert)'s
+    /// answer, also asked before a topic made here is tried, so that a
     /// closed queue's refusal comes first.
-    fn open(&self) -> Result<(), TopicError> {
-        if self.closed.load(Ordering::Acquire) {
+    fn refuse_if_closed(&self) -> Result<(), TopicError> {
+        if self.is_closed() {
             return Err(TopicError::Closed);
         }
         Ok(())
@@ -407,9 +407,9 @@ impl Registry {
         options: Option<&TopicOptions>,
     ) -> Result<TopicEntry, TopicError> {
         let mut topics = self.topics.write();
-        if self.closed.load(Ordering::Acquire) {
-            return Err(TopicError::Closed);
-        }
+        // Under the write lock: a close that marks the queue first finds
+        // this topic in the registry.
+        self.refuse_if_closed()?;
         if let Some(entry) = topics.get(&*name) {
             return Self::check(&name, entry, options);
         }
@@ -450,9 +450,7 @@ impl Registry {
         watch: &Arc<crate::pattern::Watch>,
     ) -> Result<Vec<(Arc<str>, TopicEntry)>, TopicError> {
         let topics = self.topics.read();
-        if self.closed.load(Ordering::Acquire) {
-            return Err(TopicError::Closed);
-        }
+        self.refuse_if_closed()?;
         self.watches.lock().push(Arc::downgrade(watch));
         Ok(crate::pattern::matching(&topics, watch))
     }

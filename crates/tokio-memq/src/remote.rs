@@ -876,11 +876,7 @@ impl Remote {
         }
         match mode {
             ConsumptionMode::Offset(n) if n > 0 && self.existing(name).await?.is_none() => {
-                Err(TopicError::OutOfRange(memq_core::OutOfRange {
-                    requested: n,
-                    low: 0,
-                    high: 0,
-                }))
+                Err(outside_a_new_window(n))
             }
             _ => Ok(()),
         }
@@ -1018,6 +1014,16 @@ impl Remote {
             self.gone_flag(name),
         ))
     }
+}
+
+/// A start at offset `n` (past 0) refused on a topic not made yet: a new
+/// topic's window is empty.
+pub(crate) fn outside_a_new_window(n: u64) -> TopicError {
+    TopicError::OutOfRange(memq_core::OutOfRange {
+        requested: n,
+        low: 0,
+        high: 0,
+    })
 }
 
 /// A store command's future.
