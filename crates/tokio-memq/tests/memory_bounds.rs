@@ -279,10 +279,17 @@ fn an_unread_wildcard_subscription_forgets_topics_deleted_empty() {
         // The 40,000 created and deleted empty are gone; the one with a
         // message unread and the live one are kept.
         assert_eq!(wildcard.topics(), ["w.kept", "w.live"]);
-        let m = wildcard.recv().await.unwrap();
+        let limit = std::time::Duration::from_secs(30);
+        let m = tokio::time::timeout(limit, wildcard.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.kept", 7));
         mq.publisher("w.live").publish(8u8).await.unwrap();
-        let m = wildcard.recv().await.unwrap();
+        let m = tokio::time::timeout(limit, wildcard.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.live", 8));
     });
 }

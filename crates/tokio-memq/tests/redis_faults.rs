@@ -546,19 +546,31 @@ fn blocking_calls_over_redis_outlive_their_runtime() {
         .block_on(memq_testkit::proxy::Proxy::start(address(&server)))
         .unwrap();
     let rt = one_worker();
+    // Each setup call fails at `LIMIT` rather than hanging.
     let mq = rt
         .block_on(async { timeout(LIMIT, MessageQueue::connect(&proxy.redis_url())).await })
         .expect("connects in time")
         .expect("connects");
     let sub = rt
-        .block_on(mq.subscriber_with_options_and_mode("b", TopicOptions::default(), ConsumptionMode::Latest))
+        .block_on(async {
+            timeout(
+                LIMIT,
+                mq.subscriber_with_options_and_mode("b", TopicOptions::default(), ConsumptionMode::Latest),
+            )
+            .await
+        })
+        .expect("subscribes in time")
         .unwrap();
     let member = rt
-        .block_on(mq.group("b", "g").mode(ConsumptionMode::Latest).join())
+        .block_on(async { timeout(LIMIT, mq.group("b", "g").mode(ConsumptionMode::Latest).join()).await })
+        .expect("joins in time")
         .unwrap();
     // (Another topic: the receives find nothing.)
     let publisher = mq.publisher("c");
-    assert_eq!(rt.block_on(publisher.publish(0u8)).unwrap(), 0);
+    let first = rt
+        .block_on(async { timeout(LIMIT, publisher.publish(0u8)).await })
+        .expect("publishes in time");
+    assert_eq!(first.unwrap(), 0);
     // From now on the server seems to hang: the publish below waits for
     // its answer (reconnecting once it is 10 s past due).
     proxy.freeze();
