@@ -111,6 +111,11 @@ pub enum Error {
     /// find out before publishing again, if a duplicate matters.)
     #[error("the connection to redis was lost after a publish was sent; it may or may not be stored: {0}")]
     OutcomeUnknown(#[source] redis::RedisError),
+    /// No connection could be had (or the server kept declining, as while
+    /// it loads its data) before the deadline the caller gave
+    /// ([`Topic::publish_messages_by`]): nothing was sent.
+    #[error("redis could not be reached before the publish's deadline; nothing was sent")]
+    Deadline,
     /// A reader's position is past the end of the log: the server lost
     /// messages it had stored (restarted from an older copy of its data,
     /// or a failover to a replica that had not received them). New
@@ -173,7 +178,7 @@ impl Error {
     /// assert!(!Error::Protocol("a partition count of 0".into()).is_unavailable());
     /// ```
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Redis(e) if !refused(e))
+        matches!(self, Error::Redis(e) if !refused(e)) || matches!(self, Error::Deadline)
     }
 }
 
@@ -236,6 +241,20 @@ impl Backoff {
         tokio::time::sleep(self.next.min(self.deadline - now)).await;
         self.next = (self.next * 2).min(MAX_BACKOFF);
         true
+    }
+}
+
+/// Runs `step`, which has sent nothing yet, until `send_by` at most:
+/// [`Error::Deadline`] when that comes first (the step is dropped).
+async fn before<F: std::future::Future>(
+    send_by: Option<std::time::Instant>,
+    step: F,
+) -> Result<F::Output, Error> {
+    match send_by {
+        None => Ok(step.await),
+        Some(at) => tokio::time::timeout_at(at.into(), step)
+            .await
+            .map_err(|_| Error::Deadline),
     }
 }
 
@@ -697,16 +716,30 @@ impl Store {
     /// sets what it sets): on a lost connection it is sent again on a new
     /// one, and while the server is loading it is asked again.
     pub(crate) async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
-        self.run(cmd, true).await
+        self.run(cmd, true, None).await
     }
 
     /// Runs `cmd`, which must not run twice (a publish): a connection lost
     /// once it may have been sent is [`Error::OutcomeUnknown`].
-    pub(crate) async fn query_once<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
-        self.run(cmd, false).await
+    ///
+    /// With `send_by`, it is sent by then or not at all
+    /// ([`Error::Deadline`]): reconnecting, and asking a server that
+    /// declines for now again, stop there. Once sent, its reply is waited
+    /// for as any command's.
+    pub(crate) async fn query_once<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        send_by: Option<std::time::Instant>,
+    ) -> Result<T, Error> {
+        self.run(cmd, false, send_by).await
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd, repeatable: bool) -> Result<T, Error> {
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        repeatable: bool,
+        send_by: Option<std::time::Instant>,
+    ) -> Result<T, Error> {
         use std::sync::atomic::Ordering;
         let inner = &self.inner;
         let since_born = || inner.born.elapsed().as_millis() as u64;
@@ -714,13 +747,13 @@ impl Store {
             && since_born().saturating_sub(inner.answered.load(Ordering::Relaxed)) > QUIET.as_millis() as u64
         {
             // Replaced here if it broke meanwhile (a PING may run twice).
-            let _: Value = Box::pin(self.run(&redis::cmd("PING"), true)).await?;
+            let _: Value = before(send_by, Box::pin(self.run(&redis::cmd("PING"), true, None))).await??;
         }
         let mut backoff = Backoff::new(RECONNECT_FOR);
         let (_in_flight, ahead) = InFlight::add(&inner.in_flight, command_bytes(cmd));
         let within = reply_within(ahead);
         loop {
-            let (generation, mut conn) = self.connection().await?;
+            let (generation, mut conn) = before(send_by, self.connection()).await??;
             let reply = within_or_broken(within, cmd.query_async::<Value>(&mut conn)).await;
             match reply {
                 Ok(v) => {
@@ -741,7 +774,7 @@ impl Store {
                     }
                 }
                 // Declined, not run: ask again.
-                Err(e) if transient(&e) && backoff.wait().await => {}
+                Err(e) if transient(&e) && before(send_by, backoff.wait()).await? => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1083,6 +1116,23 @@ impl Topic {
     ///
     /// As [`publish`](Self::publish).
     pub async fn publish_messages(&self, messages: &[Message<'_>]) -> Result<Range<u64>, Error> {
+        self.publish_messages_by(messages, None).await
+    }
+
+    /// [`publish_messages`](Self::publish_messages), sent by `send_by` or
+    /// not at all: when the server cannot be reached by then (or keeps
+    /// declining, as while it loads its data), [`Error::Deadline`] and
+    /// nothing was stored. Once sent, the reply is waited for as for any
+    /// publish (a lost connection is then [`Error::OutcomeUnknown`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), and [`Error::Deadline`].
+    pub async fn publish_messages_by(
+        &self,
+        messages: &[Message<'_>],
+        send_by: Option<std::time::Instant>,
+    ) -> Result<Range<u64>, Error> {
         if let Some(n) = messages
             .iter()
             .map(|m| m.headers.map_or(0, Headers::len))
@@ -1106,7 +1156,7 @@ impl Topic {
         for m in messages {
             m.write(&mut cmd);
         }
-        match self.store.query_once::<(u64, u64)>(&cmd).await {
+        match self.store.query_once::<(u64, u64)>(&cmd, send_by).await {
             Ok((first, n)) => Ok(first..first.saturating_add(n)),
             Err(Error::Redis(e)) if e.to_string().contains("MEMQGONE") => {
                 Err(Error::TopicGone(self.name.clone()))

@@ -242,8 +242,9 @@ pub enum PublishError<T> {
     /// a deleted topic) gone for good.
     #[error("topic closed")]
     Closed(T),
-    /// A publish with a timeout waited that long for room.
-    #[error("timed out waiting for room in the topic")]
+    /// A publish with a timeout waited that long for room (over Redis:
+    /// for the server; nothing was sent).
+    #[error("timed out waiting for room in the topic (over Redis: for the server)")]
     Timeout(T),
     /// The message or batch is larger than the topic can ever hold.
     #[error("message is larger than the topic can hold")]

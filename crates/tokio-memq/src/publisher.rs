@@ -485,10 +485,11 @@ impl Publisher {
         }
         #[cfg(feature = "redis")]
         if self.registry().remote().is_some() {
-            // Never waits for room (retention is by count): no timeout.
-            let _ = timeout;
+            // Never waits for room (retention is by count): the timeout
+            // bounds the wait for the server, until the publish is sent.
+            let send_by = timeout.map(|t| std::time::Instant::now() + t);
             return self
-                .publish_remote(vec![entry], |mut rest| {
+                .publish_remote(vec![entry], send_by, |mut rest| {
                     back(rest.entries.pop().expect("the entry handed back"))
                 })
                 .await
@@ -739,10 +740,17 @@ impl Publisher {
 
     /// Publishes `data`, waiting at most `timeout` for room.
     ///
+    /// Over Redis a publish never waits for room; the timeout bounds the
+    /// wait for the server instead (reconnecting, or a connection that
+    /// answers nothing), until the publish is sent. Once sent, its reply
+    /// is waited for as for [`publish`](Self::publish): a publish cut off
+    /// then is `Store` with `OutcomeUnknown`, never `Timeout`.
+    ///
     /// # Errors
     ///
     /// As [`publish`](Self::publish), plus [`PublishError::Timeout`] with
-    /// the value when no room came in time.
+    /// the value when no room came in time (over Redis: the server could
+    /// not be reached in time; nothing was sent).
     ///
     /// # Panics
     ///
@@ -1068,7 +1076,7 @@ impl Publisher {
         tokio::task::consume_budget().await;
         #[cfg(feature = "redis")]
         if self.registry().remote().is_some() {
-            return self.publish_remote(entries, back).await.map(Landed::Placed);
+            return self.publish_remote(entries, None, back).await.map(Landed::Placed);
         }
         match self.log_for_all(&mut entries) {
             None => Err(PublishError::Closed(back(Unpublished::all(entries)))),
@@ -1105,6 +1113,7 @@ impl Publisher {
     async fn publish_remote<U>(
         &self,
         entries: Vec<Entry>,
+        send_by: Option<std::time::Instant>,
         back: impl FnOnce(Unpublished) -> U,
     ) -> Result<crate::remote::Placed, PublishError<U>> {
         let Some(remote) = self.registry().remote().cloned() else {
@@ -1112,19 +1121,20 @@ impl Publisher {
         };
         let (topic, reused) = match self.remote_topic.get() {
             Some(b) => (b.topic.clone(), false),
-            None => match remote.open(&self.topic_name, None).await {
-                Ok(t) => (t, true),
-                Err(crate::error::TopicError::Store(error)) => {
+            None => match before(send_by, remote.open(&self.topic_name, None)).await {
+                None => return Err(PublishError::Timeout(back(Unpublished::all(entries)))),
+                Some(Ok(t)) => (t, true),
+                Some(Err(crate::error::TopicError::Store(error))) => {
                     return Err(PublishError::Store {
                         value: back(Unpublished::all(entries)),
                         error,
                     })
                 }
-                Err(_) => return Err(PublishError::Closed(back(Unpublished::all(entries)))),
+                Some(Err(_)) => return Err(PublishError::Closed(back(Unpublished::all(entries)))),
             },
         };
         let published = remote
-            .publish(&self.registry().formats, &topic, reused, entries, back)
+            .publish(&self.registry().formats, &topic, reused, entries, send_by, back)
             .await;
         let mut placed = match published {
             Ok(placed) => placed,
@@ -1607,6 +1617,35 @@ impl Unpublished {
             entries,
         }
     }
+
+    /// Those of `entries` whose index is in `unpublished`, in the order given.
+    pub(crate) fn of(entries: Vec<Entry>, unpublished: &std::collections::HashSet<usize>) -> Self {
+        let (index, entries) = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| unpublished.contains(i))
+            .unzip();
+        Unpublished { entries, index }
+    }
+}
+
+/// Runs `step` of a publish that has sent nothing yet until `send_by` at
+/// most; `None` when the deadline came first (the step is dropped). On
+/// tokio's timer in a runtime, on a timer thread outside one.
+#[cfg(feature = "redis")]
+pub(crate) async fn before<F: Future>(send_by: Option<std::time::Instant>, step: F) -> Option<F::Output> {
+    let Some(at) = send_by else {
+        return Some(step.await);
+    };
+    let mut step = std::pin::pin!(step);
+    let mut delay = memq_core::Delay::until(at.into());
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = step.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        delay.poll_elapsed(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Hands back what a batch encoded from `kept` did not publish: those of

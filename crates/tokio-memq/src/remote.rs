@@ -316,6 +316,11 @@ enum Failed {
         unpublished: std::collections::HashSet<usize>,
         error: StoreError,
     },
+    /// The server could not be reached before the publish's deadline:
+    /// these were not sent.
+    Deadline {
+        unpublished: std::collections::HashSet<usize>,
+    },
 }
 
 impl Remote {
@@ -714,6 +719,7 @@ impl Remote {
         topic: &RemoteTopic,
         reused: bool,
         entries: Vec<Entry>,
+        send_by: Option<std::time::Instant>,
         back: impl FnOnce(Unpublished) -> U,
     ) -> Result<Placed, PublishError<U>> {
         let mut topic = topic.clone();
@@ -722,7 +728,7 @@ impl Remote {
             if self.is_closed() {
                 return Err(PublishError::Closed(back(Unpublished::all(entries))));
             }
-            match self.publish_once(formats, &topic, &entries).await {
+            match self.publish_once(formats, &topic, &entries, send_by).await {
                 Ok(mut placed) => {
                     placed.topic = Some(topic);
                     return Ok(placed);
@@ -730,7 +736,11 @@ impl Remote {
                 Err(Failed::Gone { published: false, .. }) if may_reopen => {
                     may_reopen = false;
                     self.forget_handle(&topic);
-                    match self.open(topic.name(), None).await {
+                    let Some(opened) = crate::publisher::before(send_by, self.open(topic.name(), None)).await
+                    else {
+                        return Err(PublishError::Timeout(back(Unpublished::all(entries))));
+                    };
+                    match opened {
                         Ok(fresh) => topic = fresh,
                         Err(TopicError::Store(error)) => {
                             return Err(PublishError::Store {
@@ -757,14 +767,12 @@ impl Remote {
                 (unpublished, None)
             }
             Failed::Store { unpublished, error } => (unpublished, Some(error)),
+            Failed::Deadline { unpublished } => {
+                let rest = Unpublished::of(entries, &unpublished);
+                return Err(PublishError::Timeout(back(rest)));
+            }
         };
-        // The messages not published come back, in the order given.
-        let (index, entries) = entries
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| unpublished.contains(i))
-            .unzip();
-        let rest = Unpublished { entries, index };
+        let rest = Unpublished::of(entries, &unpublished);
         Err(match error {
             None => PublishError::Closed(back(rest)),
             Some(error) => PublishError::Store {
@@ -780,6 +788,7 @@ impl Remote {
         formats: &FormatTable,
         topic: &RemoteTopic,
         entries: &[Entry],
+        send_by: Option<std::time::Instant>,
     ) -> Result<Placed, Failed> {
         let mut wire = Vec::with_capacity(entries.len());
         for e in entries {
@@ -830,7 +839,7 @@ impl Remote {
             let sent = self
                 .run(async move {
                     let messages: Vec<memq_redis::Message<'_>> = share.iter().map(Wire::message).collect();
-                    log.publish_messages(&messages).await
+                    log.publish_messages_by(&messages, send_by).await
                 })
                 .await;
             match sent {
@@ -839,6 +848,11 @@ impl Remote {
                         placed.placements[i] = (*p, o);
                     }
                     placed.shares.push((*p, run));
+                }
+                Ok(Err(memq_redis::Error::Deadline)) => {
+                    return Err(Failed::Deadline {
+                        unpublished: unpublished(),
+                    })
                 }
                 Ok(Err(memq_redis::Error::TopicGone(_))) => {
                     return Err(Failed::Gone {

@@ -463,6 +463,56 @@ async fn commands_waiting_on_a_gone_server_fail_together() {
     assert!(took < Duration::from_secs(50), "the last failed after {took:?}");
 }
 
+/// `publish_timeout` over Redis never waits for room, so its timeout
+/// bounds what it does wait for: the server, until the publish is sent.
+/// With the server gone (a publisher that has published before, and one
+/// that has not: it must open the topic first) or silent (the connection
+/// answers nothing), it gives the value back as `Timeout` once the
+/// timeout is past, not after 30 s of reconnecting (then `Unavailable`)
+/// or 10 s of waiting for a reply (then `OutcomeUnknown`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_timeout_over_redis_bounds_the_wait_for_the_server() {
+    let Some(server) = server().await else { return };
+    let short = Duration::from_millis(300);
+
+    // Silent: the proxy holds the connection open and carries nothing.
+    let proxy = memq_testkit::proxy::Proxy::start(address(&server)).await.unwrap();
+    let mq = timeout(LIMIT, MessageQueue::connect(&proxy.redis_url()))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let publisher = mq.publisher("bounded");
+    assert_eq!(publisher.publish_timeout(1u32, short).await.unwrap(), 0);
+    proxy.freeze();
+    // Quiet for longer than the 100 ms after which a publish first checks
+    // the connection: that check is what meets the silence.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let silent = timeout(PROMPT, publisher.publish_timeout(2u32, short))
+        .await
+        .expect("gave up in time");
+    assert_eq!(silent, Err(PublishError::Timeout(2)), "silent server");
+
+    // Gone: the publisher that published before, and a new one.
+    let direct = connect(&server).await;
+    let known = direct.publisher("bounded");
+    assert_eq!(known.publish_timeout(3u32, short).await.unwrap(), 1);
+    let fresh = direct.publisher("never-opened");
+    tokio::task::block_in_place(|| drop(server));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for (name, p) in [("known", &known), ("fresh", &fresh)] {
+        let gone = timeout(PROMPT, p.publish_timeout(4u32, short))
+            .await
+            .expect("gave up in time");
+        assert_eq!(
+            gone,
+            Err(PublishError::Timeout(4)),
+            "gone server, {name} publisher"
+        );
+    }
+    // Without a timeout a publish still reports the server out of reach
+    // (after reconnecting; `commands_waiting_on_a_gone_server_fail_together`).
+}
+
 /// `iter()` on a thread outside the runtime, over Redis: every `next`
 /// would be `Unsupported` at once, so the iterator ends after saying so
 /// once (a `for` loop over it span).
