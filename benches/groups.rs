@@ -5,7 +5,9 @@
 //! change the 10s (for scaling runs on bigger machines).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tokio_memq_benches::{competing, env_usize, payloads, quick, runtime, with_capacity, CAPACITIES};
+use tokio_memq_benches::{
+    benchmark_group, competing, env_usize, note_machine, payloads, quick, runtime, with_capacity, CAPACITIES,
+};
 
 fn competing_consumers(c: &mut Criterion) {
     let rt = runtime();
@@ -14,13 +16,14 @@ fn competing_consumers(c: &mut Criterion) {
     let consumers = env_usize("MEMQ_BENCH_CONSUMERS", 10);
     let per = if quick() { 1_000 } else { 4_000 };
     for cap in CAPACITIES {
-        let mut g = c.benchmark_group(with_capacity("C_10p_10c_group_1KiB", cap));
+        let mut g = benchmark_group(c, with_capacity("C_10p_10c_group_1KiB", cap));
         g.throughput(Throughput::Elements(per * pubs));
         let mut run = |name: &str,
                        f: &dyn Fn() -> std::pin::Pin<
             Box<dyn std::future::Future<Output = std::time::Duration>>,
         >| {
             g.bench_function(name, |b| {
+                note_machine(name);
                 b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(f())).sum())
             });
         };

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tokio_memq::{Bytes, MessageQueue, SerializationFormat};
-use tokio_memq_benches::{lossless, quick, results_path, runtime, workers, CAPACITIES, LARGE_CAPACITY};
+use tokio_memq_benches::{
+    lossless, note_machine, quick, results_path, runtime, workers, CAPACITIES, LARGE_CAPACITY,
+};
 
 /// Messages at the start of each run that are sent but not counted.
 const WARM_UP: usize = 200;
@@ -202,6 +204,7 @@ fn scenario(
     n: usize,
     peers: &[(&str, Measure)],
 ) -> Vec<serde_json::Value> {
+    note_machine(&format!("F every {} µs, capacity {capacity}", gap.as_micros()));
     let mut per_peer: Vec<(Vec<[f64; 3]>, usize)> = vec![(Vec::new(), 0); peers.len()];
     for _ in 0..runs {
         for ((_, measure), (results, late)) in peers.iter().zip(&mut per_peer) {

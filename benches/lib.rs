@@ -54,6 +54,47 @@ pub fn with_capacity(scenario: &str, capacity: usize) -> String {
     format!("{scenario}_cap{capacity}")
 }
 
+/// The criterion group whose benchmarks run now, for [`note_machine`].
+static GROUP: std::sync::Mutex<(String, String)> = std::sync::Mutex::new((String::new(), String::new()));
+
+/// `c.benchmark_group(id)`, remembered for [`note_machine`].
+pub fn benchmark_group(
+    c: &mut criterion::Criterion,
+    id: impl Into<String>,
+) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+    let id = id.into();
+    GROUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0 = id.clone();
+    c.benchmark_group(id)
+}
+
+/// Records, once per benchmark (call it from the routine: criterion calls
+/// that many times, and never for a benchmark a filter leaves out), how
+/// long a cache line took between two CPUs before it ran
+/// ([`memq_testkit::machine`]): `cargo xtask bench` lists the figures, so
+/// that rows measured in one of the shared machine's slow periods can be
+/// told apart. Appends a line to `target/bench-results/machine.jsonl`.
+pub fn note_machine(bench: &str) {
+    let mut current = GROUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if current.1 == bench {
+        return;
+    }
+    current.1 = bench.to_string();
+    let line = serde_json::json!({
+        "group": current.0,
+        "bench": bench,
+        "round_trip_ns": memq_testkit::machine::core_round_trip().map(|d| d.as_nanos() as u64),
+    });
+    let path = results_path("machine").with_extension("jsonl");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("cannot record the machine's state in {}: {e}", path.display());
+    }
+}
+
 /// Runtime workers (`MEMQ_BENCH_WORKERS`, default 2).
 pub fn workers() -> usize {
     env_usize("MEMQ_BENCH_WORKERS", 2)

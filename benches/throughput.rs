@@ -13,7 +13,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 use tokio::runtime::Runtime;
 use tokio_memq::Bytes;
 use tokio_memq_benches::{
-    batches, fan_out, one_to_one, payloads, quick, runtime, with_capacity, CAPACITIES, LARGE_CAPACITY,
+    batches, benchmark_group, fan_out, note_machine, one_to_one, payloads, quick, runtime, with_capacity,
+    CAPACITIES, LARGE_CAPACITY,
 };
 
 fn bench<F, Fut>(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, rt: &Runtime, name: &str, f: F)
@@ -22,12 +23,13 @@ where
     Fut: Future<Output = Duration>,
 {
     g.bench_function(name, |b| {
+        note_machine(name);
         b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(f())).sum())
     });
 }
 
 fn one_to_one_group(c: &mut Criterion, rt: &Runtime, label: &str, pool: Arc<Vec<Bytes>>, n: u64, cap: usize) {
-    let mut g = c.benchmark_group(with_capacity(label, cap));
+    let mut g = benchmark_group(c, with_capacity(label, cap));
     g.throughput(Throughput::Elements(n));
     bench(&mut g, rt, "tokio-memq recv", || {
         one_to_one::memq(pool.clone(), n, 1, cap)
@@ -60,7 +62,7 @@ fn scenarios(c: &mut Criterion) {
 
     let (n, subs) = (10_000 / scale, 10);
     for cap in CAPACITIES {
-        let mut g = c.benchmark_group(with_capacity("B_1p_10s_1KiB", cap));
+        let mut g = benchmark_group(c, with_capacity("B_1p_10s_1KiB", cap));
         g.throughput(Throughput::Elements(n * subs as u64));
         bench(&mut g, &rt, "tokio-memq", || {
             fan_out::memq(kib.clone(), n, subs, cap)
@@ -76,7 +78,7 @@ fn scenarios(c: &mut Criterion) {
 
     let (n, size) = (40_000 / scale, 100);
     for cap in CAPACITIES {
-        let mut g = c.benchmark_group(with_capacity("D_batch100_1KiB", cap));
+        let mut g = benchmark_group(c, with_capacity("D_batch100_1KiB", cap));
         g.throughput(Throughput::Elements(n));
         bench(&mut g, &rt, "tokio-memq recv_batch", || {
             batches::memq(kib.clone(), n, size, cap, false)
@@ -96,7 +98,7 @@ fn scenarios(c: &mut Criterion) {
     let cap = LARGE_CAPACITY;
     drop(kib);
     let mib = payloads(1 << 20, 16);
-    let mut g = c.benchmark_group("E_1p_1c_1MiB");
+    let mut g = benchmark_group(c, "E_1p_1c_1MiB");
     let n = 10_000 / scale;
     g.throughput(Throughput::Elements(n));
     bench(&mut g, &rt, "tokio-memq recv", || {
@@ -108,7 +110,7 @@ fn scenarios(c: &mut Criterion) {
     g.finish();
     drop(mib);
     let huge = payloads(100 << 20, 2);
-    let mut g = c.benchmark_group("E_1p_1c_100MiB");
+    let mut g = benchmark_group(c, "E_1p_1c_100MiB");
     g.throughput(Throughput::Elements(n));
     bench(&mut g, &rt, "tokio-memq recv", || {
         one_to_one::memq(huge.clone(), n, 1, cap)

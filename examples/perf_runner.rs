@@ -105,7 +105,19 @@ fn main() -> anyhow::Result<()> {
     // rows that use them (216 MB, not worth allocating for `--only`).
     let kib = Pool::new(1024, 1024);
 
-    let wanted = |row: &str| config.only.as_deref().is_none_or(|only| only == row);
+    // Before each row: how long a cache line takes between two CPUs (on
+    // the shared development machine, five times as long in its slow
+    // periods; see `memq_testkit::machine`).
+    let probes = std::cell::RefCell::new(Vec::new());
+    let wanted = |row: &'static str| {
+        let wanted = config.only.as_deref().is_none_or(|only| only == row);
+        if wanted {
+            probes
+                .borrow_mut()
+                .push((row, memq_testkit::machine::core_round_trip()));
+        }
+        wanted
+    };
     let mut rows = Vec::new();
     if wanted("1kib") {
         rows.push(one_to_one(&rt, "1P / 1C", "1 KiB", &kib, n(1_000_000), cap));
@@ -152,13 +164,40 @@ fn main() -> anyhow::Result<()> {
     }
     // Not part of the full table (they take a minute): `--only scale`,
     // `--only replay`.
-    if config.only.as_deref() == Some("scale") {
+    if config.only.as_deref() == Some("scale") && wanted("scale") {
         scale(&rt, config.scale, &kib);
     }
-    if config.only.as_deref() == Some("replay") {
+    if config.only.as_deref() == Some("replay") && wanted("replay") {
         replay(&rt, n(1_000_000), &kib);
     }
+    print_probes(&probes.into_inner());
     Ok(())
+}
+
+/// The core-to-core round trip measured before each row, and a warning
+/// when they differ enough that the rows ran in different periods of a
+/// shared machine.
+fn print_probes(probes: &[(&str, Option<Duration>)]) {
+    let nanos = |d: &Option<Duration>| {
+        d.map_or_else(|| "not measured".to_string(), |d| format!("{} ns", d.as_nanos()))
+    };
+    let listed: Vec<String> = probes
+        .iter()
+        .map(|(row, d)| format!("{row} {}", nanos(d)))
+        .collect();
+    println!();
+    println!("Core-to-core round trip before each row: {}.", listed.join(", "));
+    let measured: Vec<Duration> = probes.iter().filter_map(|(_, d)| *d).collect();
+    if let (Some(low), Some(high)) = (measured.iter().min(), measured.iter().max()) {
+        if *high > *low * 2 {
+            println!(
+                "Warning: it ranged from {} to {} ns: rows measured in a slow period (the higher figure) \
+                 are not comparable with the others; run them again.",
+                low.as_nanos(),
+                high.as_nanos()
+            );
+        }
+    }
 }
 
 /// What a wildcard subscription costs: one publisher, 1 KiB messages,

@@ -119,9 +119,11 @@ fn write_report(root: &Path, target: &Path, quick: bool) -> Result<(), String> {
     let scenarios = read_criterion(&target.join("criterion"))?;
     let latency = read_json(&target.join("bench-results/latency.json"));
     let memory = read_json(&target.join("bench-results/memory.json"));
+    let machine = read_json_lines(&target.join("bench-results/machine.jsonl"));
     let out = root.join("bench-report");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let report = report(&scenarios, latency.as_ref(), memory.as_ref(), quick);
+    let mut report = report(&scenarios, latency.as_ref(), memory.as_ref(), quick);
+    machine_section(&mut report, &machine);
     std::fs::write(out.join("REPORT.md"), &report).map_err(|e| e.to_string())?;
     std::fs::write(out.join("throughput.svg"), svg(&scenarios)).map_err(|e| e.to_string())?;
     println!("{report}");
@@ -131,6 +133,52 @@ fn write_report(root: &Path, target: &Path, quick: bool) -> Result<(), String> {
 
 fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The values of a file of JSON lines; none when it is missing, and
+/// lines that do not parse are left out.
+fn read_json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The core-to-core round trip the benches measured before each
+/// benchmark (`tokio_memq_benches::note_machine`), each marked when it is
+/// more than twice the run's lowest: a row measured then ran in one of a
+/// shared machine's slow periods and is not comparable with the others.
+fn machine_section(s: &mut String, probes: &[Value]) {
+    if probes.is_empty() {
+        return;
+    }
+    let nanos = |p: &Value| p["round_trip_ns"].as_u64();
+    let lowest = probes.iter().filter_map(nanos).min();
+    let _ = writeln!(s, "\n## The machine during the run\n");
+    let _ = writeln!(
+        s,
+        "How long a cache line took from one CPU to another and back, measured before each \
+         benchmark (`memq_testkit::machine`). On the 2-core development machine it is 50-70 ns \
+         normally and about 350 ns in its slow periods, when everything that hands data between \
+         the CPUs runs 2-3x slower (a program that stays on one CPU does not). *slow*: more than \
+         twice the run's lowest; compare such a row only with rows measured at a similar figure.\n"
+    );
+    let _ = writeln!(s, "| group | benchmark | round trip | |");
+    let _ = writeln!(s, "|---|---|---:|---|");
+    for p in probes {
+        let (text, slow) = match (nanos(p), lowest) {
+            (Some(n), Some(low)) => (format!("{n} ns"), n > 2 * low),
+            _ => ("not measured".to_string(), false),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {text} | {} |",
+            p["group"].as_str().unwrap_or(""),
+            p["bench"].as_str().unwrap_or("?"),
+            if slow { "*slow*" } else { "" }
+        );
+    }
 }
 
 /// Rates per scenario from criterion's `benchmark.json` and
@@ -657,6 +705,27 @@ mod tests {
         assert_eq!(thousands(16384), "16,384");
         assert_eq!(thousands(50_000), "50,000");
         assert_eq!(thousands(5), "5");
+    }
+
+    #[test]
+    fn benchmarks_run_in_a_slow_period_are_marked() {
+        let probe = |group: &str, bench: &str, ns: Option<u64>| serde_json::json!({ "group": group, "bench": bench, "round_trip_ns": ns });
+        let probes = [
+            probe("A_cap1024", "kanal", Some(60)),
+            probe("A_cap1024", "tokio-memq recv", Some(350)),
+            probe("A_cap1024", "flume", None),
+        ];
+        let mut s = String::new();
+        machine_section(&mut s, &probes);
+        assert!(s.contains("| A_cap1024 | kanal | 60 ns |  |"), "{s}");
+        assert!(
+            s.contains("| A_cap1024 | tokio-memq recv | 350 ns | *slow* |"),
+            "{s}"
+        );
+        assert!(s.contains("| A_cap1024 | flume | not measured |  |"), "{s}");
+        let mut none = String::new();
+        machine_section(&mut none, &[]);
+        assert!(none.is_empty());
     }
 
     #[test]

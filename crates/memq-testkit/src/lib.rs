@@ -8,12 +8,15 @@
 //! of memory bounds. [`proxy`] is a TCP proxy that can go silent while its
 //! connections stay open (a hung server). [`Turns`] paces fairness runs: it publishes only
 //! while every member is parked in its receive. [`redis_server`] starts a
-//! `redis-server` of a test's own. [`within`] bounds an await in time and
+//! `redis-server` of a test's own. [`machine`] measures how long a cache
+//! line takes between two CPUs (benchmark reports say which period of the
+//! shared machine they ran in). [`within`] bounds an await in time and
 //! fails a future that is ready only when polled without a wake-up.
 
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod machine;
 pub mod proxy;
 pub mod redis_server;
 mod turns;

@@ -1619,6 +1619,7 @@ impl Unpublished {
     }
 
     /// Those of `entries` whose index is in `unpublished`, in the order given.
+    #[cfg(feature = "redis")]
     pub(crate) fn of(entries: Vec<Entry>, unpublished: &std::collections::HashSet<usize>) -> Self {
         let (index, entries) = entries
             .into_iter()
