@@ -487,7 +487,8 @@ impl Publisher {
         if self.registry().remote().is_some() {
             // Never waits for room (retention is by count): the timeout
             // bounds the wait for the server, until the publish is sent.
-            let send_by = timeout.map(|t| std::time::Instant::now() + t);
+            // A timeout too long to be a deadline is none.
+            let send_by = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
             return self
                 .publish_remote(vec![entry], send_by, |mut rest| {
                     back(rest.entries.pop().expect("the entry handed back"))
