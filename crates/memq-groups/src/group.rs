@@ -1900,12 +1900,20 @@ impl<T: Clone + Send + 'static> Shared<T> {
         match st.pending.get_mut(&key) {
             Some(p) if p.owner == Some(member) => {
                 p.owner = None;
-                let last = self.at_limit(p);
+                let now = Instant::now();
+                // One past its TTL is dropped when it would be handed out
+                // again, never dead-lettered, whatever its deliveries.
+                let expired =
+                    self.ttls[partition].is_some_and(|ttl| now.saturating_duration_since(p.timestamp) >= ttl);
+                let last = self.at_limit(p) && !expired;
                 if let Some(m) = st.members.get_mut(&member) {
-                    m.last_active = Instant::now();
+                    m.last_active = now;
                 }
                 let mut wake = Vec::new();
-                if last {
+                if expired {
+                    st.redeliver.insert(key);
+                    self.expire_queued(&mut st, now);
+                } else if last {
                     // Delivered as often as allowed: a dead letter now,
                     // rather than when some member next claims (nobody
                     // may).

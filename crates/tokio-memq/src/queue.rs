@@ -1758,12 +1758,25 @@ impl GroupBuilder<'_> {
             // it) to some joins of an automatic group and not to others.
             asked.ack_timeout = group.ack_timeout;
         }
-        if *group != asked {
+        // The dead-letter topic is one of its settings too (with the same
+        // delivery limit, both have one or neither does).
+        if *group != asked || existing.dead_letters != self.dead_letter_name() {
             return Err(TopicError::GroupConfigMismatch {
                 group: self.group.clone(),
             });
         }
         Ok((existing.group, existing.dead_letters))
+    }
+
+    /// Where this join's group sends its dead letters: the topic named, or
+    /// `"<topic>.dead-letters"`; `None` without a delivery limit.
+    fn dead_letter_name(&self) -> Option<Arc<str>> {
+        self.config.max_deliveries.map(|_| {
+            self.dead_letter_topic
+                .clone()
+                .unwrap_or_else(|| format!("{}.dead-letters", self.topic))
+                .into()
+        })
     }
 
     /// Joins the group.
@@ -1865,12 +1878,7 @@ impl GroupBuilder<'_> {
                     // members all left.)
                     try_start(&entry.log, start)?;
                 }
-                let dead_letters: Option<Arc<str>> = self.config.max_deliveries.map(|_| {
-                    self.dead_letter_topic
-                        .clone()
-                        .unwrap_or_else(|| format!("{}.dead-letters", self.topic))
-                        .into()
-                });
+                let dead_letters = self.dead_letter_name();
                 let sources = entry.log.partitions();
                 let g = match &dead_letters {
                     Some(name) => {

@@ -621,6 +621,9 @@ impl Subscriber {
                 for m in stash.drain(..n) {
                     out.stashed(self, m);
                 }
+                drop(stash);
+                // A receive, for a group's ack timeout, as any other.
+                self.keep_alive();
                 return Poll::Ready(Ok(n));
             }
         }
@@ -857,7 +860,9 @@ impl Subscriber {
     pub async fn try_recv(&self) -> Result<TopicMessage, TryRecvError> {
         #[cfg(feature = "redis")]
         if let Kind::Remote(source) = &self.kind {
-            if let Some(m) = self.stash.existing().and_then(|mut s| s.pop_front()) {
+            let stashed = self.stash.existing().and_then(|mut s| s.pop_front());
+            if let Some(m) = stashed {
+                self.keep_alive();
                 return Ok(m);
             }
             if let Some(got) = source.try_buffered(1)?.pop() {
@@ -904,7 +909,10 @@ impl Subscriber {
         // delivered when it was received.
         if !self.stash.is_empty() {
             self.drop_stash_of_lost_partitions();
-            if let Some(m) = self.stash.lock(self.stash_ttl()).pop_front() {
+            let stashed = self.stash.lock(self.stash_ttl()).pop_front();
+            if let Some(m) = stashed {
+                // A receive, for a group's ack timeout, as any other.
+                self.keep_alive();
                 return Ok(m);
             }
         }
@@ -1646,11 +1654,15 @@ impl Subscriber {
     /// As [`recv_typed`](Self::recv_typed). When a message in the batch
     /// fails to decode, the messages before it are returned and the failing
     /// one is reported by the next call, so nothing is dropped silently.
-    /// A group member dropped before that call hands the messages put
-    /// aside back to its group: with automatic acknowledgement the next
-    /// member receives them (or, once every member left, the next to join
-    /// from the commit); with manual acknowledgement they are pending to
-    /// it, and the group delivers them again. (Over Redis, an automatic
+    /// A member of a group with automatic acknowledgement gives the rest
+    /// back to its group at once instead: the group hands them out again
+    /// before anything newer (the failing one reported by the receive that
+    /// gets it: this member's next, or another member's in a shared
+    /// group; in an exclusive group, the partition's owner's, a new one
+    /// after a rebalance), and expires them at their TTL. With manual
+    /// acknowledgement they stay pending to the member, which hands them
+    /// out on its next receives (each restarting its ack timeout); dropped
+    /// first, the group delivers them again. (Over Redis, an automatic
     /// group's member acknowledges what it receives: what it put aside is
     /// lost with it.)
     ///
@@ -1718,8 +1730,6 @@ impl Subscriber {
                 Ok(values)
             }
             _ => {
-                let stash = &self.stash;
-                let ttl = self.stash_ttl();
                 let mut msgs = Vec::new();
                 self.recv_into(max, &mut msgs).await?;
                 let mut values = Vec::with_capacity(msgs.len());
@@ -1732,12 +1742,12 @@ impl Subscriber {
                             // error reports it); the rest is put aside,
                             // and nothing is allocated when nothing is left.
                             if msgs.len() > 0 {
-                                prepend(&mut stash.lock(ttl), msgs);
+                                self.put_aside(msgs);
                             }
                             return Err(e.into());
                         }
                         Err(_) => {
-                            prepend(&mut stash.lock(ttl), std::iter::once(msg).chain(msgs));
+                            self.put_aside(std::iter::once(msg).chain(msgs));
                             break;
                         }
                     }
@@ -1992,6 +2002,23 @@ impl Subscriber {
             })
             .collect();
         member.give_back(claims);
+    }
+
+    /// Puts aside what a typed batch received and did not hand on, for
+    /// the next receive. A member of a group with automatic
+    /// acknowledgement gives it back to its group instead, which hands it
+    /// out again before anything newer, to the member that may read it:
+    /// put aside, it would wait for this member's next receive, after a
+    /// rebalance behind what the partition's new owner receives meanwhile
+    /// (an exclusive group's order broken), and past its topic's TTL.
+    fn put_aside(&self, msgs: impl DoubleEndedIterator<Item = TopicMessage>) {
+        if let Kind::Group { member, .. } = &self.kind {
+            if member.config().ack == AckMode::Auto {
+                self.give_back(member, msgs.collect());
+                return;
+            }
+        }
+        prepend(&mut self.stash.lock(self.stash_ttl()), msgs);
     }
 
     /// Before what a typed batch put aside is handed on: what a member of
