@@ -123,6 +123,12 @@ pub struct Member {
     claim_cursor: String,
     /// When this member last looked for messages to take over.
     last_reclaim: Option<std::time::Instant>,
+    /// The last read saw that the group lost messages to eviction (the
+    /// server counts them as it trims): taken after the read.
+    lost_seen: bool,
+    /// Messages the group lost that this member took to report, as a
+    /// [`RecvError::Lagged`] before anything else.
+    lost: u64,
 }
 
 impl std::fmt::Debug for Member {
@@ -198,6 +204,8 @@ impl Topic {
             unsure: true,
             claim_cursor: "0-0".to_string(),
             last_reclaim: None,
+            lost_seen: false,
+            lost: 0,
         })
     }
 
@@ -473,13 +481,29 @@ impl Member {
     /// again since: its messages are another topic's) or lost with the
     /// server's data; with [`Error::Malformed`] once for an entry that is
     /// no message (acknowledged: no member could read it).
+    /// [`RecvError::Lagged`] with the number of messages the group lost to
+    /// retention (trimmed before any member read them: the server counts
+    /// them as it trims), told to the one member whose read finds it.
+    /// Messages that expire while read ahead are acknowledged and never
+    /// handed out.
     pub async fn recv(&mut self) -> Result<Delivery, RecvError> {
         loop {
+            // What the group lost to eviction comes first (exact: the
+            // server counted it as it trimmed).
+            self.take_lost().await?;
+            if self.lost > 0 {
+                return Err(RecvError::Lagged(std::mem::take(&mut self.lost)));
+            }
             if let Some(d) = self.buffer.front().cloned() {
-                if self.config.ack == AckMode::Auto {
+                // Expired since it was read: acknowledged, never handed out.
+                let expired = d.record.is_expired();
+                if self.config.ack == AckMode::Auto || expired {
                     self.xack(d.record.offset).await?;
                 }
                 self.buffer.pop_front();
+                if expired {
+                    continue;
+                }
                 return Ok(d);
             }
             // Messages idle past the ack timeout are looked for now and then
@@ -603,8 +627,35 @@ impl Member {
     fn checked(&self, read: redis::Cmd) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&self.topic.meta).arg("incarnation");
+        // Whether the group lost messages to eviction (then taken with
+        // `take_lost`, after the read).
+        pipe.cmd("HEXISTS").arg(&self.topic.meta).arg(self.lost_field());
         pipe.add_command(read);
         pipe
+    }
+
+    /// The meta hash's field where the server counts what this member's
+    /// group lost to eviction (`count_group_losses` in `memq.lua`).
+    fn lost_field(&self) -> String {
+        format!("lost:{}", self.group)
+    }
+
+    /// Takes what the group lost to eviction, if the last read saw any,
+    /// for this member to report first (another member may have taken it
+    /// meanwhile: then nothing). A reply lost with the connection loses
+    /// the report, not a message.
+    async fn take_lost(&mut self) -> Result<(), Error> {
+        if !std::mem::take(&mut self.lost_seen) {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("memq_take_lost")
+            .arg(1)
+            .arg(&self.topic.meta)
+            .arg(&self.group);
+        let n: u64 = self.topic.store.query_once(&cmd, None).await?;
+        self.lost = self.lost.saturating_add(n);
+        Ok(())
     }
 
     /// The read's reply from the replies of a [`checked`](Self::checked)
@@ -615,6 +666,7 @@ impl Member {
         let (Some(read), Some(incarnation)) = (replies.pop(), replies.first()) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
+        self.lost_seen = matches!(replies.get(1), Some(Value::Int(1)));
         if text(Some(incarnation)) == Some(self.topic.incarnation.as_str()) {
             return Ok(read);
         }
@@ -749,12 +801,15 @@ impl Member {
             return Ok(records);
         }
         let time: Value = self.topic.store.query(&redis::cmd("TIME")).await?;
+        let read_at = std::time::Instant::now();
         let now = crate::server_ms(&time).ok_or_else(|| Error::Protocol(format!("{time:?}")))?;
         let mut live = Vec::with_capacity(records.len());
-        for r in records {
+        for mut r in records {
             if r.time_ms.saturating_add(ttl) < now {
                 self.xack(r.offset).await?;
             } else {
+                // Not handed out once it expires: see `Record::is_expired`.
+                r.expire_after(ttl, now, read_at);
                 live.push(r);
             }
         }

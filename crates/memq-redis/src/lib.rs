@@ -9,7 +9,9 @@
 //!   message gets [`RecvError::Lagged`] with the exact count it lost, then the rest.
 //! * Consumer groups ([`Topic::join`]): each message to one member, automatic or manual
 //!   acknowledgement, what an idle member holds taken over by another with its delivery
-//!   count, dead letters at a delivery limit.
+//!   count, dead letters at a delivery limit; a group behind the oldest retained message
+//!   is told [`RecvError::Lagged`] with the exact count it lost (counted as the log is
+//!   trimmed).
 //! * Partitioned topics ([`Store::partitioned_topic`]): one stream per partition.
 //! * Faults: a lost connection is replaced (a growing pause between attempts, up to 30 s);
 //!   reads and other commands that may safely run twice are sent again, a publish cut off
@@ -367,6 +369,25 @@ pub struct Record {
     pub format: Option<String>,
     /// Its record headers, in order.
     pub headers: Headers,
+    /// When it expires, on this machine's clock, for a topic with a TTL:
+    /// its publish time plus the TTL, by the server's clock as read with
+    /// it. Read ahead, it is not handed out from then on
+    /// ([`Record::is_expired`]).
+    pub expires: Option<std::time::Instant>,
+}
+
+impl Record {
+    /// Whether it has expired (never, for a topic without a TTL).
+    pub fn is_expired(&self) -> bool {
+        self.expires.is_some_and(|at| at <= std::time::Instant::now())
+    }
+
+    /// Sets [`expires`](Self::expires) for a TTL of `ttl_ms` from the
+    /// server's clock, `server_now_ms`, read at `read_at` on this machine.
+    pub(crate) fn expire_after(&mut self, ttl_ms: u64, server_now_ms: u64, read_at: std::time::Instant) {
+        let left = self.time_ms.saturating_add(ttl_ms).saturating_sub(server_now_ms);
+        self.expires = read_at.checked_add(Duration::from_millis(left));
+    }
 }
 
 /// The most record headers one message may carry here (a Redis function
@@ -1493,17 +1514,22 @@ impl Reader {
         if let Some(lost) = self.pending_lag.take() {
             return Err(RecvError::Lagged(lost));
         }
-        let Some(first) = self.buffer.front() else {
-            return Ok(None);
-        };
-        if first.offset > self.position {
-            let lost = first.offset - self.position;
-            self.position = first.offset;
-            return Err(RecvError::Lagged(lost));
+        loop {
+            let Some(first) = self.buffer.front() else {
+                return Ok(None);
+            };
+            if first.offset > self.position {
+                let lost = first.offset - self.position;
+                self.position = first.offset;
+                return Err(RecvError::Lagged(lost));
+            }
+            let r = self.buffer.pop_front().expect("a front");
+            self.position = r.offset + 1;
+            // Expired while read ahead: skipped, as if removed.
+            if !r.is_expired() {
+                return Ok(Some(r));
+            }
         }
-        let r = self.buffer.pop_front().expect("a front");
-        self.position = r.offset + 1;
-        Ok(Some(r))
     }
 
     /// Reads what follows the position (waiting up to `block` for it).
@@ -1614,6 +1640,7 @@ impl Reader {
             self.buffer.extend(entries);
             return Ok(());
         }
+        let read_at = std::time::Instant::now();
         let now_ms = replies
             .get(2)
             .and_then(server_ms)
@@ -1629,7 +1656,7 @@ impl Reader {
                 }
             }
         }
-        for entry in entries {
+        for mut entry in entries {
             // Expired and not removed yet (nobody published since): skipped
             // as if removed. Publish times never go down with offsets, so
             // these come first.
@@ -1637,6 +1664,7 @@ impl Reader {
                 self.position = entry.offset + 1;
                 continue;
             }
+            entry.expire_after(self.ttl_ms, now_ms, read_at);
             self.buffer.push_back(entry);
         }
         Ok(())
@@ -1872,6 +1900,7 @@ fn record(offset: u64, fields: &Value) -> Result<Record, String> {
         key: utf8("k")?,
         format: utf8("f")?,
         headers,
+        expires: None,
     })
 }
 

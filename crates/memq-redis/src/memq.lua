@@ -82,6 +82,38 @@ local function expire(log, meta, removed, cutoff)
   record(removed, meta, low, to, 'x')
 end
 
+-- The offset a consumer group reads next: the one after its last-delivered
+-- ID (0 for `0-0`, or an ID this library never writes).
+local function next_of_group(last_delivered)
+  local s = string.match(last_delivered or '', '^0%-(%d+)$')
+  return s and tonumber(s) or 0
+end
+
+-- The offsets [from, to) were evicted: each consumer group that had not
+-- read them yet lost them, and is told (XREADGROUP passes over what was
+-- trimmed without a word). The count is kept in the meta hash under
+-- `lost:<group>`, for the next member that reads to take and report
+-- (`take_lost`).
+local function count_group_losses(log, meta, from, to)
+  if to <= from then
+    return
+  end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', log)) do
+    local name, next = nil, 0
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then
+        name = g[i + 1]
+      elseif g[i] == 'last-delivered-id' then
+        next = next_of_group(g[i + 1])
+      end
+    end
+    local lost = to - math.max(from, next)
+    if name and lost > 0 then
+      redis.call('HINCRBY', meta, 'lost:' .. name, lost)
+    end
+  end
+end
+
 -- Appends the messages ARGV[4..] as one contiguous run of dense IDs
 -- 0-(offset + 1), then trims the log to ARGV[1] entries (0: no limit),
 -- all in one atomic call. ARGV[2] is the topic's incarnation: a publish
@@ -110,6 +142,12 @@ local function publish(keys, args)
   -- exact for any time in milliseconds, where '%d' converts to a C long,
   -- 32 bits on some builds.)
   local stamp = string.format('%.0f', ms)
+  -- Without a TTL the last XADD trims: the length before tells what it
+  -- evicted.
+  local len_before = 0
+  if maxlen > 0 and ttl == 0 then
+    len_before = redis.call('XLEN', log)
+  end
   local first = nil
   local last = nil
   local n = 0
@@ -144,7 +182,13 @@ local function publish(keys, args)
       local high = offset_of(last) + 1
       redis.call('XTRIM', log, 'MAXLEN', '=', maxlen)
       record(removed, meta, high - len, high - maxlen, 'e')
+      count_group_losses(log, meta, high - len, high - maxlen)
     end
+  elseif maxlen > 0 and last then
+    local high = offset_of(last) + 1
+    local low_before = high - n - len_before
+    local low_after = high - redis.call('XLEN', log)
+    count_group_losses(log, meta, low_before, low_after)
   end
   -- (No counters are kept: offsets are dense, so what was published and
   -- what was trimmed follow from the stream's last ID and its length.)
@@ -203,3 +247,17 @@ local function release(keys, args)
 end
 
 redis.register_function('memq_release', release)
+
+-- Takes what consumer group ARGV[1] lost to eviction since the last take
+-- (KEYS[1] the meta hash; see `count_group_losses`): returns the count
+-- and sets it back to 0, atomically, so that one member reports it.
+local function take_lost(keys, args)
+  local field = 'lost:' .. args[1]
+  local n = tonumber(redis.call('HGET', keys[1], field) or '0')
+  if n > 0 then
+    redis.call('HDEL', keys[1], field)
+  end
+  return n
+end
+
+redis.register_function('memq_take_lost', take_lost)

@@ -814,6 +814,11 @@ impl Remote {
         for (i, &p) in routes.iter().enumerate() {
             shares.entry(p).or_default().push(i);
         }
+        if let (true, RemoteTopic::Plain(_)) = (entries.is_empty(), topic) {
+            // An empty batch: the empty run where the next message goes,
+            // as in memory.
+            shares.insert(0, Vec::new());
+        }
         let mut placed = Placed {
             shares: Vec::new(),
             placements: vec![(0, 0); entries.len()],
@@ -1607,8 +1612,9 @@ impl Inbox {
     }
 
     /// Reads `part` for a group member whenever a receive waits, until
-    /// the topic is gone.
-    async fn pump(self: Arc<Self>, part: Part) {
+    /// the topic is gone or the queue closes (a read waiting then is
+    /// cancelled: a closed process takes no more of its group's messages).
+    async fn pump(self: Arc<Self>, part: Part, remote: Arc<Remote>) {
         loop {
             loop {
                 let demand = self.demand.notified();
@@ -1619,12 +1625,22 @@ impl Inbox {
                 }
                 demand.await;
             }
-            let got = part.claim().await;
+            let closing = remote.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if remote.is_closed() {
+                return;
+            }
+            let got = tokio::select! {
+                () = closing => return,
+                got = part.claim() => got,
+            };
             let stop = matches!(got, Err(RecvError::Closed));
             if stop {
                 self.closed.store(true, Ordering::Release);
             }
-            let failed = got.is_err();
+            // (A lag is news, not a failure: the next read goes at once.)
+            let failed = matches!(got, Err(RecvError::Store(_)));
             match got {
                 Ok(got) => self.queue.lock().extend(got),
                 Err(e) => *self.error.lock() = Some(e),
@@ -1723,7 +1739,7 @@ impl RemoteSource {
                     spawn_pump(
                         &remote,
                         PumpEnded(inbox.clone()),
-                        inbox.clone().pump(part.clone()),
+                        inbox.clone().pump(part.clone(), remote.clone()),
                     )
                 })
                 .collect();
@@ -1757,17 +1773,30 @@ impl RemoteSource {
         Self::handed_out(&self.remote, self.group.as_ref(), &self.parts, got)
     }
 
-    fn handed_out(remote: &Remote, group: Option<&GroupInfo>, parts: &[Part], got: Vec<Got>) -> Vec<Got> {
-        if let Some(group) = group.filter(|g| !g.manual) {
-            for (partition, record, _) in &got {
-                if let Some(part) = parts.iter().find(|p| p.index == *partition) {
-                    let (log, name, offset) = (part.log.clone(), group.name.clone(), record.offset);
-                    remote.runtime.spawn(async move {
-                        // Lost with the connection: delivered again after
-                        // the ack timeout (at least once).
-                        let _ = log.ack(&name, offset).await;
-                    });
-                }
+    /// What a member hands out of `got`: all of it but what expired while
+    /// it waited in the inbox, which is acknowledged and never handed out
+    /// (as in memory). What is handed out is acknowledged too in
+    /// automatic mode.
+    fn handed_out(remote: &Remote, group: Option<&GroupInfo>, parts: &[Part], mut got: Vec<Got>) -> Vec<Got> {
+        let Some(group) = group else {
+            return got;
+        };
+        let mut settled = Vec::new();
+        got.retain(|(partition, record, _)| {
+            let expired = record.is_expired();
+            if expired || !group.manual {
+                settled.push((*partition, record.offset));
+            }
+            !expired
+        });
+        for (partition, offset) in settled {
+            if let Some(part) = parts.iter().find(|p| p.index == partition) {
+                let (log, name) = (part.log.clone(), group.name.clone());
+                remote.runtime.spawn(async move {
+                    // Lost with the connection: delivered again after
+                    // the ack timeout (at least once).
+                    let _ = log.ack(&name, offset).await;
+                });
             }
         }
         got
@@ -1939,9 +1968,9 @@ impl RemoteSource {
                 if remote.is_closed() {
                     return Err(RecvError::Closed);
                 }
-                let got = inbox.take(max);
+                let got = Self::handed_out(&remote, group.as_ref(), &parts, inbox.take(max));
                 if !got.is_empty() {
-                    return Ok(Self::handed_out(&remote, group.as_ref(), &parts, got));
+                    return Ok(got);
                 }
                 if let Some(e) = inbox.error.lock().take() {
                     return Err(e);
