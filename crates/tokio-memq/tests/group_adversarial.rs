@@ -303,6 +303,59 @@ async fn what_a_typed_batch_did_not_hand_on_reaches_a_partitions_new_owner_first
     );
 }
 
+/// One receive of member `kind` of the mixed runs below: `recv`,
+/// `recv_batch(batch)`, a 50 µs `recv_timeout`, `try_recv_now`, or a `recv`
+/// cancelled by a 20 µs timer (nothing got: an empty list).
+async fn receive_as(
+    m: &tokio_memq::Subscriber,
+    kind: usize,
+    batch: usize,
+) -> Result<Vec<tokio_memq::TopicMessage>, tokio_memq::RecvError> {
+    match kind {
+        0 => m.recv().await.map(|x| vec![x]),
+        1 => m.recv_batch(batch).await,
+        2 => m
+            .recv_timeout(Duration::from_micros(50))
+            .await
+            .map(|x| x.into_iter().collect()),
+        3 => match m.try_recv_now() {
+            Ok(x) => Ok(vec![x]),
+            Err(TryRecvError::Empty) => {
+                tokio::task::yield_now().await;
+                Ok(vec![])
+            }
+            Err(TryRecvError::Closed) => Err(tokio_memq::RecvError::Closed),
+            Err(e) => panic!("{e:?}"),
+        },
+        _ => {
+            tokio::select! {
+                r = m.recv() => r.map(|x| vec![x]),
+                _ = tokio::time::sleep(Duration::from_micros(20)) => Ok(vec![]),
+            }
+        }
+    }
+}
+
+/// Three publishers of topic `t`, `per` distinct values each (publisher
+/// `k` the values `k * per ..`), until all are published.
+async fn publish_from_three(mq: &MessageQueue, per: u64) {
+    let mut pubs = Vec::new();
+    for k in 0..3u64 {
+        let p = mq.publisher("t");
+        pubs.push(tokio::spawn(async move {
+            for j in 0..per {
+                p.publish(k * per + j).await.unwrap();
+                if j % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for p in pubs {
+        within(p).await.unwrap();
+    }
+}
+
 /// Exactly once in an automatic group over 4 partitions: 6 members each
 /// using another receive (recv, recv_batch, recv_timeout with short
 /// timeouts, try_recv_now, a stream, receives cancelled by a short
@@ -346,30 +399,7 @@ async fn an_automatic_group_delivers_exactly_once_to_mixed_and_cancelled_receive
                 return got;
             }
             loop {
-                let r: Result<Vec<tokio_memq::TopicMessage>, tokio_memq::RecvError> = match i {
-                    0 => m.recv().await.map(|x| vec![x]),
-                    1 => m.recv_batch(7).await,
-                    2 => match m.recv_timeout(Duration::from_micros(50)).await {
-                        Ok(Some(x)) => Ok(vec![x]),
-                        Ok(None) => Ok(vec![]),
-                        Err(e) => Err(e),
-                    },
-                    3 => match m.try_recv_now() {
-                        Ok(x) => Ok(vec![x]),
-                        Err(TryRecvError::Empty) => {
-                            tokio::task::yield_now().await;
-                            Ok(vec![])
-                        }
-                        Err(TryRecvError::Closed) => Err(tokio_memq::RecvError::Closed),
-                        Err(e) => panic!("{e:?}"),
-                    },
-                    _ => {
-                        tokio::select! {
-                            r = m.recv() => r.map(|x| vec![x]),
-                            _ = tokio::time::sleep(Duration::from_micros(20)) => Ok(vec![]),
-                        }
-                    }
-                };
+                let r = receive_as(&m, i, 7).await;
                 match r {
                     Ok(v) => v.into_iter().for_each(|x| push(&mut got, x)),
                     Err(tokio_memq::RecvError::Closed) => return got,
@@ -378,21 +408,7 @@ async fn an_automatic_group_delivers_exactly_once_to_mixed_and_cancelled_receive
             }
         }));
     }
-    let mut pubs = Vec::new();
-    for k in 0..3u64 {
-        let p = mq.publisher("t");
-        pubs.push(tokio::spawn(async move {
-            for j in 0..PER_PUBLISHER {
-                p.publish(k * PER_PUBLISHER + j).await.unwrap();
-                if j % 64 == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }));
-    }
-    for p in pubs {
-        within(p).await.unwrap();
-    }
+    publish_from_three(&mq, PER_PUBLISHER).await;
     mq.close();
     let mut all: HashMap<u64, usize> = HashMap::new();
     for (i, t) in tasks.into_iter().enumerate() {
@@ -444,30 +460,7 @@ async fn a_manual_group_has_every_message_acked_once_under_max_pending() {
         tasks.push(tokio::spawn(async move {
             let mut acked: Vec<u64> = Vec::new();
             loop {
-                let r: Result<Vec<tokio_memq::TopicMessage>, tokio_memq::RecvError> = match i {
-                    0 => m.recv().await.map(|x| vec![x]),
-                    1 => m.recv_batch(5).await,
-                    2 => match m.recv_timeout(Duration::from_micros(50)).await {
-                        Ok(Some(x)) => Ok(vec![x]),
-                        Ok(None) => Ok(vec![]),
-                        Err(e) => Err(e),
-                    },
-                    3 => match m.try_recv_now() {
-                        Ok(x) => Ok(vec![x]),
-                        Err(TryRecvError::Empty) => {
-                            tokio::task::yield_now().await;
-                            Ok(vec![])
-                        }
-                        Err(TryRecvError::Closed) => Err(tokio_memq::RecvError::Closed),
-                        Err(e) => panic!("{e:?}"),
-                    },
-                    _ => {
-                        tokio::select! {
-                            r = m.recv() => r.map(|x| vec![x]),
-                            _ = tokio::time::sleep(Duration::from_micros(20)) => Ok(vec![]),
-                        }
-                    }
-                };
+                let r = receive_as(&m, i, 5).await;
                 match r {
                     Ok(v) => {
                         for x in v {
@@ -486,21 +479,7 @@ async fn a_manual_group_has_every_message_acked_once_under_max_pending() {
             }
         }));
     }
-    let mut pubs = Vec::new();
-    for k in 0..3u64 {
-        let p = mq.publisher("t");
-        pubs.push(tokio::spawn(async move {
-            for j in 0..PER_PUBLISHER {
-                p.publish(k * PER_PUBLISHER + j).await.unwrap();
-                if j % 64 == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }));
-    }
-    for p in pubs {
-        within(p).await.unwrap();
-    }
+    publish_from_three(&mq, PER_PUBLISHER).await;
     // Wait until everything is acknowledged, then close.
     within(async {
         loop {

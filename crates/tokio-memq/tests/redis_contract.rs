@@ -37,6 +37,14 @@ async fn both() -> Option<(Vec<(&'static str, MessageQueue)>, RedisServer)> {
     Some((vec![("memory", MessageQueue::new()), ("redis", redis)], server))
 }
 
+/// Messages live 600 ms: the tests wait 1.2 s for them to expire.
+fn expiring() -> TopicOptions {
+    TopicOptions {
+        message_ttl: Some(Duration::from_millis(600)),
+        ..TopicOptions::default()
+    }
+}
+
 macro_rules! t {
     ($e:expr) => {
         timeout(LIMIT, $e).await.expect("timed out")
@@ -127,10 +135,7 @@ async fn messages_read_ahead_are_not_delivered_once_expired() {
         return;
     };
     for (backend, mq) in queues {
-        let options = TopicOptions {
-            message_ttl: Some(Duration::from_millis(600)),
-            ..TopicOptions::default()
-        };
+        let options = expiring();
         let sub = t!(mq.subscriber_with_options_and_mode("ttl", options, ConsumptionMode::Earliest)).unwrap();
         let publisher = mq.publisher("ttl");
         t!(publisher.publish_batch(vec![0u32, 1, 2])).unwrap();
@@ -158,10 +163,7 @@ async fn a_group_member_does_not_hand_out_an_expired_message() {
         return;
     };
     for (backend, mq) in queues {
-        let options = TopicOptions {
-            message_ttl: Some(Duration::from_millis(600)),
-            ..TopicOptions::default()
-        };
+        let options = expiring();
         let member = t!(mq
             .group("ttl-jobs", "g")
             .options(options)
