@@ -627,10 +627,12 @@ impl Member {
     fn checked(&self, read: redis::Cmd) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&self.topic.meta).arg("incarnation");
-        // Whether the group lost messages to eviction (then taken with
-        // `take_lost`, after the read).
-        pipe.cmd("HEXISTS").arg(&self.topic.meta).arg(self.lost_field());
         pipe.add_command(read);
+        // Whether the group lost messages to eviction, asked as the read
+        // returns (after its wait): a trim that made the read skip them
+        // is seen, and they are reported (`take_lost`) before what the
+        // read brought.
+        pipe.cmd("HEXISTS").arg(&self.topic.meta).arg(self.lost_field());
         pipe
     }
 
@@ -642,8 +644,7 @@ impl Member {
 
     /// Takes what the group lost to eviction, if the last read saw any,
     /// for this member to report first (another member may have taken it
-    /// meanwhile: then nothing). A reply lost with the connection loses
-    /// the report, not a message.
+    /// meanwhile: then nothing).
     async fn take_lost(&mut self) -> Result<(), Error> {
         if !std::mem::take(&mut self.lost_seen) {
             return Ok(());
@@ -653,7 +654,15 @@ impl Member {
             .arg(1)
             .arg(&self.topic.meta)
             .arg(&self.group);
-        let n: u64 = self.topic.store.query_once(&cmd, None).await?;
+        // Asked again after a lost connection: a take whose reply was lost
+        // loses the report either way, never a message.
+        let n: u64 = match self.topic.store.query(&cmd).await {
+            Ok(n) => n,
+            // The library of an older version of this crate, loaded by a
+            // process of that version: it counts no losses either.
+            Err(Error::Redis(e)) if e.to_string().contains("Function not found") => 0,
+            Err(e) => return Err(e),
+        };
         self.lost = self.lost.saturating_add(n);
         Ok(())
     }
@@ -663,10 +672,13 @@ impl Member {
     /// member joined (what the read took from the new topic is handed back
     /// to its group first, untouched).
     async fn of_this_topic(&mut self, mut replies: Vec<Value>) -> Result<Value, Error> {
-        let (Some(read), Some(incarnation)) = (replies.pop(), replies.first()) else {
+        // incarnation, the read, whether the group lost messages.
+        let (Some(lost), Some(read), Some(incarnation), true) =
+            (replies.pop(), replies.pop(), replies.first(), replies.len() == 1)
+        else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
-        self.lost_seen = matches!(replies.get(1), Some(Value::Int(1)));
+        self.lost_seen = matches!(lost, Value::Int(1));
         if text(Some(incarnation)) == Some(self.topic.incarnation.as_str()) {
             return Ok(read);
         }

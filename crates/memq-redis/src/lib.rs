@@ -353,8 +353,10 @@ fn removed_key(meta: &str) -> String {
     format!("{}:removed", meta.strip_suffix(":meta").unwrap_or(meta))
 }
 
-/// A message read from a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message read from a topic. Two records are equal when they are the
+/// same message (their [`expires`](Self::expires), reckoned when each
+/// was read, is left out).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Record {
     /// Its offset.
@@ -375,6 +377,28 @@ pub struct Record {
     /// ([`Record::is_expired`]).
     pub expires: Option<std::time::Instant>,
 }
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.offset,
+            self.time_ms,
+            &self.payload,
+            &self.key,
+            &self.format,
+            &self.headers,
+        ) == (
+            other.offset,
+            other.time_ms,
+            &other.payload,
+            &other.key,
+            &other.format,
+            &other.headers,
+        )
+    }
+}
+
+impl Eq for Record {}
 
 impl Record {
     /// Whether it has expired (never, for a topic without a TTL).
@@ -1568,10 +1592,12 @@ impl Reader {
             .arg("-")
             .arg("COUNT")
             .arg(1);
+        pipe.add_command(cmd);
+        // The server's clock as the read returns (after a wait, not
+        // before it): what the read brought expires from then on.
         if self.ttl_ms > 0 {
             pipe.cmd("TIME");
         }
-        pipe.add_command(cmd);
         // A read that waited is checked again after it: a stream deleted
         // meanwhile does not end the wait (as it does a group's), so the
         // read may have been answered by the topic created after it.
@@ -1590,13 +1616,15 @@ impl Reader {
     /// Takes in the replies of [`request`](Self::request)'s pipeline
     /// (`waited`: made with a wait).
     async fn apply(&mut self, waited: bool, replies: &[Value]) -> Result<(), Error> {
-        let read_at = replies.len().saturating_sub(1 + usize::from(waited));
-        let (Some(incarnation), Some(newest), Some(reply), Some(after)) = (
+        // incarnation, newest entry, the read, [TIME], [incarnation again].
+        let expected = 3 + usize::from(self.ttl_ms > 0) + usize::from(waited);
+        let (Some(incarnation), Some(newest), Some(reply), Some(after), true) = (
             replies.first(),
             replies.get(1),
-            replies.get(read_at).filter(|_| read_at >= 2),
+            replies.get(2),
             // A read that did not wait is checked before it only.
             if waited { replies.last() } else { replies.first() },
+            replies.len() == expected,
         ) else {
             return Err(Error::Protocol(format!("{replies:?}")));
         };
@@ -1642,7 +1670,7 @@ impl Reader {
         }
         let read_at = std::time::Instant::now();
         let now_ms = replies
-            .get(2)
+            .get(3)
             .and_then(server_ms)
             .ok_or_else(|| Error::Protocol(format!("{replies:?}")))?;
         if let Some(first) = entries.first() {

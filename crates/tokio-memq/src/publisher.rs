@@ -487,8 +487,12 @@ impl Publisher {
         if self.registry().remote().is_some() {
             // Never waits for room (retention is by count): the timeout
             // bounds the wait for the server, until the publish is sent.
-            // A timeout too long to be a deadline is none.
-            let send_by = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+            // At least a second: opening the topic and checking a quiet
+            // connection are round trips, which a shorter timeout (zero)
+            // would cut off every time on a healthy server. A timeout too
+            // long to be a deadline is none.
+            let send_by =
+                timeout.and_then(|t| std::time::Instant::now().checked_add(t.max(REMOTE_TIMEOUT_FLOOR)));
             return self
                 .publish_remote(vec![entry], send_by, |mut rest| {
                     back(rest.entries.pop().expect("the entry handed back"))
@@ -743,7 +747,9 @@ impl Publisher {
     ///
     /// Over Redis a publish never waits for room; the timeout bounds the
     /// wait for the server instead (reconnecting, or a connection that
-    /// answers nothing), until the publish is sent. Once sent, its reply
+    /// answers nothing), until the publish is sent, and is at least a
+    /// second (opening the topic and checking a quiet connection are round
+    /// trips a zero timeout would always cut off). Once sent, its reply
     /// is waited for as for [`publish`](Self::publish): a publish cut off
     /// then is `Store` with `OutcomeUnknown`, never `Timeout`.
     ///
@@ -1630,6 +1636,12 @@ impl Unpublished {
         Unpublished { entries, index }
     }
 }
+
+/// The least time [`Publisher::publish_timeout`] gives a server before a
+/// publish is sent: room for the round trips that open the topic and
+/// check a quiet connection.
+#[cfg(feature = "redis")]
+const REMOTE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
 
 /// Runs `step` of a publish that has sent nothing yet until `send_by` at
 /// most; `None` when the deadline came first (the step is dropped). On

@@ -1572,10 +1572,13 @@ pub(crate) struct RemoteSource {
 ///
 /// A member's read cut off midway leaves its message pending to the member
 /// on the server, where only the ack timeout brings it back: so a member's
-/// reads are never cut off. One task per partition reads, only while a
-/// receive waits and nothing is waiting to be handed out (a member holds
-/// at most one message per partition it has not handed out); receives take
-/// from here and are cancel safe.
+/// reads are not cut off when a receive stops waiting, only when the queue
+/// closes (a closed process must not take its group's messages; a read
+/// the server answered just before it was cancelled comes back after the
+/// ack timeout). One task per partition reads, only while a receive waits
+/// and nothing (no message, lag or error) is waiting to be handed out (a
+/// member holds at most one message per partition it has not handed out);
+/// receives take from here and are cancel safe.
 struct Inbox {
     queue: Mutex<std::collections::VecDeque<Got>>,
     /// The receives waiting now.
@@ -1620,7 +1623,11 @@ impl Inbox {
                 let demand = self.demand.notified();
                 tokio::pin!(demand);
                 demand.as_mut().enable();
-                if self.demand.is_waited_for() && self.queue.lock().is_empty() {
+                // Nothing more is read while something read, or a lag or
+                // an error met, waits to be handed out: what it reads next
+                // would overtake a lag reported before it.
+                if self.demand.is_waited_for() && self.queue.lock().is_empty() && self.error.lock().is_none()
+                {
                     break;
                 }
                 demand.await;

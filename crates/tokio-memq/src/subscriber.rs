@@ -180,11 +180,10 @@ impl Future for RecvOne<'_> {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        // A member of an automatic group gives what a typed batch put
-        // aside back to its group: the group counted it processed when it
-        // was handed out, and nobody else would receive it. (A manual
-        // group's member holds it pending; the group takes it back when
-        // the member leaves.)
+        // A member of an automatic group gives back what it put aside:
+        // nothing since typed batches give back at once (`put_aside`),
+        // kept as a guard. (A manual group's member holds it pending; the
+        // group takes it back when the member leaves.)
         let Kind::Group { member, .. } = &self.kind else {
             return;
         };
@@ -2023,10 +2022,10 @@ impl Subscriber {
 
     /// Before what a typed batch put aside is handed on: what a member of
     /// an exclusive group may no longer read (a rebalance gave the
-    /// partition to another member) is not its to hand on: given back to
-    /// the group (automatic acknowledgement; the new owner receives it in
-    /// order), or left to the group, which redelivers what the member held
-    /// to the new owner (manual).
+    /// partition to another member) is not its to hand on: left to the
+    /// group, which redelivers what the member held to the new owner
+    /// (manual acknowledgement; an automatic group's members put nothing
+    /// aside, see `put_aside`, and would give it back).
     fn drop_stash_of_lost_partitions(&self) {
         let Kind::Group { member, .. } = &self.kind else {
             return;
