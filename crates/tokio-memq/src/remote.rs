@@ -1638,10 +1638,21 @@ impl Inbox {
             if remote.is_closed() {
                 return;
             }
-            let got = tokio::select! {
-                () = closing => return,
-                got = part.claim() => got,
+            // The read is dropped (cancelled on the server) if the queue
+            // closes first. (Polled by hand, as the reader pump does: the
+            // crate does not build tokio's `select!`.)
+            let got = {
+                let claim = part.claim();
+                tokio::pin!(claim);
+                std::future::poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return std::task::Poll::Ready(None);
+                    }
+                    claim.as_mut().poll(cx).map(Some)
+                })
+                .await
             };
+            let Some(got) = got else { return };
             let stop = matches!(got, Err(RecvError::Closed));
             if stop {
                 self.closed.store(true, Ordering::Release);
@@ -1788,24 +1799,20 @@ impl RemoteSource {
         let Some(group) = group else {
             return got;
         };
-        let mut settled = Vec::new();
         got.retain(|(partition, record, _)| {
             let expired = record.is_expired();
             if expired || !group.manual {
-                settled.push((*partition, record.offset));
+                if let Some(part) = parts.iter().find(|p| p.index == *partition) {
+                    let (log, name, offset) = (part.log.clone(), group.name.clone(), record.offset);
+                    remote.runtime.spawn(async move {
+                        // Lost with the connection: delivered again after
+                        // the ack timeout (at least once).
+                        let _ = log.ack(&name, offset).await;
+                    });
+                }
             }
             !expired
         });
-        for (partition, offset) in settled {
-            if let Some(part) = parts.iter().find(|p| p.index == partition) {
-                let (log, name) = (part.log.clone(), group.name.clone());
-                remote.runtime.spawn(async move {
-                    // Lost with the connection: delivered again after
-                    // the ack timeout (at least once).
-                    let _ = log.ack(&name, offset).await;
-                });
-            }
-        }
         got
     }
 

@@ -178,20 +178,6 @@ impl Future for RecvOne<'_> {
     }
 }
 
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        // A member of an automatic group gives back what it put aside:
-        // nothing since typed batches give back at once (`put_aside`),
-        // kept as a guard. (A manual group's member holds it pending; the
-        // group takes it back when the member leaves.)
-        let Kind::Group { member, .. } = &self.kind else {
-            return;
-        };
-        let left = self.stash.take_where(|_| true);
-        self.give_back(member, left);
-    }
-}
-
 impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Subscriber");
@@ -2023,9 +2009,9 @@ impl Subscriber {
     /// Before what a typed batch put aside is handed on: what a member of
     /// an exclusive group may no longer read (a rebalance gave the
     /// partition to another member) is not its to hand on: left to the
-    /// group, which redelivers what the member held to the new owner
-    /// (manual acknowledgement; an automatic group's members put nothing
-    /// aside, see `put_aside`, and would give it back).
+    /// group, which redelivers what the member held to the new owner.
+    /// (Only members of manual groups put anything aside: see
+    /// `put_aside`.)
     fn drop_stash_of_lost_partitions(&self) {
         let Kind::Group { member, .. } = &self.kind else {
             return;
@@ -2033,12 +2019,11 @@ impl Subscriber {
         if member.config().assignment != memq_groups::Assignment::Exclusive {
             return;
         }
-        let lost = self
-            .stash
-            .take_where(|m| !member.may_read(m.partition.unwrap_or(0)));
-        if member.config().ack == AckMode::Auto {
-            self.give_back(member, lost);
-        }
+        // Dropped here: the group redelivers what the member held.
+        drop(
+            self.stash
+                .take_where(|m| !member.may_read(m.partition.unwrap_or(0))),
+        );
     }
 
     /// Drops what a typed batch put aside, now behind a seek (of
