@@ -336,6 +336,19 @@ async fn receive_as(
     }
 }
 
+/// Every value in `0..total` counted exactly once in `all` (`what`: how
+/// they were counted, for the message).
+fn assert_each_once(all: &std::collections::HashMap<u64, usize>, total: u64, what: &str) {
+    let dups: Vec<_> = all.iter().filter(|(_, &c)| c > 1).collect();
+    assert!(dups.is_empty(), "{what} twice: {:?}", &dups[..dups.len().min(10)]);
+    let missing = (0..total).filter(|v| !all.contains_key(v)).count();
+    assert_eq!(
+        (all.len() as u64, missing),
+        (total, 0),
+        "{what}: {missing} missing"
+    );
+}
+
 /// Three publishers of topic `t`, `per` distinct values each (publisher
 /// `k` the values `k * per ..`), until all are published.
 async fn publish_from_three(mq: &MessageQueue, per: u64) {
@@ -423,9 +436,7 @@ async fn an_automatic_group_delivers_exactly_once_to_mixed_and_cancelled_receive
         }
     }
     let total = 3 * PER_PUBLISHER;
-    let dups: Vec<_> = all.iter().filter(|(_, &c)| c > 1).collect();
-    assert!(dups.is_empty(), "duplicates: {:?}", &dups[..dups.len().min(10)]);
-    assert_eq!(all.len() as u64, total, "lost {}", total - all.len() as u64);
+    assert_each_once(&all, total, "delivered");
 }
 
 /// Manual group, 4 partitions, max_pending 16, 5 members with mixed and
@@ -499,9 +510,7 @@ async fn a_manual_group_has_every_message_acked_once_under_max_pending() {
         }
     }
     let total = 3 * PER_PUBLISHER;
-    let dups: Vec<_> = all.iter().filter(|(_, &c)| c > 1).collect();
-    assert!(dups.is_empty(), "acked twice: {:?}", &dups[..dups.len().min(10)]);
-    assert_eq!(all.len() as u64, total, "lost {}", total - all.len() as u64);
+    assert_each_once(&all, total, "acked");
 }
 
 /// `TopicOptions::message_ttl`: "Expired messages are never delivered".

@@ -476,7 +476,10 @@ async fn publish_timeout_over_redis_bounds_the_wait_for_the_server() {
     let short = Duration::from_millis(300);
 
     // Silent: the proxy holds the connection open and carries nothing.
-    let proxy = memq_testkit::proxy::Proxy::start(address(&server)).await.unwrap();
+    let proxy = timeout(PROMPT, memq_testkit::proxy::Proxy::start(address(&server)))
+        .await
+        .expect("in time")
+        .unwrap();
     let mq = timeout(LIMIT, MessageQueue::connect(&proxy.redis_url()))
         .await
         .expect("connects in time")
@@ -486,10 +489,22 @@ async fn publish_timeout_over_redis_bounds_the_wait_for_the_server() {
     // checking the connection, quiet for longer than 100 ms).
     tokio::time::sleep(Duration::from_millis(250)).await;
     let first = mq.publisher("bounded");
-    assert_eq!(first.publish_timeout(0u32, Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(
+        timeout(PROMPT, first.publish_timeout(0u32, Duration::ZERO))
+            .await
+            .expect("in time")
+            .unwrap(),
+        0
+    );
     let publisher = mq.publisher("bounded");
     // A timeout too long to be a deadline is none (no overflow).
-    assert_eq!(publisher.publish_timeout(1u32, Duration::MAX).await.unwrap(), 1);
+    assert_eq!(
+        timeout(PROMPT, publisher.publish_timeout(1u32, Duration::MAX))
+            .await
+            .expect("in time")
+            .unwrap(),
+        1
+    );
     proxy.freeze();
     // Quiet for longer than the 100 ms after which a publish first checks
     // the connection: that check is what meets the silence.
@@ -502,7 +517,13 @@ async fn publish_timeout_over_redis_bounds_the_wait_for_the_server() {
     // Gone: the publisher that published before, and a new one.
     let direct = connect(&server).await;
     let known = direct.publisher("bounded");
-    assert_eq!(known.publish_timeout(3u32, short).await.unwrap(), 2);
+    assert_eq!(
+        timeout(PROMPT, known.publish_timeout(3u32, short))
+            .await
+            .expect("in time")
+            .unwrap(),
+        2
+    );
     let fresh = direct.publisher("never-opened");
     tokio::task::block_in_place(|| drop(server));
     tokio::time::sleep(Duration::from_millis(250)).await;
