@@ -596,6 +596,21 @@ impl Subscriber {
         max: usize,
         out: &mut impl Received,
     ) -> Poll<Result<usize, RecvError>> {
+        self.poll_batch_counted(cx, wait, max, out, true)
+    }
+
+    /// [`poll_batch_now`](Self::poll_batch_now); `count`: whether what it
+    /// gets counts as delivered now (false for a typed batch of a member
+    /// that gives back what it does not hand on: counted as handed on,
+    /// and what went back when it is received again).
+    fn poll_batch_counted(
+        &self,
+        cx: &mut Context<'_>,
+        wait: &mut Wait,
+        max: usize,
+        out: &mut impl Received,
+        count: bool,
+    ) -> Poll<Result<usize, RecvError>> {
         // What a typed batch put aside comes first; it was counted as
         // delivered when it was received (not again here).
         if max > 0 && !self.stash.is_empty() {
@@ -613,8 +628,10 @@ impl Subscriber {
             }
         }
         let polled = self.poll_batch_inner(cx, wait, max, out);
-        if let Poll::Ready(got) = &polled {
-            self.note(got);
+        match &polled {
+            Poll::Ready(Ok(_)) if !count => {}
+            Poll::Ready(got) => self.note(got),
+            Poll::Pending => {}
         }
         polled
     }
@@ -813,9 +830,20 @@ impl Subscriber {
     }
 
     async fn recv_into(&self, max: usize, out: &mut Vec<TopicMessage>) -> Result<usize, RecvError> {
+        self.recv_into_counted(max, out, true).await
+    }
+
+    /// [`recv_into`](Self::recv_into); `count` as for
+    /// [`poll_batch_counted`](Self::poll_batch_counted).
+    async fn recv_into_counted(
+        &self,
+        max: usize,
+        out: &mut Vec<TopicMessage>,
+        count: bool,
+    ) -> Result<usize, RecvError> {
         let mut wait = self.waiter();
         traced!(
-            poll_fn(|cx| self.poll_batch(cx, &mut wait, max, out)),
+            poll_fn(|cx| budgeted(cx, |cx| self.poll_batch_counted(cx, &mut wait, max, out, count))),
             "memq.recv_batch",
             self.topic
         )
@@ -1715,8 +1743,11 @@ impl Subscriber {
                 Ok(values)
             }
             _ => {
+                // What goes back to the group is counted when it is
+                // received again, not here too.
+                let gives_back = self.gives_back();
                 let mut msgs = Vec::new();
-                self.recv_into(max, &mut msgs).await?;
+                self.recv_into_counted(max, &mut msgs, !gives_back).await?;
                 let mut values = Vec::with_capacity(msgs.len());
                 let mut msgs = msgs.into_iter();
                 while let Some(msg) = msgs.next() {
@@ -1726,6 +1757,9 @@ impl Subscriber {
                             // The failed message itself is dropped (the
                             // error reports it); the rest is put aside,
                             // and nothing is allocated when nothing is left.
+                            if gives_back {
+                                self.delivered(1);
+                            }
                             if msgs.len() > 0 {
                                 self.put_aside(msgs);
                             }
@@ -1736,6 +1770,9 @@ impl Subscriber {
                             break;
                         }
                     }
+                }
+                if gives_back {
+                    self.delivered(values.len());
                 }
                 Ok(values)
             }
@@ -1997,13 +2034,17 @@ impl Subscriber {
     /// rebalance behind what the partition's new owner receives meanwhile
     /// (an exclusive group's order broken), and past its topic's TTL.
     fn put_aside(&self, msgs: impl DoubleEndedIterator<Item = TopicMessage>) {
-        if let Kind::Group { member, .. } = &self.kind {
-            if member.config().ack == AckMode::Auto {
-                self.give_back(member, msgs.collect());
-                return;
-            }
+        match &self.kind {
+            Kind::Group { member, .. } if self.gives_back() => self.give_back(member, msgs.collect()),
+            _ => prepend(&mut self.stash.lock(self.stash_ttl()), msgs),
         }
-        prepend(&mut self.stash.lock(self.stash_ttl()), msgs);
+    }
+
+    /// Whether this is a member of a group with automatic
+    /// acknowledgement, which gives back what a typed batch does not hand
+    /// on ([`put_aside`](Self::put_aside)).
+    fn gives_back(&self) -> bool {
+        matches!(&self.kind, Kind::Group { member, .. } if member.config().ack == AckMode::Auto)
     }
 
     /// Before what a typed batch put aside is handed on: what a member of

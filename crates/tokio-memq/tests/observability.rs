@@ -490,7 +490,9 @@ async fn count_every_receive_kind() {
     // What a typed batch puts aside is counted once: when it is received,
     // not again when the next receive hands it on (subscribers of every
     // partition and group members put it aside in the facade; it was
-    // counted twice there).
+    // counted twice there). A member of an automatic group gives it back
+    // to the group instead: counted when it is received again, not when
+    // the batch took it.
     for (kind, drain) in ["plain", "partitioned", "group", "manual group"]
         .into_iter()
         .flat_map(|k| [(k, "lent"), (k, "try_recv_now")])
