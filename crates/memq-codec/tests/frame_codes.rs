@@ -266,6 +266,71 @@ fn bytes_after_a_gzip_stream_inside_a_version_2_frame_are_an_error() {
     );
 }
 
+/// The payload of a version 2 frame compressed with `compression` (code `code`) and `junk`
+/// after its stream: the frame's decode error.
+#[cfg(any(feature = "gzip", feature = "zstd"))]
+fn kind_with_junk_after_stream(compression: &CompressionConfig, code: u8, junk: &[u8]) -> ErrorKind {
+    let mut payload = codec(&SerializationFormat::Raw, compression, Framing::Bare)
+        .encode(&b"[1,"[..])
+        .unwrap()
+        .to_vec();
+    payload.extend_from_slice(junk);
+    decode_frame::<Vec<u8>>(
+        &v2_frame(4, code, None, &payload),
+        &SerializationFormat::Native,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .kind()
+}
+
+/// Bytes after the zstd frame, of any length, and a whole second zstd frame are trailing
+/// bytes inside a version 2 frame, as they are after a gzip stream (junk after the frame was
+/// reported `Truncated`, and two frames were decoded as one stream).
+#[cfg(feature = "zstd")]
+#[test]
+fn bytes_or_a_second_frame_after_a_zstd_stream_inside_a_version_2_frame_are_an_error() {
+    let zstd = CompressionConfig::Zstd { level: 1 };
+    for len in [1usize, 3, 4, 8, 64] {
+        assert_eq!(
+            kind_with_junk_after_stream(&zstd, 2, &vec![0x5A; len]),
+            ErrorKind::TrailingBytes,
+            "{len} bytes of junk"
+        );
+    }
+    let second = codec(&SerializationFormat::Raw, &zstd, Framing::Bare)
+        .encode(&b"2]"[..])
+        .unwrap();
+    assert_eq!(
+        kind_with_junk_after_stream(&zstd, 2, &second),
+        ErrorKind::TrailingBytes
+    );
+    // Cut short, it is still `Truncated`.
+    let whole = codec(&SerializationFormat::Raw, &zstd, Framing::Bare)
+        .encode(&b"abc"[..])
+        .unwrap();
+    let err = decode_frame::<Vec<u8>>(
+        &v2_frame(4, 2, None, &whole[..whole.len() - 1]),
+        &SerializationFormat::Native,
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated);
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn a_second_gzip_member_inside_a_version_2_frame_is_an_error() {
+    let gzip = CompressionConfig::Gzip { level: Some(1) };
+    let second = codec(&SerializationFormat::Raw, &gzip, Framing::Bare)
+        .encode(&b"2]"[..])
+        .unwrap();
+    assert_eq!(
+        kind_with_junk_after_stream(&gzip, 1, &second),
+        ErrorKind::TrailingBytes
+    );
+}
+
 #[test]
 fn detect_mode_reads_frames_and_bare_payloads() {
     let reader = codec(&SerializationFormat::Raw, &CompressionConfig::None, Framing::Bare)

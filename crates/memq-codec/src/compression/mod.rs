@@ -77,8 +77,7 @@ pub(crate) fn decompress(
     strict: bool,
 ) -> Result<Vec<u8>, CodecError> {
     let limit = limits.max_decoded_size();
-    // Only gzip looks at `strict`: zstd rejects bytes after its frame by itself.
-    let _ = strict;
+    let _ = strict; // (unread when neither compression is built)
     match compression {
         Compression::None => {
             if input.len() > limit {
@@ -91,7 +90,7 @@ pub(crate) fn decompress(
         #[cfg(not(feature = "gzip"))]
         Compression::Gzip => Err(disabled(Compression::Gzip, "gzip")),
         #[cfg(feature = "zstd")]
-        Compression::Zstd => zstd::decompress(input, limit),
+        Compression::Zstd => zstd::decompress(input, limit, strict),
         #[cfg(not(feature = "zstd"))]
         Compression::Zstd => Err(disabled(Compression::Zstd, "zstd")),
     }

@@ -49,7 +49,22 @@ pub(crate) fn compress(level: i32, input: &[u8], out: &mut Vec<u8>) -> Result<()
     Ok(())
 }
 
-pub(crate) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+/// Decompresses `input`. With `strict` (inside a version 2 or 3 frame, whose payload must
+/// be consumed exactly) it holds one zstd frame and nothing after it: a second frame or any
+/// other bytes after the first are `TrailingBytes`, as they are after a gzip stream. Without
+/// (a 1.0.0 frame), zstd's own rule applies: concatenated frames decode as one stream.
+pub(crate) fn decompress(input: &[u8], limit: usize, strict: bool) -> Result<Vec<u8>, CodecError> {
+    if strict {
+        // A frame cut short fails here too; the decode below reports it as zstd sees it.
+        if let Ok(first) = zstd_safe::find_frame_compressed_size(input) {
+            if first < input.len() {
+                return Err(CodecError::msg(
+                    ErrorKind::TrailingBytes,
+                    format!("{} bytes after the end of the zstd frame", input.len() - first),
+                ));
+            }
+        }
+    }
     let declared = zstd_safe::get_frame_content_size(input).map_err(|_| {
         // A frame header is at most 18 bytes; a short input that could be its start is cut.
         let prefix = &input[..input.len().min(ZSTD_MAGIC.len())];
