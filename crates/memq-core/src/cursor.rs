@@ -235,7 +235,12 @@ impl<T> Cursor<T> {
         (self.committed != NOT_COMMITTED).then_some(self.committed)
     }
 
-    /// Messages published that this cursor has not delivered yet.
+    /// Messages published that this cursor has not delivered yet and
+    /// still will: those it holds read ahead, those still in the topic,
+    /// and those evicted before it read them, which it reports as a lag
+    /// (a gap it found and has not reported yet included). Messages that
+    /// expired before it read them are not counted: they are skipped, as
+    /// a receive would skip them now.
     ///
     /// # Examples
     ///
@@ -250,7 +255,19 @@ impl<T> Cursor<T> {
     /// assert_eq!(cursor.lag(), 4); // read ahead into the cursor, not delivered: still counted
     /// ```
     pub fn lag(&self) -> u64 {
-        self.shared.high().saturating_sub(self.position())
+        let held = match self.shared.ttl_nanos() {
+            Some(ttl) => {
+                // Publish times never go down with offsets: the expired are a prefix.
+                let now = self.shared.expiry_now();
+                let expired = self.buf.partition_point(|b| is_expired(b.ts, now, ttl));
+                self.buf.len() - expired
+            }
+            None => self.buf.len(),
+        };
+        let gap = self.pending_lag.map_or(0, NonZeroU64::get);
+        (held as u64)
+            .saturating_add(gap)
+            .saturating_add(self.shared.owed_from(self.st.pos))
     }
 
     /// Records that everything up to and including `offset` is processed.

@@ -867,6 +867,37 @@ impl<T> Shared<T> {
         }
     }
 
+    /// What a reader whose next fetch starts at `pos` will still deliver
+    /// or report lost from the topic: the messages from `pos` on that have
+    /// not expired, and those below the window that were evicted (expired
+    /// ones are skipped silently, so they are owed to nobody). Lock-free
+    /// while `pos` is in the window and nothing in it has expired.
+    pub(crate) fn owed_from(&self, pos: u64) -> u64 {
+        let high = self.hot.counters.high.load(Ordering::Acquire);
+        let low = self.hot.counters.low.load(Ordering::Relaxed).min(high);
+        let now = self.expiry_now();
+        let front_expired = self.ttl_nanos().is_some_and(|ttl| {
+            let front = self.hot.counters.front_ts.load(Ordering::Relaxed);
+            front != u64::MAX && is_expired(front, now, ttl)
+        });
+        if pos >= low && !front_expired {
+            return high.saturating_sub(pos);
+        }
+        // Dropped after the lock is released.
+        let mut garbage = Garbage::new();
+        let mut g = self.hot.inner.lock();
+        let swept = self.sweep_expired(&mut g, now, &mut garbage);
+        let (low, high) = (g.log.low, g.log.high());
+        let evicted = match pos < low {
+            true => g.log.removed.evicted_in(pos, low),
+            false => 0,
+        };
+        if swept > 0 && self.blocks() {
+            self.wake(g, WaitKind::Publish);
+        }
+        evicted + high.saturating_sub(pos.max(low))
+    }
+
     pub(crate) fn stats(&self) -> TopicStats {
         if let Some(ttl) = self.ttl_nanos() {
             // Count what has expired since the last publish or receive,

@@ -729,3 +729,82 @@ fn byte_counts_saturate_whatever_the_weigher_says() {
         Err(memq_core::PublishError::TooLarge(_))
     ));
 }
+
+/// What draining `c` now yields: one per message delivered, `n` per
+/// `Lagged(n)`.
+fn owed(c: &mut memq_core::Cursor<u8>) -> u64 {
+    let mut owed = 0;
+    loop {
+        match c.try_recv() {
+            Ok(_) => owed += 1,
+            Err(TryRecvError::Lagged(n)) => owed += n,
+            Err(_) => return owed,
+        }
+    }
+}
+
+/// `lag()` is what the cursor will still deliver or report lost: never
+/// messages that expired (before a publish or a stats call swept them,
+/// or while read ahead into the cursor), always those evicted (also when
+/// the gap was found and not reported yet). It counted expired messages
+/// until a receive looked.
+#[tokio::test(start_paused = true)]
+async fn lag_is_what_draining_yields_across_expiry_and_eviction() {
+    let ttl = |cap: usize| {
+        Topic::new(
+            TopicConfig::default()
+                .max_messages(Some(cap))
+                .ttl(Some(Duration::from_secs(10))),
+        )
+        .unwrap()
+    };
+    // Expired, nothing swept them yet.
+    let t = ttl(100);
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish_batch(vec![1u8, 2, 3]).unwrap();
+    assert_eq!(c.lag(), 3);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(c.lag(), 0);
+    assert_eq!(t.stats().expired, 3, "lag swept what it left out");
+    assert_eq!(owed(&mut c), 0);
+
+    // Some expired, some not; some of each read ahead into the cursor.
+    let t = ttl(100);
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    t.try_publish_batch(vec![1u8, 2, 3]).unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    t.try_publish_batch(vec![4u8, 5]).unwrap();
+    assert_eq!(c.try_recv().unwrap().value, 1); // the rest read ahead
+    assert_eq!(c.lag(), 4);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(c.lag(), 2, "2 and 3 expired in the cursor's read-ahead");
+    t.try_publish(6).unwrap();
+    assert_eq!(c.lag(), 3);
+    assert_eq!(owed(&mut c), 3);
+
+    // Evicted, then expired, then evicted: only the evicted are owed.
+    let t = ttl(3);
+    let mut c = t.subscribe(StartFrom::Earliest).unwrap();
+    for v in 0u8..5 {
+        t.try_publish(v).unwrap(); // evicts 0, 1
+    }
+    tokio::time::advance(Duration::from_secs(20)).await; // 2..5 expire
+    for v in 5u8..9 {
+        t.try_publish(v).unwrap(); // sweeps 2..5, evicts 5
+    }
+    assert_eq!(c.lag(), 3 + 3);
+    assert_eq!(owed(&mut c), 6);
+
+    // A gap found by a batch and not reported yet is still owed.
+    let t = ttl(4);
+    let mut c = t.subscribe(StartFrom::Latest).unwrap();
+    t.try_publish_batch(vec![0u8, 1]).unwrap();
+    assert_eq!(c.try_recv().unwrap().offset, 0);
+    for v in 2u8..9 {
+        t.try_publish(v).unwrap(); // window [5, 9)
+    }
+    let mut out = Vec::new();
+    assert_eq!(c.try_recv_batch(10, &mut out).unwrap(), 1); // 1, then the gap of 2..5
+    assert_eq!(c.lag(), 3 + 4);
+    assert_eq!(owed(&mut c), 7);
+}

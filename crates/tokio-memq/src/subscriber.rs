@@ -2678,6 +2678,11 @@ impl Subscriber {
     /// Messages published that this subscriber (or its group) has not
     /// processed yet, over all its partitions.
     ///
+    /// A subscriber of its own counts what it will still receive or be
+    /// told it lost: messages evicted before it read them count (a receive
+    /// reports them as [`RecvError::Lagged`]), messages that expired
+    /// before it read them do not (they are skipped).
+    ///
     /// # Examples
     ///
     /// ```

@@ -172,6 +172,34 @@ async fn a_lag_report_leaves_out_expired_messages() {
     assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 6);
 }
 
+/// `Subscriber::lag` counts what the subscriber will still receive or be
+/// told it lost: evicted messages, never expired ones, also before
+/// anything swept them (it counted them until a receive looked).
+#[tokio::test(start_paused = true)]
+async fn a_subscribers_lag_counts_what_it_will_still_receive() {
+    let mq = MessageQueue::new();
+    let sub = mq
+        .subscriber_with_options_and_mode("g", capacity_five_ttl(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    expire_five_then_evict_one(&mq).await;
+    assert_eq!(sub.lag(), 1 + 5, "one evicted unread, five live; five expired");
+
+    // Expired and not swept: no publish or stats call since.
+    let sub = mq
+        .subscriber_with_options_and_mode("h", capacity_five_ttl(), ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let p = mq.publisher("h");
+    for i in 0..3u32 {
+        p.publish(i).await.unwrap();
+    }
+    assert_eq!(sub.lag(), 3);
+    tokio::time::advance(Duration::from_millis(150)).await;
+    assert_eq!(sub.lag(), 0, "all three expired: nothing will be received");
+    assert!(matches!(sub.try_recv_now(), Err(tokio_memq::TryRecvError::Empty)));
+}
+
 /// Bug G through a group member: the same rule for the group's cursor.
 #[tokio::test(start_paused = true)]
 async fn a_group_lag_report_leaves_out_expired_messages() {
