@@ -9,9 +9,10 @@
 //! `&str` as `String`, `i32` as `i64` or `f64`, `u64` as `u32` when it
 //! fits, `f32` as `f64`, `Vec<u8>` as `Vec<u16>`, `(i32, i32)` as
 //! `(i64, i64)`. Everything else (structs and enums, even of the same
-//! shape; maps; `u128::MAX` as `f64`; `0.1f64` as `f32`) is a type
-//! mismatch naming both types: no silent reinterpretation, no lossy round
-//! trip.
+//! shape or from a tuple of their fields; maps; bytes as text and text as
+//! bytes; a sequence with repeats as a set; more than 128 levels of
+//! nesting; `u128::MAX` as `f64`; `0.1f64` as `f32`) is a type mismatch
+//! naming both types: no silent reinterpretation, no lossy round trip.
 
 use std::fmt;
 
@@ -35,6 +36,10 @@ pub(crate) enum Scalar {
     Some(Box<Scalar>),
     /// A sequence or tuple.
     Seq(Vec<Scalar>),
+    /// A sequence or tuple of unsigned integers that all fit in a byte,
+    /// one byte each (a `Vec<u8>` of 1 MiB held as `Seq` took 32 MiB):
+    /// read exactly as the `Seq` of `U64` it stands for.
+    SmallUints(Vec<u8>),
     /// A newtype (`Meters(f64)`) and its content: read as its content, or
     /// as a newtype of the same name, never as another newtype.
     Newtype(&'static str, Box<Scalar>),
@@ -75,9 +80,14 @@ impl de::Error for NotScalar {
     }
 }
 
+/// How deeply options, newtypes and sequences may nest in a value that
+/// converts: deeper is refused before it could exhaust the stack (a
+/// native value nested 10,000 levels deep, read as another type).
+const MAX_DEPTH: u32 = 128;
+
 /// `value` as one scalar, or why it is not one.
 pub(crate) fn scalar_of<V: Serialize + ?Sized>(value: &V) -> Result<Scalar, NotScalar> {
-    value.serialize(ScalarSerializer)
+    value.serialize(ScalarSerializer { depth: 0 })
 }
 
 /// Reads `scalar` as a `T`, when `T` holds it exactly.
@@ -85,11 +95,130 @@ pub(crate) fn read_scalar<T: DeserializeOwned>(scalar: Scalar) -> Result<T, NotS
     T::deserialize(ScalarDeserializer(scalar))
 }
 
+/// Refuses a sequence that repeats an element to a set's visitor: the set
+/// would keep one and drop the others silently. A set's visitor is known
+/// by its type's name (serde's for `HashSet` and `BTreeSet`, and those of
+/// `hashbrown` and `indexmap`, have the set in it; names are best effort,
+/// so a set named otherwise is not recognized).
+fn refuse_repeats_in_a_set<'de, V: Visitor<'de>>(seq: &Scalar) -> Result<(), NotScalar> {
+    let name = std::any::type_name::<V>();
+    // What comes after is the visitor and its type arguments (a `Vec`'s
+    // elements may be sets: that is not the `Vec`'s concern).
+    let owner = name.split("::deserialize::").next().unwrap_or(name);
+    match owner.contains("Set<") && repeats_an_element(seq) {
+        true => Err(NotScalar(
+            "a sequence that repeats an element is not a set: the repeats would be dropped".into(),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// Whether the sequence `seq` (bytes included) holds two equal elements.
+fn repeats_an_element(seq: &Scalar) -> bool {
+    fn sorted_has_pair<E, F: Fn(&E, &E) -> std::cmp::Ordering>(mut items: Vec<E>, cmp: F) -> bool {
+        items.sort_by(&cmp);
+        items.windows(2).any(|w| cmp(&w[0], &w[1]).is_eq())
+    }
+    match seq {
+        Scalar::Bytes(v) | Scalar::SmallUints(v) => sorted_has_pair(v.iter().collect(), |a, b| a.cmp(b)),
+        Scalar::Seq(v) => sorted_has_pair(v.iter().collect(), |a, b| order(a, b)),
+        _ => false,
+    }
+}
+
+/// A total order on scalars in which equal means equal as values: floats
+/// by value with every NaN one value and `-0.0` equal to `0.0`.
+fn order(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn rank(s: &Scalar) -> u8 {
+        match s {
+            Scalar::Bool(_) => 0,
+            Scalar::I64(_) => 1,
+            Scalar::U64(_) => 2,
+            Scalar::I128(_) => 3,
+            Scalar::U128(_) => 4,
+            Scalar::F32(_) => 5,
+            Scalar::F64(_) => 6,
+            Scalar::Char(_) => 7,
+            Scalar::Str(_) => 8,
+            Scalar::Bytes(_) => 9,
+            Scalar::None => 10,
+            Scalar::Some(_) => 11,
+            Scalar::Seq(_) | Scalar::SmallUints(_) => 12,
+            Scalar::Newtype(..) => 13,
+        }
+    }
+    fn float(v: f64) -> f64 {
+        if v.is_nan() {
+            f64::NAN
+        } else if v == 0.0 {
+            0.0 // -0.0 too
+        } else {
+            v
+        }
+    }
+    fn elements(s: &Scalar) -> Vec<Scalar> {
+        match s {
+            Scalar::SmallUints(v) => v.iter().map(|b| Scalar::U64(u64::from(*b))).collect(),
+            Scalar::Seq(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+    match (a, b) {
+        (Scalar::Bool(x), Scalar::Bool(y)) => x.cmp(y),
+        (Scalar::I64(x), Scalar::I64(y)) => x.cmp(y),
+        (Scalar::U64(x), Scalar::U64(y)) => x.cmp(y),
+        (Scalar::I128(x), Scalar::I128(y)) => x.cmp(y),
+        (Scalar::U128(x), Scalar::U128(y)) => x.cmp(y),
+        (Scalar::F32(x), Scalar::F32(y)) => float(f64::from(*x)).total_cmp(&float(f64::from(*y))),
+        (Scalar::F64(x), Scalar::F64(y)) => float(*x).total_cmp(&float(*y)),
+        (Scalar::Char(x), Scalar::Char(y)) => x.cmp(y),
+        (Scalar::Str(x), Scalar::Str(y)) => x.cmp(y),
+        (Scalar::Bytes(x), Scalar::Bytes(y)) => x.cmp(y),
+        (Scalar::Some(x), Scalar::Some(y)) => order(x, y),
+        (Scalar::SmallUints(x), Scalar::SmallUints(y)) => x.cmp(y),
+        (Scalar::Seq(x), Scalar::Seq(y)) => cmp_all(x, y),
+        (x @ (Scalar::Seq(_) | Scalar::SmallUints(_)), y @ (Scalar::Seq(_) | Scalar::SmallUints(_))) => {
+            cmp_all(&elements(x), &elements(y))
+        }
+        (Scalar::Newtype(m, x), Scalar::Newtype(n, y)) => m.cmp(n).then_with(|| order(x, y)),
+        (Scalar::None, Scalar::None) => Ordering::Equal,
+        // Different kinds: every pair of the same rank was matched above.
+        (x, y) => rank(x).cmp(&rank(y)),
+    }
+}
+
+fn cmp_all(x: &[Scalar], y: &[Scalar]) -> std::cmp::Ordering {
+    x.iter()
+        .zip(y)
+        .map(|(a, b)| order(a, b))
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| x.len().cmp(&y.len()))
+}
+
 fn not_scalar(what: &str) -> NotScalar {
     NotScalar(format!("{what} is not a single scalar"))
 }
 
-struct ScalarSerializer;
+/// Reduces a value to a [`Scalar`]; `depth` counts the options, newtypes
+/// and sequences around the value it is given.
+struct ScalarSerializer {
+    depth: u32,
+}
+
+impl ScalarSerializer {
+    /// The serializer for what this one's value holds.
+    fn inner(&self) -> Result<ScalarSerializer, NotScalar> {
+        match self.depth < MAX_DEPTH {
+            true => Ok(ScalarSerializer {
+                depth: self.depth + 1,
+            }),
+            false => Err(NotScalar(format!(
+                "a value nested more than {MAX_DEPTH} levels deep"
+            ))),
+        }
+    }
+}
 
 impl ser::Serializer for ScalarSerializer {
     type Ok = Scalar;
@@ -161,7 +290,7 @@ impl ser::Serializer for ScalarSerializer {
         Ok(Scalar::None)
     }
     fn serialize_some<V: Serialize + ?Sized>(self, v: &V) -> Result<Scalar, NotScalar> {
-        Ok(Scalar::Some(Box::new(v.serialize(self)?)))
+        Ok(Scalar::Some(Box::new(v.serialize(self.inner()?)?)))
     }
     fn serialize_unit(self) -> Result<Scalar, NotScalar> {
         Err(not_scalar("()"))
@@ -185,7 +314,7 @@ impl ser::Serializer for ScalarSerializer {
         name: &'static str,
         v: &V,
     ) -> Result<Scalar, NotScalar> {
-        Ok(Scalar::Newtype(name, Box::new(v.serialize(self)?)))
+        Ok(Scalar::Newtype(name, Box::new(v.serialize(self.inner()?)?)))
     }
     fn serialize_newtype_variant<V: Serialize + ?Sized>(
         self,
@@ -197,10 +326,10 @@ impl ser::Serializer for ScalarSerializer {
         Err(not_scalar(name))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, NotScalar> {
-        Ok(SeqOfScalars(Vec::with_capacity(len.unwrap_or(0).min(4096))))
+        SeqOfScalars::new(self.inner()?, len.unwrap_or(0))
     }
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, NotScalar> {
-        Ok(SeqOfScalars(Vec::with_capacity(len.min(4096))))
+        SeqOfScalars::new(self.inner()?, len)
     }
     fn serialize_tuple_struct(
         self,
@@ -235,18 +364,53 @@ impl ser::Serializer for ScalarSerializer {
     }
 }
 
-/// The elements of a sequence or tuple, each made of scalars.
-pub(crate) struct SeqOfScalars(Vec<Scalar>);
+/// The elements of a sequence or tuple, each made of scalars: one byte
+/// each while every one is an unsigned integer below 256, a [`Scalar`]
+/// each from the first that is not.
+pub(crate) struct SeqOfScalars {
+    /// Serializes the elements.
+    elements: ScalarSerializer,
+    small: Vec<u8>,
+    /// Empty until an element is not a small unsigned integer.
+    any: Vec<Scalar>,
+}
+
+impl SeqOfScalars {
+    fn new(elements: ScalarSerializer, len: usize) -> Result<SeqOfScalars, NotScalar> {
+        Ok(SeqOfScalars {
+            elements,
+            // The length is a hint from the value's `Serialize`: bounded.
+            small: Vec::with_capacity(len.min(1 << 24)),
+            any: Vec::new(),
+        })
+    }
+}
 
 impl ser::SerializeSeq for SeqOfScalars {
     type Ok = Scalar;
     type Error = NotScalar;
     fn serialize_element<V: Serialize + ?Sized>(&mut self, v: &V) -> Result<(), NotScalar> {
-        self.0.push(v.serialize(ScalarSerializer)?);
+        let element = v.serialize(ScalarSerializer {
+            depth: self.elements.depth,
+        })?;
+        match element {
+            Scalar::U64(small @ 0..=255) if self.any.is_empty() => self.small.push(small as u8),
+            element => {
+                if self.any.is_empty() {
+                    let small = std::mem::take(&mut self.small);
+                    self.any.reserve(small.len() + 1);
+                    self.any.extend(small.into_iter().map(|b| Scalar::U64(b.into())));
+                }
+                self.any.push(element);
+            }
+        }
         Ok(())
     }
     fn end(self) -> Result<Scalar, NotScalar> {
-        Ok(Scalar::Seq(self.0))
+        Ok(match (self.any.is_empty(), self.small.is_empty()) {
+            (true, false) => Scalar::SmallUints(self.small),
+            _ => Scalar::Seq(self.any),
+        })
     }
 }
 
@@ -262,9 +426,9 @@ impl ser::SerializeTuple for SeqOfScalars {
 }
 
 /// Hands a sequence's elements to a visitor, one deserializer each.
-struct Elements(std::vec::IntoIter<Scalar>);
+struct Elements<I>(I);
 
-impl<'de> de::SeqAccess<'de> for Elements {
+impl<'de, I: ExactSizeIterator<Item = Scalar>> de::SeqAccess<'de> for Elements<I> {
     type Error = NotScalar;
     fn next_element_seed<S: de::DeserializeSeed<'de>>(
         &mut self,
@@ -286,7 +450,46 @@ impl<'de> de::SeqAccess<'de> for Elements {
 struct ScalarDeserializer(Scalar);
 
 fn inexact(scalar: &Scalar, target: &str) -> NotScalar {
-    NotScalar(format!("{scalar:?} is not exactly an {target}"))
+    // A sequence or text is named, not printed: it may be large.
+    match scalar {
+        Scalar::Seq(_) | Scalar::SmallUints(_) => NotScalar(format!("a sequence is not an {target}")),
+        Scalar::Str(_) => NotScalar(format!("text is not an {target}")),
+        Scalar::Bytes(_) => NotScalar(format!("bytes are not an {target}")),
+        Scalar::Some(_) => NotScalar(format!("an option is not an {target}")),
+        scalar => NotScalar(format!("{scalar:?} is not exactly an {target}")),
+    }
+}
+
+/// Visits the elements of `seq` (a sequence, packed or not, or bytes),
+/// refusing a target that leaves some out.
+fn visit_elements<'de, V: Visitor<'de>>(visitor: V, seq: Scalar) -> Result<V::Value, NotScalar> {
+    refuse_repeats_in_a_set::<V>(&seq)?;
+    match seq {
+        Scalar::Seq(v) => visit_all(visitor, v.into_iter()),
+        Scalar::SmallUints(v) | Scalar::Bytes(v) => {
+            visit_all(visitor, v.into_iter().map(|b| Scalar::U64(b.into())))
+        }
+        // Not reached: callers pass sequences.
+        _ => Err(NotScalar("not a sequence".into())),
+    }
+}
+
+fn visit_all<'de, V, I>(visitor: V, elements: I) -> Result<V::Value, NotScalar>
+where
+    V: Visitor<'de>,
+    I: ExactSizeIterator<Item = Scalar>,
+{
+    let len = elements.len();
+    let mut elements = Elements(elements);
+    let value = visitor.visit_seq(&mut elements)?;
+    // A tuple shorter than the sequence must not drop the rest.
+    match elements.0.len() {
+        0 => Ok(value),
+        _ => Err(de::Error::invalid_length(
+            len,
+            &"as many elements as the target holds",
+        )),
+    }
 }
 
 impl<'de> de::Deserializer<'de> for ScalarDeserializer {
@@ -307,19 +510,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
             Scalar::Bytes(v) => visitor.visit_byte_buf(v),
             Scalar::None => visitor.visit_none(),
             Scalar::Some(v) => visitor.visit_some(ScalarDeserializer(*v)),
-            Scalar::Seq(v) => {
-                let len = v.len();
-                let mut elements = Elements(v.into_iter());
-                let value = visitor.visit_seq(&mut elements)?;
-                // A tuple shorter than the sequence must not drop the rest.
-                match elements.0.len() {
-                    0 => Ok(value),
-                    _ => Err(de::Error::invalid_length(
-                        len,
-                        &"as many elements as the target holds",
-                    )),
-                }
-            }
+            seq @ (Scalar::Seq(_) | Scalar::SmallUints(_)) => visit_elements(visitor, seq),
         }
     }
 
@@ -369,20 +560,83 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
     /// sequence (serde gives it no byte-buffer visit).
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
         match self.0.content() {
-            Scalar::Bytes(v) => {
-                let mut bytes = de::value::SeqDeserializer::new(v.into_iter());
-                let value = visitor.visit_seq(&mut bytes)?;
-                bytes.end()?;
-                Ok(value)
-            }
+            bytes @ Scalar::Bytes(_) => visit_elements(visitor, bytes),
             other => ScalarDeserializer(other).deserialize_any(visitor),
         }
     }
 
+    /// Text only from text: bytes, even valid UTF-8, are not text.
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        match self.0.content() {
+            Scalar::Bytes(_) => Err(NotScalar("bytes are not text".into())),
+            other => ScalarDeserializer(other).deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        self.deserialize_str(visitor)
+    }
+
+    /// Bytes only from bytes (or a sequence of them): text is not bytes.
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        match self.0.content() {
+            Scalar::Str(_) => Err(NotScalar("text is not bytes".into())),
+            other => ScalarDeserializer(other).deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NotScalar> {
+        self.deserialize_bytes(visitor)
+    }
+
+    // Structs, enums and maps are never read from scalars, even of the
+    // same shape: a `(1, 2)` is not a `Point`, a `(5, 7)` not a `Duration`.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, NotScalar> {
+        Err(NotScalar(format!("a {name} is not read from scalars")))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: usize,
+        _: V,
+    ) -> Result<V::Value, NotScalar> {
+        Err(NotScalar(format!("a {name} is not read from scalars")))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: V,
+    ) -> Result<V::Value, NotScalar> {
+        Err(NotScalar(format!("a {name} is not read from scalars")))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, NotScalar> {
+        Err(NotScalar(format!("a {name} is not read from scalars")))
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value, NotScalar> {
+        Err(not_scalar("a map"))
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, NotScalar> {
+        Err(not_scalar("an identifier"))
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char str string
-        bytes byte_buf option unit unit_struct tuple
-        tuple_struct map struct enum identifier ignored_any
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char
+        option unit tuple ignored_any
     }
 }
 
@@ -496,5 +750,214 @@ mod tests {
         );
         assert_eq!(convert::<_, Vec<Feet>>(vec![Meters(1.0)]), None);
         assert_eq!(convert::<_, Option<Feet>>(Some(Meters(1.0))), None);
+    }
+
+    /// Structs, tuple structs and enums are never read from a tuple or a
+    /// sequence of their fields' types: `(1, 2)` read as a `Point`, and
+    /// `(5, 7)` as a `Duration`, converted silently.
+    #[test]
+    fn structs_and_enums_are_not_read_from_tuples() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Point {
+            x: i32,
+            y: i32,
+        }
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Pair(i32, i32);
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Unit;
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        enum Kind {
+            A,
+        }
+        assert_eq!(convert::<_, Point>((1i32, 2i32)), None);
+        assert_eq!(convert::<_, Point>(vec![3i32, 4]), None);
+        assert_eq!(convert::<_, Pair>((1i32, 2i32)), None);
+        assert_eq!(convert::<_, std::time::Duration>((5u64, 7u32)), None);
+        assert_eq!(convert::<_, Kind>("A"), None);
+        assert_eq!(convert::<_, Kind>(0u32), None);
+        assert_eq!(convert::<_, Unit>(None::<u8>), None);
+        assert_eq!(
+            convert::<_, std::collections::BTreeMap<u8, u8>>(vec![(1u8, 2u8)]),
+            None
+        );
+        // Their fields' types still convert.
+        assert_eq!(convert::<_, (i64, i64)>((1i32, 2i32)), Some((1, 2)));
+    }
+
+    /// A set would keep one of each repeated element and drop the rest.
+    #[test]
+    fn a_sequence_with_repeats_is_not_a_set() {
+        use std::collections::{BTreeSet, HashSet};
+        assert_eq!(convert::<_, HashSet<u32>>(vec![1u32, 1, 2]), None);
+        assert_eq!(convert::<_, BTreeSet<u64>>(vec![1u8, 2, 1]), None);
+        assert_eq!(convert::<_, BTreeSet<u64>>(vec![300u32, 2, 300]), None);
+        assert_eq!(convert::<_, HashSet<String>>(vec!["a", "b", "a"]), None);
+        assert_eq!(convert::<_, Vec<BTreeSet<u8>>>(vec![vec![1u8], vec![2, 2]]), None);
+        assert_eq!(
+            convert::<_, BTreeSet<(u8, bool)>>(vec![(1u8, true), (1, true)]),
+            None
+        );
+        assert_eq!(
+            convert::<_, BTreeSet<u64>>(vec![1u32, 2, 3]),
+            Some(BTreeSet::from([1, 2, 3]))
+        );
+        assert_eq!(
+            convert::<_, Vec<BTreeSet<u8>>>(vec![vec![1u8, 2], vec![1, 2]]),
+            Some(vec![BTreeSet::from([1, 2]), BTreeSet::from([1, 2])]),
+            "equal sets in a list are not repeats in a set"
+        );
+        assert_eq!(
+            convert::<_, BTreeSet<(u8, u16)>>(vec![(1u8, 2u16), (1, 300)]),
+            Some(BTreeSet::from([(1, 2), (1, 300)]))
+        );
+        assert_eq!(convert::<_, Vec<u8>>(vec![7u8, 7]), Some(vec![7, 7]));
+        // A set inside something else is found where it is.
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Tags(BTreeSet<u8>);
+        assert_eq!(convert::<_, Tags>(vec![1u8, 1]), None);
+        assert_eq!(convert::<_, Option<HashSet<u8>>>(Some(vec![1u8, 1])), None);
+        assert_eq!(convert::<_, (BTreeSet<u8>, u8)>((vec![1u8, 1], 2u8)), None);
+        assert_eq!(
+            convert::<_, (BTreeSet<u8>, Vec<u8>)>((vec![1u8, 2], vec![3u8, 3])),
+            Some((BTreeSet::from([1, 2]), vec![3, 3]))
+        );
+        assert_eq!(
+            convert::<_, Tags>(vec![2u8, 1]),
+            Some(Tags(BTreeSet::from([1, 2])))
+        );
+    }
+
+    /// The order that finds repeats treats equal values as equal and is
+    /// total (a sort may panic on one that is not).
+    #[test]
+    fn the_order_on_scalars_is_total_and_equal_means_equal() {
+        use std::cmp::Ordering::*;
+        let samples = [
+            Scalar::Bool(true),
+            Scalar::I64(-1),
+            Scalar::U64(1),
+            Scalar::F64(f64::NAN),
+            Scalar::F64(-0.0),
+            Scalar::F64(0.0),
+            Scalar::F32(1.0),
+            Scalar::Str("a".into()),
+            Scalar::None,
+            Scalar::Some(Box::new(Scalar::U64(1))),
+            Scalar::Seq(vec![Scalar::U64(1), Scalar::I64(2)]),
+            Scalar::SmallUints(vec![1, 2]),
+            Scalar::Seq(vec![Scalar::U64(1), Scalar::U64(2)]),
+            Scalar::Newtype("A", Box::new(Scalar::U64(1))),
+        ];
+        for a in &samples {
+            assert_eq!(order(a, a), Equal, "{a:?}");
+            for b in &samples {
+                assert_eq!(order(a, b), order(b, a).reverse(), "{a:?} {b:?}");
+                for c in &samples {
+                    if order(a, b).is_le() && order(b, c).is_le() {
+                        assert!(order(a, c).is_le(), "{a:?} {b:?} {c:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(order(&Scalar::F64(-0.0), &Scalar::F64(0.0)), Equal);
+        assert_eq!(order(&Scalar::F64(f64::NAN), &Scalar::F64(-f64::NAN)), Equal);
+        assert_eq!(order(&samples[11], &samples[12]), Equal, "packed or not");
+    }
+
+    /// Sequences of small unsigned integers are held packed and read
+    /// exactly as the sequence of integers they are.
+    #[test]
+    fn packed_small_integers_read_as_the_integers_they_are() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Id(u32);
+        let packed = scalar_of(&vec![1u8, 2, 255]).unwrap();
+        assert_eq!(packed, Scalar::SmallUints(vec![1, 2, 255]));
+        assert_eq!(convert::<_, Vec<u16>>(vec![1u8, 2, 255]), Some(vec![1, 2, 255]));
+        assert_eq!(convert::<_, Vec<f32>>(vec![1u32, 2]), Some(vec![1.0, 2.0]));
+        assert_eq!(convert::<_, Vec<Id>>(vec![1u8, 2]), Some(vec![Id(1), Id(2)]));
+        assert_eq!(convert::<_, (u8, u64)>((1u16, 2u8)), Some((1, 2)));
+        assert_eq!(convert::<_, (u8, u8)>(vec![1u8, 2, 3]), None, "one left over");
+        assert_eq!(convert::<_, Vec<bool>>(vec![1u8]), None);
+        assert_eq!(convert::<_, Vec<i8>>(vec![127u8, 128]), None, "128 is no i8");
+        assert_eq!(convert::<_, Vec<u16>>(Vec::<u8>::new()), Some(vec![]));
+        // A sequence that stops being small mid-way keeps what came first.
+        assert_eq!(
+            convert::<_, Vec<u64>>(vec![1u64, 2, 1 << 40, 3]),
+            Some(vec![1, 2, 1 << 40, 3])
+        );
+        assert_eq!(convert::<_, Vec<i64>>(vec![1i64, -1]), Some(vec![1, -1]));
+    }
+
+    /// A value nested deeper than the limit is refused as it is reduced,
+    /// before its depth could exhaust the stack (it overflowed at about
+    /// 10,000 levels).
+    #[test]
+    fn a_value_nested_too_deep_is_refused_not_a_stack_overflow() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Nest(Option<Box<Nest>>);
+        impl Drop for Nest {
+            // Iterative: the derived drop of a deep chain recurses too.
+            fn drop(&mut self) {
+                let mut next = self.0.take();
+                while let Some(mut n) = next {
+                    next = n.0.take();
+                }
+            }
+        }
+        fn nest(levels: usize) -> Nest {
+            (0..levels).fold(Nest(None), |inner, _| Nest(Some(Box::new(inner))))
+        }
+        fn levels(mut n: &Nest) -> usize {
+            let mut count = 0;
+            while let Some(inner) = &n.0 {
+                (count, n) = (count + 1, inner);
+            }
+            count
+        }
+        // Two levels each (the newtype and its option): 63 fit in 128.
+        let shallow = scalar_of(&nest(63)).unwrap();
+        assert_eq!(read_scalar::<Nest>(shallow).map(|n| levels(&n)).ok(), Some(63));
+        let err = scalar_of(&nest(1_000_000)).unwrap_err();
+        assert!(err.to_string().contains("nested more than 128"), "{err}");
+        assert!(scalar_of(&nest(64)).is_err());
+    }
+
+    /// Bytes are not text, even when they are valid UTF-8, and text is not
+    /// bytes.
+    #[test]
+    fn bytes_and_text_are_not_each_other() {
+        struct Raw(&'static [u8]);
+        impl Serialize for Raw {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        #[derive(Debug, PartialEq)]
+        struct Buf(Vec<u8>);
+        impl<'de> de::Deserialize<'de> for Buf {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Buf, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Buf;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Buf, E> {
+                        Ok(Buf(v.to_vec()))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Buf, E> {
+                        Ok(Buf(v.as_bytes().to_vec()))
+                    }
+                }
+                d.deserialize_byte_buf(V)
+            }
+        }
+        assert_eq!(convert::<_, String>(Raw(b"abc")), None);
+        assert_eq!(convert::<_, Box<str>>(Raw(b"abc")), None);
+        assert_eq!(convert::<_, Buf>("abc"), None);
+        assert_eq!(convert::<_, Buf>(Raw(b"abc")), Some(Buf(b"abc".to_vec())));
+        assert_eq!(convert::<_, Vec<u16>>(Raw(b"ab")), Some(vec![97, 98]));
+        assert_eq!(convert::<_, (u8,)>(Raw(b"ab")), None, "one left over");
     }
 }

@@ -254,7 +254,11 @@ impl crate::MessageQueue {
     /// ([`TopicMessage::deserialize`](crate::TopicMessage::deserialize),
     /// typed receives, lent batches), except payloads encoded by a codec
     /// that has limits of its own. A payload any size can be published;
-    /// the limits apply when it is read. For one read with other limits,
+    /// the limits apply when it is read. A value published natively is
+    /// never decoded, so no limit applies to it: read as its own type it
+    /// is cloned, read as another it converts as
+    /// [`TopicMessage::deserialize`](crate::TopicMessage::deserialize)
+    /// says (nested at most 128 levels). For one read with other limits,
     /// see [`TopicMessage::deserialize_with_limits`](crate::TopicMessage::deserialize_with_limits).
     ///
     /// # Examples

@@ -1448,10 +1448,12 @@ impl TopicMessage {
     /// sequences and tuples) into a type that holds each exactly, so a
     /// `&str` reads as a `String`, an `i32` as an `i64` or `f64`, a
     /// `Vec<u8>` as a `Vec<u16>`. Structs and enums (even of the same
-    /// shape), maps, and narrowing that would change a value (`u128::MAX` as
-    /// `f64`, `0.1f64` as `f32`, `300` as `u8`) are
-    /// [`TypeMismatch`](crate::DecodeErrorKind::TypeMismatch) errors naming
-    /// both types. Byte payloads are decoded by their format.
+    /// shape, or from a tuple of their fields), maps, bytes as text and
+    /// text as bytes, a sequence that repeats an element as a set, values
+    /// nested more than 128 levels deep, and narrowing that would change
+    /// a value (`u128::MAX` as `f64`, `0.1f64` as `f32`, `300` as `u8`)
+    /// are [`TypeMismatch`](crate::DecodeErrorKind::TypeMismatch) errors
+    /// naming both types. Byte payloads are decoded by their format.
     ///
     /// # Errors
     ///

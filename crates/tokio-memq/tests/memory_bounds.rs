@@ -293,3 +293,26 @@ fn an_unread_wildcard_subscription_forgets_topics_deleted_empty() {
         assert_eq!((m.topic(), m.deserialize::<u8>().unwrap()), ("w.live", 8));
     });
 }
+
+/// A native value read as another type converts through a copy of its
+/// scalars: a `Vec<u8>` of 1 MiB read as `Vec<u16>` (2 MiB) used 32 MiB
+/// for it (32 bytes an element). Small unsigned integers are held a byte
+/// each now: the copy and the result, 3 MiB.
+#[test]
+fn reading_a_native_byte_vector_as_another_type_costs_about_its_size() {
+    let _serial = alloc::serial();
+    const N: usize = 1 << 20;
+    let msg =
+        tokio_memq::TopicMessage::new("t", (0..N).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    let before = alloc::live();
+    alloc::reset_peak();
+    let wide = msg.deserialize::<Vec<u16>>().unwrap();
+    let extra = alloc::peak() - before;
+    assert_eq!(wide.len(), N);
+    assert!(wide.iter().enumerate().all(|(i, w)| *w == (i % 251) as u16));
+    assert!(
+        extra < (4 * N) as isize,
+        "{extra} bytes at the peak to read {N} bytes as {} bytes",
+        2 * N
+    );
+}

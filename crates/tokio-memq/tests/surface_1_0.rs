@@ -886,6 +886,63 @@ async fn native_values_convert_only_when_nothing_is_lost() {
     );
 }
 
+/// Reinterpretations a lossless conversion let through: a tuple read as
+/// a struct of its fields' types, a `Vec` with repeats read as a set
+/// (which drops them), bytes read as text; and a value nested deeper than
+/// serde's derives recurse safely.
+#[test]
+fn native_values_do_not_convert_into_another_shape() {
+    use std::collections::BTreeSet;
+    use tokio_memq::{DecodeErrorKind, TopicMessage};
+    #[derive(serde::Deserialize, Clone, Debug)]
+    #[allow(dead_code)]
+    struct Point {
+        x: i32,
+        y: i32,
+    }
+    let kind = |m: &TopicMessage, read: fn(&TopicMessage) -> Result<(), tokio_memq::DecodeError>| {
+        read(m).map_err(|e| e.kind())
+    };
+    let pair = TopicMessage::new("t", (1i32, 2i32)).unwrap();
+    assert_eq!(
+        kind(&pair, |m| m.deserialize::<Point>().map(drop)),
+        Err(DecodeErrorKind::TypeMismatch)
+    );
+    let pair = TopicMessage::new("t", (5u64, 7u32)).unwrap();
+    assert_eq!(
+        kind(&pair, |m| m.deserialize::<Duration>().map(drop)),
+        Err(DecodeErrorKind::TypeMismatch)
+    );
+    let repeats = TopicMessage::new("t", vec![3u8, 1, 3]).unwrap();
+    assert_eq!(
+        kind(&repeats, |m| m.deserialize::<BTreeSet<u8>>().map(drop)),
+        Err(DecodeErrorKind::TypeMismatch)
+    );
+    assert_eq!(repeats.deserialize::<Vec<u16>>().unwrap(), [3, 1, 3]);
+    let bytes = TopicMessage::new("t", tokio_memq::Bytes::from_static(b"text")).unwrap();
+    assert_eq!(
+        kind(&bytes, |m| m.deserialize::<String>().map(drop)),
+        Err(DecodeErrorKind::TypeMismatch)
+    );
+    let nested = |levels: usize| {
+        let value = (0..levels).fold(serde_json::json!([]), |v, _| serde_json::json!([v]));
+        TopicMessage::new("t", value).unwrap()
+    };
+    assert_eq!(
+        kind(&nested(100), |m| m
+            .deserialize::<Vec<serde_json::Value>>()
+            .map(drop)),
+        Ok(())
+    );
+    assert_eq!(
+        kind(&nested(1_000), |m| m
+            .deserialize::<Vec<serde_json::Value>>()
+            .map(drop)),
+        Err(DecodeErrorKind::TypeMismatch),
+        "nested more than 128 levels"
+    );
+}
+
 #[tokio::test]
 async fn batches_say_where_every_message_landed() {
     let mq = MessageQueue::new();
