@@ -2550,6 +2550,9 @@ impl Subscriber {
     /// subscriber or group of more than one partition (see
     /// [`partition_offset`](Self::partition_offset)); a subscription to one
     /// partition, or to a partitioned topic of one, gives that partition's.
+    /// After messages it had not read were evicted, it is the offset it
+    /// would have received: its next receive reports
+    /// [`RecvError::Lagged`], then goes on from the oldest retained.
     ///
     /// # Examples
     ///

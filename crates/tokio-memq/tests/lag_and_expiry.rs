@@ -326,3 +326,31 @@ async fn a_failed_group_commit_commits_no_partition() {
     let first = within(LIMIT, member.recv()).await.unwrap().unwrap();
     assert_eq!((first.partition, first.offset()), (Some(0), 0));
 }
+
+/// `Subscriber::current_offset` after messages it had not read were
+/// evicted: the offset it would have received, then `Lagged`, then the
+/// oldest retained (as its doc says).
+#[tokio::test]
+async fn current_offset_after_an_eviction_is_where_the_subscriber_stood() {
+    let mq = MessageQueue::new();
+    let options = TopicOptions {
+        max_messages: Some(2),
+        ..Default::default()
+    };
+    let sub = mq
+        .subscriber_with_options_and_mode("e", options, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let p = mq.publisher("e");
+    for i in 0..5u32 {
+        p.publish(i).await.unwrap();
+    }
+    assert_eq!(sub.current_offset().await, Some(0));
+    assert_eq!(
+        within(LIMIT, sub.recv()).await.unwrap().map(|m| m.offset()),
+        Err(RecvError::Lagged(3))
+    );
+    assert_eq!(sub.current_offset().await, Some(3));
+    assert_eq!(within(LIMIT, sub.recv()).await.unwrap().unwrap().offset(), 3);
+    assert_eq!(sub.current_offset().await, Some(4));
+}
