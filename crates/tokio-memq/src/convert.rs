@@ -200,6 +200,12 @@ fn not_scalar(what: &str) -> NotScalar {
     NotScalar(format!("{what} is not a single scalar"))
 }
 
+/// A struct, tuple struct, unit struct or enum named `name`: a target
+/// scalars are never read as.
+fn not_from_scalars(name: &str) -> NotScalar {
+    NotScalar(format!("a {name} is not read from scalars"))
+}
+
 /// Reduces a value to a [`Scalar`]; `depth` counts the options, newtypes
 /// and sequences around the value it is given.
 struct ScalarSerializer {
@@ -597,7 +603,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         _: &'static [&'static str],
         _: V,
     ) -> Result<V::Value, NotScalar> {
-        Err(NotScalar(format!("a {name} is not read from scalars")))
+        Err(not_from_scalars(name))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -606,7 +612,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         _: usize,
         _: V,
     ) -> Result<V::Value, NotScalar> {
-        Err(NotScalar(format!("a {name} is not read from scalars")))
+        Err(not_from_scalars(name))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -614,7 +620,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         name: &'static str,
         _: V,
     ) -> Result<V::Value, NotScalar> {
-        Err(NotScalar(format!("a {name} is not read from scalars")))
+        Err(not_from_scalars(name))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -623,7 +629,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         _: &'static [&'static str],
         _: V,
     ) -> Result<V::Value, NotScalar> {
-        Err(NotScalar(format!("a {name} is not read from scalars")))
+        Err(not_from_scalars(name))
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value, NotScalar> {

@@ -141,6 +141,13 @@ async fn expire_five_then_evict_one(mq: &MessageQueue) {
     );
 }
 
+/// A subscriber from offset 0 of `topic`, made with `capacity_five_ttl`.
+async fn earliest_with_capacity_five_ttl(mq: &MessageQueue, topic: &str) -> Subscriber {
+    mq.subscriber_with_options_and_mode(topic, capacity_five_ttl(), ConsumptionMode::Earliest)
+        .await
+        .unwrap()
+}
+
 fn capacity_five_ttl() -> TopicOptions {
     TopicOptions {
         max_messages: Some(5),
@@ -158,10 +165,7 @@ fn capacity_five_ttl() -> TopicOptions {
 async fn a_lag_report_leaves_out_expired_messages() {
     let mq = MessageQueue::new();
     // Created before anything is published: positioned at offset 0.
-    let sub = mq
-        .subscriber_with_options_and_mode("g", capacity_five_ttl(), ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+    let sub = earliest_with_capacity_five_ttl(&mq, "g").await;
     expire_five_then_evict_one(&mq).await;
     let first = within(LIMIT, sub.recv()).await.unwrap().map(|m| m.offset());
     assert_eq!(
@@ -178,18 +182,12 @@ async fn a_lag_report_leaves_out_expired_messages() {
 #[tokio::test(start_paused = true)]
 async fn a_subscribers_lag_counts_what_it_will_still_receive() {
     let mq = MessageQueue::new();
-    let sub = mq
-        .subscriber_with_options_and_mode("g", capacity_five_ttl(), ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+    let sub = earliest_with_capacity_five_ttl(&mq, "g").await;
     expire_five_then_evict_one(&mq).await;
     assert_eq!(sub.lag(), 1 + 5, "one evicted unread, five live; five expired");
 
     // Expired and not swept: no publish or stats call since.
-    let sub = mq
-        .subscriber_with_options_and_mode("h", capacity_five_ttl(), ConsumptionMode::Earliest)
-        .await
-        .unwrap();
+    let sub = earliest_with_capacity_five_ttl(&mq, "h").await;
     let p = mq.publisher("h");
     for i in 0..3u32 {
         p.publish(i).await.unwrap();
