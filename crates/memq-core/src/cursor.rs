@@ -235,6 +235,27 @@ impl<T> Cursor<T> {
         (self.committed != NOT_COMMITTED).then_some(self.committed)
     }
 
+    /// Offsets published past this cursor's position: what a fetch will
+    /// walk through, messages that expired or were evicted included (see
+    /// [`lag`](Self::lag) for what it will still deliver or report).
+    /// Lock-free and without a clock read: for bookkeeping on hot paths
+    /// (a consumer group's claim, a batch's size hint).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(2))).unwrap();
+    /// let cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// for i in 0..5 { topic.try_publish(i).unwrap(); }
+    /// assert_eq!(cursor.offsets_ahead(), 5, "three of them evicted");
+    /// assert_eq!(cursor.lag(), 5, "reported as a lag of 3, then 2 delivered");
+    /// ```
+    pub fn offsets_ahead(&self) -> u64 {
+        self.shared.high().saturating_sub(self.position())
+    }
+
     /// Messages published that this cursor has not delivered yet and
     /// still will: those it holds read ahead, those still in the topic,
     /// and those evicted before it read them, which it reports as a lag

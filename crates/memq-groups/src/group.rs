@@ -601,7 +601,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
         }
         for p in 0..st.cursors.len() {
-            if st.armed[p] && st.cursors[p].lag() <= st.waiters.owed(p) as u64 {
+            if st.armed[p] && st.cursors[p].offsets_ahead() <= st.waiters.owed(p) as u64 {
                 continue;
             }
             self.cover(st, p, wake);
@@ -620,7 +620,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
     fn cover_closing(&self, st: &mut State<T>, wake: &mut Vec<Waker>) {
         let mut all_done = st.redeliver.is_empty();
         for p in 0..st.cursors.len() {
-            let done = st.cursors[p].is_closed() && st.cursors[p].lag() == 0;
+            let done = st.cursors[p].is_closed() && st.cursors[p].offsets_ahead() == 0;
             all_done &= done;
             if !done && !st.armed[p] {
                 let mut relay = Context::from_waker(&self.relays[p]);
@@ -660,7 +660,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             st.armed[p] = false;
             let closed = st.cursors[p].is_closed();
-            let lag = st.cursors[p].lag();
+            let lag = st.cursors[p].offsets_ahead();
             let room = self.room(st);
             if lag == 0 || room == 0 {
                 // Closed and drained (each member finds it so), or no room
@@ -689,7 +689,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
             }
             // Everything there is kept for members woken for it, and more
             // are parked: they must hear of the next publish.
-            if !self.arm_ahead(st, p) || st.cursors[p].lag() <= st.waiters.owed(p) as u64 {
+            if !self.arm_ahead(st, p) || st.cursors[p].offsets_ahead() <= st.waiters.owed(p) as u64 {
                 return;
             }
         }
@@ -1161,7 +1161,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if owed != 0 && max == 1 {
             return None;
         }
-        let may = st.cursors[p].lag().saturating_sub(owed).min(max as u64);
+        let may = st.cursors[p].offsets_ahead().saturating_sub(owed).min(max as u64);
         // Short of `max`, a batch goes on to the other partitions: the
         // full claim's work.
         if may == 0 || (st.cursors[p].read_ahead() as u64) < may || (may < max as u64 && n > 1) {
@@ -1330,7 +1330,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 } else {
                     true
                 };
-                if ready && st.cursors[p].lag() == 0 && st.cursors[p].is_closed() {
+                if ready && st.cursors[p].offsets_ahead() == 0 && st.cursors[p].is_closed() {
                     closed += 1;
                 } else {
                     pending_parts += 1;
@@ -1470,7 +1470,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
                 let others_done = (0..n).all(|p| {
                     let own = self.eligible(st, member, p);
                     owned += usize::from(own);
-                    own || st.cursors[p].is_closed() && st.cursors[p].lag() == 0
+                    own || st.cursors[p].is_closed() && st.cursors[p].offsets_ahead() == 0
                 });
                 others_done && closed == owned
             }
@@ -1491,7 +1491,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         if owed == 0 {
             return take;
         }
-        match st.cursors[p].lag() {
+        match st.cursors[p].offsets_ahead() {
             0 => take,
             lag => take.min(usize::try_from(lag.saturating_sub(owed)).unwrap_or(usize::MAX)),
         }

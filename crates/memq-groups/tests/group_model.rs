@@ -2629,3 +2629,28 @@ fn model_regression_exclusive_closed_only_when_its_own_partitions_are() {
     ];
     check(cfg, ops).unwrap();
 }
+
+/// Model (`cargo xtask stress 1000`, shrunk): exclusive, manual, TTL 10 ms,
+/// one message pending at most. Member 0 parks, two messages arrive and
+/// expire while it waits for its receive; it acknowledges, and a new
+/// message is published: the member, parked, was never woken for it.
+#[test]
+fn model_regression_a_member_parked_past_expired_messages_is_woken_for_a_new_one() {
+    let cfg = Config {
+        exclusive: true,
+        ttl_ms: Some(10),
+        max_pending: Some(1),
+        ..manual_case(1, 512)
+    };
+    let ops = vec![
+        Op::Join(Start::Committed),
+        Op::Park(0, 1),
+        Op::PublishBatch(0, 2),
+        Op::Park(0, 1),
+        Op::Publish(0),
+        Op::RecvWait(0, 1, 10),
+        Op::Ack(0, 0, 0, 0),
+        Op::Publish(0),
+    ];
+    check(cfg, ops).unwrap();
+}

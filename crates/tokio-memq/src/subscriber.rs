@@ -820,7 +820,7 @@ impl Subscriber {
     pub(crate) fn backlog_hint(&self) -> usize {
         const MAX_HINT: u64 = 1024;
         let backlog = match &self.kind {
-            Kind::Broadcast(cursor) => cursor.lock().lag(),
+            Kind::Broadcast(cursor) => cursor.lock().offsets_ahead(),
             Kind::Merged(_) | Kind::Group { .. } => 64,
             #[cfg(feature = "redis")]
             Kind::Remote(_) => 16,
