@@ -382,7 +382,9 @@ impl<T> MergedCursor<T> {
         self.parts.into_iter().map(|p| (p.partition, p.cursor)).collect()
     }
 
-    /// Messages published and not yet delivered, summed over partitions.
+    /// Messages published and not yet delivered, summed over partitions:
+    /// those evicted before they were read included (a receive reports
+    /// them as a lag), those that expired not.
     ///
     /// # Examples
     ///
@@ -397,9 +399,10 @@ impl<T> MergedCursor<T> {
     /// assert_eq!(all.lag(), 4);
     /// ```
     pub fn lag(&self) -> u64 {
+        // A gap a batch found and kept for the next receive is still owed.
         self.parts
             .iter()
-            .map(|p| p.cursor.lag())
+            .map(|p| p.cursor.lag().saturating_add(p.lag.unwrap_or(0)))
             .fold(0, u64::saturating_add)
     }
 

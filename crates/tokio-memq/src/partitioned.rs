@@ -493,14 +493,17 @@ impl MessageQueue {
                 Err(e) => return Err(e),
             };
             let options = TopicOptions {
-                partitions: options.partitions.or(existing).or(Some(partition + 1)),
+                partitions: options
+                    .partitions
+                    .or(existing)
+                    .or(Some(partition.saturating_add(1))),
                 ..options
             };
             if existing.is_none() {
                 // Refused before the topic is made, as in memory: a
                 // partition it would not have, a start past its (empty)
                 // window.
-                let partitions = options.partitions.unwrap_or(partition + 1);
+                let partitions = options.partitions.unwrap_or(partition.saturating_add(1));
                 if partition >= partitions {
                     return Err(TopicError::NoSuchPartition {
                         partition,
@@ -521,7 +524,7 @@ impl MessageQueue {
         let count = match (options.partitions, self.registry().get(topic).map(|e| e.log)) {
             (Some(count), _) => count,
             (None, Some(Log::Partitioned(log))) => log.partition_count(),
-            (None, _) => partition + 1,
+            (None, _) => partition.saturating_add(1),
         };
         // Tried on a topic made here before it is registered: a start or
         // a partition it refuses leaves no topic behind.

@@ -282,6 +282,7 @@ impl Drop for Waits {
 pub enum PatternRecvError {
     /// `count` messages of `topic` were evicted before this subscriber
     /// read them; it goes on with that topic's oldest retained message.
+    /// A partitioned topic reports each partition's loss on its own.
     #[error("lagged behind topic {topic}: {count} messages lost")]
     Lagged {
         /// The topic that evicted them.
@@ -417,7 +418,8 @@ impl PatternSubscriber {
     /// # Errors
     ///
     /// [`PatternRecvError::Lagged`] once per topic that evicted messages
-    /// this subscriber had not read (naming it), then the rest;
+    /// this subscriber had not read (naming it; a partitioned topic once
+    /// per partition that did, each with its own count), then the rest;
     /// [`PatternRecvError::Closed`] once the queue is
     /// [closed](crate::MessageQueue::close) and every matching topic is
     /// drained.

@@ -839,3 +839,84 @@ async fn a_refused_partition_subscribe_creates_no_topic() {
     .await
     .unwrap();
 }
+
+/// A gap one partition's reader found while a batch already held another
+/// partition's message is reported by the next receive; `lag()` counted
+/// it out meanwhile (2 where 5 were still to come: `Lagged(3)` and two
+/// messages).
+#[tokio::test]
+async fn lag_counts_a_gap_a_batch_found_and_kept_for_the_next_receive() {
+    let mq = MessageQueue::new();
+    let small = TopicOptions {
+        max_messages: Some(2),
+        ..TopicOptions::default()
+    };
+    mq.create_partitioned_topic("pl", small.clone(), 2).await.unwrap();
+    let sub = mq
+        .subscriber_with_options_and_mode("pl", small, ConsumptionMode::Earliest)
+        .await
+        .unwrap();
+    let publish_to = |partition: usize, values: std::ops::RangeInclusive<u8>| {
+        let mq = mq.clone();
+        async move {
+            mq.set_partition_routing("pl", PartitionRouting::Fixed(partition))
+                .await
+                .unwrap();
+            for v in values {
+                mq.publish_to_partitioned(TopicMessage::new("pl", v).unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    publish_to(0, 0..=0).await;
+    let first = within(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (first.partition, first.offset()),
+        (Some(0), 0),
+        "partition 1 is next"
+    );
+    publish_to(0, 1..=5).await; // partition 0 keeps 4 and 5: 1..4 evicted
+    publish_to(1, 9..=9).await;
+    assert_eq!(sub.lag(), 3 + 2 + 1);
+    let batch = within(LIMIT, sub.recv_batch_lent(10)).await.unwrap().unwrap();
+    let got: Vec<_> = batch.iter().map(|m| (m.partition(), m.offset())).collect();
+    drop(batch);
+    assert_eq!(got, [(Some(1), 0)], "partition 0's gap kept for the next receive");
+    assert_eq!(sub.lag(), 3 + 2, "the gap and partition 0's two");
+    assert_eq!(
+        sub.try_recv_now().map(|m| m.offset()),
+        Err(tokio_memq::TryRecvError::Lagged(3))
+    );
+    assert_eq!(sub.lag(), 2);
+    let rest: Vec<_> = (0..2).map(|_| sub.try_recv_now().unwrap().offset()).collect();
+    assert_eq!(rest, [4, 5]);
+    assert_eq!(sub.lag(), 0);
+}
+
+/// A partition index too large to count past is a typed error: it
+/// overflowed `partition + 1` (a panic in debug builds, a count of 0 in
+/// release builds).
+#[tokio::test]
+async fn a_partition_index_too_large_to_count_past_is_refused() {
+    let mq = MessageQueue::new();
+    let refused = mq
+        .subscribe_partition_with_options(
+            "huge",
+            usize::MAX,
+            TopicOptions::default(),
+            None,
+            ConsumptionMode::Earliest,
+        )
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            refused,
+            TopicError::PartitionCount { .. } | TopicError::NoSuchPartition { .. }
+        ),
+        "{refused:?}"
+    );
+    assert!(mq.list_topics().await.is_empty(), "nothing left behind");
+}

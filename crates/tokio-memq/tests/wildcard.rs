@@ -458,3 +458,37 @@ async fn a_parked_stream_is_not_lost_to_topics_leaving_the_set() {
     );
     reader.abort();
 }
+
+/// A partitioned topic reports its losses to a wildcard subscriber once
+/// per partition that evicted, each with its own count (as
+/// `PatternSubscriber::recv` says), then the messages retained.
+#[tokio::test]
+async fn a_partitioned_topic_reports_a_lag_per_partition_that_evicted() {
+    let mq = MessageQueue::new();
+    let sub = mq.subscribe_pattern("lo.*").unwrap();
+    let one = TopicOptions {
+        max_messages: Some(1),
+        ..TopicOptions::default()
+    };
+    mq.create_partitioned_topic("lo.p", one, 4).await.unwrap();
+    for i in 0..12u8 {
+        mq.publish_to_partitioned(tokio_memq::TopicMessage::new("lo.p", i).unwrap())
+            .await
+            .unwrap();
+    }
+    let (mut lags, mut partitions) = (Vec::new(), Vec::new());
+    loop {
+        match sub.try_recv_now() {
+            Ok(m) => partitions.push(m.partition.unwrap()),
+            Err(PatternRecvError::Lagged { topic, count }) => {
+                assert_eq!(&*topic, "lo.p");
+                lags.push(count);
+            }
+            Err(PatternRecvError::Empty) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(lags, [2, 2, 2, 2], "three published to each partition, one kept");
+    partitions.sort_unstable();
+    assert_eq!(partitions, [0, 1, 2, 3]);
+}
