@@ -759,4 +759,8 @@ impl crate::message::Acknowledgeable for MessageRef<'_> {
     fn ack_offset(&self) -> u64 {
         self.item.offset
     }
+
+    fn ack_topic(&self) -> Option<&str> {
+        Some(self.topic())
+    }
 }

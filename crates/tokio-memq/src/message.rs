@@ -1687,6 +1687,16 @@ pub trait Acknowledgeable {
     fn ack_partition(&self) -> Option<usize>;
     /// Its offset (in its partition).
     fn ack_offset(&self) -> u64;
+    /// The topic it was received from, where it says: a member refuses
+    /// to acknowledge a message of another topic (`None`: not checked).
+    fn ack_topic(&self) -> Option<&str> {
+        None
+    }
+    /// Whether it was received from a topic at all: a message built and
+    /// never published has no offset, and acknowledges nothing.
+    fn ack_received(&self) -> bool {
+        true
+    }
 }
 
 impl Acknowledgeable for TopicMessage {
@@ -1696,6 +1706,14 @@ impl Acknowledgeable for TopicMessage {
 
     fn ack_offset(&self) -> u64 {
         self.offset()
+    }
+
+    fn ack_topic(&self) -> Option<&str> {
+        Some(&self.topic)
+    }
+
+    fn ack_received(&self) -> bool {
+        self.offset.is_some()
     }
 }
 
@@ -1731,6 +1749,8 @@ pub struct TypedMessage<T> {
     /// How many times its group has delivered it, this time included (1
     /// outside groups).
     pub deliveries: u32,
+    /// The topic it was received from (checked when it is acknowledged).
+    pub(crate) topic: Arc<str>,
 }
 
 impl<T> Acknowledgeable for TypedMessage<T> {
@@ -1740,6 +1760,10 @@ impl<T> Acknowledgeable for TypedMessage<T> {
 
     fn ack_offset(&self) -> u64 {
         self.offset
+    }
+
+    fn ack_topic(&self) -> Option<&str> {
+        Some(&self.topic)
     }
 }
 

@@ -1657,6 +1657,7 @@ impl Subscriber {
             offset: msg.offset(),
             partition: msg.partition,
             deliveries: msg.deliveries,
+            topic: msg.topic,
         })
     }
 
@@ -2441,7 +2442,29 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn ack(&self, message: &impl Acknowledgeable) -> Result<(), AckError> {
-        self.ack_at(message.ack_partition().unwrap_or(0), message.ack_offset())
+        let (partition, offset) = self.settles(message)?;
+        self.ack_at(partition, offset)
+    }
+
+    /// Where `message` was received, when it may be this member's: a
+    /// message of another topic, or one never published, is
+    /// [`AckError::NotOwned`] (taken for the pending message at its offset,
+    /// it settled that one).
+    fn settles(&self, message: &impl Acknowledgeable) -> Result<(usize, u64), AckError> {
+        let (partition, offset) = (message.ack_partition().unwrap_or(0), message.ack_offset());
+        let foreign = message.ack_topic().is_some_and(|topic| topic != &*self.topic);
+        match foreign || !message.ack_received() {
+            true => {
+                // Outside a group, still `AutoAck`.
+                #[cfg(feature = "redis")]
+                if let Kind::Remote(_) = &self.kind {
+                    return Err(AckError::NotOwned { partition, offset });
+                }
+                self.acking_member()?;
+                Err(AckError::NotOwned { partition, offset })
+            }
+            false => Ok((partition, offset)),
+        }
     }
 
     pub(crate) fn ack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {
@@ -2491,7 +2514,8 @@ impl Subscriber {
     /// # Ok(()) }
     /// ```
     pub fn nack(&self, message: &impl Acknowledgeable) -> Result<(), AckError> {
-        self.nack_at(message.ack_partition().unwrap_or(0), message.ack_offset())
+        let (partition, offset) = self.settles(message)?;
+        self.nack_at(partition, offset)
     }
 
     pub(crate) fn nack_at(&self, partition: usize, offset: u64) -> Result<(), AckError> {

@@ -1049,3 +1049,67 @@ async fn a_refused_join_leaves_nothing_behind() {
     .await
     .unwrap();
 }
+
+/// A member acknowledges only messages of its own topic that were
+/// received: a message of another topic, or one built and never
+/// published, is `NotOwned`. Both used to settle the member's pending
+/// message at the same offset (`ack`: lost once the member left; `nack`
+/// at the delivery limit: dead-lettered).
+#[tokio::test]
+async fn a_member_refuses_to_settle_messages_of_another_topic_or_never_published() {
+    let mq = MessageQueue::new();
+    let join = |topic: &'static str| {
+        mq.group(topic, "g")
+            .manual_ack()
+            .max_deliveries(1)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+    };
+    let worker = join("ta").await.unwrap();
+    let other = join("tb").await.unwrap();
+    mq.publisher("ta").publish("job").await.unwrap();
+    mq.publisher("tb").publish("elsewhere").await.unwrap();
+    let job = within(LIMIT, worker.recv()).await.unwrap().unwrap();
+    let foreign = within(LIMIT, other.recv()).await.unwrap().unwrap();
+    let built = tokio_memq::TopicMessage::new("ta", "never published").unwrap();
+    let not_owned = Err(AckError::NotOwned {
+        partition: 0,
+        offset: 0,
+    });
+    assert_eq!(worker.ack(&foreign), not_owned);
+    assert_eq!(worker.nack(&foreign), not_owned);
+    assert_eq!(worker.ack(&built), not_owned);
+    assert_eq!(worker.nack(&built), not_owned);
+    let stats = mq.get_group_stats("ta", "g").await.unwrap();
+    assert_eq!((stats.pending, stats.dead_lettered), (1, 0), "still pending");
+
+    // A typed message and a lent one say their topic too.
+    mq.publisher("tb").publish(7u32).await.unwrap();
+    let typed = within(LIMIT, other.recv_typed_message::<u32>())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        worker.ack(&typed),
+        Err(AckError::NotOwned {
+            partition: 0,
+            offset: 1
+        })
+    );
+    mq.publisher("ta").publish("second").await.unwrap();
+    mq.publisher("tb").publish("third").await.unwrap();
+    let lent = within(LIMIT, other.recv_batch_lent(1)).await.unwrap().unwrap();
+    let lent = lent.iter().next().unwrap();
+    assert_eq!(
+        worker.ack(&lent),
+        Err(AckError::NotOwned {
+            partition: 0,
+            offset: 2
+        })
+    );
+    // Its own are settled as before; outside a group, still AutoAck.
+    assert_eq!(worker.ack(&job), Ok(()));
+    let plain = mq.subscriber("ta").await.unwrap();
+    assert_eq!(plain.ack(&foreign), Err(AckError::AutoAck));
+    assert_eq!(mq.get_group_stats("ta", "g").await.unwrap().pending, 0);
+}
