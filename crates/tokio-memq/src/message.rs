@@ -58,6 +58,14 @@ pub(crate) trait NativeValue: Any + Send + Sync {
 
 impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        // serde_json's serializer recurses without a limit: a value nested
+        // a million levels overflowed the stack (`payload_str`).
+        if crate::weigh::too_deep(self) {
+            return Err(serde::ser::Error::custom(format_args!(
+                "a value nested more than {} levels deep",
+                crate::weigh::MAX_DEPTH
+            )));
+        }
         serde_json::to_value(self)
     }
     fn to_scalar(&self) -> Result<crate::convert::Scalar, crate::convert::NotScalar> {
@@ -74,6 +82,12 @@ impl<T: Serialize + Send + Sync + 'static> NativeValue for T {
     }
     #[cfg(feature = "redis")]
     fn encode_with(&self, codec: &memq_codec::Codec) -> Result<Bytes, memq_codec::CodecError> {
+        if crate::weigh::too_deep(self) {
+            return Err(memq_codec::CodecError::new(
+                memq_codec::ErrorKind::TooDeep,
+                format!("a value nested more than {} levels deep", crate::weigh::MAX_DEPTH),
+            ));
+        }
         codec.encode(self)
     }
 }
@@ -1409,7 +1423,8 @@ impl TopicMessage {
     /// The payload as text, for display: bytes decoded as UTF-8 with
     /// invalid sequences replaced, a native `String` or `&'static str` as
     /// is, any other native value as JSON (other string types, a
-    /// `Box<str>` say, as a JSON string).
+    /// `Box<str>` say, as a JSON string); one that cannot be written as
+    /// JSON, or nests more than 1,024 levels deep, as `[native value]`.
     ///
     /// # Examples
     ///

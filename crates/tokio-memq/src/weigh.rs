@@ -14,15 +14,17 @@
 //! It is an estimate: padding and spare capacity are not counted, nor
 //! what a `Box` or `Arc` outside a collection points to when it is not a
 //! string or collection itself (a boxed array reads as an inline one). A
-//! value whose `Serialize` fails is weighed by what it showed until then.
+//! value whose `Serialize` fails is weighed by what it showed until then,
+//! and one nested more than 1,024 levels deep by what it shows down to
+//! there.
 
 use serde::ser::{self, Serialize};
 
 /// The inline size of `T` plus what the value reaches through its fields,
 /// as its `Serialize` implementation shows them.
 pub(crate) fn weight_of<T: Serialize>(value: &T) -> usize {
-    let mut counter = Counter { bytes: 0, heap: 0 };
-    // A serializer that only counts cannot fail; a value whose `Serialize`
+    let mut counter = Counter::new();
+    // The counter fails only past `MAX_DEPTH`; a value whose `Serialize`
     // fails on its own is weighed by what it showed until then.
     let _ = value.serialize(&mut counter);
     std::mem::size_of::<T>().saturating_add(counter.bytes)
@@ -36,6 +38,10 @@ struct Counter {
     bytes: usize,
     /// Sequences and maps entered and not yet left.
     heap: usize,
+    /// Values entered and not yet left.
+    depth: usize,
+    /// Whether the walk stopped at `MAX_DEPTH`.
+    too_deep: bool,
 }
 
 /// The inline size of a `String`, `Vec` or map header.
@@ -44,6 +50,15 @@ const HEADER: usize = 24;
 const NONE: usize = 8;
 
 impl Counter {
+    fn new() -> Counter {
+        Counter {
+            bytes: 0,
+            heap: 0,
+            depth: 0,
+            too_deep: false,
+        }
+    }
+
     fn add(&mut self, n: usize) {
         self.bytes = self.bytes.saturating_add(n);
     }
@@ -65,30 +80,56 @@ impl Counter {
     fn leave(&mut self) {
         self.heap = self.heap.saturating_sub(1);
     }
-}
 
-/// Never built: the counter cannot fail.
-#[derive(Debug)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("value could not be weighed")
+    /// Walks what the value holds, one level deeper; a value nested
+    /// deeper than [`MAX_DEPTH`] is weighed by what it shows down to it
+    /// (walked to the bottom, a million levels overflowed the stack).
+    fn child<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Stopped> {
+        if self.depth >= MAX_DEPTH {
+            self.too_deep = true;
+            return Err(Stopped);
+        }
+        self.depth += 1;
+        let walked = value.serialize(&mut *self);
+        self.depth -= 1;
+        walked
     }
 }
 
-impl std::error::Error for Never {}
+/// How deep the walk goes.
+pub(crate) const MAX_DEPTH: usize = 1024;
 
-impl ser::Error for Never {
+/// Whether `value` nests more than [`MAX_DEPTH`] levels deep: too deep
+/// to walk with serde's recursion on any thread's stack. One walk, as
+/// [`weight_of`]'s, that stops there.
+pub(crate) fn too_deep<T: Serialize + ?Sized>(value: &T) -> bool {
+    let mut counter = Counter::new();
+    let _ = value.serialize(&mut counter);
+    counter.too_deep
+}
+
+/// Stopped built: the counter cannot fail.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("value nested too deep to weigh")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+impl ser::Error for Stopped {
     fn custom<M: std::fmt::Display>(_msg: M) -> Self {
-        Never
+        Stopped
     }
 }
 
 macro_rules! primitive {
     ($($method:ident($ty:ty)),* $(,)?) => {
         $(
-            fn $method(self, _v: $ty) -> Result<(), Never> {
+            fn $method(self, _v: $ty) -> Result<(), Stopped> {
                 self.inline(std::mem::size_of::<$ty>());
                 Ok(())
             }
@@ -98,7 +139,7 @@ macro_rules! primitive {
 
 impl ser::Serializer for &mut Counter {
     type Ok = ();
-    type Error = Never;
+    type Error = Stopped;
     type SerializeSeq = Self;
     type SerializeTuple = Self;
     type SerializeTupleStruct = Self;
@@ -114,32 +155,32 @@ impl ser::Serializer for &mut Counter {
         serialize_f64(f64), serialize_char(char),
     }
 
-    fn serialize_str(self, v: &str) -> Result<(), Never> {
+    fn serialize_str(self, v: &str) -> Result<(), Stopped> {
         self.inline(HEADER);
         self.add(v.len());
         Ok(())
     }
 
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), Never> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Stopped> {
         self.inline(HEADER);
         self.add(v.len());
         Ok(())
     }
 
-    fn serialize_none(self) -> Result<(), Never> {
+    fn serialize_none(self) -> Result<(), Stopped> {
         self.inline(NONE);
         Ok(())
     }
 
-    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Never> {
-        value.serialize(self)
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Stopped> {
+        self.child(value)
     }
 
-    fn serialize_unit(self) -> Result<(), Never> {
+    fn serialize_unit(self) -> Result<(), Stopped> {
         Ok(())
     }
 
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Never> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Stopped> {
         Ok(())
     }
 
@@ -148,7 +189,7 @@ impl ser::Serializer for &mut Counter {
         _name: &'static str,
         _index: u32,
         _variant: &'static str,
-    ) -> Result<(), Never> {
+    ) -> Result<(), Stopped> {
         Ok(())
     }
 
@@ -156,8 +197,8 @@ impl ser::Serializer for &mut Counter {
         self,
         _name: &'static str,
         value: &T,
-    ) -> Result<(), Never> {
-        value.serialize(self)
+    ) -> Result<(), Stopped> {
+        self.child(value)
     }
 
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -166,20 +207,20 @@ impl ser::Serializer for &mut Counter {
         _index: u32,
         _variant: &'static str,
         value: &T,
-    ) -> Result<(), Never> {
-        value.serialize(self)
+    ) -> Result<(), Stopped> {
+        self.child(value)
     }
 
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, Never> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, Stopped> {
         self.enter();
         Ok(self)
     }
 
-    fn serialize_tuple(self, _len: usize) -> Result<Self, Never> {
+    fn serialize_tuple(self, _len: usize) -> Result<Self, Stopped> {
         Ok(self)
     }
 
-    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, Never> {
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, Stopped> {
         Ok(self)
     }
 
@@ -189,16 +230,16 @@ impl ser::Serializer for &mut Counter {
         _index: u32,
         _variant: &'static str,
         _len: usize,
-    ) -> Result<Self, Never> {
+    ) -> Result<Self, Stopped> {
         Ok(self)
     }
 
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self, Never> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self, Stopped> {
         self.enter();
         Ok(self)
     }
 
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, Never> {
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, Stopped> {
         Ok(self)
     }
 
@@ -208,7 +249,7 @@ impl ser::Serializer for &mut Counter {
         _index: u32,
         _variant: &'static str,
         _len: usize,
-    ) -> Result<Self, Never> {
+    ) -> Result<Self, Stopped> {
         Ok(self)
     }
 
@@ -222,13 +263,13 @@ macro_rules! compound {
         $(
             impl ser::$trait for &mut Counter {
                 type Ok = ();
-                type Error = Never;
+                type Error = Stopped;
 
-                fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
-                    value.serialize(&mut **self)
+                fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Stopped> {
+                    self.child(value)
                 }
 
-                fn end(self) -> Result<(), Never> {
+                fn end(self) -> Result<(), Stopped> {
                     Ok(())
                 }
             }
@@ -238,13 +279,13 @@ macro_rules! compound {
 
 impl ser::SerializeSeq for &mut Counter {
     type Ok = ();
-    type Error = Never;
+    type Error = Stopped;
 
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
-        value.serialize(&mut **self)
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Stopped> {
+        self.child(value)
     }
 
-    fn end(self) -> Result<(), Never> {
+    fn end(self) -> Result<(), Stopped> {
         self.leave();
         Ok(())
     }
@@ -258,17 +299,17 @@ compound! {
 
 impl ser::SerializeMap for &mut Counter {
     type Ok = ();
-    type Error = Never;
+    type Error = Stopped;
 
-    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Never> {
-        key.serialize(&mut **self)
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Stopped> {
+        self.child(key)
     }
 
-    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Never> {
-        value.serialize(&mut **self)
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Stopped> {
+        self.child(value)
     }
 
-    fn end(self) -> Result<(), Never> {
+    fn end(self) -> Result<(), Stopped> {
         self.leave();
         Ok(())
     }
@@ -279,13 +320,13 @@ macro_rules! named_fields {
         $(
             impl ser::$trait for &mut Counter {
                 type Ok = ();
-                type Error = Never;
+                type Error = Stopped;
 
-                fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Never> {
-                    value.serialize(&mut **self)
+                fn serialize_field<T: ?Sized + Serialize>(&mut self, _key: &'static str, value: &T) -> Result<(), Stopped> {
+                    self.child(value)
                 }
 
-                fn end(self) -> Result<(), Never> {
+                fn end(self) -> Result<(), Stopped> {
                     Ok(())
                 }
             }
@@ -350,5 +391,41 @@ mod tests {
         let big = (1usize << 31) + 1;
         assert!(Weight::new(big).get() >= big && Weight::new(big).get() - big < 1024);
         assert!(Weight::new(usize::MAX).get() >= 1 << 40);
+    }
+
+    /// A value nested deeper than the walk goes is weighed down to there,
+    /// and said to be too deep: walked to the bottom, a million levels
+    /// overflowed the stack (a publish to a topic with a byte budget).
+    #[test]
+    fn a_value_nested_too_deep_is_weighed_down_to_the_limit() {
+        let deep = |levels: usize| (0..levels).fold(serde_json::json!([]), |v, _| serde_json::json!([v]));
+        let shallow = deep(100);
+        assert!(!too_deep(&shallow));
+        assert_eq!(
+            weight_of(&shallow),
+            std::mem::size_of::<serde_json::Value>() + 100 * 24,
+            "each array inside one: its header"
+        );
+        let bottomless = (0..1_000_000).fold(Nested(Vec::new()), |inner, _| Nested(vec![inner]));
+        assert!(too_deep(&bottomless));
+        let weighed = weight_of(&bottomless);
+        assert!(
+            ((MAX_DEPTH - 2) * 24..=(MAX_DEPTH + 1) * 24).contains(&weighed),
+            "{weighed}"
+        );
+    }
+
+    /// Vectors in vectors, any depth: dropped without recursion.
+    #[derive(serde::Serialize)]
+    #[serde(transparent)]
+    struct Nested(Vec<Nested>);
+
+    impl Drop for Nested {
+        fn drop(&mut self) {
+            let mut stack = std::mem::take(&mut self.0);
+            while let Some(mut n) = stack.pop() {
+                stack.append(&mut n.0);
+            }
+        }
     }
 }

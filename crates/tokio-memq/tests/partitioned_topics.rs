@@ -909,8 +909,7 @@ async fn a_partition_index_too_large_to_count_past_is_refused() {
             ConsumptionMode::Earliest,
         )
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         matches!(
             refused,

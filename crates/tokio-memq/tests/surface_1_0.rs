@@ -943,6 +943,46 @@ fn native_values_do_not_convert_into_another_shape() {
     );
 }
 
+/// Vectors in vectors, any depth: dropped without recursion.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Nested(Vec<Nested>);
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.0);
+        while let Some(mut n) = stack.pop() {
+            stack.append(&mut n.0);
+        }
+    }
+}
+
+fn nested(levels: usize) -> Nested {
+    (0..levels).fold(Nested(Vec::new()), |inner, _| Nested(vec![inner]))
+}
+
+/// A native value nested a million levels deep is shown as
+/// `[native value]` and weighed for a byte budget down to a limit: both
+/// walked it to the bottom and overflowed the stack (the process aborted).
+#[tokio::test]
+async fn a_native_value_nested_a_million_levels_is_displayed_and_published() {
+    let shallow = tokio_memq::TopicMessage::new("t", nested(3)).unwrap();
+    assert_eq!(shallow.payload_str(), "[[[[]]]]");
+    let deep = tokio_memq::TopicMessage::new("t", nested(1_000_000)).unwrap();
+    assert_eq!(deep.payload_str(), "[native value]");
+
+    let mq = MessageQueue::new();
+    let budget = TopicOptions {
+        max_bytes: Some(1 << 20),
+        ..TopicOptions::default()
+    };
+    let sub = mq.subscriber_with_options("deep", budget).await.unwrap();
+    mq.publisher("deep").publish(nested(1_000_000)).await.unwrap();
+    let got = within(LIMIT, sub.recv()).await.unwrap().unwrap();
+    assert_eq!(got.payload_str(), "[native value]");
+    assert!(got.native::<Nested>().is_some());
+}
+
 #[tokio::test]
 async fn batches_say_where_every_message_landed() {
     let mq = MessageQueue::new();
