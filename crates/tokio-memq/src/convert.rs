@@ -466,6 +466,33 @@ fn inexact(scalar: &Scalar, target: &str) -> NotScalar {
     }
 }
 
+// An integer as a float when the float is exactly it: `as` rounds to the
+// nearest float, so the round trip back (within range: `as` saturates)
+// tells. `2^53 + 2` is an exact f64; `2^53 + 1` is not.
+
+fn signed_as_f64(v: i128) -> Option<f64> {
+    let f = v as f64;
+    let in_range = (-(2f64.powi(127))..2f64.powi(127)).contains(&f);
+    (in_range && f as i128 == v).then_some(f)
+}
+
+fn unsigned_as_f64(v: u128) -> Option<f64> {
+    let f = v as f64;
+    (f < 2f64.powi(128) && f as u128 == v).then_some(f)
+}
+
+fn signed_as_f32(v: i128) -> Option<f32> {
+    let f = v as f32;
+    let in_range = (-(2f32.powi(127))..2f32.powi(127)).contains(&f);
+    (in_range && f as i128 == v).then_some(f)
+}
+
+fn unsigned_as_f32(v: u128) -> Option<f32> {
+    let f = v as f32;
+    // 2^128 is past f32's range: a value that rounds to it is infinite.
+    (f.is_finite() && f as u128 == v).then_some(f)
+}
+
 /// Visits the elements of `seq` (a sequence, packed or not, or bytes),
 /// refusing a target that leaves some out.
 fn visit_elements<'de, V: Visitor<'de>>(visitor: V, seq: Scalar) -> Result<V::Value, NotScalar> {
@@ -525,8 +552,10 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         let exact = match scalar {
             Scalar::F32(v) => Some(v),
             Scalar::F64(v) => ((v as f32) as f64 == v || v.is_nan()).then_some(v as f32),
-            Scalar::I64(v) => (v.unsigned_abs() <= 1 << 24).then_some(v as f32),
-            Scalar::U64(v) => (v <= 1 << 24).then_some(v as f32),
+            Scalar::I64(v) => signed_as_f32(v.into()),
+            Scalar::U64(v) => signed_as_f32(v.into()),
+            Scalar::I128(v) => signed_as_f32(v),
+            Scalar::U128(v) => unsigned_as_f32(v),
             _ => None,
         };
         match exact {
@@ -540,8 +569,10 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer {
         let exact = match scalar {
             Scalar::F32(v) => Some(f64::from(v)),
             Scalar::F64(v) => Some(v),
-            Scalar::I64(v) => (v.unsigned_abs() <= 1 << 53).then_some(v as f64),
-            Scalar::U64(v) => (v <= 1 << 53).then_some(v as f64),
+            Scalar::I64(v) => signed_as_f64(v.into()),
+            Scalar::U64(v) => signed_as_f64(v.into()),
+            Scalar::I128(v) => signed_as_f64(v),
+            Scalar::U128(v) => unsigned_as_f64(v),
             _ => None,
         };
         match exact {
@@ -686,6 +717,29 @@ mod tests {
             convert::<_, Vec<String>>(vec!["a", "b"]),
             Some(vec!["a".into(), "b".into()])
         );
+    }
+
+    /// Integers read as floats when the float is exactly them, not only
+    /// up to the float's exact-integer range (`2^53 + 2` is an `f64`).
+    #[test]
+    fn integers_read_as_floats_exactly_when_they_are_one() {
+        assert_eq!(convert::<_, f64>((1u64 << 53) + 2), Some(9_007_199_254_740_994.0));
+        assert_eq!(convert::<_, f64>((1u64 << 53) + 1), None);
+        assert_eq!(convert::<_, f64>(u64::MAX), None, "rounds to 2^64");
+        assert_eq!(convert::<_, f64>(1u64 << 63), Some(9_223_372_036_854_775_808.0));
+        assert_eq!(convert::<_, f64>(i64::MIN), Some(-9_223_372_036_854_775_808.0));
+        assert_eq!(convert::<_, f64>(i64::MAX), None, "rounds to 2^63");
+        assert_eq!(convert::<_, f64>(1u128 << 127), Some(2f64.powi(127)));
+        assert_eq!(convert::<_, f64>(u128::MAX), None, "rounds to 2^128");
+        assert_eq!(convert::<_, f64>(i128::MIN), Some(-(2f64.powi(127))));
+        assert_eq!(convert::<_, f64>(i128::MAX), None);
+        assert_eq!(convert::<_, f32>(1u128 << 127), Some(2f32.powi(127)));
+        assert_eq!(convert::<_, f32>(u128::MAX), None, "past f32's range");
+        assert_eq!(convert::<_, f32>((1u32 << 24) + 2), Some(16_777_218.0));
+        assert_eq!(convert::<_, f32>((1u32 << 24) + 1), None);
+        assert_eq!(convert::<_, f32>(-(1i64 << 40)), Some(-(2f32.powi(40))));
+        assert_eq!(convert::<_, f32>(i128::MIN), Some(-(2f32.powi(127))));
+        assert_eq!(convert::<_, f32>(i128::MAX), None);
     }
 
     #[test]
