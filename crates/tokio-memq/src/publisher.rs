@@ -175,14 +175,21 @@ impl Publisher {
             }
         }
         let queue = &self.registry().defaults;
+        // Each level is looked at only when none above it applies: one
+        // below that cannot build its codec must not fail a publish that
+        // would not use it.
         let mut codec = None;
         if let Some(key) = self.publisher_key.as_deref() {
-            codec = queue.publisher_codec(key)?.or(global.publisher_codec(key)?);
+            codec = match queue.publisher_codec(key)? {
+                Some(c) => Some(c),
+                None => global.publisher_codec(key)?,
+            };
         }
         if codec.is_none() {
-            codec = queue
-                .topic_codec(&self.topic_name)?
-                .or(global.topic_codec(&self.topic_name)?);
+            codec = match queue.topic_codec(&self.topic_name)? {
+                Some(c) => Some(c),
+                None => global.topic_codec(&self.topic_name)?,
+            };
         }
         let codec = match codec {
             Some(c) => {

@@ -464,3 +464,45 @@ async fn native_bytes_and_byte_vectors_read_as_each_other() {
     .await
     .expect("finished");
 }
+
+/// A queue's defaults rank above the process-wide ones: those below, even
+/// when they cannot build a codec (gzip level 200), are not looked at.
+/// Both were built on every publish, and the broken one failed it.
+#[tokio::test]
+async fn broken_process_wide_defaults_do_not_fail_a_queue_s_own() {
+    let (topic, key) = ("ranked-defaults", "ranked-defaults-key");
+    let broken = PipelineConfig {
+        compression: CompressionConfig::Gzip { level: Some(200) },
+        ..PipelineConfig::default()
+    };
+    let json = SerializationFormat::Json;
+    SerializationFactory::register_topic_defaults(
+        topic,
+        json.clone(),
+        SerializationConfig::Default,
+        Some(broken.clone()),
+    );
+    SerializationFactory::register_publisher_defaults(key, json, SerializationConfig::Default, Some(broken));
+    let mq = MessageQueue::new();
+    let msgpack = SerializationFormat::MessagePack;
+    mq.register_topic_defaults(topic, msgpack.clone(), SerializationConfig::Default, None);
+    mq.register_publisher_defaults(key, msgpack.clone(), SerializationConfig::Default, None);
+    let sub = mq.subscriber(topic).await.unwrap();
+    mq.publisher(topic).publish(1u8).await.unwrap();
+    mq.publisher_with_key(topic, key).publish(2u8).await.unwrap();
+    for value in [1u8, 2] {
+        let msg = within(LIMIT, sub.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            (msg.format.clone(), msg.deserialize::<u8>().unwrap()),
+            (msgpack.clone(), value)
+        );
+    }
+    // Without the queue's, the broken ones apply: a typed error.
+    let other = MessageQueue::new();
+    assert!(matches!(
+        other.publisher(topic).publish(3u8).await,
+        Err(PublishError::Encode { .. })
+    ));
+    SerializationFactory::global().remove_topic_defaults(topic);
+    SerializationFactory::global().remove_publisher_defaults(key);
+}
