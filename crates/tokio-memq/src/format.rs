@@ -48,8 +48,11 @@ const CODEC_BASE: u16 = 0x8000;
 /// each kept once and named by a [`FormatTag`].
 ///
 /// Per queue, freed with it. Codecs are kept once per distinct setting
-/// ([`Codec::same_settings`]), so registering the same defaults again and
-/// again adds nothing; a queue that asks for more than [`Table::CAPACITY`]
+/// ([`Codec::same_settings`]: processors by identity, the same `Arc`s),
+/// so registering the same defaults again and again adds nothing, but
+/// each registration with newly built processors adds one, for the
+/// queue's life (retained payloads may name it; the public docs of
+/// `register_topic_defaults` say so); a queue that asks for more than [`Table::CAPACITY`]
 /// distinct ones gets a typed error at publish time, never a misread
 /// payload. Lookups on the delivery path take no lock.
 #[derive(Debug, Default)]

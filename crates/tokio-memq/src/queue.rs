@@ -1069,6 +1069,15 @@ impl MessageQueue {
     /// [`SerializationFactory`](crate::SerializationFactory)'s), then the
     /// topic's (this queue's, then the factory's), then native storage.
     ///
+    /// The queue keeps every distinct setting it has encoded with for as
+    /// long as it lives (retained payloads name theirs): registering the
+    /// same settings again takes nothing, but processors are told apart by
+    /// identity, so settings with a newly built
+    /// [`ProcessorPair`](crate::ProcessorPair) take a new entry each time.
+    /// Build processors once and register clones of them; past 32,767
+    /// distinct settings a publish with new ones fails with
+    /// [`PublishError::Encode`](crate::PublishError::Encode).
+    ///
     /// # Examples
     ///
     /// ```
@@ -1101,7 +1110,9 @@ impl MessageQueue {
 
     /// Registers serialization defaults for publishers created with
     /// [`publisher_with_key`](Self::publisher_with_key)`(_, publisher_key)`
-    /// on this queue; they win over topic defaults.
+    /// on this queue; they win over topic defaults. Settings are kept as
+    /// [`register_topic_defaults`](Self::register_topic_defaults) says:
+    /// build processors once.
     ///
     /// # Examples
     ///
