@@ -103,9 +103,11 @@ pub(crate) fn read_scalar<T: DeserializeOwned>(scalar: Scalar) -> Result<T, NotS
 fn refuse_repeats_in_a_set<'de, V: Visitor<'de>>(seq: &Scalar) -> Result<(), NotScalar> {
     let name = std::any::type_name::<V>();
     // What comes after is the visitor and its type arguments (a `Vec`'s
-    // elements may be sets: that is not the `Vec`'s concern).
+    // elements may be sets: that is not the `Vec`'s concern). Before it,
+    // the type the visitor builds, its parameters written `_`
+    // (`<impl Deserialize for HashSet<_, _>>`).
     let owner = name.split("::deserialize::").next().unwrap_or(name);
-    match owner.contains("Set<") && repeats_an_element(seq) {
+    match owner.contains("Set<_") && repeats_an_element(seq) {
         true => Err(NotScalar(
             "a sequence that repeats an element is not a set: the repeats would be dropped".into(),
         )),
