@@ -108,7 +108,8 @@ pub(crate) fn too_deep<T: Serialize + ?Sized>(value: &T) -> bool {
     counter.too_deep
 }
 
-/// Stopped built: the counter cannot fail.
+/// The walk stopped: the value nests deeper than [`MAX_DEPTH`] (or its
+/// own `Serialize` failed).
 #[derive(Debug)]
 struct Stopped;
 
