@@ -40,7 +40,9 @@ pub struct GroupStats {
     /// acknowledgement, everything from the oldest message not yet
     /// acknowledged on (messages acknowledged out of order above it
     /// included: the commit moves past a message only once every message
-    /// before it is acknowledged).
+    /// before it is acknowledged). A count of offsets: messages that
+    /// expired or were evicted unread count until the group's position
+    /// moves past them.
     pub lag: u64,
     /// Manual mode: messages delivered and not yet acknowledged, queued
     /// for redelivery, or waiting for the dead-letter sink (see

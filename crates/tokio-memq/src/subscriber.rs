@@ -2708,7 +2708,9 @@ impl Subscriber {
     /// A subscriber of its own counts what it will still receive or be
     /// told it lost: messages evicted before it read them count (a receive
     /// reports them as [`RecvError::Lagged`]), messages that expired
-    /// before it read them do not (they are skipped).
+    /// before it read them do not (they are skipped). A group member's is
+    /// its group's ([`GroupStats::lag`](crate::GroupStats::lag)): a count
+    /// of offsets, expired ones included until the group moves past them.
     ///
     /// # Examples
     ///
