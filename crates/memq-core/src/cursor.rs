@@ -206,7 +206,9 @@ impl<T> Cursor<T> {
     }
 
     /// The offset of the next message this cursor will deliver (or, if it
-    /// has fallen behind, would have delivered).
+    /// has fallen behind, would have delivered; once a batch receive has
+    /// found a gap and kept it for the next receive, the oldest retained
+    /// after it).
     ///
     /// # Examples
     ///
@@ -237,7 +239,9 @@ impl<T> Cursor<T> {
 
     /// Offsets published past this cursor's position: what a fetch will
     /// walk through, messages that expired or were evicted included (see
-    /// [`lag`](Self::lag) for what it will still deliver or report).
+    /// [`lag`](Self::lag) for what it will still deliver or report; a gap
+    /// a batch found and kept for the next receive is past the position,
+    /// so `lag` counts it and this does not).
     /// Lock-free and without a clock read: for bookkeeping on hot paths
     /// (a consumer group's claim, a batch's size hint).
     ///
@@ -317,7 +321,8 @@ impl<T> Cursor<T> {
     /// ```
     pub fn commit(&mut self, offset: u64) -> Result<(), CommitError> {
         let high = self.shared.high();
-        if offset >= high {
+        // Below the topic's first offset nothing was ever published.
+        if offset >= high || offset < self.shared.config.first_offset {
             return Err(CommitError::NotPublished { offset, high });
         }
         if let Some(name) = &self.name {

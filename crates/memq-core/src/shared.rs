@@ -455,14 +455,17 @@ impl<T> Shared<T> {
             Some(w) => items.weight(w),
             None => 0,
         };
-        if n > self.max_messages() || size > self.max_bytes() {
-            return Err(PublishError::TooLarge(items));
-        }
         let now = self.clock.now();
         let mut garbage = Garbage::new();
+        // A waker this publish replaces; dropped after the lock.
+        let mut _replaced = None;
         let mut g = self.hot.inner.lock();
+        // Closed first: a closed topic answers every publish so.
         if g.closed {
             return Err(PublishError::Closed(items));
+        }
+        if n > self.max_messages() || size > self.max_bytes() {
+            return Err(PublishError::TooLarge(items));
         }
         let first = g.log.high();
         if n == 0 {
@@ -497,7 +500,7 @@ impl<T> Shared<T> {
         let evict_end = g.log.low + evict as u64;
         if evict > 0 && self.blocks() && !g.cursors.all_past(evict_end - 1) {
             if let Some((key, waker)) = park {
-                g.publish_waiters.arm(key, waker);
+                _replaced = g.publish_waiters.arm(key, waker);
             }
             // The `evict` oldest must go; they all have once the newest of
             // them has expired.
@@ -786,19 +789,25 @@ impl<T> Shared<T> {
     /// (in the same critical section, so no wake-up is lost) and returns
     /// false. Takes nothing.
     pub(crate) fn ready(&self, st: &ReadState, park: Park<'_>) -> bool {
+        // A replaced waker is dropped after the lock (declared before it).
+        let mut replaced = None;
         let mut g = self.hot.inner.lock();
         let ready = st.pos != g.log.high() || g.closed;
         match park {
-            Some((key, waker)) if !ready => g.recv_waiters.arm(key, waker),
+            Some((key, waker)) if !ready => replaced = g.recv_waiters.arm(key, waker),
             Some((Some(key), _)) => g.recv_waiters.disarm(*key),
             _ => {}
         }
+        drop(g);
+        drop(replaced);
         ready
     }
 
     /// Releases a parked future's slot.
     pub(crate) fn release(&self, kind: WaitKind, key: WaitKey) {
-        self.hot.inner.lock().waiters(kind).release(key);
+        // Dropped after the lock is released (the guard is a temporary of
+        // this statement): a waker's drop may run code of its own.
+        let _waker = self.hot.inner.lock().waiters(kind).release(key);
     }
 
     pub(crate) fn close(&self) {
@@ -960,6 +969,8 @@ impl<T: Clone> Shared<T> {
         park: Park<'_>,
     ) -> Fetched {
         let now = self.expiry_now();
+        // A waker this fetch replaces; dropped after the lock.
+        let mut _replaced = None;
         let mut garbage = Garbage::new();
         let mut g = self.hot.inner.lock();
         let start_pos = st.pos;
@@ -1005,7 +1016,7 @@ impl<T: Clone> Shared<T> {
                 Fetched::Closed
             } else {
                 if let Some((key, waker)) = park {
-                    g.recv_waiters.arm(key, waker);
+                    _replaced = g.recv_waiters.arm(key, waker);
                 }
                 Fetched::Empty
             });

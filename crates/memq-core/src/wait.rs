@@ -54,8 +54,11 @@ impl WaitList {
     }
 
     /// Arms the slot behind `key` with `waker`, allocating a slot first if
-    /// `key` is `None`.
-    pub(crate) fn arm(&mut self, key: &mut Option<WaitKey>, waker: &Waker) {
+    /// `key` is `None`. Returns the waker it replaced, for the caller to
+    /// drop once the topic's lock is released: dropping a waker may run
+    /// code of its own (which may take the lock).
+    #[must_use = "drop the replaced waker after the lock is released"]
+    pub(crate) fn arm(&mut self, key: &mut Option<WaitKey>, waker: &Waker) -> Option<Waker> {
         let k = match *key {
             Some(k) => k,
             None => {
@@ -83,14 +86,15 @@ impl WaitList {
             }
         };
         let slot = &mut self.slots[k as usize];
-        match &mut slot.waker {
-            Some(w) if w.will_wake(waker) => {}
-            w => *w = Some(waker.clone()),
-        }
+        let replaced = match &mut slot.waker {
+            Some(w) if w.will_wake(waker) => None,
+            w => w.replace(waker.clone()),
+        };
         if !slot.armed {
             slot.armed = true;
             self.armed.push(k);
         }
+        replaced
     }
 
     /// Takes the slot out of the armed list, keeping it allocated.
@@ -104,20 +108,22 @@ impl WaitList {
         }
     }
 
-    /// Frees the slot; `key` must not be used again.
-    pub(crate) fn release(&mut self, key: WaitKey) {
+    /// Frees the slot; `key` must not be used again. Returns its waker,
+    /// for the caller to drop once the lock is released (see `arm`).
+    #[must_use = "drop the waker after the lock is released"]
+    pub(crate) fn release(&mut self, key: WaitKey) -> Option<Waker> {
         self.disarm(key);
         let slot = &mut self.slots[key as usize];
         debug_assert!(!slot.free, "slot {key} released twice");
         if slot.free {
             // On the list already: a second push would make it its own
             // successor, and every later waiter would share it.
-            return;
+            return None;
         }
         slot.free = true;
-        slot.waker = None;
         slot.next_free = self.free;
         self.free = key;
+        slot.waker.take()
     }
 
     /// Moves armed wakers into `batch` until it is full. Returns true when
@@ -215,17 +221,17 @@ mod tests {
         let mut list = WaitList::default();
         for _ in 0..1000 {
             let mut key = None;
-            list.arm(&mut key, &waker);
-            list.arm(&mut key, &waker);
+            assert!(list.arm(&mut key, &waker).is_none());
+            assert!(list.arm(&mut key, &waker).is_none(), "the same waker stays");
             assert_eq!(list.armed.len(), 1);
-            list.release(key.unwrap());
+            assert!(list.release(key.unwrap()).is_some());
         }
         assert!(list.is_empty());
         assert_eq!(list.slots.len(), 1);
 
         let mut keys = vec![None; 40];
         for k in &mut keys {
-            list.arm(k, &waker);
+            let _ = list.arm(k, &waker);
         }
         let mut batch = WakeBatch::new();
         assert!(list.drain_into(&mut batch));
@@ -235,7 +241,7 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 40);
         assert!(list.is_empty());
         for k in keys {
-            list.release(k.unwrap());
+            let _ = list.release(k.unwrap());
         }
         assert_eq!(list.allocated(), 0);
     }
