@@ -876,6 +876,15 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Whether the oldest retained message has expired at `now`, read
+    /// without the lock (as of the last publish or sweep).
+    fn front_expired(&self, now: u64) -> bool {
+        self.ttl_nanos().is_some_and(|ttl| {
+            let front = self.hot.counters.front_ts.load(Ordering::Relaxed);
+            front != u64::MAX && is_expired(front, now, ttl)
+        })
+    }
+
     /// What a reader whose next fetch starts at `pos` will still deliver
     /// or report lost from the topic: the messages from `pos` on that have
     /// not expired, and those below the window that were evicted (expired
@@ -885,11 +894,7 @@ impl<T> Shared<T> {
         let high = self.hot.counters.high.load(Ordering::Acquire);
         let low = self.hot.counters.low.load(Ordering::Relaxed).min(high);
         let now = self.expiry_now();
-        let front_expired = self.ttl_nanos().is_some_and(|ttl| {
-            let front = self.hot.counters.front_ts.load(Ordering::Relaxed);
-            front != u64::MAX && is_expired(front, now, ttl)
-        });
-        if pos >= low && !front_expired {
+        if pos >= low && !self.front_expired(now) {
             return high.saturating_sub(pos);
         }
         // Dropped after the lock is released.
@@ -908,14 +913,13 @@ impl<T> Shared<T> {
     }
 
     pub(crate) fn stats(&self) -> TopicStats {
-        if let Some(ttl) = self.ttl_nanos() {
+        if self.ttl_nanos().is_some() {
             // Count what has expired since the last publish or receive,
             // but never wait for the lock to do so, and take it only when
             // the oldest message has expired (a poller must not slow the
             // publishers down).
             let now = self.clock.now();
-            let front = self.hot.counters.front_ts.load(Ordering::Relaxed);
-            if front != u64::MAX && is_expired(front, now, ttl) {
+            if self.front_expired(now) {
                 let mut garbage = Garbage::new();
                 if let Some(mut g) = self.hot.inner.try_lock() {
                     if self.sweep_expired(&mut g, now, &mut garbage) > 0 && self.blocks() {
