@@ -159,12 +159,17 @@ fn order(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
             v
         }
     }
-    fn elements(s: &Scalar) -> Vec<Scalar> {
-        match s {
-            Scalar::SmallUints(v) => v.iter().map(|b| Scalar::U64(u64::from(*b))).collect(),
-            Scalar::Seq(v) => v.clone(),
-            _ => Vec::new(),
-        }
+    /// A sequence's elements, packed or not, each as the scalar it is.
+    fn elements(s: &Scalar) -> impl Iterator<Item = std::borrow::Cow<'_, Scalar>> {
+        let (any, small): (&[Scalar], &[u8]) = match s {
+            Scalar::Seq(v) => (v, &[]),
+            Scalar::SmallUints(v) => (&[], v),
+            _ => (&[], &[]),
+        };
+        let small = small
+            .iter()
+            .map(|b| std::borrow::Cow::Owned(Scalar::U64(u64::from(*b))));
+        any.iter().map(std::borrow::Cow::Borrowed).chain(small)
     }
     match (a, b) {
         (Scalar::Bool(x), Scalar::Bool(y)) => x.cmp(y),
@@ -179,23 +184,23 @@ fn order(a: &Scalar, b: &Scalar) -> std::cmp::Ordering {
         (Scalar::Bytes(x), Scalar::Bytes(y)) => x.cmp(y),
         (Scalar::Some(x), Scalar::Some(y)) => order(x, y),
         (Scalar::SmallUints(x), Scalar::SmallUints(y)) => x.cmp(y),
-        (Scalar::Seq(x), Scalar::Seq(y)) => cmp_all(x, y),
         (x @ (Scalar::Seq(_) | Scalar::SmallUints(_)), y @ (Scalar::Seq(_) | Scalar::SmallUints(_))) => {
-            cmp_all(&elements(x), &elements(y))
+            let (mut x, mut y) = (elements(x), elements(y));
+            loop {
+                match (x.next(), y.next()) {
+                    (Some(a), Some(b)) => match order(&a, &b) {
+                        Ordering::Equal => {}
+                        unequal => return unequal,
+                    },
+                    (a, b) => return a.is_some().cmp(&b.is_some()),
+                }
+            }
         }
         (Scalar::Newtype(m, x), Scalar::Newtype(n, y)) => m.cmp(n).then_with(|| order(x, y)),
         (Scalar::None, Scalar::None) => Ordering::Equal,
         // Different kinds: every pair of the same rank was matched above.
         (x, y) => rank(x).cmp(&rank(y)),
     }
-}
-
-fn cmp_all(x: &[Scalar], y: &[Scalar]) -> std::cmp::Ordering {
-    x.iter()
-        .zip(y)
-        .map(|(a, b)| order(a, b))
-        .find(|o| o.is_ne())
-        .unwrap_or_else(|| x.len().cmp(&y.len()))
 }
 
 fn not_scalar(what: &str) -> NotScalar {
@@ -334,10 +339,10 @@ impl ser::Serializer for ScalarSerializer {
         Err(not_scalar(name))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, NotScalar> {
-        SeqOfScalars::new(self.inner()?, len.unwrap_or(0))
+        Ok(SeqOfScalars::new(self.inner()?, len.unwrap_or(0)))
     }
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, NotScalar> {
-        SeqOfScalars::new(self.inner()?, len)
+        Ok(SeqOfScalars::new(self.inner()?, len))
     }
     fn serialize_tuple_struct(
         self,
@@ -378,19 +383,21 @@ impl ser::Serializer for ScalarSerializer {
 pub(crate) struct SeqOfScalars {
     /// Serializes the elements.
     elements: ScalarSerializer,
+    /// The length the value's `Serialize` announced (a hint: bounded).
+    len: usize,
     small: Vec<u8>,
     /// Empty until an element is not a small unsigned integer.
     any: Vec<Scalar>,
 }
 
 impl SeqOfScalars {
-    fn new(elements: ScalarSerializer, len: usize) -> Result<SeqOfScalars, NotScalar> {
-        Ok(SeqOfScalars {
+    fn new(elements: ScalarSerializer, len: usize) -> SeqOfScalars {
+        SeqOfScalars {
             elements,
-            // The length is a hint from the value's `Serialize`: bounded.
-            small: Vec::with_capacity(len.min(1 << 24)),
+            len: len.min(1 << 24),
+            small: Vec::new(),
             any: Vec::new(),
-        })
+        }
     }
 }
 
@@ -402,11 +409,18 @@ impl ser::SerializeSeq for SeqOfScalars {
             depth: self.elements.depth,
         })?;
         match element {
-            Scalar::U64(small @ 0..=255) if self.any.is_empty() => self.small.push(small as u8),
+            Scalar::U64(small @ 0..=255) if self.any.is_empty() => {
+                // Room for all of them at the first: a sequence of other
+                // elements allocates none.
+                if self.small.capacity() == 0 {
+                    self.small.reserve(self.len);
+                }
+                self.small.push(small as u8)
+            }
             element => {
                 if self.any.is_empty() {
                     let small = std::mem::take(&mut self.small);
-                    self.any.reserve(small.len() + 1);
+                    self.any.reserve(self.len.min(4096).max(small.len() + 1));
                     self.any.extend(small.into_iter().map(|b| Scalar::U64(b.into())));
                 }
                 self.any.push(element);
