@@ -1703,7 +1703,12 @@ pub trait Acknowledgeable {
     /// Its offset (in its partition).
     fn ack_offset(&self) -> u64;
     /// The topic it was received from, where it says: a member refuses
-    /// to acknowledge a message of another topic (`None`: not checked).
+    /// to acknowledge a message of another topic (`None`: not checked). In
+    /// memory a member compares the name's identity, not its text (the
+    /// `str` the receiving subscriber handed out, its own), so a message
+    /// another subscriber received (of an earlier topic of the same name,
+    /// of another queue's) is refused too: an implementation forwards the
+    /// received message's, or returns `None`.
     fn ack_topic(&self) -> Option<&str> {
         None
     }

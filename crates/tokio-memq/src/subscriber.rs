@@ -303,6 +303,11 @@ impl Subscriber {
         Subscriber {
             #[cfg(feature = "metrics")]
             delivered,
+            // A name of its own: every message it hands out holds a
+            // reference, and sharing the topic's among its subscribers put
+            // every delivery's count on one cache line (fan-out: 13.4 M to
+            // 7.2 M deliveries/s on two cores). Its identity also tells
+            // the messages this subscriber received from any other's.
             topic: topic.into(),
             kind,
             partition: None,
@@ -2419,8 +2424,11 @@ impl Subscriber {
     /// # Errors
     ///
     /// [`AckError::NotOwned`] when the message is not pending with this
-    /// member; [`AckError::AutoAck`] outside manual mode (including for a
-    /// subscriber that is not in a group).
+    /// member (nor is a message of another topic, or, in memory, one
+    /// another subscriber received: of an earlier topic of the same name
+    /// deleted since, another queue's, another member's), whatever its
+    /// offset; [`AckError::AutoAck`] outside manual mode
+    /// (including for a subscriber that is not in a group).
     ///
     /// # Examples
     ///
@@ -2447,12 +2455,21 @@ impl Subscriber {
     }
 
     /// Where `message` was received, when it may be this member's: a
-    /// message of another topic, or one never published, is
-    /// [`AckError::NotOwned`] (taken for the pending message at its offset,
-    /// it settled that one).
+    /// message of another topic (in memory: another topic of the same name
+    /// too), or one never published, is [`AckError::NotOwned`] (taken for
+    /// the pending message at its offset, it settled that one).
     fn settles(&self, message: &impl Acknowledgeable) -> Result<(usize, u64), AckError> {
         let (partition, offset) = (message.ack_partition().unwrap_or(0), message.ack_offset());
-        let foreign = message.ack_topic().is_some_and(|topic| topic != &*self.topic);
+        let foreign = message.ack_topic().is_some_and(|topic| match &self.kind {
+            // Over Redis, by name: the server's ids tell the rest.
+            #[cfg(feature = "redis")]
+            Kind::Remote(_) => topic != &*self.topic,
+            // In memory, by identity: a message this subscriber received
+            // holds its name, so one of an earlier topic of that name
+            // (deleted since), another queue's, or another member's is not
+            // this member's, whatever its offset.
+            _ => !std::ptr::eq(topic, &*self.topic),
+        });
         match foreign || !message.ack_received() {
             true => {
                 // Outside a group, still `AutoAck`.

@@ -1113,3 +1113,75 @@ async fn a_member_refuses_to_settle_messages_of_another_topic_or_never_published
     assert_eq!(plain.ack(&foreign), Err(AckError::AutoAck));
     assert_eq!(mq.get_group_stats("ta", "g").await.unwrap().pending, 0);
 }
+
+/// A message of an earlier topic of the same name (deleted since), or of
+/// another queue's topic of the same name, is not a member's even at an
+/// offset it holds pending: both used to settle the member's own message
+/// there (compared by name), which was then lost.
+#[tokio::test]
+async fn a_member_refuses_messages_of_an_earlier_topic_of_its_name_or_another_queue() {
+    async fn join(mq: &MessageQueue) -> Result<tokio_memq::Subscriber, tokio_memq::TopicError> {
+        mq.group("jobs", "g")
+            .manual_ack()
+            .max_deliveries(2)
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+    }
+    let mq = MessageQueue::new();
+    let before = join(&mq).await.unwrap();
+    mq.publisher("jobs").publish("old job").await.unwrap();
+    let old = within(LIMIT, before.recv()).await.unwrap().unwrap();
+    assert!(mq.delete_topic("jobs").await);
+    let worker = join(&mq).await.unwrap();
+    mq.publisher("jobs").publish("new job").await.unwrap();
+    let job = within(LIMIT, worker.recv()).await.unwrap().unwrap();
+    assert_eq!((old.offset(), job.offset()), (0, 0), "the same offset");
+
+    let elsewhere = MessageQueue::new();
+    let stranger = join(&elsewhere).await.unwrap();
+    elsewhere.publisher("jobs").publish("their job").await.unwrap();
+    let theirs = within(LIMIT, stranger.recv()).await.unwrap().unwrap();
+    let typed_theirs = {
+        elsewhere.publisher("jobs").publish(9u32).await.unwrap();
+        within(LIMIT, stranger.recv_typed_message::<u32>())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+
+    let not_owned = |offset| Err(AckError::NotOwned { partition: 0, offset });
+    for foreign in [&old, &theirs] {
+        assert_eq!(worker.ack(foreign), not_owned(0));
+        assert_eq!(worker.nack(foreign), not_owned(0));
+    }
+    assert_eq!(worker.ack(&typed_theirs), not_owned(1));
+    let stats = mq.get_group_stats("jobs", "g").await.unwrap();
+    assert_eq!((stats.pending, stats.dead_lettered), (1, 0), "still pending");
+
+    // Its own message settles, and so does a clone of it; redelivered
+    // after a nack, it is the receiving member's.
+    let other = join(&mq).await.unwrap();
+    assert_eq!(worker.nack(&job.clone()), Ok(()));
+    let again = within(LIMIT, async {
+        loop {
+            for m in [&worker, &other] {
+                if let Ok(msg) = m.try_recv_now() {
+                    return (m, msg);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((again.1.offset(), again.1.deliveries), (0, 2));
+    let bystander = if std::ptr::eq(again.0, &worker) {
+        &other
+    } else {
+        &worker
+    };
+    assert_eq!(bystander.ack(&again.1), not_owned(0), "the other member's");
+    assert_eq!(again.0.ack(&again.1), Ok(()));
+    assert_eq!(mq.get_group_stats("jobs", "g").await.unwrap().pending, 0);
+}
