@@ -276,7 +276,8 @@ pub struct TopicStats {
     /// every partition counts once, one of a single partition only there
     /// (see [`get_all_partition_stats`](crate::MessageQueue::get_all_partition_stats)).
     pub subscriber_count: usize,
-    /// Messages removed by retention: `evicted + expired`.
+    /// Messages removed by retention: `evicted + expired` (see
+    /// [`evicted`](Self::evicted) for a topic whose publishers wait).
     pub dropped_messages: usize,
     /// Named consumers' lag: messages published after their committed
     /// position. A consumer group with automatic acknowledgement commits
@@ -294,7 +295,9 @@ pub struct TopicStats {
     pub total_payload_size: usize,
     /// Messages ever published.
     pub published: u64,
-    /// Messages evicted to make room.
+    /// Messages evicted to make room. On a topic whose publishers wait
+    /// for room (`lru_enabled: false`) only messages every live subscriber
+    /// had already read are evicted: no subscriber misses one.
     pub evicted: u64,
     /// Messages that expired.
     pub expired: u64,
