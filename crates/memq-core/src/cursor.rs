@@ -226,6 +226,38 @@ impl<T> Cursor<T> {
         self.buf.front().map_or(self.st.pos, |b| b.offset)
     }
 
+    /// [`position`](Self::position), except that a gap a batch receive
+    /// found and kept for the next receive counts as not yet passed: the
+    /// offset this cursor would have delivered next had the batch stopped
+    /// short of the gap (what `position` says when the receive that finds
+    /// a gap is the one that reports it). With messages that expired mixed
+    /// into the gap it counts back by the evicted ones only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memq_core::{StartFrom, Topic, TopicConfig, TryRecvError};
+    ///
+    /// let topic = Topic::new(TopicConfig::default().max_messages(Some(4))).unwrap();
+    /// let mut cursor = topic.subscribe(StartFrom::Earliest).unwrap();
+    /// topic.try_publish_batch(vec![0, 1]).unwrap();
+    /// assert_eq!(cursor.try_recv().unwrap().value, 0); // 1 is read ahead
+    /// for i in 2..8 {
+    ///     topic.try_publish(i).unwrap(); // 2 and 3 are evicted unread
+    /// }
+    /// let mut batch = Vec::new();
+    /// assert_eq!(cursor.try_recv_batch(10, &mut batch), Ok(1)); // 1, then the gap
+    /// assert_eq!((cursor.position(), cursor.position_before_gap()), (4, 2));
+    /// assert_eq!(cursor.try_recv().map(|d| d.value), Err(TryRecvError::Lagged(2)));
+    /// assert_eq!(cursor.position_before_gap(), 4);
+    /// ```
+    pub fn position_before_gap(&self) -> u64 {
+        match (self.buf.front(), self.pending_lag) {
+            (None, Some(gap)) => self.st.pos.saturating_sub(gap.get()),
+            _ => self.position(),
+        }
+    }
+
     /// The consumer name this cursor was opened with.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref().map(|n| &**n)

@@ -232,6 +232,15 @@ impl<T> MergedCursor<T> {
             .map(|p| &p.cursor)
     }
 
+    /// The offset `partition`'s reader would have delivered next, a gap a
+    /// batch found and kept for the next receive not yet passed (as
+    /// [`Cursor::position_before_gap`], counting a gap this merged reader
+    /// keeps too); `None` for a partition it does not read.
+    pub fn position_before_gap(&self, partition: usize) -> Option<u64> {
+        let p = self.parts.iter().find(|p| p.partition == partition)?;
+        Some(p.cursor.position_before_gap().saturating_sub(p.lag.unwrap_or(0)))
+    }
+
     /// The cursor of `partition`, to seek, commit or unread on it.
     ///
     /// A lag this merged cursor already found in the partition (during a

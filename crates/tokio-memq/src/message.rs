@@ -1523,7 +1523,9 @@ impl TopicMessage {
         self.payload_str()
     }
 
-    /// True once `ttl` has passed since the message was built or published.
+    /// True once `ttl` has passed since the message was built or published
+    /// (at `ttl` exactly too, as a topic's TTL counts it: from then on the
+    /// topic no longer delivers it).
     ///
     /// Measured on Tokio's clock, as the queue's TTL is (the system's
     /// outside a runtime): with time paused in a test, it follows
@@ -1545,7 +1547,7 @@ impl TopicMessage {
         tokio::time::Instant::now()
             .into_std()
             .saturating_duration_since(self.created_at)
-            > ttl
+            >= ttl
     }
 
     /// Reads the payload as a `T` in `format` rather than the message's

@@ -2649,8 +2649,12 @@ impl Subscriber {
                 .min()
         });
         let position = match &self.kind {
-            Kind::Broadcast(cursor) => (partition == self.own_partition()).then(|| cursor.lock().position()),
-            Kind::Merged(cursors) => cursors.lock().cursor(partition).map(|c| c.position()),
+            // Not past a gap a batch found and kept for the next receive:
+            // that receive reports it, then goes on past it.
+            Kind::Broadcast(cursor) => {
+                (partition == self.own_partition()).then(|| cursor.lock().position_before_gap())
+            }
+            Kind::Merged(cursors) => cursors.lock().position_before_gap(partition),
             Kind::Group { member, .. } => member.position(partition),
             #[cfg(feature = "redis")]
             Kind::Remote(source) => source.position(partition),
