@@ -158,7 +158,11 @@ impl Topic {
             }
         }
         let from = match config.start {
-            Start::Earliest => "0".to_string(),
+            // Handed out through the last message trimmed (entry 0-s is
+            // offset s - 1), so that its lag counts what is retained, as in
+            // memory: at "0", its lag counted every message the topic ever
+            // trimmed, none of which it will read or be told of.
+            Start::Earliest => format!("0-{}", self.bounds().await?.0),
             Start::Latest => "$".to_string(),
             Start::Offset(o) => format!("0-{o}"),
         };
@@ -412,6 +416,20 @@ impl Topic {
     ///
     /// [`Error::Redis`].
     pub async fn group_stats(&self, group: &str) -> Result<Option<GroupStats>, Error> {
+        Ok(self
+            .all_group_stats()
+            .await?
+            .into_iter()
+            .find_map(|(name, stats)| (name == group).then_some(stats)))
+    }
+
+    /// Where each of the topic's consumer groups stands, by name (as
+    /// [`group_stats`](Self::group_stats), in one call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`].
+    pub async fn all_group_stats(&self) -> Result<Vec<(String, GroupStats)>, Error> {
         let (_, high) = self.bounds().await?;
         let groups: Value = match self
             .store
@@ -420,30 +438,32 @@ impl Topic {
         {
             Ok(v) => v,
             // No stream yet: no group either.
-            Err(Error::Redis(e)) if e.to_string().contains("no such key") => return Ok(None),
+            Err(Error::Redis(e)) if e.to_string().contains("no such key") => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let Value::Array(groups) = groups else {
             return Err(Error::Protocol(format!("{groups:?}")));
         };
+        let mut all = Vec::with_capacity(groups.len());
         for g in &groups {
-            if text(field(g, "name")) != Some(group) {
-                continue;
-            }
+            let bad = || Error::Protocol(format!("{g:?}"));
+            let name = text(field(g, "name")).ok_or_else(bad)?;
             let number = |name: &str| match field(g, name) {
                 Some(Value::Int(n)) => Some(*n as u64),
                 _ => None,
             };
-            let bad = || Error::Protocol(format!("{g:?}"));
             // Entry 0-s is offset s - 1: handed out through offset s - 1.
             let delivered = field(g, "last-delivered-id").and_then(seq).ok_or_else(bad)?;
-            return Ok(Some(GroupStats {
-                lag: high.saturating_sub(delivered),
-                pending: number("pending").ok_or_else(bad)?,
-                members: number("consumers").ok_or_else(bad)? as usize,
-            }));
+            all.push((
+                name.to_string(),
+                GroupStats {
+                    lag: high.saturating_sub(delivered),
+                    pending: number("pending").ok_or_else(bad)?,
+                    members: number("consumers").ok_or_else(bad)? as usize,
+                },
+            ));
         }
-        Ok(None)
+        Ok(all)
     }
 
     /// How many messages the group `group` has handed out and not had
@@ -701,7 +721,9 @@ impl Member {
     /// (a read waiting while its stream is deleted is answered `UNBLOCKED`,
     /// one on a stream or group that is no more `NOGROUP`), else `e`.
     async fn read_failed(&mut self, e: Error) -> Error {
-        if !matches!(e, Error::Redis(_)) {
+        // A server out of reach (after reconnecting for 30 s) is not asked
+        // again: that would reconnect for 30 s more.
+        if !matches!(e, Error::Redis(_)) || e.is_unavailable() {
             return e;
         }
         let incarnation = self

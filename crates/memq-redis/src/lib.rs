@@ -20,8 +20,14 @@
 //!   [`Error::TopicGone`] to the handles of the topics it lost, and one that kept a topic but
 //!   lost its newest messages is [`Error::AheadOfLog`] to a reader past the end: never a silent
 //!   stall. A group member is told [`Error::TopicGone`] too, also when the topic was created
-//!   again under its name. A healthy server is given the time a large batch or payload needs
-//!   (10 s and 250 ms per MiB sent) before its connection counts as lost.
+//!   again under its name (a topic's incarnation is the server's clock and a count, so one
+//!   made again on a server that lost its data is told apart). A healthy server is given the
+//!   time a large batch or payload needs (10 s and 250 ms per MiB sent) before its connection
+//!   counts as lost; a server that lost this crate's functions (`FUNCTION FLUSH`) is given
+//!   them again. A server that may evict any key when short of memory (an `allkeys-*`
+//!   `maxmemory-policy`) is refused on connect ([`Error::EvictingServer`]).
+//! * A topic's settings are created, and a topic deleted, in one call each: two processes
+//!   creating one topic with different settings leave one side's, never a mix.
 //! * Data this crate never writes is an error, never a panic or a silent message: a stored
 //!   partition count of 0 or a server's refusal is [`Error::Protocol`] (not a lost
 //!   connection: see [`Error::is_unavailable`]); an entry with no payload or a key that is not
@@ -83,6 +89,13 @@ pub enum Error {
     /// The server is older than 7.0 (dense IDs and functions need 7.0).
     #[error("redis {0} is too old: memq-redis needs 7.0 or newer")]
     ServerTooOld(String),
+    /// The server may evict any key when it runs short of memory (its
+    /// `maxmemory-policy` is the one named, an `allkeys-*` policy): a
+    /// topic's log could go while its settings stay, and offsets start
+    /// again. Use `noeviction` (or a `volatile-*` policy: this crate sets
+    /// no expiry on its keys).
+    #[error("redis may evict queue data under its maxmemory-policy {0:?}: memq-redis needs noeviction (or a volatile-* policy)")]
+    EvictingServer(String),
     /// The topic was deleted (or deleted and created again) while this handle used it.
     #[error("topic {0:?} was deleted")]
     TopicGone(String),
@@ -182,6 +195,12 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Redis(e) if !refused(e)) || matches!(self, Error::Deadline)
     }
+}
+
+/// Whether `e` says that a function of this crate's library is not on
+/// the server.
+fn function_missing(e: &redis::RedisError) -> bool {
+    e.to_string().contains("Function not found")
 }
 
 /// Whether `e` is the server's error reply to a command it will refuse
@@ -337,6 +356,14 @@ impl TopicConfig {
         self.ttl = ttl;
         self
     }
+}
+
+/// The message limit as the server keeps it (0: none). Lua's numbers hold
+/// integers exactly up to 2^53 and `XADD`'s `MAXLEN` takes no more than
+/// an `i64`: a larger limit is kept as 2^53, which no server holds.
+fn max_count(max: Option<usize>) -> u64 {
+    const MOST: u64 = 1 << 53;
+    max.map_or(0, |m| u64::try_from(m).unwrap_or(MOST).min(MOST))
 }
 
 /// A TTL in whole milliseconds (rounded up; 0: none).
@@ -639,12 +666,14 @@ fn stored_count(name: &str, raw: Option<String>) -> Result<Option<usize>, Error>
 }
 
 impl Store {
-    /// Connects, checks that the server is 7.0 or newer, and loads this crate's function
-    /// library (replacing an older copy).
+    /// Connects, checks that the server is 7.0 or newer and will not evict
+    /// queue data, and loads this crate's function library (replacing an
+    /// older copy).
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when the server cannot be reached, [`Error::ServerTooOld`].
+    /// [`Error::Redis`] when the server cannot be reached, [`Error::ServerTooOld`],
+    /// [`Error::EvictingServer`].
     pub async fn connect(url: &str) -> Result<Store, Error> {
         let client = Client::open(url)?;
         let conn = Self::open_connection(&client).await?;
@@ -687,6 +716,18 @@ impl Store {
             .unwrap_or(0);
         if major < 7 {
             return Err(Error::ServerTooOld(version));
+        }
+        // A server that refuses CONFIG (some hosted ones rename it) is
+        // taken as it is: its policy cannot be known from here.
+        let policy: Result<Vec<String>, _> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await;
+        if let Some(policy) = policy.ok().and_then(|p| p.into_iter().nth(1)) {
+            if policy.starts_with("allkeys-") {
+                return Err(Error::EvictingServer(policy));
+            }
         }
         let _: Value = redis::cmd("FUNCTION")
             .arg("LOAD")
@@ -797,10 +838,25 @@ impl Store {
         let mut backoff = Backoff::new(RECONNECT_FOR);
         let (_in_flight, ahead) = InFlight::add(&inner.in_flight, command_bytes(cmd));
         let within = reply_within(ahead);
+        let mut reloaded = false;
         loop {
             let (generation, mut conn) = before(send_by, self.connection()).await??;
             let reply = within_or_broken(within, cmd.query_async::<Value>(&mut conn)).await;
             match reply {
+                // The server lost the library (`FUNCTION FLUSH`, a restart
+                // between a reconnect and this call): the call did not run,
+                // so it is loaded again and the call sent again, once.
+                Err(e) if !reloaded && function_missing(&e) => {
+                    reloaded = true;
+                    let load = redis::cmd("FUNCTION")
+                        .arg("LOAD")
+                        .arg("REPLACE")
+                        .arg(LIBRARY)
+                        .clone();
+                    if let Err(e) = within_or_broken(within, load.query_async::<Value>(&mut conn)).await {
+                        return Err(e.into());
+                    }
+                }
                 Ok(v) => {
                     inner.answered.store(since_born(), Ordering::Relaxed);
                     // A reply of another shape than asked for is the
@@ -1003,20 +1059,23 @@ impl Store {
         partition: Option<usize>,
         config: TopicConfig,
     ) -> Result<Topic, Error> {
-        // A new incarnation only when the topic is new: every handle of a topic agrees on it.
+        // A new incarnation only when the topic is new: every handle of a
+        // topic agrees on it. The settings are written in one call with it
+        // (`memq_create`), so two creators with different settings, or a
+        // delete between them, never leave one side's limit with the
+        // other's TTL, or settings without an incarnation. The function
+        // puts the server's clock before this count: a server restarted
+        // without its data counts from 1 again, and a topic made again
+        // then must not take the incarnation of the one that was lost.
         let fresh: i64 = self.query(redis::cmd("INCR").arg("memq:incarnations")).await?;
-        let max = config.max_messages.map_or(0, |m| m as u64);
-        let _: Value = self
-            .query(redis::cmd("HSETNX").arg(&meta).arg("incarnation").arg(fresh))
-            .await?;
-        let _: Value = self
-            .query(redis::cmd("HSETNX").arg(&meta).arg("max_messages").arg(max))
-            .await?;
         let _: Value = self
             .query(
-                redis::cmd("HSETNX")
+                redis::cmd("FCALL")
+                    .arg("memq_create")
+                    .arg(1)
                     .arg(&meta)
-                    .arg("ttl_ms")
+                    .arg(fresh)
+                    .arg(max_count(config.max_messages))
                     .arg(ttl_ms(config.ttl)),
             )
             .await?;
@@ -1035,8 +1094,8 @@ impl Store {
     /// [`Error::Redis`].
     pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
         let (log, meta) = keys(name);
-        let mut del = redis::cmd("DEL");
-        del.arg(&log).arg(removed_key(&meta)).arg(&meta);
+        let mut del = redis::cmd("FCALL");
+        let mut doomed = vec![log, removed_key(&meta), meta];
         // A partitioned topic: its count and every partition's keys. A
         // count this crate did not write is deleted with the topic's own
         // keys: its partitions, if any, cannot be known.
@@ -1045,14 +1104,19 @@ impl Store {
             parts => parts?,
         };
         if let Some(n) = parts {
-            del.arg(parts_key(name));
+            doomed.push(parts_key(name));
             for p in 0..n {
                 let (log, meta) = partition_keys(name, p);
-                del.arg(log).arg(removed_key(&meta)).arg(meta);
+                doomed.extend([log, removed_key(&meta), meta]);
             }
         }
+        // The keys and the name in one call (`memq_delete`).
+        del.arg("memq_delete")
+            .arg(doomed.len() + 1)
+            .arg(TOPICS)
+            .arg(&doomed)
+            .arg(name);
         let removed: u64 = self.query(&del).await?;
-        let _: Value = self.query(redis::cmd("SREM").arg(TOPICS).arg(name)).await?;
         Ok(removed > 0)
     }
 }
@@ -1123,12 +1187,18 @@ impl Topic {
         self.partition
     }
 
+    /// How many messages it retains at most, as the server keeps it
+    /// (`None`: no limit; a limit over 2^53 is kept as 2^53).
+    pub fn max_messages(&self) -> Option<u64> {
+        (self.max_messages > 0).then_some(self.max_messages)
+    }
+
     /// Whether the topic is kept as `config` says: the same message limit
     /// and the same TTL to the millisecond (the settings the server holds
     /// for it, which the first handle of a topic sets and later handles
     /// read back, whatever they asked for).
     pub fn is_kept_as(&self, config: &TopicConfig) -> bool {
-        config.max_messages.map_or(0, |m| m as u64) == self.max_messages && ttl_ms(config.ttl) == self.ttl_ms
+        max_count(config.max_messages) == self.max_messages && ttl_ms(config.ttl) == self.ttl_ms
     }
 
     /// Publishes one message; returns its offset.

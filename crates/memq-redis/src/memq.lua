@@ -261,3 +261,45 @@ local function take_lost(keys, args)
 end
 
 redis.register_function('memq_take_lost', take_lost)
+
+-- Creates the settings of topic KEYS[1] (its meta hash) unless it has
+-- them, all at once: the incarnation, then ARGV[2] max_messages and
+-- ARGV[3] ttl_ms. The incarnation is the server's clock (seconds and
+-- microseconds) and then ARGV[1], a count of the server's: a server
+-- restarted without its data counts from 1 again, and a topic made again
+-- then must not take the incarnation of the one it lost (handles of that
+-- one would read and write the new one). Settings left without an
+-- incarnation (written before this function, torn by a delete) are
+-- replaced. Returns 1 when it created them, 0 when they were there.
+local function create(keys, args)
+  local meta = keys[1]
+  if redis.call('HEXISTS', meta, 'incarnation') == 1 then
+    return 0
+  end
+  local t = redis.call('TIME')
+  redis.call('HSET', meta, 'incarnation', t[1] .. '.' .. t[2] .. '.' .. args[1],
+    'max_messages', args[2], 'ttl_ms', args[3])
+  return 1
+end
+
+redis.register_function('memq_create', create)
+
+-- Deletes a topic at once: KEYS[1] is the set of topic names, KEYS[2..]
+-- the topic's keys (its log, removal runs and meta hash; for a
+-- partitioned topic its partition count and every partition's); ARGV[1]
+-- its name. One call, so that a creation never lands between the keys
+-- going and the name going (a topic with settings but no name listed).
+-- Returns how many of the keys existed.
+local function delete(keys, args)
+  local n = 0
+  local i = 2
+  while i <= #keys do
+    local last = math.min(i + 999, #keys)
+    n = n + redis.call('DEL', unpack(keys, i, last))
+    i = last + 1
+  end
+  redis.call('SREM', keys[1], args[1])
+  return n
+end
+
+redis.register_function('memq_delete', delete)

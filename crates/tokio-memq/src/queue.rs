@@ -1361,7 +1361,9 @@ impl MessageQueue {
     ) -> Result<(), TopicError> {
         #[cfg(feature = "redis")]
         if let Some(remote) = self.registry().remote() {
-            return remote.open(topic.as_ref(), Some(&options)).await.map(drop);
+            // Asks the server, whatever handle this process holds: another
+            // process may have deleted the topic since.
+            return remote.open_fresh(topic.as_ref(), Some(&options)).await.map(drop);
         }
         self.registry()
             .get_or_create(topic.as_ref(), Some(&options))

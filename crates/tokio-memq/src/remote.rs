@@ -68,7 +68,8 @@ pub(crate) fn store_error(e: memq_redis::Error) -> StoreError {
         e if e.is_unavailable() => StoreErrorKind::Unavailable,
         memq_redis::Error::PartitionCount { .. }
         | memq_redis::Error::KindMismatch { .. }
-        | memq_redis::Error::TooManyHeaders(_) => StoreErrorKind::Unsupported,
+        | memq_redis::Error::TooManyHeaders(_)
+        | memq_redis::Error::EvictingServer(_) => StoreErrorKind::Unsupported,
         _ => StoreErrorKind::Protocol,
     };
     StoreError::new(kind, e.to_string(), Some(Arc::new(e)))
@@ -109,7 +110,9 @@ impl MessageQueue {
     /// # Errors
     ///
     /// [`StoreError`] when the server cannot be reached, is older than 7.0,
-    /// or the function library cannot be loaded.
+    /// may evict any key when short of memory (an `allkeys-*`
+    /// `maxmemory-policy`: a topic's log could go while its settings stay;
+    /// kind `Unsupported`), or the function library cannot be loaded.
     ///
     /// # Examples
     ///
@@ -147,8 +150,16 @@ impl MessageQueue {
     }
 }
 
-/// The server-side settings for `options`, or why they cannot work there.
-fn topic_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, StoreError> {
+/// The server-side settings for `options`, or why they cannot work:
+/// [`TopicError::InvalidOptions`] for options that cannot work anywhere
+/// (as in memory), an unsupported [`StoreError`] for those that cannot
+/// work on a server.
+fn topic_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, TopicError> {
+    options.validate()?;
+    server_config(options).map_err(TopicError::Store)
+}
+
+fn server_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, StoreError> {
     if !options.lru_enabled {
         return Err(unsupported(
             "lru_enabled: false (publishers held back by readers that may be in crashed processes)",
@@ -159,13 +170,6 @@ fn topic_config(options: &TopicOptions) -> Result<memq_redis::TopicConfig, Store
     }
     if options.idle_timeout.is_some() || options.consume_idle_timeout.is_some() {
         return Err(unsupported("idle timeouts (topics live on the server)"));
-    }
-    if options.max_messages == Some(0) || options.message_ttl == Some(Duration::ZERO) {
-        return Err(StoreError::new(
-            StoreErrorKind::Unsupported,
-            "a topic needs room for one message and a TTL above zero",
-            None,
-        ));
     }
     Ok(memq_redis::TopicConfig::default()
         .max_messages(options.max_messages)
@@ -307,6 +311,8 @@ pub(crate) struct Placed {
 enum Failed {
     Encode(crate::EncodeError),
     Unroutable,
+    /// A partition's share is more than it retains: nothing was sent.
+    TooLarge,
     /// The topic was deleted; `published`: some shares went in before.
     Gone {
         published: bool,
@@ -348,7 +354,7 @@ impl Remote {
     /// for readers, which must not start on a handle of a topic deleted
     /// (and maybe created again) by another process. The handle is kept
     /// for later calls when the name had none, or a plain topic's.
-    async fn open_fresh(
+    pub(crate) async fn open_fresh(
         &self,
         name: &str,
         options: Option<&TopicOptions>,
@@ -368,7 +374,7 @@ impl Remote {
         // Options given must match an existing topic's, as in memory.
         let explicit = options.is_some();
         let options = options.cloned().unwrap_or_default();
-        let config = topic_config(&options).map_err(TopicError::Store)?;
+        let config = topic_config(&options)?;
         let asked = config.clone();
         let checked = |topic: RemoteTopic| {
             if explicit && !topic.is_kept_as(&asked) {
@@ -613,6 +619,15 @@ impl Remote {
         let mut stats = Vec::new();
         for (p, log) in topic.logs() {
             let (low, high) = log.bounds().await.map_err(topic_error)?;
+            // Each consumer group's lag (the server's groups are the named
+            // consumers).
+            let consumer_lags = log
+                .all_group_stats()
+                .await
+                .map_err(topic_error)?
+                .into_iter()
+                .map(|(name, g)| (name, usize::try_from(g.lag).unwrap_or(usize::MAX)))
+                .collect();
             // What the server keeps: no subscriber count (readers are in
             // other processes), no byte count, and what was removed (by
             // retention or TTL) as one count.
@@ -622,7 +637,7 @@ impl Remote {
                     message_count: high.saturating_sub(low) as usize,
                     subscriber_count: 0,
                     dropped_messages: low as usize,
-                    consumer_lags: HashMap::new(),
+                    consumer_lags,
                     bytes: 0,
                     total_payload_size: 0,
                     published: high,
@@ -762,6 +777,7 @@ impl Remote {
                 })
             }
             Failed::Unroutable => return Err(PublishError::Unroutable(back(Unpublished::all(entries)))),
+            Failed::TooLarge => return Err(PublishError::TooLarge(back(Unpublished::all(entries)))),
             Failed::Gone { unpublished, .. } => {
                 self.forget_handle(&topic);
                 (unpublished, None)
@@ -818,6 +834,16 @@ impl Remote {
             // An empty batch: the empty run where the next message goes,
             // as in memory.
             shares.insert(0, Vec::new());
+        }
+        // A share larger than its log retains is refused whole, before
+        // anything is sent, as in memory (stored, it would be trimmed to
+        // its last messages as it went in).
+        let too_large = shares.iter().any(|(p, indices)| {
+            let max = logs.get(*p).and_then(|l| l.1.max_messages());
+            max.is_some_and(|max| indices.len() as u64 > max)
+        });
+        if too_large {
+            return Err(Failed::TooLarge);
         }
         let mut placed = Placed {
             shares: Vec::new(),
@@ -2095,6 +2121,12 @@ impl RemoteSource {
 
     /// Acknowledges (or, `ack` false, hands back) the message at `offset`
     /// of `partition`, in the background.
+    /// Whether this is a member of a group with manual acknowledgement
+    /// (otherwise acknowledging is [`AckError::AutoAck`](memq_groups::AckError::AutoAck)).
+    pub(crate) fn acks_manually(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| g.manual)
+    }
+
     pub(crate) fn settle(
         &self,
         partition: usize,

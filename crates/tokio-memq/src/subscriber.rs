@@ -2474,8 +2474,11 @@ impl Subscriber {
             true => {
                 // Outside a group, still `AutoAck`.
                 #[cfg(feature = "redis")]
-                if let Kind::Remote(_) = &self.kind {
-                    return Err(AckError::NotOwned { partition, offset });
+                if let Kind::Remote(source) = &self.kind {
+                    return Err(match source.acks_manually() {
+                        true => AckError::NotOwned { partition, offset },
+                        false => AckError::AutoAck,
+                    });
                 }
                 self.acking_member()?;
                 Err(AckError::NotOwned { partition, offset })
