@@ -945,6 +945,11 @@ impl Publisher {
     /// returns the first partition's; [`publish_batch_placed`](Self::publish_batch_placed)
     /// returns where every message landed.
     ///
+    /// Cancel safe on a plain topic: dropped while it waits for room, it
+    /// publishes nothing. On a partitioned topic the shares go in one
+    /// partition after another, so dropped while a later share waits for
+    /// room, the earlier shares stay published.
+    ///
     /// # Errors
     ///
     /// As [`publish`](Self::publish), with the (unpublished part of the)

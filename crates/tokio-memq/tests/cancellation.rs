@@ -145,3 +145,53 @@ async fn a_receiver_with_a_backlog_yields_to_other_tasks() {
     let at = saw_other_run_at.expect("the other task ran while the backlog drained");
     assert!(at < 1_000, "it ran after {at} receives; tokio's budget is 128");
 }
+
+/// `publish_batch` dropped while it waits for room publishes nothing on a
+/// plain topic; on a partitioned one, the shares that went in before the
+/// one that waits stay (both as its doc says).
+#[tokio::test(start_paused = true)]
+async fn a_batch_dropped_while_it_waits_for_room() {
+    let mq = MessageQueue::new();
+    let full = |partitions| TopicOptions {
+        max_messages: Some(2),
+        lru_enabled: false,
+        partitions,
+        ..Default::default()
+    };
+    let _sub = mq.subscriber_with_options("plain", full(None)).await.unwrap();
+    let publisher = mq.publisher("plain");
+    publisher.publish_batch(vec![0u8]).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(50), publisher.publish_batch(vec![1u8, 2])).await;
+    assert!(waited.is_err(), "it waits for room");
+    assert_eq!(
+        mq.get_topic_stats("plain").await.unwrap().published,
+        1,
+        "nothing of it went in"
+    );
+
+    // Partitioned: partition 1 full, partition 0 with room; a batch of
+    // two, round robin, has one message for each. Shares go in partition
+    // order: 0's goes in and stays, 1's waits and is dropped.
+    use tokio_memq::PartitionRouting::{Fixed, RoundRobin};
+    mq.create_partitioned_topic("parted", full(None), 2)
+        .await
+        .unwrap();
+    let _all = mq.subscriber("parted").await.unwrap();
+    let publisher = mq.publisher("parted");
+    for (partition, value) in [(0, 9u8), (1, 10), (1, 11)] {
+        mq.set_partition_routing("parted", Fixed(partition))
+            .await
+            .unwrap();
+        publisher.publish(value).await.unwrap();
+    }
+    mq.set_partition_routing("parted", RoundRobin).await.unwrap();
+    let published = |mq: MessageQueue| async move {
+        let mut all = mq.get_all_partition_stats("parted").await;
+        all.sort_by_key(|s| s.partition);
+        all.iter().map(|s| s.message_count).collect::<Vec<_>>()
+    };
+    assert_eq!(published(mq.clone()).await, [1, 2]);
+    let waited = tokio::time::timeout(Duration::from_millis(50), publisher.publish_batch(vec![1u8, 2])).await;
+    assert!(waited.is_err(), "partition 1's share waits for room");
+    assert_eq!(published(mq.clone()).await, [2, 2], "partition 0's share stayed");
+}
