@@ -85,6 +85,10 @@ pub struct TopicConfig {
     /// A label for diagnostics (the `topic` field of `tracing` events);
     /// changes nothing else.
     pub name: Option<std::sync::Arc<str>>,
+    /// For a partition of a partitioned topic, its number: a label for
+    /// diagnostics (the `partition` field of `tracing` events, whose
+    /// totals are then the partition's); changes nothing else.
+    pub partition: Option<usize>,
 }
 
 impl Default for TopicConfig {
@@ -96,6 +100,7 @@ impl Default for TopicConfig {
             overflow: Overflow::DropOldest,
             first_offset: 0,
             name: None,
+            partition: None,
         }
     }
 }
@@ -152,6 +157,20 @@ impl TopicConfig {
     #[must_use]
     pub fn name(mut self, name: Option<std::sync::Arc<str>>) -> Self {
         self.name = name;
+        self
+    }
+
+    /// Sets [`partition`](Self::partition).
+    ///
+    /// ```
+    /// use memq_core::TopicConfig;
+    ///
+    /// let config = TopicConfig::default().partition(Some(3));
+    /// assert_eq!(config.partition, Some(3));
+    /// ```
+    #[must_use]
+    pub fn partition(mut self, partition: Option<usize>) -> Self {
+        self.partition = partition;
         self
     }
 

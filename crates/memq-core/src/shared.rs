@@ -529,6 +529,7 @@ impl<T> Shared<T> {
                 tracing::info!(
                     target: "memq_core",
                     topic = self.config.name.as_deref().unwrap_or(""),
+                    partition = self.config.partition,
                     evicted_total = _total,
                     "messages evicted for capacity (reported at each power of two)"
                 );
@@ -584,6 +585,7 @@ impl<T> Shared<T> {
                 tracing::info!(
                     target: "memq_core",
                     topic = self.config.name.as_deref().unwrap_or(""),
+                    partition = self.config.partition,
                     expired_total = _total,
                     "messages expired (reported at each power of two)"
                 );

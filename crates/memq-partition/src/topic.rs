@@ -51,6 +51,9 @@ pub struct PartitionedTopic<T> {
 struct Inner<T> {
     partitions: Box<[Topic<T>]>,
     router: RouterState,
+    /// The settings it was made with (each partition's are these with its
+    /// number as [`TopicConfig::partition`]).
+    config: TopicConfig,
 }
 
 impl<T> Clone for PartitionedTopic<T> {
@@ -97,7 +100,7 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     /// assert_eq!(err, ConfigError::TooManyPartitions(1 << 40));
     /// ```
     pub fn new(config: TopicConfig, partitions: usize) -> Result<Self, ConfigError> {
-        Self::build(partitions, || Topic::new(config.clone()))
+        Self::build(config, partitions, Topic::new)
     }
 
     /// Creates a topic whose partitions measure messages with `weigher`,
@@ -124,12 +127,13 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
         partitions: usize,
         weigher: fn(&T) -> usize,
     ) -> Result<Self, ConfigError> {
-        Self::build(partitions, || Topic::with_weigher(config.clone(), weigher))
+        Self::build(config, partitions, |c| Topic::with_weigher(c, weigher))
     }
 
     fn build(
+        config: TopicConfig,
         partitions: usize,
-        mut make: impl FnMut() -> Result<Topic<T>, memq_core::ConfigError>,
+        mut make: impl FnMut(TopicConfig) -> Result<Topic<T>, memq_core::ConfigError>,
     ) -> Result<Self, ConfigError> {
         if partitions == 0 {
             return Err(ConfigError::ZeroPartitions);
@@ -139,11 +143,14 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
         if partitions > crate::MAX_PARTITIONS {
             return Err(ConfigError::TooManyPartitions(partitions));
         }
-        let topics = (0..partitions).map(|_| make()).collect::<Result<Box<[_]>, _>>()?;
+        let topics = (0..partitions)
+            .map(|p| make(config.clone().partition(Some(p))))
+            .collect::<Result<Box<[_]>, _>>()?;
         Ok(PartitionedTopic {
             inner: Arc::new(Inner {
                 partitions: topics,
                 router: RouterState::new(partitions),
+                config,
             }),
         })
     }
@@ -524,7 +531,9 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
         }
     }
 
-    /// The per-partition configuration the topic was created with.
+    /// The per-partition configuration the topic was created with (each
+    /// partition's is this with its number as
+    /// [`TopicConfig::partition`](memq_core::TopicConfig::partition)).
     ///
     /// # Examples
     ///
@@ -536,8 +545,7 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
     /// assert_eq!(topic.config(), &config);
     /// ```
     pub fn config(&self) -> &TopicConfig {
-        // At least one partition exists by construction.
-        self.inner.partitions[0].config()
+        &self.inner.config
     }
 
     /// True once every partition is closed.

@@ -45,6 +45,14 @@ impl Log {
         }
     }
 
+    /// Whether `other` is a handle of this very log, not of another topic
+    /// of the same name (deleted and made again): each log's settings
+    /// live in its own allocation.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn same(&self, other: &Log) -> bool {
+        std::ptr::eq(self.config(), other.config())
+    }
+
     pub(crate) fn is_partitioned(&self) -> bool {
         matches!(self, Log::Partitioned(_))
     }

@@ -298,8 +298,15 @@ impl Subscriber {
     }
 
     fn with_kind(registry: Arc<Registry>, log: Option<Log>, topic: &str, kind: Kind) -> Self {
+        // The count of the topic this subscriber reads: a subscriber made
+        // for a log whose name has since gone to a newer topic (a wildcard
+        // subscription adopts topics late) counts nowhere, rather than in
+        // the newer topic's total.
         #[cfg(feature = "metrics")]
-        let delivered = registry.get(topic).map(|e| e.delivered.clone());
+        let delivered = registry
+            .get(topic)
+            .filter(|e| log.as_ref().is_some_and(|l| l.same(&e.log)))
+            .map(|e| e.delivered.clone());
         Subscriber {
             #[cfg(feature = "metrics")]
             delivered,

@@ -208,6 +208,55 @@ fn events_for_topics_lag_evictions_groups_and_decode_failures() {
         .any(|s| s.field("name") == Some("memq.publish") && s.field("topic") == Some("small")));
 }
 
+/// A partitioned topic's partitions report their evictions in aggregate
+/// each, with the partition's number (each used to carry only the
+/// topic's name, so a partition's total read as the topic's).
+#[test]
+fn evictions_of_a_partitioned_topic_are_reported_per_partition() {
+    let capture = Capture::default();
+    tracing::subscriber::with_default(capture.clone(), || {
+        runtime().block_on(async {
+            let mq = MessageQueue::new();
+            let one = TopicOptions {
+                max_messages: Some(1),
+                ..TopicOptions::default()
+            };
+            mq.create_partitioned_topic("clicks", one, 4).await.unwrap();
+            let publisher = mq.publisher("clicks");
+            // Round robin: every partition evicts one message.
+            for i in 0..8u32 {
+                tokio::time::timeout(LIMIT, publisher.publish(i))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            assert_eq!(mq.get_topic_stats("clicks").await.unwrap().evicted, 4);
+        })
+    });
+    let events = capture.events.lock().unwrap();
+    let evicted: Vec<String> = events
+        .iter()
+        .filter(|e| {
+            e.field("message")
+                .is_some_and(|m| m.contains("evicted for capacity"))
+        })
+        .map(|e| {
+            let field = |f: &str| e.field(f).unwrap_or_default().to_string();
+            format!(
+                "{} {} {}",
+                field("topic"),
+                field("partition"),
+                field("evicted_total")
+            )
+        })
+        .collect();
+    assert_eq!(
+        evicted,
+        ["clicks 0 1", "clicks 1 1", "clicks 2 1", "clicks 3 1"],
+        "each partition's first eviction, with its number"
+    );
+}
+
 #[test]
 fn nothing_per_message_above_trace() {
     let capture = Capture::default();
