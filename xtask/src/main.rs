@@ -308,6 +308,8 @@ fn ci() -> Result<(), String> {
             "tracing,metrics",
             "--test",
             "observability",
+            "--test",
+            "observe_adversarial",
         ],
         &[],
     )?;
@@ -358,6 +360,10 @@ fn ci() -> Result<(), String> {
             "backends",
             "--test",
             "redis_faults",
+            "--test",
+            "redis_contract",
+            "--test",
+            "redis_adversarial",
         ],
         &[],
     )?;
