@@ -303,3 +303,28 @@ local function delete(keys, args)
 end
 
 redis.register_function('memq_delete', delete)
+
+-- Hands back up to ARGV[4] of the entries that member ARGV[2] of group
+-- ARGV[1] holds in log KEYS[1], from ID ARGV[5] on ('-' for the first;
+-- '(id' after id), made idle ARGV[3] ms so that the next member that looks
+-- takes them over: the member is going. The look and the claim are one
+-- call, so an entry another member took over in between is not claimed
+-- back from it. Returns {how many, the last ID handed back}.
+local function release_all(keys, args)
+  local log, group, member, idle = keys[1], args[1], args[2], args[3]
+  local held = redis.call('XPENDING', log, group, args[5], '+', tonumber(args[4]), member)
+  if #held == 0 then
+    return {0, args[5]}
+  end
+  local claim = {log, group, member, 0}
+  for _, entry in ipairs(held) do
+    claim[#claim + 1] = entry[1]
+  end
+  claim[#claim + 1] = 'IDLE'
+  claim[#claim + 1] = idle
+  claim[#claim + 1] = 'JUSTID'
+  redis.call('XCLAIM', unpack(claim))
+  return {#held, held[#held][1]}
+end
+
+redis.register_function('memq_release_all', release_all)

@@ -236,6 +236,54 @@ async fn an_idle_members_message_is_redelivered_then_dead_lettered() {
     assert_eq!(topic.pending("g").await.unwrap(), 0);
 }
 
+/// A member that is gone hands back everything it holds, past one round
+/// of the function (512) too: another member takes each message over at
+/// once (not after the ack timeout), with its delivery count, and the
+/// gone member holds nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_member_hands_back_all_it_holds() {
+    let Some(server) = server().await else { return };
+    let store = Store::connect(&server.url()).await.unwrap();
+    let topic = store.topic("jobs", TopicConfig::default()).await.unwrap();
+    let config = GroupConfig::default()
+        .start(Start::Earliest)
+        .manual(Duration::from_secs(3600));
+    let mut gone = topic.join("g", "gone", config.clone()).await.unwrap();
+    let payloads: Vec<[u8; 2]> = (0..600u16).map(u16::to_be_bytes).collect();
+    let batch: Vec<memq_redis::Message<'_>> = payloads.iter().map(|p| memq_redis::Message::new(p)).collect();
+    topic.publish_messages(&batch).await.unwrap();
+    for offset in 0..600 {
+        let d = within(LIMIT, gone.recv()).await.unwrap().unwrap();
+        assert_eq!((d.record.offset, d.deliveries), (offset, 1));
+    }
+    drop(gone);
+    let released = within(
+        LIMIT,
+        topic.release_member("g", "gone", Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(released, 600);
+    let mut other = topic.join("g", "other", config).await.unwrap();
+    let mut offsets = Vec::new();
+    for _ in 0..600 {
+        let d = within(LIMIT, other.recv()).await.unwrap().unwrap();
+        assert_eq!(d.deliveries, 2, "taken over with its count");
+        offsets.push(d.record.offset);
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..600).collect::<Vec<u64>>(), "each once");
+    let again = within(
+        LIMIT,
+        topic.release_member("g", "gone", Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(again, 0, "it holds nothing now");
+}
+
 /// Number of clients blocked on the server now.
 async fn blocked_clients(url: &str) -> u64 {
     let client = redis::Client::open(url).unwrap();
