@@ -2010,6 +2010,7 @@ impl<T: Clone + Send + 'static> Shared<T> {
         cursor
             .seek(offset)
             .map_err(|range| GroupError::OutOfRange { partition, range })?;
+        self.unqueue_from(&mut st, partition, offset);
         let wake = self.wake_everyone(&mut st);
         self.unlock(st, wake);
         Ok(())
@@ -2017,8 +2018,9 @@ impl<T: Clone + Send + 'static> Shared<T> {
 
     /// Moves every partition's cursor to `offset`, or none: the windows
     /// are checked first, and the moves cannot fail. Otherwise as
-    /// [`seek`](Self::seek) for each partition (pending messages and
-    /// redeliveries stay as they are; parked members are woken).
+    /// [`seek`](Self::seek) for each partition (pending messages stay as
+    /// they are, those queued for redelivery at or past `offset` go out
+    /// as new instead; parked members are woken).
     pub(crate) fn seek_all(&self, offset: u64) -> Result<(), GroupError> {
         let mut st = self.state.lock();
         self.flush(&mut st);
@@ -2045,9 +2047,40 @@ impl<T: Clone + Send + 'static> Shared<T> {
             let moved = cursor.seek_or_lag(offset);
             debug_assert!(moved.is_ok(), "checked against the window: {moved:?}");
         }
+        for partition in 0..st.cursors.len() {
+            self.unqueue_from(&mut st, partition, offset);
+        }
         let wake = self.wake_everyone(&mut st);
         self.unlock(st, wake);
         Ok(())
+    }
+
+    /// Manual mode, after a seek of `partition` back to `offset`: the
+    /// messages queued for redelivery there, at or past `offset`, go out
+    /// again as new when the cursor reaches them (as those pending with
+    /// members do), so they leave the queue, with their pending entries
+    /// (nobody holds them); otherwise each went out twice, from the queue
+    /// and as new. With nothing committed, a `Committed` rejoin after the
+    /// last member left starts no later than the lowest of them, as it
+    /// would have while they were pending.
+    fn unqueue_from(&self, st: &mut State<T>, partition: usize, offset: u64) {
+        if self.config.ack != AckMode::Manual {
+            return;
+        }
+        let queued: Vec<Key> = st
+            .redeliver
+            .range((partition, offset)..=(partition, u64::MAX))
+            .copied()
+            .collect();
+        if let (Some(&(_, lowest)), None) = (queued.first(), st.committed[partition]) {
+            st.resume[partition] = Some(st.resume[partition].map_or(lowest, |r| r.min(lowest)));
+        }
+        for key in queued {
+            st.redeliver.remove(&key);
+            if let Some(p) = st.pending.remove(&key) {
+                st.garbage.push(p.value);
+            }
+        }
     }
 
     pub(crate) fn may_read(&self, member: u64, partition: usize) -> bool {

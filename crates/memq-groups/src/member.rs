@@ -724,7 +724,10 @@ impl<T: Clone + Send + 'static> Member<T> {
     }
 
     /// Moves the group's position in `partition`: the next message handed
-    /// out from it is `offset`.
+    /// out from it is `offset`. Manual acknowledgement: messages pending
+    /// with members stay pending (a seek back hands them out again as
+    /// new); those queued for redelivery at or past `offset` go out as new
+    /// instead, once.
     ///
     /// # Errors
     ///
@@ -746,8 +749,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// reported to the next receive as [`TryRecvError::Lagged`] (or
     /// [`RecvError::Lagged`]), as a gap is. Otherwise as
     /// [`seek`](Self::seek) in each partition: messages pending with
-    /// members stay pending (a seek back hands them out again as new), and
-    /// waiting members are woken.
+    /// members stay pending (a seek back hands them out again as new),
+    /// those queued for redelivery at or past `offset` go out as new
+    /// instead, once, and waiting members are woken.
     ///
     /// # Errors
     ///

@@ -1348,8 +1348,28 @@ impl Model {
             if o > from {
                 Self::mark(&mut self.skipped, p, from..o);
             }
+            self.unqueue_from(p, o);
         }
         Ok(())
+    }
+
+    /// After a seek of `p` to `o`: what was queued for redelivery at or
+    /// past `o` goes out as new when read again, not from the queue too;
+    /// with nothing committed, a `Committed` rejoin after the last member
+    /// left starts no later than the lowest of it.
+    fn unqueue_from(&mut self, p: usize, o: u64) {
+        let lowest = self
+            .pending
+            .iter()
+            .filter(|(k, pend)| k.0 == p && k.1 >= o && pend.owner.is_none())
+            .map(|(k, _)| k.1)
+            .min();
+        let part = &mut self.parts[p];
+        if let (Some(l), None) = (lowest, part.committed) {
+            part.resume = Some(part.resume.map_or(l, |r| r.min(l)));
+        }
+        self.pending
+            .retain(|k, pend| !(k.0 == p && k.1 >= o && pend.owner.is_none()));
     }
 
     /// `seek_all`: every partition's window is checked (in index order)
@@ -1394,6 +1414,7 @@ impl Model {
             if o > from {
                 Self::mark(&mut self.skipped, p, from..o);
             }
+            self.unqueue_from(p, o);
         }
         Ok(())
     }

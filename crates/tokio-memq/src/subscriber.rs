@@ -1923,6 +1923,9 @@ impl Subscriber {
     /// ([`recv_batch_typed`](Self::recv_batch_typed)) are passed over: a
     /// member of a group with manual acknowledgement, which holds them
     /// pending and has nothing to acknowledge them by, acknowledges them.
+    /// In such a group, a seek back hands out again as new what members
+    /// hold at or past `offset`, and what waits for redelivery there goes
+    /// out as new, once (not from the redelivery queue as well).
     ///
     /// # Errors
     ///

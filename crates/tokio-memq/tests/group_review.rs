@@ -1,13 +1,85 @@
 //! Consumer groups in memory through the facade, from a review of
-//! 2026-12-02 (these held): exclusive idle take-over and return, the last
-//! member dropped with part of a batch acknowledged, a dead letter of a
-//! partition and the stats after it.
+//! 2026-12-02: a seek back while a message waits for redelivery (it went
+//! out twice; fixed), and cases that held: exclusive idle take-over and
+//! return, the last member dropped with part of a batch acknowledged, a
+//! dead letter of a partition and the stats after it.
 
 use std::time::Duration;
 use tokio::time::timeout;
 use tokio_memq::{ConsumptionMode, MessageQueue, PartitionRouting, TopicMessage, TopicOptions};
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// Seek back after a nack: the message queued for redelivery went out
+/// twice (from the redelivery queue, and read again as new, its delivery
+/// count back at 1). A seek takes what waits for redelivery at or past it
+/// out of the queue: it goes out once, as new.
+#[tokio::test]
+async fn seek_back_after_nack_delivers_each_message_once() {
+    timeout(LIMIT, async {
+        let mq = MessageQueue::new();
+        let w = mq
+            .group("t", "g")
+            .manual_ack()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        mq.publisher("t").publish_batch(vec![0u32, 1]).await.unwrap();
+        let m0 = w.recv().await.unwrap();
+        assert_eq!(m0.offset(), 0);
+        w.nack(&m0).unwrap();
+        w.seek(0).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = w.try_recv_now() {
+            got.push((m.offset(), m.deliveries));
+            if got.len() > 5 {
+                break;
+            }
+        }
+        assert_eq!(got, [(0, 1), (1, 1)], "each once after the seek, as new");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Seek back while message 0 waits for redelivery (its holder was
+/// dropped): it went to one member from the queue and to another read
+/// again as new, and the first one's `ack` was `NotOwned`.
+#[tokio::test]
+async fn seek_back_after_drop_does_not_hand_one_message_to_two_members() {
+    timeout(LIMIT, async {
+        let mq = MessageQueue::new();
+        let join = || {
+            mq.group("t", "g")
+                .manual_ack()
+                .mode(ConsumptionMode::Earliest)
+                .join()
+        };
+        let (a, b, c) = (
+            join().await.unwrap(),
+            join().await.unwrap(),
+            join().await.unwrap(),
+        );
+        mq.publisher("t").publish_batch(vec![0u32]).await.unwrap();
+        let m0 = a.recv().await.unwrap();
+        assert_eq!(m0.offset(), 0);
+        drop(a); // 0 queued for redelivery
+        b.seek(0).await.unwrap();
+        let x = b.try_recv_now().unwrap();
+        let y = c.try_recv_now();
+        let ack_x = b.ack(&x);
+        assert!(
+            y.is_err(),
+            "0 handed to b ({:?}, deliveries {}) and to c ({:?}); b's ack: {ack_x:?}",
+            x.offset(),
+            x.deliveries,
+            y.as_ref().map(|m| (m.offset(), m.deliveries))
+        );
+    })
+    .await
+    .expect("timed out");
+}
 
 /// Exclusive group over 2 partitions: the idle owner's partition and
 /// message move to the receiving member, then back; nothing lost, stats
