@@ -7,36 +7,12 @@
 
 use std::time::Duration;
 
-use memq_testkit::redis_server::RedisServer;
+#[path = "support/redis.rs"]
+mod support;
+
+use support::{address, both, connect, raw, server, t};
 use tokio::time::timeout;
 use tokio_memq::{ConsumptionMode, MessageQueue, PublishErrorKind, RecvError, TopicOptions};
-
-const LIMIT: Duration = Duration::from_secs(40);
-
-async fn server() -> Option<RedisServer> {
-    tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .expect("the start does not panic")
-}
-
-async fn connect(server: &RedisServer) -> MessageQueue {
-    timeout(LIMIT, MessageQueue::connect(&server.url()))
-        .await
-        .expect("connects in time")
-        .expect("connects")
-}
-
-async fn both() -> Option<(Vec<(&'static str, MessageQueue)>, RedisServer)> {
-    let server = server().await?;
-    let redis = connect(&server).await;
-    Some((vec![("memory", MessageQueue::new()), ("redis", redis)], server))
-}
-
-macro_rules! t {
-    ($e:expr) => {
-        timeout(LIMIT, $e).await.expect("timed out")
-    };
-}
 
 fn max(n: usize) -> TopicOptions {
     TopicOptions {
@@ -475,15 +451,6 @@ impl Drop for SilentProxy {
     fn drop(&mut self) {
         self.accept.abort();
     }
-}
-
-fn address(server: &RedisServer) -> std::net::SocketAddr {
-    server
-        .url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
 }
 
 /// `MessageQueue::connect`: "[`StoreError`] when the server cannot be
@@ -953,28 +920,6 @@ async fn a_member_of_a_topic_lost_with_the_server_s_data_and_made_again_is_close
         told.push(t!(member.recv_timeout(Duration::from_secs(5))).map(|m| m.map(|m| m.offset())));
     }
     assert_eq!(told, [Err(RecvError::Closed), Err(RecvError::Closed)]);
-}
-
-/// Sends one command to the server on a connection of its own; returns
-/// the first line of the reply.
-fn raw(server: &RedisServer, args: &[&[u8]]) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address(server)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut command = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        command.extend(format!("${}\r\n", a.len()).as_bytes());
-        command.extend(*a);
-        command.extend(b"\r\n");
-    }
-    stream.write_all(&command).unwrap();
-    let mut reply = Vec::new();
-    let mut byte = [0u8; 1];
-    while !reply.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        reply.push(byte[0]);
-    }
-    String::from_utf8_lossy(&reply).trim_end().to_string()
 }
 
 /// DESIGN-redis.md ("Shape"): memq-redis "Checks the server version (7.0

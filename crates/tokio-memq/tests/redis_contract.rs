@@ -9,33 +9,11 @@
 
 use std::time::Duration;
 
-use memq_testkit::redis_server::RedisServer;
-use tokio::time::timeout;
-use tokio_memq::{ConsumptionMode, MessageQueue, RecvError, TopicOptions};
+#[path = "support/redis.rs"]
+mod support;
 
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// A server of the test's own; `None` (the test skips) without
-/// `redis-server` (with `CI` set, the start fails the test instead).
-async fn server() -> Option<RedisServer> {
-    tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .expect("the start does not panic")
-}
-
-async fn connect(server: &RedisServer) -> MessageQueue {
-    timeout(LIMIT, MessageQueue::connect(&server.url()))
-        .await
-        .expect("connects in time")
-        .expect("connects")
-}
-
-/// An in-memory queue and one over Redis (the server kept alive).
-async fn both() -> Option<(Vec<(&'static str, MessageQueue)>, RedisServer)> {
-    let server = server().await?;
-    let redis = connect(&server).await;
-    Some((vec![("memory", MessageQueue::new()), ("redis", redis)], server))
-}
+use support::{both, connect, server, t};
+use tokio_memq::{ConsumptionMode, RecvError, TopicOptions};
 
 /// Messages live a second: the tests wait two for them to expire.
 fn expiring() -> TopicOptions {
@@ -43,12 +21,6 @@ fn expiring() -> TopicOptions {
         message_ttl: Some(Duration::from_secs(1)),
         ..TopicOptions::default()
     }
-}
-
-macro_rules! t {
-    ($e:expr) => {
-        timeout(LIMIT, $e).await.expect("timed out")
-    };
 }
 
 /// memq-groups docs ("Falling behind"): "When a group falls behind an

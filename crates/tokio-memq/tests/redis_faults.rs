@@ -13,69 +13,20 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+#[path = "support/redis.rs"]
+mod support;
+
 use memq_testkit::redis_server::RedisServer;
+use support::{address, connect, raw, server, LIMIT};
 use tokio::time::timeout;
 use tokio_memq::{
     ConsumptionMode, MessageQueue, PublishError, RecvError, SerializationFormat, StoreErrorKind, TopicError,
     TopicMessage, TopicOptions,
 };
 
-const LIMIT: Duration = Duration::from_secs(30);
 /// Well under the 30 s a command keeps reconnecting: an answer within
 /// this is not a retry loop that gave up.
 const PROMPT: Duration = Duration::from_secs(10);
-
-async fn server() -> Option<RedisServer> {
-    tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .expect("the start does not panic")
-}
-
-/// The server's address, for a proxy in front of it.
-fn address(server: &RedisServer) -> std::net::SocketAddr {
-    server
-        .url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
-}
-
-async fn connect(server: &RedisServer) -> MessageQueue {
-    timeout(LIMIT, MessageQueue::connect(&server.url()))
-        .await
-        .expect("connects in time")
-        .expect("connects")
-}
-
-/// Sends one command to the server on a connection of its own, as another
-/// program writing to it would (arguments are bytes: they need not be
-/// UTF-8); returns the first line of the reply.
-fn raw(server: &RedisServer, args: &[&[u8]]) -> String {
-    let port = server
-        .url()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut command = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        command.extend(format!("${}\r\n", a.len()).as_bytes());
-        command.extend(*a);
-        command.extend(b"\r\n");
-    }
-    stream.write_all(&command).unwrap();
-    let mut reply = Vec::new();
-    let mut byte = [0u8; 1];
-    while !reply.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        reply.push(byte[0]);
-    }
-    String::from_utf8_lossy(&reply).trim_end().to_string()
-}
 
 /// A member of group `g` of topic `jobs`, from its oldest message.
 async fn join_jobs(mq: &MessageQueue) -> tokio_memq::Subscriber {
