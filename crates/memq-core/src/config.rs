@@ -87,8 +87,10 @@ pub struct TopicConfig {
     pub name: Option<std::sync::Arc<str>>,
     /// For a partition of a partitioned topic, its number: a label for
     /// diagnostics (the `partition` field of `tracing` events, whose
-    /// totals are then the partition's); changes nothing else.
-    pub partition: Option<usize>,
+    /// totals are then the partition's); changes nothing else. (A `u16`:
+    /// it fits where the settings had room, and a topic has at most
+    /// 65,536 partitions.)
+    pub partition: Option<u16>,
 }
 
 impl Default for TopicConfig {
@@ -169,7 +171,7 @@ impl TopicConfig {
     /// assert_eq!(config.partition, Some(3));
     /// ```
     #[must_use]
-    pub fn partition(mut self, partition: Option<usize>) -> Self {
+    pub fn partition(mut self, partition: Option<u16>) -> Self {
         self.partition = partition;
         self
     }

@@ -144,7 +144,8 @@ impl<T: Clone + Send + 'static> PartitionedTopic<T> {
             return Err(ConfigError::TooManyPartitions(partitions));
         }
         let topics = (0..partitions)
-            .map(|p| make(config.clone().partition(Some(p))))
+            // Below MAX_PARTITIONS (2^16): every index fits the label.
+            .map(|p| make(config.clone().partition(u16::try_from(p).ok())))
             .collect::<Result<Box<[_]>, _>>()?;
         Ok(PartitionedTopic {
             inner: Arc::new(Inner {
