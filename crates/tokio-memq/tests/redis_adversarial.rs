@@ -1,9 +1,9 @@
-#![cfg(feature = "redis")]
 //! The Redis backend against the in-memory contract, from an adversarial
 //! review (2026-12-02): each test runs the same scenario on both backends
 //! where it can, with a `redis-server` of its own, every step bounded in
 //! time. Most failed before their fix (each doc says what the backend did
 //! then); the ones marked "passes" guard what held.
+#![cfg(feature = "redis")]
 
 use std::time::Duration;
 
