@@ -2119,14 +2119,14 @@ impl RemoteSource {
         claimed(formats, got)
     }
 
-    /// Acknowledges (or, `ack` false, hands back) the message at `offset`
-    /// of `partition`, in the background.
     /// Whether this is a member of a group with manual acknowledgement
     /// (otherwise acknowledging is [`AckError::AutoAck`](memq_groups::AckError::AutoAck)).
     pub(crate) fn acks_manually(&self) -> bool {
         self.group.as_ref().is_some_and(|g| g.manual)
     }
 
+    /// Acknowledges (or, `ack` false, hands back) the message at `offset`
+    /// of `partition`, in the background.
     pub(crate) fn settle(
         &self,
         partition: usize,
