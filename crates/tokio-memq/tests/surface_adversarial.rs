@@ -12,6 +12,20 @@ use tokio_memq::*;
 use tokio_stream::StreamExt;
 
 const T: Duration = Duration::from_secs(5);
+/// The bound of a whole test (each step inside has its own where it waits).
+const LIMIT: Duration = Duration::from_secs(120);
+/// The same under paused time, where it is virtual: a test that waits on
+/// nothing but this timer reaches it at once, while the models' own
+/// clock advances (days in all) stay below it.
+const PAUSED_LIMIT: Duration = Duration::from_secs(365 * 86_400);
+
+/// Runs a test's body within `limit`: a lost wake-up fails it instead of
+/// stalling the suite.
+async fn bounded(limit: Duration, body: impl std::future::Future<Output = ()>) {
+    timeout(limit, body)
+        .await
+        .expect("the test did not finish in time");
+}
 
 fn opts(max: usize) -> TopicOptions {
     TopicOptions {
@@ -29,30 +43,33 @@ fn ttl(secs: u64) -> TopicOptions {
 
 #[tokio::test(start_paused = true)]
 async fn expired_then_evicted_counts_are_exact() {
-    let mq = MessageQueue::new();
-    let o = TopicOptions {
-        max_messages: Some(3),
-        message_ttl: Some(Duration::from_secs(10)),
-        ..TopicOptions::default()
-    };
-    let sub = mq
-        .subscriber_with_options_and_mode("t", o, ConsumptionMode::Earliest)
-        .await
-        .unwrap();
-    let p = mq.publisher("t");
-    p.publish_batch(vec![0u32, 1, 2]).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    for i in 3..7u32 {
-        p.publish(i).await.unwrap();
-    }
-    let s = mq.get_topic_stats("t").await.unwrap();
-    assert_eq!(
-        (s.expired, s.evicted, s.dropped_messages, s.message_count),
-        (3, 1, 4, 3)
-    );
-    assert_eq!(sub.lag(), 4, "1 evicted unread + 3 retained");
-    assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(1));
-    assert_eq!(sub.recv().await.unwrap().offset(), 4);
+    bounded(PAUSED_LIMIT, async move {
+        let mq = MessageQueue::new();
+        let o = TopicOptions {
+            max_messages: Some(3),
+            message_ttl: Some(Duration::from_secs(10)),
+            ..TopicOptions::default()
+        };
+        let sub = mq
+            .subscriber_with_options_and_mode("t", o, ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let p = mq.publisher("t");
+        p.publish_batch(vec![0u32, 1, 2]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        for i in 3..7u32 {
+            p.publish(i).await.unwrap();
+        }
+        let s = mq.get_topic_stats("t").await.unwrap();
+        assert_eq!(
+            (s.expired, s.evicted, s.dropped_messages, s.message_count),
+            (3, 1, 4, 3)
+        );
+        assert_eq!(sub.lag(), 4, "1 evicted unread + 3 retained");
+        assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(1));
+        assert_eq!(sub.recv().await.unwrap().offset(), 4);
+    })
+    .await;
 }
 
 mod model {
@@ -381,23 +398,32 @@ mod model {
 
 #[tokio::test]
 async fn random_receive_variants_plain() {
-    for seed in 0..200 {
-        model::run(seed, 0).await;
-    }
+    bounded(LIMIT, async move {
+        for seed in 0..200 {
+            model::run(seed, 0).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn random_receive_variants_one_partition_of_two() {
-    for seed in 0..200 {
-        model::run(seed, 2).await;
-    }
+    bounded(LIMIT, async move {
+        for seed in 0..200 {
+            model::run(seed, 2).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn random_receive_variants_merged_two() {
-    for seed in 0..200 {
-        model::run(seed, 3).await;
-    }
+    bounded(LIMIT, async move {
+        for seed in 0..200 {
+            model::run(seed, 3).await;
+        }
+    })
+    .await;
 }
 
 /// `Subscriber::current_offset`: "After messages it had not read were
@@ -407,26 +433,29 @@ async fn random_receive_variants_merged_two() {
 /// receive), it said the oldest retained instead.
 #[tokio::test]
 async fn current_offset_is_the_offset_it_would_have_received() {
-    let mq = MessageQueue::new();
-    let sub = mq
-        .subscriber_with_options_and_mode("t", opts(4), ConsumptionMode::Earliest)
-        .await
-        .unwrap();
-    let p = mq.publisher("t");
-    p.publish_batch(vec![0u8, 1]).await.unwrap();
-    assert_eq!(sub.recv().await.unwrap().offset(), 0); // 1 is read ahead
-    for i in 2..8u8 {
-        p.publish(i).await.unwrap(); // window 4..8: 2, 3 evicted unread
-    }
-    assert_eq!(sub.current_offset().await, Some(1));
-    assert_eq!(sub.recv_batch(10).await.unwrap().len(), 1); // 1; finds the gap, keeps it
-    assert_eq!(
-        sub.current_offset().await,
-        Some(2),
-        "it would receive 2: the next receive reports Lagged(2)"
-    );
-    assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(2));
-    assert_eq!(sub.current_offset().await, Some(4));
+    bounded(LIMIT, async move {
+        let mq = MessageQueue::new();
+        let sub = mq
+            .subscriber_with_options_and_mode("t", opts(4), ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let p = mq.publisher("t");
+        p.publish_batch(vec![0u8, 1]).await.unwrap();
+        assert_eq!(sub.recv().await.unwrap().offset(), 0); // 1 is read ahead
+        for i in 2..8u8 {
+            p.publish(i).await.unwrap(); // window 4..8: 2, 3 evicted unread
+        }
+        assert_eq!(sub.current_offset().await, Some(1));
+        assert_eq!(sub.recv_batch(10).await.unwrap().len(), 1); // 1; finds the gap, keeps it
+        assert_eq!(
+            sub.current_offset().await,
+            Some(2),
+            "it would receive 2: the next receive reports Lagged(2)"
+        );
+        assert_eq!(sub.recv().await.unwrap_err(), RecvError::Lagged(2));
+        assert_eq!(sub.current_offset().await, Some(4));
+    })
+    .await;
 }
 
 mod pmodel {
@@ -563,9 +592,12 @@ mod pmodel {
 
 #[tokio::test]
 async fn random_pattern_receives() {
-    for seed in 0..200 {
-        pmodel::run(seed).await;
-    }
+    bounded(LIMIT, async move {
+        for seed in 0..200 {
+            pmodel::run(seed).await;
+        }
+    })
+    .await;
 }
 
 mod tmodel {
@@ -809,9 +841,12 @@ mod tmodel {
 
 #[tokio::test(start_paused = true)]
 async fn random_ttl_receives() {
-    for seed in 0..200 {
-        tmodel::run(seed).await;
-    }
+    bounded(PAUSED_LIMIT, async move {
+        for seed in 0..200 {
+            tmodel::run(seed).await;
+        }
+    })
+    .await;
 }
 
 /// `TopicMessage::is_expired`: "Measured on Tokio's clock, as the queue's
@@ -819,293 +854,308 @@ async fn random_ttl_receives() {
 /// longer delivered) while `is_expired(ttl)` said it had not.
 #[tokio::test(start_paused = true)]
 async fn is_expired_agrees_with_the_queue_at_the_boundary() {
-    let mq = MessageQueue::new();
-    let ttl_d = Duration::from_secs(10);
-    let early = mq.subscriber_with_options("t", ttl(10)).await.unwrap();
-    mq.publisher("t").publish(1u8).await.unwrap();
-    let msg = early.recv().await.unwrap();
-    tokio::time::advance(ttl_d).await;
-    let late = mq
-        .subscriber_with_options_and_mode("t", ttl(10), ConsumptionMode::Earliest)
-        .await
-        .unwrap();
-    let delivered = late.try_recv_now().is_ok();
-    assert_eq!(msg.is_expired(ttl_d), !delivered, "queue delivered: {delivered}");
+    bounded(PAUSED_LIMIT, async move {
+        let mq = MessageQueue::new();
+        let ttl_d = Duration::from_secs(10);
+        let early = mq.subscriber_with_options("t", ttl(10)).await.unwrap();
+        mq.publisher("t").publish(1u8).await.unwrap();
+        let msg = early.recv().await.unwrap();
+        tokio::time::advance(ttl_d).await;
+        let late = mq
+            .subscriber_with_options_and_mode("t", ttl(10), ConsumptionMode::Earliest)
+            .await
+            .unwrap();
+        let delivered = late.try_recv_now().is_ok();
+        assert_eq!(msg.is_expired(ttl_d), !delivered, "queue delivered: {delivered}");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn extreme_durations_do_not_panic() {
-    for ttl_d in [
-        Duration::MAX,
-        Duration::from_secs(u64::MAX / 2),
-        Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
-    ] {
+    bounded(LIMIT, async move {
+        for ttl_d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
+        ] {
+            let mq = MessageQueue::new();
+            let o = TopicOptions {
+                max_messages: Some(1),
+                lru_enabled: false,
+                message_ttl: Some(ttl_d),
+                ..TopicOptions::default()
+            };
+            let sub = mq.subscriber_with_options("t", o).await.unwrap();
+            let p = mq.publisher("t");
+            p.publish(1u8).await.unwrap();
+            let r = timeout(T, p.publish_timeout(2u8, Duration::from_millis(30)))
+                .await
+                .unwrap();
+            assert!(matches!(r, Err(PublishError::Timeout(2))), "{r:?}");
+            assert_eq!(sub.recv().await.unwrap().offset(), 0);
+            assert!(sub
+                .recv_timeout(Duration::from_millis(1))
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(p.publish_timeout(3u8, Duration::MAX).await.unwrap(), 1);
+            assert_eq!(sub.lag(), 1);
+            let s = mq.get_topic_stats("t").await.unwrap();
+            assert_eq!(s.expired, 0);
+        }
+        // groups with the longest timeouts
         let mq = MessageQueue::new();
-        let o = TopicOptions {
-            max_messages: Some(1),
-            lru_enabled: false,
-            message_ttl: Some(ttl_d),
-            ..TopicOptions::default()
-        };
-        let sub = mq.subscriber_with_options("t", o).await.unwrap();
-        let p = mq.publisher("t");
-        p.publish(1u8).await.unwrap();
-        let r = timeout(T, p.publish_timeout(2u8, Duration::from_millis(30)))
+        let a = mq
+            .group("g", "w")
+            .manual_ack()
+            .ack_timeout(Duration::MAX)
+            .mode(ConsumptionMode::Earliest)
+            .join()
             .await
             .unwrap();
-        assert!(matches!(r, Err(PublishError::Timeout(2))), "{r:?}");
-        assert_eq!(sub.recv().await.unwrap().offset(), 0);
-        assert!(sub
-            .recv_timeout(Duration::from_millis(1))
+        let b = mq
+            .group("g", "w")
+            .manual_ack()
+            .ack_timeout(Duration::MAX)
+            .mode(ConsumptionMode::Earliest)
+            .join()
             .await
-            .unwrap()
-            .is_none());
-        assert_eq!(p.publish_timeout(3u8, Duration::MAX).await.unwrap(), 1);
-        assert_eq!(sub.lag(), 1);
-        let s = mq.get_topic_stats("t").await.unwrap();
-        assert_eq!(s.expired, 0);
-    }
-    // groups with the longest timeouts
-    let mq = MessageQueue::new();
-    let a = mq
-        .group("g", "w")
-        .manual_ack()
-        .ack_timeout(Duration::MAX)
-        .mode(ConsumptionMode::Earliest)
-        .join()
-        .await
-        .unwrap();
-    let b = mq
-        .group("g", "w")
-        .manual_ack()
-        .ack_timeout(Duration::MAX)
-        .mode(ConsumptionMode::Earliest)
-        .join()
-        .await
-        .unwrap();
-    mq.publisher("g").publish(1u8).await.unwrap();
-    let m = a.recv().await.unwrap();
-    assert!(b.recv_timeout(Duration::from_millis(20)).await.unwrap().is_none());
-    a.ack(&m).unwrap();
-    let o = TopicOptions {
-        consume_idle_timeout: Some(Duration::MAX),
-        ..TopicOptions::default()
-    };
-    let c = mq.group("g2", "w").options(o).manual_ack().join().await.unwrap();
-    mq.publisher("g2").publish(1u8).await.unwrap();
-    let _ = c.recv_timeout(Duration::from_millis(20)).await.unwrap();
+            .unwrap();
+        mq.publisher("g").publish(1u8).await.unwrap();
+        let m = a.recv().await.unwrap();
+        assert!(b.recv_timeout(Duration::from_millis(20)).await.unwrap().is_none());
+        a.ack(&m).unwrap();
+        let o = TopicOptions {
+            consume_idle_timeout: Some(Duration::MAX),
+            ..TopicOptions::default()
+        };
+        let c = mq.group("g2", "w").options(o).manual_ack().join().await.unwrap();
+        mq.publisher("g2").publish(1u8).await.unwrap();
+        let _ = c.recv_timeout(Duration::from_millis(20)).await.unwrap();
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn byte_accounting_returns_to_zero_and_stays_in_budget() {
-    use rand::{Rng, SeedableRng};
-    for seed in 0..100u64 {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mq = MessageQueue::new();
-        let budget = rng.gen_range(64..400usize);
-        let o = TopicOptions {
-            max_messages: Some(rng.gen_range(1..20)),
-            max_bytes: Some(budget),
-            message_ttl: Some(Duration::from_secs(5)),
-            ..TopicOptions::default()
-        };
-        mq.create_topic("b", o.clone()).await.unwrap();
-        let sub = mq
-            .subscriber_with_options_and_mode("b", o, ConsumptionMode::Earliest)
-            .await
-            .unwrap();
-        let p = mq.publisher("b");
-        for _ in 0..60 {
-            let len = rng.gen_range(0..40);
-            let r = match rng.gen_range(0..5) {
-                0 => p
-                    .publish_with_key("k".repeat(rng.gen_range(0..10)), vec![1u8; len])
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.kind()),
-                1 => p
-                    .publish_with_headers(vec![1u8; len], [("h", "v".repeat(rng.gen_range(0..10)))])
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.kind()),
-                2 => p
-                    .publish_bytes(vec![2u8; len], SerializationFormat::Raw)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.kind()),
-                3 => p
-                    .publish_batch(vec![String::from("xy"); rng.gen_range(1..4)])
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.kind()),
-                _ => {
-                    tokio::time::advance(Duration::from_millis(rng.gen_range(0..3000))).await;
-                    Ok(())
-                }
+    bounded(PAUSED_LIMIT, async move {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..100u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mq = MessageQueue::new();
+            let budget = rng.gen_range(64..400usize);
+            let o = TopicOptions {
+                max_messages: Some(rng.gen_range(1..20)),
+                max_bytes: Some(budget),
+                message_ttl: Some(Duration::from_secs(5)),
+                ..TopicOptions::default()
             };
-            if let Err(k) = r {
-                assert_eq!(k, PublishErrorKind::TooLarge, "seed {seed}");
+            mq.create_topic("b", o.clone()).await.unwrap();
+            let sub = mq
+                .subscriber_with_options_and_mode("b", o, ConsumptionMode::Earliest)
+                .await
+                .unwrap();
+            let p = mq.publisher("b");
+            for _ in 0..60 {
+                let len = rng.gen_range(0..40);
+                let r = match rng.gen_range(0..5) {
+                    0 => p
+                        .publish_with_key("k".repeat(rng.gen_range(0..10)), vec![1u8; len])
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.kind()),
+                    1 => p
+                        .publish_with_headers(vec![1u8; len], [("h", "v".repeat(rng.gen_range(0..10)))])
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.kind()),
+                    2 => p
+                        .publish_bytes(vec![2u8; len], SerializationFormat::Raw)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.kind()),
+                    3 => p
+                        .publish_batch(vec![String::from("xy"); rng.gen_range(1..4)])
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.kind()),
+                    _ => {
+                        tokio::time::advance(Duration::from_millis(rng.gen_range(0..3000))).await;
+                        Ok(())
+                    }
+                };
+                if let Err(k) = r {
+                    assert_eq!(k, PublishErrorKind::TooLarge, "seed {seed}");
+                }
+                if rng.gen_bool(0.3) {
+                    let _ = sub.try_recv_now();
+                }
+                let s = mq.get_topic_stats("b").await.unwrap();
+                assert!(s.bytes <= budget, "seed {seed}: {} > {budget}", s.bytes);
+                assert_eq!(s.bytes, s.total_payload_size);
+                assert_eq!(
+                    s.message_count as u64,
+                    s.next_offset - s.low_offset,
+                    "seed {seed}"
+                );
+                assert_eq!(s.dropped_messages as u64, s.evicted + s.expired);
+                assert_eq!(s.published, s.next_offset);
+                assert_eq!(
+                    s.published - s.message_count as u64,
+                    s.evicted + s.expired,
+                    "seed {seed} every removal counted once"
+                );
             }
-            if rng.gen_bool(0.3) {
-                let _ = sub.try_recv_now();
-            }
+            tokio::time::advance(Duration::from_secs(6)).await;
             let s = mq.get_topic_stats("b").await.unwrap();
-            assert!(s.bytes <= budget, "seed {seed}: {} > {budget}", s.bytes);
-            assert_eq!(s.bytes, s.total_payload_size);
-            assert_eq!(
-                s.message_count as u64,
-                s.next_offset - s.low_offset,
-                "seed {seed}"
-            );
-            assert_eq!(s.dropped_messages as u64, s.evicted + s.expired);
-            assert_eq!(s.published, s.next_offset);
-            assert_eq!(
-                s.published - s.message_count as u64,
-                s.evicted + s.expired,
-                "seed {seed} every removal counted once"
-            );
+            assert_eq!((s.bytes, s.message_count), (0, 0), "seed {seed}");
         }
-        tokio::time::advance(Duration::from_secs(6)).await;
-        let s = mq.get_topic_stats("b").await.unwrap();
-        assert_eq!((s.bytes, s.message_count), (0, 0), "seed {seed}");
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_subscriber_shared_by_tasks_with_every_variant_delivers_each_once() {
-    use std::sync::Arc;
-    let mq = MessageQueue::new();
-    let o = TopicOptions {
-        max_messages: Some(64),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    };
-    let sub = Arc::new(mq.subscriber_with_options("sh", o).await.unwrap());
-    let n = 20_000u64;
-    let mut tasks = Vec::new();
-    for kind in 0..4 {
-        let sub = sub.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            let mut stream = sub.stream();
-            loop {
-                let r: Result<Vec<u64>, RecvError> = match kind {
-                    0 => stream
-                        .next()
-                        .await
-                        .unwrap_or(Err(RecvError::Closed))
-                        .map(|m| vec![m.offset()]),
-                    1 => match timeout(Duration::from_micros(50), sub.recv_batch_lent(7)).await {
-                        Ok(r) => r.map(|b| b.iter().map(|m| m.offset()).collect()),
-                        Err(_) => Ok(vec![]),
-                    },
-                    2 => tokio::select! {
-                        r = sub.recv() => r.map(|m| vec![m.offset()]),
-                        _ = tokio::task::yield_now() => Ok(vec![]),
-                    },
-                    _ => match sub.recv_batch_typed::<u64>(5).await {
-                        Ok(v) => Ok(v),
-                        Err(RecvTypedError::Recv(e)) => Err(e),
+    bounded(LIMIT, async move {
+        use std::sync::Arc;
+        let mq = MessageQueue::new();
+        let o = TopicOptions {
+            max_messages: Some(64),
+            lru_enabled: false,
+            ..TopicOptions::default()
+        };
+        let sub = Arc::new(mq.subscriber_with_options("sh", o).await.unwrap());
+        let n = 20_000u64;
+        let mut tasks = Vec::new();
+        for kind in 0..4 {
+            let sub = sub.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut stream = sub.stream();
+                loop {
+                    let r: Result<Vec<u64>, RecvError> = match kind {
+                        0 => stream
+                            .next()
+                            .await
+                            .unwrap_or(Err(RecvError::Closed))
+                            .map(|m| vec![m.offset()]),
+                        1 => match timeout(Duration::from_micros(50), sub.recv_batch_lent(7)).await {
+                            Ok(r) => r.map(|b| b.iter().map(|m| m.offset()).collect()),
+                            Err(_) => Ok(vec![]),
+                        },
+                        2 => tokio::select! {
+                            r = sub.recv() => r.map(|m| vec![m.offset()]),
+                            _ = tokio::task::yield_now() => Ok(vec![]),
+                        },
+                        _ => match sub.recv_batch_typed::<u64>(5).await {
+                            Ok(v) => Ok(v),
+                            Err(RecvTypedError::Recv(e)) => Err(e),
+                            Err(e) => panic!("{e:?}"),
+                        },
+                    };
+                    match r {
+                        Ok(v) => got.extend(v),
+                        Err(RecvError::Closed) => break,
                         Err(e) => panic!("{e:?}"),
-                    },
-                };
-                match r {
-                    Ok(v) => got.extend(v),
-                    Err(RecvError::Closed) => break,
-                    Err(e) => panic!("{e:?}"),
+                    }
                 }
-            }
-            got
-        }));
-    }
-    let p = mq.publisher("sh");
-    for i in 0..n {
-        p.publish(i).await.unwrap();
-    }
-    mq.close();
-    let mut all = Vec::new();
-    let mut values_typed = 0;
-    for (k, t) in tasks.into_iter().enumerate() {
-        let v = timeout(Duration::from_secs(30), t).await.unwrap().unwrap();
-        if k == 3 {
-            values_typed = v.len();
+                got
+            }));
         }
-        all.extend(v);
-    }
-    let total = all.len();
-    all.sort_unstable();
-    all.dedup();
-    assert_eq!(
-        (total, all.len()),
-        (n as usize, n as usize),
-        "typed got {values_typed}"
-    );
-    assert_eq!(all, (0..n).collect::<Vec<_>>());
+        let p = mq.publisher("sh");
+        for i in 0..n {
+            p.publish(i).await.unwrap();
+        }
+        mq.close();
+        let mut all = Vec::new();
+        let mut values_typed = 0;
+        for (k, t) in tasks.into_iter().enumerate() {
+            let v = timeout(Duration::from_secs(30), t).await.unwrap().unwrap();
+            if k == 3 {
+                values_typed = v.len();
+            }
+            all.extend(v);
+        }
+        let total = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            (total, all.len()),
+            (n as usize, n as usize),
+            "typed got {values_typed}"
+        );
+        assert_eq!(all, (0..n).collect::<Vec<_>>());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pattern_gets_everything_of_topics_created_and_deleted_concurrently() {
-    let mq = MessageQueue::new();
-    let sub = std::sync::Arc::new(mq.subscribe_pattern("cd.*").unwrap());
-    let reader = {
-        let sub = sub.clone();
-        tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                match sub.recv().await {
-                    Ok(m) => got.push(m.deserialize::<(u32, u32)>().unwrap()),
-                    Err(PatternRecvError::Closed) => break,
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
-            got
-        })
-    };
-    let mut writers = Vec::new();
-    for w in 0..2u32 {
-        let mq = mq.clone();
-        writers.push(tokio::spawn(async move {
-            let mut sent = Vec::new();
-            for inc in 0..200u32 {
-                let id = w * 1000 + inc;
-                let name = format!("cd.t{}", inc % 3);
-                let p = mq.publisher(&name);
-                for s in 0..3u32 {
-                    match p.publish((id, s)).await {
-                        Ok(_) => sent.push((id, s)),
-                        Err(PublishError::Closed(_)) => break, // deleted by the other writer
+    bounded(LIMIT, async move {
+        let mq = MessageQueue::new();
+        let sub = std::sync::Arc::new(mq.subscribe_pattern("cd.*").unwrap());
+        let reader = {
+            let sub = sub.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    match sub.recv().await {
+                        Ok(m) => got.push(m.deserialize::<(u32, u32)>().unwrap()),
+                        Err(PatternRecvError::Closed) => break,
                         Err(e) => panic!("{e:?}"),
                     }
                 }
-                if inc % 2 == 0 {
-                    mq.delete_topic(&name).await;
+                got
+            })
+        };
+        let mut writers = Vec::new();
+        for w in 0..2u32 {
+            let mq = mq.clone();
+            writers.push(tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for inc in 0..200u32 {
+                    let id = w * 1000 + inc;
+                    let name = format!("cd.t{}", inc % 3);
+                    let p = mq.publisher(&name);
+                    for s in 0..3u32 {
+                        match p.publish((id, s)).await {
+                            Ok(_) => sent.push((id, s)),
+                            Err(PublishError::Closed(_)) => break, // deleted by the other writer
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                    if inc % 2 == 0 {
+                        mq.delete_topic(&name).await;
+                    }
+                    tokio::task::yield_now().await;
                 }
-                tokio::task::yield_now().await;
-            }
-            sent
-        }));
-    }
-    let mut sent = Vec::new();
-    for w in writers {
-        sent.extend(timeout(T, w).await.unwrap().unwrap());
-    }
-    mq.close();
-    let mut got = timeout(T, reader).await.unwrap().unwrap();
-    let total = got.len();
-    got.sort_unstable();
-    got.dedup();
-    sent.sort_unstable();
-    assert_eq!(total, got.len(), "duplicates");
-    let missing: Vec<_> = sent
-        .iter()
-        .filter(|x| got.binary_search(x).is_err())
-        .take(10)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} sent, {} got, missing e.g. {missing:?}",
-        sent.len(),
-        got.len()
-    );
-    assert_eq!(got.len(), sent.len());
+                sent
+            }));
+        }
+        let mut sent = Vec::new();
+        for w in writers {
+            sent.extend(timeout(T, w).await.unwrap().unwrap());
+        }
+        mq.close();
+        let mut got = timeout(T, reader).await.unwrap().unwrap();
+        let total = got.len();
+        got.sort_unstable();
+        got.dedup();
+        sent.sort_unstable();
+        assert_eq!(total, got.len(), "duplicates");
+        let missing: Vec<_> = sent
+            .iter()
+            .filter(|x| got.binary_search(x).is_err())
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} sent, {} got, missing e.g. {missing:?}",
+            sent.len(),
+            got.len()
+        );
+        assert_eq!(got.len(), sent.len());
+    })
+    .await;
 }
