@@ -122,6 +122,32 @@ struct Buffered<T> {
     value: T,
 }
 
+/// The first message a fetch copies out, kept apart from the buffer for
+/// a single receive; should a later `clone` of the same fetch panic, it
+/// goes back to the front of the buffer (its cursor has moved past it).
+struct KeptFirst<'a, T> {
+    first: Option<Buffered<T>>,
+    buf: &'a mut VecDeque<Buffered<T>>,
+}
+
+impl<T> KeptFirst<'_, T> {
+    fn keep(&mut self, b: Buffered<T>) {
+        if self.first.is_none() {
+            self.first = Some(b);
+        } else {
+            self.buf.push_back(b);
+        }
+    }
+}
+
+impl<T> Drop for KeptFirst<'_, T> {
+    fn drop(&mut self) {
+        if let Some(b) = self.first.take() {
+            self.buf.push_front(b);
+        }
+    }
+}
+
 impl<T> Buffered<T> {
     fn delivered(self, clock: &crate::shared::Clock) -> Delivered<T> {
         Delivered {
@@ -796,7 +822,12 @@ impl<T: Clone> Cursor<T> {
             return Ok(0);
         }
         let now = self.shared.expiry_now();
-        let mut got = self.drain(max, now, out);
+        // Nothing read ahead (a reader keeping up): straight to the fetch.
+        let mut got = if self.buf.is_empty() {
+            0
+        } else {
+            self.drain(max, now, out)
+        };
         if got == max {
             return Ok(got);
         }
@@ -830,6 +861,29 @@ impl<T: Clone> Cursor<T> {
         };
         loop {
             let again = park.as_mut().map(|(key, waker)| (&mut **key, *waker));
+            if max == 1 {
+                // A single receive takes the first message fetched
+                // straight from the fetch, and buffers only the rest.
+                let (fetched, first) = self.refill_first(count, bytes, again);
+                if let Some(b) = first {
+                    let ttl = self.shared.ttl_nanos();
+                    if !ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
+                        out(b.delivered(&self.shared.clock));
+                        return Ok(1);
+                    }
+                }
+                match fetched {
+                    Fetched::Some(_) => {
+                        if self.drain(max, now, out) > 0 {
+                            return Ok(1);
+                        }
+                        continue;
+                    }
+                    Fetched::Lagged(n) => return Err(TryRecvError::Lagged(n)),
+                    Fetched::Closed => return Err(TryRecvError::Closed),
+                    Fetched::Empty => return Err(TryRecvError::Empty),
+                }
+            }
             match self.refill(count, at_least, bytes, again) {
                 Fetched::Some(_) => {
                     // The fetch dropped what had expired by its own clock
@@ -869,6 +923,18 @@ impl<T: Clone> Cursor<T> {
             self.buf.shrink_to(READ_AHEAD);
         }
         got
+    }
+
+    /// As [`refill`](Self::refill) with `at_least` 1, handing back the
+    /// first message fetched rather than buffering it.
+    fn refill_first(&mut self, count: usize, bytes: usize, park: Park<'_>) -> (Fetched, Option<Buffered<T>>) {
+        let mut kept = KeptFirst {
+            first: None,
+            buf: &mut self.buf,
+        };
+        let mut sink = |offset, ts, value| kept.keep(Buffered { offset, ts, value });
+        let fetched = self.shared.fetch(&mut self.st, count, 1, bytes, &mut sink, park);
+        (fetched, kept.first.take())
     }
 
     /// Clones up to `count` messages (`bytes` by weight, past the first
