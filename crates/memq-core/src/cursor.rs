@@ -910,12 +910,27 @@ impl<T: Clone> Cursor<T> {
         let shared: &Shared<T> = &self.shared;
         let ttl = shared.ttl_nanos();
         let mut got = 0;
+        // The instant of the last publish time converted: a batch's
+        // messages share one (26 instructions a message, by callgrind).
+        let mut last: Option<(u64, tokio::time::Instant)> = None;
         while got < max {
             let Some(b) = self.buf.pop_front() else { break };
             if ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
                 continue;
             }
-            out(b.delivered(&shared.clock));
+            let timestamp = match last {
+                Some((ts, at)) if ts == b.ts => at,
+                _ => {
+                    let at = shared.clock.instant(b.ts);
+                    last = Some((b.ts, at));
+                    at
+                }
+            };
+            out(Delivered {
+                offset: b.offset,
+                timestamp,
+                value: b.value,
+            });
             got += 1;
         }
         if self.buf.is_empty() && self.buf.capacity() > BUFFER_KEPT {

@@ -76,9 +76,18 @@ impl Removals {
     /// Records that `offset`, the next offset after everything recorded
     /// so far, was removed for `kind`.
     fn record(&mut self, offset: u64, kind: Removal) {
+        self.record_run(offset, 1, kind);
+    }
+
+    /// Records that the `n` offsets from `offset` on, the next after
+    /// everything recorded so far, were removed for `kind`.
+    fn record_run(&mut self, offset: u64, n: u64, kind: Removal) {
+        if n == 0 {
+            return;
+        }
         if let Some((end, k)) = self.runs.back_mut() {
             if *k == kind && *end == offset {
-                *end += 1;
+                *end += n;
                 return;
             }
         }
@@ -90,7 +99,7 @@ impl Removals {
                 self.merged_end = end;
             }
         }
-        self.runs.push_back((offset + 1, kind));
+        self.runs.push_back((offset + n, kind));
     }
 
     /// How many offsets in `[from, to)` were evicted; `to` is at most the
@@ -149,6 +158,27 @@ impl<T> Log<T> {
             self.bytes = self.bytes.saturating_sub(weigh(&slot.value));
         }
         Some(slot.value)
+    }
+
+    /// Evicts the `n` oldest messages into `garbage`, which together
+    /// weigh `weight`: one record of the removal, one allocation for the
+    /// values, where `n` single removals recorded and grew one by one.
+    pub(crate) fn evict_front(&mut self, n: usize, weight: usize, garbage: &mut Garbage<T>) {
+        let n = n.min(self.entries.len());
+        if n == 0 {
+            return;
+        }
+        self.removed.record_run(self.low, n as u64, Removal::Evicted);
+        self.low += n as u64;
+        self.bytes = self.bytes.saturating_sub(weight);
+        if n == 1 {
+            // One per publish on a full topic: no iterator to set up.
+            if let Some(slot) = self.entries.pop_front() {
+                garbage.push(slot.value);
+            }
+        } else {
+            garbage.take_all(self.entries.drain(..n).map(|slot| slot.value), n);
+        }
     }
 
     /// Makes room for `additional` more messages, growing geometrically
@@ -210,6 +240,17 @@ impl<T> Garbage<T> {
             self.many.push(value);
         }
     }
+
+    /// Takes the `n` values of `values`, allocating at most once.
+    fn take_all(&mut self, mut values: impl Iterator<Item = T>, n: usize) {
+        let mut rest = n;
+        if self.one.is_none() {
+            self.one = values.next();
+            rest = rest.saturating_sub(1);
+        }
+        self.many.reserve_exact(rest);
+        self.many.extend(values);
+    }
 }
 
 /// True when a message published at `ts` is no longer deliverable at `now`.
@@ -234,6 +275,55 @@ mod tests {
         assert_eq!((log.low, log.high(), log.bytes), (8, 10, 2));
         assert_eq!(log.newest_ts, Some(2), "the newest time outlives removals");
         assert_eq!(log.front_ts(), Some(1));
+    }
+
+    /// Evicting a run at once leaves the window, the byte sum, the
+    /// removal record and the values to drop as evicting one at a time
+    /// does, whatever the garbage already held.
+    #[test]
+    fn evicting_a_run_is_evicting_one_at_a_time() {
+        for n in [0usize, 1, 2, 5, 9] {
+            let (mut run, mut single) = (Log::new(3), Log::new(3));
+            for log in [&mut run, &mut single] {
+                for i in 0..8u64 {
+                    log.push_back(i, i);
+                    log.bytes += 2;
+                }
+                // An earlier expiry, so that the first eviction starts a run.
+                log.pop_front(Some(|_| 2), Removal::Expired);
+            }
+            let (mut g_run, mut g_single) = (Garbage::new(), Garbage::new());
+            g_run.push(100);
+            g_single.push(100);
+            let k = n.min(run.len());
+            run.evict_front(n, 2 * k, &mut g_run);
+            for _ in 0..k {
+                let v = single.pop_front(Some(|_| 2), Removal::Evicted).unwrap();
+                g_single.push(v);
+            }
+            assert_eq!(
+                (run.low, run.high(), run.bytes),
+                (single.low, single.high(), single.bytes),
+                "n = {n}"
+            );
+            assert_eq!(run.front_ts(), single.front_ts());
+            assert_eq!(run.removed.runs(), single.removed.runs());
+            for from in 3..=run.low {
+                assert_eq!(
+                    run.removed.evicted_in(from, run.low),
+                    single.removed.evicted_in(from, single.low),
+                    "n = {n}, from {from}"
+                );
+            }
+            assert_eq!((g_run.one, g_run.many), (g_single.one, g_single.many), "n = {n}");
+        }
+        // Into empty garbage: the first value is kept apart, as `push` does.
+        let mut log = Log::new(0);
+        (0..4u64).for_each(|i| log.push_back(0, i));
+        let mut g = Garbage::new();
+        log.evict_front(3, 0, &mut g);
+        assert_eq!((g.one, g.many), (Some(0), vec![1, 2]));
+        assert_eq!(log.removed.evicted_in(0, 3), 3);
     }
 
     #[test]

@@ -526,12 +526,9 @@ impl<T> Shared<T> {
             }
             return Err(PublishError::Full(items));
         }
-        for _ in 0..evict {
-            if let Some(v) = g.log.pop_front(self.weigher, Removal::Evicted) {
-                garbage.push(v);
-            }
-        }
         if evict > 0 {
+            // `freed` is what the `evict` oldest weigh (summed above).
+            g.log.evict_front(evict, freed, &mut garbage);
             let _total = add_locked(&self.hot.counters.evicted, evict as u64);
             #[cfg(feature = "tracing")]
             if crossed_power_of_two(_total, evict as u64) {
@@ -1023,7 +1020,7 @@ impl<T: Clone> Shared<T> {
                     if n == max || (n >= at_least.max(1) && bytes >= max_bytes) {
                         break;
                     }
-                    if let Some(w) = self.weigher {
+                    if let (Some(w), false) = (self.weigher, max_bytes == usize::MAX) {
                         bytes = bytes.saturating_add(w(&slot.value));
                     }
                     out(st.pos, slot.ts, slot.value.clone());
