@@ -164,7 +164,6 @@ impl FormatTable {
     ///
     /// When the queue already uses [`Table::CAPACITY`] other custom format
     /// names.
-    #[inline]
     pub(crate) fn tag_of(&self, format: &SerializationFormat) -> Result<FormatTag, CodecError> {
         Ok(match format {
             SerializationFormat::Bincode => FormatTag(0),
@@ -172,28 +171,23 @@ impl FormatTable {
             SerializationFormat::MessagePack => FormatTag(2),
             SerializationFormat::Native => FormatTag::NATIVE,
             SerializationFormat::Raw => FormatTag(4),
-            other => return self.custom_tag_of(other),
-        })
-    }
-
-    /// [`tag_of`](Self::tag_of) for a custom format name (out of line:
-    /// every publish asks for the tag of its format).
-    #[inline(never)]
-    fn custom_tag_of(&self, format: &SerializationFormat) -> Result<FormatTag, CodecError> {
-        let mut names = self.names.lock();
-        let i = match names.get(format.as_str()) {
-            Some(&i) => i,
-            None => {
-                let name: Arc<str> = format.as_str().into();
-                let i = self
-                    .custom
-                    .push(name.clone(), CUSTOM_CAPACITY)
-                    .ok_or_else(|| table_full("custom format names", CUSTOM_CAPACITY))?;
-                names.insert(name, i);
-                i
+            other => {
+                let mut names = self.names.lock();
+                let i = match names.get(other.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        let name: Arc<str> = other.as_str().into();
+                        let i = self
+                            .custom
+                            .push(name.clone(), CUSTOM_CAPACITY)
+                            .ok_or_else(|| table_full("custom format names", CUSTOM_CAPACITY))?;
+                        names.insert(name, i);
+                        i
+                    }
+                };
+                FormatTag(CUSTOM_BASE + i as u16)
             }
-        };
-        Ok(FormatTag(CUSTOM_BASE + i as u16))
+        })
     }
 
     /// The tag of a payload encoded by `codec`.
@@ -221,17 +215,7 @@ impl FormatTable {
     }
 
     /// The format and, for encoded payloads, the codec that encoded them.
-    #[inline]
     pub(crate) fn resolve(&self, tag: FormatTag) -> (SerializationFormat, Option<Codec>) {
-        // The built-in formats first: every message received asks.
-        if let Some(format) = builtin_format(tag) {
-            return (format, None);
-        }
-        self.resolve_other(tag)
-    }
-
-    #[inline(never)]
-    fn resolve_other(&self, tag: FormatTag) -> (SerializationFormat, Option<Codec>) {
         match self.codec(tag) {
             Some(c) => (c.format().clone(), Some(c)),
             None => (self.format(tag), None),
@@ -239,10 +223,12 @@ impl FormatTable {
     }
 
     pub(crate) fn format(&self, tag: FormatTag) -> SerializationFormat {
-        if let Some(format) = builtin_format(tag) {
-            return format;
-        }
         match tag.0 {
+            0 => SerializationFormat::Bincode,
+            1 => SerializationFormat::Json,
+            2 => SerializationFormat::MessagePack,
+            3 => SerializationFormat::Native,
+            4 => SerializationFormat::Raw,
             n if n >= CODEC_BASE => match self.codec(tag) {
                 Some(c) => c.format().clone(),
                 None => SerializationFormat::Custom("unknown".to_owned()),
@@ -255,19 +241,6 @@ impl FormatTable {
             }
         }
     }
-}
-
-/// The built-in format a tag stands for, if it stands for one.
-#[inline]
-fn builtin_format(tag: FormatTag) -> Option<SerializationFormat> {
-    Some(match tag.0 {
-        0 => SerializationFormat::Bincode,
-        1 => SerializationFormat::Json,
-        2 => SerializationFormat::MessagePack,
-        3 => SerializationFormat::Native,
-        4 => SerializationFormat::Raw,
-        _ => return None,
-    })
 }
 
 impl FormatTag {
