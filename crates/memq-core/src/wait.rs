@@ -222,7 +222,13 @@ mod tests {
         for _ in 0..1000 {
             let mut key = None;
             assert!(list.arm(&mut key, &waker).is_none());
-            assert!(list.arm(&mut key, &waker).is_none(), "the same waker stays");
+            let again = list.arm(&mut key, &waker);
+            // Miri does not keep a vtable's address unique (as the
+            // language allows), so `will_wake` may not recognise a clone
+            // of the same waker there; the list stays bounded either way.
+            if !cfg!(miri) {
+                assert!(again.is_none(), "the same waker stays");
+            }
             assert_eq!(list.armed.len(), 1);
             assert!(list.release(key.unwrap()).is_some());
         }
