@@ -2055,18 +2055,16 @@ impl<T: Clone + Send + 'static> Shared<T> {
         Ok(())
     }
 
-    /// Manual mode, after a seek of `partition` back to `offset`: the
-    /// messages queued for redelivery there, at or past `offset`, go out
-    /// again as new when the cursor reaches them (as those pending with
-    /// members do), so they leave the queue, with their pending entries
-    /// (nobody holds them); otherwise each went out twice, from the queue
-    /// and as new. With nothing committed, a `Committed` rejoin after the
-    /// last member left starts no later than the lowest of them, as it
-    /// would have while they were pending.
+    /// After a seek of `partition` back to `offset`: the messages queued
+    /// for redelivery there, at or past `offset` (nacked or left by a
+    /// member in manual mode, given back in automatic mode), go out again
+    /// as new when the cursor reaches them (as those pending with members
+    /// do), so they leave the queue, with their pending entries (nobody
+    /// holds them); otherwise each went out twice, from the queue and as
+    /// new. With nothing committed, a `Committed` rejoin after the last
+    /// member left starts no later than the lowest of them, as it would
+    /// have while they were pending.
     fn unqueue_from(&self, st: &mut State<T>, partition: usize, offset: u64) {
-        if self.config.ack != AckMode::Manual {
-            return;
-        }
         let queued: Vec<Key> = st
             .redeliver
             .range((partition, offset)..=(partition, u64::MAX))

@@ -726,8 +726,9 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// Moves the group's position in `partition`: the next message handed
     /// out from it is `offset`. Manual acknowledgement: messages pending
     /// with members stay pending (a seek back hands them out again as
-    /// new); those queued for redelivery at or past `offset` go out as new
-    /// instead, once.
+    /// new). Either mode: those queued for redelivery (nacked, left by a
+    /// member, or given back) at or past `offset` go out as new instead,
+    /// once.
     ///
     /// # Errors
     ///

@@ -1924,8 +1924,10 @@ impl Subscriber {
     /// member of a group with manual acknowledgement, which holds them
     /// pending and has nothing to acknowledge them by, acknowledges them.
     /// In such a group, a seek back hands out again as new what members
-    /// hold at or past `offset`, and what waits for redelivery there goes
-    /// out as new, once (not from the redelivery queue as well).
+    /// hold at or past `offset`. In any group, what waits for redelivery
+    /// there (given back by a typed batch of an automatically
+    /// acknowledging group too) goes out as new, once (not from the
+    /// redelivery queue as well).
     ///
     /// # Errors
     ///

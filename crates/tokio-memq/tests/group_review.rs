@@ -250,3 +250,38 @@ async fn dead_letter_of_a_partition_names_its_origin_and_stats_settle() {
     .await
     .expect("timed out");
 }
+
+/// Automatic acknowledgement: a typed batch that cannot decode a message
+/// gives back what came after it, queued for redelivery; a seek back
+/// then read them again as new and they went out twice (from the queue
+/// and from the topic). As in manual mode, a seek takes what waits for
+/// redelivery at or past it out of the queue: each goes out once.
+#[tokio::test]
+async fn seek_back_after_give_back_delivers_each_message_once() {
+    timeout(LIMIT, async {
+        let mq = MessageQueue::new();
+        let w = mq
+            .group("t", "g")
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        let p = mq.publisher("t");
+        p.publish(0u32).await.unwrap();
+        p.publish("not a number".to_string()).await.unwrap();
+        p.publish_batch(vec![2u32, 3]).await.unwrap();
+        let first = w.recv_batch_typed::<u32>(10).await.unwrap();
+        assert_eq!(first, [0], "stops at the message it cannot decode");
+        w.seek(1).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = w.try_recv_now() {
+            got.push(m.offset());
+            if got.len() > 6 {
+                break;
+            }
+        }
+        assert_eq!(got, [1, 2, 3], "each once after the seek");
+    })
+    .await
+    .expect("timed out");
+}
