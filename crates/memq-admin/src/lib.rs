@@ -78,9 +78,10 @@ impl Admin {
     }
 
     /// Enables the routes that change state (deleting a topic), for requests that carry
-    /// `Authorization: Bearer <token>`. Whitespace around the token is not part of it (HTTP
-    /// drops it from a header value); an empty token, or one with a character a header
-    /// cannot carry (a control character), enables nothing: no request could send it.
+    /// `Authorization: Bearer <token>`. ASCII whitespace around the token is not part of it
+    /// (HTTP drops spaces and tabs around a header value); other whitespace, such as a
+    /// no-break space, is. An empty token, or one with a character a header cannot carry (a
+    /// control character), enables nothing: no request could send it.
     ///
     /// ```
     /// use tokio_memq::MessageQueue;
@@ -95,7 +96,11 @@ impl Admin {
     #[must_use]
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
-        let token = token.trim();
+        // ASCII whitespace only (spaces, tabs, a trailing newline read from
+        // a file): a token framed by other whitespace (U+00A0, U+3000)
+        // keeps it, as a request carries it, rather than being cut down
+        // to a shorter token its owner never chose.
+        let token = token.trim_matches(|c: char| c.is_ascii_whitespace());
         let sendable = !token.is_empty() && !token.chars().any(char::is_control);
         self.token = sendable.then(|| token.to_owned());
         self

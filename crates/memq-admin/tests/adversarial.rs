@@ -1,6 +1,7 @@
 //! Adversarial checks of the admin router (a review of 2026-12-02; all
 //! held): tokens with trailing whitespace, names that need escaping in
-//! URLs and JSON, deletes that wake waiting members, group lag.
+//! URLs and JSON, deletes that wake waiting members, group lag. Later: a
+//! token framed by non-ASCII whitespace (it was trimmed; fixed).
 
 mod common;
 
@@ -38,6 +39,32 @@ async fn trailing_whitespace_in_header_is_dropped() {
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
+    })
+    .await
+    .unwrap();
+}
+
+/// `with_token` trimmed Unicode whitespace: a token framed by no-break
+/// spaces was stored without them, so the token its owner sends was
+/// refused and a shorter one accepted. Only ASCII whitespace is trimmed.
+#[tokio::test]
+async fn a_token_keeps_whitespace_that_is_not_ascii() {
+    timeout(T, async {
+        let mq = MessageQueue::new();
+        mq.create_topic("doomed", TopicOptions::default()).await.unwrap();
+        let admin = serve(
+            memq_admin::Admin::new(mq.clone())
+                .with_token("\u{a0}s3cret\u{3000}\n")
+                .router(),
+        )
+        .await;
+        let path = "/api/topics/doomed/delete";
+        let r = request(admin, "POST", path, &[("authorization", "Bearer s3cret")], "").await;
+        assert_eq!(r.status, 401, "the shorter token: {}", r.text());
+        let given = "Bearer \u{a0}s3cret\u{3000}";
+        let r = request(admin, "POST", path, &[("authorization", given)], "").await;
+        assert_eq!(r.status, 200, "the token as given: {}", r.text());
+        assert_eq!(r.json()["deleted"], true);
     })
     .await
     .unwrap();
