@@ -73,9 +73,6 @@ pub struct Publisher {
     /// The codec that applies, and the registry generations it was
     /// resolved at.
     codec: RwLock<Option<CachedCodec>>,
-    /// Single publishes since this publisher last spent a unit of tokio's
-    /// cooperative budget.
-    unspent: std::sync::atomic::AtomicU8,
     /// For a queue over Redis: the topic found on the first publish.
     #[cfg(feature = "redis")]
     remote_topic: OnceLock<RemoteBinding>,
@@ -121,7 +118,6 @@ impl Clone for Publisher {
             publisher_key: self.publisher_key.clone(),
             topic,
             codec: RwLock::new(self.codec.read().clone()),
-            unspent: std::sync::atomic::AtomicU8::new(0),
             #[cfg(feature = "redis")]
             remote_topic: self.remote_topic.clone(),
         }
@@ -157,7 +153,6 @@ impl Publisher {
             publisher_key: key.map(Into::into),
             topic: OnceLock::new(),
             codec: RwLock::new(None),
-            unspent: std::sync::atomic::AtomicU8::new(0),
             #[cfg(feature = "redis")]
             remote_topic: OnceLock::new(),
         }
@@ -206,17 +201,23 @@ impl Publisher {
         Ok(codec)
     }
 
-    /// Whether this single publish spends a unit of tokio's cooperative
-    /// budget: every `PUBLISHES_PER_UNIT`-th does (yielding first when
-    /// the budget is spent).
+    /// Counts a single publish toward tokio's cooperative budget; true
+    /// for every `PUBLISHES_PER_UNIT`-th, which spends a unit (yielding
+    /// first when the budget is spent).
+    ///
+    /// Counted per thread, not per publisher: a publisher made for each
+    /// publish (`MessageQueue::publish_to_partitioned` makes one per call)
+    /// counted from zero every time, so a loop of them never yielded. A
+    /// thread-local count also leaves nothing for publishers shared
+    /// between threads to write to one cache line.
+    #[inline]
     pub(crate) fn budget_due(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        // A load and a store, not a read-modify-write: publishers shared
-        // between tasks may count a publish twice or not at all.
-        let n = self.unspent.load(Relaxed).wrapping_add(1);
-        let due = n >= PUBLISHES_PER_UNIT;
-        self.unspent.store(if due { 0 } else { n }, Relaxed);
-        due
+        UNSPENT.with(|unspent| {
+            let n = unspent.get().wrapping_add(1);
+            let due = n >= PUBLISHES_PER_UNIT;
+            unspent.set(if due { 0 } else { n });
+            due
+        })
     }
 
     /// Stores `data` natively or encodes it with the codec that applies.
@@ -1660,6 +1661,12 @@ async fn yield_while_busy(log: &memq_core::Topic<Entry>) {
 /// How many times a publish lets its thread's other tasks run while the
 /// topic's lock is held elsewhere, before it waits for the lock.
 const BUSY_TURNS: u32 = 4;
+
+std::thread_local! {
+    /// Single publishes on this thread since one last spent a unit of
+    /// tokio's cooperative budget.
+    static UNSPENT: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
 
 /// Single publishes per unit of tokio's cooperative budget spent. A loop
 /// of publishes that never wait yields every `128 * PUBLISHES_PER_UNIT`

@@ -211,6 +211,57 @@ fn a_publish_loop_lets_another_task_run_every_516_publishes() {
     });
 }
 
+/// As above for publishes made through a new `Publisher` each time:
+/// `MessageQueue::publish_to_partitioned` makes one per call, as does code
+/// that calls `mq.publisher(..)` per message. Each new publisher counted
+/// its publishes from zero, so such a loop never spent a unit of the
+/// budget and never let another task run (a test that failed beside such
+/// a loop could not even shut its runtime down).
+#[test]
+fn publishes_through_new_publishers_let_another_task_run() {
+    let _serial = alloc::serial();
+    current_thread().block_on(async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("parts", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let (ticks, stop) = (ticks.clone(), stop.clone());
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        let (mut longest, mut run, mut seen) = (0usize, 0usize, ticks.load(Ordering::Relaxed));
+        for i in 0..20_000u32 {
+            let now = ticks.load(Ordering::Relaxed);
+            if now == seen {
+                run += 1;
+            } else {
+                (seen, run) = (now, 1);
+            }
+            longest = longest.max(run);
+            if i % 2 == 0 {
+                let msg = tokio_memq::TopicMessage::new("parts", i).unwrap();
+                mq.publish_to_partitioned(msg).await.unwrap();
+            } else {
+                mq.publisher("fresh").publish(i).await.unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        within(LIMIT, ticker).await.unwrap().unwrap();
+        assert!(
+            (2..=516).contains(&longest),
+            "longest run of publishes without the other task running: {longest}"
+        );
+    });
+}
+
 /// Item 2, groups: a group's members are woken with `Closed` once nobody
 /// can publish to its topic any more; its dead-letter topic stays open
 /// while a member lives (members publish dead letters there) and closes
