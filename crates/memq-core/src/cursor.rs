@@ -861,30 +861,20 @@ impl<T: Clone> Cursor<T> {
         };
         loop {
             let again = park.as_mut().map(|(key, waker)| (&mut **key, *waker));
-            if max == 1 {
+            let fetched = if max == 1 {
                 // A single receive takes the first message fetched
                 // straight from the fetch, and buffers only the rest.
                 let (fetched, first) = self.refill_first(count, bytes, again);
-                if let Some(b) = first {
-                    let ttl = self.shared.ttl_nanos();
-                    if !ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl)) {
-                        out(b.delivered(&self.shared.clock));
-                        return Ok(1);
-                    }
+                let ttl = self.shared.ttl_nanos();
+                if let Some(b) = first.filter(|b| !ttl.is_some_and(|ttl| is_expired(b.ts, now, ttl))) {
+                    out(b.delivered(&self.shared.clock));
+                    return Ok(1);
                 }
-                match fetched {
-                    Fetched::Some(_) => {
-                        if self.drain(max, now, out) > 0 {
-                            return Ok(1);
-                        }
-                        continue;
-                    }
-                    Fetched::Lagged(n) => return Err(TryRecvError::Lagged(n)),
-                    Fetched::Closed => return Err(TryRecvError::Closed),
-                    Fetched::Empty => return Err(TryRecvError::Empty),
-                }
-            }
-            match self.refill(count, at_least, bytes, again) {
+                fetched
+            } else {
+                self.refill(count, at_least, bytes, again)
+            };
+            match fetched {
                 Fetched::Some(_) => {
                     // The fetch dropped what had expired by its own clock
                     // reading (no earlier than `now`), and publish times do

@@ -177,7 +177,7 @@ impl<T> Log<T> {
                 garbage.push(slot.value);
             }
         } else {
-            garbage.take_all(self.entries.drain(..n).map(|slot| slot.value), n);
+            garbage.take_all(self.entries.drain(..n).map(|slot| slot.value));
         }
     }
 
@@ -241,14 +241,12 @@ impl<T> Garbage<T> {
         }
     }
 
-    /// Takes the `n` values of `values`, allocating at most once.
-    fn take_all(&mut self, mut values: impl Iterator<Item = T>, n: usize) {
-        let mut rest = n;
+    /// Takes every value of `values`, allocating at most once.
+    fn take_all(&mut self, mut values: impl ExactSizeIterator<Item = T>) {
         if self.one.is_none() {
             self.one = values.next();
-            rest = rest.saturating_sub(1);
         }
-        self.many.reserve_exact(rest);
+        self.many.reserve_exact(values.len());
         self.many.extend(values);
     }
 }

@@ -1020,7 +1020,8 @@ impl<T: Clone> Shared<T> {
                     if n == max || (n >= at_least.max(1) && bytes >= max_bytes) {
                         break;
                     }
-                    if let (Some(w), false) = (self.weigher, max_bytes == usize::MAX) {
+                    // Weighed only when there is a byte bound to stop at.
+                    if let Some(w) = self.weigher.filter(|_| max_bytes != usize::MAX) {
                         bytes = bytes.saturating_add(w(&slot.value));
                     }
                     out(st.pos, slot.ts, slot.value.clone());

@@ -59,9 +59,19 @@ impl Log {
 
     /// Stats of the topic; for a partitioned topic, summed over partitions.
     pub(crate) fn stats(&self) -> TopicStats {
+        self.stats_and_partitions().0
+    }
+
+    /// Stats of the topic and of each partition (none for a plain topic),
+    /// each partition read once: the totals are the sums of those rows,
+    /// not of a second reading taken while publishers ran.
+    pub(crate) fn stats_and_partitions(&self) -> (TopicStats, Vec<TopicStats>) {
         match self {
-            Log::Plain(t) => t.stats().into(),
-            Log::Partitioned(p) => TopicStats::sum(p.all_partition_stats().into_iter().map(Into::into)),
+            Log::Plain(t) => (t.stats().into(), Vec::new()),
+            Log::Partitioned(p) => {
+                let parts: Vec<TopicStats> = p.all_partition_stats().into_iter().map(Into::into).collect();
+                (TopicStats::sum(parts.iter().cloned()), parts)
+            }
         }
     }
 }

@@ -70,29 +70,16 @@ impl MessageQueue {
                 let mut groups: Vec<GroupStats> = groups.iter().map(|g| g.stats()).collect();
                 groups.sort_by(|a, b| a.name.cmp(&b.name));
                 let counted = |readers| crate::options::with_group_members(readers, &groups);
-                let (mut stats, partitions) = match &entry.log {
-                    crate::log::Log::Plain(_) => (entry.log.stats(), Vec::new()),
-                    crate::log::Log::Partitioned(p) => {
-                        // Each partition read once: the totals are the sums of
-                        // the rows shown beside them, not of a second reading.
-                        let parts: Vec<TopicStats> = p
-                            .all_partition_stats()
-                            .into_iter()
-                            .map(TopicStats::from)
-                            .collect();
-                        let total = TopicStats::sum(parts.iter().cloned());
-                        let rows = parts
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, s)| {
-                                let mut stats = PartitionStats::from_topic(i, s);
-                                stats.subscriber_count = counted(stats.subscriber_count);
-                                stats
-                            })
-                            .collect();
-                        (total, rows)
-                    }
-                };
+                let (mut stats, parts) = entry.log.stats_and_partitions();
+                let partitions = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let mut stats = PartitionStats::from_topic(i, s);
+                        stats.subscriber_count = counted(stats.subscriber_count);
+                        stats
+                    })
+                    .collect();
                 stats.subscriber_count = counted(stats.subscriber_count);
                 TopicSnapshot {
                     name: name.to_string(),

@@ -201,25 +201,6 @@ impl Publisher {
         Ok(codec)
     }
 
-    /// Counts a single publish toward tokio's cooperative budget; true
-    /// for every `PUBLISHES_PER_UNIT`-th, which spends a unit (yielding
-    /// first when the budget is spent).
-    ///
-    /// Counted per thread, not per publisher: a publisher made for each
-    /// publish (`MessageQueue::publish_to_partitioned` makes one per call)
-    /// counted from zero every time, so a loop of them never yielded. A
-    /// thread-local count also leaves nothing for publishers shared
-    /// between threads to write to one cache line.
-    #[inline]
-    pub(crate) fn budget_due(&self) -> bool {
-        UNSPENT.with(|unspent| {
-            let n = unspent.get().wrapping_add(1);
-            let due = n >= PUBLISHES_PER_UNIT;
-            unspent.set(if due { 0 } else { n });
-            due
-        })
-    }
-
     /// Stores `data` natively or encodes it with the codec that applies.
     fn prepare<T: Serialize + Send + Sync + 'static>(&self, data: T) -> Result<Prepared<T>, PublishError<T>> {
         let encoded = self.codec().and_then(|c| match c {
@@ -458,7 +439,7 @@ impl Publisher {
         entry: Entry,
         back: impl FnOnce(Entry) -> T,
     ) -> Result<u64, PublishError<T>> {
-        if self.budget_due() {
+        if budget_due() {
             tokio::task::consume_budget().await;
         }
         let entry = match self.publish_at_once(entry) {
@@ -515,7 +496,7 @@ impl Publisher {
         // run: every fourth publish spends a unit of tokio's cooperative
         // budget, and yields first when the budget is spent (nothing is
         // published before).
-        if self.budget_due() {
+        if budget_due() {
             tokio::task::consume_budget().await;
         }
         self.publish_spent(entry, timeout, back).await
@@ -1666,6 +1647,25 @@ std::thread_local! {
     /// Single publishes on this thread since one last spent a unit of
     /// tokio's cooperative budget.
     static UNSPENT: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a single publish toward tokio's cooperative budget; true for
+/// every `PUBLISHES_PER_UNIT`-th, which spends a unit (yielding first
+/// when the budget is spent).
+///
+/// Counted per thread, not per publisher: a publisher made for each
+/// publish (`MessageQueue::publish_to_partitioned` makes one per call)
+/// counted from zero every time, so a loop of them never yielded. A
+/// thread-local count also leaves nothing for publishers shared between
+/// threads to write to one cache line.
+#[inline]
+pub(crate) fn budget_due() -> bool {
+    UNSPENT.with(|unspent| {
+        let n = unspent.get().wrapping_add(1);
+        let due = n >= PUBLISHES_PER_UNIT;
+        unspent.set(if due { 0 } else { n });
+        due
+    })
 }
 
 /// Single publishes per unit of tokio's cooperative budget spent. A loop

@@ -132,7 +132,7 @@ impl<T: Serialize + Send + Sync + 'static> Sink<T> for PublishSink<T> {
         std::task::ready!(this.poll_in_flight(cx))?;
         // As `publish` does: a loop of sends that never wait must still let
         // other tasks run (yielding here, before the next value is taken).
-        if this.publisher.budget_due() {
+        if crate::publisher::budget_due() {
             std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
         }
         Poll::Ready(Ok(()))

@@ -1163,8 +1163,9 @@ async fn pattern_gets_everything_of_topics_created_and_deleted_concurrently() {
 /// `snapshot` read a partitioned topic's totals and its partitions' rows
 /// at two different moments, so while a publisher ran the totals did not
 /// add up to the rows shown beside them. The totals are now the sums of
-/// those rows. (Probabilistic: before, a few thousand snapshots beside a
-/// busy publisher found a mismatch on every run tried.)
+/// those rows. (Probabilistic: a mismatch needs a publish between the two
+/// readings; before the fix, the run tried failed within its first
+/// snapshots, total published 1 against rows 0.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_totals_of_a_partitioned_topic_add_up_to_its_rows() {
     bounded(LIMIT, async {
