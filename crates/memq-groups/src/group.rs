@@ -2108,9 +2108,15 @@ impl<T: Clone + Send + 'static> Shared<T> {
             lag += topic.high().saturating_sub(unacked_from);
             committed.push(topic.committed(&self.name));
         }
+        let members = st.members.len();
+        let readers = match self.config.assignment {
+            Assignment::Shared => members,
+            Assignment::Exclusive => members.min(1),
+        };
         GroupStats {
             name: self.name.to_string(),
-            members: st.members.len(),
+            members,
+            readers: vec![readers; self.sources.len()],
             waiting: st.waiters.parked(),
             committed,
             lag,

@@ -15,7 +15,7 @@
 /// member.try_recv().unwrap();
 ///
 /// let stats = group.stats();
-/// assert_eq!((stats.name.as_str(), stats.members), ("search", 1));
+/// assert_eq!((stats.name.as_str(), stats.members, stats.readers), ("search", 1, vec![1]));
 /// // Auto mode: a message is processed once handed out.
 /// assert_eq!((stats.committed, stats.lag, stats.pending), (vec![Some(0)], 2, 0));
 /// ```
@@ -35,6 +35,11 @@ pub struct GroupStats {
     /// The committed offset per partition: everything up to and including
     /// it is processed.
     pub committed: Vec<Option<u64>>,
+    /// Per partition, the live members that may receive from it: every
+    /// member with [`Assignment::Shared`](crate::Assignment::Shared); with
+    /// [`Assignment::Exclusive`](crate::Assignment::Exclusive) its one
+    /// owner (1 while the group has members, 0 without).
+    pub readers: Vec<usize>,
     /// Messages published after the group's committed position, over all
     /// partitions: what it has not handed out yet and, with manual
     /// acknowledgement, everything from the oldest message not yet
@@ -79,6 +84,7 @@ impl GroupStats {
             members: 0,
             waiting: 0,
             committed: Vec::new(),
+            readers: Vec::new(),
             lag: 0,
             pending: 0,
             redeliveries: 0,

@@ -76,7 +76,8 @@ impl MessageQueue {
                     .enumerate()
                     .map(|(i, s)| {
                         let mut stats = PartitionStats::from_topic(i, s);
-                        stats.subscriber_count = counted(stats.subscriber_count);
+                        stats.subscriber_count =
+                            crate::options::with_partition_readers(stats.subscriber_count, &groups, i);
                         stats
                     })
                     .collect();

@@ -314,10 +314,30 @@ pub struct TopicStats {
 /// a consumer group reads through one cursor while it has members, and
 /// each of its members is a subscriber.
 pub(crate) fn with_group_members(readers: usize, groups: &[memq_groups::GroupStats]) -> usize {
+    with_group_readers(readers, groups, |g| g.members)
+}
+
+/// As [`with_group_members`] for partition `partition`: each group's
+/// members that may receive from it (an exclusive group's owner only).
+pub(crate) fn with_partition_readers(
+    readers: usize,
+    groups: &[memq_groups::GroupStats],
+    partition: usize,
+) -> usize {
+    with_group_readers(readers, groups, |g| {
+        g.readers.get(partition).copied().unwrap_or(g.members)
+    })
+}
+
+fn with_group_readers(
+    readers: usize,
+    groups: &[memq_groups::GroupStats],
+    counted: impl Fn(&memq_groups::GroupStats) -> usize,
+) -> usize {
     let (live, members) = groups
         .iter()
         .filter(|g| g.members > 0)
-        .fold((0, 0), |(live, members), g| (live + 1, members + g.members));
+        .fold((0, 0), |(live, members), g| (live + 1, members + counted(g)));
     readers.saturating_sub(live) + members
 }
 
@@ -519,7 +539,9 @@ pub struct PartitionStats {
     /// Messages retained now.
     pub message_count: usize,
     /// Live subscribers reading this partition, each member of a
-    /// consumer group included.
+    /// consumer group that may receive from it included (every member of
+    /// a shared group, the owner of this partition in an
+    /// [`exclusive`](crate::GroupBuilder::exclusive) one).
     pub subscriber_count: usize,
     /// Messages removed by retention.
     pub dropped_messages: usize,

@@ -579,7 +579,8 @@ impl MessageQueue {
         // partition's consumer lags are computed from.
         let groups = self.registry().group_stats_of(topic.as_ref());
         let mut stats = PartitionStats::new(partition, log.partition_stats(partition).ok()?);
-        stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+        stats.subscriber_count =
+            crate::options::with_partition_readers(stats.subscriber_count, &groups, partition);
         Some(stats)
     }
 
@@ -618,7 +619,8 @@ impl MessageQueue {
             .enumerate()
             .map(|(p, s)| {
                 let mut stats = PartitionStats::new(p, s);
-                stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+                stats.subscriber_count =
+                    crate::options::with_partition_readers(stats.subscriber_count, &groups, p);
                 stats
             })
             .collect()

@@ -919,3 +919,58 @@ async fn a_partition_index_too_large_to_count_past_is_refused() {
     );
     assert!(mq.list_topics().await.is_empty(), "nothing left behind");
 }
+
+/// Review finding: a partition's `subscriber_count` counted every member of
+/// an exclusive group, though only the partition's owner can receive from
+/// it. Counted per partition: a shared group's members all, an exclusive
+/// group's owner only; the topic's count still has every member; the
+/// snapshot's rows agree with `get_all_partition_stats`.
+#[tokio::test]
+async fn a_partition_counts_only_the_exclusive_members_that_may_receive_from_it() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("orders", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let plain = mq
+            .subscribe_partition("orders".to_string(), 0, None, ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        let exclusive = || mq.group("orders", "shipping").exclusive().join();
+        let owners = [
+            exclusive().await.unwrap(),
+            exclusive().await.unwrap(),
+            exclusive().await.unwrap(),
+        ];
+        let shared = || mq.group("orders", "audit").join();
+        let shared = [shared().await.unwrap(), shared().await.unwrap()];
+        let counts = |stats: Vec<tokio_memq::PartitionStats>| {
+            stats.iter().map(|s| s.subscriber_count).collect::<Vec<_>>()
+        };
+        // Partition 0: the plain subscriber, one owner, both shared members.
+        let expected = vec![4, 3];
+        assert_eq!(counts(mq.get_all_partition_stats("orders").await), expected);
+        let one = mq.get_partition_stats("orders", 1).await.unwrap();
+        assert_eq!(one.subscriber_count, 3);
+        let snapshot = mq.snapshot();
+        let row = snapshot.iter().find(|t| t.name == "orders").unwrap();
+        assert_eq!(
+            row.partitions
+                .iter()
+                .map(|p| p.subscriber_count)
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(
+            mq.get_topic_stats("orders").await.unwrap().subscriber_count,
+            1 + owners.len() + shared.len(),
+            "the topic counts every member"
+        );
+        // The exclusive group gone, its partitions count nobody of it.
+        drop(owners);
+        assert_eq!(counts(mq.get_all_partition_stats("orders").await), [3, 2]);
+        drop((plain, shared));
+    })
+    .await
+    .unwrap();
+}
