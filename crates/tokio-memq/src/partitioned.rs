@@ -73,6 +73,8 @@ impl MessageQueue {
             Some(Log::Plain(_)) => Err(TopicError::NotPartitioned {
                 topic: topic.to_owned(),
             }),
+            // A closed queue has emptied its registry: say why.
+            None if self.registry().is_closed() => Err(TopicError::Closed),
             None => Err(TopicError::NoSuchTopic {
                 topic: topic.to_owned(),
             }),
@@ -143,7 +145,7 @@ impl MessageQueue {
     ///
     /// [`TopicError::NoSuchTopic`], [`TopicError::NotPartitioned`] for a
     /// plain topic, [`TopicError::NoSuchPartition`] for `Fixed(n)` out of
-    /// range.
+    /// range, [`TopicError::Closed`] after [`close`](Self::close).
     ///
     /// # Examples
     ///
@@ -388,7 +390,8 @@ impl MessageQueue {
     ///
     /// [`TopicError::NoSuchTopic`], [`TopicError::NoSuchPartition`],
     /// [`TopicError::NotPartitioned`] for a plain topic,
-    /// [`TopicError::OutOfRange`] for a start offset outside the window.
+    /// [`TopicError::OutOfRange`] for a start offset outside the window,
+    /// [`TopicError::Closed`] after [`close`](Self::close).
     ///
     /// # Examples
     ///

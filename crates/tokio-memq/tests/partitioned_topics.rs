@@ -974,3 +974,35 @@ async fn a_partition_counts_only_the_exclusive_members_that_may_receive_from_it(
     .await
     .unwrap();
 }
+
+/// Review finding: after `close`, `subscribe_partition` and
+/// `set_partition_routing` said `NoSuchTopic` (the closed queue had
+/// emptied its registry) where `subscriber` and
+/// `create_partitioned_topic` say `Closed`. Every call that finds no topic
+/// on a closed queue says `Closed`, for a partitioned topic that existed
+/// and for a name that never did.
+#[tokio::test]
+async fn a_closed_queue_answers_partition_calls_with_closed() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("orders", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        mq.close();
+        for topic in ["orders", "never"] {
+            let subscribe = mq
+                .subscribe_partition(topic, 0, None, ConsumptionMode::Earliest)
+                .await
+                .unwrap_err();
+            assert_eq!(subscribe, TopicError::Closed, "{topic}");
+            let routing = mq
+                .set_partition_routing(topic, PartitionRouting::RoundRobin)
+                .await
+                .unwrap_err();
+            assert_eq!(routing, TopicError::Closed, "{topic}");
+            assert_eq!(mq.subscriber(topic).await.unwrap_err(), TopicError::Closed, "{topic}");
+        }
+    })
+    .await
+    .unwrap();
+}
