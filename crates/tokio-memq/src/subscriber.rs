@@ -2297,7 +2297,9 @@ impl Subscriber {
     /// acknowledgement it acknowledges every message up to `offset` this
     /// member holds, and nothing else: the group's commit then moves as
     /// far as everything below it is acknowledged (messages not delivered
-    /// yet, or held by other members, are not processed by this call). On
+    /// yet, or held by other members, are not processed by this call);
+    /// those a typed batch put aside are among the member's, and are not
+    /// handed out again. On
     /// a partitioned topic this commits `offset` in every
     /// partition, or in none: partitions have their own offsets, so this
     /// is rarely what you mean there; see
@@ -2414,12 +2416,22 @@ impl Subscriber {
                     .map_err(|e| self.core_commit_error(partition, offset, e)),
                 None => Err(missing),
             },
-            Kind::Group { member, .. } => member.commit(partition, offset).map_err(|e| match e {
-                AckError::NotPublished { offset, high, .. } => CommitError::NotPublished { offset, high },
-                // A group's commit fails only for an unpublished offset or
-                // a partition it does not read.
-                _ => missing,
-            }),
+            Kind::Group { member, .. } => {
+                member.commit(partition, offset).map_err(|e| match e {
+                    AckError::NotPublished { offset, high, .. } => CommitError::NotPublished { offset, high },
+                    // A group's commit fails only for an unpublished offset
+                    // or a partition it does not read.
+                    _ => missing,
+                })?;
+                // What a typed batch put aside up to `offset` was just
+                // acknowledged (this member held it): processed, so not
+                // handed out again, as a seek past it passes over it.
+                drop(
+                    self.stash
+                        .take_where(|m| m.partition.unwrap_or(0) == partition && m.offset() <= offset),
+                );
+                Ok(())
+            }
             // No named consumers on a server: nothing to commit to.
             #[cfg(feature = "redis")]
             Kind::Remote(_) => Err(CommitError::NoSuchPartition {

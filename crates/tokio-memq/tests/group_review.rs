@@ -285,3 +285,50 @@ async fn seek_back_after_give_back_delivers_each_message_once() {
     .await
     .expect("timed out");
 }
+
+/// Review finding (2026-12-02, later): in a group with manual
+/// acknowledgement, `commit(offset)` acknowledged the messages a typed
+/// batch had put aside (the member holds them) but left them put aside:
+/// the member then handed out offset 1 after `commit(2)`, a message the
+/// group counted as processed, whose `ack` failed with `NotOwned`. A
+/// commit passes over what it acknowledges, as a seek past it does; what
+/// lies past the commit stays put aside.
+#[tokio::test]
+async fn a_manual_commit_passes_over_what_a_typed_batch_put_aside_up_to_it() {
+    timeout(LIMIT, async {
+        let mq = MessageQueue::new();
+        let member = mq
+            .group("typed", "g")
+            .manual_ack()
+            .mode(ConsumptionMode::Earliest)
+            .join()
+            .await
+            .unwrap();
+        let publisher = mq.publisher("typed");
+        publisher.publish(0u32).await.unwrap();
+        publisher.publish("not a number").await.unwrap();
+        publisher.publish(2u32).await.unwrap();
+        publisher.publish(3u32).await.unwrap();
+        // Stops at offset 1: 1, 2 and 3 are put aside, all four held.
+        assert_eq!(member.recv_batch_typed::<u32>(10).await.unwrap(), [0]);
+        member.commit(2).await.unwrap();
+        let stats = mq.get_group_stats("typed", "g").await.unwrap();
+        assert_eq!(
+            (stats.pending, stats.committed.clone()),
+            (1, vec![Some(2)]),
+            "3 is still held"
+        );
+        let next = member.try_recv_now().unwrap();
+        assert_eq!(
+            next.offset(),
+            3,
+            "what the commit acknowledged is not handed out again"
+        );
+        member.ack(&next).unwrap();
+        assert!(member.try_recv_now().is_err(), "nothing else");
+        let stats = mq.get_group_stats("typed", "g").await.unwrap();
+        assert_eq!((stats.pending, stats.committed), (0, vec![Some(3)]));
+    })
+    .await
+    .unwrap();
+}
