@@ -1551,8 +1551,10 @@ impl TopicMessage {
     }
 
     /// Reads the payload as a `T` in `format` rather than the message's
-    /// own (a frame's header still says its format). A native value reads
-    /// as [`deserialize`](Self::deserialize) does.
+    /// own (a frame's header still says its format, except for
+    /// [`SerializationFormat::Raw`], which reads the bytes as they are,
+    /// header included). A native value reads as
+    /// [`deserialize`](Self::deserialize) does.
     ///
     /// # Errors
     ///
