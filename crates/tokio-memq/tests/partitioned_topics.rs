@@ -1000,7 +1000,11 @@ async fn a_closed_queue_answers_partition_calls_with_closed() {
                 .await
                 .unwrap_err();
             assert_eq!(routing, TopicError::Closed, "{topic}");
-            assert_eq!(mq.subscriber(topic).await.unwrap_err(), TopicError::Closed, "{topic}");
+            assert_eq!(
+                mq.subscriber(topic).await.unwrap_err(),
+                TopicError::Closed,
+                "{topic}"
+            );
         }
     })
     .await
