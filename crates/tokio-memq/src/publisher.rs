@@ -1212,6 +1212,16 @@ impl Publisher {
 
     /// Publishes bytes tagged with `format`, without copying them.
     ///
+    /// `format` says how readers decode them
+    /// ([`TopicMessage::deserialize`](crate::TopicMessage::deserialize));
+    /// [`Raw`](SerializationFormat::Raw) for bytes that are the value.
+    /// Bytes tagged [`Native`](SerializationFormat::Native) (1.0.0 had no
+    /// `Raw`, and its docs advised `Native` for bytes) read back as bytes
+    /// ([`TopicMessage::bytes`](crate::TopicMessage::bytes)), and decode
+    /// only when they begin with a frame header naming their format (as
+    /// 1.0.0's framed payloads do); bare, `deserialize` refuses them with
+    /// [`CodecErrorKind::UnsupportedFormat`](crate::CodecErrorKind::UnsupportedFormat).
+    ///
     /// # Errors
     ///
     /// As [`publish`](Self::publish), handing the bytes back.

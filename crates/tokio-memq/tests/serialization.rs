@@ -506,3 +506,47 @@ async fn broken_process_wide_defaults_do_not_fail_a_queue_s_own() {
     SerializationFactory::global().remove_topic_defaults(topic);
     SerializationFactory::global().remove_publisher_defaults(key);
 }
+
+/// `publish_bytes` with `Native` (1.0.0's advice for bytes, before `Raw`):
+/// the bytes read back as they are; `deserialize` decodes them when they
+/// begin with a frame header naming their format, and refuses bare ones
+/// with `UnsupportedFormat` (nothing says how to decode them).
+#[tokio::test]
+async fn bytes_tagged_native_read_as_bytes_and_decode_only_framed() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        let sub = mq.subscriber("legacy").await.unwrap();
+        let publisher = mq.publisher("legacy");
+        publisher
+            .publish_bytes(b"[1,2]".to_vec(), SerializationFormat::Native)
+            .await
+            .unwrap();
+        let pipeline = PipelineConfig {
+            use_magic_header: true,
+            ..PipelineConfig::default()
+        };
+        let framed = Codec::new(SerializationFormat::Json, SerializationConfig::Default, pipeline)
+            .unwrap()
+            .encode(&vec![3u8, 4])
+            .unwrap();
+        publisher
+            .publish_bytes(framed.clone(), SerializationFormat::Native)
+            .await
+            .unwrap();
+
+        let bare = sub.recv().await.unwrap();
+        assert_eq!(bare.format, SerializationFormat::Native);
+        assert_eq!(&bare.bytes().unwrap()[..], b"[1,2]");
+        let err = bare.deserialize::<Vec<u8>>().unwrap_err();
+        assert_eq!(
+            err.kind(),
+            DecodeErrorKind::Codec(CodecErrorKind::UnsupportedFormat),
+            "{err}"
+        );
+        let framed_msg = sub.recv().await.unwrap();
+        assert_eq!(framed_msg.bytes().unwrap(), &framed);
+        assert_eq!(framed_msg.deserialize::<Vec<u8>>().unwrap(), [3, 4]);
+    })
+    .await
+    .unwrap();
+}

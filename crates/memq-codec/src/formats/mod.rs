@@ -149,7 +149,8 @@ impl Engine {
             SerializationFormat::Custom(_) => Self::new(format, &SerializationConfig::Default),
             SerializationFormat::Native => Err(CodecError::msg(
                 ErrorKind::UnsupportedFormat,
-                "native values are kept as they are by the queue, never encoded",
+                "native values are kept as they are by the queue, never encoded \
+                 (bytes tagged native decode only with a frame header that names their format)",
             )),
         }
     }
