@@ -21,9 +21,13 @@ use crate::queue::{PublisherLease, Registry, TopicEntry};
 /// Publishes messages to one topic.
 ///
 /// Cheap to clone. The topic is looked up (and created with default
-/// options if nobody created it) on the first publish; after the topic is
-/// deleted, publishing fails with [`PublishError::Closed`] — make a new
-/// publisher to publish into a topic created again under the same name.
+/// options if nobody created it) on the first publish, and the publisher
+/// is bound to it from then on; after the topic is deleted, publishing
+/// fails with [`PublishError::Closed`] — make a new publisher to publish
+/// into a topic created again under the same name. A clone taken after
+/// the first publish is bound to the same topic; one taken before binds
+/// on its own first publish (so, first used after a delete, it finds the
+/// topic created again under the name).
 ///
 /// Every publish returns the offset the message got. On a partitioned
 /// topic, messages go through the topic's router (by key where the routing
@@ -976,8 +980,10 @@ impl Publisher {
     /// Publishes `data` as one contiguous run of offsets, nothing
     /// interleaved, and returns the run. All or nothing on a plain topic.
     /// On a partitioned topic each partition's share is one run and this
-    /// returns the first partition's; [`publish_batch_placed`](Self::publish_batch_placed)
-    /// returns where every message landed.
+    /// returns the run of the lowest-numbered partition that got a share
+    /// (`0..0` for an empty batch);
+    /// [`publish_batch_placed`](Self::publish_batch_placed) returns where
+    /// every message landed.
     ///
     /// Cancel safe on a plain topic: dropped while it waits for room, it
     /// publishes nothing. On a partitioned topic the shares go in one
@@ -1013,7 +1019,7 @@ impl Publisher {
     /// message landed: `(partition, offset)` in input order. On a plain
     /// topic that is `(0, offset)` of one contiguous run; on a partitioned
     /// topic each partition's share is one run, and `publish_batch` returns
-    /// only the first partition's.
+    /// only that of the lowest-numbered partition with a share.
     ///
     /// # Errors
     ///
