@@ -1010,3 +1010,36 @@ async fn a_closed_queue_answers_partition_calls_with_closed() {
     .await
     .unwrap();
 }
+
+/// `Publisher::publish_batch` on a partitioned topic returns the run of
+/// the lowest-numbered partition that got a share, whichever partition
+/// the batch's first message went to, and `0..0` for an empty batch;
+/// `publish_batch_placed` says where each message went.
+#[tokio::test]
+async fn a_partitioned_batch_returns_the_lowest_partition_s_run() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("spread", TopicOptions::default(), 3)
+            .await
+            .unwrap();
+        let publisher = mq.publisher("spread");
+        // Round robin: 0 to partition 0, 1 to 1, 2 to 2.
+        assert_eq!(publisher.publish_batch(vec![0u32, 1, 2]).await.unwrap(), 0..1);
+        // Now the router is at partition 0 again; move it on one.
+        mq.publish_to_partitioned(TopicMessage::new("spread", 9u32).unwrap())
+            .await
+            .unwrap();
+        // 3 to partition 1, 4 to 2, 5 to 0 (after 0 and 9): partition 0's run.
+        assert_eq!(publisher.publish_batch(vec![3u32, 4, 5]).await.unwrap(), 2..3);
+        let placed = publisher.publish_batch_placed(vec![6u32, 7]).await.unwrap();
+        assert_eq!(placed, [(1, 2), (2, 2)], "the router went on from partition 1");
+        assert_eq!(
+            publisher.publish_batch(vec![8u32]).await.unwrap(),
+            3..4,
+            "8 to partition 0"
+        );
+        assert_eq!(publisher.publish_batch(Vec::<u32>::new()).await.unwrap(), 0..0);
+    })
+    .await
+    .unwrap();
+}
