@@ -364,6 +364,8 @@ fn ci() -> Result<(), String> {
             "redis_contract",
             "--test",
             "redis_adversarial",
+            "--test",
+            "redis_review",
         ],
         &[],
     )?;

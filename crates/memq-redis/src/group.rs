@@ -106,6 +106,15 @@ pub struct GroupStats {
     /// Members the server knows (including ones that went away holding
     /// nothing, until they are removed).
     pub members: usize,
+    /// The first offset the group has not processed: its oldest message
+    /// handed out and not acknowledged, or else the next it will hand
+    /// out. Everything below it is processed.
+    pub first_unprocessed: u64,
+    /// Messages published from [`first_unprocessed`](Self::first_unprocessed)
+    /// on: what the group has not handed out, and everything from its
+    /// oldest message not acknowledged on (messages acknowledged out of
+    /// order above it included).
+    pub unprocessed: u64,
 }
 
 /// One member of a consumer group, with its own connection.
@@ -440,16 +449,43 @@ impl Topic {
             };
             // Entry 0-s is offset s - 1: handed out through offset s - 1.
             let delivered = field(g, "last-delivered-id").and_then(seq).ok_or_else(bad)?;
+            let pending = number("pending").ok_or_else(bad)?;
+            let first_unprocessed = match pending {
+                0 => delivered,
+                _ => self
+                    .oldest_pending(name)
+                    .await?
+                    .map_or(delivered, |o| o.min(delivered)),
+            };
             all.push((
                 name.to_string(),
                 GroupStats {
                     lag: high.saturating_sub(delivered),
-                    pending: number("pending").ok_or_else(bad)?,
+                    pending,
                     members: number("consumers").ok_or_else(bad)? as usize,
+                    first_unprocessed,
+                    unprocessed: high.saturating_sub(first_unprocessed),
                 },
             ));
         }
         Ok(all)
+    }
+
+    /// The offset of the oldest message the group `group` has handed out
+    /// and not had acknowledged, if any (`XPENDING`'s summary).
+    async fn oldest_pending(&self, group: &str) -> Result<Option<u64>, Error> {
+        let reply: Value = self
+            .store
+            .query(redis::cmd("XPENDING").arg(&self.log).arg(group))
+            .await?;
+        match reply {
+            Value::Array(parts) => match parts.get(1) {
+                Some(Value::Nil) | None => Ok(None),
+                // Entry 0-s is offset s - 1.
+                Some(id) => Ok(seq(id).and_then(|s| s.checked_sub(1))),
+            },
+            other => Err(Error::Protocol(format!("{other:?}"))),
+        }
     }
 
     /// How many messages the group `group` has handed out and not had

@@ -620,13 +620,13 @@ impl Remote {
         for (p, log) in topic.logs() {
             let (low, high) = log.bounds().await.map_err(topic_error)?;
             // Each consumer group's lag (the server's groups are the named
-            // consumers).
+            // consumers): from its commit on, as in memory.
             let consumer_lags = log
                 .all_group_stats()
                 .await
                 .map_err(topic_error)?
                 .into_iter()
-                .map(|(name, g)| (name, usize::try_from(g.lag).unwrap_or(usize::MAX)))
+                .map(|(name, g)| (name, usize::try_from(g.unprocessed).unwrap_or(usize::MAX)))
                 .collect();
             // What the server keeps: no subscriber count (readers are in
             // other processes), no byte count, and what was removed (by
@@ -702,15 +702,18 @@ impl Remote {
         let mut found = false;
         for (_, log) in handle.logs() {
             let Some(s) = log.group_stats(group).await.map_err(topic_error)? else {
+                stats.committed.push(None);
                 continue;
             };
             found = true;
             // A member reads every partition: counted once.
             stats.members = stats.members.max(s.members);
-            // As in memory: not handed out, or handed out and not
-            // acknowledged (the server's lag counts the former only).
-            stats.lag += s.lag + s.pending;
+            // As in memory: everything from the oldest message not
+            // acknowledged on (the server's lag counts only what was not
+            // handed out), and the commit just below it.
+            stats.lag += s.unprocessed;
             stats.pending += s.pending as usize;
+            stats.committed.push(s.first_unprocessed.checked_sub(1));
         }
         Ok(found.then_some(stats))
     }
@@ -1611,8 +1614,12 @@ struct Inbox {
     demand: Demand,
     /// Told when a message (or an error) arrives.
     arrived: tokio::sync::Notify,
-    /// The last error a pump met, for the next receive.
-    error: Mutex<Option<RecvError>>,
+    /// The errors pumps met, oldest first, for the next receives. Several
+    /// partitions' pumps read at once: each one's report is kept (a single
+    /// slot let a later lag overwrite one not yet told), and lags that
+    /// follow one another are told as one, their sum (as a group in memory
+    /// tells the gaps of all its partitions).
+    errors: Mutex<std::collections::VecDeque<RecvError>>,
     /// A pump found the topic gone (deleted, or lost with the server's
     /// data) and stopped: every receive after the first told is `Closed`
     /// too, as in memory, rather than a wait for a pump that is no more.
@@ -1627,9 +1634,19 @@ impl Inbox {
             queue: Mutex::new(std::collections::VecDeque::new()),
             demand: Demand::default(),
             arrived: tokio::sync::Notify::new(),
-            error: Mutex::new(None),
+            errors: Mutex::new(std::collections::VecDeque::new()),
             closed: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps `e`, which a pump met, for a receive to tell: a lag right
+    /// after another adds to it.
+    fn met(&self, e: RecvError) {
+        let mut errors = self.errors.lock();
+        match (errors.back_mut(), e) {
+            (Some(RecvError::Lagged(told)), RecvError::Lagged(n)) => *told = told.saturating_add(n),
+            (_, e) => errors.push_back(e),
         }
     }
 
@@ -1652,7 +1669,9 @@ impl Inbox {
                 // Nothing more is read while something read, or a lag or
                 // an error met, waits to be handed out: what it reads next
                 // would overtake a lag reported before it.
-                if self.demand.is_waited_for() && self.queue.lock().is_empty() && self.error.lock().is_none()
+                if self.demand.is_waited_for()
+                    && self.queue.lock().is_empty()
+                    && self.errors.lock().is_empty()
                 {
                     break;
                 }
@@ -1687,7 +1706,7 @@ impl Inbox {
             let failed = matches!(got, Err(RecvError::Store(_)));
             match got {
                 Ok(got) => self.queue.lock().extend(got),
-                Err(e) => *self.error.lock() = Some(e),
+                Err(e) => self.met(e),
             }
             self.arrived.notify_waiters();
             if stop {
@@ -2012,7 +2031,7 @@ impl RemoteSource {
                 if !got.is_empty() {
                     return Ok(got);
                 }
-                if let Some(e) = inbox.error.lock().take() {
+                if let Some(e) = inbox.errors.lock().pop_front() {
                     return Err(e);
                 }
                 if inbox.closed.load(Ordering::Acquire) {
@@ -2039,7 +2058,7 @@ impl RemoteSource {
                 // Looked again once registered: nothing arrives unseen.
                 if remote.is_closed()
                     || !inbox.queue.lock().is_empty()
-                    || inbox.error.lock().is_some()
+                    || !inbox.errors.lock().is_empty()
                     || inbox.closed.load(Ordering::Acquire)
                     || inbox.ended.load(Ordering::Acquire)
                 {
