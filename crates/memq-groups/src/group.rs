@@ -260,7 +260,8 @@ struct State<T> {
     /// The last offset committed per partition by this group.
     committed: Vec<Option<u64>>,
     /// Manual mode, per partition with nothing committed: the lowest
-    /// offset handed out and not acknowledged when the last member left.
+    /// offset handed out and not acknowledged (or dead letter waiting)
+    /// when the last member left, or the group's position then if lower.
     /// A commit cannot say "nothing processed" (there is no offset below
     /// the first), so a [`StartFrom::Committed`] rejoin starts here.
     resume: Vec<Option<u64>>,
@@ -872,6 +873,11 @@ impl<T: Clone + Send + 'static> Shared<T> {
             if self.config.ack == AckMode::Manual {
                 for p in 0..self.sources.len() {
                     if let (None, Some(l)) = (st.committed[p], st.lowest_unprocessed(p)) {
+                        // Not past the group's position either: what lies
+                        // below what is unprocessed and was never handed
+                        // out (a member joined earlier than a dead letter
+                        // waiting for the sink, and left) is unprocessed too.
+                        let l = st.cursors.get(p).map_or(l, |c| l.min(c.position()));
                         st.resume[p] = Some(st.resume[p].map_or(l, |r| r.min(l)));
                     }
                 }
@@ -2061,17 +2067,25 @@ impl<T: Clone + Send + 'static> Shared<T> {
     /// as new when the cursor reaches them (as those pending with members
     /// do), so they leave the queue, with their pending entries (nobody
     /// holds them); otherwise each went out twice, from the queue and as
-    /// new. With nothing committed, a `Committed` rejoin after the last
-    /// member left starts no later than the lowest of them, as it would
-    /// have while they were pending.
+    /// new. A `Committed` rejoin after the last member left starts no
+    /// later than the lowest of them, as it would have while they were
+    /// pending: with nothing committed, through `resume`; in automatic
+    /// mode, whose commit moved past them when they were handed out, the
+    /// commit moves back below them now (what they were given back for:
+    /// nobody has handled them). In manual mode the commit is below every
+    /// unacknowledged message already.
     fn unqueue_from(&self, st: &mut State<T>, partition: usize, offset: u64) {
         let queued: Vec<Key> = st
             .redeliver
             .range((partition, offset)..=(partition, u64::MAX))
             .copied()
             .collect();
-        if let (Some(&(_, lowest)), None) = (queued.first(), st.committed[partition]) {
-            st.resume[partition] = Some(st.resume[partition].map_or(lowest, |r| r.min(lowest)));
+        if let Some(&(_, lowest)) = queued.first() {
+            match st.committed[partition] {
+                None => st.resume[partition] = Some(st.resume[partition].map_or(lowest, |r| r.min(lowest))),
+                Some(_) if self.config.ack == AckMode::Auto => self.rewind_commit(st, partition, lowest),
+                Some(_) => {}
+            }
         }
         for key in queued {
             st.redeliver.remove(&key);

@@ -728,7 +728,10 @@ impl<T: Clone + Send + 'static> Member<T> {
     /// with members stay pending (a seek back hands them out again as
     /// new). Either mode: those queued for redelivery (nacked, left by a
     /// member, or given back) at or past `offset` go out as new instead,
-    /// once.
+    /// once. Automatic mode: the committed position, which moved past
+    /// messages as they were handed out, moves back below the first of
+    /// those given back (nobody has handled them), so that if every member
+    /// leaves before one reads them, a rejoin from the commit still does.
     ///
     /// # Errors
     ///
