@@ -1300,6 +1300,22 @@ impl Model {
         }
     }
 
+    /// What `ack` and `nack` of `key` by member `m` answer.
+    fn settle_answer(&self, m: u64, key: Key) -> Result<(), AckError> {
+        if !self.cfg.manual {
+            Err(AckError::AutoAck)
+        } else if key.0 >= self.n() {
+            Err(AckError::NoSuchPartition { partition: key.0 })
+        } else if self.pending.get(&key).is_some_and(|p| p.owner == Some(m)) {
+            Ok(())
+        } else {
+            Err(AckError::NotOwned {
+                partition: key.0,
+                offset: key.1,
+            })
+        }
+    }
+
     fn ack(&mut self, i: usize, sel: u8, rp: usize, ro: u64) -> Result<(), TestCaseError> {
         let Some(m) = self.pick(i) else { return Ok(()) };
         let n = self.n();
@@ -1311,18 +1327,7 @@ impl Model {
             _ => (rp % (n + 1), ro),
         };
         let got = self.member(m).ack(key.0, key.1);
-        let expected = if !self.cfg.manual {
-            Err(AckError::AutoAck)
-        } else if key.0 >= n {
-            Err(AckError::NoSuchPartition { partition: key.0 })
-        } else if self.pending.get(&key).is_some_and(|p| p.owner == Some(m)) {
-            Ok(())
-        } else {
-            Err(AckError::NotOwned {
-                partition: key.0,
-                offset: key.1,
-            })
-        };
+        let expected = self.settle_answer(m, key);
         prop_assert_eq!(got, expected, "ack {:?} by {}", key, m);
         if got.is_ok() {
             self.acknowledged(key);
@@ -1359,18 +1364,7 @@ impl Model {
             _ => (rp % (n + 1), ro),
         };
         let got = self.member(m).nack(key.0, key.1);
-        let expected = if !self.cfg.manual {
-            Err(AckError::AutoAck)
-        } else if key.0 >= n {
-            Err(AckError::NoSuchPartition { partition: key.0 })
-        } else if self.pending.get(&key).is_some_and(|p| p.owner == Some(m)) {
-            Ok(())
-        } else {
-            Err(AckError::NotOwned {
-                partition: key.0,
-                offset: key.1,
-            })
-        };
+        let expected = self.settle_answer(m, key);
         prop_assert_eq!(got, expected, "nack {:?} by {}", key, m);
         if got.is_err() {
             return Ok(());
