@@ -69,7 +69,6 @@ impl MessageQueue {
                 }
                 let mut groups: Vec<GroupStats> = groups.iter().map(|g| g.stats()).collect();
                 groups.sort_by(|a, b| a.name.cmp(&b.name));
-                let counted = |readers| crate::options::with_group_members(readers, &groups);
                 let (mut stats, parts) = entry.log.stats_and_partitions();
                 let partitions = parts
                     .into_iter()
@@ -77,11 +76,12 @@ impl MessageQueue {
                     .map(|(i, s)| {
                         let mut stats = PartitionStats::from_topic(i, s);
                         stats.subscriber_count =
-                            crate::options::with_partition_readers(stats.subscriber_count, &groups, i);
+                            crate::options::with_group_members(stats.subscriber_count, &groups, Some(i));
                         stats
                     })
                     .collect();
-                stats.subscriber_count = counted(stats.subscriber_count);
+                stats.subscriber_count =
+                    crate::options::with_group_members(stats.subscriber_count, &groups, None);
                 TopicSnapshot {
                     name: name.to_string(),
                     stats,

@@ -310,34 +310,25 @@ pub struct TopicStats {
     pub next_offset: u64,
 }
 
-/// Live subscribers of a topic (or partition) read by `readers` cursors:
-/// a consumer group reads through one cursor while it has members, and
-/// each of its members is a subscriber.
-pub(crate) fn with_group_members(readers: usize, groups: &[memq_groups::GroupStats]) -> usize {
-    with_group_readers(readers, groups, |g| g.members)
-}
-
-/// As [`with_group_members`] for partition `partition`: each group's
-/// members that may receive from it (an exclusive group's owner only).
-pub(crate) fn with_partition_readers(
+/// Live subscribers of a topic (or of its partition `partition`) read by
+/// `readers` cursors: a consumer group reads through one cursor while it
+/// has members, and each of its members is a subscriber of the topic; of
+/// a partition, those that may receive from it (an exclusive group's
+/// owner only).
+pub(crate) fn with_group_members(
     readers: usize,
     groups: &[memq_groups::GroupStats],
-    partition: usize,
-) -> usize {
-    with_group_readers(readers, groups, |g| {
-        g.readers.get(partition).copied().unwrap_or(g.members)
-    })
-}
-
-fn with_group_readers(
-    readers: usize,
-    groups: &[memq_groups::GroupStats],
-    counted: impl Fn(&memq_groups::GroupStats) -> usize,
+    partition: Option<usize>,
 ) -> usize {
     let (live, members) = groups
         .iter()
         .filter(|g| g.members > 0)
-        .fold((0, 0), |(live, members), g| (live + 1, members + counted(g)));
+        .fold((0, 0), |(live, members), g| {
+            let counted = partition
+                .and_then(|p| g.readers.get(p).copied())
+                .unwrap_or(g.members);
+            (live + 1, members + counted)
+        });
     readers.saturating_sub(live) + members
 }
 

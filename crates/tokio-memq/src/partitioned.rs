@@ -583,7 +583,7 @@ impl MessageQueue {
         let groups = self.registry().group_stats_of(topic.as_ref());
         let mut stats = PartitionStats::new(partition, log.partition_stats(partition).ok()?);
         stats.subscriber_count =
-            crate::options::with_partition_readers(stats.subscriber_count, &groups, partition);
+            crate::options::with_group_members(stats.subscriber_count, &groups, Some(partition));
         Some(stats)
     }
 
@@ -623,7 +623,7 @@ impl MessageQueue {
             .map(|(p, s)| {
                 let mut stats = PartitionStats::new(p, s);
                 stats.subscriber_count =
-                    crate::options::with_partition_readers(stats.subscriber_count, &groups, p);
+                    crate::options::with_group_members(stats.subscriber_count, &groups, Some(p));
                 stats
             })
             .collect()

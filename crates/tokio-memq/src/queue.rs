@@ -1481,7 +1481,7 @@ impl MessageQueue {
             })
             .collect();
         let mut stats = entry.log.stats();
-        stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups);
+        stats.subscriber_count = crate::options::with_group_members(stats.subscriber_count, &groups, None);
         Some(stats)
     }
 }
