@@ -863,6 +863,36 @@ async fn stats_of_expired_messages() {
     assert_eq!(answers[0], (3, 3, 3, None));
 }
 
+/// Publishes 0..5 to each of `partitions` partitions of `topic`, one
+/// partition after another.
+async fn publish_five_to_each(mq: &MessageQueue, topic: &str, partitions: usize) {
+    for p in 0..partitions {
+        t!(mq.set_partition_routing(topic, tokio_memq::PartitionRouting::Fixed(p))).unwrap();
+        for i in 0..5u32 {
+            t!(mq.publish_to_partitioned(TopicMessage::new(topic, i).unwrap())).unwrap();
+        }
+    }
+}
+
+/// Receives until nothing comes for 800 ms: the last two messages of each
+/// partition (retention 2), and lags adding up to the three evicted from
+/// each.
+async fn expect_the_last_two_of_each(sub: &tokio_memq::Subscriber, partitions: usize, backend: &str) {
+    let (mut lagged, mut got) = (0, Vec::new());
+    loop {
+        match t!(sub.recv_timeout(Duration::from_millis(800))) {
+            Ok(Some(m)) => got.push((m.partition.unwrap(), m.offset())),
+            Ok(None) => break,
+            Err(RecvError::Lagged(n)) => lagged += n,
+            Err(e) => panic!("{backend}: {e:?}"),
+        }
+    }
+    got.sort_unstable();
+    let expected: Vec<(usize, u64)> = (0..partitions).flat_map(|p| [(p, 3), (p, 4)]).collect();
+    assert_eq!(got, expected, "{backend}");
+    assert_eq!(lagged, 3 * partitions as u64, "{backend}: lags told");
+}
+
 /// Every partition of a group's topic fell behind retention before the
 /// member's first receive: each partition's loss is told (README: "a
 /// group that falls behind retention before reading is told `Lagged(n)`
@@ -881,25 +911,8 @@ async fn lags_found_by_several_partitions_at_once_are_all_told() {
         let partitions = 6;
         t!(mq.create_partitioned_topic("lags", opts(Some(2), None), partitions)).unwrap();
         let member = t!(mq.group("lags", "g").mode(ConsumptionMode::Earliest).join()).unwrap();
-        for p in 0..partitions {
-            t!(mq.set_partition_routing("lags", tokio_memq::PartitionRouting::Fixed(p))).unwrap();
-            for i in 0..5u32 {
-                t!(mq.publish_to_partitioned(TopicMessage::new("lags", i).unwrap())).unwrap();
-            }
-        }
-        let (mut lagged, mut got) = (0, Vec::new());
-        loop {
-            match t!(member.recv_timeout(Duration::from_millis(800))) {
-                Ok(Some(m)) => got.push((m.partition.unwrap(), m.offset())),
-                Ok(None) => break,
-                Err(RecvError::Lagged(n)) => lagged += n,
-                Err(e) => panic!("{backend}: {e:?}"),
-            }
-        }
-        got.sort_unstable();
-        let expected: Vec<(usize, u64)> = (0..partitions).flat_map(|p| [(p, 3), (p, 4)]).collect();
-        assert_eq!(got, expected, "{backend}");
-        assert_eq!(lagged, 3 * partitions as u64, "{backend}: lags told");
+        publish_five_to_each(&mq, "lags", partitions).await;
+        expect_the_last_two_of_each(&member, partitions, backend).await;
     }
 }
 
@@ -916,25 +929,8 @@ async fn a_subscriber_of_every_partition_is_told_each_partition_s_lag() {
         let sub =
             t!(mq.subscriber_with_options_and_mode("slags", opts(Some(2), None), ConsumptionMode::Earliest))
                 .unwrap();
-        for p in 0..partitions {
-            t!(mq.set_partition_routing("slags", tokio_memq::PartitionRouting::Fixed(p))).unwrap();
-            for i in 0..5u32 {
-                t!(mq.publish_to_partitioned(TopicMessage::new("slags", i).unwrap())).unwrap();
-            }
-        }
-        let (mut lagged, mut got) = (0, Vec::new());
-        loop {
-            match t!(sub.recv_timeout(Duration::from_millis(800))) {
-                Ok(Some(m)) => got.push((m.partition.unwrap(), m.offset())),
-                Ok(None) => break,
-                Err(RecvError::Lagged(n)) => lagged += n,
-                Err(e) => panic!("{backend}: {e:?}"),
-            }
-        }
-        got.sort_unstable();
-        let expected: Vec<(usize, u64)> = (0..partitions).flat_map(|p| [(p, 3), (p, 4)]).collect();
-        assert_eq!(got, expected, "{backend}");
-        assert_eq!(lagged, 3 * partitions as u64, "{backend}: lags told");
+        publish_five_to_each(&mq, "slags", partitions).await;
+        expect_the_last_two_of_each(&sub, partitions, backend).await;
     }
 }
 
