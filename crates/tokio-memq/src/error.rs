@@ -652,7 +652,7 @@ impl From<memq_partition::SubscribeError> for TopicError {
 ///
 /// [`source`](std::error::Error::source) reaches the codec's error (and
 /// through it the serializer's) when the bytes failed to decode. Two
-/// errors are equal when their kind, message and offset are.
+/// errors are equal when their kind, message, offset and partition are.
 ///
 /// # Examples
 ///
@@ -679,12 +679,14 @@ pub struct DecodeError {
     kind: DecodeErrorKind,
     message: String,
     offset: Option<u64>,
+    partition: Option<usize>,
     source: Option<Arc<memq_codec::CodecError>>,
 }
 
 impl PartialEq for DecodeError {
     fn eq(&self, other: &Self) -> bool {
-        (self.kind, &self.message, self.offset) == (other.kind, &other.message, other.offset)
+        (self.kind, &self.message, self.offset, self.partition)
+            == (other.kind, &other.message, other.offset, other.partition)
     }
 }
 
@@ -726,12 +728,16 @@ impl DecodeError {
             kind,
             message: message.into(),
             offset: None,
+            partition: None,
             source: None,
         }
     }
 
-    pub(crate) fn at(mut self, offset: Option<u64>) -> Self {
+    /// Names the message that failed: its offset and, on a partitioned
+    /// topic, its partition.
+    pub(crate) fn at(mut self, offset: Option<u64>, partition: Option<usize>) -> Self {
         self.offset = offset;
+        self.partition = partition;
         self
     }
 
@@ -782,6 +788,36 @@ impl DecodeError {
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
+
+    /// The partition of the message that failed, when it came from a
+    /// partitioned topic: with a subscriber that reads every partition,
+    /// the offset alone does not say which message it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_memq::{MessageQueue, PartitionRouting, TopicOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let mq = MessageQueue::new();
+    /// mq.create_partitioned_topic("n", TopicOptions::default(), 2).await?;
+    /// mq.set_partition_routing("n", PartitionRouting::RoundRobin).await?;
+    /// let sub = mq.subscriber("n").await?; // every partition
+    /// mq.publisher("n").publish_batch(vec!["1", "two"]).await?; // one to each
+    /// let msgs = sub.recv_batch(2).await?;
+    /// let bad = msgs.iter().find(|m| m.deserialize::<u8>().is_err()).unwrap();
+    /// let err = bad.deserialize::<u8>().unwrap_err();
+    /// assert_eq!((err.offset(), err.partition()), (Some(0), bad.partition));
+    /// assert!(err.to_string().starts_with(&format!("message at offset 0 of partition {}: ", bad.partition.unwrap())));
+    /// let plain = mq.subscriber("plain").await?;
+    /// mq.publisher("plain").publish("three").await?;
+    /// assert_eq!(plain.recv().await?.deserialize::<u8>().unwrap_err().partition(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn partition(&self) -> Option<usize> {
+        self.partition
+    }
 }
 
 impl From<memq_codec::CodecError> for DecodeError {
@@ -794,9 +830,10 @@ impl From<memq_codec::CodecError> for DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.offset {
-            Some(o) => write!(f, "message at offset {o}: {}", self.message),
-            None => f.write_str(&self.message),
+        match (self.offset, self.partition) {
+            (Some(o), Some(p)) => write!(f, "message at offset {o} of partition {p}: {}", self.message),
+            (Some(o), None) => write!(f, "message at offset {o}: {}", self.message),
+            (None, _) => f.write_str(&self.message),
         }
     }
 }

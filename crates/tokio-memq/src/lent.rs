@@ -574,7 +574,7 @@ impl<'b> MessageRef<'b> {
                 crate::decode::decode_bytes(bytes, &format, codec.as_ref(), own, queue)
             }
         }
-        .map_err(|e| e.at(Some(self.item.offset)))
+        .map_err(|e| e.at(Some(self.item.offset), self.item.partition))
     }
 
     /// Its record headers (see [`TopicMessage::headers`]).

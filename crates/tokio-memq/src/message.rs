@@ -1501,7 +1501,7 @@ impl TopicMessage {
                 self.limits.as_deref(),
             ),
         }
-        .map_err(|e| e.at(at))
+        .map_err(|e| e.at(at, self.partition))
     }
 }
 
@@ -1602,7 +1602,7 @@ impl TopicMessage {
                 crate::decode::decode_bytes(b, format, None, limits.or(own), queue)
             }
         }
-        .map_err(|e| e.at(self.offset))
+        .map_err(|e| e.at(self.offset, self.partition))
     }
 
     /// Reads the payload as a `T` as [`deserialize`](Self::deserialize)
@@ -1639,7 +1639,7 @@ impl TopicMessage {
                 crate::decode::decode_bytes(b, &self.format, self.codec.as_ref(), Some(limits), None)
             }
         }
-        .map_err(|e| e.at(self.offset))
+        .map_err(|e| e.at(self.offset, self.partition))
     }
 
     /// The payload for a log line: text cut at `max_len` bytes (on a

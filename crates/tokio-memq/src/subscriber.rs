@@ -1599,7 +1599,8 @@ impl Subscriber {
     ///
     /// [`RecvTypedError::Recv`] as [`recv`](Self::recv);
     /// [`RecvTypedError::Decode`] when the message is not a valid `T` (it
-    /// is consumed; the error names its offset).
+    /// is consumed; the error names its offset and, on a partitioned topic, its
+    /// partition).
     ///
     /// # Examples
     ///

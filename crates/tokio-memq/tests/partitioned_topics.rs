@@ -1043,3 +1043,70 @@ async fn a_partitioned_batch_returns_the_lowest_partition_s_run() {
     .await
     .unwrap();
 }
+
+/// A subscriber that reads every partition sees offsets that repeat from
+/// one partition to the next: a decode error names the partition too,
+/// whichever way the message was received.
+#[tokio::test]
+async fn a_decode_error_from_every_partition_names_the_partition() {
+    within(LIMIT, async {
+        let mq = MessageQueue::new();
+        mq.create_partitioned_topic("mixed", TopicOptions::default(), 2)
+            .await
+            .unwrap();
+        let typed = mq.subscriber("mixed").await.unwrap();
+        let lent = mq.subscriber("mixed").await.unwrap();
+        let publisher = mq.publisher("mixed");
+        // Round robin: 1 to partition 0, "two" to 1, 3 to 0, "four" to 1.
+        publisher.publish(1u32).await.unwrap();
+        publisher.publish("two").await.unwrap();
+        publisher.publish(3u32).await.unwrap();
+        publisher.publish("four").await.unwrap();
+
+        let mut failed = Vec::new();
+        for _ in 0..4 {
+            match typed.recv_typed::<u32>().await {
+                Ok(_) => {}
+                Err(tokio_memq::RecvTypedError::Decode(e)) => failed.push(e),
+                Err(other) => panic!("expected a value or a decode error, got {other:?}"),
+            }
+        }
+        let named: Vec<_> = failed.iter().map(|e| (e.offset(), e.partition())).collect();
+        assert_eq!(named, [(Some(0), Some(1)), (Some(1), Some(1))]);
+        assert!(
+            failed[1].to_string().starts_with("message at offset 1 of partition 1: "),
+            "{}",
+            failed[1]
+        );
+        assert_ne!(failed[0], failed[1]);
+
+        let batch = lent.recv_batch_lent(4).await.unwrap();
+        let mut lent_failed: Vec<_> = (0..batch.len())
+            .filter_map(|i| batch.get(i).unwrap().deserialize::<u32>().err())
+            .map(|e| (e.offset(), e.partition()))
+            .collect();
+        lent_failed.sort();
+        assert_eq!(lent_failed, [(Some(0), Some(1)), (Some(1), Some(1))]);
+
+        // One partition of it: the partition is named as well.
+        let one = mq
+            .subscribe_partition("mixed", 1, None, ConsumptionMode::Latest)
+            .await
+            .unwrap();
+        publisher.publish(5u32).await.unwrap(); // to partition 0
+        publisher.publish("six").await.unwrap(); // to partition 1
+        let e = one.recv_typed::<u32>().await.unwrap_err();
+        assert!(
+            matches!(&e, tokio_memq::RecvTypedError::Decode(d) if (d.offset(), d.partition()) == (Some(2), Some(1))),
+            "{e:?}"
+        );
+        // A plain topic has no partition to name.
+        let plain = mq.subscriber("plain").await.unwrap();
+        mq.publisher("plain").publish("seven").await.unwrap();
+        let e = plain.recv().await.unwrap().deserialize::<u32>().unwrap_err();
+        assert_eq!((e.offset(), e.partition()), (Some(0), None));
+        assert!(e.to_string().starts_with("message at offset 0: "), "{e}");
+    })
+    .await
+    .unwrap();
+}
