@@ -34,6 +34,14 @@ type InFlight<T> = Pin<Box<dyn Future<Output = Result<u64, PublishError<T>>> + S
 /// about to start is dropped by `futures`, which gives it to the sink only
 /// once it is ready: drive `poll_ready` yourself to keep it.
 ///
+/// The held value is published by the sink's own next `poll_ready`,
+/// `poll_flush` or `poll_close` (a `send` future dropped while it waited
+/// leaves it held, to go out exactly once with the next of those), not
+/// by itself when room appears. Dropping a sink that still holds values
+/// drops them unpublished, as an unflushed `Sink` does: flush or close it
+/// first. `poll_close` publishes what is held and leaves the sink usable
+/// (a value sent after it is published too); it does not close the topic.
+///
 /// # Examples
 ///
 /// ```
