@@ -29,6 +29,10 @@
 //! documented as allowed there working); many publisher and reader
 //! threads with exact counts and per-publisher order.
 
+#[path = "support/options.rs"]
+mod options;
+use options::{evicting, lossless};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -75,23 +79,6 @@ fn block_on<F: Future>(fut: F) -> F::Output {
             return out;
         }
         thread::park();
-    }
-}
-
-/// A topic of `cap` messages whose publishers wait for room.
-fn lossless(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    }
-}
-
-/// A topic of `cap` messages that evicts its oldest.
-fn evicting(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        ..TopicOptions::default()
     }
 }
 

@@ -8,6 +8,10 @@
 //! publisher, publishers made before a topic is deleted, and exact stats
 //! after all of it.
 
+#[path = "support/options.rs"]
+mod options;
+use options::{earliest, evicting, lossless};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -20,33 +24,10 @@ use memq_testkit::within;
 use tokio::time::Instant;
 use tokio_memq::{
     Bytes, ConsumptionMode, Headers, MessageQueue, PublishError, PublishErrorKind, Publisher, RecvError,
-    SerializationFormat, Subscriber, TopicOptions,
+    SerializationFormat, TopicOptions,
 };
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A topic of `cap` messages whose publishers wait for room.
-fn waiting(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    }
-}
-
-/// A topic of `cap` messages that evicts the oldest.
-fn evicting(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        ..TopicOptions::default()
-    }
-}
-
-async fn earliest(mq: &MessageQueue, topic: &str, options: TopicOptions) -> Subscriber {
-    mq.subscriber_with_options_and_mode(topic, options, ConsumptionMode::Earliest)
-        .await
-        .unwrap()
-}
 
 /// Polls `fut` once with the current task's context.
 async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
@@ -383,7 +364,7 @@ async fn keys_and_headers_weigh_against_the_byte_budget() {
 #[tokio::test]
 async fn an_empty_batch_needs_no_room_and_publishes_nothing() {
     let mq = MessageQueue::new();
-    let _sub = earliest(&mq, "e", waiting(2)).await;
+    let _sub = earliest(&mq, "e", lossless(2)).await;
     let p = mq.publisher("e");
     p.publish_batch(vec![1u8, 2]).await.unwrap();
     let run = within(LIMIT, p.publish_batch(Vec::<u8>::new()))
@@ -410,8 +391,8 @@ async fn an_empty_batch_needs_no_room_and_publishes_nothing() {
 #[tokio::test]
 async fn try_publish_is_full_until_the_slowest_subscriber_reads() {
     let mq = MessageQueue::new();
-    let fast = earliest(&mq, "two", waiting(2)).await;
-    let slow = earliest(&mq, "two", waiting(2)).await;
+    let fast = earliest(&mq, "two", lossless(2)).await;
+    let slow = earliest(&mq, "two", lossless(2)).await;
     let p = mq.publisher("two");
     assert_eq!(p.try_publish(0u8).unwrap(), 0);
     assert_eq!(p.try_publish(1u8).unwrap(), 1);
@@ -472,7 +453,7 @@ async fn try_publish_refusals_hand_the_value_back_with_the_right_kind() {
 #[tokio::test(start_paused = true)]
 async fn publish_timeout_publishes_with_room_and_leaves_no_trace_without() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "pt", waiting(1)).await;
+    let sub = earliest(&mq, "pt", lossless(1)).await;
     let p = mq.publisher("pt");
     assert_eq!(p.publish_timeout(0u8, Duration::ZERO).await, Ok(0));
     assert_eq!(
@@ -500,11 +481,11 @@ async fn publish_timeout_publishes_with_room_and_leaves_no_trace_without() {
 #[tokio::test(start_paused = true)]
 async fn publish_timeout_on_a_full_partition_publishes_nowhere() {
     let mq = MessageQueue::new();
-    mq.create_partitioned_topic("pp", waiting(1), 2).await.unwrap();
+    mq.create_partitioned_topic("pp", lossless(1), 2).await.unwrap();
     mq.set_partition_routing("pp", tokio_memq::PartitionRouting::Fixed(1))
         .await
         .unwrap();
-    let _all = earliest(&mq, "pp", waiting(1)).await;
+    let _all = earliest(&mq, "pp", lossless(1)).await;
     let p = mq.publisher("pp");
     assert_eq!(p.publish(0u8).await.unwrap(), 0);
     assert_eq!(
@@ -531,7 +512,7 @@ async fn publish_timeout_on_a_full_partition_publishes_nowhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_parked_publish_completes_when_the_only_subscriber_drops() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "drop", waiting(4)).await;
+    let sub = earliest(&mq, "drop", lossless(4)).await;
     let p = mq.publisher("drop");
     p.publish_batch(vec![0u32; 4]).await.unwrap();
     let mut parked = Vec::new();
@@ -578,7 +559,7 @@ async fn every_parked_publish_completes_when_the_only_subscriber_drops() {
 #[tokio::test]
 async fn a_parked_batch_waits_for_room_for_all_of_it() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "runs", waiting(4)).await;
+    let sub = earliest(&mq, "runs", lossless(4)).await;
     let p = mq.publisher("runs");
     assert_eq!(p.publish_batch(vec![0u32, 1, 2, 3]).await.unwrap(), 0..4);
     let batch = {
@@ -605,7 +586,7 @@ async fn a_parked_batch_waits_for_room_for_all_of_it() {
 #[tokio::test]
 async fn seeking_forward_releases_and_seeking_back_holds_again() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "seek", waiting(2)).await;
+    let sub = earliest(&mq, "seek", lossless(2)).await;
     let p = mq.publisher("seek");
     p.publish_batch(vec![0u8, 1]).await.unwrap();
     let parked = {
@@ -631,7 +612,7 @@ async fn seeking_forward_releases_and_seeking_back_holds_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_wakes_every_kind_of_parked_publish_with_its_value() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "c", waiting(2)).await;
+    let sub = earliest(&mq, "c", lossless(2)).await;
     let p = mq.publisher("c");
     p.publish_batch(vec![1000u32, 1001]).await.unwrap();
     let (tasks, expected) = park_every_kind(&p, 60);
@@ -652,7 +633,7 @@ async fn close_wakes_every_kind_of_parked_publish_with_its_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_wakes_every_kind_of_parked_publish_and_frees_the_name() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "d", waiting(2)).await;
+    let sub = earliest(&mq, "d", lossless(2)).await;
     let p = mq.publisher("d");
     let unused = mq.publisher("d");
     p.publish_batch(vec![1000u32, 1001]).await.unwrap();
@@ -758,7 +739,7 @@ async fn check_all_closed(tasks: Vec<Parked>, expected: Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_publisher_keeps_its_topic_open_after_the_queue_is_dropped() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "kept", waiting(1)).await;
+    let sub = earliest(&mq, "kept", lossless(1)).await;
     let p = mq.publisher("kept");
     p.publish(0u8).await.unwrap();
     let parked = spawn(async move {
@@ -836,7 +817,7 @@ async fn never_used_publishers_hold_their_topic_open_and_close_it_when_dropped()
 #[tokio::test]
 async fn publishes_dropped_while_parked_publish_nothing() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "x", waiting(2)).await;
+    let sub = earliest(&mq, "x", lossless(2)).await;
     let p = mq.publisher("x");
     assert_eq!(p.publish_batch(vec![0u32, 100]).await.unwrap(), 0..2);
     for k in 1..=3 {
@@ -903,7 +884,7 @@ async fn publishes_dropped_while_parked_publish_nothing() {
 #[tokio::test]
 async fn a_parked_publish_dropped_after_its_wake_up_strands_no_one() {
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "w", waiting(2)).await;
+    let sub = earliest(&mq, "w", lossless(2)).await;
     let p = mq.publisher("w");
     p.publish_batch(vec![0u8, 1]).await.unwrap();
     let mut first = Box::pin(p.publish(10u8));
@@ -935,7 +916,7 @@ async fn parked_publishers_are_released_by_expiry_in_waves() {
     let mq = MessageQueue::new();
     let options = TopicOptions {
         message_ttl: Some(ttl),
-        ..waiting(2)
+        ..lossless(2)
     };
     let _idle = earliest(&mq, "waves", options).await;
     let p = mq.publisher("waves");
@@ -982,7 +963,7 @@ async fn a_parked_batch_goes_in_when_enough_messages_expire() {
     let mq = MessageQueue::new();
     let options = TopicOptions {
         message_ttl: Some(Duration::from_millis(100)),
-        ..waiting(3)
+        ..lossless(3)
     };
     let _idle = earliest(&mq, "tb", options).await;
     let p = mq.publisher("tb");
@@ -1017,7 +998,7 @@ async fn a_publish_parked_on_a_partition_is_released_by_expiry() {
     let mq = MessageQueue::new();
     let options = TopicOptions {
         message_ttl: Some(Duration::from_millis(100)),
-        ..waiting(1)
+        ..lossless(1)
     };
     mq.create_partitioned_topic("pt", options.clone(), 2)
         .await
@@ -1052,7 +1033,7 @@ async fn stats_on_a_waiting_ttl_topic_are_exact() {
     let mq = MessageQueue::new();
     let options = TopicOptions {
         message_ttl: Some(Duration::from_millis(100)),
-        ..waiting(3)
+        ..lossless(3)
     };
     let sub = earliest(&mq, "s", options.clone()).await;
     let p = mq.publisher("s");
@@ -1124,7 +1105,7 @@ async fn many_waiting_publishers_lose_nothing() {
     const PUBLISHERS: u32 = 8;
     const EACH: u32 = 300;
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "many", waiting(4)).await;
+    let sub = earliest(&mq, "many", lossless(4)).await;
     let mut tasks = Vec::new();
     for t in 0..PUBLISHERS {
         let p = mq.publisher("many");
@@ -1217,7 +1198,7 @@ async fn parked_encoded_publishes_hand_back_the_original_values() {
         tokio_memq::SerializationConfig::Default,
         None,
     );
-    let sub = earliest(&mq, "enc", waiting(2)).await;
+    let sub = earliest(&mq, "enc", lossless(2)).await;
     let p = mq.publisher("enc");
     p.publish_batch(vec!["a".to_string(), "b".to_string()])
         .await
@@ -1264,7 +1245,7 @@ async fn a_partitioned_batch_cut_by_close_hands_back_exactly_the_unpublished_val
                 None,
             );
         }
-        mq.create_partitioned_topic("pb", waiting(4), 2).await.unwrap();
+        mq.create_partitioned_topic("pb", lossless(4), 2).await.unwrap();
         let p0 = mq
             .subscribe_partition("pb", 0, None, ConsumptionMode::Earliest)
             .await
@@ -1311,7 +1292,7 @@ async fn queue_level_partitioned_publishes_parked_then_closed_hand_back_the_rest
     use tokio_memq::TopicMessage;
     let mq = MessageQueue::new();
     for t in ["pa", "pb"] {
-        mq.create_partitioned_topic(t, waiting(1), 2).await.unwrap();
+        mq.create_partitioned_topic(t, lossless(1), 2).await.unwrap();
         mq.set_partition_routing(t, tokio_memq::PartitionRouting::Fixed(1))
             .await
             .unwrap();
@@ -1472,7 +1453,7 @@ async fn byte_budget_boundaries_and_waiting_for_bytes() {
 async fn a_parked_sink_send_fails_with_closed_on_delete() {
     use futures_util::SinkExt;
     let mq = MessageQueue::new();
-    let _sub = earliest(&mq, "sink", waiting(1)).await;
+    let _sub = earliest(&mq, "sink", lossless(1)).await;
     let p = mq.publisher("sink");
     p.publish(0u32).await.unwrap();
     let mut sink = p.sink::<u32>();
@@ -1509,7 +1490,7 @@ async fn publishes_racing_close_or_delete_lose_no_accepted_message() {
         let by_delete = round % 2 == 0;
         let lru = round % 4 >= 2;
         let mq = MessageQueue::new();
-        let options = if lru { evicting(8) } else { waiting(8) };
+        let options = if lru { evicting(8) } else { lossless(8) };
         let sub = earliest(&mq, "race", options).await;
         let mut tasks = Vec::new();
         for t in 0..4u64 {

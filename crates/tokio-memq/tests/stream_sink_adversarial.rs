@@ -16,6 +16,10 @@
 //! handing the value back, many sinks on one full topic, `SinkExt`
 //! combinators).
 
+#[path = "support/options.rs"]
+mod options;
+use options::{earliest, evicting, lossless};
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,27 +39,15 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// Long enough for a parked future to show it stays parked.
 const SETTLE: Duration = Duration::from_millis(30);
 
-/// A topic of `cap` messages whose publishers wait for room.
-fn waiting(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        lru_enabled: false,
-        ..TopicOptions::default()
-    }
-}
-
-/// A topic of `cap` messages that evicts the oldest.
-fn evicting(cap: usize) -> TopicOptions {
-    TopicOptions {
-        max_messages: Some(cap),
-        ..TopicOptions::default()
-    }
-}
-
-async fn earliest(mq: &MessageQueue, topic: &str, options: TopicOptions) -> Subscriber {
-    mq.subscriber_with_options_and_mode(topic, options, ConsumptionMode::Earliest)
+/// A topic of two partitions whose router sends every message to the
+/// second.
+async fn two_partitions_into_the_second(mq: &MessageQueue, topic: &str) {
+    mq.create_partitioned_topic(topic, TopicOptions::default(), 2)
         .await
-        .unwrap()
+        .unwrap();
+    mq.set_partition_routing(topic, PartitionRouting::Fixed(1))
+        .await
+        .unwrap();
 }
 
 /// Polls `fut` once with the current task's context.
@@ -250,12 +242,7 @@ async fn a_group_member_stream_parked_in_next_ends_when_its_topic_is_deleted() {
 #[tokio::test]
 async fn a_seek_back_while_the_owned_stream_is_parked_wakes_it() {
     let mq = MessageQueue::new();
-    mq.create_partitioned_topic("sp", TopicOptions::default(), 2)
-        .await
-        .unwrap();
-    mq.set_partition_routing("sp", PartitionRouting::Fixed(1))
-        .await
-        .unwrap();
+    two_partitions_into_the_second(&mq, "sp").await;
     let plain = earliest(&mq, "s", TopicOptions::default()).await;
     let merged = earliest(&mq, "sp", TopicOptions::default()).await;
     let member = mq
@@ -652,7 +639,7 @@ async fn a_next_raced_against_a_timer_on_another_thread_loses_and_duplicates_not
 async fn an_owned_stream_handed_from_task_to_task_reads_everything_in_order() {
     const N: u32 = 1_000;
     let mq = MessageQueue::new();
-    let mut stream = earliest(&mq, "hand", waiting(16)).await.into_stream();
+    let mut stream = earliest(&mq, "hand", lossless(16)).await.into_stream();
     let publisher = mq.publisher("hand");
     let producer = AbortOnDrop(tokio::spawn(async move {
         for i in 0..N {
@@ -737,7 +724,7 @@ async fn a_borrowed_stream_and_recv_on_one_subscriber_split_the_messages() {
 /// A subscriber from the start of `topic`, made with room for one message
 /// and publishers that wait for it.
 async fn room_for_one(mq: &MessageQueue, topic: &str) -> Subscriber {
-    earliest(mq, topic, waiting(1)).await
+    earliest(mq, topic, lossless(1)).await
 }
 
 /// `poll_ready` once.
@@ -1047,12 +1034,7 @@ async fn a_too_large_value_is_handed_back_and_the_sink_goes_on() {
 #[tokio::test]
 async fn a_sink_into_a_partitioned_topic_follows_the_router() {
     let mq = MessageQueue::new();
-    mq.create_partitioned_topic("ps", TopicOptions::default(), 2)
-        .await
-        .unwrap();
-    mq.set_partition_routing("ps", PartitionRouting::Fixed(1))
-        .await
-        .unwrap();
+    two_partitions_into_the_second(&mq, "ps").await;
     let one = mq
         .subscribe_partition("ps", 1, None, ConsumptionMode::Earliest)
         .await
@@ -1116,7 +1098,7 @@ async fn a_held_value_goes_out_when_the_oldest_message_expires() {
 async fn many_sinks_on_one_full_topic_publish_each_value_once_in_order() {
     const PER: u32 = 200;
     let mq = MessageQueue::new();
-    let sub = earliest(&mq, "many", waiting(2)).await;
+    let sub = earliest(&mq, "many", lossless(2)).await;
     let mut feeders = Vec::new();
     for k in 0..4u32 {
         let mut sink = mq.publisher("many").sink::<(u32, u32)>();
@@ -1159,8 +1141,8 @@ async fn many_sinks_on_one_full_topic_publish_each_value_once_in_order() {
 async fn sink_combinators_keep_every_value_once_and_in_order() {
     const N: u32 = 100;
     let mq = MessageQueue::new();
-    let left = earliest(&mq, "left", waiting(2)).await;
-    let right = earliest(&mq, "right", waiting(3)).await;
+    let left = earliest(&mq, "left", lossless(2)).await;
+    let right = earliest(&mq, "right", lossless(3)).await;
     let to_left = mq
         .publisher("left")
         .sink::<String>()
@@ -1345,12 +1327,7 @@ async fn messages_read_ahead_by_a_stream_that_expire_are_not_delivered() {
 #[tokio::test]
 async fn what_a_typed_batch_put_aside_comes_first_through_a_later_stream() {
     let mq = MessageQueue::new();
-    mq.create_partitioned_topic("ta", TopicOptions::default(), 2)
-        .await
-        .unwrap();
-    mq.set_partition_routing("ta", PartitionRouting::Fixed(1))
-        .await
-        .unwrap();
+    two_partitions_into_the_second(&mq, "ta").await;
     let merged = earliest(&mq, "ta", TopicOptions::default()).await;
     let member = mq
         .group("tg", "w")
